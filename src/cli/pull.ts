@@ -1,0 +1,5 @@
+import type { Command } from 'commander';
+
+export function registerPull(program: Command): void {
+  program.command('pull').description('(not yet available)');
+}

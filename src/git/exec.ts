@@ -1,0 +1,110 @@
+/**
+ * The only place in the project that starts a git process.
+ *
+ * Every call gets a clean environment: variables a git hook inherits
+ * (GIT_DIR, GIT_OBJECT_DIRECTORY, GIT_QUARANTINE_PATH, ...) would otherwise
+ * redirect our commands to the wrong repository when `publish` runs from a
+ * post-receive hook. Prompts are disabled so a replica never hangs waiting
+ * for a password, and the locale is fixed so messages we parse stay stable.
+ */
+import { spawn } from 'node:child_process';
+import { BundlemirrorError } from '../errors.js';
+
+export interface GitOptions {
+  /** Bare repository to operate on; passed as `--git-dir=<abs>` so it can never read as an option. */
+  gitDir?: string;
+  cwd?: string;
+  input?: string | Buffer;
+  /** Extra environment (only variables this project chooses, never user input). */
+  env?: Record<string, string>;
+  /** Exit codes that are not failures (for example 1 from `show-ref` on an empty repository). */
+  okCodes?: number[];
+  /** Repository name for error messages. */
+  repo?: string;
+  /** Called with each stderr chunk (progress output). */
+  onStderr?: (chunk: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface GitResult {
+  stdout: Buffer;
+  stderr: string;
+  code: number;
+}
+
+const STRIPPED = /^GIT_/;
+
+export function gitEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!STRIPPED.test(k)) env[k] = v;
+  }
+  env.GIT_TERMINAL_PROMPT = '0';
+  env.GIT_ASKPASS = 'true';
+  env.LC_ALL = 'C';
+  env.LANG = 'C';
+  return { ...env, ...extra };
+}
+
+let spawned = 0;
+/** Number of git processes started by this process (benchmarks and tests read it). */
+export function gitProcessCount(): number {
+  return spawned;
+}
+
+export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
+  const argv = opts.gitDir ? [`--git-dir=${opts.gitDir}`, ...args] : args;
+  return new Promise((resolve, reject) => {
+    spawned += 1;
+    const child = spawn('git', argv, {
+      cwd: opts.cwd,
+      env: gitEnv(opts.env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+      signal: opts.signal,
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (c: string) => {
+      if (err.length < 1 << 20) err += c;
+      opts.onStderr?.(c);
+    });
+    child.on('error', (e) =>
+      reject(new BundlemirrorError('E_GIT', `could not run git ${args[0] ?? ''}: ${e.message}`, { repo: opts.repo, cause: e })),
+    );
+    child.stdin.on('error', () => {
+      /* git may exit before reading all input; the exit code tells what happened */
+    });
+    child.on('close', (code, signal) => {
+      const exit = code ?? 128;
+      const result: GitResult = { stdout: Buffer.concat(out), stderr: err, code: exit };
+      const ok = exit === 0 || (opts.okCodes ?? []).includes(exit);
+      if (ok && !signal) resolve(result);
+      else {
+        const why = err.trim().split('\n').slice(-3).join(' / ') || (signal ? `killed by ${signal}` : `exit ${exit}`);
+        reject(new GitError(args, exit, err, `git ${args[0] ?? ''} failed: ${why}`, opts.repo));
+      }
+    });
+    if (opts.input !== undefined) child.stdin.end(opts.input);
+    else child.stdin.end();
+  });
+}
+
+export class GitError extends BundlemirrorError {
+  constructor(
+    readonly args: string[],
+    readonly exitCode: number,
+    readonly stderr: string,
+    message: string,
+    repo?: string,
+  ) {
+    super('E_GIT', message, { repo });
+  }
+}
+
+/** stdout as text, trailing newline removed. */
+export async function gitText(args: string[], opts: GitOptions = {}): Promise<string> {
+  const r = await git(args, opts);
+  return r.stdout.toString('utf8').replace(/\n$/, '');
+}

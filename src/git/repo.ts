@@ -1,0 +1,198 @@
+/**
+ * Typed git operations on bare repositories. Callers pass absolute paths
+ * and names that were already checked (see refname.ts); every name that
+ * could look like an option is still placed after `--end-of-options` or
+ * inside a `--flag=value` argument.
+ */
+import { createHash } from 'node:crypto';
+import { BundlemirrorError } from '../errors.js';
+import { git, gitText, type GitOptions } from './exec.js';
+import { isObjectId, refNameProblem } from './refname.js';
+
+export interface Ref {
+  oid: string;
+  name: string;
+}
+
+/** Raw `git show-ref` output: the exact bytes the fingerprint is computed over. */
+export async function showRef(gitDir: string, repo?: string): Promise<string> {
+  const r = await git(['show-ref'], { gitDir, repo, okCodes: [1] });
+  return r.stdout.toString('utf8');
+}
+
+export function parseShowRef(raw: string): Ref[] {
+  const refs: Ref[] = [];
+  for (const line of raw.split('\n')) {
+    if (!line) continue;
+    refs.push({ oid: line.slice(0, 40), name: line.slice(41) });
+  }
+  return refs;
+}
+
+/** grokmirror's fingerprint: SHA-1 of the exact `git show-ref` output. */
+export function fingerprintOf(showRefOutput: string): string {
+  return createHash('sha1').update(showRefOutput, 'utf8').digest('hex');
+}
+
+/** Renders refs as `git show-ref` would: sorted by name, one `<oid> <name>\n` each. */
+export function formatShowRef(refs: Ref[]): string {
+  return [...refs]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((r) => `${r.oid} ${r.name}\n`)
+    .join('');
+}
+
+export async function fingerprint(gitDir: string, repo?: string): Promise<{ fingerprint: string; refs: Ref[]; raw: string }> {
+  const raw = await showRef(gitDir, repo);
+  return { fingerprint: fingerprintOf(raw), refs: parseShowRef(raw), raw };
+}
+
+/** HEAD as grokmirror writes it: `ref: refs/heads/x`, or an object id when detached. */
+export async function readHead(gitDir: string, repo?: string): Promise<string | null> {
+  const sym = await git(['symbolic-ref', '-q', 'HEAD'], { gitDir, repo, okCodes: [1, 128] });
+  const name = sym.stdout.toString('utf8').trim();
+  if (sym.code === 0 && name) return `ref: ${name}`;
+  const oid = await git(['rev-parse', '-q', '--verify', 'HEAD'], { gitDir, repo, okCodes: [1, 128] });
+  const id = oid.stdout.toString('utf8').trim();
+  return oid.code === 0 && isObjectId(id) ? id : null;
+}
+
+export async function setHead(gitDir: string, head: string, repo?: string): Promise<void> {
+  if (head.startsWith('ref: ')) {
+    const target = head.slice(5);
+    const problem = refNameProblem(target);
+    if (problem) throw new BundlemirrorError('E_UNSAFE_NAME', `HEAD target ${JSON.stringify(target)} ${problem}`, { repo });
+    await git(['symbolic-ref', 'HEAD', target], { gitDir, repo });
+    return;
+  }
+  if (!isObjectId(head)) throw new BundlemirrorError('E_UNSAFE_NAME', `HEAD value ${JSON.stringify(head)} is neither a ref nor an object id`, { repo });
+  await git(['update-ref', '--no-deref', 'HEAD', head], { gitDir, repo });
+}
+
+export async function configGet(gitDir: string, key: string, repo?: string): Promise<string | null> {
+  const r = await git(['config', '--get', key], { gitDir, repo, okCodes: [1] });
+  return r.code === 0 ? r.stdout.toString('utf8').replace(/\n$/, '') : null;
+}
+
+export async function configSet(gitDir: string, key: string, value: string, repo?: string): Promise<void> {
+  await git(['config', key, value], { gitDir, repo });
+}
+
+export async function configUnset(gitDir: string, key: string, repo?: string): Promise<void> {
+  await git(['config', '--unset-all', key], { gitDir, repo, okCodes: [5] });
+}
+
+export async function initBare(dir: string, repo?: string): Promise<void> {
+  await git(['init', '--bare', '--quiet', '--end-of-options', dir], { repo });
+}
+
+export interface RefUpdate {
+  name: string;
+  /** New object id, or null to delete. */
+  oid: string | null;
+}
+
+/**
+ * Applies every update in one `git update-ref --stdin` transaction: either
+ * all refs move or none does. Names and ids are validated first.
+ */
+export async function updateRefs(gitDir: string, updates: RefUpdate[], repo?: string): Promise<void> {
+  if (updates.length === 0) return;
+  const lines: string[] = ['start'];
+  for (const u of updates) {
+    const problem = refNameProblem(u.name);
+    if (problem) throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${JSON.stringify(u.name)} ${problem}`, { repo });
+    if (u.oid === null) lines.push(`delete ${u.name}`);
+    else {
+      if (!isObjectId(u.oid)) throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${u.name}: ${JSON.stringify(u.oid)} is not an object id`, { repo });
+      lines.push(`update ${u.name} ${u.oid}`);
+    }
+  }
+  lines.push('prepare', 'commit', '');
+  await git(['update-ref', '--stdin'], { gitDir, repo, input: lines.join('\n') });
+}
+
+/** Which of these object ids exist in the repository (as commits or any object). */
+export async function existingObjects(gitDir: string, oids: string[], repo?: string): Promise<Set<string>> {
+  const present = new Set<string>();
+  if (oids.length === 0) return present;
+  const r = await git(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
+    gitDir,
+    repo,
+    input: oids.join('\n') + '\n',
+  });
+  for (const line of r.stdout.toString('utf8').split('\n')) {
+    const [oid, type] = line.split(' ');
+    if (oid && type && type !== 'missing' && isObjectId(oid)) present.add(oid);
+  }
+  return present;
+}
+
+/**
+ * True when every object reachable from `tips` is present (stopping at what
+ * existing refs already reach). Run after unbundling and before refs move,
+ * so a bundle with a short pack can never leave a ref pointing at nothing.
+ */
+export async function isConnected(gitDir: string, tips: string[], repo?: string): Promise<boolean> {
+  if (tips.length === 0) return true;
+  const r = await git(['rev-list', '--objects', '--quiet', '--stdin', '--not', '--all'], {
+    gitDir,
+    repo,
+    input: tips.join('\n') + '\n',
+    okCodes: [1, 128],
+  });
+  return r.code === 0;
+}
+
+/** Creates a bundle of the given revisions (`--all`, or tips plus `^prerequisite` lines). */
+export async function createBundle(gitDir: string, outFile: string, revs: 'all' | string[], repo?: string): Promise<void> {
+  if (revs === 'all') {
+    await git(['bundle', 'create', '--quiet', outFile, '--all'], { gitDir, repo });
+    return;
+  }
+  await git(['bundle', 'create', '--quiet', outFile, '--stdin'], { gitDir, repo, input: revs.join('\n') + '\n' });
+}
+
+/**
+ * Imports a bundle's objects without touching any ref; refs are then set
+ * from index.json in one transaction. git refuses (exit 1, nothing written)
+ * when prerequisites are missing.
+ */
+export async function unbundle(gitDir: string, bundleFile: string, repo?: string, opts: Pick<GitOptions, 'signal'> = {}): Promise<void> {
+  await git(['bundle', 'unbundle', bundleFile], { gitDir, repo, signal: opts.signal });
+}
+
+export interface FetchOptions {
+  prune?: boolean;
+  repo?: string;
+  onProgress?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Fetches every ref from a URL into the same names (a mirror fetch). */
+export async function fetchMirror(gitDir: string, url: string, opts: FetchOptions = {}): Promise<void> {
+  if (url.startsWith('-')) throw new BundlemirrorError('E_UNSAFE_NAME', `fetch URL ${JSON.stringify(url)} starts with "-"`, { repo: opts.repo });
+  const args = ['fetch', '--quiet', '--no-tags', '--no-write-fetch-head'];
+  if (opts.prune) args.push('--prune');
+  args.push('--end-of-options', url, '+refs/*:refs/*');
+  await git(args, { gitDir, repo: opts.repo, onStderr: opts.onProgress, signal: opts.signal });
+}
+
+export async function fsck(gitDir: string, repo?: string): Promise<{ ok: boolean; output: string }> {
+  const r = await git(['fsck', '--no-progress', '--no-dangling'], { gitDir, repo, okCodes: [1, 2, 3, 4, 5, 6, 7, 8] });
+  return { ok: r.code === 0, output: (r.stderr + r.stdout.toString('utf8')).trim() };
+}
+
+export async function revParse(gitDir: string, rev: string, repo?: string): Promise<string | null> {
+  const r = await git(['rev-parse', '-q', '--verify', '--end-of-options', rev], { gitDir, repo, okCodes: [1, 128] });
+  const id = r.stdout.toString('utf8').trim();
+  return r.code === 0 && isObjectId(id) ? id : null;
+}
+
+/** Root commits reachable from the given tips (forkgroup detection). */
+export async function rootCommits(gitDir: string, repo?: string): Promise<string[]> {
+  const out = await gitText(['rev-list', '--max-parents=0', '--all'], { gitDir, repo });
+  return out ? out.split('\n').sort() : [];
+}
+
+export { git, gitText };

@@ -1,0 +1,80 @@
+/**
+ * Per-repository `index.json`: the complete ref state of one repository and
+ * the bundles a replica can build it from. Versioned; a replica refuses a
+ * version it does not know rather than guessing.
+ */
+import { z } from 'zod';
+import { BundlemirrorError } from '../errors.js';
+import { isValidRefName } from '../git/refname.js';
+
+export const INDEX_VERSION = 1;
+export const INDEX_FILE = 'index.json';
+export const BUNDLE_LIST_FILE = 'bundle-list';
+
+const oid = z.string().regex(/^[0-9a-f]{40}$/, 'must be a 40-hex object id');
+const refName = z.string().max(4096).refine(isValidRefName, 'is not a valid ref name');
+
+/** Largest bundle a replica will accept from an index (1 TiB). */
+export const MAX_BUNDLE_SIZE = 2 ** 40;
+
+export const BundleRefSchema = z.object({
+  /** Relative to the index's URL (a file name, no slashes) or absolute http(s). */
+  uri: z
+    .string()
+    .max(2048)
+    .refine((u) => /^[A-Za-z0-9][A-Za-z0-9._-]*\.bundle$/.test(u) || /^https?:\/\/[^\s]+$/.test(u), 'must be a bundle file name or an http(s) URL'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+  size: z.number().int().positive().max(MAX_BUNDLE_SIZE),
+  creationToken: z.number().int().nonnegative(),
+  prerequisites: z.array(oid).max(1_000_000),
+  tips: z.record(refName, oid),
+  /** Set when a newer base replaced this bundle; it stays listed for a grace period. */
+  superseded: z.string().optional(),
+});
+
+export const RepoIndexSchema = z.object({
+  version: z.literal(INDEX_VERSION),
+  path: z.string(),
+  generated: z.string(),
+  fingerprint: z.string().regex(/^[0-9a-f]{40}$/),
+  head: z.string().max(4200).nullable(),
+  refs: z.record(refName, oid),
+  bundles: z.array(BundleRefSchema).max(10_000),
+  forkgroup: z.string().max(256).nullable().optional(),
+});
+
+export type BundleRef = z.infer<typeof BundleRefSchema>;
+export type RepoIndex = z.infer<typeof RepoIndexSchema>;
+
+export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
+  let data: unknown;
+  try {
+    data = JSON.parse(text.toString());
+  } catch (err) {
+    throw new BundlemirrorError('E_INDEX', `index.json is not valid JSON: ${(err as Error).message}`, { repo, cause: err });
+  }
+  if (data && typeof data === 'object' && 'version' in data && (data as { version: unknown }).version !== INDEX_VERSION) {
+    throw new BundlemirrorError('E_INDEX', `index.json has version ${String((data as { version: unknown }).version)}, this bundlemirror reads version ${INDEX_VERSION}`, {
+      repo,
+      hint: 'upgrade bundlemirror on this replica',
+    });
+  }
+  const parsed = RepoIndexSchema.safeParse(data);
+  if (!parsed.success) {
+    const first = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new BundlemirrorError('E_INDEX', `index.json is malformed: ${first}`, { repo, hint: 'the origin published a broken index; report it to the origin' });
+  }
+  if (parsed.data.path !== repo) {
+    throw new BundlemirrorError('E_INDEX', `index.json describes ${JSON.stringify(parsed.data.path)}, not this repository`, { repo });
+  }
+  return parsed.data;
+}
+
+export function serializeRepoIndex(index: RepoIndex): string {
+  return JSON.stringify(index, null, 1) + '\n';
+}
+
+/** The bundles still current (not superseded), oldest first. */
+export function currentBundles(index: RepoIndex): BundleRef[] {
+  return index.bundles.filter((b) => !b.superseded).sort((a, b) => a.creationToken - b.creationToken);
+}

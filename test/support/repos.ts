@@ -1,0 +1,100 @@
+/**
+ * Real git repositories for tests: bare origins with branches, annotated
+ * tags and forks, built with the git binary in temp directories.
+ */
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { git, gitText } from '../../src/git/exec.js';
+
+export async function tempDir(prefix = 'bm-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+const IDENT = {
+  GIT_AUTHOR_NAME: 'Test',
+  GIT_AUTHOR_EMAIL: 'test@example.invalid',
+  GIT_COMMITTER_NAME: 'Test',
+  GIT_COMMITTER_EMAIL: 'test@example.invalid',
+};
+
+/** A working tree to make commits in, pushing into a bare repository. */
+export class WorkTree {
+  private n = 0;
+  constructor(
+    readonly dir: string,
+    readonly bare: string,
+  ) {}
+
+  static async create(root: string, bare: string, opts: { branch?: string } = {}): Promise<WorkTree> {
+    const dir = join(root, `wt-${randomBytes(4).toString('hex')}`);
+    await git(['init', '--quiet', '--initial-branch', opts.branch ?? 'main', dir]);
+    await git(['remote', 'add', 'origin', bare], { cwd: dir });
+    return new WorkTree(dir, bare);
+  }
+
+  async run(args: string[]): Promise<string> {
+    return gitText(args, { cwd: this.dir, env: IDENT });
+  }
+
+  /** Adds a commit with one new file; `bytes` of random (incompressible) content when given. */
+  async commit(message?: string, bytes = 0): Promise<string> {
+    this.n += 1;
+    const name = `file-${this.n}-${randomBytes(3).toString('hex')}.txt`;
+    const body = bytes > 0 ? randomBytes(bytes) : Buffer.from(`${message ?? 'change'} ${this.n}\n`);
+    await writeFile(join(this.dir, name), body);
+    await this.run(['add', '--', name]);
+    await this.run(['commit', '--quiet', '-m', message ?? `commit ${this.n}`]);
+    return this.run(['rev-parse', 'HEAD']);
+  }
+
+  async push(...refspecs: string[]): Promise<void> {
+    await this.run(['push', '--quiet', '--force', 'origin', ...refspecs]);
+  }
+}
+
+export async function initBareRepo(path: string, opts: { description?: string; owner?: string } = {}): Promise<string> {
+  await mkdir(path, { recursive: true });
+  await git(['init', '--bare', '--quiet', '--initial-branch', 'main', path]);
+  if (opts.description !== undefined) await writeFile(join(path, 'description'), opts.description + '\n');
+  if (opts.owner !== undefined) await git(['config', 'gitweb.owner', opts.owner], { gitDir: path });
+  return path;
+}
+
+/** A bare repository with `commits` commits on main, a second branch and an annotated tag. */
+export async function makeRepo(
+  root: string,
+  toplevel: string,
+  relPath: string,
+  opts: { commits?: number; bytesPerCommit?: number; description?: string; owner?: string } = {},
+): Promise<{ bare: string; wt: WorkTree }> {
+  const bare = await initBareRepo(join(toplevel, relPath), opts);
+  const wt = await WorkTree.create(root, bare);
+  const commits = opts.commits ?? 3;
+  for (let i = 0; i < commits; i++) await wt.commit(`commit ${i + 1}`, opts.bytesPerCommit ?? 0);
+  await wt.run(['tag', '-a', '-m', 'release 1', 'v1.0']);
+  await wt.run(['branch', 'devel']);
+  await wt.commit('after tag');
+  await wt.push('main', 'devel', 'v1.0');
+  return { bare, wt };
+}
+
+/** A fork: a bare clone of `source` that then gains a commit of its own. */
+export async function makeFork(root: string, toplevel: string, source: string, relPath: string): Promise<{ bare: string; wt: WorkTree }> {
+  const bare = join(toplevel, relPath);
+  await git(['clone', '--bare', '--quiet', source, bare]);
+  const wt = await WorkTree.create(root, bare);
+  await wt.run(['fetch', '--quiet', 'origin', 'main']);
+  await wt.run(['checkout', '--quiet', '-B', 'main', 'FETCH_HEAD']);
+  await wt.commit('fork commit');
+  await wt.push('main');
+  return { bare, wt };
+}
+
+/** `git show-ref` output and its sha1, computed with the real binaries. */
+export async function showRefOf(gitDir: string): Promise<string> {
+  const r = await git(['show-ref'], { gitDir, okCodes: [1] });
+  return r.stdout.toString();
+}
