@@ -8,6 +8,7 @@
  * for a password, and the locale is fixed so messages we parse stay stable.
  */
 import { spawn } from 'node:child_process';
+import { pipeline } from 'node:stream/promises';
 import { BundlemirrorError } from '../errors.js';
 
 export interface GitOptions {
@@ -24,6 +25,8 @@ export interface GitOptions {
   /** Called with each stderr chunk (progress output). */
   onStderr?: (chunk: string) => void;
   signal?: AbortSignal;
+  /** Stream stdout here instead of buffering it (bundles can be gigabytes). */
+  stdout?: NodeJS.WritableStream;
 }
 
 export interface GitResult {
@@ -64,7 +67,9 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
     });
     const out: Buffer[] = [];
     let err = '';
-    child.stdout.on('data', (c: Buffer) => out.push(c));
+    let piped: Promise<void> = Promise.resolve();
+    if (opts.stdout) piped = pipeline(child.stdout, opts.stdout);
+    else child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (c: string) => {
       if (err.length < 1 << 20) err += c;
@@ -76,7 +81,13 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
     child.stdin.on('error', () => {
       /* git may exit before reading all input; the exit code tells what happened */
     });
-    child.on('close', (code, signal) => {
+    child.on('close', async (code, signal) => {
+      try {
+        await piped;
+      } catch (e) {
+        reject(e);
+        return;
+      }
       const exit = code ?? 128;
       const result: GitResult = { stdout: Buffer.concat(out), stderr: err, code: exit };
       const ok = exit === 0 || (opts.okCodes ?? []).includes(exit);

@@ -1,0 +1,79 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { BundlemirrorError, ExitStatus } from '../errors.js';
+import { publish } from '../origin/publish.js';
+import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
+import { fnmatch } from '../fnmatch.js';
+import { formatBytes } from './format.js';
+
+interface PublishFlags {
+  toplevel: string;
+  out: string;
+  baseUrl?: string;
+  ignore: string[];
+  wait: string;
+  maxIncrementals: string;
+  chainRatio: string;
+  graceDays: string;
+  quiet?: boolean;
+}
+
+export function registerPublish(program: Command): void {
+  program
+    .command('publish')
+    .description('publish bare repositories as a static tree: manifest.js.gz, per-repository index.json, bundle-list and bundles')
+    .argument('[repo...]', 'publish only these repositories (disk path, e.g. $PWD from a hook, or manifest path like /pub/a.git)')
+    .requiredOption('-t, --toplevel <dir>', 'directory holding the bare repositories (any depth)')
+    .option('-o, --out <dir>', 'where to write the published tree', 'bundles')
+    .option('--base-url <url>', 'URL at which --out is served; bundle-list files then carry absolute URIs')
+    .option('--ignore <glob>', 'leave out repositories whose manifest path matches (repeatable)', collect, [])
+    .option('--wait <seconds>', 'how long to wait for another publish into the same --out', '300')
+    .option('--max-incrementals <n>', 'incremental bundles on top of one base before a new base', String(DEFAULT_CHAIN_POLICY.maxIncrementals))
+    .option('--chain-ratio <r>', 'new base once incrementals add up to this fraction of the base', String(DEFAULT_CHAIN_POLICY.maxChainRatio))
+    .option('--grace-days <d>', 'how long superseded bundles stay listed and on disk', String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000))
+    .option('-q, --quiet', 'print only the summary and errors')
+    .action(async (repos: string[], flags: PublishFlags) => {
+      const baseUrl = flags.baseUrl ? checkBaseUrl(flags.baseUrl) : null;
+      const report = await publish({
+        toplevel: resolve(flags.toplevel),
+        out: resolve(flags.out),
+        baseUrl,
+        ignore: flags.ignore.length ? (p) => flags.ignore.some((g) => fnmatch(p, g)) : undefined,
+        only: repos.length ? repos.map((r) => (r.startsWith('/') ? r : resolve(r))) : undefined,
+        lockWaitMs: number(flags.wait, '--wait') * 1000,
+        policy: {
+          maxIncrementals: number(flags.maxIncrementals, '--max-incrementals'),
+          maxChainRatio: number(flags.chainRatio, '--chain-ratio'),
+          graceMs: number(flags.graceDays, '--grace-days') * 86_400_000,
+        },
+        log: flags.quiet ? undefined : (line) => process.stderr.write(line + '\n'),
+      });
+      for (const e of report.failed) process.stderr.write(`bundlemirror: ${e.describe()}\n`);
+      const bytes = report.changed.flatMap((c) => c.bundles).reduce((n, b) => n + b.size, 0);
+      process.stdout.write(
+        `published ${report.changed.length} changed, ${report.unchanged.length} unchanged, ${report.removed.length} removed, ` +
+          `${report.failed.length} failed; ${formatBytes(bytes)} of new bundles; manifest ${report.manifestWritten ? 'written' : 'unchanged'}\n`,
+      );
+      if (report.failed.length) process.exitCode = ExitStatus.repoFailed;
+    });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function number(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new BundlemirrorError('E_USAGE', `${flag} takes a non-negative number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function checkBaseUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return u.toString();
+  } catch {
+    /* fall through */
+  }
+  throw new BundlemirrorError('E_USAGE', `--base-url must be an http(s) URL, not ${JSON.stringify(url)}`);
+}

@@ -1,0 +1,77 @@
+/**
+ * Writes one content-addressed bundle. git streams the bundle to us; we hash
+ * the bytes as they go to a temp file, so a bundle is read once, then give
+ * it its final name `<sha256>.bundle` with an atomic rename. A name never
+ * refers to other bytes, which is what makes resuming a download safe.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { git } from '../git/exec.js';
+import { readBundleHeader, type BundleHeader } from '../git/bundle.js';
+import { commitFile, exists, tempPathFor } from '../fsutil.js';
+
+export interface WrittenBundle {
+  file: string;
+  name: string;
+  sha256: string;
+  size: number;
+  header: BundleHeader;
+}
+
+/** Marker git prints when the revisions bring no new objects. */
+const EMPTY_BUNDLE = /Refusing to create empty bundle/;
+
+/**
+ * `revs` is `'all'` for a base bundle, or stdin lines for `git bundle create
+ * --stdin` (ref names to include, `^oid` for prerequisites). Returns null when
+ * git finds nothing new to bundle.
+ */
+export async function writeBundle(gitDir: string, outDir: string, revs: 'all' | string[], repo: string): Promise<WrittenBundle | null> {
+  await mkdir(outDir, { recursive: true });
+  const target = join(outDir, 'bundle');
+  const tmp = tempPathFor(target);
+  const hash = createHash('sha256');
+  let size = 0;
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const sink = createWriteStream(tmp, { flags: 'w', mode: 0o644, highWaterMark: 1 << 20 });
+  tee.pipe(sink);
+  const closed = new Promise<void>((res, rej) => {
+    sink.on('close', res);
+    sink.on('error', rej);
+  });
+  closed.catch(() => {}); // observed below; avoids an unhandled rejection while git still runs
+  const args = revs === 'all' ? ['bundle', 'create', '--quiet', '-', '--all'] : ['bundle', 'create', '--quiet', '-', '--stdin'];
+  try {
+    await git(args, { gitDir, repo, stdout: tee, input: revs === 'all' ? undefined : revs.join('\n') + '\n' });
+    await closed;
+  } catch (err) {
+    sink.destroy();
+    await rm(tmp, { force: true });
+    if (err instanceof Error && 'stderr' in err && EMPTY_BUNDLE.test(String((err as { stderr: unknown }).stderr))) return null;
+    throw err;
+  }
+  const fh = await open(tmp, 'r');
+  await fh.sync();
+  await fh.close();
+  const sha256 = hash.digest('hex');
+  const name = `${sha256}.bundle`;
+  const file = join(outDir, name);
+  if (await exists(file)) {
+    // identical bytes already published under this name: keep the old file untouched
+    await rm(tmp, { force: true });
+  } else {
+    await commitFile(tmp, file);
+  }
+  const header = await readBundleHeader(file);
+  const st = await stat(file);
+  return { file, name, sha256, size: st.size === size ? size : st.size, header };
+}

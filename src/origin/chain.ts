@@ -1,0 +1,65 @@
+/**
+ * Decides what a publish writes for one changed repository: a base bundle,
+ * an incremental one on top of the last published tips, and when the chain
+ * has grown too long, a fresh base as well. Pure: no git, no disk.
+ *
+ * A collapse writes the incremental too and lists it (superseded) with the
+ * old chain, so a replica part-way along the old chain still catches up with
+ * small downloads instead of fetching the new base.
+ */
+import type { Ref } from '../git/repo.js';
+import type { BundleRef, RepoIndex } from '../manifest/repo-index.js';
+
+export interface ChainPolicy {
+  /** Incrementals on top of one base before a new base is written. */
+  maxIncrementals: number;
+  /** New base once the incrementals add up to this fraction of the base's size. */
+  maxChainRatio: number;
+  /** How long superseded bundles stay listed and on disk. */
+  graceMs: number;
+}
+
+export const DEFAULT_CHAIN_POLICY: ChainPolicy = {
+  maxIncrementals: 24,
+  maxChainRatio: 0.5,
+  graceMs: 7 * 24 * 60 * 60 * 1000,
+};
+
+export type BundleDecision =
+  | { kind: 'base' }
+  | { kind: 'incremental'; refs: string[]; prerequisites: string[] }
+  | { kind: 'none' };
+
+/** What to bundle, given the last published index and the refs now. */
+export function decideBundle(prev: RepoIndex | null, current: Ref[]): BundleDecision {
+  const live = prev ? liveChain(prev) : [];
+  if (!prev || live.length === 0 || live[0]!.prerequisites.length > 0) return { kind: 'base' };
+  const changed = current.filter((r) => prev.refs[r.name] !== r.oid).map((r) => r.name);
+  if (changed.length === 0) return { kind: 'none' };
+  const prerequisites = [...new Set(Object.values(prev.refs))].sort();
+  return { kind: 'incremental', refs: changed, prerequisites };
+}
+
+/** The current chain: the newest base and the incrementals after it, oldest first. */
+export function liveChain(index: RepoIndex): BundleRef[] {
+  return index.bundles.filter((b) => !b.superseded).sort((a, b) => a.creationToken - b.creationToken);
+}
+
+export function shouldCollapse(chain: BundleRef[], newIncrementalSize: number, policy: ChainPolicy): boolean {
+  const base = chain[0];
+  if (!base) return false;
+  const incrementals = chain.slice(1);
+  const count = incrementals.length + 1;
+  const size = incrementals.reduce((n, b) => n + b.size, 0) + newIncrementalSize;
+  return count > policy.maxIncrementals || size > policy.maxChainRatio * base.size;
+}
+
+export function nextCreationToken(prev: RepoIndex | null, nowMs: number): number {
+  const last = prev ? Math.max(0, ...prev.bundles.map((b) => b.creationToken)) : 0;
+  return Math.max(Math.floor(nowMs / 1000), last + 1);
+}
+
+/** Drops superseded entries whose grace period is over. */
+export function expireSuperseded(bundles: BundleRef[], nowMs: number, policy: ChainPolicy): BundleRef[] {
+  return bundles.filter((b) => !b.superseded || nowMs - Date.parse(b.superseded) < policy.graceMs);
+}

@@ -1,0 +1,87 @@
+/**
+ * Finds the bare repositories under a toplevel, at any depth, the way an
+ * origin's file tree actually looks: nested groups (`pub/scm/linux/...`),
+ * symlinked aliases, and directories that are not repositories at all.
+ * Symlinks are never followed while walking (no loops, no escapes); a
+ * symlink that resolves to a repository inside the toplevel is recorded as
+ * one of that repository's `symlinks`, as grokmirror does.
+ */
+import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { BundlemirrorError } from '../errors.js';
+
+export interface FoundRepo {
+  /** Manifest path: `/pub/a.git`. */
+  path: string;
+  /** Absolute directory on disk. */
+  dir: string;
+  /** Manifest paths of symlinks that point at this repository. */
+  symlinks: string[];
+}
+
+export async function isBareRepository(dir: string): Promise<boolean> {
+  try {
+    const [head, objects, refs] = await Promise.all([stat(join(dir, 'HEAD')), stat(join(dir, 'objects')), stat(join(dir, 'refs'))]);
+    return head.isFile() && objects.isDirectory() && refs.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function manifestPathOf(toplevel: string, dir: string): string {
+  return '/' + relative(toplevel, dir).split(sep).join('/');
+}
+
+export async function scanToplevel(toplevel: string, ignore: (path: string) => boolean = () => false): Promise<FoundRepo[]> {
+  let top: string;
+  try {
+    top = await realpath(toplevel);
+    if (!(await stat(top)).isDirectory()) throw new Error('not a directory');
+  } catch (err) {
+    throw new BundlemirrorError('E_TOPLEVEL', `toplevel ${toplevel} is not a readable directory: ${(err as Error).message}`, {
+      hint: 'pass --toplevel the directory that holds your bare repositories',
+    });
+  }
+  const repos = new Map<string, FoundRepo>();
+  const links: { path: string; target: string }[] = [];
+
+  async function walk(dir: string): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return; // unreadable subdirectory: not ours to publish
+    }
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const full = join(dir, e.name);
+      const path = manifestPathOf(top, full);
+      if (e.isSymbolicLink()) {
+        links.push({ path, target: full });
+        continue;
+      }
+      if (!e.isDirectory()) continue;
+      if (ignore(path)) continue;
+      if (await isBareRepository(full)) {
+        repos.set(full, { path, dir: full, symlinks: [] });
+        continue; // never descend into a repository
+      }
+      await walk(full);
+    }
+  }
+  await walk(top);
+
+  for (const link of links) {
+    if (ignore(link.path)) continue;
+    try {
+      const real = await realpath(link.target);
+      const repo = repos.get(real);
+      if (repo && (await lstat(link.target)).isSymbolicLink()) repo.symlinks.push(link.path);
+    } catch {
+      /* dangling link */
+    }
+  }
+  const found = [...repos.values()];
+  for (const r of found) r.symlinks.sort();
+  return found.sort((a, b) => (a.path < b.path ? -1 : 1));
+}

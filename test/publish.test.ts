@@ -1,0 +1,251 @@
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmod, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseManifest, readManifestFile } from '../src/manifest/manifest.js';
+import { parseRepoIndex } from '../src/manifest/repo-index.js';
+import { makeFork, makeRepo, initBareRepo, showRefOf, tempDir } from './support/repos.js';
+import { runCli } from './support/cli.js';
+
+async function setup(t: { teardown: (fn: () => Promise<void>) => void }) {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'top');
+  const out = join(dir, 'out');
+  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git', { description: 'alpha repo', owner: 'Alice' });
+  const beta = await makeRepo(dir, toplevel, 'pub/sub/beta.git');
+  const fork = await makeFork(dir, toplevel, alpha.bare, 'pub/forks/alpha-fork.git');
+  await initBareRepo(join(toplevel, 'pub/empty.git'));
+  return { dir, toplevel, out, alpha, beta, fork };
+}
+
+async function publishOk(toplevel: string, out: string, ...extra: string[]) {
+  const r = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet', ...extra]);
+  if (r.code !== 0) throw new Error(`publish failed (${r.code}): ${r.stderr}`);
+  return r;
+}
+
+function sha256File(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+async function snapshot(dir: string): Promise<Map<string, number>> {
+  const m = new Map<string, number>();
+  async function walk(d: string) {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else m.set(p, (await stat(p)).mtimeMs);
+    }
+  }
+  await walk(dir);
+  return m;
+}
+
+test('manifest fingerprints equal `git show-ref | sha1sum` and indexes hold every ref, HEAD and verified bundles', async (t) => {
+  const { toplevel, out, alpha } = await setup(t);
+  await publishOk(toplevel, out);
+  const manifest = await readManifestFile(join(out, 'manifest.js.gz'));
+  t.deepEqual(Object.keys(manifest).sort(), ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'], 'empty repository left out');
+  for (const [path, entry] of Object.entries(manifest)) {
+    const gitDir = join(toplevel, path);
+    const shell = execFileSync('sh', ['-c', `git --git-dir="${gitDir}" show-ref | sha1sum`]).toString().split(' ')[0];
+    t.is(entry.fingerprint, shell, `${path} fingerprint`);
+    t.is(entry.head, 'ref: refs/heads/main');
+    const index = parseRepoIndex(await readFile(join(out, path, 'index.json')), path);
+    const showRef = await showRefOf(gitDir);
+    t.deepEqual(
+      Object.entries(index.refs).map(([n, o]) => `${o} ${n}\n`).join(''),
+      showRef,
+      `${path} index refs`,
+    );
+    t.is(index.head, 'ref: refs/heads/main');
+    t.is(index.bundles.length, 1);
+    const b = index.bundles[0]!;
+    const bytes = await readFile(join(out, path, b.uri));
+    t.is(bytes.length, b.size);
+    t.is(sha256File(bytes), b.sha256);
+    t.is(b.uri, `${b.sha256}.bundle`);
+    t.deepEqual(b.prerequisites, []);
+    t.deepEqual(b.tips, index.refs);
+    const list = await readFile(join(out, path, 'bundle-list'), 'utf8');
+    t.regex(list, /version = 1/);
+    t.regex(list, /mode = all/);
+    t.regex(list, /heuristic = creationToken/);
+  }
+  t.is(manifest['/pub/alpha.git']!.description, 'alpha repo');
+  t.is(manifest['/pub/alpha.git']!.owner, 'Alice');
+  t.is(manifest['/pub/sub/beta.git']!.description, undefined, "git's default description is left out");
+  t.true((manifest['/pub/alpha.git']!.modified ?? 0) > 1_600_000_000);
+  t.truthy(alpha);
+});
+
+test('the manifest has the shape grokmirror writes and reads grokmirror manifests', async (t) => {
+  const fixture = await readFile(new URL('../../shared/fixtures/grokmirror-manifest.js.gz', import.meta.url)).catch(() => null);
+  if (!fixture) return t.pass('shared fixture not present');
+  const { manifest, problems } = parseManifest(fixture);
+  t.deepEqual(problems, []);
+  t.is(Object.keys(manifest).length, 5);
+  t.is(manifest['/pub/scm/delta.git']!.reference, '/pub/scm/gamma.git');
+  t.is(manifest['/pub/scm/alpha.git']!.forkgroup, '3028fd40-6c5f-433e-9295-6bf61b673aee');
+  const { toplevel, out } = await setup(t);
+  await publishOk(toplevel, out);
+  const ours = await readManifestFile(join(out, 'manifest.js.gz'));
+  for (const entry of Object.values(ours)) {
+    for (const key of Object.keys(entry)) t.true(['modified', 'fingerprint', 'head', 'description', 'reference', 'forkgroup', 'owner', 'symlinks'].includes(key), key);
+    t.is(typeof entry.modified, 'number');
+    t.true(entry.reference === null || typeof entry.reference === 'string');
+  }
+});
+
+test('republishing with nothing changed rewrites nothing', async (t) => {
+  const { toplevel, out } = await setup(t);
+  await publishOk(toplevel, out);
+  const before = await snapshot(out);
+  await new Promise((r) => setTimeout(r, 20));
+  const r = await publishOk(toplevel, out);
+  t.regex(r.stdout, /0 changed, 3 unchanged/);
+  t.regex(r.stdout, /manifest unchanged/);
+  const after = await snapshot(out);
+  t.deepEqual([...after.entries()].filter(([p]) => !p.includes('.publish')), [...before.entries()].filter(([p]) => !p.includes('.publish')));
+});
+
+test('a push changes exactly that repository: an incremental bundle with the old tips as prerequisites', async (t) => {
+  const { toplevel, out, beta } = await setup(t);
+  await publishOk(toplevel, out);
+  const m1 = await readManifestFile(join(out, 'manifest.js.gz'));
+  const i1 = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  const oldMain = i1.refs['refs/heads/main']!;
+  await beta.wt.commit('new work');
+  await beta.wt.push('main');
+  const r = await publishOk(toplevel, out);
+  t.regex(r.stdout, /1 changed, 2 unchanged/);
+  const m2 = await readManifestFile(join(out, 'manifest.js.gz'));
+  for (const p of Object.keys(m1)) {
+    if (p === '/pub/sub/beta.git') t.not(m2[p]!.fingerprint, m1[p]!.fingerprint);
+    else t.deepEqual(m2[p], m1[p], `${p} untouched`);
+  }
+  const i2 = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  t.is(i2.bundles.length, 2);
+  const inc = i2.bundles[1]!;
+  t.deepEqual(inc.prerequisites, [oldMain]);
+  t.deepEqual(Object.keys(inc.tips), ['refs/heads/main'], 'an incremental lists only the refs that changed');
+  t.true(inc.creationToken > i2.bundles[0]!.creationToken);
+  t.true(inc.size < i2.bundles[0]!.size);
+  const list = await readFile(join(out, 'pub/sub/beta.git/bundle-list'), 'utf8');
+  t.is(list.match(/uri = /g)?.length, 2, 'the bundle-list names the whole chain');
+});
+
+test('ref deletions and moves to known objects publish a new index without a bundle', async (t) => {
+  const { toplevel, out, beta } = await setup(t);
+  await publishOk(toplevel, out);
+  await beta.wt.run(['push', '--quiet', 'origin', ':devel']);
+  await publishOk(toplevel, out);
+  const idx = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  t.is(idx.bundles.length, 1);
+  t.false('refs/heads/devel' in idx.refs);
+  t.is(Object.entries(idx.refs).map(([n, o]) => `${o} ${n}\n`).join(''), await showRefOf(join(toplevel, 'pub/sub/beta.git')));
+});
+
+test('a long chain collapses into a new base and keeps the old chain listed as superseded', async (t) => {
+  const { toplevel, out, beta } = await setup(t);
+  await publishOk(toplevel, out, '--max-incrementals', '2', '--chain-ratio', '100');
+  for (let i = 0; i < 3; i++) {
+    await beta.wt.commit(`work ${i}`);
+    await beta.wt.push('main');
+    await publishOk(toplevel, out, '--max-incrementals', '2', '--chain-ratio', '100');
+  }
+  const idx = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  const live = idx.bundles.filter((b) => !b.superseded);
+  const superseded = idx.bundles.filter((b) => b.superseded);
+  t.is(live.length, 1, 'one fresh base');
+  t.deepEqual(live[0]!.prerequisites, []);
+  t.is(superseded.length, 4, 'old base, two incrementals and the bridging incremental stay listed');
+  t.true(superseded.every((b) => b.creationToken < live[0]!.creationToken));
+  const list = await readFile(join(out, 'pub/sub/beta.git/bundle-list'), 'utf8');
+  t.is(list.match(/uri = /g)?.length, 1, 'stock git is given only the live chain');
+  for (const b of idx.bundles) t.is((await stat(join(out, 'pub/sub/beta.git', b.uri))).size, b.size);
+});
+
+test('publish REPO republishes only that repository, by disk path or manifest path', async (t) => {
+  const { toplevel, out, alpha, beta } = await setup(t);
+  await publishOk(toplevel, out);
+  await alpha.wt.commit('a');
+  await alpha.wt.push('main');
+  await beta.wt.commit('b');
+  await beta.wt.push('main');
+  const r = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet', alpha.bare]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /1 changed, 0 unchanged/);
+  const m = await readManifestFile(join(out, 'manifest.js.gz'));
+  t.is(m['/pub/alpha.git']!.fingerprint!, createHash('sha1').update(await showRefOf(alpha.bare)).digest('hex'));
+  t.not(m['/pub/sub/beta.git']!.fingerprint!, createHash('sha1').update(await showRefOf(beta.bare)).digest('hex'), 'beta waits for its own publish');
+  const r2 = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet', '/pub/sub/beta.git']);
+  t.is(r2.code, 0, r2.stderr);
+  const m2 = await readManifestFile(join(out, 'manifest.js.gz'));
+  t.is(m2['/pub/sub/beta.git']!.fingerprint!, createHash('sha1').update(await showRefOf(beta.bare)).digest('hex'));
+  const bad = await runCli(['publish', '--toplevel', toplevel, '--out', out, '/pub/nope.git']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /\/pub\/nope\.git is not a bare repository/);
+});
+
+test('symlinks, --ignore and alternates are reflected in the manifest', async (t) => {
+  const { toplevel, out, alpha } = await setup(t);
+  await symlink(alpha.bare, join(toplevel, 'pub/alias.git'));
+  await symlink('/etc', join(toplevel, 'pub/escape'));
+  const ref = join(toplevel, 'pub/ref-user.git');
+  await initBareRepo(ref);
+  await writeFile(join(ref, 'objects/info/alternates'), join(alpha.bare, 'objects') + '\n');
+  execFileSync('git', ['--git-dir', ref, 'update-ref', 'refs/heads/main', (await showRefOf(alpha.bare)).split(' ')[0]!]);
+  await publishOk(toplevel, out, '--ignore', '/pub/sub/*');
+  const m = await readManifestFile(join(out, 'manifest.js.gz'));
+  t.deepEqual(m['/pub/alpha.git']!.symlinks, ['/pub/alias.git']);
+  t.false('/pub/alias.git' in m);
+  t.false('/pub/sub/beta.git' in m, '--ignore leaves it out');
+  t.is(m['/pub/ref-user.git']!.reference, '/pub/alpha.git');
+});
+
+test('errors: a missing toplevel exits 2; a broken repository exits 1, names it and keeps its published files', async (t) => {
+  const { dir, toplevel, out, beta } = await setup(t);
+  const missing = await runCli(['publish', '--toplevel', join(dir, 'nope'), '--out', out]);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /toplevel .*nope is not a readable directory/);
+  t.regex(missing.stderr, /hint:/);
+
+  await publishOk(toplevel, out);
+  const before = await readManifestFile(join(out, 'manifest.js.gz'));
+  await beta.wt.commit('x');
+  await beta.wt.push('main');
+  // corrupt the object the new ref points at, so bundling must fail
+  const tip = (await showRefOf(beta.bare)).split('\n').find((l) => l.endsWith('refs/heads/main'))!.split(' ')[0]!;
+  const obj = join(beta.bare, 'objects', tip.slice(0, 2), tip.slice(2));
+  await chmod(obj, 0o644);
+  await writeFile(obj, 'garbage');
+  const r = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet']);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /\/pub\/sub\/beta\.git: /);
+  const after = await readManifestFile(join(out, 'manifest.js.gz'));
+  t.deepEqual(after['/pub/sub/beta.git'], before['/pub/sub/beta.git'], 'the failed repository keeps its previous entry');
+  const idx = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  for (const b of idx.bundles) t.is(sha256File(await readFile(join(out, 'pub/sub/beta.git', b.uri))), b.sha256);
+  const leftovers = (await readdir(join(out, 'pub/sub/beta.git'))).filter((n) => n.startsWith('.bm-tmp-'));
+  t.deepEqual(leftovers, []);
+});
+
+test('two publishes at once both finish and leave a consistent tree', async (t) => {
+  const { toplevel, out } = await setup(t);
+  const [a, b] = await Promise.all([
+    runCli(['publish', '--toplevel', toplevel, '--out', out]),
+    runCli(['publish', '--toplevel', toplevel, '--out', out]),
+  ]);
+  t.is(a.code, 0, a.stderr);
+  t.is(b.code, 0, b.stderr);
+  const m = await readManifestFile(join(out, 'manifest.js.gz'));
+  t.is(Object.keys(m).length, 3);
+  for (const path of Object.keys(m)) {
+    const idx = parseRepoIndex(await readFile(join(out, path, 'index.json')), path);
+    t.is<string | null | undefined>(idx.fingerprint, m[path]!.fingerprint);
+    for (const bl of idx.bundles) t.is((await stat(join(out, path, bl.uri))).size, bl.size);
+  }
+});
