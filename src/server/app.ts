@@ -1,0 +1,56 @@
+/**
+ * The express app behind `serve`: the page at `/`, read-only smart HTTP at
+ * `/git/` (only with a toplevel), and the published tree everywhere else.
+ *
+ * Routing is done here on the raw request target rather than with express
+ * routes: express matches case-insensitively and decodes before matching,
+ * and every handler below must see exactly the bytes the client sent to
+ * make its own safety checks.
+ */
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { logRequests, type LogLine } from './access-log.js';
+import { catalogSource } from './catalog.js';
+import { pageHandler } from './page.js';
+import { methodNotAllowed, sendText } from './reply.js';
+import { splitTarget } from './safe-path.js';
+import { GIT_PREFIX, smartHttpHandler } from './smart-http.js';
+import { publishedTreeHandler } from './static.js';
+
+export interface AppOptions {
+  /** Real path of the published tree. */
+  realBundles: string;
+  /** Real path of the toplevel of bare repositories; null disables smart HTTP. */
+  realToplevel: string | null;
+  /** Access log and server-side problems; null for silence. */
+  log: LogLine | null;
+}
+
+export function buildApp(opts: AppOptions): Express {
+  const log = opts.log ?? (() => undefined);
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  const published = publishedTreeHandler(opts.realBundles);
+  const git = opts.realToplevel === null ? null : smartHttpHandler({ realToplevel: opts.realToplevel, log });
+  const page = pageHandler({ catalog: catalogSource(opts.realBundles), smartHttp: git !== null });
+
+  if (opts.log) app.use(logRequests(opts.log));
+  app.use(async (req: Request, res: Response) => {
+    const target = req.originalUrl;
+    const { path } = splitTarget(target);
+    if (path === '/') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
+      return page(req, res);
+    }
+    if (git && (path === GIT_PREFIX || path.startsWith(`${GIT_PREFIX}/`))) return git(req, res, target);
+    return published(req, res, target);
+  });
+  // reached only by a bug: say so without details, and never leave a response half-sent
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    log(`internal error on ${req.method} ${req.originalUrl}: ${(err as Error)?.stack ?? String(err)}`);
+    if (res.headersSent) res.destroy();
+    else sendText(req, res, 500, 'internal error');
+  });
+  return app;
+}

@@ -1,0 +1,123 @@
+/**
+ * `startServer`: the programmatic face of `bundlemirror serve`, used by the
+ * CLI, the tests and the demo (which listen on port 0).
+ */
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { realpath, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { BundlemirrorError } from '../errors.js';
+import { buildApp } from './app.js';
+import type { LogLine } from './access-log.js';
+import { hostPort } from './base-url.js';
+
+export interface ServeOptions {
+  /** The published tree (`publish --out`). */
+  bundles: string;
+  /** Bare repositories for smart HTTP at `/git/`; omitted: no smart HTTP. */
+  toplevel?: string | undefined;
+  /** Default 127.0.0.1. */
+  host?: string | undefined;
+  /** Default 8080; 0 picks a free port. */
+  port?: number | undefined;
+  /** Access log sink, one line per request; default stderr; false for none. */
+  log?: LogLine | false | undefined;
+}
+
+export interface RunningServer {
+  /** `http://host:port`, no trailing slash. */
+  url: string;
+  host: string;
+  port: number;
+  /**
+   * Stops accepting connections, lets responses in flight finish for up to
+   * `graceMs` (default 10 s), then closes whatever is left.
+   */
+  close(opts?: { graceMs?: number }): Promise<void>;
+}
+
+const IDLE_SOCKET_MS = 5 * 60_000;
+
+const stderrLog: LogLine = (line) => process.stderr.write(`${line}\n`);
+
+async function realDirectory(dir: string, fail: (why: string) => BundlemirrorError): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(dir);
+  } catch {
+    throw fail('does not exist');
+  }
+  if (!(await stat(real)).isDirectory()) throw fail('is not a directory');
+  return real;
+}
+
+export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  const bundles = resolve(opts.bundles);
+  const realBundles = await realDirectory(bundles, (why) =>
+    new BundlemirrorError('E_CONFIG', `bundles directory ${bundles} ${why}`, {
+      hint: 'run `bundlemirror publish --toplevel DIR --out DIR` first, or point --bundles at a published tree',
+    }),
+  );
+  let realToplevel: string | null = null;
+  if (opts.toplevel !== undefined) {
+    const toplevel = resolve(opts.toplevel);
+    realToplevel = await realDirectory(toplevel, (why) =>
+      new BundlemirrorError('E_TOPLEVEL', `toplevel ${toplevel} ${why}`, {
+        hint: 'pass the directory holding the bare repositories, or leave out --toplevel to serve bundles only',
+      }),
+    );
+  }
+  const log = opts.log === false ? null : (opts.log ?? stderrLog);
+  const host = opts.host ?? '127.0.0.1';
+  const wantPort = opts.port ?? 8080;
+
+  const server = createServer(buildApp({ realBundles, realToplevel, log }));
+  // a client that vanished without a FIN (the networks this tool is for) must not hold a socket forever;
+  // busy git fetches are not idle: upload-pack sends keepalives while it computes a pack
+  server.timeout = IDLE_SOCKET_MS;
+  const inFlight = new Set<ServerResponse>();
+  let drained: (() => void) | null = null;
+  server.on('request', (_req, res: ServerResponse) => {
+    inFlight.add(res);
+    res.on('close', () => {
+      inFlight.delete(res);
+      if (inFlight.size === 0) drained?.();
+    });
+  });
+
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const where = `${host}:${wantPort}`;
+      const hint =
+        err.code === 'EADDRINUSE' ? 'another process uses this port; choose another --port'
+        : err.code === 'EACCES' ? 'ports below 1024 need privileges; choose a port above 1024'
+        : err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' ? 'choose a --host address this machine has'
+        : undefined;
+      reject(new BundlemirrorError('E_CONFIG', `cannot listen on ${where}: ${err.code ?? err.message}`, { hint, cause: err }));
+    });
+    server.listen(wantPort, host, () => resolveListen());
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  let closing: Promise<void> | null = null;
+  const close = ({ graceMs = 10_000 }: { graceMs?: number } = {}): Promise<void> => {
+    closing ??= (async () => {
+      const closed = new Promise<void>((done) => server.close(() => done()));
+      server.closeIdleConnections();
+      if (inFlight.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((done) => (drained = done)),
+          new Promise<void>((done) => (timer = setTimeout(done, graceMs))),
+        ]);
+        clearTimeout(timer);
+      }
+      // idle keep-alive connections and anything past the grace period
+      server.closeAllConnections();
+      await closed;
+    })();
+    return closing;
+  };
+
+  return { url: `http://${hostPort(host, port)}`, host, port, close };
+}

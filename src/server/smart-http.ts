@@ -1,0 +1,174 @@
+/**
+ * Read-only smart HTTP at `/git/<repo path>`: the gap a replica cannot
+ * close from bundles (the last few commits) is fetched here with plain git.
+ *
+ * Only the two requests of a fetch or clone reach `git http-backend`:
+ * `GET info/refs?service=git-upload-pack` and `POST git-upload-pack`.
+ * Pushes are refused before any process starts; dumb-HTTP paths, non-bare
+ * repositories and anything outside the toplevel are 404.
+ */
+import { lstat, stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join, relative, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { spawnHttpBackend } from '../git/http-backend.js';
+import { repoPathProblem } from '../git/refname.js';
+import { readCgiHead } from './cgi.js';
+import { methodNotAllowed, sendText } from './reply.js';
+import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
+
+export const GIT_PREFIX = '/git';
+export const READ_ONLY_MESSAGE = 'this is a read-only mirror; push to the origin instead';
+
+export interface SmartHttpOptions {
+  /** Real path of the toplevel directory holding the bare repositories. */
+  realToplevel: string;
+  /** Where http-backend's complaints go. */
+  log: (line: string) => void;
+}
+
+/**
+ * A bare repository has HEAD, objects/ and refs/ at its top. Checking the
+ * exact directory matters: given `work`, http-backend would also try
+ * `work/.git` and `work.git`, reaching a working tree's repository.
+ */
+async function isBareRepository(dir: string): Promise<boolean> {
+  try {
+    const [head, objects, refs] = await Promise.all([lstat(join(dir, 'HEAD')), stat(join(dir, 'objects')), stat(join(dir, 'refs'))]);
+    return (head.isFile() || head.isSymbolicLink()) && objects.isDirectory() && refs.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+type Service = { kind: 'advertise' } | { kind: 'upload-pack' } | { kind: 'push' } | { kind: 'other'; reason: string };
+
+function serviceOf(segments: string[], query: URLSearchParams): Service {
+  const last = segments[segments.length - 1];
+  const isInfoRefs = segments.length >= 2 && segments[segments.length - 2] === 'info' && last === 'refs';
+  const service = query.get('service');
+  if (last === 'git-receive-pack' || (isInfoRefs && service === 'git-receive-pack')) return { kind: 'push' };
+  if (last === 'git-upload-pack') return { kind: 'upload-pack' };
+  if (isInfoRefs) {
+    return service === 'git-upload-pack' ? { kind: 'advertise' } : { kind: 'other', reason: 'only smart HTTP is served (info/refs?service=git-upload-pack)' };
+  }
+  return { kind: 'other', reason: 'not a smart HTTP path (expected info/refs or git-upload-pack)' };
+}
+
+const GIT_PROTOCOL = /^[A-Za-z0-9=:._-]{1,256}$/;
+
+export function smartHttpHandler(opts: SmartHttpOptions) {
+  return async function serveGit(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
+    const { path, query } = splitTarget(target);
+    const check = splitUrlPath(path.slice(GIT_PREFIX.length) || '/');
+    if (!check.ok) return sendText(req, res, check.status, check.status === 400 ? `bad request: ${check.reason}` : 'not found');
+    const params = new URLSearchParams(query);
+    const service = serviceOf(check.segments, params);
+    if (service.kind === 'push') return sendText(req, res, 403, READ_ONLY_MESSAGE);
+    if (service.kind === 'other') return sendText(req, res, 404, `not found: ${service.reason}`);
+    const expected = service.kind === 'advertise' ? 'GET' : 'POST';
+    if (req.method !== expected) return methodNotAllowed(req, res, [expected]);
+
+    const repoSegments = check.segments.slice(0, service.kind === 'advertise' ? -2 : -1);
+    const repoPath = `/${repoSegments.join('/')}`;
+    const realRepo = repoSegments.length === 0 || repoPathProblem(repoPath) ? null : await resolveInside(opts.realToplevel, repoSegments);
+    if (realRepo === null || !(await isBareRepository(realRepo))) {
+      return sendText(req, res, 404, `no repository at ${repoPath} on this mirror`);
+    }
+
+    const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding !== undefined && encoding !== 'gzip' && encoding !== 'x-gzip' && encoding !== 'identity') {
+      return sendText(req, res, 415, `unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} (gzip or identity)`);
+    }
+    const length = req.headers['content-length'];
+    const protocol = [req.headers['git-protocol']].flat()[0];
+    const relRepo = relative(opts.realToplevel, realRepo).split(sep).join('/');
+    await runBackend(req, res, opts, {
+      pathInfo: `/${relRepo}/${service.kind === 'advertise' ? 'info/refs' : 'git-upload-pack'}`,
+      queryString: service.kind === 'advertise' ? 'service=git-upload-pack' : '',
+      method: expected,
+      contentType: req.headers['content-type'],
+      contentLength: length !== undefined && /^\d+$/.test(length) ? length : undefined,
+      contentEncoding: encoding === 'identity' ? undefined : encoding,
+      gitProtocol: protocol !== undefined && GIT_PROTOCOL.test(protocol) ? protocol : undefined,
+      repoPath,
+    });
+  };
+}
+
+interface BackendCall {
+  pathInfo: string;
+  queryString: string;
+  method: 'GET' | 'POST';
+  contentType: string | undefined;
+  contentLength: string | undefined;
+  contentEncoding: string | undefined;
+  gitProtocol: string | undefined;
+  repoPath: string;
+}
+
+async function runBackend(req: IncomingMessage, res: ServerResponse, opts: SmartHttpOptions, call: BackendCall): Promise<void> {
+  const abort = new AbortController();
+  // a client that hangs up mid-clone should not leave upload-pack packing for nobody
+  res.on('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  const child = spawnHttpBackend({
+    projectRoot: opts.realToplevel,
+    pathInfo: call.pathInfo,
+    method: call.method,
+    queryString: call.queryString,
+    contentType: call.contentType,
+    contentLength: call.contentLength,
+    contentEncoding: call.contentEncoding,
+    gitProtocol: call.gitProtocol,
+    remoteAddr: req.socket.remoteAddress,
+    signal: abort.signal,
+  });
+
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (c: string) => {
+    if (stderr.length < 8192) stderr += c;
+  });
+  child.on('close', (code) => {
+    if (code !== 0 && stderr.trim() && !abort.signal.aborted) opts.log(`git http-backend ${call.repoPath}: ${stderr.trim().split('\n').slice(-3).join(' / ')}`);
+  });
+  const failed = new Promise<never>((_resolve, reject) => {
+    child.on('error', reject);
+  });
+  failed.catch(() => undefined);
+
+  child.stdin.on('error', () => {
+    /* http-backend may answer (an error) without reading the whole body */
+  });
+  if (call.method === 'POST') req.pipe(child.stdin);
+  else child.stdin.end();
+
+  let head;
+  try {
+    head = await Promise.race([readCgiHead(child.stdout), failed]);
+  } catch (err) {
+    abort.abort();
+    if (res.headersSent || res.destroyed) return;
+    const why = stderr.trim().split('\n').pop() || (err as Error).message;
+    opts.log(`git http-backend ${call.repoPath}: ${why}`);
+    return sendText(req, res, 502, `git http-backend failed for ${call.repoPath}: ${why}`);
+  }
+
+  res.statusCode = head.status;
+  for (const [name, value] of head.headers) {
+    try {
+      res.setHeader(name, value);
+    } catch {
+      /* a header Node considers invalid is dropped rather than failing the response */
+    }
+  }
+  try {
+    res.write(head.rest);
+    await pipeline(child.stdout, res);
+  } catch {
+    abort.abort();
+    res.destroy();
+  }
+}
