@@ -1,0 +1,442 @@
+/**
+ * What the replica knows about each repository between runs, kept in
+ * `<toplevel>/.bundlemirror/state.json` (lowdb): the fingerprint last
+ * verified, the metadata last applied, the last success or failure, the
+ * bundles already applied; plus the remote manifest's HTTP validators.
+ *
+ * Rules the callers rely on:
+ * - Record a repository only after it was verified (its `git show-ref`
+ *   fingerprint computed from disk equals the origin's): the planner skips
+ *   repositories whose recorded fingerprint matches the manifest.
+ * - The store is a cache, never the truth: a missing state.json starts
+ *   empty, a corrupt one is moved aside to `state.json.corrupt-<time>` (with
+ *   a warning) and the run starts empty; `observeRepo` rebuilds an entry
+ *   from the repository itself.
+ * - Several processes may share it (`pull`, `status`, a second toplevel
+ *   tool): every change is a read-modify-write under a file lock
+ *   (proper-lockfile on `state.json.lock`), so nobody loses another's update.
+ *   Changes made concurrently in one process are batched into one write.
+ * - Writes are atomic and durable: temp file, fsync, rename, fsync of the
+ *   directory (src/fsutil.ts). lowdb's own JSONFile (steno) renames
+ *   atomically too, but without fsync and through one fixed temp name.
+ */
+import { readFile, rename, stat, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Low, type Adapter } from 'lowdb';
+import lockfile from 'proper-lockfile';
+import { z } from 'zod';
+import { BundlemirrorError } from '../errors.js';
+import { writeFileAtomic } from '../fsutil.js';
+import { configGet, fingerprint as repoFingerprint, readHead } from '../git/repo.js';
+import { STATE_DIR } from './paths.js';
+
+export const STATE_FILE = 'state.json';
+export const STATE_VERSION = 1;
+
+const sha1 = z.string().regex(/^[0-9a-f]{40}$/);
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+export const RepoErrorSchema = z.object({
+  message: z.string(),
+  /** BundlemirrorError code, or the errno code, or E_UNKNOWN. */
+  code: z.string(),
+  /** ISO time. */
+  at: z.string(),
+});
+
+export const RepoStateSchema = z
+  .object({
+    /** Fingerprint last verified on disk; null: repository has no refs, or not verified yet. */
+    fingerprint: sha1.nullable(),
+    head: z.string().nullable().optional(),
+    description: z.string().nullable().optional(),
+    owner: z.string().nullable().optional(),
+    /** Symlinks (manifest paths) we created pointing at this repository. */
+    symlinks: z.array(z.string()).optional(),
+    /** ISO time of the last verified sync. */
+    lastSuccess: z.string().optional(),
+    /** Set by a failed attempt, cleared by the next success; the planner retries such repositories. */
+    lastError: RepoErrorSchema.optional(),
+    /** Consecutive failed attempts. */
+    failures: z.number().int().nonnegative().optional(),
+    /** sha256 of bundles already unbundled into this repository. */
+    appliedBundles: z.array(sha256).optional(),
+  })
+  .loose();
+export type RepoState = z.infer<typeof RepoStateSchema>;
+
+export const ManifestValidatorsSchema = z.object({
+  /** The manifest URL these belong to: validators for another URL are useless. */
+  url: z.string(),
+  etag: z.string().nullable(),
+  lastModified: z.string().nullable(),
+  /** ISO time of the fetch. */
+  fetchedAt: z.string(),
+  /** Config file mtime at the fetch; grok-pull refetches in full after a config change. */
+  configMtimeMs: z.number().optional(),
+});
+export type ManifestValidators = z.infer<typeof ManifestValidatorsSchema>;
+
+export interface StateData {
+  version: typeof STATE_VERSION;
+  repos: Record<string, RepoState>;
+  manifest?: ManifestValidators;
+}
+
+const StateFileSchema = z
+  .object({
+    version: z.literal(STATE_VERSION),
+    repos: z.record(z.string(), z.unknown()),
+    manifest: z.unknown().optional(),
+  })
+  .loose();
+
+/** What a caller knows after verifying a repository. */
+export interface VerifiedRepo {
+  fingerprint: string | null;
+  head?: string | null;
+  description?: string | null;
+  owner?: string | null;
+  symlinks?: string[];
+  /** Replaces the recorded list when given; kept otherwise. */
+  appliedBundles?: string[];
+}
+
+export interface StateStore {
+  /** Absolute path of state.json. */
+  readonly file: string;
+  get(path: string): Promise<RepoState | undefined>;
+  /** Every recorded repository, keyed by manifest path. */
+  all(): Promise<Record<string, RepoState>>;
+  /**
+   * Read-modify-write of one entry under the lock. `fn` gets a copy of the
+   * current entry (or undefined) and returns the new one, or undefined to
+   * delete it. Resolves once written.
+   */
+  update(path: string, fn: (current: RepoState | undefined) => RepoState | undefined): Promise<RepoState | undefined>;
+  /** After verification: records fingerprint and metadata, clears the error. */
+  recordSuccess(path: string, verified: VerifiedRepo): Promise<RepoState>;
+  /** Records a failed attempt; keeps what was known before. */
+  recordFailure(path: string, err: unknown): Promise<RepoState>;
+  remove(...paths: string[]): Promise<void>;
+  /** Drops entries whose path is not in `keep` (purged or vanished repositories); returns the dropped paths. */
+  retain(keep: Iterable<string>): Promise<string[]>;
+  /** The remote manifest's validators, if they were recorded for this URL. */
+  manifestValidators(url: string): Promise<ManifestValidators | undefined>;
+  setManifestValidators(validators: ManifestValidators): Promise<void>;
+}
+
+export interface OpenStateOptions {
+  /** Where warnings go (corrupt file moved aside, entries dropped). Default: process warning. */
+  warn?: (message: string) => void;
+  /** Clock, for tests. */
+  now?: () => Date;
+  /** How long to wait for another process's write (default 20 s). */
+  lockWaitMs?: number;
+}
+
+/** Opens (does not yet read) the state store of a toplevel, creating `.bundlemirror/` if needed. */
+export async function openState(toplevel: string, opts: OpenStateOptions = {}): Promise<StateStore> {
+  try {
+    if (!(await stat(toplevel)).isDirectory()) throw new Error('not a directory');
+  } catch (err) {
+    throw new BundlemirrorError('E_TOPLEVEL', `toplevel ${toplevel} is not a directory: ${(err as Error).message}`, {
+      hint: 'create it, or fix [core] toplevel',
+      cause: err,
+    });
+  }
+  const dir = join(toplevel, STATE_DIR);
+  await mkdir(dir, { recursive: true });
+  return new LowStateStore(join(dir, STATE_FILE), opts);
+}
+
+function emptyState(): StateData {
+  return { version: STATE_VERSION, repos: {} };
+}
+
+/**
+ * lowdb adapter: tolerant, validating reads; atomic, durable writes. Only a
+ * reader holding the lock moves a corrupt file aside (an unlocked reader
+ * could otherwise move away a good file a writer had just put in place).
+ */
+class StateFileAdapter implements Adapter<StateData> {
+  quarantine = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly warn: (message: string) => void,
+    private readonly now: () => Date,
+  ) {}
+
+  async read(): Promise<StateData | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      return this.unreadable(`not valid JSON (${(err as Error).message})`);
+    }
+    const top = StateFileSchema.safeParse(json);
+    if (!top.success) {
+      const v = (json as { version?: unknown } | null)?.version;
+      return this.unreadable(v !== undefined && v !== STATE_VERSION ? `version ${String(v)}, this bundlemirror reads version ${STATE_VERSION}` : 'not a state file');
+    }
+    const data = emptyState();
+    const dropped: string[] = [];
+    for (const [path, entry] of Object.entries(top.data.repos)) {
+      const parsed = RepoStateSchema.safeParse(entry);
+      if (parsed.success) data.repos[path] = parsed.data;
+      else dropped.push(path);
+    }
+    if (dropped.length > 0) {
+      this.warn(`${this.file}: ignoring malformed state of ${dropped.length} repositor${dropped.length === 1 ? 'y' : 'ies'} (${dropped.slice(0, 3).join(', ')}${dropped.length > 3 ? ', ...' : ''}); they will be re-verified`);
+    }
+    const validators = ManifestValidatorsSchema.safeParse(top.data.manifest);
+    if (validators.success) data.manifest = validators.data;
+    return data;
+  }
+
+  async write(data: StateData): Promise<void> {
+    await writeFileAtomic(this.file, JSON.stringify(data, null, 1) + '\n');
+  }
+
+  private async unreadable(why: string): Promise<null> {
+    if (!this.quarantine) {
+      this.warn(`${this.file}: ${why}; treating the state as empty for now`);
+      return null;
+    }
+    const aside = `${this.file}.corrupt-${this.now().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      await rename(this.file, aside);
+      this.warn(`${this.file}: ${why}; moved it to ${aside} and starting with empty state (repositories will be re-verified)`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return null;
+  }
+}
+
+interface PendingChange {
+  apply: (data: StateData) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+class LowStateStore implements StateStore {
+  private readonly adapter: StateFileAdapter;
+  private readonly db: Low<StateData>;
+  private readonly now: () => Date;
+  private pending: PendingChange[] = [];
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    readonly file: string,
+    private readonly opts: OpenStateOptions,
+  ) {
+    const warn = opts.warn ?? ((m: string) => process.emitWarning(m));
+    this.now = opts.now ?? (() => new Date());
+    this.adapter = new StateFileAdapter(file, warn, this.now);
+    this.db = new Low<StateData>(this.adapter, emptyState());
+  }
+
+  private async snapshot(): Promise<StateData> {
+    // a fresh read each time: another process may have written since
+    return (await this.adapter.read()) ?? emptyState();
+  }
+
+  async get(path: string): Promise<RepoState | undefined> {
+    return (await this.snapshot()).repos[path];
+  }
+
+  async all(): Promise<Record<string, RepoState>> {
+    return (await this.snapshot()).repos;
+  }
+
+  update(path: string, fn: (current: RepoState | undefined) => RepoState | undefined): Promise<RepoState | undefined> {
+    return this.change((data) => {
+      const current = data.repos[path];
+      const next = fn(current === undefined ? undefined : structuredClone(current));
+      if (next === undefined) {
+        delete data.repos[path];
+        return undefined;
+      }
+      const checked = RepoStateSchema.safeParse(next);
+      if (!checked.success) {
+        const issue = checked.error.issues[0]!;
+        throw new BundlemirrorError('E_DISK', `refusing to record invalid state for ${path}: ${issue.path.join('.')}: ${issue.message}`, { repo: path });
+      }
+      data.repos[path] = checked.data;
+      return checked.data;
+    });
+  }
+
+  async recordSuccess(path: string, verified: VerifiedRepo): Promise<RepoState> {
+    const at = this.now().toISOString();
+    const result = await this.update(path, (current) => {
+      const next: RepoState = {
+        fingerprint: verified.fingerprint,
+        head: verified.head ?? null,
+        description: verified.description ?? null,
+        owner: verified.owner ?? null,
+        symlinks: [...(verified.symlinks ?? [])].sort(),
+        lastSuccess: at,
+      };
+      const bundles = verified.appliedBundles ?? current?.appliedBundles;
+      if (bundles) next.appliedBundles = [...bundles];
+      return next;
+    });
+    return result!;
+  }
+
+  async recordFailure(path: string, err: unknown): Promise<RepoState> {
+    const at = this.now().toISOString();
+    const lastError = describeError(err, at);
+    const result = await this.update(path, (current) => ({
+      ...(current ?? { fingerprint: null }),
+      lastError,
+      failures: (current?.failures ?? 0) + 1,
+    }));
+    return result!;
+  }
+
+  async remove(...paths: string[]): Promise<void> {
+    if (paths.length === 0) return;
+    await this.change((data) => {
+      for (const p of paths) delete data.repos[p];
+    });
+  }
+
+  async retain(keep: Iterable<string>): Promise<string[]> {
+    const keepSet = new Set(keep);
+    return (await this.change((data) => {
+      const dropped = Object.keys(data.repos).filter((p) => !keepSet.has(p));
+      for (const p of dropped) delete data.repos[p];
+      return dropped.sort();
+    })) as string[];
+  }
+
+  async manifestValidators(url: string): Promise<ManifestValidators | undefined> {
+    const v = (await this.snapshot()).manifest;
+    return v && v.url === url ? v : undefined;
+  }
+
+  async setManifestValidators(validators: ManifestValidators): Promise<void> {
+    const checked = ManifestValidatorsSchema.parse(validators);
+    await this.change((data) => {
+      data.manifest = checked;
+    });
+  }
+
+  /** Queues a change; every change queued while a write is in flight goes into the next write. */
+  private change<T>(apply: (data: StateData) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ apply, resolve: resolve as (v: unknown) => void, reject });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0);
+        let outcomes: { ok: boolean; value: unknown }[];
+        try {
+          outcomes = await this.withLock(async () => {
+            this.adapter.quarantine = true;
+            try {
+              this.db.data = emptyState(); // Low.read() keeps the old data when the file is missing
+              await this.db.read();
+            } finally {
+              this.adapter.quarantine = false;
+            }
+            const results = batch.map((c) => {
+              try {
+                return { ok: true, value: c.apply(this.db.data) };
+              } catch (err) {
+                return { ok: false, value: err };
+              }
+            });
+            if (results.some((r) => r.ok)) await this.db.write();
+            return results;
+          });
+        } catch (err) {
+          for (const c of batch) c.reject(err);
+          continue;
+        }
+        outcomes.forEach((o, i) => (o.ok ? batch[i]!.resolve(o.value) : batch[i]!.reject(o.value)));
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const waitMs = this.opts.lockWaitMs ?? 20_000;
+    const retries = Math.max(1, Math.ceil(waitMs / 200));
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(this.file, {
+        realpath: false,
+        stale: 10_000,
+        retries: { retries, factor: 1.2, minTimeout: 20, maxTimeout: 200 },
+        onCompromised: (err: Error) => process.emitWarning(`state lock ${this.file}.lock compromised: ${err.message}`),
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
+        throw new BundlemirrorError('E_LOCKED', `state file ${this.file} stayed locked by another process for ${Math.round(waitMs / 1000)} s`, {
+          hint: `another bundlemirror process is writing it; if none is running, remove ${this.file}.lock`,
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    try {
+      return await fn();
+    } finally {
+      await release().catch(() => {});
+    }
+  }
+}
+
+function describeError(err: unknown, at: string): z.infer<typeof RepoErrorSchema> {
+  if (err instanceof BundlemirrorError) return { message: err.message, code: err.code, at };
+  const e = err as NodeJS.ErrnoException | undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  return { message, code: typeof e?.code === 'string' ? e.code : 'E_UNKNOWN', at };
+}
+
+/** What a repository on disk says about itself: enough to rebuild its state entry after state.json was lost. */
+export interface ObservedRepo {
+  /** null when the repository has no refs (grokmirror records no fingerprint then). */
+  fingerprint: string | null;
+  head: string | null;
+  description: string | null;
+  owner: string | null;
+}
+
+/**
+ * Reads fingerprint, HEAD, description and gitweb.owner from a bare
+ * repository, the way grok-manifest reports them (git's default
+ * "Unnamed repository; edit this file..." description counts as none).
+ * Record it with `recordSuccess` only if the fingerprint matches the
+ * origin's: that equality is what makes it verified.
+ */
+export async function observeRepo(gitDir: string, repo?: string): Promise<ObservedRepo> {
+  const fp = await repoFingerprint(gitDir, repo);
+  const head = await readHead(gitDir, repo);
+  const owner = await configGet(gitDir, 'gitweb.owner', repo);
+  let description: string | null = null;
+  try {
+    const text = (await readFile(join(gitDir, 'description'), 'utf8')).trim();
+    if (text !== '' && !text.includes('edit this file')) description = text;
+  } catch {
+    /* no description file */
+  }
+  return { fingerprint: fp.raw === '' ? null : fp.fingerprint, head, description, owner };
+}

@@ -1,0 +1,289 @@
+/**
+ * The replica's state store (state.json under a file lock) and the
+ * one-pull-per-toplevel lock, with real files and real child processes.
+ */
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isBundlemirrorError } from '../src/errors.js';
+import { acquireToplevelLock, readPullLockOwner } from '../src/replica/lock.js';
+import { observeRepo, openState, type StateStore } from '../src/replica/state.js';
+import { makeRepo, showRefOf, tempDir } from './support/repos.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const fp = (n: number): string => n.toString(16).padStart(40, '0');
+
+async function freshStore(t: import('ava').ExecutionContext, warnings: string[] = []): Promise<{ toplevel: string; store: StateStore }> {
+  const { dir, cleanup } = await tempDir('bm-state-');
+  t.teardown(cleanup);
+  const store = await openState(dir, { warn: (m) => warnings.push(m) });
+  return { toplevel: dir, store };
+}
+
+/** Runs a TypeScript snippet in a child node process (so locks are really held by another pid). */
+function child(script: string): ChildProcess {
+  return spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function waitForLine(proc: ChildProcess, text: string, timeoutMs = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`child did not print ${text} (stdout ${out}, stderr ${err})`)), timeoutMs);
+    proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.on('exit', (code) => {
+      if (!out.includes(text)) {
+        clearTimeout(timer);
+        reject(new Error(`child exited ${code} before printing ${text}: ${err}`));
+      }
+    });
+  });
+}
+
+function exited(proc: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) resolve(proc.exitCode);
+    else proc.on('exit', (code) => resolve(code));
+  });
+}
+
+// ---------------------------------------------------------------- state store
+
+test('a new toplevel starts with empty state; a verified repository is recorded in .bundlemirror/state.json', async (t) => {
+  const { toplevel, store } = await freshStore(t);
+  t.deepEqual(await store.all(), {});
+  t.is(store.file, join(toplevel, '.bundlemirror', 'state.json'));
+  const rec = await store.recordSuccess('/pub/a.git', { fingerprint: fp(1), head: 'ref: refs/heads/main', owner: 'Me', symlinks: ['/b.git', '/a-old.git'] });
+  t.like(rec, { fingerprint: fp(1), head: 'ref: refs/heads/main', description: null, owner: 'Me', symlinks: ['/a-old.git', '/b.git'] });
+  t.truthy(rec.lastSuccess);
+  t.deepEqual(await store.get('/pub/a.git'), rec);
+  const onDisk = JSON.parse(await readFile(store.file, 'utf8'));
+  t.is(onDisk.version, 1);
+  t.deepEqual(onDisk.repos['/pub/a.git'], rec);
+});
+
+test('a failure is recorded with its code, keeps what was known, and the next success clears it', async (t) => {
+  const { store } = await freshStore(t);
+  await store.recordSuccess('/a.git', { fingerprint: fp(1), appliedBundles: ['a'.repeat(64)] });
+  const { BundlemirrorError } = await import('../src/errors.js');
+  await store.recordFailure('/a.git', new BundlemirrorError('E_DOWNLOAD', 'connection reset'));
+  const failed = await store.recordFailure('/a.git', new Error('again'));
+  t.like(failed, { fingerprint: fp(1), failures: 2, lastError: { code: 'E_UNKNOWN', message: 'again' } });
+  t.deepEqual(failed.appliedBundles, ['a'.repeat(64)]);
+  const ok = await store.recordSuccess('/a.git', { fingerprint: fp(2) });
+  t.is(ok.lastError, undefined);
+  t.is(ok.failures, undefined);
+  t.deepEqual(ok.appliedBundles, ['a'.repeat(64)], 'applied bundles are kept unless replaced');
+  const first = await store.recordFailure('/new.git', Object.assign(new Error('disk full'), { code: 'ENOSPC' }));
+  t.like(first, { fingerprint: null, failures: 1, lastError: { code: 'ENOSPC' } });
+});
+
+test('update, remove and retain edit entries under the lock', async (t) => {
+  const { store } = await freshStore(t);
+  for (const p of ['/a.git', '/b.git', '/c.git']) await store.recordSuccess(p, { fingerprint: fp(1) });
+  await store.update('/a.git', (cur) => (cur ? { ...cur, owner: 'Changed' } : cur));
+  t.is((await store.get('/a.git'))?.owner, 'Changed');
+  await store.update('/b.git', () => undefined);
+  await store.remove('/nonexistent.git');
+  t.deepEqual(Object.keys(await store.all()).sort(), ['/a.git', '/c.git']);
+  t.deepEqual(await store.retain(['/a.git']), ['/c.git']);
+  t.deepEqual(Object.keys(await store.all()), ['/a.git']);
+});
+
+test('an invalid entry is refused and nothing is written', async (t) => {
+  const { store } = await freshStore(t);
+  await store.recordSuccess('/a.git', { fingerprint: fp(1) });
+  const err = await t.throwsAsync(store.update('/a.git', () => ({ fingerprint: 'not-a-sha1' })));
+  t.regex(err!.message, /fingerprint/);
+  t.is((await store.get('/a.git'))?.fingerprint, fp(1));
+});
+
+test('manifest validators are kept per URL', async (t) => {
+  const { store } = await freshStore(t);
+  t.is(await store.manifestValidators('https://o/manifest.js.gz'), undefined);
+  const v = { url: 'https://o/manifest.js.gz', etag: '"abc"', lastModified: 'Tue, 03 Nov 2026 10:00:00 GMT', fetchedAt: '2026-11-03T10:00:01Z', configMtimeMs: 5 };
+  await store.setManifestValidators(v);
+  t.deepEqual(await store.manifestValidators('https://o/manifest.js.gz'), v);
+  t.is(await store.manifestValidators('https://elsewhere/manifest.js.gz'), undefined, 'validators of another URL are useless');
+});
+
+test('a deleted state.json just means empty state', async (t) => {
+  const { store } = await freshStore(t);
+  await store.recordSuccess('/a.git', { fingerprint: fp(1) });
+  await rm(store.file);
+  t.deepEqual(await store.all(), {});
+  await store.recordSuccess('/b.git', { fingerprint: fp(2) });
+  t.deepEqual(Object.keys(await store.all()), ['/b.git']);
+});
+
+test('a corrupt state.json is moved aside with a warning and the store starts empty', async (t) => {
+  const warnings: string[] = [];
+  const { toplevel, store } = await freshStore(t, warnings);
+  await writeFile(store.file, '{"version": 1, "repos": {"/a.git": {"fingerpr');
+  t.deepEqual(await store.all(), {}, 'a plain read tolerates it');
+  t.true((await readdir(join(toplevel, '.bundlemirror'))).includes('state.json'), 'but only a writer holding the lock moves it aside');
+  await store.recordSuccess('/b.git', { fingerprint: fp(2) });
+  const names = await readdir(join(toplevel, '.bundlemirror'));
+  const aside = names.filter((n) => n.startsWith('state.json.corrupt-'));
+  t.is(aside.length, 1);
+  t.is(await readFile(join(toplevel, '.bundlemirror', aside[0]!), 'utf8'), '{"version": 1, "repos": {"/a.git": {"fingerpr', 'the old bytes are kept for inspection');
+  t.deepEqual(Object.keys(await store.all()), ['/b.git']);
+  t.true(warnings.some((w) => w.includes('moved it to') && w.includes('state.json.corrupt-')));
+});
+
+test('a state file of another version is moved aside rather than misread', async (t) => {
+  const warnings: string[] = [];
+  const { store } = await freshStore(t, warnings);
+  await writeFile(store.file, JSON.stringify({ version: 99, repos: {} }));
+  await store.recordSuccess('/a.git', { fingerprint: fp(1) });
+  t.true(warnings.some((w) => w.includes('version 99')));
+  t.deepEqual(Object.keys(await store.all()), ['/a.git']);
+});
+
+test('a malformed entry is dropped with a warning; the other entries survive', async (t) => {
+  const warnings: string[] = [];
+  const { store } = await freshStore(t, warnings);
+  await writeFile(store.file, JSON.stringify({ version: 1, repos: { '/good.git': { fingerprint: fp(1) }, '/bad.git': { fingerprint: 42 } } }));
+  t.deepEqual(Object.keys(await store.all()), ['/good.git']);
+  t.true(warnings.some((w) => w.includes('/bad.git')));
+});
+
+test('many concurrent changes from one process all land, leaving no temp file or lock behind', async (t) => {
+  const { toplevel, store } = await freshStore(t);
+  await Promise.all(Array.from({ length: 200 }, (_, i) => store.recordSuccess(`/r/${i}.git`, { fingerprint: fp(i + 1) })));
+  const all = await store.all();
+  t.is(Object.keys(all).length, 200);
+  t.is(all['/r/199.git']?.fingerprint, fp(200));
+  const names = await readdir(join(toplevel, '.bundlemirror'));
+  t.deepEqual(
+    names.filter((n) => n !== 'state.json'),
+    [],
+    'no temp file and no lock left behind',
+  );
+});
+
+test('two processes writing the same state file lose none of each other\'s updates', async (t) => {
+  const { toplevel, store } = await freshStore(t);
+  const script = (tag: string): string => `
+    const { openState } = await import(${JSON.stringify(join(ROOT, 'src/replica/state.ts'))});
+    const store = await openState(${JSON.stringify(toplevel)});
+    for (let i = 0; i < 40; i++) {
+      await store.recordSuccess('/${tag}/' + i + '.git', { fingerprint: i.toString(16).padStart(40, '0') });
+    }
+    console.log('done');
+  `;
+  const a = child(script('a'));
+  const b = child(script('b'));
+  const mine = (async () => {
+    for (let i = 0; i < 40; i++) await store.recordSuccess(`/parent/${i}.git`, { fingerprint: fp(i) });
+  })();
+  await Promise.all([waitForLine(a, 'done', 60_000), waitForLine(b, 'done', 60_000), mine]);
+  await Promise.all([exited(a), exited(b)]);
+  const all = await store.all();
+  t.is(Object.keys(all).length, 120);
+  for (const tag of ['a', 'b', 'parent']) t.truthy(all[`/${tag}/39.git`], tag);
+});
+
+test('openState refuses a toplevel that does not exist', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const err = await t.throwsAsync(openState(join(dir, 'missing')));
+  t.true(isBundlemirrorError(err) && err.code === 'E_TOPLEVEL');
+});
+
+test('observeRepo reads what a repository says about itself, to rebuild lost state', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'top');
+  await mkdir(toplevel);
+  const { bare } = await makeRepo(dir, toplevel, 'pub/a.git', { commits: 2, description: 'Test repo', owner: 'Alice' });
+  const seen = await observeRepo(bare, '/pub/a.git');
+  t.is(seen.fingerprint, createHash('sha1').update(await showRefOf(bare)).digest('hex'), 'the fingerprint is sha1 of git show-ref');
+  t.is(seen.head, 'ref: refs/heads/main');
+  t.is(seen.description, 'Test repo');
+  t.is(seen.owner, 'Alice');
+
+  const empty = join(toplevel, 'empty.git');
+  const { initBareRepo } = await import('./support/repos.js');
+  await initBareRepo(empty);
+  t.deepEqual(await observeRepo(empty), { fingerprint: null, head: 'ref: refs/heads/main', description: null, owner: null }, "no refs: no fingerprint; git's default description counts as none");
+});
+
+// ---------------------------------------------------------------- pull lock
+
+test('a second pull on the same toplevel in one process fails at once with E_LOCKED naming the holder', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const release = await acquireToplevelLock(dir);
+  t.like(await readPullLockOwner(dir), { pid: process.pid });
+  const started = Date.now();
+  const err = await t.throwsAsync(acquireToplevelLock(dir));
+  t.true(Date.now() - started < 2000, 'no waiting');
+  t.true(isBundlemirrorError(err));
+  if (isBundlemirrorError(err)) {
+    t.is(err.code, 'E_LOCKED');
+    t.is(err.exitStatus, 2);
+    t.true(err.message.includes(`another bundlemirror pull is running on ${dir} (pid ${process.pid}`), err.message);
+    t.truthy(err.hint);
+  }
+  await release();
+  await release(); // idempotent
+  const again = await acquireToplevelLock(dir);
+  await again();
+  t.is(await readPullLockOwner(dir), null);
+});
+
+test('the pull lock does not create a missing toplevel', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const err = await t.throwsAsync(acquireToplevelLock(join(dir, 'typo')));
+  t.true(isBundlemirrorError(err) && err.code === 'E_TOPLEVEL');
+  t.deepEqual(await readdir(dir), []);
+});
+
+test('a pull lock held by another process blocks; after that process is killed -9 the lock goes stale and is taken over', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const holder = child(`
+    const { acquireToplevelLock } = await import(${JSON.stringify(join(ROOT, 'src/replica/lock.ts'))});
+    await acquireToplevelLock(${JSON.stringify(dir)}, { staleMs: 2000 });
+    console.log('locked');
+    setInterval(() => {}, 1000);
+  `);
+  t.teardown(() => {
+    holder.kill('SIGKILL');
+  });
+  await waitForLine(holder, 'locked');
+  const err = await t.throwsAsync(acquireToplevelLock(dir, { staleMs: 2000 }));
+  t.true(isBundlemirrorError(err) && err.code === 'E_LOCKED');
+  t.true(err!.message.includes(`pid ${holder.pid}`), err!.message);
+
+  holder.kill('SIGKILL');
+  await exited(holder);
+  // the holder refreshed the lock every second; once it stops, the lock is stale after 2 s
+  let release: (() => Promise<void>) | undefined;
+  const deadline = Date.now() + 10_000;
+  while (!release && Date.now() < deadline) {
+    try {
+      release = await acquireToplevelLock(dir, { staleMs: 2000 });
+    } catch {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  t.truthy(release, 'the stale lock was taken over');
+  t.like(await readPullLockOwner(dir), { pid: process.pid });
+  await release?.();
+});
