@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import type { Manifest, ManifestEntry } from '../src/manifest/manifest.js';
-import { fnmatch } from '../src/replica/fnmatch.js';
+import { fnmatch } from '../src/fnmatch.js';
 import { planSync, type LocalState, type PlanConfig, type PlanOptions, type SyncAction, type SyncInput } from '../src/replica/planner.js';
 import type { RepoState } from '../src/replica/state.js';
 

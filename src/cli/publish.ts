@@ -4,7 +4,7 @@ import { BundlemirrorError, ExitStatus } from '../errors.js';
 import { publish } from '../origin/publish.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { fnmatch } from '../fnmatch.js';
-import { formatBytes } from './format.js';
+import { formatBytes } from '../format.js';
 
 interface PublishFlags {
   toplevel: string;

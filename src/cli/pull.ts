@@ -1,5 +1,84 @@
 import type { Command } from 'commander';
+import { ExitStatus } from '../errors.js';
+import { loadPullConfig } from '../replica/config.js';
+import { createPullLog } from '../replica/log.js';
+import { pull, type PullReport } from '../replica/pull.js';
+import { createProgressReporter, type FileProgress } from '../transfer/progress.js';
+import { formatBytes } from '../format.js';
+
+interface PullFlags {
+  config: string;
+  force?: boolean;
+  purge: boolean;
+  forcePurge?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+  progress: boolean;
+}
 
 export function registerPull(program: Command): void {
-  program.command('pull').description('(not yet available)');
+  program
+    .command('pull')
+    .description('mirror the repositories of a remote manifest into [core] toplevel (grokmirror config)')
+    .requiredOption('-c, --config <file>', 'replica config (grokmirror.conf format)')
+    .option('--force', 'check every repository even when its fingerprint matches')
+    .option('--no-purge', 'do not purge repositories gone from the manifest, whatever the config says')
+    .option('--force-purge', 'purge even above [pull] purgeprotect percent')
+    .option('--no-progress', 'no progress bars or progress lines')
+    .option('-v, --verbose', 'explain every decision')
+    .option('-q, --quiet', 'print only warnings, errors and the summary')
+    .action(async (flags: PullFlags) => {
+      const config = loadPullConfig(flags.config);
+      const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info' });
+      for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
+      const reporter = flags.progress && !flags.quiet ? createProgressReporter({ log: (l) => log.info(l) }) : null;
+      const bars = new Map<string, FileProgress | null>();
+      const abort = new AbortController();
+      const stop = () => abort.abort(new Error('interrupted'));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      let report: PullReport;
+      try {
+        report = await pull(config, {
+          force: flags.force,
+          purge: flags.purge,
+          forcePurge: flags.forcePurge,
+          log,
+          signal: abort.signal,
+          onProgress: reporter
+            ? (repo, file, p) => {
+                const key = `${repo}/${file}`;
+                let bar = bars.get(key);
+                if (bar === null) return; // finished already
+                if (!bar) bars.set(key, (bar = reporter.start(`${repo} ${file.slice(0, 12)}`, p.total)));
+                bar.update(p);
+                if (p.received >= p.total) {
+                  bar.finish('done');
+                  bars.set(key, null);
+                }
+              }
+            : undefined,
+        });
+      } finally {
+        reporter?.stop();
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        await log.flush();
+      }
+      process.stdout.write(summary(report) + '\n');
+      if (report.failed.length || report.problems.length || report.plan?.purgeBlocked) process.exitCode = ExitStatus.repoFailed;
+    });
+}
+
+export function summary(r: PullReport): string {
+  if (r.manifestUnchanged) return `manifest unchanged: ${r.unchanged} repositories in sync, nothing to do`;
+  const parts = [
+    `cloned ${r.cloned.length}`,
+    `updated ${r.updated.length}`,
+    `unchanged ${r.unchanged}`,
+    ...(r.metadata.length ? [`metadata ${r.metadata.length}`] : []),
+    ...(r.purged.length ? [`purged ${r.purged.length}`] : []),
+    `failed ${r.failed.length + r.problems.length}`,
+  ];
+  return `${parts.join(', ')}; downloaded ${formatBytes(r.bytesDownloaded)}, saved ${formatBytes(r.bytesResumed)} by resuming`;
 }

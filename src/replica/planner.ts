@@ -31,7 +31,7 @@
  */
 import type { Manifest, ManifestEntry } from '../manifest/manifest.js';
 import type { PullConfig } from './config.js';
-import { firstMatch } from './fnmatch.js';
+import { firstMatch } from '../fnmatch.js';
 import type { RepoState } from './state.js';
 
 export interface LocalState {

@@ -1,0 +1,50 @@
+/**
+ * The replica's log: short lines on stderr for a person, and JSON lines
+ * (pino) in `[core] log` for machines, with the level from `[core] loglevel`.
+ */
+import { pino, type Logger } from 'pino';
+
+export interface PullLog {
+  info(msg: string): void;
+  debug(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+  flush(): Promise<void>;
+}
+
+export interface PullLogOptions {
+  file: string | null;
+  level: 'info' | 'debug';
+  /** Lines on stderr: 'quiet' prints warnings and errors only. */
+  console: 'quiet' | 'info' | 'debug';
+}
+
+export function createPullLog(opts: PullLogOptions): PullLog {
+  let file: Logger | null = null;
+  if (opts.file) {
+    file = pino({ level: opts.level, base: { pid: process.pid } }, pino.destination({ dest: opts.file, append: true, mkdir: true, sync: false }));
+  }
+  const rank = { debug: 0, info: 1, warn: 2, error: 3 } as const;
+  const consoleMin = opts.console === 'quiet' ? rank.warn : opts.console === 'debug' ? rank.debug : rank.info;
+  const emit = (level: keyof typeof rank, msg: string) => {
+    file?.[level](msg);
+    if (rank[level] >= consoleMin) process.stderr.write(`${level === 'info' || level === 'debug' ? '' : level.toUpperCase() + ': '}${msg}\n`);
+  };
+  return {
+    info: (m) => emit('info', m),
+    debug: (m) => emit('debug', m),
+    warn: (m) => emit('warn', m),
+    error: (m) => emit('error', m),
+    flush: () =>
+      new Promise<void>((resolve) => {
+        if (!file) return resolve();
+        file.flush(() => resolve());
+      }),
+  };
+}
+
+/** A log that keeps lines in memory (tests, and library callers that want the text). */
+export function memoryLog(lines: string[] = []): PullLog & { lines: string[] } {
+  const push = (level: string) => (m: string) => void lines.push(`${level}: ${m}`);
+  return { lines, info: push('info'), debug: push('debug'), warn: push('warn'), error: push('error'), flush: async () => {} };
+}

@@ -1,0 +1,299 @@
+/**
+ * One `pull` run: poll the manifest, plan, act, record. The planner decides
+ * (pure, see planner.ts); this module only carries the decisions out and
+ * keeps the books: state after verification, the local manifest,
+ * projects.list, symlinks and hooks, as grok-pull does.
+ */
+import { readFile, lstat, mkdir, readlink, rm, symlink, readdir } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import pLimit from 'p-limit';
+import { BundlemirrorError, forRepo } from '../errors.js';
+import { writeFileAtomic } from '../fsutil.js';
+import { parseManifest, writeManifestFile, type Manifest } from '../manifest/manifest.js';
+import { repoPathProblem } from '../git/refname.js';
+import { isBareRepository, scanToplevel } from '../origin/scan.js';
+import { readAlternates } from '../origin/inspect.js';
+import { fetchDocument } from '../transfer/document.js';
+import type { DownloadProgress } from '../transfer/download.js';
+import { checkToplevel, type PullConfig } from './config.js';
+import { planSync, type SyncAction, type SyncPlan } from './planner.js';
+import { openState, type StateStore } from './state.js';
+import { acquireToplevelLock } from './lock.js';
+import { runPostCloneCompleteHooks, runPostUpdateHooks, runPostWorkCompleteHooks } from './hooks.js';
+import { writeProjectsList } from './projects-list.js';
+import { applyMetadata, wantedMetadata } from './metadata.js';
+import { repoDir, stateDir, partialDir, assertInside } from './paths.js';
+import { syncRepo, type SyncResult } from './sync-repo.js';
+import type { PullLog } from './log.js';
+
+export interface PullOptions {
+  force?: boolean;
+  /** false for --no-purge. */
+  purge?: boolean;
+  forcePurge?: boolean;
+  log: PullLog;
+  onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface PullReport {
+  manifestUnchanged: boolean;
+  cloned: string[];
+  updated: string[];
+  unchanged: number;
+  metadata: string[];
+  purged: string[];
+  failed: BundlemirrorError[];
+  problems: { path: string; problem: string }[];
+  bytesDownloaded: number;
+  bytesResumed: number;
+  plan?: SyncPlan;
+}
+
+/** Largest manifest download accepted (compressed); the unpacked limit is in manifest.ts. */
+const MAX_MANIFEST_DOWNLOAD = 256 << 20;
+const REMOTE_COPY = 'remote-manifest.js.gz';
+
+export async function pull(config: PullConfig, opts: PullOptions): Promise<PullReport> {
+  await checkToplevel(config);
+  const toplevel = config.core.toplevel;
+  const release = await acquireToplevelLock(toplevel);
+  try {
+    const state = await openState(toplevel, { warn: (m) => opts.log.warn(m) });
+    return await pullLocked(config, state, opts);
+  } finally {
+    await release();
+  }
+}
+
+async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptions): Promise<PullReport> {
+  const { log } = opts;
+  const toplevel = config.core.toplevel;
+  const report: PullReport = { manifestUnchanged: false, cloned: [], updated: [], unchanged: 0, metadata: [], purged: [], failed: [], problems: [], bytesDownloaded: 0, bytesResumed: 0 };
+
+  const fetched = await fetchRemoteManifest(config, state, opts);
+  const recorded = await state.all();
+  const pendingFailures = Object.values(recorded).some((r) => r.lastError);
+  if (fetched.unchanged && !pendingFailures && !opts.force) {
+    report.manifestUnchanged = true;
+    report.unchanged = Object.keys(recorded).length;
+    return report;
+  }
+  const { manifest: remote, problems } = parseManifest(fetched.bytes, config.remote.manifest);
+  report.problems.push(...problems);
+  for (const p of problems) log.error(`${p.path}: refused manifest entry: ${p.problem}`);
+
+  const purge = config.pull.purge && opts.purge !== false;
+  const local = await localState(config, remote, recorded, purge);
+  const plan = planSync({ remote, local, config, options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge } });
+  report.plan = plan;
+  report.problems.push(...plan.problems);
+  for (const p of plan.problems) log.warn(`${p.path}: ${p.problem}`);
+  if (plan.purgeBlocked) log.error(plan.purgeBlocked.message);
+  for (const a of plan.actions) if (a.kind !== 'skip') log.debug(`${a.path}: ${a.kind}: ${a.reason}`);
+
+  const results = new Map<string, SyncResult>();
+  const limit = pLimit(config.pull.pullThreads);
+  const hookOpts = { log, timeoutMs: config.bundlemirror.hookTimeoutMs, signal: opts.signal };
+  await Promise.all(
+    plan.actions.map((action) =>
+      limit(async () => {
+        try {
+          await carryOut(action, config, state, opts, report, results);
+          const res = results.get(action.path);
+          if (res && res.outcome !== 'unchanged' && config.pull.postUpdateHook.length) {
+            await runPostUpdateHooks(config.pull.postUpdateHook, await repoDir(toplevel, action.path), hookOpts);
+          }
+        } catch (err) {
+          const e = forRepo(err, action.path);
+          report.failed.push(e);
+          log.error(e.describe());
+          if (action.kind !== 'purge' && action.kind !== 'skip') await state.recordFailure(action.path, e);
+        }
+      }),
+    ),
+  );
+  for (const r of results.values()) {
+    report.bytesDownloaded += r.bytesDownloaded;
+    report.bytesResumed += r.bytesResumed;
+  }
+  report.cloned.sort();
+  report.updated.sort();
+
+  const failedPaths = new Set(report.failed.map((e) => e.repo));
+  await syncSymlinks(toplevel, remote, plan, failedPaths, log);
+  await writeLocalManifest(config, remote, plan, failedPaths);
+  if (config.pull.projectslist) {
+    const inSync = Object.fromEntries(plan.actions.filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path)).map((a) => [a.path, { symlinks: remote[a.path]?.symlinks ?? [] }]));
+    await writeProjectsList(config.pull.projectslist, inSync, { trimtop: config.pull.projectslistTrimtop, symlinks: config.pull.projectslistSymlinks });
+  }
+  if (report.cloned.length && config.pull.postCloneCompleteHook.length) {
+    await runPostCloneCompleteHooks(config.pull.postCloneCompleteHook, await Promise.all(report.cloned.map((p) => repoDir(toplevel, p))), hookOpts);
+  }
+  const worked = report.cloned.length + report.updated.length + report.purged.length + report.metadata.length > 0;
+  if (worked && config.pull.postWorkCompleteHook.length) await runPostWorkCompleteHooks(config.pull.postWorkCompleteHook, hookOpts);
+  if (plan.forget.length) await state.remove(...plan.forget);
+  if (report.failed.length === 0) await clearPartials(toplevel);
+  return report;
+}
+
+async function carryOut(action: SyncAction, config: PullConfig, state: StateStore, opts: PullOptions, report: PullReport, results: Map<string, SyncResult>): Promise<void> {
+  const toplevel = config.core.toplevel;
+  switch (action.kind) {
+    case 'skip':
+      report.unchanged += 1;
+      return;
+    case 'purge': {
+      const dir = await repoDir(toplevel, action.path);
+      opts.log.info(`${action.path}: purging (${action.reason})`);
+      await rm(dir, { recursive: true, force: true });
+      await state.remove(action.path);
+      report.purged.push(action.path);
+      return;
+    }
+    case 'metadata': {
+      const dir = await repoDir(toplevel, action.path);
+      const changed = await applyMetadata(dir, wantedMetadata(action.entry, config.pull.defaultOwner || null), action.path);
+      const rec = await state.get(action.path);
+      await state.recordSuccess(action.path, { fingerprint: rec?.fingerprint ?? action.entry.fingerprint ?? null, head: action.entry.head ?? null, description: action.entry.description ?? null, owner: action.entry.owner ?? null, symlinks: action.entry.symlinks ?? [] });
+      if (changed.length || action.fields.includes('symlinks')) report.metadata.push(action.path);
+      else report.unchanged += 1;
+      return;
+    }
+    case 'clone':
+    case 'update': {
+      const res = await syncRepo(action.path, action.entry, {
+        toplevel,
+        site: config.bundlemirror.gitUrl || null,
+        bundlesBase: config.bundlemirror.bundles,
+        defaultOwner: config.pull.defaultOwner || null,
+        log: opts.log,
+        onProgress: opts.onProgress,
+        signal: opts.signal,
+      });
+      results.set(action.path, res);
+      await state.recordSuccess(action.path, {
+        fingerprint: res.fingerprint,
+        head: action.entry.head ?? null,
+        description: action.entry.description ?? null,
+        owner: action.entry.owner ?? null,
+        symlinks: action.entry.symlinks ?? [],
+        appliedBundles: res.bundles,
+      });
+      if (res.outcome === 'cloned') report.cloned.push(action.path);
+      else if (res.outcome === 'updated') report.updated.push(action.path);
+      else if (res.metadataChanged.length) report.metadata.push(action.path);
+      else report.unchanged += 1;
+      const how = res.via === 'none' ? '' : ` via ${res.via}${res.bytesDownloaded ? ` (${res.bytesDownloaded} bytes${res.bytesResumed ? `, ${res.bytesResumed} resumed` : ''})` : ''}`;
+      if (res.outcome !== 'unchanged') opts.log.info(`${action.path}: ${res.outcome}${how}, fingerprint ${res.fingerprint.slice(0, 12)} verified`);
+      return;
+    }
+  }
+}
+
+async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions): Promise<{ unchanged: boolean; bytes: Buffer }> {
+  const url = config.remote.manifest;
+  const copy = join(stateDir(config.core.toplevel), REMOTE_COPY);
+  if (url.startsWith('file:')) {
+    const bytes = await readFile(new URL(url)).catch((err: Error) => {
+      throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}: ${err.message}`, { hint: 'check [remote] manifest' });
+    });
+    return { unchanged: false, bytes };
+  }
+  const prior = await state.manifestValidators(url);
+  const cached = await readFile(copy).catch(() => null);
+  // validators are only useful while we still hold the bytes they describe, and grok-pull refetches after a config change
+  const usable = cached && prior && prior.configMtimeMs === config.mtimeMs;
+  const doc = await fetchDocument(url, {
+    etag: usable ? (prior.etag ?? undefined) : undefined,
+    lastModified: usable ? (prior.lastModified ?? undefined) : undefined,
+    maxBytes: MAX_MANIFEST_DOWNLOAD,
+    signal: opts.signal,
+  });
+  if (doc.status === 'unchanged') {
+    opts.log.debug(`manifest ${url} unchanged (304)`);
+    return { unchanged: true, bytes: cached! };
+  }
+  await writeFileAtomic(copy, doc.body);
+  await state.setManifestValidators({ url, etag: doc.etag ?? null, lastModified: doc.lastModified ?? null, fetchedAt: new Date().toISOString(), configMtimeMs: config.mtimeMs });
+  return { unchanged: false, bytes: doc.body };
+}
+
+/** What is on disk, without walking the whole toplevel unless purge needs it. */
+async function localState(config: PullConfig, remote: Manifest, recorded: Record<string, unknown>, purge: boolean) {
+  const toplevel = config.core.toplevel;
+  const onDisk = new Set<string>();
+  const alternates: Record<string, string[]> = {};
+  if (purge) {
+    const found = await scanToplevel(toplevel);
+    const byDir = new Map(found.map((f) => [f.dir, f.path]));
+    for (const f of found) {
+      onDisk.add(f.path);
+      const alt = (await readAlternates(f.dir)).map((d) => byDir.get(d)).filter((p): p is string => !!p);
+      if (alt.length) alternates[f.path] = alt;
+    }
+  } else {
+    const paths = new Set([...Object.keys(remote), ...Object.keys(recorded)]);
+    await Promise.all(
+      [...paths].map(async (p) => {
+        if (repoPathProblem(p)) return;
+        if (await isBareRepository(join(toplevel, ...p.slice(1).split('/')))) onDisk.add(p);
+      }),
+    );
+  }
+  const localManifest = await readFile(config.core.manifest)
+    .then((b) => parseManifest(b).manifest)
+    .catch(() => undefined);
+  return { repos: recorded as never, onDisk, alternates, localManifest };
+}
+
+/** Creates the symlinks the manifest lists for repositories in sync; never replaces a real directory. */
+async function syncSymlinks(toplevel: string, remote: Manifest, plan: SyncPlan, failed: Set<string | undefined>, log: PullLog): Promise<void> {
+  for (const action of plan.actions) {
+    if (action.kind === 'purge' || failed.has(action.path)) continue;
+    for (const link of remote[action.path]?.symlinks ?? []) {
+      try {
+        const linkPath = await repoDir(toplevel, link).catch(async (err) => {
+          // an existing symlink at the path is ours to check, not an escape
+          if (err instanceof BundlemirrorError && /is a symlink/.test(err.message)) return join(toplevel, ...link.slice(1).split('/'));
+          throw err;
+        });
+        const target = relative(dirname(linkPath), join(toplevel, ...action.path.slice(1).split('/')));
+        const st = await lstat(linkPath).catch(() => null);
+        if (st && !st.isSymbolicLink()) {
+          log.warn(`${link}: exists and is not a symlink; leaving it alone`);
+          continue;
+        }
+        if (st && (await readlink(linkPath)) === target) continue;
+        if (st) await rm(linkPath);
+        await mkdir(dirname(linkPath), { recursive: true });
+        await assertInside(toplevel, dirname(linkPath), link);
+        await symlink(target, linkPath);
+      } catch (err) {
+        log.warn(`${link}: cannot create symlink: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+/** The replica's own manifest (grokmirror format): what this replica holds, verified. */
+async function writeLocalManifest(config: PullConfig, remote: Manifest, plan: SyncPlan, failed: Set<string | undefined>): Promise<void> {
+  const previous = await readFile(config.core.manifest)
+    .then((b) => parseManifest(b).manifest)
+    .catch((): Manifest => ({}));
+  const next: Manifest = {};
+  for (const a of plan.actions) {
+    if (a.kind === 'purge') continue;
+    if (failed.has(a.path)) {
+      if (previous[a.path]) next[a.path] = previous[a.path]!;
+      continue;
+    }
+    if (remote[a.path]) next[a.path] = remote[a.path]!;
+  }
+  await writeManifestFile(config.core.manifest, next);
+}
+
+async function clearPartials(toplevel: string): Promise<void> {
+  const dir = partialDir(toplevel);
+  for (const name of await readdir(dir).catch(() => [] as string[])) await rm(join(dir, name), { force: true });
+}

@@ -1,0 +1,243 @@
+/**
+ * Brings one replica repository to the state the origin published, or
+ * leaves it as it was. The order is what makes that true:
+ *
+ *   index.json -> choose bundles -> download + verify (sha256, size) ->
+ *   check prerequisites -> unbundle (objects only) -> connectivity check ->
+ *   one ref transaction -> HEAD -> git fetch for any gap -> fingerprint.
+ *
+ * Refs move in a single `update-ref --stdin` transaction after every object
+ * they need is present, so a failure before it leaves the old refs; a new
+ * repository is built in a staging directory and renamed into place only
+ * when complete.
+ */
+import { mkdir, rename, rm, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { BundlemirrorError } from '../errors.js';
+import { readBundleHeader } from '../git/bundle.js';
+import {
+  existingObjects,
+  fetchMirror,
+  fingerprint,
+  fingerprintOf,
+  formatShowRef,
+  initBare,
+  isConnected,
+  parseShowRef,
+  unbundle,
+  updateRefs,
+  type RefUpdate,
+} from '../git/repo.js';
+import type { ManifestEntry } from '../manifest/manifest.js';
+import { INDEX_FILE, parseRepoIndex, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
+import { isBareRepository } from '../origin/scan.js';
+import { downloadFile, type DownloadProgress } from '../transfer/download.js';
+import { fetchDocument } from '../transfer/document.js';
+import { idsToCheck, planBundles } from './bundle-plan.js';
+import { applyMetadata, wantedMetadata } from './metadata.js';
+import { bundleCacheDir, partialDir, repoDir, stagingDir } from './paths.js';
+
+export interface SyncLog {
+  info(msg: string): void;
+  debug(msg: string): void;
+  warn(msg: string): void;
+}
+
+export interface SyncContext {
+  toplevel: string;
+  /** Base URL for git fetches (`[remote] site`); the repository path is appended. */
+  site: string | null;
+  /** URL of the published tree's root, or null for an origin without bundles. */
+  bundlesBase: string | null;
+  defaultOwner: string | null;
+  log: SyncLog;
+  onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
+  retries?: number;
+  signal?: AbortSignal;
+}
+
+export interface SyncResult {
+  path: string;
+  outcome: 'cloned' | 'updated' | 'unchanged';
+  fingerprint: string;
+  via: 'bundles' | 'fetch' | 'bundles+fetch' | 'none';
+  bundles: string[];
+  bytesDownloaded: number;
+  bytesResumed: number;
+  metadataChanged: string[];
+}
+
+const MAX_INDEX_BYTES = 64 << 20;
+
+export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<SyncResult> {
+  const dir = await repoDir(ctx.toplevel, path);
+  const exists = await isBareRepository(dir);
+  const result: SyncResult = { path, outcome: exists ? 'updated' : 'cloned', fingerprint: '', via: 'none', bundles: [], bytesDownloaded: 0, bytesResumed: 0, metadataChanged: [] };
+  const want = wantedMetadata(entry, ctx.defaultOwner);
+
+  if (exists) {
+    const local = await fingerprint(dir, path);
+    if (entry.fingerprint && local.fingerprint === entry.fingerprint) {
+      result.metadataChanged = await applyMetadata(dir, want, path);
+      return { ...result, outcome: 'unchanged', fingerprint: local.fingerprint };
+    }
+    await removeTempPacks(dir);
+  }
+
+  const work = exists ? dir : join(stagingDir(ctx.toplevel), `${randomBytes(6).toString('hex')}.git`);
+  if (!exists) {
+    await mkdir(dirname(work), { recursive: true });
+    await initBare(work, path);
+  }
+  try {
+    const index = ctx.bundlesBase ? await fetchIndex(path, ctx) : null;
+    if (index) await applyFromBundles(work, path, index, exists, ctx, result);
+
+    let fp = (await fingerprint(work, path)).fingerprint;
+    if (entry.fingerprint !== fp || !index) {
+      if (!ctx.site) {
+        throw new BundlemirrorError('E_FINGERPRINT', `bundles brought fingerprint ${fp}, the manifest says ${entry.fingerprint ?? 'none'}, and no [remote] site is set to fetch the rest`, {
+          repo: path,
+          hint: 'set [remote] site to the origin git URL so bundlemirror can close the gap with git fetch',
+        });
+      }
+      const url = ctx.site.replace(/\/+$/, '') + path;
+      ctx.log.debug(`${path}: git fetch ${url} to close the gap`);
+      await fetchMirror(work, url, { prune: true, repo: path, signal: ctx.signal });
+      result.via = result.via === 'bundles' ? 'bundles+fetch' : 'fetch';
+      fp = (await fingerprint(work, path)).fingerprint;
+    }
+    result.metadataChanged = await applyMetadata(work, want, path);
+    result.fingerprint = fp;
+    if (!exists) await moveIntoPlace(work, dir, path);
+    if (entry.fingerprint && fp !== entry.fingerprint && fp !== index?.fingerprint) {
+      throw new BundlemirrorError('E_FINGERPRINT', `after sync the fingerprint is ${fp}, the manifest says ${entry.fingerprint}`, {
+        repo: path,
+        hint: 'the origin probably changed after publishing its manifest; the next pull verifies again',
+      });
+    }
+    await dropCachedBundles(ctx.toplevel, result.bundles);
+    return result;
+  } catch (err) {
+    if (!exists) await rm(work, { recursive: true, force: true });
+    else await removeTempPacks(dir);
+    // a fingerprint mismatch still applied verified bundles: no need to download them again
+    if (err instanceof BundlemirrorError && err.code === 'E_FINGERPRINT') await dropCachedBundles(ctx.toplevel, result.bundles);
+    throw err;
+  }
+}
+
+/** Verified bundles are kept across a failed run (the next one reuses them) and dropped once applied. */
+async function dropCachedBundles(toplevel: string, shas: string[]): Promise<void> {
+  await Promise.all(shas.map((sha) => rm(join(bundleCacheDir(toplevel), `${sha}.bundle`), { force: true })));
+}
+
+async function fetchIndex(path: string, ctx: SyncContext): Promise<RepoIndex | null> {
+  const url = indexUrl(ctx.bundlesBase!, path);
+  try {
+    const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal });
+    if (doc.status !== 'ok') return null;
+    return parseRepoIndex(doc.body, path);
+  } catch (err) {
+    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
+      ctx.log.debug(`${path}: no index.json at ${url}; using git fetch`);
+      return null;
+    }
+    if (err instanceof BundlemirrorError && err.code === 'E_INDEX') throw err;
+    if (ctx.site) {
+      ctx.log.warn(`${path}: cannot read ${url} (${(err as Error).message}); using git fetch`);
+      return null;
+    }
+    throw err;
+  }
+}
+
+export function indexUrl(bundlesBase: string, path: string): string {
+  return new URL(path.slice(1).split('/').map(encodeURIComponent).join('/') + '/' + INDEX_FILE, bundlesBase.replace(/\/*$/, '/')).toString();
+}
+
+/** Bundle URLs are relative to their index; an absolute one must stay on the same origin. */
+export function bundleUrl(index: string, bundle: BundleRef, repo: string): string {
+  const url = new URL(bundle.uri, index);
+  if (url.origin !== new URL(index).origin) {
+    throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} points to another host than its index`, { repo, hint: 'the origin published an unsafe index; report it' });
+  }
+  return url.toString();
+}
+
+async function applyFromBundles(work: string, path: string, index: RepoIndex, exists: boolean, ctx: SyncContext, result: SyncResult): Promise<void> {
+  const present = exists ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
+  const choice = planBundles({ index, present, exists });
+  ctx.log.debug(`${path}: ${choice.kind}: ${choice.reason}`);
+  if (choice.kind === 'bundles') {
+    const base = indexUrl(ctx.bundlesBase!, path);
+    for (const b of choice.bundles) {
+      const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
+      const got = await downloadFile({
+        url: bundleUrl(base, b, path),
+        dest,
+        expectedSize: b.size,
+        sha256: b.sha256,
+        partialDir: partialDir(ctx.toplevel),
+        retries: ctx.retries,
+        signal: ctx.signal,
+        onProgress: ctx.onProgress ? (p) => ctx.onProgress!(path, b.uri, p) : undefined,
+      });
+      result.bundles.push(b.sha256);
+      result.bytesDownloaded += got.bytesDownloaded;
+      result.bytesResumed += got.bytesResumed;
+    }
+    for (const b of choice.bundles) {
+      const file = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
+      const header = await readBundleHeader(file);
+      const have = await existingObjects(work, header.prerequisites, path);
+      const missing = header.prerequisites.filter((p) => !have.has(p));
+      if (missing.length) {
+        throw new BundlemirrorError('E_PREREQUISITES', `bundle ${b.uri} needs ${missing.length} commit(s) this replica lacks (${missing[0]})`, {
+          repo: path,
+          hint: 'rerun pull; if it persists, the origin index is inconsistent',
+        });
+      }
+      await unbundle(work, file, path, { signal: ctx.signal });
+    }
+    result.via = 'bundles';
+  }
+  // move refs only when everything the index names is here and connected
+  const wanted = Object.values(index.refs);
+  const have = await existingObjects(work, wanted, path);
+  if (!wanted.every((o) => have.has(o))) return; // git fetch closes the gap
+  if (!(await isConnected(work, wanted, path))) {
+    throw new BundlemirrorError('E_BUNDLE_VERIFY', 'bundles left objects missing behind the published refs', { repo: path, hint: 'rerun pull; git fetch from the origin repairs it' });
+  }
+  const current = parseShowRef((await fingerprint(work, path)).raw);
+  const updates: RefUpdate[] = [];
+  for (const [name, oid] of Object.entries(index.refs)) {
+    if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });
+  }
+  for (const r of current) if (!(r.name in index.refs)) updates.push({ name: r.name, oid: null });
+  await updateRefs(work, updates, path);
+  const fp = fingerprintOf(formatShowRef(Object.entries(index.refs).map(([name, oid]) => ({ name, oid }))));
+  if (fp !== index.fingerprint) ctx.log.warn(`${path}: index.json refs do not hash to its own fingerprint`);
+}
+
+async function moveIntoPlace(work: string, dir: string, path: string): Promise<void> {
+  await mkdir(dirname(dir), { recursive: true });
+  try {
+    await rename(work, dir);
+  } catch (err) {
+    throw new BundlemirrorError('E_DISK', `cannot move the new repository into ${dir}: ${(err as Error).message}`, { repo: path, cause: err });
+  }
+}
+
+/** A fetch or unbundle killed mid-way leaves objects/pack/tmp_pack_* behind (verified on git 2.39). */
+async function removeTempPacks(dir: string): Promise<void> {
+  const packDir = join(dir, 'objects', 'pack');
+  let names: string[];
+  try {
+    names = await readdir(packDir);
+  } catch {
+    return;
+  }
+  await Promise.all(names.filter((n) => n.startsWith('tmp_pack_') || n.startsWith('tmp_idx_')).map((n) => rm(join(packDir, n), { force: true })));
+}

@@ -1,0 +1,76 @@
+/**
+ * An origin (bare repositories, published, served on 127.0.0.1) and a
+ * replica config pointing at it: the fixture most replica tests start from.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { startServer, type RunningServer } from '../../src/server/server.js';
+import { makeRepo, makeFork, showRefOf, tempDir, type WorkTree } from './repos.js';
+import { runCli, type CliResult } from './cli.js';
+
+export interface Origin {
+  dir: string;
+  toplevel: string;
+  out: string;
+  server: RunningServer;
+  repos: Record<string, { bare: string; wt: WorkTree }>;
+  publish(...args: string[]): Promise<CliResult>;
+}
+
+export async function startOrigin(
+  t: ExecutionContext,
+  opts: { bigBytes?: number; serve?: boolean } = {},
+): Promise<Origin> {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'origin');
+  const out = join(dir, 'published');
+  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git', { description: 'Alpha', owner: 'Alice', commits: 4, bytesPerCommit: opts.bigBytes ?? 0 });
+  const beta = await makeRepo(dir, toplevel, 'pub/sub/beta.git', { commits: 2 });
+  const fork = await makeFork(dir, toplevel, alpha.bare, 'pub/forks/alpha-fork.git');
+  const publish = async (...args: string[]) => {
+    const r = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet', ...args]);
+    if (r.code !== 0) throw new Error(`publish failed: ${r.stderr}`);
+    return r;
+  };
+  await publish();
+  const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false });
+  t.teardown(() => server.close());
+  return { dir, toplevel, out, server, repos: { '/pub/alpha.git': alpha, '/pub/sub/beta.git': beta, '/pub/forks/alpha-fork.git': fork }, publish };
+}
+
+export async function writeConfig(
+  dir: string,
+  opts: { toplevel: string; manifest: string; site: string; pull?: string; extra?: string; name?: string },
+): Promise<string> {
+  await mkdir(opts.toplevel, { recursive: true });
+  const file = join(dir, opts.name ?? 'replica.conf');
+  await writeFile(
+    file,
+    `[core]\ntoplevel = ${opts.toplevel}\nlog = ${join(dir, 'pull.log')}\n\n[remote]\nsite = ${opts.site}\nmanifest = ${opts.manifest}\n\n[pull]\npull_threads = 2\n${opts.pull ?? ''}\n${opts.extra ?? ''}\n`,
+  );
+  return file;
+}
+
+/** Replica config for an origin served directly (no proxy). */
+export async function replicaFor(origin: Origin, name = 'replica', pull = ''): Promise<{ config: string; toplevel: string }> {
+  const toplevel = join(origin.dir, name);
+  const config = await writeConfig(origin.dir, {
+    toplevel,
+    manifest: `${origin.server.url}/manifest.js.gz`,
+    site: `${origin.server.url}/git`,
+    pull,
+    name: `${name}.conf`,
+  });
+  return { config, toplevel };
+}
+
+export async function fingerprintOf(gitDir: string): Promise<string> {
+  return createHash('sha1').update(await showRefOf(gitDir)).digest('hex');
+}
+
+export function pull(config: string, ...args: string[]): Promise<CliResult> {
+  return runCli(['pull', '-c', config, '--no-progress', ...args]);
+}
