@@ -125,7 +125,7 @@ test('a served bundle whose bytes differ from its index is rejected before git r
   const index = parseRepoIndex(await readFile(join(origin.out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
   const file = join(origin.out, 'pub/sub/beta.git', index.bundles[1]!.uri);
   const bytes = await readFile(file);
-  bytes[bytes.length - 30] ^= 0xff; // same size, one flipped byte inside the pack
+  bytes.writeUInt8(bytes.readUInt8(bytes.length - 30) ^ 0xff, bytes.length - 30); // same size, one flipped byte inside the pack
   await writeFile(file, bytes);
   const r = await pull(config);
   t.is(r.code, 1);

@@ -1,5 +1,37 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { cloneRepo, resolveCloneUrl } from '../replica/clone.js';
+import { progressBars } from './progress-bars.js';
+import { formatBytes } from '../format.js';
 
 export function registerClone(program: Command): void {
-  program.command('clone').description('(not yet available)');
+  program
+    .command('clone')
+    .description('clone one repository from its bundles over resumable HTTP, then git fetch the rest (rerun to continue)')
+    .argument('<url>', "the repository's URL on the origin: its page, index.json or bundle-list")
+    .argument('<dir>', 'directory to clone into')
+    .option('--git-url <url>', 'where to git fetch the remainder (default: the origin /git/ URL)')
+    .option('--no-progress', 'no progress output')
+    .action(async (url: string, dir: string, flags: { gitUrl?: string; progress: boolean }) => {
+      const target = resolveCloneUrl(url, flags.gitUrl);
+      const bars = flags.progress ? progressBars() : null;
+      const abort = new AbortController();
+      const stop = () => abort.abort(new Error('interrupted: rerun the same command to continue'));
+      process.once('SIGINT', stop);
+      try {
+        const r = await cloneRepo(target, resolve(dir), {
+          signal: abort.signal,
+          log: (l) => process.stderr.write(l + '\n'),
+          onProgress: bars ? (file, p) => bars.update(file, file.slice(0, 16), p) : undefined,
+        });
+        bars?.stop();
+        process.stdout.write(
+          `cloned ${target.repo} into ${r.dir} (branch ${r.branch}): ${r.bundles} bundle(s), downloaded ${formatBytes(r.bytesDownloaded)}` +
+            `${r.bytesResumed ? `, resumed ${formatBytes(r.bytesResumed)}` : ''}${r.fetched ? ', then fetched from origin' : ''}\n`,
+        );
+      } finally {
+        bars?.stop();
+        process.off('SIGINT', stop);
+      }
+    });
 }

@@ -3,7 +3,7 @@ import { ExitStatus } from '../errors.js';
 import { loadPullConfig } from '../replica/config.js';
 import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
-import { createProgressReporter, type FileProgress } from '../transfer/progress.js';
+import { progressBars } from './progress-bars.js';
 import { formatBytes } from '../format.js';
 
 interface PullFlags {
@@ -31,8 +31,7 @@ export function registerPull(program: Command): void {
       const config = loadPullConfig(flags.config);
       const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info' });
       for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
-      const reporter = flags.progress && !flags.quiet ? createProgressReporter({ log: (l) => log.info(l) }) : null;
-      const bars = new Map<string, FileProgress | null>();
+      const bars = flags.progress && !flags.quiet ? progressBars({ log: (l) => log.info(l) }) : null;
       const abort = new AbortController();
       const stop = () => abort.abort(new Error('interrupted'));
       process.once('SIGINT', stop);
@@ -45,22 +44,10 @@ export function registerPull(program: Command): void {
           forcePurge: flags.forcePurge,
           log,
           signal: abort.signal,
-          onProgress: reporter
-            ? (repo, file, p) => {
-                const key = `${repo}/${file}`;
-                let bar = bars.get(key);
-                if (bar === null) return; // finished already
-                if (!bar) bars.set(key, (bar = reporter.start(`${repo} ${file.slice(0, 12)}`, p.total)));
-                bar.update(p);
-                if (p.received >= p.total) {
-                  bar.finish('done');
-                  bars.set(key, null);
-                }
-              }
-            : undefined,
+          onProgress: bars ? (repo, file, p) => bars.update(`${repo}/${file}`, `${repo} ${file.slice(0, 12)}`, p) : undefined,
         });
       } finally {
-        reporter?.stop();
+        bars?.stop();
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
         await log.flush();

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { git, gitText } from '../git/exec.js';
+import { git } from '../git/exec.js';
 
 export interface SampleCommit {
   message: string;
@@ -127,6 +127,3 @@ export function demoCollection(): SampleRepo[] {
   ];
 }
 
-export async function headOf(gitDir: string): Promise<string> {
-  return gitText(['rev-parse', 'HEAD'], { gitDir });
-}
