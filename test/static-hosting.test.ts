@@ -1,0 +1,48 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { showRefOf } from './support/repos.js';
+import { freePort, NGINX, startNginx } from './support/nginx.js';
+import { pull, startOrigin, writeConfig } from './support/mirror.js';
+
+const nginxTest = NGINX ? test : test.skip;
+if (!NGINX) console.log('static-hosting.test.ts: SKIPPED: nginx is not installed (apt-get install nginx; .ci/run does this)');
+
+nginxTest('pull works from a tree hosted by nginx, with git fetches going to a git:// daemon', async (t) => {
+  const origin = await startOrigin(t);
+  const nginx = await startNginx(origin.out, join(origin.dir, 'nginx'));
+  t.teardown(() => nginx.stop());
+  const gitPort = await freePort();
+  const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${origin.toplevel}`, '--listen=127.0.0.1', `--port=${gitPort}`, origin.toplevel], {
+    stdio: 'ignore',
+  });
+  t.teardown(() => void daemon.kill());
+  await new Promise((r) => setTimeout(r, 300));
+
+  const toplevel = join(origin.dir, 'replica');
+  const config = await writeConfig(origin.dir, { toplevel, manifest: `${nginx.url}/manifest.js.gz`, site: `git://127.0.0.1:${gitPort}` });
+  const first = await pull(config);
+  t.is(first.code, 0, first.stderr);
+  t.regex(first.stdout, /cloned 3/);
+
+  // alpha changes through an incremental bundle from nginx; beta's index is missing, so it must come over git://
+  const alpha = origin.repos['/pub/alpha.git']!;
+  await alpha.wt.commit('one more');
+  await alpha.wt.push('main');
+  const beta = origin.repos['/pub/sub/beta.git']!;
+  await beta.wt.commit('beta too');
+  await beta.wt.push('main');
+  await origin.publish();
+  await rm(join(origin.out, 'pub/sub/beta.git/index.json'));
+  const second = await pull(config, '-v');
+  t.is(second.code, 0, second.stderr);
+  t.regex(second.stdout, /updated 2/);
+  t.regex(second.stderr, /\/pub\/alpha\.git: updated via bundles/);
+  t.regex(second.stderr, /\/pub\/sub\/beta\.git: updated via fetch/);
+  for (const p of ['/pub/alpha.git', '/pub/sub/beta.git', '/pub/forks/alpha-fork.git']) {
+    t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)), p);
+  }
+  const again = await pull(config);
+  t.regex(again.stdout, /manifest unchanged/, 'nginx answers 304 to the conditional GET');
+});
