@@ -133,6 +133,9 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   const worked = report.cloned.length + report.updated.length + report.purged.length + report.metadata.length > 0;
   if (worked && config.pull.postWorkCompleteHook.length) await runPostWorkCompleteHooks(config.pull.postWorkCompleteHook, hookOpts);
   if (plan.forget.length) await state.remove(...plan.forget);
+  // a run that left work undone must not be skipped next time as "manifest unchanged"
+  const deferredPurge = config.pull.purge && !purge && plan.stale.length > 0;
+  if (report.problems.length || plan.purgeBlocked || deferredPurge) await forgetManifestValidators(config, state);
   if (report.failed.length === 0) await clearPartials(toplevel);
   return report;
 }
@@ -217,6 +220,11 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
   await writeFileAtomic(copy, doc.body);
   await state.setManifestValidators({ url, etag: doc.etag ?? null, lastModified: doc.lastModified ?? null, fetchedAt: new Date().toISOString(), configMtimeMs: config.mtimeMs });
   return { unchanged: false, bytes: doc.body };
+}
+
+async function forgetManifestValidators(config: PullConfig, state: StateStore): Promise<void> {
+  const prior = await state.manifestValidators(config.remote.manifest);
+  if (prior) await state.setManifestValidators({ ...prior, etag: null, lastModified: null });
 }
 
 /** What is on disk, without walking the whole toplevel unless purge needs it. */
