@@ -1,0 +1,139 @@
+/**
+ * Fetches a small document (the manifest, an index.json) whole: a
+ * conditional GET so an unchanged manifest costs one round trip, a size cap
+ * enforced while the bytes arrive (a broken or hostile origin cannot make us
+ * buffer without bound), and a few retries for the failures that are worth
+ * one. The body is returned as served (no transparent decompression): the
+ * manifest is a .gz file and the caller gunzips it.
+ */
+import { BundlemirrorError } from '../errors.js';
+import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
+import {
+  StallError,
+  contentLength,
+  failureFromError,
+  failureFromStatus,
+  headerValue,
+  openResponse,
+  resolveTimeouts,
+  type Failure,
+  type HttpTimeouts,
+  type OpenedResponse,
+} from './http.js';
+
+export interface FetchDocumentOptions {
+  /** ETag from the last fetch: sent as If-None-Match. */
+  etag?: string | undefined;
+  /** Last-Modified from the last fetch: sent as If-Modified-Since. */
+  lastModified?: string | undefined;
+  /** Refuse bodies larger than this. */
+  maxBytes: number;
+  /** Deadline for one whole exchange, body included (default 60 s). */
+  timeoutMs?: number | undefined;
+  /** Further attempts after a retryable failure (default 3). */
+  retries?: number | undefined;
+  signal?: AbortSignal | undefined;
+  timeouts?: Partial<HttpTimeouts> | undefined;
+  backoff?: Partial<BackoffOptions> | undefined;
+}
+
+export type FetchDocumentResult =
+  | { status: 'unchanged' }
+  | { status: 'ok'; body: Buffer; etag?: string; lastModified?: string };
+
+export async function fetchDocument(url: string, opts: FetchDocumentOptions): Promise<FetchDocumentResult> {
+  const retries = opts.retries ?? 3;
+  const backoff = resolveBackoff(opts.backoff);
+  for (let attempt = 0; ; attempt += 1) {
+    opts.signal?.throwIfAborted();
+    const outcome = await fetchOnce(url, opts);
+    if (!('retryable' in outcome)) return outcome;
+    if (!outcome.retryable) throw outcome.error;
+    if (attempt >= retries) {
+      const e = outcome.error;
+      throw new BundlemirrorError(e.code, `${e.message} (gave up after ${attempt + 1} attempts)`, { hint: e.hint, cause: e });
+    }
+    await sleep(retryDelay(attempt, outcome.retryAfterMs, backoff), opts.signal);
+  }
+}
+
+async function fetchOnce(url: string, opts: FetchDocumentOptions): Promise<FetchDocumentResult | Failure> {
+  const timeouts = resolveTimeouts(opts.timeouts);
+  const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+  if (opts.etag) headers['if-none-match'] = opts.etag;
+  if (opts.lastModified) headers['if-modified-since'] = opts.lastModified;
+  let res: OpenedResponse;
+  try {
+    res = await openResponse(url, { headers, timeouts, signal: opts.signal, totalMs: opts.timeoutMs ?? 60_000 });
+  } catch (err) {
+    opts.signal?.throwIfAborted();
+    return failureFromError(url, err, 'E_HTTP');
+  }
+  if (res.status === 304) {
+    res.body.destroy();
+    return { status: 'unchanged' };
+  }
+  if (res.status !== 200 && res.status !== 203) {
+    res.body.destroy();
+    return failureFromStatus(url, res.status, res.headers);
+  }
+  const declared = contentLength(res.headers);
+  if (declared !== undefined && declared > opts.maxBytes) {
+    res.body.destroy();
+    return { retryable: false, error: tooLarge(url, opts.maxBytes, declared) };
+  }
+  try {
+    const body = await readCapped(res, opts.maxBytes, timeouts.idleMs, url);
+    const etag = headerValue(res.headers, 'etag');
+    const lastModified = headerValue(res.headers, 'last-modified');
+    return { status: 'ok', body, ...(etag !== undefined ? { etag } : {}), ...(lastModified !== undefined ? { lastModified } : {}) };
+  } catch (err) {
+    opts.signal?.throwIfAborted();
+    return failureFromError(url, err, 'E_HTTP');
+  }
+}
+
+function tooLarge(url: string, maxBytes: number, size?: number): BundlemirrorError {
+  return new BundlemirrorError('E_HTTP', `GET ${url}: the document is ${size !== undefined ? `${size} bytes` : 'larger than allowed'}, over the ${maxBytes}-byte limit`, {
+    hint: 'the URL probably points at something other than a bundlemirror manifest or index; check the remote URL',
+  });
+}
+
+/** Collects the body, refusing it as soon as it passes maxBytes. */
+function readCapped(res: OpenedResponse, maxBytes: number, idleMs: number, url: string): Promise<Buffer> {
+  const body = res.body;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed: unknown;
+    const idle = setTimeout(() => fail(new StallError(idleMs)), idleMs);
+    const fail = (err: unknown): void => {
+      if (failed !== undefined) return;
+      failed = err;
+      clearTimeout(idle);
+      body.destroy();
+      reject(err);
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (failed !== undefined) return;
+      idle.refresh();
+      size += chunk.length;
+      if (size > maxBytes) {
+        fail(tooLarge(url, maxBytes));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.once('end', () => {
+      if (failed !== undefined) return;
+      clearTimeout(idle);
+      resolve(Buffer.concat(chunks, size));
+    });
+    body.once('error', (err: unknown) => fail(err));
+    body.once('close', () => {
+      if (failed === undefined && !body.readableEnded) {
+        fail(Object.assign(new Error('the connection closed before the document was complete'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      }
+    });
+  });
+}

@@ -1,0 +1,260 @@
+/**
+ * Resumable, verified download of one content-addressed file (a bundle).
+ *
+ * The bytes go to `<partialDir>/<sha256>.part`, which survives a killed
+ * process; every attempt, in this run or a later one, continues from the
+ * bytes on disk. The retry loop is ours (got's would replay the first
+ * Range): it backs off with jitter, honours Retry-After, and is
+ * progress-aware, so a link that drops every few megabytes still finishes
+ * while an origin that makes no progress is given up on after `retries`
+ * consecutive failures. The destination is written only by renaming a
+ * partial whose size and sha256 match the index.
+ */
+import { BundlemirrorError } from '../errors.js';
+import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
+import { runAttempt, type AttemptContext } from './download-attempt.js';
+import { resolveTimeouts, type Failure, type HttpTimeouts } from './http.js';
+import { PartialFile, partialPathFor, removePartialsExcept } from './partial-file.js';
+import { RateMeter, type DownloadProgress } from './progress.js';
+import { contentAddressedEtag } from './range.js';
+
+export type { DownloadProgress } from './progress.js';
+
+export interface DownloadFileOptions {
+  url: string;
+  /** Final path; written only once the content is verified. */
+  dest: string;
+  expectedSize: number;
+  /** Lowercase hex sha256 of the whole file; also names the partial. */
+  sha256: string;
+  /** Where partials live (the replica passes `<toplevel>/.bundlemirror/partial/`); same filesystem as `dest` ideally. */
+  partialDir: string;
+  onProgress?: ((p: DownloadProgress) => void) | undefined;
+  /** Aborting keeps the partial for the next run and rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
+  /** Consecutive attempts without progress tolerated before giving up (default 5). */
+  retries?: number | undefined;
+  /** Attempts without progress tolerated in total (default 30); attempts that make progress are free. */
+  maxAttempts?: number | undefined;
+  timeouts?: Partial<HttpTimeouts> | undefined;
+  backoff?: Partial<BackoffOptions> | undefined;
+  /** Minimum interval between onProgress calls (default 250 ms); the final call always happens. */
+  progressIntervalMs?: number | undefined;
+}
+
+export interface DownloadResult {
+  path: string;
+  /** Body bytes received over the network by this call (including any that were discarded). */
+  bytesDownloaded: number;
+  /** Bytes that were on disk when the call started and ended up in the file. */
+  bytesResumed: number;
+  /** HTTP requests made. 0 when a complete partial only needed verifying. */
+  attempts: number;
+  /** Times the partial was emptied and the download started over. */
+  restarts: number;
+  /** Bytes read back from disk to hash them (the resumed prefix, normally); everything else was hashed as it was written. */
+  bytesHashedFromDisk: number;
+}
+
+/** Process-wide totals, for status output and benchmarks. */
+export interface TransferStats {
+  downloads: number;
+  bytesDownloaded: number;
+  bytesResumed: number;
+  attempts: number;
+  restarts: number;
+  verifyFailures: number;
+}
+
+const stats: TransferStats = { downloads: 0, bytesDownloaded: 0, bytesResumed: 0, attempts: 0, restarts: 0, verifyFailures: 0 };
+
+export function transferStats(): Readonly<TransferStats> {
+  return { ...stats };
+}
+
+export function resetTransferStats(): void {
+  for (const k of Object.keys(stats) as (keyof TransferStats)[]) stats[k] = 0;
+}
+
+/** A download whose content fails its hash is retried once from scratch, then reported. */
+const MAX_VERIFY_FAILURES = 2;
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** Downloads running in this process, by partial path: two calls for one sha256 take turns. */
+const running = new Map<string, Promise<unknown>>();
+
+export async function downloadFile(opts: DownloadFileOptions): Promise<DownloadResult> {
+  if (!SHA256_HEX.test(opts.sha256)) throw new TypeError(`downloadFile: sha256 must be 64 lowercase hex digits, got ${JSON.stringify(opts.sha256)}`);
+  if (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0) throw new TypeError(`downloadFile: bad expectedSize ${opts.expectedSize}`);
+  const key = partialPathFor(opts.partialDir, opts.sha256);
+  const before = running.get(key) ?? Promise.resolve();
+  const mine = before.catch(() => {}).then(() => download(opts));
+  const tail = mine.catch(() => {});
+  running.set(key, tail);
+  try {
+    return await mine;
+  } finally {
+    if (running.get(key) === tail) running.delete(key);
+  }
+}
+
+/**
+ * Removes partials in `partialDir` whose sha256 is not in `keepSha256s`
+ * (call after a successful sync); leaves alone those being downloaded by
+ * this process. Returns how many files were removed.
+ */
+export async function cleanupPartials(partialDir: string, keepSha256s: ReadonlySet<string>): Promise<number> {
+  const busy = new Set<string>();
+  for (const path of running.keys()) {
+    const m = /([0-9a-f]{64})\.part$/.exec(path);
+    if (m && path === partialPathFor(partialDir, m[1]!)) busy.add(m[1]!);
+  }
+  return removePartialsExcept(partialDir, keepSha256s, busy);
+}
+
+async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
+  const { url, expectedSize, sha256, signal } = opts;
+  signal?.throwIfAborted();
+  const timeouts = resolveTimeouts(opts.timeouts);
+  const backoff = resolveBackoff(opts.backoff);
+  const retries = opts.retries ?? 5;
+  const maxAttempts = opts.maxAttempts ?? 30;
+  const progressEvery = opts.progressIntervalMs ?? 250;
+
+  const part = await PartialFile.open(opts.partialDir, sha256, expectedSize);
+  const resumedFrom = part.size;
+  let keptPrefix = true;
+  const result: DownloadResult = { path: opts.dest, bytesDownloaded: 0, bytesResumed: 0, attempts: 0, restarts: 0, bytesHashedFromDisk: 0 };
+  stats.downloads += 1;
+
+  const meter = new RateMeter();
+  let lastProgressAt = 0;
+  const report = (force: boolean): void => {
+    if (!opts.onProgress) return;
+    const now = Date.now();
+    if (!force && now - lastProgressAt < progressEvery) return;
+    lastProgressAt = now;
+    opts.onProgress({ received: part.size, total: expectedSize, resumedFrom: keptPrefix ? resumedFrom : 0, rate: meter.current() });
+  };
+
+  const ctx: AttemptContext = {
+    url,
+    part,
+    sha256,
+    expectedSize,
+    timeouts,
+    signal,
+    validator: (await part.readValidator()) ?? contentAddressedEtag(sha256),
+    onWire: (n) => {
+      result.bytesDownloaded += n;
+      stats.bytesDownloaded += n;
+      meter.add(n);
+    },
+    onWritten: () => report(false),
+    onDiscard: () => {
+      keptPrefix = false;
+      result.restarts += 1;
+      stats.restarts += 1;
+    },
+  };
+
+  /** The most bytes the partial has held: an attempt "made progress" only if it got further. */
+  let highWater = part.size;
+  let consecutiveFailures = 0;
+  let failuresWithoutProgress = 0;
+  let verifyFailures = 0;
+  let lastFailure: Failure | undefined;
+
+  const contentIsWrong = async (error: BundlemirrorError): Promise<void> => {
+    verifyFailures += 1;
+    stats.verifyFailures += 1;
+    if (verifyFailures >= MAX_VERIFY_FAILURES) {
+      await part.remove();
+      throw error;
+    }
+    if (part.size > 0) {
+      await part.discard();
+      ctx.onDiscard('content failed verification');
+    } else {
+      await part.writeValidator(undefined);
+    }
+    ctx.validator = contentAddressedEtag(sha256);
+    highWater = 0;
+  };
+
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      if (part.size === expectedSize) {
+        const digest = await part.digest();
+        if (digest === sha256) {
+          report(true);
+          result.bytesHashedFromDisk = part.bytesReadBack;
+          await part.commitTo(opts.dest);
+          result.bytesResumed = keptPrefix ? resumedFrom : 0;
+          stats.bytesResumed += result.bytesResumed;
+          return result;
+        }
+        await contentIsWrong(
+          new BundlemirrorError('E_BUNDLE_VERIFY', `${url}: downloaded ${expectedSize} bytes whose sha256 is ${digest}, not ${sha256} as the index says`, {
+            hint: 'the origin serves other bytes than its index promises (it may be republishing); pull again later, and tell the origin if it persists',
+          }),
+        );
+        continue;
+      }
+
+      result.attempts += 1;
+      stats.attempts += 1;
+      const outcome = await runAttempt(ctx);
+      report(false);
+
+      if (outcome.kind === 'size-mismatch') {
+        await contentIsWrong(
+          new BundlemirrorError('E_BUNDLE_VERIFY', `${url} is ${outcome.serverSize} bytes on the server, the index says ${expectedSize}`, {
+            hint: 'the origin replaced the file or its index is stale; pull again later, and tell the origin if it persists',
+          }),
+        );
+        continue;
+      }
+      if (outcome.kind === 'complete') continue;
+
+      const failure = outcome.kind === 'failed' || outcome.kind === 'received' ? outcome.failure : undefined;
+      if (failure && !failure.retryable) throw failure.error;
+      if (failure) lastFailure = failure;
+      if (part.size === expectedSize) continue;
+
+      const progressed = part.size > highWater;
+      if (progressed) {
+        highWater = part.size;
+        consecutiveFailures = 0;
+      } else {
+        consecutiveFailures += 1;
+        failuresWithoutProgress += 1;
+        if (consecutiveFailures > retries || failuresWithoutProgress >= maxAttempts) {
+          throw giveUp(opts, part, result.attempts, consecutiveFailures, lastFailure, outcome.kind === 'restarted' ? outcome.reason : undefined);
+        }
+      }
+      // After progress, reconnect at once (the link works, it just drops);
+      // after failures, back off exponentially or as the server asked.
+      if (!progressed) await sleep(retryDelay(consecutiveFailures, failure?.retryAfterMs, backoff), signal);
+    }
+  } finally {
+    await part.close().catch(() => {});
+  }
+}
+
+function giveUp(
+  opts: DownloadFileOptions,
+  part: PartialFile,
+  attempts: number,
+  withoutProgress: number,
+  last: Failure | undefined,
+  restartReason: string | undefined,
+): BundlemirrorError {
+  const why = restartReason ?? last?.error.message ?? 'no progress';
+  return new BundlemirrorError('E_DOWNLOAD', `${opts.url}: gave up after ${attempts} attempts, the last ${withoutProgress} without progress (last error: ${why})`, {
+    hint: `the partial download is kept (${part.size} of ${opts.expectedSize} bytes in ${part.path}); the next pull resumes from there`,
+    cause: last?.error,
+  });
+}
