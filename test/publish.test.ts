@@ -249,3 +249,18 @@ test('two publishes at once both finish and leave a consistent tree', async (t) 
     for (const bl of idx.bundles) t.is((await stat(join(out, path, bl.uri))).size, bl.size);
   }
 });
+
+test('a repository recreated with other history publishes correctly even though the old tips are gone', async (t) => {
+  const { dir, toplevel, out } = await setup(t);
+  await publishOk(toplevel, out);
+  const path = join(toplevel, 'pub/sub/beta.git');
+  const { rm } = await import('node:fs/promises');
+  await rm(path, { recursive: true });
+  await makeRepo(dir, toplevel, 'pub/sub/beta.git', { commits: 2 });
+  await publishOk(toplevel, out);
+  const idx = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  t.is(Object.entries(idx.refs).map(([n, o]) => `${o} ${n}\n`).join(''), await showRefOf(path));
+  const live = idx.bundles.filter((b) => !b.superseded);
+  t.is(live.length, 1, 'nothing of the old history remains: a fresh base');
+  t.deepEqual(live[0]!.prerequisites, []);
+});

@@ -5,7 +5,7 @@
  * the bundle-uri list, then mirrors everything through a link that breaks
  * every 256 KiB, and checks every fingerprint.
  */
-import { rm, mkdir, writeFile } from 'node:fs/promises';
+import { readdir, rm, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { git } from '../git/exec.js';
 import { fingerprint } from '../git/repo.js';
@@ -15,7 +15,7 @@ import { loadPullConfig } from '../replica/config.js';
 import { pull } from '../replica/pull.js';
 import { createPullLog } from '../replica/log.js';
 import { formatBytes } from '../format.js';
-import { startInterruptedLink } from './interrupted-link.js';
+import { startFaultProxy } from '../faults/fault-proxy.js';
 import { createSampleRepo, demoCollection, seededBytes } from './samples.js';
 
 const CUT_EVERY = 256 << 10;
@@ -25,6 +25,8 @@ async function main(): Promise<number> {
   const work = resolve('.demo');
   const out = resolve('bundles');
   await rm(work, { recursive: true, force: true });
+  // the demo's origin is new every run, so its published tree is too
+  for (const name of await readdir(out).catch(() => [] as string[])) if (name !== 'README.md') await rm(join(out, name), { recursive: true, force: true });
   const originTop = join(work, 'origin');
   say('== Origin: sample bare repositories');
   for (const repo of demoCollection()) {
@@ -34,10 +36,13 @@ async function main(): Promise<number> {
 
   say(`\n== bundlemirror publish --toplevel ${rel(originTop)} --out ${rel(out)}`);
   const report = await publish({ toplevel: originTop, out });
+  for (const e of report.failed) say(`   FAILED ${e.describe()}`);
+  if (report.failed.length) return 1;
   for (const c of report.changed) say(`   ${c.path}: ${c.bundles.map((b) => `${b.kind} bundle ${formatBytes(b.size)}`).join(', ')}  fingerprint ${c.fingerprint.slice(0, 12)}`);
 
   const server = await startServer({ bundles: out, toplevel: originTop, host: '127.0.0.1', port: 0, log: false });
-  const link = await startInterruptedLink(server.port, CUT_EVERY);
+  const link = await startFaultProxy({ upstream: { host: '127.0.0.1', port: server.port }, cutAfterBytes: CUT_EVERY });
+  const linkUrl = link.url('');
   try {
     say(`\n== bundlemirror serve: ${server.url}/`);
     say(`   manifest       ${server.url}/manifest.js.gz`);
@@ -57,23 +62,23 @@ async function main(): Promise<number> {
     const configFile = join(work, 'replica.conf');
     await writeFile(
       configFile,
-      `[core]\ntoplevel = ${replicaTop}\nlog = ${join(work, 'pull.log')}\n\n[remote]\nsite = ${link.url}/git\nmanifest = ${link.url}/manifest.js.gz\n\n[pull]\npull_threads = 2\n`,
+      `[core]\ntoplevel = ${replicaTop}\nlog = ${join(work, 'pull.log')}\n\n[remote]\nsite = ${linkUrl}/git\nmanifest = ${linkUrl}/manifest.js.gz\n\n[pull]\npull_threads = 2\n`,
     );
     const config = loadPullConfig(configFile);
     const log = createPullLog({ file: config.core.log, level: 'info', console: 'info' });
     const first = await pull(config, { log });
     const bundleBytes = report.changed.flatMap((c) => c.bundles).reduce((n, b) => n + b.size, 0);
     say(`   cloned ${first.cloned.length}, failed ${first.failed.length}; the link was cut ${link.stats.cuts} times`);
-    say(`   bytes on the wire ${formatBytes(link.stats.bytesDown)} for ${formatBytes(bundleBytes)} of bundles (${(link.stats.bytesDown / bundleBytes).toFixed(3)}x)`);
+    say(`   bytes on the wire ${formatBytes(link.stats.bytesDownstream)} for ${formatBytes(bundleBytes)} of bundles (${(link.stats.bytesDownstream / bundleBytes).toFixed(3)}x)`);
 
     say('\n== A push at the origin, published by the post-receive hook, pulled again');
     const alpha = join(originTop, 'pub/tools/alpha.git');
     await pushOneCommit(work, alpha);
     const hook = await publish({ toplevel: originTop, out, only: [alpha] });
     for (const c of hook.changed) say(`   publish ${c.path}: ${c.bundles.map((b) => `${b.kind} bundle ${formatBytes(b.size)}`).join(', ')}`);
-    const before = link.stats.bytesDown;
+    const before = link.stats.bytesDownstream;
     const second = await pull(config, { log });
-    say(`   updated ${second.updated.join(', ')}: ${formatBytes(link.stats.bytesDown - before)} on the wire`);
+    say(`   updated ${second.updated.join(', ')}: ${formatBytes(link.stats.bytesDownstream - before)} on the wire`);
 
     say('\n== Verify: replica fingerprints against the origin');
     let ok = first.failed.length === 0 && second.failed.length === 0;

@@ -11,7 +11,7 @@ import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
 import { writeFileAtomic, removeStaleTemps } from '../fsutil.js';
 import { acquireLock } from '../lockfile.js';
-import { fingerprint, type Ref } from '../git/repo.js';
+import { existingObjects, fingerprint, type Ref } from '../git/repo.js';
 import { parseManifest, serializeManifest, type Manifest, type ManifestEntry } from '../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, INDEX_VERSION, parseRepoIndex, serializeRepoIndex, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
 import { renderBundleList } from '../manifest/bundle-list.js';
@@ -221,16 +221,12 @@ async function writeBundles(
   });
 
   if (decision.kind === 'none') return { bundles: kept, made };
-  if (decision.kind === 'base' || !prev) {
-    const base = await writeBundle(repo.dir, outDir, 'all', repo.path);
-    if (!base) throw new BundlemirrorError('E_GIT', 'git produced no bundle for a repository with refs', { repo: repo.path });
-    made.push({ name: base.name, size: base.size, kind: 'base' });
-    const stamp = new Date(nowMs).toISOString();
-    // anything still current belonged to a chain that can no longer be extended
-    return { bundles: [...kept.map((b) => (b.superseded ? b : { ...b, superseded: stamp })), entry(base)], made };
-  }
+  if (decision.kind === 'base' || !prev) return writeBase(repo, outDir, kept, nowMs, made, entry);
 
-  const inc = await writeBundle(repo.dir, outDir, [...decision.refs, ...decision.prerequisites.map((p) => `^${p}`)], repo.path);
+  // tips of the last publish can be gone (history rewritten, repository recreated): exclude only what still exists
+  const present = await existingObjects(repo.dir, decision.prerequisites, repo.path);
+  if (present.size === 0) return writeBase(repo, outDir, kept, nowMs, made, entry);
+  const inc = await writeBundle(repo.dir, outDir, [...decision.refs, ...decision.prerequisites.filter((p) => present.has(p)).map((p) => `^${p}`)], repo.path);
   if (!inc) return { bundles: kept, made }; // ref moves to objects already published: the new index is enough
   made.push({ name: inc.name, size: inc.size, kind: 'incremental' });
   const chain = liveChain(prev);
@@ -242,6 +238,22 @@ async function writeBundles(
   if (!base) throw new BundlemirrorError('E_GIT', 'git produced no base bundle during collapse', { repo: repo.path });
   made.push({ name: base.name, size: base.size, kind: 'base' });
   return { bundles: [...oldChain, entry(base)], made };
+}
+
+async function writeBase(
+  repo: FoundRepo,
+  outDir: string,
+  kept: BundleRef[],
+  nowMs: number,
+  made: PublishedRepo['bundles'],
+  entry: (w: WrittenBundle) => BundleRef,
+): Promise<{ bundles: BundleRef[]; made: PublishedRepo['bundles'] }> {
+  const base = await writeBundle(repo.dir, outDir, 'all', repo.path);
+  if (!base) throw new BundlemirrorError('E_GIT', 'git produced no bundle for a repository with refs', { repo: repo.path });
+  made.push({ name: base.name, size: base.size, kind: 'base' });
+  const stamp = new Date(nowMs).toISOString();
+  // anything still current belonged to a chain that can no longer be extended
+  return { bundles: [...kept.map((b) => (b.superseded ? b : { ...b, superseded: stamp })), entry(base)], made };
 }
 
 async function writeIndexAndList(outDir: string, index: RepoIndex, ctx: RepoContext, path: string): Promise<void> {
