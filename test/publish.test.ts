@@ -61,6 +61,7 @@ test('manifest fingerprints equal `git show-ref | sha1sum` and indexes hold ever
       `${path} index refs`,
     );
     t.is(index.head, 'ref: refs/heads/main');
+    if (path === '/pub/forks/alpha-fork.git') continue; // a forkgroup member: see the forkgroup test
     t.is(index.bundles.length, 1);
     const b = index.bundles[0]!;
     const bytes = await readFile(join(out, path, b.uri));
@@ -263,4 +264,44 @@ test('a repository recreated with other history publishes correctly even though 
   const live = idx.bundles.filter((b) => !b.superseded);
   t.is(live.length, 1, 'nothing of the old history remains: a fresh base');
   t.deepEqual(live[0]!.prerequisites, []);
+});
+
+test('forks share one forkgroup; a fork publishes only what it adds on top of its parent\'s bundles', async (t) => {
+  const { toplevel, out } = await setup(t);
+  await publishOk(toplevel, out);
+  const m = await readManifestFile(join(out, 'manifest.js.gz'));
+  t.truthy(m['/pub/alpha.git']!.forkgroup);
+  t.is(m['/pub/forks/alpha-fork.git']!.forkgroup, m['/pub/alpha.git']!.forkgroup);
+  t.is(m['/pub/sub/beta.git']!.forkgroup, undefined, 'unrelated history: no group');
+  const parent = parseRepoIndex(await readFile(join(out, 'pub/alpha.git/index.json')), '/pub/alpha.git');
+  const fork = parseRepoIndex(await readFile(join(out, 'pub/forks/alpha-fork.git/index.json')), '/pub/forks/alpha-fork.git');
+  t.is(fork.forkgroup, m['/pub/alpha.git']!.forkgroup);
+  t.is(fork.bundles.length, 2);
+  const [borrowed, own] = fork.bundles;
+  t.is(borrowed!.uri, `../../alpha.git/${parent.bundles[0]!.sha256}.bundle`, 'the shared history is the parent\'s own bundle');
+  t.is(borrowed!.sha256, parent.bundles[0]!.sha256);
+  t.true(own!.prerequisites.length > 0, 'the fork\'s bundle builds on the parent\'s commits');
+  t.true(own!.size < borrowed!.size / 2, `fork bundle ${own!.size} B vs shared ${borrowed!.size} B`);
+  t.true(own!.creationToken > borrowed!.creationToken);
+  const bytes = await readFile(join(out, 'pub/forks/alpha-fork.git', own!.uri));
+  t.is(sha256File(bytes), own!.sha256);
+  // both bundles reach the fork's every ref
+  t.deepEqual(Object.keys(fork.refs).sort(), Object.keys({ ...borrowed!.tips, ...own!.tips, ...fork.refs }).sort());
+});
+
+test('when the parent collapses into a new base, its forks are rebuilt on it in the same publish', async (t) => {
+  const { toplevel, out, alpha } = await setup(t);
+  const opts = ['--max-incrementals', '1', '--chain-ratio', '100'];
+  await publishOk(toplevel, out, ...opts);
+  for (let i = 0; i < 2; i++) {
+    await alpha.wt.commit(`parent work ${i}`);
+    await alpha.wt.push('main');
+    await publishOk(toplevel, out, ...opts);
+  }
+  const parent = parseRepoIndex(await readFile(join(out, 'pub/alpha.git/index.json')), '/pub/alpha.git');
+  const liveBase = parent.bundles.find((b) => !b.superseded && b.prerequisites.length === 0)!;
+  const fork = parseRepoIndex(await readFile(join(out, 'pub/forks/alpha-fork.git/index.json')), '/pub/forks/alpha-fork.git');
+  const forkLive = fork.bundles.filter((b) => !b.superseded);
+  t.is(forkLive[0]!.sha256, liveBase.sha256, 'the fork now borrows the parent\'s new base');
+  t.true(fork.bundles.some((b) => b.superseded), 'its old chain stays listed for replicas part-way along it');
 });

@@ -189,10 +189,17 @@ export async function revParse(gitDir: string, rev: string, repo?: string): Prom
   return r.code === 0 && isObjectId(id) ? id : null;
 }
 
-/** Root commits reachable from the given tips (forkgroup detection). */
-export async function rootCommits(gitDir: string, repo?: string): Promise<string[]> {
-  const out = await gitText(['rev-list', '--max-parents=0', '--all'], { gitDir, repo });
-  return out ? out.split('\n').sort() : [];
+/**
+ * Root commits reachable from `tips` but not from `known` (forkgroup
+ * detection). With `known` set to the tips of the last publish this walks
+ * only the new history, so a small push costs little however large the
+ * repository. Ids in `known` that no longer exist must be filtered first.
+ */
+export async function rootCommits(gitDir: string, tips: string[], known: string[] = [], repo?: string): Promise<string[]> {
+  if (tips.length === 0) return [];
+  const input = [...tips, ...known.map((k) => `^${k}`)].join('\n') + '\n';
+  const out = await gitText(['rev-list', '--max-parents=0', '--stdin'], { gitDir, repo, input });
+  return out ? [...new Set(out.split('\n'))].sort() : [];
 }
 
 export { git, gitText };

@@ -17,12 +17,18 @@ const refName = z.string().max(4096).refine(isValidRefName, 'is not a valid ref 
 /** Largest bundle a replica will accept from an index (1 TiB). */
 export const MAX_BUNDLE_SIZE = 2 ** 40;
 
+const BUNDLE_PATH = /^(\.\.\/)*([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\.bundle$/;
+
 export const BundleRefSchema = z.object({
-  /** Relative to the index's URL (a file name, no slashes) or absolute http(s). */
+  /**
+   * Relative to the index's URL: the bundle's file name, or for a forkgroup
+   * member a path into its parent's directory (`../linux.git/<sha256>.bundle`);
+   * or an absolute http(s) URL. Replicas accept only URLs under the tree.
+   */
   uri: z
     .string()
     .max(2048)
-    .refine((u) => /^[A-Za-z0-9][A-Za-z0-9._-]*\.bundle$/.test(u) || /^https?:\/\/[^\s]+$/.test(u), 'must be a bundle file name or an http(s) URL'),
+    .refine((u) => BUNDLE_PATH.test(u) || /^https?:\/\/[^\s]+$/.test(u), 'must be a relative bundle path or an http(s) URL'),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
   size: z.number().int().positive().max(MAX_BUNDLE_SIZE),
   creationToken: z.number().int().nonnegative(),
@@ -41,6 +47,8 @@ export const RepoIndexSchema = z.object({
   refs: z.record(refName, oid),
   bundles: z.array(BundleRefSchema).max(10_000),
   forkgroup: z.string().max(256).nullable().optional(),
+  /** Root commits reachable from `refs`: how an origin finds forks without walking history again. */
+  roots: z.array(oid).max(100_000).optional(),
 });
 
 export type BundleRef = z.infer<typeof BundleRefSchema>;

@@ -11,14 +11,15 @@ import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
 import { writeFileAtomic, removeStaleTemps } from '../fsutil.js';
 import { acquireLock } from '../lockfile.js';
-import { existingObjects, fingerprint, type Ref } from '../git/repo.js';
+import { existingObjects, fingerprint, fingerprintOf, formatShowRef, rootCommits, type Ref } from '../git/repo.js';
 import { parseManifest, serializeManifest, type Manifest, type ManifestEntry } from '../manifest/manifest.js';
-import { BUNDLE_LIST_FILE, INDEX_FILE, INDEX_VERSION, parseRepoIndex, serializeRepoIndex, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
+import { BUNDLE_LIST_FILE, INDEX_FILE, INDEX_VERSION, parseRepoIndex, serializeRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
 import { renderBundleList } from '../manifest/bundle-list.js';
 import { scanToplevel, manifestPathOf, type FoundRepo } from './scan.js';
 import { lastModified, readAlternates, readDescription, readHeadFile, readOwner } from './inspect.js';
-import { DEFAULT_CHAIN_POLICY, decideBundle, expireSuperseded, liveChain, nextCreationToken, shouldCollapse, type ChainPolicy } from './chain.js';
-import { writeBundle, type WrittenBundle } from './bundle-writer.js';
+import { DEFAULT_CHAIN_POLICY, type ChainPolicy } from './chain.js';
+import { chooseParent, groupForks, type ForkGroup } from './forkgroups.js';
+import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './repo-bundles.js';
 
 export const MANIFEST_FILE = 'manifest.js.gz';
 
@@ -41,7 +42,7 @@ export interface PublishOptions {
 export interface PublishedRepo {
   path: string;
   fingerprint: string;
-  bundles: { name: string; size: number; kind: 'base' | 'incremental' }[];
+  bundles: MadeBundle[];
 }
 
 export interface PublishReport {
@@ -70,27 +71,57 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     const next: Manifest = opts.only ? { ...prevManifest } : {};
     const byDir = new Map(found.map((r) => [r.dir, r.path]));
     const limit = pLimit(opts.concurrency ?? 2);
+    const ctx: RepoContext = { ...opts, policy, now, toplevel, byDir };
+    const fail = (path: string, err: unknown) => {
+      const e = forRepo(err, path);
+      report.failed.push(e);
+      log(`${path}: FAILED: ${e.message}`);
+      const prev = prevManifest[path];
+      if (prev) next[path] = prev; // its published files are untouched and still valid
+    };
 
+    // 1. what each repository holds now
+    const facts = new Map<string, RepoFacts>();
     await Promise.all(
       selected.map((repo) =>
         limit(async () => {
           try {
-            const result = await publishRepo(repo, prevManifest[repo.path], { ...opts, policy, now, toplevel, byDir });
-            if (result.entry) next[repo.path] = result.entry;
-            else delete next[repo.path];
-            if (result.changed) report.changed.push(result.changed);
-            else if (result.entry) report.unchanged.push(repo.path);
-            if (result.changed) log(`${repo.path}: published ${result.changed.bundles.map((b) => `${b.kind} ${b.size} B`).join(', ') || 'refs only'}`);
+            const f = await inspectRepo(repo, ctx);
+            if (f) facts.set(repo.path, f);
+            else delete next[repo.path]; // no refs: grokmirror leaves it out
           } catch (err) {
-            const e = forRepo(err, repo.path);
-            report.failed.push(e);
-            log(`${repo.path}: FAILED: ${e.message}`);
-            const prev = prevManifest[repo.path];
-            if (prev) next[repo.path] = prev; // its published files are untouched and still valid
+            fail(repo.path, err);
           }
         }),
       ),
     );
+
+    // 2. forkgroups: recomputed on a full publish, kept from the manifest when publishing a few repositories
+    const groups = opts.only ? groupsFromManifest(prevManifest) : groupForks([...facts.values()].map((f) => ({ path: f.repo.path, roots: f.roots, alternates: f.alternates, previous: prevManifest[f.repo.path]?.forkgroup ?? null })));
+
+    // 3. parents (and repositories in no group) first: members build on their parent's fresh index
+    const publishOne = async (f: RepoFacts) => {
+      try {
+        const group = groups.get(f.repo.path) ?? null;
+        const parent = group && group.parent !== f.repo.path ? await readPreviousIndex(indexPathOf(opts.out, group.parent), group.parent) : null;
+        const result = await publishRepo(f, prevManifest[f.repo.path], group?.id ?? null, parent ? { path: group!.parent, index: parent } : null, ctx);
+        next[f.repo.path] = result.entry;
+        if (result.changed) {
+          report.changed.push(result.changed);
+          log(`${f.repo.path}: published ${result.changed.bundles.map((b) => `${b.kind} ${b.size} B`).join(', ') || 'refs only'}`);
+        } else report.unchanged.push(f.repo.path);
+      } catch (err) {
+        fail(f.repo.path, err);
+      }
+    };
+    const isMember = (f: RepoFacts) => {
+      const g = groups.get(f.repo.path);
+      return !!g && g.parent !== f.repo.path;
+    };
+    const all = [...facts.values()];
+    await Promise.all(all.filter((f) => !isMember(f)).map((f) => limit(() => publishOne(f))));
+    await Promise.all(all.filter(isMember).map((f) => limit(() => publishOne(f))));
+
     if (!opts.only) {
       for (const path of Object.keys(prevManifest)) if (!(path in next)) report.removed.push(path);
     }
@@ -156,104 +187,96 @@ async function readPreviousIndex(file: string, path: string): Promise<RepoIndex 
   }
 }
 
-async function publishRepo(
-  repo: FoundRepo,
-  prevEntry: ManifestEntry | undefined,
-  ctx: RepoContext,
-): Promise<{ entry: ManifestEntry | null; changed: PublishedRepo | null }> {
-  const { fingerprint: fp, refs } = await fingerprint(repo.dir, repo.path);
-  if (refs.length === 0) return { entry: null, changed: null };
-  const outDir = join(ctx.out, ...repo.path.slice(1).split('/'));
-  const indexFile = join(outDir, INDEX_FILE);
-  const prev = await readPreviousIndex(indexFile, repo.path);
-  const head = await readHeadFile(repo.dir);
-  const description = await readDescription(repo.dir);
-  const alternates = await readAlternates(repo.dir);
-  const reference = alternates.map((a) => ctx.byDir.get(a)).find((p) => p !== undefined) ?? null;
+function indexPathOf(out: string, path: string): string {
+  return join(out, ...path.slice(1).split('/'), INDEX_FILE);
+}
 
-  const unchanged = prev !== null && prev.fingerprint === fp && prevEntry?.fingerprint === fp;
+interface RepoFacts {
+  repo: FoundRepo;
+  fingerprint: string;
+  refs: Ref[];
+  prev: RepoIndex | null;
+  head: string | null;
+  description: string | null;
+  /** Manifest paths of repositories whose objects this one borrows. */
+  alternates: string[];
+  roots: string[];
+}
+
+async function inspectRepo(repo: FoundRepo, ctx: RepoContext): Promise<RepoFacts | null> {
+  const { fingerprint: fp, refs } = await fingerprint(repo.dir, repo.path);
+  if (refs.length === 0) return null;
+  const prev = await readPreviousIndex(indexPathOf(ctx.out, repo.path), repo.path);
+  const [head, description, alternateDirs] = await Promise.all([readHeadFile(repo.dir), readDescription(repo.dir), readAlternates(repo.dir)]);
+  const alternates = alternateDirs.map((a) => ctx.byDir.get(a)).filter((p): p is string => p !== undefined);
+  return { repo, fingerprint: fp, refs, prev, head, description, alternates, roots: await rootsOf(repo, refs, prev) };
+}
+
+/** Root commits, walking only history added since the last publish when that one recorded its roots. */
+async function rootsOf(repo: FoundRepo, refs: Ref[], prev: RepoIndex | null): Promise<string[]> {
+  if (prev?.roots && prev.fingerprint === fingerprintOf(formatShowRef(refs))) return prev.roots;
+  const tips = [...new Set(refs.map((r) => r.oid))];
+  if (!prev?.roots) return rootCommits(repo.dir, tips, [], repo.path);
+  const old = [...new Set(Object.values(prev.refs))];
+  const known = await existingObjects(repo.dir, old, repo.path);
+  const added = await rootCommits(repo.dir, tips, old.filter((o) => known.has(o)), repo.path);
+  return [...new Set([...prev.roots, ...added])].sort();
+}
+
+/** Groups as the last full publish recorded them in the manifest. */
+function groupsFromManifest(manifest: Manifest): Map<string, ForkGroup> {
+  const byId = new Map<string, string[]>();
+  const referencedBy = new Map<string, number>();
+  for (const [path, e] of Object.entries(manifest)) {
+    if (e.forkgroup) byId.set(e.forkgroup, [...(byId.get(e.forkgroup) ?? []), path]);
+    if (e.reference) referencedBy.set(e.reference, (referencedBy.get(e.reference) ?? 0) + 1);
+  }
+  const groups = new Map<string, ForkGroup>();
+  for (const [id, members] of byId) {
+    if (members.length < 2) continue;
+    const group: ForkGroup = { id, parent: chooseParent(members, referencedBy), members: members.sort() };
+    for (const m of members) groups.set(m, group);
+  }
+  return groups;
+}
+
+async function publishRepo(
+  f: RepoFacts,
+  prevEntry: ManifestEntry | undefined,
+  forkgroup: string | null,
+  parent: ForkParent | null,
+  ctx: RepoContext,
+): Promise<{ entry: ManifestEntry; changed: PublishedRepo | null }> {
+  const { repo, prev, head } = f;
+  const outDir = join(ctx.out, ...repo.path.slice(1).split('/'));
+  const reference = f.alternates[0] ?? null;
+  const unchanged =
+    prev !== null && prev.fingerprint === f.fingerprint && prevEntry?.fingerprint === f.fingerprint && (prev.forkgroup ?? null) === forkgroup && !needsRebase(prev, parent);
   if (unchanged) {
     const owner = (await configChangedSince(repo.dir, prev.generated)) ? await readOwner(repo.dir, repo.path) : (prevEntry.owner ?? null);
-    if (prev.head !== head) await writeIndexAndList(outDir, { ...prev, head, generated: new Date(ctx.now()).toISOString() }, ctx, repo.path);
-    return { entry: manifestEntry(prevEntry.modified ?? 0, fp, head, description, owner, reference, prevEntry.forkgroup ?? null, repo.symlinks), changed: null };
+    if (prev.head !== head || !prev.roots) await writeIndexAndList(outDir, { ...prev, head, roots: f.roots, generated: new Date(ctx.now()).toISOString() }, ctx, repo.path);
+    return { entry: manifestEntry(prevEntry.modified ?? 0, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks), changed: null };
   }
 
   const nowMs = ctx.now();
-  const written = await writeBundles(repo, outDir, prev, refs, nowMs, ctx);
+  const written = await writeBundles({ repo, outDir, prev, refs: f.refs, nowMs, policy: ctx.policy, parent });
   const index: RepoIndex = {
     version: INDEX_VERSION,
     path: repo.path,
     generated: new Date(nowMs).toISOString(),
-    fingerprint: fp,
+    fingerprint: f.fingerprint,
     head,
-    refs: Object.fromEntries(refs.map((r) => [r.name, r.oid])),
+    refs: Object.fromEntries(f.refs.map((r) => [r.name, r.oid])),
     bundles: written.bundles,
-    forkgroup: null,
+    forkgroup,
+    roots: f.roots,
   };
   await writeIndexAndList(outDir, index, ctx, repo.path);
   const [modified, owner] = await Promise.all([lastModified(repo.dir, repo.path), readOwner(repo.dir, repo.path)]);
   return {
-    entry: manifestEntry(modified, fp, head, description, owner, reference, prevEntry?.forkgroup ?? null, repo.symlinks),
-    changed: { path: repo.path, fingerprint: fp, bundles: written.made },
+    entry: manifestEntry(modified, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks),
+    changed: { path: repo.path, fingerprint: f.fingerprint, bundles: written.made },
   };
-}
-
-async function writeBundles(
-  repo: FoundRepo,
-  outDir: string,
-  prev: RepoIndex | null,
-  refs: Ref[],
-  nowMs: number,
-  ctx: RepoContext,
-): Promise<{ bundles: BundleRef[]; made: PublishedRepo['bundles'] }> {
-  const decision = decideBundle(prev, refs);
-  const kept = prev ? expireSuperseded(prev.bundles, nowMs, ctx.policy) : [];
-  let token = nextCreationToken(prev, nowMs);
-  const made: PublishedRepo['bundles'] = [];
-  const entry = (w: WrittenBundle, superseded?: string): BundleRef => ({
-    uri: w.name,
-    sha256: w.sha256,
-    size: w.size,
-    creationToken: token++,
-    prerequisites: w.header.prerequisites,
-    tips: Object.fromEntries(w.header.tips.filter((t) => t.name.startsWith('refs/')).map((t) => [t.name, t.oid])),
-    ...(superseded ? { superseded } : {}),
-  });
-
-  if (decision.kind === 'none') return { bundles: kept, made };
-  if (decision.kind === 'base' || !prev) return writeBase(repo, outDir, kept, nowMs, made, entry);
-
-  // tips of the last publish can be gone (history rewritten, repository recreated): exclude only what still exists
-  const present = await existingObjects(repo.dir, decision.prerequisites, repo.path);
-  if (present.size === 0) return writeBase(repo, outDir, kept, nowMs, made, entry);
-  const inc = await writeBundle(repo.dir, outDir, [...decision.refs, ...decision.prerequisites.filter((p) => present.has(p)).map((p) => `^${p}`)], repo.path);
-  if (!inc) return { bundles: kept, made }; // ref moves to objects already published: the new index is enough
-  made.push({ name: inc.name, size: inc.size, kind: 'incremental' });
-  const chain = liveChain(prev);
-  if (!shouldCollapse(chain, inc.size, ctx.policy)) return { bundles: [...kept, entry(inc)], made };
-
-  const stamp = new Date(nowMs).toISOString();
-  const oldChain = [...kept.map((b) => (b.superseded ? b : { ...b, superseded: stamp })), entry(inc, stamp)];
-  const base = await writeBundle(repo.dir, outDir, 'all', repo.path);
-  if (!base) throw new BundlemirrorError('E_GIT', 'git produced no base bundle during collapse', { repo: repo.path });
-  made.push({ name: base.name, size: base.size, kind: 'base' });
-  return { bundles: [...oldChain, entry(base)], made };
-}
-
-async function writeBase(
-  repo: FoundRepo,
-  outDir: string,
-  kept: BundleRef[],
-  nowMs: number,
-  made: PublishedRepo['bundles'],
-  entry: (w: WrittenBundle) => BundleRef,
-): Promise<{ bundles: BundleRef[]; made: PublishedRepo['bundles'] }> {
-  const base = await writeBundle(repo.dir, outDir, 'all', repo.path);
-  if (!base) throw new BundlemirrorError('E_GIT', 'git produced no bundle for a repository with refs', { repo: repo.path });
-  made.push({ name: base.name, size: base.size, kind: 'base' });
-  const stamp = new Date(nowMs).toISOString();
-  // anything still current belonged to a chain that can no longer be extended
-  return { bundles: [...kept.map((b) => (b.superseded ? b : { ...b, superseded: stamp })), entry(base)], made };
 }
 
 async function writeIndexAndList(outDir: string, index: RepoIndex, ctx: RepoContext, path: string): Promise<void> {

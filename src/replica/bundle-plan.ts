@@ -24,6 +24,8 @@ export interface BundlePlanInput {
   present: Set<string>;
   /** Whether the replica already holds this repository (false: a fresh clone). */
   exists: boolean;
+  /** Take a path through a full base even for an existing repository (no git fetch possible: an offline import). */
+  allowBase?: boolean;
 }
 
 /** Every object id the planner may ask about: ask git once for all of them. */
@@ -36,22 +38,31 @@ export function idsToCheck(index: RepoIndex): string[] {
   return [...ids].sort();
 }
 
+/**
+ * Takes, in creationToken order, each bundle that brings something new and
+ * whose prerequisites are met by what is here plus the bundles taken so
+ * far. A bundle of another chain (a forkgroup member's old chain, say) is
+ * passed over; the caller then checks that the path reaches every ref.
+ */
 function walk(start: BundleRef[], rest: BundleRef[], present: Set<string>): { bundles: BundleRef[]; have: Set<string> } | null {
   const have = new Set(present);
   const chosen: BundleRef[] = [];
-  for (const b of [...start, ...rest]) {
-    const tips = Object.values(b.tips);
-    if (chosen.length > 0 || start.length === 0) {
-      if (tips.length > 0 && tips.every((t) => have.has(t))) continue; // already here
-    }
+  for (const b of start) {
     if (!b.prerequisites.every((p) => have.has(p))) return null;
+    chosen.push(b);
+    for (const t of Object.values(b.tips)) have.add(t);
+  }
+  for (const b of rest) {
+    const tips = Object.values(b.tips);
+    if (tips.length > 0 && tips.every((t) => have.has(t))) continue; // already here
+    if (!b.prerequisites.every((p) => have.has(p))) continue;
     chosen.push(b);
     for (const t of tips) have.add(t);
   }
   return { bundles: chosen, have };
 }
 
-export function planBundles({ index, present, exists }: BundlePlanInput): BundleChoice {
+export function planBundles({ index, present, exists, allowBase = false }: BundlePlanInput): BundleChoice {
   const wanted = Object.values(index.refs);
   if (wanted.every((o) => present.has(o))) return { kind: 'none', reason: 'every ref of the index is already present' };
   const sorted = [...index.bundles].sort((a, b) => a.creationToken - b.creationToken);
@@ -59,7 +70,7 @@ export function planBundles({ index, present, exists }: BundlePlanInput): Bundle
 
   const candidates: { bundles: BundleRef[]; bytes: number; reason: string; complete: boolean }[] = [];
   const incrementals = sorted.filter((b) => b.prerequisites.length > 0);
-  if (exists) {
+  if (exists || present.size > 0) {
     const inc = walk([], incrementals, present);
     if (inc && inc.bundles.length > 0) {
       candidates.push({
@@ -71,7 +82,8 @@ export function planBundles({ index, present, exists }: BundlePlanInput): Bundle
     }
   }
   for (const base of sorted.filter((b) => b.prerequisites.length === 0)) {
-    const after = incrementals.filter((b) => b.creationToken > base.creationToken);
+    // a live base continues with the live chain; an old one may need the old chain and then the live one
+    const after = incrementals.filter((b) => b.creationToken > base.creationToken && (base.superseded || !b.superseded));
     const path = walk([base], after, present);
     if (!path) continue;
     candidates.push({
@@ -81,12 +93,14 @@ export function planBundles({ index, present, exists }: BundlePlanInput): Bundle
       complete: wanted.every((o) => path.have.has(o)),
     });
   }
-  if (candidates.length === 0) return { kind: 'fetch', reason: 'no chain of bundles applies to what this replica has' };
   // a complete path beats an incomplete one; then fewer bytes
   candidates.sort((a, b) => Number(b.complete) - Number(a.complete) || a.bytes - b.bytes);
+  if (candidates.length === 0 || (!candidates[0]!.complete && exists)) {
+    return { kind: 'fetch', reason: 'no chain of bundles applies to what this replica has' };
+  }
   const best = candidates[0]!;
   const base = best.bundles.find((b) => b.prerequisites.length === 0);
-  if (exists && base) {
+  if (exists && base && !allowBase) {
     // git fetch negotiates from the refs we already have; a full base would resend all of them
     return { kind: 'fetch', reason: `only a path through a full base (${best.bytes} bytes) applies; git fetch sends just what is missing` };
   }

@@ -11,7 +11,7 @@ import { BundlemirrorError, forRepo } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { parseManifest, writeManifestFile, type Manifest } from '../manifest/manifest.js';
 import { repoPathProblem } from '../git/refname.js';
-import { isBareRepository, scanToplevel } from '../origin/scan.js';
+import { isBareRepository, manifestPathOf, scanToplevel } from '../origin/scan.js';
 import { readAlternates } from '../origin/inspect.js';
 import { fetchDocument } from '../transfer/document.js';
 import type { DownloadProgress } from '../transfer/download.js';
@@ -24,6 +24,10 @@ import { writeProjectsList } from './projects-list.js';
 import { applyMetadata, wantedMetadata } from './metadata.js';
 import { repoDir, stateDir, partialDir, assertInside } from './paths.js';
 import { syncRepo, type SyncResult } from './sync-repo.js';
+import { dropMember } from './objstore.js';
+import { workOrder } from './work-order.js';
+import { restrictPlan, runScope } from './plan-scope.js';
+import { syncContextFor } from './sync-context.js';
 import type { PullLog } from './log.js';
 
 export interface PullOptions {
@@ -34,6 +38,23 @@ export interface PullOptions {
   log: PullLog;
   onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Pull only these manifest paths (a push notification). Implies `partial`:
+   * the notified repositories changed even if the manifest looks unchanged.
+   */
+  only?: readonly string[];
+  /**
+   * The part of the collection this run is responsible for (a daemon
+   * schedule group): repositories outside it are neither synced nor purged,
+   * and keep their entries in the local manifest and projects.list.
+   */
+  scope?: (path: string) => boolean;
+  /**
+   * The run does not stand for a whole pass over the manifest: it skips the
+   * "manifest unchanged" shortcut and leaves the manifest copy and
+   * validators alone, so the next full run still sees every change.
+   */
+  partial?: boolean;
 }
 
 export interface PullReport {
@@ -71,10 +92,12 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   const toplevel = config.core.toplevel;
   const report: PullReport = { manifestUnchanged: false, cloned: [], updated: [], unchanged: 0, metadata: [], purged: [], failed: [], problems: [], bytesDownloaded: 0, bytesResumed: 0 };
 
-  const fetched = await fetchRemoteManifest(config, state, opts);
+  const partial = !!opts.only || !!opts.partial;
+  const inScope = runScope(opts);
+  const fetched = await fetchRemoteManifest(config, state, opts, partial);
   const recorded = await state.all();
   const pendingFailures = Object.values(recorded).some((r) => r.lastError);
-  if (fetched.unchanged && !pendingFailures && !opts.force) {
+  if (fetched.unchanged && !pendingFailures && !opts.force && !partial) {
     report.manifestUnchanged = true;
     report.unchanged = Object.keys(recorded).length;
     return report;
@@ -85,7 +108,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
 
   const purge = config.pull.purge && opts.purge !== false;
   const local = await localState(config, remote, recorded, purge);
-  const plan = planSync({ remote, local, config, options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge } });
+  const plan = restrictPlan(planSync({ remote, local, config, options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge } }), inScope);
   report.plan = plan;
   report.problems.push(...plan.problems);
   for (const p of plan.problems) log.warn(`${p.path}: ${p.problem}`);
@@ -95,21 +118,24 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   const results = new Map<string, SyncResult>();
   const limit = pLimit(config.pull.pullThreads);
   const hookOpts = { log, timeoutMs: config.bundlemirror.hookTimeoutMs, signal: opts.signal };
+  const act = async (action: SyncAction) => {
+    try {
+      await carryOut(action, config, state, opts, report, results);
+      const res = results.get(action.path);
+      if (res && res.outcome !== 'unchanged' && config.pull.postUpdateHook.length) {
+        await runPostUpdateHooks(config.pull.postUpdateHook, await repoDir(toplevel, action.path), hookOpts);
+      }
+    } catch (err) {
+      const e = forRepo(err, action.path);
+      report.failed.push(e);
+      log.error(e.describe());
+      if (action.kind !== 'purge' && action.kind !== 'skip') await state.recordFailure(action.path, e);
+    }
+  };
   await Promise.all(
-    plan.actions.map((action) =>
+    workOrder(plan.actions, remote).map((batch) =>
       limit(async () => {
-        try {
-          await carryOut(action, config, state, opts, report, results);
-          const res = results.get(action.path);
-          if (res && res.outcome !== 'unchanged' && config.pull.postUpdateHook.length) {
-            await runPostUpdateHooks(config.pull.postUpdateHook, await repoDir(toplevel, action.path), hookOpts);
-          }
-        } catch (err) {
-          const e = forRepo(err, action.path);
-          report.failed.push(e);
-          log.error(e.describe());
-          if (action.kind !== 'purge' && action.kind !== 'skip') await state.recordFailure(action.path, e);
-        }
+        for (const action of batch) await act(action);
       }),
     ),
   );
@@ -122,9 +148,10 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
 
   const failedPaths = new Set(report.failed.map((e) => e.repo));
   await syncSymlinks(toplevel, remote, plan, failedPaths, log);
-  await writeLocalManifest(config, remote, plan, failedPaths);
+  const written = await writeLocalManifest(config, remote, plan, failedPaths, inScope);
   if (config.pull.projectslist) {
     const inSync = Object.fromEntries(plan.actions.filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path)).map((a) => [a.path, { symlinks: remote[a.path]?.symlinks ?? [] }]));
+    if (inScope) for (const [p, e] of Object.entries(written)) if (!inScope(p)) inSync[p] = { symlinks: e.symlinks ?? [] };
     await writeProjectsList(config.pull.projectslist, inSync, { trimtop: config.pull.projectslistTrimtop, symlinks: config.pull.projectslistSymlinks });
   }
   if (report.cloned.length && config.pull.postCloneCompleteHook.length) {
@@ -135,8 +162,9 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   if (plan.forget.length) await state.remove(...plan.forget);
   // a run that left work undone must not be skipped next time as "manifest unchanged"
   const deferredPurge = config.pull.purge && !purge && plan.stale.length > 0;
-  if (report.problems.length || plan.purgeBlocked || deferredPurge) await forgetManifestValidators(config, state);
-  if (report.failed.length === 0) await clearPartials(toplevel);
+  if (!partial && (report.problems.length || plan.purgeBlocked || deferredPurge)) await forgetManifestValidators(config, state);
+  // partials of repositories outside this run's part belong to a run that may resume them
+  if (report.failed.length === 0 && !inScope) await clearPartials(toplevel);
   return report;
 }
 
@@ -149,7 +177,9 @@ async function carryOut(action: SyncAction, config: PullConfig, state: StateStor
     case 'purge': {
       const dir = await repoDir(toplevel, action.path);
       opts.log.info(`${action.path}: purging (${action.reason})`);
+      const store = await storeOf(dir, config.core.objstore);
       await rm(dir, { recursive: true, force: true });
+      if (store && (await dropMember(store, action.path))) opts.log.info(`${action.path}: was the last member of ${store}; store removed`);
       await state.remove(action.path);
       report.purged.push(action.path);
       return;
@@ -165,15 +195,7 @@ async function carryOut(action: SyncAction, config: PullConfig, state: StateStor
     }
     case 'clone':
     case 'update': {
-      const res = await syncRepo(action.path, action.entry, {
-        toplevel,
-        site: config.bundlemirror.gitUrl || null,
-        bundlesBase: config.bundlemirror.bundles,
-        defaultOwner: config.pull.defaultOwner || null,
-        log: opts.log,
-        onProgress: opts.onProgress,
-        signal: opts.signal,
-      });
+      const res = await syncRepo(action.path, action.entry, syncContextFor(config, opts));
       results.set(action.path, res);
       await state.recordSuccess(action.path, {
         fingerprint: res.fingerprint,
@@ -194,7 +216,7 @@ async function carryOut(action: SyncAction, config: PullConfig, state: StateStor
   }
 }
 
-async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions): Promise<{ unchanged: boolean; bytes: Buffer }> {
+async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions, partial: boolean): Promise<{ unchanged: boolean; bytes: Buffer }> {
   const url = config.remote.manifest;
   const copy = join(stateDir(config.core.toplevel), REMOTE_COPY);
   if (url.startsWith('file:')) {
@@ -217,9 +239,16 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
     opts.log.debug(`manifest ${url} unchanged (304)`);
     return { unchanged: true, bytes: cached! };
   }
+  if (partial) return { unchanged: false, bytes: doc.body };
   await writeFileAtomic(copy, doc.body);
   await state.setManifestValidators({ url, etag: doc.etag ?? null, lastModified: doc.lastModified ?? null, fetchedAt: new Date().toISOString(), configMtimeMs: config.mtimeMs });
   return { unchanged: false, bytes: doc.body };
+}
+
+/** The forkgroup store a repository borrows objects from, if it lives under `objstore`. */
+async function storeOf(dir: string, objstore: string): Promise<string | null> {
+  const stores = (await readAlternates(dir)).filter((d) => dirname(d) === objstore);
+  return stores[0] ?? null;
 }
 
 async function forgetManifestValidators(config: PullConfig, state: StateStore): Promise<void> {
@@ -233,7 +262,9 @@ async function localState(config: PullConfig, remote: Manifest, recorded: Record
   const onDisk = new Set<string>();
   const alternates: Record<string, string[]> = {};
   if (purge) {
-    const found = await scanToplevel(toplevel);
+    // forkgroup stores live under the toplevel by default (grokmirror's layout) and are not mirrors
+    const stores = manifestPathOf(toplevel, config.core.objstore);
+    const found = await scanToplevel(toplevel, (p) => p === stores || p.startsWith(stores + '/'));
     const byDir = new Map(found.map((f) => [f.dir, f.path]));
     for (const f of found) {
       onDisk.add(f.path);
@@ -285,11 +316,12 @@ async function syncSymlinks(toplevel: string, remote: Manifest, plan: SyncPlan, 
 }
 
 /** The replica's own manifest (grokmirror format): what this replica holds, verified. */
-async function writeLocalManifest(config: PullConfig, remote: Manifest, plan: SyncPlan, failed: Set<string | undefined>): Promise<void> {
+async function writeLocalManifest(config: PullConfig, remote: Manifest, plan: SyncPlan, failed: Set<string | undefined>, inScope: ((path: string) => boolean) | null): Promise<Manifest> {
   const previous = await readFile(config.core.manifest)
     .then((b) => parseManifest(b).manifest)
     .catch((): Manifest => ({}));
   const next: Manifest = {};
+  if (inScope) for (const [p, e] of Object.entries(previous)) if (!inScope(p)) next[p] = e;
   for (const a of plan.actions) {
     if (a.kind === 'purge') continue;
     if (failed.has(a.path)) {
@@ -299,6 +331,7 @@ async function writeLocalManifest(config: PullConfig, remote: Manifest, plan: Sy
     if (remote[a.path]) next[a.path] = remote[a.path]!;
   }
   await writeManifestFile(config.core.manifest, next);
+  return next;
 }
 
 async function clearPartials(toplevel: string): Promise<void> {

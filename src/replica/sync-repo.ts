@@ -35,6 +35,7 @@ import { isBareRepository } from '../origin/scan.js';
 import { downloadFile, type DownloadProgress } from '../transfer/download.js';
 import { fetchDocument } from '../transfer/document.js';
 import { idsToCheck, planBundles } from './bundle-plan.js';
+import { ensureStore, linkToStore, storeDir, syncVirtualRefs, unsafeForkgroup, usesStore } from './objstore.js';
 import { applyMetadata, wantedMetadata } from './metadata.js';
 import { bundleCacheDir, partialDir, repoDir, stagingDir } from './paths.js';
 
@@ -51,6 +52,8 @@ export interface SyncContext {
   /** URL of the published tree's root, or null for an origin without bundles. */
   bundlesBase: string | null;
   defaultOwner: string | null;
+  /** `[core] objstore`: where forkgroup members share their objects; null to store every repository on its own. */
+  objstore?: string | null;
   log: SyncLog;
   onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
   retries?: number;
@@ -86,13 +89,17 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   }
 
   const work = exists ? dir : join(stagingDir(ctx.toplevel), `${randomBytes(6).toString('hex')}.git`);
+  const store = await sharedStore(path, entry, ctx);
   if (!exists) {
     await mkdir(dirname(work), { recursive: true });
     await initBare(work, path);
+    if (store) await linkToStore(work, store);
   }
+  // a repository mirrored before it joined a forkgroup keeps its own objects
+  const shared = store && (await usesStore(work, store)) ? store : null;
   try {
     const index = ctx.bundlesBase ? await fetchIndex(path, ctx) : null;
-    if (index) await applyFromBundles(work, path, index, exists, ctx, result);
+    if (index) await applyFromBundles(work, shared, path, index, exists, ctx, result);
 
     let fp = (await fingerprint(work, path)).fingerprint;
     if (entry.fingerprint !== fp || !index) {
@@ -110,6 +117,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
     }
     result.metadataChanged = await applyMetadata(work, want, path);
     result.fingerprint = fp;
+    if (shared) await syncVirtualRefs(shared, path, Object.fromEntries((await fingerprint(work, path)).refs.map((r) => [r.name, r.oid])));
     if (!exists) await moveIntoPlace(work, dir, path);
     if (entry.fingerprint && fp !== entry.fingerprint && fp !== index?.fingerprint) {
       throw new BundlemirrorError('E_FINGERPRINT', `after sync the fingerprint is ${fp}, the manifest says ${entry.fingerprint}`, {
@@ -166,9 +174,11 @@ export function bundleUrl(index: string, bundle: BundleRef, repo: string): strin
   return url.toString();
 }
 
-async function applyFromBundles(work: string, path: string, index: RepoIndex, exists: boolean, ctx: SyncContext, result: SyncResult): Promise<void> {
-  const present = exists ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
-  const choice = planBundles({ index, present, exists });
+async function applyFromBundles(work: string, shared: string | null, path: string, index: RepoIndex, exists: boolean, ctx: SyncContext, result: SyncResult): Promise<void> {
+  // a new forkgroup member already sees, through its store, the history its group shares
+  const present = exists || shared ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
+  // without a git URL to fetch from, a full base is the only way to the published state
+  const choice = planBundles({ index, present, exists, allowBase: !ctx.site });
   ctx.log.debug(`${path}: ${choice.kind}: ${choice.reason}`);
   if (choice.kind === 'bundles') {
     const base = indexUrl(ctx.bundlesBase!, path);
@@ -199,7 +209,7 @@ async function applyFromBundles(work: string, path: string, index: RepoIndex, ex
           hint: 'rerun pull; if it persists, the origin index is inconsistent',
         });
       }
-      await unbundle(work, file, path, { signal: ctx.signal });
+      await unbundle(shared ?? work, file, path, { signal: ctx.signal });
     }
     result.via = 'bundles';
   }
@@ -216,9 +226,23 @@ async function applyFromBundles(work: string, path: string, index: RepoIndex, ex
     if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });
   }
   for (const r of current) if (!(r.name in index.refs)) updates.push({ name: r.name, oid: null });
+  // the store's copy of these refs first: what the member points at must never be prunable there
+  if (shared) await syncVirtualRefs(shared, path, index.refs);
   await updateRefs(work, updates, path);
   const fp = fingerprintOf(formatShowRef(Object.entries(index.refs).map(([name, oid]) => ({ name, oid }))));
   if (fp !== index.fingerprint) ctx.log.warn(`${path}: index.json refs do not hash to its own fingerprint`);
+}
+
+/** The forkgroup store this repository shares objects through, created on first use. */
+async function sharedStore(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<string | null> {
+  if (!ctx.objstore || !entry.forkgroup) return null;
+  const store = storeDir(ctx.objstore, entry.forkgroup);
+  if (!store) {
+    ctx.log.warn(unsafeForkgroup(path, entry.forkgroup).describe());
+    return null;
+  }
+  await ensureStore(store);
+  return store;
 }
 
 async function moveIntoPlace(work: string, dir: string, path: string): Promise<void> {

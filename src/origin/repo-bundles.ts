@@ -1,0 +1,105 @@
+/**
+ * Writes the bundles one changed repository needs and returns its new list:
+ * a base, an incremental on top of the last publish, or both when the chain
+ * collapses. A forkgroup member's base is built on its parent's live chain:
+ * the index lists the parent's bundles (by a path into the parent's
+ * directory) plus one bundle of what the member adds, so the history they
+ * share is published, downloaded and stored once.
+ */
+import { posix } from 'node:path';
+import { BundlemirrorError } from '../errors.js';
+import { existingObjects, type Ref } from '../git/repo.js';
+import type { BundleRef, RepoIndex } from '../manifest/repo-index.js';
+import { decideBundle, expireSuperseded, liveChain, shouldCollapse, type ChainPolicy } from './chain.js';
+import { writeBundle, type WrittenBundle } from './bundle-writer.js';
+import type { FoundRepo } from './scan.js';
+
+export interface ForkParent {
+  path: string;
+  index: RepoIndex;
+}
+
+export interface BundleWork {
+  repo: FoundRepo;
+  outDir: string;
+  prev: RepoIndex | null;
+  refs: Ref[];
+  nowMs: number;
+  policy: ChainPolicy;
+  /** Set for a forkgroup member other than the parent. */
+  parent: ForkParent | null;
+}
+
+export interface MadeBundle {
+  name: string;
+  size: number;
+  kind: 'base' | 'incremental';
+}
+
+export interface BundlePlanResult {
+  bundles: BundleRef[];
+  made: MadeBundle[];
+}
+
+/** A member whose borrowed base is no longer in its parent's live chain must be rebuilt on the new one. */
+export function needsRebase(prev: RepoIndex | null, parent: ForkParent | null): boolean {
+  if (!prev || !parent) return false;
+  const base = liveChain(prev)[0];
+  if (!base || !base.uri.startsWith('../')) return true; // built before it joined the group
+  return !liveChain(parent.index).some((b) => b.sha256 === base.sha256);
+}
+
+export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
+  const { repo, prev } = w;
+  const kept = prev ? expireSuperseded(prev.bundles, w.nowMs, w.policy) : [];
+  const stamp = new Date(w.nowMs).toISOString();
+  const borrowed = w.parent ? borrowedChain(repo.path, w.parent) : [];
+  let token = Math.max(Math.floor(w.nowMs / 1000), 1 + Math.max(0, ...kept.map((b) => b.creationToken), ...borrowed.map((b) => b.creationToken)));
+  const made: MadeBundle[] = [];
+  const entry = (b: WrittenBundle, superseded?: string): BundleRef => ({
+    uri: b.name,
+    sha256: b.sha256,
+    size: b.size,
+    creationToken: token++,
+    prerequisites: b.header.prerequisites,
+    tips: Object.fromEntries(b.header.tips.filter((t) => t.name.startsWith('refs/')).map((t) => [t.name, t.oid])),
+    ...(superseded ? { superseded } : {}),
+  });
+  const retire = (list: BundleRef[]) => list.map((b) => (b.superseded ? b : { ...b, superseded: stamp }));
+
+  const base = async (): Promise<BundleRef[]> => {
+    if (w.parent) {
+      // only what the member adds to its parent's published history
+      const parentTips = [...new Set(Object.values(w.parent.index.refs))];
+      const have = await existingObjects(repo.dir, parentTips, repo.path);
+      const own = await writeBundle(repo.dir, w.outDir, [...w.refs.map((r) => r.name), ...parentTips.filter((t) => have.has(t)).map((t) => `^${t}`)], repo.path);
+      if (own) made.push({ name: own.name, size: own.size, kind: 'base' });
+      return [...borrowed, ...(own ? [entry(own)] : [])];
+    }
+    const full = await writeBundle(repo.dir, w.outDir, 'all', repo.path);
+    if (!full) throw new BundlemirrorError('E_GIT', 'git produced no bundle for a repository with refs', { repo: repo.path });
+    made.push({ name: full.name, size: full.size, kind: 'base' });
+    return [entry(full)];
+  };
+
+  const decision = needsRebase(prev, w.parent) ? { kind: 'base' as const } : decideBundle(prev, w.refs);
+  if (decision.kind === 'none') return { bundles: kept, made };
+  if (decision.kind === 'base' || !prev) return { bundles: [...retire(kept), ...(await base())], made };
+
+  // tips of the last publish can be gone (history rewritten, repository recreated): exclude only what still exists
+  const present = await existingObjects(repo.dir, decision.prerequisites, repo.path);
+  if (present.size === 0) return { bundles: [...retire(kept), ...(await base())], made };
+  const inc = await writeBundle(repo.dir, w.outDir, [...decision.refs, ...decision.prerequisites.filter((p) => present.has(p)).map((p) => `^${p}`)], repo.path);
+  if (!inc) return { bundles: kept, made }; // ref moves to objects already published: the new index is enough
+  made.push({ name: inc.name, size: inc.size, kind: 'incremental' });
+  if (!shouldCollapse(liveChain(prev), inc.size, w.policy)) return { bundles: [...kept, entry(inc)], made };
+  // collapse: the bridging incremental stays listed with the old chain for replicas part-way along it
+  const bridge = entry(inc, stamp);
+  return { bundles: [...retire(kept), bridge, ...(await base())], made };
+}
+
+/** The parent's live chain, as seen from the member's directory. */
+function borrowedChain(memberPath: string, parent: ForkParent): BundleRef[] {
+  const up = posix.relative(memberPath, parent.path);
+  return liveChain(parent.index).map((b) => (/^https?:/.test(b.uri) || b.uri.startsWith('../') ? b : { ...b, uri: `${up}/${b.uri}` }));
+}

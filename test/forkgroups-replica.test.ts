@@ -1,0 +1,70 @@
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { git } from '../src/git/exec.js';
+import { makeFork, makeRepo, showRefOf } from './support/repos.js';
+import { pull, replicaFor, startOrigin } from './support/mirror.js';
+import type { ExecutionContext } from 'ava';
+
+function du(dir: string): number {
+  return Number(execFileSync('du', ['-sb', dir]).toString().split('\t')[0]);
+}
+
+async function threeForks(t: ExecutionContext) {
+  const origin = await startOrigin(t, { bigBytes: 300_000 });
+  const alpha = origin.repos['/pub/alpha.git']!;
+  const second = await makeFork(origin.dir, origin.toplevel, alpha.bare, 'pub/forks/alpha-two.git');
+  t.truthy(second);
+  await origin.publish();
+  return origin;
+}
+
+const FORKS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/forks/alpha-two.git'];
+
+test('three forks mirror with their shared history downloaded once and stored once', async (t) => {
+  const origin = await threeForks(t);
+  const { config, toplevel } = await replicaFor(origin, 'replica', 'include = /pub/alpha.git\n  /pub/forks/*\n');
+  const r = await pull(config, '-v');
+  t.is(r.code, 0, r.stderr);
+  for (const p of FORKS) {
+    t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)), p);
+    const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(toplevel, p), okCodes: [1, 2, 4] });
+    t.is(fsck.code, 0, fsck.stderr);
+  }
+  const downloaded = Number(/downloaded ([\d.]+) MiB/.exec(r.stdout)?.[1] ?? 'NaN') * 2 ** 20;
+  // a single copy: the parent's own bundles
+  const parentIndex = JSON.parse(await readFile(join(origin.out, 'pub/alpha.git/index.json'), 'utf8')) as { bundles: { size: number }[] };
+  const single = parentIndex.bundles.reduce((n, b) => n + b.size, 0);
+  const wire = downloaded / single;
+  const stores = await readdir(join(toplevel, 'objstore'));
+  t.is(stores.length, 1, 'one shared store for the group');
+  const disk = (du(join(toplevel, 'objstore')) + FORKS.reduce((n, p) => n + du(join(toplevel, p)), 0)) / du(join(origin.toplevel, 'pub/alpha.git'));
+  t.log(`three forks: downloaded ${wire.toFixed(2)}x and stored ${disk.toFixed(2)}x a single copy (three independent mirrors: 3.0x)`);
+  t.true(wire < 1.2, `downloaded ${wire.toFixed(2)}x`);
+  t.true(disk < 1.6, `stored ${disk.toFixed(2)}x`);
+});
+
+test('purging one member leaves the others intact; purging the last removes the shared store', async (t) => {
+  const origin = await threeForks(t);
+  const { config, toplevel } = await replicaFor(origin, 'replica', 'include = /pub/alpha.git\n  /pub/forks/*\npurge = yes\npurgeprotect = 100\n');
+  t.is((await pull(config)).code, 0);
+  await rm(join(origin.toplevel, 'pub/forks/alpha-fork.git'), { recursive: true });
+  await origin.publish();
+  const r = await pull(config);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /purged 1/);
+  for (const p of ['/pub/alpha.git', '/pub/forks/alpha-two.git']) {
+    const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(toplevel, p), okCodes: [1, 2, 4] });
+    t.is(fsck.code, 0, `${p}: ${fsck.stderr}`);
+    t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)));
+  }
+  await rm(join(origin.toplevel, 'pub/alpha.git'), { recursive: true });
+  await rm(join(origin.toplevel, 'pub/forks/alpha-two.git'), { recursive: true });
+  await makeRepo(origin.dir, origin.toplevel, 'pub/forks/unrelated.git');
+  await origin.publish();
+  const last = await pull(config, '--force-purge');
+  t.is(last.code, 0, last.stderr);
+  t.deepEqual(await readdir(join(toplevel, 'objstore')).catch(() => []), [], 'the store went with its last member');
+  t.truthy(await stat(join(toplevel, 'pub/forks/unrelated.git')));
+});
