@@ -305,3 +305,55 @@ test('when the parent collapses into a new base, its forks are rebuilt on it in 
   t.is(forkLive[0]!.sha256, liveBase.sha256, 'the fork now borrows the parent\'s new base');
   t.true(fork.bundles.some((b) => b.superseded), 'its old chain stays listed for replicas part-way along it');
 });
+
+test('gc deletes superseded bundles after the grace period and never a file an index still references', async (t) => {
+  const { toplevel, out, beta, alpha } = await setup(t);
+  const opts = ['--max-incrementals', '1', '--chain-ratio', '100'];
+  await publishOk(toplevel, out, ...opts);
+  for (let i = 0; i < 2; i++) {
+    await beta.wt.commit(`b${i}`);
+    await beta.wt.push('main');
+    await alpha.wt.commit(`a${i}`);
+    await alpha.wt.push('main');
+    await publishOk(toplevel, out, ...opts);
+  }
+  const bundlesOf = async (dir: string) => (await readdir(join(out, dir))).filter((n) => n.endsWith('.bundle'));
+  const before = await bundlesOf('pub/sub/beta.git');
+  t.true(before.length >= 3);
+  // within the grace period nothing goes
+  const dry = await runCli(['gc', '--out', out, '--dry-run']);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout, / 0 to delete/);
+  // grace 0: superseded entries leave the indexes, then their files go
+  await publishOk(toplevel, out, ...opts, '--grace-days', '0');
+  const r = await runCli(['gc', '--out', out, '--grace-days', '0']);
+  t.is(r.code, 0, r.stderr);
+  for (const path of ['/pub/alpha.git', '/pub/sub/beta.git', '/pub/forks/alpha-fork.git']) {
+    const idx = parseRepoIndex(await readFile(join(out, path, 'index.json')), path);
+    for (const b of idx.bundles) {
+      const file = join(out, path, b.uri);
+      t.is(sha256File(await readFile(file)), b.sha256, `${path} still has ${b.uri}`);
+    }
+  }
+  t.true((await bundlesOf('pub/sub/beta.git')).length < before.length, 'old chain files deleted');
+});
+
+test('a hook publish of a one-commit push to a repository of tens of MB writes a bundle of kilobytes', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'top');
+  const out = join(dir, 'out');
+  const big = await makeRepo(dir, toplevel, 'pub/big.git', { commits: 20, bytesPerCommit: 1 << 20 });
+  await publishOk(toplevel, out);
+  await big.wt.commit('one small change');
+  await big.wt.push('main');
+  const started = process.hrtime.bigint();
+  const r = await runCli(['publish', '--toplevel', toplevel, '--out', out, big.bare]);
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  t.is(r.code, 0, r.stderr);
+  const idx = parseRepoIndex(await readFile(join(out, 'pub/big.git/index.json')), '/pub/big.git');
+  const inc = idx.bundles[idx.bundles.length - 1]!;
+  t.true(idx.bundles[0]!.size > 20 << 20, 'the base holds the tens of MB');
+  t.true(inc.size < 8 << 10, `incremental of ${inc.size} bytes`);
+  t.log(`hook publish of one commit to a ${(idx.bundles[0]!.size / 2 ** 20).toFixed(1)} MiB repository: ${inc.size} B bundle, ${ms.toFixed(0)} ms including CLI start`);
+});

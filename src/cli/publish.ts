@@ -5,6 +5,7 @@ import { publish } from '../origin/publish.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { fnmatch } from '../fnmatch.js';
 import { formatBytes } from '../format.js';
+import { notifierFor } from './publish-notify.js';
 
 interface PublishFlags {
   toplevel: string;
@@ -16,6 +17,8 @@ interface PublishFlags {
   chainRatio: string;
   graceDays: string;
   quiet?: boolean;
+  notify: string[];
+  notifyTokenFile?: string;
 }
 
 export function registerPublish(program: Command): void {
@@ -32,8 +35,11 @@ export function registerPublish(program: Command): void {
     .option('--chain-ratio <r>', 'new base once incrementals add up to this fraction of the base', String(DEFAULT_CHAIN_POLICY.maxChainRatio))
     .option('--grace-days <d>', 'how long superseded bundles stay listed and on disk', String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000))
     .option('-q, --quiet', 'print only the summary and errors')
+    .option('--notify <url>', 'then tell this replica daemon which repositories changed, e.g. http://replica:8090/notify (repeatable)', collect, [])
+    .option('--notify-token-file <file>', 'bearer token for --notify (the replicas\' [bundlemirror] notify_token_file)')
     .action(async (repos: string[], flags: PublishFlags) => {
       const baseUrl = flags.baseUrl ? checkBaseUrl(flags.baseUrl) : null;
+      const notify = notifierFor(flags.notify, flags.notifyTokenFile);
       const report = await publish({
         toplevel: resolve(flags.toplevel),
         out: resolve(flags.out),
@@ -52,8 +58,10 @@ export function registerPublish(program: Command): void {
       const bytes = report.changed.flatMap((c) => c.bundles).reduce((n, b) => n + b.size, 0);
       process.stdout.write(
         `published ${report.changed.length} changed, ${report.unchanged.length} unchanged, ${report.removed.length} removed, ` +
-          `${report.failed.length} failed; ${formatBytes(bytes)} of new bundles; manifest ${report.manifestWritten ? 'written' : 'unchanged'}\n`,
+          `${report.failed.length} failed; ${formatBytes(bytes)} of new bundles; manifest ${report.manifestWritten ? 'written' : 'unchanged'}` +
+          `${report.gc?.deleted.length ? `; ${report.gc.deleted.length} old file(s) deleted` : ''}\n`,
       );
+      await notify?.(report.changed.map((c) => c.path), !!flags.quiet);
       if (report.failed.length) process.exitCode = ExitStatus.repoFailed;
     });
 }

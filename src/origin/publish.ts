@@ -17,7 +17,8 @@ import { BUNDLE_LIST_FILE, INDEX_FILE, INDEX_VERSION, parseRepoIndex, serializeR
 import { renderBundleList } from '../manifest/bundle-list.js';
 import { scanToplevel, manifestPathOf, type FoundRepo } from './scan.js';
 import { lastModified, readAlternates, readDescription, readHeadFile, readOwner } from './inspect.js';
-import { DEFAULT_CHAIN_POLICY, type ChainPolicy } from './chain.js';
+import { DEFAULT_CHAIN_POLICY, expireSuperseded, type ChainPolicy } from './chain.js';
+import { collectGarbage, type GcReport } from './gc.js';
 import { chooseParent, groupForks, type ForkGroup } from './forkgroups.js';
 import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './repo-bundles.js';
 
@@ -51,6 +52,7 @@ export interface PublishReport {
   removed: string[];
   failed: BundlemirrorError[];
   manifestWritten: boolean;
+  gc?: GcReport;
 }
 
 export async function publish(opts: PublishOptions): Promise<PublishReport> {
@@ -129,6 +131,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     report.unchanged.sort();
     report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next);
     await removeStaleTemps(opts.out);
+    // a hook publish stays quick; full publishes (cron) collect what superseded bundles left behind
+    if (!opts.only) report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now() });
     return report;
   } finally {
     await release();
@@ -254,7 +258,11 @@ async function publishRepo(
     prev !== null && prev.fingerprint === f.fingerprint && prevEntry?.fingerprint === f.fingerprint && (prev.forkgroup ?? null) === forkgroup && !needsRebase(prev, parent);
   if (unchanged) {
     const owner = (await configChangedSince(repo.dir, prev.generated)) ? await readOwner(repo.dir, repo.path) : (prevEntry.owner ?? null);
-    if (prev.head !== head || !prev.roots) await writeIndexAndList(outDir, { ...prev, head, roots: f.roots, generated: new Date(ctx.now()).toISOString() }, ctx, repo.path);
+    // superseded bundles whose grace period ended leave the index even when nothing else changed
+    const bundles = expireSuperseded(prev.bundles, ctx.now(), ctx.policy);
+    if (prev.head !== head || !prev.roots || bundles.length !== prev.bundles.length) {
+      await writeIndexAndList(outDir, { ...prev, head, roots: f.roots, bundles, generated: new Date(ctx.now()).toISOString() }, ctx, repo.path);
+    }
     return { entry: manifestEntry(prevEntry.modified ?? 0, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks), changed: null };
   }
 

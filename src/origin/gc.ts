@@ -1,0 +1,106 @@
+/**
+ * Garbage collection of a published tree. A bundle file is deleted only
+ * after no index of a published repository has referenced it for the whole
+ * grace period: a replica that read an older index a moment ago can still
+ * download what it names. When each file was first seen unreferenced is
+ * kept in `.gc.json` (a dotfile: never served).
+ */
+import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { dirname, join, posix, relative, sep } from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from '../fsutil.js';
+import { parseManifest } from '../manifest/manifest.js';
+import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
+
+export const GC_STATE = '.gc.json';
+const GcStateSchema = z.record(z.string(), z.number());
+
+export interface GcReport {
+  referenced: number;
+  waiting: string[];
+  deleted: string[];
+}
+
+export interface GcOptions {
+  graceMs: number;
+  now?: number;
+  dryRun?: boolean;
+}
+
+/** Call with the publish lock held (publish does; the gc command takes it). */
+export async function collectGarbage(out: string, opts: GcOptions): Promise<GcReport> {
+  const now = opts.now ?? Date.now();
+  const manifest = parseManifest(await readFile(join(out, 'manifest.js.gz'))).manifest;
+  const live = new Set<string>();
+  for (const path of Object.keys(manifest)) {
+    const dir = join(out, ...path.slice(1).split('/'));
+    live.add(join(dir, INDEX_FILE)).add(join(dir, BUNDLE_LIST_FILE));
+    let index;
+    try {
+      index = parseRepoIndex(await readFile(join(dir, INDEX_FILE)), path);
+    } catch {
+      continue;
+    }
+    for (const b of index.bundles) {
+      if (/^https?:/.test(b.uri)) continue;
+      live.add(join(out, ...posix.join(path, b.uri).slice(1).split('/')));
+    }
+  }
+  const state = await readState(out);
+  const next: Record<string, number> = {};
+  const report: GcReport = { referenced: 0, waiting: [], deleted: [] };
+  for (const file of await publishedFiles(out)) {
+    if (live.has(file)) {
+      report.referenced += 1;
+      continue;
+    }
+    const key = relative(out, file).split(sep).join('/');
+    const since = state[key] ?? now;
+    if (now - since >= opts.graceMs) {
+      report.deleted.push(key);
+      if (!opts.dryRun) {
+        await rm(file, { force: true });
+        await removeEmptyParents(dirname(file), out);
+      }
+    } else {
+      report.waiting.push(key);
+      next[key] = since;
+    }
+  }
+  const text = JSON.stringify(next) + '\n';
+  if (!opts.dryRun && text !== JSON.stringify(state) + '\n') await writeFileAtomic(join(out, GC_STATE), text);
+  return report;
+}
+
+async function readState(out: string): Promise<Record<string, number>> {
+  try {
+    return GcStateSchema.parse(JSON.parse(await readFile(join(out, GC_STATE), 'utf8')));
+  } catch {
+    return {};
+  }
+}
+
+/** Bundles, indexes and bundle lists anywhere in the tree (dotfiles are ours, not published). */
+async function publishedFiles(out: string): Promise<string[]> {
+  const files: string[] = [];
+  async function walk(dir: string): Promise<void> {
+    for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (e.name.startsWith('.')) continue;
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile() && (e.name.endsWith('.bundle') || e.name === INDEX_FILE || e.name === BUNDLE_LIST_FILE)) files.push(p);
+    }
+  }
+  await walk(out);
+  return files;
+}
+
+async function removeEmptyParents(dir: string, stop: string): Promise<void> {
+  for (let d = dir; d !== stop && d.startsWith(stop + sep); d = dirname(d)) {
+    try {
+      await rmdir(d);
+    } catch {
+      return; // not empty
+    }
+  }
+}
