@@ -357,3 +357,14 @@ test('a hook publish of a one-commit push to a repository of tens of MB writes a
   t.true(inc.size < 8 << 10, `incremental of ${inc.size} bytes`);
   t.log(`hook publish of one commit to a ${(idx.bundles[0]!.size / 2 ** 20).toFixed(1)} MiB repository: ${inc.size} B bundle, ${ms.toFixed(0)} ms including CLI start`);
 });
+
+test('two manifests written within one second still differ in mtime, so static hosts never answer 304 to a change', async (t) => {
+  const { toplevel, out, beta } = await setup(t);
+  await publishOk(toplevel, out);
+  const first = (await stat(join(out, 'manifest.js.gz'))).mtimeMs;
+  await beta.wt.commit('quick');
+  await beta.wt.push('main');
+  await publishOk(toplevel, out, '/pub/sub/beta.git');
+  const second = (await stat(join(out, 'manifest.js.gz'))).mtimeMs;
+  t.true(Math.floor(second / 1000) > Math.floor(first / 1000), `${first} -> ${second}`);
+});

@@ -5,7 +5,7 @@
  * reader never sees a manifest entry whose index or bundles are missing,
  * and a failed repository keeps its previously published files and entry.
  */
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readFile, realpath, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
@@ -321,11 +321,20 @@ function manifestEntry(
 
 async function writeManifestIfChanged(file: string, manifest: Manifest): Promise<boolean> {
   const bytes = serializeManifest(manifest);
+  let previousMtime: number | null = null;
   try {
     if (Buffer.compare(await readFile(file), bytes) === 0) return false;
+    previousMtime = (await stat(file)).mtimeMs;
   } catch {
     /* first publish */
   }
   await writeFileAtomic(file, bytes);
+  // Static hosts derive validators from whole seconds (nginx: ETag "mtime-size",
+  // Last-Modified): a second manifest within the same second could look
+  // unchanged to a replica. Move the clock of the file forward instead.
+  if (previousMtime !== null) {
+    const second = Math.floor(previousMtime / 1000);
+    if (Math.floor((await stat(file)).mtimeMs / 1000) <= second) await utimes(file, new Date(), new Date((second + 1) * 1000));
+  }
   return true;
 }
