@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'E_FINGERPRINT'
   | 'E_DISK'
   | 'E_NOT_FOUND'
-  | 'E_PURGE';
+  | 'E_PURGE'
+  | 'E_KIT';
 
 export interface ErrorDetails {
   /** The repository concerned, as its manifest path (`/pub/a.git`) when known. */

@@ -1,5 +1,68 @@
+/**
+ * `bundlemirror status`: one line per repository (or `--json`), from what
+ * the replica already knows; no git process, no request unless --fetch.
+ */
 import type { Command } from 'commander';
+import { loadPullConfig } from '../replica/config.js';
+import { replicaStatus, type ReplicaStatus, type RepoStatus } from '../replica/status.js';
+import { renderMetrics } from '../replica/metrics.js';
+import { formatBytes } from '../format.js';
+
+interface StatusFlags {
+  config: string;
+  json?: boolean;
+  metrics?: boolean;
+  size: boolean;
+  fetch?: boolean;
+}
 
 export function registerStatus(program: Command): void {
-  program.command('status').description('(not yet available)');
+  program
+    .command('status')
+    .description('show every repository of a replica: in sync, behind, failing (with the last error) or not cloned, size and last success')
+    .requiredOption('-c, --config <file>', 'replica config (grokmirror.conf format)')
+    .option('--json', 'machine-readable output (see README: status --json)')
+    .option('--metrics', 'Prometheus text format (for a node_exporter textfile collector)')
+    .option('--no-size', 'do not measure objects/ of each repository')
+    .option('--fetch', 'compare against the remote manifest downloaded now (one request) instead of the copy the last pull saved')
+    .action(async (flags: StatusFlags) => {
+      const config = loadPullConfig(flags.config);
+      const status = await replicaStatus(config, { sizes: flags.size, fetch: !!flags.fetch });
+      process.stdout.write(flags.json ? JSON.stringify(status, null, 1) + '\n' : flags.metrics ? renderMetrics(status) : renderStatusTable(status));
+    });
+}
+
+export function renderStatusTable(s: ReplicaStatus): string {
+  const lines: string[] = [];
+  const manifest =
+    s.manifest.source === 'none'
+      ? 'no remote manifest known yet (run pull, or status --fetch)'
+      : `remote manifest ${s.manifest.source === 'fetched' ? 'fetched now' : `saved ${shortTime(s.manifest.savedAt)}`} (${s.manifest.repositories} selected)`;
+  const lock = s.lock.held ? `pull running (pid ${s.lock.pid ?? '?'}${s.lock.startedAt ? `, since ${shortTime(s.lock.startedAt)}` : ''})` : 'no pull running';
+  lines.push(`${s.toplevel}: ${manifest}; ${lock}`);
+  const rows: string[][] = [['STATE', 'REPOSITORY', 'SIZE', 'LAST SUCCESS', 'NOTE']];
+  for (const r of s.repos) rows.push([r.state, r.path, r.sizeBytes === null ? '-' : formatBytes(r.sizeBytes), r.lastSuccess ? shortTime(r.lastSuccess) : 'never', note(r)]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const row of rows) lines.push(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  const c = s.counts;
+  const extra = [c['not-in-manifest'] ? `not in manifest ${c['not-in-manifest']}` : '', c.unknown ? `unknown ${c.unknown}` : ''].filter(Boolean);
+  lines.push(
+    `in sync ${c['in-sync']}, behind ${c.behind}, failing ${c.failing}, not cloned ${c['not-cloned']}${extra.length ? `, ${extra.join(', ')}` : ''}` +
+      `${s.sizeBytes !== null ? `; ${formatBytes(s.sizeBytes)} of objects${s.objstoreBytes ? ` (${formatBytes(s.objstoreBytes)} in shared object stores)` : ''}` : ''}`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+function note(r: RepoStatus): string {
+  if (r.state === 'in-sync') return '';
+  if (r.state === 'failing' && r.lastError) {
+    return `${r.lastError.code} at ${shortTime(r.lastError.at)}: ${r.lastError.message.split('\n')[0]}${r.failures > 1 ? ` (${r.failures} attempts)` : ''}`;
+  }
+  return r.reason;
+}
+
+/** `2026-11-22 10:00:01Z`: ISO without the T and the milliseconds. */
+function shortTime(iso: string | null): string {
+  if (!iso) return '?';
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }

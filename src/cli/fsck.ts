@@ -1,0 +1,69 @@
+/**
+ * `bundlemirror fsck`: git fsck every mirrored repository, rebuild the
+ * corrupt ones from the origin, optionally repack. Exit 1 when anything is
+ * still broken.
+ */
+import type { Command } from 'commander';
+import { BundlemirrorError, ExitStatus } from '../errors.js';
+import { loadPullConfig } from '../replica/config.js';
+import { createPullLog } from '../replica/log.js';
+import { fsckSucceeded, runFsck, type FsckReport } from '../replica/fsck.js';
+
+interface FsckFlags {
+  config: string;
+  repack?: boolean;
+  repair: boolean;
+  json?: boolean;
+  wait: string;
+  verbose?: boolean;
+  quiet?: boolean;
+}
+
+export function registerFsck(program: Command): void {
+  program
+    .command('fsck')
+    .description('check every mirrored repository with git fsck and rebuild corrupt ones from the origin')
+    .argument('[repo...]', 'only these repositories (manifest path like /pub/a.git, or a directory under the toplevel)')
+    .requiredOption('-c, --config <file>', 'replica config (grokmirror.conf format)')
+    .option('--repack', 'then repack every healthy repository into one pack with a bitmap (git repack -a -d -b)')
+    .option('--no-repair', 'only report; leave corrupt repositories as they are')
+    .option('--json', 'machine-readable report on stdout')
+    .option('--wait <seconds>', 'how long to wait for a running pull before repairing or repacking', '300')
+    .option('-v, --verbose', 'say something about every repository')
+    .option('-q, --quiet', 'print only warnings, errors and the summary')
+    .action(async (repos: string[], flags: FsckFlags) => {
+      const wait = Number(flags.wait);
+      if (!Number.isFinite(wait) || wait < 0) throw new BundlemirrorError('E_USAGE', `--wait takes a number of seconds, not ${JSON.stringify(flags.wait)}`);
+      const config = loadPullConfig(flags.config);
+      const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet || flags.json ? 'quiet' : flags.verbose ? 'debug' : 'info' });
+      const abort = new AbortController();
+      const stop = () => abort.abort(new Error('interrupted'));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      let report: FsckReport;
+      try {
+        report = await runFsck(config, { repos, repair: flags.repair, repack: !!flags.repack, lockWaitMs: wait * 1000, log, signal: abort.signal });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        await log.flush();
+      }
+      process.stdout.write(flags.json ? JSON.stringify(report, null, 1) + '\n' : renderFsckReport(report, !!flags.verbose));
+      if (!fsckSucceeded(report)) process.exitCode = ExitStatus.repoFailed;
+    });
+}
+
+export function renderFsckReport(r: FsckReport, verbose: boolean): string {
+  const lines: string[] = [];
+  for (const repo of r.repos) {
+    if (repo.outcome === 'ok' && !repo.error && !verbose) continue;
+    lines.push(`${repo.outcome.padEnd(8)}  ${repo.path}${repo.repairedVia ? ` (cloned again via ${repo.repairedVia})` : ''}`);
+    for (const p of repo.problems.slice(0, 5)) lines.push(`          found: ${p}`);
+    if (repo.problems.length > 5) lines.push(`          ... and ${repo.problems.length - 5} more`);
+    if (repo.error) lines.push(`          error: ${repo.error.message} [${repo.error.code}]${repo.error.hint ? `\n          hint: ${repo.error.hint}` : ''}`);
+  }
+  for (const e of r.errors) lines.push(`error: ${e.message} [${e.code}]${e.hint ? `\n  hint: ${e.hint}` : ''}`);
+  const c = r.counts;
+  lines.push(`checked ${c.checked}: ok ${c.ok}, repaired ${c.repaired}, broken ${c.broken}${c.repacked ? `; repacked ${c.repacked}` : ''}`);
+  return lines.join('\n') + '\n';
+}

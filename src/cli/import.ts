@@ -1,0 +1,49 @@
+/**
+ * `bundlemirror import`: verify an offline kit and apply it as a pull
+ * would, without the network.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ExitStatus } from '../errors.js';
+import { importKit, type ImportReport } from '../kit/import.js';
+import { loadPullConfig } from '../replica/config.js';
+import { createPullLog } from '../replica/log.js';
+import { summary } from './pull.js';
+
+interface ImportFlags {
+  config: string;
+  online?: boolean;
+  force?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+}
+
+export function registerImport(program: Command): void {
+  program
+    .command('import')
+    .description('verify an offline kit made by export and apply it to a replica, as pull would, without the network')
+    .argument('<kit>', 'the kit file (kit.tar)')
+    .requiredOption('-c, --config <file>', 'replica config (grokmirror.conf format)')
+    .option('--online', 'close gaps the kit leaves with git fetch from [bundlemirror] git_url')
+    .option('--force', 'check every repository the kit carries even when its fingerprint matches')
+    .option('-v, --verbose', 'explain every decision')
+    .option('-q, --quiet', 'print only warnings, errors and the summary')
+    .action(async (kit: string, flags: ImportFlags) => {
+      const config = loadPullConfig(flags.config);
+      const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info' });
+      const abort = new AbortController();
+      const stop = () => abort.abort(new Error('interrupted'));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      let report: ImportReport;
+      try {
+        report = await importKit(config, { kit: resolve(kit), online: flags.online, force: flags.force, log, signal: abort.signal });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        await log.flush();
+      }
+      process.stdout.write(`${summary(report.pull)}${report.older.length ? `; ${report.older.length} older than this replica, left alone` : ''}\n`);
+      if (report.pull.failed.length || report.pull.problems.length) process.exitCode = ExitStatus.repoFailed;
+    });
+}
