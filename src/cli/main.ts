@@ -10,6 +10,10 @@ import { registerServe } from './serve.js';
 import { registerPull } from './pull.js';
 import { registerClone } from './clone.js';
 import { registerStatus } from './status.js';
+import { registerFsck } from './fsck.js';
+import { registerExport } from './export.js';
+import { registerImport } from './import.js';
+import { registerGc } from './gc.js';
 
 const program = new Command();
 program
@@ -24,6 +28,10 @@ registerServe(program);
 registerPull(program);
 registerClone(program);
 registerStatus(program);
+registerFsck(program);
+registerExport(program);
+registerImport(program);
+registerGc(program);
 
 try {
   await program.parseAsync(process.argv);

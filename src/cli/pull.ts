@@ -5,6 +5,8 @@ import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
 import { progressBars } from './progress-bars.js';
 import { formatBytes } from '../format.js';
+import { BundlemirrorError } from '../errors.js';
+import { runPullDaemon } from './pull-daemon.js';
 
 interface PullFlags {
   config: string;
@@ -14,6 +16,7 @@ interface PullFlags {
   verbose?: boolean;
   quiet?: boolean;
   progress: boolean;
+  daemon?: boolean;
 }
 
 export function registerPull(program: Command): void {
@@ -27,10 +30,15 @@ export function registerPull(program: Command): void {
     .option('--no-progress', 'no progress bars or progress lines')
     .option('-v, --verbose', 'explain every decision')
     .option('-q, --quiet', 'print only warnings, errors and the summary')
+    .option('--daemon', 'keep running: pull every [pull] refresh seconds, at [schedule "NAME"] cron times, and on push notifications')
     .action(async (flags: PullFlags) => {
       const config = loadPullConfig(flags.config);
       const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info' });
       for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
+      if (flags.daemon) {
+        if (flags.force) throw new BundlemirrorError('E_USAGE', '--force cannot be combined with --daemon', { hint: 'run a one-off pull --force first, then start the daemon' });
+        return runPullDaemon({ config, log, purge: flags.purge, forcePurge: flags.forcePurge });
+      }
       const bars = flags.progress && !flags.quiet ? progressBars({ log: (l) => log.info(l) }) : null;
       const abort = new AbortController();
       const stop = () => abort.abort(new Error('interrupted'));

@@ -19,6 +19,8 @@ import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { IniDocument, parseBoolean, parseInteger, splitLines } from './configparser.js';
 import { shlexSplit } from './hooks.js';
+import { cronProblem } from './schedule.js';
+import { looksLikeSchedule, parseListenAddress, scheduleSectionName, SCHEDULE_KEYS } from './daemon-config.js';
 
 /** Seconds a hook may run before it is killed, unless `[bundlemirror] hook_timeout` says otherwise. */
 export const DEFAULT_HOOK_TIMEOUT_SECONDS = 3600;
@@ -90,7 +92,13 @@ export const PullConfigSchema = z.object({
     gitUrl: z.string().min(1),
     /** 0 means no limit. */
     hookTimeoutMs: z.number().int().nonnegative(),
+    /** `pull --daemon`: where it accepts push notifications and serves /metrics; null: nowhere. */
+    listen: z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).nullable(),
+    /** Shared secret for push notifications over HTTP; null: HTTP notifications refused. */
+    notifyTokenFile: absPath.nullable(),
   }),
+  /** `[schedule "NAME"]` sections (see daemon-config.ts), in file order. */
+  schedules: z.array(z.object({ name: z.string().min(1), cron: z.string(), include: z.array(z.string()) })),
   warnings: z.array(ConfigWarningSchema),
 });
 export type PullConfig = z.infer<typeof PullConfigSchema>;
@@ -141,7 +149,7 @@ export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>>
     report_subject: 'unused',
     report_mailhost: 'unused',
   },
-  bundlemirror: { bundles: 'used', git_url: 'used', hook_timeout: 'used' },
+  bundlemirror: { bundles: 'used', git_url: 'used', hook_timeout: 'used', listen: 'used', notify_token_file: 'used' },
 };
 
 /** Sections that belong to other grokmirror commands (grok-manifest, grok-fsck). */
@@ -250,6 +258,22 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
   const bundles = bundlesRaw === '' ? new URL('.', remoteManifest).href : withSlash(r.url('bundlemirror', 'bundles', bundlesRaw, site));
   const gitUrl = (r.str('bundlemirror', 'git_url', '') || site).replace(/\/+$/, '');
   const hookTimeout = r.int('bundlemirror', 'hook_timeout', DEFAULT_HOOK_TIMEOUT_SECONDS, { min: 0, what: 'a number of seconds (0: no limit)' });
+  const listenRaw = r.str('bundlemirror', 'listen', '');
+  const listen = listenRaw === '' ? null : parseListenAddress(listenRaw);
+  if (typeof listen === 'string') r.fail('bundlemirror', 'listen', listen);
+  const notifyTokenFile = r.path('bundlemirror', 'notify_token_file');
+  const schedules = doc.sections().flatMap((section) => {
+    if (looksLikeSchedule(section)) r.fail(section, null, 'is not a schedule section name', 'write [schedule "NAME"] with the name in double quotes');
+    const name = scheduleSectionName(section);
+    if (name === null) return [];
+    const cron = r.str(section, 'cron', '').trim();
+    if (cron === '') r.fail(section, 'cron', 'is required: when to pull this group, for example cron = 0 2 * * *');
+    const problem = cronProblem(cron);
+    if (problem) r.fail(section, 'cron', `${JSON.stringify(cron)} ${problem}`, 'fields are minute hour day-of-month month day-of-week, for example 30 1 * * 1-5');
+    const include = r.list(section, 'include', []);
+    if (include.length === 0) r.fail(section, 'include', 'is required: the repositories (globs, one per line) pulled on this schedule');
+    return [{ name, cron, include }];
+  });
 
   r.reportUnknownKeys();
 
@@ -259,7 +283,8 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     core: { toplevel, manifest: manifestPath, log, loglevel, objstore },
     remote: { site, manifest: remoteManifest },
     pull,
-    bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000 },
+    bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile },
+    schedules,
     warnings: r.warnings,
   };
   const checked = PullConfigSchema.safeParse(config);
@@ -374,7 +399,7 @@ class Reader {
 
   reportUnknownKeys(): void {
     for (const section of this.doc.sections()) {
-      const known = KNOWN_KEYS[section];
+      const known = KNOWN_KEYS[section] ?? (scheduleSectionName(section) === null ? undefined : SCHEDULE_KEYS);
       if (!known) {
         const keys = this.doc.ownKeys(section);
         if (keys.length > 0 && keys.every((k) => this.doc.referenced.has(`${section}:${k}`))) continue; // only ${section:key} variables

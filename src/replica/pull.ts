@@ -17,12 +17,12 @@ import { fetchDocument } from '../transfer/document.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from './config.js';
 import { planSync, type SyncAction, type SyncPlan } from './planner.js';
-import { openState, type StateStore } from './state.js';
+import { openState, type ManifestValidators, type StateStore } from './state.js';
 import { acquireToplevelLock } from './lock.js';
 import { runPostCloneCompleteHooks, runPostUpdateHooks, runPostWorkCompleteHooks } from './hooks.js';
 import { writeProjectsList } from './projects-list.js';
 import { applyMetadata, wantedMetadata } from './metadata.js';
-import { repoDir, stateDir, partialDir, assertInside } from './paths.js';
+import { repoDir, stateDir, partialDir, assertInside, stagingDir, bundleCacheDir } from './paths.js';
 import { syncRepo, type SyncResult } from './sync-repo.js';
 import { dropMember } from './objstore.js';
 import { workOrder } from './work-order.js';
@@ -51,8 +51,8 @@ export interface PullOptions {
   scope?: (path: string) => boolean;
   /**
    * The run does not stand for a whole pass over the manifest: it skips the
-   * "manifest unchanged" shortcut and leaves the manifest copy and
-   * validators alone, so the next full run still sees every change.
+   * "manifest unchanged" shortcut, and a manifest it downloads is kept
+   * without validators, so the next full run still sees every change.
    */
   partial?: boolean;
 }
@@ -80,6 +80,8 @@ export async function pull(config: PullConfig, opts: PullOptions): Promise<PullR
   const toplevel = config.core.toplevel;
   const release = await acquireToplevelLock(toplevel);
   try {
+    // a repository half-built in staging belongs to a run that was killed (we hold the lock): nothing would ever use or remove it
+    await rm(stagingDir(toplevel), { recursive: true, force: true });
     const state = await openState(toplevel, { warn: (m) => opts.log.warn(m) });
     return await pullLocked(config, state, opts);
   } finally {
@@ -160,6 +162,8 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   const worked = report.cloned.length + report.updated.length + report.purged.length + report.metadata.length > 0;
   if (worked && config.pull.postWorkCompleteHook.length) await runPostWorkCompleteHooks(config.pull.postWorkCompleteHook, hookOpts);
   if (plan.forget.length) await state.remove(...plan.forget);
+  // the manifest is now fully acted on (failures are in the state and retried): only now may it count as seen
+  if (fetched.validators) await state.setManifestValidators(fetched.validators);
   // a run that left work undone must not be skipped next time as "manifest unchanged"
   const deferredPurge = config.pull.purge && !purge && plan.stale.length > 0;
   if (!partial && (report.problems.length || plan.purgeBlocked || deferredPurge)) await forgetManifestValidators(config, state);
@@ -216,7 +220,7 @@ async function carryOut(action: SyncAction, config: PullConfig, state: StateStor
   }
 }
 
-async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions, partial: boolean): Promise<{ unchanged: boolean; bytes: Buffer }> {
+async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions, partial: boolean): Promise<{ unchanged: boolean; bytes: Buffer; validators?: ManifestValidators }> {
   const url = config.remote.manifest;
   const copy = join(stateDir(config.core.toplevel), REMOTE_COPY);
   if (url.startsWith('file:')) {
@@ -239,10 +243,17 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
     opts.log.debug(`manifest ${url} unchanged (304)`);
     return { unchanged: true, bytes: cached! };
   }
-  if (partial) return { unchanged: false, bytes: doc.body };
+  if (partial) {
+    // keep the bytes (status reads them) but no validators: the next full run must not answer "unchanged" for work this one did not do
+    await writeFileAtomic(copy, doc.body);
+    await forgetManifestValidators(config, state);
+    return { unchanged: false, bytes: doc.body };
+  }
   await writeFileAtomic(copy, doc.body);
-  await state.setManifestValidators({ url, etag: doc.etag ?? null, lastModified: doc.lastModified ?? null, fetchedAt: new Date().toISOString(), configMtimeMs: config.mtimeMs });
-  return { unchanged: false, bytes: doc.body };
+  // The new validators are recorded only when this run ends (pullLocked): a run killed half-way
+  // (kill -9, power loss) must not make the next one answer "manifest unchanged" for work it never did.
+  await forgetManifestValidators(config, state);
+  return { unchanged: false, bytes: doc.body, validators: { url, etag: doc.etag ?? null, lastModified: doc.lastModified ?? null, fetchedAt: new Date().toISOString(), configMtimeMs: config.mtimeMs } };
 }
 
 /** The forkgroup store a repository borrows objects from, if it lives under `objstore`. */
@@ -335,6 +346,9 @@ async function writeLocalManifest(config: PullConfig, remote: Manifest, plan: Sy
 }
 
 async function clearPartials(toplevel: string): Promise<void> {
-  const dir = partialDir(toplevel);
-  for (const name of await readdir(dir).catch(() => [] as string[])) await rm(join(dir, name), { force: true });
+  // verified bundles a killed run never applied are in the cache too; a repository that then got
+  // its objects another way (a forkgroup store, git fetch) never asks for them again
+  for (const dir of [partialDir(toplevel), bundleCacheDir(toplevel)]) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) await rm(join(dir, name), { force: true });
+  }
 }

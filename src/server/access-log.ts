@@ -13,7 +13,7 @@ export function printable(s: string): string {
   return s.replace(/[^\x21-\x7e]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
-function byteCount(chunk: unknown, encoding?: unknown): number {
+export function byteCount(chunk: unknown, encoding?: unknown): number {
   if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
   if (chunk instanceof Uint8Array) return chunk.byteLength;
   return 0;

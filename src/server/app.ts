@@ -9,6 +9,7 @@
  */
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { logRequests, type LogLine } from './access-log.js';
+import { METRICS_PATH, ServeMetrics } from './metrics.js';
 import { catalogSource } from './catalog.js';
 import { pageHandler } from './page.js';
 import { methodNotAllowed, sendText } from './reply.js';
@@ -23,6 +24,8 @@ export interface AppOptions {
   realToplevel: string | null;
   /** Access log and server-side problems; null for silence. */
   log: LogLine | null;
+  /** Counters served at /metrics; default: a fresh set; false: no /metrics. */
+  metrics?: ServeMetrics | false;
 }
 
 export function buildApp(opts: AppOptions): Express {
@@ -36,6 +39,8 @@ export function buildApp(opts: AppOptions): Express {
   const page = pageHandler({ catalog: catalogSource(opts.realBundles), smartHttp: git !== null });
 
   if (opts.log) app.use(logRequests(opts.log));
+  const metrics = opts.metrics === false ? null : (opts.metrics ?? new ServeMetrics());
+  if (metrics) app.use(metrics.count);
   app.use(async (req: Request, res: Response) => {
     const target = req.originalUrl;
     const { path } = splitTarget(target);
@@ -43,6 +48,7 @@ export function buildApp(opts: AppOptions): Express {
       if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
       return page(req, res);
     }
+    if (metrics && path === METRICS_PATH) return metrics.handle(req, res);
     if (git && (path === GIT_PREFIX || path.startsWith(`${GIT_PREFIX}/`))) return git(req, res, target);
     return published(req, res, target);
   });

@@ -1,0 +1,52 @@
+/**
+ * `bundlemirror pull -c CONFIG --daemon`: runs the replica daemon
+ * (src/replica/daemon.ts) until SIGTERM or SIGINT, reloading the config on
+ * SIGHUP. The first SIGTERM/SIGINT stops it cleanly (exit 0); a second one
+ * while it stops ends the process at once.
+ */
+import { loadPullConfig, type PullConfig } from '../replica/config.js';
+import { startDaemon } from '../replica/daemon.js';
+import type { PullLog } from '../replica/log.js';
+
+export interface PullDaemonFlags {
+  config: PullConfig;
+  log: PullLog;
+  /** false for --no-purge. */
+  purge: boolean;
+  forcePurge?: boolean | undefined;
+}
+
+export async function runPullDaemon(flags: PullDaemonFlags): Promise<void> {
+  const { log } = flags;
+  const daemon = await startDaemon({
+    config: flags.config,
+    log,
+    loadConfig: () => loadPullConfig(flags.config.file),
+    ...(flags.purge === false ? { purge: false } : {}),
+    forcePurge: !!flags.forcePurge,
+  });
+  const onHangup = () => {
+    log.info('SIGHUP: reloading the configuration');
+    void daemon.reload();
+  };
+  process.on('SIGHUP', onHangup);
+  const signal = await firstSignal(['SIGTERM', 'SIGINT']);
+  log.info(`${signal}: stopping (send it again to end at once)`);
+  await daemon.stop();
+  process.off('SIGHUP', onHangup);
+  await log.flush();
+}
+
+/** Resolves with the first of these signals; the listeners are removed, so the next one has its default effect. */
+function firstSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const handlers = signals.map((sig) => {
+      const handler = () => {
+        for (const [s, h] of handlers) process.off(s, h);
+        resolve(sig);
+      };
+      process.on(sig, handler);
+      return [sig, handler] as const;
+    });
+  });
+}
