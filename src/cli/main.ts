@@ -4,34 +4,39 @@
  * else is a bug and prints its stack.
  */
 import { Command, CommanderError } from 'commander';
-import { BundlemirrorError, ExitStatus } from '../errors.js';
-import { registerPublish } from './publish.js';
-import { registerServe } from './serve.js';
-import { registerPull } from './pull.js';
-import { registerClone } from './clone.js';
-import { registerStatus } from './status.js';
-import { registerFsck } from './fsck.js';
-import { registerExport } from './export.js';
-import { registerImport } from './import.js';
-import { registerGc } from './gc.js';
+import { BundlemirrorError, ExitStatus, forRepo } from '../errors.js';
+import { VERSION } from '../version.js';
+
+type Register = (program: Command) => void;
+
+/**
+ * Each command's module is loaded only when that command runs: a
+ * post-receive hook calling `publish` should not pay for the HTTP server,
+ * the downloader and the daemon. `--help` and unknown words load them all.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  publish: async () => (await import('./publish.js')).registerPublish,
+  serve: async () => (await import('./serve.js')).registerServe,
+  pull: async () => (await import('./pull.js')).registerPull,
+  clone: async () => (await import('./clone.js')).registerClone,
+  status: async () => (await import('./status.js')).registerStatus,
+  fsck: async () => (await import('./fsck.js')).registerFsck,
+  export: async () => (await import('./export.js')).registerExport,
+  import: async () => (await import('./import.js')).registerImport,
+  gc: async () => (await import('./gc.js')).registerGc,
+};
 
 const program = new Command();
 program
   .name('bundlemirror')
   .description('Mirror collections of git repositories over networks that break.')
-  .version('0.1.0')
+  .version(VERSION)
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
-registerPublish(program);
-registerServe(program);
-registerPull(program);
-registerClone(program);
-registerStatus(program);
-registerFsck(program);
-registerExport(program);
-registerImport(program);
-registerGc(program);
+const word = process.argv[2];
+const wanted = word !== undefined && Object.hasOwn(COMMANDS, word) ? [COMMANDS[word]!] : Object.values(COMMANDS);
+for (const load of wanted) (await load())(program);
 
 try {
   await program.parseAsync(process.argv);
@@ -41,6 +46,11 @@ try {
   } else if (err instanceof BundlemirrorError) {
     process.stderr.write(`bundlemirror: ${err.describe()}\n`);
     process.exitCode = err.exitStatus;
+  } else if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC' || (err as NodeJS.ErrnoException)?.code === 'EDQUOT') {
+    // a full disk (state file, local manifest) is for the user to fix, not a bug to report with a stack trace
+    const e = forRepo(err, '');
+    process.stderr.write(`bundlemirror: ${e.describe()}\n`);
+    process.exitCode = e.exitStatus;
   } else {
     process.stderr.write(`bundlemirror: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     process.exitCode = 70;

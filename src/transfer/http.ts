@@ -6,14 +6,13 @@
  * sha256 is over the bytes as stored), and one place that decides which
  * failures are worth another attempt.
  */
-import { createRequire } from 'node:module';
 import type { IncomingHttpHeaders } from 'node:http';
 import got, { RequestError, TimeoutError, MaxRedirectsError, type Request as GotRequest } from 'got';
 import { BundlemirrorError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter } from './backoff.js';
+import { VERSION } from '../version.js';
 
-const pkg = createRequire(import.meta.url)('../../package.json') as { version?: string };
-export const USER_AGENT = `bundlemirror/${pkg.version ?? 'dev'}`;
+export const USER_AGENT = `bundlemirror/${VERSION}`;
 
 export interface HttpTimeouts {
   /** DNS lookup. */
@@ -39,8 +38,22 @@ export const DEFAULT_TIMEOUTS: HttpTimeouts = {
   idleMs: 30_000,
 };
 
+/**
+ * BUNDLEMIRROR_IDLE_TIMEOUT_MS, when set, replaces the default "nothing
+ * arrived for this long" timeouts (before the response headers and between
+ * body bytes): the one knob for a link whose stalls must be noticed sooner
+ * (or later) than 30 s. Read here only; explicit options still win. The
+ * reliability tests set it so a stalled connection costs a second, not 30.
+ */
+export function timeoutsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<HttpTimeouts> {
+  const raw = env.BUNDLEMIRROR_IDLE_TIMEOUT_MS;
+  if (raw === undefined || !/^\d+$/.test(raw.trim()) || Number(raw) <= 0) return {};
+  const ms = Number(raw);
+  return { idleMs: ms, responseMs: ms };
+}
+
 export function resolveTimeouts(partial: Partial<HttpTimeouts> | undefined): HttpTimeouts {
-  const out = { ...DEFAULT_TIMEOUTS };
+  const out = { ...DEFAULT_TIMEOUTS, ...timeoutsFromEnv() };
   for (const [k, v] of Object.entries(partial ?? {})) {
     if (typeof v === 'number') out[k as keyof HttpTimeouts] = v;
   }
