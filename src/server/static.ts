@@ -25,6 +25,9 @@ export const MANIFEST_FILE = 'manifest.js.gz';
 /** Content-addressed bundle: the name is the sha256 of the bytes. */
 const CONTENT_ADDRESSED = /^([0-9a-f]{64})\.bundle$/;
 
+/** Read size for file bodies (see the body() comment below). */
+const READ_CHUNK = 1 << 20;
+
 /** A bundle list larger than this is sent as it is, without rewriting. */
 const MAX_BUNDLE_LIST = 4 << 20;
 
@@ -110,7 +113,9 @@ export function publishedTreeHandler(realRoot: string) {
         cacheControl: kind.cacheControl,
         body: (start, end) => {
           handedOver = true;
-          return fh.createReadStream({ start, end, autoClose: true });
+          // 1 MiB reads instead of the default 64 KiB: a 294 MiB bundle is served about twice as
+          // fast on loopback (`npm run bench`, scenario 6); one such buffer per response in flight
+          return fh.createReadStream({ start, end, autoClose: true, highWaterMark: READ_CHUNK });
         },
       };
       await sendEntity(req, res, entity);

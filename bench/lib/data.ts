@@ -1,0 +1,225 @@
+/**
+ * Benchmark data, generated here and the same on every machine: a large
+ * repository (thousands of commits, hundreds of tags, a few maintenance
+ * branches, incompressible blobs so byte counts mean something), and small
+ * pushes on top of it. Streams through `git fast-import` so a few hundred
+ * megabytes never sit in memory.
+ *
+ * Content comes from src/demo/samples.ts `seededBytes` (sha256 in counter
+ * mode): it seeds an AES-256-CTR keystream, which is the same idea at
+ * gigabytes per second instead of tens of megabytes.
+ */
+import { spawn } from 'node:child_process';
+import { createCipheriv } from 'node:crypto';
+import { mkdir, rm, stat, writeFile, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { seededBytes } from '../../src/demo/samples.js';
+
+/** Deterministic, incompressible bytes at disk speed (seededBytes keys an AES-CTR stream). */
+export function fastSeededBytes(seed: string, size: number): Buffer {
+  const kiv = seededBytes(seed, 48);
+  const cipher = createCipheriv('aes-256-ctr', kiv.subarray(0, 32), kiv.subarray(32, 48));
+  return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
+}
+
+/** A small seeded PRNG (mulberry32) for sizes and shapes; content comes from fastSeededBytes. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface LargeRepoSpec {
+  /** Commits on main. */
+  commits: number;
+  /** Mean size of the one incompressible blob each commit adds (uniform in [mean/4, 7*mean/4]). */
+  meanBlobBytes: number;
+  /** An annotated tag every this many commits on main. */
+  tagEvery: number;
+  /** Maintenance branches forked from main at spread-out points, each with this many commits. */
+  branches: number;
+  branchCommits: number;
+  seed: string;
+}
+
+export const WHO = 'Bench Maintainer <bench@example.invalid>';
+const EPOCH = 1_700_000_000;
+
+/** Sink for a fast-import stream with backpressure. */
+interface Importer {
+  write(b: Buffer | string): Promise<void>;
+  end(): Promise<void>;
+}
+
+function startFastImport(gitDir: string): Importer {
+  const child = spawn('git', [`--git-dir=${gitDir}`, 'fast-import', '--quiet', '--done'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  child.stdin.on('error', () => {}); // an early exit is reported by the exit code below
+  const exited = new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`git fast-import exited ${code}: ${stderr.slice(-2000)}`))));
+  });
+  exited.catch(() => {});
+  return {
+    async write(b) {
+      if (!child.stdin.write(b)) await new Promise<void>((r) => child.stdin.once('drain', r));
+    },
+    async end() {
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+async function run(args: string[], opts: { cwd?: string; input?: string } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`git ${args.join(' ')} exited ${code}: ${err.slice(-2000)}`))));
+    child.stdin.on('error', () => {}); // git may exit without reading stdin; its exit code tells
+    child.stdin.end(opts.input ?? '');
+  });
+}
+export { run as runGit };
+
+async function commitStanza(
+  imp: Importer,
+  ref: string,
+  time: number,
+  message: string,
+  from: string | null,
+  files: [string, Buffer][],
+): Promise<void> {
+  const msg = Buffer.from(message + '\n');
+  await imp.write(`commit ${ref}\nauthor ${WHO} ${time} +0000\ncommitter ${WHO} ${time} +0000\ndata ${msg.length}\n`);
+  await imp.write(msg);
+  if (from) await imp.write(`from ${from}\n`);
+  for (const [name, body] of files) {
+    await imp.write(`M 100644 inline ${name}\ndata ${body.length}\n`);
+    await imp.write(body);
+    await imp.write('\n');
+  }
+  await imp.write('\n');
+}
+
+/**
+ * Creates (or reuses, when a finished one with the same spec exists) a bare
+ * repository shaped like a long-lived project, then packs it as a hosting
+ * site would (`git repack -a -d`, one pack plus bitmaps).
+ */
+export async function largeRepo(dir: string, spec: LargeRepoSpec): Promise<{ dir: string; packBytes: number; reused: boolean }> {
+  const stamp = join(dir, 'bench-spec.json');
+  const want = JSON.stringify(spec);
+  if ((await readFile(stamp, 'utf8').catch(() => '')) === want) return { dir, packBytes: await packBytes(dir), reused: true };
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await run(['init', '--bare', '--quiet', '--initial-branch', 'main', dir]);
+  const imp = startFastImport(dir);
+  const rnd = prng(hashSeed(spec.seed));
+  const changelog: string[] = [];
+  let mark = 0;
+  const branchAt = new Set(Array.from({ length: spec.branches }, (_, i) => Math.floor(((i + 1) * spec.commits) / (spec.branches + 1))));
+  for (let i = 1; i <= spec.commits; i++) {
+    const size = Math.floor(spec.meanBlobBytes * (0.25 + 1.5 * rnd()));
+    changelog.push(`${i}: change ${i} touches dir-${String(i % 40).padStart(2, '0')}/blob-${i}.bin (${size} bytes)`);
+    mark += 1;
+    const msg = `change ${i}\n\nAdds ${size} bytes of generated data.`;
+    // written out here rather than with commitStanza: main's commits carry marks
+    await imp.write(`commit refs/heads/main\nmark :${mark}\n`);
+    const m = Buffer.from(msg + '\n');
+    const time = EPOCH + i * 3600;
+    await imp.write(`author ${WHO} ${time} +0000\ncommitter ${WHO} ${time} +0000\ndata ${m.length}\n`);
+    await imp.write(m);
+    // main's marks are consecutive: branch commits take none
+    if (i > 1) await imp.write(`from :${mark - 1}\n`);
+    const files: [string, Buffer][] = [
+      [`dir-${String(i % 40).padStart(2, '0')}/blob-${i}.bin`, fastSeededBytes(`${spec.seed}:${i}`, size)],
+      ['ChangeLog', Buffer.from(changelog.slice(-400).join('\n') + '\n')],
+    ];
+    for (const [name, body] of files) {
+      await imp.write(`M 100644 inline ${name}\ndata ${body.length}\n`);
+      await imp.write(body);
+      await imp.write('\n');
+    }
+    await imp.write('\n');
+    if (spec.tagEvery > 0 && i % spec.tagEvery === 0) {
+      const tmsg = Buffer.from(`Release ${i / spec.tagEvery}\n`);
+      await imp.write(`tag v${i / spec.tagEvery}.0\nfrom :${mark}\ntagger ${WHO} ${time + 60} +0000\ndata ${tmsg.length}\n`);
+      await imp.write(tmsg);
+      await imp.write('\n');
+    }
+    if (branchAt.has(i)) {
+      const name = `stable-${i}`;
+      let from = `:${mark}`;
+      for (let j = 1; j <= spec.branchCommits; j++) {
+        await commitStanza(imp, `refs/heads/${name}`, time + j * 60, `${name}: backport ${j}`, from, [
+          [`stable/${name}-${j}.bin`, fastSeededBytes(`${spec.seed}:${name}:${j}`, Math.floor(spec.meanBlobBytes / 4))],
+        ]);
+        from = '';
+      }
+    }
+  }
+  await imp.write('done\n');
+  await imp.end();
+  await writeFile(join(dir, 'description'), 'Bench: a large generated project\n');
+  await run(['--git-dir', dir, 'repack', '-a', '-d', '-q', '--write-bitmap-index']);
+  await run(['--git-dir', dir, 'pack-refs', '--all']);
+  await writeFile(stamp, want);
+  return { dir, packBytes: await packBytes(dir), reused: false };
+}
+
+function hashSeed(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/** Bytes of all packs (what a full clone has to move, give or take). */
+export async function packBytes(gitDir: string): Promise<number> {
+  const packDir = join(gitDir, 'objects', 'pack');
+  let total = 0;
+  for (const n of await readdir(packDir).catch(() => [] as string[])) {
+    if (n.endsWith('.pack')) total += (await stat(join(packDir, n))).size;
+  }
+  return total;
+}
+
+/**
+ * Adds one commit on `branch` directly in the bare repository (what a push
+ * does to it): `bytes` of new incompressible content plus a small text
+ * change. Returns the new commit id.
+ */
+export async function pushCommit(gitDir: string, opts: { seed: string; bytes: number; branch?: string; time?: number }): Promise<string> {
+  const branch = opts.branch ?? 'main';
+  const ref = `refs/heads/${branch}`;
+  const parent = (await run(['--git-dir', gitDir, 'rev-parse', '--verify', ref])).trim();
+  const imp = startFastImport(gitDir);
+  await commitStanza(imp, ref, opts.time ?? EPOCH + 10_000_000, `push ${opts.seed}`, parent, [
+    [`pushes/${opts.seed}.bin`, fastSeededBytes(`push:${opts.seed}`, opts.bytes)],
+    ['PUSHED', Buffer.from(`${opts.seed}\n`)],
+  ]);
+  await imp.write('done\n');
+  await imp.end();
+  return (await run(['--git-dir', gitDir, 'rev-parse', '--verify', ref])).trim();
+}
+
+/** Disk used by a directory tree in bytes (`du -sb`, hard links counted once). */
+export async function diskUsage(dir: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('du', ['-sb', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.on('error', reject);
+    child.on('close', () => resolve(Number(out.split(/\s/)[0] ?? 0)));
+  });
+}

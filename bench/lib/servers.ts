@@ -1,0 +1,142 @@
+/**
+ * The servers a scenario talks to, each a real process on 127.0.0.1:
+ * `bundlemirror serve` (our CLI, what an origin runs), `git daemon`
+ * (git://, what a plain git mirror uses), Debian's nginx configured as its
+ * package ships (sendfile on, one worker per core). Every one is stopped by
+ * the scenario that started it; `stopAll` catches the rest on the way out.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { CLI, cleanEnv } from './proc.js';
+
+export interface Running {
+  url: string;
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+const running = new Set<Running>();
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((r) => r.stop().catch(() => {})));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, what: string, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited early: ${stderr().slice(-1000)}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = createServer().listen(port, '127.0.0.1');
+      sock.once('listening', () => sock.close(() => resolve(false)));
+      sock.once('error', () => resolve(true)); // taken: the server is listening
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} did not listen on ${port} within 20 s`);
+}
+
+function managed(child: ChildProcess, url: string, port: number): Running {
+  const r: Running = {
+    url,
+    port,
+    pid: child.pid!,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        running.delete(r);
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+  running.add(r);
+  return r;
+}
+
+function spawnServer(cmd: string, args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(cmd, args, { env: env ?? cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  // keep only the tail: serve writes one access-log line per request
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-8192)));
+  return { child, stderr: () => err };
+}
+
+/** `bundlemirror serve --bundles OUT [--toplevel TOP]` as its own process. */
+export async function startServe(bundles: string, toplevel?: string): Promise<Running> {
+  const port = await freePort();
+  const args = [CLI, 'serve', '--bundles', bundles, '--host', '127.0.0.1', '--port', String(port)];
+  if (toplevel) args.push('--toplevel', toplevel);
+  const { child, stderr } = spawnServer(process.execPath, args);
+  await waitForPort(port, child, 'bundlemirror serve', stderr);
+  return managed(child, `http://127.0.0.1:${port}`, port);
+}
+
+/** `git daemon --export-all --base-path=TOP`: git:// for plain clones and fetches. */
+export async function startGitDaemon(toplevel: string): Promise<Running> {
+  const port = await freePort();
+  const { child, stderr } = spawnServer('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${toplevel}`, '--listen=127.0.0.1', `--port=${port}`, toplevel]);
+  await waitForPort(port, child, 'git daemon', stderr);
+  return managed(child, `git://127.0.0.1:${port}`, port);
+}
+
+export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p)) ?? null;
+
+/** Installs a Debian package the bench needs, if missing (the bench runs as root on the CI machine). */
+export function ensureDebianPackage(pkg: string, binary: string): boolean {
+  if (existsSync(binary)) return true;
+  try {
+    process.stderr.write(`bench: installing Debian package ${pkg}\n`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env, timeout: 300_000 });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { stdio: 'ignore', env, timeout: 300_000 });
+  } catch (err) {
+    process.stderr.write(`bench: could not install ${pkg}: ${(err as Error).message}\n`);
+  }
+  return existsSync(binary);
+}
+
+/** nginx serving `root` the way Debian's default site does: sendfile, tcp_nopush, a worker per core. */
+export async function startNginx(root: string, workDir: string): Promise<Running> {
+  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+  if (!bin) throw new Error('nginx is not installed');
+  await mkdir(join(workDir, 'tmp'), { recursive: true });
+  const port = await freePort();
+  const conf = join(workDir, 'nginx.conf');
+  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
+  await writeFile(
+    conf,
+    `${user}daemon off;\nworker_processes auto;\npid ${workDir}/nginx.pid;\nerror_log ${workDir}/error.log;\n` +
+      `events { worker_connections 1024; }\n` +
+      `http {\n  sendfile on;\n  tcp_nopush on;\n  keepalive_timeout 65;\n  access_log ${workDir}/access.log;\n` +
+      `  client_body_temp_path ${workDir}/tmp/body;\n  proxy_temp_path ${workDir}/tmp/proxy;\n` +
+      `  fastcgi_temp_path ${workDir}/tmp/fastcgi;\n  uwsgi_temp_path ${workDir}/tmp/uwsgi;\n  scgi_temp_path ${workDir}/tmp/scgi;\n` +
+      `  types { application/octet-stream bundle; application/json json; }\n  default_type application/octet-stream;\n` +
+      `  server {\n    listen 127.0.0.1:${port};\n    root ${root};\n    location ~ /\\. { deny all; }\n  }\n}\n`,
+  );
+  const { child, stderr } = spawnServer(bin, ['-c', conf, '-p', workDir]);
+  await waitForPort(port, child, 'nginx', stderr);
+  const r = managed(child, `http://127.0.0.1:${port}`, port);
+  // nginx finishes gracefully on SIGQUIT; SIGTERM is a fast stop, fine here
+  return r;
+}
