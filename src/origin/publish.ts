@@ -6,7 +6,8 @@
  * and a failed repository keeps its previously published files and entry.
  */
 import { readFile, realpath, stat, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
+import { repoPathProblem } from '../git/refname.js';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
 import { writeFileAtomic, removeStaleTemps } from '../fsutil.js';
@@ -15,7 +16,7 @@ import { existingObjects, fingerprint, fingerprintOf, formatShowRef, rootCommits
 import { parseManifest, serializeManifest, type Manifest, type ManifestEntry } from '../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, INDEX_VERSION, parseRepoIndex, serializeRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
 import { renderBundleList } from '../manifest/bundle-list.js';
-import { scanToplevel, manifestPathOf, type FoundRepo } from './scan.js';
+import { repoPathOfDir, resolveToplevel, scanToplevel, type FoundRepo } from './scan.js';
 import { lastModified, readAlternates, readDescription, readHeadFile, readOwner } from './inspect.js';
 import { DEFAULT_CHAIN_POLICY, expireSuperseded, type ChainPolicy } from './chain.js';
 import { collectGarbage, type GcReport } from './gc.js';
@@ -59,8 +60,9 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   const log = opts.log ?? (() => {});
   const now = opts.now ?? Date.now;
   const policy = opts.policy ?? DEFAULT_CHAIN_POLICY;
-  const found = await scanToplevel(opts.toplevel, opts.ignore);
-  const toplevel = await realpath(opts.toplevel);
+  const toplevel = await resolveToplevel(opts.toplevel);
+  // a hook publishes one repository: no walk over a toplevel of thousands
+  const found = opts.only ? null : await scanToplevel(toplevel, opts.ignore);
   const release = await acquireLock(join(opts.out, '.publish'), {
     what: `publish into ${opts.out}`,
     waitMs: opts.lockWaitMs ?? 5 * 60_000,
@@ -68,12 +70,13 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   });
   try {
     const prevManifest = await readPreviousManifest(join(opts.out, MANIFEST_FILE), log);
-    const selected = opts.only ? await resolveSelection(opts.only, toplevel, found) : found;
+    const selected = found ?? (await resolveSelection(opts.only ?? [], toplevel, prevManifest)).filter((r) => !opts.ignore?.(r.path));
     const report: PublishReport = { changed: [], unchanged: [], removed: [], failed: [], manifestWritten: false };
     const next: Manifest = opts.only ? { ...prevManifest } : {};
-    const byDir = new Map(found.map((r) => [r.dir, r.path]));
+    const byDir = found ? new Map(found.map((r) => [r.dir, r.path])) : null;
+    const repoPathOf = async (dir: string) => (byDir ? byDir.get(dir) : repoPathOfDir(toplevel, dir));
     const limit = pLimit(opts.concurrency ?? 2);
-    const ctx: RepoContext = { ...opts, policy, now, toplevel, byDir };
+    const ctx: RepoContext = { ...opts, policy, now, toplevel, repoPathOf };
     const fail = (path: string, err: unknown) => {
       const e = forRepo(err, path);
       report.failed.push(e);
@@ -130,7 +133,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     report.changed.sort((a, b) => (a.path < b.path ? -1 : 1));
     report.unchanged.sort();
     report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next);
-    await removeStaleTemps(opts.out);
+    // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone
+    await removeStaleTemps(opts.out, undefined, { recursive: !opts.only });
     // a hook publish stays quick; full publishes (cron) collect what superseded bundles left behind
     if (!opts.only) report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now() });
     return report;
@@ -154,24 +158,19 @@ async function readPreviousManifest(file: string, log: (l: string) => void): Pro
   }
 }
 
-async function resolveSelection(only: string[], toplevel: string, found: FoundRepo[]): Promise<FoundRepo[]> {
-  const byPath = new Map(found.map((r) => [r.path, r]));
+/** REPO arguments: a directory inside the toplevel (a hook's $PWD) or a manifest path. */
+async function resolveSelection(only: string[], toplevel: string, prevManifest: Manifest): Promise<FoundRepo[]> {
   const out: FoundRepo[] = [];
   for (const sel of only) {
-    let repo = byPath.get(sel);
-    if (!repo) {
-      try {
-        repo = byPath.get(manifestPathOf(toplevel, await realpath(sel)));
-      } catch {
-        /* not a path on disk */
-      }
-    }
+    const onDisk = sel.startsWith(toplevel + sep) || !sel.startsWith('/');
+    const path = onDisk ? await repoPathOfDir(toplevel, sel) : repoPathProblem(sel) ? undefined : await repoPathOfDir(toplevel, join(toplevel, sel));
+    const repo: FoundRepo | undefined = path ? { path, dir: join(toplevel, ...path.slice(1).split('/')), symlinks: prevManifest[path]?.symlinks ?? [] } : undefined;
     if (!repo) {
       throw new BundlemirrorError('E_NOT_FOUND', `${sel} is not a bare repository under ${toplevel}`, {
         hint: 'pass a repository directory inside the toplevel (a hook can pass $PWD) or its manifest path such as /pub/a.git',
       });
     }
-    if (!out.includes(repo)) out.push(repo);
+    if (!out.some((r) => r.path === repo.path)) out.push(repo);
   }
   return out;
 }
@@ -180,7 +179,8 @@ interface RepoContext extends PublishOptions {
   policy: ChainPolicy;
   now: () => number;
   toplevel: string;
-  byDir: Map<string, string>;
+  /** Manifest path of a repository directory (for alternates), if it is one of ours. */
+  repoPathOf: (dir: string) => Promise<string | undefined>;
 }
 
 async function readPreviousIndex(file: string, path: string): Promise<RepoIndex | null> {
@@ -212,7 +212,7 @@ async function inspectRepo(repo: FoundRepo, ctx: RepoContext): Promise<RepoFacts
   if (refs.length === 0) return null;
   const prev = await readPreviousIndex(indexPathOf(ctx.out, repo.path), repo.path);
   const [head, description, alternateDirs] = await Promise.all([readHeadFile(repo.dir), readDescription(repo.dir), readAlternates(repo.dir)]);
-  const alternates = alternateDirs.map((a) => ctx.byDir.get(a)).filter((p): p is string => p !== undefined);
+  const alternates = (await Promise.all(alternateDirs.map((a) => ctx.repoPathOf(a)))).filter((p): p is string => p !== undefined);
   return { repo, fingerprint: fp, refs, prev, head, description, alternates, roots: await rootsOf(repo, refs, prev) };
 }
 

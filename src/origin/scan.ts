@@ -32,16 +32,36 @@ export function manifestPathOf(toplevel: string, dir: string): string {
   return '/' + relative(toplevel, dir).split(sep).join('/');
 }
 
-export async function scanToplevel(toplevel: string, ignore: (path: string) => boolean = () => false): Promise<FoundRepo[]> {
-  let top: string;
+/** The toplevel's real path, or E_TOPLEVEL saying what is wrong with it. */
+export async function resolveToplevel(toplevel: string): Promise<string> {
   try {
-    top = await realpath(toplevel);
+    const top = await realpath(toplevel);
     if (!(await stat(top)).isDirectory()) throw new Error('not a directory');
+    return top;
   } catch (err) {
     throw new BundlemirrorError('E_TOPLEVEL', `toplevel ${toplevel} is not a readable directory: ${(err as Error).message}`, {
       hint: 'pass --toplevel the directory that holds your bare repositories',
     });
   }
+}
+
+/**
+ * The manifest path of a bare repository directory inside the toplevel, or
+ * undefined (outside, or not a repository). For looking up one directory
+ * without walking the whole toplevel.
+ */
+export async function repoPathOfDir(top: string, dir: string): Promise<string | undefined> {
+  try {
+    const real = await realpath(dir);
+    if (!real.startsWith(top + sep) || !(await isBareRepository(real))) return undefined;
+    return manifestPathOf(top, real);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function scanToplevel(toplevel: string, ignore: (path: string) => boolean = () => false): Promise<FoundRepo[]> {
+  const top = await resolveToplevel(toplevel);
   const repos = new Map<string, FoundRepo>();
   const links: { path: string; target: string }[] = [];
 
