@@ -7,5 +7,5 @@ export function formatBytes(n: number): string {
     v /= 1024;
     i += 1;
   }
-  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }

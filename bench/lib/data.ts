@@ -22,17 +22,8 @@ export function fastSeededBytes(seed: string, size: number): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
 }
 
-/** A small seeded PRNG (mulberry32) for sizes and shapes; content comes from fastSeededBytes. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as prng } from '../../src/faults/random.js';
+export { prng };
 
 export interface LargeRepoSpec {
   /** Commits on main. */

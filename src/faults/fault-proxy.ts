@@ -14,8 +14,10 @@
  * It knows nothing about HTTP: the budget counts every byte the client
  * receives, headers included, which is exactly what "bytes on the wire"
  * means. Faults apply to new connections; `configure()` changes them
- * between (or during) tests.
+ * between (or during) tests. `bytesPerSecond` makes it a slow link: one
+ * downstream capacity shared by every connection, as on a real line.
  */
+import { seededRandom } from './random.js';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export type ByteBudget = number | { min: number; max: number; seed: number };
@@ -36,10 +38,14 @@ export interface FaultOptions {
   refuse?: boolean;
   /** Only the first N connections (counted from the last configure()) get faults; later ones pass through. */
   faultyConnections?: number | undefined;
+  /** Downstream capacity of the link, shared by all (faulty) connections; unset: as fast as loopback. */
+  bytesPerSecond?: number | undefined;
 }
 
 export interface FaultProxyOptions extends FaultOptions {
   upstream: { host: string; port: number };
+  /** Listen on this port (default: any free one); lets a test stop the link and bring it back where clients expect it. */
+  port?: number;
 }
 
 export interface FaultProxyStats {
@@ -65,17 +71,7 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-/** mulberry32: tiny, seeded, good enough to spread cut points. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
   const upstream = opts.upstream;
@@ -84,6 +80,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   let faultyLeft = faults.faultyConnections ?? Infinity;
   const stats: FaultProxyStats = { connections: 0, bytesDownstream: 0, bytesUpstream: 0, cuts: 0, stalls: 0, refused: 0 };
   const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  /** When the simulated slow link has sent everything queued so far (shared by all connections). */
+  let linkFreeAt = 0;
 
   const track = (s: Socket): void => {
     sockets.add(s);
@@ -109,6 +108,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
     const up = connect(upstream.port, upstream.host);
     track(up);
+    const rate = f.bytesPerSecond;
+    /** A throttled chunk is being delivered: upstream stays paused, and its end waits for the delivery. */
+    let throttling = false;
+    let endAfterDelivery = false;
     const shutBoth = (): void => {
       done = true;
       up.destroy();
@@ -116,10 +119,13 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     };
     up.on('error', shutBoth);
     up.on('close', () => {
-      if (!done) {
-        done = true;
-        client.end();
+      if (done) return;
+      if (throttling) {
+        endAfterDelivery = true;
+        return;
       }
+      done = true;
+      client.end();
     });
     client.on('close', () => {
       done = true;
@@ -137,6 +143,45 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       if (!done) up.end();
     });
 
+    const writeDown = (c: Buffer): boolean => {
+      stats.bytesDownstream += c.length;
+      return client.write(c);
+    };
+    /** Sends `c` to the client (at the link's rate, if it has one), then runs `after`. */
+    const deliver = (c: Buffer, after: () => void): void => {
+      if (!rate || c.length === 0) {
+        if (c.length > 0 && !writeDown(c)) up.pause();
+        after();
+        return;
+      }
+      throttling = true;
+      up.pause();
+      const slices: Buffer[] = [];
+      for (let i = 0; i < c.length; i += SLOW_LINK_SLICE) slices.push(c.subarray(i, i + SLOW_LINK_SLICE));
+      const step = (): void => {
+        const s = slices.shift();
+        if (!s) {
+          throttling = false;
+          after();
+          if (endAfterDelivery && !done) {
+            done = true;
+            client.end();
+          } else if (!done && client.writableLength === 0) up.resume();
+          return;
+        }
+        const now = Date.now();
+        linkFreeAt = Math.max(linkFreeAt, now) + (s.length * 1000) / rate;
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          if (client.destroyed) return;
+          writeDown(s);
+          step();
+        }, linkFreeAt - now);
+        timers.add(timer);
+      };
+      step();
+    };
+
     up.on('data', (chunk: Buffer) => {
       if (done) return;
       let c = chunk;
@@ -150,38 +195,35 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         c = c.subarray(0, cutLeft);
         action = 'cut';
       }
-      if (c.length > 0) {
-        sent += c.length;
-        stats.bytesDownstream += c.length;
-        if (!client.write(c)) up.pause();
-      }
+      sent += c.length;
       if (action === 'stall') {
         // Keep both sockets open and silent: the client must notice by itself.
         stats.stalls += 1;
         done = true;
         up.pause();
-        return;
-      }
-      if (action === 'cut') {
+      } else if (action === 'cut') {
         stats.cuts += 1;
         done = true;
         up.destroy();
+      }
+      deliver(c, () => {
+        if (action !== 'cut') return;
         if (f.cutStyle === 'reset') {
           // Let the bytes reach the kernel first, then reset.
           client.write(Buffer.alloc(0), () => client.resetAndDestroy());
         } else {
           client.end(() => client.destroy());
         }
-      }
+      });
     });
     client.on('drain', () => {
-      if (!done) up.resume();
+      if (!done && !throttling) up.resume();
     });
   });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
 
@@ -197,11 +239,16 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       for (const s of sockets) s.destroy();
       await closed;
     },
   };
 }
+
+/** A slow link delivers in slices this large, each when the link would have finished sending it. */
+const SLOW_LINK_SLICE = 16 * 1024;
 
 function rngFor(b: ByteBudget | undefined): () => number {
   return typeof b === 'object' ? seededRandom(b.seed) : Math.random;

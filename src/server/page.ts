@@ -4,6 +4,7 @@
  * repository owner wrote); no scripts, no external assets, and a CSP that
  * forbids both in case an escape is ever missed.
  */
+import { formatBytes } from '../format.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BUNDLE_LIST_FILE, INDEX_FILE } from '../manifest/repo-index.js';
 import type { Catalog, RepoSummary } from './catalog.js';
@@ -18,17 +19,6 @@ export function escapeHtml(s: string): string {
 /** Single-quotes a shell word unless it is plainly safe, so commands can be pasted as they are. */
 export function shellQuote(s: string): string {
   return /^[A-Za-z0-9._/:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-function formatSize(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 function formatModified(seconds: number | null): string {
@@ -65,7 +55,7 @@ function renderRepo(r: RepoSummary, ctx: PageContext): string {
     commands.push(`git clone --bundle-uri=${shellQuote(`${base}/${BUNDLE_LIST_FILE}`)} ${shellQuote(`${ctx.origin}${GIT_PREFIX}${urlPath(r.path)}`)} ${shellQuote(dir)}`);
   }
   commands.push(`bundlemirror clone ${shellQuote(`${base}/${INDEX_FILE}`)} ${shellQuote(dir)}`);
-  const bundles = r.bundles === null ? 'index.json missing or unreadable' : `${r.bundles.count} (${formatSize(r.bundles.size)})`;
+  const bundles = r.bundles === null ? 'index.json missing or unreadable' : `${r.bundles.count} (${formatBytes(r.bundles.size)})`;
   const facts = [
     ['last change', formatModified(r.modified)],
     ['bundles', bundles],

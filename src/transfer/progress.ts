@@ -5,6 +5,7 @@
  * most every few seconds, so a day-long resume does not flood the journal.
  * Optional: downloads take an `onProgress` callback and know nothing of this.
  */
+import { formatBytes } from '../format.js';
 import cliProgress from 'cli-progress';
 
 export interface DownloadProgress {
@@ -47,17 +48,6 @@ export class RateMeter {
     this.lastAt = t;
     return this.rate;
   }
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  return `${i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
 }
 
 export function formatDuration(seconds: number): string {
