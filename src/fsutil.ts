@@ -4,8 +4,10 @@
  * a later run can recognise and remove it).
  */
 import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { mkdir, open, rename, rm, readdir, stat } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
+import { processAlive } from './lock-holder.js';
 
 export const TEMP_MARK = '.bm-tmp-';
 
@@ -51,22 +53,34 @@ export async function commitFile(tmp: string, file: string): Promise<void> {
   await fsyncDir(dirname(file));
 }
 
-/** Removes temp files older than `olderThanMs` left by a crashed writer. */
-export async function removeStaleTemps(dir: string, olderThanMs = 60 * 60 * 1000): Promise<number> {
+/**
+ * Removes temp files left by a crashed writer: those older than
+ * `olderThanMs`, and those whose writer (the pid in the name, see
+ * tempPathFor) no longer exists on this host, so a publish killed with -9
+ * leaves no half-written bundle behind for longer than it takes the next
+ * one to start. `recursive` searches subdirectories too (dot directories
+ * excepted).
+ */
+export async function removeStaleTemps(dir: string, olderThanMs = 60 * 60 * 1000, opts: { recursive?: boolean } = {}): Promise<number> {
   let removed = 0;
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = await readdir(dir);
+    entries = await readdir(dir, { withFileTypes: true });
   } catch {
     return 0;
   }
   const now = Date.now();
-  for (const name of names) {
-    if (!name.startsWith(TEMP_MARK)) continue;
-    const p = join(dir, name);
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (opts.recursive && !e.name.startsWith('.')) removed += await removeStaleTemps(p, olderThanMs, opts);
+      continue;
+    }
+    if (!e.name.startsWith(TEMP_MARK)) continue;
     try {
       const st = await stat(p);
-      if (now - st.mtimeMs > olderThanMs) {
+      const pid = /\.(\d+)\.[0-9a-f]{8}$/.exec(e.name);
+      if (now - st.mtimeMs > olderThanMs || (pid && !(await processAlive(Number(pid[1]))))) {
         await rm(p, { force: true });
         removed += 1;
       }

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { BundlemirrorError } from './errors.js';
+import { removeLockOfDeadHolder, removeLockOwner, writeLockOwner } from './lock-holder.js';
 
 export interface LockOptions {
   /** What the lock protects, for messages ("publish of /srv/bundles"). */
@@ -34,7 +35,10 @@ export async function acquireLock(path: string, opts: LockOptions): Promise<Rele
           /* refresh failed (clock jump, slow disk): the work in progress finishes under its own atomic renames */
         },
       });
+      // who holds it, so that a holder killed with -9 is recognised and its lock taken over at once (src/lock-holder.ts)
+      await writeLockOwner(`${path}.lock`);
       return async () => {
+        await removeLockOwner(`${path}.lock`);
         try {
           await release();
         } catch {
@@ -43,6 +47,7 @@ export async function acquireLock(path: string, opts: LockOptions): Promise<Rele
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+      if (await removeLockOfDeadHolder(`${path}.lock`)) continue;
       if (Date.now() >= deadline) {
         throw new BundlemirrorError('E_LOCKED', `another ${opts.what} is running (lock ${path}.lock)`, {
           hint: 'wait for it to finish, or retry later; a lock left by a killed process expires by itself within a minute',

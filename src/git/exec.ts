@@ -110,9 +110,13 @@ export class GitError extends BundlemirrorError {
     message: string,
     repo?: string,
   ) {
-    super('E_GIT', message, { repo });
+    // git out of space (unbundle, fetch) is a full disk for the user to fix, as when we write ourselves
+    const full = DISK_FULL.test(stderr);
+    super(full ? 'E_DISK' : 'E_GIT', message, { repo, hint: full ? 'free some space; the next run resumes where this one stopped' : undefined });
   }
 }
+
+const DISK_FULL = /No space left on device|Disk quota exceeded/;
 
 /** stdout as text, trailing newline removed. */
 export async function gitText(args: string[], opts: GitOptions = {}): Promise<string> {

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { repoPathProblem } from '../git/refname.js';
+import { duplicateKeys } from './duplicate-keys.js';
 
 const sha1 = z.string().regex(/^[0-9a-f]{40}$/, 'must be 40 lowercase hex digits');
 
@@ -28,8 +29,13 @@ export const ManifestEntrySchema = z
 export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
 export type Manifest = Record<string, ManifestEntry>;
 
-/** A manifest larger than this once unpacked is refused (gzip bombs). */
-export const MAX_MANIFEST_BYTES = 512 << 20;
+/**
+ * A manifest larger than this once unpacked is refused (gzip bombs). It is
+ * also about the memory a refusal costs, since inflation stops only here:
+ * 128 MiB holds some 250,000 repositories, while 512 MiB made a 2 MB
+ * download cost 650 MB of memory (test/reliability-hostile.test.ts).
+ */
+export const MAX_MANIFEST_BYTES = 128 << 20;
 
 export interface ManifestProblem {
   path: string;
@@ -47,8 +53,10 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
     const raw = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes, { maxOutputLength: MAX_MANIFEST_BYTES }) : bytes;
     text = raw.toString('utf8');
   } catch (err) {
-    throw new BundlemirrorError('E_MANIFEST', `${source}: cannot unpack: ${(err as Error).message}`, {
-      hint: 'the manifest is corrupt or larger than 512 MiB unpacked; check the origin',
+    const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError;
+    const why = tooBig ? `it unpacks to more than ${MAX_MANIFEST_BYTES >> 20} MiB (a gzip bomb, or not a manifest)` : (err as Error).message;
+    throw new BundlemirrorError('E_MANIFEST', `${source}: cannot unpack: ${why}`, {
+      hint: `the manifest is corrupt or larger than ${MAX_MANIFEST_BYTES >> 20} MiB unpacked; check the origin`,
       cause: err,
     });
   }
@@ -63,10 +71,18 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
   }
   const manifest: Manifest = {};
   const problems: ManifestProblem[] = [];
+  // JSON.parse keeps the last of two equal keys, other readers the first: refuse such entries rather than guess
+  const doubled = new Map(duplicateKeys(text).map((d) => [d.path[0] ?? d.key, d.path.length ? `has the key ${JSON.stringify(d.key)} twice` : 'is listed twice'] as const));
   for (const [path, value] of Object.entries(data as Record<string, unknown>)) {
     const pathProblem = repoPathProblem(path);
     if (pathProblem) {
-      problems.push({ path, problem: `repository path ${pathProblem}` });
+      // names with control characters are quoted: they reach terminals and logs
+      problems.push({ path: /[\x00-\x1f\x7f]/.test(path) ? JSON.stringify(path) : path, problem: `repository path ${pathProblem}` });
+      continue;
+    }
+    const twice = doubled.get(path);
+    if (twice) {
+      problems.push({ path, problem: `${twice} in the manifest; refusing to guess which one is meant` });
       continue;
     }
     const parsed = ManifestEntrySchema.safeParse(value);

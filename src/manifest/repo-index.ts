@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
-import { isValidRefName } from '../git/refname.js';
+import { isValidRefName, refNameProblem } from '../git/refname.js';
+import { duplicateKeys } from './duplicate-keys.js';
 
 export const INDEX_VERSION = 1;
 export const INDEX_FILE = 'index.json';
@@ -67,6 +68,22 @@ export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
       hint: 'upgrade bundlemirror on this replica',
     });
   }
+  // refs (or anything else) given twice mean different things to different readers: refuse (src/manifest/duplicate-keys.ts)
+  const twice = duplicateKeys(text.toString(), 1)[0];
+  if (twice) {
+    throw new BundlemirrorError('E_INDEX', `index.json has the key ${JSON.stringify(twice.key)} twice${twice.path.length ? ` in ${twice.path.join('.')}` : ''}`, {
+      repo,
+      hint: 'the origin published a broken index; report it to the origin',
+    });
+  }
+  // zod only says "Invalid key in record" for a bad ref name: say which name and which rule
+  const named = refMaps(data);
+  for (const [where, refs] of named) {
+    for (const name of Object.keys(refs)) {
+      const problem = refNameProblem(name);
+      if (problem) throw new BundlemirrorError('E_INDEX', `index.json ${where} has the ref ${JSON.stringify(name)}, which ${problem}`, { repo, hint: 'the origin published an unsafe index; report it to the origin' });
+    }
+  }
   const parsed = RepoIndexSchema.safeParse(data);
   if (!parsed.success) {
     const first = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
@@ -76,6 +93,16 @@ export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
     throw new BundlemirrorError('E_INDEX', `index.json describes ${JSON.stringify(parsed.data.path)}, not this repository`, { repo });
   }
   return parsed.data;
+}
+
+/** The ref maps of a not yet validated index: `refs` and each bundle's `tips`. */
+function refMaps(data: unknown): [string, Record<string, unknown>][] {
+  const out: [string, Record<string, unknown>][] = [];
+  const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isMap(data)) return out;
+  if (isMap(data.refs)) out.push(['refs', data.refs]);
+  if (Array.isArray(data.bundles)) data.bundles.forEach((b: unknown, i) => isMap(b) && isMap(b.tips) && out.push([`bundles.${i}.tips`, b.tips]));
+  return out;
 }
 
 export function serializeRepoIndex(index: RepoIndex): string {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { BundlemirrorError } from '../errors.js';
 import { STATE_DIR } from './paths.js';
+import { removeLockOfDeadHolder } from '../lock-holder.js';
 export const DEFAULT_LOCK_STALE_MS = 30_000;
 
 export interface ToplevelLockOptions {
@@ -62,9 +63,9 @@ export async function acquireToplevelLock(toplevel: string, opts: ToplevelLockOp
   const ownerPath = `${lockPath}.owner`;
   const stale = Math.max(2000, opts.staleMs ?? DEFAULT_LOCK_STALE_MS);
   let release: () => Promise<void>;
-  try {
+  const take = () =>
     // proper-lockfile keys its in-process bookkeeping by this path and mkdirs `${path}.lock`
-    release = await lockfile.lock(join(dir, 'pull'), {
+    lockfile.lock(join(dir, 'pull'), {
       realpath: false,
       stale,
       update: Math.max(1000, Math.floor(stale / 3)),
@@ -75,12 +76,20 @@ export async function acquireToplevelLock(toplevel: string, opts: ToplevelLockOp
           process.emitWarning(`pull lock ${lockPath} compromised: ${err.message}`);
         }),
     });
+  try {
+    try {
+      release = await take();
+    } catch (err) {
+      // a pull killed with -9 on this host: take its lock over now, not `stale` ms later (src/lock-holder.ts)
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED' || !(await removeLockOfDeadHolder(lockPath))) throw err;
+      release = await take();
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
     const owner = await readOwner(ownerPath);
     const who = owner ? `pid ${owner.pid}${owner.hostname !== hostname() ? ` on ${owner.hostname}` : ''}, started ${owner.startedAt}` : 'pid unknown';
     throw new BundlemirrorError('E_LOCKED', `another bundlemirror pull is running on ${toplevel} (${who})`, {
-      hint: `wait for it to finish; if that process is gone, the lock (${lockPath}) is taken over automatically ${Math.round(stale / 1000)} s after it stopped`,
+      hint: `wait for it to finish; if that process is gone, the lock (${lockPath}) is taken over automatically: at once when it ran on this host, ${Math.round(stale / 1000)} s after it stopped otherwise`,
       cause: err,
     });
   }

@@ -11,7 +11,7 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
-import { existingObjects, fingerprint, initBare, parseShowRef, updateRefs, type RefUpdate } from '../git/repo.js';
+import { existingObjects, fingerprint, initBare, isConnected, parseShowRef, updateRefs, type RefUpdate } from '../git/repo.js';
 import { isBareRepository } from '../origin/scan.js';
 
 const FORKGROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -68,13 +68,27 @@ export async function usesStore(repoDir: string, store: string): Promise<boolean
  */
 export async function syncVirtualRefs(store: string, member: string, refs: Record<string, string>): Promise<void> {
   const prefix = `refs/virtual/${memberId(member)}/`;
-  const have = await existingObjects(store, [...new Set(Object.values(refs))], member);
+  const present = await existingObjects(store, [...new Set(Object.values(refs))], member);
+  // Present is not enough: a tag-only bundle (git bundles a new tag on an already published commit
+  // as just the tag object, with no prerequisite) can put a tag in the store whose commit the member
+  // fetched into its own objects. A ref to it breaks the store (fsck: broken link), and every later
+  // unbundle into it dies with "bad object" (test/reliability-regressions.test.ts): record only refs
+  // whose whole history is in the store.
+  const have = await connectedIn(store, [...present], member);
   const current = parseShowRef((await fingerprint(store, member)).raw).filter((r) => r.name.startsWith(prefix));
   const want = new Map(Object.entries(refs).filter(([, oid]) => have.has(oid)).map(([name, oid]) => [prefix + name.slice('refs/'.length), oid]));
   const updates: RefUpdate[] = [];
   for (const [name, oid] of want) if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });
   for (const r of current) if (!want.has(r.name)) updates.push({ name: r.name, oid: null });
   await updateRefs(store, updates, member);
+}
+
+/** The tips among `oids` whose history is complete in `store` (one git call when all are, the usual case). */
+async function connectedIn(store: string, oids: string[], member: string): Promise<Set<string>> {
+  if (await isConnected(store, oids, member)) return new Set(oids);
+  const whole = new Set<string>();
+  for (const oid of oids) if (await isConnected(store, [oid], member)) whole.add(oid);
+  return whole;
 }
 
 /** Forgets a purged member; removes the store when it was the last one. Returns whether the store went. */

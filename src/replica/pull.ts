@@ -8,7 +8,7 @@ import { readFile, lstat, mkdir, readlink, rm, symlink, readdir } from 'node:fs/
 import { dirname, join, relative } from 'node:path';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
-import { writeFileAtomic } from '../fsutil.js';
+import { removeStaleTemps, writeFileAtomic } from '../fsutil.js';
 import { parseManifest, writeManifestFile, type Manifest } from '../manifest/manifest.js';
 import { repoPathProblem } from '../git/refname.js';
 import { isBareRepository, manifestPathOf, scanToplevel } from '../origin/scan.js';
@@ -82,6 +82,8 @@ export async function pull(config: PullConfig, opts: PullOptions): Promise<PullR
   try {
     // a repository half-built in staging belongs to a run that was killed (we hold the lock): nothing would ever use or remove it
     await rm(stagingDir(toplevel), { recursive: true, force: true });
+    // so do temp files of the atomic writes it was making (state, manifests): their writer's pid is gone
+    for (const dir of new Set([toplevel, stateDir(toplevel), dirname(config.core.manifest)])) await removeStaleTemps(dir);
     const state = await openState(toplevel, { warn: (m) => opts.log.warn(m) });
     return await pullLocked(config, state, opts);
   } finally {
@@ -131,7 +133,10 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
       const e = forRepo(err, action.path);
       report.failed.push(e);
       log.error(e.describe());
-      if (action.kind !== 'purge' && action.kind !== 'skip') await state.recordFailure(action.path, e);
+      // best effort: on a full disk the state cannot be written either, and an unrecorded failure is re-verified next run anyway
+      if (action.kind !== 'purge' && action.kind !== 'skip') {
+        await state.recordFailure(action.path, e).catch((err: unknown) => log.warn(`${action.path}: cannot record the failure in the state file (${(err as Error).message})`));
+      }
     }
   };
   await Promise.all(

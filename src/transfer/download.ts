@@ -10,6 +10,9 @@
  * consecutive failures. The destination is written only by renaming a
  * partial whose size and sha256 match the index.
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { BundlemirrorError } from '../errors.js';
 import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
 import { runAttempt, type AttemptContext } from './download-attempt.js';
@@ -121,6 +124,15 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
   const retries = opts.retries ?? 5;
   const maxAttempts = opts.maxAttempts ?? 30;
   const progressEvery = opts.progressIntervalMs ?? 250;
+
+  // A destination an earlier call verified and committed, whose user died before reading it
+  // (a pull killed mid-unbundle), is as good as a complete partial: verify it again, request nothing.
+  if (await holdsContent(opts.dest, expectedSize, sha256)) {
+    stats.downloads += 1;
+    stats.bytesResumed += expectedSize;
+    opts.onProgress?.({ received: expectedSize, total: expectedSize, resumedFrom: expectedSize, rate: 0 });
+    return { path: opts.dest, bytesDownloaded: 0, bytesResumed: expectedSize, attempts: 0, restarts: 0, bytesHashedFromDisk: expectedSize };
+  }
 
   const part = await PartialFile.open(opts.partialDir, sha256, expectedSize);
   const resumedFrom = part.size;
@@ -241,6 +253,19 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
     }
   } finally {
     await part.close().catch(() => {});
+  }
+}
+
+/** True when `file` exists with exactly `size` bytes hashing to `sha256`. */
+async function holdsContent(file: string, size: number, sha256: string): Promise<boolean> {
+  try {
+    const st = await stat(file);
+    if (!st.isFile() || st.size !== size) return false;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    return hash.digest('hex') === sha256;
+  } catch {
+    return false;
   }
 }
 

@@ -1,0 +1,105 @@
+/**
+ * Who holds a lock, and taking over a lock whose holder is dead.
+ *
+ * proper-lockfile alone recognises an abandoned lock by its age: a process
+ * killed with -9 (OOM killer, power loss, an impatient admin) blocks every
+ * later `pull` for `stale` (30 s) and makes every `publish` wait as long,
+ * which turns "run it again" after a crash into "wait, then run it again".
+ * The holder therefore writes its pid next to the lock (`<lock>.owner`;
+ * proper-lockfile removes its directory with rmdir, so nothing may live
+ * inside), and a process that finds the lock held by a pid that no longer
+ * exists on this host removes it at once.
+ *
+ * The owner file can be older than the lock it sits next to: a new holder
+ * creates the lock, then writes its owner file a moment later, and in
+ * between the file still names the previous (dead) holder. So the lock is
+ * only removed once it has gone QUIET_MS without a refresh; a live holder
+ * writes its owner file within milliseconds of taking the lock.
+ */
+import { readFile, rmdir, stat, writeFile, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+
+export interface LockOwner {
+  pid: number;
+  hostname: string;
+  startedAt: string;
+}
+
+/** A lock untouched this long, whose owner is dead, is removed (proper-lockfile's own minimum staleness). */
+export const QUIET_MS = 2000;
+
+export function ownerFileOf(lockDir: string): string {
+  return `${lockDir}.owner`;
+}
+
+export async function writeLockOwner(lockDir: string): Promise<void> {
+  const owner: LockOwner = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
+  await writeFile(ownerFileOf(lockDir), JSON.stringify(owner) + '\n').catch(() => {
+    /* only used for messages and for recognising a dead holder */
+  });
+}
+
+export async function removeLockOwner(lockDir: string): Promise<void> {
+  await rm(ownerFileOf(lockDir), { force: true }).catch(() => {});
+}
+
+export async function readLockOwner(lockDir: string): Promise<LockOwner | null> {
+  try {
+    const data = JSON.parse(await readFile(ownerFileOf(lockDir), 'utf8')) as Partial<LockOwner>;
+    if (typeof data.pid === 'number' && typeof data.hostname === 'string' && typeof data.startedAt === 'string') {
+      return { pid: data.pid, hostname: data.hostname, startedAt: data.startedAt };
+    }
+  } catch {
+    /* missing or being rewritten */
+  }
+  return null;
+}
+
+/** False only when we know the process is gone (no such pid, or a zombie waiting to be reaped). */
+export async function processAlive(pid: number): Promise<boolean> {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  try {
+    // "pid (comm) S ...": the state follows the last ')'
+    const st = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Removes `lockDir` if its owner file names a process of this host that no
+ * longer exists, waiting (at most QUIET_MS) until the lock has gone that
+ * long without a refresh. Returns true when it removed the lock; false when
+ * the holder is alive, unknown, on another host, or the lock changed hands.
+ */
+export async function removeLockOfDeadHolder(lockDir: string): Promise<boolean> {
+  const owner = await readLockOwner(lockDir);
+  if (!owner || owner.hostname !== hostname() || (await processAlive(owner.pid))) return false;
+  for (;;) {
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await stat(lockDir)).mtimeMs;
+    } catch {
+      return true; // gone already: whoever removed it, the way is free
+    }
+    const quietFor = Date.now() - mtimeMs;
+    if (quietFor >= QUIET_MS) break;
+    await new Promise((r) => setTimeout(r, QUIET_MS - quietFor + 10));
+  }
+  // the owner file must still name the dead process: a new holder may have taken the lock meanwhile
+  const again = await readLockOwner(lockDir);
+  if (!again || again.pid !== owner.pid || again.startedAt !== owner.startedAt) return false;
+  try {
+    await rmdir(lockDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+  }
+  await removeLockOwner(lockDir);
+  return true;
+}
