@@ -26,17 +26,8 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((r) => r.stop().catch(() => {})));
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../test/support/nginx.js';
+export { freePort };
 
 async function waitForPort(port: number, child: ChildProcess, what: string, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 20_000;

@@ -21,10 +21,10 @@
  * format) is written next to it.
  */
 import { createHash } from 'node:crypto';
+import { hashingTee } from '../hashing-tee.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join, posix } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { BundlemirrorError, forRepo } from '../errors.js';
@@ -239,15 +239,7 @@ type Piece = { kind: 'buffer'; name: string; bytes: Buffer } | { kind: 'bundle';
 /** Streams kit.json and the pieces into a tar at `file`; returns the tar's sha256 and size. */
 async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piece[], source: KitSource, log: (line: string) => void): Promise<{ sha256: string; size: number }> {
   const pack = tar.pack();
-  const whole = createHash('sha256');
-  let size = 0;
-  const counting = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      whole.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const { stream: counting, result } = hashingTee();
   const written = pipeline(pack, counting, createWriteStream(file));
   written.catch(() => {}); // awaited below; a failure while entries are added surfaces there too
   const header = (name: string, length: number) => ({ name, size: length, mode: 0o644, mtime, type: 'file' as const });
@@ -293,5 +285,5 @@ async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piec
     await written.catch(() => {});
     throw err;
   }
-  return { sha256: whole.digest('hex'), size };
+  return result();
 }

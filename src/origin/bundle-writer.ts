@@ -4,11 +4,10 @@
  * it its final name `<sha256>.bundle` with an atomic rename. A name never
  * refers to other bytes, which is what makes resuming a download safe.
  */
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { hashingTee } from '../hashing-tee.js';
 import { git } from '../git/exec.js';
 import { readBundleHeader, type BundleHeader } from '../git/bundle.js';
 import { commitFile, exists, tempPathFor } from '../fsutil.js';
@@ -33,15 +32,7 @@ export async function writeBundle(gitDir: string, outDir: string, revs: 'all' | 
   await mkdir(outDir, { recursive: true });
   const target = join(outDir, 'bundle');
   const tmp = tempPathFor(target);
-  const hash = createHash('sha256');
-  let size = 0;
-  const tee = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const { stream: tee, result } = hashingTee();
   const sink = createWriteStream(tmp, { flags: 'w', mode: 0o644, highWaterMark: 1 << 20 });
   tee.pipe(sink);
   const closed = new Promise<void>((res, rej) => {
@@ -62,7 +53,7 @@ export async function writeBundle(gitDir: string, outDir: string, revs: 'all' | 
   const fh = await open(tmp, 'r');
   await fh.sync();
   await fh.close();
-  const sha256 = hash.digest('hex');
+  const { sha256, size } = result();
   const name = `${sha256}.bundle`;
   const file = join(outDir, name);
   if (await exists(file)) {
