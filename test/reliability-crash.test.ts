@@ -168,3 +168,29 @@ test('the locks of a pull and of a publish killed -9 on this host are taken over
   await releasePull();
   await releasePublish();
 });
+
+test('temp files a killed pull was writing (state, manifest, description) are removed by the next run', async (t) => {
+  const lab = await startLab({ bigBytes: 0 });
+  t.teardown(() => lab.close());
+  t.is((await lab.pull()).code, 0);
+  // the writer's pid is in the name (src/fsutil.ts): use one that has certainly exited
+  const dead = await new Promise<number>((resolve) => {
+    const c = spawn(process.execPath, ['-e', '0']);
+    c.on('exit', () => resolve(c.pid!));
+  });
+  const planted = [
+    `.bm-tmp-manifest.js.gz.${dead}.0badc0de`,
+    `.bundlemirror/.bm-tmp-state.json.${dead}.0badc0de`,
+    `pub/sub/beta.git/.bm-tmp-description.${dead}.0badc0de`,
+  ];
+  for (const rel of planted) await writeFile(join(lab.replicaTop, rel), 'half written');
+  t.deepEqual(await leftovers(lab.replicaTop), [...planted].sort());
+  await advanceOrigin(lab, rng(11)); // work for beta or its neighbours
+  const beta = lab.worktrees['/pub/sub/beta.git']!;
+  await beta.commit('touch beta');
+  await beta.push('main');
+  t.is((await lab.publish()).code, 0);
+  const r = await lab.pull();
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(await leftovers(lab.replicaTop), []);
+});

@@ -166,7 +166,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
           if (endAfterDelivery && !done) {
             done = true;
             client.end();
-          } else if (!done && client.writableLength === 0) up.resume();
+          } else if (!done && !client.writableNeedDrain) up.resume(); // else 'drain' resumes it
           return;
         }
         const now = Date.now();

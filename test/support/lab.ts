@@ -12,6 +12,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { git } from '../../src/git/exec.js';
 import { startFaultProxy, type FaultProxy, type FaultProxyStats } from '../../src/faults/fault-proxy.js';
+import { seededRandom } from '../../src/faults/random.js';
 import { parseManifest, type Manifest } from '../../src/manifest/manifest.js';
 import { parseRepoIndex, type RepoIndex } from '../../src/manifest/repo-index.js';
 import { publish as publishTree } from '../../src/origin/publish.js';
@@ -103,17 +104,8 @@ export async function startLab(opts: { bigBytes?: number; bytesPerSecond?: numbe
   };
 }
 
-/** A seeded PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's one seeded PRNG, under the name the trials use. */
+export const rng = seededRandom;
 
 export function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)]!;
