@@ -368,3 +368,16 @@ test('two manifests written within one second still differ in mtime, so static h
   const second = (await stat(join(out, 'manifest.js.gz'))).mtimeMs;
   t.true(Math.floor(second / 1000) > Math.floor(first / 1000), `${first} -> ${second}`);
 });
+
+test('a push of only a tag on a published commit is an incremental that says what it builds on', async (t) => {
+  const { toplevel, out, beta } = await setup(t);
+  await publishOk(toplevel, out);
+  await beta.wt.run(['tag', '-a', '-m', 'late tag', 'v9.9', 'HEAD~1']);
+  await beta.wt.push('v9.9');
+  await publishOk(toplevel, out);
+  const idx = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  t.is(idx.bundles.length, 2);
+  const inc = idx.bundles[1]!;
+  t.deepEqual(Object.keys(inc.tips), ['refs/tags/v9.9']);
+  t.true(inc.prerequisites.length > 0, 'not mistaken for a base');
+});

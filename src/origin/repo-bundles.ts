@@ -56,12 +56,18 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
   const borrowed = w.parent ? borrowedChain(repo.path, w.parent) : [];
   let token = Math.max(Math.floor(w.nowMs / 1000), 1 + Math.max(0, ...kept.map((b) => b.creationToken), ...borrowed.map((b) => b.creationToken)));
   const made: MadeBundle[] = [];
-  const entry = (b: WrittenBundle, superseded?: string): BundleRef => ({
+  /**
+   * `after`: what an incremental builds on. git lists no prerequisite for a
+   * bundle that only adds a tag to a published commit (no commit is walked);
+   * the index still says what it applies on top of, so no planner mistakes
+   * it for a base.
+   */
+  const entry = (b: WrittenBundle, superseded?: string, after: string[] = []): BundleRef => ({
     uri: b.name,
     sha256: b.sha256,
     size: b.size,
     creationToken: token++,
-    prerequisites: b.header.prerequisites,
+    prerequisites: b.header.prerequisites.length > 0 ? b.header.prerequisites : after,
     tips: Object.fromEntries(b.header.tips.filter((t) => t.name.startsWith('refs/')).map((t) => [t.name, t.oid])),
     ...(superseded ? { superseded } : {}),
   });
@@ -74,7 +80,7 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
       const have = await existingObjects(repo.dir, parentTips, repo.path);
       const own = await writeBundle(repo.dir, w.outDir, [...w.refs.map((r) => r.name), ...parentTips.filter((t) => have.has(t)).map((t) => `^${t}`)], repo.path);
       if (own) made.push({ name: own.name, size: own.size, kind: 'base' });
-      return [...borrowed, ...(own ? [entry(own)] : [])];
+      return [...borrowed, ...(own ? [entry(own, undefined, parentTips.filter((t) => have.has(t)))] : [])];
     }
     const full = await writeBundle(repo.dir, w.outDir, 'all', repo.path);
     if (!full) throw new BundlemirrorError('E_GIT', 'git produced no bundle for a repository with refs', { repo: repo.path });
@@ -89,12 +95,13 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
   // tips of the last publish can be gone (history rewritten, repository recreated): exclude only what still exists
   const present = await existingObjects(repo.dir, decision.prerequisites, repo.path);
   if (present.size === 0) return { bundles: [...retire(kept), ...(await base())], made };
-  const inc = await writeBundle(repo.dir, w.outDir, [...decision.refs, ...decision.prerequisites.filter((p) => present.has(p)).map((p) => `^${p}`)], repo.path);
+  const onTopOf = decision.prerequisites.filter((p) => present.has(p));
+  const inc = await writeBundle(repo.dir, w.outDir, [...decision.refs, ...onTopOf.map((p) => `^${p}`)], repo.path);
   if (!inc) return { bundles: kept, made }; // ref moves to objects already published: the new index is enough
   made.push({ name: inc.name, size: inc.size, kind: 'incremental' });
-  if (!shouldCollapse(liveChain(prev), inc.size, w.policy)) return { bundles: [...kept, entry(inc)], made };
+  if (!shouldCollapse(liveChain(prev), inc.size, w.policy)) return { bundles: [...kept, entry(inc, undefined, onTopOf)], made };
   // collapse: the bridging incremental stays listed with the old chain for replicas part-way along it
-  const bridge = entry(inc, stamp);
+  const bridge = entry(inc, stamp, onTopOf);
   return { bundles: [...retire(kept), bridge, ...(await base())], made };
 }
 
