@@ -172,7 +172,8 @@ export interface FetchOptions {
 /** Fetches every ref from a URL into the same names (a mirror fetch). */
 export async function fetchMirror(gitDir: string, url: string, opts: FetchOptions = {}): Promise<void> {
   if (url.startsWith('-')) throw new BundlemirrorError('E_UNSAFE_NAME', `fetch URL ${JSON.stringify(url)} starts with "-"`, { repo: opts.repo });
-  const args = ['fetch', '--quiet', '--no-tags', '--no-write-fetch-head'];
+  // --atomic: a fetch killed or failing half-way moves no ref at all
+  const args = ['fetch', '--quiet', '--atomic', '--no-tags', '--no-write-fetch-head'];
   if (opts.prune) args.push('--prune');
   args.push('--end-of-options', url, '+refs/*:refs/*');
   await git(args, { gitDir, repo: opts.repo, onStderr: opts.onProgress, signal: opts.signal });
