@@ -129,3 +129,39 @@ test('disk full during an unbundle: E_DISK naming the repository, refs intact, n
   t.deepEqual(await leftovers(lab.replicaTop), []);
   t.true((await stat(alpha)).isDirectory());
 });
+
+test('disk full while publishing: the repository fails with E_DISK, the published tree stays valid, and the next publish completes', async (t) => {
+  const { tempDir, makeRepo } = await import('./support/repos.js');
+  const { runCli } = await import('./support/cli.js');
+  const { readManifestFile } = await import('../src/manifest/manifest.js');
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'origin');
+  const out = join(dir, 'published');
+  await mkdir(out);
+  if (!mountTmpfs(out, 16)) {
+    await cleanup();
+    t.log('skipped: filling the published tree needs a small filesystem, and mount is not permitted here');
+    t.pass();
+    return;
+  }
+  t.teardown(() => {
+    spawnSync('umount', ['-l', out]);
+  });
+  const repo = await makeRepo(dir, toplevel, 'pub/big.git', { commits: 2, bytesPerCommit: 100_000 });
+  const publish = () => runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet']);
+  t.is((await publish()).code, 0);
+  const before = await readManifestFile(join(out, 'manifest.js.gz'));
+  await repo.wt.commit('large', 3_000_000);
+  await repo.wt.push('main');
+  const weight = await ballast(out, 1_000_000);
+  const full = await publish();
+  t.is(full.code, 1, full.stderr);
+  t.regex(full.stderr, /\/pub\/big\.git: .*\[E_DISK\]/);
+  t.deepEqual(await readManifestFile(join(out, 'manifest.js.gz')), before, 'the manifest still describes what is on disk');
+  t.deepEqual((await readdir(join(out, 'pub/big.git'))).filter((n) => n.startsWith('.bm-tmp-')), [], 'no half-written bundle left');
+  await rm(weight);
+  const again = await publish();
+  t.is(again.code, 0, again.stderr);
+  t.notDeepEqual(await readManifestFile(join(out, 'manifest.js.gz')), before);
+});

@@ -68,7 +68,11 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
     const out: Buffer[] = [];
     let err = '';
     let piped: Promise<void> = Promise.resolve();
-    if (opts.stdout) piped = pipeline(child.stdout, opts.stdout);
+    if (opts.stdout) {
+      piped = pipeline(child.stdout, opts.stdout);
+      // nobody reads git's output any more: stop git rather than leave it blocked on a full pipe
+      piped.catch(() => child.kill('SIGTERM'));
+    }
     else child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (c: string) => {

@@ -6,6 +6,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { hashingTee } from '../hashing-tee.js';
 import { git } from '../git/exec.js';
@@ -34,19 +35,19 @@ export async function writeBundle(gitDir: string, outDir: string, revs: 'all' | 
   const tmp = tempPathFor(target);
   const { stream: tee, result } = hashingTee();
   const sink = createWriteStream(tmp, { flags: 'w', mode: 0o644, highWaterMark: 1 << 20 });
-  tee.pipe(sink);
-  const closed = new Promise<void>((res, rej) => {
-    sink.on('close', res);
-    sink.on('error', rej);
-  });
+  // pipeline, not pipe: a failing write (disk full) must tear the chain down to git's stdout, or git blocks forever
+  const closed = pipeline(tee, sink);
   closed.catch(() => {}); // observed below; avoids an unhandled rejection while git still runs
   const args = revs === 'all' ? ['bundle', 'create', '--quiet', '-', '--all'] : ['bundle', 'create', '--quiet', '-', '--stdin'];
   try {
     await git(args, { gitDir, repo, stdout: tee, input: revs === 'all' ? undefined : revs.join('\n') + '\n' });
     await closed;
   } catch (err) {
+    // the write's own error (ENOSPC) says more than git's broken pipe
+    const writeError = await closed.then(() => null, (e: unknown) => e);
     sink.destroy();
     await rm(tmp, { force: true });
+    if ((writeError as NodeJS.ErrnoException | null)?.syscall) throw writeError;
     if (err instanceof Error && 'stderr' in err && EMPTY_BUNDLE.test(String((err as { stderr: unknown }).stderr))) return null;
     throw err;
   }
