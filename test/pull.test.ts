@@ -5,7 +5,7 @@ import { git } from '../src/git/exec.js';
 import { readManifestFile } from '../src/manifest/manifest.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { showRefOf } from './support/repos.js';
-import { fingerprintOf, pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';
+import { breakBeta, fingerprintOf, pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';
 
 const PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
 
@@ -118,15 +118,7 @@ test('a served bundle whose bytes differ from its index is rejected before git r
   const { config, toplevel } = await replicaFor(origin);
   t.is((await pull(config)).code, 0);
   const before = await showRefOf(join(toplevel, 'pub/sub/beta.git'));
-  const beta = origin.repos['/pub/sub/beta.git']!;
-  await beta.wt.commit('change');
-  await beta.wt.push('main');
-  await origin.publish();
-  const index = parseRepoIndex(await readFile(join(origin.out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
-  const file = join(origin.out, 'pub/sub/beta.git', index.bundles[1]!.uri);
-  const bytes = await readFile(file);
-  bytes.writeUInt8(bytes.readUInt8(bytes.length - 30) ^ 0xff, bytes.length - 30); // same size, one flipped byte inside the pack
-  await writeFile(file, bytes);
+  await breakBeta(origin); // a push whose incremental is served with one byte flipped inside the pack
   const r = await pull(config);
   t.is(r.code, 1);
   t.regex(r.stderr, /\/pub\/sub\/beta\.git: .*sha256/i);

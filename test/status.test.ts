@@ -6,7 +6,7 @@ import { renderMetrics } from '../src/replica/metrics.js';
 import type { ReplicaStatus } from '../src/replica/status.js';
 import { runCli } from './support/cli.js';
 import { makeRepo } from './support/repos.js';
-import { pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';
+import { breakBeta, pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';
 
 async function statusJson(config: string, ...args: string[]): Promise<ReplicaStatus> {
   const r = await runCli(['status', '-c', config, '--json', ...args]);
@@ -18,18 +18,6 @@ function stateOf(s: ReplicaStatus): Record<string, string> {
   return Object.fromEntries(s.repos.map((r) => [r.path, r.state]));
 }
 
-/** Makes the next pull of beta fail: a push whose incremental bundle is served with one byte flipped. */
-async function breakBeta(origin: Origin): Promise<void> {
-  const beta = origin.repos['/pub/sub/beta.git']!;
-  await beta.wt.commit('change');
-  await beta.wt.push('main');
-  await origin.publish();
-  const index = parseRepoIndex(await readFile(join(origin.out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
-  const file = join(origin.out, 'pub/sub/beta.git', index.bundles[1]!.uri);
-  const bytes = await readFile(file);
-  bytes.writeUInt8(bytes.readUInt8(bytes.length - 30) ^ 0xff, bytes.length - 30);
-  await writeFile(file, bytes);
-}
 
 test('before the first pull, status says no manifest is known and exits 0', async (t) => {
   const origin = await startOrigin(t);

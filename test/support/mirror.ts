@@ -3,8 +3,9 @@
  * replica config pointing at it: the fixture most replica tests start from.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile as readFileBytes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseRepoIndex } from '../../src/manifest/repo-index.js';
 import type { ExecutionContext } from 'ava';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { makeRepo, makeFork, showRefOf, tempDir, type WorkTree } from './repos.js';
@@ -73,4 +74,17 @@ export async function fingerprintOf(gitDir: string): Promise<string> {
 
 export function pull(config: string, ...args: string[]): Promise<CliResult> {
   return runCli(['pull', '-c', config, '--no-progress', ...args]);
+}
+
+/** Makes the next pull of beta fail: a push whose incremental bundle is served with one byte flipped. */
+export async function breakBeta(origin: Origin): Promise<void> {
+  const beta = origin.repos['/pub/sub/beta.git']!;
+  await beta.wt.commit('change');
+  await beta.wt.push('main');
+  await origin.publish();
+  const index = parseRepoIndex(await readFileBytes(join(origin.out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  const file = join(origin.out, 'pub/sub/beta.git', index.bundles[1]!.uri);
+  const bytes = await readFileBytes(file);
+  bytes.writeUInt8(bytes.readUInt8(bytes.length - 30) ^ 0xff, bytes.length - 30);
+  await writeFile(file, bytes);
 }
