@@ -26,7 +26,7 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((r) => r.stop().catch(() => {})));
 }
 
-import { freePort } from '../../test/support/nginx.js';
+import { freePort, nginxConfig } from '../../test/support/nginx.js';
 export { freePort };
 
 async function waitForPort(port: number, child: ChildProcess, what: string, stderr: () => string): Promise<void> {
@@ -91,7 +91,6 @@ export async function startGitDaemon(toplevel: string): Promise<Running> {
   return managed(child, `git://127.0.0.1:${port}`, port);
 }
 
-export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p)) ?? null;
 
 /** Installs a Debian package the bench needs, if missing (the bench runs as root on the CI machine). */
 export function ensureDebianPackage(pkg: string, binary: string): boolean {
@@ -109,22 +108,13 @@ export function ensureDebianPackage(pkg: string, binary: string): boolean {
 
 /** nginx serving `root` the way Debian's default site does: sendfile, tcp_nopush, a worker per core. */
 export async function startNginx(root: string, workDir: string): Promise<Running> {
+  // looked up now: the bench may have just installed it
   const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
   if (!bin) throw new Error('nginx is not installed');
   await mkdir(join(workDir, 'tmp'), { recursive: true });
   const port = await freePort();
   const conf = join(workDir, 'nginx.conf');
-  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
-  await writeFile(
-    conf,
-    `${user}daemon off;\nworker_processes auto;\npid ${workDir}/nginx.pid;\nerror_log ${workDir}/error.log;\n` +
-      `events { worker_connections 1024; }\n` +
-      `http {\n  sendfile on;\n  tcp_nopush on;\n  keepalive_timeout 65;\n  access_log ${workDir}/access.log;\n` +
-      `  client_body_temp_path ${workDir}/tmp/body;\n  proxy_temp_path ${workDir}/tmp/proxy;\n` +
-      `  fastcgi_temp_path ${workDir}/tmp/fastcgi;\n  uwsgi_temp_path ${workDir}/tmp/uwsgi;\n  scgi_temp_path ${workDir}/tmp/scgi;\n` +
-      `  types { application/octet-stream bundle; application/json json; }\n  default_type application/octet-stream;\n` +
-      `  server {\n    listen 127.0.0.1:${port};\n    root ${root};\n    location ~ /\\. { deny all; }\n  }\n}\n`,
-  );
+  await writeFile(conf, nginxConfig(root, workDir, port, { tuned: true }));
   const { child, stderr } = spawnServer(bin, ['-c', conf, '-p', workDir]);
   await waitForPort(port, child, 'nginx', stderr);
   const r = managed(child, `http://127.0.0.1:${port}`, port);

@@ -23,6 +23,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * An nginx.conf serving `root` on 127.0.0.1:`port`, everything it writes
+ * kept under `workDir`. `tuned`: as Debian's package ships it (sendfile,
+ * a worker per core), for benchmarks; otherwise one small worker.
+ */
+export function nginxConfig(root: string, workDir: string, port: number, opts: { tuned?: boolean } = {}): string {
+  // mkdtemp directories are 0700: workers must run as the user who made them
+  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
+  const workers = opts.tuned ? 'worker_processes auto;\n' : 'worker_processes 1;\n';
+  const events = `events { worker_connections ${opts.tuned ? 1024 : 256}; }\n`;
+  const tuning = opts.tuned ? '  sendfile on;\n  tcp_nopush on;\n  keepalive_timeout 65;\n' : '';
+  return (
+    `${user}daemon off;\n${workers}pid ${workDir}/nginx.pid;\nerror_log ${workDir}/error.log;\n${events}` +
+    `http {\n${tuning}  access_log ${workDir}/access.log;\n  client_body_temp_path ${workDir}/tmp/body;\n  proxy_temp_path ${workDir}/tmp/proxy;\n` +
+    `  fastcgi_temp_path ${workDir}/tmp/fastcgi;\n  uwsgi_temp_path ${workDir}/tmp/uwsgi;\n  scgi_temp_path ${workDir}/tmp/scgi;\n` +
+    `  types { application/octet-stream bundle; application/json json; }\n  default_type application/octet-stream;\n` +
+    `  server {\n    listen 127.0.0.1:${port};\n    root ${root};\n    location ~ /\\. { deny all; }\n  }\n}\n`
+  );
+}
+
 export interface Nginx {
   url: string;
   port: number;
@@ -34,15 +54,7 @@ export async function startNginx(root: string, workDir: string): Promise<Nginx> 
   await mkdir(join(workDir, 'tmp'), { recursive: true });
   const port = await freePort();
   const conf = join(workDir, 'nginx.conf');
-  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
-  await writeFile(
-    conf,
-    `${user}daemon off;\nworker_processes 1;\npid ${workDir}/nginx.pid;\nerror_log ${workDir}/error.log;\nevents { worker_connections 256; }\n` +
-      `http {\n  access_log ${workDir}/access.log;\n  client_body_temp_path ${workDir}/tmp/body;\n  proxy_temp_path ${workDir}/tmp/proxy;\n` +
-      `  fastcgi_temp_path ${workDir}/tmp/fastcgi;\n  uwsgi_temp_path ${workDir}/tmp/uwsgi;\n  scgi_temp_path ${workDir}/tmp/scgi;\n` +
-      `  types { application/octet-stream bundle; application/json json; }\n  default_type application/octet-stream;\n` +
-      `  server {\n    listen 127.0.0.1:${port};\n    root ${root};\n    location ~ /\\. { deny all; }\n  }\n}\n`,
-  );
+  await writeFile(conf, nginxConfig(root, workDir, port));
   const child: ChildProcess = spawn(NGINX, ['-c', conf, '-p', workDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
