@@ -79,3 +79,13 @@ test('a fresh replica prefers the cheaper complete path', (t) => {
   t.is(plan.kind, 'bundles');
   if (plan.kind === 'bundles') t.deepEqual(plan.bundles.map((b) => b.creationToken), [1, 2]);
 });
+
+test('a bundle URI from an index may reach a parent directory inside the tree, never above it or to another host', async (t) => {
+  const { bundleUrl } = await import('../src/replica/sync-repo.js');
+  const index = 'http://origin.example/mirror/pub/forks/b.git/index.json';
+  const root = 'http://origin.example/mirror/';
+  const b = (uri: string) => ({ ...bundle(1, 1, [], [1]), uri });
+  t.is(bundleUrl(index, b('../../a.git/x.bundle'), '/pub/forks/b.git', root), 'http://origin.example/mirror/pub/a.git/x.bundle');
+  t.throws(() => bundleUrl(index, b('../../../../etc/x.bundle'), '/pub/forks/b.git', root), { message: /outside the published tree/ });
+  t.throws(() => bundleUrl(index, b('http://elsewhere.example/x.bundle'), '/pub/forks/b.git', root), { message: /outside the published tree/ });
+});

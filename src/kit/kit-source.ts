@@ -99,7 +99,7 @@ export async function remoteSource(config: PullConfig, opts: { signal?: AbortSig
     async bundleFile(repo, bundle) {
       const dest = join(cache, `${bundle.sha256}.bundle`);
       await downloadFile({
-        url: bundleUrl(indexUrl(base, repo), bundle, repo),
+        url: bundleUrl(indexUrl(base, repo), bundle, repo, base),
         dest,
         expectedSize: bundle.size,
         sha256: bundle.sha256,

@@ -158,6 +158,7 @@ async function fetchIndex(path: string, ctx: SyncContext): Promise<RepoIndex | n
       return null;
     }
     if (err instanceof BundlemirrorError && err.code === 'E_INDEX') throw err;
+    if (ctx.signal?.aborted) throw err; // interrupted, not unreadable: no fallback, no misleading warning
     if (ctx.site) {
       ctx.log.warn(`${path}: cannot read ${url} (${(err as Error).message}); using git fetch`);
       return null;
@@ -170,11 +171,19 @@ export function indexUrl(bundlesBase: string, path: string): string {
   return new URL(path.slice(1).split('/').map(encodeURIComponent).join('/') + '/' + INDEX_FILE, bundlesBase.replace(/\/*$/, '/')).toString();
 }
 
-/** Bundle URLs are relative to their index; an absolute one must stay on the same origin. */
-export function bundleUrl(index: string, bundle: BundleRef, repo: string): string {
+/**
+ * Bundle URLs are relative to their index (a forkgroup member's reach into
+ * its parent's directory); whatever the index says, the URL must stay on
+ * the index's host and under the published tree's root.
+ */
+export function bundleUrl(index: string, bundle: BundleRef, repo: string, root?: string): string {
   const url = new URL(bundle.uri, index);
-  if (url.origin !== new URL(index).origin) {
-    throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} points to another host than its index`, { repo, hint: 'the origin published an unsafe index; report it' });
+  const top = new URL(root ?? '/', index);
+  if (url.origin !== top.origin || !url.pathname.startsWith(top.pathname.replace(/\/*$/, '/'))) {
+    throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} points outside the published tree (${url.toString()})`, {
+      repo,
+      hint: 'the origin published an unsafe index; report it',
+    });
   }
   return url.toString();
 }
@@ -190,7 +199,7 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
     for (const b of choice.bundles) {
       const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const got = await downloadFile({
-        url: bundleUrl(base, b, path),
+        url: bundleUrl(base, b, path, ctx.bundlesBase!),
         dest,
         expectedSize: b.size,
         sha256: b.sha256,
