@@ -24,6 +24,7 @@ import { writeProjectsList } from './projects-list.js';
 import { applyMetadata, wantedMetadata } from './metadata.js';
 import { repoDir, stateDir, partialDir, assertInside, stagingDir, bundleCacheDir } from './paths.js';
 import { syncRepo, type SyncResult } from './sync-repo.js';
+import { remoteManifestCopyPath } from './remote-manifest.js';
 import { dropMember } from './objstore.js';
 import { workOrder } from './work-order.js';
 import { restrictPlan, runScope } from './plan-scope.js';
@@ -73,7 +74,6 @@ export interface PullReport {
 
 /** Largest manifest download accepted (compressed); the unpacked limit is in manifest.ts. */
 const MAX_MANIFEST_DOWNLOAD = 256 << 20;
-const REMOTE_COPY = 'remote-manifest.js.gz';
 
 export async function pull(config: PullConfig, opts: PullOptions): Promise<PullReport> {
   await checkToplevel(config);
@@ -227,7 +227,7 @@ async function carryOut(action: SyncAction, config: PullConfig, state: StateStor
 
 async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions, partial: boolean): Promise<{ unchanged: boolean; bytes: Buffer; validators?: ManifestValidators }> {
   const url = config.remote.manifest;
-  const copy = join(stateDir(config.core.toplevel), REMOTE_COPY);
+  const copy = remoteManifestCopyPath(config.core.toplevel);
   if (url.startsWith('file:')) {
     const bytes = await readFile(new URL(url)).catch((err: Error) => {
       throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}: ${err.message}`, { hint: 'check [remote] manifest' });
@@ -248,13 +248,12 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
     opts.log.debug(`manifest ${url} unchanged (304)`);
     return { unchanged: true, bytes: cached! };
   }
+  await writeFileAtomic(copy, doc.body);
+  // a partial run keeps the bytes (status reads them) but records no validators: the next full run must not answer "unchanged" for work this one did not do
   if (partial) {
-    // keep the bytes (status reads them) but no validators: the next full run must not answer "unchanged" for work this one did not do
-    await writeFileAtomic(copy, doc.body);
     await forgetManifestValidators(config, state);
     return { unchanged: false, bytes: doc.body };
   }
-  await writeFileAtomic(copy, doc.body);
   // The new validators are recorded only when this run ends (pullLocked): a run killed half-way
   // (kill -9, power loss) must not make the next one answer "manifest unchanged" for work it never did.
   await forgetManifestValidators(config, state);

@@ -12,7 +12,7 @@ import { fetchDocument } from '../transfer/document.js';
 import type { PullConfig } from './config.js';
 import { stateDir } from './paths.js';
 
-/** Written by pull.ts (`fetchRemoteManifest`); the name must stay in step with it. */
+/** Written by pull.ts (`fetchRemoteManifest`) at remoteManifestCopyPath(). */
 export const REMOTE_MANIFEST_COPY = 'remote-manifest.js.gz';
 
 export function remoteManifestCopyPath(toplevel: string): string {
