@@ -50,7 +50,7 @@ export async function acquireLock(path: string, opts: LockOptions): Promise<Rele
       if (await removeLockOfDeadHolder(`${path}.lock`)) continue;
       if (Date.now() >= deadline) {
         throw new BundlemirrorError('E_LOCKED', `another ${opts.what} is running (lock ${path}.lock)`, {
-          hint: 'wait for it to finish, or retry later; a lock left by a killed process expires by itself within a minute',
+          hint: 'wait for it to finish, or retry later; a lock left by a process killed on this host is taken over at once, on another host after 30 s',
         });
       }
       if (!warned) {

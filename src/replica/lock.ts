@@ -9,13 +9,13 @@
  * next to it in `pull.lock.owner` for the error message: proper-lockfile
  * removes its directory with rmdir, so nothing may live inside it.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { BundlemirrorError } from '../errors.js';
 import { STATE_DIR } from './paths.js';
-import { removeLockOfDeadHolder } from '../lock-holder.js';
+import { readLockOwner, removeLockOfDeadHolder, removeLockOwner, writeLockOwner, type LockOwner } from '../lock-holder.js';
 export const DEFAULT_LOCK_STALE_MS = 30_000;
 
 export interface ToplevelLockOptions {
@@ -30,11 +30,7 @@ export interface ToplevelLockOptions {
   onCompromised?: (err: Error) => void;
 }
 
-export interface LockOwner {
-  pid: number;
-  hostname: string;
-  startedAt: string;
-}
+export type { LockOwner };
 
 export type ReleaseLock = () => Promise<void>;
 
@@ -60,7 +56,6 @@ export async function acquireToplevelLock(toplevel: string, opts: ToplevelLockOp
     }
   }
   const lockPath = pullLockPath(toplevel);
-  const ownerPath = `${lockPath}.owner`;
   const stale = Math.max(2000, opts.staleMs ?? DEFAULT_LOCK_STALE_MS);
   let release: () => Promise<void>;
   const take = () =>
@@ -86,22 +81,19 @@ export async function acquireToplevelLock(toplevel: string, opts: ToplevelLockOp
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-    const owner = await readOwner(ownerPath);
+    const owner = await readLockOwner(lockPath);
     const who = owner ? `pid ${owner.pid}${owner.hostname !== hostname() ? ` on ${owner.hostname}` : ''}, started ${owner.startedAt}` : 'pid unknown';
     throw new BundlemirrorError('E_LOCKED', `another bundlemirror pull is running on ${toplevel} (${who})`, {
       hint: `wait for it to finish; if that process is gone, the lock (${lockPath}) is taken over automatically: at once when it ran on this host, ${Math.round(stale / 1000)} s after it stopped otherwise`,
       cause: err,
     });
   }
-  const owner: LockOwner = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
-  await writeFile(ownerPath, JSON.stringify(owner) + '\n').catch(() => {
-    /* only used for messages */
-  });
+  await writeLockOwner(lockPath);
   let released = false;
   return async () => {
     if (released) return;
     released = true;
-    await rm(ownerPath, { force: true }).catch(() => {});
+    await removeLockOwner(lockPath);
     try {
       await release();
     } catch {
@@ -112,17 +104,5 @@ export async function acquireToplevelLock(toplevel: string, opts: ToplevelLockOp
 
 /** Who holds the pull lock, if anyone wrote it down (for `status`). */
 export async function readPullLockOwner(toplevel: string): Promise<LockOwner | null> {
-  return readOwner(`${pullLockPath(toplevel)}.owner`);
-}
-
-async function readOwner(file: string): Promise<LockOwner | null> {
-  try {
-    const data = JSON.parse(await readFile(file, 'utf8')) as Partial<LockOwner>;
-    if (typeof data.pid === 'number' && typeof data.hostname === 'string' && typeof data.startedAt === 'string') {
-      return { pid: data.pid, hostname: data.hostname, startedAt: data.startedAt };
-    }
-  } catch {
-    /* missing or being rewritten */
-  }
-  return null;
+  return readLockOwner(pullLockPath(toplevel));
 }
