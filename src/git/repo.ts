@@ -184,11 +184,6 @@ export async function fsck(gitDir: string, repo?: string): Promise<{ ok: boolean
   return { ok: r.code === 0, output: (r.stderr + r.stdout.toString('utf8')).trim() };
 }
 
-export async function revParse(gitDir: string, rev: string, repo?: string): Promise<string | null> {
-  const r = await git(['rev-parse', '-q', '--verify', '--end-of-options', rev], { gitDir, repo, okCodes: [1, 128] });
-  const id = r.stdout.toString('utf8').trim();
-  return r.code === 0 && isObjectId(id) ? id : null;
-}
 
 /**
  * Root commits reachable from `tips` but not from `known` (forkgroup

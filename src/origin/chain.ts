@@ -8,7 +8,7 @@
  * small downloads instead of fetching the new base.
  */
 import type { Ref } from '../git/repo.js';
-import type { BundleRef, RepoIndex } from '../manifest/repo-index.js';
+import { currentBundles, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
 
 export interface ChainPolicy {
   /** Incrementals on top of one base before a new base is written. */
@@ -41,9 +41,7 @@ export function decideBundle(prev: RepoIndex | null, current: Ref[]): BundleDeci
 }
 
 /** The current chain: the newest base and the incrementals after it, oldest first. */
-export function liveChain(index: RepoIndex): BundleRef[] {
-  return index.bundles.filter((b) => !b.superseded).sort((a, b) => a.creationToken - b.creationToken);
-}
+export const liveChain = currentBundles;
 
 export function shouldCollapse(chain: BundleRef[], newIncrementalSize: number, policy: ChainPolicy): boolean {
   const base = chain[0];
@@ -54,10 +52,6 @@ export function shouldCollapse(chain: BundleRef[], newIncrementalSize: number, p
   return count > policy.maxIncrementals || size > policy.maxChainRatio * base.size;
 }
 
-export function nextCreationToken(prev: RepoIndex | null, nowMs: number): number {
-  const last = prev ? Math.max(0, ...prev.bundles.map((b) => b.creationToken)) : 0;
-  return Math.max(Math.floor(nowMs / 1000), last + 1);
-}
 
 /** Drops superseded entries whose grace period is over. */
 export function expireSuperseded(bundles: BundleRef[], nowMs: number, policy: ChainPolicy): BundleRef[] {
