@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { cloneRepo, resolveCloneUrl } from '../replica/clone.js';
 import { progressBars } from './progress-bars.js';
+import { untilInterrupted } from './interrupt.js';
 import { formatBytes } from '../format.js';
 
 export function registerClone(program: Command): void {
@@ -15,15 +16,16 @@ export function registerClone(program: Command): void {
     .action(async (url: string, dir: string, flags: { gitUrl?: string; progress: boolean }) => {
       const target = resolveCloneUrl(url, flags.gitUrl);
       const bars = flags.progress ? progressBars() : null;
-      const abort = new AbortController();
-      const stop = () => abort.abort(new Error('interrupted: rerun the same command to continue'));
-      process.once('SIGINT', stop);
       try {
-        const r = await cloneRepo(target, resolve(dir), {
-          signal: abort.signal,
-          log: (l) => process.stderr.write(l + '\n'),
-          onProgress: bars ? (file, p) => bars.update(file, file.slice(0, 16), p) : undefined,
-        });
+        const r = await untilInterrupted(
+          (signal) =>
+            cloneRepo(target, resolve(dir), {
+              signal,
+              log: (l) => process.stderr.write(l + '\n'),
+              onProgress: bars ? (file, p) => bars.update(file, file.slice(0, 16), p) : undefined,
+            }),
+          'interrupted: rerun the same command to continue',
+        );
         bars?.stop();
         process.stdout.write(
           `cloned ${target.repo} into ${r.dir} (branch ${r.branch}): ${r.bundles} bundle(s), downloaded ${formatBytes(r.bytesDownloaded)}` +
@@ -31,7 +33,6 @@ export function registerClone(program: Command): void {
         );
       } finally {
         bars?.stop();
-        process.off('SIGINT', stop);
       }
     });
 }

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { BundlemirrorError, ExitStatus } from '../errors.js';
 import { loadPullConfig } from '../replica/config.js';
+import { untilInterrupted } from './interrupt.js';
 import { createPullLog } from '../replica/log.js';
 import { fsckSucceeded, runFsck, type FsckReport } from '../replica/fsck.js';
 
@@ -36,16 +37,10 @@ export function registerFsck(program: Command): void {
       if (!Number.isFinite(wait) || wait < 0) throw new BundlemirrorError('E_USAGE', `--wait takes a number of seconds, not ${JSON.stringify(flags.wait)}`);
       const config = loadPullConfig(flags.config);
       const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet || flags.json ? 'quiet' : flags.verbose ? 'debug' : 'info' });
-      const abort = new AbortController();
-      const stop = () => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
       let report: FsckReport;
       try {
-        report = await runFsck(config, { repos, repair: flags.repair, repack: !!flags.repack, lockWaitMs: wait * 1000, log, signal: abort.signal });
+        report = await untilInterrupted((signal) => runFsck(config, { repos, repair: flags.repair, repack: !!flags.repack, lockWaitMs: wait * 1000, log, signal }));
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
         await log.flush();
       }
       process.stdout.write(flags.json ? JSON.stringify(report, null, 1) + '\n' : renderFsckReport(report, !!flags.verbose));

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { ExitStatus } from '../errors.js';
 import { importKit, type ImportReport } from '../kit/import.js';
 import { loadPullConfig } from '../replica/config.js';
+import { untilInterrupted } from './interrupt.js';
 import { createPullLog } from '../replica/log.js';
 import { summary } from './pull.js';
 
@@ -31,16 +32,10 @@ export function registerImport(program: Command): void {
     .action(async (kit: string, flags: ImportFlags) => {
       const config = loadPullConfig(flags.config);
       const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info' });
-      const abort = new AbortController();
-      const stop = () => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
       let report: ImportReport;
       try {
-        report = await importKit(config, { kit: resolve(kit), online: flags.online, force: flags.force, log, signal: abort.signal });
+        report = await untilInterrupted((signal) => importKit(config, { kit: resolve(kit), online: flags.online, force: flags.force, log, signal }));
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
         await log.flush();
       }
       process.stdout.write(`${summary(report.pull)}${report.older.length ? `; ${report.older.length} older than this replica, left alone` : ''}\n`);

@@ -4,6 +4,7 @@ import { loadPullConfig } from '../replica/config.js';
 import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
 import { progressBars } from './progress-bars.js';
+import { untilInterrupted } from './interrupt.js';
 import { formatBytes } from '../format.js';
 import { BundlemirrorError } from '../errors.js';
 import { runPullDaemon } from './pull-daemon.js';
@@ -40,24 +41,20 @@ export function registerPull(program: Command): void {
         return runPullDaemon({ config, log, purge: flags.purge, forcePurge: flags.forcePurge });
       }
       const bars = flags.progress && !flags.quiet ? progressBars({ log: (l) => log.info(l) }) : null;
-      const abort = new AbortController();
-      const stop = () => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
       let report: PullReport;
       try {
-        report = await pull(config, {
-          force: flags.force,
-          purge: flags.purge,
-          forcePurge: flags.forcePurge,
-          log,
-          signal: abort.signal,
-          onProgress: bars ? (repo, file, p) => bars.update(`${repo}/${file}`, `${repo} ${file.slice(0, 12)}`, p) : undefined,
-        });
+        report = await untilInterrupted((signal) =>
+          pull(config, {
+            force: flags.force,
+            purge: flags.purge,
+            forcePurge: flags.forcePurge,
+            log,
+            signal,
+            onProgress: bars ? (repo, file, p) => bars.update(`${repo}/${file}`, `${repo} ${file.slice(0, 12)}`, p) : undefined,
+          }),
+        );
       } finally {
         bars?.stop();
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
         await log.flush();
       }
       process.stdout.write(summary(report) + '\n');
