@@ -194,7 +194,7 @@ test('hostile index.json files are refused naming their repository, and the othe
   t.regex(r.stderr, /\/pub\/dupref\.git: index\.json has the key "refs\/heads\/main" twice in refs \[E_INDEX\]/);
   t.regex(r.stderr, /\/pub\/huge\.git: index\.json is malformed: bundles\.0\.size: .* \[E_INDEX\]/);
   t.regex(r.stderr, /\/pub\/types\.git: index\.json is malformed: .* \[E_INDEX\]/);
-  t.regex(r.stderr, /\/pub\/foreign\.git: bundle http:\/\/example\.invalid\/.* points to another host than its index \[E_INDEX\]/);
+  t.regex(r.stderr, /\/pub\/foreign\.git: bundle http:\/\/example\.invalid\/.* points outside the published tree \[E_INDEX\]/);
   t.regex(r.stderr, /\/pub\/wrongpath\.git: index\.json describes "\/pub\/good\.git", not this repository \[E_INDEX\]/);
   t.regex(r.stderr, /\/pub\/badhead\.git: HEAD target "refs\/heads\/\.\.\/\.\.\/\.\.\/outside" contains "\.\." \[E_UNSAFE_NAME\]/);
   t.regex(r.stdout, /cloned 1, updated 0, unchanged 0, failed 7;/);

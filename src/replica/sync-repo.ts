@@ -180,7 +180,8 @@ export function bundleUrl(index: string, bundle: BundleRef, repo: string, root?:
   const url = new URL(bundle.uri, index);
   const top = new URL(root ?? '/', index);
   if (url.origin !== top.origin || !url.pathname.startsWith(top.pathname.replace(/\/*$/, '/'))) {
-    throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} points outside the published tree (${url.toString()})`, {
+    const where = url.toString() === bundle.uri ? '' : ` (${url.toString()})`;
+    throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} points outside the published tree${where}`, {
       repo,
       hint: 'the origin published an unsafe index; report it',
     });
