@@ -16,6 +16,8 @@ import { methodNotAllowed, sendText } from './reply.js';
 import { splitTarget } from './safe-path.js';
 import { GIT_PREFIX, smartHttpHandler } from './smart-http.js';
 import { publishedTreeHandler } from './static.js';
+import { lfsApi } from './lfs/handler.js';
+import type { LfsWriters } from '../lfs/writers.js';
 
 export interface AppOptions {
   /** Real path of the published tree. */
@@ -24,6 +26,10 @@ export interface AppOptions {
   realToplevel: string | null;
   /** Access log and server-side problems; null for silence. */
   log: LogLine | null;
+  /** Who may upload LFS objects and take locks; null or absent: nobody here. */
+  lfsWriters?: LfsWriters | null;
+  /** The master's base URL: pushes, LFS uploads and locks are redirected there. */
+  pushTo?: string | null;
   /** Counters served at /metrics; default: a fresh set; false: no /metrics. */
   metrics?: ServeMetrics | false;
 }
@@ -35,7 +41,8 @@ export function buildApp(opts: AppOptions): Express {
   app.set('etag', false);
 
   const published = publishedTreeHandler(opts.realBundles);
-  const git = opts.realToplevel === null ? null : smartHttpHandler({ realToplevel: opts.realToplevel, log });
+  const lfs = lfsApi({ writers: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, log });
+  const git = opts.realToplevel === null ? null : smartHttpHandler({ realToplevel: opts.realToplevel, log, lfs });
   const page = pageHandler({ catalog: catalogSource(opts.realBundles), smartHttp: git !== null });
 
   if (opts.log) app.use(logRequests(opts.log));

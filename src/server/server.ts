@@ -10,6 +10,7 @@ import { BundlemirrorError } from '../errors.js';
 import { buildApp } from './app.js';
 import type { LogLine } from './access-log.js';
 import { hostPort } from './base-url.js';
+import { LfsWriters } from '../lfs/writers.js';
 
 export interface ServeOptions {
   /** The published tree (`publish --out`). */
@@ -22,6 +23,10 @@ export interface ServeOptions {
   port?: number | undefined;
   /** Access log sink, one line per request; default stderr; false for none. */
   log?: LogLine | false | undefined;
+  /** `name token` lines: who may upload LFS objects and take locks (re-read by reloadWriters). */
+  lfsWriters?: string | undefined;
+  /** The master's base URL: LFS uploads and locks get a 307 to the same path there. */
+  pushTo?: string | undefined;
 }
 
 export interface RunningServer {
@@ -34,6 +39,8 @@ export interface RunningServer {
    * `graceMs` (default 10 s), then closes whatever is left.
    */
   close(opts?: { graceMs?: number }): Promise<void>;
+  /** Re-reads `--lfs-writers` (SIGHUP); on error the previous list stays and the error is thrown. Returns the count. */
+  reloadWriters(): Promise<number>;
 }
 
 const IDLE_SOCKET_MS = 5 * 60_000;
@@ -68,10 +75,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     );
   }
   const log = opts.log === false ? null : (opts.log ?? stderrLog);
+  const lfsWriters = opts.lfsWriters === undefined ? null : await LfsWriters.load(resolve(opts.lfsWriters));
+  if (opts.pushTo !== undefined && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(opts.pushTo)) {
+    throw new BundlemirrorError('E_CONFIG', `--push-to ${JSON.stringify(opts.pushTo)} is not an http(s) URL`, { hint: 'pass the master server\'s base URL, e.g. http://master.example:8080' });
+  }
   const host = opts.host ?? '127.0.0.1';
   const wantPort = opts.port ?? 8080;
 
-  const server = createServer(buildApp({ realBundles, realToplevel, log }));
+  const server = createServer(buildApp({ realBundles, realToplevel, log, lfsWriters, pushTo: opts.pushTo ?? null }));
   // a client that vanished without a FIN (the networks this tool is for) must not hold a socket forever;
   // busy git fetches are not idle: upload-pack sends keepalives while it computes a pack
   server.timeout = IDLE_SOCKET_MS;
@@ -119,5 +130,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     return closing;
   };
 
-  return { url: `http://${hostPort(host, port)}`, host, port, close };
+  const reloadWriters = async (): Promise<number> => (lfsWriters ? lfsWriters.reload() : 0);
+  return { url: `http://${hostPort(host, port)}`, host, port, close, reloadWriters };
 }

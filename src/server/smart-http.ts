@@ -16,6 +16,7 @@ import { repoPathProblem } from '../git/refname.js';
 import { readCgiHead } from './cgi.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
+import { splitLfsPath, type lfsApi } from './lfs/handler.js';
 
 export const GIT_PREFIX = '/git';
 export const READ_ONLY_MESSAGE = 'this is a read-only mirror; push to the origin instead';
@@ -25,6 +26,8 @@ export interface SmartHttpOptions {
   realToplevel: string;
   /** Where http-backend's complaints go. */
   log: (line: string) => void;
+  /** The Git LFS API at `<repo>/info/lfs`; null answers 404 there. */
+  lfs?: ReturnType<typeof lfsApi> | null;
 }
 
 /**
@@ -32,7 +35,7 @@ export interface SmartHttpOptions {
  * exact directory matters: given `work`, http-backend would also try
  * `work/.git` and `work.git`, reaching a working tree's repository.
  */
-async function isBareRepository(dir: string): Promise<boolean> {
+export async function isBareRepository(dir: string): Promise<boolean> {
   try {
     const [head, objects, refs] = await Promise.all([lstat(join(dir, 'HEAD')), stat(join(dir, 'objects')), stat(join(dir, 'refs'))]);
     return (head.isFile() || head.isSymbolicLink()) && objects.isDirectory() && refs.isDirectory();
@@ -63,6 +66,13 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
     const check = splitUrlPath(path.slice(GIT_PREFIX.length) || '/');
     if (!check.ok) return sendText(req, res, check.status, check.status === 400 ? `bad request: ${check.reason}` : 'not found');
     const params = new URLSearchParams(query);
+    const lfsPath = splitLfsPath(check.segments);
+    if (lfsPath && opts.lfs) {
+      const repoPath = `/${lfsPath.repo.join('/')}`;
+      const realRepo = repoPathProblem(repoPath) ? null : await resolveInside(opts.realToplevel, lfsPath.repo);
+      if (realRepo === null || !(await isBareRepository(realRepo))) return sendText(req, res, 404, `no repository at ${repoPath} on this server`);
+      return opts.lfs(req, res, { repoDir: realRepo, repoPath, rest: lfsPath.rest, query: params, target });
+    }
     const service = serviceOf(check.segments, params);
     if (service.kind === 'push') return sendText(req, res, 403, READ_ONLY_MESSAGE);
     if (service.kind === 'other') return sendText(req, res, 404, `not found: ${service.reason}`);
