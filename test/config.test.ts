@@ -2,8 +2,8 @@ import test from 'ava';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isBundlemirrorError } from '../src/errors.js';
-import { checkToplevel, loadPullConfig, parsePullConfig, type PullConfig } from '../src/replica/config.js';
-import { IniDocument } from '../src/replica/configparser.js';
+import { checkToplevel, loadPullConfig, parsePullConfig, type PullConfig } from '../src/replica/config/config.js';
+import { IniDocument } from '../src/replica/config/configparser.js';
 import { tempDir } from './support/repos.js';
 
 /**

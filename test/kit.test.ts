@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import tar from 'tar-stream';
 import { git } from '../src/git/exec.js';
 import { parseKitName, type Kit } from '../src/kit/kit-format.js';
-import { planBundles } from '../src/replica/bundle-plan.js';
+import { planBundles } from '../src/replica/plan/bundle-plan.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { runCli } from './support/cli.js';
 import { showRefOf } from './support/repos.js';

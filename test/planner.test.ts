@@ -5,8 +5,8 @@
  */
 import test from 'ava';
 import type { Manifest, ManifestEntry } from '../src/manifest/manifest.js';
-import { fnmatch } from '../src/fnmatch.js';
-import { planSync, type LocalState, type PlanConfig, type PlanOptions, type SyncAction, type SyncInput } from '../src/replica/planner.js';
+import { fnmatch } from '../src/glob/fnmatch.js';
+import { planSync, type LocalState, type PlanConfig, type PlanOptions, type SyncAction, type SyncInput } from '../src/replica/plan/planner.js';
 import type { RepoState } from '../src/replica/state.js';
 
 const fp = (n: number): string => n.toString(16).padStart(40, '0');

@@ -9,7 +9,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isBundlemirrorError } from '../src/errors.js';
-import { acquireToplevelLock, readPullLockOwner } from '../src/replica/lock.js';
+import { acquireToplevelLock, readPullLockOwner } from '../src/lock/pull-lock.js';
 import { observeRepo, openState, type StateStore } from '../src/replica/state.js';
 import { makeRepo, showRefOf, tempDir } from './support/repos.js';
 
@@ -258,7 +258,7 @@ test('a pull lock held by another process blocks; after that process is killed -
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
   const holder = child(`
-    const { acquireToplevelLock } = await import(${JSON.stringify(join(ROOT, 'src/replica/lock.ts'))});
+    const { acquireToplevelLock } = await import(${JSON.stringify(join(ROOT, 'src/lock/pull-lock.ts'))});
     await acquireToplevelLock(${JSON.stringify(dir)}, { staleMs: 2000 });
     console.log('locked');
     setInterval(() => {}, 1000);

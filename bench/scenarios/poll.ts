@@ -23,7 +23,7 @@ import { median } from '../lib/report.js';
 import { startGitDaemon, startServe, type Running } from '../lib/servers.js';
 import { takeGitSpans } from '../lib/trace-git.js';
 import { gitProcessCount } from '../../src/git/exec.js';
-import { loadPullConfig } from '../../src/replica/config.js';
+import { loadPullConfig } from '../../src/replica/config/config.js';
 import { createPullLog } from '../../src/replica/log.js';
 import { pull } from '../../src/replica/pull.js';
 

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { cloneRepo, resolveCloneUrl } from '../replica/clone.js';
+import { cloneRepo, resolveCloneUrl } from '../clone/clone.js';
 import { progressBars } from './progress-bars.js';
 import { untilInterrupted } from './interrupt.js';
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../format/bytes.js';
 
 export function registerClone(program: Command): void {
   program

@@ -5,11 +5,11 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BundlemirrorError } from '../errors.js';
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../format/bytes.js';
 import { exportKit } from '../kit/export.js';
 import { directorySource, remoteSource, type KitSource } from '../kit/kit-source.js';
-import { loadPullConfig } from '../replica/config.js';
-import { notSelected } from '../replica/planner.js';
+import { loadPullConfig } from '../replica/config/config.js';
+import { notSelected } from '../replica/plan/planner.js';
 
 interface ExportFlags {
   bundles?: string;

@@ -5,10 +5,10 @@
  */
 import type { Command } from 'commander';
 import { BundlemirrorError, ExitStatus } from '../errors.js';
-import { loadPullConfig } from '../replica/config.js';
+import { loadPullConfig } from '../replica/config/config.js';
 import { untilInterrupted } from './interrupt.js';
 import { createPullLog } from '../replica/log.js';
-import { fsckSucceeded, runFsck, type FsckReport } from '../replica/fsck.js';
+import { fsckSucceeded, runFsck, type FsckReport } from '../replica/fsck/fsck.js';
 
 interface FsckFlags {
   config: string;

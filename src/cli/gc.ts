@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BundlemirrorError } from '../errors.js';
-import { acquireLock } from '../lockfile.js';
+import { acquireLock } from '../lock/lockfile.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { collectGarbage } from '../origin/gc.js';
 

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ExitStatus } from '../errors.js';
 import { importKit, type ImportReport } from '../kit/import.js';
-import { loadPullConfig } from '../replica/config.js';
+import { loadPullConfig } from '../replica/config/config.js';
 import { untilInterrupted } from './interrupt.js';
 import { createPullLog } from '../replica/log.js';
 import { summary } from './pull.js';

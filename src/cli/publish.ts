@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { BundlemirrorError, ExitStatus } from '../errors.js';
 import { publish } from '../origin/publish.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
-import { fnmatch } from '../fnmatch.js';
-import { formatBytes } from '../format.js';
+import { fnmatch } from '../glob/fnmatch.js';
+import { formatBytes } from '../format/bytes.js';
 import { notifierFor } from './publish-notify.js';
 
 interface PublishFlags {

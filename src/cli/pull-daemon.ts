@@ -1,11 +1,11 @@
 /**
  * `bundlemirror pull -c CONFIG --daemon`: runs the replica daemon
- * (src/replica/daemon.ts) until SIGTERM or SIGINT, reloading the config on
+ * (src/replica/daemon/daemon.ts) until SIGTERM or SIGINT, reloading the config on
  * SIGHUP. The first SIGTERM/SIGINT stops it cleanly (exit 0); a second one
  * while it stops ends the process at once.
  */
-import { loadPullConfig, type PullConfig } from '../replica/config.js';
-import { startDaemon } from '../replica/daemon.js';
+import { loadPullConfig, type PullConfig } from '../replica/config/config.js';
+import { startDaemon } from '../replica/daemon/daemon.js';
 import type { PullLog } from '../replica/log.js';
 
 export interface PullDaemonFlags {

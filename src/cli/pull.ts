@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { ExitStatus } from '../errors.js';
-import { loadPullConfig } from '../replica/config.js';
+import { loadPullConfig } from '../replica/config/config.js';
 import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
 import { progressBars } from './progress-bars.js';
 import { untilInterrupted } from './interrupt.js';
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../format/bytes.js';
 import { BundlemirrorError } from '../errors.js';
 import { runPullDaemon } from './pull-daemon.js';
 

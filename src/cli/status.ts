@@ -3,10 +3,10 @@
  * the replica already knows; no git process, no request unless --fetch.
  */
 import type { Command } from 'commander';
-import { loadPullConfig } from '../replica/config.js';
+import { loadPullConfig } from '../replica/config/config.js';
 import { replicaStatus, type ReplicaStatus, type RepoStatus } from '../replica/status.js';
 import { renderMetrics } from '../replica/metrics.js';
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../format/bytes.js';
 
 interface StatusFlags {
   config: string;

@@ -11,10 +11,10 @@ import { git } from '../git/exec.js';
 import { fingerprint } from '../git/repo.js';
 import { publish } from '../origin/publish.js';
 import { startServer } from '../server/server.js';
-import { loadPullConfig } from '../replica/config.js';
+import { loadPullConfig } from '../replica/config/config.js';
 import { pull } from '../replica/pull.js';
 import { createPullLog } from '../replica/log.js';
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../format/bytes.js';
 import { startFaultProxy } from '../faults/fault-proxy.js';
 import { createSampleRepo, demoCollection, seededBytes } from './samples.js';
 

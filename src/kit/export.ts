@@ -21,19 +21,19 @@
  * format) is written next to it.
  */
 import { createHash } from 'node:crypto';
-import { hashingTee } from '../hashing-tee.js';
+import { hashingTee } from '../fs/hashing-tee.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { BundlemirrorError, forRepo } from '../errors.js';
-import { commitFile, tempPathFor, writeFileAtomic } from '../fsutil.js';
+import { commitFile, tempPathFor, writeFileAtomic } from '../fs/atomic.js';
 import { existingObjects, fingerprint } from '../git/repo.js';
 import { parseManifest, serializeManifest, type Manifest } from '../manifest/manifest.js';
 import { BundleRefSchema, serializeRepoIndex, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
-import { isBareRepository } from '../origin/scan.js';
-import { idsToCheck, planBundles } from '../replica/bundle-plan.js';
+import { isBareRepository } from '../git/discovery.js';
+import { idsToCheck, planBundles } from '../replica/plan/bundle-plan.js';
 import { KIT_FORMAT, KIT_JSON, KIT_MANIFEST, KIT_VERSION, kitRepoDir, type Kit, type KitFile } from './kit-format.js';
 import type { KitSource } from './kit-source.js';
 

@@ -11,9 +11,9 @@ import { BundlemirrorError } from '../errors.js';
 import { INDEX_FILE, parseRepoIndex, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
 import { fetchDocument } from '../transfer/document.js';
 import { downloadFile, type DownloadProgress } from '../transfer/download.js';
-import { checkToplevel, type PullConfig } from '../replica/config.js';
+import { checkToplevel, type PullConfig } from '../replica/config/config.js';
 import { partialDir, stateDir } from '../replica/paths.js';
-import { bundleUrl, indexUrl } from '../replica/sync-repo.js';
+import { bundleUrl, indexUrl } from '../replica/sync/sync-repo.js';
 import { KIT_MANIFEST as MANIFEST_FILE, MAX_KIT_DOCUMENT } from './kit-format.js';
 
 export interface KitSource {

@@ -7,7 +7,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { repoPathProblem } from '../git/refname.js';
 import { duplicateKeys } from './duplicate-keys.js';
 
@@ -33,7 +33,7 @@ export type Manifest = Record<string, ManifestEntry>;
  * A manifest larger than this once unpacked is refused (gzip bombs). It is
  * also about the memory a refusal costs, since inflation stops only here:
  * 128 MiB holds some 250,000 repositories, while 512 MiB made a 2 MB
- * download cost 650 MB of memory (test/reliability-hostile.test.ts).
+ * download cost 650 MB of memory (test/reliability/hostile.test.ts).
  */
 export const MAX_MANIFEST_BYTES = 128 << 20;
 

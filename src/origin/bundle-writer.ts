@@ -8,10 +8,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
-import { hashingTee } from '../hashing-tee.js';
+import { hashingTee } from '../fs/hashing-tee.js';
 import { git } from '../git/exec.js';
 import { readBundleHeader, type BundleHeader } from '../git/bundle.js';
-import { commitFile, exists, tempPathFor } from '../fsutil.js';
+import { commitFile, exists, tempPathFor } from '../fs/atomic.js';
 
 export interface WrittenBundle {
   file: string;

@@ -8,7 +8,7 @@
 import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
 

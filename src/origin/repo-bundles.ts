@@ -12,7 +12,7 @@ import { existingObjects, type Ref } from '../git/repo.js';
 import type { BundleRef, RepoIndex } from '../manifest/repo-index.js';
 import { decideBundle, expireSuperseded, liveChain, shouldCollapse, type ChainPolicy } from './chain.js';
 import { writeBundle, type WrittenBundle } from './bundle-writer.js';
-import type { FoundRepo } from './scan.js';
+import type { FoundRepo } from '../git/discovery.js';
 
 export interface ForkParent {
   path: string;

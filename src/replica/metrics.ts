@@ -4,7 +4,7 @@
  * (`bundlemirror status --metrics`). Pure: it renders a `ReplicaStatus`, it
  * measures nothing.
  */
-import { renderPrometheus, type MetricFamily, type Sample } from '../prometheus.js';
+import { renderPrometheus, type MetricFamily, type Sample } from '../metrics/prometheus.js';
 import { REPO_STATES, type ReplicaStatus } from './status.js';
 
 export interface MetricsOptions {

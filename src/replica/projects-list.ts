@@ -8,7 +8,7 @@
  * rewrite the file only when its content changes, atomically.
  */
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 
 export interface ProjectsListOptions {
   /** `projectslist_trimtop`: a prefix removed from paths that start with it. */

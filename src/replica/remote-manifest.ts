@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { parseManifest, type Manifest } from '../manifest/manifest.js';
 import { fetchDocument } from '../transfer/document.js';
-import type { PullConfig } from './config.js';
+import type { PullConfig } from './config/config.js';
 import { stateDir } from './paths.js';
 
 /** Written by pull.ts (`fetchRemoteManifest`) at remoteManifestCopyPath(). */

@@ -17,7 +17,7 @@
  *   (proper-lockfile on `state.json.lock`), so nobody loses another's update.
  *   Changes made concurrently in one process are batched into one write.
  * - Writes are atomic and durable: temp file, fsync, rename, fsync of the
- *   directory (src/fsutil.ts). lowdb's own JSONFile (steno) renames
+ *   directory (src/fs/atomic.ts). lowdb's own JSONFile (steno) renames
  *   atomically too, but without fsync and through one fixed temp name.
  */
 import { readFile, rename, stat, mkdir } from 'node:fs/promises';
@@ -26,7 +26,7 @@ import { Low, type Adapter } from 'lowdb';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { configGet, fingerprint as repoFingerprint, readHead } from '../git/repo.js';
 import { STATE_DIR } from './paths.js';
 

@@ -11,13 +11,13 @@ import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import pLimit from 'p-limit';
-import { isBareRepository } from '../origin/scan.js';
+import { isBareRepository } from '../git/discovery.js';
 import { repoPathProblem } from '../git/refname.js';
 import type { Manifest } from '../manifest/manifest.js';
-import type { PullConfig } from './config.js';
-import { notSelected } from './planner.js';
+import type { PullConfig } from './config/config.js';
+import { notSelected } from './plan/planner.js';
 import { openState, type RepoState } from './state.js';
-import { DEFAULT_LOCK_STALE_MS, readPullLockOwner } from './lock.js';
+import { DEFAULT_LOCK_STALE_MS, readPullLockOwner } from '../lock/pull-lock.js';
 import { stateDir } from './paths.js';
 import { fetchRemoteManifestNow, readKnownRemoteManifest, type KnownRemoteManifest } from './remote-manifest.js';
 

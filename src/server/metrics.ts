@@ -5,7 +5,7 @@
  * response, when it finishes or the client hangs up.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LabelledCounter, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../prometheus.js';
+import { LabelledCounter, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../metrics/prometheus.js';
 import { byteCount } from './access-log.js';
 import { methodNotAllowed } from './reply.js';
 

@@ -4,7 +4,7 @@
  * repository owner wrote); no scripts, no external assets, and a CSP that
  * forbids both in case an escape is ever missed.
  */
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../format/bytes.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BUNDLE_LIST_FILE, INDEX_FILE } from '../manifest/repo-index.js';
 import type { Catalog, RepoSummary } from './catalog.js';

@@ -10,7 +10,7 @@ import { constants as fsConstants } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
-import { fsyncDir, tempPathFor } from '../fsutil.js';
+import { fsyncDir, tempPathFor } from '../fs/atomic.js';
 import { RunningHash } from './running-hash.js';
 
 const PART_SUFFIX = '.part';

@@ -5,7 +5,7 @@
  * most every few seconds, so a day-long resume does not flood the journal.
  * Optional: downloads take an `onProgress` callback and know nothing of this.
  */
-import { formatBytes } from '../format.js';
+import { formatBytes } from '../format/bytes.js';
 import cliProgress from 'cli-progress';
 
 export interface DownloadProgress {

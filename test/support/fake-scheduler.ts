@@ -5,7 +5,7 @@
  * validated by the real node-schedule check (cronProblem) and matched here
  * minute by minute (five fields, local time: *, N, A-B, lists, /STEP).
  */
-import { cronProblem, type ScheduledTimer, type Scheduler } from '../../src/replica/schedule.js';
+import { cronProblem, type ScheduledTimer, type Scheduler } from '../../src/replica/daemon/schedule.js';
 
 interface Entry {
   at: number;

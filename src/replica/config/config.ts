@@ -1,0 +1,462 @@
+/**
+ * The replica's configuration: grokmirror 2's `grokmirror.conf`, read with
+ * the same sections, keys, defaults and interpolation as grok-pull, so an
+ * existing file runs unchanged. Settings only bundlemirror has live in a
+ * `[bundlemirror]` section, which grokmirror ignores.
+ *
+ * Keys grokmirror knows but bundlemirror does not use (object storage,
+ * [fsck], [manifest], ...) are accepted and reported as notes; keys nobody
+ * knows are reported as warnings (typos would otherwise be silently
+ * ignored); invalid values throw E_CONFIG naming section, key and what is
+ * expected.
+ */
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { cpus, homedir } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { BundlemirrorError } from '../../errors.js';
+import { IniDocument, parseBoolean, parseInteger, splitLines } from './configparser.js';
+import { shlexSplit } from '../hooks.js';
+import { cronProblem } from '../daemon/schedule.js';
+import { looksLikeSchedule, parseListenAddress, scheduleSectionName, SCHEDULE_KEYS } from '../daemon/daemon-config.js';
+
+/** Seconds a hook may run before it is killed, unless `[bundlemirror] hook_timeout` says otherwise. */
+export const DEFAULT_HOOK_TIMEOUT_SECONDS = 3600;
+
+const ConfigWarningSchema = z.object({
+  section: z.string(),
+  key: z.string().nullable(),
+  /** `unknown`: nobody reads this (likely a typo); `unused`: a grokmirror setting bundlemirror ignores; `value`: a value was adjusted. */
+  kind: z.enum(['unknown', 'unused', 'value']),
+  message: z.string(),
+});
+export type ConfigWarning = z.infer<typeof ConfigWarningSchema>;
+
+const absPath = z.string().refine((p) => isAbsolute(p), 'must be an absolute path');
+const url = z.string().refine((u) => URL.canParse(u), 'must be a URL');
+
+export const PullConfigSchema = z.object({
+  /** Absolute path of the config file (empty when parsed from text). */
+  file: z.string(),
+  /** The file's mtime; grok-pull refetches the manifest when the config changed. */
+  mtimeMs: z.number(),
+  core: z.object({
+    /** Absolute, normalised (realpath when it exists). */
+    toplevel: absPath,
+    /** Where the replica writes its own manifest (default `${toplevel}/manifest.js.gz`). */
+    manifest: absPath,
+    log: absPath.nullable(),
+    loglevel: z.enum(['info', 'debug']),
+    /** grokmirror's object storage directory; accepted, not used by bundlemirror. */
+    objstore: absPath,
+  }),
+  remote: z.object({
+    /** Base of the origin's git URLs, no trailing slash. */
+    site: z.string().min(1),
+    /** Absolute URL of the remote manifest (http, https or file). */
+    manifest: url,
+  }),
+  pull: z.object({
+    include: z.array(z.string()),
+    exclude: z.array(z.string()),
+    /** Repositories never purged, even when gone from the manifest. */
+    nopurge: z.array(z.string()),
+    /** grokmirror refuses forced updates and purges for these. */
+    ffonly: z.array(z.string()),
+    /** Effective worker count: 0 in the file means half the CPUs, at least 1. */
+    pullThreads: z.number().int().positive(),
+    /** As written: attempts per repository are max(1, retries). */
+    retries: z.number().int().nonnegative(),
+    purge: z.boolean(),
+    /** Refuse a purge of this percentage of local repositories or more (0-100). */
+    purgeprotect: z.number().int().min(0).max(100),
+    /** One command line per entry, split with shlex when run. */
+    postUpdateHook: z.array(z.string()),
+    postCloneCompleteHook: z.array(z.string()),
+    postWorkCompleteHook: z.array(z.string()),
+    projectslist: absPath.nullable(),
+    projectslistTrimtop: z.string(),
+    projectslistSymlinks: z.boolean(),
+    defaultOwner: z.string(),
+    remotename: z.string(),
+    /** Seconds between manifest polls in daemon mode; null: not set, so grok-pull runs once. */
+    refresh: z.number().int().positive().nullable(),
+    socket: absPath.nullable(),
+  }),
+  bundlemirror: z.object({
+    /** Base URL of the published tree (index.json and bundles), ending in `/`. */
+    bundles: url.refine((u) => u.endsWith('/'), 'must end with "/"'),
+    /** Base for `git fetch` when bundles do not close the gap; defaults to [remote] site. */
+    gitUrl: z.string().min(1),
+    /** 0 means no limit. */
+    hookTimeoutMs: z.number().int().nonnegative(),
+    /** `pull --daemon`: where it accepts push notifications and serves /metrics; null: nowhere. */
+    listen: z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).nullable(),
+    /** Shared secret for push notifications over HTTP; null: HTTP notifications refused. */
+    notifyTokenFile: absPath.nullable(),
+  }),
+  /** `[schedule "NAME"]` sections (see daemon-config.ts), in file order. */
+  schedules: z.array(z.object({ name: z.string().min(1), cron: z.string(), include: z.array(z.string()) })),
+  warnings: z.array(ConfigWarningSchema),
+});
+export type PullConfig = z.infer<typeof PullConfigSchema>;
+
+type Use = 'used' | 'unused';
+/** Every key grokmirror 2 reads from grokmirror.conf, and whether bundlemirror uses it. */
+export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>> = {
+  core: { toplevel: 'used', manifest: 'used', log: 'used', loglevel: 'used', objstore: 'unused', objstore_uses_plumbing: 'unused', private: 'unused' },
+  remote: { site: 'used', manifest: 'used', manifest_command: 'unused', preload_bundle_url: 'unused' },
+  pull: {
+    include: 'used',
+    exclude: 'used',
+    nopurge: 'used',
+    ffonly: 'used',
+    pull_threads: 'used',
+    retries: 'used',
+    purge: 'used',
+    purgeprotect: 'used',
+    post_update_hook: 'used',
+    post_clone_complete_hook: 'used',
+    post_work_complete_hook: 'used',
+    projectslist: 'used',
+    projectslist_trimtop: 'used',
+    projectslist_symlinks: 'used',
+    default_owner: 'used',
+    remotename: 'used',
+    refresh: 'used',
+    socket: 'used',
+  },
+  manifest: { pretty: 'unused', ignore: 'unused', ignore_refs: 'unused', fetch_objstore: 'unused', check_export_ok: 'unused' },
+  fsck: {
+    frequency: 'unused',
+    statusfile: 'unused',
+    ignore_errors: 'unused',
+    reclone_on_errors: 'unused',
+    repack: 'unused',
+    extra_repack_flags: 'unused',
+    extra_repack_flags_full: 'unused',
+    commitgraph: 'unused',
+    prune: 'unused',
+    precious: 'unused',
+    baselines: 'unused',
+    islandcores: 'unused',
+    obstrepo_merge_strategy: 'unused',
+    preload_bundle_outdir: 'unused',
+    report_to: 'unused',
+    report_from: 'unused',
+    report_subject: 'unused',
+    report_mailhost: 'unused',
+  },
+  bundlemirror: { bundles: 'used', git_url: 'used', hook_timeout: 'used', listen: 'used', notify_token_file: 'used' },
+};
+
+/** Sections that belong to other grokmirror commands (grok-manifest, grok-fsck). */
+const OTHER_TOOLS: Record<string, string> = { manifest: 'grok-manifest', fsck: 'grok-fsck' };
+
+export interface ParseOptions {
+  /** Name for messages (the file path). */
+  source?: string;
+  /** Relative paths other than toplevel resolve against this, as grok-pull's do against its cwd. */
+  cwd?: string;
+  /** CPU count for the `pull_threads = 0` default (tests pin it). */
+  cpus?: number;
+  mtimeMs?: number;
+  /** Resolve symlinks in toplevel when it exists (default true). */
+  realpath?: boolean;
+}
+
+/** Reads and validates a grokmirror.conf-style file. Throws E_CONFIG. */
+export function loadPullConfig(file: string, opts: Omit<ParseOptions, 'source' | 'mtimeMs'> = {}): PullConfig {
+  const abs = resolve(file);
+  let text: string;
+  let mtimeMs: number;
+  try {
+    text = readFileSync(abs, 'utf8');
+    mtimeMs = statSync(abs).mtimeMs;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new BundlemirrorError('E_CONFIG', `cannot read config file ${abs}: ${code === 'ENOENT' ? 'it does not exist' : (err as Error).message}`, {
+      hint: 'pass the path of your grokmirror.conf with -c',
+      cause: err,
+    });
+  }
+  const config = parsePullConfig(text, { ...opts, source: abs, mtimeMs });
+  return { ...config, file: abs };
+}
+
+/** Parses config text (no file access except an optional realpath of toplevel). */
+export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConfig {
+  const source = opts.source ?? 'config';
+  const doc = IniDocument.parse(text, source);
+  const r: Reader = new Reader(doc, source, opts.cwd ?? process.cwd());
+
+  // [core] toplevel first: every ${toplevel} elsewhere must see the normalised value, as in grok-pull.
+  if (!doc.hasSection('core')) {
+    r.fail('core', null, 'the [core] section is missing', 'a grokmirror 2 config starts with [core] and toplevel = /path/to/mirror (grokmirror 1.x repos.conf files are not supported)');
+  }
+  const rawTop = r.str('core', 'toplevel', '');
+  if (rawTop === '') r.fail('core', 'toplevel', 'is required: the directory that holds the mirrored repositories');
+  const expanded = expandUser(rawTop);
+  if (!isAbsolute(expanded)) r.fail('core', 'toplevel', `must be an absolute path, got ${JSON.stringify(rawTop)}`);
+  let toplevel = resolve(expanded);
+  if (opts.realpath !== false) {
+    try {
+      toplevel = realpathSync(toplevel);
+    } catch {
+      /* does not exist yet; checkToplevel() reports that when it matters */
+    }
+  }
+  doc.setRaw('core', 'toplevel', toplevel.replace(/\$/g, '$$$$'));
+
+  const manifestPath = r.path('core', 'manifest') ?? resolve(toplevel, 'manifest.js.gz');
+  const log = r.path('core', 'log');
+  const loglevelRaw = r.str('core', 'loglevel', 'info').toLowerCase();
+  let loglevel: 'info' | 'debug' = 'info';
+  if (loglevelRaw === 'debug') loglevel = 'debug';
+  else if (loglevelRaw !== 'info') r.warn('core', 'loglevel', 'value', `loglevel ${JSON.stringify(loglevelRaw)} is not "info" or "debug"; using info (as grok-pull does)`);
+  const objstore = r.path('core', 'objstore') ?? resolve(toplevel, 'objstore');
+
+  if (!doc.hasSection('remote')) r.fail('remote', null, 'the [remote] section is missing', 'add [remote] with site = https://origin.example and manifest = ${site}/manifest.js.gz');
+  const site = r.str('remote', 'site', '').replace(/\/+$/, '');
+  if (site === '') r.fail('remote', 'site', 'is required: the base URL of the origin (for example https://git.kernel.org)');
+  const manifestRaw = r.str('remote', 'manifest', '');
+  if (manifestRaw === '') {
+    const why = doc.has('remote', 'manifest_command') ? '; bundlemirror does not run manifest_command, it needs the manifest URL' : '';
+    r.fail('remote', 'manifest', `is required: the URL of the origin's manifest.js.gz${why}`, 'for example manifest = ${site}/manifest.js.gz');
+  }
+  const remoteManifest = r.url('remote', 'manifest', manifestRaw, site);
+
+  const pullThreadsRaw = r.int('pull', 'pull_threads', 0, { min: 0 });
+  const cpuCount = opts.cpus ?? cpus().length;
+  const pull = {
+    include: r.list('pull', 'include', ['*']),
+    exclude: r.list('pull', 'exclude', []),
+    nopurge: r.list('pull', 'nopurge', []),
+    ffonly: r.list('pull', 'ffonly', []),
+    pullThreads: pullThreadsRaw > 0 ? pullThreadsRaw : Math.max(1, Math.floor(cpuCount / 2)),
+    retries: r.int('pull', 'retries', 3, { min: 0 }),
+    purge: r.bool('pull', 'purge', false),
+    purgeprotect: r.int('pull', 'purgeprotect', 5, { min: 0, max: 100, what: 'a percentage from 0 to 100' }),
+    postUpdateHook: r.commands('pull', 'post_update_hook'),
+    postCloneCompleteHook: r.commands('pull', 'post_clone_complete_hook'),
+    postWorkCompleteHook: r.commands('pull', 'post_work_complete_hook'),
+    projectslist: r.path('pull', 'projectslist'),
+    projectslistTrimtop: r.str('pull', 'projectslist_trimtop', ''),
+    projectslistSymlinks: r.bool('pull', 'projectslist_symlinks', false),
+    defaultOwner: r.str('pull', 'default_owner', 'Grokmirror'),
+    remotename: r.str('pull', 'remotename', '_grokmirror') || '_grokmirror',
+    refresh: doc.has('pull', 'refresh') ? r.int('pull', 'refresh', 300, { min: 1, what: 'a number of seconds, at least 1' }) : null,
+    socket: r.path('pull', 'socket'),
+  };
+  if (doc.has('pull', 'include') && pull.include.length === 0) {
+    r.warn('pull', 'include', 'value', 'include is empty, so no repository will be mirrored (write include = * to mirror everything)');
+  }
+
+  const bundlesRaw = r.str('bundlemirror', 'bundles', '');
+  const bundles = bundlesRaw === '' ? new URL('.', remoteManifest).href : withSlash(r.url('bundlemirror', 'bundles', bundlesRaw, site));
+  const gitUrl = (r.str('bundlemirror', 'git_url', '') || site).replace(/\/+$/, '');
+  const hookTimeout = r.int('bundlemirror', 'hook_timeout', DEFAULT_HOOK_TIMEOUT_SECONDS, { min: 0, what: 'a number of seconds (0: no limit)' });
+  const listenRaw = r.str('bundlemirror', 'listen', '');
+  const listen = listenRaw === '' ? null : parseListenAddress(listenRaw);
+  if (typeof listen === 'string') r.fail('bundlemirror', 'listen', listen);
+  const notifyTokenFile = r.path('bundlemirror', 'notify_token_file');
+  const schedules = doc.sections().flatMap((section) => {
+    if (looksLikeSchedule(section)) r.fail(section, null, 'is not a schedule section name', 'write [schedule "NAME"] with the name in double quotes');
+    const name = scheduleSectionName(section);
+    if (name === null) return [];
+    const cron = r.str(section, 'cron', '').trim();
+    if (cron === '') r.fail(section, 'cron', 'is required: when to pull this group, for example cron = 0 2 * * *');
+    const problem = cronProblem(cron);
+    if (problem) r.fail(section, 'cron', `${JSON.stringify(cron)} ${problem}`, 'fields are minute hour day-of-month month day-of-week, for example 30 1 * * 1-5');
+    const include = r.list(section, 'include', []);
+    if (include.length === 0) r.fail(section, 'include', 'is required: the repositories (globs, one per line) pulled on this schedule');
+    return [{ name, cron, include }];
+  });
+
+  r.reportUnknownKeys();
+
+  const config = {
+    file: '',
+    mtimeMs: opts.mtimeMs ?? 0,
+    core: { toplevel, manifest: manifestPath, log, loglevel, objstore },
+    remote: { site, manifest: remoteManifest },
+    pull,
+    bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile },
+    schedules,
+    warnings: r.warnings,
+  };
+  const checked = PullConfigSchema.safeParse(config);
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    throw new BundlemirrorError('E_CONFIG', `${source}: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  return checked.data;
+}
+
+/** The toplevel must be an existing, writable directory before a pull starts (grok-pull exits otherwise). */
+export async function checkToplevel(config: Pick<PullConfig, 'core'>): Promise<void> {
+  const dir = config.core.toplevel;
+  try {
+    const st = await stat(dir);
+    if (!st.isDirectory()) throw new Error('not a directory');
+    await access(dir, fsConstants.W_OK);
+  } catch (err) {
+    throw new BundlemirrorError('E_TOPLEVEL', `toplevel ${dir} does not exist or is not a writable directory (${(err as Error).message})`, {
+      hint: `create it (mkdir -p ${dir}) and make it writable by this user, or fix [core] toplevel`,
+      cause: err,
+    });
+  }
+}
+
+class Reader {
+  readonly warnings: ConfigWarning[] = [];
+
+  constructor(
+    private readonly doc: IniDocument,
+    private readonly source: string,
+    private readonly cwd: string,
+  ) {}
+
+  fail(section: string, key: string | null, message: string, hint?: string): never {
+    const line = key ? this.doc.lineOf(section, key) : undefined;
+    const where = key ? `[${section}] ${key}${line ? ` (line ${line})` : ''}` : `[${section}]`;
+    throw new BundlemirrorError('E_CONFIG', `${this.source}: ${where} ${message}`, { hint });
+  }
+
+  warn(section: string, key: string | null, kind: ConfigWarning['kind'], message: string): void {
+    this.warnings.push({ section, key, kind, message: `${this.source}: [${section}]${key ? ` ${key}` : ''}: ${message}` });
+  }
+
+  str(section: string, key: string, fallback: string): string {
+    return this.doc.get(section, key) ?? fallback;
+  }
+
+  bool(section: string, key: string, fallback: boolean): boolean {
+    const v = this.doc.get(section, key);
+    if (v === undefined) return fallback;
+    const b = parseBoolean(v);
+    if (b === undefined) this.fail(section, key, `must be yes/no, true/false, on/off or 1/0, got ${JSON.stringify(v)}`);
+    return b;
+  }
+
+  int(section: string, key: string, fallback: number, range: { min?: number; max?: number; what?: string } = {}): number {
+    const v = this.doc.get(section, key);
+    if (v === undefined) return fallback;
+    const n = parseInteger(v);
+    const what = range.what ?? `a whole number${range.min !== undefined ? ` of at least ${range.min}` : ''}`;
+    if (n === undefined || (range.min !== undefined && n < range.min) || (range.max !== undefined && n > range.max)) {
+      this.fail(section, key, `must be ${what}, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  }
+
+  list(section: string, key: string, fallback: string[]): string[] {
+    const v = this.doc.get(section, key);
+    return v === undefined ? fallback : splitLines(v);
+  }
+
+  /** An optional filesystem path: `~` expanded; empty means unset; relative ones resolve against cwd, with a warning. */
+  path(section: string, key: string): string | null {
+    const v = this.doc.get(section, key);
+    if (v === undefined || v === '') return null;
+    const p = expandUser(v);
+    if (isAbsolute(p)) return resolve(p);
+    const abs = resolve(this.cwd, p);
+    this.warn(section, key, 'value', `relative path ${JSON.stringify(v)} resolved against the current directory to ${abs}; write an absolute path`);
+    return abs;
+  }
+
+  /** An http(s) or file URL; a relative one resolves against `base` (the site). */
+  url(section: string, key: string, value: string, base: string): string {
+    let u: URL;
+    try {
+      u = new URL(value, URL.canParse(value) ? undefined : `${base}/`);
+    } catch {
+      this.fail(section, key, `must be a URL (http://, https:// or file://), got ${JSON.stringify(value)}`);
+    }
+    if (!['http:', 'https:', 'file:'].includes(u.protocol)) {
+      this.fail(section, key, `must be an http://, https:// or file:// URL, got ${JSON.stringify(value)}`);
+    }
+    if (u.username || u.password) {
+      this.fail(section, key, 'must not contain a user name or password', 'put credentials in ~/.netrc, as with grokmirror 2');
+    }
+    return u.href;
+  }
+
+  commands(section: string, key: string): string[] {
+    const lines = this.list(section, key, []);
+    for (const line of lines) {
+      try {
+        shlexSplit(line);
+      } catch (err) {
+        this.fail(section, key, `cannot split ${JSON.stringify(line)} into words: ${(err as Error).message}`, 'check the quoting');
+      }
+    }
+    return lines;
+  }
+
+  reportUnknownKeys(): void {
+    for (const section of this.doc.sections()) {
+      const known = KNOWN_KEYS[section] ?? (scheduleSectionName(section) === null ? undefined : SCHEDULE_KEYS);
+      if (!known) {
+        const keys = this.doc.ownKeys(section);
+        if (keys.length > 0 && keys.every((k) => this.doc.referenced.has(`${section}:${k}`))) continue; // only ${section:key} variables
+        this.warn(section, null, 'unknown', `unknown section [${section}], ignored (known: ${Object.keys(KNOWN_KEYS).map((s) => `[${s}]`).join(' ')})`);
+        continue;
+      }
+      const other = OTHER_TOOLS[section];
+      if (other) {
+        this.warn(section, null, 'unused', `[${section}] is read by ${other}, not by bundlemirror pull`);
+      }
+      for (const key of this.doc.ownKeys(section)) {
+        const use = known[key];
+        if (use === undefined) {
+          if (this.doc.referenced.has(`${section}:${key}`)) continue; // a variable for ${...}
+          const guess = closest(key, Object.keys(known));
+          this.warn(section, key, 'unknown', `unknown key, ignored${guess ? ` (did you mean ${guess}?)` : ''}`);
+        } else if (use === 'unused' && !other) {
+          this.warn(section, key, 'unused', 'a grokmirror setting that bundlemirror does not use; ignored');
+        }
+      }
+    }
+  }
+}
+
+export function expandUser(p: string): string {
+  if (p === '~') return homedir();
+  if (p.startsWith('~/')) return homedir() + p.slice(1);
+  return p;
+}
+
+function withSlash(u: string): string {
+  return u.endsWith('/') ? u : `${u}/`;
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

@@ -1,0 +1,437 @@
+/**
+ * `bundlemirror pull --daemon`: one long-running replica that pulls
+ *
+ * - every `[pull] refresh` seconds (grok-pull's continuous mode; 300 when
+ *   unset), skipping repositories that belong to a schedule;
+ * - at the times of each `[schedule "NAME"]` cron expression, just that
+ *   schedule's repositories (late mirroring: big repositories at night);
+ * - at once, just the named repositories, when the origin notifies it of a
+ *   push (HTTP with a shared token, or grokmirror's UNIX socket).
+ *
+ * One run at a time: a run that comes due while another is in progress
+ * waits for it, and runs of the same kind that pile up are merged into one
+ * (notifications into one run of all their repositories). SIGTERM stops the
+ * schedules, interrupts the run in progress through its AbortSignal (its
+ * downloads keep their partial files for the next start), waits for it and
+ * releases the locks; SIGHUP reloads the config and keeps the old one when
+ * the new one is invalid. Time comes from a `Scheduler`, so tests can use a
+ * fake clock.
+ */
+import { join } from 'node:path';
+import { BundlemirrorError, isBundlemirrorError } from '../../errors.js';
+import { formatBytes } from '../../format/bytes.js';
+import { repoPathProblem } from '../../git/refname.js';
+import { acquireLock, type Release } from '../../lock/lockfile.js';
+import { checkToplevel, type PullConfig } from '../config/config.js';
+import { scheduleOf } from './daemon-config.js';
+import type { PullLog } from '../log.js';
+import { DaemonMetrics, type RunTrigger } from './metrics-daemon.js';
+import { statusMetricFamilies } from '../metrics.js';
+import { renderPrometheus, type MetricFamily } from '../../metrics/prometheus.js';
+import { METRICS_PATH, NOTIFY_PATH, readNotifyToken, startListeners, type ListenerOptions, type Listeners, type NotifyOutcome } from './notify-listener.js';
+import { stateDir } from '../paths.js';
+import { notSelected } from '../plan/planner.js';
+import { pull, type PullOptions, type PullReport } from '../pull.js';
+import { nextCronDate, nodeScheduler, type ScheduledTimer, type Scheduler } from './schedule.js';
+import { replicaStatus } from '../status.js';
+
+/** grok-pull's refresh when the config has none. */
+export const DEFAULT_REFRESH_SECONDS = 300;
+/** How long to wait before retrying a run that found the toplevel locked by a one-off pull. */
+export const LOCK_RETRY_MS = 15_000;
+
+export type DaemonJob = { trigger: 'refresh' } | { trigger: 'schedule'; name: string } | { trigger: 'notify'; paths: string[] };
+
+export interface DaemonOptions {
+  config: PullConfig;
+  log: PullLog;
+  /** Reads the config again for reload(); default: none, so reload() keeps the current one. */
+  loadConfig?: () => PullConfig;
+  /** Default: node-schedule and the real clock. */
+  scheduler?: Scheduler;
+  /** Default: pull(). Tests pass a slow or counting one. */
+  runPull?: (config: PullConfig, opts: PullOptions) => Promise<PullReport>;
+  /** false for --no-purge; undefined: as the config says. */
+  purge?: boolean;
+  forcePurge?: boolean;
+  /** Open `[bundlemirror] listen` and `[pull] socket` (default true). */
+  listen?: boolean;
+}
+
+export interface Daemon {
+  /** `http://host:port` of the notification and metrics listener, or null. */
+  readonly url: string | null;
+  readonly socket: string | null;
+  readonly metrics: DaemonMetrics;
+  /** Queues a pull of these repositories (what a notification does). */
+  notify(paths: string[], source: string): NotifyOutcome;
+  /** Re-reads the config; false (and the old config kept) when the new one is unusable. */
+  reload(): Promise<boolean>;
+  /** Resolves once no run is in progress or waiting. */
+  idle(): Promise<void>;
+  /** The text served at /metrics. */
+  renderMetrics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const daemon = new PullDaemon(opts);
+  await daemon.start();
+  return daemon;
+}
+
+class PullDaemon implements Daemon {
+  readonly metrics: DaemonMetrics;
+  private config: PullConfig;
+  private token: Buffer | null = null;
+  private listeners: Listeners | null = null;
+  private refreshTimer: ScheduledTimer | null = null;
+  private cronTimers: ScheduledTimer[] = [];
+  private readonly retryTimers = new Set<ScheduledTimer>();
+  private pending = { refresh: false, schedules: new Set<string>(), notify: new Set<string>() };
+  private current: { job: DaemonJob; abort: AbortController; done: Promise<void> } | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private stopping: Promise<void> | null = null;
+  private reloading: Promise<boolean> = Promise.resolve(true);
+  private releaseLock: Release | null = null;
+  private readonly scheduler: Scheduler;
+  private readonly log: PullLog;
+  private readonly runPull: NonNullable<DaemonOptions['runPull']>;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.config = opts.config;
+    this.log = opts.log;
+    this.scheduler = opts.scheduler ?? nodeScheduler;
+    this.runPull = opts.runPull ?? pull;
+    this.metrics = new DaemonMetrics(this.scheduler.now());
+  }
+
+  get url(): string | null {
+    return this.listeners?.url ?? null;
+  }
+
+  get socket(): string | null {
+    return this.listeners?.socket ?? null;
+  }
+
+  async start(): Promise<void> {
+    const toplevel = this.config.core.toplevel;
+    await checkToplevel(this.config);
+    this.releaseLock = await acquireLock(join(stateDir(toplevel), 'daemon'), { what: `bundlemirror pull --daemon on ${toplevel}`, waitMs: 0 });
+    try {
+      this.token = await this.readToken(this.config);
+      if (this.opts.listen !== false) this.listeners = await startListeners(this.listenerOptions(this.config));
+      this.scheduleAll(this.config);
+    } catch (err) {
+      this.unscheduleAll();
+      await this.listeners?.close();
+      await this.releaseLock();
+      throw err;
+    }
+    for (const line of this.describe()) this.log.info(line);
+    this.enqueue({ trigger: 'refresh' }, 'start');
+  }
+
+  notify(paths: string[], source: string): NotifyOutcome {
+    const config = this.config;
+    const outcome: NotifyOutcome = { accepted: [], ignored: [] };
+    for (const path of paths) {
+      const problem = repoPathProblem(path);
+      const why = problem ? `invalid path: ${problem}` : notSelected(path, config.pull);
+      const group = why ? null : scheduleOf(path, config.schedules);
+      if (this.stopping) outcome.ignored.push({ path, reason: 'the daemon is stopping' });
+      else if (why) outcome.ignored.push({ path, reason: `not mirrored here: ${why}` });
+      else if (group) outcome.ignored.push({ path, reason: `pulled at the times of [schedule "${group.name}"] (${group.cron}), not on notification` });
+      else outcome.accepted.push(path);
+    }
+    const ignored = outcome.ignored.map((i) => `${i.path} (${i.reason})`).join(', ');
+    this.log.info(`notification (${source}): ${outcome.accepted.length ? `pull ${outcome.accepted.join(' ')}` : 'nothing to pull'}${ignored ? `; ignored ${ignored}` : ''}`);
+    if (outcome.accepted.length) this.enqueue({ trigger: 'notify', paths: outcome.accepted }, `notification (${source})`);
+    return outcome;
+  }
+
+  reload(): Promise<boolean> {
+    this.reloading = this.reloading
+      .then(() => this.reloadNow())
+      .catch((err: unknown) => {
+        this.log.error(`reload failed: ${(err as Error)?.stack ?? String(err)}`);
+        return false;
+      });
+    return this.reloading;
+  }
+
+  idle(): Promise<void> {
+    if (this.stopping || (!this.current && !this.hasPending())) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async renderMetrics(): Promise<string> {
+    let status: MetricFamily[] = [];
+    try {
+      status = statusMetricFamilies(await replicaStatus(this.config, { sizes: false }));
+    } catch (err) {
+      this.log.warn(`metrics: no repository status: ${(err as Error).message}`);
+    }
+    return renderPrometheus([...this.metrics.families(), ...status]);
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.unscheduleAll();
+      for (const t of this.retryTimers) t.cancel();
+      this.retryTimers.clear();
+      this.pending = { refresh: false, schedules: new Set(), notify: new Set() };
+      const current = this.current;
+      if (current) {
+        this.log.info(`stopping: interrupting the ${label(current.job)}; its downloads keep their partial files for the next start`);
+        current.abort.abort(new Error('interrupted: the daemon is stopping'));
+      }
+      await this.reloading;
+      this.unscheduleAll(); // in case a reload armed new timers meanwhile
+      await this.listeners?.close();
+      await current?.done;
+      await this.releaseLock?.();
+      this.resolveIdle();
+      this.log.info('daemon stopped');
+    })();
+    return this.stopping;
+  }
+
+  // --- scheduling -------------------------------------------------------
+
+  private scheduleAll(config: PullConfig): void {
+    const everyMs = (config.pull.refresh ?? DEFAULT_REFRESH_SECONDS) * 1000;
+    this.armRefresh(this.scheduler.now() + everyMs, everyMs);
+    for (const s of config.schedules) {
+      const timer = this.scheduler.cron(s.cron, () => this.enqueue({ trigger: 'schedule', name: s.name }, `cron ${s.cron}`));
+      if (!timer) throw new BundlemirrorError('E_CONFIG', `[schedule "${s.name}"] cron ${JSON.stringify(s.cron)} cannot be scheduled`, { hint: 'fields are minute hour day-of-month month day-of-week' });
+      this.cronTimers.push(timer);
+    }
+  }
+
+  /** One tick at `atMs`, the next one interval later; ticks missed while the machine slept are not made up. */
+  private armRefresh(atMs: number, everyMs: number): void {
+    this.refreshTimer = this.scheduler.at(atMs, () => {
+      const now = this.scheduler.now();
+      const next = atMs + everyMs > now ? atMs + everyMs : now + everyMs;
+      this.armRefresh(next, everyMs);
+      this.enqueue({ trigger: 'refresh' }, 'refresh interval');
+    });
+  }
+
+  private unscheduleAll(): void {
+    this.refreshTimer?.cancel();
+    this.refreshTimer = null;
+    for (const t of this.cronTimers) t.cancel();
+    this.cronTimers = [];
+  }
+
+  private enqueue(job: DaemonJob, why: string): void {
+    if (this.stopping) return;
+    let merged: boolean;
+    if (job.trigger === 'refresh') {
+      merged = this.pending.refresh;
+      this.pending.refresh = true;
+    } else if (job.trigger === 'schedule') {
+      merged = this.pending.schedules.has(job.name);
+      this.pending.schedules.add(job.name);
+    } else {
+      merged = this.pending.notify.size > 0;
+      for (const p of job.paths) this.pending.notify.add(p);
+    }
+    if (this.current) {
+      if (merged && job.trigger !== 'notify') this.metrics.tickCoalesced();
+      this.log.info(
+        merged
+          ? `${label(job)} due (${why}) while the ${label(this.current.job)} is in progress: merged into the one already waiting`
+          : `${label(job)} due (${why}) while the ${label(this.current.job)} is in progress: it starts when that one finishes`,
+      );
+    }
+    this.kick();
+  }
+
+  private hasPending(): boolean {
+    return this.pending.refresh || this.pending.schedules.size > 0 || this.pending.notify.size > 0;
+  }
+
+  /** Notifications first (someone is waiting for them), then the refresh, then schedules in file order. */
+  private takeNext(): DaemonJob | null {
+    if (this.pending.notify.size) {
+      const paths = [...this.pending.notify].sort();
+      this.pending.notify.clear();
+      return { trigger: 'notify', paths };
+    }
+    if (this.pending.refresh) {
+      this.pending.refresh = false;
+      return { trigger: 'refresh' };
+    }
+    for (const s of this.config.schedules) {
+      if (this.pending.schedules.delete(s.name)) return { trigger: 'schedule', name: s.name };
+    }
+    this.pending.schedules.clear(); // schedules a reload removed
+    return null;
+  }
+
+  private kick(): void {
+    if (this.current || this.stopping) return;
+    const job = this.takeNext();
+    if (!job) return this.resolveIdle();
+    const abort = new AbortController();
+    const done = this.run(job, abort).finally(() => {
+      this.current = null;
+      this.kick();
+    });
+    this.current = { job, abort, done };
+  }
+
+  private resolveIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async run(job: DaemonJob, abort: AbortController): Promise<void> {
+    const config = this.config; // a run keeps the configuration it started with
+    const started = this.scheduler.now();
+    this.metrics.runStarted(job.trigger);
+    this.log.info(`${label(job)}: started`);
+    let report: PullReport | null = null;
+    try {
+      report = await this.runPull(config, { ...this.scopeOf(job, config), log: this.log, signal: abort.signal });
+      const took = `${((this.scheduler.now() - started) / 1000).toFixed(1)} s`;
+      this.log.info(`${label(job)}: ${abort.signal.aborted ? 'interrupted: ' : ''}${describeReport(report)} (${took})`);
+    } catch (err) {
+      if (abort.signal.aborted) {
+        this.log.info(`${label(job)}: interrupted`);
+      } else if (isBundlemirrorError(err) && err.code === 'E_LOCKED') {
+        this.log.warn(`${label(job)}: ${err.message}; trying again in ${LOCK_RETRY_MS / 1000} s`);
+        this.retryLater(job);
+      } else {
+        this.log.error(`${label(job)}: ${isBundlemirrorError(err) ? err.describe() : ((err as Error)?.stack ?? String(err))}`);
+      }
+    } finally {
+      this.metrics.runFinished(job.trigger, started, this.scheduler.now(), report);
+    }
+  }
+
+  private scopeOf(job: DaemonJob, config: PullConfig): Omit<PullOptions, 'log'> {
+    const common = { forcePurge: this.opts.forcePurge, ...(this.opts.purge === false ? { purge: false } : {}) };
+    const schedules = config.schedules;
+    switch (job.trigger) {
+      case 'refresh':
+        return { ...common, ...(schedules.length ? { scope: (p: string) => scheduleOf(p, schedules) === null } : {}) };
+      case 'schedule':
+        return { ...common, scope: (p: string) => scheduleOf(p, schedules)?.name === job.name, partial: true };
+      case 'notify':
+        return { only: job.paths, purge: false };
+    }
+  }
+
+  private retryLater(job: DaemonJob): void {
+    if (this.stopping) return;
+    const timer = this.scheduler.at(this.scheduler.now() + LOCK_RETRY_MS, () => {
+      this.retryTimers.delete(timer);
+      this.enqueue(job, 'retry after a busy toplevel');
+    });
+    this.retryTimers.add(timer);
+  }
+
+  // --- configuration ----------------------------------------------------
+
+  private async reloadNow(): Promise<boolean> {
+    if (this.stopping) return false;
+    const old = this.config;
+    let next: PullConfig;
+    let token: Buffer | null;
+    try {
+      if (!this.opts.loadConfig) throw new BundlemirrorError('E_CONFIG', 'this daemon was started without a config file to reload');
+      next = this.opts.loadConfig();
+      if (next.core.toplevel !== old.core.toplevel) {
+        throw new BundlemirrorError('E_CONFIG', `[core] toplevel changed from ${old.core.toplevel} to ${next.core.toplevel}`, { hint: 'restart the daemon to mirror into another toplevel' });
+      }
+      token = await this.readToken(next);
+    } catch (err) {
+      this.log.error(`reload failed, keeping the previous configuration: ${isBundlemirrorError(err) ? err.describe() : (err as Error).message}`);
+      this.metrics.reloaded(false);
+      return false;
+    }
+    const moved = JSON.stringify(next.bundlemirror.listen) !== JSON.stringify(old.bundlemirror.listen) || next.pull.socket !== old.pull.socket;
+    if (moved && this.opts.listen !== false) {
+      await this.listeners?.close(); // the new address may be the old socket path
+      try {
+        this.listeners = await startListeners(this.listenerOptions(next));
+      } catch (err) {
+        this.log.error(`reload failed, keeping the previous configuration: ${isBundlemirrorError(err) ? err.describe() : (err as Error).message}`);
+        this.listeners = await startListeners(this.listenerOptions(old)).catch((e: unknown) => {
+          this.log.error(`cannot listen again on the previous addresses: ${(e as Error).message}; notifications are off until the next reload`);
+          return null;
+        });
+        this.metrics.reloaded(false);
+        return false;
+      }
+    }
+    if (this.stopping) return false;
+    this.unscheduleAll();
+    this.config = next;
+    this.token = token;
+    this.scheduleAll(next);
+    for (const w of next.warnings) if (w.kind !== 'unused') this.log.warn(w.message);
+    this.log.info(`reloaded ${next.file}`);
+    for (const line of this.describe()) this.log.info(line);
+    this.metrics.reloaded(true);
+    return true;
+  }
+
+  private listenerOptions(config: PullConfig): ListenerOptions {
+    return {
+      listen: config.bundlemirror.listen,
+      socket: config.pull.socket,
+      token: () => this.token,
+      notify: (paths, source) => this.notify(paths, source),
+      metrics: () => this.renderMetrics(),
+      count: (result) => this.metrics.notification(result),
+      log: this.log,
+    };
+  }
+
+  private readToken(config: PullConfig): Promise<Buffer | null> {
+    const file = config.bundlemirror.notifyTokenFile;
+    return file ? readNotifyToken(file, (m) => this.log.warn(m)) : Promise.resolve(null);
+  }
+
+  private describe(): string[] {
+    const c = this.config;
+    const lines = [`daemon: mirroring ${c.remote.manifest} into ${c.core.toplevel}, every ${c.pull.refresh ?? DEFAULT_REFRESH_SECONDS} s${c.pull.refresh === null ? ' ([pull] refresh not set: grok-pull\'s default)' : ''}`];
+    for (const s of c.schedules) {
+      const next = nextCronDate(s.cron);
+      lines.push(`daemon: [schedule "${s.name}"] ${s.include.join(' ')} at "${s.cron}"${next ? `, next ${next.toISOString()}` : ''}`);
+    }
+    if (this.listeners?.url) {
+      lines.push(`daemon: listening on ${this.listeners.url} (POST ${NOTIFY_PATH}${this.token ? '' : ' refused: no [bundlemirror] notify_token_file'}, GET ${METRICS_PATH})`);
+    }
+    if (this.listeners?.socket) lines.push(`daemon: listening on socket ${this.listeners.socket} (repository paths, one per line)`);
+    return lines;
+  }
+}
+
+function label(job: DaemonJob): string {
+  switch (job.trigger) {
+    case 'refresh':
+      return 'refresh run';
+    case 'schedule':
+      return `[schedule "${job.name}"] run`;
+    case 'notify':
+      return `notified run of ${job.paths.slice(0, 5).join(' ')}${job.paths.length > 5 ? ` and ${job.paths.length - 5} more` : ''}`;
+  }
+}
+
+export function describeReport(r: PullReport): string {
+  if (r.manifestUnchanged) return `manifest unchanged, ${r.unchanged} repositories in sync`;
+  const parts = [`cloned ${r.cloned.length}`, `updated ${r.updated.length}`, `unchanged ${r.unchanged}`];
+  if (r.metadata.length) parts.push(`metadata ${r.metadata.length}`);
+  if (r.purged.length) parts.push(`purged ${r.purged.length}`);
+  parts.push(`failed ${r.failed.length + r.problems.length}`);
+  return `${parts.join(', ')}; downloaded ${formatBytes(r.bytesDownloaded)}`;
+}
+
+export type { RunTrigger };

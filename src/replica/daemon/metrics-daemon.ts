@@ -1,0 +1,122 @@
+/**
+ * What `pull --daemon` counts about itself, for /metrics: runs by trigger,
+ * failed runs, repositories synced, coalesced ticks, notifications by
+ * outcome, reloads, the last run's time and duration, and the transfer
+ * totals of this process. The replica's repositories by state come from
+ * `bundlemirror status` (status.ts, metrics.ts) and are appended to these.
+ */
+import { LabelledCounter, renderPrometheus, type MetricFamily } from '../../metrics/prometheus.js';
+import { transferStats } from '../../transfer/download.js';
+import type { PullReport } from '../pull.js';
+
+export const RUN_TRIGGERS = ['refresh', 'schedule', 'notify'] as const;
+export type RunTrigger = (typeof RUN_TRIGGERS)[number];
+
+/** How a notification ended: queued, refused for its token, malformed, or sent while notifications are off. */
+export const NOTIFY_RESULTS = ['accepted', 'unauthorized', 'invalid', 'disabled'] as const;
+export type NotifyResult = (typeof NOTIFY_RESULTS)[number];
+
+interface LastRun {
+  trigger: RunTrigger;
+  startedMs: number;
+  durationMs: number;
+  ok: boolean;
+}
+
+export class DaemonMetrics {
+  private readonly runs = new LabelledCounter(RUN_TRIGGERS);
+  private readonly failedRuns = new LabelledCounter(RUN_TRIGGERS);
+  private readonly synced = new LabelledCounter(['cloned', 'updated', 'metadata', 'purged', 'failed']);
+  private readonly notifications = new LabelledCounter(NOTIFY_RESULTS);
+  private readonly reloads = new LabelledCounter(['ok', 'failed']);
+  private coalesced = 0;
+  private running: RunTrigger | null = null;
+  private last: LastRun | null = null;
+  private lastSuccessMs: number | null = null;
+
+  constructor(private readonly startedMs: number) {}
+
+  runStarted(trigger: RunTrigger): void {
+    this.runs.inc(trigger);
+    this.running = trigger;
+  }
+
+  /** `report` is null when the run threw (interrupted, manifest unreachable, lock busy). */
+  runFinished(trigger: RunTrigger, startedMs: number, endedMs: number, report: PullReport | null): void {
+    const ok = report !== null && report.failed.length === 0 && report.problems.length === 0;
+    if (!ok) this.failedRuns.inc(trigger);
+    if (report) {
+      this.synced.inc('cloned', report.cloned.length);
+      this.synced.inc('updated', report.updated.length);
+      this.synced.inc('metadata', report.metadata.length);
+      this.synced.inc('purged', report.purged.length);
+      this.synced.inc('failed', report.failed.length);
+    }
+    this.running = null;
+    this.last = { trigger, startedMs, durationMs: endedMs - startedMs, ok };
+    if (ok) this.lastSuccessMs = endedMs;
+  }
+
+  tickCoalesced(): void {
+    this.coalesced += 1;
+  }
+
+  notification(result: NotifyResult): void {
+    this.notifications.inc(result);
+  }
+
+  reloaded(ok: boolean): void {
+    this.reloads.inc(ok ? 'ok' : 'failed');
+  }
+
+  /** Runs started by trigger (tests and log lines). */
+  runCount(trigger: RunTrigger): number {
+    return this.runs.get(trigger);
+  }
+
+  families(): MetricFamily[] {
+    const t = transferStats();
+    const seconds = (ms: number) => ms / 1000;
+    const families: MetricFamily[] = [
+      { name: 'bundlemirror_daemon_start_timestamp_seconds', help: 'When this daemon started.', type: 'gauge', samples: [{ value: seconds(this.startedMs) }] },
+      { name: 'bundlemirror_daemon_runs_total', help: 'Pull runs started, by what triggered them.', type: 'counter', samples: this.runs.samples('trigger') },
+      {
+        name: 'bundlemirror_daemon_run_failures_total',
+        help: 'Pull runs that failed or left a repository failed, by trigger.',
+        type: 'counter',
+        samples: this.failedRuns.samples('trigger'),
+      },
+      { name: 'bundlemirror_daemon_run_in_progress', help: 'Whether a pull run is in progress.', type: 'gauge', samples: [{ value: this.running ? 1 : 0 }] },
+      {
+        name: 'bundlemirror_daemon_ticks_coalesced_total',
+        help: 'Runs that came due while the same run was already waiting behind the one in progress, and were merged into it.',
+        type: 'counter',
+        samples: [{ value: this.coalesced }],
+      },
+      { name: 'bundlemirror_daemon_repositories_synced_total', help: 'Repository outcomes of all runs.', type: 'counter', samples: this.synced.samples('outcome') },
+      { name: 'bundlemirror_daemon_notifications_total', help: 'Push notifications received, by outcome.', type: 'counter', samples: this.notifications.samples('result') },
+      { name: 'bundlemirror_daemon_reloads_total', help: 'Configuration reloads (SIGHUP), by outcome.', type: 'counter', samples: this.reloads.samples('result') },
+      { name: 'bundlemirror_downloads_total', help: 'Resumable downloads started by this process.', type: 'counter', samples: [{ value: t.downloads }] },
+      { name: 'bundlemirror_downloaded_bytes_total', help: 'Bytes downloaded by this process.', type: 'counter', samples: [{ value: t.bytesDownloaded }] },
+      { name: 'bundlemirror_resumed_bytes_total', help: 'Bytes not downloaded again because a download resumed from a partial file.', type: 'counter', samples: [{ value: t.bytesResumed }] },
+      { name: 'bundlemirror_download_restarts_total', help: 'Downloads that had to start over from byte 0.', type: 'counter', samples: [{ value: t.restarts }] },
+      { name: 'bundlemirror_download_verify_failures_total', help: 'Downloads whose bytes did not match the published sha256.', type: 'counter', samples: [{ value: t.verifyFailures }] },
+    ];
+    if (this.last) {
+      const labels = { trigger: this.last.trigger };
+      families.push(
+        { name: 'bundlemirror_daemon_last_run_timestamp_seconds', help: 'When the last finished run started.', type: 'gauge', samples: [{ labels, value: seconds(this.last.startedMs) }] },
+        { name: 'bundlemirror_daemon_last_run_duration_seconds', help: 'How long the last finished run took.', type: 'gauge', samples: [{ labels, value: seconds(this.last.durationMs) }] },
+        { name: 'bundlemirror_daemon_last_run_success', help: 'Whether the last finished run left every repository verified.', type: 'gauge', samples: [{ labels, value: this.last.ok ? 1 : 0 }] },
+      );
+    }
+    if (this.lastSuccessMs !== null) {
+      families.push({ name: 'bundlemirror_daemon_last_success_timestamp_seconds', help: 'When the last run that left every repository verified ended.', type: 'gauge', samples: [{ value: seconds(this.lastSuccessMs) }] });
+    }
+    return families;
+  }
+
+  render(): string {
+    return renderPrometheus(this.families());
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The order in which a pull carries out its plan. Members of one forkgroup
+ * run one after the other, the group's parent first, so the history they
+ * share is downloaded by the first and found in the shared store by the
+ * rest; everything else runs in parallel. Pure.
+ */
+import type { Manifest } from '../../manifest/manifest.js';
+import { chooseParent } from '../../origin/forkgroups.js';
+import type { SyncAction } from './planner.js';
+
+export function workOrder(actions: SyncAction[], remote: Manifest): SyncAction[][] {
+  const groups = new Map<string, SyncAction[]>();
+  const batches: SyncAction[][] = [];
+  for (const a of actions) {
+    const fg = a.kind === 'clone' || a.kind === 'update' ? remote[a.path]?.forkgroup : undefined;
+    if (!fg) {
+      batches.push([a]);
+      continue;
+    }
+    const list = groups.get(fg);
+    if (list) list.push(a);
+    else {
+      const fresh = [a];
+      groups.set(fg, fresh);
+      batches.push(fresh);
+    }
+  }
+  const referencedBy = new Map<string, number>();
+  for (const e of Object.values(remote)) if (e.reference) referencedBy.set(e.reference, (referencedBy.get(e.reference) ?? 0) + 1);
+  for (const list of groups.values()) {
+    if (list.length < 2) continue;
+    const parent = chooseParent(list.map((a) => a.path), referencedBy);
+    list.sort((a, b) => Number(b.path === parent) - Number(a.path === parent) || (a.path < b.path ? -1 : 1));
+  }
+  return batches;
+}
