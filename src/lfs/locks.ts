@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
-import { writeFileAtomic } from '../fsutil.js';
-import { acquireLock } from '../lockfile.js';
+import { writeFileAtomic } from '../fs/atomic.js';
+import { acquireLock } from '../lock/lockfile.js';
 
 export interface LfsLock {
   id: string;

@@ -9,7 +9,7 @@ import { constants, createReadStream, type Dirent } from 'node:fs';
 import { copyFile, link, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { fsyncDir } from '../fsutil.js';
+import { fsyncDir } from '../fs/atomic.js';
 import { isLfsOid, lfsObjectPath, lfsObjectsDir, lfsTempDir } from './oid.js';
 
 /** Size of a stored object, or null when it is absent (or not a regular file). */
