@@ -26,7 +26,17 @@ export type ErrorCode =
   | 'E_DISK'
   | 'E_NOT_FOUND'
   | 'E_PURGE'
-  | 'E_KIT';
+  | 'E_KIT'
+  /** A manifest or index.json without the signature `[remote] allowed_signers` requires. */
+  | 'E_SIGNATURE_MISSING'
+  /** A signature that does not match its file (tampered, truncated, another file's). */
+  | 'E_SIGNATURE_INVALID'
+  /** A valid signature by a key allowed_signers does not list. */
+  | 'E_SIGNATURE_UNTRUSTED'
+  /** A validly signed file older than one this replica already accepted (a replayed tree). */
+  | 'E_ROLLBACK'
+  /** ssh-keygen missing, or unable to sign with the key given. */
+  | 'E_SIGNATURE_TOOL';
 
 export interface ErrorDetails {
   /** The repository concerned, as its manifest path (`/pub/a.git`) when known. */

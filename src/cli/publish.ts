@@ -19,6 +19,7 @@ interface PublishFlags {
   quiet?: boolean;
   notify: string[];
   notifyTokenFile?: string;
+  signKey?: string;
 }
 
 export function registerPublish(program: Command): void {
@@ -34,6 +35,7 @@ export function registerPublish(program: Command): void {
     .option('--max-incrementals <n>', 'incremental bundles on top of one base before a new base', String(DEFAULT_CHAIN_POLICY.maxIncrementals))
     .option('--chain-ratio <r>', 'new base once incrementals add up to this fraction of the base', String(DEFAULT_CHAIN_POLICY.maxChainRatio))
     .option('--grace-days <d>', 'how long superseded bundles stay listed and on disk', String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000))
+    .option('--sign-key <file>', 'SSH private key: sign manifest.js.gz and every index.json (ssh-keygen -Y sign -n bundlemirror)')
     .option('-q, --quiet', 'print only the summary and errors')
     .option('--notify <url>', 'then tell this replica daemon which repositories changed, e.g. http://replica:8090/notify (repeatable)', collect, [])
     .option('--notify-token-file <file>', 'bearer token for --notify (the replicas\' [bundlemirror] notify_token_file)')
@@ -44,6 +46,7 @@ export function registerPublish(program: Command): void {
         toplevel: resolve(flags.toplevel),
         out: resolve(flags.out),
         baseUrl,
+        signKey: flags.signKey ? resolve(flags.signKey) : null,
         ignore: flags.ignore.length ? (p) => flags.ignore.some((g) => fnmatch(p, g)) : undefined,
         only: repos.length ? repos.map((r) => (r.startsWith('/') ? r : resolve(r))) : undefined,
         lockWaitMs: number(flags.wait, '--wait') * 1000,

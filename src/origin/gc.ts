@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
+import { signatureOf } from '../manifest/signature-files.js';
 
 export const GC_STATE = '.gc.json';
 const GcStateSchema = z.record(z.string(), z.number());
@@ -34,7 +35,7 @@ export async function collectGarbage(out: string, opts: GcOptions): Promise<GcRe
   const live = new Set<string>();
   for (const path of Object.keys(manifest)) {
     const dir = join(out, ...path.slice(1).split('/'));
-    live.add(join(dir, INDEX_FILE)).add(join(dir, BUNDLE_LIST_FILE));
+    live.add(join(dir, INDEX_FILE)).add(join(dir, BUNDLE_LIST_FILE)).add(signatureOf(join(dir, INDEX_FILE)));
     let index;
     try {
       index = parseRepoIndex(await readFile(join(dir, INDEX_FILE)), path);
@@ -80,7 +81,7 @@ async function readState(out: string): Promise<Record<string, number>> {
   }
 }
 
-/** Bundles, indexes and bundle lists anywhere in the tree (dotfiles are ours, not published). */
+/** Bundles, indexes, their signatures and bundle lists anywhere in the tree (dotfiles are ours, not published). */
 async function publishedFiles(out: string): Promise<string[]> {
   const files: string[] = [];
   async function walk(dir: string): Promise<void> {
@@ -88,7 +89,7 @@ async function publishedFiles(out: string): Promise<string[]> {
       if (e.name.startsWith('.')) continue;
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.isFile() && (e.name.endsWith('.bundle') || e.name === INDEX_FILE || e.name === BUNDLE_LIST_FILE)) files.push(p);
+      else if (e.isFile() && (e.name.endsWith('.bundle') || e.name === INDEX_FILE || e.name === BUNDLE_LIST_FILE || e.name === signatureOf(INDEX_FILE))) files.push(p);
     }
   }
   await walk(out);

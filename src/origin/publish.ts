@@ -5,7 +5,7 @@
  * reader never sees a manifest entry whose index or bundles are missing,
  * and a failed repository keeps its previously published files and entry.
  */
-import { readFile, realpath, stat, utimes } from 'node:fs/promises';
+import { readFile, realpath, rm, stat, utimes } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { repoPathProblem } from '../git/refname.js';
 import pLimit from 'p-limit';
@@ -22,6 +22,9 @@ import { DEFAULT_CHAIN_POLICY, expireSuperseded, type ChainPolicy } from './chai
 import { collectGarbage, type GcReport } from './gc.js';
 import { chooseParent, groupForks, type ForkGroup } from './forkgroups.js';
 import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './repo-bundles.js';
+import { signerFor, type Signer } from './signer.js';
+import { signatureOf } from '../manifest/signature-files.js';
+import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 
 export const MANIFEST_FILE = 'manifest.js.gz';
 
@@ -35,6 +38,8 @@ export interface PublishOptions {
   /** Publish only these (disk paths or manifest paths); the rest of the manifest is kept as it was. */
   only?: string[];
   policy?: ChainPolicy;
+  /** SSH private key: sign manifest.js.gz and every index.json (`<file>.sig`), stamp the manifest with the publish time. */
+  signKey?: string | null;
   concurrency?: number;
   lockWaitMs?: number;
   log?: (line: string) => void;
@@ -63,6 +68,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   const toplevel = await resolveToplevel(opts.toplevel);
   // a hook publishes one repository: no walk over a toplevel of thousands
   const found = opts.only ? null : await scanToplevel(toplevel, opts.ignore);
+  // an unusable key stops the publish before anything is written
+  const signer = opts.signKey ? await signerFor(opts.signKey) : null;
   const release = await acquireLock(join(opts.out, '.publish'), {
     what: `publish into ${opts.out}`,
     waitMs: opts.lockWaitMs ?? 5 * 60_000,
@@ -76,7 +83,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     const byDir = found ? new Map(found.map((r) => [r.dir, r.path])) : null;
     const repoPathOf = async (dir: string) => (byDir ? byDir.get(dir) : repoPathOfDir(toplevel, dir));
     const limit = pLimit(opts.concurrency ?? 2);
-    const ctx: RepoContext = { ...opts, policy, now, toplevel, repoPathOf };
+    const ctx: RepoContext = { ...opts, policy, now, toplevel, repoPathOf, signer };
     const fail = (path: string, err: unknown) => {
       const e = forRepo(err, path);
       report.failed.push(e);
@@ -132,7 +139,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     }
     report.changed.sort((a, b) => (a.path < b.path ? -1 : 1));
     report.unchanged.sort();
-    report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next);
+    // a full signed publish always renews the stamp: replicas tell a live origin from a frozen mirror by its age
+    report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next, signer, { restamp: !opts.only, now: now() });
     // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone
     await removeStaleTemps(opts.out, undefined, { recursive: !opts.only });
     // a hook publish stays quick; full publishes (cron) collect what superseded bundles left behind
@@ -181,6 +189,7 @@ interface RepoContext extends PublishOptions {
   toplevel: string;
   /** Manifest path of a repository directory (for alternates), if it is one of ours. */
   repoPathOf: (dir: string) => Promise<string | undefined>;
+  signer: Signer | null;
 }
 
 async function readPreviousIndex(file: string, path: string): Promise<RepoIndex | null> {
@@ -262,6 +271,9 @@ async function publishRepo(
     const bundles = expireSuperseded(prev.bundles, ctx.now(), ctx.policy);
     if (prev.head !== head || !prev.roots || bundles.length !== prev.bundles.length) {
       await writeIndexAndList(outDir, { ...prev, head, roots: f.roots, bundles, generated: new Date(ctx.now()).toISOString() }, ctx, repo.path);
+    } else if (ctx.signer && (await ctx.signer.needsSignature(join(outDir, INDEX_FILE)))) {
+      // first publish with --sign-key, or a new key: sign the index as it stands
+      await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), await readFile(join(outDir, INDEX_FILE)));
     }
     return { entry: manifestEntry(prevEntry.modified ?? 0, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks), changed: null };
   }
@@ -288,7 +300,10 @@ async function publishRepo(
 }
 
 async function writeIndexAndList(outDir: string, index: RepoIndex, ctx: RepoContext, path: string): Promise<void> {
-  await writeFileAtomic(join(outDir, INDEX_FILE), serializeRepoIndex(index));
+  const bytes = serializeRepoIndex(index);
+  if (ctx.signer) await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), bytes);
+  else await rm(signatureOf(join(outDir, INDEX_FILE)), { force: true }); // a signature of another index would only be refused
+  await writeFileAtomic(join(outDir, INDEX_FILE), bytes);
   const base = ctx.baseUrl ? ctx.baseUrl.replace(/\/*$/, '/') + path.slice(1) + '/' : null;
   await writeFileAtomic(join(outDir, BUNDLE_LIST_FILE), renderBundleList(index.bundles, base));
 }
@@ -319,15 +334,25 @@ function manifestEntry(
   return entry;
 }
 
-async function writeManifestIfChanged(file: string, manifest: Manifest): Promise<boolean> {
-  const bytes = serializeManifest(manifest);
+async function writeManifestIfChanged(file: string, manifest: Manifest, signer: Signer | null, opts: { restamp: boolean; now: number }): Promise<boolean> {
+  const content = serializeManifest(manifest);
+  let bytes = content;
   let previousMtime: number | null = null;
   try {
-    if (Buffer.compare(await readFile(file), bytes) === 0) return false;
+    const previous = await readFile(file);
+    const same = Buffer.compare(unstampManifest(previous), content) === 0;
+    const signedAlready = signer && manifestStamp(previous) !== null && !(await signer.needsSignature(file));
+    if (same && (!signer || (signedAlready && !opts.restamp))) return false;
     previousMtime = (await stat(file)).mtimeMs;
+    // the stamp never goes backwards, even when the clock does
+    const last = manifestStamp(previous);
+    if (signer) bytes = stampManifest(content, new Date(Math.max(opts.now, last ? Date.parse(last) + 1 : 0)));
   } catch {
     /* first publish */
+    if (signer) bytes = stampManifest(content, new Date(opts.now));
   }
+  if (signer) await signer.signBeforeWriting(file, bytes);
+  else await rm(signatureOf(file), { force: true });
   await writeFileAtomic(file, bytes);
   // Static hosts derive validators from whole seconds (nginx: ETag "mtime-size",
   // Last-Modified): a second manifest within the same second could look
