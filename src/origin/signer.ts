@@ -6,7 +6,7 @@
  * with a new one, which it refuses and fetches again.
  */
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { publicKeyOf, signBytes } from '../sign/ssh-keygen.js';
 import { publicKeyBlob, signatureKey } from '../sign/trust.js';
