@@ -3,8 +3,7 @@
  * own type print their message and hint and exit with their status; anything
  * else is a bug and prints its stack.
  */
-import { Command, CommanderError } from 'commander';
-import { BundlemirrorError, ExitStatus, forRepo } from '../errors.js';
+import type { Command } from 'commander';
 import { VERSION } from '../version.js';
 
 type Register = (program: Command) => void;
@@ -26,33 +25,44 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   gc: async () => (await import('./gc.js')).registerGc,
 };
 
-const program = new Command();
-program
-  .name('bundlemirror')
-  .description('Mirror collections of git repositories over networks that break.')
-  .version(VERSION)
-  .exitOverride()
-  .showHelpAfterError('(run with --help for usage)');
+// `--version` is what scripts and hooks probe with: answer before loading anything else
+if (process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V')) {
+  process.stdout.write(VERSION + '\n');
+} else {
+  await run();
+}
 
-const word = process.argv[2];
-const wanted = word !== undefined && Object.hasOwn(COMMANDS, word) ? [COMMANDS[word]!] : Object.values(COMMANDS);
-for (const load of wanted) (await load())(program);
+async function run(): Promise<void> {
+  const { Command, CommanderError } = await import('commander');
+  const { BundlemirrorError, ExitStatus, forRepo } = await import('../errors.js');
+  const program = new Command();
+  program
+    .name('bundlemirror')
+    .description('Mirror collections of git repositories over networks that break.')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode === 0 ? 0 : ExitStatus.usage;
-  } else if (err instanceof BundlemirrorError) {
-    process.stderr.write(`bundlemirror: ${err.describe()}\n`);
-    process.exitCode = err.exitStatus;
-  } else if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC' || (err as NodeJS.ErrnoException)?.code === 'EDQUOT') {
-    // a full disk (state file, local manifest) is for the user to fix, not a bug to report with a stack trace
-    const e = forRepo(err, '');
-    process.stderr.write(`bundlemirror: ${e.describe()}\n`);
-    process.exitCode = e.exitStatus;
-  } else {
-    process.stderr.write(`bundlemirror: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = 70;
+  const word = process.argv[2];
+  const wanted = word !== undefined && Object.hasOwn(COMMANDS, word) ? [COMMANDS[word]!] : Object.values(COMMANDS);
+  for (const load of wanted) (await load())(program);
+
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : ExitStatus.usage;
+    } else if (err instanceof BundlemirrorError) {
+      process.stderr.write(`bundlemirror: ${err.describe()}\n`);
+      process.exitCode = err.exitStatus;
+    } else if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC' || (err as NodeJS.ErrnoException)?.code === 'EDQUOT') {
+      // a full disk (state file, local manifest) is for the user to fix, not a bug to report with a stack trace
+      const e = forRepo(err, '');
+      process.stderr.write(`bundlemirror: ${e.describe()}\n`);
+      process.exitCode = e.exitStatus;
+    } else {
+      process.stderr.write(`bundlemirror: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 70;
+    }
   }
 }

@@ -1,0 +1,34 @@
+// Builds the CLI that bin/bundlemirror runs: src/cli/main.ts and everything
+// it imports (our modules and the npm packages) bundled by esbuild into
+// dist/cli/main.js, with each command and its heavy dependencies (express,
+// got, zod, ...) in chunks loaded only when that command runs. One file to
+// parse at start instead of hundreds of ES modules to resolve and link is
+// most of what makes `bundlemirror --version` cost little more than node.
+import { build } from 'esbuild';
+import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+// `--outdir DIR` builds elsewhere (the test that runs the built CLI); the launcher reads dist/
+const at = process.argv.indexOf('--outdir');
+const outdir = at > 0 && process.argv[at + 1] ? resolve(process.argv[at + 1]) : `${root}dist`;
+
+await rm(outdir, { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: ['src/cli/main.ts'],
+  outbase: 'src',
+  outdir,
+  entryNames: '[dir]/[name]',
+  chunkNames: 'chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  // CommonJS packages inside an ES module bundle still call require() for node's built-ins
+  banner: { js: "import { createRequire as __bundlemirrorRequire } from 'node:module'; const require = __bundlemirrorRequire(import.meta.url);" },
+});
