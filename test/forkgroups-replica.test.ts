@@ -68,3 +68,85 @@ test('purging one member leaves the others intact; purging the last removes the 
   t.deepEqual(await readdir(join(toplevel, 'objstore')).catch(() => []), [], 'the store went with its last member');
   t.truthy(await stat(join(toplevel, 'pub/forks/unrelated.git')));
 });
+
+/** New bundle files (and their bytes) a publish wrote into the published tree. */
+async function bundleFiles(out: string): Promise<Map<string, number>> {
+  const files = new Map<string, number>();
+  for (const e of await readdir(out, { recursive: true, withFileTypes: true })) {
+    if (e.isFile() && e.name.endsWith('.bundle')) files.set(join(e.parentPath, e.name), (await stat(join(e.parentPath, e.name))).size);
+  }
+  return files;
+}
+
+async function newBundleBytes(origin: Awaited<ReturnType<typeof startOrigin>>, change: () => Promise<unknown>): Promise<number> {
+  const before = await bundleFiles(origin.out);
+  await change();
+  await origin.publish();
+  let bytes = 0;
+  for (const [file, size] of await bundleFiles(origin.out)) if (!before.has(file)) bytes += size;
+  return bytes;
+}
+
+const DIVERGED = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/forks/alpha-two.git', '/pub/forks/alpha-three.git'];
+
+test('forks that diverged from their parent download and store the shared history once; a push to any of them publishes little', async (t) => {
+  // 4 MB of shared history; then each fork adds a commit of its own and the parent two the forks lack
+  const origin = await startOrigin(t, { bigBytes: 1_000_000 });
+  const alpha = origin.repos['/pub/alpha.git']!;
+  const forks = [origin.repos['/pub/forks/alpha-fork.git']!];
+  for (const name of ['alpha-two', 'alpha-three']) forks.push(await makeFork(origin.dir, origin.toplevel, alpha.bare, `pub/forks/${name}.git`));
+  // every ref of the parent moves past what the forks hold
+  await alpha.wt.commit('parent moves on 1');
+  await alpha.wt.commit('parent moves on 2');
+  await alpha.wt.run(['branch', '--force', 'devel', 'HEAD']);
+  await alpha.wt.push('main', 'devel', ':refs/tags/v1.0');
+  await origin.publish();
+  const { config, toplevel } = await replicaFor(origin, 'replica', 'include = /pub/alpha.git\n  /pub/forks/*\n');
+  const r = await pull(config, '-v');
+  t.is(r.code, 0, r.stderr);
+  for (const p of DIVERGED) {
+    t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)), p);
+    const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(toplevel, p), okCodes: [1, 2, 4] });
+    t.is(fsck.code, 0, `${p}: ${fsck.stderr}`);
+  }
+  const downloaded = Number(/downloaded ([\d.]+) MiB/.exec(r.stdout)?.[1] ?? 'NaN') * 2 ** 20;
+  const parentIndex = JSON.parse(await readFile(join(origin.out, 'pub/alpha.git/index.json'), 'utf8')) as { bundles: { size: number }[] };
+  const single = parentIndex.bundles.reduce((n, b) => n + b.size, 0);
+  const wire = downloaded / single;
+  const disk = (du(join(toplevel, 'objstore')) + DIVERGED.reduce((n, p) => n + du(join(toplevel, p)), 0)) / du(join(origin.toplevel, 'pub/alpha.git'));
+  t.log(`three diverged forks and their parent: downloaded ${wire.toFixed(3)}x and stored ${disk.toFixed(3)}x a single copy`);
+  t.true(wire <= 1.1, `downloaded ${wire.toFixed(3)}x`);
+  t.true(disk <= 1.15, `stored ${disk.toFixed(3)}x`);
+
+  // one commit pushed to a member, then to the parent: small new bundles, and the replica applies them
+  const member = await newBundleBytes(origin, async () => {
+    await forks[1]!.wt.commit('member push');
+    await forks[1]!.wt.push('main');
+  });
+  t.true(member > 0 && member < 64 * 1024, `member push wrote ${member} B of bundles`);
+  const parent = await newBundleBytes(origin, async () => {
+    await alpha.wt.commit('parent push');
+    await alpha.wt.push('main');
+  });
+  t.true(parent > 0 && parent < 64 * 1024, `parent push wrote ${parent} B of bundles`);
+  const again = await pull(config, '-v');
+  t.is(again.code, 0, again.stderr);
+  t.notRegex(again.stderr + again.stdout, /git fetch/, 'bundles alone bring the pushes');
+  for (const p of DIVERGED) t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)), p);
+});
+
+test('a diverged fork mirrored without its parent still syncs from its bundles', async (t) => {
+  const origin = await startOrigin(t, { bigBytes: 100_000 });
+  const alpha = origin.repos['/pub/alpha.git']!;
+  await alpha.wt.commit('parent moves on');
+  await alpha.wt.run(['branch', '--force', 'devel', 'HEAD']);
+  await alpha.wt.push('main', 'devel', ':refs/tags/v1.0');
+  await origin.publish();
+  const { config, toplevel } = await replicaFor(origin, 'replica', 'include = /pub/forks/*\n');
+  const r = await pull(config, '-v');
+  t.is(r.code, 0, r.stderr);
+  const p = '/pub/forks/alpha-fork.git';
+  t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)));
+  const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(toplevel, p), okCodes: [1, 2, 4] });
+  t.is(fsck.code, 0, fsck.stderr);
+});

@@ -113,12 +113,13 @@ export async function updateRefs(gitDir: string, updates: RefUpdate[], repo?: st
 }
 
 /** Which of these object ids exist in the repository (as commits or any object). */
-export async function existingObjects(gitDir: string, oids: string[], repo?: string): Promise<Set<string>> {
+export async function existingObjects(gitDir: string, oids: string[], repo?: string, env?: Record<string, string>): Promise<Set<string>> {
   const present = new Set<string>();
   if (oids.length === 0) return present;
   const r = await git(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
     gitDir,
     repo,
+    env,
     input: oids.join('\n') + '\n',
   });
   for (const line of r.stdout.toString('utf8').split('\n')) {
@@ -126,6 +127,48 @@ export async function existingObjects(gitDir: string, oids: string[], repo?: str
     if (oid && type && type !== 'missing' && isObjectId(oid)) present.add(oid);
   }
   return present;
+}
+
+/**
+ * Environment that lets git read another repository's objects as if they
+ * were this one's (a forkgroup member seeing its parent), for one command,
+ * without writing an alternates file. Null when the path cannot be passed
+ * that way (git splits the variable at ':').
+ */
+export function borrowObjectsFrom(otherGitDir: string): Record<string, string> | null {
+  if (/[:"\n]/.test(otherGitDir)) return null;
+  return { GIT_ALTERNATE_OBJECT_DIRECTORIES: `${otherGitDir}/objects` };
+}
+
+/**
+ * The fewest of `oids` whose histories together contain the histories of
+ * all of them: tags are peeled to their commits, commits reachable from
+ * another are dropped (`git merge-base --independent`), and each remaining
+ * commit is named by one of the given ids (a tag keeps its tag id). Ids
+ * that do not lead to a commit are left out.
+ */
+export async function independentTips(gitDir: string, oids: string[], repo?: string, env?: Record<string, string>): Promise<string[]> {
+  if (oids.length === 0) return [];
+  const peeled = await git(['cat-file', '--batch-check=%(objectname) %(rest)'], {
+    gitDir,
+    repo,
+    env,
+    input: oids.map((o) => `${o}^{commit} ${o}`).join('\n') + '\n',
+  });
+  const byCommit = new Map<string, string>();
+  for (const line of peeled.stdout.toString('utf8').split('\n')) {
+    const [commit, given] = line.split(' ');
+    if (!commit || !given || !isObjectId(commit) || !isObjectId(given)) continue;
+    // the commit itself when it is one of the ids, else the first tag that points at it
+    if (!byCommit.has(commit) || given === commit) byCommit.set(commit, given);
+  }
+  if (byCommit.size <= 1) return [...byCommit.values()];
+  const out = await gitText(['merge-base', '--independent', ...[...byCommit.keys()].sort()], { gitDir, repo, env });
+  return out
+    .split('\n')
+    .filter((c) => byCommit.has(c))
+    .map((c) => byCommit.get(c)!)
+    .sort();
 }
 
 /**

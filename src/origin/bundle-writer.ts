@@ -29,7 +29,14 @@ const EMPTY_BUNDLE = /Refusing to create empty bundle/;
  * --stdin` (ref names to include, `^oid` for prerequisites). Returns null when
  * git finds nothing new to bundle.
  */
-export async function writeBundle(gitDir: string, outDir: string, revs: 'all' | string[], repo: string): Promise<WrittenBundle | null> {
+export async function writeBundle(
+  gitDir: string,
+  outDir: string,
+  revs: 'all' | string[],
+  repo: string,
+  /** Extra environment for git (a forkgroup member reading its parent's objects). */
+  env?: Record<string, string>,
+): Promise<WrittenBundle | null> {
   await mkdir(outDir, { recursive: true });
   const target = join(outDir, 'bundle');
   const tmp = tempPathFor(target);
@@ -40,7 +47,7 @@ export async function writeBundle(gitDir: string, outDir: string, revs: 'all' | 
   closed.catch(() => {}); // observed below; avoids an unhandled rejection while git still runs
   const args = revs === 'all' ? ['bundle', 'create', '--quiet', '-', '--all'] : ['bundle', 'create', '--quiet', '-', '--stdin'];
   try {
-    await git(args, { gitDir, repo, stdout: tee, input: revs === 'all' ? undefined : revs.join('\n') + '\n' });
+    await git(args, { gitDir, repo, env, stdout: tee, input: revs === 'all' ? undefined : revs.join('\n') + '\n' });
     await closed;
   } catch (err) {
     // the write's own error (ENOSPC) says more than git's broken pipe

@@ -116,7 +116,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
       try {
         const group = groups.get(f.repo.path) ?? null;
         const parent = group && group.parent !== f.repo.path ? await readPreviousIndex(indexPathOf(opts.out, group.parent), group.parent) : null;
-        const result = await publishRepo(f, prevManifest[f.repo.path], group?.id ?? null, parent ? { path: group!.parent, index: parent } : null, ctx);
+        const forkParent = parent ? { path: group!.parent, dir: diskPathOf(toplevel, group!.parent), index: parent } : null;
+        const result = await publishRepo(f, prevManifest[f.repo.path], group?.id ?? null, forkParent, ctx);
         next[f.repo.path] = result.entry;
         if (result.changed) {
           report.changed.push(result.changed);
@@ -172,7 +173,7 @@ async function resolveSelection(only: string[], toplevel: string, prevManifest: 
   for (const sel of only) {
     const onDisk = sel.startsWith(toplevel + sep) || !sel.startsWith('/');
     const path = onDisk ? await repoPathOfDir(toplevel, sel) : repoPathProblem(sel) ? undefined : await repoPathOfDir(toplevel, join(toplevel, sel));
-    const repo: FoundRepo | undefined = path ? { path, dir: join(toplevel, ...path.slice(1).split('/')), symlinks: prevManifest[path]?.symlinks ?? [] } : undefined;
+    const repo: FoundRepo | undefined = path ? { path, dir: diskPathOf(toplevel, path), symlinks: prevManifest[path]?.symlinks ?? [] } : undefined;
     if (!repo) {
       throw new BundlemirrorError('E_NOT_FOUND', `${sel} is not a bare repository under ${toplevel}`, {
         hint: 'pass a repository directory inside the toplevel (a hook can pass $PWD) or its manifest path such as /pub/a.git',
@@ -198,6 +199,10 @@ async function readPreviousIndex(file: string, path: string): Promise<RepoIndex 
   } catch {
     return null; // missing or unreadable: the next bundle is a base
   }
+}
+
+function diskPathOf(toplevel: string, path: string): string {
+  return join(toplevel, ...path.slice(1).split('/'));
 }
 
 function indexPathOf(out: string, path: string): string {

@@ -4,11 +4,14 @@
  * collapses. A forkgroup member's base is built on its parent's live chain:
  * the index lists the parent's bundles (by a path into the parent's
  * directory) plus one bundle of what the member adds, so the history they
- * share is published, downloaded and stored once.
+ * share is published, downloaded and stored once. git builds that bundle
+ * with the parent's objects in view, so a fork that lacks the parent's
+ * newest commits (every real fork) still leaves out all the history the
+ * parent's bundles bring: its prerequisites are then merge bases inside it.
  */
 import { posix } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
-import { existingObjects, type Ref } from '../git/repo.js';
+import { borrowObjectsFrom, existingObjects, independentTips, type Ref } from '../git/repo.js';
 import type { BundleRef, RepoIndex } from '../manifest/repo-index.js';
 import { decideBundle, expireSuperseded, liveChain, shouldCollapse, type ChainPolicy } from './chain.js';
 import { writeBundle, type WrittenBundle } from './bundle-writer.js';
@@ -16,6 +19,8 @@ import type { FoundRepo } from '../git/discovery.js';
 
 export interface ForkParent {
   path: string;
+  /** The parent repository on disk. */
+  dir: string;
   index: RepoIndex;
 }
 
@@ -75,12 +80,19 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
 
   const base = async (): Promise<BundleRef[]> => {
     if (w.parent) {
-      // only what the member adds to its parent's published history
-      const parentTips = [...new Set(Object.values(w.parent.index.refs))];
-      const have = await existingObjects(repo.dir, parentTips, repo.path);
-      const own = await writeBundle(repo.dir, w.outDir, [...w.refs.map((r) => r.name), ...parentTips.filter((t) => have.has(t)).map((t) => `^${t}`)], repo.path);
-      if (own) made.push({ name: own.name, size: own.size, kind: 'base' });
-      return [...borrowed, ...(own ? [entry(own, undefined, parentTips.filter((t) => have.has(t)))] : [])];
+      // only what the member adds to the history its parent's listed bundles bring
+      const env = borrowObjectsFrom(w.parent.dir) ?? undefined;
+      const chainTips = [...new Set(borrowed.flatMap((b) => Object.values(b.tips)))].sort();
+      const have = await existingObjects(repo.dir, chainTips, repo.path, env);
+      const excluded = chainTips.filter((t) => have.has(t));
+      const own = await writeBundle(repo.dir, w.outDir, [...w.refs.map((r) => r.name), ...excluded.map((t) => `^${t}`)], repo.path, env);
+      if (!own) return borrowed;
+      made.push({ name: own.name, size: own.size, kind: 'base' });
+      // The index names what the bundle builds on by tips of the borrowed bundles (the
+      // bundle's own prerequisites are merge bases no planner can see in an index):
+      // the fewest whose history holds all of them.
+      const onTopOf = await independentTips(repo.dir, excluded, repo.path, env);
+      return [...borrowed, { ...entry(own), prerequisites: onTopOf.length > 0 ? onTopOf : own.header.prerequisites }];
     }
     const full = await writeBundle(repo.dir, w.outDir, 'all', repo.path);
     if (!full) throw new BundlemirrorError('E_GIT', 'git produced no bundle for a repository with refs', { repo: repo.path });
