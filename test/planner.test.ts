@@ -7,7 +7,7 @@ import test from 'ava';
 import type { Manifest, ManifestEntry } from '../src/manifest/manifest.js';
 import { fnmatch } from '../src/glob/fnmatch.js';
 import { planSync, type LocalState, type PlanConfig, type PlanOptions, type SyncAction, type SyncInput } from '../src/replica/plan/planner.js';
-import type { RepoState } from '../src/replica/state.js';
+import type { RepoState } from '../src/replica/state-file.js';
 
 const fp = (n: number): string => n.toString(16).padStart(40, '0');
 

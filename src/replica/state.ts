@@ -20,76 +20,25 @@
  *   directory (src/fs/atomic.ts). lowdb's own JSONFile (steno) renames
  *   atomically too, but without fsync and through one fixed temp name.
  */
-import { readFile, rename, stat, mkdir } from 'node:fs/promises';
+import { readFile, stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Low, type Adapter } from 'lowdb';
+import { Low } from 'lowdb';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
-import { writeFileAtomic } from '../fs/atomic.js';
 import { configGet, fingerprint as repoFingerprint, readHead } from '../git/repo.js';
 import { STATE_DIR } from './paths.js';
-
-export const STATE_FILE = 'state.json';
-export const STATE_VERSION = 1;
-
-const sha1 = z.string().regex(/^[0-9a-f]{40}$/);
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
-
-export const RepoErrorSchema = z.object({
-  message: z.string(),
-  /** BundlemirrorError code, or the errno code, or E_UNKNOWN. */
-  code: z.string(),
-  /** ISO time. */
-  at: z.string(),
-});
-
-export const RepoStateSchema = z
-  .object({
-    /** Fingerprint last verified on disk; null: repository has no refs, or not verified yet. */
-    fingerprint: sha1.nullable(),
-    head: z.string().nullable().optional(),
-    description: z.string().nullable().optional(),
-    owner: z.string().nullable().optional(),
-    /** Symlinks (manifest paths) we created pointing at this repository. */
-    symlinks: z.array(z.string()).optional(),
-    /** ISO time of the last verified sync. */
-    lastSuccess: z.string().optional(),
-    /** Set by a failed attempt, cleared by the next success; the planner retries such repositories. */
-    lastError: RepoErrorSchema.optional(),
-    /** Consecutive failed attempts. */
-    failures: z.number().int().nonnegative().optional(),
-    /** sha256 of bundles already unbundled into this repository. */
-    appliedBundles: z.array(sha256).optional(),
-  })
-  .loose();
-export type RepoState = z.infer<typeof RepoStateSchema>;
-
-export const ManifestValidatorsSchema = z.object({
-  /** The manifest URL these belong to: validators for another URL are useless. */
-  url: z.string(),
-  etag: z.string().nullable(),
-  lastModified: z.string().nullable(),
-  /** ISO time of the fetch. */
-  fetchedAt: z.string(),
-  /** Config file mtime at the fetch; grok-pull refetches in full after a config change. */
-  configMtimeMs: z.number().optional(),
-});
-export type ManifestValidators = z.infer<typeof ManifestValidatorsSchema>;
-
-export interface StateData {
-  version: typeof STATE_VERSION;
-  repos: Record<string, RepoState>;
-  manifest?: ManifestValidators;
-}
-
-const StateFileSchema = z
-  .object({
-    version: z.literal(STATE_VERSION),
-    repos: z.record(z.string(), z.unknown()),
-    manifest: z.unknown().optional(),
-  })
-  .loose();
+import {
+  emptyState,
+  ManifestValidatorsSchema,
+  RepoStateSchema,
+  STATE_FILE,
+  StateFileAdapter,
+  type ManifestValidators,
+  type RepoErrorSchema,
+  type RepoState,
+  type StateData,
+} from './state-file.js';
 
 /** What a caller knows after verifying a repository. */
 export interface VerifiedRepo {
@@ -148,78 +97,6 @@ export async function openState(toplevel: string, opts: OpenStateOptions = {}): 
   const dir = join(toplevel, STATE_DIR);
   await mkdir(dir, { recursive: true });
   return new LowStateStore(join(dir, STATE_FILE), opts);
-}
-
-function emptyState(): StateData {
-  return { version: STATE_VERSION, repos: {} };
-}
-
-/**
- * lowdb adapter: tolerant, validating reads; atomic, durable writes. Only a
- * reader holding the lock moves a corrupt file aside (an unlocked reader
- * could otherwise move away a good file a writer had just put in place).
- */
-class StateFileAdapter implements Adapter<StateData> {
-  quarantine = false;
-
-  constructor(
-    private readonly file: string,
-    private readonly warn: (message: string) => void,
-    private readonly now: () => Date,
-  ) {}
-
-  async read(): Promise<StateData | null> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      return this.unreadable(`not valid JSON (${(err as Error).message})`);
-    }
-    const top = StateFileSchema.safeParse(json);
-    if (!top.success) {
-      const v = (json as { version?: unknown } | null)?.version;
-      return this.unreadable(v !== undefined && v !== STATE_VERSION ? `version ${String(v)}, this bundlemirror reads version ${STATE_VERSION}` : 'not a state file');
-    }
-    const data = emptyState();
-    const dropped: string[] = [];
-    for (const [path, entry] of Object.entries(top.data.repos)) {
-      const parsed = RepoStateSchema.safeParse(entry);
-      if (parsed.success) data.repos[path] = parsed.data;
-      else dropped.push(path);
-    }
-    if (dropped.length > 0) {
-      this.warn(`${this.file}: ignoring malformed state of ${dropped.length} repositor${dropped.length === 1 ? 'y' : 'ies'} (${dropped.slice(0, 3).join(', ')}${dropped.length > 3 ? ', ...' : ''}); they will be re-verified`);
-    }
-    const validators = ManifestValidatorsSchema.safeParse(top.data.manifest);
-    if (validators.success) data.manifest = validators.data;
-    return data;
-  }
-
-  async write(data: StateData): Promise<void> {
-    await writeFileAtomic(this.file, JSON.stringify(data, null, 1) + '\n');
-  }
-
-  private async unreadable(why: string): Promise<null> {
-    if (!this.quarantine) {
-      this.warn(`${this.file}: ${why}; treating the state as empty for now`);
-      return null;
-    }
-    const aside = `${this.file}.corrupt-${this.now().toISOString().replace(/[:.]/g, '-')}`;
-    try {
-      await rename(this.file, aside);
-      this.warn(`${this.file}: ${why}; moved it to ${aside} and starting with empty state (repositories will be re-verified)`);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    return null;
-  }
 }
 
 interface PendingChange {

@@ -19,11 +19,11 @@
  */
 import { join } from 'node:path';
 import { BundlemirrorError, isBundlemirrorError } from '../../errors.js';
-import { formatBytes } from '../../format/bytes.js';
 import { repoPathProblem } from '../../git/refname.js';
 import { acquireLock, type Release } from '../../lock/lockfile.js';
 import { checkToplevel, type PullConfig } from '../config/config.js';
 import { scheduleOf } from './daemon-config.js';
+import { JobQueue, label, describeReport, type DaemonJob } from './job-queue.js';
 import type { PullLog } from '../log.js';
 import { DaemonMetrics, type RunTrigger } from './metrics-daemon.js';
 import { statusMetricFamilies } from '../metrics.js';
@@ -39,8 +39,6 @@ import { replicaStatus } from '../status.js';
 export const DEFAULT_REFRESH_SECONDS = 300;
 /** How long to wait before retrying a run that found the toplevel locked by a one-off pull. */
 export const LOCK_RETRY_MS = 15_000;
-
-export type DaemonJob = { trigger: 'refresh' } | { trigger: 'schedule'; name: string } | { trigger: 'notify'; paths: string[] };
 
 export interface DaemonOptions {
   config: PullConfig;
@@ -88,7 +86,7 @@ class PullDaemon implements Daemon {
   private refreshTimer: ScheduledTimer | null = null;
   private cronTimers: ScheduledTimer[] = [];
   private readonly retryTimers = new Set<ScheduledTimer>();
-  private pending = { refresh: false, schedules: new Set<string>(), notify: new Set<string>() };
+  private readonly queue = new JobQueue();
   private current: { job: DaemonJob; abort: AbortController; done: Promise<void> } | null = null;
   private idleWaiters: (() => void)[] = [];
   private stopping: Promise<void> | null = null;
@@ -161,7 +159,7 @@ class PullDaemon implements Daemon {
   }
 
   idle(): Promise<void> {
-    if (this.stopping || (!this.current && !this.hasPending())) return Promise.resolve();
+    if (this.stopping || (!this.current && !this.queue.hasPending())) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -180,7 +178,7 @@ class PullDaemon implements Daemon {
       this.unscheduleAll();
       for (const t of this.retryTimers) t.cancel();
       this.retryTimers.clear();
-      this.pending = { refresh: false, schedules: new Set(), notify: new Set() };
+      this.queue.clear();
       const current = this.current;
       if (current) {
         this.log.info(`stopping: interrupting the ${label(current.job)}; its downloads keep their partial files for the next start`);
@@ -228,17 +226,7 @@ class PullDaemon implements Daemon {
 
   private enqueue(job: DaemonJob, why: string): void {
     if (this.stopping) return;
-    let merged: boolean;
-    if (job.trigger === 'refresh') {
-      merged = this.pending.refresh;
-      this.pending.refresh = true;
-    } else if (job.trigger === 'schedule') {
-      merged = this.pending.schedules.has(job.name);
-      this.pending.schedules.add(job.name);
-    } else {
-      merged = this.pending.notify.size > 0;
-      for (const p of job.paths) this.pending.notify.add(p);
-    }
+    const merged = this.queue.add(job);
     if (this.current) {
       if (merged && job.trigger !== 'notify') this.metrics.tickCoalesced();
       this.log.info(
@@ -250,31 +238,9 @@ class PullDaemon implements Daemon {
     this.kick();
   }
 
-  private hasPending(): boolean {
-    return this.pending.refresh || this.pending.schedules.size > 0 || this.pending.notify.size > 0;
-  }
-
-  /** Notifications first (someone is waiting for them), then the refresh, then schedules in file order. */
-  private takeNext(): DaemonJob | null {
-    if (this.pending.notify.size) {
-      const paths = [...this.pending.notify].sort();
-      this.pending.notify.clear();
-      return { trigger: 'notify', paths };
-    }
-    if (this.pending.refresh) {
-      this.pending.refresh = false;
-      return { trigger: 'refresh' };
-    }
-    for (const s of this.config.schedules) {
-      if (this.pending.schedules.delete(s.name)) return { trigger: 'schedule', name: s.name };
-    }
-    this.pending.schedules.clear(); // schedules a reload removed
-    return null;
-  }
-
   private kick(): void {
     if (this.current || this.stopping) return;
-    const job = this.takeNext();
+    const job = this.queue.takeNext(this.config.schedules);
     if (!job) return this.resolveIdle();
     const abort = new AbortController();
     const done = this.run(job, abort).finally(() => {
@@ -412,26 +378,6 @@ class PullDaemon implements Daemon {
     if (this.listeners?.socket) lines.push(`daemon: listening on socket ${this.listeners.socket} (repository paths, one per line)`);
     return lines;
   }
-}
-
-function label(job: DaemonJob): string {
-  switch (job.trigger) {
-    case 'refresh':
-      return 'refresh run';
-    case 'schedule':
-      return `[schedule "${job.name}"] run`;
-    case 'notify':
-      return `notified run of ${job.paths.slice(0, 5).join(' ')}${job.paths.length > 5 ? ` and ${job.paths.length - 5} more` : ''}`;
-  }
-}
-
-export function describeReport(r: PullReport): string {
-  if (r.manifestUnchanged) return `manifest unchanged, ${r.unchanged} repositories in sync`;
-  const parts = [`cloned ${r.cloned.length}`, `updated ${r.updated.length}`, `unchanged ${r.unchanged}`];
-  if (r.metadata.length) parts.push(`metadata ${r.metadata.length}`);
-  if (r.purged.length) parts.push(`purged ${r.purged.length}`);
-  parts.push(`failed ${r.failed.length + r.problems.length}`);
-  return `${parts.join(', ')}; downloaded ${formatBytes(r.bytesDownloaded)}`;
 }
 
 export type { RunTrigger };

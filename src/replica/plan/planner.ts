@@ -32,7 +32,7 @@
 import type { Manifest, ManifestEntry } from '../../manifest/manifest.js';
 import type { PullConfig } from '../config/config.js';
 import { firstMatch } from '../../glob/fnmatch.js';
-import type { RepoState } from '../state.js';
+import type { RepoState } from '../state-file.js';
 
 export interface LocalState {
   /** Recorded state per manifest path (StateStore.all()). */

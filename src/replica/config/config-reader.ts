@@ -1,0 +1,221 @@
+/**
+ * Reading values out of a parsed grokmirror.conf: typed getters that throw
+ * E_CONFIG naming section, key and line, warnings for relative paths, and
+ * the report of keys nobody reads (with a guess at the key that was meant)
+ * or that only grokmirror reads.
+ */
+import { homedir } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { BundlemirrorError } from '../../errors.js';
+import { parseBoolean, parseInteger, splitLines, type IniDocument } from './configparser.js';
+import { shlexSplit } from '../hooks.js';
+import { scheduleSectionName, SCHEDULE_KEYS } from '../daemon/daemon-config.js';
+
+export const ConfigWarningSchema = z.object({
+  section: z.string(),
+  key: z.string().nullable(),
+  /** `unknown`: nobody reads this (likely a typo); `unused`: a grokmirror setting bundlemirror ignores; `value`: a value was adjusted. */
+  kind: z.enum(['unknown', 'unused', 'value']),
+  message: z.string(),
+});
+export type ConfigWarning = z.infer<typeof ConfigWarningSchema>;
+
+type Use = 'used' | 'unused';
+/** Every key grokmirror 2 reads from grokmirror.conf, and whether bundlemirror uses it. */
+export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>> = {
+  core: { toplevel: 'used', manifest: 'used', log: 'used', loglevel: 'used', objstore: 'unused', objstore_uses_plumbing: 'unused', private: 'unused' },
+  remote: { site: 'used', manifest: 'used', manifest_command: 'unused', preload_bundle_url: 'unused' },
+  pull: {
+    include: 'used',
+    exclude: 'used',
+    nopurge: 'used',
+    ffonly: 'used',
+    pull_threads: 'used',
+    retries: 'used',
+    purge: 'used',
+    purgeprotect: 'used',
+    post_update_hook: 'used',
+    post_clone_complete_hook: 'used',
+    post_work_complete_hook: 'used',
+    projectslist: 'used',
+    projectslist_trimtop: 'used',
+    projectslist_symlinks: 'used',
+    default_owner: 'used',
+    remotename: 'used',
+    refresh: 'used',
+    socket: 'used',
+  },
+  manifest: { pretty: 'unused', ignore: 'unused', ignore_refs: 'unused', fetch_objstore: 'unused', check_export_ok: 'unused' },
+  fsck: {
+    frequency: 'unused',
+    statusfile: 'unused',
+    ignore_errors: 'unused',
+    reclone_on_errors: 'unused',
+    repack: 'unused',
+    extra_repack_flags: 'unused',
+    extra_repack_flags_full: 'unused',
+    commitgraph: 'unused',
+    prune: 'unused',
+    precious: 'unused',
+    baselines: 'unused',
+    islandcores: 'unused',
+    obstrepo_merge_strategy: 'unused',
+    preload_bundle_outdir: 'unused',
+    report_to: 'unused',
+    report_from: 'unused',
+    report_subject: 'unused',
+    report_mailhost: 'unused',
+  },
+  bundlemirror: { bundles: 'used', git_url: 'used', hook_timeout: 'used', listen: 'used', notify_token_file: 'used' },
+};
+
+/** Sections that belong to other grokmirror commands (grok-manifest, grok-fsck). */
+const OTHER_TOOLS: Record<string, string> = { manifest: 'grok-manifest', fsck: 'grok-fsck' };
+
+export class Reader {
+  readonly warnings: ConfigWarning[] = [];
+
+  constructor(
+    private readonly doc: IniDocument,
+    private readonly source: string,
+    private readonly cwd: string,
+  ) {}
+
+  fail(section: string, key: string | null, message: string, hint?: string): never {
+    const line = key ? this.doc.lineOf(section, key) : undefined;
+    const where = key ? `[${section}] ${key}${line ? ` (line ${line})` : ''}` : `[${section}]`;
+    throw new BundlemirrorError('E_CONFIG', `${this.source}: ${where} ${message}`, { hint });
+  }
+
+  warn(section: string, key: string | null, kind: ConfigWarning['kind'], message: string): void {
+    this.warnings.push({ section, key, kind, message: `${this.source}: [${section}]${key ? ` ${key}` : ''}: ${message}` });
+  }
+
+  str(section: string, key: string, fallback: string): string {
+    return this.doc.get(section, key) ?? fallback;
+  }
+
+  bool(section: string, key: string, fallback: boolean): boolean {
+    const v = this.doc.get(section, key);
+    if (v === undefined) return fallback;
+    const b = parseBoolean(v);
+    if (b === undefined) this.fail(section, key, `must be yes/no, true/false, on/off or 1/0, got ${JSON.stringify(v)}`);
+    return b;
+  }
+
+  int(section: string, key: string, fallback: number, range: { min?: number; max?: number; what?: string } = {}): number {
+    const v = this.doc.get(section, key);
+    if (v === undefined) return fallback;
+    const n = parseInteger(v);
+    const what = range.what ?? `a whole number${range.min !== undefined ? ` of at least ${range.min}` : ''}`;
+    if (n === undefined || (range.min !== undefined && n < range.min) || (range.max !== undefined && n > range.max)) {
+      this.fail(section, key, `must be ${what}, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  }
+
+  list(section: string, key: string, fallback: string[]): string[] {
+    const v = this.doc.get(section, key);
+    return v === undefined ? fallback : splitLines(v);
+  }
+
+  /** An optional filesystem path: `~` expanded; empty means unset; relative ones resolve against cwd, with a warning. */
+  path(section: string, key: string): string | null {
+    const v = this.doc.get(section, key);
+    if (v === undefined || v === '') return null;
+    const p = expandUser(v);
+    if (isAbsolute(p)) return resolve(p);
+    const abs = resolve(this.cwd, p);
+    this.warn(section, key, 'value', `relative path ${JSON.stringify(v)} resolved against the current directory to ${abs}; write an absolute path`);
+    return abs;
+  }
+
+  /** An http(s) or file URL; a relative one resolves against `base` (the site). */
+  url(section: string, key: string, value: string, base: string): string {
+    let u: URL;
+    try {
+      u = new URL(value, URL.canParse(value) ? undefined : `${base}/`);
+    } catch {
+      this.fail(section, key, `must be a URL (http://, https:// or file://), got ${JSON.stringify(value)}`);
+    }
+    if (!['http:', 'https:', 'file:'].includes(u.protocol)) {
+      this.fail(section, key, `must be an http://, https:// or file:// URL, got ${JSON.stringify(value)}`);
+    }
+    if (u.username || u.password) {
+      this.fail(section, key, 'must not contain a user name or password', 'put credentials in ~/.netrc, as with grokmirror 2');
+    }
+    return u.href;
+  }
+
+  commands(section: string, key: string): string[] {
+    const lines = this.list(section, key, []);
+    for (const line of lines) {
+      try {
+        shlexSplit(line);
+      } catch (err) {
+        this.fail(section, key, `cannot split ${JSON.stringify(line)} into words: ${(err as Error).message}`, 'check the quoting');
+      }
+    }
+    return lines;
+  }
+
+  reportUnknownKeys(): void {
+    for (const section of this.doc.sections()) {
+      const known = KNOWN_KEYS[section] ?? (scheduleSectionName(section) === null ? undefined : SCHEDULE_KEYS);
+      if (!known) {
+        const keys = this.doc.ownKeys(section);
+        if (keys.length > 0 && keys.every((k) => this.doc.referenced.has(`${section}:${k}`))) continue; // only ${section:key} variables
+        this.warn(section, null, 'unknown', `unknown section [${section}], ignored (known: ${Object.keys(KNOWN_KEYS).map((s) => `[${s}]`).join(' ')})`);
+        continue;
+      }
+      const other = OTHER_TOOLS[section];
+      if (other) {
+        this.warn(section, null, 'unused', `[${section}] is read by ${other}, not by bundlemirror pull`);
+      }
+      for (const key of this.doc.ownKeys(section)) {
+        const use = known[key];
+        if (use === undefined) {
+          if (this.doc.referenced.has(`${section}:${key}`)) continue; // a variable for ${...}
+          const guess = closest(key, Object.keys(known));
+          this.warn(section, key, 'unknown', `unknown key, ignored${guess ? ` (did you mean ${guess}?)` : ''}`);
+        } else if (use === 'unused' && !other) {
+          this.warn(section, key, 'unused', 'a grokmirror setting that bundlemirror does not use; ignored');
+        }
+      }
+    }
+  }
+}
+
+export function expandUser(p: string): string {
+  if (p === '~') return homedir();
+  if (p.startsWith('~/')) return homedir() + p.slice(1);
+  return p;
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
