@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'E_LOCKED'
   | 'E_GIT'
   | 'E_UNSAFE_NAME'
+  | 'E_SYMLINK'
   | 'E_MANIFEST'
   | 'E_INDEX'
   | 'E_BUNDLE_VERIFY'

@@ -17,7 +17,7 @@ import { tempDir } from './support/repos.js';
 const HOUR = 3_600_000;
 
 function emptyReport(): PullReport {
-  return { manifestUnchanged: false, cloned: [], updated: [], unchanged: 0, metadata: [], purged: [], failed: [], problems: [], bytesDownloaded: 0, bytesResumed: 0 };
+  return { manifestUnchanged: false, cloned: [], updated: [], unchanged: 0, metadata: [], purged: [], failed: [], warnings: [], problems: [], bytesDownloaded: 0, bytesResumed: 0 };
 }
 
 /** A replica config on a temp toplevel, for daemons whose pull is faked. */

@@ -55,8 +55,30 @@ export function gitProcessCount(): number {
   return spawned;
 }
 
+/**
+ * Directories holding mirrors of someone else's repositories, each with the
+ * empty hooks directory the replica owns. A hook is code, and a mirror's
+ * files come from the network: every git command on a repository under one
+ * of these runs with that directory as its hooks and without reflogs,
+ * whatever the repository's own config says.
+ */
+const mirrorRoots = new Map<string, string>();
+
+export function guardMirrorRoot(root: string, emptyHooksDir: string): void {
+  mirrorRoots.set(root.replace(/\/+$/, ''), emptyHooksDir);
+}
+
+/** The `-c` options for a command on `gitDir`: none unless it is a mirror. */
+export function mirrorConfigArgs(gitDir: string | undefined): string[] {
+  if (!gitDir) return [];
+  for (const [root, hooks] of mirrorRoots) {
+    if (gitDir === root || gitDir.startsWith(root + '/')) return ['-c', `core.hooksPath=${hooks}`, '-c', 'core.logAllRefUpdates=false'];
+  }
+  return [];
+}
+
 export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
-  const argv = opts.gitDir ? [`--git-dir=${opts.gitDir}`, ...args] : args;
+  const argv = opts.gitDir ? [...mirrorConfigArgs(opts.gitDir), `--git-dir=${opts.gitDir}`, ...args] : args;
   return new Promise((resolve, reject) => {
     spawned += 1;
     const child = spawn('git', argv, {

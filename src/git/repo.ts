@@ -82,6 +82,26 @@ export async function configUnset(gitDir: string, key: string, repo?: string): P
   await git(['config', '--unset-all', key], { gitDir, repo, okCodes: [5] });
 }
 
+/**
+ * Makes a mirror's own config say what every command on it already gets
+ * from the git door (exec.ts): hooks only from `hooksDir` (an empty
+ * directory the replica owns) and no reflogs, so a git run by someone else
+ * on the mirror (an admin, a cron job, `serve`) runs no hook an origin
+ * could have planted either. One git process when already so.
+ */
+export async function protectMirror(gitDir: string, hooksDir: string, repo?: string): Promise<void> {
+  const r = await git(['config', '--local', '--get-regexp', '^core\\.(hookspath|logallrefupdates)$'], { gitDir, repo, okCodes: [1] });
+  const have = new Map(
+    r.stdout
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)] as const),
+  );
+  if (have.get('core.hookspath') !== hooksDir) await git(['config', 'core.hooksPath', hooksDir], { gitDir, repo });
+  if (have.get('core.logallrefupdates') !== 'false') await git(['config', 'core.logAllRefUpdates', 'false'], { gitDir, repo });
+}
+
 export async function initBare(dir: string, repo?: string): Promise<void> {
   await git(['init', '--bare', '--quiet', '--end-of-options', dir], { repo });
 }

@@ -23,6 +23,7 @@ import { startServer } from '../server/server.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from '../replica/config/config.js';
 import { acquireToplevelLock } from '../lock/pull-lock.js';
+import { guardReplica } from '../replica/own-paths.js';
 import type { PullLog } from '../replica/log.js';
 import { stateDir } from '../replica/paths.js';
 import { pull, type PullReport } from '../replica/pull.js';
@@ -53,6 +54,7 @@ export interface ImportReport {
 export async function importKit(config: PullConfig, opts: ImportOptions): Promise<ImportReport> {
   const { log } = opts;
   await checkToplevel(config);
+  await guardReplica(config);
   const toplevel = config.core.toplevel;
   // a running pull would make us unpack a large kit only to be refused the lock afterwards
   await (await acquireToplevelLock(toplevel))();

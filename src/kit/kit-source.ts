@@ -12,6 +12,7 @@ import { INDEX_FILE, parseRepoIndex, type BundleRef, type RepoIndex } from '../m
 import { fetchDocument } from '../transfer/document.js';
 import { downloadFile, type DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from '../replica/config/config.js';
+import { guardReplica } from '../replica/own-paths.js';
 import { partialDir, stateDir } from '../replica/paths.js';
 import { bundleUrl, indexUrl } from '../replica/sync/sync-repo.js';
 import { KIT_MANIFEST as MANIFEST_FILE, MAX_KIT_DOCUMENT } from './kit-format.js';
@@ -75,6 +76,7 @@ export async function remoteSource(config: PullConfig, opts: { signal?: AbortSig
     return { ...(await dir), location: config.remote.manifest };
   }
   await checkToplevel(config);
+  await guardReplica(config);
   const toplevel = config.core.toplevel;
   const cache = join(stateDir(toplevel), 'export');
   const downloaded = new Set<string>();

@@ -4,8 +4,8 @@
  * keeps the books: state after verification, the local manifest,
  * projects.list, symlinks and hooks, as grok-pull does.
  */
-import { readFile, lstat, mkdir, readlink, rm, symlink, readdir } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { readFile, rm, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
 import { removeStaleTemps, writeFileAtomic } from '../fs/atomic.js';
@@ -23,8 +23,10 @@ import { acquireToplevelLock } from '../lock/pull-lock.js';
 import { runPostCloneCompleteHooks, runPostUpdateHooks, runPostWorkCompleteHooks } from './hooks.js';
 import { writeProjectsList } from './projects-list.js';
 import { applyMetadata, wantedMetadata } from './sync/metadata.js';
-import { repoDir, stateDir, partialDir, assertInside, stagingDir, bundleCacheDir } from './paths.js';
+import { repoDir, stateDir, partialDir, stagingDir, bundleCacheDir } from './paths.js';
 import { syncRepo, type SyncResult } from './sync/sync-repo.js';
+import { checkOwnPaths, guardReplica, reservedPaths } from './own-paths.js';
+import { syncManifestSymlinks } from './symlinks.js';
 import { remoteManifestCopyPath } from './remote-manifest.js';
 import { dropMember } from './sync/objstore.js';
 import { workOrder } from './plan/work-order.js';
@@ -67,6 +69,8 @@ export interface PullReport {
   metadata: string[];
   purged: string[];
   failed: BundlemirrorError[];
+  /** Refused without failing a repository (a manifest symlink the replica will not make). */
+  warnings: BundlemirrorError[];
   problems: { path: string; problem: string }[];
   bytesDownloaded: number;
   bytesResumed: number;
@@ -79,6 +83,8 @@ const MAX_MANIFEST_DOWNLOAD = 256 << 20;
 export async function pull(config: PullConfig, opts: PullOptions): Promise<PullReport> {
   await checkToplevel(config);
   const toplevel = config.core.toplevel;
+  // before the lock, which is a directory in the state directory too
+  await guardReplica(config);
   const release = await acquireToplevelLock(toplevel);
   try {
     // a repository half-built in staging belongs to a run that was killed (we hold the lock): nothing would ever use or remove it
@@ -95,7 +101,7 @@ export async function pull(config: PullConfig, opts: PullOptions): Promise<PullR
 async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptions): Promise<PullReport> {
   const { log } = opts;
   const toplevel = config.core.toplevel;
-  const report: PullReport = { manifestUnchanged: false, cloned: [], updated: [], unchanged: 0, metadata: [], purged: [], failed: [], problems: [], bytesDownloaded: 0, bytesResumed: 0 };
+  const report: PullReport = { manifestUnchanged: false, cloned: [], updated: [], unchanged: 0, metadata: [], purged: [], failed: [], warnings: [], problems: [], bytesDownloaded: 0, bytesResumed: 0 };
 
   const partial = !!opts.only || !!opts.partial;
   const inScope = runScope(opts);
@@ -155,7 +161,11 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   report.updated.sort();
 
   const failedPaths = new Set(report.failed.map((e) => e.repo));
-  await syncSymlinks(toplevel, remote, plan, failedPaths, log);
+  const linked = plan.actions.filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path)).map((a) => a.path);
+  const links = await syncManifestSymlinks({ toplevel, reserved: reservedPaths(config) }, remote, linked);
+  for (const e of links.refused) log.warn(e.describe());
+  report.warnings.push(...links.refused);
+  await checkOwnPaths(config);
   const written = await writeLocalManifest(config, remote, plan, failedPaths, inScope);
   if (config.pull.projectslist) {
     const inSync = Object.fromEntries(plan.actions.filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path)).map((a) => [a.path, { symlinks: remote[a.path]?.symlinks ?? [] }]));
@@ -300,35 +310,6 @@ async function localState(config: PullConfig, remote: Manifest, recorded: Record
     .then((b) => parseManifest(b).manifest)
     .catch(() => undefined);
   return { repos: recorded as never, onDisk, alternates, localManifest };
-}
-
-/** Creates the symlinks the manifest lists for repositories in sync; never replaces a real directory. */
-async function syncSymlinks(toplevel: string, remote: Manifest, plan: SyncPlan, failed: Set<string | undefined>, log: PullLog): Promise<void> {
-  for (const action of plan.actions) {
-    if (action.kind === 'purge' || failed.has(action.path)) continue;
-    for (const link of remote[action.path]?.symlinks ?? []) {
-      try {
-        const linkPath = await repoDir(toplevel, link).catch(async (err) => {
-          // an existing symlink at the path is ours to check, not an escape
-          if (err instanceof BundlemirrorError && /is a symlink/.test(err.message)) return join(toplevel, ...link.slice(1).split('/'));
-          throw err;
-        });
-        const target = relative(dirname(linkPath), join(toplevel, ...action.path.slice(1).split('/')));
-        const st = await lstat(linkPath).catch(() => null);
-        if (st && !st.isSymbolicLink()) {
-          log.warn(`${link}: exists and is not a symlink; leaving it alone`);
-          continue;
-        }
-        if (st && (await readlink(linkPath)) === target) continue;
-        if (st) await rm(linkPath);
-        await mkdir(dirname(linkPath), { recursive: true });
-        await assertInside(toplevel, dirname(linkPath), link);
-        await symlink(target, linkPath);
-      } catch (err) {
-        log.warn(`${link}: cannot create symlink: ${(err as Error).message}`);
-      }
-    }
-  }
 }
 
 /** The replica's own manifest (grokmirror format): what this replica holds, verified. */

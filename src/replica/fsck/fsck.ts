@@ -34,6 +34,7 @@ import { checkToplevel, type PullConfig } from '../config/config.js';
 import { acquireToplevelLock, type ReleaseLock } from '../../lock/pull-lock.js';
 import type { PullLog } from '../log.js';
 import { stateDir } from '../paths.js';
+import { guardReplica } from '../own-paths.js';
 import { collectTargets, namedTargets, type Target } from './fsck-targets.js';
 import { readKnownRemoteManifest } from '../remote-manifest.js';
 import { openState, type StateStore } from '../state.js';
@@ -90,6 +91,7 @@ const STORE_ISLAND = 'refs/virtual/([0-9a-f]+)/';
 
 export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<FsckReport> {
   await checkToplevel(config);
+  await guardReplica(config);
   const toplevel = config.core.toplevel;
   const { log } = opts;
   const state = await openState(toplevel, { warn: (m) => log.warn(m) });

@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BundlemirrorError } from '../../errors.js';
 import { readBundleHeader } from '../../git/bundle.js';
+import { confinedAbsolute } from '../../fs/confined.js';
 import {
   existingObjects,
   fetchMirror,
@@ -24,6 +25,7 @@ import {
   formatShowRef,
   initBare,
   isConnected,
+  protectMirror,
   parseShowRef,
   unbundle,
   updateRefs,
@@ -37,7 +39,7 @@ import { fetchDocument } from '../../transfer/document.js';
 import { idsToCheck, planBundles } from '../plan/bundle-plan.js';
 import { ensureStore, linkToStore, storeDir, syncVirtualRefs, unsafeForkgroup, usesStore } from './objstore.js';
 import { applyMetadata, wantedMetadata } from './metadata.js';
-import { bundleCacheDir, partialDir, repoDir, stagingDir } from '../paths.js';
+import { bundleCacheDir, emptyHooksDir, partialDir, repoDir, stagingDir } from '../paths.js';
 import { removeCrashDebris } from './crash-debris.js';
 
 export interface SyncLog {
@@ -80,7 +82,10 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   const result: SyncResult = { path, outcome: exists ? 'updated' : 'cloned', fingerprint: '', via: 'none', bundles: [], bytesDownloaded: 0, bytesResumed: 0, metadataChanged: [] };
   const want = wantedMetadata(entry, ctx.defaultOwner);
 
+  const hooks = emptyHooksDir(ctx.toplevel);
   if (exists) {
+    // adoption: a repository made by an older version, by grokmirror or by hand gets the same protection as a new one
+    await protectMirror(dir, hooks, path);
     const local = await fingerprint(dir, path);
     if (entry.fingerprint && local.fingerprint === entry.fingerprint) {
       result.metadataChanged = await applyMetadata(dir, want, path);
@@ -94,6 +99,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   if (!exists) {
     await mkdir(dirname(work), { recursive: true });
     await initBare(work, path);
+    await protectMirror(work, hooks, path);
     if (store) await linkToStore(work, store);
   }
   // a repository mirrored before it joined a forkgroup keeps its own objects
@@ -267,7 +273,9 @@ async function sharedStore(path: string, entry: ManifestEntry, ctx: SyncContext)
     ctx.log.warn(unsafeForkgroup(path, entry.forkgroup).describe());
     return null;
   }
+  await confinedAbsolute(ctx.toplevel, store, { repo: path, what: 'the forkgroup store' });
   await ensureStore(store);
+  await protectMirror(store, emptyHooksDir(ctx.toplevel), path);
   return store;
 }
 

@@ -1,0 +1,211 @@
+/**
+ * Attacks a hostile origin can make on a replica, built the way an
+ * attacker would build them: a real origin, published, its tree then
+ * edited by hand, served over real HTTP on 127.0.0.1 or carried in an
+ * offline kit. Shared by test/reliability/attacks.test.ts and the
+ * randomized runner (test/reliability/run.ts), which counts them.
+ *
+ * What "held" means is checked as a user would check it: a checksum listing
+ * of a decoy directory beside the replica is the same before and after,
+ * the marker a planted hook would create does not exist, no symlink inside
+ * a mirrored repository leads anywhere, and every repository that was not
+ * the target of a refusal has the origin's fingerprint.
+ */
+import { createHash } from 'node:crypto';
+import { chmod, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { parseManifest, type Manifest } from '../../src/manifest/manifest.js';
+import { publish } from '../../src/origin/publish.js';
+import { loadPullConfig } from '../../src/replica/config/config.js';
+import { memoryLog } from '../../src/replica/log.js';
+import { pull, type PullReport } from '../../src/replica/pull.js';
+import { importKit } from '../../src/kit/import.js';
+import { startServer, type RunningServer } from '../../src/server/server.js';
+import { runCli } from './cli.js';
+import { writeConfig } from './mirror.js';
+import { makeRepo, showRefOf, tempDir, type WorkTree } from './repos.js';
+
+export interface AttackWorld {
+  dir: string;
+  originTop: string;
+  out: string;
+  server: RunningServer;
+  /** Beside the replica, with files an attack would like to change. */
+  decoy: string;
+  /** `<dir>/m/replica`: two levels below `dir`, so a link that climbs two levels out of it lands in `dir`. */
+  toplevel: string;
+  config: string;
+  /** Where a planted hook would leave its mark. */
+  marker: string;
+  worktrees: Record<string, WorkTree>;
+  close(): Promise<void>;
+}
+
+export async function attackWorld(repos: string[], opts: { extraConfig?: string } = {}): Promise<AttackWorld> {
+  const { dir, cleanup } = await tempDir('bm-attack-');
+  const originTop = join(dir, 'origin');
+  const out = join(dir, 'published');
+  const worktrees: Record<string, WorkTree> = {};
+  for (const r of repos) worktrees[r] = (await makeRepo(dir, originTop, r.slice(1), { commits: 1 })).wt;
+  const report = await publish({ toplevel: originTop, out });
+  if (report.failed.length) throw new Error(`publish failed: ${report.failed.map((e) => e.message).join('; ')}`);
+  const server = await startServer({ bundles: out, toplevel: originTop, host: '127.0.0.1', port: 0, log: false });
+  const decoy = join(dir, 'decoy');
+  const marker = join(dir, 'hook-ran');
+  await mkdir(decoy);
+  await writeFile(join(decoy, 'victim.git'), 'a file git would append a reflog to\n');
+  await writeFile(join(decoy, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  await writeFile(join(decoy, 'hook.sh'), `#!/bin/sh\necho "$@" >> '${marker}'\n`);
+  await chmod(join(decoy, 'hook.sh'), 0o755);
+  const toplevel = join(dir, 'm', 'replica');
+  const config = await writeConfig(dir, { toplevel, manifest: `${server.url}/manifest.js.gz`, site: `${server.url}/git`, extra: opts.extraConfig ?? '' });
+  return {
+    dir,
+    originTop,
+    out,
+    server,
+    decoy,
+    toplevel,
+    config,
+    marker,
+    worktrees,
+    close: async () => {
+      await server.close({ graceMs: 100 });
+      await cleanup();
+    },
+  };
+}
+
+/** A checksum listing of everything under `dir`: type, sha256 of files, link targets. */
+export async function checksums(dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const name of (await readdir(d).catch(() => [] as string[])).sort()) {
+      const p = join(d, name);
+      const st = await lstat(p);
+      const rel = relative(dir, p);
+      if (st.isSymbolicLink()) lines.push(`${rel} -> ${await readlink(p)}`);
+      else if (st.isDirectory()) {
+        lines.push(`${rel}/`);
+        await walk(p);
+      } else lines.push(`${rel} ${st.mode.toString(8)} ${createHash('sha256').update(await readFile(p)).digest('hex')}`);
+    }
+  };
+  await walk(dir);
+  return lines;
+}
+
+/** Symlinks found inside mirrored repositories (none is ever made there). */
+export async function linksInsideRepos(toplevel: string, repos: string[]): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const name of await readdir(d).catch(() => [] as string[])) {
+      const p = join(d, name);
+      const st = await lstat(p);
+      if (st.isSymbolicLink()) found.push(`${relative(toplevel, p)} -> ${await readlink(p)}`);
+      else if (st.isDirectory()) await walk(p);
+    }
+  };
+  for (const r of repos) await walk(join(toplevel, ...r.slice(1).split('/')));
+  return found;
+}
+
+export async function fingerprintsMatch(w: AttackWorld, repos: string[]): Promise<string[]> {
+  const wrong: string[] = [];
+  for (const r of repos) {
+    const mine = await showRefOf(join(w.toplevel, ...r.slice(1).split('/'))).catch(() => null);
+    if (mine === null || mine !== (await showRefOf(join(w.originTop, ...r.slice(1).split('/'))))) wrong.push(r);
+  }
+  return wrong;
+}
+
+export async function readPublishedManifest(w: AttackWorld): Promise<Manifest> {
+  return parseManifest(await readFile(join(w.out, 'manifest.js.gz'))).manifest;
+}
+
+export async function writePublishedManifest(w: AttackWorld, m: Record<string, unknown> | string): Promise<void> {
+  await writeFile(join(w.out, 'manifest.js.gz'), gzipSync(typeof m === 'string' ? m : JSON.stringify(m)));
+}
+
+// ---------------------------------------------------------------- symlinks
+
+/**
+ * The repositories of the symlink attack. `/a.git` gets a legitimate-looking
+ * link two levels deeper than itself (`/d1/d2/deep.git`); the others list
+ * links written *through* it, whose targets, computed from the path as
+ * written, climb two levels out of the toplevel into the decoy directory:
+ * a hook (`hooks/reference-transaction` -> decoy/hook.sh), a reflog
+ * (`logs/refs/heads/main` -> decoy/victim.git) and a file served onward
+ * (`passwd` -> decoy/passwd). Plus a link placed inside a repository
+ * directly and one inside the state directory's neighbour, the objstore.
+ */
+export const SYMLINK_REPOS = ['/a.git', '/decoy/hook.sh', '/decoy/victim.git', '/decoy/passwd', '/good.git'];
+
+export const SYMLINK_ATTACKS: Record<string, string[]> = {
+  '/a.git': ['/d1/d2/deep.git'],
+  '/decoy/hook.sh': ['/d1/d2/deep.git/hooks/reference-transaction'],
+  '/decoy/victim.git': ['/d1/d2/deep.git/logs/refs/heads/main', '/good.git/logs/HEAD'],
+  '/decoy/passwd': ['/d1/d2/deep.git/passwd', '/objstore/passwd.git'],
+  '/good.git': ['/aliases/good.git'],
+};
+
+/** The links an honest replica makes: every other one is refused. */
+export const SYMLINK_ALLOWED = ['/d1/d2/deep.git', '/aliases/good.git'];
+
+export async function writeSymlinkManifest(w: AttackWorld): Promise<void> {
+  const m = (await readPublishedManifest(w)) as Record<string, Record<string, unknown>>;
+  for (const [repo, links] of Object.entries(SYMLINK_ATTACKS)) m[repo] = { ...m[repo], symlinks: links };
+  await writePublishedManifest(w, m);
+}
+
+export interface AttackOutcome {
+  /** What the replica refused, as (code, repository) pairs. */
+  refused: { code: string; repo: string | undefined; what: string }[];
+  /** Problems: anything that shows the attack worked or the replica broke. */
+  problems: string[];
+}
+
+/**
+ * The symlink attack end to end: pull (over HTTP, or importing a kit
+ * exported from the hostile tree), then a push to `/a.git` and a second
+ * pull, whose ref update would run the hook and append to the reflog if
+ * either link had been made.
+ */
+export async function symlinkAttack(w: AttackWorld, via: 'http' | 'kit'): Promise<AttackOutcome> {
+  const before = await checksums(w.decoy);
+  const refused: AttackOutcome['refused'] = [];
+  const problems: string[] = [];
+  const config = loadPullConfig(w.config);
+  const run = async (): Promise<PullReport> => {
+    await writeSymlinkManifest(w);
+    if (via === 'http') return pull(config, { log: memoryLog() });
+    const kit = join(w.dir, `kit-${Date.now()}.tar`);
+    const r = await runCli(['export', '--bundles', w.out, '--out', kit]);
+    if (r.code !== 0) throw new Error(`export failed: ${r.stderr}`);
+    return (await importKit(config, { kit, log: memoryLog() })).pull;
+  };
+  for (let round = 0; round < 2; round += 1) {
+    if (round === 1) {
+      await w.worktrees['/a.git']!.commit('after the links');
+      await w.worktrees['/a.git']!.push('main');
+      const report = await publish({ toplevel: w.originTop, out: w.out });
+      if (report.failed.length) throw new Error('publish failed');
+    }
+    const report = await run();
+    for (const e of [...report.failed, ...(report.warnings ?? [])]) refused.push({ code: e.code, repo: e.repo, what: e.message });
+    for (const e of report.failed) problems.push(`round ${round + 1}: ${e.repo} failed: ${e.code}`);
+  }
+  if (JSON.stringify(await checksums(w.decoy)) !== JSON.stringify(before)) problems.push('the decoy directory beside the replica changed');
+  const ran = await readFile(w.marker, 'utf8').catch(() => null);
+  if (ran !== null) problems.push(`a hook ran: ${ran.trim()}`);
+  const inside = await linksInsideRepos(w.toplevel, SYMLINK_REPOS);
+  if (inside.length) problems.push(`symlinks inside repositories: ${inside.join(', ')}`);
+  const wrong = await fingerprintsMatch(w, SYMLINK_REPOS);
+  if (wrong.length) problems.push(`not in sync: ${wrong.join(', ')}`);
+  for (const link of SYMLINK_ALLOWED) {
+    const st = await lstat(join(w.toplevel, link)).catch(() => null);
+    if (!st?.isSymbolicLink()) problems.push(`${link}: the legitimate symlink was not made`);
+  }
+  return { refused, problems };
+}
