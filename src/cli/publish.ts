@@ -58,11 +58,20 @@ export function registerPublish(program: Command): void {
         log: flags.quiet ? undefined : (line) => process.stderr.write(line + '\n'),
       });
       for (const e of report.failed) process.stderr.write(`bundlemirror: ${e.describe()}\n`);
+      // a missing LFS object is not a failure of the repository, but someone has to upload it
+      if (flags.quiet) {
+        for (const r of report.lfs) for (const m of r.missing) process.stderr.write(`bundlemirror: ${r.path}: LFS object ${m.oid} (${m.size} bytes) is not in the origin's store; published without it\n`);
+      }
+      const lfsAdded = report.lfs.flatMap((r) => r.added);
+      const lfsMissing = report.lfs.reduce((n, r) => n + r.missing.length, 0);
+      const lfsNote =
+        (lfsAdded.length ? `; ${lfsAdded.length} LFS object(s) (${formatBytes(lfsAdded.reduce((n, o) => n + o.size, 0))})` : '') +
+        (lfsMissing ? `; ${lfsMissing} LFS object(s) missing at the origin` : '');
       const bytes = report.changed.flatMap((c) => c.bundles).reduce((n, b) => n + b.size, 0);
       process.stdout.write(
         `published ${report.changed.length} changed, ${report.unchanged.length} unchanged, ${report.removed.length} removed, ` +
           `${report.failed.length} failed; ${formatBytes(bytes)} of new bundles; manifest ${report.manifestWritten ? 'written' : 'unchanged'}` +
-          `${report.gc?.deleted.length ? `; ${report.gc.deleted.length} old file(s) deleted` : ''}\n`,
+          `${report.gc?.deleted.length ? `; ${report.gc.deleted.length} old file(s) deleted` : ''}${lfsNote}\n`,
       );
       await notify?.(report.changed.map((c) => c.path), !!flags.quiet);
       if (report.failed.length) process.exitCode = ExitStatus.repoFailed;

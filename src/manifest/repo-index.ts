@@ -39,6 +39,15 @@ export const BundleRefSchema = z.object({
   superseded: z.string().optional(),
 });
 
+/** Most LFS objects one index may list. */
+export const MAX_LFS_OBJECTS = 1_000_000;
+
+export const LfsObjectRefSchema = z.object({
+  /** sha256 of the object; it is published at `lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>` under the index's directory. */
+  oid: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+  size: z.number().int().nonnegative().max(MAX_BUNDLE_SIZE),
+});
+
 export const RepoIndexSchema = z.object({
   version: z.literal(INDEX_VERSION),
   path: z.string(),
@@ -50,9 +59,21 @@ export const RepoIndexSchema = z.object({
   forkgroup: z.string().max(256).nullable().optional(),
   /** Root commits reachable from `refs`: how an origin finds forks without walking history again. */
   roots: z.array(oid).max(100_000).optional(),
+  /**
+   * Git LFS objects reachable from `refs` (absent before the origin knew
+   * LFS): `objects` are published beside the index; `missing` were named
+   * by a pointer but not in the origin's store when it published.
+   */
+  lfs: z
+    .object({
+      objects: z.array(LfsObjectRefSchema).max(MAX_LFS_OBJECTS),
+      missing: z.array(LfsObjectRefSchema).max(MAX_LFS_OBJECTS).optional(),
+    })
+    .optional(),
 });
 
 export type BundleRef = z.infer<typeof BundleRefSchema>;
+export type LfsObjectRef = z.infer<typeof LfsObjectRefSchema>;
 export type RepoIndex = z.infer<typeof RepoIndexSchema>;
 
 export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {

@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../fs/atomic.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
 import { signatureOf } from '../manifest/signature-files.js';
+import { lfsObjectRelPath } from '../lfs/oid.js';
 
 export const GC_STATE = '.gc.json';
 const GcStateSchema = z.record(z.string(), z.number());
@@ -46,6 +47,7 @@ export async function collectGarbage(out: string, opts: GcOptions): Promise<GcRe
       if (/^https?:/.test(b.uri)) continue;
       live.add(join(out, ...posix.join(path, b.uri).slice(1).split('/')));
     }
+    for (const o of [...(index.lfs?.objects ?? []), ...(index.lfs?.missing ?? [])]) live.add(join(dir, ...lfsObjectRelPath(o.oid).split('/')));
   }
   const state = await readState(out);
   const next: Record<string, number> = {};
@@ -81,7 +83,9 @@ async function readState(out: string): Promise<Record<string, number>> {
   }
 }
 
-/** Bundles, indexes, their signatures and bundle lists anywhere in the tree (dotfiles are ours, not published). */
+const LFS_OBJECT = /(?:^|\/)lfs\/objects\/([0-9a-f]{2})\/([0-9a-f]{2})\/\1\2[0-9a-f]{60}$/;
+
+/** Bundles, indexes, their signatures, bundle lists and LFS objects anywhere in the tree (dotfiles are ours, not published). */
 async function publishedFiles(out: string): Promise<string[]> {
   const files: string[] = [];
   async function walk(dir: string): Promise<void> {
@@ -89,7 +93,7 @@ async function publishedFiles(out: string): Promise<string[]> {
       if (e.name.startsWith('.')) continue;
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.isFile() && (e.name.endsWith('.bundle') || e.name === INDEX_FILE || e.name === BUNDLE_LIST_FILE || e.name === signatureOf(INDEX_FILE))) files.push(p);
+      else if (e.isFile() && (e.name.endsWith('.bundle') || e.name === INDEX_FILE || e.name === BUNDLE_LIST_FILE || e.name === signatureOf(INDEX_FILE) || LFS_OBJECT.test(p.split(sep).join('/')))) files.push(p);
     }
   }
   await walk(out);

@@ -25,6 +25,8 @@ import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './r
 import { signerFor, type Signer } from './signer.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
+import { lfsNeedsLook, publishLfsObjects, type LfsPublishResult } from './lfs-publish.js';
+import type { LfsObjectRef } from '../manifest/repo-index.js';
 
 export const MANIFEST_FILE = 'manifest.js.gz';
 
@@ -52,6 +54,14 @@ export interface PublishedRepo {
   bundles: MadeBundle[];
 }
 
+export interface LfsReport {
+  path: string;
+  /** LFS objects this publish added to the tree. */
+  added: LfsObjectRef[];
+  /** Named by pointers, absent from the origin's store: not published (yet). */
+  missing: LfsObjectRef[];
+}
+
 export interface PublishReport {
   changed: PublishedRepo[];
   unchanged: string[];
@@ -59,6 +69,8 @@ export interface PublishReport {
   failed: BundlemirrorError[];
   manifestWritten: boolean;
   gc?: GcReport;
+  /** Repositories whose LFS objects this publish added or found missing. */
+  lfs: LfsReport[];
 }
 
 export async function publish(opts: PublishOptions): Promise<PublishReport> {
@@ -78,7 +90,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   try {
     const prevManifest = await readPreviousManifest(join(opts.out, MANIFEST_FILE), log);
     const selected = found ?? (await resolveSelection(opts.only ?? [], toplevel, prevManifest)).filter((r) => !opts.ignore?.(r.path));
-    const report: PublishReport = { changed: [], unchanged: [], removed: [], failed: [], manifestWritten: false };
+    const report: PublishReport = { changed: [], unchanged: [], removed: [], failed: [], manifestWritten: false, lfs: [] };
     const next: Manifest = opts.only ? { ...prevManifest } : {};
     const byDir = found ? new Map(found.map((r) => [r.dir, r.path])) : null;
     const repoPathOf = async (dir: string) => (byDir ? byDir.get(dir) : repoPathOfDir(toplevel, dir));
@@ -119,6 +131,10 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
         const forkParent = parent ? { path: group!.parent, dir: diskPathOf(toplevel, group!.parent), index: parent } : null;
         const result = await publishRepo(f, prevManifest[f.repo.path], group?.id ?? null, forkParent, ctx);
         next[f.repo.path] = result.entry;
+        if (result.lfs && (result.lfs.added.length || result.lfs.missing.length)) {
+          report.lfs.push({ path: f.repo.path, added: result.lfs.added, missing: result.lfs.missing });
+          for (const m of result.lfs.missing) log(`${f.repo.path}: LFS object ${m.oid} (${m.size} bytes) is not in the origin's lfs/objects; published without it`);
+        }
         if (result.changed) {
           report.changed.push(result.changed);
           log(`${f.repo.path}: published ${result.changed.bundles.map((b) => `${b.kind} ${b.size} B`).join(', ') || 'refs only'}`);
@@ -139,6 +155,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
       for (const path of Object.keys(prevManifest)) if (!(path in next)) report.removed.push(path);
     }
     report.changed.sort((a, b) => (a.path < b.path ? -1 : 1));
+    report.lfs.sort((a, b) => (a.path < b.path ? -1 : 1));
     report.unchanged.sort();
     // a full signed publish always renews the stamp: replicas tell a live origin from a frozen mirror by its age
     report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next, signer, { restamp: !opts.only, now: now() });
@@ -264,7 +281,7 @@ async function publishRepo(
   forkgroup: string | null,
   parent: ForkParent | null,
   ctx: RepoContext,
-): Promise<{ entry: ManifestEntry; changed: PublishedRepo | null }> {
+): Promise<{ entry: ManifestEntry; changed: PublishedRepo | null; lfs: LfsPublishResult | null }> {
   const { repo, prev, head } = f;
   const outDir = join(ctx.out, ...repo.path.slice(1).split('/'));
   const reference = f.alternates[0] ?? null;
@@ -274,13 +291,18 @@ async function publishRepo(
     const owner = (await configChangedSince(repo.dir, prev.generated)) ? await readOwner(repo.dir, repo.path) : (prevEntry.owner ?? null);
     // superseded bundles whose grace period ended leave the index even when nothing else changed
     const bundles = expireSuperseded(prev.bundles, ctx.now(), ctx.policy);
-    if (prev.head !== head || !prev.roots || bundles.length !== prev.bundles.length) {
-      await writeIndexAndList(outDir, { ...prev, head, roots: f.roots, bundles, generated: new Date(ctx.now()).toISOString() }, ctx, repo.path);
+    // LFS objects first listed by this version, or missing last time, are looked for again
+    const lfs = lfsNeedsLook(prev) ? await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev) : null;
+    const lfsChanged = lfs !== null && JSON.stringify(lfs.lfs) !== JSON.stringify(prev.lfs);
+    if (prev.head !== head || !prev.roots || bundles.length !== prev.bundles.length || lfsChanged) {
+      const next: RepoIndex = { ...prev, head, roots: f.roots, bundles, generated: new Date(ctx.now()).toISOString() };
+      if (lfs?.lfs) next.lfs = lfs.lfs;
+      await writeIndexAndList(outDir, next, ctx, repo.path);
     } else if (ctx.signer && (await ctx.signer.needsSignature(join(outDir, INDEX_FILE)))) {
       // first publish with --sign-key, or a new key: sign the index as it stands
       await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), await readFile(join(outDir, INDEX_FILE)));
     }
-    return { entry: manifestEntry(prevEntry.modified ?? 0, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks), changed: null };
+    return { entry: manifestEntry(prevEntry.modified ?? 0, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks), changed: null, lfs };
   }
 
   const nowMs = ctx.now();
@@ -296,11 +318,15 @@ async function publishRepo(
     forkgroup,
     roots: f.roots,
   };
+  // objects before the index that lists them, as bundles are
+  const lfs = await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev);
+  if (lfs.lfs) index.lfs = lfs.lfs;
   await writeIndexAndList(outDir, index, ctx, repo.path);
   const [modified, owner] = await Promise.all([lastModified(repo.dir, repo.path), readOwner(repo.dir, repo.path)]);
   return {
     entry: manifestEntry(modified, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks),
     changed: { path: repo.path, fingerprint: f.fingerprint, bundles: written.made },
+    lfs,
   };
 }
 

@@ -230,7 +230,9 @@ async function carryOut(action: SyncAction, config: PullConfig, state: StateStor
       else if (res.metadataChanged.length) report.metadata.push(action.path);
       else report.unchanged += 1;
       const how = res.via === 'none' ? '' : ` via ${res.via}${res.bytesDownloaded ? ` (${res.bytesDownloaded} bytes${res.bytesResumed ? `, ${res.bytesResumed} resumed` : ''})` : ''}`;
-      if (res.outcome !== 'unchanged') opts.log.info(`${action.path}: ${res.outcome}${how}, fingerprint ${res.fingerprint.slice(0, 12)} verified`);
+      const lfs = res.lfs ? `, ${res.lfs.listed} LFS object(s)${res.lfs.downloaded ? ` (${res.lfs.downloaded} downloaded)` : ''}` : '';
+      if (res.outcome !== 'unchanged') opts.log.info(`${action.path}: ${res.outcome}${how}, fingerprint ${res.fingerprint.slice(0, 12)} verified${lfs}`);
+      else if (res.lfs?.downloaded) opts.log.info(`${action.path}: unchanged, ${res.lfs.downloaded} missing LFS object(s) downloaded`);
       return;
     }
   }

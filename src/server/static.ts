@@ -22,8 +22,8 @@ import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
 
 export const MANIFEST_FILE = 'manifest.js.gz';
 
-/** Content-addressed bundle: the name is the sha256 of the bytes. */
-const CONTENT_ADDRESSED = /^([0-9a-f]{64})\.bundle$/;
+/** Content-addressed bundle, or LFS object (`lfs/objects/ab/cd/<oid>`): the name is the sha256 of the bytes. */
+const CONTENT_ADDRESSED = /^([0-9a-f]{64})(?:\.bundle)?$/;
 
 /** Read size for file bodies (see the body() comment below). */
 const READ_CHUNK = 1 << 20;

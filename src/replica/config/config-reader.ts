@@ -45,6 +45,7 @@ export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>>
     remotename: 'used',
     refresh: 'used',
     socket: 'used',
+    lfs: 'used',
   },
   manifest: { pretty: 'unused', ignore: 'unused', ignore_refs: 'unused', fetch_objstore: 'unused', check_export_ok: 'unused' },
   fsck: {

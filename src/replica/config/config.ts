@@ -75,6 +75,8 @@ export const PullConfigSchema = z.object({
     /** Seconds between manifest polls in daemon mode; null: not set, so grok-pull runs once. */
     refresh: z.number().int().positive().nullable(),
     socket: absPath.nullable(),
+    /** Download the Git LFS objects the origin publishes (`lfs = no` mirrors git history only). */
+    lfs: z.boolean(),
   }),
   bundlemirror: z.object({
     /** Base URL of the published tree (index.json and bundles), ending in `/`. */
@@ -188,6 +190,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     remotename: r.str('pull', 'remotename', '_grokmirror') || '_grokmirror',
     refresh: doc.has('pull', 'refresh') ? r.int('pull', 'refresh', 300, { min: 1, what: 'a number of seconds, at least 1' }) : null,
     socket: r.path('pull', 'socket'),
+    lfs: r.bool('pull', 'lfs', true),
   };
   if (doc.has('pull', 'include') && pull.include.length === 0) {
     r.warn('pull', 'include', 'value', 'include is empty, so no repository will be mirrored (write include = * to mirror everything)');

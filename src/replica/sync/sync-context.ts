@@ -26,6 +26,7 @@ export function syncContextFor(config: PullConfig, opts: SyncContextOptions): Sy
     log: opts.log,
     onProgress: opts.onProgress,
     signal: opts.signal,
+    lfs: config.pull.lfs,
   };
 }
 

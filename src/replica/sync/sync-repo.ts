@@ -41,6 +41,8 @@ import { ensureStore, linkToStore, storeDir, syncVirtualRefs, unsafeForkgroup, u
 import { applyMetadata, wantedMetadata } from './metadata.js';
 import { bundleCacheDir, emptyHooksDir, partialDir, repoDir, stagingDir } from '../paths.js';
 import { removeCrashDebris } from './crash-debris.js';
+import { syncLfsObjects } from './lfs-objects.js';
+import { configGet, configSet } from '../../git/repo.js';
 
 export interface SyncLog {
   info(msg: string): void;
@@ -61,6 +63,8 @@ export interface SyncContext {
   onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
   retries?: number;
   signal?: AbortSignal;
+  /** Download the LFS objects the index lists (default true; `[pull] lfs = no` turns it off). */
+  lfs?: boolean;
 }
 
 export interface SyncResult {
@@ -72,6 +76,8 @@ export interface SyncResult {
   bytesDownloaded: number;
   bytesResumed: number;
   metadataChanged: string[];
+  /** LFS objects the index lists, and how many this sync downloaded; null when none were looked at. */
+  lfs: { listed: number; downloaded: number } | null;
 }
 
 const MAX_INDEX_BYTES = 64 << 20;
@@ -79,7 +85,7 @@ const MAX_INDEX_BYTES = 64 << 20;
 export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<SyncResult> {
   const dir = await repoDir(ctx.toplevel, path);
   const exists = await isBareRepository(dir);
-  const result: SyncResult = { path, outcome: exists ? 'updated' : 'cloned', fingerprint: '', via: 'none', bundles: [], bytesDownloaded: 0, bytesResumed: 0, metadataChanged: [] };
+  const result: SyncResult = { path, outcome: exists ? 'updated' : 'cloned', fingerprint: '', via: 'none', bundles: [], bytesDownloaded: 0, bytesResumed: 0, metadataChanged: [], lfs: null };
   const want = wantedMetadata(entry, ctx.defaultOwner);
 
   const hooks = emptyHooksDir(ctx.toplevel);
@@ -89,6 +95,11 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
     const local = await fingerprint(dir, path);
     if (entry.fingerprint && local.fingerprint === entry.fingerprint) {
       result.metadataChanged = await applyMetadata(dir, want, path);
+      // git is complete; LFS objects a run cut short are still owed
+      if (ctx.lfs !== false && ctx.bundlesBase) {
+        const index = await fetchIndex(path, ctx);
+        if (index) await applyLfs(dir, path, index, ctx, result);
+      }
       return { ...result, outcome: 'unchanged', fingerprint: local.fingerprint };
     }
     await removeTempPacks(dir);
@@ -128,6 +139,8 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
     result.fingerprint = fp;
     if (shared) await syncVirtualRefs(shared, path, Object.fromEntries((await fingerprint(work, path)).refs.map((r) => [r.name, r.oid])));
     if (!exists) await moveIntoPlace(work, dir, path);
+    // after the move: objects downloaded before a failure stay with the repository for the next run
+    if (index && ctx.lfs !== false) await applyLfs(dir, path, index, ctx, result);
     if (entry.fingerprint && fp !== entry.fingerprint && fp !== index?.fingerprint) {
       throw new BundlemirrorError('E_FINGERPRINT', `after sync the fingerprint is ${fp}, the manifest says ${entry.fingerprint}`, {
         repo: path,
@@ -263,6 +276,32 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
   await updateRefs(work, updates, path);
   const fp = fingerprintOf(formatShowRef(Object.entries(index.refs).map(([name, oid]) => ({ name, oid }))));
   if (fp !== index.fingerprint) ctx.log.warn(`${path}: index.json refs do not hash to its own fingerprint`);
+}
+
+/**
+ * Downloads the LFS objects the index lists into the repository's own
+ * store, and records where the master is (`bundlemirror.master`), so a
+ * `serve` of this replica can say where uploads and locks go.
+ */
+async function applyLfs(dir: string, path: string, index: RepoIndex, ctx: SyncContext, result: SyncResult): Promise<void> {
+  if (!index.lfs || index.lfs.objects.length === 0) return;
+  const got = await syncLfsObjects({
+    toplevel: ctx.toplevel,
+    dir,
+    path,
+    index,
+    indexUrl: indexUrl(ctx.bundlesBase!, path),
+    retries: ctx.retries,
+    signal: ctx.signal,
+    onProgress: ctx.onProgress ? (file, p) => ctx.onProgress!(path, file, p) : undefined,
+  });
+  result.lfs = { listed: got.listed, downloaded: got.downloaded };
+  result.bytesDownloaded += got.bytesDownloaded;
+  result.bytesResumed += got.bytesResumed;
+  if (ctx.site) {
+    const master = ctx.site.replace(/\/+$/, '') + path;
+    if ((await configGet(dir, 'bundlemirror.master', path)) !== master) await configSet(dir, 'bundlemirror.master', master, path);
+  }
 }
 
 /** The forkgroup store this repository shares objects through, created on first use. */

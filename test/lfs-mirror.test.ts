@@ -1,0 +1,95 @@
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lfsObjectPath } from '../src/lfs/oid.js';
+import { parseRepoIndex } from '../src/manifest/repo-index.js';
+import { startServer } from '../src/server/server.js';
+import { runCli } from './support/cli.js';
+import { startFaultProxy } from './support/fault-proxy.js';
+import { commitLfsFile, hasGitLfs, lfsUrl, lfsWorkTree, startLfsOrigin, WRITERS, type LfsOrigin } from './support/lfs.js';
+import { pull, writeConfig } from './support/mirror.js';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const REPO = '/pub/assets.git';
+
+async function pushAssets(o: LfsOrigin, sizes: number[]): Promise<{ wt: string; files: Map<string, Buffer> }> {
+  const wt = await lfsWorkTree(o.client, o.dir, o.bare, lfsUrl(o.server, REPO, { name: 'alice', token: WRITERS.alice }));
+  const files = new Map<string, Buffer>();
+  for (const [i, size] of sizes.entries()) files.set(`asset-${i}.bin`, await commitLfsFile(o.client, wt, `asset-${i}.bin`, size));
+  const r = await o.client.run(['push', '--quiet', 'origin', 'main'], { cwd: wt });
+  if (r.code !== 0) throw new Error(r.stderr);
+  return { wt, files };
+}
+
+async function publish(o: LfsOrigin, ...args: string[]) {
+  const r = await runCli(['publish', '--toplevel', o.toplevel, '--out', o.out, ...args]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return r;
+}
+
+test('LFS files travel origin -> publish -> pull -> replica serve -> git clone, with the origin stopped', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const { files } = await pushAssets(o, [700_000, 300_000]);
+  const published = await publish(o);
+  t.regex(published.stdout, /2 LFS object\(s\)/);
+
+  const index = parseRepoIndex(await readFile(join(o.out, 'pub/assets.git/index.json')), REPO);
+  t.deepEqual(index.lfs?.objects.map((x) => x.oid).sort(), [...files.values()].map(sha256).sort());
+  for (const body of files.values()) {
+    const inTree = await stat(lfsObjectPath(join(o.out, 'pub/assets.git'), sha256(body)));
+    const inStore = await stat(lfsObjectPath(o.bare, sha256(body)));
+    t.is(inTree.ino, inStore.ino, 'hard link, no second copy');
+  }
+
+  const toplevel = join(o.dir, 'replica');
+  const config = await writeConfig(o.dir, { toplevel, manifest: `${o.server.url}/manifest.js.gz`, site: `${o.server.url}/git` });
+  const r = await pull(config);
+  t.is(r.code, 0, r.stderr);
+  const replicaRepo = join(toplevel, 'pub/assets.git');
+  for (const body of files.values()) t.true((await readFile(lfsObjectPath(replicaRepo, sha256(body)))).equals(body));
+
+  // the next publish with nothing new adds nothing; the pull after it downloads nothing
+  t.notRegex((await publish(o)).stdout, /LFS object/);
+
+  await o.server.close();
+  const emptyTree = join(o.dir, 'replica-tree');
+  await mkdir(emptyTree);
+  const replica = await startServer({ bundles: emptyTree, toplevel, host: '127.0.0.1', port: 0, log: false });
+  t.teardown(() => replica.close());
+  const clone = join(o.dir, 'clone');
+  const c = await o.client.run(['clone', '--quiet', `${replica.url}/git${REPO}`, clone]);
+  t.is(c.code, 0, c.stderr);
+  for (const [name, body] of files) t.true((await readFile(join(clone, name))).equals(body), `${name} has its real content, not a pointer`);
+
+  // a push through the replica's LFS API goes nowhere: it names the master
+  const refused = await o.client.run(['-c', `lfs.url=${replica.url}/git${REPO}/info/lfs`, 'lfs', 'lock', 'asset-0.bin'], { cwd: clone, okCodes: [1, 2] });
+  t.not(refused.code, 0);
+});
+
+test('an LFS object download cut every 256 KiB resumes: bytes on the wire at most 1.02x', async (t) => {
+  const o = await startLfsOrigin(t);
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const { files } = await pushAssets(o, [3_000_000]);
+  await publish(o);
+  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: o.server.port }, cutAfterBytes: 256 * 1024 });
+  t.teardown(() => proxy.close());
+  const toplevel = join(o.dir, 'replica');
+  const config = await writeConfig(o.dir, { toplevel, manifest: proxy.url('/manifest.js.gz'), site: proxy.url('/git') });
+  const r = await pull(config);
+  t.is(r.code, 0, r.stderr);
+  const body = [...files.values()][0]!;
+  t.true((await readFile(lfsObjectPath(join(toplevel, 'pub/assets.git'), sha256(body)))).equals(body));
+
+  const index = parseRepoIndex(await readFile(join(o.out, 'pub/assets.git/index.json')), REPO);
+  const payload =
+    body.length +
+    index.bundles.reduce((n, b) => n + b.size, 0) +
+    (await stat(join(o.out, 'manifest.js.gz'))).size +
+    (await stat(join(o.out, 'pub/assets.git/index.json'))).size;
+  t.true(proxy.stats.cuts >= 10, `the link was cut ${proxy.stats.cuts} times`);
+  const ratio = proxy.stats.bytesDownstream / payload;
+  t.log(`wire ${proxy.stats.bytesDownstream} B for ${payload} B of files: ${ratio.toFixed(4)}x, ${proxy.stats.cuts} cuts`);
+  t.true(ratio <= 1.02, `ratio ${ratio}`);
+});
