@@ -37,7 +37,17 @@ export type ErrorCode =
   /** A validly signed file older than one this replica already accepted (a replayed tree). */
   | 'E_ROLLBACK'
   /** ssh-keygen missing, or unable to sign with the key given. */
-  | 'E_SIGNATURE_TOOL';
+  | 'E_SIGNATURE_TOOL'
+  // the on-demand service: each refusal names the rule that refused the URL
+  | 'E_URL_INVALID'
+  | 'E_URL_SCHEME'
+  | 'E_URL_USERINFO'
+  | 'E_URL_NOT_ALLOWED'
+  | 'E_URL_ADDRESS'
+  | 'E_URL_REDIRECT'
+  | 'E_REPO_TOO_LARGE'
+  | 'E_UPSTREAM'
+  | 'E_BUSY';
 
 export interface ErrorDetails {
   /** The repository concerned, as its manifest path (`/pub/a.git`) when known. */

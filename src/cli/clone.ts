@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { cloneRepo, resolveCloneUrl } from '../clone/clone.js';
+import { cloneRepo, resolveCloneUrl, type CloneTarget } from '../clone/clone.js';
+import { askService, describeJob } from '../on-demand/client.js';
 import { progressBars } from './progress-bars.js';
 import { untilInterrupted } from './interrupt.js';
 import { formatBytes } from '../format/bytes.js';
@@ -9,27 +10,43 @@ export function registerClone(program: Command): void {
   program
     .command('clone')
     .description('clone one repository from its bundles over resumable HTTP, then git fetch the rest (rerun to continue)')
-    .argument('<url>', "the repository's URL on the origin: its page, index.json or bundle-list")
+    .argument('<url>', "the repository's URL on the origin: its page, index.json or bundle-list (with --via: the upstream repository URL)")
     .argument('<dir>', 'directory to clone into')
     .option('--git-url <url>', 'where to git fetch the remainder (default: the origin /git/ URL)')
+    .option('--via <service>', 'ask this on-demand service (serve --on-demand) to bundle the upstream URL; origin stays the upstream')
     .option('--no-progress', 'no progress output')
-    .action(async (url: string, dir: string, flags: { gitUrl?: string; progress: boolean }) => {
-      const target = resolveCloneUrl(url, flags.gitUrl);
+    .action(async (url: string, dir: string, flags: { gitUrl?: string; via?: string; progress: boolean }) => {
       const bars = flags.progress ? progressBars() : null;
       try {
         const r = await untilInterrupted(
-          (signal) =>
-            cloneRepo(target, resolve(dir), {
+          async (signal) => {
+            let target: CloneTarget;
+            if (flags.via !== undefined) {
+              let last = '';
+              const mirror = await askService(flags.via, url, {
+                signal,
+                onUpdate: (job) => {
+                  const line = describeJob(job);
+                  if (flags.progress && line !== last) process.stderr.write(`${line}\n`);
+                  last = line;
+                },
+              });
+              target = { indexUrl: mirror.indexUrl, repo: mirror.path, gitUrl: flags.gitUrl ?? url };
+            } else target = resolveCloneUrl(url, flags.gitUrl);
+            const done = await cloneRepo(target, resolve(dir), {
               signal,
               log: (l) => process.stderr.write(l + '\n'),
               onProgress: bars ? (file, p) => bars.update(file, file.slice(0, 16), p) : undefined,
-            }),
+            });
+            return { ...done, target };
+          },
           'interrupted: rerun the same command to continue',
         );
         bars?.stop();
+        const target = r.target;
         process.stdout.write(
-          `cloned ${target.repo} into ${r.dir} (branch ${r.branch}): ${r.bundles} bundle(s), downloaded ${formatBytes(r.bytesDownloaded)}` +
-            `${r.bytesResumed ? `, resumed ${formatBytes(r.bytesResumed)}` : ''}${r.fetched ? ', then fetched from origin' : ''}\n`,
+          `cloned ${flags.via !== undefined ? url : target.repo} into ${r.dir} (branch ${r.branch}): ${r.bundles} bundle(s), downloaded ${formatBytes(r.bytesDownloaded)}` +
+            `${r.bytesResumed ? `, resumed ${formatBytes(r.bytesResumed)}` : ''}${r.fetched ? ', then fetched from origin' : flags.via !== undefined ? `; ${url} was unreachable, the clone holds what the bundles had` : ''}\n`,
         );
       } finally {
         bars?.stop();

@@ -6,6 +6,8 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { startServer } from '../server/server.js';
+import { BundlemirrorError } from '../errors.js';
+import { OnDemandService } from '../on-demand/service.js';
 
 /** How long responses in flight may take to finish after a signal. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -16,13 +18,38 @@ function parsePort(value: string): number {
   return n;
 }
 
+/** `3600`, `90s`, `30m`, `1h`, `2d` -> milliseconds. */
+function parseDuration(value: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('must be a duration such as 3600, 90s, 30m, 1h or 2d');
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'] * 1000;
+}
+
+/** `1048576`, `500M`, `2G`, `1T` (powers of 1024) -> bytes. */
+function parseSize(value: string): number {
+  const m = /^(\d+)([KMGT])?i?B?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('must be a size such as 500M, 2G or a number of bytes');
+  return Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] ?? ' ').toUpperCase());
+}
+
+function parseCount(value: string): number {
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a number from 1 to 9999');
+  return Number(value);
+}
+
 interface ServeFlags {
-  bundles: string;
+  bundles?: string;
   toplevel?: string;
   host: string;
   port: number;
   lfsWriters?: string;
   pushTo?: string;
+  onDemand?: string;
+  allow?: string[];
+  onDemandTtl: number;
+  onDemandJobs: number;
+  onDemandMaxRepoSize: number;
+  onDemandMaxCacheSize: number;
 }
 
 /** Resolves with the first of the signals; listeners are removed afterwards. */
@@ -40,16 +67,33 @@ function nextSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
 }
 
 export async function runServe(flags: ServeFlags): Promise<void> {
+  if (flags.allow?.length && flags.onDemand === undefined) throw new BundlemirrorError('E_USAGE', '--allow applies to --on-demand DIR, which is missing');
+  const onDemand =
+    flags.onDemand === undefined
+      ? undefined
+      : await OnDemandService.open({
+          dir: flags.onDemand,
+          allow: flags.allow ?? [],
+          ttlMs: flags.onDemandTtl,
+          maxJobs: flags.onDemandJobs,
+          maxRepoBytes: flags.onDemandMaxRepoSize,
+          maxCacheBytes: flags.onDemandMaxCacheSize,
+          log: (l) => process.stderr.write(`${l}\n`),
+        });
+  // with --on-demand alone, only the service is served; otherwise the published tree as always
+  const bundles = flags.bundles ?? (onDemand ? null : 'bundles');
   const server = await startServer({
-    bundles: flags.bundles,
+    bundles,
     toplevel: flags.toplevel,
     host: flags.host,
     port: flags.port,
     lfsWriters: flags.lfsWriters,
     pushTo: flags.pushTo,
+    onDemand,
   });
   const git = flags.toplevel === undefined ? 'smart HTTP off (no --toplevel)' : `smart HTTP and Git LFS at ${server.url}/git/ from ${flags.toplevel}`;
-  process.stderr.write(`bundlemirror: serving ${flags.bundles} at ${server.url}/ (${git})\n`);
+  if (bundles !== null) process.stderr.write(`bundlemirror: serving ${bundles} at ${server.url}/ (${git})\n`);
+  if (onDemand) process.stderr.write(`bundlemirror: bundles on demand at ${server.url}/on-demand (cache ${flags.onDemand}, allowed: ${(flags.allow ?? []).join(' ')})\n`);
   const writes =
     flags.pushTo !== undefined ? `LFS uploads and locks redirected to ${flags.pushTo}`
     : flags.lfsWriters !== undefined ? `LFS uploads and locks for the writers in ${flags.lfsWriters} (SIGHUP re-reads it)`
@@ -67,18 +111,25 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   process.stderr.write(`bundlemirror: ${sig}: finishing responses in flight (up to ${SHUTDOWN_GRACE_MS / 1000} s), then exiting\n`);
   // a second signal means "now": the default handler is back, so it ends the process
   await server.close({ graceMs: SHUTDOWN_GRACE_MS });
+  await onDemand?.close({ abort: true });
 }
 
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('serve the published tree (with byte ranges), read-only smart HTTP git and a status page')
-    .option('--bundles <dir>', 'published tree to serve (output of publish)', 'bundles')
+    .option('--bundles <dir>', 'published tree to serve (output of publish; default bundles, none with --on-demand alone)')
     .option('--toplevel <dir>', 'bare repositories to serve read-only over smart HTTP at /git/')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
     .option('--lfs-writers <file>', 'who may upload Git LFS objects and take locks: one "name token" per line (re-read on SIGHUP)')
     .option('--push-to <url>', 'the master: pushes, LFS uploads and locks get a 307 to the same path under this URL')
+    .option('--on-demand <dir>', 'run the on-demand bundle service with this cache directory (API at /api/on-demand, page at /on-demand)')
+    .option('--allow <pattern...>', 'upstream URLs the on-demand service may clone, e.g. "https://github.com/*" (repeatable)')
+    .option('--on-demand-ttl <duration>', 'refresh a mirror older than this when it is requested again', parseDuration, 3600_000)
+    .option('--on-demand-jobs <n>', 'clones and fetches running at once', parseCount, 2)
+    .option('--on-demand-max-repo-size <size>', 'stop a clone that grows past this size', parseSize, 2 * 1024 ** 3)
+    .option('--on-demand-max-cache-size <size>', 'evict least recently requested mirrors past this total', parseSize, 20 * 1024 ** 3)
     .action(async (flags: ServeFlags) => {
       await runServe(flags);
     });

@@ -394,3 +394,23 @@ async function writeManifestIfChanged(file: string, manifest: Manifest, signer: 
   }
   return true;
 }
+
+/**
+ * Takes repositories out of a published tree (the on-demand cache evicting
+ * a mirror): the manifest entry goes first, so no reader is sent to files
+ * that are about to disappear, then the repository's directory.
+ */
+export async function unpublish(out: string, paths: string[], opts: { lockWaitMs?: number } = {}): Promise<void> {
+  const release = await acquireLock(join(out, '.publish'), { what: `publish into ${out}`, waitMs: opts.lockWaitMs ?? 5 * 60_000 });
+  try {
+    const next = { ...(await readPreviousManifest(join(out, MANIFEST_FILE), () => {})) };
+    for (const p of paths) delete next[p];
+    await writeManifestIfChanged(join(out, MANIFEST_FILE), next, null, { restamp: false, now: Date.now() });
+    for (const p of paths) {
+      if (repoPathProblem(p)) continue;
+      await rm(join(out, ...p.slice(1).split('/')), { recursive: true, force: true });
+    }
+  } finally {
+    await release();
+  }
+}

@@ -18,10 +18,13 @@ import { GIT_PREFIX, smartHttpHandler } from './smart-http.js';
 import { publishedTreeHandler } from './static.js';
 import { lfsApi } from './lfs/handler.js';
 import type { LfsWriters } from '../lfs/writers.js';
+import type { OnDemandService } from '../on-demand/service.js';
+import { API_PATH, onDemandApiHandler, TREE_PREFIX } from './on-demand/api.js';
+import { onDemandPageHandler, PAGE_PATH } from './on-demand/page.js';
 
 export interface AppOptions {
-  /** Real path of the published tree. */
-  realBundles: string;
+  /** Real path of the published tree; null: only the on-demand service (`/` leads to its page). */
+  realBundles: string | null;
   /** Real path of the toplevel of bare repositories; null disables smart HTTP. */
   realToplevel: string | null;
   /** Access log and server-side problems; null for silence. */
@@ -32,6 +35,8 @@ export interface AppOptions {
   pushTo?: string | null;
   /** Counters served at /metrics; default: a fresh set; false: no /metrics. */
   metrics?: ServeMetrics | false;
+  /** The on-demand service: its API, its page and its published tree under /on-demand/. */
+  onDemand?: { service: OnDemandService; realPublished: string } | null;
 }
 
 export function buildApp(opts: AppOptions): Express {
@@ -40,10 +45,14 @@ export function buildApp(opts: AppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  const published = publishedTreeHandler(opts.realBundles);
+  const published = opts.realBundles === null ? null : publishedTreeHandler(opts.realBundles);
   const lfs = lfsApi({ writers: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, log });
   const git = opts.realToplevel === null ? null : smartHttpHandler({ realToplevel: opts.realToplevel, log, lfs });
-  const page = pageHandler({ catalog: catalogSource(opts.realBundles), smartHttp: git !== null });
+  const page = opts.realBundles === null ? null : pageHandler({ catalog: catalogSource(opts.realBundles), smartHttp: git !== null });
+  const od = opts.onDemand ?? null;
+  const odApi = od ? onDemandApiHandler(od.service) : null;
+  const odPage = od ? onDemandPageHandler(od.service.policy.patterns.map((p) => p.text)) : null;
+  const odTree = od ? publishedTreeHandler(od.realPublished, TREE_PREFIX) : null;
 
   if (opts.log) app.use(logRequests(opts.log));
   const metrics = opts.metrics === false ? null : (opts.metrics ?? new ServeMetrics());
@@ -53,10 +62,15 @@ export function buildApp(opts: AppOptions): Express {
     const { path } = splitTarget(target);
     if (path === '/') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
+      if (!page) return sendText(req, res, 302, `see ${PAGE_PATH}`, { Location: PAGE_PATH });
       return page(req, res);
     }
+    if (odApi && path === API_PATH) return odApi(req, res, target);
+    if (odPage && path === PAGE_PATH) return odPage(req, res);
+    if (odTree && path.startsWith(`${TREE_PREFIX}/`)) return odTree(req, res, target.slice(TREE_PREFIX.length));
     if (metrics && path === METRICS_PATH) return metrics.handle(req, res);
     if (git && (path === GIT_PREFIX || path.startsWith(`${GIT_PREFIX}/`))) return git(req, res, target);
+    if (!published) return sendText(req, res, 404, 'not found');
     return published(req, res, target);
   });
   // reached only by a bug: say so without details, and never leave a response half-sent

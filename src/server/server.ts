@@ -11,10 +11,11 @@ import { buildApp } from './app.js';
 import type { LogLine } from './access-log.js';
 import { hostPort } from './base-url.js';
 import { LfsWriters } from '../lfs/writers.js';
+import type { OnDemandService } from '../on-demand/service.js';
 
 export interface ServeOptions {
-  /** The published tree (`publish --out`). */
-  bundles: string;
+  /** The published tree (`publish --out`); null: serve only the on-demand service. */
+  bundles: string | null;
   /** Bare repositories for smart HTTP at `/git/`; omitted: no smart HTTP. */
   toplevel?: string | undefined;
   /** Default 127.0.0.1. */
@@ -27,6 +28,8 @@ export interface ServeOptions {
   lfsWriters?: string | undefined;
   /** The master's base URL: LFS uploads and locks get a 307 to the same path there. */
   pushTo?: string | undefined;
+  /** Serve this on-demand service (API, page, its published tree under /on-demand/). */
+  onDemand?: OnDemandService | undefined;
 }
 
 export interface RunningServer {
@@ -59,12 +62,13 @@ async function realDirectory(dir: string, fail: (why: string) => BundlemirrorErr
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  const bundles = resolve(opts.bundles);
-  const realBundles = await realDirectory(bundles, (why) =>
+  const bundles = opts.bundles === null ? null : resolve(opts.bundles);
+  const realBundles = bundles === null ? null : await realDirectory(bundles, (why) =>
     new BundlemirrorError('E_CONFIG', `bundles directory ${bundles} ${why}`, {
       hint: 'run `bundlemirror publish --toplevel DIR --out DIR` first, or point --bundles at a published tree',
     }),
   );
+  const onDemand = opts.onDemand ? { service: opts.onDemand, realPublished: await realpath(opts.onDemand.publishedDir) } : null;
   let realToplevel: string | null = null;
   if (opts.toplevel !== undefined) {
     const toplevel = resolve(opts.toplevel);
@@ -82,7 +86,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const wantPort = opts.port ?? 8080;
 
-  const server = createServer(buildApp({ realBundles, realToplevel, log, lfsWriters, pushTo: opts.pushTo ?? null }));
+  const server = createServer(buildApp({ realBundles, realToplevel, log, lfsWriters, pushTo: opts.pushTo ?? null, onDemand }));
   // a client that vanished without a FIN (the networks this tool is for) must not hold a socket forever;
   // busy git fetches are not idle: upload-pack sends keepalives while it computes a pack
   server.timeout = IDLE_SOCKET_MS;

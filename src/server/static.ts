@@ -79,7 +79,8 @@ function bufferEntity(body: Buffer, st: BigIntStats, kind: FileKind): Entity {
   };
 }
 
-export function publishedTreeHandler(realRoot: string) {
+/** `urlPrefix`: where the tree is mounted (`/on-demand` for the on-demand cache), for the absolute URLs in bundle lists. */
+export function publishedTreeHandler(realRoot: string, urlPrefix = '') {
   return async function servePublished(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
     const { path } = splitTarget(target);
@@ -99,7 +100,7 @@ export function publishedTreeHandler(realRoot: string) {
         // git 2.39 takes only absolute bundle URIs: resolve relative ones against this list's own URL
         let out = text;
         try {
-          out = absolutizeBundleList(text, `${requestOrigin(req)}${path}`);
+          out = absolutizeBundleList(text, `${requestOrigin(req)}${urlPrefix}${path}`);
         } catch {
           /* a URI that cannot be resolved: send the list as published */
         }

@@ -1,0 +1,407 @@
+/**
+ * The on-demand bundle service: a URL in, a published mirror out. One job
+ * per mirror, shared by every request for it; a bounded number run at once
+ * (the rest wait as `queued`). A job clones (or, for a mirror older than the
+ * TTL, fetches), then publishes with the ordinary publish code, so a refresh
+ * becomes an incremental bundle on top of what clients already have.
+ *
+ * Limits: a clone that grows past `maxRepoBytes` is stopped and leaves
+ * nothing behind; after each job the cache is trimmed to `maxCacheBytes` by
+ * evicting the least recently requested mirrors.
+ */
+import { mkdir, readFile, realpath, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { BundlemirrorError, isBundlemirrorError } from '../errors.js';
+import { exists as pathExists } from '../fs/atomic.js';
+import { cloneUpstream, fetchUpstream, type UpstreamProgress } from '../git/upstream.js';
+import { currentBundles, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
+import { publish, unpublish } from '../origin/publish.js';
+import { resolveSmartHttp } from '../transfer/upstream-probe.js';
+import {
+  cacheLayout,
+  chooseEvictions,
+  diskUsage,
+  readCacheState,
+  removeTree,
+  underRoot,
+  writeCacheState,
+  type CacheLayout,
+  type MirrorRecord,
+} from './cache.js';
+import { parseUpstreamUrl, UrlPolicy, type AdmittedUrl, type Resolver } from './url-policy.js';
+
+export type JobState = 'queued' | 'cloning' | 'bundling' | 'ready' | 'failed';
+
+export interface OnDemandOptions {
+  /** Cache toplevel. */
+  dir: string;
+  allow: string[];
+  /** A ready mirror older than this is fetched again when requested (default 1 h). */
+  ttlMs?: number;
+  /** Jobs cloning or fetching at once (default 2). */
+  maxJobs?: number;
+  /** Jobs waiting for a slot before requests for new URLs get E_BUSY (default 64). */
+  maxQueued?: number;
+  /** One mirror's size on disk (default 2 GiB). */
+  maxRepoBytes?: number;
+  /** The whole cache (default 20 GiB). */
+  maxCacheBytes?: number;
+  /** Deadline for one git clone or fetch (default 1 h). */
+  gitTimeoutMs?: number;
+  /** A failed job is retried by a request that comes this long after the failure (default 30 s). */
+  retryFailedAfterMs?: number;
+  resolver?: Resolver;
+  log?: (line: string) => void;
+  now?: () => number;
+}
+
+export interface JobView {
+  url: string;
+  path: string;
+  state: JobState;
+  /** The mirror existed and is being brought up to date. */
+  refresh: boolean;
+  progress: UpstreamProgress | null;
+  error: { code: string; message: string; hint?: string } | null;
+  requestedAt: string;
+  updatedAt: string;
+  /** When the mirror was last fetched from its upstream. */
+  fetchedAt: string | null;
+  /** Current bundles (relative to the repository's directory in the published tree) once ready. */
+  bundles: { uri: string; size: number; sha256: string }[] | null;
+}
+
+interface Job {
+  path: string;
+  url: string;
+  admitted: AdmittedUrl;
+  state: JobState;
+  refresh: boolean;
+  progress: UpstreamProgress | null;
+  error: BundlemirrorError | null;
+  requestedAt: number;
+  updatedAt: number;
+  fetchedAt: number | null;
+  failedAt: number | null;
+  bundles: JobView['bundles'];
+}
+
+const SIZE_POLL_MS = 250;
+
+export class OnDemandService {
+  readonly layout: CacheLayout;
+  readonly policy: UrlPolicy;
+  /** Git clones and fetches started (tests and metrics read them). */
+  readonly counters = { clones: 0, fetches: 0, evictions: 0 };
+  private readonly jobs = new Map<string, Job>();
+  private readonly records: Record<string, MirrorRecord>;
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly opts: Required<Omit<OnDemandOptions, 'resolver' | 'log' | 'now'>>;
+  private readonly log: (line: string) => void;
+  private readonly now: () => number;
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+  private readonly shutdown = new AbortController();
+
+  private constructor(opts: OnDemandOptions, records: Record<string, MirrorRecord>) {
+    this.layout = cacheLayout(opts.dir);
+    this.policy = new UrlPolicy(opts.allow, opts.resolver);
+    this.opts = {
+      dir: opts.dir,
+      allow: opts.allow,
+      ttlMs: opts.ttlMs ?? 3600_000,
+      maxJobs: opts.maxJobs ?? 2,
+      maxQueued: opts.maxQueued ?? 64,
+      maxRepoBytes: opts.maxRepoBytes ?? 2 * 1024 ** 3,
+      maxCacheBytes: opts.maxCacheBytes ?? 20 * 1024 ** 3,
+      gitTimeoutMs: opts.gitTimeoutMs ?? 3600_000,
+      retryFailedAfterMs: opts.retryFailedAfterMs ?? 30_000,
+    };
+    this.log = opts.log ?? (() => {});
+    this.now = opts.now ?? Date.now;
+    this.records = records;
+  }
+
+  /** Opens the cache (creating it), forgets clones a previous run left half-done, and knows the mirrors it holds. */
+  static async open(opts: OnDemandOptions): Promise<OnDemandService> {
+    if (opts.allow.length === 0) {
+      throw new BundlemirrorError('E_USAGE', '--on-demand needs at least one --allow pattern', { hint: 'e.g. --allow "https://github.com/*"' });
+    }
+    await mkdir(opts.dir, { recursive: true });
+    // publish names repositories by their real path under the toplevel
+    opts = { ...opts, dir: await realpath(opts.dir) };
+    const layout = cacheLayout(opts.dir);
+    await mkdir(layout.published, { recursive: true });
+    await removeTree(layout.tmp);
+    await mkdir(layout.tmp, { recursive: true });
+    const records = await readCacheState(layout);
+    const service = new OnDemandService(opts, records);
+    for (const [path, rec] of Object.entries(records)) {
+      const bundles = await service.readBundles(path);
+      if (!bundles) {
+        delete records[path];
+        continue;
+      }
+      let admitted: AdmittedUrl;
+      try {
+        const u = parseUpstreamUrl(rec.url);
+        admitted = { ...u, addresses: [], pattern: '' };
+      } catch {
+        continue;
+      }
+      service.jobs.set(path, {
+        path, url: rec.url, admitted, state: 'ready', refresh: false, progress: null, error: null,
+        requestedAt: rec.requestedAt, updatedAt: rec.fetchedAt, fetchedAt: rec.fetchedAt, failedAt: null, bundles,
+      });
+    }
+    return service;
+  }
+
+  /** The published tree to serve. */
+  get publishedDir(): string {
+    return this.layout.published;
+  }
+
+  /**
+   * A request for a URL: checks every rule (throws the refusal), then
+   * returns the job for its mirror, starting one when there is none, the
+   * last one failed a while ago, or the mirror is older than the TTL.
+   */
+  async request(input: string): Promise<JobView> {
+    const admitted = await this.policy.admit(input);
+    const now = this.now();
+    let job = this.jobs.get(admitted.repoPath);
+    const stale = job?.state === 'ready' && job.fetchedAt !== null && now - job.fetchedAt >= this.opts.ttlMs;
+    const retry = job?.state === 'failed' && job.failedAt !== null && now - job.failedAt >= this.opts.retryFailedAfterMs;
+    if (!job || stale || retry) {
+      if (!stale && this.queued() >= this.opts.maxQueued) {
+        throw new BundlemirrorError('E_BUSY', `the service has ${this.queued()} jobs waiting`, { hint: 'try again in a few minutes' });
+      }
+      const mirrorExists = job?.state === 'ready' || (job !== undefined && job.fetchedAt !== null);
+      job = {
+        path: admitted.repoPath,
+        url: job?.url ?? admitted.url,
+        admitted,
+        state: 'queued',
+        refresh: mirrorExists,
+        progress: null,
+        error: null,
+        requestedAt: now,
+        updatedAt: now,
+        fetchedAt: job?.fetchedAt ?? null,
+        failedAt: null,
+        bundles: job?.bundles ?? null,
+      };
+      this.jobs.set(job.path, job);
+      this.start(job);
+    }
+    job.requestedAt = now;
+    const rec = this.records[job.path];
+    if (rec) rec.requestedAt = now;
+    return this.view(job);
+  }
+
+  /** The job for a URL without starting anything; null when there is none. The URL rules still apply. */
+  async lookup(input: string): Promise<JobView | null> {
+    const admitted = await this.policy.admit(input);
+    const job = this.jobs.get(admitted.repoPath);
+    return job ? this.view(job) : null;
+  }
+
+  /** Waits for running jobs to finish (tests, shutdown). */
+  async close(opts: { abort?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    if (opts.abort) this.shutdown.abort(new BundlemirrorError('E_BUSY', 'the service is shutting down'));
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private queued(): number {
+    let n = 0;
+    for (const j of this.jobs.values()) if (j.state === 'queued') n++;
+    return n;
+  }
+
+  private view(job: Job): JobView {
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    return {
+      url: job.url,
+      path: job.path,
+      state: job.state,
+      refresh: job.refresh,
+      progress: job.progress,
+      error: job.error ? { code: job.error.code, message: job.error.message, ...(job.error.hint ? { hint: job.error.hint } : {}) } : null,
+      requestedAt: iso(job.requestedAt)!,
+      updatedAt: iso(job.updatedAt)!,
+      fetchedAt: iso(job.fetchedAt),
+      bundles: job.state === 'ready' ? job.bundles : null,
+    };
+  }
+
+  private start(job: Job): void {
+    const run = this.run(job).finally(() => this.inFlight.delete(run));
+    this.inFlight.add(run);
+  }
+
+  private async slot(): Promise<() => void> {
+    if (this.running >= this.opts.maxJobs) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    return () => {
+      this.running--;
+      this.waiting.shift()?.();
+    };
+  }
+
+  private set(job: Job, state: JobState): void {
+    job.state = state;
+    job.updatedAt = this.now();
+  }
+
+  private async run(job: Job): Promise<void> {
+    const release = await this.slot();
+    try {
+      if (this.closed) throw new BundlemirrorError('E_BUSY', 'the service is shutting down');
+      this.set(job, 'cloning');
+      const gitUrl = await this.finalUrl(job.admitted);
+      const mirror = underRoot(this.layout.dir, job.path);
+      const exists = job.refresh && (await pathExists(join(mirror, 'HEAD')));
+      if (exists) await this.fetch(job, mirror, gitUrl);
+      else await this.clone(job, mirror, gitUrl);
+      this.set(job, 'bundling');
+      job.progress = null;
+      const report = await publish({ toplevel: this.layout.dir, out: this.layout.published, only: [mirror], log: (l) => this.log(l) });
+      if (report.failed.length > 0) throw report.failed[0]!;
+      const bundles = await this.readBundles(job.path);
+      if (!bundles) throw new BundlemirrorError('E_INDEX', `publishing ${job.path} wrote no index`, { repo: job.path });
+      job.bundles = bundles;
+      job.fetchedAt = this.now();
+      job.refresh = exists;
+      this.records[job.path] = { url: job.url, requestedAt: job.requestedAt, fetchedAt: job.fetchedAt };
+      await writeCacheState(this.layout, this.records);
+      await this.trim(job.path);
+      this.set(job, 'ready');
+      this.log(`on-demand ${job.path}: ready (${bundles.length} bundle(s)) from ${gitUrl.url}`);
+    } catch (err) {
+      job.error = isBundlemirrorError(err) ? err : new BundlemirrorError('E_UPSTREAM', (err as Error)?.message ?? String(err), { repo: job.path, cause: err });
+      job.failedAt = this.now();
+      job.progress = null;
+      this.set(job, 'failed');
+      this.log(`on-demand ${job.path}: failed: ${job.error.message} [${job.error.code}]`);
+      if (job.error.code === 'E_REPO_TOO_LARGE') await this.evict(job.path).catch(() => undefined);
+    } finally {
+      release();
+    }
+  }
+
+  /** For http(s), where the repository really is after the redirects the rules allow. */
+  private async finalUrl(a: AdmittedUrl): Promise<{ url: string; host: string; port: number; addresses: string[]; scheme: AdmittedUrl['scheme'] }> {
+    if (a.scheme === 'git') return a;
+    const final = await resolveSmartHttp({ url: a.url, host: a.host, addresses: a.addresses }, {
+      admit: async (url) => {
+        const next = await this.policy.admit(url);
+        if (next.scheme === 'git') throw new BundlemirrorError('E_URL_SCHEME', 'a redirect cannot change the transport');
+        return { url: next.url, host: next.host, addresses: next.addresses, port: next.port, scheme: next.scheme };
+      },
+    });
+    const u = new URL(final.url);
+    const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+    return { url: final.url, host: final.host, port, addresses: final.addresses, scheme: u.protocol === 'https:' ? 'https' : 'http' };
+  }
+
+  private gitOptions(job: Job, target: { scheme: AdmittedUrl['scheme']; host: string; port: number; addresses: string[] }, signal: AbortSignal) {
+    return {
+      scheme: target.scheme,
+      pin: { host: target.host, port: target.port, addresses: target.addresses },
+      timeoutMs: this.opts.gitTimeoutMs,
+      repo: job.path,
+      signal,
+      onProgress: (p: UpstreamProgress) => {
+        job.progress = p;
+        job.updatedAt = this.now();
+      },
+    };
+  }
+
+  /** Runs git while watching the size of `dir`; past the limit git is stopped and E_REPO_TOO_LARGE thrown. */
+  private async watched(job: Job, dir: string, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const stop = new AbortController();
+    const tooLarge = () =>
+      new BundlemirrorError('E_REPO_TOO_LARGE', `${job.url} is larger than this service's limit of ${this.opts.maxRepoBytes} bytes`, {
+        repo: job.path,
+        hint: 'clone it directly, or ask the operator to raise --on-demand-max-repo-size',
+      });
+    let checking = false;
+    const timer = setInterval(async () => {
+      if (checking) return;
+      checking = true;
+      if ((await diskUsage(dir)) > this.opts.maxRepoBytes) stop.abort(tooLarge());
+      checking = false;
+    }, SIZE_POLL_MS);
+    try {
+      await work(AbortSignal.any([stop.signal, this.shutdown.signal]));
+    } catch (err) {
+      if (stop.signal.aborted) throw stop.signal.reason;
+      if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
+      throw err;
+    } finally {
+      clearInterval(timer);
+    }
+    if ((await diskUsage(dir)) > this.opts.maxRepoBytes) throw tooLarge();
+  }
+
+  private async clone(job: Job, mirror: string, target: Awaited<ReturnType<OnDemandService['finalUrl']>>): Promise<void> {
+    const tmp = join(this.layout.tmp, `${process.pid}-${this.now()}-${Math.random().toString(36).slice(2, 8)}.git`);
+    this.counters.clones++;
+    try {
+      await this.watched(job, tmp, (signal) => cloneUpstream(target.url, tmp, this.gitOptions(job, target, signal)));
+      await removeTree(mirror); // debris of a mirror evicted from the state but not from the disk
+      await mkdir(dirname(mirror), { recursive: true });
+      await rename(tmp, mirror);
+    } finally {
+      await removeTree(tmp);
+    }
+  }
+
+  private async fetch(job: Job, mirror: string, target: Awaited<ReturnType<OnDemandService['finalUrl']>>): Promise<void> {
+    this.counters.fetches++;
+    await this.watched(job, mirror, (signal) => fetchUpstream(mirror, target.url, this.gitOptions(job, target, signal)));
+  }
+
+  private async readBundles(path: string): Promise<JobView['bundles']> {
+    try {
+      const index = parseRepoIndex(await readFile(join(underRoot(this.layout.published, path), INDEX_FILE)), path);
+      return currentBundles(index).map((b) => ({ uri: b.uri, size: b.size, sha256: b.sha256 }));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Evicts least recently requested mirrors until the cache fits its limit. */
+  private async trim(keep: string): Promise<void> {
+    const entries = [];
+    for (const [path, rec] of Object.entries(this.records)) {
+      const job = this.jobs.get(path);
+      const busy = path === keep || (job !== undefined && job.state !== 'ready' && job.state !== 'failed');
+      const bytes = (await diskUsage(underRoot(this.layout.dir, path))) + (await diskUsage(underRoot(this.layout.published, path)));
+      entries.push({ path, bytes, requestedAt: rec.requestedAt, busy });
+    }
+    for (const path of chooseEvictions(entries, this.opts.maxCacheBytes)) {
+      this.log(`on-demand ${path}: evicted (cache above ${this.opts.maxCacheBytes} bytes)`);
+      await this.evict(path);
+      this.counters.evictions++;
+    }
+  }
+
+  private async evict(path: string): Promise<void> {
+    await unpublish(this.layout.published, [path]);
+    await removeTree(underRoot(this.layout.dir, path));
+    delete this.records[path];
+    const job = this.jobs.get(path);
+    if (job && job.state === 'ready') this.jobs.delete(path);
+    if (job) {
+      job.bundles = null;
+      job.fetchedAt = null;
+    }
+    await writeCacheState(this.layout, this.records);
+  }
+}
