@@ -2,11 +2,17 @@
  * Typed errors with stable codes. The CLI maps them to exit statuses and
  * prints `message` plus `hint`; tests match on `code`, never on wording.
  */
+import { accessSync, constants } from 'node:fs';
+import { userInfo } from 'node:os';
+import { dirname } from 'node:path';
 
 export const ExitStatus = {
   ok: 0,
   repoFailed: 1,
   usage: 2,
+  /** 128 + the signal's number, as a shell reports a process the signal ended. */
+  interruptedBySigint: 130,
+  interruptedBySigterm: 143,
 } as const;
 
 export type ErrorCode =
@@ -47,7 +53,9 @@ export type ErrorCode =
   | 'E_URL_REDIRECT'
   | 'E_REPO_TOO_LARGE'
   | 'E_UPSTREAM'
-  | 'E_BUSY';
+  | 'E_BUSY'
+  | 'E_PERMISSION'
+  | 'E_INTERRUPTED';
 
 export interface ErrorDetails {
   /** The repository concerned, as its manifest path (`/pub/a.git`) when known. */
@@ -72,7 +80,7 @@ export class BundlemirrorError extends Error {
 
   /** Usage and configuration problems stop everything; the rest are per repository. */
   get exitStatus(): number {
-    return this.code === 'E_USAGE' || this.code === 'E_CONFIG' || this.code === 'E_LOCKED' || this.code === 'E_TOPLEVEL'
+    return this.code === 'E_USAGE' || this.code === 'E_CONFIG' || this.code === 'E_LOCKED' || this.code === 'E_TOPLEVEL' || this.code === 'E_PERMISSION'
       ? ExitStatus.usage
       : ExitStatus.repoFailed;
   }
@@ -83,6 +91,88 @@ export class BundlemirrorError extends Error {
     const hint = this.hint ? `\n  hint: ${this.hint}` : '';
     return `${where}${this.message} [${this.code}]${hint}`;
   }
+}
+
+/**
+ * Ctrl-C or SIGTERM stopped the work: not a failure. Partial downloads are
+ * kept, nothing is recorded as failing, and running the same command again
+ * resumes. The command that catches it fills in `keptBytes` and `rerun`.
+ */
+export class InterruptedError extends BundlemirrorError {
+  keptBytes: number | null = null;
+  /** What to run again, e.g. "rerun clone"; default "rerun to resume". */
+  rerun: string | null = null;
+
+  constructor(readonly signal: 'SIGINT' | 'SIGTERM') {
+    super('E_INTERRUPTED', `interrupted by ${signal}`);
+    this.name = 'InterruptedError';
+  }
+
+  override get exitStatus(): number {
+    return this.signal === 'SIGINT' ? ExitStatus.interruptedBySigint : ExitStatus.interruptedBySigterm;
+  }
+
+  override describe(): string {
+    const kept = this.keptBytes === null ? '' : `; ${formatMiB(this.keptBytes)} kept`;
+    return `interrupted${kept}; ${this.rerun ?? 'rerun to resume'}`;
+  }
+}
+
+function formatMiB(bytes: number): string {
+  const mib = bytes / (1 << 20);
+  return `${mib >= 10 || mib === 0 ? mib.toFixed(0) : mib.toFixed(1)} MiB`;
+}
+
+/** True for an error that only says the work was interrupted (ours, or a git process the same signal ended). */
+export function isInterruption(err: unknown): err is InterruptedError {
+  return err instanceof InterruptedError;
+}
+
+/**
+ * EACCES/EPERM on a path we must write (a toplevel first pulled as root, a
+ * log file owned by someone else): the fix is ownership, not a retry.
+ */
+export function permissionError(err: NodeJS.ErrnoException, repo?: string): BundlemirrorError {
+  const path = err.path ?? (err as { dest?: string }).dest;
+  const who = currentUser() ?? '$(id -un)';
+  const owner = path ? blockingPath(path) : undefined;
+  return new BundlemirrorError('E_PERMISSION', `permission denied${path ? `: ${path}` : ''} (${err.syscall ?? 'access'}: ${err.code})`, {
+    repo,
+    hint: owner
+      ? `this user (${who}) cannot write ${owner} (was an earlier run done as another user, e.g. root?); fix the owner, e.g. chown -R ${who} ${shellQuote(owner)}`
+      : 'check the owner and mode of the toplevel, the log file and the config',
+    cause: err,
+  });
+}
+
+export function isPermissionErrno(err: unknown): err is NodeJS.ErrnoException {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+/** The path itself when it exists and is not writable, else its nearest existing ancestor that is not: what to chown. */
+function blockingPath(path: string): string {
+  for (let p = path; dirname(p) !== p; p = dirname(p)) {
+    try {
+      accessSync(p, constants.W_OK);
+      return path;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return p;
+    }
+  }
+  return path;
+}
+
+function currentUser(): string | null {
+  try {
+    return userInfo().username;
+  } catch {
+    return null;
+  }
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 export function isBundlemirrorError(err: unknown): err is BundlemirrorError {
@@ -96,6 +186,7 @@ export function forRepo(err: unknown, repo: string): BundlemirrorError {
     return new BundlemirrorError(err.code, err.message, { repo, hint: err.hint, cause: err.cause ?? err });
   }
   const e = err as NodeJS.ErrnoException;
+  if (isPermissionErrno(err) && typeof e.syscall === 'string') return permissionError(e, repo);
   if (e && (e.code === 'ENOSPC' || e.code === 'EDQUOT')) {
     return new BundlemirrorError('E_DISK', `disk full: ${e.message}`, {
       repo,

@@ -265,7 +265,7 @@ async function slowTree(t: import('ava').ExecutionContext, out: string) {
   return slow;
 }
 
-test('SIGTERM during a run: the download is interrupted and keeps its partial file, the locks are released, exit 0', async (t) => {
+test('SIGTERM during a run: the download is interrupted and keeps its partial file, nothing is recorded as failing, the locks are released, exit 143', async (t) => {
   const origin = await startOrigin(t, { bigBytes: 150_000 });
   const slow = await slowTree(t, origin.out);
   const dir = join(origin.dir, 'r');
@@ -286,10 +286,14 @@ test('SIGTERM during a run: the download is interrupted and keeps its partial fi
   await eventually(async () => ([...(await partSizes()).values()].some((n) => n >= 32_768) ? true : undefined));
   const exit = await daemon.stop('SIGTERM');
   t.false(exit.killed, `the daemon exited by itself:\n${daemon.stderr()}`);
-  t.is(exit.code, 0, daemon.stderr());
+  t.is(exit.code, 143, daemon.stderr());
   t.regex(daemon.stderr(), /SIGTERM: stopping/);
   t.regex(daemon.stderr(), /refresh run: interrupted/);
   t.regex(daemon.stderr(), /daemon stopped/);
+  t.regex(daemon.stderr(), /interrupted; [\d.]+ MiB kept/);
+  t.false(/E_GIT|internal error/.test(daemon.stderr()), daemon.stderr());
+  const status = JSON.parse((await runCli(['status', '-c', config, '--json', '--no-size'])).stdout) as { counts: Record<string, number> };
+  t.is(status.counts.failing, 0, 'an interruption is not a failure');
   const kept = [...(await partSizes()).values()].find((n) => n >= 32_768);
   t.truthy(kept, 'the partial download survives for the next start');
   const left = await readdir(join(toplevel, '.bundlemirror'));

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { cloneRepo, resolveCloneUrl, type CloneTarget } from '../clone/clone.js';
 import { askService, describeJob } from '../on-demand/client.js';
@@ -40,7 +40,10 @@ export function registerClone(program: Command): void {
             });
             return { ...done, target };
           },
-          'interrupted: rerun the same command to continue',
+          {
+            keptIn: () => [join(resolve(dir), '.git/bundlemirror/partial'), join(resolve(dir), '.git/bundlemirror')],
+            rerun: 'rerun clone with the same arguments to resume',
+          },
         );
         bars?.stop();
         const target = r.target;

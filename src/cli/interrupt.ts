@@ -1,17 +1,57 @@
 /**
  * Ctrl-C and SIGTERM abort the work through its AbortSignal instead of
  * killing the process: downloads keep their partial files, locks are
- * released, and the next run continues where this one stopped.
+ * released, nothing is recorded as failing, and the next run continues
+ * where this one stopped. The work ends with an InterruptedError (exit 130
+ * or 143); a second signal while it winds down ends the process at once.
  */
-export async function untilInterrupted<T>(work: (signal: AbortSignal) => Promise<T>, message = 'interrupted'): Promise<T> {
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InterruptedError, isInterruption } from '../errors.js';
+import { bundleCacheDir, partialDir } from '../replica/paths.js';
+
+/** Where an interrupted pull keeps its work: partial downloads and verified bundles not yet applied. */
+export function keptDirs(toplevel: string): string[] {
+  return [partialDir(toplevel), bundleCacheDir(toplevel)];
+}
+
+export interface InterruptOptions {
+  /** Directories whose files are what an interrupted run keeps (partials, verified bundles). */
+  keptIn?: () => string[];
+  /** What the user runs to resume, e.g. "rerun clone with the same arguments". */
+  rerun?: string;
+}
+
+export async function untilInterrupted<T>(work: (signal: AbortSignal) => Promise<T>, opts: InterruptOptions = {}): Promise<T> {
   const abort = new AbortController();
-  const stop = () => abort.abort(new Error(message));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const onInt = () => abort.abort(new InterruptedError('SIGINT'));
+  const onTerm = () => abort.abort(new InterruptedError('SIGTERM'));
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
   try {
-    return await work(abort.signal);
+    const result = await work(abort.signal);
+    // work that finished anyway (the signal came after its last step) stands
+    return result;
+  } catch (err) {
+    const stopped = abort.signal.aborted ? (abort.signal.reason as InterruptedError) : isInterruption(err) ? err : null;
+    if (!stopped) throw err;
+    stopped.keptBytes = opts.keptIn ? await bytesIn(opts.keptIn()) : null;
+    if (opts.rerun) stopped.rerun = opts.rerun;
+    throw stopped;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
   }
+}
+
+/** Total size of the regular files directly in these directories (missing ones count 0). */
+export async function bytesIn(dirs: string[]): Promise<number> {
+  let total = 0;
+  for (const dir of dirs) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const st = await stat(join(dir, name)).catch(() => null);
+      if (st?.isFile()) total += st.size;
+    }
+  }
+  return total;
 }

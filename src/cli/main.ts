@@ -34,7 +34,7 @@ if (process.argv.length === 3 && (process.argv[2] === '--version' || process.arg
 
 async function run(): Promise<void> {
   const { Command, CommanderError } = await import('commander');
-  const { BundlemirrorError, ExitStatus, forRepo } = await import('../errors.js');
+  const { BundlemirrorError, ExitStatus, forRepo, isPermissionErrno, permissionError } = await import('../errors.js');
   const program = new Command();
   program
     .name('bundlemirror')
@@ -55,6 +55,11 @@ async function run(): Promise<void> {
     } else if (err instanceof BundlemirrorError) {
       process.stderr.write(`bundlemirror: ${err.describe()}\n`);
       process.exitCode = err.exitStatus;
+    } else if (isPermissionErrno(err) && typeof err.syscall === 'string') {
+      // a toplevel first pulled as root, a log file owned by another user: ownership to fix, not a bug
+      const e = permissionError(err);
+      process.stderr.write(`bundlemirror: ${e.describe()}\n`);
+      process.exitCode = e.exitStatus;
     } else if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC' || (err as NodeJS.ErrnoException)?.code === 'EDQUOT') {
       // a full disk (state file, local manifest) is for the user to fix, not a bug to report with a stack trace
       const e = forRepo(err, '');

@@ -7,6 +7,8 @@
 import { loadPullConfig, type PullConfig } from '../replica/config/config.js';
 import { startDaemon } from '../replica/daemon/daemon.js';
 import type { PullLog } from '../replica/log.js';
+import { InterruptedError } from '../errors.js';
+import { bytesIn, keptDirs } from './interrupt.js';
 
 export interface PullDaemonFlags {
   config: PullConfig;
@@ -32,9 +34,16 @@ export async function runPullDaemon(flags: PullDaemonFlags): Promise<void> {
   process.on('SIGHUP', onHangup);
   const signal = await firstSignal(['SIGTERM', 'SIGINT']);
   log.info(`${signal}: stopping (send it again to end at once)`);
-  await daemon.stop();
+  const interrupted = new InterruptedError(signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+  const cut = await daemon.stop(interrupted);
   process.off('SIGHUP', onHangup);
   await log.flush();
+  // a run cut short is an interruption (exit 130/143, partials kept); stopping between runs is a clean exit
+  if (cut) {
+    interrupted.keptBytes = await bytesIn(keptDirs(flags.config.core.toplevel));
+    interrupted.rerun = 'the next start resumes';
+    throw interrupted;
+  }
 }
 
 /** Resolves with the first of these signals; the listeners are removed, so the next one has its default effect. */

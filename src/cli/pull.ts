@@ -4,10 +4,11 @@ import { loadPullConfig } from '../replica/config/config.js';
 import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
 import { progressBars } from './progress-bars.js';
-import { untilInterrupted } from './interrupt.js';
+import { keptDirs, untilInterrupted } from './interrupt.js';
 import { formatBytes } from '../format/bytes.js';
 import { BundlemirrorError } from '../errors.js';
 import { runPullDaemon } from './pull-daemon.js';
+
 
 interface PullFlags {
   config: string;
@@ -43,15 +44,17 @@ export function registerPull(program: Command): void {
       const bars = flags.progress && !flags.quiet ? progressBars({ log: (l) => log.info(l) }) : null;
       let report: PullReport;
       try {
-        report = await untilInterrupted((signal) =>
-          pull(config, {
-            force: flags.force,
-            purge: flags.purge,
-            forcePurge: flags.forcePurge,
-            log,
-            signal,
-            onProgress: bars ? (repo, file, p) => bars.update(`${repo}/${file}`, `${repo} ${file.slice(0, 12)}`, p) : undefined,
-          }),
+        report = await untilInterrupted(
+          (signal) =>
+            pull(config, {
+              force: flags.force,
+              purge: flags.purge,
+              forcePurge: flags.forcePurge,
+              log,
+              signal,
+              onProgress: bars ? (repo, file, p) => bars.update(`${repo}/${file}`, `${repo} ${file.slice(0, 12)}`, p) : undefined,
+            }),
+          { keptIn: () => keptDirs(config.core.toplevel), rerun: 'rerun pull to resume' },
         );
       } finally {
         bars?.stop();
@@ -59,6 +62,8 @@ export function registerPull(program: Command): void {
       }
       process.stdout.write(summary(report) + '\n');
       if (report.failed.length || report.problems.length || report.plan?.purgeBlocked) process.exitCode = ExitStatus.repoFailed;
+      // files this user may not write are for the admin to fix (chown), as a configuration problem is
+      if (report.failed.some((e) => e.code === 'E_PERMISSION')) process.exitCode = ExitStatus.usage;
     });
 }
 

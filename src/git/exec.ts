@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
-import { BundlemirrorError } from '../errors.js';
+import { BundlemirrorError, InterruptedError } from '../errors.js';
 
 export interface GitOptions {
   /** Bare repository to operate on; passed as `--git-dir=<abs>` so it can never read as an option. */
@@ -90,10 +90,14 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
     const out: Buffer[] = [];
     let err = '';
     let piped: Promise<void> = Promise.resolve();
+    let stoppedByUs = false;
     if (opts.stdout) {
       piped = pipeline(child.stdout, opts.stdout);
       // nobody reads git's output any more: stop git rather than leave it blocked on a full pipe
-      piped.catch(() => child.kill('SIGTERM'));
+      piped.catch(() => {
+        stoppedByUs = true;
+        child.kill('SIGTERM');
+      });
     }
     else child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.setEncoding('utf8');
@@ -101,9 +105,11 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
       if (err.length < 1 << 20) err += c;
       opts.onStderr?.(c);
     });
-    child.on('error', (e) =>
-      reject(new BundlemirrorError('E_GIT', `could not run git ${args[0] ?? ''}: ${e.message}`, { repo: opts.repo, cause: e })),
-    );
+    child.on('error', (e) => {
+      // spawn's own abort handling kills git and reports an AbortError: the caller's reason is what happened
+      if (opts.signal?.aborted) reject(opts.signal.reason);
+      else reject(new BundlemirrorError('E_GIT', `could not run git ${args[0] ?? ''}: ${e.message}`, { repo: opts.repo, cause: e }));
+    });
     child.stdin.on('error', () => {
       /* git may exit before reading all input; the exit code tells what happened */
     });
@@ -112,6 +118,15 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
         await piped;
       } catch (e) {
         reject(e);
+        return;
+      }
+      if (opts.signal?.aborted) {
+        reject(opts.signal.reason);
+        return;
+      }
+      // Ctrl-C reaches the whole process group: git may die of it before our own handler aborts the work
+      if (signal === 'SIGINT' || (signal === 'SIGTERM' && !stoppedByUs)) {
+        reject(new InterruptedError(signal));
         return;
       }
       const exit = code ?? 128;

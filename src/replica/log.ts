@@ -2,7 +2,10 @@
  * The replica's log: short lines on stderr for a person, and JSON lines
  * (pino) in `[core] log` for machines, with the level from `[core] loglevel`.
  */
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { BundlemirrorError, isPermissionErrno, permissionError } from '../errors.js';
 
 export interface PullLog {
   info(msg: string): void;
@@ -22,7 +25,12 @@ export interface PullLogOptions {
 export function createPullLog(opts: PullLogOptions): PullLog {
   let file: Logger | null = null;
   if (opts.file) {
-    file = pino({ level: opts.level, base: { pid: process.pid } }, pino.destination({ dest: opts.file, append: true, mkdir: true, sync: false }));
+    // opened here, synchronously, so an unwritable log is a clear error before any work (pino would
+    // report it later as an unhandled 'error' event)
+    const fd = openLogFile(opts.file);
+    const dest = pino.destination({ dest: fd, sync: false });
+    dest.on('error', (err: Error) => process.stderr.write(`WARNING: cannot write the log ${opts.file}: ${err.message}\n`));
+    file = pino({ level: opts.level, base: { pid: process.pid } }, dest);
   }
   const rank = { debug: 0, info: 1, warn: 2, error: 3 } as const;
   const consoleMin = opts.console === 'quiet' ? rank.warn : opts.console === 'debug' ? rank.debug : rank.info;
@@ -41,6 +49,16 @@ export function createPullLog(opts: PullLogOptions): PullLog {
         file.flush(() => resolve());
       }),
   };
+}
+
+function openLogFile(path: string): number {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    return openSync(path, 'a');
+  } catch (err) {
+    if (isPermissionErrno(err)) throw permissionError(err);
+    throw new BundlemirrorError('E_CONFIG', `cannot open the log file ${path}: ${(err as Error).message}`, { hint: 'check [core] log', cause: err });
+  }
 }
 
 /** A log that keeps lines in memory (tests, and library callers that want the text). */

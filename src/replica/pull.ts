@@ -7,7 +7,7 @@
 import { readFile, rm, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pLimit from 'p-limit';
-import { BundlemirrorError, forRepo } from '../errors.js';
+import { BundlemirrorError, forRepo, isInterruption, type InterruptedError } from '../errors.js';
 import { removeStaleTemps, writeFileAtomic } from '../fs/atomic.js';
 import { parseManifest, writeManifestFile, type Manifest } from '../manifest/manifest.js';
 import { repoPathProblem } from '../git/refname.js';
@@ -129,6 +129,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   const results = new Map<string, SyncResult>();
   const limit = pLimit(config.pull.pullThreads);
   const hookOpts = { log, timeoutMs: config.bundlemirror.hookTimeoutMs, signal: opts.signal };
+  let interrupted: InterruptedError | null | undefined;
   const act = async (action: SyncAction) => {
     try {
       await carryOut(action, config, state, opts, report, results);
@@ -137,6 +138,11 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
         await runPostUpdateHooks(config.pull.postUpdateHook, await repoDir(toplevel, action.path), hookOpts);
       }
     } catch (err) {
+      // an interruption is not this repository's failure: nothing recorded, the next run resumes it
+      if (isInterruption(err) || opts.signal?.aborted) {
+        interrupted ??= isInterruption(err) ? err : null;
+        return;
+      }
       const e = forRepo(err, action.path);
       report.failed.push(e);
       log.error(e.describe());
@@ -149,10 +155,16 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   await Promise.all(
     workOrder(plan.actions, remote).map((batch) =>
       limit(async () => {
-        for (const action of batch) await act(action);
+        for (const action of batch) {
+          if (interrupted !== undefined || opts.signal?.aborted) return;
+          await act(action);
+        }
       }),
     ),
   );
+  // the books (local manifest, projects.list, hooks, validators) wait for a run that finishes: this one resumes
+  if (opts.signal?.aborted) throw opts.signal.reason;
+  if (interrupted) throw interrupted;
   for (const r of results.values()) {
     report.bytesDownloaded += r.bytesDownloaded;
     report.bytesResumed += r.bytesResumed;

@@ -10,9 +10,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+/** `exec`: run this program with `args` instead of the CLI (a wrapper such as setpriv that then starts it). */
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; exec?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(opts.exec ?? process.execPath, opts.exec ? args : [BIN, ...args], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -28,4 +29,32 @@ export function runCli(args: string[], opts: { cwd?: string; env?: Record<string
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
   });
+}
+
+export interface CliProcess {
+  readonly pid: number;
+  output(): { stdout: string; stderr: string };
+  signal(sig: NodeJS.Signals): void;
+  /** Resolves at the exit; the test's teardown kills a process still running. */
+  readonly done: Promise<CliResult & { signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the real CLI and hands back the process, for tests that signal it or watch it work. */
+export function startCli(t: { teardown(fn: () => void): void }, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+  const done = new Promise<CliResult & { signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 128, signal, stdout, stderr });
+    }),
+  );
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { pid: child.pid!, output: () => ({ stdout, stderr }), signal: (sig) => void child.kill(sig), done };
 }

@@ -69,7 +69,8 @@ export interface Daemon {
   idle(): Promise<void>;
   /** The text served at /metrics. */
   renderMetrics(): Promise<string>;
-  stop(): Promise<void>;
+  /** Stops scheduling and interrupts the run in progress with `reason`; resolves true when a run was interrupted. */
+  stop(reason?: Error): Promise<boolean>;
 }
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
@@ -89,7 +90,7 @@ class PullDaemon implements Daemon {
   private readonly queue = new JobQueue();
   private current: { job: DaemonJob; abort: AbortController; done: Promise<void> } | null = null;
   private idleWaiters: (() => void)[] = [];
-  private stopping: Promise<void> | null = null;
+  private stopping: Promise<boolean> | null = null;
   private reloading: Promise<boolean> = Promise.resolve(true);
   private releaseLock: Release | null = null;
   private readonly scheduler: Scheduler;
@@ -159,7 +160,7 @@ class PullDaemon implements Daemon {
   }
 
   idle(): Promise<void> {
-    if (this.stopping || (!this.current && !this.queue.hasPending())) return Promise.resolve();
+    if (this.stopping !== null || (!this.current && !this.queue.hasPending())) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -173,7 +174,7 @@ class PullDaemon implements Daemon {
     return renderPrometheus([...this.metrics.families(), ...status]);
   }
 
-  stop(): Promise<void> {
+  stop(reason?: Error): Promise<boolean> {
     this.stopping ??= (async () => {
       this.unscheduleAll();
       for (const t of this.retryTimers) t.cancel();
@@ -182,7 +183,7 @@ class PullDaemon implements Daemon {
       const current = this.current;
       if (current) {
         this.log.info(`stopping: interrupting the ${label(current.job)}; its downloads keep their partial files for the next start`);
-        current.abort.abort(new Error('interrupted: the daemon is stopping'));
+        current.abort.abort(reason ?? new Error('interrupted: the daemon is stopping'));
       }
       await this.reloading;
       this.unscheduleAll(); // in case a reload armed new timers meanwhile
@@ -191,6 +192,7 @@ class PullDaemon implements Daemon {
       await this.releaseLock?.();
       this.resolveIdle();
       this.log.info('daemon stopped');
+      return current !== null;
     })();
     return this.stopping;
   }
