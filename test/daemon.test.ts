@@ -331,5 +331,6 @@ test('SIGHUP reloads the config; an invalid new config is refused and the old on
   t.is(await fingerprintOf(join(toplevel, 'pub/sub/beta.git')), await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare));
   const exit = await daemon.stop('SIGINT');
   t.false(exit.killed);
-  t.is(exit.code, 0, daemon.stderr());
+  // with refresh = 1 a run may be in progress: cutting it short is an interruption (130), stopping between runs is 0
+  t.true(exit.code === 0 || exit.code === 130, daemon.stderr());
 });
