@@ -1,7 +1,8 @@
 import test from 'ava';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdir, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gitText } from '../src/git/exec.js';
 import { parseManifest } from '../src/manifest/manifest.js';
@@ -209,3 +210,38 @@ test('the cache keeps to its size by evicting the least recently requested mirro
   const manifest = parseManifest(await readFile(join(dir, 'cache/.bundlemirror/published/manifest.js.gz'))).manifest;
   t.deepEqual(Object.keys(manifest), [`/127.0.0.1:${up.daemonPort}/pub/beta.git`]);
 });
+
+test('the /on-demand page, in headless Chromium, shows a ready job with the commands to run', async (t) => {
+  const up = await startUpstreams(t, { http: false });
+  const { server, dir } = await startService(t, { allow: LOCAL });
+  const url = up.gitUrl('pub/alpha.git');
+  await ask(server.url, url);
+  const ready = await waitForJob(server.url, url);
+  t.is(ready.body.state, 'ready');
+  const page = `${server.url}/on-demand?url=${encodeURIComponent(url)}`;
+  const dom = await runChromium(['--dump-dom', '--virtual-time-budget=10000', page], dir);
+  t.regex(dom, /<span id="state">ready<\/span>/);
+  t.true(dom.includes(`bundlemirror clone --via ${server.url} ${url} alpha`));
+  t.true(dom.includes(`git clone --bundle-uri=${ready.body.bundleList} ${url} alpha`));
+  t.true(dom.includes(`href="${ready.body.bundles[0].url}"`));
+  const shot = join(dir, 'page.png');
+  await runChromium([`--screenshot=${shot}`, '--window-size=1000,700', '--virtual-time-budget=10000', page], dir);
+  t.true((await stat(shot)).size > 1000, 'a screenshot was written');
+});
+
+/** Real Chromium, headless, with a throwaway profile; bounded in time. */
+function runChromium(args: string[], dir: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('chromium', ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${join(dir, 'chromium')}`, ...args], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+  });
+}

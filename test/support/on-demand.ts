@@ -22,6 +22,8 @@ export interface Upstreams {
   daemonPort: number;
   httpUrl(path: string): string;
   gitUrl(path: string): string;
+  /** Stops git daemon: the git:// upstream becomes unreachable. */
+  stopDaemon(): Promise<void>;
   /** Republish the toplevel (smart HTTP serves only what the manifest lists). */
   publish(): Promise<void>;
   repos: Record<string, { bare: string; wt: WorkTree }>;
@@ -67,9 +69,12 @@ export async function startUpstreams(
   const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${toplevel}`, '--listen=127.0.0.1', `--port=${daemonPort}`, toplevel], {
     stdio: 'ignore',
   });
-  t.teardown(() => {
+  const daemonClosed = new Promise<void>((r) => daemon.once('close', () => r()));
+  const stopDaemon = async () => {
     daemon.kill('SIGTERM');
-  });
+    await daemonClosed;
+  };
+  t.teardown(stopDaemon);
   await waitForPort(daemonPort);
   return {
     dir,
@@ -79,6 +84,7 @@ export async function startUpstreams(
     httpUrl: (p) => `${http!.url}/git/${p}`,
     gitUrl: (p) => `git://127.0.0.1:${daemonPort}/${p}`,
     publish,
+    stopDaemon,
     repos: { 'pub/alpha.git': alpha },
   };
 }
