@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'E_PREREQUISITES'
   | 'E_DOWNLOAD'
   | 'E_HTTP'
+  | 'E_REDIRECT'
   | 'E_FINGERPRINT'
   | 'E_DISK'
   | 'E_NOT_FOUND'

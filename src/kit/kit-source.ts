@@ -13,6 +13,7 @@ import { fetchDocument } from '../transfer/document.js';
 import { downloadFile, type DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from '../replica/config/config.js';
 import { guardReplica } from '../replica/own-paths.js';
+import { manifestRedirects } from '../replica/remote-manifest.js';
 import { partialDir, stateDir } from '../replica/paths.js';
 import { bundleUrl, indexUrl } from '../replica/sync/sync-repo.js';
 import { KIT_MANIFEST as MANIFEST_FILE, MAX_KIT_DOCUMENT } from './kit-format.js';
@@ -85,13 +86,13 @@ export async function remoteSource(config: PullConfig, opts: { signal?: AbortSig
     async manifest() {
       const url = config.remote.manifest;
       if (url.startsWith('file:')) return readFile(new URL(url));
-      const doc = await fetchDocument(url, { maxBytes: MAX_KIT_DOCUMENT, signal: opts.signal });
+      const doc = await fetchDocument(url, { maxBytes: MAX_KIT_DOCUMENT, signal: opts.signal, redirects: manifestRedirects(config) });
       if (doc.status !== 'ok') throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
       return doc.body;
     },
     async index(repo) {
       try {
-        const doc = await fetchDocument(indexUrl(base, repo), { maxBytes: MAX_KIT_DOCUMENT, signal: opts.signal });
+        const doc = await fetchDocument(indexUrl(base, repo), { maxBytes: MAX_KIT_DOCUMENT, signal: opts.signal, redirects: { roots: [base, ...config.bundlemirror.redirects], repo } });
         return doc.status === 'ok' ? parseRepoIndex(doc.body, repo) : null;
       } catch (err) {
         if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') return null;
@@ -102,6 +103,7 @@ export async function remoteSource(config: PullConfig, opts: { signal?: AbortSig
       const dest = join(cache, `${bundle.sha256}.bundle`);
       await downloadFile({
         url: bundleUrl(indexUrl(base, repo), bundle, repo, base),
+        redirects: { roots: [base, ...config.bundlemirror.redirects], repo },
         dest,
         expectedSize: bundle.size,
         sha256: bundle.sha256,

@@ -27,6 +27,7 @@ import { repoDir, stateDir, partialDir, stagingDir, bundleCacheDir } from './pat
 import { syncRepo, type SyncResult } from './sync/sync-repo.js';
 import { checkOwnPaths, guardReplica, reservedPaths } from './own-paths.js';
 import { syncManifestSymlinks } from './symlinks.js';
+import { manifestRedirects } from './remote-manifest.js';
 import { remoteManifestCopyPath } from './remote-manifest.js';
 import { dropMember } from './sync/objstore.js';
 import { workOrder } from './plan/work-order.js';
@@ -267,6 +268,7 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
     etag: usable ? (prior.etag ?? undefined) : undefined,
     lastModified: usable ? (prior.lastModified ?? undefined) : undefined,
     maxBytes: MAX_MANIFEST_DOWNLOAD,
+    redirects: manifestRedirects(config),
     signal: opts.signal,
   });
   if (doc.status === 'unchanged') {

@@ -8,6 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { parseManifest, type Manifest } from '../manifest/manifest.js';
+import type { RedirectRule } from '../transfer/http.js';
 import { fetchDocument } from '../transfer/document.js';
 import type { PullConfig } from './config/config.js';
 import { stateDir } from './paths.js';
@@ -69,7 +70,12 @@ export async function fetchRemoteManifestNow(config: PullConfig, signal?: AbortS
     if (!known) throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}`, { hint: 'check [remote] manifest' });
     return known;
   }
-  const doc = await fetchDocument(url, { maxBytes: 256 << 20, signal, retries: 1 });
+  const doc = await fetchDocument(url, { maxBytes: 256 << 20, signal, retries: 1, redirects: manifestRedirects(config) });
   if (doc.status !== 'ok') throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
   return { manifest: parseManifest(doc.body, url).manifest, source: 'fetched', location: url, savedAt: null };
+}
+
+/** The manifest may be redirected within the origin's own host, or to a place `[bundlemirror] redirects` lists. */
+export function manifestRedirects(config: Pick<PullConfig, 'remote' | 'bundlemirror'>): RedirectRule {
+  return { roots: [new URL('/', config.remote.manifest).href, ...config.bundlemirror.redirects] };
 }

@@ -19,6 +19,7 @@ import {
   type Failure,
   type HttpTimeouts,
   type OpenedResponse,
+  type RedirectRule,
 } from './http.js';
 
 export interface FetchDocumentOptions {
@@ -28,6 +29,8 @@ export interface FetchDocumentOptions {
   lastModified?: string | undefined;
   /** Refuse bodies larger than this. */
   maxBytes: number;
+  /** Where redirects may lead (default: the URL's own origin). */
+  redirects?: RedirectRule | undefined;
   /** Deadline for one whole exchange, body included (default 60 s). */
   timeoutMs?: number | undefined;
   /** Further attempts after a retryable failure (default 3). */
@@ -64,7 +67,7 @@ async function fetchOnce(url: string, opts: FetchDocumentOptions): Promise<Fetch
   if (opts.lastModified) headers['if-modified-since'] = opts.lastModified;
   let res: OpenedResponse;
   try {
-    res = await openResponse(url, { headers, timeouts, signal: opts.signal, totalMs: opts.timeoutMs ?? 60_000 });
+    res = await openResponse(url, { headers, timeouts, signal: opts.signal, totalMs: opts.timeoutMs ?? 60_000, redirects: opts.redirects });
   } catch (err) {
     opts.signal?.throwIfAborted();
     return failureFromError(url, err, 'E_HTTP');

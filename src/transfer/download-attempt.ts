@@ -17,6 +17,7 @@ import {
   type Failure,
   type HttpTimeouts,
   type OpenedResponse,
+  type RedirectRule,
 } from './http.js';
 import type { PartialFile } from './partial-file.js';
 import { contentAddressedEtag, contradictsValidator, parseContentRange, validatorFromResponse } from './range.js';
@@ -47,6 +48,7 @@ export type AttemptOutcome =
 
 export interface AttemptContext {
   url: string;
+  redirects?: RedirectRule | undefined;
   part: PartialFile;
   sha256: string;
   expectedSize: number;
@@ -73,7 +75,7 @@ export async function runAttempt(ctx: AttemptContext): Promise<AttemptOutcome> {
   }
   let res: OpenedResponse;
   try {
-    res = await openResponse(url, { headers, timeouts: ctx.timeouts, signal: ctx.signal });
+    res = await openResponse(url, { headers, timeouts: ctx.timeouts, signal: ctx.signal, redirects: ctx.redirects });
   } catch (err) {
     ctx.signal?.throwIfAborted();
     return { kind: 'failed', failure: failureFromError(url, err, 'E_DOWNLOAD') };

@@ -16,7 +16,7 @@ import { stat } from 'node:fs/promises';
 import { BundlemirrorError } from '../errors.js';
 import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
 import { runAttempt, type AttemptContext } from './download-attempt.js';
-import { resolveTimeouts, type Failure, type HttpTimeouts } from './http.js';
+import { resolveTimeouts, type Failure, type HttpTimeouts, type RedirectRule } from './http.js';
 import { PartialFile, partialPathFor, removePartialsExcept } from './partial-file.js';
 import { RateMeter, type DownloadProgress } from './progress.js';
 import { contentAddressedEtag } from './range.js';
@@ -25,6 +25,8 @@ export type { DownloadProgress } from './progress.js';
 
 export interface DownloadFileOptions {
   url: string;
+  /** Where redirects may lead (default: the URL's own origin). */
+  redirects?: RedirectRule | undefined;
   /** Final path; written only once the content is verified. */
   dest: string;
   expectedSize: number;
@@ -152,6 +154,7 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
 
   const ctx: AttemptContext = {
     url,
+    redirects: opts.redirects,
     part,
     sha256,
     expectedSize,

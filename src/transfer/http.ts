@@ -11,6 +11,7 @@ import got, { RequestError, TimeoutError, MaxRedirectsError, type Request as Got
 import { BundlemirrorError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter } from './backoff.js';
 import { VERSION } from '../version.js';
+import { redactUrl } from '../format/untrusted.js';
 
 export const USER_AGENT = `bundlemirror/${VERSION}`;
 
@@ -85,7 +86,40 @@ export interface OpenedResponse {
   headers: IncomingHttpHeaders;
 }
 
+/**
+ * Where a redirect may lead. Every hop must be on the same scheme, host and
+ * port as one of `roots` and under its path; without a rule, a hop must stay
+ * on the first URL's scheme, host and port. A redirect is the server
+ * choosing where we connect next: unchecked, a hostile origin points the
+ * replica at its own network (or at file it should not fetch) although the
+ * first URL passed every check.
+ */
+export interface RedirectRule {
+  roots: readonly string[];
+  /** The repository the request is for (named in the error). */
+  repo?: string | undefined;
+}
+
+export function redirectAllowed(to: URL, rule: RedirectRule): boolean {
+  return rule.roots.some((r) => {
+    let root: URL;
+    try {
+      root = new URL(r);
+    } catch {
+      return false;
+    }
+    const dir = root.pathname.replace(/\/*$/, '/');
+    return to.protocol === root.protocol && to.host === root.host && (to.pathname + '/').startsWith(dir);
+  });
+}
+
+export function sameOrigin(url: string): RedirectRule {
+  return { roots: [new URL('/', url).toString()] };
+}
+
 export interface OpenOptions {
+  /** Where redirects may lead (default: the first URL's origin only). */
+  redirects?: RedirectRule | undefined;
   headers: Record<string, string>;
   timeouts: HttpTimeouts;
   signal?: AbortSignal | undefined;
@@ -100,7 +134,21 @@ export interface OpenOptions {
  */
 export function openResponse(url: string, opts: OpenOptions): Promise<OpenedResponse> {
   const t = opts.timeouts;
+  const rule = opts.redirects ?? sameOrigin(url);
   const body = client.stream(url, {
+    hooks: {
+      beforeRedirect: [
+        (next, response) => {
+          const to = next.url instanceof URL ? next.url : new URL(String(next.url));
+          if (redirectAllowed(to, rule)) return;
+          const from = redactUrl(response.url || url);
+          throw new BundlemirrorError('E_REDIRECT', `GET ${redactUrl(url)}: ${from} redirects to ${redactUrl(to.toString())}, which is outside ${rule.roots.map(redactUrl).join(' and ')}`, {
+            repo: rule.repo,
+            hint: 'the server sent us somewhere this replica does not fetch from; if that place is yours, list it in [bundlemirror] redirects',
+          });
+        },
+      ],
+    },
     headers: opts.headers,
     timeout: {
       lookup: t.lookupMs,
@@ -209,6 +257,8 @@ const TRANSIENT_CODES = new Set([
  */
 export function failureFromError(url: string, err: unknown, code: ErrorCode): Failure {
   if (err instanceof BundlemirrorError) return { error: err, retryable: false };
+  // our own refusal from inside got (a redirect hook), wrapped by got
+  if (err instanceof RequestError && err.cause instanceof BundlemirrorError) return { error: err.cause, retryable: false };
   if (err instanceof StallError) {
     return {
       retryable: true,

@@ -6,8 +6,21 @@
  */
 import test from 'ava';
 import { join } from 'node:path';
+import type { BundlemirrorError } from '../../src/errors.js';
 import { git } from '../../src/git/exec.js';
-import { attackWorld, symlinkAttack, SYMLINK_ATTACKS, SYMLINK_ALLOWED, SYMLINK_REPOS } from '../support/attacks.js';
+import { loadPullConfig } from '../../src/replica/config/config.js';
+import { memoryLog } from '../../src/replica/log.js';
+import { pull } from '../../src/replica/pull.js';
+import {
+  attackWorld,
+  fingerprintsMatch,
+  redirectSetup,
+  symlinkAttack,
+  REDIRECT_REPOS,
+  SYMLINK_ATTACKS,
+  SYMLINK_ALLOWED,
+  SYMLINK_REPOS,
+} from '../support/attacks.js';
 
 for (const via of ['http', 'kit'] as const) {
   test(`manifest symlinks that would climb out of the toplevel or into a repository are refused (${via})`, async (t) => {
@@ -51,4 +64,36 @@ test('git runs no hook in a mirror and keeps no reflog, even one a mirror alread
   t.is(hooksPath, join(w.toplevel, '.bundlemirror', 'empty-hooks'));
   t.is((await git(['config', '--local', 'core.logAllRefUpdates'], { gitDir: repo })).stdout.toString().trim(), 'false');
   t.is(await readFile(join(repo, 'logs', 'refs', 'heads', 'main'), 'utf8').catch(() => null), null, 'no reflog written');
+});
+
+test('every hop of a redirect passes the same check as the first URL: index.json to another port and a bundle outside the tree are refused', async (t) => {
+  const w = await attackWorld(REDIRECT_REPOS);
+  t.teardown(() => w.close());
+  const s = await redirectSetup(w);
+  t.teardown(() => Promise.all([s.origin.close(), s.other.close()]));
+  const report = await pull(loadPullConfig(s.config), { log: memoryLog() });
+  t.deepEqual(
+    report.failed.map((e) => [e.repo, e.code]).sort(),
+    [
+      ['/b.git', 'E_REDIRECT'],
+      ['/c.git', 'E_REDIRECT'],
+    ],
+  );
+  const b = report.failed.find((e) => e.repo === '/b.git')!;
+  t.true(b.message.includes(`${s.origin.url}/tree/b.git/index.json`) && b.message.includes(`${s.other.url}/tree/b.git/index.json`), 'both URLs named');
+  t.deepEqual(await fingerprintsMatch(w, ['/a.git', '/d.git']), [], 'the redirect inside the tree is followed; the rest sync');
+});
+
+test('a redirected manifest is refused unless [bundlemirror] redirects lists where it leads', async (t) => {
+  const w = await attackWorld(REDIRECT_REPOS);
+  t.teardown(() => w.close());
+  const refused = await redirectSetup(w, { manifestElsewhere: true });
+  t.teardown(() => Promise.all([refused.origin.close(), refused.other.close()]));
+  const err = await t.throwsAsync(pull(loadPullConfig(refused.config), { log: memoryLog() }));
+  t.is((err as BundlemirrorError).code, 'E_REDIRECT');
+  const allowed = await redirectSetup(w, { manifestElsewhere: true, allowOther: true });
+  t.teardown(() => Promise.all([allowed.origin.close(), allowed.other.close()]));
+  const report = await pull(loadPullConfig(allowed.config), { log: memoryLog() });
+  t.deepEqual(report.failed.map((e) => [e.repo, e.code]), [['/c.git', 'E_REDIRECT']], 'only the bundle outside every allowed place is refused');
+  t.deepEqual(await fingerprintsMatch(w, ['/a.git', '/b.git', '/d.git']), []);
 });

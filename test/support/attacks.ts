@@ -209,3 +209,84 @@ export async function symlinkAttack(w: AttackWorld, via: 'http' | 'kit'): Promis
   }
   return { refused, problems };
 }
+
+// ---------------------------------------------------------------- redirects
+
+export interface Front {
+  url: string;
+  /** Exact request targets (path and query) answered with a 302 to the given URL. */
+  redirects: Map<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP front on 127.0.0.1 for the real server: the published tree under
+ * `/tree/`, the same files again under `/elsewhere/` (outside the tree, on
+ * the same host), and 302s where the test says.
+ */
+export async function startFront(target: string): Promise<Front> {
+  const { createServer, request } = await import('node:http');
+  const redirects = new Map<string, string>();
+  const server = createServer((req, res) => {
+    const to = redirects.get(req.url ?? '');
+    if (to) {
+      res.writeHead(302, { location: to, 'content-length': '0' }).end();
+      return;
+    }
+    const m = /^\/(tree|elsewhere)(\/.*)$/.exec(req.url ?? '');
+    if (!m) {
+      res.writeHead(404, { 'content-length': '0' }).end();
+      return;
+    }
+    const up = new URL(target);
+    const headers = { ...req.headers, host: up.host };
+    const fwd = request({ host: up.hostname, port: up.port, path: m[2]!.replace(/\?.*$/, ''), method: req.method, headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    fwd.on('error', () => res.destroy());
+    req.pipe(fwd);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    redirects,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export const REDIRECT_REPOS = ['/a.git', '/b.git', '/c.git', '/d.git'];
+
+export interface RedirectSetup {
+  origin: Front;
+  other: Front;
+  config: string;
+}
+
+/**
+ * `/a.git`'s bundle is redirected within the tree (allowed), `/b.git`'s
+ * index.json to the same path on another port, `/c.git`'s bundle to the
+ * same host outside the tree, `/d.git` untouched. With `manifestElsewhere`,
+ * the manifest itself is redirected to the other port.
+ */
+export async function redirectSetup(w: AttackWorld, opts: { manifestElsewhere?: boolean; allowOther?: boolean } = {}): Promise<RedirectSetup> {
+  const origin = await startFront(w.server.url);
+  const other = await startFront(w.server.url);
+  const bundleOf = async (repo: string) => {
+    const index = JSON.parse(await readFile(join(w.out, repo.slice(1), 'index.json'), 'utf8')) as { bundles: { uri: string }[] };
+    return `${repo.slice(1)}/${index.bundles[0]!.uri}`;
+  };
+  origin.redirects.set(`/tree/${await bundleOf('/a.git')}`, `/tree/${await bundleOf('/a.git')}?moved`);
+  origin.redirects.set('/tree/b.git/index.json', `${other.url}/tree/b.git/index.json`);
+  origin.redirects.set(`/tree/${await bundleOf('/c.git')}`, `/elsewhere/${await bundleOf('/c.git')}`);
+  if (opts.manifestElsewhere) origin.redirects.set('/tree/manifest.js.gz', `${other.url}/tree/manifest.js.gz`);
+  const config = await writeConfig(w.dir, {
+    toplevel: w.toplevel,
+    manifest: `${origin.url}/tree/manifest.js.gz`,
+    site: `${w.server.url}/git`,
+    name: 'redirect.conf',
+    extra: opts.allowOther ? `[bundlemirror]\nredirects = ${other.url}/tree/\n` : '',
+  });
+  return { origin, other, config };
+}

@@ -68,7 +68,7 @@ export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>>
     report_subject: 'unused',
     report_mailhost: 'unused',
   },
-  bundlemirror: { bundles: 'used', git_url: 'used', hook_timeout: 'used', listen: 'used', notify_token_file: 'used' },
+  bundlemirror: { bundles: 'used', git_url: 'used', hook_timeout: 'used', listen: 'used', notify_token_file: 'used', redirects: 'used' },
 };
 
 /** Sections that belong to other grokmirror commands (grok-manifest, grok-fsck). */

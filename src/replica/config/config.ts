@@ -89,6 +89,8 @@ export const PullConfigSchema = z.object({
     listen: z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).nullable(),
     /** Shared secret for push notifications over HTTP; null: HTTP notifications refused. */
     notifyTokenFile: absPath.nullable(),
+    /** Other places (URL prefixes) the origin's redirects may lead to, besides its own host (manifest) and the published tree (the rest). */
+    redirects: z.array(url),
   }),
   /** `[schedule "NAME"]` sections (see daemon-config.ts), in file order. */
   schedules: z.array(z.object({ name: z.string().min(1), cron: z.string(), include: z.array(z.string()) })),
@@ -204,6 +206,11 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
   const listen = listenRaw === '' ? null : parseListenAddress(listenRaw);
   if (typeof listen === 'string') r.fail('bundlemirror', 'listen', listen);
   const notifyTokenFile = r.path('bundlemirror', 'notify_token_file');
+  const redirects = r
+    .list('bundlemirror', 'redirects', [])
+    .flatMap((l) => l.split(/\s+/))
+    .filter(Boolean)
+    .map((v) => withSlash(r.url('bundlemirror', 'redirects', v, site)));
   const schedules = doc.sections().flatMap((section) => {
     if (looksLikeSchedule(section)) r.fail(section, null, 'is not a schedule section name', 'write [schedule "NAME"] with the name in double quotes');
     const name = scheduleSectionName(section);
@@ -225,7 +232,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     core: { toplevel, manifest: manifestPath, log, loglevel, objstore },
     remote: { site, manifest: remoteManifest },
     pull,
-    bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile },
+    bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile, redirects },
     schedules,
     warnings: r.warnings,
   };

@@ -21,6 +21,7 @@ export function syncContextFor(config: PullConfig, opts: SyncContextOptions): Sy
     // an empty git_url means "no git fetch" (an offline import)
     site: config.bundlemirror.gitUrl || null,
     bundlesBase: config.bundlemirror.bundles,
+    redirects: config.bundlemirror.redirects,
     defaultOwner: config.pull.defaultOwner || null,
     objstore: config.core.objstore,
     log: opts.log,

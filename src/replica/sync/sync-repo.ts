@@ -36,6 +36,7 @@ import { INDEX_FILE, parseRepoIndex, type BundleRef, type RepoIndex } from '../.
 import { isBareRepository } from '../../git/discovery.js';
 import { downloadFile, type DownloadProgress } from '../../transfer/download.js';
 import { fetchDocument } from '../../transfer/document.js';
+import type { RedirectRule } from '../../transfer/http.js';
 import { idsToCheck, planBundles } from '../plan/bundle-plan.js';
 import { ensureStore, linkToStore, storeDir, syncVirtualRefs, unsafeForkgroup, usesStore } from './objstore.js';
 import { applyMetadata, wantedMetadata } from './metadata.js';
@@ -56,6 +57,8 @@ export interface SyncContext {
   site: string | null;
   /** URL of the published tree's root, or null for an origin without bundles. */
   bundlesBase: string | null;
+  /** `[bundlemirror] redirects`: where else a redirect of an index or a bundle may lead. */
+  redirects?: readonly string[];
   defaultOwner: string | null;
   /** `[core] objstore`: where forkgroup members share their objects; null to store every repository on its own. */
   objstore?: string | null;
@@ -168,7 +171,7 @@ async function dropCachedBundles(toplevel: string, shas: string[]): Promise<void
 async function fetchIndex(path: string, ctx: SyncContext): Promise<RepoIndex | null> {
   const url = indexUrl(ctx.bundlesBase!, path);
   try {
-    const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal });
+    const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects: treeRedirects(ctx, path) });
     if (doc.status !== 'ok') return null;
     return parseRepoIndex(doc.body, path);
   } catch (err) {
@@ -176,7 +179,8 @@ async function fetchIndex(path: string, ctx: SyncContext): Promise<RepoIndex | n
       ctx.log.debug(`${path}: no index.json at ${url}; using git fetch`);
       return null;
     }
-    if (err instanceof BundlemirrorError && err.code === 'E_INDEX') throw err;
+    // a hostile answer is reported, not papered over with git fetch
+    if (err instanceof BundlemirrorError && (err.code === 'E_INDEX' || err.code === 'E_REDIRECT')) throw err;
     if (ctx.signal?.aborted) throw err; // interrupted, not unreadable: no fallback, no misleading warning
     if (ctx.site) {
       ctx.log.warn(`${path}: cannot read ${url} (${(err as Error).message}); using git fetch`);
@@ -184,6 +188,11 @@ async function fetchIndex(path: string, ctx: SyncContext): Promise<RepoIndex | n
     }
     throw err;
   }
+}
+
+/** Every hop of a redirect for an index or a bundle stays under the published tree (or a configured place). */
+function treeRedirects(ctx: SyncContext, repo: string): RedirectRule {
+  return { roots: [ctx.bundlesBase!, ...(ctx.redirects ?? [])], repo };
 }
 
 export function indexUrl(bundlesBase: string, path: string): string {
@@ -220,6 +229,7 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
       const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const got = await downloadFile({
         url: bundleUrl(base, b, path, ctx.bundlesBase!),
+        redirects: treeRedirects(ctx, path),
         dest,
         expectedSize: b.size,
         sha256: b.sha256,
