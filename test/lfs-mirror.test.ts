@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lfsObjectPath } from '../src/lfs/oid.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
@@ -92,4 +92,37 @@ test('an LFS object download cut every 256 KiB resumes: bytes on the wire at mos
   const ratio = proxy.stats.bytesDownstream / payload;
   t.log(`wire ${proxy.stats.bytesDownstream} B for ${payload} B of files: ${ratio.toFixed(4)}x, ${proxy.stats.cuts} cuts`);
   t.true(ratio <= 1.02, `ratio ${ratio}`);
+});
+
+test('status counts LFS objects; fsck finds a corrupt one and downloads it again without re-cloning', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const { files } = await pushAssets(o, [200_000, 100_000]);
+  await publish(o);
+  const toplevel = join(o.dir, 'replica');
+  const config = await writeConfig(o.dir, { toplevel, manifest: `${o.server.url}/manifest.js.gz`, site: `${o.server.url}/git` });
+  t.is((await pull(config)).code, 0);
+
+  const status = JSON.parse((await runCli(['status', '-c', config, '--json'])).stdout) as { lfs: { objects: number; bytes: number }; repos: { path: string; lfsObjects: number }[] };
+  t.deepEqual(status.lfs, { objects: 2, bytes: 300_000 });
+  t.is(status.repos.find((r) => r.path === REPO)?.lfsObjects, 2);
+
+  const repo = join(toplevel, 'pub/assets.git');
+  const body = [...files.values()][0]!;
+  const file = lfsObjectPath(repo, sha256(body));
+  const bytes = await readFile(file);
+  bytes.writeUInt8(bytes.readUInt8(1000) ^ 0xff, 1000);
+  await writeFile(file, bytes);
+  const headBefore = (await stat(join(repo, 'objects'))).ino;
+
+  const checked = await runCli(['fsck', '-c', config, '--no-repair', '--json']);
+  t.is(checked.code, 1);
+  const found = JSON.parse(checked.stdout) as { repos: { path: string; outcome: string; problems: string[] }[] };
+  t.regex(found.repos.find((r) => r.path === REPO)!.problems.join('\n'), new RegExp(sha256(body)));
+
+  const repaired = await runCli(['fsck', '-c', config, '--json']);
+  t.is(repaired.code, 0, repaired.stderr);
+  t.is((JSON.parse(repaired.stdout) as { repos: { path: string; outcome: string }[] }).repos.find((r) => r.path === REPO)?.outcome, 'repaired');
+  t.true((await readFile(file)).equals(body));
+  t.is((await stat(join(repo, 'objects'))).ino, headBefore, 'the repository itself was not re-cloned');
 });

@@ -149,6 +149,7 @@ test('metrics escape label values as the Prometheus text format requires', (t) =
     counts: { 'in-sync': 1, behind: 0, failing: 0, 'not-cloned': 0, 'not-in-manifest': 0, unknown: 0, total: 1 },
     sizeBytes: 10,
     objstoreBytes: 0,
+    lfs: null,
     repos: [
       {
         path: '/a"b\\c.git',
@@ -158,6 +159,8 @@ test('metrics escape label values as the Prometheus text format requires', (t) =
         localFingerprint: null,
         remoteFingerprint: null,
         sizeBytes: 10,
+        lfsObjects: null,
+        lfsBytes: null,
         lastSuccess: '2026-11-22T09:30:00.500Z',
         lastError: null,
         failures: 0,

@@ -48,7 +48,8 @@ export function renderStatusTable(s: ReplicaStatus): string {
   const extra = [c['not-in-manifest'] ? `not in manifest ${c['not-in-manifest']}` : '', c.unknown ? `unknown ${c.unknown}` : ''].filter(Boolean);
   lines.push(
     `in sync ${c['in-sync']}, behind ${c.behind}, failing ${c.failing}, not cloned ${c['not-cloned']}${extra.length ? `, ${extra.join(', ')}` : ''}` +
-      `${s.sizeBytes !== null ? `; ${formatBytes(s.sizeBytes)} of objects${s.objstoreBytes ? ` (${formatBytes(s.objstoreBytes)} in shared object stores)` : ''}` : ''}`,
+      `${s.sizeBytes !== null ? `; ${formatBytes(s.sizeBytes)} of objects${s.objstoreBytes ? ` (${formatBytes(s.objstoreBytes)} in shared object stores)` : ''}` : ''}` +
+      `${s.lfs?.objects ? `; ${s.lfs.objects} LFS object(s), ${formatBytes(s.lfs.bytes)}` : ''}`,
   );
   return lines.join('\n') + '\n';
 }

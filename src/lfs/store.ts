@@ -152,3 +152,18 @@ export async function linkOrCopy(src: string, dest: string): Promise<'linked' | 
   }
   return 'copied';
 }
+
+/** Objects of a repository's store whose bytes do not hash to their name. */
+export async function corruptLfsObjects(repoDir: string): Promise<{ oid: string; sha256: string; path: string }[]> {
+  const bad: { oid: string; sha256: string; path: string }[] = [];
+  for (const o of await listLfsObjects(repoDir)) {
+    let sha256: string;
+    try {
+      sha256 = await sha256OfFile(o.path);
+    } catch (err) {
+      sha256 = `unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    }
+    if (sha256 !== o.oid) bad.push({ oid: o.oid, sha256, path: o.path });
+  }
+  return bad;
+}

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import pLimit from 'p-limit';
 import { isBareRepository } from '../git/discovery.js';
+import { listLfsObjects } from '../lfs/store.js';
 import { repoPathProblem } from '../git/refname.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { PullConfig } from './config/config.js';
@@ -48,6 +49,9 @@ export interface RepoStatus {
   remoteFingerprint: string | null;
   /** Bytes under `objects/` (apparent size); null when not on disk or not measured. */
   sizeBytes: number | null;
+  /** Git LFS objects in `lfs/objects/`, and their bytes; null when not on disk or not measured. */
+  lfsObjects: number | null;
+  lfsBytes: number | null;
   /** ISO time of the last verified sync, or null. */
   lastSuccess: string | null;
   lastError: { code: string; message: string; at: string } | null;
@@ -78,6 +82,8 @@ export interface ReplicaStatus {
   sizeBytes: number | null;
   /** Bytes under `[core] objstore` (forkgroup stores whose objects members share); null when not measured. */
   objstoreBytes: number | null;
+  /** Git LFS objects of all repositories, and their bytes; null when sizes were not measured. */
+  lfs: { objects: number; bytes: number } | null;
   /** Sorted by path. */
   repos: RepoStatus[];
 }
@@ -116,6 +122,7 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
           const entry = selected[path];
           if (!entry && !onDisk && !rec?.lastError) return null; // a state entry pull will forget
           const classified = classify(rec, entry ? (entry.fingerprint ?? null) : undefined, onDisk, known !== null);
+          const lfs = onDisk && opts.sizes !== false ? await listLfsObjects(dir) : null;
           const status: RepoStatus = {
             path,
             ...classified,
@@ -123,6 +130,8 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
             localFingerprint: rec?.fingerprint ?? null,
             remoteFingerprint: entry?.fingerprint ?? null,
             sizeBytes: onDisk && opts.sizes !== false ? await objectsSize(dir) : null,
+            lfsObjects: lfs ? lfs.length : null,
+            lfsBytes: lfs ? lfs.reduce((n, o) => n + o.size, 0) : null,
             lastSuccess: rec?.lastSuccess ?? null,
             lastError: rec?.lastError ? { code: rec.lastError.code, message: rec.lastError.message, at: rec.lastError.at } : null,
             failures: rec?.failures ?? 0,
@@ -152,6 +161,7 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
     counts: { ...counts, total: list.length },
     sizeBytes: objstoreBytes === null ? null : sizes.reduce((a, b) => a + b, objstoreBytes),
     objstoreBytes,
+    lfs: opts.sizes === false ? null : { objects: list.reduce((n, r) => n + (r.lfsObjects ?? 0), 0), bytes: list.reduce((n, r) => n + (r.lfsBytes ?? 0), 0) },
     repos: list,
   };
 }

@@ -40,6 +40,7 @@ import { readKnownRemoteManifest } from '../remote-manifest.js';
 import { openState, type StateStore } from '../state.js';
 import { syncRepo, type SyncResult } from '../sync/sync-repo.js';
 import { recordSynced, syncContextFor } from '../sync/sync-context.js';
+import { dropCorruptLfsObjects, lfsProblems, onlyLfsProblems } from './fsck-lfs.js';
 
 export const FSCK_REPORT_VERSION = 1;
 
@@ -117,7 +118,9 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
   const brokenStores = broken.filter((t) => t.kind === 'objstore');
   // a member of a corrupt store is rebuilt with its store, never alone
   const inBrokenStore = (t: Target) => t.store !== null && brokenStores.some((s) => s.dir === t.store);
-  const brokenRepos = broken.filter((t) => t.kind === 'repository' && !inBrokenStore(t));
+  const brokenRepos = broken.filter((t) => t.kind === 'repository' && !inBrokenStore(t) && !onlyLfsProblems(reportOf(t).problems));
+  // a healthy git repository with corrupt LFS objects needs those objects again, not a new clone
+  const brokenLfs = broken.filter((t) => t.kind === 'repository' && !inBrokenStore(t) && onlyLfsProblems(reportOf(t).problems));
   const repair = opts.repair !== false && broken.length > 0;
   if (repair || opts.repack) {
     let release: ReleaseLock | null = null;
@@ -144,6 +147,7 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
             await rebuild(store, members);
           }
           await Promise.all(brokenRepos.map((t) => limit(() => rebuild(null, [t]))));
+          await Promise.all(brokenLfs.map((t) => limit(() => repairLfs(t, { reports, remote: remote?.manifest ?? null, config, state, opts }))));
         }
         if (opts.repack) {
           await Promise.all(targets.filter((t) => reportOf(t).outcome !== 'broken').map((t) => limit(() => repackOne(t, reportOf(t), opts))));
@@ -187,6 +191,7 @@ async function check(t: Target, state: StateStore, signal?: AbortSignal): Promis
     problems.push(`git fsck could not run: ${(err as Error).message}`);
   }
   if (t.kind === 'objstore') return problems;
+  problems.push(...(await lfsProblems(t.dir)));
   const rec = await state.get(t.path);
   // a failed pull may legitimately have left refs ahead of the recorded fingerprint
   if (rec?.fingerprint && !rec.lastError) {
@@ -362,6 +367,30 @@ async function lockWithWait(toplevel: string, waitMs: number, log: PullLog, sign
       said = true;
       await sleep(1000, signal);
     }
+  }
+}
+
+/** Removes a repository's corrupt LFS objects and downloads them again through the ordinary sync. */
+async function repairLfs(t: Target, ctx: RebuildContext): Promise<void> {
+  const report = ctx.reports.get(t.dir)!;
+  const entry = ctx.remote?.[t.path];
+  if (!entry) {
+    report.error = describe(new BundlemirrorError('E_NOT_FOUND', `cannot download ${t.path}'s LFS objects again: it is not in the remote manifest the last pull saved`, { repo: t.path, hint: 'run pull first' }));
+    return;
+  }
+  try {
+    const dropped = await dropCorruptLfsObjects(t.dir);
+    const res = await syncRepo(t.path, entry, syncContextFor(ctx.config, { log: ctx.opts.log, onProgress: ctx.opts.onProgress, signal: ctx.opts.signal }));
+    const left = await lfsProblems(t.dir);
+    if (left.length) throw new BundlemirrorError('E_BUNDLE_VERIFY', left[0]!, { repo: t.path });
+    await recordSynced(ctx.state, t.path, entry, res);
+    report.outcome = 'repaired';
+    report.repairedVia = 'bundles';
+    ctx.opts.log.info(`${t.path}: ${dropped} corrupt LFS object(s) downloaded again and verified`);
+  } catch (err) {
+    const e = forRepo(err, t.path);
+    report.error = describe(e);
+    ctx.opts.log.error(`${t.path}: LFS objects not repaired: ${e.message}`);
   }
 }
 
