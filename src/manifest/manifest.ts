@@ -10,6 +10,7 @@ import { BundlemirrorError } from '../errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { repoPathProblem } from '../git/refname.js';
 import { duplicateKeys } from './duplicate-keys.js';
+import { jsonBoundsProblem } from './json-bounds.js';
 
 const sha1 = z.string().regex(/^[0-9a-f]{40}$/, 'must be 40 lowercase hex digits');
 
@@ -85,6 +86,11 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
       problems.push({ path, problem: `${twice} in the manifest; refusing to guess which one is meant` });
       continue;
     }
+    const extraProblem = unknownKeysProblem(value);
+    if (extraProblem) {
+      problems.push({ path, problem: extraProblem });
+      continue;
+    }
     const parsed = ManifestEntrySchema.safeParse(value);
     if (!parsed.success) {
       problems.push({ path, problem: parsed.error.issues.map((i) => `${i.path.join('.') || 'entry'}: ${i.message}`).join('; ') });
@@ -98,6 +104,23 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
     manifest[path] = parsed.data;
   }
   return { manifest, problems };
+}
+
+/** Keys this format defines; others are kept (grokmirror ignores them), within bounds. */
+const KNOWN_KEYS = new Set(Object.keys(ManifestEntrySchema.shape));
+
+/**
+ * What an entry may hold besides the keys we know: a few levels of nesting
+ * and 64 KiB in all (src/manifest/json-bounds.ts says why).
+ */
+export const MAX_EXTRA_DEPTH = 8;
+export const MAX_EXTRA_BYTES = 64 << 10;
+
+function unknownKeysProblem(value: unknown): string | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+  const extra = Object.fromEntries(Object.entries(value).filter(([k]) => !KNOWN_KEYS.has(k)));
+  const problem = jsonBoundsProblem(extra, { maxDepth: MAX_EXTRA_DEPTH, maxBytes: MAX_EXTRA_BYTES });
+  return problem ? `its unknown keys ${problem}` : null;
 }
 
 export async function readManifestFile(file: string): Promise<Manifest> {

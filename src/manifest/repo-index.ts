@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { isValidRefName, refNameProblem } from '../git/refname.js';
 import { duplicateKeys } from './duplicate-keys.js';
+import { jsonBoundsProblem } from './json-bounds.js';
 
 export const INDEX_VERSION = 1;
 export const INDEX_FILE = 'index.json';
@@ -89,6 +90,9 @@ export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
       hint: 'upgrade bundlemirror on this replica',
     });
   }
+  // nothing the format defines nests deeper than 4 levels (bundles, tips, ref); unknown keys are dropped, but zod still walks them
+  const deep = jsonBoundsProblem(data, { maxDepth: 16, maxBytes: Number.MAX_SAFE_INTEGER });
+  if (deep) throw new BundlemirrorError('E_INDEX', `index.json ${deep}`, { repo, hint: 'the origin published a broken index; report it to the origin' });
   // refs (or anything else) given twice mean different things to different readers: refuse (src/manifest/duplicate-keys.ts)
   const twice = duplicateKeys(text.toString(), 1)[0];
   if (twice) {

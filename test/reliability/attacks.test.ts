@@ -11,8 +11,11 @@ import { git } from '../../src/git/exec.js';
 import { loadPullConfig } from '../../src/replica/config/config.js';
 import { memoryLog } from '../../src/replica/log.js';
 import { pull } from '../../src/replica/pull.js';
+import { runCli } from '../support/cli.js';
 import {
   attackWorld,
+  writeBoundsManifest,
+  BOUNDS_REPOS,
   fingerprintsMatch,
   redirectSetup,
   symlinkAttack,
@@ -96,4 +99,20 @@ test('a redirected manifest is refused unless [bundlemirror] redirects lists whe
   const report = await pull(loadPullConfig(allowed.config), { log: memoryLog() });
   t.deepEqual(report.failed.map((e) => [e.repo, e.code]), [['/c.git', 'E_REDIRECT']], 'only the bundle outside every allowed place is refused');
   t.deepEqual(await fingerprintsMatch(w, ['/a.git', '/b.git', '/d.git']), []);
+});
+
+test('an entry nested 200,000 deep or with 100 KiB of unknown keys is refused by name, the others sync, and later runs do not crash', async (t) => {
+  const w = await attackWorld(BOUNDS_REPOS);
+  t.teardown(() => w.close());
+  await writeBoundsManifest(w);
+  const report = await pull(loadPullConfig(w.config), { log: memoryLog() });
+  t.deepEqual(report.problems.map((p) => p.path).sort(), ['/deep.git', '/wide.git']);
+  t.deepEqual(report.failed, []);
+  t.deepEqual(await fingerprintsMatch(w, ['/good.git']), []);
+  for (let run = 0; run < 2; run += 1) {
+    const r = await runCli(['pull', '-c', w.config, '--no-progress']);
+    t.is(r.code, 1, `run ${run + 2}: the refused entries fail the run (exit 1), nothing crashes: ${r.stderr}`);
+  }
+  const status = await runCli(['status', '-c', w.config, '--json']);
+  t.is(status.code, 0);
 });

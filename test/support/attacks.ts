@@ -290,3 +290,15 @@ export async function redirectSetup(w: AttackWorld, opts: { manifestElsewhere?: 
   });
   return { origin, other, config };
 }
+
+// ---------------------------------------------------------------- nesting and size
+
+export const BOUNDS_REPOS = ['/deep.git', '/wide.git', '/good.git'];
+
+/** `/deep.git` carries an array nested 200,000 deep under an unknown key, `/wide.git` 100 KiB of unknown keys. */
+export async function writeBoundsManifest(w: AttackWorld): Promise<void> {
+  const m = await readPublishedManifest(w);
+  const deep = JSON.stringify({ ...m['/deep.git'], extra: 'DEEP' }).replace('"DEEP"', '['.repeat(200_000) + ']'.repeat(200_000));
+  const wide = JSON.stringify({ ...m['/wide.git'], notes: Array.from({ length: 1000 }, (_, i) => `note ${i} `.padEnd(100, '.')) });
+  await writePublishedManifest(w, `{"/deep.git": ${deep}, "/wide.git": ${wide}, "/good.git": ${JSON.stringify(m['/good.git'])}}`);
+}
