@@ -144,7 +144,7 @@ test('metrics escape label values as the Prometheus text format requires', (t) =
     generated: '2026-11-22T10:00:00.000Z',
     toplevel: '/srv',
     config: '',
-    manifest: { source: 'cached', location: '/x', savedAt: '2026-11-22T09:00:00.000Z', repositories: 1 },
+    manifest: { source: 'cached', location: '/x', savedAt: '2026-11-22T09:00:00.000Z', repositories: 1, signed: null },
     lock: { held: false, pid: null, hostname: null, startedAt: null },
     counts: { 'in-sync': 1, behind: 0, failing: 0, 'not-cloned': 0, 'not-in-manifest': 0, unknown: 0, total: 1 },
     sizeBytes: 10,

@@ -40,6 +40,11 @@ export function renderStatusTable(s: ReplicaStatus): string {
       : `remote manifest ${s.manifest.source === 'fetched' ? 'fetched now' : `saved ${shortTime(s.manifest.savedAt)}`} (${s.manifest.repositories} selected)`;
   const lock = s.lock.held ? `pull running (pid ${s.lock.pid ?? '?'}${s.lock.startedAt ? `, since ${shortTime(s.lock.startedAt)}` : ''})` : 'no pull running';
   lines.push(`${s.toplevel}: ${manifest}; ${lock}`);
+  const signed = s.manifest.signed;
+  if (signed) {
+    const age = `published ${shortTime(signed.published)} (${formatAge(signed.ageSeconds)} ago), signed by ${signed.principal}`;
+    lines.push(signed.stale ? `WARNING: the newest signed manifest accepted was ${age}, longer ago than [remote] manifest_max_age: the origin or the host this replica pulls from may have stopped (a frozen tree)` : `signed manifest ${age}`);
+  }
   const rows: string[][] = [['STATE', 'REPOSITORY', 'SIZE', 'LAST SUCCESS', 'NOTE']];
   for (const r of s.repos) rows.push([r.state, r.path, r.sizeBytes === null ? '-' : formatBytes(r.sizeBytes), r.lastSuccess ? shortTime(r.lastSuccess) : 'never', note(r)]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
@@ -60,6 +65,12 @@ function note(r: RepoStatus): string {
     return `${r.lastError.code} at ${shortTime(r.lastError.at)}: ${r.lastError.message.split('\n')[0]}${r.failures > 1 ? ` (${r.failures} attempts)` : ''}`;
   }
   return r.reason;
+}
+
+function formatAge(seconds: number): string {
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 2 * 86_400) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.floor(seconds / 86_400)} days`;
 }
 
 /** `2026-11-22 10:00:01Z`: ISO without the T and the milliseconds. */

@@ -80,7 +80,8 @@ export async function importKit(config: PullConfig, opts: ImportOptions): Promis
     try {
       const kitConfig: PullConfig = {
         ...config,
-        remote: { ...config.remote, manifest: `${server.url}/${KIT_MANIFEST}` },
+        // a kit carries no signatures: it is trusted through kit.json's hashes and the hands that carried it
+        remote: { ...config.remote, manifest: `${server.url}/${KIT_MANIFEST}`, allowedSigners: null },
         bundlemirror: { ...config.bundlemirror, bundles: `${server.url}/`, gitUrl: opts.online ? config.bundlemirror.gitUrl : '' },
         pull: { ...config.pull, purge: false },
       };

@@ -33,6 +33,8 @@ import { dropMember } from './sync/objstore.js';
 import { workOrder } from './plan/work-order.js';
 import { restrictPlan, runScope } from './plan/plan-scope.js';
 import { syncContextFor } from './sync/sync-context.js';
+import { checkManifestFreshness, readAcceptedManifest, recordAcceptedManifest, verifyFetched } from './trusted-documents.js';
+import { manifestStamp } from '../manifest/manifest-stamp.js';
 import type { PullLog } from './log.js';
 
 export interface PullOptions {
@@ -133,7 +135,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   let interrupted: InterruptedError | null | undefined;
   const act = async (action: SyncAction) => {
     try {
-      await carryOut(action, config, state, opts, report, results);
+      await carryOut(action, config, state, opts, report, results, fetched.published);
       const res = results.get(action.path);
       if (res && res.outcome !== 'unchanged' && config.pull.postUpdateHook.length) {
         await runPostUpdateHooks(config.pull.postUpdateHook, await repoDir(toplevel, action.path), hookOpts);
@@ -201,7 +203,15 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   return report;
 }
 
-async function carryOut(action: SyncAction, config: PullConfig, state: StateStore, opts: PullOptions, report: PullReport, results: Map<string, SyncResult>): Promise<void> {
+async function carryOut(
+  action: SyncAction,
+  config: PullConfig,
+  state: StateStore,
+  opts: PullOptions,
+  report: PullReport,
+  results: Map<string, SyncResult>,
+  published: string | null,
+): Promise<void> {
   const toplevel = config.core.toplevel;
   switch (action.kind) {
     case 'skip':
@@ -228,7 +238,7 @@ async function carryOut(action: SyncAction, config: PullConfig, state: StateStor
     }
     case 'clone':
     case 'update': {
-      const res = await syncRepo(action.path, action.entry, syncContextFor(config, opts));
+      const res = await syncRepo(action.path, action.entry, syncContextFor(config, { ...opts, manifestPublished: published }));
       results.set(action.path, res);
       await state.recordSuccess(action.path, {
         fingerprint: res.fingerprint,
@@ -251,14 +261,38 @@ async function carryOut(action: SyncAction, config: PullConfig, state: StateStor
   }
 }
 
-async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions, partial: boolean): Promise<{ unchanged: boolean; bytes: Buffer; validators?: ManifestValidators }> {
+interface FetchedManifest {
+  unchanged: boolean;
+  bytes: Buffer;
+  validators?: ManifestValidators;
+  /** The publish time a signed manifest carries; null when unsigned or not checked. */
+  published: string | null;
+}
+
+/**
+ * With [remote] allowed_signers, a changed manifest must be signed by a
+ * listed key and not older than the newest accepted; nothing is stored
+ * before it passes, so a refused manifest leaves the replica as it was.
+ */
+async function trustManifest(config: PullConfig, url: string, body: Buffer, opts: PullOptions): Promise<{ bytes: Buffer; refetched: boolean; published: string | null }> {
+  const signers = config.remote.allowedSigners;
+  if (!signers) return { bytes: body, refetched: false, published: null };
+  const doc = await verifyFetched(url, body, { allowedSigners: signers, what: `manifest ${url}`, maxBytes: MAX_MANIFEST_DOWNLOAD, signal: opts.signal, redirects: manifestRedirects(config) });
+  const accepted = checkManifestFreshness(doc.body, url, doc.principal, await readAcceptedManifest(config.core.toplevel), new Date());
+  await recordAcceptedManifest(config.core.toplevel, accepted);
+  opts.log.debug(`manifest ${url}: signed by ${doc.principal}, published ${accepted.published}`);
+  return { bytes: doc.body, refetched: doc.refetched, published: accepted.published };
+}
+
+async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions, partial: boolean): Promise<FetchedManifest> {
   const url = config.remote.manifest;
   const copy = remoteManifestCopyPath(config.core.toplevel);
   if (url.startsWith('file:')) {
     const bytes = await readFile(new URL(url)).catch((err: Error) => {
       throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}: ${err.message}`, { hint: 'check [remote] manifest' });
     });
-    return { unchanged: false, bytes };
+    const trusted = await trustManifest(config, url, bytes, opts);
+    return { unchanged: false, bytes: trusted.bytes, published: trusted.published };
   }
   const prior = await state.manifestValidators(url);
   const cached = await readFile(copy).catch(() => null);
@@ -273,18 +307,26 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
   });
   if (doc.status === 'unchanged') {
     opts.log.debug(`manifest ${url} unchanged (304)`);
-    return { unchanged: true, bytes: cached! };
+    // the copy was verified when it was saved
+    return { unchanged: true, bytes: cached!, published: config.remote.allowedSigners ? manifestStamp(cached!) : null };
   }
-  await writeFileAtomic(copy, doc.body);
+  const trusted = await trustManifest(config, url, doc.body, opts);
+  await writeFileAtomic(copy, trusted.bytes);
   // a partial run keeps the bytes (status reads them) but records no validators: the next full run must not answer "unchanged" for work this one did not do
-  if (partial) {
+  // (nor does a manifest fetched again after a signature mismatch: the validators describe the first bytes)
+  if (partial || trusted.refetched) {
     await forgetManifestValidators(config, state);
-    return { unchanged: false, bytes: doc.body };
+    return { unchanged: false, bytes: trusted.bytes, published: trusted.published };
   }
   // The new validators are recorded only when this run ends (pullLocked): a run killed half-way
   // (kill -9, power loss) must not make the next one answer "manifest unchanged" for work it never did.
   await forgetManifestValidators(config, state);
-  return { unchanged: false, bytes: doc.body, validators: { url, etag: doc.etag ?? null, lastModified: doc.lastModified ?? null, fetchedAt: new Date().toISOString(), configMtimeMs: config.mtimeMs } };
+  return {
+    unchanged: false,
+    bytes: trusted.bytes,
+    published: trusted.published,
+    validators: { url, etag: doc.etag ?? null, lastModified: doc.lastModified ?? null, fetchedAt: new Date().toISOString(), configMtimeMs: config.mtimeMs },
+  };
 }
 
 /** The forkgroup store a repository borrows objects from, if it lives under `objstore`. */

@@ -22,6 +22,7 @@ import type { RepoState } from './state-file.js';
 import { DEFAULT_LOCK_STALE_MS, readPullLockOwner } from '../lock/pull-lock.js';
 import { stateDir } from './paths.js';
 import { fetchRemoteManifestNow, readKnownRemoteManifest, type KnownRemoteManifest } from './remote-manifest.js';
+import { readAcceptedManifest, type AcceptedManifest } from './trusted-documents.js';
 
 export const STATUS_VERSION = 1;
 
@@ -74,6 +75,13 @@ export interface ReplicaStatus {
     savedAt: string | null;
     /** Repositories in it that this replica's include/exclude select. */
     repositories: number;
+    /**
+     * The newest signed manifest accepted (`[remote] allowed_signers`), or
+     * null: when it was published, by whom, and whether that is longer ago
+     * than `[remote] manifest_max_age` (a frozen origin, or a host that
+     * stopped following it).
+     */
+    signed: { published: string; principal: string; acceptedAt: string; ageSeconds: number; stale: boolean } | null;
   };
   /** The toplevel lock, held by a running pull (or a repairing fsck). */
   lock: { held: boolean; pid: number | null; hostname: string | null; startedAt: string | null };
@@ -156,6 +164,7 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
       location: known?.location ?? null,
       savedAt: known?.savedAt ?? null,
       repositories: Object.keys(selected).length,
+      signed: signedManifestAge(await readAcceptedManifest(toplevel), config.remote.manifestMaxAgeMs, now),
     },
     lock: await lockState(toplevel),
     counts: { ...counts, total: list.length },
@@ -164,6 +173,12 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
     lfs: opts.sizes === false ? null : { objects: list.reduce((n, r) => n + (r.lfsObjects ?? 0), 0), bytes: list.reduce((n, r) => n + (r.lfsBytes ?? 0), 0) },
     repos: list,
   };
+}
+
+function signedManifestAge(accepted: AcceptedManifest | null, maxAgeMs: number, now: Date): ReplicaStatus['manifest']['signed'] {
+  if (!accepted) return null;
+  const ageMs = Math.max(0, now.getTime() - Date.parse(accepted.published));
+  return { published: accepted.published, principal: accepted.principal, acceptedAt: accepted.acceptedAt, ageSeconds: Math.floor(ageMs / 1000), stale: maxAgeMs > 0 && ageMs > maxAgeMs };
 }
 
 /** `remote` is the manifest fingerprint (null: entry without one), or undefined when the manifest does not list the repository. */

@@ -25,7 +25,8 @@ type Use = 'used' | 'unused';
 /** Every key grokmirror 2 reads from grokmirror.conf, and whether bundlemirror uses it. */
 export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>> = {
   core: { toplevel: 'used', manifest: 'used', log: 'used', loglevel: 'used', objstore: 'unused', objstore_uses_plumbing: 'unused', private: 'unused' },
-  remote: { site: 'used', manifest: 'used', manifest_command: 'unused', preload_bundle_url: 'unused' },
+  remote: { site: 'used', manifest: 'used', manifest_command: 'unused', preload_bundle_url: 'unused', allowed_signers: 'used', manifest_max_age: 'used' },
+  publish: { out: 'used', grace_days: 'used' },
   pull: {
     include: 'used',
     exclude: 'used',
@@ -114,6 +115,15 @@ export class Reader {
       this.fail(section, key, `must be ${what}, got ${JSON.stringify(v)}`);
     }
     return n;
+  }
+
+  /** Seconds, written as a number of seconds or with a unit: `90m`, `36h`, `7d`. */
+  duration(section: string, key: string, fallback: number): number {
+    const v = this.doc.get(section, key);
+    if (v === undefined || v.trim() === '') return fallback;
+    const m = /^\s*(\d+)\s*([smhd]?)\s*$/.exec(v);
+    if (!m) this.fail(section, key, `must be a duration such as 86400, 36h or 7d (0: off), got ${JSON.stringify(v)}`);
+    return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
   }
 
   list(section: string, key: string, fallback: string[]): string[] {

@@ -48,6 +48,16 @@ export const PullConfigSchema = z.object({
     site: z.string().min(1),
     /** Absolute URL of the remote manifest (http, https or file). */
     manifest: url,
+    /** git's allowed_signers file: manifest and index.json must carry a valid signature by a key it lists; null: no check. */
+    allowedSigners: absPath.nullable(),
+    /** `status` warns when the accepted signed manifest was published longer ago than this; 0: never. */
+    manifestMaxAgeMs: z.number().int().nonnegative(),
+  }),
+  publish: z.object({
+    /** Where to keep a copy of the origin's published files for what this replica mirrors (a tier); null: none. */
+    out: absPath.nullable(),
+    /** How long files the copy no longer references stay before gc deletes them. */
+    graceMs: z.number().int().nonnegative(),
   }),
   pull: z.object({
     include: z.array(z.string()),
@@ -170,6 +180,11 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     r.fail('remote', 'manifest', `is required: the URL of the origin's manifest.js.gz${why}`, 'for example manifest = ${site}/manifest.js.gz');
   }
   const remoteManifest = r.url('remote', 'manifest', manifestRaw, site);
+  const allowedSigners = r.path('remote', 'allowed_signers');
+  // a signing origin renews its stamp at every full publish (daily from cron): a week without one is a frozen tree
+  const manifestMaxAge = r.duration('remote', 'manifest_max_age', allowedSigners ? 7 * 86_400 : 0);
+  const publishOut = r.path('publish', 'out');
+  const graceDays = r.int('publish', 'grace_days', 7, { min: 0, what: 'a number of days' });
 
   const pullThreadsRaw = r.int('pull', 'pull_threads', 0, { min: 0 });
   const cpuCount = opts.cpus ?? cpus().length;
@@ -230,7 +245,8 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     file: '',
     mtimeMs: opts.mtimeMs ?? 0,
     core: { toplevel, manifest: manifestPath, log, loglevel, objstore },
-    remote: { site, manifest: remoteManifest },
+    remote: { site, manifest: remoteManifest, allowedSigners, manifestMaxAgeMs: manifestMaxAge * 1000 },
+    publish: { out: publishOut, graceMs: graceDays * 86_400_000 },
     pull,
     bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile, redirects },
     schedules,

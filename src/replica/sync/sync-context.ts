@@ -13,6 +13,8 @@ export interface SyncContextOptions {
   log: SyncLog;
   onProgress?: ((repo: string, file: string, p: DownloadProgress) => void) | undefined;
   signal?: AbortSignal | undefined;
+  /** Publish time of the signed manifest this run acts on (indexes older than it must match it). */
+  manifestPublished?: string | null | undefined;
 }
 
 export function syncContextFor(config: PullConfig, opts: SyncContextOptions): SyncContext {
@@ -24,6 +26,8 @@ export function syncContextFor(config: PullConfig, opts: SyncContextOptions): Sy
     redirects: config.bundlemirror.redirects,
     defaultOwner: config.pull.defaultOwner || null,
     objstore: config.core.objstore,
+    allowedSigners: config.remote.allowedSigners,
+    manifestPublished: opts.manifestPublished ?? null,
     log: opts.log,
     onProgress: opts.onProgress,
     signal: opts.signal,

@@ -29,8 +29,10 @@ import {
   parseShowRef,
   unbundle,
   updateRefs,
+  type Ref,
   type RefUpdate,
 } from '../../git/repo.js';
+import { verifyFetched } from '../trusted-documents.js';
 import type { ManifestEntry } from '../../manifest/manifest.js';
 import { INDEX_FILE, parseRepoIndex, type BundleRef, type RepoIndex } from '../../manifest/repo-index.js';
 import { isBareRepository } from '../../git/discovery.js';
@@ -68,6 +70,12 @@ export interface SyncContext {
   signal?: AbortSignal;
   /** Download the LFS objects the index lists (default true; `[pull] lfs = no` turns it off). */
   lfs?: boolean;
+  /** `[remote] allowed_signers`: index.json must be signed by a key it lists; null or absent: no check. */
+  allowedSigners?: string | null;
+  /** Publish time of the signed manifest being acted on: an index older than it must agree with it. */
+  manifestPublished?: string | null;
+  /** Leave applied bundles in the cache (a tier copy links them into its tree instead of downloading them again). */
+  keepBundles?: boolean;
 }
 
 export interface SyncResult {
@@ -100,7 +108,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
       result.metadataChanged = await applyMetadata(dir, want, path);
       // git is complete; LFS objects a run cut short are still owed
       if (ctx.lfs !== false && ctx.bundlesBase) {
-        const index = await fetchIndex(path, ctx);
+        const index = await fetchIndex(path, entry, ctx);
         if (index) await applyLfs(dir, path, index, ctx, result);
       }
       return { ...result, outcome: 'unchanged', fingerprint: local.fingerprint };
@@ -121,7 +129,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   // members of a group sync one after the other: debris in the store is from a killed run
   if (shared) await removeTempPacks(shared);
   try {
-    const index = ctx.bundlesBase ? await fetchIndex(path, ctx) : null;
+    const index = ctx.bundlesBase ? await fetchIndex(path, entry, ctx) : null;
     if (index) await applyFromBundles(work, shared, path, index, exists, ctx, result);
 
     let fp = (await fingerprint(work, path)).fingerprint;
@@ -134,9 +142,18 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
       }
       const url = ctx.site.replace(/\/+$/, '') + path;
       ctx.log.debug(`${path}: git fetch ${url} to close the gap`);
+      const before = ctx.allowedSigners && exists ? parseShowRef((await fingerprint(work, path)).raw) : null;
       await fetchMirror(work, url, { prune: true, repo: path, signal: ctx.signal });
       result.via = result.via === 'bundles' ? 'bundles+fetch' : 'fetch';
       fp = (await fingerprint(work, path)).fingerprint;
+      // git fetch is not signed: refs it brought that no signed document vouches for are put back as they were
+      if (ctx.allowedSigners && fp !== entry.fingerprint && fp !== index?.fingerprint) {
+        if (before) await restoreRefs(work, before, path); // (a new repository in staging is removed whole)
+        throw new BundlemirrorError('E_FINGERPRINT', `git fetch from ${url} brought fingerprint ${fp}, which neither the signed manifest (${entry.fingerprint ?? 'none'}) nor the signed index vouches for; refs restored`, {
+          repo: path,
+          hint: 'the git host serves other refs than the signed tree says (it may be ahead or tampered with); the next pull tries again',
+        });
+      }
     }
     result.metadataChanged = await applyMetadata(work, want, path);
     result.fingerprint = fp;
@@ -150,7 +167,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
         hint: 'the origin probably changed after publishing its manifest; the next pull verifies again',
       });
     }
-    await dropCachedBundles(ctx.toplevel, result.bundles);
+    if (!ctx.keepBundles) await dropCachedBundles(ctx.toplevel, result.bundles);
     return result;
   } catch (err) {
     if (!exists) await rm(work, { recursive: true, force: true });
@@ -168,13 +185,33 @@ async function dropCachedBundles(toplevel: string, shas: string[]): Promise<void
   await Promise.all(shas.map((sha) => rm(join(bundleCacheDir(toplevel), `${sha}.bundle`), { force: true })));
 }
 
-async function fetchIndex(path: string, ctx: SyncContext): Promise<RepoIndex | null> {
+async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<RepoIndex | null> {
   const url = indexUrl(ctx.bundlesBase!, path);
   try {
     const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects: treeRedirects(ctx, path) });
     if (doc.status !== 'ok') return null;
-    return parseRepoIndex(doc.body, path);
+    if (!ctx.allowedSigners) return parseRepoIndex(doc.body, path);
+    const signed = await verifyFetched(url, doc.body, {
+      allowedSigners: ctx.allowedSigners,
+      what: 'index.json',
+      maxBytes: MAX_INDEX_BYTES,
+      repo: path,
+      signal: ctx.signal,
+      redirects: treeRedirects(ctx, path),
+    });
+    const index = parseRepoIndex(signed.body, path);
+    checkIndexAge(index, entry, ctx.manifestPublished ?? null, path);
+    return index;
   } catch (err) {
+    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND' && ctx.allowedSigners) {
+      // without its signed index, nothing says which refs are the origin's
+      throw new BundlemirrorError('E_SIGNATURE_MISSING', `no index.json at ${url}, and [remote] allowed_signers requires a signed one`, {
+        repo: path,
+        hint: 'the host serves an incomplete tree; the previous state is kept',
+        cause: err,
+      });
+    }
+    if (err instanceof BundlemirrorError && (err.code.startsWith('E_SIGNATURE_') || err.code === 'E_ROLLBACK')) throw err;
     if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
       ctx.log.debug(`${path}: no index.json at ${url}; using git fetch`);
       return null;
@@ -193,6 +230,30 @@ async function fetchIndex(path: string, ctx: SyncContext): Promise<RepoIndex | n
 /** Every hop of a redirect for an index or a bundle stays under the published tree (or a configured place). */
 function treeRedirects(ctx: SyncContext, repo: string): RedirectRule {
   return { roots: [ctx.bundlesBase!, ...(ctx.redirects ?? [])], repo };
+}
+
+/**
+ * A validly signed index older than the signed manifest must describe the
+ * same refs: a publish writes the index before the manifest, so an older
+ * index with other refs is one replayed from an earlier publish. (A newer
+ * index is a publish that happened meanwhile.)
+ */
+function checkIndexAge(index: RepoIndex, entry: ManifestEntry, manifestPublished: string | null, path: string): void {
+  if (!manifestPublished || !entry.fingerprint || index.fingerprint === entry.fingerprint) return;
+  if (Date.parse(index.generated) < Date.parse(manifestPublished)) {
+    throw new BundlemirrorError('E_ROLLBACK', `index.json (generated ${index.generated}, fingerprint ${index.fingerprint.slice(0, 12)}) is older than the signed manifest (published ${manifestPublished}), which says ${entry.fingerprint.slice(0, 12)}: an older index replayed`, {
+      repo: path,
+      hint: 'a host between the origin and this replica serves an old copy of this repository; its previous state is kept',
+    });
+  }
+}
+
+async function restoreRefs(work: string, before: Ref[], path: string): Promise<void> {
+  const now = parseShowRef((await fingerprint(work, path)).raw);
+  const old = new Map(before.map((r) => [r.name, r.oid]));
+  const updates: RefUpdate[] = before.filter((r) => !now.some((n) => n.name === r.name && n.oid === r.oid)).map((r) => ({ name: r.name, oid: r.oid }));
+  for (const r of now) if (!old.has(r.name)) updates.push({ name: r.name, oid: null });
+  await updateRefs(work, updates, path);
 }
 
 export function indexUrl(bundlesBase: string, path: string): string {
