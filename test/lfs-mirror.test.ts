@@ -126,3 +126,21 @@ test('status counts LFS objects; fsck finds a corrupt one and downloads it again
   t.true((await readFile(file)).equals(body));
   t.is((await stat(join(repo, 'objects'))).ino, headBefore, 'the repository itself was not re-cloned');
 });
+
+test('an offline kit carries the LFS objects: export from the published tree, import into an empty replica', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const { files } = await pushAssets(o, [150_000, 50_000]);
+  await publish(o);
+  const kit = join(o.dir, 'kit.tar');
+  const ex = await runCli(['export', '--bundles', o.out, '--out', kit]);
+  t.is(ex.code, 0, ex.stderr);
+  t.regex(ex.stdout, /2 LFS objects/);
+
+  await o.server.close();
+  const toplevel = join(o.dir, 'offline');
+  const config = await writeConfig(o.dir, { toplevel, manifest: 'http://127.0.0.1:9/manifest.js.gz', site: 'http://127.0.0.1:9/git', name: 'offline.conf' });
+  const im = await runCli(['import', kit, '-c', config]);
+  t.is(im.code, 0, im.stderr);
+  for (const body of files.values()) t.true((await readFile(lfsObjectPath(join(toplevel, 'pub/assets.git'), sha256(body)))).equals(body));
+});

@@ -45,7 +45,7 @@ export function registerExport(program: Command): void {
       const r = await exportKit({ source, out: resolve(flags.out), since: flags.since === undefined ? undefined : resolve(flags.since), repos, select, log });
       process.stdout.write(
         `wrote ${r.out}: ${r.repos.length} repositories, ${r.unchanged.length} unchanged, ${r.leftOut.length} left out; ` +
-          `${r.bundles} bundles (${formatBytes(r.bundleBytes)}); ${formatBytes(r.size)}, sha256 ${r.sha256}\n`,
+          `${r.bundles} bundles (${formatBytes(r.bundleBytes)})${r.lfsObjects ? `, ${r.lfsObjects} LFS objects (${formatBytes(r.lfsBytes)})` : ''}; ${formatBytes(r.size)}, sha256 ${r.sha256}\n`,
       );
     });
 }

@@ -31,7 +31,9 @@ import { BundlemirrorError, forRepo } from '../errors.js';
 import { commitFile, tempPathFor, writeFileAtomic } from '../fs/atomic.js';
 import { existingObjects, fingerprint } from '../git/repo.js';
 import { parseManifest, serializeManifest, type Manifest } from '../manifest/manifest.js';
-import { BundleRefSchema, serializeRepoIndex, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
+import { BundleRefSchema, serializeRepoIndex, type BundleRef, type LfsObjectRef, type RepoIndex } from '../manifest/repo-index.js';
+import { lfsObjectRelPath } from '../lfs/oid.js';
+import { lfsObjectSize } from '../lfs/store.js';
 import { isBareRepository } from '../git/discovery.js';
 import { idsToCheck, planBundles } from '../replica/plan/bundle-plan.js';
 import { KIT_FORMAT, KIT_JSON, KIT_MANIFEST, KIT_VERSION, kitRepoDir, type Kit, type KitFile } from './kit-format.js';
@@ -63,6 +65,9 @@ export interface ExportReport {
   leftOut: { path: string; reason: string }[];
   bundles: number;
   bundleBytes: number;
+  /** Git LFS objects carried, and their bytes. */
+  lfsObjects: number;
+  lfsBytes: number;
 }
 
 type Since =
@@ -70,7 +75,7 @@ type Since =
   | { kind: 'manifest'; location: string; manifest: Manifest }
   | { kind: 'toplevel'; location: string };
 
-type RepoPlan = { kind: 'carry'; index: RepoIndex; bundles: BundleRef[] } | { kind: 'unchanged' } | { kind: 'leave-out'; reason: string };
+type RepoPlan = { kind: 'carry'; index: RepoIndex; bundles: BundleRef[]; lfs: LfsObjectRef[] } | { kind: 'unchanged' } | { kind: 'leave-out'; reason: string };
 
 export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
   const log = opts.log ?? (() => {});
@@ -89,9 +94,9 @@ export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
     }
   }
 
-  const report: ExportReport = { out: opts.out, sha256: '', size: 0, repos: [], unchanged: [], leftOut: [], bundles: 0, bundleBytes: 0 };
+  const report: ExportReport = { out: opts.out, sha256: '', size: 0, repos: [], unchanged: [], leftOut: [], bundles: 0, bundleBytes: 0, lfsObjects: 0, lfsBytes: 0 };
   const manifest: Manifest = {};
-  const carried: { repo: string; index: RepoIndex; bundles: BundleRef[] }[] = [];
+  const carried: { repo: string; index: RepoIndex; bundles: BundleRef[]; lfs: LfsObjectRef[] }[] = [];
   for (const path of paths) {
     const plan = plans.get(path)!;
     if (plan.kind === 'leave-out') {
@@ -102,7 +107,7 @@ export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
     manifest[path] = full[path]!;
     if (plan.kind === 'unchanged') report.unchanged.push(path);
     else {
-      carried.push({ repo: path, index: plan.index, bundles: plan.bundles });
+      carried.push({ repo: path, index: plan.index, bundles: plan.bundles, lfs: plan.lfs });
       report.repos.push(path);
     }
   }
@@ -126,10 +131,15 @@ export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
       return { ...b, uri };
     });
     const index: RepoIndex = { ...c.index, bundles: refs };
+    // the kit's index lists exactly the LFS objects the kit holds for this repository
+    delete index.lfs;
+    if (c.lfs.length) index.lfs = { objects: c.lfs };
     indexes.set(c.repo, Buffer.from(serializeRepoIndex(index), 'utf8'));
   }
   report.bundles = bundleFiles.length;
   report.bundleBytes = bundleFiles.reduce((n, f) => n + f.bundle.size, 0);
+  report.lfsObjects = carried.reduce((n, c) => n + c.lfs.length, 0);
+  report.lfsBytes = carried.reduce((n, c) => n + c.lfs.reduce((m, o) => m + o.size, 0), 0);
 
   const manifestBytes = serializeManifest(manifest);
   const files: KitFile[] = [{ name: KIT_MANIFEST, size: manifestBytes.length, sha256: sha256(manifestBytes) }];
@@ -141,7 +151,12 @@ export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
     order.push({ kind: 'buffer', name, bytes });
     for (const f of bundleFiles.filter((f) => f.repo === c.repo)) {
       files.push({ name: f.name, size: f.bundle.size, sha256: f.bundle.sha256 });
-      order.push({ kind: 'bundle', name: f.name, repo: f.repo, bundle: f.bundle });
+      order.push({ kind: 'file', name: f.name, repo: f.repo, size: f.bundle.size, sha256: f.bundle.sha256, label: `bundle ${f.bundle.uri}`, locate: () => opts.source.bundleFile(f.repo, f.bundle) });
+    }
+    for (const o of c.lfs) {
+      const name = `${kitRepoDir(c.repo)}/${lfsObjectRelPath(o.oid)}`;
+      files.push({ name, size: o.size, sha256: o.oid });
+      order.push({ kind: 'file', name, repo: c.repo, size: o.size, sha256: o.oid, label: `LFS object ${o.oid}`, locate: () => opts.source.lfsObjectFile(c.repo, o) });
     }
   }
   const created = (opts.now ?? (() => new Date()))();
@@ -158,7 +173,7 @@ export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
   const tmp = tempPathFor(opts.out);
   let ok = false;
   try {
-    const written = await writeTar(tmp, created, Buffer.from(JSON.stringify(kit, null, 1) + '\n', 'utf8'), order, opts.source, log);
+    const written = await writeTar(tmp, created, Buffer.from(JSON.stringify(kit, null, 1) + '\n', 'utf8'), order, log);
     const fh = await open(tmp, 'r+');
     try {
       await fh.sync();
@@ -215,11 +230,13 @@ async function planRepo(path: string, want: string | null, since: Since, source:
     // the question pull asks, asked of the replica's own repository
     const present = await existingObjects(replica, idsToCheck(index), path);
     const choice = planBundles({ index, present, exists: true, allowBase: true });
-    if (choice.kind === 'bundles') return { kind: 'carry', index, bundles: choice.bundles };
-    if (choice.kind === 'none') return { kind: 'carry', index, bundles: [] };
+    const lfs = await lfsLacking(replica, index);
+    if (choice.kind === 'bundles') return { kind: 'carry', index, bundles: choice.bundles, lfs };
+    if (choice.kind === 'none') return { kind: 'carry', index, bundles: [], lfs };
   }
+  const lfs = index.lfs?.objects ?? [];
   const fresh = planBundles({ index, present: new Set(), exists: false });
-  if (fresh.kind === 'none') return { kind: 'carry', index, bundles: [] };
+  if (fresh.kind === 'none') return { kind: 'carry', index, bundles: [], lfs };
   if (fresh.kind === 'fetch') return { kind: 'leave-out', reason: `no chain of bundles builds it (${fresh.reason})` };
   const bundles = [...fresh.bundles];
   if (since.kind === 'manifest' && since.manifest[path]) {
@@ -227,17 +244,27 @@ async function planRepo(path: string, want: string | null, since: Since, source:
     for (const b of index.bundles) if (b.prerequisites.length > 0 && !bundles.some((x) => x.sha256 === b.sha256)) bundles.push(b);
     bundles.sort((a, b) => a.creationToken - b.creationToken);
   }
-  return { kind: 'carry', index, bundles };
+  return { kind: 'carry', index, bundles, lfs };
+}
+
+/** The LFS objects an index lists that a replica repository does not hold. */
+async function lfsLacking(replica: string, index: RepoIndex): Promise<LfsObjectRef[]> {
+  const out: LfsObjectRef[] = [];
+  for (const o of index.lfs?.objects ?? []) if ((await lfsObjectSize(replica, o.oid)) !== o.size) out.push(o);
+  return out;
 }
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-type Piece = { kind: 'buffer'; name: string; bytes: Buffer } | { kind: 'bundle'; name: string; repo: string; bundle: BundleRef };
+/** A file of the kit: bytes at hand, or a file (bundle, LFS object) found by `locate` and hashed while copied. */
+type Piece =
+  | { kind: 'buffer'; name: string; bytes: Buffer }
+  | { kind: 'file'; name: string; repo: string; size: number; sha256: string; label: string; locate: () => Promise<string> };
 
 /** Streams kit.json and the pieces into a tar at `file`; returns the tar's sha256 and size. */
-async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piece[], source: KitSource, log: (line: string) => void): Promise<{ sha256: string; size: number }> {
+async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piece[], log: (line: string) => void): Promise<{ sha256: string; size: number }> {
   const pack = tar.pack();
   const { stream: counting, result } = hashingTee();
   const written = pipeline(pack, counting, createWriteStream(file));
@@ -254,17 +281,17 @@ async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piec
         await addBuffer(piece.name, piece.bytes);
         continue;
       }
-      const { bundle, repo } = piece;
-      const src = await source.bundleFile(repo, bundle);
+      const { repo, label } = piece;
+      const src = await piece.locate();
       const st = await stat(src);
-      if (st.size !== bundle.size) {
-        throw new BundlemirrorError('E_BUNDLE_VERIFY', `bundle ${bundle.uri} is ${st.size} bytes, its index says ${bundle.size}`, { repo, hint: 'the published tree is inconsistent: publish again' });
+      if (st.size !== piece.size) {
+        throw new BundlemirrorError('E_BUNDLE_VERIFY', `${label} is ${st.size} bytes, its index says ${piece.size}`, { repo, hint: 'the published tree is inconsistent: publish again' });
       }
       const hash = createHash('sha256');
       let done!: Promise<void>;
       const entry = await new Promise<NodeJS.WritableStream>((resolve) => {
         done = new Promise<void>((ok, fail) => {
-          resolve(pack.entry(header(piece.name, bundle.size), (err) => (err ? fail(err) : ok())) as unknown as NodeJS.WritableStream);
+          resolve(pack.entry(header(piece.name, piece.size), (err) => (err ? fail(err) : ok())) as unknown as NodeJS.WritableStream);
         });
       });
       for await (const chunk of createReadStream(src)) {
@@ -273,10 +300,10 @@ async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piec
       }
       entry.end();
       await done;
-      if (hash.digest('hex') !== bundle.sha256) {
-        throw new BundlemirrorError('E_BUNDLE_VERIFY', `bundle ${bundle.uri} does not hash to the sha256 its index gives`, { repo, hint: 'the published bundle is corrupt: publish again' });
+      if (hash.digest('hex') !== piece.sha256) {
+        throw new BundlemirrorError('E_BUNDLE_VERIFY', `${label} does not hash to the sha256 its index gives`, { repo, hint: 'the published file is corrupt: publish again' });
       }
-      log(`${repo}: ${bundle.uri} (${bundle.size} bytes)`);
+      log(`${repo}: ${label} (${piece.size} bytes)`);
     }
     pack.finalize();
     await written;

@@ -6,6 +6,7 @@
  *   manifest.js.gz                  the collection manifest (grokmirror format)
  *   <repo path>/index.json          per repository: refs, HEAD, the bundles in the kit
  *   <repo path>/<sha256>.bundle     each bundle once, under the first repository that needs it
+ *   <repo path>/lfs/objects/ab/cd/<oid>   the Git LFS objects its index lists (as publish lays them out)
  *
  * So an extracted kit is itself a published tree (`serve --bundles` can
  * serve it). An index lists only the bundles the kit holds; a bundle
@@ -52,7 +53,11 @@ export const KitSchema = z
   .loose();
 export type Kit = z.infer<typeof KitSchema>;
 
-export type KitName = { kind: 'manifest' } | { kind: 'index'; repo: string } | { kind: 'bundle'; repo: string; sha256: string };
+export type KitName =
+  | { kind: 'manifest' }
+  | { kind: 'index'; repo: string }
+  | { kind: 'bundle'; repo: string; sha256: string }
+  | { kind: 'lfs'; repo: string; oid: string };
 
 const BUNDLE_NAME = /^([0-9a-f]{64})\.bundle$/;
 
@@ -69,6 +74,11 @@ export function parseKitName(name: string): KitName | { problem: string } {
   if (parts.some((p) => p === '..' || p === '.')) return { problem: 'contains "." or ".." (path traversal)' };
   if (parts.some((p) => p === '')) return { problem: 'has an empty component' };
   if (name === KIT_MANIFEST) return { kind: 'manifest' };
+  const lfs = /^(.+)\/lfs\/objects\/([0-9a-f]{2})\/([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(name);
+  if (lfs && lfs[4]!.startsWith(lfs[2]! + lfs[3]!)) {
+    const problem = repoPathProblem('/' + lfs[1]!);
+    return problem ? { problem: `is not under a valid repository path (${problem})` } : { kind: 'lfs', repo: '/' + lfs[1]!, oid: lfs[4]! };
+  }
   const last = parts.pop()!;
   const repo = '/' + parts.join('/');
   const problem = parts.length === 0 ? 'is not inside a repository directory' : repoPathProblem(repo);
@@ -76,7 +86,7 @@ export function parseKitName(name: string): KitName | { problem: string } {
   if (last === 'index.json') return { kind: 'index', repo };
   const b = BUNDLE_NAME.exec(last);
   if (b) return { kind: 'bundle', repo, sha256: b[1]! };
-  return { problem: 'is not a file a kit holds (manifest.js.gz, <repo>/index.json, <repo>/<sha256>.bundle)' };
+  return { problem: 'is not a file a kit holds (manifest.js.gz, <repo>/index.json, <repo>/<sha256>.bundle, <repo>/lfs/objects/..)' };
 }
 
 /** The kit-relative name of a repository's directory (`pub/a.git`). */

@@ -8,7 +8,9 @@ import { readFile, realpath, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BundlemirrorError } from '../errors.js';
-import { INDEX_FILE, parseRepoIndex, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
+import { INDEX_FILE, parseRepoIndex, type BundleRef, type LfsObjectRef, type RepoIndex } from '../manifest/repo-index.js';
+import { lfsObjectRelPath } from '../lfs/oid.js';
+import { lfsPartialDir } from '../replica/sync/lfs-objects.js';
 import { fetchDocument } from '../transfer/document.js';
 import { downloadFile, type DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from '../replica/config/config.js';
@@ -26,6 +28,8 @@ export interface KitSource {
   index(repo: string): Promise<RepoIndex | null>;
   /** A local file with the bundle's bytes (the caller still hashes them). */
   bundleFile(repo: string, bundle: BundleRef): Promise<string>;
+  /** A local file with an LFS object's bytes (the caller still hashes them). */
+  lfsObjectFile(repo: string, object: LfsObjectRef): Promise<string>;
   /** Called once at the end; `ok` false when the export failed (keep what can be resumed). */
   close(ok: boolean): Promise<void>;
 }
@@ -62,6 +66,14 @@ export async function directorySource(dir: string): Promise<KitSource> {
       const real = await realpath(file).catch(() => null);
       if (!real || !real.startsWith(root + sep)) {
         throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} is missing from ${root} or lies outside it`, { repo, hint: 'publish again; a bundle listed in an index must be in the tree' });
+      }
+      return real;
+    },
+    async lfsObjectFile(repo, object) {
+      const file = join(repoDir(repo), ...lfsObjectRelPath(object.oid).split('/'));
+      const real = await realpath(file).catch(() => null);
+      if (!real || !real.startsWith(root + sep)) {
+        throw new BundlemirrorError('E_INDEX', `LFS object ${object.oid} is missing from ${root} or lies outside it`, { repo, hint: 'publish again; an LFS object listed in an index must be in the tree' });
       }
       return real;
     },
@@ -110,6 +122,22 @@ export async function remoteSource(config: PullConfig, opts: { signal?: AbortSig
         partialDir: partialDir(toplevel),
         signal: opts.signal,
         onProgress: opts.onProgress ? (p) => opts.onProgress!(bundle.uri, p) : undefined,
+      });
+      downloaded.add(dest);
+      return dest;
+    },
+    async lfsObjectFile(repo, object) {
+      const dest = join(cache, `${object.oid}.lfs`);
+      const index = indexUrl(base, repo);
+      await downloadFile({
+        url: new URL(lfsObjectRelPath(object.oid), index).toString(),
+        redirects: { roots: [base, ...config.bundlemirror.redirects], repo },
+        dest,
+        expectedSize: object.size,
+        sha256: object.oid,
+        partialDir: lfsPartialDir(toplevel),
+        signal: opts.signal,
+        onProgress: opts.onProgress ? (p) => opts.onProgress!(lfsObjectRelPath(object.oid), p) : undefined,
       });
       downloaded.add(dest);
       return dest;

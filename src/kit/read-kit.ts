@@ -15,6 +15,7 @@ import tar from 'tar-stream';
 import { BundlemirrorError, isBundlemirrorError } from '../errors.js';
 import { parseManifest, type Manifest } from '../manifest/manifest.js';
 import { parseRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
+import { lfsObjectRelPath } from '../lfs/oid.js';
 import { KIT_JSON, KIT_MANIFEST, KitSchema, MAX_KIT_DOCUMENT, MAX_KIT_JSON, kitRepoDir, parseKitName, type Kit, type KitFile } from './kit-format.js';
 
 export interface ExtractedKit {
@@ -112,6 +113,7 @@ function parseKitJson(bytes: Buffer): Kit {
     if ('problem' in name) throw unsafe(f.name, name.problem);
     if (names.has(f.name)) throw kitError(`${KIT_JSON} lists ${f.name} twice`);
     if (name.kind === 'bundle' && name.sha256 !== f.sha256) throw kitError(`${KIT_JSON} gives ${f.name} another sha256 than its name`);
+    if (name.kind === 'lfs' && name.oid !== f.sha256) throw kitError(`${KIT_JSON} gives ${f.name} another sha256 than its name`);
     names.add(f.name);
   }
   if (!names.has(KIT_MANIFEST)) throw kitError(`${KIT_JSON} lists no ${KIT_MANIFEST}`);
@@ -175,6 +177,12 @@ async function crossCheck(kit: Kit, dir: string): Promise<ExtractedKit> {
       const held = byName.get(target);
       if (!held || held.sha256 !== b.sha256 || held.size !== b.size) {
         throw kitError(`${f.name} lists bundle ${b.uri} (sha256 ${b.sha256.slice(0, 12)}, ${b.size} bytes), which the kit does not hold as such`, 'the kit was altered after export');
+      }
+    }
+    for (const o of index.lfs?.objects ?? []) {
+      const held = byName.get(`${kitRepoDir(name.repo)}/${lfsObjectRelPath(o.oid)}`);
+      if (!held || held.size !== o.size) {
+        throw kitError(`${f.name} lists LFS object ${o.oid} (${o.size} bytes), which the kit does not hold as such`, 'the kit was altered after export');
       }
     }
     indexes.set(name.repo, index);

@@ -12,6 +12,7 @@ import { lfsObjectPath, lfsObjectRelPath } from '../../lfs/oid.js';
 import { lfsObjectSize } from '../../lfs/store.js';
 import type { RepoIndex } from '../../manifest/repo-index.js';
 import { downloadFile, type DownloadProgress } from '../../transfer/download.js';
+import type { RedirectRule } from '../../transfer/http.js';
 import { STATE_DIR } from '../paths.js';
 
 /** Objects downloaded side by side: enough to hide per-request latency, few enough for a thin link. */
@@ -30,6 +31,8 @@ export interface LfsSyncOptions {
   index: RepoIndex;
   /** URL of the repository's index.json: objects are published beside it. */
   indexUrl: string;
+  /** Where redirects may lead (as for bundles). */
+  redirects?: RedirectRule | undefined;
   retries?: number | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((file: string, p: DownloadProgress) => void) | undefined;
@@ -57,6 +60,7 @@ export async function syncLfsObjects(opts: LfsSyncOptions): Promise<LfsSyncResul
           const got = await downloadFile({
             // the oid was checked by the index schema: this URL stays beside the index
             url: new URL(rel, opts.indexUrl).toString(),
+            redirects: opts.redirects,
             dest: lfsObjectPath(opts.dir, o.oid),
             expectedSize: o.size,
             sha256: o.oid,

@@ -362,6 +362,7 @@ async function applyLfs(dir: string, path: string, index: RepoIndex, ctx: SyncCo
     path,
     index,
     indexUrl: indexUrl(ctx.bundlesBase!, path),
+    redirects: treeRedirects(ctx, path),
     retries: ctx.retries,
     signal: ctx.signal,
     onProgress: ctx.onProgress ? (file, p) => ctx.onProgress!(path, file, p) : undefined,
