@@ -10,7 +10,8 @@ import { dirname, join, posix, relative, sep } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { parseManifest } from '../manifest/manifest.js';
-import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
+import pLimit from 'p-limit';
+import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { lfsObjectRelPath } from '../lfs/oid.js';
 
@@ -27,6 +28,8 @@ export interface GcOptions {
   graceMs: number;
   now?: number;
   dryRun?: boolean;
+  /** Indexes the caller has just written or read, by repository path: not read again. */
+  indexes?: ReadonlyMap<string, RepoIndex>;
 }
 
 /** Call with the publish lock held (publish does; the gc command takes it). */
@@ -34,21 +37,26 @@ export async function collectGarbage(out: string, opts: GcOptions): Promise<GcRe
   const now = opts.now ?? Date.now();
   const manifest = parseManifest(await readFile(join(out, 'manifest.js.gz'))).manifest;
   const live = new Set<string>();
-  for (const path of Object.keys(manifest)) {
-    const dir = join(out, ...path.slice(1).split('/'));
-    live.add(join(dir, INDEX_FILE)).add(join(dir, BUNDLE_LIST_FILE)).add(signatureOf(join(dir, INDEX_FILE)));
-    let index;
-    try {
-      index = parseRepoIndex(await readFile(join(dir, INDEX_FILE)), path);
-    } catch {
-      continue;
-    }
-    for (const b of index.bundles) {
-      if (/^https?:/.test(b.uri)) continue;
-      live.add(join(out, ...posix.join(path, b.uri).slice(1).split('/')));
-    }
-    for (const o of [...(index.lfs?.objects ?? []), ...(index.lfs?.missing ?? [])]) live.add(join(dir, ...lfsObjectRelPath(o.oid).split('/')));
-  }
+  const limit = pLimit(32);
+  await Promise.all(
+    Object.keys(manifest).map((path) =>
+      limit(async () => {
+        const dir = join(out, ...path.slice(1).split('/'));
+        live.add(join(dir, INDEX_FILE)).add(join(dir, BUNDLE_LIST_FILE)).add(signatureOf(join(dir, INDEX_FILE)));
+        let index = opts.indexes?.get(path);
+        try {
+          index ??= parseRepoIndex(await readFile(join(dir, INDEX_FILE)), path);
+        } catch {
+          return;
+        }
+        for (const b of index.bundles) {
+          if (/^https?:/.test(b.uri)) continue;
+          live.add(join(out, ...posix.join(path, b.uri).slice(1).split('/')));
+        }
+        for (const o of [...(index.lfs?.objects ?? []), ...(index.lfs?.missing ?? [])]) live.add(join(dir, ...lfsObjectRelPath(o.oid).split('/')));
+      }),
+    ),
+  );
   const state = await readState(out);
   const next: Record<string, number> = {};
   const report: GcReport = { referenced: 0, waiting: [], deleted: [] };

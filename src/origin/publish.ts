@@ -23,6 +23,8 @@ import { collectGarbage, type GcReport } from './gc.js';
 import { chooseParent, groupForks, type ForkGroup } from './forkgroups.js';
 import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './repo-bundles.js';
 import { signerFor, type Signer } from './signer.js';
+import { refsSignature } from '../git/refs-signature.js';
+import { readRefsState, writeRefsState, type KnownRefs } from './refs-state.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 import { lfsNeedsLook, publishLfsObjects, type LfsPublishResult } from './lfs-publish.js';
@@ -94,9 +96,14 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     const next: Manifest = opts.only ? { ...prevManifest } : {};
     const byDir = found ? new Map(found.map((r) => [r.dir, r.path])) : null;
     const repoPathOf = async (dir: string) => (byDir ? byDir.get(dir) : repoPathOfDir(toplevel, dir));
-    const limit = pLimit(opts.concurrency ?? 2);
-    const ctx: RepoContext = { ...opts, policy, now, toplevel, repoPathOf, signer };
+    // git processes at once (both cores); reading files, which most unchanged repositories need alone, goes wider
+    const gitLimit = pLimit(opts.concurrency ?? 2);
+    const limit = pLimit(32);
+    const knownBefore = await readRefsState(opts.out);
+    const known = new Map(opts.only ? knownBefore : []);
+    const ctx: RepoContext = { ...opts, policy, now, toplevel, repoPathOf, signer, gitLimit };
     const fail = (path: string, err: unknown) => {
+      known.delete(path);
       const e = forRepo(err, path);
       report.failed.push(e);
       log(`${path}: FAILED: ${e.message}`);
@@ -106,11 +113,14 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
 
     // 1. what each repository holds now
     const facts = new Map<string, RepoFacts>();
+    /** Each published repository's index as it now stands on disk (gc reads the others). */
+    const indexes = new Map<string, RepoIndex>();
     await Promise.all(
       selected.map((repo) =>
         limit(async () => {
           try {
-            const f = await inspectRepo(repo, ctx);
+            known.delete(repo.path);
+            const f = await inspectRepo(repo, knownBefore.get(repo.path), ctx);
             if (f) facts.set(repo.path, f);
             else delete next[repo.path]; // no refs: grokmirror leaves it out
           } catch (err) {
@@ -135,6 +145,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
           report.lfs.push({ path: f.repo.path, added: result.lfs.added, missing: result.lfs.missing });
           for (const m of result.lfs.missing) log(`${f.repo.path}: LFS object ${m.oid} (${m.size} bytes) is not in the origin's lfs/objects; published without it`);
         }
+        indexes.set(f.repo.path, result.index);
+        if (f.signature) known.set(f.repo.path, { signature: f.signature, fingerprint: f.fingerprint });
         if (result.changed) {
           report.changed.push(result.changed);
           log(`${f.repo.path}: published ${result.changed.bundles.map((b) => `${b.kind} ${b.size} B`).join(', ') || 'refs only'}`);
@@ -159,10 +171,11 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     report.unchanged.sort();
     // a full signed publish always renews the stamp: replicas tell a live origin from a frozen mirror by its age
     report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next, signer, { restamp: !opts.only, now: now() });
+    await writeRefsState(opts.out, knownBefore, known);
     // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone
     await removeStaleTemps(opts.out, undefined, { recursive: !opts.only });
     // a hook publish stays quick; full publishes (cron) collect what superseded bundles left behind
-    if (!opts.only) report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now() });
+    if (!opts.only) report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now(), indexes });
     return report;
   } finally {
     await release();
@@ -208,6 +221,8 @@ interface RepoContext extends PublishOptions {
   /** Manifest path of a repository directory (for alternates), if it is one of ours. */
   repoPathOf: (dir: string) => Promise<string | undefined>;
   signer: Signer | null;
+  /** Runs work that starts git processes, a few at a time. */
+  gitLimit: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 async function readPreviousIndex(file: string, path: string): Promise<RepoIndex | null> {
@@ -236,15 +251,31 @@ interface RepoFacts {
   /** Manifest paths of repositories whose objects this one borrows. */
   alternates: string[];
   roots: string[];
+  /** Signature of the ref files that held `fingerprint`, when settled enough to record. */
+  signature: string | null;
 }
 
-async function inspectRepo(repo: FoundRepo, ctx: RepoContext): Promise<RepoFacts | null> {
-  const { fingerprint: fp, refs } = await fingerprint(repo.dir, repo.path);
-  if (refs.length === 0) return null;
+async function inspectRepo(repo: FoundRepo, known: KnownRefs | undefined, ctx: RepoContext): Promise<RepoFacts | null> {
+  // taken before git reads the refs: a change in between makes the recorded signature differ next time
+  const sig = await refsSignature(repo.dir);
   const prev = await readPreviousIndex(indexPathOf(ctx.out, repo.path), repo.path);
   const [head, description, alternateDirs] = await Promise.all([readHeadFile(repo.dir), readDescription(repo.dir), readAlternates(repo.dir)]);
   const alternates = (await Promise.all(alternateDirs.map((a) => ctx.repoPathOf(a)))).filter((p): p is string => p !== undefined);
-  return { repo, fingerprint: fp, refs, prev, head, description, alternates, roots: await rootsOf(repo, refs, prev) };
+  const signature = sig?.settled ? sig.signature : null;
+  // ref files exactly as when the last publish read them: the refs are the ones it published
+  const same = sig !== null && known?.signature === sig.signature && prev?.fingerprint === known.fingerprint && prev.roots ? refsOf(prev) : null;
+  if (same && fingerprintOf(formatShowRef(same)) === prev!.fingerprint) {
+    return { repo, fingerprint: prev!.fingerprint, refs: same, prev, head, description, alternates, roots: prev!.roots!, signature };
+  }
+  return ctx.gitLimit(async () => {
+    const { fingerprint: fp, refs } = await fingerprint(repo.dir, repo.path);
+    if (refs.length === 0) return null;
+    return { repo, fingerprint: fp, refs, prev, head, description, alternates, roots: await rootsOf(repo, refs, prev), signature };
+  });
+}
+
+function refsOf(index: RepoIndex): Ref[] {
+  return Object.entries(index.refs).map(([name, oid]) => ({ name, oid }));
 }
 
 /** Root commits, walking only history added since the last publish when that one recorded its roots. */
@@ -281,7 +312,7 @@ async function publishRepo(
   forkgroup: string | null,
   parent: ForkParent | null,
   ctx: RepoContext,
-): Promise<{ entry: ManifestEntry; changed: PublishedRepo | null; lfs: LfsPublishResult | null }> {
+): Promise<{ entry: ManifestEntry; changed: PublishedRepo | null; lfs: LfsPublishResult | null; index: RepoIndex }> {
   const { repo, prev, head } = f;
   const outDir = join(ctx.out, ...repo.path.slice(1).split('/'));
   const reference = f.alternates[0] ?? null;
@@ -294,19 +325,20 @@ async function publishRepo(
     // LFS objects first listed by this version, or missing last time, are looked for again
     const lfs = lfsNeedsLook(prev) ? await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev) : null;
     const lfsChanged = lfs !== null && JSON.stringify(lfs.lfs) !== JSON.stringify(prev.lfs);
+    let index = prev;
     if (prev.head !== head || !prev.roots || bundles.length !== prev.bundles.length || lfsChanged) {
-      const next: RepoIndex = { ...prev, head, roots: f.roots, bundles, generated: new Date(ctx.now()).toISOString() };
-      if (lfs?.lfs) next.lfs = lfs.lfs;
-      await writeIndexAndList(outDir, next, ctx, repo.path);
+      index = { ...prev, head, roots: f.roots, bundles, generated: new Date(ctx.now()).toISOString() };
+      if (lfs?.lfs) index.lfs = lfs.lfs;
+      await writeIndexAndList(outDir, index, ctx, repo.path);
     } else if (ctx.signer && (await ctx.signer.needsSignature(join(outDir, INDEX_FILE)))) {
       // first publish with --sign-key, or a new key: sign the index as it stands
       await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), await readFile(join(outDir, INDEX_FILE)));
     }
-    return { entry: manifestEntry(prevEntry.modified ?? 0, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks), changed: null, lfs };
+    return { entry: manifestEntry(prevEntry.modified ?? 0, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks), changed: null, lfs, index };
   }
 
   const nowMs = ctx.now();
-  const written = await writeBundles({ repo, outDir, prev, refs: f.refs, nowMs, policy: ctx.policy, parent });
+  const written = await ctx.gitLimit(() => writeBundles({ repo, outDir, prev, refs: f.refs, nowMs, policy: ctx.policy, parent }));
   const index: RepoIndex = {
     version: INDEX_VERSION,
     path: repo.path,
@@ -322,11 +354,12 @@ async function publishRepo(
   const lfs = await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev);
   if (lfs.lfs) index.lfs = lfs.lfs;
   await writeIndexAndList(outDir, index, ctx, repo.path);
-  const [modified, owner] = await Promise.all([lastModified(repo.dir, repo.path), readOwner(repo.dir, repo.path)]);
+  const [modified, owner] = await ctx.gitLimit(() => Promise.all([lastModified(repo.dir, repo.path), readOwner(repo.dir, repo.path)]));
   return {
     entry: manifestEntry(modified, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks),
     changed: { path: repo.path, fingerprint: f.fingerprint, bundles: written.made },
     lfs,
+    index,
   };
 }
 
