@@ -3,7 +3,8 @@
  * machine, with nothing to set up. It publishes sample repositories into
  * ./bundles, serves them on 127.0.0.1, clones one with stock git through
  * the bundle-uri list, then mirrors everything through a link that breaks
- * every 256 KiB, and checks every fingerprint.
+ * every 256 KiB, and checks every fingerprint. Then a Git LFS file travels
+ * from a work tree to the origin, to the replica and into a clone.
  */
 import { readdir, rm, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -17,6 +18,7 @@ import { createPullLog } from '../replica/log.js';
 import { formatBytes } from '../format/bytes.js';
 import { startFaultProxy } from '../faults/fault-proxy.js';
 import { createSampleRepo, demoCollection, seededBytes } from './samples.js';
+import { demoLfs, gitLfsAvailable, writeDemoWriters } from './lfs.js';
 
 const CUT_EVERY = 256 << 10;
 const say = (line = '') => process.stdout.write(line + '\n');
@@ -40,7 +42,8 @@ async function main(): Promise<number> {
   if (report.failed.length) return 1;
   for (const c of report.changed) say(`   ${c.path}: ${c.bundles.map((b) => `${b.kind} bundle ${formatBytes(b.size)}`).join(', ')}  fingerprint ${c.fingerprint.slice(0, 12)}`);
 
-  const server = await startServer({ bundles: out, toplevel: originTop, host: '127.0.0.1', port: 0, log: false });
+  const lfsWriters = await writeDemoWriters(work);
+  const server = await startServer({ bundles: out, toplevel: originTop, host: '127.0.0.1', port: 0, log: false, lfsWriters });
   const link = await startFaultProxy({ upstream: { host: '127.0.0.1', port: server.port }, cutAfterBytes: CUT_EVERY });
   const linkUrl = link.url('');
   try {
@@ -89,6 +92,10 @@ async function main(): Promise<number> {
       ok &&= match;
       say(`   ${match ? 'ok  ' : 'FAIL'} ${repo.path}  ${o.fingerprint}${match ? '' : ` != ${r?.fingerprint ?? 'missing'}`}`);
     }
+
+    say('\n== Git LFS: a large file from a work tree to the origin, through the breaking link to the replica, into a clone');
+    if (await gitLfsAvailable()) ok = (await demoLfs({ work, originTop, out, server, replicaTop, config, log, say })) && ok;
+    else say('   skipped: git-lfs is not installed (Debian: apt-get install git-lfs)');
     await log.flush();
     say(ok ? '\nEvery fingerprint matches: the replica holds exactly what the origin published.' : '\nMISMATCH: see the lines above.');
     say(`Published tree: ${rel(out)}/   Replica: ${rel(replicaTop)}/   Log: ${rel(join(work, 'pull.log'))}`);
