@@ -1,5 +1,9 @@
 import test from 'ava';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { startServer } from '../src/server/server.js';
+import { writeConfig } from './support/mirror.js';
+import { showRefOf } from './support/repos.js';
 import { gitText } from '../src/git/exec.js';
 import { largeRepo } from '../bench/lib/data.js';
 import { startFaultProxy } from './support/fault-proxy.js';
@@ -74,4 +78,28 @@ test('clone --via reports the service refusal with its code and exit status 1', 
   const r = await runCli(['clone', '--no-progress', '--via', server.url, 'file:///etc', join(dir, 'work')]);
   t.is(r.code, 1);
   t.regex(r.stderr, /\[E_URL_SCHEME\]/);
+});
+
+test('pull with [remote] on_demand clones a repository its grokmirror-style origin has no bundles for through the service', async (t) => {
+  const up = await startUpstreams(t, { http: false });
+  const { server, service, dir } = await startService(t, { allow: LOCAL });
+  // a grokmirror origin: a manifest, git daemon, no index.json or bundles
+  const tree = join(dir, 'grok');
+  const r0 = await runCli(['publish', '--quiet', '--toplevel', up.toplevel, '--out', tree]);
+  t.is(r0.code, 0, r0.stderr);
+  await rm(join(tree, 'pub'), { recursive: true });
+  const origin = await startServer({ bundles: tree, port: 0, log: false });
+  t.teardown(() => origin.close());
+  const toplevel = join(dir, 'replica');
+  const config = await writeConfig(dir, {
+    toplevel,
+    manifest: `${origin.url}/manifest.js.gz`,
+    site: `git://127.0.0.1:${up.daemonPort}`,
+  });
+  await writeFile(config, (await readFile(config, 'utf8')).replace('\n[pull]', `\non_demand = ${server.url}\n\n[pull]`));
+  const r = await runCli(['pull', '-c', config, '--no-progress']);
+  t.is(r.code, 0, r.stderr);
+  t.is(service.counters.clones, 1, 'the service cloned it');
+  t.is(await showRefOf(join(toplevel, 'pub/alpha.git')), await showRefOf(up.repos['pub/alpha.git']!.bare));
+  t.regex(r.stdout + r.stderr, /cloned via bundles/);
 });

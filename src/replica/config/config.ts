@@ -52,6 +52,8 @@ export const PullConfigSchema = z.object({
     allowedSigners: absPath.nullable(),
     /** `status` warns when the accepted signed manifest was published longer ago than this; 0: never. */
     manifestMaxAgeMs: z.number().int().nonnegative(),
+    /** An on-demand bundle service (`serve --on-demand`) for new repositories the origin publishes no bundles for; null: none. */
+    onDemand: url.nullable(),
   }),
   publish: z.object({
     /** Where to keep a copy of the origin's published files for what this replica mirrors (a tier); null: none. */
@@ -185,6 +187,8 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
   const manifestMaxAge = r.duration('remote', 'manifest_max_age', allowedSigners ? 7 * 86_400 : 0);
   const publishOut = r.path('publish', 'out');
   const graceDays = r.int('publish', 'grace_days', 7, { min: 0, what: 'a number of days' });
+  const onDemandRaw = r.str('remote', 'on_demand', '');
+  const onDemand = onDemandRaw === '' ? null : r.url('remote', 'on_demand', onDemandRaw, site).replace(/\/+$/, '');
 
   const pullThreadsRaw = r.int('pull', 'pull_threads', 0, { min: 0 });
   const cpuCount = opts.cpus ?? cpus().length;
@@ -245,7 +249,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     file: '',
     mtimeMs: opts.mtimeMs ?? 0,
     core: { toplevel, manifest: manifestPath, log, loglevel, objstore },
-    remote: { site, manifest: remoteManifest, allowedSigners, manifestMaxAgeMs: manifestMaxAge * 1000 },
+    remote: { site, manifest: remoteManifest, allowedSigners, manifestMaxAgeMs: manifestMaxAge * 1000, onDemand },
     publish: { out: publishOut, graceMs: graceDays * 86_400_000 },
     pull,
     bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile, redirects },

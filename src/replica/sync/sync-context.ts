@@ -32,6 +32,7 @@ export function syncContextFor(config: PullConfig, opts: SyncContextOptions): Sy
     onProgress: opts.onProgress,
     signal: opts.signal,
     lfs: config.pull.lfs,
+    onDemand: config.remote.onDemand,
   };
 }
 

@@ -46,6 +46,7 @@ import { bundleCacheDir, emptyHooksDir, partialDir, repoDir, stagingDir } from '
 import { removeCrashDebris } from './crash-debris.js';
 import { syncLfsObjects } from './lfs-objects.js';
 import { configGet, configSet } from '../../git/repo.js';
+import { askService, describeJob } from '../../on-demand/client.js';
 
 export interface SyncLog {
   info(msg: string): void;
@@ -76,6 +77,16 @@ export interface SyncContext {
   manifestPublished?: string | null;
   /** Leave applied bundles in the cache (a tier copy links them into its tree instead of downloading them again). */
   keepBundles?: boolean;
+  /** `[remote] on_demand`: a service that bundles `site + path` for a new repository the origin has no index for. */
+  onDemand?: string | null | undefined;
+}
+
+/** Where an index and its bundles come from: the origin's tree, or an on-demand service's. */
+interface BundleSource {
+  index: RepoIndex;
+  indexUrl: string;
+  /** Bundle URLs must stay under this. */
+  root: string;
 }
 
 export interface SyncResult {
@@ -129,11 +140,17 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   // members of a group sync one after the other: debris in the store is from a killed run
   if (shared) await removeTempPacks(shared);
   try {
-    const index = ctx.bundlesBase ? await fetchIndex(path, entry, ctx) : null;
-    if (index) await applyFromBundles(work, shared, path, index, exists, ctx, result);
+    const originIndex = ctx.bundlesBase ? await fetchIndex(path, entry, ctx) : null;
+    let source: BundleSource | null = originIndex ? { index: originIndex, indexUrl: indexUrl(ctx.bundlesBase!, path), root: ctx.bundlesBase! } : null;
+    // a new repository the origin publishes no bundles for (a grokmirror origin): let the service bundle it
+    // (not for a replica that accepts signed indexes only: the service signs nothing)
+    if (!source && !exists && ctx.onDemand && ctx.site && !ctx.allowedSigners) source = await onDemandSource(path, ctx);
+    if (source) await applyFromBundles(work, shared, path, source, exists, ctx, result);
+    // LFS and the fingerprint check below are about the origin's own index
+    const index = originIndex;
 
     let fp = (await fingerprint(work, path)).fingerprint;
-    if (entry.fingerprint !== fp || !index) {
+    if (entry.fingerprint !== fp || !source) {
       if (!ctx.site) {
         throw new BundlemirrorError('E_FINGERPRINT', `bundles brought fingerprint ${fp}, the manifest says ${entry.fingerprint ?? 'none'}, and no [remote] site is set to fetch the rest`, {
           repo: path,
@@ -278,19 +295,39 @@ export function bundleUrl(index: string, bundle: BundleRef, repo: string, root?:
   return url.toString();
 }
 
-async function applyFromBundles(work: string, shared: string | null, path: string, index: RepoIndex, exists: boolean, ctx: SyncContext, result: SyncResult): Promise<void> {
+/** Asks the on-demand service for `site + path`; null (and git fetch) when it cannot help. */
+async function onDemandSource(path: string, ctx: SyncContext): Promise<BundleSource | null> {
+  const upstream = ctx.site!.replace(/\/+$/, '') + path;
+  try {
+    const mirror = await askService(ctx.onDemand!, upstream, {
+      signal: ctx.signal,
+      onUpdate: (job) => ctx.log.debug(`${path}: ${describeJob(job)}`),
+    });
+    const root = new URL('.', mirror.indexUrl).href;
+    const doc = await fetchDocument(mirror.indexUrl, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects: { roots: [root], repo: path } });
+    if (doc.status !== 'ok') return null;
+    ctx.log.debug(`${path}: bundles from the on-demand service at ${mirror.indexUrl}`);
+    return { index: parseRepoIndex(doc.body, mirror.path), indexUrl: mirror.indexUrl, root };
+  } catch (err) {
+    if (ctx.signal?.aborted) throw err;
+    ctx.log.warn(`${path}: the on-demand service ${ctx.onDemand} could not help (${(err as Error).message}); using git fetch`);
+    return null;
+  }
+}
+
+async function applyFromBundles(work: string, shared: string | null, path: string, source: BundleSource, exists: boolean, ctx: SyncContext, result: SyncResult): Promise<void> {
+  const { index } = source;
   // a new forkgroup member already sees, through its store, the history its group shares
   const present = exists || shared ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
   // without a git URL to fetch from, a full base is the only way to the published state
   const choice = planBundles({ index, present, exists, allowBase: !ctx.site });
   ctx.log.debug(`${path}: ${choice.kind}: ${choice.reason}`);
   if (choice.kind === 'bundles') {
-    const base = indexUrl(ctx.bundlesBase!, path);
     for (const b of choice.bundles) {
       const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const got = await downloadFile({
-        url: bundleUrl(base, b, path, ctx.bundlesBase!),
-        redirects: treeRedirects(ctx, path),
+        url: bundleUrl(source.indexUrl, b, path, source.root),
+        redirects: source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path },
         dest,
         expectedSize: b.size,
         sha256: b.sha256,
