@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
@@ -170,4 +170,23 @@ test('a replica serve redirects uploads and locks to the master with --push-to, 
   const refused = await request(plain.url, target, { method: 'POST', headers: LFS_JSON, body });
   t.is(refused.status, 403);
   t.regex(refused.body.toString(), /master\.example:8080/);
+});
+
+test('git-lfs follows a replica serve\'s 307: uploads and locks made through the replica land at the master', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const replica = await startServer({ bundles: o.out, toplevel: o.toplevel, host: '127.0.0.1', port: 0, log: false, pushTo: o.server.url });
+  t.teardown(() => replica.close());
+  // the replica never sees a token: git-lfs asks its credential helper for the master's URL after the redirect
+  const wt = await lfsWorkTree(o.client, o.dir, o.bare, lfsUrl(replica, '/pub/assets.git'));
+  const store = join(o.dir, 'credentials');
+  await writeFile(store, `http://alice:${WRITERS.alice}@127.0.0.1:${o.server.port}\n`, { mode: 0o600 });
+  await o.client.run(['config', 'credential.helper', `store --file=${store}`], { cwd: wt });
+  const body = await commitLfsFile(o.client, wt, 'via-replica.bin', 300_000);
+  const pushed = await o.client.run(['push', '--quiet', 'origin', 'main'], { cwd: wt, okCodes: [1] });
+  t.is(pushed.code, 0, pushed.stderr);
+  t.true((await readFile(lfsObjectPath(o.bare, sha256(body)))).equals(body));
+  const locked = await o.client.run(['lfs', 'lock', 'via-replica.bin'], { cwd: wt, okCodes: [2] });
+  t.is(locked.code, 0, locked.stderr);
+  t.regex(await readFile(join(o.bare, 'lfs/locks.json'), 'utf8'), /via-replica\.bin/);
 });
