@@ -7,7 +7,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -16,7 +16,7 @@ import { Command } from 'commander';
 import { git, gitText } from '../src/git/exec.js';
 import { createBundle, fingerprint } from '../src/git/repo.js';
 import { renderBundleList } from '../src/manifest/bundle-list.js';
-import { writeManifestFile } from '../src/manifest/manifest.js';
+import { writeManifestFile, type Manifest } from '../src/manifest/manifest.js';
 import { RepoIndexSchema, serializeRepoIndex, type RepoIndex } from '../src/manifest/repo-index.js';
 import { BundlemirrorError } from '../src/errors.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
@@ -101,6 +101,14 @@ async function buildFixture(): Promise<Fixture> {
       await cleanup();
     },
   };
+}
+
+/** Adds a repository to a published tree's manifest, as a publish of it would. */
+async function listInManifest(bundles: string, repoPath: string): Promise<void> {
+  const file = join(bundles, 'manifest.js.gz');
+  const manifest = JSON.parse(gunzipSync(await readFile(file)).toString()) as Manifest;
+  manifest[repoPath] = { modified: 1_700_000_000 };
+  await writeManifestFile(file, manifest);
 }
 
 let fixture: Promise<Fixture> | undefined;
@@ -403,6 +411,7 @@ test('git fetch over /git/ picks up what the origin gained', async (t) => {
   const f = await fx();
   // its own origin, so the other tests' view of pub/a.git never changes under them
   const { bare, wt } = await makeRepo(f.root, f.toplevel, 'pub/fetched.git', { commits: 2 });
+  await listInManifest(f.bundles, '/pub/fetched.git');
   const dest = join(f.root, 'fetch-mirror.git');
   await git(['clone', '--quiet', '--mirror', `${f.url}/git/pub/fetched.git`, dest]);
   t.is(await showRefOf(dest), await showRefOf(bare));
@@ -524,6 +533,7 @@ test('startServer refuses a missing bundles directory or toplevel with a usage e
     t.is((noBundles as BundlemirrorError).code, 'E_CONFIG');
     t.is((noBundles as BundlemirrorError).exitStatus, 2);
     t.truthy((noBundles as BundlemirrorError).hint);
+    await writeManifestFile(join(dir, 'manifest.js.gz'), {});
     const noTop = await t.throwsAsync(startServer({ bundles: dir, toplevel: join(dir, 'missing'), port: 0, log: false }), { instanceOf: BundlemirrorError });
     t.is((noTop as BundlemirrorError).code, 'E_TOPLEVEL');
     t.is((noTop as BundlemirrorError).exitStatus, 2);
@@ -537,10 +547,12 @@ test('startServer refuses a missing bundles directory or toplevel with a usage e
   }
 });
 
-test('an empty tree serves a page that says nothing is published, and 404 for the manifest', async (t) => {
+test('a tree whose manifest is withdrawn serves a page that says nothing is published, and 404 for the manifest', async (t) => {
   const { dir, cleanup } = await tempDir();
+  await writeManifestFile(join(dir, 'manifest.js.gz'), {});
   const server = await startServer({ bundles: dir, port: 0, log: false });
   try {
+    await rm(join(dir, 'manifest.js.gz'));
     const page = await request(server.url, '/');
     t.is(page.status, 200);
     t.regex(page.body.toString(), /Nothing is published here yet/);
@@ -578,6 +590,7 @@ test('close() lets a response in flight finish, refusing new connections meanwhi
   // larger than every socket buffer between us, so the server cannot finish while we do not read
   const big = randomBytes(32 << 20);
   await writeFile(join(dir, 'big.bin'), big);
+  await writeManifestFile(join(dir, 'manifest.js.gz'), {});
   const server = await startServer({ bundles: dir, port: 0, log: false });
   try {
     const { res, body } = await stalledDownload(server.url, '/big.bin');
@@ -599,6 +612,7 @@ test('close() lets a response in flight finish, refusing new connections meanwhi
 test('close() ends a stalled download after the grace period', async (t) => {
   const { dir, cleanup } = await tempDir();
   await writeFile(join(dir, 'big.bin'), randomBytes(32 << 20));
+  await writeManifestFile(join(dir, 'manifest.js.gz'), {});
   const server = await startServer({ bundles: dir, port: 0, log: false });
   try {
     const { res, body } = await stalledDownload(server.url, '/big.bin');

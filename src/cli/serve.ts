@@ -80,8 +80,8 @@ export async function runServe(flags: ServeFlags): Promise<void> {
           maxCacheBytes: flags.onDemandMaxCacheSize,
           log: (l) => process.stderr.write(`${l}\n`),
         });
-  // with --on-demand alone, only the service is served; otherwise the published tree as always
-  const bundles = flags.bundles ?? (onDemand ? null : 'bundles');
+  // --on-demand alone serves only the service and --toplevel alone a replica's repositories; else ./bundles as always
+  const bundles = flags.bundles ?? (onDemand || flags.toplevel !== undefined ? null : 'bundles');
   const server = await startServer({
     bundles,
     toplevel: flags.toplevel,
@@ -92,7 +92,8 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     onDemand,
   });
   const git = flags.toplevel === undefined ? 'smart HTTP off (no --toplevel)' : `smart HTTP and Git LFS at ${server.url}/git/ from ${flags.toplevel}`;
-  if (bundles !== null) process.stderr.write(`bundlemirror: serving ${bundles} at ${server.url}/ (${git})\n`);
+  const what = bundles === null ? `the repositories of ${flags.toplevel}/manifest.js.gz` : bundles;
+  if (bundles !== null || flags.toplevel !== undefined) process.stderr.write(`bundlemirror: serving ${what} at ${server.url}/ (${git})\n`);
   if (onDemand) process.stderr.write(`bundlemirror: bundles on demand at ${server.url}/on-demand (cache ${flags.onDemand}, allowed: ${(flags.allow ?? []).join(' ')})\n`);
   const writes =
     flags.pushTo !== undefined ? `LFS uploads and locks redirected to ${flags.pushTo}`
@@ -118,8 +119,8 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('serve the published tree (with byte ranges), read-only smart HTTP git and a status page')
-    .option('--bundles <dir>', 'published tree to serve (output of publish; default bundles, none with --on-demand alone)')
-    .option('--toplevel <dir>', 'bare repositories to serve read-only over smart HTTP at /git/')
+    .option('--bundles <dir>', 'published tree to serve (output of publish; default bundles, none with --on-demand or --toplevel alone)')
+    .option('--toplevel <dir>', 'bare repositories to serve read-only over smart HTTP at /git/ (those the manifest lists)')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
     .option('--lfs-writers <file>', 'who may upload Git LFS objects and take locks: one "name token" per line (re-read on SIGHUP)')

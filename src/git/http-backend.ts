@@ -23,8 +23,6 @@ export interface HttpBackendRequest {
   contentLength?: string | undefined;
   /** `gzip` when the client compressed the request body; http-backend inflates it. */
   contentEncoding?: string | undefined;
-  /** The `Git-Protocol` request header (`version=2`), which selects protocol v2. */
-  gitProtocol?: string | undefined;
   remoteAddr?: string | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -38,8 +36,10 @@ export function httpBackendEnv(req: HttpBackendRequest): NodeJS.ProcessEnv {
   for (const key of Object.keys(env)) if (CGI_VARIABLE.test(key)) delete env[key];
   const cgi: Record<string, string | undefined> = {
     GIT_PROJECT_ROOT: req.projectRoot,
-    // every repository under the toplevel is public on a mirror; no git-daemon-export-ok files needed
+    // the caller has already decided the repository is served (it is in the served manifest), so no
+    // git-daemon-export-ok files are needed
     GIT_HTTP_EXPORT_ALL: '1',
+    // no GIT_PROTOCOL, ever: with protocol v2 upload-pack hands out unreachable objects by id
     GATEWAY_INTERFACE: 'CGI/1.1',
     SERVER_PROTOCOL: 'HTTP/1.1',
     REQUEST_METHOD: req.method,
@@ -48,7 +48,6 @@ export function httpBackendEnv(req: HttpBackendRequest): NodeJS.ProcessEnv {
     CONTENT_TYPE: req.contentType,
     CONTENT_LENGTH: req.contentLength,
     HTTP_CONTENT_ENCODING: req.contentEncoding,
-    HTTP_GIT_PROTOCOL: req.gitProtocol,
     REMOTE_ADDR: req.remoteAddr,
   };
   for (const [key, value] of Object.entries(cgi)) {
@@ -66,7 +65,9 @@ export function httpBackendEnv(req: HttpBackendRequest): NodeJS.ProcessEnv {
  * from stdout; aborting `signal` kills the process.
  */
 export function spawnHttpBackend(req: HttpBackendRequest): ChildProcessWithoutNullStreams {
-  return spawn('git', ['http-backend'], {
+  // the settings a mirror's safety rests on win over whatever a system or repository config says
+  const settings = ['uploadpack.allowAnySHA1InWant=false', 'http.receivepack=false', 'http.uploadarch=false'];
+  return spawn('git', [...settings.flatMap((kv) => ['-c', kv]), 'http-backend'], {
     cwd: req.projectRoot,
     env: httpBackendEnv(req),
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -1,6 +1,7 @@
 /**
  * The express app behind `serve`: the page at `/`, read-only smart HTTP at
- * `/git/` (only with a toplevel), and the published tree everywhere else.
+ * `/git/` (only with a toplevel), and the published tree everywhere else
+ * (only with one: a replica may serve its repositories alone).
  *
  * Routing is done here on the raw request target rather than with express
  * routes: express matches case-insensitively and decodes before matching,
@@ -15,6 +16,7 @@ import { pageHandler } from './page.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { splitTarget } from './safe-path.js';
 import { GIT_PREFIX, smartHttpHandler } from './smart-http.js';
+import { servedManifestSource } from './served-manifest.js';
 import { publishedTreeHandler } from './static.js';
 import { lfsApi } from './lfs/handler.js';
 import type { LfsWriters } from '../lfs/writers.js';
@@ -23,10 +25,12 @@ import { API_PATH, onDemandApiHandler, TREE_PREFIX } from './on-demand/api.js';
 import { onDemandPageHandler, PAGE_PATH } from './on-demand/page.js';
 
 export interface AppOptions {
-  /** Real path of the published tree; null: only the on-demand service (`/` leads to its page). */
+  /** Real path of the published tree; null: repositories only (with a toplevel) or only the on-demand service. */
   realBundles: string | null;
   /** Real path of the toplevel of bare repositories; null disables smart HTTP. */
   realToplevel: string | null;
+  /** The manifest whose repositories are served (smart HTTP and the page); null: only the on-demand service. */
+  manifestFile: string | null;
   /** Access log and server-side problems; null for silence. */
   log: LogLine | null;
   /** Who may upload LFS objects and take locks; null or absent: nobody here. */
@@ -46,9 +50,10 @@ export function buildApp(opts: AppOptions): Express {
   app.set('etag', false);
 
   const published = opts.realBundles === null ? null : publishedTreeHandler(opts.realBundles);
+  const manifest = opts.manifestFile === null ? null : servedManifestSource(opts.manifestFile);
   const lfs = lfsApi({ writers: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, log });
-  const git = opts.realToplevel === null ? null : smartHttpHandler({ realToplevel: opts.realToplevel, log, lfs });
-  const page = opts.realBundles === null ? null : pageHandler({ catalog: catalogSource(opts.realBundles), smartHttp: git !== null });
+  const git = opts.realToplevel === null || manifest === null ? null : smartHttpHandler({ realToplevel: opts.realToplevel, manifest, log, lfs });
+  const page = manifest === null ? null : pageHandler({ catalog: catalogSource(manifest, opts.realBundles), smartHttp: git !== null, publishedTree: published !== null });
   const od = opts.onDemand ?? null;
   const odApi = od ? onDemandApiHandler(od.service) : null;
   const odPage = od ? onDemandPageHandler(od.service.policy.patterns.map((p) => p.text)) : null;

@@ -40,7 +40,8 @@ function seconds(d: Date): number {
 
 /**
  * True when a GET or HEAD can be answered 304. If-None-Match (weak
- * comparison) wins over If-Modified-Since, which is ignored when invalid.
+ * comparison) wins over If-Modified-Since, which is ignored when invalid or
+ * later than now.
  */
 export function isNotModified(headers: IncomingHttpHeaders, v: Validators): boolean {
   const inm = headers['if-none-match'];
@@ -52,6 +53,9 @@ export function isNotModified(headers: IncomingHttpHeaders, v: Validators): bool
   if (ims !== undefined) {
     const since = Date.parse(ims);
     if (Number.isNaN(since)) return false;
+    // a date in the future proves nothing about the file (a client with a wrong clock, or one that
+    // wants a 304 for whatever comes next): as RFC 9110 §13.1.3 says, it is treated as absent
+    if (Math.floor(since / 1000) > Math.floor(Date.now() / 1000)) return false;
     return seconds(v.lastModified) <= Math.floor(since / 1000);
   }
   return false;

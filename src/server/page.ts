@@ -45,25 +45,31 @@ export interface PageContext {
   /** `http://host:port`, no trailing slash. */
   origin: string;
   smartHttp: boolean;
+  /** False when serving repositories only (a replica without a published tree): no bundles to point at. */
+  publishedTree: boolean;
 }
 
 function renderRepo(r: RepoSummary, ctx: PageContext): string {
   const base = `${ctx.origin}${urlPath(r.path)}`;
   const dir = cloneDir(r.path);
   const commands: string[] = [];
-  if (ctx.smartHttp) {
-    commands.push(`git clone --bundle-uri=${shellQuote(`${base}/${BUNDLE_LIST_FILE}`)} ${shellQuote(`${ctx.origin}${GIT_PREFIX}${urlPath(r.path)}`)} ${shellQuote(dir)}`);
+  const gitUrl = shellQuote(`${ctx.origin}${GIT_PREFIX}${urlPath(r.path)}`);
+  if (ctx.smartHttp && ctx.publishedTree) {
+    commands.push(`git clone --bundle-uri=${shellQuote(`${base}/${BUNDLE_LIST_FILE}`)} ${gitUrl} ${shellQuote(dir)}`);
+  } else if (ctx.smartHttp) {
+    commands.push(`git clone ${gitUrl} ${shellQuote(dir)}`);
   }
-  commands.push(`bundlemirror clone ${shellQuote(`${base}/${INDEX_FILE}`)} ${shellQuote(dir)}`);
+  if (ctx.publishedTree) commands.push(`bundlemirror clone ${shellQuote(`${base}/${INDEX_FILE}`)} ${shellQuote(dir)}`);
   const bundles = r.bundles === null ? 'index.json missing or unreadable' : `${r.bundles.count} (${formatBytes(r.bundles.size)})`;
   const facts = [
     ['last change', formatModified(r.modified)],
-    ['bundles', bundles],
+    ...(ctx.publishedTree ? [['bundles', bundles]] : []),
     ...(r.owner ? [['owner', r.owner]] : []),
   ];
+  const title = ctx.publishedTree ? `<a href="${escapeHtml(`${urlPath(r.path)}/${INDEX_FILE}`)}">${escapeHtml(r.path)}</a>` : escapeHtml(r.path);
   return [
     '<section>',
-    `<h2><a href="${escapeHtml(`${urlPath(r.path)}/${INDEX_FILE}`)}">${escapeHtml(r.path)}</a></h2>`,
+    `<h2>${title}</h2>`,
     r.description ? `<p>${escapeHtml(r.description)}</p>` : '',
     `<dl>${facts.map(([k, v]) => `<dt>${escapeHtml(k!)}</dt><dd>${escapeHtml(v!)}</dd>`).join('')}</dl>`,
     `<pre>${commands.map(escapeHtml).join('\n')}</pre>`,
@@ -77,9 +83,12 @@ dl{display:grid;grid-template-columns:max-content auto;gap:0 1rem;margin:.5rem 0
 pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}`;
 
 export function renderPage(catalog: Catalog, ctx: PageContext): string {
+  const count = `<p>${catalog.repos.length} ${catalog.repos.length === 1 ? 'repository' : 'repositories'}. `;
   const intro = !catalog.published
     ? `<p>Nothing is published here yet: there is no ${escapeHtml(MANIFEST_FILE)}.</p>`
-    : `<p>${catalog.repos.length} ${catalog.repos.length === 1 ? 'repository' : 'repositories'}. ` +
+    : !ctx.publishedTree
+      ? `${count}git fetches from ${escapeHtml(`${ctx.origin}${GIT_PREFIX}/`)}&lt;repository&gt;.</p>`
+      : count +
       `Replicas poll <a href="/${escapeHtml(MANIFEST_FILE)}">${escapeHtml(MANIFEST_FILE)}</a>` +
       (ctx.smartHttp ? `; git fetches from ${escapeHtml(`${ctx.origin}${GIT_PREFIX}/`)}&lt;repository&gt;` : '; smart HTTP git is not enabled on this server') +
       '.</p>';
@@ -102,9 +111,10 @@ export function renderPage(catalog: Catalog, ctx: PageContext): string {
   ].join('\n');
 }
 
-export function pageHandler(opts: { catalog: () => Promise<Catalog>; smartHttp: boolean }) {
+export function pageHandler(opts: { catalog: () => Promise<Catalog>; smartHttp: boolean; publishedTree: boolean }) {
   return async function servePage(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const html = renderPage(await opts.catalog(), { origin: requestOrigin(req), smartHttp: opts.smartHttp });
+    const ctx = { origin: requestOrigin(req), smartHttp: opts.smartHttp, publishedTree: opts.publishedTree };
+    const html = renderPage(await opts.catalog(), ctx);
     res.statusCode = 200;
     res.setHeader('Content-Type', 'text/html; charset=utf-8');
     res.setHeader('Content-Length', Buffer.byteLength(html));

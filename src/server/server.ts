@@ -5,17 +5,24 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { realpath, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { buildApp } from './app.js';
 import type { LogLine } from './access-log.js';
 import { hostPort } from './base-url.js';
 import { LfsWriters } from '../lfs/writers.js';
 import type { OnDemandService } from '../on-demand/service.js';
+import { MANIFEST_FILE } from './static.js';
+import { checkPublishedTree } from './tree-check.js';
 
 export interface ServeOptions {
-  /** The published tree (`publish --out`); null: serve only the on-demand service. */
-  bundles: string | null;
+  /**
+   * The published tree (`publish --out`); its manifest decides which
+   * repositories are served. Omitted or null: none; then repositories are
+   * served from `<toplevel>/manifest.js.gz` (a replica's own), or only the
+   * on-demand service.
+   */
+  bundles?: string | null | undefined;
   /** Bare repositories for smart HTTP at `/git/`; omitted: no smart HTTP. */
   toplevel?: string | undefined;
   /** Default 127.0.0.1. */
@@ -62,12 +69,21 @@ async function realDirectory(dir: string, fail: (why: string) => BundlemirrorErr
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  const bundles = opts.bundles === null ? null : resolve(opts.bundles);
-  const realBundles = bundles === null ? null : await realDirectory(bundles, (why) =>
-    new BundlemirrorError('E_CONFIG', `bundles directory ${bundles} ${why}`, {
-      hint: 'run `bundlemirror publish --toplevel DIR --out DIR` first, or point --bundles at a published tree',
-    }),
-  );
+  const bundles = opts.bundles === null || opts.bundles === undefined ? null : resolve(opts.bundles);
+  if (bundles === null && opts.toplevel === undefined && !opts.onDemand) {
+    throw new BundlemirrorError('E_USAGE', 'nothing to serve: give --bundles, --toplevel or both', {
+      hint: 'an origin serves --bundles (and --toplevel for smart HTTP); a replica may serve its --toplevel alone',
+    });
+  }
+  let realBundles: string | null = null;
+  if (bundles !== null) {
+    realBundles = await realDirectory(bundles, (why) =>
+      new BundlemirrorError('E_CONFIG', `bundles directory ${bundles} ${why}`, {
+        hint: 'run `bundlemirror publish --toplevel DIR --out DIR` first, or point --bundles at a published tree',
+      }),
+    );
+    await checkPublishedTree(realBundles);
+  }
   const onDemand = opts.onDemand ? { service: opts.onDemand, realPublished: await realpath(opts.onDemand.publishedDir) } : null;
   let realToplevel: string | null = null;
   if (opts.toplevel !== undefined) {
@@ -78,6 +94,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       }),
     );
   }
+  const manifestRoot = realBundles ?? realToplevel;
+  const manifestFile = manifestRoot === null ? null : join(manifestRoot, MANIFEST_FILE);
+  if (realBundles === null && manifestFile !== null && !(await stat(manifestFile).then((st) => st.isFile(), () => false))) {
+    throw new BundlemirrorError('E_CONFIG', `${realToplevel} holds no ${MANIFEST_FILE}, so no repository would be served`, {
+      hint: 'serve a replica toplevel after its first pull, or give an origin its published tree with --bundles',
+    });
+  }
   const log = opts.log === false ? null : (opts.log ?? stderrLog);
   const lfsWriters = opts.lfsWriters === undefined ? null : await LfsWriters.load(resolve(opts.lfsWriters));
   if (opts.pushTo !== undefined && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(opts.pushTo)) {
@@ -86,7 +109,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const wantPort = opts.port ?? 8080;
 
-  const server = createServer(buildApp({ realBundles, realToplevel, log, lfsWriters, pushTo: opts.pushTo ?? null, onDemand }));
+  const server = createServer(buildApp({ realBundles, realToplevel, manifestFile, log, lfsWriters, pushTo: opts.pushTo ?? null, onDemand }));
   // a client that vanished without a FIN (the networks this tool is for) must not hold a socket forever;
   // busy git fetches are not idle: upload-pack sends keepalives while it computes a pack
   server.timeout = IDLE_SOCKET_MS;

@@ -3,9 +3,18 @@
  * close from bundles (the last few commits) is fetched here with plain git.
  *
  * Only the two requests of a fetch or clone reach `git http-backend`:
- * `GET info/refs?service=git-upload-pack` and `POST git-upload-pack`.
- * Pushes are refused before any process starts; dumb-HTTP paths, non-bare
- * repositories and anything outside the toplevel are 404.
+ * `GET info/refs?service=git-upload-pack` and `POST git-upload-pack`, and
+ * only for a repository the served manifest lists (by its path or one of
+ * its symlinks) that is a bare repository inside the toplevel. Pushes are
+ * refused before any process starts; dumb-HTTP paths, repositories the
+ * manifest does not list, non-bare repositories and anything outside the
+ * toplevel are 404.
+ *
+ * Protocol v2 is never offered (the client's `Git-Protocol` header is not
+ * passed on): a v2 upload-pack sends any object it has when asked by id,
+ * so a commit force-pushed away, or a secret removed from every ref, would
+ * stay fetchable. Under v0 over HTTP (stateless RPC), upload-pack checks
+ * that every object asked for is reachable from a ref.
  */
 import { lstat, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -14,6 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import { spawnHttpBackend } from '../git/http-backend.js';
 import { repoPathProblem } from '../git/refname.js';
 import { readCgiHead } from './cgi.js';
+import type { ServedManifest } from './served-manifest.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
 import { splitLfsPath, type lfsApi } from './lfs/handler.js';
@@ -24,6 +34,8 @@ export const READ_ONLY_MESSAGE = 'this is a read-only mirror; push to the origin
 export interface SmartHttpOptions {
   /** Real path of the toplevel directory holding the bare repositories. */
   realToplevel: string;
+  /** The served manifest: only its repositories (and their symlink names) are reachable. */
+  manifest: () => Promise<ServedManifest>;
   /** Where http-backend's complaints go. */
   log: (line: string) => void;
   /** The Git LFS API at `<repo>/info/lfs`; null answers 404 there. */
@@ -58,8 +70,6 @@ function serviceOf(segments: string[], query: URLSearchParams): Service {
   return { kind: 'other', reason: 'not a smart HTTP path (expected info/refs or git-upload-pack)' };
 }
 
-const GIT_PROTOCOL = /^[A-Za-z0-9=:._-]{1,256}$/;
-
 export function smartHttpHandler(opts: SmartHttpOptions) {
   return async function serveGit(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
     const { path, query } = splitTarget(target);
@@ -80,10 +90,11 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
     if (req.method !== expected) return methodNotAllowed(req, res, [expected]);
 
     const repoSegments = check.segments.slice(0, service.kind === 'advertise' ? -2 : -1);
-    const repoPath = `/${repoSegments.join('/')}`;
-    const realRepo = repoSegments.length === 0 || repoPathProblem(repoPath) ? null : await resolveInside(opts.realToplevel, repoSegments);
-    if (realRepo === null || !(await isBareRepository(realRepo))) {
-      return sendText(req, res, 404, `no repository at ${repoPath} on this mirror`);
+    const asked = `/${repoSegments.join('/')}`;
+    const repoPath = repoSegments.length === 0 || repoPathProblem(asked) ? undefined : (await opts.manifest()).names.get(asked);
+    const realRepo = repoPath === undefined ? null : await resolveInside(opts.realToplevel, repoPath.slice(1).split('/'));
+    if (repoPath === undefined || realRepo === null || !(await isBareRepository(realRepo))) {
+      return sendText(req, res, 404, `no repository at ${asked} on this mirror`);
     }
 
     const encoding = req.headers['content-encoding']?.trim().toLowerCase();
@@ -91,7 +102,6 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
       return sendText(req, res, 415, `unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} (gzip or identity)`);
     }
     const length = req.headers['content-length'];
-    const protocol = [req.headers['git-protocol']].flat()[0];
     const relRepo = relative(opts.realToplevel, realRepo).split(sep).join('/');
     await runBackend(req, res, opts, {
       pathInfo: `/${relRepo}/${service.kind === 'advertise' ? 'info/refs' : 'git-upload-pack'}`,
@@ -100,7 +110,6 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
       contentType: req.headers['content-type'],
       contentLength: length !== undefined && /^\d+$/.test(length) ? length : undefined,
       contentEncoding: encoding === 'identity' ? undefined : encoding,
-      gitProtocol: protocol !== undefined && GIT_PROTOCOL.test(protocol) ? protocol : undefined,
       repoPath,
     });
   };
@@ -113,7 +122,6 @@ interface BackendCall {
   contentType: string | undefined;
   contentLength: string | undefined;
   contentEncoding: string | undefined;
-  gitProtocol: string | undefined;
   repoPath: string;
 }
 
@@ -131,7 +139,6 @@ async function runBackend(req: IncomingMessage, res: ServerResponse, opts: Smart
     contentType: call.contentType,
     contentLength: call.contentLength,
     contentEncoding: call.contentEncoding,
-    gitProtocol: call.gitProtocol,
     remoteAddr: req.socket.remoteAddress,
     signal: abort.signal,
   });
