@@ -45,6 +45,12 @@ test('smart HTTP and the page serve the published manifest\'s repositories, neve
     t.is((await request(server.url, `/git${repo}/info/refs${Q}`)).status, 404, repo);
     t.is((await request(server.url, `/git${repo}/git-upload-pack`, { method: 'POST', body: '0000' })).status, 404, repo);
     await t.throwsAsync(git(['ls-remote', `${server.url}/git${repo}`]), undefined, repo);
+    const lfs = await request(server.url, `/git${repo}/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/vnd.git-lfs+json', Accept: 'application/vnd.git-lfs+json' },
+      body: JSON.stringify({ operation: 'download', objects: [{ oid: 'a'.repeat(64), size: 1 }] }),
+    });
+    t.is(lfs.status, 404, `LFS ${repo}`);
   }
   const page = (await request(server.url, '/')).body.toString();
   t.true(page.includes('/pub/a.git'));

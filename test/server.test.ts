@@ -431,7 +431,7 @@ test('git push over /git/ is refused with 403 and says why', async (t) => {
 
   const adv = await request(f.url, '/git/pub/a.git/info/refs?service=git-receive-pack');
   t.is(adv.status, 403);
-  t.regex(adv.body.toString(), /read-only mirror; push to the origin instead/);
+  t.regex(adv.body.toString(), /push to the master/);
   const post = await request(f.url, '/git/pub/a.git/git-receive-pack', { method: 'POST', body: '0000', headers: { 'Content-Type': 'application/x-git-receive-pack-request' } });
   t.is(post.status, 403);
 });

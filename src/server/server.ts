@@ -14,6 +14,7 @@ import { LfsWriters } from '../lfs/writers.js';
 import type { OnDemandService } from '../on-demand/service.js';
 import { MANIFEST_FILE } from './static.js';
 import { checkPublishedTree } from './tree-check.js';
+import { pushToProblem } from './push.js';
 
 export interface ServeOptions {
   /**
@@ -33,7 +34,7 @@ export interface ServeOptions {
   log?: LogLine | false | undefined;
   /** `name token` lines: who may upload LFS objects and take locks (re-read by reloadWriters). */
   lfsWriters?: string | undefined;
-  /** The master's base URL: LFS uploads and locks get a 307 to the same path there. */
+  /** The master's base URL: pushes, LFS uploads and locks get a 307 to the same path there. */
   pushTo?: string | undefined;
   /** Serve this on-demand service (API, page, its published tree under /on-demand/). */
   onDemand?: OnDemandService | undefined;
@@ -103,8 +104,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   }
   const log = opts.log === false ? null : (opts.log ?? stderrLog);
   const lfsWriters = opts.lfsWriters === undefined ? null : await LfsWriters.load(resolve(opts.lfsWriters));
-  if (opts.pushTo !== undefined && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(opts.pushTo)) {
-    throw new BundlemirrorError('E_CONFIG', `--push-to ${JSON.stringify(opts.pushTo)} is not an http(s) URL`, { hint: 'pass the master server\'s base URL, e.g. http://master.example:8080' });
+  const pushToWrong = opts.pushTo === undefined ? null : pushToProblem(opts.pushTo);
+  if (pushToWrong !== null) {
+    throw new BundlemirrorError('E_CONFIG', `--push-to ${JSON.stringify(opts.pushTo)} ${pushToWrong}`, {
+      hint: 'pass the master server\'s base URL, e.g. http://master.example:8080; pushes go to the same /git/... path there',
+    });
   }
   const host = opts.host ?? '127.0.0.1';
   const wantPort = opts.port ?? 8080;

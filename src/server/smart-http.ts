@@ -6,9 +6,9 @@
  * `GET info/refs?service=git-upload-pack` and `POST git-upload-pack`, and
  * only for a repository the served manifest lists (by its path or one of
  * its symlinks) that is a bare repository inside the toplevel. Pushes are
- * refused before any process starts; dumb-HTTP paths, repositories the
- * manifest does not list, non-bare repositories and anything outside the
- * toplevel are 404.
+ * refused or redirected to the master (push.ts) before any process starts;
+ * dumb-HTTP paths, repositories the manifest does not list, non-bare
+ * repositories and anything outside the toplevel are 404.
  *
  * Protocol v2 is never offered (the client's `Git-Protocol` header is not
  * passed on): a v2 upload-pack sends any object it has when asked by id,
@@ -27,9 +27,9 @@ import type { ServedManifest } from './served-manifest.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
 import { splitLfsPath, type lfsApi } from './lfs/handler.js';
+import { answerPush } from './push.js';
 
 export const GIT_PREFIX = '/git';
-export const READ_ONLY_MESSAGE = 'this is a read-only mirror; push to the origin instead';
 
 export interface SmartHttpOptions {
   /** Real path of the toplevel directory holding the bare repositories. */
@@ -40,6 +40,8 @@ export interface SmartHttpOptions {
   log: (line: string) => void;
   /** The Git LFS API at `<repo>/info/lfs`; null answers 404 there. */
   lfs?: ReturnType<typeof lfsApi> | null;
+  /** The master's base URL: pushes get a 307 to the same path there; null refuses them. */
+  pushTo?: string | null;
 }
 
 /**
@@ -56,21 +58,36 @@ export async function isBareRepository(dir: string): Promise<boolean> {
   }
 }
 
-type Service = { kind: 'advertise' } | { kind: 'upload-pack' } | { kind: 'push' } | { kind: 'other'; reason: string };
+type Service =
+  | { kind: 'advertise'; repo: string[] }
+  | { kind: 'upload-pack'; repo: string[] }
+  | { kind: 'push'; repo: string[]; advertisement: boolean }
+  | { kind: 'other'; reason: string };
 
 function serviceOf(segments: string[], query: URLSearchParams): Service {
   const last = segments[segments.length - 1];
   const isInfoRefs = segments.length >= 2 && segments[segments.length - 2] === 'info' && last === 'refs';
+  const repo = segments.slice(0, isInfoRefs ? -2 : -1);
   const service = query.get('service');
-  if (last === 'git-receive-pack' || (isInfoRefs && service === 'git-receive-pack')) return { kind: 'push' };
-  if (last === 'git-upload-pack') return { kind: 'upload-pack' };
+  if (last === 'git-receive-pack' || (isInfoRefs && service === 'git-receive-pack')) return { kind: 'push', repo, advertisement: isInfoRefs };
+  if (last === 'git-upload-pack') return { kind: 'upload-pack', repo };
   if (isInfoRefs) {
-    return service === 'git-upload-pack' ? { kind: 'advertise' } : { kind: 'other', reason: 'only smart HTTP is served (info/refs?service=git-upload-pack)' };
+    return service === 'git-upload-pack' ? { kind: 'advertise', repo } : { kind: 'other', reason: 'only smart HTTP is served (info/refs?service=git-upload-pack)' };
   }
   return { kind: 'other', reason: 'not a smart HTTP path (expected info/refs or git-upload-pack)' };
 }
 
 export function smartHttpHandler(opts: SmartHttpOptions) {
+  /** The repository a request names, when the served manifest lists it and it is a bare repository inside the toplevel. */
+  const servedRepository = async (segments: string[]): Promise<{ repoPath: string; realRepo: string } | null> => {
+    const asked = `/${segments.join('/')}`;
+    if (segments.length === 0 || repoPathProblem(asked)) return null;
+    const repoPath = (await opts.manifest()).names.get(asked);
+    if (repoPath === undefined) return null;
+    const realRepo = await resolveInside(opts.realToplevel, repoPath.slice(1).split('/'));
+    return realRepo !== null && (await isBareRepository(realRepo)) ? { repoPath, realRepo } : null;
+  };
+
   return async function serveGit(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
     const { path, query } = splitTarget(target);
     const check = splitUrlPath(path.slice(GIT_PREFIX.length) || '/');
@@ -78,24 +95,18 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
     const params = new URLSearchParams(query);
     const lfsPath = splitLfsPath(check.segments);
     if (lfsPath && opts.lfs) {
-      const repoPath = `/${lfsPath.repo.join('/')}`;
-      const realRepo = repoPathProblem(repoPath) ? null : await resolveInside(opts.realToplevel, lfsPath.repo);
-      if (realRepo === null || !(await isBareRepository(realRepo))) return sendText(req, res, 404, `no repository at ${repoPath} on this server`);
-      return opts.lfs(req, res, { repoDir: realRepo, repoPath, rest: lfsPath.rest, query: params, target });
+      const repo = await servedRepository(lfsPath.repo);
+      if (repo === null) return sendText(req, res, 404, `no repository at /${lfsPath.repo.join('/')} on this server`);
+      return opts.lfs(req, res, { repoDir: repo.realRepo, repoPath: repo.repoPath, rest: lfsPath.rest, query: params, target });
     }
     const service = serviceOf(check.segments, params);
-    if (service.kind === 'push') return sendText(req, res, 403, READ_ONLY_MESSAGE);
     if (service.kind === 'other') return sendText(req, res, 404, `not found: ${service.reason}`);
+    const repo = await servedRepository(service.repo);
+    if (service.kind === 'push') return answerPush(req, res, { pushTo: opts.pushTo ?? null, path, advertisement: service.advertisement, repo });
+    if (repo === null) return sendText(req, res, 404, `no repository at /${service.repo.join('/')} on this mirror`);
     const expected = service.kind === 'advertise' ? 'GET' : 'POST';
     if (req.method !== expected) return methodNotAllowed(req, res, [expected]);
-
-    const repoSegments = check.segments.slice(0, service.kind === 'advertise' ? -2 : -1);
-    const asked = `/${repoSegments.join('/')}`;
-    const repoPath = repoSegments.length === 0 || repoPathProblem(asked) ? undefined : (await opts.manifest()).names.get(asked);
-    const realRepo = repoPath === undefined ? null : await resolveInside(opts.realToplevel, repoPath.slice(1).split('/'));
-    if (repoPath === undefined || realRepo === null || !(await isBareRepository(realRepo))) {
-      return sendText(req, res, 404, `no repository at ${asked} on this mirror`);
-    }
+    const { repoPath, realRepo } = repo;
 
     const encoding = req.headers['content-encoding']?.trim().toLowerCase();
     if (encoding !== undefined && encoding !== 'gzip' && encoding !== 'x-gzip' && encoding !== 'identity') {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { git, gitText, type GitResult } from '../../src/git/exec.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
+import { writeManifestFile } from '../../src/manifest/manifest.js';
 import { initBareRepo, tempDir } from './repos.js';
 
 let available: Promise<boolean> | null = null;
@@ -100,6 +101,8 @@ export async function startLfsOrigin(t: ExecutionContext): Promise<LfsOrigin> {
   const out = join(dir, 'published');
   await mkdir(out, { recursive: true });
   const bare = await initBareRepo(join(toplevel, 'pub/assets.git'));
+  // serve answers only for the repositories its manifest lists; this one has no refs yet, so publish would leave it out
+  await writeManifestFile(join(out, 'manifest.js.gz'), { '/pub/assets.git': { modified: 0 } });
   const writersFile = join(dir, 'writers');
   await writeFile(writersFile, `# LFS writers\n${Object.entries(WRITERS).map(([n, tk]) => `${n} ${tk}`).join('\n')}\n`);
   const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false, lfsWriters: writersFile });
