@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lfsObjectPath } from '../src/lfs/oid.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
@@ -54,9 +54,8 @@ test('LFS files travel origin -> publish -> pull -> replica serve -> git clone, 
   t.notRegex((await publish(o)).stdout, /LFS object/);
 
   await o.server.close();
-  const emptyTree = join(o.dir, 'replica-tree');
-  await mkdir(emptyTree);
-  const replica = await startServer({ bundles: emptyTree, toplevel, host: '127.0.0.1', port: 0, log: false });
+  // a replica serves its own repositories: those of the manifest its pull wrote
+  const replica = await startServer({ toplevel, host: '127.0.0.1', port: 0, log: false });
   t.teardown(() => replica.close());
   const clone = join(o.dir, 'clone');
   const c = await o.client.run(['clone', '--quiet', `${replica.url}/git${REPO}`, clone]);
