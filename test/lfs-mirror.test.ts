@@ -143,3 +143,21 @@ test('an offline kit carries the LFS objects: export from the published tree, im
   t.is(im.code, 0, im.stderr);
   for (const body of files.values()) t.true((await readFile(lfsObjectPath(join(toplevel, 'pub/assets.git'), sha256(body)))).equals(body));
 });
+
+test('git lfs itself resumes a download cut every 256 KiB with Range against serve: at most 1.02x on the wire', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const { files } = await pushAssets(o, [1_500_000]);
+  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: o.server.port }, cutAfterBytes: 256 * 1024 });
+  t.teardown(() => proxy.close());
+  const clone = join(o.dir, 'clone');
+  const lfs = proxy.url(`/git${REPO}/info/lfs`);
+  const c = await o.client.run(['-c', `lfs.url=${lfs}`, '-c', 'lfs.transfer.maxretries=20', '-c', 'lfs.transfer.maxretrydelay=1', 'clone', '--quiet', o.bare, clone]);
+  t.is(c.code, 0, c.stderr);
+  const [name, body] = [...files][0]!;
+  t.true((await readFile(join(clone, name))).equals(body));
+  t.true(proxy.stats.cuts >= 4, `cut ${proxy.stats.cuts} times`);
+  const ratio = proxy.stats.bytesDownstream / body.length;
+  t.log(`git-lfs: ${proxy.stats.bytesDownstream} B on the wire for ${body.length} B, ${proxy.stats.cuts} cuts (${ratio.toFixed(4)}x)`);
+  t.true(ratio <= 1.02, `ratio ${ratio}`);
+});

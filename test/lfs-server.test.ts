@@ -150,6 +150,21 @@ test('hostile LFS requests are refused with the spec status and write nothing ou
   t.deepEqual(added, [lfsObjectPath(o.bare, sha256(content))]);
 });
 
+test('concurrent lock requests for one path: exactly one writer gets it, the others 409 naming the holder', async (t) => {
+  const o = await startLfsOrigin(t);
+  const post = (who: 'alice' | 'bob') =>
+    request(o.server.url, '/git/pub/assets.git/info/lfs/locks', { method: 'POST', headers: { ...LFS_JSON, Authorization: basic(who, WRITERS[who]) }, body: JSON.stringify({ path: 'art/hero.psd' }) });
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => post(i % 2 ? 'alice' : 'bob')));
+  t.deepEqual(answers.map((a) => a.status).sort(), [201, ...Array<number>(19).fill(409)]);
+  const winner = JSON.parse(answers.find((a) => a.status === 201)!.body.toString()) as { lock: { id: string; owner: { name: string } } };
+  for (const a of answers.filter((x) => x.status === 409)) t.is((JSON.parse(a.body.toString()) as { lock: { id: string } }).lock.id, winner.lock.id);
+  // a restart reads the same lock back
+  const again = await startServer({ bundles: o.out, toplevel: o.toplevel, host: '127.0.0.1', port: 0, log: false, lfsWriters: o.writersFile });
+  t.teardown(() => again.close());
+  const listed = await request(again.url, '/git/pub/assets.git/info/lfs/locks?path=art/hero.psd', { headers: { ...LFS_JSON, Authorization: basic('bob', WRITERS.bob) } });
+  t.is((JSON.parse(listed.body.toString()) as { locks: { id: string }[] }).locks[0]?.id, winner.lock.id);
+});
+
 test('a replica serve redirects uploads and locks to the master with --push-to, else refuses them naming the master', async (t) => {
   const o = await startLfsOrigin(t);
   const replica = await startServer({ bundles: o.out, toplevel: o.toplevel, host: '127.0.0.1', port: 0, log: false, pushTo: 'http://master.example:8080' });

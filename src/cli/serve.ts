@@ -124,7 +124,7 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
     .option('--lfs-writers <file>', 'who may upload Git LFS objects and take locks: one "name token" per line (re-read on SIGHUP)')
-    .option('--push-to <url>', 'the master: pushes, LFS uploads and locks get a 307 to the same path under this URL')
+    .option('--push-to <url>', 'the master: LFS uploads and locks get a 307 to the same path under this URL')
     .option('--on-demand <dir>', 'run the on-demand bundle service with this cache directory (API at /api/on-demand, page at /on-demand)')
     .option('--allow <pattern...>', 'upstream URLs the on-demand service may clone, e.g. "https://github.com/*" (repeatable)')
     .option('--on-demand-ttl <duration>', 'refresh a mirror older than this when it is requested again', parseDuration, 3600_000)
