@@ -81,7 +81,7 @@ test('a fresh replica prefers the cheaper complete path', (t) => {
 });
 
 test('a bundle URI from an index may reach a parent directory inside the tree, never above it or to another host', async (t) => {
-  const { bundleUrl } = await import('../src/replica/sync/sync-repo.js');
+  const { bundleUrl } = await import('../src/manifest/tree.js');
   const index = 'http://origin.example/mirror/pub/forks/b.git/index.json';
   const root = 'http://origin.example/mirror/';
   const b = (uri: string) => ({ ...bundle(1, 1, [], [1]), uri });

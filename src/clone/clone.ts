@@ -16,7 +16,7 @@ import { repoPathProblem } from '../git/refname.js';
 import { downloadFile, type DownloadProgress } from '../transfer/download.js';
 import { fetchDocument } from '../transfer/document.js';
 import { idsToCheck, planBundles } from '../replica/plan/bundle-plan.js';
-import { bundleUrl } from '../replica/sync/sync-repo.js';
+import { bundleUrl, indexUrl } from '../manifest/tree.js';
 
 export interface CloneTarget {
   indexUrl: string;
@@ -38,8 +38,7 @@ export function resolveCloneUrl(input: string, gitUrl?: string): CloneTarget {
   if (path.startsWith('/git/')) path = path.slice(4);
   const problem = repoPathProblem(path);
   if (problem) throw new BundlemirrorError('E_USAGE', `repository path ${JSON.stringify(path)} ${problem}`);
-  const indexUrl = new URL(path.split('/').map(encodeURIComponent).join('/') + '/index.json', url.origin).toString();
-  return { indexUrl, repo: path, gitUrl: gitUrl ?? `${url.origin}/git${path}` };
+  return { indexUrl: indexUrl(url.origin, path), repo: path, gitUrl: gitUrl ?? `${url.origin}/git${path}` };
 }
 
 export interface CloneOptions {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git } from '../git/exec.js';
+import { diskPathOf } from '../manifest/tree.js';
 
 export interface SampleCommit {
   message: string;
@@ -82,7 +83,7 @@ function fastImportStream(repo: SampleRepo): Buffer {
 }
 
 export async function createSampleRepo(toplevel: string, repo: SampleRepo): Promise<string> {
-  const dir = join(toplevel, ...repo.path.slice(1).split('/'));
+  const dir = diskPathOf(toplevel, repo.path);
   await mkdir(dir, { recursive: true });
   await git(['init', '--bare', '--quiet', '--initial-branch', Object.keys(repo.branches)[0] ?? 'main', '--end-of-options', dir]);
   await git(['fast-import', '--quiet', '--done'], { gitDir: dir, input: fastImportStream(repo) });

@@ -7,8 +7,9 @@
  * one of that repository's `symlinks`, as grokmirror does.
  */
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join, sep } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
+import { manifestPathOf } from '../manifest/tree.js';
 
 export interface FoundRepo {
   /** Manifest path: `/pub/a.git`. */
@@ -26,10 +27,6 @@ export async function isBareRepository(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-export function manifestPathOf(toplevel: string, dir: string): string {
-  return '/' + relative(toplevel, dir).split(sep).join('/');
 }
 
 /** The toplevel's real path, or E_TOPLEVEL saying what is wrong with it. */

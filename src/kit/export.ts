@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { hashingTee } from '../fs/hashing-tee.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readFile, rm, stat } from 'node:fs/promises';
-import { basename, join, posix } from 'node:path';
+import { basename, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { BundlemirrorError, forRepo } from '../errors.js';
@@ -38,6 +38,7 @@ import { isBareRepository } from '../git/discovery.js';
 import { idsToCheck, planBundles } from '../replica/plan/bundle-plan.js';
 import { KIT_FORMAT, KIT_JSON, KIT_MANIFEST, KIT_VERSION, kitRepoDir, type Kit, type KitFile } from './kit-format.js';
 import type { KitSource } from './kit-source.js';
+import { diskPathOf } from '../manifest/tree.js';
 
 export interface ExportOptions {
   source: KitSource;
@@ -217,7 +218,7 @@ async function planRepo(path: string, want: string | null, since: Since, source:
   let replica: string | null = null;
   if (since.kind === 'manifest' && want && since.manifest[path]?.fingerprint === want) return { kind: 'unchanged' };
   if (since.kind === 'toplevel') {
-    const dir = join(since.location, ...path.slice(1).split('/'));
+    const dir = diskPathOf(since.location, path);
     if (await isBareRepository(dir)) {
       if (want && (await fingerprint(dir, path)).fingerprint === want) return { kind: 'unchanged' };
       replica = dir;

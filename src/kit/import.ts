@@ -16,9 +16,9 @@
  * alone: an old kit never rolls a replica back.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseManifest, writeManifestFile, type Manifest } from '../manifest/manifest.js';
+import { readManifestIfAny, writeManifestFile, type Manifest } from '../manifest/manifest.js';
 import { startServer } from '../server/server.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from '../replica/config/config.js';
@@ -66,7 +66,7 @@ export async function importKit(config: PullConfig, opts: ImportOptions): Promis
     const { kit, manifest } = extracted;
     log.info(`kit ${opts.kit}: ${kit.repos.length} repositories, ${kit.files.length} files verified (exported ${kit.created} from ${kit.source})`);
 
-    const local = await readManifest(config.core.manifest);
+    const local = (await readManifestIfAny(config.core.manifest)) ?? {};
     const older = kit.repos.filter((p) => {
       const mine = local[p]?.modified;
       const theirs = manifest[p]?.modified;
@@ -106,12 +106,6 @@ export async function importKit(config: PullConfig, opts: ImportOptions): Promis
   }
 }
 
-async function readManifest(file: string): Promise<Manifest> {
-  return readFile(file)
-    .then((b) => parseManifest(b, file).manifest)
-    .catch((): Manifest => ({}));
-}
-
 /**
  * What `status` compares against: the kit's entries for the repositories
  * it brought, over the remote manifest pull last saved. The next online
@@ -121,7 +115,7 @@ async function readManifest(file: string): Promise<Manifest> {
 async function rememberKitManifest(config: PullConfig, kitManifest: Manifest, synced: string[]): Promise<void> {
   if (synced.length === 0 || config.remote.manifest.startsWith('file:')) return;
   const copy = remoteManifestCopyPath(config.core.toplevel);
-  const next = await readManifest(copy);
+  const next = (await readManifestIfAny(copy)) ?? {};
   for (const p of synced) if (kitManifest[p]) next[p] = kitManifest[p]!;
   await writeManifestFile(copy, next);
   const state = await openState(config.core.toplevel);

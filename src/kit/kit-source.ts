@@ -17,7 +17,7 @@ import { checkToplevel, type PullConfig } from '../replica/config/config.js';
 import { guardReplica } from '../replica/own-paths.js';
 import { manifestRedirects } from '../replica/remote-manifest.js';
 import { partialDir, stateDir } from '../replica/paths.js';
-import { bundleUrl, indexUrl } from '../replica/sync/sync-repo.js';
+import { bundleUrl, diskPathOf, indexUrl } from '../manifest/tree.js';
 import { KIT_MANIFEST as MANIFEST_FILE, MAX_KIT_DOCUMENT } from './kit-format.js';
 
 export interface KitSource {
@@ -42,7 +42,7 @@ export async function directorySource(dir: string): Promise<KitSource> {
   } catch (err) {
     throw new BundlemirrorError('E_USAGE', `--bundles ${dir} does not exist`, { hint: 'point --bundles at the output of publish', cause: err });
   }
-  const repoDir = (repo: string) => join(root, ...repo.slice(1).split('/'));
+  const repoDir = (repo: string) => diskPathOf(root, repo);
   return {
     location: root,
     manifest: () =>

@@ -128,6 +128,28 @@ export async function readManifestFile(file: string): Promise<Manifest> {
   return parseManifest(bytes, file).manifest;
 }
 
+/**
+ * A manifest kept on disk (the previous publish, a replica's own, a kit's
+ * target): null when there is none. One that exists but cannot be read or
+ * parsed is reported to `unreadable` and treated as absent: every caller
+ * rebuilds it from the repositories.
+ */
+export async function readManifestIfAny(file: string, unreadable?: (why: string) => void): Promise<Manifest | null> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') unreadable?.((err as Error).message);
+    return null;
+  }
+  try {
+    return parseManifest(bytes, file).manifest;
+  } catch (err) {
+    unreadable?.((err as Error).message);
+    return null;
+  }
+}
+
 /** Serialises with sorted keys so unchanged collections produce identical bytes. */
 export function serializeManifest(manifest: Manifest): Buffer {
   const sorted: Manifest = {};

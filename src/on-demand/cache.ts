@@ -15,6 +15,7 @@ import { mkdir, readdir, readFile, lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
+import { diskPathOf } from '../manifest/tree.js';
 
 export interface CacheLayout {
   dir: string;
@@ -30,7 +31,7 @@ export function cacheLayout(dir: string): CacheLayout {
 
 /** `/host/a/b.git` under a root directory. */
 export function underRoot(root: string, repoPath: string): string {
-  return join(root, ...repoPath.slice(1).split('/'));
+  return diskPathOf(root, repoPath);
 }
 
 const MirrorRecordSchema = z.object({

@@ -6,6 +6,7 @@
  * Pure: facts in, groups out.
  */
 import { createHash } from 'node:crypto';
+import { chooseParent } from '../manifest/tree.js';
 
 export interface ForkFacts {
   path: string;
@@ -27,14 +28,6 @@ export interface ForkGroup {
 export function forkgroupId(seed: string): string {
   const h = createHash('sha1').update(`bundlemirror-forkgroup:${seed}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
-/**
- * The parent is the member others borrow objects from; otherwise the one
- * with the shortest path (`linux.git` before `forks/linux-foo.git`).
- */
-export function chooseParent(members: string[], referencedBy: Map<string, number>): string {
-  return [...members].sort((a, b) => (referencedBy.get(b) ?? 0) - (referencedBy.get(a) ?? 0) || a.length - b.length || (a < b ? -1 : 1))[0]!;
 }
 
 export function groupForks(facts: ForkFacts[]): Map<string, ForkGroup> {

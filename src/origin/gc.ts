@@ -9,11 +9,12 @@ import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { parseManifest } from '../manifest/manifest.js';
+import { readManifestFile } from '../manifest/manifest.js';
 import pLimit from 'p-limit';
 import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { lfsObjectRelPath } from '../lfs/oid.js';
+import { diskPathOf, MANIFEST_FILE } from '../manifest/tree.js';
 
 export const GC_STATE = '.gc.json';
 const GcStateSchema = z.record(z.string(), z.number());
@@ -35,13 +36,13 @@ export interface GcOptions {
 /** Call with the publish lock held (publish does; the gc command takes it). */
 export async function collectGarbage(out: string, opts: GcOptions): Promise<GcReport> {
   const now = opts.now ?? Date.now();
-  const manifest = parseManifest(await readFile(join(out, 'manifest.js.gz'))).manifest;
+  const manifest = await readManifestFile(join(out, MANIFEST_FILE));
   const live = new Set<string>();
   const limit = pLimit(32);
   await Promise.all(
     Object.keys(manifest).map((path) =>
       limit(async () => {
-        const dir = join(out, ...path.slice(1).split('/'));
+        const dir = diskPathOf(out, path);
         live.add(join(dir, INDEX_FILE)).add(join(dir, BUNDLE_LIST_FILE)).add(signatureOf(join(dir, INDEX_FILE)));
         let index = opts.indexes?.get(path);
         try {
@@ -51,7 +52,7 @@ export async function collectGarbage(out: string, opts: GcOptions): Promise<GcRe
         }
         for (const b of index.bundles) {
           if (/^https?:/.test(b.uri)) continue;
-          live.add(join(out, ...posix.join(path, b.uri).slice(1).split('/')));
+          live.add(diskPathOf(out, posix.join(path, b.uri)));
         }
         for (const o of [...(index.lfs?.objects ?? []), ...(index.lfs?.missing ?? [])]) live.add(join(dir, ...lfsObjectRelPath(o.oid).split('/')));
       }),

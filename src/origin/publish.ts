@@ -13,14 +13,15 @@ import { BundlemirrorError, forRepo } from '../errors.js';
 import { writeFileAtomic, removeStaleTemps } from '../fs/atomic.js';
 import { acquireLock } from '../lock/lockfile.js';
 import { existingObjects, fingerprint, fingerprintOf, formatShowRef, rootCommits, type Ref } from '../git/repo.js';
-import { parseManifest, serializeManifest, type Manifest, type ManifestEntry } from '../manifest/manifest.js';
+import { readManifestIfAny, serializeManifest, type Manifest, type ManifestEntry } from '../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, INDEX_VERSION, parseRepoIndex, serializeRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
 import { renderBundleList } from '../manifest/bundle-list.js';
 import { repoPathOfDir, resolveToplevel, scanToplevel, type FoundRepo } from '../git/discovery.js';
 import { lastModified, readAlternates, readDescription, readHeadFile, readOwner } from '../git/inspect.js';
 import { DEFAULT_CHAIN_POLICY, expireSuperseded, type ChainPolicy } from './chain.js';
 import { collectGarbage, type GcReport } from './gc.js';
-import { chooseParent, groupForks, type ForkGroup } from './forkgroups.js';
+import { groupForks, type ForkGroup } from './forkgroups.js';
+import { chooseParent, diskPathOf, MANIFEST_FILE } from '../manifest/tree.js';
 import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './repo-bundles.js';
 import { signerFor, type Signer } from './signer.js';
 import { refsSignature } from '../git/refs-signature.js';
@@ -30,7 +31,6 @@ import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manif
 import { lfsNeedsLook, publishLfsObjects, type LfsPublishResult } from './lfs-publish.js';
 import type { LfsObjectRef } from '../manifest/repo-index.js';
 
-export const MANIFEST_FILE = 'manifest.js.gz';
 
 export interface PublishOptions {
   toplevel: string;
@@ -90,7 +90,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     onWait: () => log(`waiting for another publish into ${opts.out} to finish`),
   });
   try {
-    const prevManifest = await readPreviousManifest(join(opts.out, MANIFEST_FILE), log);
+    const prevFile = join(opts.out, MANIFEST_FILE);
+    const prevManifest = (await readManifestIfAny(prevFile, (why) => log(`previous manifest ${prevFile} is unreadable (${why}); writing a new one`))) ?? {};
     const selected = found ?? (await resolveSelection(opts.only ?? [], toplevel, prevManifest)).filter((r) => !opts.ignore?.(r.path));
     const report: PublishReport = { changed: [], unchanged: [], removed: [], failed: [], manifestWritten: false, lfs: [] };
     const next: Manifest = opts.only ? { ...prevManifest } : {};
@@ -182,21 +183,6 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   }
 }
 
-async function readPreviousManifest(file: string, log: (l: string) => void): Promise<Manifest> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch {
-    return {};
-  }
-  try {
-    return parseManifest(bytes, file).manifest;
-  } catch (err) {
-    log(`previous manifest ${file} is unreadable (${(err as Error).message}); writing a new one`);
-    return {};
-  }
-}
-
 /** REPO arguments: a directory inside the toplevel (a hook's $PWD) or a manifest path. */
 async function resolveSelection(only: string[], toplevel: string, prevManifest: Manifest): Promise<FoundRepo[]> {
   const out: FoundRepo[] = [];
@@ -233,12 +219,8 @@ async function readPreviousIndex(file: string, path: string): Promise<RepoIndex 
   }
 }
 
-function diskPathOf(toplevel: string, path: string): string {
-  return join(toplevel, ...path.slice(1).split('/'));
-}
-
 function indexPathOf(out: string, path: string): string {
-  return join(out, ...path.slice(1).split('/'), INDEX_FILE);
+  return diskPathOf(out, path, INDEX_FILE);
 }
 
 interface RepoFacts {
@@ -314,7 +296,7 @@ async function publishRepo(
   ctx: RepoContext,
 ): Promise<{ entry: ManifestEntry; changed: PublishedRepo | null; lfs: LfsPublishResult | null; index: RepoIndex }> {
   const { repo, prev, head } = f;
-  const outDir = join(ctx.out, ...repo.path.slice(1).split('/'));
+  const outDir = diskPathOf(ctx.out, repo.path);
   const reference = f.alternates[0] ?? null;
   const unchanged =
     prev !== null && prev.fingerprint === f.fingerprint && prevEntry?.fingerprint === f.fingerprint && (prev.forkgroup ?? null) === forkgroup && !needsRebase(prev, parent);
@@ -436,12 +418,12 @@ async function writeManifestIfChanged(file: string, manifest: Manifest, signer: 
 export async function unpublish(out: string, paths: string[], opts: { lockWaitMs?: number } = {}): Promise<void> {
   const release = await acquireLock(join(out, '.publish'), { what: `publish into ${out}`, waitMs: opts.lockWaitMs ?? 5 * 60_000 });
   try {
-    const next = { ...(await readPreviousManifest(join(out, MANIFEST_FILE), () => {})) };
+    const next = { ...(await readManifestIfAny(join(out, MANIFEST_FILE))) };
     for (const p of paths) delete next[p];
     await writeManifestIfChanged(join(out, MANIFEST_FILE), next, null, { restamp: false, now: Date.now() });
     for (const p of paths) {
       if (repoPathProblem(p)) continue;
-      await rm(join(out, ...p.slice(1).split('/')), { recursive: true, force: true });
+      await rm(diskPathOf(out, p), { recursive: true, force: true });
     }
   } finally {
     await release();

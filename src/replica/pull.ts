@@ -9,9 +9,9 @@ import { dirname, join } from 'node:path';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo, isInterruption, type InterruptedError } from '../errors.js';
 import { removeStaleTemps, writeFileAtomic } from '../fs/atomic.js';
-import { parseManifest, writeManifestFile, type Manifest } from '../manifest/manifest.js';
+import { parseManifest, readManifestIfAny, writeManifestFile, type Manifest } from '../manifest/manifest.js';
 import { repoPathProblem } from '../git/refname.js';
-import { isBareRepository, manifestPathOf, scanToplevel } from '../git/discovery.js';
+import { isBareRepository, scanToplevel } from '../git/discovery.js';
 import { readAlternates } from '../git/inspect.js';
 import { fetchDocument } from '../transfer/document.js';
 import type { DownloadProgress } from '../transfer/download.js';
@@ -36,6 +36,7 @@ import { syncContextFor } from './sync/sync-context.js';
 import { checkManifestFreshness, readAcceptedManifest, recordAcceptedManifest, verifyFetched } from './trusted-documents.js';
 import { manifestStamp } from '../manifest/manifest-stamp.js';
 import type { PullLog } from './log.js';
+import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
 
 export interface PullOptions {
   force?: boolean;
@@ -360,21 +361,17 @@ async function localState(config: PullConfig, remote: Manifest, recorded: Record
     await Promise.all(
       [...paths].map(async (p) => {
         if (repoPathProblem(p)) return;
-        if (await isBareRepository(join(toplevel, ...p.slice(1).split('/')))) onDisk.add(p);
+        if (await isBareRepository(diskPathOf(toplevel, p))) onDisk.add(p);
       }),
     );
   }
-  const localManifest = await readFile(config.core.manifest)
-    .then((b) => parseManifest(b).manifest)
-    .catch(() => undefined);
+  const localManifest = (await readManifestIfAny(config.core.manifest)) ?? undefined;
   return { repos: recorded as never, onDisk, alternates, localManifest };
 }
 
 /** The replica's own manifest (grokmirror format): what this replica holds, verified. */
 async function writeLocalManifest(config: PullConfig, remote: Manifest, plan: SyncPlan, failed: Set<string | undefined>, inScope: ((path: string) => boolean) | null): Promise<Manifest> {
-  const previous = await readFile(config.core.manifest)
-    .then((b) => parseManifest(b).manifest)
-    .catch((): Manifest => ({}));
+  const previous = (await readManifestIfAny(config.core.manifest)) ?? {};
   const next: Manifest = {};
   if (inScope) for (const [p, e] of Object.entries(previous)) if (!inScope(p)) next[p] = e;
   for (const a of plan.actions) {

@@ -23,6 +23,7 @@ import { DEFAULT_LOCK_STALE_MS, readPullLockOwner } from '../lock/pull-lock.js';
 import { stateDir } from './paths.js';
 import { fetchRemoteManifestNow, readKnownRemoteManifest, type KnownRemoteManifest } from './remote-manifest.js';
 import { readAcceptedManifest, type AcceptedManifest } from './trusted-documents.js';
+import { diskPathOf } from '../manifest/tree.js';
 
 export const STATUS_VERSION = 1;
 
@@ -124,7 +125,7 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
       .filter((p) => repoPathProblem(p) === null)
       .map((path) =>
         limit(async () => {
-          const dir = join(toplevel, ...path.slice(1).split('/'));
+          const dir = diskPathOf(toplevel, path);
           const onDisk = await isBareRepository(dir);
           const rec = recorded[path];
           const entry = selected[path];

@@ -6,9 +6,9 @@
  * re-read on every page view.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { currentBundles, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
 import type { ServedManifest } from './served-manifest.js';
+import { diskPathOf } from '../manifest/tree.js';
 
 export interface RepoSummary {
   /** Manifest key, `/pub/a.git`. */
@@ -34,7 +34,7 @@ const READ_CONCURRENCY = 16;
 
 async function summarizeIndex(root: string, repoPath: string): Promise<RepoSummary['bundles']> {
   try {
-    const index = parseRepoIndex(await readFile(join(root, ...repoPath.slice(1).split('/'), INDEX_FILE)), repoPath);
+    const index = parseRepoIndex(await readFile(diskPathOf(root, repoPath, INDEX_FILE)), repoPath);
     const live = currentBundles(index);
     return { count: live.length, size: live.reduce((n, b) => n + b.size, 0) };
   } catch {

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BUNDLE_LIST_FILE, INDEX_FILE } from '../manifest/repo-index.js';
 import type { Catalog, RepoSummary } from './catalog.js';
 import { requestOrigin } from './base-url.js';
-import { MANIFEST_FILE } from './static.js';
+import { MANIFEST_FILE } from '../manifest/tree.js';
 import { GIT_PREFIX } from './smart-http.js';
 
 export function escapeHtml(s: string): string {

@@ -12,7 +12,7 @@ import type { LogLine } from './access-log.js';
 import { hostPort } from './base-url.js';
 import { LfsWriters } from '../lfs/writers.js';
 import type { OnDemandService } from '../on-demand/service.js';
-import { MANIFEST_FILE } from './static.js';
+import { MANIFEST_FILE } from '../manifest/tree.js';
 import { checkPublishedTree } from './tree-check.js';
 import { pushToProblem } from './push.js';
 

@@ -19,8 +19,7 @@ import { CACHE_IMMUTABLE, CACHE_REVALIDATE, sendEntity, type Entity } from './se
 import { requestOrigin } from './base-url.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
-
-export const MANIFEST_FILE = 'manifest.js.gz';
+import { bundleEtag, MANIFEST_FILE } from '../manifest/tree.js';
 
 /** Content-addressed bundle, or LFS object (`lfs/objects/ab/cd/<oid>`): the name is the sha256 of the bytes. */
 const CONTENT_ADDRESSED = /^([0-9a-f]{64})(?:\.bundle)?$/;
@@ -41,7 +40,7 @@ interface FileKind {
 
 export function classify(name: string): FileKind {
   const ca = CONTENT_ADDRESSED.exec(name);
-  if (ca) return { contentType: 'application/octet-stream', cacheControl: CACHE_IMMUTABLE, etag: `"${ca[1]!}"` };
+  if (ca) return { contentType: 'application/octet-stream', cacheControl: CACHE_IMMUTABLE, etag: bundleEtag(ca[1]!) };
   // application/gzip and no Content-Encoding: clients must store the .gz as it is, not inflate it
   if (name === MANIFEST_FILE) return { contentType: 'application/gzip', cacheControl: CACHE_REVALIDATE };
   if (name === INDEX_FILE) return { contentType: 'application/json', cacheControl: CACHE_REVALIDATE };

@@ -10,7 +10,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
-import { MANIFEST_FILE } from './static.js';
+import { MANIFEST_FILE } from '../manifest/tree.js';
 
 /** A git directory has these three at its top (what git itself checks). */
 function looksLikeGitDir(entries: Dirent[]): boolean {

@@ -20,7 +20,8 @@ import {
   type RedirectRule,
 } from './http.js';
 import type { PartialFile } from './partial-file.js';
-import { contentAddressedEtag, contradictsValidator, parseContentRange, validatorFromResponse } from './range.js';
+import { contradictsValidator, parseContentRange, validatorFromResponse } from './range.js';
+import { bundleEtag } from '../manifest/tree.js';
 
 /** Writes are batched to about this size (fewer syscalls, one hash update per batch). */
 const WRITE_BATCH = 1 << 20;
@@ -127,7 +128,7 @@ async function admit(ctx: AttemptContext, res: OpenedResponse, offset: number): 
     }
     const validator = validatorFromResponse(h);
     await part.writeValidator(validator);
-    ctx.validator = validator ?? contentAddressedEtag(ctx.sha256);
+    ctx.validator = validator ?? bundleEtag(ctx.sha256);
     return 'stream';
   }
 

@@ -19,7 +19,7 @@ import { runAttempt, type AttemptContext } from './download-attempt.js';
 import { resolveTimeouts, type Failure, type HttpTimeouts, type RedirectRule } from './http.js';
 import { PartialFile, partialPathFor, removePartialsExcept } from './partial-file.js';
 import { RateMeter, type DownloadProgress } from './progress.js';
-import { contentAddressedEtag } from './range.js';
+import { bundleEtag } from '../manifest/tree.js';
 
 export type { DownloadProgress } from './progress.js';
 
@@ -160,7 +160,7 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
     expectedSize,
     timeouts,
     signal,
-    validator: (await part.readValidator()) ?? contentAddressedEtag(sha256),
+    validator: (await part.readValidator()) ?? bundleEtag(sha256),
     onWire: (n) => {
       result.bytesDownloaded += n;
       stats.bytesDownloaded += n;
@@ -194,7 +194,7 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
     } else {
       await part.writeValidator(undefined);
     }
-    ctx.validator = contentAddressedEtag(sha256);
+    ctx.validator = bundleEtag(sha256);
     highWater = 0;
   };
 

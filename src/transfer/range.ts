@@ -29,11 +29,6 @@ export function isStrongEtag(etag: string | undefined): etag is string {
   return etag !== undefined && /^"[^"]*"$/.test(etag.trim());
 }
 
-/** What a content-addressed origin (our own `serve`) sends as the bundle's ETag. */
-export function contentAddressedEtag(sha256: string): string {
-  return `"${sha256}"`;
-}
-
 /**
  * The validator to send in If-Range on later attempts, from the response
  * that started the partial file. A strong ETag if the server sent one;

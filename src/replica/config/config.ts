@@ -18,6 +18,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { BundlemirrorError } from '../../errors.js';
 import { IniDocument } from './configparser.js';
+import { MANIFEST_FILE } from '../../manifest/tree.js';
 import { ConfigWarningSchema, expandUser, Reader } from './config-reader.js';
 import { cronProblem } from '../daemon/schedule.js';
 import { looksLikeSchedule, parseListenAddress, scheduleSectionName } from '../daemon/daemon-config.js';
@@ -165,7 +166,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
   }
   doc.setRaw('core', 'toplevel', toplevel.replace(/\$/g, '$$$$'));
 
-  const manifestPath = r.path('core', 'manifest') ?? resolve(toplevel, 'manifest.js.gz');
+  const manifestPath = r.path('core', 'manifest') ?? resolve(toplevel, MANIFEST_FILE);
   const log = r.path('core', 'log');
   const loglevelRaw = r.str('core', 'loglevel', 'info').toLowerCase();
   let loglevel: 'info' | 'debug' = 'info';

@@ -8,7 +8,8 @@ import { readdir, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { BundlemirrorError } from '../../errors.js';
 import { readAlternates } from '../../git/inspect.js';
-import { isBareRepository, manifestPathOf, scanToplevel } from '../../git/discovery.js';
+import { isBareRepository, scanToplevel } from '../../git/discovery.js';
+import { manifestPathOf } from '../../manifest/tree.js';
 import type { PullConfig } from '../config/config.js';
 import { repoDir } from '../paths.js';
 

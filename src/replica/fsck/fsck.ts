@@ -41,6 +41,7 @@ import { openState, type StateStore } from '../state.js';
 import { syncRepo, type SyncResult } from '../sync/sync-repo.js';
 import { recordSynced, syncContextFor } from '../sync/sync-context.js';
 import { dropCorruptLfsObjects, lfsProblems, onlyLfsProblems } from './fsck-lfs.js';
+import { diskPathOf } from '../../manifest/tree.js';
 
 export const FSCK_REPORT_VERSION = 1;
 
@@ -272,7 +273,7 @@ async function rebuildGroup(store: Target | null, members: Target[], ctx: Rebuil
   };
   try {
     for (const t of all) {
-      const to = t.kind === 'objstore' ? join(aside, 'objstore', basename(t.dir)) : join(aside, ...t.path.slice(1).split('/'));
+      const to = t.kind === 'objstore' ? join(aside, 'objstore', basename(t.dir)) : diskPathOf(aside, t.path);
       await mkdir(dirname(to), { recursive: true });
       await rename(t.dir, to);
       moved.push({ from: t.dir, to });

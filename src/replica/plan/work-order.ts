@@ -5,7 +5,7 @@
  * rest; everything else runs in parallel. Pure.
  */
 import type { Manifest } from '../../manifest/manifest.js';
-import { chooseParent } from '../../origin/forkgroups.js';
+import { chooseParent } from '../../manifest/tree.js';
 import type { SyncAction } from './planner.js';
 
 export function workOrder(actions: SyncAction[], remote: Manifest): SyncAction[][] {

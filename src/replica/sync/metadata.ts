@@ -2,10 +2,10 @@
  * Repository metadata a replica mirrors besides refs: HEAD, description and
  * owner (gitweb.owner), as grokmirror sets them.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../fs/atomic.js';
 import { configGet, configSet, configUnset, readHead, setHead } from '../../git/repo.js';
+import { readDescription } from '../../git/inspect.js';
 import type { ManifestEntry } from '../../manifest/manifest.js';
 
 export interface RepoMetadata {
@@ -23,12 +23,7 @@ export function wantedMetadata(entry: ManifestEntry, defaultOwner: string | null
 }
 
 export async function readMetadata(dir: string, repo: string): Promise<RepoMetadata> {
-  let description: string | null = null;
-  try {
-    description = (await readFile(join(dir, 'description'), 'utf8')).replace(/\n$/, '');
-  } catch {
-    /* none */
-  }
+  const description = await readDescription(dir);
   return { head: await readHead(dir, repo), description, owner: await configGet(dir, 'gitweb.owner', repo) };
 }
 

@@ -34,8 +34,9 @@ import {
 } from '../../git/repo.js';
 import { verifyFetched } from '../trusted-documents.js';
 import type { ManifestEntry } from '../../manifest/manifest.js';
-import { INDEX_FILE, parseRepoIndex, type BundleRef, type RepoIndex } from '../../manifest/repo-index.js';
+import { parseRepoIndex, type RepoIndex } from '../../manifest/repo-index.js';
 import { isBareRepository } from '../../git/discovery.js';
+import { bundleUrl, indexUrl } from '../../manifest/tree.js';
 import { downloadFile, type DownloadProgress } from '../../transfer/download.js';
 import { fetchDocument } from '../../transfer/document.js';
 import type { RedirectRule } from '../../transfer/http.js';
@@ -271,28 +272,6 @@ async function restoreRefs(work: string, before: Ref[], path: string): Promise<v
   const updates: RefUpdate[] = before.filter((r) => !now.some((n) => n.name === r.name && n.oid === r.oid)).map((r) => ({ name: r.name, oid: r.oid }));
   for (const r of now) if (!old.has(r.name)) updates.push({ name: r.name, oid: null });
   await updateRefs(work, updates, path);
-}
-
-export function indexUrl(bundlesBase: string, path: string): string {
-  return new URL(path.slice(1).split('/').map(encodeURIComponent).join('/') + '/' + INDEX_FILE, bundlesBase.replace(/\/*$/, '/')).toString();
-}
-
-/**
- * Bundle URLs are relative to their index (a forkgroup member's reach into
- * its parent's directory); whatever the index says, the URL must stay on
- * the index's host and under the published tree's root.
- */
-export function bundleUrl(index: string, bundle: BundleRef, repo: string, root?: string): string {
-  const url = new URL(bundle.uri, index);
-  const top = new URL(root ?? '/', index);
-  if (url.origin !== top.origin || !url.pathname.startsWith(top.pathname.replace(/\/*$/, '/'))) {
-    const where = url.toString() === bundle.uri ? '' : ` (${url.toString()})`;
-    throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} points outside the published tree${where}`, {
-      repo,
-      hint: 'the origin published an unsafe index; report it',
-    });
-  }
-  return url.toString();
 }
 
 /** Asks the on-demand service for `site + path`; null (and git fetch) when it cannot help. */
