@@ -3,7 +3,8 @@
  * machine, with nothing to set up. It publishes sample repositories into
  * ./bundles, serves them on 127.0.0.1, clones one with stock git through
  * the bundle-uri list, then mirrors everything through a link that breaks
- * every 256 KiB, and checks every fingerprint. Then a Git LFS file travels
+ * every 256 KiB, and checks every fingerprint. The on-demand service then
+ * bundles a plain smart-HTTP upstream for `clone --via`. Then a Git LFS file travels
  * from a work tree to the origin, to the replica and into a clone.
  */
 import { readdir, rm, mkdir, writeFile } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { formatBytes } from '../format/bytes.js';
 import { startFaultProxy } from '../faults/fault-proxy.js';
 import { createSampleRepo, demoCollection, seededBytes } from './samples.js';
 import { demoLfs, gitLfsAvailable, writeDemoWriters } from './lfs.js';
+import { demoOnDemand } from './on-demand.js';
 
 const CUT_EVERY = 256 << 10;
 const say = (line = '') => process.stdout.write(line + '\n');
@@ -92,6 +94,9 @@ async function main(): Promise<number> {
       ok &&= match;
       say(`   ${match ? 'ok  ' : 'FAIL'} ${repo.path}  ${o.fingerprint}${match ? '' : ` != ${r?.fingerprint ?? 'missing'}`}`);
     }
+
+    say('\n== Bundles on demand: clone --via a service, for a repository that publishes no bundles');
+    ok = (await demoOnDemand({ work, upstream: `${server.url}/git/pub/tools/alpha.git`, cutEvery: CUT_EVERY, say })) && ok;
 
     say('\n== Git LFS: a large file from a work tree to the origin, through the breaking link to the replica, into a clone');
     if (await gitLfsAvailable()) ok = (await demoLfs({ work, originTop, out, server, replicaTop, config, log, say })) && ok;

@@ -18,10 +18,21 @@ export function hostPort(address: string, port: number): string {
   return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
-/** `http://host[:port]` without a trailing slash. */
+/**
+ * `https` when a proxy on this machine (nginx terminating TLS, connecting
+ * from loopback) says so with `X-Forwarded-Proto: https`; a remote client
+ * cannot claim it.
+ */
+function scheme(req: IncomingMessage): 'http' | 'https' {
+  const peer = req.socket.remoteAddress ?? '';
+  const local = peer === '127.0.0.1' || peer === '::1' || peer === '::ffff:127.0.0.1';
+  return local && req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
+}
+
+/** `http://host[:port]` (or https behind a local TLS proxy) without a trailing slash. */
 export function requestOrigin(req: IncomingMessage): string {
   const host = req.headers.host;
-  if (host !== undefined && isValidHostHeader(host)) return `http://${host}`;
+  if (host !== undefined && isValidHostHeader(host)) return `${scheme(req)}://${host}`;
   const sock = req.socket;
   return `http://${hostPort(sock.localAddress ?? '127.0.0.1', sock.localPort ?? 80)}`;
 }
