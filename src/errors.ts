@@ -6,6 +6,11 @@ import { accessSync, constants } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 
+import { printable } from './format/untrusted.js';
+
+/** How `describe()` puts the hint on a line of its own (the log keeps that one line break). */
+export const HINT = '\n  hint: ';
+
 export const ExitStatus = {
   ok: 0,
   repoFailed: 1,
@@ -86,11 +91,11 @@ export class BundlemirrorError extends Error {
       : ExitStatus.repoFailed;
   }
 
-  /** One line for a terminal: `repo: message (hint)`. */
+  /** One line for a terminal: `repo: message (hint)`, with whatever an origin put in it made harmless. */
   describe(): string {
     const where = this.repo ? `${this.repo}: ` : '';
-    const hint = this.hint ? `\n  hint: ${this.hint}` : '';
-    return `${where}${this.message} [${this.code}]${hint}`;
+    const hint = this.hint ? `${HINT}${printable(this.hint)}` : '';
+    return printable(`${where}${this.message} [${this.code}]`) + hint;
   }
 }
 

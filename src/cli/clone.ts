@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { printable } from '../format/untrusted.js';
 import { cloneRepo, resolveCloneUrl, type CloneTarget } from '../clone/clone.js';
 import { askService, describeJob } from '../on-demand/client.js';
 import { progressBars } from './progress-bars.js';
@@ -27,7 +28,7 @@ export function registerClone(program: Command): void {
                 signal,
                 onUpdate: (job) => {
                   const line = describeJob(job);
-                  if (flags.progress && line !== last) process.stderr.write(`${line}\n`);
+                  if (flags.progress && line !== last) process.stderr.write(`${printable(line)}\n`);
                   last = line;
                 },
               });
@@ -35,7 +36,7 @@ export function registerClone(program: Command): void {
             } else target = resolveCloneUrl(url, flags.gitUrl);
             const done = await cloneRepo(target, resolve(dir), {
               signal,
-              log: (l) => process.stderr.write(l + '\n'),
+              log: (l) => process.stderr.write(printable(l) + '\n'),
               onProgress: bars ? (file, p) => bars.update(file, file.slice(0, 16), p) : undefined,
             });
             return { ...done, target };

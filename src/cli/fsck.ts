@@ -4,6 +4,7 @@
  * still broken.
  */
 import type { Command } from 'commander';
+import { printable, safeJson } from '../format/untrusted.js';
 import { BundlemirrorError, ExitStatus } from '../errors.js';
 import { loadPullConfig } from '../replica/config/config.js';
 import { untilInterrupted } from './interrupt.js';
@@ -43,7 +44,7 @@ export function registerFsck(program: Command): void {
       } finally {
         await log.flush();
       }
-      process.stdout.write(flags.json ? JSON.stringify(report, null, 1) + '\n' : renderFsckReport(report, !!flags.verbose));
+      process.stdout.write(flags.json ? safeJson(report, 1) + '\n' : renderFsckReport(report, !!flags.verbose));
       if (!fsckSucceeded(report)) process.exitCode = ExitStatus.repoFailed;
     });
 }
@@ -55,9 +56,9 @@ export function renderFsckReport(r: FsckReport, verbose: boolean): string {
     lines.push(`${repo.outcome.padEnd(8)}  ${repo.path}${repo.repairedVia ? ` (cloned again via ${repo.repairedVia})` : ''}`);
     for (const p of repo.problems.slice(0, 5)) lines.push(`          found: ${p}`);
     if (repo.problems.length > 5) lines.push(`          ... and ${repo.problems.length - 5} more`);
-    if (repo.error) lines.push(`          error: ${repo.error.message} [${repo.error.code}]${repo.error.hint ? `\n          hint: ${repo.error.hint}` : ''}`);
+    if (repo.error) lines.push(`          error: ${printable(repo.error.message)} [${repo.error.code}]${repo.error.hint ? `\n          hint: ${printable(repo.error.hint)}` : ''}`);
   }
-  for (const e of r.errors) lines.push(`error: ${e.message} [${e.code}]${e.hint ? `\n  hint: ${e.hint}` : ''}`);
+  for (const e of r.errors) lines.push(`error: ${printable(e.message)} [${e.code}]${e.hint ? `\n  hint: ${printable(e.hint)}` : ''}`);
   const c = r.counts;
   lines.push(`checked ${c.checked}: ok ${c.ok}, repaired ${c.repaired}, broken ${c.broken}${c.repacked ? `; repacked ${c.repacked}` : ''}`);
   return lines.join('\n') + '\n';

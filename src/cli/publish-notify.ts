@@ -25,7 +25,7 @@ export function notifierFor(urls: readonly string[], tokenFile: string | undefin
     if (changed.length === 0) return;
     let token: string;
     try {
-      token = await readNotifyTokenFile(tokenFile);
+      token = await readNotifyTokenFile(tokenFile, (m) => process.stderr.write(`bundlemirror: warning: ${m}\n`));
     } catch (err) {
       process.stderr.write(`bundlemirror: notify: ${err instanceof BundlemirrorError ? err.describe() : String(err)}; no replica was notified\n`);
       return;

@@ -7,6 +7,7 @@ import { loadPullConfig } from '../replica/config/config.js';
 import { replicaStatus, type ReplicaStatus, type RepoStatus } from '../replica/status.js';
 import { renderMetrics } from '../replica/metrics.js';
 import { formatBytes } from '../format/bytes.js';
+import { safeJson } from '../format/untrusted.js';
 
 interface StatusFlags {
   config: string;
@@ -28,7 +29,7 @@ export function registerStatus(program: Command): void {
     .action(async (flags: StatusFlags) => {
       const config = loadPullConfig(flags.config);
       const status = await replicaStatus(config, { sizes: flags.size, fetch: !!flags.fetch });
-      process.stdout.write(flags.json ? JSON.stringify(status, null, 1) + '\n' : flags.metrics ? renderMetrics(status) : renderStatusTable(status));
+      process.stdout.write(flags.json ? safeJson(status, 1) + '\n' : flags.metrics ? renderMetrics(status) : renderStatusTable(status));
     });
 }
 

@@ -4,6 +4,7 @@
  * The ref rules are git's own `check-ref-format` rules, applied in-process
  * because a mirror of thousands of refs cannot afford a git process each.
  */
+import { unsafeTextProblem } from '../format/untrusted.js';
 
 const OID = /^[0-9a-f]{40}$/;
 
@@ -42,6 +43,9 @@ export function repoPathProblem(p: string): string | null {
   if (!p.startsWith('/')) return 'does not start with "/"';
   if (p.length > 1024) return 'is longer than 1024 characters';
   if (/[\x00-\x1f\x7f\\]/.test(p)) return 'contains a control character or backslash';
+  // C1 controls, line separators and bidi controls: a path is printed, logged and passed to hooks
+  const unsafe = unsafeTextProblem(p);
+  if (unsafe) return unsafe;
   const parts = p.slice(1).split('/');
   for (const part of parts) {
     if (part === '') return 'has an empty component';

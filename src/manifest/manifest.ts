@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../fs/atomic.js';
 import { repoPathProblem } from '../git/refname.js';
 import { duplicateKeys } from './duplicate-keys.js';
 import { jsonBoundsProblem } from './json-bounds.js';
+import { quoteUntrusted, unsafeTextProblem } from '../format/untrusted.js';
 
 const sha1 = z.string().regex(/^[0-9a-f]{40}$/, 'must be 40 lowercase hex digits');
 
@@ -78,7 +79,7 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
     const pathProblem = repoPathProblem(path);
     if (pathProblem) {
       // names with control characters are quoted: they reach terminals and logs
-      problems.push({ path: /[\x00-\x1f\x7f]/.test(path) ? JSON.stringify(path) : path, problem: `repository path ${pathProblem}` });
+      problems.push({ path: unsafeTextProblem(path) ? quoteUntrusted(path) : path, problem: `repository path ${pathProblem}` });
       continue;
     }
     const twice = doubled.get(path);

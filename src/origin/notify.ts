@@ -6,7 +6,7 @@
  * picks the change up at its next refresh, so a failure is reported and
  * never fails the publish.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BundlemirrorError } from '../errors.js';
@@ -47,8 +47,8 @@ export function checkNotifyUrl(url: string): string {
   return u.href;
 }
 
-/** The shared token: the file's one line, trimmed. Throws E_USAGE. */
-export async function readNotifyTokenFile(file: string): Promise<string> {
+/** The shared token: the file's one line, trimmed. Throws E_USAGE; `warn` hears about a file every user can read. */
+export async function readNotifyTokenFile(file: string, warn: (message: string) => void = () => {}): Promise<string> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -59,6 +59,8 @@ export async function readNotifyTokenFile(file: string): Promise<string> {
   }
   const token = text.trim();
   if (token === '' || /\s/.test(token)) throw new BundlemirrorError('E_USAGE', `--notify-token-file ${file} must hold one token on one line`);
+  // the token lets anyone make every replica pull: as the replica's daemon does for its copy, say so when all can read it
+  if (((await stat(file)).mode & 0o004) !== 0) warn(`--notify-token-file ${file} is readable by every user; chmod 600 it (or 640 with a group of the publishers)`);
   return token;
 }
 

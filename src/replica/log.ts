@@ -4,8 +4,9 @@
  */
 import { mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { printable } from '../format/untrusted.js';
 import { pino, type Logger } from 'pino';
-import { BundlemirrorError, isPermissionErrno, permissionError } from '../errors.js';
+import { BundlemirrorError, HINT, isPermissionErrno, permissionError } from '../errors.js';
 
 export interface PullLog {
   info(msg: string): void;
@@ -34,7 +35,9 @@ export function createPullLog(opts: PullLogOptions): PullLog {
   }
   const rank = { debug: 0, info: 1, warn: 2, error: 3 } as const;
   const consoleMin = opts.console === 'quiet' ? rank.warn : opts.console === 'debug' ? rank.debug : rank.info;
-  const emit = (level: keyof typeof rank, msg: string) => {
+  // a line may carry what an origin sent: it must not drive the terminal nor split a log line
+  const emit = (level: keyof typeof rank, raw: string) => {
+    const msg = raw.split(HINT).map((part) => printable(part)).join(HINT);
     file?.[level](msg);
     if (rank[level] >= consoleMin) process.stderr.write(`${level === 'info' || level === 'debug' ? '' : level.toUpperCase() + ': '}${msg}\n`);
   };

@@ -8,6 +8,7 @@ import { readFile, rename } from 'node:fs/promises';
 import type { Adapter } from 'lowdb';
 import { z } from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
+import { safeJson } from '../format/untrusted.js';
 
 export const STATE_FILE = 'state.json';
 export const STATE_VERSION = 1;
@@ -123,7 +124,7 @@ export class StateFileAdapter implements Adapter<StateData> {
   }
 
   async write(data: StateData): Promise<void> {
-    await writeFileAtomic(this.file, JSON.stringify(data, null, 1) + '\n');
+    await writeFileAtomic(this.file, safeJson(data, 1) + '\n');
   }
 
   private async unreadable(why: string): Promise<null> {

@@ -26,6 +26,7 @@ import { Low } from 'lowdb';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
+import { printable } from '../format/untrusted.js';
 import { configGet, fingerprint as repoFingerprint, readHead } from '../git/repo.js';
 import { STATE_DIR } from './paths.js';
 import {
@@ -282,9 +283,10 @@ class LowStateStore implements StateStore {
 }
 
 function describeError(err: unknown, at: string): z.infer<typeof RepoErrorSchema> {
-  if (err instanceof BundlemirrorError) return { message: err.message, code: err.code, at };
+  // messages carry what an origin sent (git's stderr, ref names, URLs): state.json feeds status and people's terminals
+  if (err instanceof BundlemirrorError) return { message: printable(err.message), code: err.code, at };
   const e = err as NodeJS.ErrnoException | undefined;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = printable(err instanceof Error ? err.message : String(err));
   return { message, code: typeof e?.code === 'string' ? e.code : 'E_UNKNOWN', at };
 }
 

@@ -14,6 +14,7 @@ import pLimit from 'p-limit';
 import { isBareRepository } from '../git/discovery.js';
 import { listLfsObjects } from '../lfs/store.js';
 import { repoPathProblem } from '../git/refname.js';
+import { printable } from '../format/untrusted.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { PullConfig } from './config/config.js';
 import { notSelected } from './plan/planner.js';
@@ -142,7 +143,7 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
             lfsObjects: lfs ? lfs.length : null,
             lfsBytes: lfs ? lfs.reduce((n, o) => n + o.size, 0) : null,
             lastSuccess: rec?.lastSuccess ?? null,
-            lastError: rec?.lastError ? { code: rec.lastError.code, message: rec.lastError.message, at: rec.lastError.at } : null,
+            lastError: rec?.lastError ? { code: rec.lastError.code, message: printable(rec.lastError.message), at: rec.lastError.at } : null,
             failures: rec?.failures ?? 0,
           };
           return status;
@@ -186,7 +187,7 @@ function signedManifestAge(accepted: AcceptedManifest | null, maxAgeMs: number, 
 function classify(rec: RepoState | undefined, remote: string | null | undefined, onDisk: boolean, haveManifest: boolean): { state: RepoSyncState; reason: string } {
   if (rec?.lastError) {
     const n = rec.failures ?? 1;
-    return { state: 'failing', reason: `${rec.lastError.code} at ${rec.lastError.at}: ${rec.lastError.message}${n > 1 ? ` (${n} attempts in a row)` : ''}` };
+    return { state: 'failing', reason: `${rec.lastError.code} at ${rec.lastError.at}: ${printable(rec.lastError.message)}${n > 1 ? ` (${n} attempts in a row)` : ''}` };
   }
   if (!haveManifest) return { state: 'unknown', reason: 'no remote manifest known yet: run pull (or status --fetch)' };
   if (remote === undefined) return { state: 'not-in-manifest', reason: 'gone from the remote manifest; pull purges it when purge is on' };

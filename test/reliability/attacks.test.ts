@@ -5,7 +5,9 @@
  * sync.
  */
 import test from 'ava';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { quoteUntrusted } from '../../src/format/untrusted.js';
 import type { BundlemirrorError } from '../../src/errors.js';
 import { git } from '../../src/git/exec.js';
 import { loadPullConfig } from '../../src/replica/config/config.js';
@@ -14,6 +16,11 @@ import { pull } from '../../src/replica/pull.js';
 import { runCli } from '../support/cli.js';
 import {
   attackWorld,
+  outputsOfAPull,
+  writeStringsAttack,
+  HOSTILE_PATHS,
+  STRING_REPOS,
+  UNSAFE_OUTPUT,
   writeBoundsManifest,
   BOUNDS_REPOS,
   fingerprintsMatch,
@@ -115,4 +122,38 @@ test('an entry nested 200,000 deep or with 100 KiB of unknown keys is refused by
   }
   const status = await runCli(['status', '-c', w.config, '--json']);
   t.is(status.code, 0);
+});
+
+test('repository paths with C1 controls, line separators or bidi controls are refused, and no origin string reaches a terminal, the log or state.json raw', async (t) => {
+  const w = await attackWorld(STRING_REPOS);
+  t.teardown(() => w.close());
+  await writeStringsAttack(w);
+  const { code, texts } = await outputsOfAPull(w);
+  t.is(code, 1);
+  for (const [where, text] of Object.entries(texts)) t.false(UNSAFE_OUTPUT.test(text), `${where} holds no raw control, separator or bidi character`);
+  for (const p of HOSTILE_PATHS) t.true(texts.stderr.includes(quoteUntrusted(p)), `${JSON.stringify(p)} is named, escaped`);
+  const state = JSON.parse(texts.state) as { repos: Record<string, { lastError?: { code: string } }> };
+  t.is(state.repos['/uri.git']?.lastError?.code, 'E_INDEX');
+  t.deepEqual(await fingerprintsMatch(w, ['/good.git']), []);
+  t.deepEqual(
+    (await readdir(join(w.toplevel, 'pub')).catch(() => [] as string[])),
+    [],
+    'no directory for a refused path',
+  );
+});
+
+test('credentials in [remote] site never reach the terminal, the log or state.json', async (t) => {
+  const w = await attackWorld(['/good.git', '/fetched.git', '/gone.git']);
+  t.teardown(() => w.close());
+  // no bundles for two repositories: git fetch from site, one of them missing at the origin
+  await rm(join(w.out, 'fetched.git', 'index.json'));
+  await rm(join(w.out, 'gone.git', 'index.json'));
+  await rm(join(w.originTop, 'gone.git'), { recursive: true });
+  const config = await readFile(w.config, 'utf8');
+  await writeFile(w.config, config.replace(/^site = http:\/\//m, 'site = http://alice:s3cret@'));
+  const { code, texts } = await outputsOfAPull(w, ['-v']);
+  t.is(code, 1);
+  t.true(texts.stderr.includes('/gone.git'), 'the failing repository is named');
+  for (const [where, text] of Object.entries(texts)) t.false(text.includes('s3cret'), `${where} holds no password`);
+  t.deepEqual(await fingerprintsMatch(w, ['/good.git', '/fetched.git']), []);
 });

@@ -302,3 +302,43 @@ export async function writeBoundsManifest(w: AttackWorld): Promise<void> {
   const wide = JSON.stringify({ ...m['/wide.git'], notes: Array.from({ length: 1000 }, (_, i) => `note ${i} `.padEnd(100, '.')) });
   await writePublishedManifest(w, `{"/deep.git": ${deep}, "/wide.git": ${wide}, "/good.git": ${JSON.stringify(m['/good.git'])}}`);
 }
+
+// ---------------------------------------------------------------- strings for terminals and logs
+
+/** Characters that must never reach a terminal, a log line or state.json raw. */
+export const UNSAFE_OUTPUT = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/** Repository paths an origin could use to rewrite a terminal or a log, each refused. */
+export const HOSTILE_PATHS = ['/pub/c1\u009b2J.git', '/pub/ls\u2028fake.git', '/pub/rlo\u202egpj.git', '/pub/iso\u2066x.git', '/pub/nel\u0085.git'];
+
+export const STRING_REPOS = ['/good.git', '/uri.git'];
+
+/** The manifest lists the hostile paths; `/uri.git`'s index names a bundle whose URL carries C1 and bidi controls. */
+export async function writeStringsAttack(w: AttackWorld): Promise<void> {
+  const m = (await readPublishedManifest(w)) as Record<string, Record<string, unknown>>;
+  for (const p of HOSTILE_PATHS) m[p] = { ...m['/good.git'] };
+  m['/good.git'] = { ...m['/good.git'], description: 'good \u001b]0;owned\u0007 \u202e', owner: 'eve \u009b31m' };
+  await writePublishedManifest(w, m);
+  const file = join(w.out, 'uri.git', 'index.json');
+  const index = JSON.parse(await readFile(file, 'utf8')) as { bundles: { uri: string }[] };
+  index.bundles[0]!.uri = 'http://example.invalid/\u009b2J\u202eevil\u2028.bundle';
+  await writeFile(file, JSON.stringify(index));
+}
+
+/** Every place a pull writes text a person reads: its stderr, the log, state.json, status. */
+export async function outputsOfAPull(w: AttackWorld, args: string[] = ['-v']): Promise<{ code: number; texts: { stderr: string; stdout: string; log: string; state: string; status: string; statusJson: string } }> {
+  const r = await runCli(['pull', '-c', w.config, '--no-progress', ...args]);
+  const status = await runCli(['status', '-c', w.config]);
+  const statusJson = await runCli(['status', '-c', w.config, '--json']);
+  return {
+    code: r.code,
+    texts: {
+      stderr: r.stderr,
+      stdout: r.stdout,
+      log: await readFile(join(w.dir, 'pull.log'), 'utf8').catch(() => ''),
+      state: await readFile(join(w.toplevel, '.bundlemirror', 'state.json'), 'utf8').catch(() => ''),
+      status: status.stdout + status.stderr,
+      statusJson: statusJson.stdout,
+    },
+  };
+}
