@@ -161,3 +161,29 @@ test('git lfs itself resumes a download cut every 256 KiB with Range against ser
   t.log(`git-lfs: ${proxy.stats.bytesDownstream} B on the wire for ${body.length} B, ${proxy.stats.cuts} cuts (${ratio.toFixed(4)}x)`);
   t.true(ratio <= 1.02, `ratio ${ratio}`);
 });
+
+test('publish reports an LFS object the origin lacks by repository and oid, publishes the rest, and picks it up once uploaded', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const { wt } = await pushAssets(o, [10_000]);
+  // a pointer pushed without its object (the pre-push hook skipped)
+  const lost = await commitLfsFile(o.client, wt, 'lost.bin', 20_000);
+  t.is((await o.client.run(['push', '--quiet', '--no-verify', 'origin', 'main'], { cwd: wt })).code, 0);
+
+  const first = await runCli(['publish', '--quiet', '--toplevel', o.toplevel, '--out', o.out]);
+  t.is(first.code, 0, 'not a failure of the repository');
+  t.regex(first.stderr, new RegExp(`${REPO}: LFS object ${sha256(lost)}`));
+  t.regex(first.stdout, /1 LFS object\(s\) missing/);
+  let index = parseRepoIndex(await readFile(join(o.out, 'pub/assets.git/index.json')), REPO);
+  t.is(index.lfs?.objects.length, 1);
+  t.deepEqual(index.lfs?.missing, [{ oid: sha256(lost), size: lost.length }]);
+
+  t.is((await o.client.run(['lfs', 'push', '--object-id', 'origin', sha256(lost)], { cwd: wt })).code, 0);
+  t.true((await readFile(lfsObjectPath(o.bare, sha256(lost)))).equals(lost));
+  const second = await publish(o);
+  t.regex(second.stdout, /; 1 LFS object\(s\) \(/);
+  t.notRegex(second.stdout, /missing/);
+  index = parseRepoIndex(await readFile(join(o.out, 'pub/assets.git/index.json')), REPO);
+  t.is(index.lfs?.objects.length, 2);
+  t.is(index.lfs?.missing, undefined);
+});

@@ -17,8 +17,8 @@ import { startServer, type RunningServer } from '../server/server.js';
 import { formatBytes } from '../format/bytes.js';
 import { seededBytes } from './samples.js';
 
-export const LFS_REPO = '/pub/media/assets.git';
-export const LFS_WRITER = { name: 'demo', token: 'demo-writer-token-0001' };
+const LFS_REPO = '/pub/media/assets.git';
+const LFS_WRITER = { name: 'demo', token: 'demo-writer-token-0001' };
 const FILE = 'intro-video.bin';
 const SIZE = 1_500_000;
 

@@ -27,10 +27,10 @@ interface LockFile {
 }
 
 /** A repository with more locks than this refuses new ones (the file is read on every request). */
-export const MAX_LOCKS = 100_000;
+const MAX_LOCKS = 100_000;
 const MAX_PATH = 4096;
 
-export function locksFileOf(repoDir: string): string {
+function locksFileOf(repoDir: string): string {
   return join(repoDir, 'lfs', 'locks.json');
 }
 

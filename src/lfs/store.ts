@@ -78,7 +78,7 @@ export async function storeLfsObject(repoDir: string, oid: string, expectedSize:
 }
 
 /** The sha256 of a file, read in 1 MiB pieces. */
-export async function sha256OfFile(file: string): Promise<string> {
+async function sha256OfFile(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');

@@ -53,10 +53,6 @@ export class LfsWriters {
     return this.writers.size;
   }
 
-  get size(): number {
-    return this.writers.size;
-  }
-
   /** The writer's name when `name` and `token` match a line of the file, else null. */
   check(name: string, token: string): string | null {
     const writer = this.writers.get(name);

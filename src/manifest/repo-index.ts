@@ -41,9 +41,9 @@ export const BundleRefSchema = z.object({
 });
 
 /** Most LFS objects one index may list. */
-export const MAX_LFS_OBJECTS = 1_000_000;
+const MAX_LFS_OBJECTS = 1_000_000;
 
-export const LfsObjectRefSchema = z.object({
+const LfsObjectRefSchema = z.object({
   /** sha256 of the object; it is published at `lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>` under the index's directory. */
   oid: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
   size: z.number().int().nonnegative().max(MAX_BUNDLE_SIZE),

@@ -7,7 +7,7 @@
 import { rm } from 'node:fs/promises';
 import { corruptLfsObjects } from '../../lfs/store.js';
 
-export const LFS_PROBLEM = 'LFS object ';
+const LFS_PROBLEM = 'LFS object ';
 
 export async function lfsProblems(dir: string): Promise<string[]> {
   return (await corruptLfsObjects(dir)).map((b) => `${LFS_PROBLEM}${b.oid} is corrupt: its bytes hash to ${b.sha256}`);

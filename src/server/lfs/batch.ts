@@ -10,9 +10,9 @@ import { lfsObjectSize } from '../../lfs/store.js';
 import { isRecord, readJsonBody, sendLfsError, sendLfsJson } from './json.js';
 
 /** git-lfs sends 100 per request; a thousand-fold margin. */
-export const MAX_BATCH_OBJECTS = 10_000;
+const MAX_BATCH_OBJECTS = 10_000;
 /** Enough for MAX_BATCH_OBJECTS objects with room for whitespace. */
-export const MAX_BATCH_BODY = 2 << 20;
+const MAX_BATCH_BODY = 2 << 20;
 
 interface ObjectAnswer {
   oid: string;

@@ -114,6 +114,6 @@ export function lfsApi(opts: LfsApiOptions) {
 }
 
 /** `/git/<repo path>/info/lfs` for a manifest path, each component percent-encoded. */
-export function lfsBasePath(repoPath: string): string {
+function lfsBasePath(repoPath: string): string {
   return `/git/${repoPath.slice(1).split('/').map(encodeURIComponent).join('/')}/info/lfs`;
 }

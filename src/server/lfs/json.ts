@@ -1,7 +1,7 @@
 /** Bounded JSON bodies in, `application/vnd.git-lfs+json` out: the wire format of the Git LFS API. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export const LFS_MEDIA_TYPE = 'application/vnd.git-lfs+json';
+const LFS_MEDIA_TYPE = 'application/vnd.git-lfs+json';
 
 export function sendLfsJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body) + '\n';
@@ -22,7 +22,7 @@ export function sendLfsError(req: IncomingMessage, res: ServerResponse, status: 
 /** Bodies up to this size are drained after a refusal instead of closing the connection under the client. */
 const DRAIN_LIMIT = 64 << 20;
 
-export type BodyResult = { ok: true; value: unknown } | { ok: false; status: 400 | 413; message: string };
+type BodyResult = { ok: true; value: unknown } | { ok: false; status: 400 | 413; message: string };
 
 /**
  * Reads at most `maxBytes` of request body and parses it as JSON. A body
