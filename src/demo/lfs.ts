@@ -87,7 +87,8 @@ export async function demoLfs(c: LfsDemoContext): Promise<boolean> {
   const report: PullReport = await pull(c.config, { log: c.log });
   if (report.failed.length) return false;
 
-  const replica = await startServer({ bundles: await emptyDir(join(c.work, 'replica-tree')), toplevel: c.replicaTop, host: '127.0.0.1', port: 0, log: false });
+  // the replica serves its own repositories: those of the manifest its pull wrote
+  const replica = await startServer({ toplevel: c.replicaTop, host: '127.0.0.1', port: 0, log: false });
   try {
     const clone = join(c.work, 'assets-clone');
     await run(['clone', '--quiet', `${replica.url}/git${LFS_REPO}`, clone]);
@@ -97,9 +98,4 @@ export async function demoLfs(c: LfsDemoContext): Promise<boolean> {
   } finally {
     await replica.close();
   }
-}
-
-async function emptyDir(dir: string): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  return dir;
 }

@@ -52,7 +52,9 @@ export function buildApp(opts: AppOptions): Express {
   const published = opts.realBundles === null ? null : publishedTreeHandler(opts.realBundles);
   const manifest = opts.manifestFile === null ? null : servedManifestSource(opts.manifestFile);
   const lfs = lfsApi({ writers: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, log });
-  const git = opts.realToplevel === null || manifest === null ? null : smartHttpHandler({ realToplevel: opts.realToplevel, manifest, log, lfs, pushTo: opts.pushTo ?? null });
+  const git = opts.realToplevel === null || manifest === null ? null : smartHttpHandler({
+        realToplevel: opts.realToplevel, manifest, log, lfs, lfsWriters: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null,
+      });
   const page = manifest === null ? null : pageHandler({ catalog: catalogSource(manifest, opts.realBundles), smartHttp: git !== null, publishedTree: published !== null });
   const od = opts.onDemand ?? null;
   const odApi = od ? onDemandApiHandler(od.service) : null;

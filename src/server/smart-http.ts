@@ -27,6 +27,8 @@ import type { ServedManifest } from './served-manifest.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
 import { splitLfsPath, type lfsApi } from './lfs/handler.js';
+import { callerOf } from './lfs/auth.js';
+import type { LfsWriters } from '../lfs/writers.js';
 import { answerPush } from './push.js';
 
 export const GIT_PREFIX = '/git';
@@ -40,6 +42,8 @@ export interface SmartHttpOptions {
   log: (line: string) => void;
   /** The Git LFS API at `<repo>/info/lfs`; null answers 404 there. */
   lfs?: ReturnType<typeof lfsApi> | null;
+  /** LFS writers: they may reach repositories the manifest does not list yet. */
+  lfsWriters?: LfsWriters | null;
   /** The master's base URL: pushes get a 307 to the same path there; null refuses them. */
   pushTo?: string | null;
 }
@@ -79,10 +83,10 @@ function serviceOf(segments: string[], query: URLSearchParams): Service {
 
 export function smartHttpHandler(opts: SmartHttpOptions) {
   /** The repository a request names, when the served manifest lists it and it is a bare repository inside the toplevel. */
-  const servedRepository = async (segments: string[]): Promise<{ repoPath: string; realRepo: string } | null> => {
+  const servedRepository = async (segments: string[], anyUnderToplevel = false): Promise<{ repoPath: string; realRepo: string } | null> => {
     const asked = `/${segments.join('/')}`;
     if (segments.length === 0 || repoPathProblem(asked)) return null;
-    const repoPath = (await opts.manifest()).names.get(asked);
+    const repoPath = (await opts.manifest()).names.get(asked) ?? (anyUnderToplevel ? asked : undefined);
     if (repoPath === undefined) return null;
     const realRepo = await resolveInside(opts.realToplevel, repoPath.slice(1).split('/'));
     return realRepo !== null && (await isBareRepository(realRepo)) ? { repoPath, realRepo } : null;
@@ -95,7 +99,10 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
     const params = new URLSearchParams(query);
     const lfsPath = splitLfsPath(check.segments);
     if (lfsPath && opts.lfs) {
-      const repo = await servedRepository(lfsPath.repo);
+      // git-lfs uploads a new repository's objects before its refs are pushed, so before a publish lists it:
+      // a writer may reach any bare repository under the toplevel, everyone else only the served ones
+      const writer = callerOf(req, opts.lfsWriters ?? null).kind === 'writer';
+      const repo = await servedRepository(lfsPath.repo, writer);
       if (repo === null) return sendText(req, res, 404, `no repository at /${lfsPath.repo.join('/')} on this server`);
       return opts.lfs(req, res, { repoDir: repo.realRepo, repoPath: repo.repoPath, rest: lfsPath.rest, query: params, target });
     }
