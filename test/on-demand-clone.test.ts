@@ -1,5 +1,6 @@
 import test from 'ava';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer } from '../src/server/server.js';
 import { writeConfig } from './support/mirror.js';
@@ -7,7 +8,7 @@ import { showRefOf } from './support/repos.js';
 import { gitText } from '../src/git/exec.js';
 import { largeRepo } from '../bench/lib/data.js';
 import { startFaultProxy } from './support/fault-proxy.js';
-import { runCli } from './support/cli.js';
+import { BIN, runCli } from './support/cli.js';
 import { ask, startService, startUpstreams, waitForJob } from './support/on-demand.js';
 
 const LOCAL = ['git://127.0.0.1:*/*', 'http://127.0.0.1:*/*'];
@@ -102,4 +103,29 @@ test('pull with [remote] on_demand clones a repository its grokmirror-style orig
   t.is(service.counters.clones, 1, 'the service cloned it');
   t.is(await showRefOf(join(toplevel, 'pub/alpha.git')), await showRefOf(up.repos['pub/alpha.git']!.bare));
   t.regex(r.stdout + r.stderr, /cloned via bundles/);
+});
+
+test('clone --via interrupted with Ctrl-C continues where it stopped when run again', async (t) => {
+  const up = await startUpstreams(t, { http: false, bigBytes: 400_000 });
+  const { server, dir } = await startService(t, { allow: LOCAL });
+  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: server.port }, stallAfterBytes: 600_000 });
+  t.teardown(() => proxy.close());
+  const upstream = up.gitUrl('pub/alpha.git');
+  const work = join(dir, 'work');
+  const child = spawn(process.execPath, [BIN, 'clone', '--no-progress', '--via', proxy.url(''), upstream, work], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  const partialDir = join(work, '.git/bundlemirror/partial');
+  for (let i = 0; i < 300; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const names = await readdir(partialDir).catch(() => [] as string[]);
+    const part = names.find((n) => n.endsWith('.part'));
+    if (part && proxy.stats.stalls > 0 && (await stat(join(partialDir, part))).size > 100_000) break;
+  }
+  child.kill('SIGINT');
+  t.is(await exited, 130);
+  proxy.configure({});
+  const r = await runCli(['clone', '--no-progress', '--via', proxy.url(''), upstream, work]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /resumed [1-9]/);
+  t.is(await gitText(['config', 'remote.origin.url'], { cwd: work }), upstream);
 });

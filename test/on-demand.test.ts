@@ -8,6 +8,8 @@ import { gitText } from '../src/git/exec.js';
 import { parseManifest } from '../src/manifest/manifest.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { UrlPolicy, isPrivateAddress } from '../src/on-demand/url-policy.js';
+import { OnDemandService } from '../src/on-demand/service.js';
+import { parseGitProgress } from '../src/git/upstream.js';
 import { isBundlemirrorError } from '../src/errors.js';
 import { pushCommit } from '../bench/lib/data.js';
 import { ask, startService, startUpstreams, waitForJob } from './support/on-demand.js';
@@ -245,3 +247,53 @@ function runChromium(args: string[], dir: string): Promise<string> {
     });
   });
 }
+
+test('jobs beyond --on-demand-jobs wait as queued, then run', async (t) => {
+  const up = await startUpstreams(t, {
+    http: false,
+    setup: async (toplevel, dir) => {
+      await makeRepo(dir, toplevel, 'pub/beta.git', { commits: 2 });
+    },
+  });
+  const { server, service } = await startService(t, { allow: LOCAL, maxJobs: 1 });
+  const alpha = up.gitUrl('pub/alpha.git');
+  const beta = up.gitUrl('pub/beta.git');
+  const [a, b] = await Promise.all([ask(server.url, alpha), ask(server.url, beta)]);
+  t.is(a.status, 202);
+  t.is(b.status, 202);
+  // one of them holds the only slot; the other waits for it
+  t.true([a.body.state, b.body.state].includes('queued'));
+  t.is((await waitForJob(server.url, alpha)).body.state, 'ready');
+  t.is((await waitForJob(server.url, beta)).body.state, 'ready');
+  t.is(service.counters.clones, 2);
+});
+
+test('a restarted service knows the mirrors it holds and serves them without cloning again', async (t) => {
+  const up = await startUpstreams(t, { http: false });
+  const first = await startService(t, { allow: LOCAL });
+  const url = up.gitUrl('pub/alpha.git');
+  await ask(first.server.url, url);
+  const ready = await waitForJob(first.server.url, url);
+  t.is(ready.body.state, 'ready');
+  await first.server.close();
+  await first.service.close();
+  const again = await OnDemandService.open({ dir: join(first.dir, 'cache'), allow: LOCAL });
+  t.teardown(() => again.close());
+  const job = await again.request(url);
+  t.is(job.state, 'ready');
+  t.deepEqual(job.bundles?.map((b) => b.sha256), ready.body.bundles.map((b: { sha256: string }) => b.sha256));
+  t.is(again.counters.clones, 0);
+});
+
+test("git's progress lines become job progress", (t) => {
+  t.deepEqual(parseGitProgress('remote: Counting objects: 100% (12/12), done.\r\nReceiving objects:  45% (123/273), 1.50 MiB | 2.00 MiB/s\r'), {
+    phase: 'Receiving objects',
+    percent: 45,
+    done: 123,
+    total: 273,
+    bytes: 1572864,
+  });
+  t.deepEqual(parseGitProgress('Resolving deltas:  10% (1/10)\r'), { phase: 'Resolving deltas', percent: 10, done: 1, total: 10, bytes: null });
+  t.deepEqual(parseGitProgress('remote: Enumerating objects: 42, done.\n'), { phase: 'Enumerating objects', percent: null, done: 42, total: null, bytes: null });
+  t.is(parseGitProgress('fatal: repository not found\n'), null);
+});
