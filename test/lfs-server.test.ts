@@ -1,6 +1,7 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
@@ -94,6 +95,12 @@ test('an upload cut mid-body leaves nothing visible, and the retry by git lfs pu
   // the server notices the hang-up and removes its temp file
   for (let i = 0; i < 100 && (await filesUnder(join(o.bare, 'lfs'))).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
   t.deepEqual(await filesUnder(join(o.bare, 'lfs')), []);
+  // and the temp file of a server killed mid-upload (its pid is gone) is removed by the next upload
+  const dead = await new Promise<number>((resolve) => {
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    child.on('exit', () => resolve(child.pid!));
+  });
+  await writeFile(join(o.bare, 'lfs/tmp', `${oid}.${dead}.deadbeef.part`), randomBytes(1000));
   t.is((await o.client.run(['push', '--quiet', 'origin', 'main'], { cwd: wt })).code, 0);
   t.true((await readFile(lfsObjectPath(o.bare, oid))).equals(body));
   t.deepEqual(await filesUnder(join(o.bare, 'lfs/tmp')), []);

@@ -10,6 +10,7 @@ import { copyFile, link, lstat, mkdir, open, readdir, rename, rm, stat } from 'n
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fsyncDir } from '../fs/atomic.js';
+import { processAlive } from '../lock/lock-holder.js';
 import { isLfsOid, lfsObjectPath, lfsObjectsDir, lfsTempDir } from './oid.js';
 
 /** Size of a stored object, or null when it is absent (or not a regular file). */
@@ -39,6 +40,7 @@ export async function storeLfsObject(repoDir: string, oid: string, expectedSize:
   if (!isLfsOid(oid)) throw new TypeError('storeLfsObject: bad oid');
   const tmpDir = lfsTempDir(repoDir);
   await mkdir(tmpDir, { recursive: true });
+  await removeDeadTemps(tmpDir);
   const tmp = join(tmpDir, `${oid}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
   const hash = createHash('sha256');
@@ -56,7 +58,10 @@ export async function storeLfsObject(repoDir: string, oid: string, expectedSize:
         hash.update(buf);
         await fh.write(buf);
       }
-    } catch {
+    } catch (err) {
+      // our own write failing (a full disk) is for the caller to report; anything else is the client going away
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO') throw err;
       return { ok: false, reason: 'aborted' };
     }
     if (aborted) return { ok: false, reason: 'aborted' };
@@ -74,6 +79,22 @@ export async function storeLfsObject(repoDir: string, oid: string, expectedSize:
   } finally {
     await fh.close().catch(() => undefined);
     if (!committed) await rm(tmp, { force: true });
+  }
+}
+
+const TEMP_NAME = /^[0-9a-f]{64}\.(\d+)\.[0-9a-f]{8}\.part$/;
+
+/** Temp files of uploads whose server was killed (their pid is gone): nobody will finish them. */
+async function removeDeadTemps(tmpDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(tmpDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (m && Number(m[1]) !== process.pid && !(await processAlive(Number(m[1])))) await rm(join(tmpDir, name), { force: true });
   }
 }
 

@@ -59,7 +59,14 @@ export async function receiveObject(req: IncomingMessage, res: ServerResponse, r
   if (announced !== null && (!/^\d{1,16}$/.test(announced) || Number(announced) !== length)) {
     return sendLfsError(req, res, 422, `the batch request announced ${announced} bytes for ${oid}, this upload has ${length}`, {}, { Connection: 'close' });
   }
-  const outcome = await storeLfsObject(repoDir, oid, length, req);
+  let outcome;
+  try {
+    outcome = await storeLfsObject(repoDir, oid, length, req);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+    return sendLfsError(req, res, 507, `the server's disk is full; ${oid} was not stored`, {}, { Connection: 'close' });
+  }
   if (outcome.ok) {
     res.statusCode = 200;
     res.setHeader('Content-Length', 0);
