@@ -33,6 +33,7 @@ import { dropMember } from './sync/objstore.js';
 import { workOrder } from './plan/work-order.js';
 import { restrictPlan, runScope } from './plan/plan-scope.js';
 import { syncContextFor } from './sync/sync-context.js';
+import { copyIsCurrent, updatePublishedCopy } from './tier/published-copy.js';
 import { checkManifestFreshness, readAcceptedManifest, recordAcceptedManifest, verifyFetched } from './trusted-documents.js';
 import { manifestStamp } from '../manifest/manifest-stamp.js';
 import type { PullLog } from './log.js';
@@ -175,6 +176,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   }
   report.cloned.sort();
   report.updated.sort();
+  if (config.publish.out) await copyForNextTier(config, state, opts, report, { remote, bytes: fetched.bytes, published: fetched.published, plan, partial: partial || !!inScope });
 
   const failedPaths = new Set(report.failed.map((e) => e.repo));
   const linked = plan.actions.filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path)).map((a) => a.path);
@@ -202,6 +204,49 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   // partials of repositories outside this run's part belong to a run that may resume them
   if (report.failed.length === 0 && !inScope) await clearPartials(toplevel);
   return report;
+}
+
+/** `[publish] out`: brings the copy of the origin's files this replica serves up to date (src/replica/tier/). */
+async function copyForNextTier(
+  config: PullConfig,
+  state: StateStore,
+  opts: PullOptions,
+  report: PullReport,
+  run: { remote: Manifest; bytes: Buffer; published: string | null; plan: SyncPlan; partial: boolean },
+): Promise<void> {
+  if (opts.signal?.aborted) return;
+  const out = config.publish.out!;
+  const failed = new Set(report.failed.map((e) => e.repo));
+  const mirrored = run.plan.actions.filter((a) => a.kind !== 'purge' && !failed.has(a.path) && run.remote[a.path]).map((a) => a.path);
+  const repos: string[] = [];
+  for (const a of run.plan.actions) {
+    if (a.kind === 'purge' || failed.has(a.path) || !run.remote[a.path]) continue;
+    if (a.kind === 'clone' || a.kind === 'update' || opts.force || !(await copyIsCurrent(out, a.path, run.remote[a.path]!.fingerprint))) repos.push(a.path);
+  }
+  const servedAll = report.problems.length === 0 && Object.keys(run.remote).every((p) => mirrored.includes(p));
+  const copy = await updatePublishedCopy({
+    out,
+    graceMs: config.publish.graceMs,
+    manifestUrl: config.remote.manifest,
+    manifestBytes: run.bytes,
+    remote: run.remote,
+    repos,
+    whole: servedAll,
+    anyFailed: failed.size > 0 || run.partial,
+    served: mirrored,
+    sync: syncContextFor(config, { ...opts, manifestPublished: run.published }),
+    concurrency: config.pull.pullThreads,
+  });
+  for (const e of copy.failed) {
+    report.failed.push(e);
+    opts.log.error(`published copy: ${e.describe()}`);
+    await state.recordFailure(e.repo!, e).catch(() => undefined);
+  }
+  report.bytesDownloaded += copy.bytesDownloaded;
+  opts.log.info(
+    `published copy in ${out}: ${copy.copied.length} repositor${copy.copied.length === 1 ? 'y' : 'ies'} updated, ` +
+      `${copy.bundlesReused} bundle(s) reused from this pull, manifest ${copy.manifest === 'origin' ? "the origin's" : copy.manifest === 'subset' ? 'of the mirrored part (unsigned)' : copy.manifest}`,
+  );
 }
 
 async function carryOut(

@@ -39,6 +39,8 @@ export interface SignedFetchOptions {
 
 export interface VerifiedDocument {
   body: Buffer;
+  /** The signature that holds for `body` (what a tier serves beside it). */
+  signature: Buffer;
   principal: string;
   /** True when the body is not the one passed in (it was fetched again after a mismatch). */
   refetched: boolean;
@@ -49,13 +51,17 @@ export interface VerifiedDocument {
  * refusal fetches both again once. Throws the signature error otherwise.
  */
 export async function verifyFetched(url: string, body: Buffer, opts: SignedFetchOptions): Promise<VerifiedDocument> {
-  const check = async (data: Buffer) => requireSignature(opts.allowedSigners, { what: opts.what, data, signature: await readSignature(url, opts), repo: opts.repo });
+  const check = async (data: Buffer) => {
+    const signature = await readSignature(url, opts);
+    const principal = await requireSignature(opts.allowedSigners, { what: opts.what, data, signature, repo: opts.repo });
+    return { signature: signature!, principal };
+  };
   try {
-    return { body, principal: await check(body), refetched: false };
+    return { body, ...(await check(body)), refetched: false };
   } catch (err) {
     if (!(err instanceof BundlemirrorError) || !err.code.startsWith('E_SIGNATURE_') || err.code === 'E_SIGNATURE_TOOL') throw err;
     const again = await readDocument(url, opts);
-    return { body: again, principal: await check(again), refetched: true };
+    return { body: again, ...(await check(again)), refetched: true };
   }
 }
 
@@ -68,7 +74,7 @@ export async function readDocument(url: string, opts: Pick<SignedFetchOptions, '
 }
 
 /** `<url>.sig`, or null when there is none (404, missing file). */
-async function readSignature(url: string, opts: SignedFetchOptions): Promise<Buffer | null> {
+export async function readSignature(url: string, opts: Pick<SignedFetchOptions, 'signal' | 'redirects'>): Promise<Buffer | null> {
   try {
     return await readDocument(signatureOf(url), { maxBytes: MAX_SIGNATURE_BYTES, signal: opts.signal, redirects: opts.redirects });
   } catch (err) {

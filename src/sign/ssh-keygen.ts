@@ -105,3 +105,15 @@ export async function publicKeyOf(keyFile: string): Promise<string> {
   }
   return r.stdout.toString('utf8').trim();
 }
+
+/** True when `signature` is a valid bundlemirror signature of `data` by whatever key it names (no trust decided). */
+export async function signatureMatches(data: Buffer, signature: Buffer): Promise<boolean> {
+  const dir = await mkdtemp(join(tmpdir(), 'bm-sig-'));
+  try {
+    const sigFile = join(dir, 'signature.sig');
+    await writeFile(sigFile, signature, { mode: 0o600 });
+    return (await sshKeygen(['-Y', 'check-novalidate', '-n', SIGNATURE_NAMESPACE, '-s', sigFile], data)).code === 0;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

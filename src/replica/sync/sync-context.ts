@@ -27,6 +27,8 @@ export function syncContextFor(config: PullConfig, opts: SyncContextOptions): Sy
     defaultOwner: config.pull.defaultOwner || null,
     objstore: config.core.objstore,
     allowedSigners: config.remote.allowedSigners,
+    // a published copy links the bundles this sync downloads instead of fetching them again
+    keepBundles: config.publish.out !== null,
     manifestPublished: opts.manifestPublished ?? null,
     log: opts.log,
     onProgress: opts.onProgress,

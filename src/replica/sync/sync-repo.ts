@@ -246,7 +246,7 @@ async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext):
 }
 
 /** Every hop of a redirect for an index or a bundle stays under the published tree (or a configured place). */
-function treeRedirects(ctx: SyncContext, repo: string): RedirectRule {
+export function treeRedirects(ctx: SyncContext, repo: string): RedirectRule {
   return { roots: [ctx.bundlesBase!, ...(ctx.redirects ?? [])], repo };
 }
 

@@ -1,0 +1,175 @@
+import test from 'ava';
+import { copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { parseRepoIndex } from '../src/manifest/repo-index.js';
+import { startServer, type RunningServer } from '../src/server/server.js';
+import { fingerprintOf, pull, startOrigin, type Origin } from './support/mirror.js';
+import { makeSigningKey } from './support/keys.js';
+
+const REPOS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
+
+interface Tier {
+  config: string;
+  toplevel: string;
+  out: string;
+}
+
+async function tierConfig(dir: string, name: string, upstream: string, opts: { allowedSigners?: string; out?: boolean; pull?: string } = {}): Promise<Tier> {
+  const toplevel = join(dir, name);
+  const out = join(dir, `${name}-published`);
+  await mkdir(toplevel, { recursive: true });
+  const config = join(dir, `${name}.conf`);
+  await writeFile(
+    config,
+    `[core]\ntoplevel = ${toplevel}\n\n[remote]\nsite = ${upstream}/git\nmanifest = ${upstream}/manifest.js.gz\n` +
+      (opts.allowedSigners ? `allowed_signers = ${opts.allowedSigners}\n` : '') +
+      `\n[pull]\npull_threads = 2\n${opts.pull ?? ''}\n` +
+      (opts.out ? `[publish]\nout = ${out}\n` : ''),
+  );
+  return { config, toplevel, out };
+}
+
+async function serveTier(t: { teardown: (fn: () => Promise<void>) => void }, tier: Tier): Promise<RunningServer> {
+  const server = await startServer({ bundles: tier.out, toplevel: tier.toplevel, host: '127.0.0.1', port: 0, log: false });
+  t.teardown(() => server.close());
+  return server;
+}
+
+async function fingerprints(toplevel: string, repos = REPOS): Promise<Record<string, string>> {
+  return Object.fromEntries(await Promise.all(repos.map(async (p) => [p, await fingerprintOf(join(toplevel, p))] as const)));
+}
+
+/** Every published file (dotfiles are a tree's own bookkeeping), by path relative to the root. */
+async function publishedFiles(root: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const rel = relative(root, join(entry.parentPath, entry.name));
+    if (rel.split('/').some((s) => s.startsWith('.'))) continue;
+    files.set(rel, await readFile(join(root, rel)));
+  }
+  return files;
+}
+
+async function servedBytes(server: RunningServer): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return Number(/^bundlemirror_serve_response_bytes_total (\d+)/m.exec(text)![1]);
+}
+
+async function signedOrigin(t: Parameters<typeof startOrigin>[0]) {
+  const origin = await startOrigin(t, { bigBytes: 64 << 10 });
+  const key = await makeSigningKey(origin.dir, 'origin');
+  await origin.publish('--sign-key', key.key);
+  return { origin, key };
+}
+
+async function bundleBytes(out: string): Promise<number> {
+  let total = 0;
+  for (const [name, bytes] of await publishedFiles(out)) if (name.endsWith('.bundle')) total += bytes.length;
+  return total;
+}
+
+test('origin -> tier 1 -> tier 2: tier 1 serves byte-identical files, downloaded once, and tier 2 verifies every fingerprint with the origin stopped', async (t) => {
+  const { origin, key } = await signedOrigin(t);
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  const before = await servedBytes(origin.server);
+  const r1 = await pull(tier1.config);
+  t.is(r1.code, 0, r1.stderr);
+  // the bundles tier 1's own sync fetched are linked into its copy, not fetched again
+  const wire = (await servedBytes(origin.server)) - before;
+  const bundles = await bundleBytes(origin.out);
+  t.true(wire < bundles * 1.1, `origin sent ${wire} bytes for ${bundles} bytes of bundles`);
+
+  const originFiles = await publishedFiles(origin.out);
+  const copied = await publishedFiles(tier1.out);
+  t.deepEqual([...copied.keys()].sort(), [...originFiles.keys()].sort());
+  for (const [name, bytes] of originFiles) t.true(bytes.equals(copied.get(name)!), `${name} is byte-identical`);
+
+  const server1 = await serveTier(t, tier1);
+  await origin.server.close({ graceMs: 0 });
+  const tier2 = await tierConfig(origin.dir, 'tier2', server1.url, { allowedSigners: key.allowedSigners });
+  const r2 = await pull(tier2.config);
+  t.is(r2.code, 0, r2.stderr);
+  t.deepEqual(await fingerprints(tier2.toplevel), await fingerprints(origin.toplevel));
+});
+
+test('an update at the origin reaches tier 2 through tier 1, whose copy keeps the whole chain', async (t) => {
+  const { origin, key } = await signedOrigin(t);
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  t.is((await pull(tier1.config)).code, 0);
+  const server1 = await serveTier(t, tier1);
+  const tier2 = await tierConfig(origin.dir, 'tier2', server1.url, { allowedSigners: key.allowedSigners });
+  t.is((await pull(tier2.config)).code, 0);
+
+  await origin.repos['/pub/alpha.git']!.wt.commit('second', 32 << 10);
+  await origin.repos['/pub/alpha.git']!.wt.push('main');
+  await origin.publish('--sign-key', key.key);
+  t.is((await pull(tier1.config)).code, 0);
+  const index = parseRepoIndex(await readFile(join(tier1.out, 'pub/alpha.git/index.json')), '/pub/alpha.git');
+  t.is(index.bundles.length, 2, 'base and incremental');
+  for (const b of index.bundles) t.is((await stat(join(tier1.out, 'pub/alpha.git', b.uri))).size, b.size);
+  const r2 = await pull(tier2.config);
+  t.is(r2.code, 0, r2.stderr);
+  t.deepEqual(await fingerprints(tier2.toplevel), await fingerprints(origin.toplevel));
+});
+
+test('tampering on tier 1: a changed ref in one index.json, then a replayed older manifest, each refused by tier 2, which keeps its state and exits 1', async (t) => {
+  const { origin, key } = await signedOrigin(t);
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  t.is((await pull(tier1.config)).code, 0);
+  const server1 = await serveTier(t, tier1);
+  const tier2 = await tierConfig(origin.dir, 'tier2', server1.url, { allowedSigners: key.allowedSigners });
+  t.is((await pull(tier2.config)).code, 0);
+  const oldManifest = await readFile(join(tier1.out, 'manifest.js.gz'));
+  const oldSignature = await readFile(join(tier1.out, 'manifest.js.gz.sig'));
+
+  for (const p of ['/pub/alpha.git', '/pub/sub/beta.git']) {
+    await origin.repos[p]!.wt.commit('more');
+    await origin.repos[p]!.wt.push('main');
+  }
+  await origin.publish('--sign-key', key.key);
+  t.is((await pull(tier1.config)).code, 0);
+  const held = await fingerprints(tier2.toplevel);
+
+  // 1. one ref in beta's index.json on tier 1 points elsewhere; its signature is the origin's
+  const betaIndex = join(tier1.out, 'pub/sub/beta.git/index.json');
+  const text = await readFile(betaIndex, 'utf8');
+  const devel = /"refs\/heads\/devel": "([0-9a-f]{40})"/.exec(text)![1]!;
+  await writeFile(betaIndex, text.replace(/"refs\/heads\/main": "[0-9a-f]{40}"/, `"refs/heads/main": "${devel}"`));
+  const tampered = await pull(tier2.config);
+  t.is(tampered.code, 1);
+  t.regex(tampered.stderr, /\/pub\/sub\/beta\.git: .*\[E_SIGNATURE_INVALID\]/);
+  const after = await fingerprints(tier2.toplevel);
+  t.is(after['/pub/sub/beta.git'], held['/pub/sub/beta.git'], 'beta keeps its previous refs');
+  t.is(after['/pub/alpha.git'], await fingerprintOf(join(origin.toplevel, 'pub/alpha.git')), 'alpha, untouched on tier 1, is updated');
+
+  // 2. tier 1 replays the older signed manifest, signature and all
+  await writeFile(betaIndex, text);
+  await copyFile(join(tier1.out, 'manifest.js.gz'), join(origin.dir, 'newer-manifest.js.gz'));
+  await writeFile(join(tier1.out, 'manifest.js.gz.sig'), oldSignature);
+  await writeFile(join(tier1.out, 'manifest.js.gz'), oldManifest);
+  const replayed = await pull(tier2.config);
+  t.is(replayed.code, 1);
+  t.regex(replayed.stderr, /\[E_ROLLBACK\]/);
+  t.deepEqual(await fingerprints(tier2.toplevel), after, 'nothing moved');
+});
+
+test('a tier that mirrors a part serves a manifest of that part, unsigned, with the signed indexes of what it holds', async (t) => {
+  const { origin, key } = await signedOrigin(t);
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true, pull: 'exclude = /pub/sub/*\n' });
+  t.is((await pull(tier1.config)).code, 0);
+  await t.throwsAsync(stat(join(tier1.out, 'manifest.js.gz.sig')));
+  await t.throwsAsync(stat(join(tier1.out, 'pub/sub/beta.git/index.json')));
+  t.true((await readFile(join(tier1.out, 'pub/alpha.git/index.json.sig'))).equals(await readFile(join(origin.out, 'pub/alpha.git/index.json.sig'))));
+
+  const server1 = await serveTier(t, tier1);
+  const strict = await tierConfig(origin.dir, 'strict', server1.url, { allowedSigners: key.allowedSigners });
+  const refused = await pull(strict.config);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /\[E_SIGNATURE_MISSING\]/);
+  const plain = await tierConfig(origin.dir, 'plain', server1.url);
+  const r = await pull(plain.config);
+  t.is(r.code, 0, r.stderr);
+  const two = ['/pub/alpha.git', '/pub/forks/alpha-fork.git'];
+  t.deepEqual(await fingerprints(plain.toplevel, two), await fingerprints(origin.toplevel, two));
+});
