@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { BundlemirrorError } from '../errors.js';
 import { acquireLock } from '../lock/lockfile.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
-import { collectGarbage } from '../origin/gc.js';
+import { collectGarbage } from '../manifest/gc.js';
 
 export function registerGc(program: Command): void {
   program

@@ -19,7 +19,7 @@ import { renderBundleList } from '../manifest/bundle-list.js';
 import { repoPathOfDir, resolveToplevel, scanToplevel, type FoundRepo } from '../git/discovery.js';
 import { lastModified, readAlternates, readDescription, readHeadFile, readOwner } from '../git/inspect.js';
 import { DEFAULT_CHAIN_POLICY, expireSuperseded, type ChainPolicy } from './chain.js';
-import { collectGarbage, type GcReport } from './gc.js';
+import { collectGarbage, type GcReport } from '../manifest/gc.js';
 import { groupForks, type ForkGroup } from './forkgroups.js';
 import { chooseParent, diskPathOf, MANIFEST_FILE } from '../manifest/tree.js';
 import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './repo-bundles.js';

@@ -30,15 +30,15 @@ import { renderBundleList } from '../../manifest/bundle-list.js';
 import { serializeManifest, type Manifest } from '../../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex, type RepoIndex } from '../../manifest/repo-index.js';
 import { signatureOf } from '../../manifest/signature-files.js';
-import { collectGarbage } from '../../origin/gc.js';
+import { collectGarbage } from '../../manifest/gc.js';
 import { signatureMatches } from '../../sign/ssh-keygen.js';
 import { fetchDocument } from '../../transfer/document.js';
 import { downloadFile } from '../../transfer/download.js';
 import { bundleCacheDir, partialDir } from '../paths.js';
-import { bundleUrl, indexUrl, treeRedirects, type SyncContext } from '../sync/sync-repo.js';
+import { treeRedirects, type SyncContext } from '../sync/sync-repo.js';
+import { bundleUrl, diskPathOf, indexUrl, MANIFEST_FILE } from '../../manifest/tree.js';
 import { readDocument, readSignature, verifyFetched } from '../trusted-documents.js';
 
-const MANIFEST_FILE = 'manifest.js.gz';
 const MAX_INDEX_BYTES = 64 << 20;
 
 export interface TierCopyOptions {
@@ -107,7 +107,7 @@ export async function updatePublishedCopy(opts: TierCopyOptions): Promise<TierCo
 export async function copyIsCurrent(out: string, path: string, fingerprint: string | null | undefined): Promise<boolean> {
   if (!fingerprint) return false;
   try {
-    return parseRepoIndex(await readFile(join(repoOutDir(out, path), INDEX_FILE)), path).fingerprint === fingerprint;
+    return parseRepoIndex(await readFile(join(diskPathOf(out, path), INDEX_FILE)), path).fingerprint === fingerprint;
   } catch {
     return false;
   }
@@ -118,7 +118,7 @@ async function copyRepo(path: string, opts: TierCopyOptions, placed: Set<string>
   const fetched = await fetchIndexWithSignature(path, opts);
   if (!fetched) return { changed: false, bytesDownloaded: 0, reused: 0 }; // an origin without bundles for it: served by git alone
   const { index, bytes, signature } = fetched;
-  const dir = repoOutDir(opts.out, path);
+  const dir = diskPathOf(opts.out, path);
   const indexFile = join(dir, INDEX_FILE);
   const result = { changed: false, bytesDownloaded: 0, reused: 0 };
 
@@ -225,10 +225,6 @@ async function manifestSignature(opts: TierCopyOptions): Promise<Buffer | null |
   const signature = await readSignature(opts.manifestUrl, { signal: opts.sync.signal });
   if (!signature) return null;
   return (await signatureMatches(opts.manifestBytes, signature)) ? signature : undefined;
-}
-
-function repoOutDir(out: string, path: string): string {
-  return join(out, ...path.slice(1).split('/'));
 }
 
 /** Where a bundle URL under the published tree lives in the copy; refuses anything that would leave it. */

@@ -1,5 +1,6 @@
 /**
- * Garbage collection of a published tree. A bundle file is deleted only
+ * Garbage collection of a published tree (an origin's, or the copy a
+ * replica serves to the next tier). A bundle file is deleted only
  * after no index of a published repository has referenced it for the whole
  * grace period: a replica that read an older index a moment ago can still
  * download what it names. When each file was first seen unreferenced is
@@ -9,12 +10,12 @@ import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { readManifestFile } from '../manifest/manifest.js';
+import { readManifestFile } from './manifest.js';
 import pLimit from 'p-limit';
-import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
-import { signatureOf } from '../manifest/signature-files.js';
+import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex, type RepoIndex } from './repo-index.js';
+import { signatureOf } from './signature-files.js';
 import { lfsObjectRelPath } from '../lfs/oid.js';
-import { diskPathOf, MANIFEST_FILE } from '../manifest/tree.js';
+import { diskPathOf, MANIFEST_FILE } from './tree.js';
 
 export const GC_STATE = '.gc.json';
 const GcStateSchema = z.record(z.string(), z.number());
