@@ -4,6 +4,7 @@ import { printable } from '../format/untrusted.js';
 import { cloneRepo, resolveCloneUrl, type CloneTarget } from '../clone/clone.js';
 import { askService, describeJob } from '../on-demand/client.js';
 import { progressBars } from './progress-bars.js';
+import { retryForOption, waitMessages } from './wait-messages.js';
 import { untilInterrupted } from './interrupt.js';
 import { formatBytes } from '../format/bytes.js';
 
@@ -15,9 +16,11 @@ export function registerClone(program: Command): void {
     .argument('<dir>', 'directory to clone into')
     .option('--git-url <url>', 'where to git fetch the remainder (default: the origin /git/ URL)')
     .option('--via <service>', 'ask this on-demand service (serve --on-demand) to bundle the upstream URL; origin stays the upstream')
+    .option('--retry-for <duration>', 'keep retrying a failing server this long after the last byte arrived (30s, 10m, 1h; default 5m)', retryForOption)
     .option('--no-progress', 'no progress output')
-    .action(async (url: string, dir: string, flags: { gitUrl?: string; via?: string; progress: boolean }) => {
+    .action(async (url: string, dir: string, flags: { gitUrl?: string; via?: string; progress: boolean; retryFor?: number }) => {
       const bars = flags.progress ? progressBars() : null;
+      const onWait = waitMessages((l) => (bars ? bars.log(l) : process.stderr.write(l + '\n')));
       try {
         const r = await untilInterrupted(
           async (signal) => {
@@ -36,7 +39,9 @@ export function registerClone(program: Command): void {
             } else target = resolveCloneUrl(url, flags.gitUrl);
             const done = await cloneRepo(target, resolve(dir), {
               signal,
-              log: (l) => process.stderr.write(printable(l) + '\n'),
+              retryForMs: flags.retryFor,
+              onWait: (w) => onWait(null, w),
+              log: (l) => (bars ? bars.log(printable(l)) : process.stderr.write(printable(l) + '\n')),
               onProgress: bars ? (file, p) => bars.update(file, file.slice(0, 16), p) : undefined,
             });
             return { ...done, target };

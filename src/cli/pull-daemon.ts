@@ -9,6 +9,8 @@ import { startDaemon } from '../replica/daemon/daemon.js';
 import type { PullLog } from '../replica/log.js';
 import { InterruptedError } from '../errors.js';
 import { bytesIn, keptDirs } from './interrupt.js';
+import { waitMessages } from './wait-messages.js';
+import { progressLines } from './progress-bars.js';
 
 export interface PullDaemonFlags {
   config: PullConfig;
@@ -16,6 +18,10 @@ export interface PullDaemonFlags {
   /** false for --no-purge. */
   purge: boolean;
   forcePurge?: boolean | undefined;
+  /** --retry-for, over `[pull] retry_for`. */
+  retryForMs?: number | undefined;
+  /** false for --no-progress: no periodic progress lines. */
+  progress?: boolean | undefined;
 }
 
 export async function runPullDaemon(flags: PullDaemonFlags): Promise<void> {
@@ -26,6 +32,11 @@ export async function runPullDaemon(flags: PullDaemonFlags): Promise<void> {
     loadConfig: () => loadPullConfig(flags.config.file),
     ...(flags.purge === false ? { purge: false } : {}),
     forcePurge: !!flags.forcePurge,
+    pullOptions: {
+      ...(flags.retryForMs !== undefined ? { retryForMs: flags.retryForMs } : {}),
+      onWait: waitMessages((l) => log.warn(l)),
+      ...(flags.progress === false ? {} : { onProgress: progressLines((l) => log.info(l)) }),
+    },
   });
   const onHangup = () => {
     log.info('SIGHUP: reloading the configuration');

@@ -3,11 +3,12 @@ import { ExitStatus } from '../errors.js';
 import { loadPullConfig } from '../replica/config/config.js';
 import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
-import { progressBars } from './progress-bars.js';
+import { fileLabel, progressBars } from './progress-bars.js';
 import { keptDirs, untilInterrupted } from './interrupt.js';
 import { formatBytes } from '../format/bytes.js';
 import { BundlemirrorError } from '../errors.js';
 import { runPullDaemon } from './pull-daemon.js';
+import { retryForOption, waitMessages } from './wait-messages.js';
 
 
 interface PullFlags {
@@ -19,6 +20,7 @@ interface PullFlags {
   quiet?: boolean;
   progress: boolean;
   daemon?: boolean;
+  retryFor?: number;
 }
 
 export function registerPull(program: Command): void {
@@ -32,16 +34,20 @@ export function registerPull(program: Command): void {
     .option('--no-progress', 'no progress bars or progress lines')
     .option('-v, --verbose', 'explain every decision')
     .option('-q, --quiet', 'print only warnings, errors and the summary')
+    .option('--retry-for <duration>', 'keep retrying a failing server this long after the last byte arrived (30s, 10m, 1h; default [pull] retry_for, 5m)', retryForOption)
     .option('--daemon', 'keep running: pull every [pull] refresh seconds, at [schedule "NAME"] cron times, and on push notifications')
     .action(async (flags: PullFlags) => {
       const config = loadPullConfig(flags.config);
-      const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info' });
+      // on a terminal, log lines go through the bars (printed above them); elsewhere progress lines go to the log
+      const bars = flags.progress && !flags.quiet && !flags.daemon ? progressBars({ log: (l) => log.info(l) }) : null;
+      const onTerminal = bars !== null && Boolean(process.stderr.isTTY);
+      const consoleLevel = flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info';
+      const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: consoleLevel, ...(onTerminal ? { write: bars.log } : {}) });
       for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
       if (flags.daemon) {
         if (flags.force) throw new BundlemirrorError('E_USAGE', '--force cannot be combined with --daemon', { hint: 'run a one-off pull --force first, then start the daemon' });
-        return runPullDaemon({ config, log, purge: flags.purge, forcePurge: flags.forcePurge });
+        return runPullDaemon({ config, log, purge: flags.purge, forcePurge: flags.forcePurge, retryForMs: flags.retryFor, progress: flags.progress });
       }
-      const bars = flags.progress && !flags.quiet ? progressBars({ log: (l) => log.info(l) }) : null;
       let report: PullReport;
       try {
         report = await untilInterrupted(
@@ -52,7 +58,9 @@ export function registerPull(program: Command): void {
               forcePurge: flags.forcePurge,
               log,
               signal,
-              onProgress: bars ? (repo, file, p) => bars.update(`${repo}/${file}`, `${repo} ${file.slice(0, 12)}`, p) : undefined,
+              ...(flags.retryFor !== undefined ? { retryForMs: flags.retryFor } : {}),
+              onWait: waitMessages((l) => log.warn(l)),
+              onProgress: bars ? (repo, file, p) => bars.update(`${repo}\0${file}`, fileLabel(repo, file), p) : undefined,
             }),
           { keptIn: () => keptDirs(config.core.toplevel), rerun: 'rerun pull to resume' },
         );

@@ -4,6 +4,7 @@
  * command again after Ctrl-C or a dropped link continues where it stopped;
  * git fetch then brings whatever the bundles do not hold.
  */
+import type { RetryWait } from '../transfer/retry-policy.js';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
@@ -42,6 +43,9 @@ export function resolveCloneUrl(input: string, gitUrl?: string): CloneTarget {
 }
 
 export interface CloneOptions {
+  /** How long downloads keep retrying a failing server (default: the transfer default, 5 minutes). */
+  retryForMs?: number | undefined;
+  onWait?: ((w: RetryWait) => void) | undefined;
   onProgress?: (file: string, p: DownloadProgress) => void;
   log?: (line: string) => void;
   signal?: AbortSignal;
@@ -62,7 +66,17 @@ export async function cloneRepo(target: CloneTarget, dir: string, opts: CloneOpt
   const log = opts.log ?? (() => {});
   const gitDir = join(dir, '.git');
   const work = join(gitDir, 'bundlemirror');
-  const doc = await fetchDocument(target.indexUrl, { maxBytes: 64 << 20, signal: opts.signal });
+  const retry = { retryForMs: opts.retryForMs, onWait: opts.onWait };
+  const doc = await fetchDocument(target.indexUrl, { maxBytes: 64 << 20, signal: opts.signal, ...retry }).catch((err: unknown) => {
+    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
+      throw new BundlemirrorError('E_NOT_FOUND', `no repository index at ${target.indexUrl} (404)`, {
+        repo: target.repo,
+        hint: 'check the URL: it is the repository as the origin page shows it, e.g. http://host:8080/pub/project.git',
+        cause: err,
+      });
+    }
+    throw err;
+  });
   if (doc.status !== 'ok') throw new BundlemirrorError('E_INDEX', `no index at ${target.indexUrl}`, { repo: target.repo });
   const index = parseRepoIndex(doc.body, target.repo);
   const branch = index.head?.startsWith('ref: refs/heads/') ? index.head.slice('ref: refs/heads/'.length) : 'main';
@@ -85,6 +99,8 @@ export async function cloneRepo(target: CloneTarget, dir: string, opts: CloneOpt
         sha256: b.sha256,
         partialDir: join(work, 'partial'),
         signal: opts.signal,
+        ...retry,
+        resumeHint: 'rerun the same clone command to resume from there',
         onProgress: opts.onProgress ? (p) => opts.onProgress!(b.uri, p) : undefined,
       });
       report.bundles += 1;

@@ -21,6 +21,8 @@ export interface PullLogOptions {
   level: 'info' | 'debug';
   /** Lines on stderr: 'quiet' prints warnings and errors only. */
   console: 'quiet' | 'info' | 'debug';
+  /** Where console lines go (default: stderr); progress bars pass their own, so a redraw never mangles a line. */
+  write?: (line: string) => void;
 }
 
 export function createPullLog(opts: PullLogOptions): PullLog {
@@ -33,13 +35,14 @@ export function createPullLog(opts: PullLogOptions): PullLog {
     dest.on('error', (err: Error) => process.stderr.write(`WARNING: cannot write the log ${opts.file}: ${err.message}\n`));
     file = pino({ level: opts.level, base: { pid: process.pid } }, dest);
   }
+  const write = opts.write ?? ((line: string) => void process.stderr.write(line + '\n'));
   const rank = { debug: 0, info: 1, warn: 2, error: 3 } as const;
   const consoleMin = opts.console === 'quiet' ? rank.warn : opts.console === 'debug' ? rank.debug : rank.info;
   // a line may carry what an origin sent: it must not drive the terminal nor split a log line
   const emit = (level: keyof typeof rank, raw: string) => {
     const msg = raw.split(HINT).map((part) => printable(part)).join(HINT);
     file?.[level](msg);
-    if (rank[level] >= consoleMin) process.stderr.write(`${level === 'info' || level === 'debug' ? '' : level.toUpperCase() + ': '}${msg}\n`);
+    if (rank[level] >= consoleMin) write(`${level === 'info' || level === 'debug' ? '' : level.toUpperCase() + ': '}${msg}`);
   };
   return {
     info: (m) => emit('info', m),

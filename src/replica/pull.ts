@@ -15,6 +15,7 @@ import { isBareRepository, scanToplevel } from '../git/discovery.js';
 import { readAlternates } from '../git/inspect.js';
 import { fetchDocument } from '../transfer/document.js';
 import type { DownloadProgress } from '../transfer/download.js';
+import type { RetryWait } from '../transfer/retry-policy.js';
 import { checkToplevel, type PullConfig } from './config/config.js';
 import { planSync, type SyncAction, type SyncPlan } from './plan/planner.js';
 import { openState, type StateStore } from './state.js';
@@ -46,6 +47,10 @@ export interface PullOptions {
   forcePurge?: boolean;
   log: PullLog;
   onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
+  /** Told when a request waits before trying again; `repo` is null for the manifest. */
+  onWait?: (repo: string | null, w: RetryWait) => void;
+  /** --retry-for: overrides `[pull] retry_for`. */
+  retryForMs?: number;
   signal?: AbortSignal;
   /**
    * Pull only these manifest paths (a push notification). Implies `partial`:
@@ -350,6 +355,13 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
     maxBytes: MAX_MANIFEST_DOWNLOAD,
     redirects: manifestRedirects(config),
     signal: opts.signal,
+    retryForMs: opts.retryForMs ?? config.pull.retryForMs,
+    onWait: opts.onWait ? (w) => opts.onWait!(null, w) : undefined,
+  }).catch((err: unknown) => {
+    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
+      throw new BundlemirrorError('E_NOT_FOUND', `no manifest at ${url} (404)`, { hint: `check [remote] manifest in ${config.file}: the URL of the origin's manifest.js.gz`, cause: err });
+    }
+    throw err;
   });
   if (doc.status === 'unchanged') {
     opts.log.debug(`manifest ${url} unchanged (304)`);

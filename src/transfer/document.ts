@@ -8,6 +8,8 @@
  */
 import { BundlemirrorError } from '../errors.js';
 import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
+import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
+import { formatDuration } from '../format/duration.js';
 import {
   StallError,
   contentLength,
@@ -33,8 +35,12 @@ export interface FetchDocumentOptions {
   redirects?: RedirectRule | undefined;
   /** Deadline for one whole exchange, body included (default 60 s). */
   timeoutMs?: number | undefined;
-  /** Further attempts after a retryable failure (default 3). */
+  /** Further attempts after a retryable failure; default: as many as fit in `retryForMs`. */
   retries?: number | undefined;
+  /** How long to keep trying a failing server (default DEFAULT_RETRY_FOR_MS). */
+  retryForMs?: number | undefined;
+  /** Told before each wait between attempts. */
+  onWait?: ((w: RetryWait) => void) | undefined;
   signal?: AbortSignal | undefined;
   timeouts?: Partial<HttpTimeouts> | undefined;
   backoff?: Partial<BackoffOptions> | undefined;
@@ -45,18 +51,22 @@ export type FetchDocumentResult =
   | { status: 'ok'; body: Buffer; etag?: string; lastModified?: string };
 
 export async function fetchDocument(url: string, opts: FetchDocumentOptions): Promise<FetchDocumentResult> {
-  const retries = opts.retries ?? 3;
+  const retries = opts.retries ?? Infinity;
   const backoff = resolveBackoff(opts.backoff);
+  const started = Date.now();
+  const giveUpAt = started + (opts.retryForMs ?? DEFAULT_RETRY_FOR_MS);
   for (let attempt = 0; ; attempt += 1) {
     opts.signal?.throwIfAborted();
     const outcome = await fetchOnce(url, opts);
     if (!('retryable' in outcome)) return outcome;
     if (!outcome.retryable) throw outcome.error;
-    if (attempt >= retries) {
+    if (attempt >= retries || Date.now() >= giveUpAt) {
       const e = outcome.error;
-      throw new BundlemirrorError(e.code, `${e.message} (gave up after ${attempt + 1} attempts)`, { hint: e.hint, cause: e });
+      throw new BundlemirrorError(e.code, `${e.message} (gave up after ${attempt + 1} attempts in ${formatDuration((Date.now() - started) / 1000)})`, { hint: e.hint, cause: e });
     }
-    await sleep(retryDelay(attempt, outcome.retryAfterMs, backoff), opts.signal);
+    const delayMs = Math.max(0, Math.min(retryDelay(attempt, outcome.retryAfterMs, backoff), giveUpAt - Date.now()));
+    opts.onWait?.({ url, cause: outcome.cause, message: outcome.error.message, delayMs, attempt: attempt + 1, giveUpAt });
+    await sleep(delayMs, opts.signal);
   }
 }
 

@@ -5,9 +5,10 @@
  * process; every attempt, in this run or a later one, continues from the
  * bytes on disk. The retry loop is ours (got's would replay the first
  * Range): it backs off with jitter, honours Retry-After, and is
- * progress-aware, so a link that drops every few megabytes still finishes
- * while an origin that makes no progress is given up on after `retries`
- * consecutive failures. The destination is written only by renaming a
+ * progress-aware: a link that drops every few megabytes still finishes,
+ * and an origin that makes no progress is waited for (an outage, a restart)
+ * for `retryForMs` since the last byte arrived before it is given up on;
+ * every wait is announced through `onWait`. The destination is written only by renaming a
  * partial whose size and sha256 match the index.
  */
 import { createHash } from 'node:crypto';
@@ -16,10 +17,14 @@ import { stat } from 'node:fs/promises';
 import { BundlemirrorError } from '../errors.js';
 import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
 import { runAttempt, type AttemptContext } from './download-attempt.js';
-import { resolveTimeouts, type Failure, type HttpTimeouts, type RedirectRule } from './http.js';
+import { adviceFor, resolveTimeouts, type Failure, type HttpTimeouts, type RedirectRule } from './http.js';
 import { PartialFile, partialPathFor, removePartialsExcept } from './partial-file.js';
 import { RateMeter, type DownloadProgress } from './progress.js';
 import { bundleEtag } from '../manifest/tree.js';
+import { formatDuration } from '../format/duration.js';
+import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
+
+export { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
 
 export type { DownloadProgress } from './progress.js';
 
@@ -37,9 +42,15 @@ export interface DownloadFileOptions {
   onProgress?: ((p: DownloadProgress) => void) | undefined;
   /** Aborting keeps the partial for the next run and rejects with the signal's reason. */
   signal?: AbortSignal | undefined;
-  /** Consecutive attempts without progress tolerated before giving up (default 5). */
+  /** How long to keep trying after the last byte arrived (default DEFAULT_RETRY_FOR_MS): an outage shorter than this costs only time. */
+  retryForMs?: number | undefined;
+  /** Told before each wait between attempts: what failed and how long we wait. */
+  onWait?: ((w: RetryWait) => void) | undefined;
+  /** What the user runs to continue, for the give-up hint (default: "the next pull resumes from there"). */
+  resumeHint?: string | undefined;
+  /** Also give up after this many consecutive attempts without progress (tests; default: time decides). */
   retries?: number | undefined;
-  /** Attempts without progress tolerated in total (default 30); attempts that make progress are free. */
+  /** Also give up after this many attempts without progress in total (tests; default: time decides). */
   maxAttempts?: number | undefined;
   timeouts?: Partial<HttpTimeouts> | undefined;
   backoff?: Partial<BackoffOptions> | undefined;
@@ -123,8 +134,10 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
   signal?.throwIfAborted();
   const timeouts = resolveTimeouts(opts.timeouts);
   const backoff = resolveBackoff(opts.backoff);
-  const retries = opts.retries ?? 5;
-  const maxAttempts = opts.maxAttempts ?? 30;
+  const retries = opts.retries ?? Infinity;
+  const maxAttempts = opts.maxAttempts ?? Infinity;
+  const retryForMs = opts.retryForMs ?? DEFAULT_RETRY_FOR_MS;
+  let lastByteAt = Date.now();
   const progressEvery = opts.progressIntervalMs ?? 250;
 
   // A destination an earlier call verified and committed, whose user died before reading it
@@ -243,16 +256,20 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
       if (progressed) {
         highWater = part.size;
         consecutiveFailures = 0;
+        lastByteAt = Date.now();
       } else {
         consecutiveFailures += 1;
         failuresWithoutProgress += 1;
-        if (consecutiveFailures > retries || failuresWithoutProgress >= maxAttempts) {
-          throw giveUp(opts, part, result.attempts, consecutiveFailures, lastFailure, outcome.kind === 'restarted' ? outcome.reason : undefined);
+        const giveUpAt = lastByteAt + retryForMs;
+        if (consecutiveFailures > retries || failuresWithoutProgress >= maxAttempts || Date.now() >= giveUpAt) {
+          throw giveUp(opts, part, result.attempts, consecutiveFailures, lastByteAt, lastFailure, outcome.kind === 'restarted' ? outcome.reason : undefined);
         }
+        // After failures, back off exponentially or as the server asked (never past the deadline);
+        // after progress, reconnect at once (the link works, it just drops).
+        const delayMs = Math.max(0, Math.min(retryDelay(consecutiveFailures, failure?.retryAfterMs, backoff), giveUpAt - Date.now()));
+        opts.onWait?.({ url, cause: failure?.cause, message: failure?.error.message ?? 'no progress', delayMs, attempt: consecutiveFailures, giveUpAt });
+        await sleep(delayMs, signal);
       }
-      // After progress, reconnect at once (the link works, it just drops);
-      // after failures, back off exponentially or as the server asked.
-      if (!progressed) await sleep(retryDelay(consecutiveFailures, failure?.retryAfterMs, backoff), signal);
     }
   } finally {
     await part.close().catch(() => {});
@@ -277,12 +294,18 @@ function giveUp(
   part: PartialFile,
   attempts: number,
   withoutProgress: number,
+  lastProgressAt: number,
   last: Failure | undefined,
   restartReason: string | undefined,
 ): BundlemirrorError {
   const why = restartReason ?? last?.error.message ?? 'no progress';
-  return new BundlemirrorError('E_DOWNLOAD', `${opts.url}: gave up after ${attempts} attempts, the last ${withoutProgress} without progress (last error: ${why})`, {
-    hint: `the partial download is kept (${part.size} of ${opts.expectedSize} bytes in ${part.path}); the next pull resumes from there`,
-    cause: last?.error,
-  });
+  const waited = formatDuration((Date.now() - lastProgressAt) / 1000);
+  return new BundlemirrorError(
+    'E_DOWNLOAD',
+    `${opts.url}: gave up after ${attempts} attempts, the last ${withoutProgress} without progress for ${waited} (last error: ${why})`,
+    {
+      hint: `${adviceFor(last?.cause)}; the partial download is kept (${part.size} of ${opts.expectedSize} bytes in ${part.path}); ${opts.resumeHint ?? 'the next pull resumes from there'}`,
+      cause: last?.error,
+    },
+  );
 }

@@ -188,12 +188,62 @@ export function openResponse(url: string, opts: OpenOptions): Promise<OpenedResp
   });
 }
 
+/** What kind of trouble a failure is, so a message can say what we wait for and what the user can do. */
+export type FailureCause = 'refused' | 'unreachable' | 'dns' | 'timeout' | 'stall' | 'dropped' | 'server-error' | 'throttled' | 'not-found' | 'other';
+
 /** A failed attempt, and whether another attempt could succeed. */
 export interface Failure {
   error: BundlemirrorError;
   retryable: boolean;
   /** The server asked us to wait this long (Retry-After). */
   retryAfterMs?: number | undefined;
+  cause?: FailureCause | undefined;
+}
+
+/** What a waiting download tells the person watching: why it waits. */
+export function describeCause(cause: FailureCause | undefined): string {
+  switch (cause) {
+    case 'refused':
+      return 'the server is down (connection refused)';
+    case 'unreachable':
+      return 'the network cannot reach the server';
+    case 'dns':
+      return 'the host name does not resolve';
+    case 'timeout':
+      return 'the server does not answer';
+    case 'stall':
+      return 'the transfer stalled';
+    case 'dropped':
+      return 'the connection dropped';
+    case 'server-error':
+      return 'the server answers with errors';
+    case 'throttled':
+      return 'the server asks us to slow down';
+    case 'not-found':
+      return 'the file is not there';
+    default:
+      return 'the transfer failed';
+  }
+}
+
+/** What the user can do about a cause, when retrying did not help. */
+export function adviceFor(cause: FailureCause | undefined): string {
+  switch (cause) {
+    case 'refused':
+    case 'timeout':
+      return 'the server is down or not listening; check that it runs, or wait until it is back';
+    case 'dns':
+      return 'check the host name in the URL, and the DNS of this machine';
+    case 'unreachable':
+      return 'check the network between this machine and the server';
+    case 'server-error':
+    case 'throttled':
+      return 'the server is overloaded or failing; try again later';
+    case 'not-found':
+      return 'check the URL';
+    default:
+      return 'the link keeps failing; try again when it is better';
+  }
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -214,6 +264,7 @@ export function failureFromStatus(url: string, status: number, headers: Incoming
   if (status === 404 || status === 410) {
     return {
       retryable: false,
+      cause: 'not-found',
       error: new BundlemirrorError('E_NOT_FOUND', what, {
         hint: 'the origin no longer publishes this file; check the remote URL, or pull again once the origin has republished',
       }),
@@ -222,6 +273,7 @@ export function failureFromStatus(url: string, status: number, headers: Incoming
   if (status === 408 || status === 429 || status >= 500) {
     return {
       retryable: true,
+      cause: status === 429 ? 'throttled' : 'server-error',
       retryAfterMs: status === 429 || status === 503 ? parseRetryAfter(headers['retry-after']) : undefined,
       error: new BundlemirrorError('E_HTTP', what, { hint: 'the origin is overloaded or failing; try again later' }),
     };
@@ -262,6 +314,7 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
   if (err instanceof StallError) {
     return {
       retryable: true,
+      cause: 'stall',
       error: new BundlemirrorError(code, `GET ${url}: the transfer stalled (${err.message})`, {
         hint: 'the link stopped delivering data; the next attempt resumes where this one stopped',
         cause: err,
@@ -274,6 +327,7 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
   if (err instanceof TimeoutError) {
     return {
       retryable: true,
+      cause: err.event === 'response' || err.event === 'send' ? 'stall' : 'timeout',
       error: new BundlemirrorError(code, `GET ${url}: timed out (${err.event})`, {
         hint: 'the origin is slow or unreachable; the next attempt resumes where this one stopped',
         cause: err,
@@ -286,16 +340,26 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
     return { retryable: false, error: new BundlemirrorError('E_HTTP', `GET ${url}: ${(err as Error).message}`, { hint: 'check the remote URL', cause: err }) };
   }
   if (err instanceof RequestError || TRANSIENT_CODES.has(codeText) || codeText.startsWith('HPE_')) {
+    const cause = causeOfErrno(codeText);
     return {
       retryable: true,
+      cause,
       error: new BundlemirrorError(code, `GET ${url}: ${(err as Error).message}${codeText ? ` (${codeText})` : ''}`, {
-        hint: 'the network dropped the transfer; the next attempt resumes where this one stopped',
+        hint: cause === 'dropped' ? 'the network dropped the transfer; the next attempt resumes where this one stopped' : adviceFor(cause),
         cause: err,
       }),
     };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { retryable: false, error: new BundlemirrorError(code, `GET ${url}: ${message}`, { cause: err }) };
+}
+
+function causeOfErrno(code: string): FailureCause {
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
+  if (code === 'ENETUNREACH' || code === 'ENETDOWN' || code === 'EHOSTUNREACH' || code === 'EHOSTDOWN') return 'unreachable';
+  if (code === 'ETIMEDOUT') return 'timeout';
+  return 'dropped';
 }
 
 /** A single header value (Node gives arrays for repeated headers). */

@@ -1,12 +1,18 @@
 /**
  * Download progress: the numbers a download reports, a rate estimate, and a
- * reporter that shows them to a person. On a terminal that is a bar per file
- * (cli-progress); in a log (cron, systemd) it is a plain line per file at
- * most every few seconds, so a day-long resume does not flood the journal.
- * Optional: downloads take an `onProgress` callback and know nothing of this.
+ * reporter that shows them to a person. On a terminal that is a line per
+ * file, redrawn in place and cut to the terminal's width; in a log (cron,
+ * systemd) it is a plain line per file at most every few seconds, so a
+ * day-long resume does not flood the journal. Optional: downloads take an
+ * `onProgress` callback and know nothing of this.
+ *
+ * The line itself is a pure function of the numbers and the width
+ * (`renderProgressLine`), so what fits where is tested without a terminal.
  */
 import { formatBytes } from '../format/bytes.js';
-import cliProgress from 'cli-progress';
+import { formatDuration } from '../format/duration.js';
+
+export { formatDuration } from '../format/duration.js';
 
 export interface DownloadProgress {
   /** Bytes of the file on disk now (resumed bytes included). */
@@ -15,47 +21,111 @@ export interface DownloadProgress {
   total: number;
   /** Bytes that were already on disk when this download started and were kept. */
   resumedFrom: number;
-  /** Recent transfer rate over the wire, bytes per second. */
+  /** Recent transfer rate over the wire, bytes per second; 0 while unknown. */
   rate: number;
 }
 
-/** Exponentially weighted rate, so one burst or one stall does not swing the ETA. */
+/**
+ * Bytes per second over a sliding window. Until `minSpanMs` have passed the
+ * rate is unknown (0): the first chunks come from socket buffers in a burst,
+ * and a rate measured over them promised 60 MiB/s on a 3 MiB/s link. Within
+ * the first window it is the average since the start; after that, over the
+ * last `windowMs`, so a stall shows as a falling rate.
+ */
 export class RateMeter {
-  private rate = 0;
-  private lastAt: number;
-  private pending = 0;
+  private total = 0;
+  /** (time, cumulative bytes) samples, oldest first, at most one per SAMPLE_MS. */
+  private samples: { t: number; bytes: number }[];
+  private static readonly SAMPLE_MS = 250;
 
   constructor(
-    private readonly windowMs = 3_000,
+    private readonly windowMs = 10_000,
     private readonly now: () => number = Date.now,
+    private readonly minSpanMs = 1_000,
   ) {
-    this.lastAt = now();
+    this.samples = [{ t: now(), bytes: 0 }];
   }
 
   add(bytes: number): void {
-    this.pending += bytes;
+    this.total += bytes;
+    const t = this.now();
+    const last = this.samples[this.samples.length - 1]!;
+    if (t - last.t >= RateMeter.SAMPLE_MS) this.samples.push({ t, bytes: this.total });
   }
 
-  /** Bytes per second, folding in what arrived since the last call. */
+  /** Bytes per second over the window, or 0 while too little time has passed to tell. */
   current(): number {
     const t = this.now();
-    const dt = t - this.lastAt;
-    if (dt <= 0) return this.rate;
-    const instant = (this.pending * 1000) / dt;
-    const alpha = 1 - Math.exp(-dt / this.windowMs);
-    this.rate = this.rate === 0 ? instant : this.rate + alpha * (instant - this.rate);
-    this.pending = 0;
-    this.lastAt = t;
-    return this.rate;
+    // keep one sample at or before the window's start, so the window is always covered
+    while (this.samples.length > 1 && this.samples[1]!.t <= t - this.windowMs) this.samples.shift();
+    const first = this.samples[0]!;
+    const span = t - first.t;
+    if (span < this.minSpanMs) return 0;
+    return ((this.total - first.bytes) * 1000) / span;
   }
 }
 
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+/** What one progress line shows. */
+export interface ProgressLine extends DownloadProgress {
+  label: string;
+}
+
+const MIN_LABEL = 10;
+const MIN_BAR = 8;
+const MAX_BAR = 30;
+
+/**
+ * One line for a terminal `width` columns wide, never longer than width - 1
+ * (a line that fills the last column wraps on some terminals and breaks the
+ * redraw). When space runs short it gives up, in order: the bar's length
+ * down to 8, the label down to 10 characters (cut in the middle), the sizes,
+ * the "resumed from", the rate, the ETA, the bar; the percentage stays.
+ */
+export function renderProgressLine(p: ProgressLine, width: number): string {
+  const max = Math.max(width - 1, 1);
+  const pct = `${p.total > 0 ? Math.min(100, Math.floor((p.received * 100) / p.total)) : 100}%`.padStart(4);
+  const sizes = `${formatBytes(p.received)}/${formatBytes(p.total)}`;
+  const rate = p.rate > 0 ? `${formatBytes(p.rate)}/s` : '-/s';
+  const eta = `ETA ${p.rate > 0 ? formatDuration((p.total - p.received) / p.rate) : '?'}`;
+  const resumed = p.resumedFrom > 0 ? `resumed from ${formatBytes(p.resumedFrom)}` : '';
+  const tails = [
+    [pct, sizes, rate, eta, resumed],
+    [pct, rate, eta, resumed],
+    [pct, rate, eta],
+    [pct, eta],
+    [pct],
+  ].map((parts) => parts.filter((x) => x !== '').join(' '));
+  for (const tail of tails) {
+    const room = max - tail.length - 1; // one space before the tail
+    const labelLen = Math.min(p.label.length, Math.max(MIN_LABEL, room - (MIN_BAR + 2) - 1));
+    const barLen = Math.min(MAX_BAR, room - labelLen - 1 - 2);
+    if (barLen < MIN_BAR) continue;
+    return `${shorten(p.label, labelLen)} [${bar(p.received, p.total, barLen)}] ${tail}`;
+  }
+  // no room for a bar at all: the label and the percentage, as much as fits
+  return `${shorten(p.label, Math.max(max - pct.length - 1, 1))} ${pct}`.slice(0, max);
+}
+
+function bar(received: number, total: number, len: number): string {
+  const filled = total > 0 ? Math.min(len, Math.floor((received * len) / total)) : len;
+  return '#'.repeat(filled) + '-'.repeat(len - filled);
+}
+
+/** Cuts the middle out of a label that is too long: the repository's start and the file's end stay readable. */
+export function shorten(text: string, len: number): string {
+  if (text.length <= len) return text;
+  if (len <= 1) return text.slice(0, len);
+  const head = Math.ceil((len - 1) / 2);
+  const tail = len - 1 - head;
+  return `${text.slice(0, head)}…${tail > 0 ? text.slice(-tail) : ''}`;
+}
+
+/** The line a file ends with (terminal and log alike). */
+export function renderFinalLine(label: string, p: DownloadProgress, outcome: 'done' | 'failed', detail?: string): string {
+  const resumed = p.resumedFrom > 0 ? ` (resumed from ${formatBytes(p.resumedFrom)})` : '';
+  return outcome === 'done'
+    ? `${label}: done, ${formatBytes(p.total)}${resumed}`
+    : `${label}: failed at ${formatBytes(p.received)}/${formatBytes(p.total)}${detail ? `: ${detail}` : ''}`;
 }
 
 /** One file's progress display. */
@@ -68,7 +138,9 @@ export interface FileProgress {
 export interface ProgressReporter {
   /** Starts showing a file; pass `fp.update` as the download's onProgress. */
   start(label: string, total: number): FileProgress;
-  /** Stops all displays (restores the terminal). */
+  /** Prints a line of text above the displays (a warning, an error), which no redraw overwrites. */
+  log(line: string): void;
+  /** Stops all displays, leaving no bar behind. */
   stop(): void;
 }
 
@@ -82,76 +154,90 @@ export interface ReporterOptions {
   /** Plain mode: where lines go; default writes to `stream`. */
   log?: (line: string) => void;
   now?: () => number;
+  /** Terminal mode: the width when the stream does not say (default 80). */
+  columns?: number;
 }
 
 export function createProgressReporter(opts: ReporterOptions = {}): ProgressReporter {
   const stream = opts.stream ?? process.stderr;
   const tty = opts.tty ?? Boolean((stream as NodeJS.WriteStream).isTTY);
-  return tty ? new BarReporter(stream) : new LineReporter(opts, stream);
+  return tty ? new TerminalReporter(stream, opts) : new LineReporter(opts, stream);
 }
 
-function describe(p: DownloadProgress): { done: string; size: string; rate: string; eta: string; resumed: string } {
-  const left = p.total - p.received;
-  return {
-    done: formatBytes(p.received),
-    size: formatBytes(p.total),
-    rate: `${formatBytes(p.rate)}/s`,
-    eta: p.rate > 0 ? formatDuration(left / p.rate) : '?',
-    resumed: p.resumedFrom > 0 ? ` (resumed from ${formatBytes(p.resumedFrom)})` : '',
-  };
-}
+const ESC = '\u001b[';
+/** Redraws at most this often; finishing a file or a log line redraws at once. */
+const REDRAW_MS = 200;
 
-class BarReporter implements ProgressReporter {
-  private readonly multibar: cliProgress.MultiBar;
+/**
+ * Lines redrawn in place at the bottom of the terminal. Every write first
+ * moves up over the lines it drew and clears to the end of the screen, so a
+ * finished file's last line, a log line or an error is printed on clean
+ * ground and no fragment of a longer earlier bar survives.
+ */
+class TerminalReporter implements ProgressReporter {
+  private readonly active = new Map<number, ProgressLine>();
+  private drawn = 0;
+  private nextId = 0;
+  private lastDraw = 0;
+  private readonly now: () => number;
 
-  constructor(stream: NodeJS.WritableStream) {
-    this.multibar = new cliProgress.MultiBar(
-      {
-        stream,
-        // Payload names carry a `bm` prefix: cli-progress fills its own {eta}, {value}... first.
-        format: '{bmLabel} |{bar}| {percentage}% {bmDone}/{bmSize} {bmRate} ETA {bmEta}{bmResumed}',
-        hideCursor: true,
-        clearOnComplete: false,
-        stopOnComplete: false,
-        barsize: 30,
-        fps: 5,
-      },
-      cliProgress.Presets.shades_classic,
-    );
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly opts: ReporterOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  private width(): number {
+    return (this.stream as NodeJS.WriteStream).columns || this.opts.columns || 80;
+  }
+
+  private redraw(text = ''): void {
+    const width = this.width();
+    let out = this.drawn > 0 ? `\r${ESC}${this.drawn}A${ESC}J` : `\r${ESC}J`;
+    out += text;
+    const lines = [...this.active.values()].map((l) => renderProgressLine(l, width));
+    for (const line of lines) out += `${line}\n`;
+    this.drawn = lines.length;
+    this.lastDraw = this.now();
+    this.stream.write(out);
   }
 
   start(label: string, total: number): FileProgress {
-    const payload = (p: DownloadProgress): Record<string, string> => {
-      const d = describe(p);
-      return { bmLabel: label, bmDone: d.done, bmSize: d.size, bmRate: d.rate, bmEta: d.eta, bmResumed: d.resumed };
-    };
-    let last: DownloadProgress = { received: 0, total, resumedFrom: 0, rate: 0 };
-    const bar = this.multibar.create(Math.max(total, 1), 0, payload(last));
+    const id = this.nextId++;
+    const state: ProgressLine = { label, received: 0, total, resumedFrom: 0, rate: 0 };
+    this.active.set(id, state);
+    this.redraw();
     return {
       update: (p) => {
-        last = p;
-        bar.update(p.received, payload(p));
+        if (!this.active.has(id)) return;
+        Object.assign(state, p);
+        if (this.now() - this.lastDraw >= REDRAW_MS) this.redraw();
       },
       finish: (outcome, detail) => {
-        // Said on the bar itself: MultiBar.log() output only appears at the next redraw.
-        if (outcome === 'failed') bar.update(last.received, { ...payload(last), bmResumed: ` FAILED${detail ? `: ${detail}` : ''}` });
-        bar.stop();
+        if (!this.active.delete(id)) return;
+        this.redraw(`${renderFinalLine(label, state, outcome, detail)}\n`);
       },
     };
   }
 
+  log(line: string): void {
+    this.redraw(`${line}\n`);
+  }
+
   stop(): void {
-    this.multibar.stop();
+    this.active.clear();
+    if (this.drawn > 0) this.redraw();
   }
 }
 
 class LineReporter implements ProgressReporter {
-  private readonly log: (line: string) => void;
+  private readonly print: (line: string) => void;
   private readonly intervalMs: number;
   private readonly now: () => number;
 
   constructor(opts: ReporterOptions, stream: NodeJS.WritableStream) {
-    this.log = opts.log ?? ((line) => void stream.write(line + '\n'));
+    this.print = opts.log ?? ((line) => void stream.write(line + '\n'));
     this.intervalMs = opts.lineIntervalMs ?? 5_000;
     this.now = opts.now ?? Date.now;
   }
@@ -165,15 +251,17 @@ class LineReporter implements ProgressReporter {
         const t = this.now();
         if (t - lastLine < this.intervalMs) return;
         lastLine = t;
-        const d = describe(p);
         const pct = p.total > 0 ? Math.floor((p.received * 100) / p.total) : 100;
-        this.log(`${label}: ${pct}% ${d.done}/${d.size} at ${d.rate}, ETA ${d.eta}${d.resumed}`);
+        const eta = p.rate > 0 ? formatDuration((p.total - p.received) / p.rate) : '?';
+        const resumed = p.resumedFrom > 0 ? ` (resumed from ${formatBytes(p.resumedFrom)})` : '';
+        this.print(`${label}: ${pct}% ${formatBytes(p.received)}/${formatBytes(p.total)} at ${formatBytes(p.rate)}/s, ETA ${eta}${resumed}`);
       },
-      finish: (outcome, detail) => {
-        const d = describe(last);
-        this.log(outcome === 'done' ? `${label}: done, ${d.size}${d.resumed}` : `${label}: failed at ${d.done}/${d.size}${detail ? `: ${detail}` : ''}`);
-      },
+      finish: (outcome, detail) => this.print(renderFinalLine(label, last, outcome, detail)),
     };
+  }
+
+  log(line: string): void {
+    this.print(line);
   }
 
   stop(): void {}

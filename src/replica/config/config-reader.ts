@@ -47,6 +47,7 @@ export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>>
     refresh: 'used',
     socket: 'used',
     lfs: 'used',
+    retry_for: 'used',
   },
   manifest: { pretty: 'unused', ignore: 'unused', ignore_refs: 'unused', fetch_objstore: 'unused', check_export_ok: 'unused' },
   fsck: {

@@ -19,6 +19,8 @@ import { z } from 'zod';
 import { BundlemirrorError } from '../../errors.js';
 import { IniDocument } from './configparser.js';
 import { MANIFEST_FILE } from '../../manifest/tree.js';
+import { parseDuration } from '../../format/duration.js';
+import { DEFAULT_RETRY_FOR_MS } from '../../transfer/retry-policy.js';
 import { ConfigWarningSchema, expandUser, Reader } from './config-reader.js';
 import { cronProblem } from '../daemon/schedule.js';
 import { looksLikeSchedule, parseListenAddress, scheduleSectionName } from '../daemon/daemon-config.js';
@@ -90,6 +92,8 @@ export const PullConfigSchema = z.object({
     socket: absPath.nullable(),
     /** Download the Git LFS objects the origin publishes (`lfs = no` mirrors git history only). */
     lfs: z.boolean(),
+    /** `retry_for`: how long a download keeps retrying a failing server after its last byte (an outage, a restart). */
+    retryForMs: z.number().int().positive(),
   }),
   bundlemirror: z.object({
     /** Base URL of the published tree (index.json and bundles), ending in `/`. */
@@ -121,6 +125,14 @@ export interface ParseOptions {
   mtimeMs?: number;
   /** Resolve symlinks in toplevel when it exists (default true). */
   realpath?: boolean;
+}
+
+function retryFor(r: Reader): number {
+  const raw = r.str('pull', 'retry_for', '');
+  if (raw === '') return DEFAULT_RETRY_FOR_MS;
+  const ms = parseDuration(raw);
+  if (ms === null || ms <= 0) r.fail('pull', 'retry_for', `must be a duration such as 30s, 10m or 1h, got ${JSON.stringify(raw)}`);
+  return ms;
 }
 
 /** Reads and validates a grokmirror.conf-style file. Throws E_CONFIG. */
@@ -213,6 +225,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     refresh: doc.has('pull', 'refresh') ? r.int('pull', 'refresh', 300, { min: 1, what: 'a number of seconds, at least 1' }) : null,
     socket: r.path('pull', 'socket'),
     lfs: r.bool('pull', 'lfs', true),
+    retryForMs: retryFor(r),
   };
   if (doc.has('pull', 'include') && pull.include.length === 0) {
     r.warn('pull', 'include', 'value', 'include is empty, so no repository will be mirrored (write include = * to mirror everything)');

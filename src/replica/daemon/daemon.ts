@@ -52,6 +52,8 @@ export interface DaemonOptions {
   /** false for --no-purge; undefined: as the config says. */
   purge?: boolean;
   forcePurge?: boolean;
+  /** Passed to every run: progress, retry waits, --retry-for. */
+  pullOptions?: Pick<PullOptions, 'onProgress' | 'onWait' | 'retryForMs'>;
   /** Open `[bundlemirror] listen` and `[pull] socket` (default true). */
   listen?: boolean;
 }
@@ -265,7 +267,7 @@ class PullDaemon implements Daemon {
     this.log.info(`${label(job)}: started`);
     let report: PullReport | null = null;
     try {
-      report = await this.runPull(config, { ...this.scopeOf(job, config), log: this.log, signal: abort.signal });
+      report = await this.runPull(config, { ...this.opts.pullOptions, ...this.scopeOf(job, config), log: this.log, signal: abort.signal });
       const took = `${((this.scheduler.now() - started) / 1000).toFixed(1)} s`;
       this.log.info(`${label(job)}: ${abort.signal.aborted ? 'interrupted: ' : ''}${describeReport(report)} (${took})`);
     } catch (err) {

@@ -5,6 +5,7 @@
  * index gives the size), straight into the place git-lfs and `serve` read
  * it from. An object appears there only once whole and verified.
  */
+import type { RetryWait } from '../../transfer/retry-policy.js';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { BundlemirrorError } from '../../errors.js';
@@ -34,6 +35,8 @@ export interface LfsSyncOptions {
   /** Where redirects may lead (as for bundles). */
   redirects?: RedirectRule | undefined;
   retries?: number | undefined;
+  retryForMs?: number | undefined;
+  onWait?: ((w: RetryWait) => void) | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((file: string, p: DownloadProgress) => void) | undefined;
 }
@@ -66,6 +69,8 @@ export async function syncLfsObjects(opts: LfsSyncOptions): Promise<LfsSyncResul
             sha256: o.oid,
             partialDir: lfsPartialDir(opts.toplevel),
             retries: opts.retries,
+            retryForMs: opts.retryForMs,
+            onWait: opts.onWait,
             signal: opts.signal,
             onProgress: opts.onProgress ? (p) => opts.onProgress!(rel, p) : undefined,
           });

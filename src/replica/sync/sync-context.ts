@@ -4,6 +4,7 @@
  * (applying an offline kit) sync a repository exactly the same way.
  */
 import type { DownloadProgress } from '../../transfer/download.js';
+import type { RetryWait } from '../../transfer/retry-policy.js';
 import type { ManifestEntry } from '../../manifest/manifest.js';
 import type { PullConfig } from '../config/config.js';
 import type { StateStore } from '../state.js';
@@ -15,6 +16,9 @@ export interface SyncContextOptions {
   signal?: AbortSignal | undefined;
   /** Publish time of the signed manifest this run acts on (indexes older than it must match it). */
   manifestPublished?: string | null | undefined;
+  /** --retry-for, over `[pull] retry_for`. */
+  retryForMs?: number | undefined;
+  onWait?: ((repo: string, w: RetryWait) => void) | undefined;
 }
 
 export function syncContextFor(config: PullConfig, opts: SyncContextOptions): SyncContext {
@@ -35,6 +39,8 @@ export function syncContextFor(config: PullConfig, opts: SyncContextOptions): Sy
     signal: opts.signal,
     lfs: config.pull.lfs,
     onDemand: config.remote.onDemand,
+    retryForMs: opts.retryForMs ?? config.pull.retryForMs,
+    onWait: opts.onWait,
   };
 }
 

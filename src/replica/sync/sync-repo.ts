@@ -40,6 +40,7 @@ import { bundleUrl, indexUrl } from '../../manifest/tree.js';
 import { downloadFile, type DownloadProgress } from '../../transfer/download.js';
 import { fetchDocument } from '../../transfer/document.js';
 import type { RedirectRule } from '../../transfer/http.js';
+import type { RetryWait } from '../../transfer/retry-policy.js';
 import { idsToCheck, planBundles } from '../plan/bundle-plan.js';
 import { ensureStore, linkToStore, storeDir, syncVirtualRefs, unsafeForkgroup, usesStore } from './objstore.js';
 import { applyMetadata, wantedMetadata } from './metadata.js';
@@ -69,6 +70,10 @@ export interface SyncContext {
   log: SyncLog;
   onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
   retries?: number;
+  /** `[pull] retry_for` (or --retry-for): how long downloads wait out a failing server. */
+  retryForMs?: number | undefined;
+  /** Told when a download or index fetch waits before trying again. */
+  onWait?: ((repo: string, w: RetryWait) => void) | undefined;
   signal?: AbortSignal;
   /** Download the LFS objects the index lists (default true; `[pull] lfs = no` turns it off). */
   lfs?: boolean;
@@ -203,10 +208,15 @@ async function dropCachedBundles(toplevel: string, shas: string[]): Promise<void
   await Promise.all(shas.map((sha) => rm(join(bundleCacheDir(toplevel), `${sha}.bundle`), { force: true })));
 }
 
+/** The retry settings every request for this repository shares. */
+function transferPolicy(path: string, ctx: SyncContext): { retryForMs: number | undefined; onWait: ((w: RetryWait) => void) | undefined } {
+  return { retryForMs: ctx.retryForMs, onWait: ctx.onWait ? (w) => ctx.onWait!(path, w) : undefined };
+}
+
 async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<RepoIndex | null> {
   const url = indexUrl(ctx.bundlesBase!, path);
   try {
-    const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects: treeRedirects(ctx, path) });
+    const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects: treeRedirects(ctx, path), ...transferPolicy(path, ctx) });
     if (doc.status !== 'ok') return null;
     if (!ctx.allowedSigners) return parseRepoIndex(doc.body, path);
     const signed = await verifyFetched(url, doc.body, {
@@ -313,6 +323,7 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
         partialDir: partialDir(ctx.toplevel),
         retries: ctx.retries,
         signal: ctx.signal,
+        ...transferPolicy(path, ctx),
         onProgress: ctx.onProgress ? (p) => ctx.onProgress!(path, b.uri, p) : undefined,
       });
       result.bundles.push(b.sha256);
@@ -381,6 +392,7 @@ async function applyLfs(dir: string, path: string, index: RepoIndex, ctx: SyncCo
     redirects: treeRedirects(ctx, path),
     retries: ctx.retries,
     signal: ctx.signal,
+    ...transferPolicy(path, ctx),
     onProgress: ctx.onProgress ? (file, p) => ctx.onProgress!(path, file, p) : undefined,
   });
   result.lfs = { listed: got.listed, downloaded: got.downloaded };
