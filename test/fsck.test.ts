@@ -118,6 +118,8 @@ test('when the origin is down the corrupt repository is put back as it was, repo
   await corruptPacks(replica);
   const before = await Promise.all((await packsOf(replica)).map((p) => readFile(p)));
   await origin.server.close();
+  // not the default five minutes of waiting for the origin to come back
+  await writeFile(config, (await readFile(config, 'utf8')).replace('[pull]\n', '[pull]\nretry_for = 2s\n'));
 
   const r = await runCli(['fsck', '-c', config]);
   t.is(r.code, 1, r.stderr);
