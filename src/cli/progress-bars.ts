@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { printable } from '../format/untrusted.js';
 import { createProgressReporter, type DownloadProgress, type FileProgress, type ProgressReporter, type ReporterOptions } from '../transfer/progress.js';
 
 /** One bar (or log line series) per file, started on its first progress event and finished once. */
@@ -43,6 +44,10 @@ export function progressLines(log: (line: string) => void): (repo: string, file:
  * the repository it lives in: `/pub/forks/b.git 1f3a9c2e07bd (from /pub/linux.git)`.
  */
 export function fileLabel(repo: string, file: string): string {
+  return printable(rawLabel(repo, file));
+}
+
+function rawLabel(repo: string, file: string): string {
   const name = posix.basename(file).replace(/\.bundle$/, '').slice(0, 12);
   if (!file.includes('/')) return `${repo} ${name}`;
   const home = posix.dirname(posix.join(repo, file));

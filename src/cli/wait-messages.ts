@@ -6,6 +6,7 @@
  */
 import { BundlemirrorError } from '../errors.js';
 import { formatDuration, parseDuration } from '../format/duration.js';
+import { printable } from '../format/untrusted.js';
 import { describeCause } from '../transfer/http.js';
 import type { RetryWait } from '../transfer/retry-policy.js';
 
@@ -21,10 +22,10 @@ export function waitMessages(print: (line: string) => void, now: () => number = 
     last.set(key, { at: t, cause: w.cause });
     const where = repo ? `${repo}: ` : '';
     const file = w.url.replace(/^.*\//, '');
-    print(
+    print(printable(
       `${where}waiting for ${file}: ${describeCause(w.cause)}; trying again in ${formatDuration(w.delayMs / 1000)}, ` +
         `giving up in ${formatDuration(Math.max(0, w.giveUpAt - t) / 1000)} (attempt ${w.attempt}: ${w.message})`,
-    );
+    ));
   };
 }
 
