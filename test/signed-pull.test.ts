@@ -5,6 +5,11 @@ import { loadPullConfig } from '../src/replica/config/config.js';
 import { replicaStatus } from '../src/replica/status.js';
 import { fingerprintOf, pull, startOrigin, type Origin } from './support/mirror.js';
 import { makeSigningKey, type SigningKey } from './support/keys.js';
+import { tempDir } from './support/repos.js';
+import { signBytes } from '../src/sign/ssh-keygen.js';
+import { verifyFetched } from '../src/replica/trusted-documents.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 const REPOS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
 
@@ -132,4 +137,49 @@ test('status reports the accepted signed manifest and warns once it is older tha
   const later = await replicaStatus(config, { sizes: false, now: () => new Date(Date.now() + 3 * 86_400_000) });
   t.true(later.manifest.signed?.stale);
   t.true(later.manifest.signed!.ageSeconds >= 3 * 86_400 - 60);
+});
+
+test('an older signed index.json replayed for one repository is refused with E_ROLLBACK; that repository keeps its refs', async (t) => {
+  const { origin, key } = await signedOrigin(t);
+  const r = await replica(origin, 'replica', key.allowedSigners);
+  t.is((await pull(r.config)).code, 0);
+  const held = await fingerprints(r.toplevel);
+  const dir = join(origin.out, 'pub/sub/beta.git');
+  const oldIndex = await readFile(join(dir, 'index.json'));
+  const oldSignature = await readFile(join(dir, 'index.json.sig'));
+  await origin.repos['/pub/sub/beta.git']!.wt.commit('newer');
+  await origin.repos['/pub/sub/beta.git']!.wt.push('main');
+  await origin.publish('--sign-key', key.key);
+  // the host serves the new signed manifest, but yesterday's signed index for beta
+  await writeFile(join(dir, 'index.json.sig'), oldSignature);
+  await writeFile(join(dir, 'index.json'), oldIndex);
+  const res = await pull(r.config);
+  t.is(res.code, 1);
+  t.regex(res.stderr, /\/pub\/sub\/beta\.git: .*\[E_ROLLBACK\]/);
+  t.is((await fingerprints(r.toplevel))['/pub/sub/beta.git'], held['/pub/sub/beta.git']);
+});
+
+test('a signature newer than its file (a publish between the two requests) is fetched again once and then accepted', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const key = await makeSigningKey(dir, 'origin');
+  const older = Buffer.from('{"generation": 1}\n');
+  const newer = Buffer.from('{"generation": 2}\n');
+  const signature = await signBytes(key.key, newer);
+  let documentRequests = 0;
+  const server = createServer((req, res) => {
+    if (req.url === '/doc.json.sig') return void res.end(signature);
+    documentRequests += 1;
+    res.end(documentRequests === 1 ? older : newer);
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  t.teardown(() => new Promise<void>((done) => server.close(() => done())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/doc.json`;
+  const first = Buffer.from(await (await fetch(url)).arrayBuffer());
+  t.true(first.equals(older));
+  const verified = await verifyFetched(url, first, { allowedSigners: key.allowedSigners, what: 'index.json', maxBytes: 1 << 20 });
+  t.true(verified.refetched);
+  t.true(verified.body.equals(newer));
+  t.is(verified.principal, 'origin@example.org');
+  t.is(documentRequests, 2);
 });

@@ -4,7 +4,7 @@
  * as `ssh-keygen -Y sign` names them. Bundles need none: the signed
  * index.json names each by sha256 and size; bundle-lists are derived.
  */
-export const SIGNATURE_SUFFIX = '.sig';
+const SIGNATURE_SUFFIX = '.sig';
 
 export function signatureOf(fileOrUrl: string): string {
   return fileOrUrl + SIGNATURE_SUFFIX;
