@@ -106,7 +106,9 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
       opts.onStderr?.(c);
     });
     child.on('error', (e) => {
-      // spawn's own abort handling kills git and reports an AbortError: the caller's reason is what happened
+      // spawn's own abort handling kills git and reports an AbortError: the caller's reason is what happened,
+      // reported on 'close' once git (and what it started) is gone, so the caller may remove what git was writing
+      if (opts.signal?.aborted && child.pid !== undefined) return;
       if (opts.signal?.aborted) reject(opts.signal.reason);
       else reject(new BundlemirrorError('E_GIT', `could not run git ${args[0] ?? ''}: ${e.message}`, { repo: opts.repo, cause: e }));
     });
