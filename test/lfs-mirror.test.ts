@@ -105,6 +105,7 @@ test('status counts LFS objects; fsck finds a corrupt one and downloads it again
   const status = JSON.parse((await runCli(['status', '-c', config, '--json'])).stdout) as { lfs: { objects: number; bytes: number }; repos: { path: string; lfsObjects: number }[] };
   t.deepEqual(status.lfs, { objects: 2, bytes: 300_000 });
   t.is(status.repos.find((r) => r.path === REPO)?.lfsObjects, 2);
+  t.regex((await runCli(['status', '-c', config, '--metrics'])).stdout, /^bundlemirror_replica_lfs_objects 2$/m);
 
   const repo = join(toplevel, 'pub/assets.git');
   const body = [...files.values()][0]!;

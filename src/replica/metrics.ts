@@ -21,6 +21,10 @@ export function statusMetricFamilies(status: ReplicaStatus, opts: MetricsOptions
   if (status.sizeBytes !== null) {
     gauge('bundlemirror_replica_objects_bytes', 'Bytes under objects/ of every repository and shared object store.', [{ value: status.sizeBytes }]);
   }
+  if (status.lfs) {
+    gauge('bundlemirror_replica_lfs_objects', 'Git LFS objects in the lfs/objects/ store of every repository.', [{ value: status.lfs.objects }]);
+    gauge('bundlemirror_replica_lfs_bytes', 'Bytes of those Git LFS objects.', [{ value: status.lfs.bytes }]);
+  }
   gauge('bundlemirror_replica_lock_held', 'Whether a pull (or a repairing fsck) holds the toplevel lock.', [{ value: status.lock.held ? 1 : 0 }]);
   const saved = seconds(status.manifest.savedAt);
   if (saved !== null) gauge('bundlemirror_replica_remote_manifest_saved_timestamp_seconds', 'When pull last saved a changed remote manifest.', [{ value: saved }]);
