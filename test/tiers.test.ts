@@ -5,6 +5,10 @@ import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { fingerprintOf, pull, startOrigin, type Origin } from './support/mirror.js';
 import { makeSigningKey } from './support/keys.js';
+import { commitLfsFile, hasGitLfs, lfsUrl, lfsWorkTree, startLfsOrigin, WRITERS } from './support/lfs.js';
+import { runCli } from './support/cli.js';
+import { lfsObjectPath } from '../src/lfs/oid.js';
+import { createHash } from 'node:crypto';
 
 const REPOS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
 
@@ -172,4 +176,28 @@ test('a tier that mirrors a part serves a manifest of that part, unsigned, with 
   t.is(r.code, 0, r.stderr);
   const two = ['/pub/alpha.git', '/pub/forks/alpha-fork.git'];
   t.deepEqual(await fingerprints(plain.toplevel, two), await fingerprints(origin.toplevel, two));
+});
+
+test('LFS objects the origin publishes are in the tier copy too, linked from the tier\'s own store rather than downloaded twice', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const wt = await lfsWorkTree(o.client, o.dir, o.bare, lfsUrl(o.server, '/pub/assets.git', { name: 'alice', token: WRITERS.alice }));
+  const body = await commitLfsFile(o.client, wt, 'asset.bin', 200_000);
+  const pushed = await o.client.run(['push', '--quiet', 'origin', 'main'], { cwd: wt });
+  t.is(pushed.code, 0, pushed.stderr);
+  const key = await makeSigningKey(o.dir, 'origin');
+  const published = await runCli(['publish', '--toplevel', o.toplevel, '--out', o.out, '--sign-key', key.key]);
+  t.is(published.code, 0, published.stderr);
+
+  const tier1 = await tierConfig(o.dir, 'tier1', o.server.url, { allowedSigners: key.allowedSigners, out: true });
+  const r = await pull(tier1.config);
+  t.is(r.code, 0, r.stderr);
+  const originFiles = await publishedFiles(o.out);
+  const copied = await publishedFiles(tier1.out);
+  t.deepEqual([...copied.keys()].sort(), [...originFiles.keys()].sort());
+  for (const [name, bytes] of originFiles) t.true(bytes.equals(copied.get(name)!), `${name} is byte-identical`);
+  const oid = createHash('sha256').update(body).digest('hex');
+  const inCopy = await stat(lfsObjectPath(join(tier1.out, 'pub/assets.git'), oid));
+  const inStore = await stat(lfsObjectPath(join(tier1.toplevel, 'pub/assets.git'), oid));
+  t.is(inCopy.ino, inStore.ino, 'one file for the replica and its copy');
 });

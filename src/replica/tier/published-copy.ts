@@ -5,12 +5,12 @@
  * and every file still verifies against the origin's hashes and key.
  *
  * Per repository: every bundle the index names (the whole current chain and
- * the superseded one, even when this replica needed only an incremental),
- * then index.json.sig, index.json and bundle-list, each by atomic rename;
+ * the superseded one, even when this replica needed only an incremental)
+ * and every LFS object it lists, then index.json.sig, index.json and bundle-list, each by atomic rename;
  * the manifest and its signature last, once every repository is copied.
- * Bundles come through src/transfer (resumable, verified); those this
- * replica's own sync just downloaded are hard-linked from its cache instead
- * of fetched twice.
+ * Bundles and LFS objects come through src/transfer (resumable, verified);
+ * those this replica's own sync just downloaded (its bundle cache, its
+ * repositories' LFS stores) are hard-linked instead of fetched twice.
  *
  * What is byte-identical to the origin: bundles, index.json and its
  * signature always; the manifest and its signature when this replica
@@ -35,6 +35,7 @@ import { signatureMatches } from '../../sign/ssh-keygen.js';
 import { fetchDocument } from '../../transfer/document.js';
 import { downloadFile } from '../../transfer/download.js';
 import { bundleCacheDir, partialDir } from '../paths.js';
+import { lfsObjectPath, lfsObjectRelPath } from '../../lfs/oid.js';
 import { treeRedirects, type SyncContext } from '../sync/sync-repo.js';
 import { bundleUrl, diskPathOf, indexUrl, MANIFEST_FILE } from '../../manifest/tree.js';
 import { readDocument, readSignature, verifyFetched } from '../trusted-documents.js';
@@ -144,6 +145,35 @@ async function copyRepo(path: string, opts: TierCopyOptions, placed: Set<string>
     result.bytesDownloaded += got.bytesDownloaded;
     await placeFile(cached, dest);
     placed.add(cached);
+    result.changed = true;
+  }
+
+  // 1b. LFS objects published beside the index: from this replica's own store when it has them (a link), else downloaded
+  for (const o of index.lfs?.objects ?? []) {
+    const rel = lfsObjectRelPath(o.oid);
+    const dest = diskPathOf(opts.out, path, ...rel.split('/'));
+    const st = await stat(dest).catch(() => null);
+    if (st?.isFile() && st.size === o.size) continue;
+    const own = lfsObjectPath(diskPathOf(ctx.toplevel, path), o.oid);
+    if ((await stat(own).catch(() => null))?.size === o.size) {
+      await placeFile(own, dest);
+      result.reused += 1;
+    } else {
+      const cached = join(bundleCacheDir(ctx.toplevel), `${o.oid}.lfs`);
+      const got = await downloadFile({
+        url: new URL(rel, base).toString(),
+        redirects: treeRedirects(ctx, path),
+        dest: cached,
+        expectedSize: o.size,
+        sha256: o.oid,
+        partialDir: partialDir(ctx.toplevel),
+        retries: ctx.retries,
+        signal: ctx.signal,
+      });
+      result.bytesDownloaded += got.bytesDownloaded;
+      await placeFile(cached, dest);
+      placed.add(cached);
+    }
     result.changed = true;
   }
 
