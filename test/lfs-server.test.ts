@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
 import { startServer } from '../src/server/server.js';
 import { request } from './support/http.js';
+import { BIN } from './support/cli.js';
 import { lfsObjectPath } from '../src/lfs/oid.js';
 import { commitLfsFile, hasGitLfs, lfsUrl, lfsWorkTree, startLfsOrigin, WRITERS } from './support/lfs.js';
 
@@ -211,4 +212,37 @@ test('git-lfs follows a replica serve\'s 307: uploads and locks made through the
   const locked = await o.client.run(['lfs', 'lock', 'via-replica.bin'], { cwd: wt, okCodes: [2] });
   t.is(locked.code, 0, locked.stderr);
   t.regex(await readFile(join(o.bare, 'lfs/locks.json'), 'utf8'), /via-replica\.bin/);
+});
+
+test('serve --lfs-writers re-reads the writers file on SIGHUP; a broken file keeps the previous writers', async (t) => {
+  const o = await startLfsOrigin(t);
+  const child = spawn(process.execPath, [BIN, 'serve', '--bundles', o.out, '--toplevel', o.toplevel, '--port', '0', '--lfs-writers', o.writersFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const waitFor = async (re: RegExp) => {
+    for (let i = 0; i < 300 && !re.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+    return re.exec(stderr);
+  };
+  const url = (await waitFor(/serving .* at (http:\/\/127\.0\.0\.1:\d+)\//))![1]!;
+  const batch = (who: string, token: string) =>
+    request(url, '/git/pub/assets.git/info/lfs/objects/batch', {
+      method: 'POST',
+      headers: { ...LFS_JSON, Authorization: basic(who, token) },
+      body: JSON.stringify({ operation: 'upload', objects: [{ oid: 'a'.repeat(64), size: 1 }] }),
+    });
+  t.is((await batch('carol', 'carol-token-000111')).status, 401);
+
+  await writeFile(o.writersFile, `alice ${WRITERS.alice}\ncarol carol-token-000111\n`);
+  child.kill('SIGHUP');
+  await waitFor(/SIGHUP: 2 LFS writer/);
+  t.is((await batch('carol', 'carol-token-000111')).status, 200);
+  t.is((await batch('bob', WRITERS.bob)).status, 401, 'bob was removed');
+
+  await writeFile(o.writersFile, 'carol\n');
+  child.kill('SIGHUP');
+  await waitFor(/SIGHUP: kept the previous LFS writers/);
+  t.is((await batch('carol', 'carol-token-000111')).status, 200);
 });
