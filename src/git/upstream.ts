@@ -50,7 +50,8 @@ function restrictions(opts: UpstreamGitOptions): { config: string[]; env: Record
     'transfer.unpackLimit=1',
     'fetch.recurseSubmodules=false',
   ];
-  if (opts.pin && opts.scheme !== 'git') {
+  // an address literal needs no pinning (and curl's resolve list has no room for its colons)
+  if (opts.pin && opts.scheme !== 'git' && !opts.pin.host.includes(':')) {
     const addrs = opts.pin.addresses.map((a) => (a.includes(':') ? `[${a}]` : a)).join(',');
     c.push(`http.curloptResolve=${opts.pin.host}:${opts.pin.port}:${addrs}`);
   }

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { BundlemirrorError, type ErrorCode } from '../errors.js';
+import { printable } from '../format/untrusted.js';
 import { repoPathProblem } from '../git/refname.js';
 import { sleep } from '../transfer/backoff.js';
 import { requestJson } from '../transfer/json-api.js';
@@ -43,10 +44,6 @@ export interface AskOptions {
   maxPollMs?: number;
 }
 
-/** Strips terminal control characters from text a server sent, before it reaches a terminal. */
-export function printable(s: string): string {
-  return s.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '?');
-}
 
 const KNOWN_CODES = new Set<string>([
   'E_URL_INVALID', 'E_URL_SCHEME', 'E_URL_USERINFO', 'E_URL_NOT_ALLOWED', 'E_URL_ADDRESS', 'E_URL_REDIRECT', 'E_REPO_TOO_LARGE', 'E_UPSTREAM', 'E_BUSY', 'E_USAGE', 'E_NOT_FOUND',

@@ -13,6 +13,7 @@ import { mkdir, readFile, realpath, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BundlemirrorError, isBundlemirrorError } from '../errors.js';
 import { exists as pathExists } from '../fs/atomic.js';
+import { printable } from '../format/untrusted.js';
 import { cloneUpstream, fetchUpstream, type UpstreamProgress } from '../git/upstream.js';
 import { currentBundles, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
 import { publish, unpublish } from '../origin/publish.js';
@@ -286,7 +287,7 @@ export class OnDemandService {
       job.failedAt = this.now();
       job.progress = null;
       this.set(job, 'failed');
-      this.log(`on-demand ${job.path}: failed: ${job.error.message} [${job.error.code}]`);
+      this.log(printable(`on-demand ${job.path}: failed: ${job.error.message} [${job.error.code}]`));
       if (job.error.code === 'E_REPO_TOO_LARGE') await this.evict(job.path).catch(() => undefined);
     } finally {
       release();
