@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { readManifestFile } from '../src/manifest/manifest.js';
 import { loadPullConfig, parsePullConfig, type PullConfig } from '../src/replica/config/config.js';
 import { startDaemon, type Daemon } from '../src/replica/daemon/daemon.js';
-import { acquireToplevelLock } from '../src/lock/pull-lock.js';
+import { acquireToplevelLock } from '../src/replica/toplevel-lock.js';
 import { memoryLog } from '../src/replica/log.js';
 import type { PullOptions, PullReport } from '../src/replica/pull.js';
 import { runCli } from './support/cli.js';
@@ -155,7 +155,7 @@ test('a one-off pull holding the toplevel makes the daemon retry 15 s later inst
   const daemon = await startDaemon({ config, log, scheduler: clock, listen: false });
   t.teardown(() => daemon.stop());
   await eventually(async () => (log.lines.some((l) => /trying again in 15 s/.test(l)) ? true : undefined), { timeoutMs: 10_000 });
-  t.regex(log.lines.join('\n'), /refresh run: .*another bundlemirror pull is running/);
+  t.regex(log.lines.join('\n'), new RegExp(`refresh run: .*pid ${process.pid}\\b`), 'the holder is named');
   await release();
   await clock.advance(15_000);
   await eventually(async () => (daemon.metrics.runCount('refresh') === 2 ? true : undefined), { timeoutMs: 10_000 });

@@ -9,7 +9,8 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isBundlemirrorError } from '../src/errors.js';
-import { acquireToplevelLock, readPullLockOwner } from '../src/lock/pull-lock.js';
+import { check } from '../src/lock/lock.js';
+import { acquireToplevelLock, checkToplevelLock } from '../src/replica/toplevel-lock.js';
 import { observeRepo, openState, type StateStore } from '../src/replica/state.js';
 import { makeRepo, showRefOf, tempDir } from './support/repos.js';
 
@@ -197,6 +198,32 @@ test('two processes writing the same state file lose none of each other\'s updat
   for (const tag of ['a', 'b', 'parent']) t.truthy(all[`/${tag}/39.git`], tag);
 });
 
+test('a writer of state.json killed with -9 inside its read-modify-write does not hold up the next write until the lock goes stale', async (t) => {
+  const { toplevel, store } = await freshStore(t);
+  await store.recordSuccess('/a.git', { fingerprint: fp(1) });
+  // a pull killed while writing its state: the lock is held, its holder never comes back
+  const writer = child(`
+    const { openState } = await import(${JSON.stringify(join(ROOT, 'src/replica/state.ts'))});
+    const store = await openState(${JSON.stringify(toplevel)});
+    await store.update('/b.git', () => {
+      console.log('inside');
+      for (;;);
+    });
+  `);
+  t.teardown(() => {
+    writer.kill('SIGKILL');
+  });
+  await waitForLine(writer, 'inside', 60_000);
+  t.like(await check(store.file), { held: true, owner: { pid: writer.pid } }, 'the lock names its holder');
+  writer.kill('SIGKILL');
+  await exited(writer);
+  // the state lock goes stale after 10 s; waiting less than that shows the dead holder's lock was taken over by its pid
+  const next = await openState(toplevel, { lockWaitMs: 8000 });
+  await next.recordSuccess('/c.git', { fingerprint: fp(3) });
+  t.deepEqual(Object.keys(await next.all()).sort(), ['/a.git', '/c.git'], 'the killed write left nothing, the next one is whole');
+  t.deepEqual(await check(store.file), { held: false, owner: null });
+});
+
 test('openState refuses a toplevel that does not exist', async (t) => {
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
@@ -228,7 +255,7 @@ test('a second pull on the same toplevel in one process fails at once with E_LOC
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
   const release = await acquireToplevelLock(dir);
-  t.like(await readPullLockOwner(dir), { pid: process.pid });
+  t.like(await checkToplevelLock(dir), { held: true, owner: { pid: process.pid } });
   const started = Date.now();
   const err = await t.throwsAsync(acquireToplevelLock(dir));
   t.true(Date.now() - started < 2000, 'no waiting');
@@ -236,14 +263,14 @@ test('a second pull on the same toplevel in one process fails at once with E_LOC
   if (isBundlemirrorError(err)) {
     t.is(err.code, 'E_LOCKED');
     t.is(err.exitStatus, 2);
-    t.true(err.message.includes(`another bundlemirror pull is running on ${dir} (pid ${process.pid}`), err.message);
+    t.true(err.message.includes(`pid ${process.pid}`), `the message names the holder: ${err.message}`);
     t.truthy(err.hint);
   }
   await release();
   await release(); // idempotent
   const again = await acquireToplevelLock(dir);
   await again();
-  t.is(await readPullLockOwner(dir), null);
+  t.deepEqual(await checkToplevelLock(dir), { held: false, owner: null });
 });
 
 test('the pull lock does not create a missing toplevel', async (t) => {
@@ -258,7 +285,7 @@ test('a pull lock held by another process blocks; after that process is killed -
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
   const holder = child(`
-    const { acquireToplevelLock } = await import(${JSON.stringify(join(ROOT, 'src/lock/pull-lock.ts'))});
+    const { acquireToplevelLock } = await import(${JSON.stringify(join(ROOT, 'src/replica/toplevel-lock.ts'))});
     await acquireToplevelLock(${JSON.stringify(dir)}, { staleMs: 2000 });
     console.log('locked');
     setInterval(() => {}, 1000);
@@ -284,6 +311,6 @@ test('a pull lock held by another process blocks; after that process is killed -
     }
   }
   t.truthy(release, 'the stale lock was taken over');
-  t.like(await readPullLockOwner(dir), { pid: process.pid });
+  t.like(await checkToplevelLock(dir), { owner: { pid: process.pid } });
   await release?.();
 });

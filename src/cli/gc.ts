@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BundlemirrorError } from '../errors.js';
-import { acquireLock } from '../lock/lockfile.js';
+import { acquireLock } from '../lock/lock.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { collectGarbage } from '../manifest/gc.js';
 
@@ -16,7 +16,7 @@ export function registerGc(program: Command): void {
       const days = Number(flags.graceDays);
       if (!Number.isFinite(days) || days < 0) throw new BundlemirrorError('E_USAGE', `--grace-days takes a non-negative number, not ${JSON.stringify(flags.graceDays)}`);
       const out = resolve(flags.out);
-      const release = await acquireLock(join(out, '.publish'), { what: `publish or gc of ${out}`, waitMs: 5 * 60_000 });
+      const release = await acquireLock({ path: join(out, '.publish'), what: `publish or gc of ${out}`, wait: 5 * 60_000 });
       try {
         const r = await collectGarbage(out, { graceMs: days * 86_400_000, dryRun: flags.dryRun });
         for (const f of r.deleted) process.stdout.write(`${flags.dryRun ? 'would delete' : 'deleted'} ${f}\n`);

@@ -22,7 +22,7 @@ import { readManifestIfAny, writeManifestFile, type Manifest } from '../manifest
 import { startServer } from '../server/server.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from '../replica/config/config.js';
-import { acquireToplevelLock } from '../lock/pull-lock.js';
+import { acquireToplevelLock } from '../replica/toplevel-lock.js';
 import { guardReplica } from '../replica/own-paths.js';
 import type { PullLog } from '../replica/log.js';
 import { stateDir } from '../replica/paths.js';

@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { acquireLock } from '../lock/lockfile.js';
+import { acquireLock } from '../lock/lock.js';
 
 export interface LfsLock {
   id: string;
@@ -54,7 +54,7 @@ const queues = new Map<string, Promise<unknown>>();
 async function exclusive<T>(file: string, fn: () => Promise<T>): Promise<T> {
   const before = queues.get(file) ?? Promise.resolve();
   const mine = before.catch(() => undefined).then(async () => {
-    const release = await acquireLock(file, { what: `LFS lock update of ${file}`, waitMs: 10_000, staleMs: 10_000 });
+    const release = await acquireLock({ path: file, what: `LFS lock update of ${file}`, wait: 10_000, staleMs: 10_000 });
     try {
       return await fn();
     } finally {

@@ -11,7 +11,7 @@ import { repoPathProblem } from '../git/refname.js';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
 import { writeFileAtomic, removeStaleTemps } from '../fs/atomic.js';
-import { acquireLock } from '../lock/lockfile.js';
+import { acquireLock } from '../lock/lock.js';
 import { existingObjects, fingerprint, fingerprintOf, formatShowRef, rootCommits, type Ref } from '../git/repo.js';
 import { readManifestIfAny, serializeManifest, type Manifest, type ManifestEntry } from '../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, INDEX_VERSION, parseRepoIndex, serializeRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
@@ -84,9 +84,10 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   const found = opts.only ? null : await scanToplevel(toplevel, opts.ignore);
   // an unusable key stops the publish before anything is written
   const signer = opts.signKey ? await signerFor(opts.signKey) : null;
-  const release = await acquireLock(join(opts.out, '.publish'), {
+  const release = await acquireLock({
+    path: join(opts.out, '.publish'),
     what: `publish into ${opts.out}`,
-    waitMs: opts.lockWaitMs ?? 5 * 60_000,
+    wait: opts.lockWaitMs ?? 5 * 60_000,
     onWait: () => log(`waiting for another publish into ${opts.out} to finish`),
   });
   try {
@@ -416,7 +417,7 @@ async function writeManifestIfChanged(file: string, manifest: Manifest, signer: 
  * that are about to disappear, then the repository's directory.
  */
 export async function unpublish(out: string, paths: string[], opts: { lockWaitMs?: number } = {}): Promise<void> {
-  const release = await acquireLock(join(out, '.publish'), { what: `publish into ${out}`, waitMs: opts.lockWaitMs ?? 5 * 60_000 });
+  const release = await acquireLock({ path: join(out, '.publish'), what: `publish into ${out}`, wait: opts.lockWaitMs ?? 5 * 60_000 });
   try {
     const next = { ...(await readManifestIfAny(join(out, MANIFEST_FILE))) };
     for (const p of paths) delete next[p];

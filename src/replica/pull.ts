@@ -20,7 +20,7 @@ import { checkToplevel, type PullConfig } from './config/config.js';
 import { planSync, type SyncAction, type SyncPlan } from './plan/planner.js';
 import { openState, type StateStore } from './state.js';
 import type { ManifestValidators } from './state-file.js';
-import { acquireToplevelLock } from '../lock/pull-lock.js';
+import { acquireToplevelLock } from './toplevel-lock.js';
 import { runPostCloneCompleteHooks, runPostUpdateHooks, runPostWorkCompleteHooks } from './hooks.js';
 import { writeProjectsList } from './projects-list.js';
 import { applyMetadata, wantedMetadata } from './sync/metadata.js';

@@ -14,7 +14,7 @@
  *   from the repository itself.
  * - Several processes may share it (`pull`, `status`, a second toplevel
  *   tool): every change is a read-modify-write under a file lock
- *   (proper-lockfile on `state.json.lock`), so nobody loses another's update.
+ *   (`state.json.lock`, src/lock/lock.ts), so nobody loses another's update.
  *   Changes made concurrently in one process are batched into one write.
  * - Writes are atomic and durable: temp file, fsync, rename, fsync of the
  *   directory (src/fs/atomic.ts). lowdb's own JSONFile (steno) renames
@@ -23,10 +23,10 @@
 import { readFile, stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
-import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { printable } from '../format/untrusted.js';
+import { acquireLock } from '../lock/lock.js';
 import { configGet, fingerprint as repoFingerprint, readHead } from '../git/repo.js';
 import { STATE_DIR } from './paths.js';
 import {
@@ -255,29 +255,12 @@ class LowStateStore implements StateStore {
   }
 
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const waitMs = this.opts.lockWaitMs ?? 20_000;
-    const retries = Math.max(1, Math.ceil(waitMs / 200));
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(this.file, {
-        realpath: false,
-        stale: 10_000,
-        retries: { retries, factor: 1.2, minTimeout: 20, maxTimeout: 200 },
-        onCompromised: (err: Error) => process.emitWarning(`state lock ${this.file}.lock compromised: ${err.message}`),
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
-        throw new BundlemirrorError('E_LOCKED', `state file ${this.file} stayed locked by another process for ${Math.round(waitMs / 1000)} s`, {
-          hint: `another bundlemirror process is writing it; if none is running, remove ${this.file}.lock`,
-          cause: err,
-        });
-      }
-      throw err;
-    }
+    // held for one read-modify-write; a writer killed meanwhile (a pull killed with -9) is recognised by its pid and its lock taken over
+    const release = await acquireLock({ path: this.file, what: `writer of ${this.file}`, wait: this.opts.lockWaitMs ?? 20_000, staleMs: 10_000 });
     try {
       return await fn();
     } finally {
-      await release().catch(() => {});
+      await release();
     }
   }
 }

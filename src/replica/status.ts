@@ -9,7 +9,6 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import pLimit from 'p-limit';
 import { isBareRepository } from '../git/discovery.js';
 import { listLfsObjects } from '../lfs/store.js';
@@ -20,8 +19,7 @@ import type { PullConfig } from './config/config.js';
 import { notSelected } from './plan/planner.js';
 import { openState } from './state.js';
 import type { RepoState } from './state-file.js';
-import { DEFAULT_LOCK_STALE_MS, readPullLockOwner } from '../lock/pull-lock.js';
-import { stateDir } from './paths.js';
+import { checkToplevelLock } from './toplevel-lock.js';
 import { fetchRemoteManifestNow, readKnownRemoteManifest, type KnownRemoteManifest } from './remote-manifest.js';
 import { readAcceptedManifest, type AcceptedManifest } from './trusted-documents.js';
 import { diskPathOf } from '../manifest/tree.js';
@@ -199,13 +197,7 @@ function classify(rec: RepoState | undefined, remote: string | null | undefined,
 }
 
 async function lockState(toplevel: string): Promise<ReplicaStatus['lock']> {
-  let held = false;
-  try {
-    held = await lockfile.check(join(stateDir(toplevel), 'pull'), { realpath: false, stale: DEFAULT_LOCK_STALE_MS });
-  } catch {
-    held = false;
-  }
-  const owner = held ? await readPullLockOwner(toplevel) : null;
+  const { held, owner } = await checkToplevelLock(toplevel);
   return { held, pid: owner?.pid ?? null, hostname: owner?.hostname ?? null, startedAt: owner?.startedAt ?? null };
 }
 

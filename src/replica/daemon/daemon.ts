@@ -20,7 +20,7 @@
 import { join } from 'node:path';
 import { BundlemirrorError, isBundlemirrorError } from '../../errors.js';
 import { repoPathProblem } from '../../git/refname.js';
-import { acquireLock, type Release } from '../../lock/lockfile.js';
+import { acquireLock, type Release } from '../../lock/lock.js';
 import { checkToplevel, type PullConfig } from '../config/config.js';
 import { scheduleOf } from './daemon-config.js';
 import { JobQueue, label, describeReport, type DaemonJob } from './job-queue.js';
@@ -118,7 +118,7 @@ class PullDaemon implements Daemon {
   async start(): Promise<void> {
     const toplevel = this.config.core.toplevel;
     await checkToplevel(this.config);
-    this.releaseLock = await acquireLock(join(stateDir(toplevel), 'daemon'), { what: `bundlemirror pull --daemon on ${toplevel}`, waitMs: 0 });
+    this.releaseLock = await acquireLock({ path: join(stateDir(toplevel), 'daemon'), what: `bundlemirror pull --daemon on ${toplevel}` });
     try {
       this.token = await this.readToken(this.config);
       if (this.opts.listen !== false) this.listeners = await startListeners(this.listenerOptions(this.config));

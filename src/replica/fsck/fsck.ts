@@ -28,10 +28,10 @@ import { configGetAll, fsckFull, repackAll } from '../../git/maintenance.js';
 import { isBareRepository } from '../../git/discovery.js';
 import type { Manifest, ManifestEntry } from '../../manifest/manifest.js';
 import { readAlternates } from '../../git/inspect.js';
-import { sleep } from '../../transfer/backoff.js';
 import type { DownloadProgress } from '../../transfer/download.js';
 import { checkToplevel, type PullConfig } from '../config/config.js';
-import { acquireToplevelLock, type ReleaseLock } from '../../lock/pull-lock.js';
+import { acquireToplevelLock } from '../toplevel-lock.js';
+import type { Release } from '../../lock/lock.js';
 import type { PullLog } from '../log.js';
 import { stateDir } from '../paths.js';
 import { guardReplica } from '../own-paths.js';
@@ -124,9 +124,13 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
   const brokenLfs = broken.filter((t) => t.kind === 'repository' && !inBrokenStore(t) && onlyLfsProblems(reportOf(t).problems));
   const repair = opts.repair !== false && broken.length > 0;
   if (repair || opts.repack) {
-    let release: ReleaseLock | null = null;
+    let release: Release | null = null;
     try {
-      release = await lockWithWait(toplevel, opts.lockWaitMs ?? 300_000, log, opts.signal);
+      release = await acquireToplevelLock(toplevel, {
+        wait: opts.lockWaitMs ?? 300_000,
+        signal: opts.signal,
+        onWait: (holder) => log.info(`waiting for the running pull (${holder}) to finish before ${repair ? 'repairing' : 'repacking'}`),
+      });
     } catch (err) {
       const e = isBundlemirrorError(err) ? err : new BundlemirrorError('E_LOCKED', (err as Error).message, { cause: err });
       errors.push(describe(e));
@@ -352,22 +356,6 @@ async function repackOne(t: Target, report: FsckRepoReport, opts: FsckOptions): 
     const e = forRepo(err, t.path);
     report.error = describe(e);
     opts.log.error(`${t.path}: repack failed: ${e.message}`);
-  }
-}
-
-/** The pull lock, waiting for a running pull to finish. */
-async function lockWithWait(toplevel: string, waitMs: number, log: PullLog, signal?: AbortSignal): Promise<ReleaseLock> {
-  const deadline = Date.now() + waitMs;
-  let said = false;
-  for (;;) {
-    try {
-      return await acquireToplevelLock(toplevel);
-    } catch (err) {
-      if (!(isBundlemirrorError(err) && err.code === 'E_LOCKED') || Date.now() >= deadline) throw err;
-      if (!said) log.info(`waiting for the running pull to finish before repairing (${err.message})`);
-      said = true;
-      await sleep(1000, signal);
-    }
   }
 }
 
