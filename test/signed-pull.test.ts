@@ -3,6 +3,8 @@ import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadPullConfig } from '../src/replica/config/config.js';
 import { replicaStatus } from '../src/replica/status.js';
+import { renderMetrics } from '../src/replica/metrics.js';
+import { renderStatusTable } from '../src/cli/status.js';
 import { fingerprintOf, pull, startOrigin, type Origin } from './support/mirror.js';
 import { makeSigningKey, type SigningKey } from './support/keys.js';
 import { tempDir } from './support/repos.js';
@@ -136,6 +138,9 @@ test('status reports the accepted signed manifest and warns once it is older tha
   t.false(fresh.manifest.signed?.stale);
   const later = await replicaStatus(config, { sizes: false, now: () => new Date(Date.now() + 3 * 86_400_000) });
   t.true(later.manifest.signed?.stale);
+  t.regex(renderMetrics(later), /^bundlemirror_replica_signed_manifest_stale 1$/m);
+  t.regex(renderStatusTable(later), /^WARNING: /m);
+  t.notRegex(renderStatusTable(fresh), /^WARNING: /m);
   t.true(later.manifest.signed!.ageSeconds >= 3 * 86_400 - 60);
 });
 

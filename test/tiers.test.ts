@@ -5,6 +5,8 @@ import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { fingerprintOf, pull, startOrigin, type Origin } from './support/mirror.js';
 import { makeSigningKey } from './support/keys.js';
+import { showRefOf } from './support/repos.js';
+import { gitText } from '../src/git/exec.js';
 import { commitLfsFile, hasGitLfs, lfsUrl, lfsWorkTree, startLfsOrigin, WRITERS } from './support/lfs.js';
 import { runCli } from './support/cli.js';
 import { lfsObjectPath } from '../src/lfs/oid.js';
@@ -95,6 +97,10 @@ test('origin -> tier 1 -> tier 2: tier 1 serves byte-identical files, downloaded
   const r2 = await pull(tier2.config);
   t.is(r2.code, 0, r2.stderr);
   t.deepEqual(await fingerprints(tier2.toplevel), await fingerprints(origin.toplevel));
+  // tier 1 serves its repositories over smart HTTP too, for git clients and the next tier's git fetch
+  const remote = await gitText(['ls-remote', `${server1.url}/git/pub/sub/beta.git`]);
+  const advertised = remote.split('\n').filter((l) => l.includes('\trefs/') && !l.endsWith('^{}')).map((l) => l.replace('\t', ' ') + '\n');
+  t.is(advertised.join(''), await showRefOf(join(origin.toplevel, 'pub/sub/beta.git')));
 });
 
 test('an update at the origin reaches tier 2 through tier 1, whose copy keeps the whole chain', async (t) => {

@@ -28,6 +28,12 @@ export function statusMetricFamilies(status: ReplicaStatus, opts: MetricsOptions
   gauge('bundlemirror_replica_lock_held', 'Whether a pull (or a repairing fsck) holds the toplevel lock.', [{ value: status.lock.held ? 1 : 0 }]);
   const saved = seconds(status.manifest.savedAt);
   if (saved !== null) gauge('bundlemirror_replica_remote_manifest_saved_timestamp_seconds', 'When pull last saved a changed remote manifest.', [{ value: saved }]);
+  const signed = status.manifest.signed;
+  if (signed) {
+    // alert on this one: a frozen origin or mirror still serves a tree that verifies
+    gauge('bundlemirror_replica_signed_manifest_published_timestamp_seconds', 'Publish time of the newest signed manifest accepted.', [{ value: Date.parse(signed.published) / 1000 }]);
+    gauge('bundlemirror_replica_signed_manifest_stale', 'Whether that manifest is older than [remote] manifest_max_age.', [{ value: signed.stale ? 1 : 0 }]);
+  }
 
   if (opts.perRepo !== false) {
     gauge('bundlemirror_replica_repository_state', 'Sync state of each repository (1 for its current state).', status.repos.map((r) => ({ labels: { repo: r.path, state: r.state }, value: 1 })));
