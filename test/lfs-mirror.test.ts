@@ -188,3 +188,18 @@ test('publish reports an LFS object the origin lacks by repository and oid, publ
   t.is(index.lfs?.objects.length, 2);
   t.is(index.lfs?.missing, undefined);
 });
+
+test('a fork without its own copy of the LFS objects publishes them from its parent\'s store', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const { files } = await pushAssets(o, [40_000]);
+  const fork = join(o.toplevel, 'pub/forks/assets-fork.git');
+  t.is((await o.client.run(['clone', '--bare', '--quiet', o.bare, fork])).code, 0);
+  const r = await runCli(['publish', '--toplevel', o.toplevel, '--out', o.out]);
+  t.is(r.code, 0, r.stderr);
+  t.notRegex(r.stdout + r.stderr, /missing/);
+  const index = parseRepoIndex(await readFile(join(o.out, 'pub/forks/assets-fork.git/index.json')), '/pub/forks/assets-fork.git');
+  t.deepEqual(index.lfs?.objects.map((x) => x.oid), [...files.values()].map(sha256));
+  const body = [...files.values()][0]!;
+  t.is((await stat(lfsObjectPath(join(o.out, 'pub/forks/assets-fork.git'), sha256(body)))).ino, (await stat(lfsObjectPath(o.bare, sha256(body)))).ino);
+});

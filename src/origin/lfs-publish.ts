@@ -8,7 +8,9 @@
  * pointers, and objects already published are not touched again. A pointer
  * whose object the origin does not have is recorded as missing (and looked
  * for again by every later publish) rather than failing the repository:
- * the git history is still worth mirroring.
+ * the git history is still worth mirroring. A fork often has no copy of
+ * the objects it shares with its parent: the stores of the repositories it
+ * borrows git objects from are looked in too.
  */
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,8 +46,18 @@ export function lfsNeedsLook(prev: RepoIndex): boolean {
   return !prev.lfs || (prev.lfs.missing?.length ?? 0) > 0;
 }
 
-export async function publishLfsObjects(repoDir: string, outDir: string, repoPath: string, refs: Ref[], prev: RepoIndex | null): Promise<LfsPublishResult> {
-  if (!(await hasLfsStore(repoDir))) return { lfs: prev?.lfs, added: [], missing: prev?.lfs?.missing ?? [] };
+export async function publishLfsObjects(
+  repoDir: string,
+  outDir: string,
+  repoPath: string,
+  refs: Ref[],
+  prev: RepoIndex | null,
+  otherStores: string[] = [],
+): Promise<LfsPublishResult> {
+  const stores = [repoDir, ...otherStores];
+  if (!(await hasLfsStore(repoDir)) && !(await Promise.all(otherStores.map(hasLfsStore))).some(Boolean)) {
+    return { lfs: prev?.lfs, added: [], missing: prev?.lfs?.missing ?? [] };
+  }
   const published = new Map((prev?.lfs?.objects ?? []).map((o) => [o.oid, o]));
   const tips = [...new Set(refs.map((r) => r.oid))];
   // with a previous LFS listing, only what the new history adds; else everything reachable
@@ -58,12 +70,18 @@ export async function publishLfsObjects(repoDir: string, outDir: string, repoPat
   const added: LfsObjectRef[] = [];
   const missing: LfsObjectRef[] = [];
   for (const want of [...wanted.values()].sort(byOid)) {
-    const size = await lfsObjectSize(repoDir, want.oid);
-    if (size !== want.size) {
+    let from: string | null = null;
+    for (const store of stores) {
+      if ((await lfsObjectSize(store, want.oid)) === want.size) {
+        from = store;
+        break;
+      }
+    }
+    if (from === null) {
       missing.push(want);
       continue;
     }
-    await linkOrCopy(lfsObjectPath(repoDir, want.oid), join(outDir, ...lfsObjectRelPath(want.oid).split('/')));
+    await linkOrCopy(lfsObjectPath(from, want.oid), join(outDir, ...lfsObjectRelPath(want.oid).split('/')));
     published.set(want.oid, want);
     added.push(want);
   }

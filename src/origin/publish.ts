@@ -306,7 +306,7 @@ async function publishRepo(
     // superseded bundles whose grace period ended leave the index even when nothing else changed
     const bundles = expireSuperseded(prev.bundles, ctx.now(), ctx.policy);
     // LFS objects first listed by this version, or missing last time, are looked for again
-    const lfs = lfsNeedsLook(prev) ? await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev) : null;
+    const lfs = lfsNeedsLook(prev) ? await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev, lfsStoresOf(f, parent, ctx)) : null;
     const lfsChanged = lfs !== null && JSON.stringify(lfs.lfs) !== JSON.stringify(prev.lfs);
     let index = prev;
     if (prev.head !== head || !prev.roots || bundles.length !== prev.bundles.length || lfsChanged) {
@@ -334,7 +334,7 @@ async function publishRepo(
     roots: f.roots,
   };
   // objects before the index that lists them, as bundles are
-  const lfs = await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev);
+  const lfs = await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev, lfsStoresOf(f, parent, ctx));
   if (lfs.lfs) index.lfs = lfs.lfs;
   await writeIndexAndList(outDir, index, ctx, repo.path);
   const [modified, owner] = await ctx.gitLimit(() => Promise.all([lastModified(repo.dir, repo.path), readOwner(repo.dir, repo.path)]));
@@ -344,6 +344,12 @@ async function publishRepo(
     lfs,
     index,
   };
+}
+
+/** Where else a fork's LFS objects may be: its forkgroup parent and the repositories it borrows objects from. */
+function lfsStoresOf(f: RepoFacts, parent: ForkParent | null, ctx: RepoContext): string[] {
+  const paths = [...(parent ? [parent.path] : []), ...f.alternates].filter((p) => p !== f.repo.path);
+  return [...new Set(paths)].map((p) => diskPathOf(ctx.toplevel, p));
 }
 
 async function writeIndexAndList(outDir: string, index: RepoIndex, ctx: RepoContext, path: string): Promise<void> {
