@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { renderMetrics } from '../src/replica/metrics.js';
 import type { ReplicaStatus } from '../src/replica/status.js';
-import { runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
+import { eventually } from './support/daemon.js';
+import { startFaultProxy } from './support/fault-proxy.js';
 import { makeRepo } from './support/repos.js';
-import { breakBeta, pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';
+import { breakBeta, pull, replicaFor, startOrigin, writeConfig, type Origin } from './support/mirror.js';
 
 async function statusJson(config: string, ...args: string[]): Promise<ReplicaStatus> {
   const r = await runCli(['status', '-c', config, '--json', ...args]);
@@ -145,6 +147,8 @@ test('metrics escape label values as the Prometheus text format requires', (t) =
     toplevel: '/srv',
     config: '',
     manifest: { source: 'cached', location: '/x', savedAt: '2026-11-22T09:00:00.000Z', repositories: 1, signed: null },
+    lastRun: null,
+    downloads: [],
     lock: { held: false, pid: null, hostname: null, startedAt: null },
     counts: { 'in-sync': 1, behind: 0, failing: 0, 'not-cloned': 0, 'not-in-manifest': 0, unknown: 0, total: 1 },
     sizeBytes: 10,
@@ -164,6 +168,8 @@ test('metrics escape label values as the Prometheus text format requires', (t) =
         lastSuccess: '2026-11-22T09:30:00.500Z',
         lastError: null,
         failures: 0,
+        lastAttempt: null,
+        downloading: [],
       },
     ],
   };
@@ -172,4 +178,49 @@ test('metrics escape label values as the Prometheus text format requires', (t) =
   t.regex(m, /^bundlemirror_replica_repository_last_success_timestamp_seconds\{repo="\/a\\"b\\\\c\.git"\} 1795339800\.5$/m);
   t.regex(m, /^bundlemirror_replica_remote_manifest_saved_timestamp_seconds 1795338000$/m);
   t.true(m.endsWith('\n'));
+});
+
+test('status tells a quiet origin from an unreachable one: the last run, how it ended and its error', async (t) => {
+  const origin = await startOrigin(t);
+  const { config } = await replicaFor(origin, 'replica', 'retry_for = 1s\n');
+  t.is((await pull(config)).code, 0);
+  t.is((await statusJson(config)).lastRun?.result, 'ok');
+  t.is((await pull(config)).code, 0);
+  const quiet = await statusJson(config);
+  t.is(quiet.lastRun?.result, 'unchanged');
+  t.is(quiet.lastRun?.error, null);
+  t.regex((await runCli(['status', '-c', config])).stdout, /last pull .*unchanged/);
+
+  await origin.server.close({ graceMs: 0 });
+  t.is((await pull(config)).code, 1);
+  const down = await statusJson(config);
+  t.is(down.lastRun?.result, 'error');
+  t.is(down.lastRun?.error?.code, 'E_HTTP');
+  t.is(down.counts['in-sync'], 3, 'the repositories keep their state');
+  for (const r of down.repos) t.is(r.lastAttempt?.result, 'ok');
+  t.regex((await runCli(['status', '-c', config])).stdout, /last pull .*FAILED E_HTTP/);
+});
+
+test('while a pull downloads, status shows each file with its progress (from the file the pull updates; no lock needed)', async (t) => {
+  const origin = await startOrigin(t, { bigBytes: 500_000 });
+  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: origin.server.port }, bytesPerSecond: 300_000 });
+  t.teardown(() => proxy.close());
+  const toplevel = join(origin.dir, 'slow');
+  const config = await writeConfig(origin.dir, { toplevel, manifest: proxy.url('/manifest.js.gz'), site: `${origin.server.url}/git`, name: 'slow.conf' });
+  const run = startCli(t, ['pull', '-c', config, '--no-progress']);
+  const seen = await eventually(
+    async () => {
+      const s = await statusJson(config, '--no-size');
+      const d = s.downloads.find((x) => x.repo === '/pub/alpha.git' && x.received > 0);
+      return d ? s : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+  t.true(seen.lock.held);
+  const alpha = seen.repos.find((r) => r.path === '/pub/alpha.git');
+  t.true((alpha?.downloading.length ?? 0) > 0);
+  t.true(alpha!.downloading[0]!.received < alpha!.downloading[0]!.total);
+  t.is((await run.done).code, 0);
+  const after = await statusJson(config, '--no-size');
+  t.deepEqual(after.downloads, [], 'nothing listed once the pull is done');
 });

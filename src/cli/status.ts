@@ -40,7 +40,7 @@ export function renderStatusTable(s: ReplicaStatus): string {
       ? 'no remote manifest known yet (run pull, or status --fetch)'
       : `remote manifest ${s.manifest.source === 'fetched' ? 'fetched now' : `saved ${shortTime(s.manifest.savedAt)}`} (${s.manifest.repositories} selected)`;
   const lock = s.lock.held ? `pull running (pid ${s.lock.pid ?? '?'}${s.lock.startedAt ? `, since ${shortTime(s.lock.startedAt)}` : ''})` : 'no pull running';
-  lines.push(`${s.toplevel}: ${manifest}; ${lock}`);
+  lines.push(`${s.toplevel}: ${manifest}; ${lock}${s.lastRun ? `; ${describeLastRun(s.lastRun)}` : ''}`);
   const signed = s.manifest.signed;
   if (signed) {
     const age = `published ${shortTime(signed.published)} (${formatAge(signed.ageSeconds)} ago), signed by ${signed.principal}`;
@@ -60,7 +60,29 @@ export function renderStatusTable(s: ReplicaStatus): string {
   return lines.join('\n') + '\n';
 }
 
+function describeLastRun(r: NonNullable<ReplicaStatus['lastRun']>): string {
+  const when = `last pull ${shortTime(r.finishedAt)}`;
+  switch (r.result) {
+    case 'unchanged':
+      return `${when}: the manifest was unchanged (the origin is quiet)`;
+    case 'ok':
+      return `${when}: ok, ${formatBytes(r.bytesDownloaded)} downloaded`;
+    case 'interrupted':
+      return `${when}: interrupted (the next pull resumes)`;
+    case 'failed':
+      return `${when}: ${r.failedRepositories} repositor${r.failedRepositories === 1 ? 'y' : 'ies'} failed${r.error ? ` (first: ${r.error.code})` : ''}`;
+    case 'error':
+      return `${when}: FAILED ${r.error ? `${r.error.code}: ${r.error.message.split('\n')[0]}` : ''}`;
+  }
+}
+
+function describeDownload(d: { received: number; total: number; rate: number }): string {
+  const pct = d.total > 0 ? Math.floor((d.received * 100) / d.total) : 100;
+  return `${pct}% ${formatBytes(d.received)}/${formatBytes(d.total)}${d.rate > 0 ? ` at ${formatBytes(d.rate)}/s` : ''}`;
+}
+
 function note(r: RepoStatus): string {
+  if (r.downloading.length) return `downloading ${r.downloading.map(describeDownload).join(', ')}`;
   if (r.state === 'in-sync') return '';
   if (r.state === 'failing' && r.lastError) {
     return `${r.lastError.code} at ${shortTime(r.lastError.at)}: ${r.lastError.message.split('\n')[0]}${r.failures > 1 ? ` (${r.failures} attempts)` : ''}`;

@@ -34,6 +34,7 @@ import { dropMember } from './sync/objstore.js';
 import { workOrder } from './plan/work-order.js';
 import { restrictPlan, runScope } from './plan/plan-scope.js';
 import { syncContextFor } from './sync/sync-context.js';
+import { RunRecorder } from './run-record.js';
 import { copyIsCurrent, updatePublishedCopy } from './tier/published-copy.js';
 import { checkManifestFreshness, readAcceptedManifest, recordAcceptedManifest, verifyFetched } from './trusted-documents.js';
 import { manifestStamp } from '../manifest/manifest-stamp.js';
@@ -102,7 +103,19 @@ export async function pull(config: PullConfig, opts: PullOptions): Promise<PullR
     // so do temp files of the atomic writes it was making (state, manifests): their writer's pid is gone
     for (const dir of new Set([toplevel, stateDir(toplevel), dirname(config.core.manifest)])) await removeStaleTemps(dir);
     const state = await openState(toplevel, { warn: (m) => opts.log.warn(m) });
-    return await pullLocked(config, state, opts);
+    const recorder = new RunRecorder(toplevel);
+    const onProgress = (repo: string, file: string, p: DownloadProgress): void => {
+      recorder.progress(repo, file, p);
+      opts.onProgress?.(repo, file, p);
+    };
+    try {
+      const report = await pullLocked(config, state, { ...opts, onProgress });
+      await recorder.finish({ report });
+      return report;
+    } catch (err) {
+      await recorder.finish({ error: err });
+      throw err;
+    }
   } finally {
     await release();
   }

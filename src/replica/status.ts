@@ -23,6 +23,7 @@ import { checkToplevelLock } from './toplevel-lock.js';
 import { fetchRemoteManifestNow, readKnownRemoteManifest, type KnownRemoteManifest } from './remote-manifest.js';
 import { readAcceptedManifest, type AcceptedManifest } from './trusted-documents.js';
 import { diskPathOf } from '../manifest/tree.js';
+import { readLastRun, readProgress, type Downloading, type LastRun } from './run-record.js';
 
 export const STATUS_VERSION = 1;
 
@@ -58,6 +59,10 @@ export interface RepoStatus {
   lastError: { code: string; message: string; at: string } | null;
   /** Consecutive failed attempts. */
   failures: number;
+  /** The last attempt at this repository that changed anything or failed: when and how it ended (unchanged repositories cost no attempt). */
+  lastAttempt: { at: string; result: 'ok' | 'failed' } | null;
+  /** Files of this repository the running pull is downloading now (empty when none). */
+  downloading: Downloading[];
 }
 
 export interface ReplicaStatus {
@@ -83,6 +88,14 @@ export interface ReplicaStatus {
      */
     signed: { published: string; principal: string; acceptedAt: string; ageSeconds: number; stale: boolean } | null;
   };
+  /**
+   * The last pull run (daemon runs included): when, and how it ended. A run
+   * whose manifest came back unchanged says the origin is quiet; `error`
+   * with E_HTTP says it could not be reached. null before the first run.
+   */
+  lastRun: LastRun | null;
+  /** What the running pull is downloading now, from its progress file (refreshed every ~2 s); empty when no pull runs. */
+  downloads: Downloading[];
   /** The toplevel lock, held by a running pull (or a repairing fsck). */
   lock: { held: boolean; pid: number | null; hostname: string | null; startedAt: string | null };
   counts: Record<RepoSyncState, number> & { total: number };
@@ -118,6 +131,7 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
     if (!notSelected(path, config.pull)) selected[path] = entry;
   }
   const paths = new Set([...Object.keys(selected), ...Object.keys(recorded)]);
+  const downloads = (await readProgress(toplevel))?.downloads.map((d) => ({ ...d, repo: printable(d.repo), file: printable(d.file) })) ?? [];
   const limit = pLimit(8);
   const repos = await Promise.all(
     [...paths]
@@ -143,6 +157,8 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
             lastSuccess: rec?.lastSuccess ?? null,
             lastError: rec?.lastError ? { code: rec.lastError.code, message: printable(rec.lastError.message), at: rec.lastError.at } : null,
             failures: rec?.failures ?? 0,
+            lastAttempt: lastAttemptOf(rec),
+            downloading: downloads.filter((d) => d.repo === path),
           };
           return status;
         }),
@@ -166,6 +182,8 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
       repositories: Object.keys(selected).length,
       signed: signedManifestAge(await readAcceptedManifest(toplevel), config.remote.manifestMaxAgeMs, now),
     },
+    lastRun: await readLastRun(toplevel),
+    downloads,
     lock: await lockState(toplevel),
     counts: { ...counts, total: list.length },
     sizeBytes: objstoreBytes === null ? null : sizes.reduce((a, b) => a + b, objstoreBytes),
@@ -173,6 +191,13 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
     lfs: opts.sizes === false ? null : { objects: list.reduce((n, r) => n + (r.lfsObjects ?? 0), 0), bytes: list.reduce((n, r) => n + (r.lfsBytes ?? 0), 0) },
     repos: list,
   };
+}
+
+function lastAttemptOf(rec: RepoState | undefined): RepoStatus['lastAttempt'] {
+  const ok = rec?.lastSuccess ?? null;
+  const failed = rec?.lastError?.at ?? null;
+  if (failed && (!ok || failed >= ok)) return { at: failed, result: 'failed' };
+  return ok ? { at: ok, result: 'ok' } : null;
 }
 
 function signedManifestAge(accepted: AcceptedManifest | null, maxAgeMs: number, now: Date): ReplicaStatus['manifest']['signed'] {

@@ -268,7 +268,8 @@ test('an origin that keeps failing is a clear, retried failure: the repository i
   const { flaky, bigBundle } = await flakyTree(t, origin);
   flaky.behave(bigBundle, { failures: { count: 1000, status: 503 } });
   const { config, toplevel } = await replicaOfFlaky(origin, flaky, 'replica');
-  let r = await fastPull(config);
+  // it keeps failing past --retry-for (the default waits five minutes for it to come back)
+  let r = await fastPull(config, '--retry-for', '3s');
   t.is(r.code, 1);
   t.regex(r.stderr, /\/pub\/alpha\.git: .*answered 503 Service Unavailable.*\[E_(HTTP|DOWNLOAD)\]/);
   t.regex(r.stdout, /failed [12]/);
