@@ -8,7 +8,7 @@ import { startServer } from '../src/server/server.js';
 import { runCli } from './support/cli.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import { commitLfsFile, hasGitLfs, lfsUrl, lfsWorkTree, startLfsOrigin, WRITERS, type LfsOrigin } from './support/lfs.js';
-import { pull, writeConfig } from './support/mirror.js';
+import { fingerprintOf, pull, writeConfig } from './support/mirror.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const REPO = '/pub/assets.git';
@@ -202,4 +202,17 @@ test('a fork without its own copy of the LFS objects publishes them from its par
   t.deepEqual(index.lfs?.objects.map((x) => x.oid), [...files.values()].map(sha256));
   const body = [...files.values()][0]!;
   t.is((await stat(lfsObjectPath(join(o.out, 'pub/forks/assets-fork.git'), sha256(body)))).ino, (await stat(lfsObjectPath(o.bare, sha256(body)))).ino);
+});
+
+test('[pull] lfs = no mirrors the git history and no LFS object', async (t) => {
+  if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
+  const o = await startLfsOrigin(t);
+  const { files } = await pushAssets(o, [30_000]);
+  await publish(o);
+  const toplevel = join(o.dir, 'replica');
+  const config = await writeConfig(o.dir, { toplevel, manifest: `${o.server.url}/manifest.js.gz`, site: `${o.server.url}/git`, pull: 'lfs = no' });
+  const r = await pull(config);
+  t.is(r.code, 0, r.stderr);
+  t.is(await fingerprintOf(join(toplevel, 'pub/assets.git')), await fingerprintOf(o.bare));
+  await t.throwsAsync(stat(lfsObjectPath(join(toplevel, 'pub/assets.git'), sha256([...files.values()][0]!))));
 });
