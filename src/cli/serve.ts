@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { startServer } from '../server/server.js';
+import { defaultBackends } from '../server/backend-limits.js';
 import { BundlemirrorError } from '../errors.js';
 import { OnDemandService } from '../on-demand/service.js';
 
@@ -44,6 +45,7 @@ interface ServeFlags {
   port: number;
   lfsWriters?: string;
   pushTo?: string;
+  gitBackends?: number;
   onDemand?: string;
   allow?: string[];
   onDemandTtl: number;
@@ -89,6 +91,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     port: flags.port,
     lfsWriters: flags.lfsWriters,
     pushTo: flags.pushTo,
+    gitLimits: { max: flags.gitBackends },
     onDemand,
   });
   const git = flags.toplevel === undefined ? 'smart HTTP off (no --toplevel)' : `smart HTTP and Git LFS at ${server.url}/git/ from ${flags.toplevel}`;
@@ -124,7 +127,8 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
     .option('--lfs-writers <file>', 'who may upload Git LFS objects and take locks: one "name token" per line (re-read on SIGHUP)')
-    .option('--push-to <url>', 'the master: LFS uploads and locks get a 307 to the same path under this URL')
+    .option('--push-to <url>', 'the master: git pushes, LFS uploads and locks get a 307 to the same path under this URL')
+    .option('--git-backends <n>', `git http-backend processes at once for /git/ (default ${defaultBackends()}: twice the CPUs); more wait briefly, then get 503`, parseCount)
     .option('--on-demand <dir>', 'run the on-demand bundle service with this cache directory (API at /api/on-demand, page at /on-demand)')
     .option('--allow <pattern...>', 'upstream URLs the on-demand service may clone, e.g. "https://github.com/*" (repeatable)')
     .option('--on-demand-ttl <duration>', 'refresh a mirror older than this when it is requested again', parseDuration, 3600_000)

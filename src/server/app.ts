@@ -17,6 +17,7 @@ import { methodNotAllowed, sendText } from './reply.js';
 import { splitTarget } from './safe-path.js';
 import { GIT_PREFIX, smartHttpHandler } from './smart-http.js';
 import { servedManifestSource } from './served-manifest.js';
+import { BackendLimits, type BackendLimitOptions } from './backend-limits.js';
 import { publishedTreeHandler } from './static.js';
 import { lfsApi } from './lfs/handler.js';
 import type { LfsWriters } from '../lfs/writers.js';
@@ -37,6 +38,8 @@ export interface AppOptions {
   lfsWriters?: LfsWriters | null;
   /** The master's base URL: pushes, LFS uploads and locks are redirected there. */
   pushTo?: string | null;
+  /** Bounds on `git http-backend` processes and request bodies (defaults: see backend-limits.ts). */
+  gitLimits?: BackendLimitOptions | undefined;
   /** Counters served at /metrics; default: a fresh set; false: no /metrics. */
   metrics?: ServeMetrics | false;
   /** The on-demand service: its API, its page and its published tree under /on-demand/. */
@@ -51,9 +54,10 @@ export function buildApp(opts: AppOptions): Express {
 
   const published = opts.realBundles === null ? null : publishedTreeHandler(opts.realBundles);
   const manifest = opts.manifestFile === null ? null : servedManifestSource(opts.manifestFile);
+  const limits = new BackendLimits(opts.gitLimits);
   const lfs = lfsApi({ writers: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, log });
   const git = opts.realToplevel === null || manifest === null ? null : smartHttpHandler({
-        realToplevel: opts.realToplevel, manifest, log, lfs, lfsWriters: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null,
+        realToplevel: opts.realToplevel, manifest, log, lfs, lfsWriters: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, limits,
       });
   const page = manifest === null ? null : pageHandler({ catalog: catalogSource(manifest, opts.realBundles), smartHttp: git !== null, publishedTree: published !== null });
   const od = opts.onDemand ?? null;
@@ -63,6 +67,7 @@ export function buildApp(opts: AppOptions): Express {
 
   if (opts.log) app.use(logRequests(opts.log));
   const metrics = opts.metrics === false ? null : (opts.metrics ?? new ServeMetrics());
+  if (metrics && git) metrics.watchBackends(limits);
   if (metrics) app.use(metrics.count);
   app.use(async (req: Request, res: Response) => {
     const target = req.originalUrl;

@@ -8,14 +8,35 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LabelledCounter, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../metrics/prometheus.js';
 import { byteCount } from './access-log.js';
 import { methodNotAllowed } from './reply.js';
+import type { BackendLimits } from './backend-limits.js';
 
 export const METRICS_PATH = '/metrics';
+
+function backendFamilies(b: BackendLimits) {
+  return [
+    { name: 'bundlemirror_serve_git_backends_running', help: 'git http-backend processes running now.', type: 'gauge' as const, samples: [{ value: b.running }] },
+    { name: 'bundlemirror_serve_git_backends_limit', help: 'git http-backend processes allowed at once (--git-backends).', type: 'gauge' as const, samples: [{ value: b.max }] },
+    { name: 'bundlemirror_serve_git_requests_waiting', help: 'Smart-HTTP requests waiting for a backend now.', type: 'gauge' as const, samples: [{ value: b.waiting }] },
+    {
+      name: 'bundlemirror_serve_git_requests_refused_total',
+      help: 'Smart-HTTP requests refused for load: no backend in time (503) or a request body too slow or too large (408, 413).',
+      type: 'counter' as const,
+      samples: [{ value: b.refused }],
+    },
+  ];
+}
 
 export class ServeMetrics {
   private readonly requests = new LabelledCounter(['1xx', '2xx', '3xx', '4xx', '5xx']);
   private bytesSent = 0;
   private aborted = 0;
   private inFlight = 0;
+  private backends: BackendLimits | null = null;
+
+  /** Adds the smart-HTTP backend gauges (running, waiting) and the count of requests refused for load. */
+  watchBackends(limits: BackendLimits): void {
+    this.backends = limits;
+  }
 
   /** Middleware: counts every request and the body bytes written for it. */
   readonly count = (_req: IncomingMessage, res: ServerResponse, next: () => void): void => {
@@ -61,6 +82,7 @@ export class ServeMetrics {
       { name: 'bundlemirror_serve_response_bytes_total', help: 'Response body bytes written to clients.', type: 'counter', samples: [{ value: this.bytesSent }] },
       { name: 'bundlemirror_serve_aborted_responses_total', help: 'Responses the client hung up on before they were complete.', type: 'counter', samples: [{ value: this.aborted }] },
       { name: 'bundlemirror_serve_requests_in_flight', help: 'Requests being answered now.', type: 'gauge', samples: [{ value: this.inFlight }] },
+      ...(this.backends === null ? [] : backendFamilies(this.backends)),
     ]);
   }
 }

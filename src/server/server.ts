@@ -15,6 +15,7 @@ import type { OnDemandService } from '../on-demand/service.js';
 import { MANIFEST_FILE } from '../manifest/tree.js';
 import { checkPublishedTree } from './tree-check.js';
 import { pushToProblem } from './push.js';
+import type { BackendLimitOptions } from './backend-limits.js';
 
 export interface ServeOptions {
   /**
@@ -36,6 +37,8 @@ export interface ServeOptions {
   lfsWriters?: string | undefined;
   /** The master's base URL: pushes, LFS uploads and locks get a 307 to the same path there. */
   pushTo?: string | undefined;
+  /** Bounds on `git http-backend` processes and request bodies; `max` is `--git-backends`. */
+  gitLimits?: BackendLimitOptions | undefined;
   /** Serve this on-demand service (API, page, its published tree under /on-demand/). */
   onDemand?: OnDemandService | undefined;
 }
@@ -113,7 +116,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const wantPort = opts.port ?? 8080;
 
-  const server = createServer(buildApp({ realBundles, realToplevel, manifestFile, log, lfsWriters, pushTo: opts.pushTo ?? null, onDemand }));
+  const server = createServer(buildApp({ realBundles, realToplevel, manifestFile, log, lfsWriters, pushTo: opts.pushTo ?? null, onDemand, gitLimits: opts.gitLimits }));
   // a client that vanished without a FIN (the networks this tool is for) must not hold a socket forever;
   // busy git fetches are not idle: upload-pack sends keepalives while it computes a pack
   server.timeout = IDLE_SOCKET_MS;

@@ -30,6 +30,7 @@ import { splitLfsPath, type lfsApi } from './lfs/handler.js';
 import { callerOf } from './lfs/auth.js';
 import type { LfsWriters } from '../lfs/writers.js';
 import { answerPush } from './push.js';
+import { retryAfterSeconds, type BackendLimits } from './backend-limits.js';
 
 export const GIT_PREFIX = '/git';
 
@@ -46,6 +47,8 @@ export interface SmartHttpOptions {
   lfsWriters?: LfsWriters | null;
   /** The master's base URL: pushes get a 307 to the same path there; null refuses them. */
   pushTo?: string | null;
+  /** How many backends may run, how long requests wait for one, and how request bodies are bounded. */
+  limits: BackendLimits;
 }
 
 /**
@@ -119,14 +122,12 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
     if (encoding !== undefined && encoding !== 'gzip' && encoding !== 'x-gzip' && encoding !== 'identity') {
       return sendText(req, res, 415, `unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} (gzip or identity)`);
     }
-    const length = req.headers['content-length'];
     const relRepo = relative(opts.realToplevel, realRepo).split(sep).join('/');
     await runBackend(req, res, opts, {
       pathInfo: `/${relRepo}/${service.kind === 'advertise' ? 'info/refs' : 'git-upload-pack'}`,
       queryString: service.kind === 'advertise' ? 'service=git-upload-pack' : '',
       method: expected,
       contentType: req.headers['content-type'],
-      contentLength: length !== undefined && /^\d+$/.test(length) ? length : undefined,
       contentEncoding: encoding === 'identity' ? undefined : encoding,
       repoPath,
     });
@@ -138,28 +139,48 @@ interface BackendCall {
   queryString: string;
   method: 'GET' | 'POST';
   contentType: string | undefined;
-  contentLength: string | undefined;
   contentEncoding: string | undefined;
   repoPath: string;
 }
 
 async function runBackend(req: IncomingMessage, res: ServerResponse, opts: SmartHttpOptions, call: BackendCall): Promise<void> {
+  const limits = opts.limits;
+  let body: Buffer | null = null;
+  if (call.method === 'POST') {
+    // the whole body first, so a client that sends half of it holds no process
+    const read = await limits.readBody(req);
+    if (!read.ok) {
+      const retry: Record<string, string> = read.status === 503 ? { 'Retry-After': String(retryAfterSeconds(limits)) } : {};
+      if (!res.destroyed) sendText(req, res, read.status, `${read.reason}; retry`, { Connection: 'close', ...retry });
+      return;
+    }
+    body = read.body;
+  }
   const abort = new AbortController();
   // a client that hangs up mid-clone should not leave upload-pack packing for nobody
   res.on('close', () => {
     if (!res.writableFinished) abort.abort();
   });
+  const release = await limits.acquire(abort.signal);
+  if (release === null) {
+    if (res.destroyed) return;
+    opts.log(`git http-backend ${call.repoPath}: all ${limits.max} backends busy, answered 503`);
+    return sendText(req, res, 503, `all ${limits.max} git backends of this server are busy; retry shortly`, { 'Retry-After': String(retryAfterSeconds(limits)) });
+  }
   const child = spawnHttpBackend({
     projectRoot: opts.realToplevel,
     pathInfo: call.pathInfo,
     method: call.method,
     queryString: call.queryString,
     contentType: call.contentType,
-    contentLength: call.contentLength,
+    contentLength: body === null ? undefined : String(body.length),
     contentEncoding: call.contentEncoding,
     remoteAddr: req.socket.remoteAddress,
     signal: abort.signal,
   });
+  // the slot is free once the process is gone, not when the response is: a killed client's backend may linger
+  child.on('close', release);
+  child.on('error', release);
 
   let stderr = '';
   child.stderr.setEncoding('utf8');
@@ -177,8 +198,7 @@ async function runBackend(req: IncomingMessage, res: ServerResponse, opts: Smart
   child.stdin.on('error', () => {
     /* http-backend may answer (an error) without reading the whole body */
   });
-  if (call.method === 'POST') req.pipe(child.stdin);
-  else child.stdin.end();
+  child.stdin.end(body ?? undefined);
 
   let head;
   try {

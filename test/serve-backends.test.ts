@@ -1,0 +1,167 @@
+/**
+ * Smart HTTP under load, over real sockets: half-sent request bodies hold
+ * no `git http-backend` process and are cut off after the body deadline;
+ * at most `--git-backends` processes run at once; beyond that a request
+ * waits in a short queue and then gets 503 with Retry-After. Every test is
+ * bounded in sockets and time.
+ */
+import test from 'ava';
+import { readdir, readFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { git, gitText } from '../src/git/exec.js';
+import { writeManifestFile } from '../src/manifest/manifest.js';
+import { startServer, type RunningServer } from '../src/server/server.js';
+import { eventually } from './support/daemon.js';
+import { request } from './support/http.js';
+import { makeRepo, showRefOf, tempDir } from './support/repos.js';
+
+/** `git http-backend` processes that are children of this process (the server runs in it). */
+async function backendChildren(): Promise<number> {
+  let n = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid) continue;
+      if ((await readFile(`/proc/${pid}/cmdline`, 'utf8')).includes('http-backend')) n += 1;
+    } catch {
+      /* the process ended meanwhile */
+    }
+  }
+  return n;
+}
+
+/** Samples backendChildren() until stopped; resolves with the largest count seen. */
+function watchBackends(): { stop: () => Promise<number> } {
+  let max = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      max = Math.max(max, await backendChildren());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return max;
+    },
+  };
+}
+
+/** Opens a raw connection, sends `head` (and nothing more unless told), and collects what comes back until close. */
+function rawRequest(url: string, head: string, opts: { read?: boolean; limitMs?: number } = {}): { socket: Socket; reply: Promise<string> } {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  socket.write(head);
+  const chunks: Buffer[] = [];
+  const reply = new Promise<string>((resolve) => {
+    const timer = setTimeout(() => socket.destroy(), opts.limitMs ?? 30_000);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+  if (opts.read === false) socket.pause();
+  return { socket, reply };
+}
+
+const pkt = (s: string) => (s.length + 4).toString(16).padStart(4, '0') + s;
+
+async function metric(server: RunningServer, name: string): Promise<number> {
+  const text = (await request(server.url, '/metrics')).body.toString();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(' ')[1] ?? NaN);
+}
+
+/** A toplevel with one repository listed in a hand-made published tree (a manifest and nothing else). */
+async function fixture(t: import('ava').ExecutionContext, bytesPerCommit = 0) {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'top');
+  const out = join(dir, 'out');
+  const { bare } = await makeRepo(dir, toplevel, 'pub/a.git', { commits: bytesPerCommit ? 3 : 1, bytesPerCommit });
+  await writeManifestFile(join(out, 'manifest.js.gz'), { '/pub/a.git': { modified: 1_700_000_000 } });
+  return { dir, toplevel, out, bare };
+}
+
+test('100 half-sent POSTs hold no git process, are cut off after the body deadline, and a clone still works', async (t) => {
+  const f = await fixture(t);
+  const server = await startServer({ bundles: f.out, toplevel: f.toplevel, port: 0, log: false, gitLimits: { max: 4, bodyDeadlineMs: 2000 } });
+  t.teardown(() => server.close({ graceMs: 100 }));
+  const watch = watchBackends();
+
+  const head =
+    'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
+    'Content-Length: 1000\r\n\r\n0032want ';
+  const halfSent = Array.from({ length: 100 }, () => rawRequest(server.url, head));
+  // the server is busy with 100 slow clients: a real clone goes through anyway
+  const clone = join(f.dir, 'clone.git');
+  await git(['clone', '--quiet', '--mirror', `${server.url}/git/pub/a.git`, clone]);
+  t.is(await showRefOf(clone), await showRefOf(f.bare));
+
+  const replies = await Promise.all(halfSent.map((r) => r.reply));
+  const maxBackends = await watch.stop();
+  t.true(maxBackends <= 4, `at most 4 backends at once, saw ${maxBackends}`);
+  t.is(replies.filter((r) => r.startsWith('HTTP/1.1 408 ')).length, 100, replies.find((r) => !r.startsWith('HTTP/1.1 408 ')));
+  t.true(replies.every((r) => /\r\nConnection: close\r\n/i.test(r)));
+  t.is(await backendChildren(), 0);
+  t.true((await metric(server, 'bundlemirror_serve_git_requests_refused_total')) >= 100);
+});
+
+test('beyond --git-backends a request waits for a free backend, a full queue gets 503 with Retry-After', async (t) => {
+  const f = await fixture(t, 10 << 20);
+  const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
+  const server = await startServer({ bundles: f.out, toplevel: f.toplevel, port: 0, log: false, gitLimits: { max: 1, queue: 1, queueWaitMs: 60_000 } });
+  t.teardown(() => server.close({ graceMs: 100 }));
+
+  // a clone whose client stops reading: its upload-pack blocks on a full pipe and keeps the only backend
+  const body = `${pkt(`want ${main}\n`)}0000${pkt('done\n')}`;
+  const stalledHead =
+    'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
+    `Content-Length: ${body.length}\r\n\r\n${body}`;
+  const stalled = rawRequest(server.url, stalledHead, { read: false, limitMs: 90_000 });
+  await eventually(async () => ((await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined));
+
+  // the next request waits for it
+  const queued = request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack', { timeoutMs: 90_000 });
+  await eventually(async () => ((await metric(server, 'bundlemirror_serve_git_requests_waiting')) === 1 ? true : undefined));
+  // the queue is full: refused at once, with a time to come back
+  const refused = await request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack');
+  t.is(refused.status, 503);
+  t.regex(String(refused.headers['retry-after']), /^\d+$/);
+  await t.throwsAsync(git(['ls-remote', `${server.url}/git/pub/a.git`]));
+  t.is(await backendChildren(), 1);
+
+  // the stalled client leaves: its backend ends and the waiting request gets it
+  stalled.socket.destroy();
+  const served = await queued;
+  t.is(served.status, 200);
+  t.true(served.body.includes(main));
+  t.is(await metric(server, 'bundlemirror_serve_git_requests_waiting'), 0);
+});
+
+test('a request that waits longer than the queue allows gets 503 with Retry-After', async (t) => {
+  const f = await fixture(t, 10 << 20);
+  const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
+  const server = await startServer({ bundles: f.out, toplevel: f.toplevel, port: 0, log: false, gitLimits: { max: 1, queue: 8, queueWaitMs: 300 } });
+  t.teardown(() => server.close({ graceMs: 100 }));
+  const body = `${pkt(`want ${main}\n`)}0000${pkt('done\n')}`;
+  const stalled = rawRequest(
+    server.url,
+    'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
+      `Content-Length: ${body.length}\r\n\r\n${body}`,
+    { read: false, limitMs: 60_000 },
+  );
+  t.teardown(() => stalled.socket.destroy());
+  await eventually(async () => ((await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined));
+  const r = await request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack');
+  t.is(r.status, 503);
+  t.is(r.headers['retry-after'], '1');
+  t.is(await metric(server, 'bundlemirror_serve_git_backends_running'), 1);
+});
