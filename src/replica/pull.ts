@@ -236,12 +236,19 @@ async function copyForNextTier(
   const out = config.publish.out!;
   const failed = new Set(report.failed.map((e) => e.repo));
   const mirrored = run.plan.actions.filter((a) => a.kind !== 'purge' && !failed.has(a.path) && run.remote[a.path]).map((a) => a.path);
-  const repos: string[] = [];
-  for (const a of run.plan.actions) {
-    if (a.kind === 'purge' || failed.has(a.path) || !run.remote[a.path]) continue;
-    if (a.kind === 'clone' || a.kind === 'update' || opts.force || !(await copyIsCurrent(out, a.path, run.remote[a.path]!.fingerprint))) repos.push(a.path);
-  }
-  const servedAll = report.problems.length === 0 && Object.keys(run.remote).every((p) => mirrored.includes(p));
+  // synced repositories, and those whose copy lags (the copy is new, or a run failed half-way): one local read each
+  const reads = pLimit(16);
+  const stale = await Promise.all(
+    run.plan.actions.map((a) =>
+      reads(async () => {
+        if (a.kind === 'purge' || failed.has(a.path) || !run.remote[a.path]) return false;
+        return a.kind === 'clone' || a.kind === 'update' || !!opts.force || !(await copyIsCurrent(out, a.path, run.remote[a.path]!.fingerprint));
+      }),
+    ),
+  );
+  const repos = run.plan.actions.filter((_, i) => stale[i]).map((a) => a.path);
+  const mirroredSet = new Set(mirrored);
+  const servedAll = report.problems.length === 0 && Object.keys(run.remote).every((p) => mirroredSet.has(p));
   const copy = await updatePublishedCopy({
     out,
     graceMs: config.publish.graceMs,
