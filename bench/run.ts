@@ -24,9 +24,10 @@ import { bootstrap } from './scenarios/bootstrap.js';
 import { breakingLink } from './scenarios/breaking-link.js';
 import { incremental } from './scenarios/incremental.js';
 import { serving } from './scenarios/serving.js';
-import { forks } from './scenarios/forks.js';
+import { forks, forksDiverged } from './scenarios/forks.js';
 import { poll } from './scenarios/poll.js';
 import { hotpaths } from './scenarios/hotpaths.js';
+import { link } from './scenarios/link.js';
 
 const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
   ['startup', startupCost],
@@ -36,7 +37,9 @@ const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
   ['incremental', incremental],
   ['serving', serving],
   ['forks', forks],
+  ['diverged', forksDiverged],
   ['poll', poll],
+  ['link', link],
 ];
 /** Scenarios that need the published large repository (and, for incremental, the bootstrap's replica). */
 const NEEDS_ORIGIN = new Set(['bootstrap', 'hotpaths', 'breaking', 'incremental', 'serving']);

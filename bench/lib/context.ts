@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Row } from './report.js';
 import type { Running } from './servers.js';
-import type { LargeRepoSpec } from './data.js';
+import type { HistoryRepoSpec, LargeRepoSpec } from './data.js';
 
 export interface Sizes {
   large: LargeRepoSpec;
@@ -29,6 +29,9 @@ export interface Sizes {
   concurrentRanges: number;
   /** Bytes of new content in the incremental push. */
   pushBytes: number;
+  /** The repository with text history bootstrapped through a rate-limited link, and the link speeds (bytes/s). */
+  history: HistoryRepoSpec;
+  linkRates: number[];
 }
 
 export const QUICK: Sizes = {
@@ -42,6 +45,8 @@ export const QUICK: Sizes = {
   rangeBytes: 256 << 10,
   concurrentRanges: 200,
   pushBytes: 64 << 10,
+  history: { files: 4000, lines: 150, commits: 3000, filesPerCommit: 4, tagEvery: 100, seed: 'history-quick' },
+  linkRates: [25e6, 5e6],
 };
 
 export const FULL: Sizes = {
@@ -55,6 +60,8 @@ export const FULL: Sizes = {
   rangeBytes: 1 << 20,
   concurrentRanges: 200,
   pushBytes: 64 << 10,
+  history: { files: 8000, lines: 150, commits: 12000, filesPerCommit: 4, tagEvery: 200, seed: 'history-full' },
+  linkRates: [25e6, 5e6],
 };
 
 export interface Origin {

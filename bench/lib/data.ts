@@ -214,3 +214,76 @@ export async function diskUsage(dir: string): Promise<number> {
     child.on('close', () => resolve(Number(out.split(/\s/)[0] ?? 0)));
   });
 }
+
+export interface HistoryRepoSpec {
+  /** Text files in the tree. */
+  files: number;
+  /** Lines per file at the start. */
+  lines: number;
+  /** Commits on main, each changing `filesPerCommit` files by a few lines. */
+  commits: number;
+  filesPerCommit: number;
+  /** An annotated tag every this many commits. */
+  tagEvery: number;
+  seed: string;
+}
+
+const WORDS = 'the of and to in is that for it as with was on be by this are from or at an which have not but all were when we there can has more if will one about out so what up into only its other their time these then them some could would than first been may like any two new over also used after most where through such should because each those same work made between both under while last state before'.split(' ');
+
+/**
+ * A repository with real history and deltas, like a source project: text
+ * files edited a few lines at a time over thousands of commits, so the
+ * pack is mostly deltas and index-pack spends its time resolving them
+ * (unlike largeRepo's incompressible blobs). Packed with `git repack -a -d
+ * -f` as a hosting site would.
+ */
+export async function historyRepo(dir: string, spec: HistoryRepoSpec): Promise<{ dir: string; packBytes: number; reused: boolean }> {
+  const stamp = join(dir, 'bench-spec.json');
+  const want = JSON.stringify(spec);
+  if ((await readFile(stamp, 'utf8').catch(() => '')) === want) return { dir, packBytes: await packBytes(dir), reused: true };
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await run(['init', '--bare', '--quiet', '--initial-branch', 'main', dir]);
+  const imp = startFastImport(dir);
+  const rnd = prng(hashSeed(spec.seed));
+  // keywords between made-up identifiers: compresses about as well as source code does
+  const ident = () => Math.floor(rnd() * 2 ** 40).toString(36);
+  const line = () => Array.from({ length: 4 + Math.floor(rnd() * 6) }, (_, k) => (k % 2 ? WORDS[Math.floor(rnd() * WORDS.length)]! : ident())).join(' ');
+  const tree: string[][] = Array.from({ length: spec.files }, () => Array.from({ length: spec.lines }, line));
+  const name = (f: number) => `src/mod-${String(f % 32).padStart(2, '0')}/file-${f}.txt`;
+  for (let i = 1; i <= spec.commits; i++) {
+    const touched = i === 1 ? tree.map((_, f) => f) : Array.from({ length: spec.filesPerCommit }, () => Math.floor(rnd() * spec.files));
+    if (i > 1) {
+      for (const f of touched) {
+        const text = tree[f]!;
+        for (let k = 0; k < 3; k++) text[Math.floor(rnd() * text.length)] = line();
+        text.splice(Math.floor(rnd() * text.length), 0, line());
+      }
+    }
+    const time = EPOCH + i * 600;
+    const msg = Buffer.from(`change ${i}\n\nEdits ${touched.length} file(s).\n`);
+    await imp.write(`commit refs/heads/main\nmark :${i}\nauthor ${WHO} ${time} +0000\ncommitter ${WHO} ${time} +0000\ndata ${msg.length}\n`);
+    await imp.write(msg);
+    if (i > 1) await imp.write(`from :${i - 1}\n`);
+    for (const f of new Set(touched)) {
+      const body = Buffer.from(tree[f]!.join('\n') + '\n');
+      await imp.write(`M 100644 inline ${name(f)}\ndata ${body.length}\n`);
+      await imp.write(body);
+      await imp.write('\n');
+    }
+    await imp.write('\n');
+    if (spec.tagEvery > 0 && i % spec.tagEvery === 0) {
+      const tmsg = Buffer.from(`Release ${i / spec.tagEvery}\n`);
+      await imp.write(`tag v${i / spec.tagEvery}.0\nfrom :${i}\ntagger ${WHO} ${time + 60} +0000\ndata ${tmsg.length}\n`);
+      await imp.write(tmsg);
+      await imp.write('\n');
+    }
+  }
+  await imp.write('done\n');
+  await imp.end();
+  await writeFile(join(dir, 'description'), 'Bench: a generated project with text history\n');
+  await run(['--git-dir', dir, 'repack', '-a', '-d', '-f', '-q', '--window=10', '--depth=50', '--write-bitmap-index']);
+  await run(['--git-dir', dir, 'pack-refs', '--all']);
+  await writeFile(stamp, want);
+  return { dir, packBytes: await packBytes(dir), reused: false };
+}

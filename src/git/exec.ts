@@ -16,6 +16,8 @@ export interface GitOptions {
   gitDir?: string;
   cwd?: string;
   input?: string | Buffer;
+  /** Stream stdin from here instead (a pack as it downloads); an error in it stops git. */
+  stdin?: NodeJS.ReadableStream;
   /** Extra environment (only variables this project chooses, never user input). */
   env?: Record<string, string>;
   /** Exit codes that are not failures (for example 1 from `show-ref` on an empty repository). */
@@ -140,7 +142,8 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
         reject(new GitError(args, exit, err, `git ${args[0] ?? ''} failed: ${why}`, opts.repo));
       }
     });
-    if (opts.input !== undefined) child.stdin.end(opts.input);
+    if (opts.stdin) pipeline(opts.stdin, child.stdin).catch(() => child.kill('SIGTERM'));
+    else if (opts.input !== undefined) child.stdin.end(opts.input);
     else child.stdin.end();
   });
 }

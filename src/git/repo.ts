@@ -225,6 +225,26 @@ export async function unbundle(gitDir: string, bundleFile: string, repo?: string
   await git(['bundle', 'unbundle', bundleFile], { gitDir, repo, signal: opts.signal });
 }
 
+export interface IndexedPack {
+  /** The pack's name (`objects/pack/pack-<hash>.pack`): the SHA-1 of its content, its last 20 bytes. */
+  packHash: string;
+  /** git proved every object the pack's objects point to is in the pack (`git clone` skips its connectivity walk then). */
+  selfContainedAndConnected: boolean;
+}
+
+/**
+ * `git index-pack --stdin --fix-thin --check-self-contained-and-connected`
+ * on a pack streamed in (a bundle's pack, while it downloads): writes the
+ * pack and its index into the repository and touches no ref. With that
+ * flag git exits 1 when the pack is fine but needs objects from outside it.
+ */
+export async function indexPack(gitDir: string, pack: NodeJS.ReadableStream, repo?: string, opts: Pick<GitOptions, 'signal'> = {}): Promise<IndexedPack> {
+  const r = await git(['index-pack', '--stdin', '--fix-thin', '--check-self-contained-and-connected'], { gitDir, repo, stdin: pack, okCodes: [1], signal: opts.signal });
+  const m = /^(?:pack|keep)\t([0-9a-f]{40})$/m.exec(r.stdout.toString('utf8'));
+  if (!m) throw new BundlemirrorError('E_GIT', `git index-pack wrote no pack (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`, { repo });
+  return { packHash: m[1]!, selfContainedAndConnected: r.code === 0 };
+}
+
 export interface FetchOptions {
   prune?: boolean;
   repo?: string;

@@ -11,6 +11,7 @@
  * repository is built in a staging directory and renamed into place only
  * when complete.
  */
+import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -23,12 +24,14 @@ import {
   fingerprint,
   fingerprintOf,
   formatShowRef,
+  indexPack,
   initBare,
   isConnected,
   protectMirror,
   parseShowRef,
   unbundle,
   updateRefs,
+  type IndexedPack,
   type Ref,
   type RefUpdate,
 } from '../../git/repo.js';
@@ -38,6 +41,7 @@ import { parseRepoIndex, type RepoIndex } from '../../manifest/repo-index.js';
 import { isBareRepository } from '../../git/discovery.js';
 import { bundleUrl, indexUrl } from '../../manifest/tree.js';
 import { downloadFile, type DownloadProgress } from '../../transfer/download.js';
+import { partialPathFor } from '../../transfer/partial-file.js';
 import { fetchDocument } from '../../transfer/document.js';
 import type { RedirectRule } from '../../transfer/http.js';
 import type { RetryWait } from '../../transfer/retry-policy.js';
@@ -46,6 +50,7 @@ import { ensureStore, linkToStore, storeDir, syncVirtualRefs, unsafeForkgroup, u
 import { applyMetadata, wantedMetadata } from './metadata.js';
 import { bundleCacheDir, emptyHooksDir, partialDir, repoDir, stagingDir } from '../paths.js';
 import { removeCrashDebris } from './crash-debris.js';
+import { streamIndex } from './stream-index.js';
 import { syncLfsObjects } from './lfs-objects.js';
 import { configGet, configSet } from '../../git/repo.js';
 import { askService, describeJob } from '../../on-demand/client.js';
@@ -310,13 +315,19 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
   const present = exists || shared ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
   // without a git URL to fetch from, a full base is the only way to the published state
   const choice = planBundles({ index, present, exists, allowBase: !ctx.site });
+  let indexed: IndexedPack | null = null;
   ctx.log.debug(`${path}: ${choice.kind}: ${choice.reason}`);
   if (choice.kind === 'bundles') {
-    for (const b of choice.bundles) {
+    // a new repository of its own starts from a base: index its pack while it downloads
+    const fresh = !exists && !shared && choice.bundles[0]?.prerequisites.length === 0;
+    for (const [i, b] of choice.bundles.entries()) {
       const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
+      const url = bundleUrl(source.indexUrl, b, path, source.root);
+      const redirects = source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
+      const streaming = fresh && i === 0 ? streamIndex(partialPathFor(partialDir(ctx.toplevel), b.sha256), b.size, work, path, ctx.signal) : null;
       const got = await downloadFile({
-        url: bundleUrl(source.indexUrl, b, path, source.root),
-        redirects: source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path },
+        url,
+        redirects,
         dest,
         expectedSize: b.size,
         sha256: b.sha256,
@@ -324,15 +335,27 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
         retries: ctx.retries,
         signal: ctx.signal,
         ...transferPolicy(path, ctx),
-        onProgress: ctx.onProgress ? (p) => ctx.onProgress!(path, b.uri, p) : undefined,
+        onProgress: (p) => {
+          streaming?.poke();
+          ctx.onProgress?.(path, b.uri, p);
+        },
+      }).catch(async (err: unknown) => {
+        await streaming?.abandon();
+        throw err;
       });
+      if (streaming) indexed = await streaming.finish(dest);
       result.bundles.push(b.sha256);
       result.bytesDownloaded += got.bytesDownloaded;
       result.bytesResumed += got.bytesResumed;
     }
-    for (const b of choice.bundles) {
+    for (const [i, b] of choice.bundles.entries()) {
       const file = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const header = await readBundleHeader(file);
+      if (fresh && i === 0) {
+        // the verified file's own pack, unless the stream already brought exactly that pack
+        indexed ??= await indexPack(work, createReadStream(file, { start: header.packOffset }), path, { signal: ctx.signal });
+        continue;
+      }
       const have = await existingObjects(work, header.prerequisites, path);
       const missing = header.prerequisites.filter((p) => !have.has(p));
       if (missing.length) {
@@ -355,7 +378,10 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
   const wanted = Object.values(index.refs);
   const have = await existingObjects(work, wanted, path);
   if (!wanted.every((o) => have.has(o))) return; // git fetch closes the gap
-  if (!(await isConnected(work, wanted, path))) {
+  // A new repository holding one pack that index-pack proved self-contained and connected: every
+  // object in it has its whole history in it, so git clone's shortcut holds and the walk is redundant.
+  const provedConnected = indexed?.selfContainedAndConnected === true && choice.kind === 'bundles' && choice.bundles.length === 1;
+  if (!provedConnected && !(await isConnected(work, wanted, path))) {
     // The tips are here but not all of their history: a bundle with a short pack, or loose objects
     // from a git fetch cut mid-way (unpack-objects writes as it receives). Refs stay where they are
     // and git fetch, which checks connectivity itself, brings the rest; failing here instead failed

@@ -1,0 +1,143 @@
+/**
+ * Scenario 8: bootstrap through a rate-limited link (the fault proxy's
+ * `bytesPerSecond`, shared by every connection, as on a real line) of a
+ * repository with real history: text files edited over thousands of
+ * commits, so the pack is mostly deltas and index-pack has real work.
+ * Side by side in one run, per link speed: ours (`bundlemirror pull`),
+ * `git clone --mirror` over smart HTTP and git://, stock `git clone
+ * --bundle-uri` (bundles from the same tree), the download alone (curl of
+ * the base bundle) and, without the link, `git index-pack` alone with its
+ * receive and resolve phases (from its progress output).
+ */
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { startFaultProxy } from '../../test/support/fault-proxy.js';
+import { addRow, writeReplicaConfig, type BenchContext } from '../lib/context.js';
+import { historyRepo, runGit } from '../lib/data.js';
+import { bundlemirror, cleanEnv, gitTimed, timed, type Timed } from '../lib/proc.js';
+import { median } from '../lib/report.js';
+import { startGitDaemon, startServe } from '../lib/servers.js';
+import { readBundleHeader } from '../../src/git/bundle.js';
+
+const PATH = '/pub/history.git';
+
+/** `git index-pack --stdin` of a pack file: wall, and when "Resolving deltas" first appeared. */
+async function indexPackPhases(pack: string, work: string): Promise<{ totalMs: number; receiveMs: number; resolveMs: number }> {
+  const repo = join(work, `index-pack-${Math.random().toString(36).slice(2)}.git`);
+  await runGit(['init', '--bare', '--quiet', repo]);
+  const start = performance.now();
+  let resolveAt: number | null = null;
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('git', ['--git-dir', repo, 'index-pack', '--stdin', '--fix-thin', '-v'], { env: cleanEnv(), stdio: ['pipe', 'ignore', 'pipe'] });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      if (resolveAt === null && c.includes('Resolving deltas')) resolveAt = performance.now();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`index-pack exited ${code}`))));
+    createReadStream(pack).pipe(child.stdin);
+  });
+  const end = performance.now();
+  await rm(repo, { recursive: true, force: true });
+  const r = resolveAt ?? end;
+  return { totalMs: end - start, receiveMs: r - start, resolveMs: end - r };
+}
+
+export async function link(ctx: BenchContext): Promise<void> {
+  const spec = ctx.sizes.history;
+  const t = Date.now();
+  const repo = await historyRepo(join(ctx.cache, `history-${spec.seed}.git`), spec);
+  ctx.log(`history repository: ${(repo.packBytes / 2 ** 20).toFixed(1)} MiB packed, ${spec.commits} commits (${repo.reused ? 'cached' : `generated in ${((Date.now() - t) / 1000).toFixed(1)} s`})`);
+  const toplevel = join(ctx.work, 'link-origin');
+  const out = join(ctx.work, 'link-published');
+  await mkdir(join(toplevel, 'pub'), { recursive: true });
+  execFileSync('cp', ['-al', repo.dir, join(toplevel, 'pub', 'history.git')]);
+  await bundlemirror(['publish', '--quiet', '--toplevel', toplevel, '--out', out], { timeoutMs: 900_000 });
+  const index = JSON.parse(await readFile(join(out, 'pub', 'history.git', 'index.json'), 'utf8')) as { bundles: { uri: string; size: number }[] };
+  const base = index.bundles[0]!;
+  const bundleFile = join(out, 'pub', 'history.git', base.uri);
+  // the pack alone, as index-pack reads it from a bundle
+  const packFile = join(ctx.work, 'history.pack');
+  const { packOffset } = await readBundleHeader(bundleFile);
+  const whole = await readFile(bundleFile);
+  await writeFile(packFile, whole.subarray(packOffset));
+  const fh = await open(packFile, 'r');
+  await fh.sync();
+  await fh.close();
+
+  const serve = await startServe(out, toplevel);
+  const daemon = await startGitDaemon(toplevel);
+  try {
+    for (const rate of ctx.sizes.linkRates) {
+      const label = `${rate / 1e6} MB/s`;
+      const http = await startFaultProxy({ upstream: { host: '127.0.0.1', port: serve.port }, bytesPerSecond: rate });
+      const git = await startFaultProxy({ upstream: { host: '127.0.0.1', port: daemon.port }, bytesPerSecond: rate });
+      const runs: Record<string, Timed[]> = { ours: [], http: [], daemon: [], bundleUri: [], download: [] };
+      const phases: { totalMs: number; receiveMs: number; resolveMs: number }[] = [];
+      try {
+        for (let i = 0; i < ctx.reps; i++) {
+          const dir = join(ctx.work, `link-${rate}-${i}`);
+          const conf = await writeReplicaConfig(join(dir, 'replica.conf'), join(dir, 'replica'), http.url(''));
+          const steps: [string, () => Promise<Timed>][] = [
+            ['ours', () => bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 1_800_000 })],
+            ['http', () => gitTimed(['clone', '--quiet', '--mirror', http.url(`/git${PATH}`), join(dir, 'http.git')], { timeoutMs: 1_800_000 })],
+            ['daemon', () => gitTimed(['clone', '--quiet', '--mirror', `git://127.0.0.1:${git.port}${PATH}`, join(dir, 'daemon.git')], { timeoutMs: 1_800_000 })],
+            [
+              'bundleUri',
+              () => gitTimed(['clone', '--quiet', '--mirror', `--bundle-uri=${http.url(`${PATH}/bundle-list`)}`, http.url(`/git${PATH}`), join(dir, 'bundle-uri.git')], { timeoutMs: 1_800_000 }),
+            ],
+            ['download', () => timed('curl', ['-sSf', '-o', '/dev/null', http.url(`${PATH}/${base.uri}`)], { timeoutMs: 1_800_000 })],
+          ];
+          for (let k = 0; k < steps.length; k++) {
+            const [name, run] = steps[(k + i) % steps.length]!;
+            runs[name]!.push(await run());
+          }
+          phases.push(await indexPackPhases(packFile, ctx.work));
+          await rm(dir, { recursive: true, force: true });
+        }
+      } finally {
+        await http.close();
+        await git.close();
+      }
+      const wall = (name: string) => median(runs[name]!.map((r) => r.wallMs))!;
+      const ours = wall('ours');
+      const receive = median(phases.map((p) => p.receiveMs))!;
+      const resolve = median(phases.map((p) => p.resolveMs))!;
+      const indexPack = median(phases.map((p) => p.totalMs))!;
+      const download = wall('download');
+      const size = `${(base.size / 2 ** 20).toFixed(0)} MiB base bundle`;
+      const fast = rate >= 25e6;
+      addRow(ctx, {
+        scenario: '8 Link',
+        measure: `bootstrap through ${label}, ${size}, wall`,
+        unit: 'ms',
+        ours,
+        theirsLabel: '`git clone --mirror` smart HTTP',
+        theirs: wall('http'),
+        target: fast ? '<= 0.80x' : undefined,
+        met: fast ? ours / wall('http') <= 0.8 : undefined,
+        note: 'CLI incl. start-up',
+        samples: { ours: runs.ours!.map((r) => r.wallMs), theirs: runs.http!.map((r) => r.wallMs) },
+      });
+      addRow(ctx, { scenario: '8 Link', measure: `bootstrap through ${label}, wall`, unit: 'ms', ours, theirsLabel: '`git clone --mirror` git://', theirs: wall('daemon') });
+      addRow(ctx, { scenario: '8 Link', measure: `bootstrap through ${label}, wall`, unit: 'ms', ours, theirsLabel: 'stock `git clone --bundle-uri`', theirs: wall('bundleUri') });
+      addRow(ctx, {
+        scenario: '8 Link',
+        measure: `bootstrap through ${label}, wall`,
+        unit: 'ms',
+        ours,
+        theirsLabel: 'download alone + delta resolution alone',
+        theirs: download + resolve,
+        target: fast ? '<= 1.10x' : undefined,
+        met: fast ? ours / (download + resolve) <= 1.1 : undefined,
+        note: `download alone (curl) ${(download / 1000).toFixed(1)} s; index-pack alone ${(indexPack / 1000).toFixed(1)} s = receive ${(receive / 1000).toFixed(1)} s + resolve ${(resolve / 1000).toFixed(1)} s (no link)`,
+      });
+      ctx.facts[`link-${rate}`] = { runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => r.wallMs)])), phases, baseBytes: base.size };
+    }
+  } finally {
+    await serve.stop();
+    await daemon.stop();
+  }
+}

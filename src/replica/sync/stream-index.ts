@@ -1,0 +1,188 @@
+/**
+ * Indexes a base bundle's pack while the bundle downloads, without giving
+ * up "verify first".
+ *
+ * The downloader writes the partial file as bytes arrive (resuming, and
+ * starting over when a server misbehaves); this reader follows that file
+ * from its first byte, skips the bundle header, and feeds the pack to `git
+ * index-pack --stdin` in the new repository's staging directory, so git's
+ * receive phase (inflating and hashing every object) overlaps the download
+ * instead of following it. Nothing it writes is trusted by itself:
+ *
+ * - refs move only after the downloader has verified the whole file
+ *   (size and sha256 from index.json), as for every other bundle;
+ * - the pack index-pack built is kept only if its name, the SHA-1 over all
+ *   the bytes it was fed, equals the last 20 bytes of the verified file's
+ *   pack: bytes fed from a prefix the downloader later threw away, or from
+ *   another version of the file, cannot survive that check;
+ * - anything that goes wrong (the partial shrank, git failed, the link
+ *   died) drops what index-pack wrote; the caller then indexes the verified
+ *   file as usual. A killed run leaves only the staging directory, which
+ *   the next run removes before it starts.
+ *
+ * Used for a new repository's base bundle only (no prerequisites, no shared
+ * store): that is where the bytes and the waiting are.
+ */
+import { once } from 'node:events';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { parseBundleHeader } from '../../git/bundle.js';
+import { indexPack, type IndexedPack } from '../../git/repo.js';
+
+const CHUNK = 1 << 20;
+const MAX_HEADER = 64 << 20;
+/** How often the reader looks at the partial when the downloader has not said it wrote more. */
+const POLL_MS = 50;
+
+export interface StreamingIndex {
+  /** The download made progress: look at the partial now. */
+  poke(): void;
+  /**
+   * The download verified `file` (the partial, renamed): finish feeding
+   * index-pack from it and return the pack when it is exactly that file's
+   * pack, else null with nothing left behind.
+   */
+  finish(file: string): Promise<IndexedPack | null>;
+  /** The download failed: stop index-pack and remove what it wrote. */
+  abandon(): Promise<void>;
+}
+
+export function streamIndex(partial: string, expectedSize: number, gitDir: string, repo: string, signal?: AbortSignal): StreamingIndex {
+  const abort = new AbortController();
+  const onAbort = () => abort.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const feed = new PassThrough({ highWaterMark: CHUNK });
+  feed.on('error', () => {}); // index-pack's end (the pipe breaking) is observed through its exit
+  let indexing: Promise<IndexedPack> | null = null;
+  let fh: FileHandle | null = null;
+  let pos = 0;
+  let header: Buffer | null = Buffer.alloc(0);
+  let failed = false;
+  let stopped = false;
+  let verifiedFile: string | null = null;
+  let wake: (() => void) | null = null;
+
+  const pause = () =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, POLL_MS);
+      function done() {
+        clearTimeout(t);
+        wake = null;
+        resolve();
+      }
+      wake = done;
+    });
+
+  const feedPack = async (bytes: Buffer): Promise<void> => {
+    if (feed.destroyed) throw new Error('index-pack stopped reading');
+    if (!feed.write(bytes)) await Promise.race([once(feed, 'drain'), once(feed, 'close')]);
+  };
+
+  /** Hands over bytes read from the file at `pos`; false when this is not a stream worth indexing. */
+  const take = async (bytes: Buffer): Promise<boolean> => {
+    pos += bytes.length;
+    if (header === null) {
+      await feedPack(bytes);
+      return true;
+    }
+    header = Buffer.concat([header, bytes]);
+    const end = header.indexOf('\n\n');
+    if (end < 0) return header.length <= MAX_HEADER;
+    const parsed = parseBundleHeader(header.subarray(0, end + 2));
+    if (parsed.prerequisites.length > 0) return false;
+    const rest = header.subarray(end + 2);
+    header = null;
+    indexing = indexPack(gitDir, feed, repo, { signal: abort.signal });
+    indexing.catch(() => {}); // observed in finish() or abandon()
+    await feedPack(rest);
+    return true;
+  };
+
+  const reading = (async () => {
+    const buf = Buffer.alloc(CHUNK);
+    while (!stopped && !failed && pos < expectedSize) {
+      if (!fh) {
+        try {
+          // once verified, the partial has been renamed; the same bytes are in the verified file
+          fh = await open(verifiedFile ?? partial, 'r');
+        } catch {
+          if (verifiedFile) failed = true;
+          else await pause();
+          continue;
+        }
+      }
+      const size = (await fh.stat()).size;
+      if (size < pos) {
+        failed = true; // the downloader started over: what was fed is not what will be verified
+        break;
+      }
+      if (size === pos) {
+        await pause();
+        continue;
+      }
+      const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, size - pos), pos);
+      if (bytesRead === 0) continue;
+      if (!(await take(Buffer.from(buf.subarray(0, bytesRead))))) failed = true;
+    }
+  })().catch(() => {
+    failed = true;
+  });
+
+  const dropPack = async (hash: string) => {
+    const base = join(gitDir, 'objects', 'pack', `pack-${hash}`);
+    await Promise.all(['.pack', '.idx', '.rev', '.keep', '.promisor'].map((ext) => rm(base + ext, { force: true })));
+  };
+
+  const stop = async (): Promise<IndexedPack | null> => {
+    stopped = true;
+    wake?.();
+    await reading;
+    abort.abort();
+    feed.destroy();
+    const made = await indexing?.catch(() => null);
+    if (made) await dropPack(made.packHash);
+    return null;
+  };
+
+  const cleanup = async () => {
+    signal?.removeEventListener('abort', onAbort);
+    await fh?.close().catch(() => {});
+  };
+
+  return {
+    poke: () => wake?.(),
+    async finish(file) {
+      verifiedFile = file;
+      try {
+        wake?.();
+        await reading;
+        if (failed || !indexing || pos !== expectedSize) return await stop();
+        feed.end();
+        const made = await indexing.catch(() => null);
+        if (!made) return await stop();
+        const tail = Buffer.alloc(20);
+        const check = await open(file, 'r');
+        try {
+          await check.read(tail, 0, 20, expectedSize - 20);
+        } finally {
+          await check.close();
+        }
+        if (tail.toString('hex') !== made.packHash) {
+          await dropPack(made.packHash);
+          return null;
+        }
+        return made;
+      } finally {
+        await cleanup();
+      }
+    },
+    async abandon() {
+      try {
+        await stop();
+      } finally {
+        await cleanup();
+      }
+    },
+  };
+}
