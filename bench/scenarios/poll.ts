@@ -173,8 +173,8 @@ async function pollScenario(ctx: BenchContext, f: Fleet, n: number, serve: Runni
     ours: c,
     theirsLabel: '',
     theirs: null,
-    target: '< 1 s + its own git work',
-    met: c - own < 1000,
+    target: '0.5 s',
+    met: c <= 500,
     note: `in-process; ${median(changedGit)} git processes taking ${own.toFixed(0)} ms`,
     samples: { ours: changed, theirs: [] },
   });
@@ -185,8 +185,8 @@ async function pollScenario(ctx: BenchContext, f: Fleet, n: number, serve: Runni
     ours: median(hook),
     theirsLabel: '',
     theirs: null,
-    target: '< 1 s',
-    met: median(hook)! < 1000,
+    target: '0.5 s',
+    met: median(hook)! <= 500,
     note: 'CLI incl. start-up',
     samples: { ours: hook, theirs: [] },
   });
@@ -215,10 +215,17 @@ async function fetchLoop(ctx: BenchContext, f: Fleet, n: number, daemon: Running
 
 async function noopPublish(ctx: BenchContext, f: Fleet, n: number): Promise<void> {
   const args = ['publish', '--quiet', '--toplevel', f.origin, '--out', f.out];
-  // one run: at 10,000 repositories it takes minutes (one `git show-ref` each); the summary
-  // line in the note shows it was a no-op (0 changed)
-  const last = await bundlemirror(args, { timeoutMs: 1_800_000 });
-  const runs = [last.wallMs];
+  // The first publish after the fleet was generated or restored asks git about every repository
+  // it has no record of (and completes indexes the generator left short); the ones after it are
+  // what a nightly cron pays when nothing changed. The summary line in the note shows 0 changed.
+  const settle = await bundlemirror(args, { timeoutMs: 3_600_000 });
+  ctx.log(`   settling publish of ${n} repositories: ${(settle.wallMs / 1000).toFixed(1)} s`);
+  const runs: number[] = [];
+  let last = settle;
+  for (let i = 0; i < ctx.reps; i++) {
+    last = await bundlemirror(args, { timeoutMs: 1_800_000 });
+    runs.push(last.wallMs);
+  }
   const m = median(runs)!;
   addRow(ctx, {
     scenario: '5 Publish',
@@ -227,8 +234,10 @@ async function noopPublish(ctx: BenchContext, f: Fleet, n: number): Promise<void
     ours: m,
     theirsLabel: '',
     theirs: null,
-    note: `${(m / n).toFixed(2)} ms per repo; ${last.stdout.trim().replace(/\n/g, ' ')}`,
+    target: n >= 10_000 ? '15 s' : undefined,
+    met: n >= 10_000 ? m <= 15_000 : undefined,
+    note: `${(m / n).toFixed(2)} ms per repo, CLI incl. start-up; first publish after generation ${(settle.wallMs / 1000).toFixed(0)} s; ${last.stdout.trim().replace(/\n/g, ' ')}`,
     samples: { ours: runs, theirs: [] },
   });
-  ctx.facts.noopPublish = { n, summary: last.stdout.trim(), runs };
+  ctx.facts.noopPublish = { n, summary: last.stdout.trim(), runs, settleMs: settle.wallMs };
 }

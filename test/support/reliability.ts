@@ -278,7 +278,7 @@ export async function gitShim(dir: string): Promise<GitShim> {
 # reliability test shim: mark a phase, hold it, then run the real git
 phase=
 case " $* " in
-  *" bundle unbundle "*) phase=unbundle ;;
+  *" bundle unbundle "*|*" index-pack --stdin "*) phase=unbundle ;;
   *" update-ref --stdin "*) phase=update-ref ;;
   *" fetch "*) phase=fetch ;;
   *" bundle create "*) phase=bundle-create ;;

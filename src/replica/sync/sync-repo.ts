@@ -324,6 +324,7 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
       const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const url = bundleUrl(source.indexUrl, b, path, source.root);
       const redirects = source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
+      const policy = transferPolicy(path, ctx);
       const streaming = fresh && i === 0 ? streamIndex(partialPathFor(partialDir(ctx.toplevel), b.sha256), b.size, work, path, ctx.signal) : null;
       const got = await downloadFile({
         url,
@@ -334,7 +335,7 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
         partialDir: partialDir(ctx.toplevel),
         retries: ctx.retries,
         signal: ctx.signal,
-        ...transferPolicy(path, ctx),
+        ...policy,
         onProgress: (p) => {
           streaming?.poke();
           ctx.onProgress?.(path, b.uri, p);
