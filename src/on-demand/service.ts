@@ -270,7 +270,8 @@ export class OnDemandService {
       else await this.clone(job, mirror, gitUrl);
       this.set(job, 'bundling');
       job.progress = null;
-      const report = await publish({ toplevel: this.layout.dir, out: this.layout.published, only: [mirror], log: (l) => this.log(l) });
+      // a refresh may supersede bundles: their files go once the grace period is over
+      const report = await publish({ toplevel: this.layout.dir, out: this.layout.published, only: [mirror], gc: exists, log: (l) => this.log(l) });
       if (report.failed.length > 0) throw report.failed[0]!;
       const bundles = await this.readBundles(job.path);
       if (!bundles) throw new BundlemirrorError('E_INDEX', `publishing ${job.path} wrote no index`, { repo: job.path });

@@ -23,7 +23,7 @@ import { BundlemirrorError, type ErrorCode } from '../errors.js';
 import { fnmatch } from '../glob/fnmatch.js';
 import { repoPathProblem } from '../git/refname.js';
 
-export const SCHEMES = ['https', 'http', 'git'] as const;
+const SCHEMES = ['https', 'http', 'git'] as const;
 export type UpstreamScheme = (typeof SCHEMES)[number];
 const DEFAULT_PORT: Record<UpstreamScheme, number> = { https: 443, http: 80, git: 9418 };
 
@@ -63,7 +63,7 @@ export interface AdmittedUrl extends UpstreamUrl {
 
 export type Resolver = (host: string) => Promise<string[]>;
 
-export const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 function refuse(code: ErrorCode, message: string, hint?: string): BundlemirrorError {
   return new BundlemirrorError(code, message, { hint });

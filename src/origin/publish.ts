@@ -41,6 +41,8 @@ export interface PublishOptions {
   ignore?: (path: string) => boolean;
   /** Publish only these (disk paths or manifest paths); the rest of the manifest is kept as it was. */
   only?: string[];
+  /** Collect garbage even when publishing only some repositories (the on-demand cache, which never runs a full publish). */
+  gc?: boolean;
   policy?: ChainPolicy;
   /** SSH private key: sign manifest.js.gz and every index.json (`<file>.sig`), stamp the manifest with the publish time. */
   signKey?: string | null;
@@ -177,7 +179,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone
     await removeStaleTemps(opts.out, undefined, { recursive: !opts.only });
     // a hook publish stays quick; full publishes (cron) collect what superseded bundles left behind
-    if (!opts.only) report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now(), indexes });
+    if (!opts.only || opts.gc) report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now(), indexes });
     return report;
   } finally {
     await release();

@@ -34,7 +34,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   E_BUSY: 503,
 };
 
-export function statusOf(code: string): number {
+function statusOf(code: string): number {
   return STATUS[code as ErrorCode] ?? 500;
 }
 
@@ -59,7 +59,7 @@ function urlPath(repoPath: string): string {
 }
 
 /** The job as clients see it: absolute URLs for this request's host, and the commands to run. */
-export function jobJson(job: JobView, origin: string): Record<string, unknown> {
+function jobJson(job: JobView, origin: string): Record<string, unknown> {
   const base = `${origin}${TREE_PREFIX}${urlPath(job.path)}`;
   const out: Record<string, unknown> = { ...job, bundles: undefined };
   if (job.state === 'ready' && job.bundles) {

@@ -66,7 +66,7 @@ const SCRIPT_HASH = createHash('sha256').update(SCRIPT).digest('base64');
 const STYLE = `body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.4;color:#222}
 input[type=url]{width:70%;padding:.3rem}pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}#state{font-weight:bold}`;
 
-export function renderOnDemandPage(allow: readonly string[]): string {
+function renderOnDemandPage(allow: readonly string[]): string {
   const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   return [
     '<!doctype html>',
