@@ -25,7 +25,7 @@ import { runPostCloneCompleteHooks, runPostUpdateHooks, runPostWorkCompleteHooks
 import { writeProjectsList } from './projects-list.js';
 import { applyMetadata, wantedMetadata } from './sync/metadata.js';
 import { repoDir, stateDir, partialDir, stagingDir, bundleCacheDir } from './paths.js';
-import { syncRepo, type SyncResult } from './sync/sync-repo.js';
+import { syncRepo, type SyncContext, type SyncResult } from './sync/sync-repo.js';
 import { checkOwnPaths, guardReplica, reservedPaths } from './own-paths.js';
 import { syncManifestSymlinks } from './symlinks.js';
 import { manifestRedirects } from './remote-manifest.js';
@@ -150,12 +150,14 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   for (const a of plan.actions) if (a.kind !== 'skip') log.debug(`${a.path}: ${a.kind}: ${a.reason}`);
 
   const results = new Map<string, SyncResult>();
+  // index.json files the syncs read, for the published copy ([publish] out)
+  const indexes = new Map<string, { bytes: Buffer; signature: Buffer | undefined }>();
   const limit = pLimit(config.pull.pullThreads);
   const hookOpts = { log, timeoutMs: config.bundlemirror.hookTimeoutMs, signal: opts.signal };
   let interrupted: InterruptedError | null | undefined;
   const act = async (action: SyncAction) => {
     try {
-      await carryOut(action, config, state, opts, report, results, fetched.published);
+      await carryOut(action, config, state, opts, report, results, { published: fetched.published, onIndex: config.publish.out ? (p, bytes, signature) => indexes.set(p, { bytes, signature }) : undefined });
       const res = results.get(action.path);
       if (res && res.outcome !== 'unchanged' && config.pull.postUpdateHook.length) {
         await runPostUpdateHooks(config.pull.postUpdateHook, await repoDir(toplevel, action.path), hookOpts);
@@ -194,7 +196,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   }
   report.cloned.sort();
   report.updated.sort();
-  if (config.publish.out) await copyForNextTier(config, state, opts, report, { remote, bytes: fetched.bytes, published: fetched.published, plan, partial: partial || !!inScope });
+  if (config.publish.out) await copyForNextTier(config, state, opts, report, { remote, bytes: fetched.bytes, published: fetched.published, plan, partial: partial || !!inScope, indexes });
 
   const failedPaths = new Set(report.failed.map((e) => e.repo));
   const linked = plan.actions.filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path)).map((a) => a.path);
@@ -230,7 +232,7 @@ async function copyForNextTier(
   state: StateStore,
   opts: PullOptions,
   report: PullReport,
-  run: { remote: Manifest; bytes: Buffer; published: string | null; plan: SyncPlan; partial: boolean },
+  run: { remote: Manifest; bytes: Buffer; published: string | null; plan: SyncPlan; partial: boolean; indexes: Map<string, { bytes: Buffer; signature: Buffer | undefined }> },
 ): Promise<void> {
   if (opts.signal?.aborted) return;
   const out = config.publish.out!;
@@ -259,6 +261,7 @@ async function copyForNextTier(
     whole: servedAll,
     anyFailed: failed.size > 0 || run.partial,
     served: mirrored,
+    indexes: run.indexes,
     sync: syncContextFor(config, { ...opts, manifestPublished: run.published }),
     concurrency: config.pull.pullThreads,
   });
@@ -281,7 +284,7 @@ async function carryOut(
   opts: PullOptions,
   report: PullReport,
   results: Map<string, SyncResult>,
-  published: string | null,
+  run: { published: string | null; onIndex: SyncContext['onIndex'] },
 ): Promise<void> {
   const toplevel = config.core.toplevel;
   switch (action.kind) {
@@ -309,7 +312,7 @@ async function carryOut(
     }
     case 'clone':
     case 'update': {
-      const res = await syncRepo(action.path, action.entry, syncContextFor(config, { ...opts, manifestPublished: published }));
+      const res = await syncRepo(action.path, action.entry, { ...syncContextFor(config, { ...opts, manifestPublished: run.published }), onIndex: run.onIndex });
       results.set(action.path, res);
       await state.recordSuccess(action.path, {
         fingerprint: res.fingerprint,

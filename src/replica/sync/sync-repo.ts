@@ -88,6 +88,8 @@ export interface SyncContext {
   manifestPublished?: string | null;
   /** Leave applied bundles in the cache (a tier copy links them into its tree instead of downloading them again). */
   keepBundles?: boolean;
+  /** Told each index.json read (and its signature, when it was verified): a tier copy uses them instead of asking again. */
+  onIndex?: (path: string, bytes: Buffer, signature: Buffer | undefined) => void;
   /** `[remote] on_demand`: a service that bundles `site + path` for a new repository the origin has no index for. */
   onDemand?: string | null | undefined;
 }
@@ -223,7 +225,11 @@ async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext):
   try {
     const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects: treeRedirects(ctx, path), ...transferPolicy(path, ctx) });
     if (doc.status !== 'ok') return null;
-    if (!ctx.allowedSigners) return parseRepoIndex(doc.body, path);
+    if (!ctx.allowedSigners) {
+      const index = parseRepoIndex(doc.body, path);
+      ctx.onIndex?.(path, doc.body, undefined);
+      return index;
+    }
     const signed = await verifyFetched(url, doc.body, {
       allowedSigners: ctx.allowedSigners,
       what: 'index.json',
@@ -234,6 +240,7 @@ async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext):
     });
     const index = parseRepoIndex(signed.body, path);
     checkIndexAge(index, entry, ctx.manifestPublished ?? null, path);
+    ctx.onIndex?.(path, signed.body, signed.signature);
     return index;
   } catch (err) {
     if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND' && ctx.allowedSigners) {
@@ -271,7 +278,7 @@ export function treeRedirects(ctx: SyncContext, repo: string): RedirectRule {
  * index with other refs is one replayed from an earlier publish. (A newer
  * index is a publish that happened meanwhile.)
  */
-function checkIndexAge(index: RepoIndex, entry: ManifestEntry, manifestPublished: string | null, path: string): void {
+export function checkIndexAge(index: RepoIndex, entry: ManifestEntry, manifestPublished: string | null, path: string): void {
   if (!manifestPublished || !entry.fingerprint || index.fingerprint === entry.fingerprint) return;
   if (Date.parse(index.generated) < Date.parse(manifestPublished)) {
     throw new BundlemirrorError('E_ROLLBACK', `index.json (generated ${index.generated}, fingerprint ${index.fingerprint.slice(0, 12)}) is older than the signed manifest (published ${manifestPublished}), which says ${entry.fingerprint.slice(0, 12)}: an older index replayed`, {

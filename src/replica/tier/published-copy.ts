@@ -36,7 +36,7 @@ import { fetchDocument } from '../../transfer/document.js';
 import { downloadFile } from '../../transfer/download.js';
 import { bundleCacheDir, partialDir } from '../paths.js';
 import { lfsObjectPath, lfsObjectRelPath } from '../../lfs/oid.js';
-import { treeRedirects, type SyncContext } from '../sync/sync-repo.js';
+import { checkIndexAge, treeRedirects, type SyncContext } from '../sync/sync-repo.js';
 import { bundleUrl, diskPathOf, indexUrl, MANIFEST_FILE } from '../../manifest/tree.js';
 import { readDocument, readSignature, verifyFetched } from '../trusted-documents.js';
 
@@ -57,6 +57,8 @@ export interface TierCopyOptions {
   anyFailed: boolean;
   /** Repositories the copy's manifest lists when it cannot be the origin's. */
   served: string[];
+  /** index.json files this run's sync already read (with their signature when it verified them): not asked for again. */
+  indexes?: ReadonlyMap<string, { bytes: Buffer; signature: Buffer | undefined }>;
   sync: SyncContext;
   concurrency: number;
 }
@@ -201,18 +203,27 @@ async function fetchIndexWithSignature(path: string, opts: TierCopyOptions): Pro
   const ctx = opts.sync;
   const url = indexUrl(ctx.bundlesBase!, path);
   const redirects = treeRedirects(ctx, path);
+  const known = opts.indexes?.get(path);
+  if (known?.signature) return { index: parseRepoIndex(known.bytes, path), bytes: known.bytes, signature: known.signature };
   let body: Buffer;
-  try {
-    const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects });
-    if (doc.status !== 'ok') return null;
-    body = doc.body;
-  } catch (err) {
-    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') return null;
-    throw err;
+  if (known) body = known.bytes;
+  else {
+    try {
+      const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects });
+      if (doc.status !== 'ok') return null;
+      body = doc.body;
+    } catch (err) {
+      if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') return null;
+      throw err;
+    }
   }
   if (ctx.allowedSigners) {
     const v = await verifyFetched(url, body, { allowedSigners: ctx.allowedSigners, what: 'index.json', maxBytes: MAX_INDEX_BYTES, repo: path, signal: ctx.signal, redirects });
-    return { index: parseRepoIndex(v.body, path), bytes: v.body, signature: v.signature };
+    const index = parseRepoIndex(v.body, path);
+    // as for this replica's own sync: an older index that disagrees with the signed manifest is a replay
+    const entry = opts.remote[path];
+    if (entry) checkIndexAge(index, entry, ctx.manifestPublished ?? null, path);
+    return { index, bytes: v.body, signature: v.signature };
   }
   for (let attempt = 0; ; attempt += 1) {
     const signature = await readSignature(url, { signal: ctx.signal, redirects });
