@@ -12,8 +12,8 @@ import type { PullReport } from '../pull.js';
 export const RUN_TRIGGERS = ['refresh', 'schedule', 'notify'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
 
-/** How a notification ended: queued, refused for its token, malformed, or sent while notifications are off. */
-export const NOTIFY_RESULTS = ['accepted', 'unauthorized', 'invalid', 'disabled'] as const;
+/** How a notification ended: queued, refused for its token, malformed, sent while notifications are off, or over the client's rate limit. */
+export const NOTIFY_RESULTS = ['accepted', 'unauthorized', 'invalid', 'disabled', 'limited'] as const;
 export type NotifyResult = (typeof NOTIFY_RESULTS)[number];
 
 interface LastRun {

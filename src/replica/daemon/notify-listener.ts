@@ -12,7 +12,10 @@
  *   them. No token: the socket's file permissions decide who may write.
  *
  * Both accept well-formed manifest paths only, at most MAX_REPOS per
- * message and MAX_BODY_BYTES per request or connection.
+ * message and MAX_BODY_BYTES per request or connection. HTTP clients are
+ * rate-limited per address, failed authentications more tightly, and
+ * refusals are logged once per window plus a counted summary
+ * (client-limits.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { lstat, readFile, rm, stat } from 'node:fs/promises';
@@ -25,6 +28,7 @@ import { PROMETHEUS_CONTENT_TYPE } from '../../metrics/prometheus.js';
 import type { ListenAddress } from './daemon-config.js';
 import type { PullLog } from '../log.js';
 import type { NotifyResult } from './metrics-daemon.js';
+import { ClientLimits, WarnSummary, type ClientLimitOptions } from './client-limits.js';
 
 export const NOTIFY_PATH = '/notify';
 export const METRICS_PATH = '/metrics';
@@ -49,6 +53,8 @@ export interface ListenerOptions {
   metrics: () => Promise<string>;
   count: (result: NotifyResult) => void;
   log: PullLog;
+  /** Per-client request and failed-authentication limits, and the WARN summary window (defaults in client-limits.ts). */
+  limits?: ClientLimitOptions | undefined;
 }
 
 export interface Listeners {
@@ -109,13 +115,15 @@ export function bearerMatches(header: string | undefined, token: Buffer): boolea
 }
 
 async function listenHttp(addr: ListenAddress, opts: ListenerOptions): Promise<{ server: HttpServer; url: string }> {
+  const guard = { limits: new ClientLimits(opts.limits), warns: new WarnSummary((l) => opts.log.warn(l), opts.limits?.summaryWindowMs) };
   const server = createHttpServer((req, res) => {
-    handleHttp(req, res, opts).catch((err: unknown) => {
+    handleHttp(req, res, opts, guard).catch((err: unknown) => {
       opts.log.error(`listener: ${req.method} ${req.url}: ${(err as Error)?.message ?? String(err)}`);
       if (!res.headersSent) reply(res, 500, 'internal error');
       else res.destroy();
     });
   });
+  server.on('close', () => guard.warns.close());
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.headersTimeout = REQUEST_TIMEOUT_MS;
   await new Promise<void>((resolve, reject) => {
@@ -134,8 +142,15 @@ async function listenHttp(addr: ListenAddress, opts: ListenerOptions): Promise<{
   return { server, url: `http://${host}:${port}` };
 }
 
-async function handleHttp(req: IncomingMessage, res: ServerResponse, opts: ListenerOptions): Promise<void> {
+async function handleHttp(req: IncomingMessage, res: ServerResponse, opts: ListenerOptions, guard: Guard): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
+  const client = req.socket.remoteAddress ?? '?';
+  const wait = guard.limits.admit(client);
+  if (wait !== null) {
+    if (path === NOTIFY_PATH) opts.count('limited');
+    guard.warns.note('requests over the per-client limit', client, `too many requests or failed authentications; answered 429 (retry in ${wait} s)`);
+    return reply(res, 429, 'too many requests from this address; retry later', { 'Retry-After': String(wait), Connection: 'close' });
+  }
   if (path === METRICS_PATH) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'use GET', { Allow: 'GET, HEAD' });
     const body = await opts.metrics();
@@ -153,7 +168,8 @@ async function handleHttp(req: IncomingMessage, res: ServerResponse, opts: Liste
   }
   if (!bearerMatches(req.headers.authorization, token)) {
     opts.count('unauthorized');
-    opts.log.warn(`listener: refused a notification from ${req.socket.remoteAddress ?? '?'}: missing or wrong bearer token`);
+    guard.limits.failed(client);
+    guard.warns.note('notifications with a missing or wrong bearer token', client, 'missing or wrong bearer token');
     return reply(res, 401, 'missing or wrong bearer token', { 'WWW-Authenticate': 'Bearer realm="bundlemirror"', Connection: 'close' });
   }
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -185,6 +201,11 @@ async function handleHttp(req: IncomingMessage, res: ServerResponse, opts: Liste
   const json = JSON.stringify(outcome) + '\n';
   res.writeHead(202, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json), 'Cache-Control': 'no-store' });
   res.end(json);
+}
+
+interface Guard {
+  limits: ClientLimits;
+  warns: WarnSummary;
 }
 
 /** The whole body, or null once it passes `max` bytes. */
