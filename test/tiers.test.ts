@@ -1,5 +1,5 @@
 import test from 'ava';
-import { copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
@@ -84,6 +84,7 @@ test('origin -> tier 1 -> tier 2: tier 1 serves byte-identical files, downloaded
   // the bundles tier 1's own sync fetched are linked into its copy, not fetched again
   const wire = (await servedBytes(origin.server)) - before;
   const bundles = await bundleBytes(origin.out);
+  t.log(`tier 1 pull: the origin sent ${wire} bytes for ${bundles} bytes of bundles (${(wire / bundles).toFixed(3)}x)`);
   t.true(wire < bundles * 1.1, `origin sent ${wire} bytes for ${bundles} bytes of bundles`);
 
   const originFiles = await publishedFiles(origin.out);
@@ -206,4 +207,19 @@ test('LFS objects the origin publishes are in the tier copy too, linked from the
   const inCopy = await stat(lfsObjectPath(join(tier1.out, 'pub/assets.git'), oid));
   const inStore = await stat(lfsObjectPath(join(tier1.toplevel, 'pub/assets.git'), oid));
   t.is(inCopy.ino, inStore.ino, 'one file for the replica and its copy');
+});
+
+test('the tier copy is garbage-collected as the origin\'s tree: files of a repository gone from the manifest go after grace_days', async (t) => {
+  const { origin, key } = await signedOrigin(t);
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  await writeFile(tier1.config, (await readFile(tier1.config, 'utf8')) + 'grace_days = 0\n');
+  t.is((await pull(tier1.config)).code, 0);
+  t.truthy(await stat(join(tier1.out, 'pub/sub/beta.git/index.json.sig')));
+  await rm(join(origin.toplevel, 'pub/sub/beta.git'), { recursive: true, force: true });
+  await origin.publish('--sign-key', key.key);
+  const r = await pull(tier1.config);
+  t.is(r.code, 0, r.stderr);
+  const left = [...(await publishedFiles(tier1.out)).keys()];
+  t.deepEqual(left.filter((f) => f.startsWith('pub/sub/')), [], 'index, signature, bundle-list and bundles of beta are gone');
+  t.true((await readFile(join(tier1.out, 'manifest.js.gz'))).equals(await readFile(join(origin.out, 'manifest.js.gz'))));
 });
