@@ -6,8 +6,6 @@
  * bounded in sockets and time.
  */
 import test from 'ava';
-import { readdir, readFile } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { git, gitText } from '../src/git/exec.js';
 import { writeManifestFile } from '../src/manifest/manifest.js';
@@ -15,61 +13,7 @@ import { startServer, type RunningServer } from '../src/server/server.js';
 import { eventually } from './support/daemon.js';
 import { request } from './support/http.js';
 import { makeRepo, showRefOf, tempDir } from './support/repos.js';
-
-/** `git http-backend` processes that are children of this process (the server runs in it). */
-async function backendChildren(): Promise<number> {
-  let n = 0;
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== process.pid) continue;
-      if ((await readFile(`/proc/${pid}/cmdline`, 'utf8')).includes('http-backend')) n += 1;
-    } catch {
-      /* the process ended meanwhile */
-    }
-  }
-  return n;
-}
-
-/** Samples backendChildren() until stopped; resolves with the largest count seen. */
-function watchBackends(): { stop: () => Promise<number> } {
-  let max = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      max = Math.max(max, await backendChildren());
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return max;
-    },
-  };
-}
-
-/** Opens a raw connection, sends `head` (and nothing more unless told), and collects what comes back until close. */
-function rawRequest(url: string, head: string, opts: { read?: boolean; limitMs?: number } = {}): { socket: Socket; reply: Promise<string> } {
-  const { hostname, port } = new URL(url);
-  const socket = connect(Number(port), hostname);
-  socket.write(head);
-  const chunks: Buffer[] = [];
-  const reply = new Promise<string>((resolve) => {
-    const timer = setTimeout(() => socket.destroy(), opts.limitMs ?? 30_000);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('latin1'));
-    });
-  });
-  if (opts.read === false) socket.pause();
-  return { socket, reply };
-}
+import { backendChildren, HALF_SENT_POST, rawRequest, watchBackends } from './support/server-attacks.js';
 
 const pkt = (s: string) => (s.length + 4).toString(16).padStart(4, '0') + s;
 
@@ -96,10 +40,7 @@ test('100 half-sent POSTs hold no git process, are cut off after the body deadli
   t.teardown(() => server.close({ graceMs: 100 }));
   const watch = watchBackends();
 
-  const head =
-    'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
-    'Content-Length: 1000\r\n\r\n0032want ';
-  const halfSent = Array.from({ length: 100 }, () => rawRequest(server.url, head));
+  const halfSent = Array.from({ length: 100 }, () => rawRequest(server.url, HALF_SENT_POST));
   // the server is busy with 100 slow clients: a real clone goes through anyway
   const clone = join(f.dir, 'clone.git');
   await git(['clone', '--quiet', '--mirror', `${server.url}/git/pub/a.git`, clone]);

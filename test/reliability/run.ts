@@ -13,6 +13,11 @@
  *             moment; the tree must stay consistent and the next publish
  *             and pull complete
  *
+ *   hostile client   serve and the daemon's listener, once each
+ *             (test/support/server-attacks.ts): a repository publish left
+ *             out, serve --bundles over repositories, a force-pushed commit
+ *             by id, 100 half-sent POSTs, 200 wrong notify tokens
+ *
  * After every trial each repository is compared with the origin (refs and
  * git fsck). A trial "loses data" when a repository ends neither at its old
  * refs nor at the origin's, fails fsck, is not verified once the faults
@@ -28,6 +33,7 @@
 import { parseArgs } from 'node:util';
 import { publishRunMs, startLab, type Lab } from '../support/lab.js';
 import { crashTrial, networkTrial, publishCrashTrial, type KillPoint } from '../support/trials.js';
+import { runServerAttacks } from '../support/server-attacks.js';
 
 const { values } = parseArgs({
   options: {
@@ -67,6 +73,16 @@ const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(0).padS
 const line = (s: string): void => void process.stdout.write(`${s}\n`);
 
 line(`bundlemirror reliability run: seed ${seed0}, budget ${Math.round(budgetMs / 1000)} s, at most ${limits.network} network, ${limits.crash} pull -9 and ${limits.publish} publish -9 trials`);
+// a hostile client of serve and of the daemon's listener: not seeded, each attack is the same every time
+const serverAttacks = await runServerAttacks({
+  quick,
+  onResult: (r) =>
+    line(`${elapsed()}  attack   ${r.name.padEnd(34)} ${String(r.refused.length).padStart(3)} refused  ${r.problems.length ? `GOT THROUGH: ${r.problems.join('; ')}` : 'held'}`),
+});
+for (const r of serverAttacks) if (r.problems.length) failures.push(`attack ${r.name}:\n    ${r.problems.join('\n    ')}`);
+const serverHeld = serverAttacks.filter((r) => r.problems.length === 0).length;
+line(`hostile client: ${serverAttacks.length} attacks, ${serverAttacks.reduce((n, r) => n + r.refused.length, 0)} refusals, ${serverHeld} held, ${serverAttacks.length - serverHeld} got through`);
+line('');
 const lab: Lab = await startLab({ bigBytes: 600_000 });
 try {
   const runStarted = Date.now();
