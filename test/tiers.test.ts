@@ -5,6 +5,8 @@ import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { fingerprintOf, pull, startOrigin, type Origin } from './support/mirror.js';
 import { makeSigningKey } from './support/keys.js';
+import { loadPullConfig } from '../src/replica/config/config.js';
+import { pull as pullOnce } from '../src/replica/pull.js';
 import { showRefOf } from './support/repos.js';
 import { gitText } from '../src/git/exec.js';
 import { commitLfsFile, hasGitLfs, lfsUrl, lfsWorkTree, startLfsOrigin, WRITERS } from './support/lfs.js';
@@ -222,4 +224,21 @@ test('the tier copy is garbage-collected as the origin\'s tree: files of a repos
   const left = [...(await publishedFiles(tier1.out)).keys()];
   t.deepEqual(left.filter((f) => f.startsWith('pub/sub/')), [], 'index, signature, bundle-list and bundles of beta are gone');
   t.true((await readFile(join(tier1.out, 'manifest.js.gz'))).equals(await readFile(join(origin.out, 'manifest.js.gz'))));
+});
+
+test('a notified run of one repository updates the copy\'s manifest as soon as every repository\'s copy is at its fingerprint', async (t) => {
+  const { origin, key } = await signedOrigin(t);
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  t.is((await pull(tier1.config)).code, 0);
+  await origin.repos['/pub/alpha.git']!.wt.commit('pushed');
+  await origin.repos['/pub/alpha.git']!.wt.push('main');
+  await origin.publish('--sign-key', key.key);
+  const lines: string[] = [];
+  const log = { info: (m: string) => lines.push(m), debug: () => {}, warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m), flush: async () => {} };
+  const report = await pullOnce(loadPullConfig(tier1.config), { log, only: ['/pub/alpha.git'] });
+  t.deepEqual(report.failed, [], lines.join('\n'));
+  t.deepEqual(report.updated, ['/pub/alpha.git']);
+  for (const f of ['manifest.js.gz', 'manifest.js.gz.sig', 'pub/alpha.git/index.json', 'pub/alpha.git/index.json.sig']) {
+    t.true((await readFile(join(tier1.out, f))).equals(await readFile(join(origin.out, f))), f);
+  }
 });

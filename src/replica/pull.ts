@@ -17,7 +17,7 @@ import { fetchDocument } from '../transfer/document.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import type { RetryWait } from '../transfer/retry-policy.js';
 import { checkToplevel, type PullConfig } from './config/config.js';
-import { planSync, type SyncAction, type SyncPlan } from './plan/planner.js';
+import { notSelected, planSync, type SyncAction, type SyncPlan } from './plan/planner.js';
 import { openState, type StateStore } from './state.js';
 import type { ManifestValidators } from './state-file.js';
 import { acquireToplevelLock } from './toplevel-lock.js';
@@ -249,8 +249,7 @@ async function copyForNextTier(
     ),
   );
   const repos = run.plan.actions.filter((_, i) => stale[i]).map((a) => a.path);
-  const mirroredSet = new Set(mirrored);
-  const servedAll = report.problems.length === 0 && Object.keys(run.remote).every((p) => mirroredSet.has(p));
+  const selectedAll = report.problems.length === 0 && Object.keys(run.remote).every((p) => notSelected(p, config.pull) === null);
   const copy = await updatePublishedCopy({
     out,
     graceMs: config.publish.graceMs,
@@ -258,7 +257,7 @@ async function copyForNextTier(
     manifestBytes: run.bytes,
     remote: run.remote,
     repos,
-    whole: servedAll,
+    whole: selectedAll,
     anyFailed: failed.size > 0 || run.partial,
     served: mirrored,
     indexes: run.indexes,

@@ -51,9 +51,15 @@ export interface TierCopyOptions {
   remote: Manifest;
   /** Repositories to bring up to date in the copy (synced in this run, or whose copy lags). */
   repos: string[];
-  /** Every repository of the remote manifest is mirrored and none failed: the origin's manifest can be served as it is. */
+  /** Every repository of the remote manifest is selected by this replica: the origin's manifest can be served as it is. */
   whole: boolean;
-  /** Repositories that failed this run: the copy's manifest is left as it was (indexes may run ahead of it, as during a publish). */
+  /**
+   * The run left something out (a repository failed, or it covered only a
+   * part: a notification, a schedule): the manifest is replaced only if
+   * every repository's copy is already at its fingerprint; otherwise the
+   * previous one stays, with indexes that may run ahead of it (as during a
+   * publish at the origin).
+   */
   anyFailed: boolean;
   /** Repositories the copy's manifest lists when it cannot be the origin's. */
   served: string[];
@@ -97,13 +103,19 @@ export async function updatePublishedCopy(opts: TierCopyOptions): Promise<TierCo
     );
     report.copied.sort();
     await Promise.all([...placed].map((f) => rm(f, { force: true })));
-    if (report.failed.length === 0 && !opts.anyFailed) report.manifest = await writeManifest(opts);
+    if (report.failed.length === 0) report.manifest = await writeManifest(opts);
     // as the origin's gc: only files no listed index names, and only after the grace period
     if (await stat(join(opts.out, MANIFEST_FILE)).catch(() => null)) await collectGarbage(opts.out, { graceMs: opts.graceMs });
     return report;
   } finally {
     await release();
   }
+}
+
+async function everyCopyCurrent(out: string, remote: Manifest): Promise<boolean> {
+  const reads = pLimit(16);
+  const current = await Promise.all(Object.entries(remote).map(([p, e]) => reads(() => copyIsCurrent(out, p, e.fingerprint))));
+  return current.every(Boolean);
 }
 
 /** True when the copy already holds this repository at `fingerprint` (no request needed). */
@@ -241,6 +253,9 @@ async function fetchIndexWithSignature(path: string, opts: TierCopyOptions): Pro
 async function writeManifest(opts: TierCopyOptions): Promise<TierCopyReport['manifest']> {
   const file = join(opts.out, MANIFEST_FILE);
   const current = await readFile(file).catch(() => null);
+  // a run that covered everything without a failure, or else a copy that holds every repository at the manifest's fingerprint
+  // (a daemon's notified or scheduled run): otherwise a reader could follow the manifest to an older index
+  if (opts.anyFailed && !(opts.whole && (await everyCopyCurrent(opts.out, opts.remote)))) return 'kept';
   if (opts.whole) {
     const signature = await manifestSignature(opts);
     if (signature === undefined) return 'kept'; // the origin moved on between the two requests: next run
