@@ -188,3 +188,16 @@ test('a signature newer than its file (a publish between the two requests) is fe
   t.is(verified.principal, 'origin@example.org');
   t.is(documentRequests, 2);
 });
+
+test('an allowed_signers file that is missing or lists no key is a configuration error (exit 2), not a signature refusal', async (t) => {
+  const { origin } = await signedOrigin(t);
+  const missing = await replica(origin, 'missing', join(origin.dir, 'no-such-file'));
+  const r1 = await pull(missing.config);
+  t.is(r1.code, 2);
+  t.regex(r1.stderr, /\[E_CONFIG\]/);
+  await writeFile(join(origin.dir, 'empty.allowed_signers'), '# nobody yet\n');
+  const empty = await replica(origin, 'empty', join(origin.dir, 'empty.allowed_signers'));
+  const r2 = await pull(empty.config);
+  t.is(r2.code, 2);
+  t.regex(r2.stderr, /\[E_CONFIG\]/);
+});

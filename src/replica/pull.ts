@@ -36,7 +36,7 @@ import { restrictPlan, runScope } from './plan/plan-scope.js';
 import { syncContextFor } from './sync/sync-context.js';
 import { RunRecorder } from './run-record.js';
 import { copyIsCurrent, updatePublishedCopy } from './tier/published-copy.js';
-import { checkManifestFreshness, readAcceptedManifest, recordAcceptedManifest, verifyFetched } from './trusted-documents.js';
+import { checkAllowedSigners, checkManifestFreshness, readAcceptedManifest, recordAcceptedManifest, verifyFetched } from './trusted-documents.js';
 import { manifestStamp } from '../manifest/manifest-stamp.js';
 import type { PullLog } from './log.js';
 import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
@@ -93,6 +93,7 @@ const MAX_MANIFEST_DOWNLOAD = 256 << 20;
 
 export async function pull(config: PullConfig, opts: PullOptions): Promise<PullReport> {
   await checkToplevel(config);
+  await checkAllowedSigners(config.remote.allowedSigners);
   const toplevel = config.core.toplevel;
   // before the lock, which is a directory in the state directory too
   await guardReplica(config);

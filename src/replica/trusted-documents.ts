@@ -26,6 +26,17 @@ import { fetchDocument } from '../transfer/document.js';
 import type { RedirectRule } from '../transfer/http.js';
 import { stateDir } from './paths.js';
 
+/** An allowed_signers file that cannot be read would make every signature look foreign: say so up front. */
+export async function checkAllowedSigners(file: string | null): Promise<void> {
+  if (!file) return;
+  const text = await readFile(file, 'utf8').catch((err: Error) => {
+    throw new BundlemirrorError('E_CONFIG', `[remote] allowed_signers ${file} cannot be read: ${err.message}`, { hint: 'fix the path, or the file\'s permissions for this user', cause: err });
+  });
+  if (!text.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'))) {
+    throw new BundlemirrorError('E_CONFIG', `[remote] allowed_signers ${file} lists no key`, { hint: 'add a line "principal key-type base64-key" per trusted key (git\'s allowed_signers format)' });
+  }
+}
+
 export interface SignedFetchOptions {
   allowedSigners: string;
   /** What the document is, for messages (`manifest URL`, `index.json`). */
