@@ -63,8 +63,8 @@ export class PartialFile {
     let fh: FileHandle;
     try {
       await mkdir(partialDir, { recursive: true });
-      // O_RDWR|O_CREAT without O_APPEND: positional writes must land where we say.
-      fh = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
+      // O_RDWR|O_CREAT without O_APPEND: positional writes must land where we say; never through a symlink planted in its place
+      fh = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o644);
     } catch (err) {
       throw diskError(err, `cannot open partial download ${path}`);
     }
@@ -185,7 +185,7 @@ export class PartialFile {
   async writeValidator(validator: string | undefined): Promise<void> {
     try {
       if (validator === undefined) await rm(this.validatorPath, { force: true });
-      else await writeFile(this.validatorPath, validator + '\n');
+      else await writeFile(this.validatorPath, validator + '\n', { flag: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW });
     } catch (err) {
       throw diskError(err, `cannot record the validator of ${this.path}`);
     }

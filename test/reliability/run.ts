@@ -17,6 +17,12 @@
  *             (test/support/server-attacks.ts): a repository publish left
  *             out, serve --bundles over repositories, a force-pushed commit
  *             by id, 100 half-sent POSTs, 200 wrong notify tokens
+ *   hostile origin   the replica, once each (test/support/attacks.ts):
+ *             manifest symlinks that climb out of the toplevel or into a repository
+ *             (over HTTP and in a kit), redirects off the published tree, an
+ *             entry nested 200,000 deep, control and bidi characters; each
+ *             must be refused with nothing outside the toplevel changed, no
+ *             hook run and the other repositories synced
  *
  * After every trial each repository is compared with the origin (refs and
  * git fsck). A trial "loses data" when a repository ends neither at its old
@@ -34,6 +40,7 @@ import { parseArgs } from 'node:util';
 import { publishRunMs, startLab, type Lab } from '../support/lab.js';
 import { crashTrial, networkTrial, publishCrashTrial, type KillPoint } from '../support/trials.js';
 import { runServerAttacks } from '../support/server-attacks.js';
+import { runAttacks, type AttackResult } from '../support/attacks.js';
 
 const { values } = parseArgs({
   options: {
@@ -142,6 +149,15 @@ try {
   if (keep) line(`kept for inspection: ${lab.dir} (origin/, published/, replica/, pull.log)`);
 }
 
+// a hostile origin: not seeded, each attack is the same every time
+line('');
+const attacks: AttackResult[] = await runAttacks({
+  quick,
+  onResult: (r) =>
+    line(`${elapsed()}  attack   ${r.name.padEnd(34)} ${String(r.refused.length).padStart(3)} refused  ${r.problems.length ? `GOT THROUGH: ${r.problems.join('; ')}` : 'held'}`),
+});
+for (const r of attacks) if (r.problems.length) failures.push(`attack ${r.name}:\n    ${r.problems.join('\n    ')}`);
+
 const total: Row = { trials: 0, faults: 0, recoveries: 0, verified: 0, lost: 0 };
 for (const r of Object.values(rows)) for (const k of Object.keys(total) as (keyof Row)[]) total[k] += r[k];
 const header = ['', 'trials', 'faults injected', 'recoveries', 'repositories verified', 'data lost'];
@@ -161,6 +177,10 @@ line(render(header));
 line(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const row of table) line(render(row));
 line('');
+const held = attacks.filter((r) => r.problems.length === 0).length;
+const refusals = attacks.reduce((n, r) => n + r.refused.length, 0);
+line(`hostile origin: ${attacks.length} attacks, ${refusals} refusals, ${held} held, ${attacks.length - held} got through`);
+line('');
 line(`${((Date.now() - started) / 1000).toFixed(0)} s in all; every trial replays with its seed.`);
 if (failures.length) {
   line('');
@@ -168,5 +188,5 @@ if (failures.length) {
   for (const f of failures) line(`  ${f}`);
   process.exitCode = 1;
 } else {
-  line('Data lost: 0. Every repository ended equal to the origin, git fsck clean, nothing left behind.');
+  line('Data lost: 0. Every repository ended equal to the origin, git fsck clean, nothing left behind; every attack was refused.');
 }

@@ -22,6 +22,7 @@ import { memoryLog } from '../../src/replica/log.js';
 import { pull, type PullReport } from '../../src/replica/pull.js';
 import { importKit } from '../../src/kit/import.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
+import { quoteUntrusted } from '../../src/format/untrusted.js';
 import { runCli } from './cli.js';
 import { writeConfig } from './mirror.js';
 import { makeRepo, showRefOf, tempDir, type WorkTree } from './repos.js';
@@ -341,4 +342,81 @@ export async function outputsOfAPull(w: AttackWorld, args: string[] = ['-v']): P
       statusJson: statusJson.stdout,
     },
   };
+}
+
+// ---------------------------------------------------------------- the suite, as the reliability run counts it
+
+export interface AttackResult extends AttackOutcome {
+  name: string;
+  ms: number;
+}
+
+async function inWorld(repos: string[], run: (w: AttackWorld) => Promise<AttackOutcome>): Promise<AttackOutcome> {
+  const w = await attackWorld(repos);
+  try {
+    return await run(w);
+  } finally {
+    await w.close();
+  }
+}
+
+const refusalsOf = (errors: { code: string; repo?: string | undefined; message: string }[]) => errors.map((e) => ({ code: e.code, repo: e.repo, what: e.message }));
+
+/** Each attack once, against a fresh origin and replica; `quick` leaves out the slower ones (kit, strings, credentials). */
+export async function runAttacks(opts: { quick?: boolean; onResult?: (r: AttackResult) => void } = {}): Promise<AttackResult[]> {
+  const attacks: [string, () => Promise<AttackOutcome>][] = [
+    ['symlinks climbing out (HTTP)', () => inWorld(SYMLINK_REPOS, (w) => symlinkAttack(w, 'http'))],
+    ['redirects off the tree', () =>
+      inWorld(REDIRECT_REPOS, async (w) => {
+        const s = await redirectSetup(w);
+        try {
+          const report = await pull(loadPullConfig(s.config), { log: memoryLog() });
+          const problems = report.failed.filter((e) => e.code !== 'E_REDIRECT').map((e) => `${e.repo}: ${e.code}`);
+          if (report.failed.length !== 2) problems.push(`${report.failed.length} repositories refused, expected 2`);
+          problems.push(...(await fingerprintsMatch(w, ['/a.git', '/d.git'])).map((p) => `${p}: not in sync`));
+          return { refused: refusalsOf(report.failed), problems };
+        } finally {
+          await Promise.all([s.origin.close(), s.other.close()]);
+        }
+      })],
+    ['an entry nested 200,000 deep', () =>
+      inWorld(BOUNDS_REPOS, async (w) => {
+        await writeBoundsManifest(w);
+        const report = await pull(loadPullConfig(w.config), { log: memoryLog() });
+        const again = await runCli(['pull', '-c', w.config, '--no-progress']);
+        const problems = (await fingerprintsMatch(w, ['/good.git'])).map((p) => `${p}: not in sync`);
+        if (again.code !== 1) problems.push(`the next run exited ${again.code}`);
+        if (report.problems.length !== 2) problems.push(`${report.problems.length} entries refused, expected 2`);
+        return { refused: report.problems.map((p) => ({ code: 'E_MANIFEST', repo: p.path, what: p.problem })), problems };
+      })],
+  ];
+  if (!opts.quick) {
+    attacks.push(
+      ['symlinks climbing out (kit)', () => inWorld(SYMLINK_REPOS, (w) => symlinkAttack(w, 'kit'))],
+      ['control and bidi characters', () =>
+        inWorld(STRING_REPOS, async (w) => {
+          await writeStringsAttack(w);
+          const { texts } = await outputsOfAPull(w);
+          const problems = Object.entries(texts).filter(([, text]) => UNSAFE_OUTPUT.test(text)).map(([where]) => `raw control characters in ${where}`);
+          problems.push(...(await fingerprintsMatch(w, ['/good.git'])).map((p) => `${p}: not in sync`));
+          const refused = HOSTILE_PATHS.filter((p) => texts.stderr.includes(quoteUntrusted(p))).map((p) => ({ code: 'E_MANIFEST', repo: quoteUntrusted(p), what: 'refused path' }));
+          if (refused.length !== HOSTILE_PATHS.length) problems.push(`${HOSTILE_PATHS.length - refused.length} hostile paths not named`);
+          return { refused, problems };
+        })],
+    );
+  }
+  const results: AttackResult[] = [];
+  for (const [name, run] of attacks) {
+    const started = Date.now();
+    let outcome: AttackOutcome;
+    try {
+      outcome = await run();
+    } catch (err) {
+      outcome = { refused: [], problems: [`the attack run itself failed: ${(err as Error).message}`] };
+    }
+    const r = { name, ms: Date.now() - started, ...outcome };
+    results.push(r);
+    opts.onResult?.(r);
+  }
+  return results;
 }

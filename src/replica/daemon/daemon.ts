@@ -22,6 +22,7 @@ import { BundlemirrorError, isBundlemirrorError } from '../../errors.js';
 import { repoPathProblem } from '../../git/refname.js';
 import { acquireLock, type Release } from '../../lock/lock.js';
 import { checkToplevel, type PullConfig } from '../config/config.js';
+import { guardReplica } from '../own-paths.js';
 import { scheduleOf } from './daemon-config.js';
 import { JobQueue, label, describeReport, type DaemonJob } from './job-queue.js';
 import type { PullLog } from '../log.js';
@@ -118,6 +119,7 @@ class PullDaemon implements Daemon {
   async start(): Promise<void> {
     const toplevel = this.config.core.toplevel;
     await checkToplevel(this.config);
+    await guardReplica(this.config);
     this.releaseLock = await acquireLock({ path: join(stateDir(toplevel), 'daemon'), what: `bundlemirror pull --daemon on ${toplevel}` });
     try {
       this.token = await this.readToken(this.config);
