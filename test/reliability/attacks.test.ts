@@ -157,3 +157,21 @@ test('credentials in [remote] site never reach the terminal, the log or state.js
   for (const [where, text] of Object.entries(texts)) t.false(text.includes('s3cret'), `${where} holds no password`);
   t.deepEqual(await fingerprintsMatch(w, ['/good.git', '/fetched.git']), []);
 });
+
+test('publish warns about a --notify-token-file every user can read, as the daemon does', async (t) => {
+  const { readNotifyTokenFile } = await import('../../src/origin/notify.js');
+  const { mkdtemp, chmod } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(join(tmpdir(), 'bm-token-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'notify.token');
+  await writeFile(file, 'test-token-0123456789abcdef\n');
+  const heard: string[] = [];
+  await chmod(file, 0o644);
+  t.is(await readNotifyTokenFile(file, (m) => heard.push(m)), 'test-token-0123456789abcdef');
+  t.is(heard.length, 1, 'world-readable: one warning');
+  t.true(heard[0]!.includes(file), 'it names the file');
+  await chmod(file, 0o600);
+  await readNotifyTokenFile(file, (m) => heard.push(m));
+  t.is(heard.length, 1, 'mode 600: no warning');
+});
