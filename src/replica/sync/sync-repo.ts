@@ -351,7 +351,10 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
         await streaming?.abandon();
         throw err;
       });
-      if (streaming) indexed = await streaming.finish(dest);
+      if (streaming) {
+        indexed = await streaming.finish(dest);
+        ctx.log.debug(`${path}: ${indexed ? 'base bundle indexed while it downloaded' : 'base bundle indexed after its download (the stream could not be used)'}`);
+      }
       result.bundles.push(b.sha256);
       result.bytesDownloaded += got.bytesDownloaded;
       result.bytesResumed += got.bytesResumed;
