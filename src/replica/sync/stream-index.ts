@@ -118,7 +118,9 @@ export function streamIndex(partial: string, expectedSize: number, gitDir: strin
         break;
       }
       if (size === pos) {
-        await pause();
+        // the download is over and this file will not grow: it is not the one that was verified
+        if (verifiedFile) failed = true;
+        else await pause();
         continue;
       }
       const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, size - pos), pos);
