@@ -48,11 +48,8 @@ export async function handleBatch(req: IncomingMessage, res: ServerResponse, ctx
     return sendLfsError(req, res, 413, `a batch may name at most ${MAX_BATCH_OBJECTS} objects, this one names ${v.objects.length}; send smaller batches`);
   }
 
-  let writer: string | null = null;
-  if (op === 'upload') {
-    writer = await ctx.authorizeWrite();
-    if (writer === null) return;
-  }
+  // uploads need a writer; the 401, 403 or 307 has been sent when there is none
+  if (op === 'upload' && (await ctx.authorizeWrite()) === null) return;
 
   const objects: ObjectAnswer[] = [];
   let valid = 0;
