@@ -13,7 +13,8 @@ import { parseManifest, readManifestIfAny, writeManifestFile, type Manifest } fr
 import { repoPathProblem } from '../git/refname.js';
 import { isBareRepository, scanToplevel } from '../git/discovery.js';
 import { readAlternates } from '../git/inspect.js';
-import { fetchDocument } from '../transfer/document.js';
+import { fetchDocumentFromHosts } from '../transfer/document.js';
+import { MirrorSet } from '../transfer/mirrors.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import type { RetryWait } from '../transfer/retry-policy.js';
 import { checkToplevel, type PullConfig } from './config/config.js';
@@ -52,6 +53,8 @@ export interface PullOptions {
   onWait?: (repo: string | null, w: RetryWait) => void;
   /** --retry-for: overrides `[pull] retry_for`. */
   retryForMs?: number;
+  /** The hosts of the published tree (`[remote] mirrors`), shared by every request of the run; made by pull(). */
+  mirrors?: MirrorSet;
   signal?: AbortSignal;
   /**
    * Pull only these manifest paths (a push notification). Implies `partial`:
@@ -109,12 +112,14 @@ export async function pull(config: PullConfig, opts: PullOptions): Promise<PullR
       recorder.progress(repo, file, p);
       opts.onProgress?.(repo, file, p);
     };
+    const mirrors = config.remote.mirrors.length ? new MirrorSet(config.bundlemirror.bundles, config.remote.mirrors) : undefined;
+    const hosts = (): [ReturnType<MirrorSet['report']>, Record<string, string>] => (mirrors ? [mirrors.report(), Object.fromEntries(mirrors.servedBy)] : [[], {}]);
     try {
-      const report = await pullLocked(config, state, { ...opts, onProgress });
-      await recorder.finish({ report });
+      const report = await pullLocked(config, state, { ...opts, onProgress, ...(mirrors ? { mirrors } : {}) });
+      await recorder.finish({ report }, ...hosts());
       return report;
     } catch (err) {
-      await recorder.finish({ error: err });
+      await recorder.finish({ error: err }, ...hosts());
       throw err;
     }
   } finally {
@@ -372,7 +377,8 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
   const cached = await readFile(copy).catch(() => null);
   // validators are only useful while we still hold the bytes they describe, and grok-pull refetches after a config change
   const usable = cached && prior && prior.configMtimeMs === config.mtimeMs;
-  const doc = await fetchDocument(url, {
+  // with [remote] mirrors, the manifest comes from the primary when it answers, else from a mirror
+  const doc = await fetchDocumentFromHosts(url, opts.mirrors, {
     etag: usable ? (prior.etag ?? undefined) : undefined,
     lastModified: usable ? (prior.lastModified ?? undefined) : undefined,
     maxBytes: MAX_MANIFEST_DOWNLOAD,

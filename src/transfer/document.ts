@@ -10,6 +10,7 @@ import { BundlemirrorError } from '../errors.js';
 import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
 import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
 import { formatDuration } from '../format/duration.js';
+import type { MirrorSet } from './mirrors.js';
 import {
   StallError,
   contentLength,
@@ -149,4 +150,77 @@ function readCapped(res: OpenedResponse, maxBytes: number, idleMs: number, url: 
       }
     });
   });
+}
+
+export interface HostsFetchOptions extends FetchDocumentOptions {
+  /** Checks a document before it is accepted (a signature, say); a throw skips that host for it and tries the next. */
+  verify?: ((body: Buffer, url: string) => Promise<void>) | undefined;
+  /** Told when a host served the document wrong (its check refused it, or an error that is not the network's). */
+  onWrongHost?: ((root: string, error: unknown) => void) | undefined;
+  repo?: string | undefined;
+}
+
+/**
+ * A document from several hosts of one tree (`url` under the primary's
+ * root): the best host first; on an error, a refusal by `verify` or a 404
+ * (a mirror that is behind), the next one; rounds of all of them, with the
+ * hosts' rests between, until one answers or `retryForMs` passes. Only the
+ * primary gets the conditional headers (validators are per host).
+ */
+export async function fetchDocumentFromHosts(url: string, hosts: MirrorSet | undefined, opts: HostsFetchOptions): Promise<FetchDocumentResult & { from?: string }> {
+  if (!hosts || hosts.size < 2 || hosts.rebase(url, hosts.primary) === null) {
+    const r = await fetchDocument(url, opts);
+    if (r.status === 'ok' && opts.verify) await opts.verify(r.body, url);
+    return r;
+  }
+  const started = Date.now();
+  const giveUpAt = started + (opts.retryForMs ?? DEFAULT_RETRY_FOR_MS);
+  let last: unknown;
+  for (let round = 1; ; round += 1) {
+    const candidates = hosts.candidates(url);
+    if (candidates.length === 0) throw last;
+    for (const h of candidates) {
+      opts.signal?.throwIfAborted();
+      const primary = h.root === hosts.primary;
+      let r: FetchDocumentResult;
+      try {
+        r = await fetchDocument(h.url, {
+          ...opts,
+          retries: 0,
+          etag: primary ? opts.etag : undefined,
+          lastModified: primary ? opts.lastModified : undefined,
+          redirects: primary ? opts.redirects : { roots: [h.root], repo: opts.repo },
+        });
+      } catch (err) {
+        opts.signal?.throwIfAborted();
+        last = err;
+        const message = err instanceof Error ? err.message : String(err);
+        // the network's trouble: that host rests; anything else (a 404 from a host that is behind, a redirect
+        // out of its tree): that host is skipped for this document
+        if (err instanceof BundlemirrorError && (err.code === 'E_HTTP' || err.code === 'E_DOWNLOAD')) hosts.failed(h.root, message);
+        else {
+          hosts.servedWrong(url, h.root, message);
+          if (!(err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND')) opts.onWrongHost?.(h.root, err);
+        }
+        continue;
+      }
+      if (r.status === 'ok' && opts.verify) {
+        try {
+          await opts.verify(r.body, h.url);
+        } catch (err) {
+          opts.signal?.throwIfAborted();
+          last = err;
+          hosts.servedWrong(url, h.root, err instanceof Error ? err.message : String(err));
+          opts.onWrongHost?.(h.root, err);
+          continue;
+        }
+      }
+      hosts.fileDone(h.root, opts.repo);
+      return { ...r, from: h.root };
+    }
+    if (Date.now() >= giveUpAt || hosts.candidates(url).length === 0) throw last;
+    const delayMs = Math.max(200, Math.min(hosts.waitFor(url), giveUpAt - Date.now()));
+    opts.onWait?.({ url, cause: undefined, message: last instanceof Error ? last.message : String(last), delayMs, attempt: round, giveUpAt });
+    await sleep(delayMs, opts.signal);
+  }
 }

@@ -23,6 +23,7 @@ import { RateMeter, type DownloadProgress } from './progress.js';
 import { bundleEtag } from '../manifest/tree.js';
 import { formatDuration } from '../format/duration.js';
 import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
+import type { MirrorSet } from './mirrors.js';
 
 export { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
 
@@ -48,6 +49,18 @@ export interface DownloadFileOptions {
   onWait?: ((w: RetryWait) => void) | undefined;
   /** What the user runs to continue, for the give-up hint (default: "the next pull resumes from there"). */
   resumeHint?: string | undefined;
+  /**
+   * Other hosts of the same tree (`url` must be under the set's primary
+   * root): each attempt goes to the best host, a failing or stalling host
+   * rests while the next attempt goes to another, and the partial continues
+   * from wherever it stopped. A host whose bytes fail the hash is skipped
+   * for this file.
+   */
+  mirrors?: MirrorSet | undefined;
+  /** Told when a host served this file wrong and is skipped for it (to report it). */
+  onWrongHost?: ((root: string, error: BundlemirrorError) => void) | undefined;
+  /** The repository this file belongs to (for `mirrors.servedBy`). */
+  repo?: string | undefined;
   /** Also give up after this many consecutive attempts without progress (tests; default: time decides). */
   retries?: number | undefined;
   /** Also give up after this many attempts without progress in total (tests; default: time decides). */
@@ -181,11 +194,21 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
     },
     onWritten: () => report(false),
     onDiscard: () => {
+      sources.clear();
       keptPrefix = false;
       result.restarts += 1;
       stats.restarts += 1;
     },
   };
+
+  const mirrors = opts.mirrors;
+  /** The host the current attempt goes to (null without mirrors). */
+  let hostRoot: string | null = null;
+  /** Hosts whose bytes are in the partial now: a wrong hash is one host's fault only when there is one. */
+  const sources = new Set<string>();
+  // bytes kept from an earlier run came from a host nobody recorded
+  if (part.size > 0) sources.add('(an earlier run)');
+  let lastWrong: BundlemirrorError | undefined;
 
   /** The most bytes the partial has held: an attempt "made progress" only if it got further. */
   let highWater = part.size;
@@ -220,9 +243,24 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
           report(true);
           result.bytesHashedFromDisk = part.bytesReadBack;
           await part.commitTo(opts.dest);
+          if (mirrors && hostRoot) mirrors.fileDone(hostRoot, opts.repo);
           result.bytesResumed = keptPrefix ? resumedFrom : 0;
           stats.bytesResumed += result.bytesResumed;
           return result;
+        }
+        if (mirrors && mirrors.size > 1 && sources.size === 1) {
+          // one host sent every byte: it is that host's fault; the others may have it right
+          const [bad] = [...sources];
+          lastWrong = new BundlemirrorError('E_BUNDLE_VERIFY', `${bad}: served ${expectedSize} bytes for ${url.slice(mirrors.primary.length)} whose sha256 is ${digest}, not ${sha256}`, {
+            hint: 'that host serves other bytes than the index promises (stale or forged); it is skipped for this file',
+          });
+          mirrors.servedWrong(url, bad!, lastWrong.message);
+          opts.onWrongHost?.(bad!, lastWrong);
+          await part.discard();
+          ctx.onDiscard('content failed verification');
+          sources.clear();
+          highWater = 0;
+          continue;
         }
         await contentIsWrong(
           new BundlemirrorError('E_BUNDLE_VERIFY', `${url}: downloaded ${expectedSize} bytes whose sha256 is ${digest}, not ${sha256} as the index says`, {
@@ -232,11 +270,32 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
         continue;
       }
 
+      const host = mirrors ? mirrors.choose(url) : null;
+      if (mirrors && !host) throw lastWrong ?? new BundlemirrorError('E_BUNDLE_VERIFY', `${url}: every host served it wrong`);
+      if (host && host.root !== hostRoot) {
+        // another host of the same content-addressed file: resume against the file's own name, not the last host's ETag
+        if (hostRoot !== null) ctx.validator = bundleEtag(sha256);
+        hostRoot = host.root;
+        ctx.url = host.url;
+        ctx.redirects = host.root === mirrors!.primary ? opts.redirects : { roots: [host.root], repo: opts.repo };
+      }
+      if (hostRoot !== null) sources.add(hostRoot);
       result.attempts += 1;
       stats.attempts += 1;
+      const attemptStart = Date.now();
+      const before = result.bytesDownloaded;
       const outcome = await runAttempt(ctx);
       report(false);
+      if (mirrors && hostRoot) mirrors.delivered(hostRoot, result.bytesDownloaded - before, Date.now() - attemptStart);
 
+      if (outcome.kind === 'size-mismatch' && mirrors && hostRoot && mirrors.size > 1) {
+        lastWrong = new BundlemirrorError('E_BUNDLE_VERIFY', `${ctx.url} is ${outcome.serverSize} bytes on ${hostRoot}, the index says ${expectedSize}`, {
+          hint: 'that host serves another file under this name (stale or forged); it is skipped for this file',
+        });
+        mirrors.servedWrong(url, hostRoot, lastWrong.message);
+        opts.onWrongHost?.(hostRoot, lastWrong);
+        continue;
+      }
       if (outcome.kind === 'size-mismatch') {
         await contentIsWrong(
           new BundlemirrorError('E_BUNDLE_VERIFY', `${url} is ${outcome.serverSize} bytes on the server, the index says ${expectedSize}`, {
@@ -248,7 +307,21 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
       if (outcome.kind === 'complete') continue;
 
       const failure = outcome.kind === 'failed' || outcome.kind === 'received' ? outcome.failure : undefined;
-      if (failure && !failure.retryable) throw failure.error;
+      if (failure && mirrors && hostRoot && mirrors.size > 1 && failure.error.code !== 'E_DISK') {
+        // a host that fails (down, stalled, 404 because it is behind) rests; the next attempt goes elsewhere at once
+        if (failure.retryable) mirrors.failed(hostRoot, failure.error.message);
+        else mirrors.servedWrong(url, hostRoot, failure.error.message);
+        lastFailure = failure;
+        if (!failure.retryable) lastWrong = failure.error;
+        if (part.size === expectedSize) continue;
+        if (part.size > highWater) {
+          highWater = part.size;
+          consecutiveFailures = 0;
+          lastByteAt = Date.now();
+        }
+        const rest = mirrors.waitFor(url);
+        if (rest === 0) continue;
+      } else if (failure && !failure.retryable) throw failure.error;
       if (failure) lastFailure = failure;
       if (part.size === expectedSize) continue;
 
@@ -266,7 +339,7 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
         }
         // After failures, back off exponentially or as the server asked (never past the deadline);
         // after progress, reconnect at once (the link works, it just drops).
-        const delayMs = Math.max(0, Math.min(retryDelay(consecutiveFailures, failure?.retryAfterMs, backoff), giveUpAt - Date.now()));
+        const delayMs = Math.max(0, Math.min(mirrors && mirrors.size > 1 ? Math.max(mirrors.waitFor(url), 100) : retryDelay(consecutiveFailures, failure?.retryAfterMs, backoff), giveUpAt - Date.now()));
         opts.onWait?.({ url, cause: failure?.cause, message: failure?.error.message ?? 'no progress', delayMs, attempt: consecutiveFailures, giveUpAt });
         await sleep(delayMs, signal);
       }

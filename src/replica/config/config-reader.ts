@@ -25,7 +25,7 @@ type Use = 'used' | 'unused';
 /** Every key grokmirror 2 reads from grokmirror.conf, and whether bundlemirror uses it. */
 export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>> = {
   core: { toplevel: 'used', manifest: 'used', log: 'used', loglevel: 'used', objstore: 'unused', objstore_uses_plumbing: 'unused', private: 'unused' },
-  remote: { site: 'used', manifest: 'used', manifest_command: 'unused', preload_bundle_url: 'unused', allowed_signers: 'used', manifest_max_age: 'used' },
+  remote: { site: 'used', manifest: 'used', manifest_command: 'unused', preload_bundle_url: 'unused', allowed_signers: 'used', manifest_max_age: 'used', mirrors: 'used' },
   publish: { out: 'used', grace_days: 'used' },
   pull: {
     include: 'used',

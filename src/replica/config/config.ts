@@ -57,6 +57,8 @@ export const PullConfigSchema = z.object({
     manifestMaxAgeMs: z.number().int().nonnegative(),
     /** An on-demand bundle service (`serve --on-demand`) for new repositories the origin publishes no bundles for; null: none. */
     onDemand: url.nullable(),
+    /** `[remote] mirrors`: other hosts of the same published tree (each its root, ending in `/`), for failover and speed. */
+    mirrors: z.array(url),
   }),
   publish: z.object({
     /** Where to keep a copy of the origin's published files for what this replica mirrors (a tier); null: none. */
@@ -125,6 +127,15 @@ export interface ParseOptions {
   mtimeMs?: number;
   /** Resolve symlinks in toplevel when it exists (default true). */
   realpath?: boolean;
+}
+
+function mirrorRoots(r: Reader, site: string): string[] {
+  const words = r.list('remote', 'mirrors', []).flatMap((line) => line.split(/\s+/)).filter((w) => w !== '');
+  return words.map((w) => {
+    const u = r.url('remote', 'mirrors', w, site);
+    if (!/^https?:/.test(u)) r.fail('remote', 'mirrors', `must list http:// or https:// URLs of the tree's root, got ${JSON.stringify(w)}`);
+    return u.endsWith('/') ? u : `${u}/`;
+  });
 }
 
 function retryFor(r: Reader): number {
@@ -263,7 +274,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     file: '',
     mtimeMs: opts.mtimeMs ?? 0,
     core: { toplevel, manifest: manifestPath, log, loglevel, objstore },
-    remote: { site, manifest: remoteManifest, allowedSigners, manifestMaxAgeMs: manifestMaxAge * 1000, onDemand },
+    remote: { site, manifest: remoteManifest, allowedSigners, manifestMaxAgeMs: manifestMaxAge * 1000, onDemand, mirrors: mirrorRoots(r, site) },
     publish: { out: publishOut, graceMs: graceDays * 86_400_000 },
     pull,
     bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile, redirects },

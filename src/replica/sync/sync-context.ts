@@ -5,6 +5,7 @@
  */
 import type { DownloadProgress } from '../../transfer/download.js';
 import type { RetryWait } from '../../transfer/retry-policy.js';
+import type { MirrorSet } from '../../transfer/mirrors.js';
 import type { ManifestEntry } from '../../manifest/manifest.js';
 import type { PullConfig } from '../config/config.js';
 import type { StateStore } from '../state.js';
@@ -18,6 +19,8 @@ export interface SyncContextOptions {
   manifestPublished?: string | null | undefined;
   /** --retry-for, over `[pull] retry_for`. */
   retryForMs?: number | undefined;
+  /** The run's hosts of the published tree (`[remote] mirrors`). */
+  mirrors?: MirrorSet | undefined;
   onWait?: ((repo: string, w: RetryWait) => void) | undefined;
 }
 
@@ -41,6 +44,7 @@ export function syncContextFor(config: PullConfig, opts: SyncContextOptions): Sy
     onDemand: config.remote.onDemand,
     retryForMs: opts.retryForMs ?? config.pull.retryForMs,
     onWait: opts.onWait,
+    mirrors: opts.mirrors,
   };
 }
 

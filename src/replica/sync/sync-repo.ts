@@ -42,7 +42,8 @@ import { isBareRepository } from '../../git/discovery.js';
 import { bundleUrl, indexUrl } from '../../manifest/tree.js';
 import { downloadFile, type DownloadProgress } from '../../transfer/download.js';
 import { partialPathFor } from '../../transfer/partial-file.js';
-import { fetchDocument } from '../../transfer/document.js';
+import { fetchDocument, fetchDocumentFromHosts } from '../../transfer/document.js';
+import type { MirrorSet } from '../../transfer/mirrors.js';
 import type { RedirectRule } from '../../transfer/http.js';
 import type { RetryWait } from '../../transfer/retry-policy.js';
 import { idsToCheck, planBundles } from '../plan/bundle-plan.js';
@@ -77,6 +78,8 @@ export interface SyncContext {
   retries?: number;
   /** `[pull] retry_for` (or --retry-for): how long downloads wait out a failing server. */
   retryForMs?: number | undefined;
+  /** Other hosts of the published tree: downloads fail over between them and resume the same partial. */
+  mirrors?: MirrorSet | undefined;
   /** Told when a download or index fetch waits before trying again. */
   onWait?: ((repo: string, w: RetryWait) => void) | undefined;
   signal?: AbortSignal;
@@ -222,25 +225,41 @@ function transferPolicy(path: string, ctx: SyncContext): { retryForMs: number | 
 
 async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<RepoIndex | null> {
   const url = indexUrl(ctx.bundlesBase!, path);
+  let signed: { index: RepoIndex; body: Buffer; signature: Buffer } | null = null;
   try {
-    const doc = await fetchDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects: treeRedirects(ctx, path), ...transferPolicy(path, ctx) });
-    if (doc.status !== 'ok') return null;
-    if (!ctx.allowedSigners) {
-      const index = parseRepoIndex(doc.body, path);
-      ctx.onIndex?.(path, doc.body, undefined);
-      return index;
-    }
-    const signed = await verifyFetched(url, doc.body, {
-      allowedSigners: ctx.allowedSigners,
-      what: 'index.json',
+    const doc = await fetchDocumentFromHosts(url, ctx.mirrors, {
       maxBytes: MAX_INDEX_BYTES,
-      repo: path,
       signal: ctx.signal,
       redirects: treeRedirects(ctx, path),
+      repo: path,
+      onWrongHost: (root, err) => ctx.log.warn(`${path}: ${root} served index.json wrong, skipped: ${(err as Error).message}`),
+      ...transferPolicy(path, ctx),
+      // the check runs per host, so with [remote] mirrors a host serving a forged or stale index is skipped for the next one
+      verify: ctx.allowedSigners
+        ? async (body, from) => {
+            const checked = await verifyFetched(from, body, {
+              allowedSigners: ctx.allowedSigners!,
+              what: 'index.json',
+              maxBytes: MAX_INDEX_BYTES,
+              repo: path,
+              signal: ctx.signal,
+              redirects: from === url ? treeRedirects(ctx, path) : { roots: [new URL('.', from).href], repo: path },
+            });
+            const parsed = parseRepoIndex(checked.body, path);
+            checkIndexAge(parsed, entry, ctx.manifestPublished ?? null, path);
+            signed = { index: parsed, body: checked.body, signature: checked.signature };
+          }
+        : undefined,
     });
-    const index = parseRepoIndex(signed.body, path);
-    checkIndexAge(index, entry, ctx.manifestPublished ?? null, path);
-    ctx.onIndex?.(path, signed.body, signed.signature);
+    if (doc.status !== 'ok') return null;
+    // set by the check above (TypeScript cannot see the assignment inside the callback)
+    const checked = signed as { index: RepoIndex; body: Buffer; signature: Buffer } | null;
+    if (checked) {
+      ctx.onIndex?.(path, checked.body, checked.signature);
+      return checked.index;
+    }
+    const index = parseRepoIndex(doc.body, path);
+    ctx.onIndex?.(path, doc.body, undefined);
     return index;
   } catch (err) {
     if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND' && ctx.allowedSigners) {
@@ -343,6 +362,8 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
         retries: ctx.retries,
         signal: ctx.signal,
         ...policy,
+        ...(source.root === ctx.bundlesBase && ctx.mirrors ? { mirrors: ctx.mirrors, repo: path } : {}),
+        onWrongHost: (root, err) => ctx.log.warn(`${path}: ${root} served ${b.uri} wrong, skipped for it: ${err.message}`),
         onProgress: (p) => {
           streaming?.poke();
           ctx.onProgress?.(path, b.uri, p);
