@@ -1,7 +1,7 @@
 import test from 'ava';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isBundlemirrorError } from '../src/errors.js';
+import { BundlemirrorError, isBundlemirrorError } from '../src/errors.js';
 import { checkToplevel, loadPullConfig, parsePullConfig, type PullConfig } from '../src/replica/config/config.js';
 import { IniDocument } from '../src/replica/config/configparser.js';
 import { tempDir } from './support/repos.js';
@@ -213,14 +213,26 @@ test('[bundlemirror] overrides where bundles are found, how long hooks may run, 
   t.is(c.bundlemirror.gitUrl, 'https://origin.example/git');
 });
 
-test('unknown keys and sections are warnings, with a suggestion for a likely typo', (t) => {
-  const c = parse(`${MINIMAL}[pull]\npurgeprotekt = 10\n[pul]\ninclude = *\n`);
+test('a near miss of a key or section bundlemirror reads stops with E_CONFIG naming it and the key that was meant', (t) => {
+  for (const [text, section, meant] of [
+    [`${MINIMAL}[pull]\ninculde = /pub/a.git\n`, 'pull', 'include'],
+    [`${MINIMAL}[pull]\npurgeprotekt = 10\n`, 'pull', 'purgeprotect'],
+    [`${MINIMAL}[pul]\ninclude = /pub/a.git\n`, 'pul', 'pull'],
+  ] as const) {
+    const err = t.throws(() => parse(text), { instanceOf: BundlemirrorError });
+    t.is(err?.code, 'E_CONFIG');
+    t.true(err?.message.includes(`[${section}]`), 'the message names the section');
+    t.true(`${err?.message} ${err?.hint}`.includes(meant), `suggests ${meant}`);
+    t.is(err?.exitStatus, 2);
+  }
+});
+
+test('an unknown key or section that resembles nothing bundlemirror reads is a warning', (t) => {
+  const c = parse(`${MINIMAL}[pull]\ncolour_output = yes\n[webhooks]\nendpoint = x\n`);
   const unknown = c.warnings.filter((w) => w.kind === 'unknown');
   t.is(unknown.length, 2);
-  t.like(unknown[0], { section: 'pull', key: 'purgeprotekt' });
-  t.regex(unknown[0]!.message, /did you mean purgeprotect\?/);
-  t.like(unknown[1], { section: 'pul', key: null });
-  t.is(c.pull.purgeprotect, 5, 'the misspelled key does not take effect');
+  t.like(unknown[0], { section: 'pull', key: 'colour_output' });
+  t.like(unknown[1], { section: 'webhooks', key: null });
 });
 
 test('a key used only as a ${variable} is not reported as unknown', (t) => {

@@ -15,8 +15,8 @@ import { progressLines } from './progress-bars.js';
 export interface PullDaemonFlags {
   config: PullConfig;
   log: PullLog;
-  /** false for --no-purge. */
-  purge: boolean;
+  /** undefined: as the config says; true: -p; false: --no-purge. */
+  purge?: boolean | undefined;
   forcePurge?: boolean | undefined;
   /** --retry-for, over `[pull] retry_for`. */
   retryForMs?: number | undefined;
@@ -30,7 +30,7 @@ export async function runPullDaemon(flags: PullDaemonFlags): Promise<void> {
     config: flags.config,
     log,
     loadConfig: () => loadPullConfig(flags.config.file),
-    ...(flags.purge === false ? { purge: false } : {}),
+    ...(flags.purge !== undefined ? { purge: flags.purge } : {}),
     forcePurge: !!flags.forcePurge,
     pullOptions: {
       ...(flags.retryForMs !== undefined ? { retryForMs: flags.retryForMs } : {}),

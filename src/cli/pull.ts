@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ExitStatus } from '../errors.js';
 import { loadPullConfig } from '../replica/config/config.js';
 import { createPullLog } from '../replica/log.js';
@@ -14,13 +14,42 @@ import { retryForOption, waitMessages } from './wait-messages.js';
 interface PullFlags {
   config: string;
   force?: boolean;
-  purge: boolean;
+  /** undefined: as the config says; true: -p; false: --no-purge. */
+  purge?: boolean;
+  mtimeCheck: boolean;
+  continuous?: boolean;
   forcePurge?: boolean;
   verbose?: boolean;
   quiet?: boolean;
   progress: boolean;
   daemon?: boolean;
   retryFor?: number;
+  configCheck?: boolean;
+  pretty?: boolean;
+  reuseExistingRepos: boolean;
+  verifyMirror?: boolean;
+  verifySubpath?: string;
+  logfile?: string;
+}
+
+const GROK_PULL_HELP = `
+grok-pull's flags: -v, -n, -o, -p, --force-purge and -c mean here what they mean there.
+Older ones are refused with what to use instead: -y (the local manifest is written as grokmirror
+writes it), -r (existing repositories are always adopted), -m and -s (bundlemirror status --fetch,
+bundlemirror fsck REPO...), -l ([core] log in the config).`;
+
+/** grok-pull 1.x flags that have no meaning here: say what does the job instead of failing on an unknown option. */
+function refuseGrokPullOnly(flags: PullFlags): void {
+  const instead: [boolean, string, string][] = [
+    [!!flags.pretty, '-y/--pretty', 'the local manifest is written as grokmirror writes it; drop -y'],
+    [!flags.reuseExistingRepos, '-r/--no-reuse-existing-repos', 'existing repositories are always adopted and verified by fingerprint; drop -r'],
+    [!!flags.verifyMirror, '-m/--verify-mirror', 'run bundlemirror status -c CONFIG --fetch (compare) or bundlemirror fsck -c CONFIG (check objects)'],
+    [flags.verifySubpath !== undefined, '-s/--verify-subpath', 'run bundlemirror fsck -c CONFIG REPO... for the repositories to check'],
+    [flags.logfile !== undefined, '-l/--logfile', 'set [core] log = FILE in the config'],
+  ];
+  for (const [given, flag, hint] of instead) {
+    if (given) throw new BundlemirrorError('E_USAGE', `grok-pull's ${flag} has no bundlemirror equivalent flag`, { hint });
+  }
 }
 
 export function registerPull(program: Command): void {
@@ -29,15 +58,33 @@ export function registerPull(program: Command): void {
     .description('mirror the repositories of a remote manifest into [core] toplevel (grokmirror config)')
     .requiredOption('-c, --config <file>', 'replica config (grokmirror.conf format)')
     .option('--force', 'check every repository even when its fingerprint matches')
+    .option('-p, --purge', "purge repositories gone from the manifest even where [pull] purge is off (grok-pull's -p)")
     .option('--no-purge', 'do not purge repositories gone from the manifest, whatever the config says')
+    .option('-n, --no-mtime-check', "fetch the manifest even if unchanged and look at every entry (grok-pull's -n)")
     .option('--force-purge', 'purge even above [pull] purgeprotect percent')
     .option('--no-progress', 'no progress bars or progress lines')
     .option('-v, --verbose', 'explain every decision')
     .option('-q, --quiet', 'print only warnings, errors and the summary')
     .option('--retry-for <duration>', 'keep retrying a failing server this long after the last byte arrived (30s, 10m, 1h; default [pull] retry_for, 5m)', retryForOption)
     .option('--daemon', 'keep running: pull every [pull] refresh seconds, at [schedule "NAME"] cron times, and on push notifications')
+    .option('-o, --continuous', "grok-pull's name for --daemon (with no [pull] refresh it runs once, as grok-pull does)")
+    .option('--config-check', 'read the config, report every problem and exit (0: usable, 2: not)')
+    .addOption(new Option('-y, --pretty').hideHelp())
+    .addOption(new Option('-r, --no-reuse-existing-repos').hideHelp())
+    .addOption(new Option('-m, --verify-mirror').hideHelp())
+    .addOption(new Option('-s, --verify-subpath <glob>').hideHelp())
+    .addOption(new Option('-l, --logfile <file>').hideHelp())
+    .addHelpText('after', GROK_PULL_HELP)
     .action(async (flags: PullFlags) => {
+      refuseGrokPullOnly(flags);
       const config = loadPullConfig(flags.config);
+      if (flags.configCheck) {
+        for (const w of config.warnings) process.stderr.write(`bundlemirror: warning: ${w.message}\n`);
+        process.stdout.write(`${flags.config}: usable (${config.warnings.length} warning${config.warnings.length === 1 ? '' : 's'})\n`);
+        return;
+      }
+      // grok-pull -o runs once when the config sets no refresh interval
+      if (flags.continuous && config.pull.refresh !== null) flags.daemon = true;
       // on a terminal, log lines go through the bars (printed above them); elsewhere progress lines go to the log
       const bars = flags.progress && !flags.quiet && !flags.daemon ? progressBars({ log: (l) => log.info(l) }) : null;
       const onTerminal = bars !== null && Boolean(process.stderr.isTTY);
@@ -54,6 +101,7 @@ export function registerPull(program: Command): void {
           (signal) =>
             pull(config, {
               force: flags.force,
+              noMtimeCheck: !flags.mtimeCheck,
               purge: flags.purge,
               forcePurge: flags.forcePurge,
               log,

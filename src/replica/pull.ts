@@ -44,7 +44,9 @@ import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
 
 export interface PullOptions {
   force?: boolean;
-  /** false for --no-purge. */
+  /** grok-pull -n: fetch the manifest without validators and look at every entry, skipping only verified repositories. */
+  noMtimeCheck?: boolean;
+  /** false for --no-purge; true for -p/--purge (grok-pull's: purge even where the config does not say so). */
   purge?: boolean;
   forcePurge?: boolean;
   log: PullLog;
@@ -137,7 +139,9 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   const fetched = await fetchRemoteManifest(config, state, opts, partial);
   const recorded = await state.all();
   const pendingFailures = Object.values(recorded).some((r) => r.lastError);
-  if (fetched.unchanged && !pendingFailures && !opts.force && !partial) {
+  // an explicit -p asks for a purge now, which an unchanged manifest must not skip
+  const looksFurther = opts.force || opts.noMtimeCheck || opts.purge === true || partial;
+  if (fetched.unchanged && !pendingFailures && !looksFurther) {
     report.manifestUnchanged = true;
     report.unchanged = Object.keys(recorded).length;
     return report;
@@ -146,7 +150,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   report.problems.push(...problems);
   for (const p of problems) log.error(`${p.path}: refused manifest entry: ${p.problem}`);
 
-  const purge = config.pull.purge && opts.purge !== false;
+  const purge = opts.purge ?? config.pull.purge;
   const local = await localState(config, remote, recorded, purge);
   const plan = restrictPlan(planSync({ remote, local, config, options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge } }), inScope);
   report.plan = plan;
@@ -376,7 +380,7 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
   const prior = await state.manifestValidators(url);
   const cached = await readFile(copy).catch(() => null);
   // validators are only useful while we still hold the bytes they describe, and grok-pull refetches after a config change
-  const usable = cached && prior && prior.configMtimeMs === config.mtimeMs;
+  const usable = cached && prior && prior.configMtimeMs === config.mtimeMs && !opts.noMtimeCheck;
   // with [remote] mirrors, the manifest comes from the primary when it answers, else from a mirror
   const doc = await fetchDocumentFromHosts(url, opts.mirrors, {
     etag: usable ? (prior.etag ?? undefined) : undefined,

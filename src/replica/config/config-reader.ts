@@ -178,6 +178,8 @@ export class Reader {
       if (!known) {
         const keys = this.doc.ownKeys(section);
         if (keys.length > 0 && keys.every((k) => this.doc.referenced.has(`${section}:${k}`))) continue; // only ${section:key} variables
+        const meant = closest(section, Object.keys(KNOWN_KEYS));
+        if (meant) this.fail(section, null, `is not a known section; did you mean [${meant}]?`, `rename it to [${meant}]`);
         this.warn(section, null, 'unknown', `unknown section [${section}], ignored (known: ${Object.keys(KNOWN_KEYS).map((s) => `[${s}]`).join(' ')})`);
         continue;
       }
@@ -189,8 +191,11 @@ export class Reader {
         const use = known[key];
         if (use === undefined) {
           if (this.doc.referenced.has(`${section}:${key}`)) continue; // a variable for ${...}
-          const guess = closest(key, Object.keys(known));
-          this.warn(section, key, 'unknown', `unknown key, ignored${guess ? ` (did you mean ${guess}?)` : ''}`);
+          // a near miss of a key we read (`inculde`) would silently mirror everything: stop instead
+          const guess = closest(key, Object.keys(known).filter((k) => known[k] === 'used'));
+          if (guess) this.fail(section, key, `is not a known key; did you mean ${guess}?`, `rename it to ${guess}, or delete the line`);
+          const unused = closest(key, Object.keys(known));
+          this.warn(section, key, 'unknown', `unknown key, ignored${unused ? ` (did you mean ${unused}?)` : ''}`);
         } else if (use === 'unused' && !other) {
           this.warn(section, key, 'unused', 'a grokmirror setting that bundlemirror does not use; ignored');
         }

@@ -50,7 +50,7 @@ export interface DaemonOptions {
   scheduler?: Scheduler;
   /** Default: pull(). Tests pass a slow or counting one. */
   runPull?: (config: PullConfig, opts: PullOptions) => Promise<PullReport>;
-  /** false for --no-purge; undefined: as the config says. */
+  /** false for --no-purge, true for -p; undefined: as the config says. */
   purge?: boolean;
   forcePurge?: boolean;
   /** Passed to every run: progress, retry waits, --retry-for. */
@@ -287,7 +287,7 @@ class PullDaemon implements Daemon {
   }
 
   private scopeOf(job: DaemonJob, config: PullConfig): Omit<PullOptions, 'log'> {
-    const common = { forcePurge: this.opts.forcePurge, ...(this.opts.purge === false ? { purge: false } : {}) };
+    const common = { forcePurge: this.opts.forcePurge, ...(this.opts.purge !== undefined ? { purge: this.opts.purge } : {}) };
     const schedules = config.schedules;
     switch (job.trigger) {
       case 'refresh':
