@@ -297,3 +297,24 @@ test("git's progress lines become job progress", (t) => {
   t.deepEqual(parseGitProgress('remote: Enumerating objects: 42, done.\n'), { phase: 'Enumerating objects', percent: null, done: 42, total: null, bytes: null });
   t.is(parseGitProgress('fatal: repository not found\n'), null);
 });
+
+test('a refresh that fails keeps serving the mirror it had, with the error', async (t) => {
+  const up = await startUpstreams(t, { http: false });
+  let clock = Date.parse('2026-11-01T00:00:00Z');
+  const { server, service } = await startService(t, { allow: LOCAL, ttlMs: 60_000, now: () => clock });
+  const url = up.gitUrl('pub/alpha.git');
+  await ask(server.url, url);
+  const first = await waitForJob(server.url, url);
+  t.is(first.body.state, 'ready');
+  await up.stopDaemon();
+  clock += 120_000;
+  t.is((await ask(server.url, url)).status, 202);
+  const after = await waitForJob(server.url, url);
+  t.is(after.status, 200);
+  t.is(after.body.state, 'ready');
+  t.is(after.body.error?.code, 'E_UPSTREAM');
+  t.deepEqual(after.body.bundles, first.body.bundles);
+  // not retried at once: the next request within the pause answers from the cache
+  t.is((await ask(server.url, url)).status, 200);
+  t.is(service.counters.fetches, 1);
+});

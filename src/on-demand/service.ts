@@ -173,7 +173,9 @@ export class OnDemandService {
     const admitted = await this.policy.admit(input);
     const now = this.now();
     let job = this.jobs.get(admitted.repoPath);
-    const stale = job?.state === 'ready' && job.fetchedAt !== null && now - job.fetchedAt >= this.opts.ttlMs;
+    // a refresh that failed is tried again only after a pause, like a failed job
+    const rested = job?.failedAt === null || (job !== undefined && now - job.failedAt! >= this.opts.retryFailedAfterMs);
+    const stale = job?.state === 'ready' && job.fetchedAt !== null && now - job.fetchedAt >= this.opts.ttlMs && rested;
     const retry = job?.state === 'failed' && job.failedAt !== null && now - job.failedAt >= this.opts.retryFailedAfterMs;
     if (!job || stale || retry) {
       if (!stale && this.queued() >= this.opts.maxQueued) {
@@ -244,12 +246,14 @@ export class OnDemandService {
     this.inFlight.add(run);
   }
 
+  /** A slot among `maxJobs`; a released slot passes straight to the next waiter, so none is taken twice. */
   private async slot(): Promise<() => void> {
     if (this.running >= this.opts.maxJobs) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.running++;
+    else this.running++;
     return () => {
-      this.running--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
     };
   }
 
@@ -287,7 +291,9 @@ export class OnDemandService {
       job.error = isBundlemirrorError(err) ? err : new BundlemirrorError('E_UPSTREAM', (err as Error)?.message ?? String(err), { repo: job.path, cause: err });
       job.failedAt = this.now();
       job.progress = null;
-      this.set(job, 'failed');
+      // a failed refresh leaves the mirror and its bundles as they were: still worth serving
+      const stillServed = job.refresh && job.bundles !== null && job.error.code !== 'E_REPO_TOO_LARGE';
+      this.set(job, stillServed ? 'ready' : 'failed');
       this.log(printable(`on-demand ${job.path}: failed: ${job.error.message} [${job.error.code}]`));
       if (job.error.code === 'E_REPO_TOO_LARGE') await this.evict(job.path).catch(() => undefined);
     } finally {
@@ -344,6 +350,10 @@ export class OnDemandService {
     } catch (err) {
       if (stop.signal.aborted) throw stop.signal.reason;
       if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
+      // git talking to the upstream failed: unreachable, not a repository, private, cut off
+      if (isBundlemirrorError(err) && err.code === 'E_GIT') {
+        throw new BundlemirrorError('E_UPSTREAM', err.message, { repo: job.path, hint: 'check that the URL is a public git repository, or try again later', cause: err });
+      }
       throw err;
     } finally {
       clearInterval(timer);
