@@ -67,9 +67,9 @@ export class MirrorSet {
 
   /**
    * Hosts for `url` (a URL under the primary's tree), best first: those not
-   * resting before those resting, then the fastest measured, then the
-   * primary, then the mirrors in the order configured. Hosts that served
-   * this file wrong are left out.
+   * resting before those resting; among them the measured ones by speed,
+   * then the others in the order configured (the primary first). Hosts that
+   * served this file wrong are left out.
    */
   candidates(url: string): MirrorChoice[] {
     const t = this.now();
@@ -82,7 +82,8 @@ export class MirrorSet {
         const rb = b.h.restingUntil > t ? 1 : 0;
         if (ra !== rb) return ra - rb;
         if (ra) return a.h.restingUntil - b.h.restingUntil;
-        if (a.h.rate !== b.h.rate && a.h.rate > 0 && b.h.rate > 0) return b.h.rate - a.h.rate;
+        // measured hosts by speed, then the unmeasured in the order configured (the primary first)
+        if (a.h.rate !== b.h.rate) return b.h.rate - a.h.rate;
         return a.i - b.i;
       })
       .flatMap(({ h }) => {
