@@ -12,7 +12,7 @@ import { git, gitText } from '../src/git/exec.js';
 import { writeManifestFile } from '../src/manifest/manifest.js';
 import { BundlemirrorError } from '../src/errors.js';
 import { startServer } from '../src/server/server.js';
-import { runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
 import { request } from './support/http.js';
 import { initBareRepo, makeRepo, showRefOf, tempDir, WorkTree } from './support/repos.js';
 
@@ -185,4 +185,28 @@ test('If-Modified-Since in the future is treated as absent: 200, not 304', async
   // the validator the server sent still earns a 304
   const same = await request(server.url, '/manifest.js.gz', { headers: { 'If-Modified-Since': first.headers['last-modified']! } });
   t.is(same.status, 304);
+});
+
+test('serve (the CLI) answers clones and fetches over smart HTTP without warnings on stderr', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'top');
+  const out = join(dir, 'out');
+  const repo = await makeRepo(dir, toplevel, 'pub/a.git', { commits: 3 });
+  await publish(toplevel, out);
+  const serve = startCli(t, ['serve', '--bundles', out, '--toplevel', toplevel, '--port', '0']);
+  let url: string | undefined;
+  for (let i = 0; i < 600 && !url; i++) {
+    url = /serving .* at (http:\/\/127\.0\.0\.1:\d+)\//.exec(serve.output().stderr)?.[1];
+    if (!url) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.truthy(url, serve.output().stderr);
+  const clone = join(dir, 'clone');
+  await git(['clone', '--quiet', '--mirror', `${url}/git/pub/a.git`, clone]);
+  await git(['--git-dir', clone, 'fetch', '--quiet', 'origin']);
+  t.is(await showRefOf(clone), await showRefOf(repo.bare));
+  serve.signal('SIGTERM');
+  const done = await serve.done;
+  t.is(done.code, 0);
+  t.false(/Warning/.test(done.stderr), done.stderr);
 });

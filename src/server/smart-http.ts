@@ -157,6 +157,9 @@ async function runBackend(req: IncomingMessage, res: ServerResponse, opts: Smart
     body = read.body;
   }
   const abort = new AbortController();
+  // a fixed number of close listeners per response (access log, metrics, shutdown, this abort, and
+  // stream.pipeline's own five): more than Node's default warning threshold, and no leak
+  res.setMaxListeners(20);
   // a client that hangs up mid-clone should not leave upload-pack packing for nobody
   res.on('close', () => {
     if (!res.writableFinished) abort.abort();
