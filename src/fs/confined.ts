@@ -82,17 +82,6 @@ export async function confinedAbsolute(root: string, abs: string, opts: Confined
   return confinedPath(root, rel.split(sep), opts);
 }
 
-/** True when some existing component of `rel` under `root` is a symlink or not a directory (the last may be anything). */
-export async function hasSymlinkOnTheWay(root: string, rel: string | readonly string[]): Promise<boolean> {
-  try {
-    await confinedPath(root, rel);
-    return false;
-  } catch (err) {
-    if (err instanceof BundlemirrorError && err.code === 'E_SYMLINK') return true;
-    throw err;
-  }
-}
-
 function symlinkRefused(root: string, at: string, opts: ConfinedOptions): BundlemirrorError {
   return new BundlemirrorError('E_SYMLINK', `${at} is a symlink the replica did not make; refusing to write ${opts.what ?? 'anything'} through it`, {
     repo: opts.repo,

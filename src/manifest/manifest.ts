@@ -114,8 +114,8 @@ const KNOWN_KEYS = new Set(Object.keys(ManifestEntrySchema.shape));
  * What an entry may hold besides the keys we know: a few levels of nesting
  * and 64 KiB in all (src/manifest/json-bounds.ts says why).
  */
-export const MAX_EXTRA_DEPTH = 8;
-export const MAX_EXTRA_BYTES = 64 << 10;
+const MAX_EXTRA_DEPTH = 8;
+const MAX_EXTRA_BYTES = 64 << 10;
 
 function unknownKeysProblem(value: unknown): string | null {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;

@@ -100,7 +100,7 @@ export interface RedirectRule {
   repo?: string | undefined;
 }
 
-export function redirectAllowed(to: URL, rule: RedirectRule): boolean {
+function redirectAllowed(to: URL, rule: RedirectRule): boolean {
   return rule.roots.some((r) => {
     let root: URL;
     try {
@@ -113,7 +113,7 @@ export function redirectAllowed(to: URL, rule: RedirectRule): boolean {
   });
 }
 
-export function sameOrigin(url: string): RedirectRule {
+function sameOrigin(url: string): RedirectRule {
   return { roots: [new URL('/', url).toString()] };
 }
 
