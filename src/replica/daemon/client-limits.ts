@@ -91,7 +91,7 @@ export class ClientLimits {
 
 /** One WARN line per kind and window, then a counted summary. */
 export class WarnSummary {
-  private readonly windows = new Map<string, { count: number; addresses: Set<string>; timer: NodeJS.Timeout }>();
+  private readonly windows = new Map<string, { count: number; addresses: Set<string>; opened: number; timer: NodeJS.Timeout }>();
   constructor(
     private readonly warn: (line: string) => void,
     private readonly windowMs = 60_000,
@@ -108,7 +108,7 @@ export class WarnSummary {
     this.warn(`listener: refused ${what} from ${address}: ${detail}`);
     const timer = setTimeout(() => this.flush(what), this.windowMs);
     timer.unref();
-    this.windows.set(what, { count: 0, addresses: new Set(), timer });
+    this.windows.set(what, { count: 0, addresses: new Set(), opened: Date.now(), timer });
   }
 
   private flush(what: string): void {
@@ -119,7 +119,8 @@ export class WarnSummary {
     if (w.count === 0) return;
     const list = [...w.addresses];
     const shown = list.slice(0, 5).join(', ') + (list.length > 5 ? ', ...' : '');
-    this.warn(`listener: refused ${w.count} more of ${what} in the last ${Math.round(this.windowMs / 1000)} s, from ${list.length} address(es): ${shown}`);
+    const seconds = Math.max(1, Math.round((Date.now() - w.opened) / 1000));
+    this.warn(`listener: refused ${w.count} more of ${what} in the last ${seconds} s, from ${list.length} address(es): ${shown}`);
   }
 
   /** Writes every pending summary now (the listener is closing). */
