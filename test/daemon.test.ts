@@ -1,5 +1,5 @@
 import test from 'ava';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifestFile } from '../src/manifest/manifest.js';
 import { loadPullConfig, parsePullConfig, type PullConfig } from '../src/replica/config/config.js';
@@ -333,4 +333,25 @@ test('SIGHUP reloads the config; an invalid new config is refused and the old on
   t.false(exit.killed);
   // with refresh = 1 a run may be in progress: cutting it short is an interruption (130), stopping between runs is 0
   t.true(exit.code === 0 || exit.code === 130, daemon.stderr());
+});
+
+test('SIGHUP after a log rotation: the daemon writes to a new file of the [core] log name, not to the moved one', async (t) => {
+  const origin = await startOrigin(t);
+  const { config } = await replicaFor(origin, 'replica', 'include = /pub/alpha.git\nrefresh = 600\n');
+  const logFile = join(origin.dir, 'pull.log');
+  const daemon = startDaemonProcess(t, config);
+  await daemon.waitFor(/refresh run: cloned 1, /);
+  await eventually(async () => ((await readFile(logFile, 'utf8').catch(() => '')).includes('refresh run') ? true : undefined));
+  await rename(logFile, `${logFile}.1`); // what logrotate does before it signals
+  const from = daemon.stderr().length;
+  daemon.signal('SIGHUP');
+  await daemon.waitFor(/reloaded /, { from });
+  const fresh = await eventually(async () => {
+    const text = await readFile(logFile, 'utf8').catch(() => '');
+    return text.includes('reloaded') ? text : undefined;
+  });
+  t.true(fresh.split('\n').filter(Boolean).every((l) => JSON.parse(l).pid > 0), 'JSON lines in the new file');
+  t.false((await readFile(`${logFile}.1`, 'utf8')).includes('reloaded'), 'nothing more went to the rotated file');
+  const exit = await daemon.stop('SIGTERM');
+  t.false(exit.killed);
 });

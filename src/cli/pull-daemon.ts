@@ -1,7 +1,7 @@
 /**
  * `bundlemirror pull -c CONFIG --daemon`: runs the replica daemon
  * (src/replica/daemon/daemon.ts) until SIGTERM or SIGINT, reloading the config on
- * SIGHUP. The first SIGTERM/SIGINT stops it cleanly (exit 0); a second one
+ * SIGHUP (which also reopens the log after a rotation). The first SIGTERM/SIGINT stops it cleanly (exit 0); a second one
  * while it stops ends the process at once.
  */
 import { loadPullConfig, type PullConfig } from '../replica/config/config.js';
@@ -39,7 +39,9 @@ export async function runPullDaemon(flags: PullDaemonFlags): Promise<void> {
     },
   });
   const onHangup = () => {
-    log.info('SIGHUP: reloading the configuration');
+    // logrotate moved the log away: write to a new file of that name from here on
+    log.reopen?.();
+    log.info('SIGHUP: log reopened, reloading the configuration');
     void daemon.reload();
   };
   process.on('SIGHUP', onHangup);

@@ -2,7 +2,7 @@
  * The replica's log: short lines on stderr for a person, and JSON lines
  * (pino) in `[core] log` for machines, with the level from `[core] loglevel`.
  */
-import { mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { printable } from '../format/untrusted.js';
 import { pino, type Logger } from 'pino';
@@ -14,6 +14,8 @@ export interface PullLog {
   warn(msg: string): void;
   error(msg: string): void;
   flush(): Promise<void>;
+  /** Opens `[core] log` again by name, after logrotate moved it (SIGHUP). */
+  reopen?(): void;
 }
 
 export interface PullLogOptions {
@@ -27,11 +29,13 @@ export interface PullLogOptions {
 
 export function createPullLog(opts: PullLogOptions): PullLog {
   let file: Logger | null = null;
+  let dest: ReturnType<typeof pino.destination> | null = null;
   if (opts.file) {
     // opened here, synchronously, so an unwritable log is a clear error before any work (pino would
     // report it later as an unhandled 'error' event)
-    const fd = openLogFile(opts.file);
-    const dest = pino.destination({ dest: fd, sync: false });
+    closeSync(openLogFile(opts.file));
+    // by name, not by descriptor, so that reopen() after a rotation writes to the new file
+    dest = pino.destination({ dest: opts.file, append: true, sync: false });
     dest.on('error', (err: Error) => process.stderr.write(`WARNING: cannot write the log ${opts.file}: ${err.message}\n`));
     file = pino({ level: opts.level, base: { pid: process.pid } }, dest);
   }
@@ -49,6 +53,7 @@ export function createPullLog(opts: PullLogOptions): PullLog {
     debug: (m) => emit('debug', m),
     warn: (m) => emit('warn', m),
     error: (m) => emit('error', m),
+    reopen: () => dest?.reopen(),
     flush: () =>
       new Promise<void>((resolve) => {
         if (!file) return resolve();
