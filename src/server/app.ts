@@ -12,7 +12,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { logRequests, type LogLine } from './access-log.js';
 import { METRICS_PATH, ServeMetrics } from './metrics.js';
 import { catalogSource } from './catalog.js';
-import { pageHandler } from './page.js';
+import { pageHandler, wantsHtml } from './page.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { splitTarget } from './safe-path.js';
 import { GIT_PREFIX, smartHttpHandler } from './smart-http.js';
@@ -75,13 +75,15 @@ export function buildApp(opts: AppOptions): Express {
     if (path === '/') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
       if (!page) return sendText(req, res, 302, `see ${PAGE_PATH}`, { Location: PAGE_PATH });
-      return page(req, res);
+      return page.list(req, res);
     }
     if (odApi && path === API_PATH) return odApi(req, res, target);
     if (odPage && path === PAGE_PATH) return odPage(req, res);
     if (odTree && path.startsWith(`${TREE_PREFIX}/`)) return odTree(req, res, target.slice(TREE_PREFIX.length));
     if (metrics && path === METRICS_PATH) return metrics.handle(req, res);
     if (git && (path === GIT_PREFIX || path.startsWith(`${GIT_PREFIX}/`))) return git(req, res, target);
+    // a browser opening the URL people give to `clone` gets the repository's page; other clients get the files as before
+    if (page && (req.method === 'GET' || req.method === 'HEAD') && wantsHtml(req) && (await page.repo(req, res, path))) return;
     if (!published) return sendText(req, res, 404, 'not found');
     return published(req, res, target);
   });

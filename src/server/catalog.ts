@@ -19,6 +19,8 @@ export interface RepoSummary {
   modified: number | null;
   /** Current (not superseded) bundles; null when index.json is missing or unreadable, or no tree is served. */
   bundles: { count: number; size: number } | null;
+  /** Refs the index.json lists; null when it is missing or unreadable. */
+  refs: number | null;
 }
 
 export interface Catalog {
@@ -32,13 +34,13 @@ export interface Catalog {
 const REFRESH_MS = 5000;
 const READ_CONCURRENCY = 16;
 
-async function summarizeIndex(root: string, repoPath: string): Promise<RepoSummary['bundles']> {
+async function summarizeIndex(root: string, repoPath: string): Promise<Pick<RepoSummary, 'bundles' | 'refs'>> {
   try {
     const index = parseRepoIndex(await readFile(diskPathOf(root, repoPath, INDEX_FILE)), repoPath);
     const live = currentBundles(index);
-    return { count: live.length, size: live.reduce((n, b) => n + b.size, 0) };
+    return { bundles: { count: live.length, size: live.reduce((n, b) => n + b.size, 0) }, refs: Object.keys(index.refs).length };
   } catch {
-    return null;
+    return { bundles: null, refs: null };
   }
 }
 
@@ -56,7 +58,7 @@ export async function buildCatalog(served: ServedManifest, root: string | null):
           description: entry.description ?? null,
           owner: entry.owner ?? null,
           modified: entry.modified ?? null,
-          bundles: root === null ? null : await summarizeIndex(root, path),
+          ...(root === null ? { bundles: null, refs: null } : await summarizeIndex(root, path)),
         };
       }),
     );
