@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { BundlemirrorError, ExitStatus } from '../errors.js';
 import { publish } from '../origin/publish.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
@@ -9,7 +9,9 @@ import { notifierFor } from './publish-notify.js';
 
 interface PublishFlags {
   toplevel: string;
-  out: string;
+  bundles: string;
+  /** --out, the old name of --bundles. */
+  out?: string;
   baseUrl?: string;
   ignore: string[];
   wait: string;
@@ -28,10 +30,11 @@ export function registerPublish(program: Command): void {
     .description('publish bare repositories as a static tree: manifest.js.gz, per-repository index.json, bundle-list and bundles')
     .argument('[repo...]', 'publish only these repositories (disk path, e.g. $PWD from a hook, or manifest path like /pub/a.git)')
     .requiredOption('-t, --toplevel <dir>', 'directory holding the bare repositories (any depth)')
-    .option('-o, --out <dir>', 'where to write the published tree', 'bundles')
-    .option('--base-url <url>', 'URL at which --out is served; bundle-list files then carry absolute URIs')
+    .option('--bundles <dir>', 'where to write the published tree (what serve --bundles serves)', 'bundles')
+    .addOption(new Option('-o, --out <dir>', 'the old name of --bundles').hideHelp())
+    .option('--base-url <url>', 'URL at which --bundles is served; bundle-list files then carry absolute URIs')
     .option('--ignore <glob>', 'leave out repositories whose manifest path matches (repeatable)', collect, [])
-    .option('--wait <seconds>', 'how long to wait for another publish into the same --out', '300')
+    .option('--wait <seconds>', 'how long to wait for another publish into the same --bundles', '300')
     .option('--max-incrementals <n>', 'incremental bundles on top of one base before a new base', String(DEFAULT_CHAIN_POLICY.maxIncrementals))
     .option('--chain-ratio <r>', 'new base once incrementals add up to this fraction of the base', String(DEFAULT_CHAIN_POLICY.maxChainRatio))
     .option('--grace-days <d>', 'how long superseded bundles stay listed and on disk', String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000))
@@ -44,7 +47,7 @@ export function registerPublish(program: Command): void {
       const notify = notifierFor(flags.notify, flags.notifyTokenFile);
       const report = await publish({
         toplevel: resolve(flags.toplevel),
-        out: resolve(flags.out),
+        out: resolve(flags.out ?? flags.bundles),
         baseUrl,
         signKey: flags.signKey ? resolve(flags.signKey) : null,
         ignore: flags.ignore.length ? (p) => flags.ignore.some((g) => fnmatch(p, g)) : undefined,

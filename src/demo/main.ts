@@ -38,7 +38,7 @@ async function main(): Promise<number> {
     say(`   ${repo.path}  (${repo.description})`);
   }
 
-  say(`\n== bundlemirror publish --toplevel ${rel(originTop)} --out ${rel(out)}`);
+  say(`\n== bundlemirror publish --toplevel ${rel(originTop)} --bundles ${rel(out)}`);
   const report = await publish({ toplevel: originTop, out });
   for (const e of report.failed) say(`   FAILED ${e.describe()}`);
   if (report.failed.length) return 1;
