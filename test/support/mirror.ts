@@ -32,7 +32,7 @@ export async function startOrigin(
   const beta = await makeRepo(dir, toplevel, 'pub/sub/beta.git', { commits: 2 });
   const fork = await makeFork(dir, toplevel, alpha.bare, 'pub/forks/alpha-fork.git');
   const publish = async (...args: string[]) => {
-    const r = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet', ...args]);
+    const r = await runCli(['publish', '--toplevel', toplevel, '--bundles', out, '--quiet', ...args]);
     if (r.code !== 0) throw new Error(`publish failed: ${r.stderr}`);
     return r;
   };
