@@ -40,7 +40,7 @@ export function retryAfterSeconds(limits: BackendLimits): number {
   return Math.max(1, Math.ceil(limits.queueWaitMs / 1000));
 }
 
-export type BodyResult = { ok: true; body: Buffer } | { ok: false; status: 408 | 413 | 503 | 400; reason: string };
+type BodyResult = { ok: true; body: Buffer } | { ok: false; status: 408 | 413 | 503 | 400; reason: string };
 
 type Waiter = { grant: (release: () => void) => void; timer: NodeJS.Timeout };
 

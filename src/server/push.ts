@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { configGet } from '../git/repo.js';
 import { sendText } from './reply.js';
 
-export interface PushRequest {
+interface PushRequest {
   /** The master's base URL (`--push-to`), or null. */
   pushTo: string | null;
   /** The request path as the client sent it, already checked: `/git/pub/a.git/info/refs`. */

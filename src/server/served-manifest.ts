@@ -29,7 +29,7 @@ export interface ServedManifest {
 
 const ABSENT: ServedManifest = { present: false, manifest: {}, problems: [], names: new Map() };
 
-export async function loadServedManifest(file: string): Promise<ServedManifest> {
+async function loadServedManifest(file: string): Promise<ServedManifest> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
