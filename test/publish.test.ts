@@ -381,3 +381,29 @@ test('a push of only a tag on a published commit is an incremental that says wha
   t.deepEqual(Object.keys(inc.tips), ['refs/tags/v9.9']);
   t.true(inc.prerequisites.length > 0, 'not mistaken for a base');
 });
+
+test('a new --base-url reaches every bundle-list, also of repositories that did not change; dropping it makes them relative again', async (t) => {
+  const { toplevel, out, alpha } = await setup(t);
+  await publishOk(toplevel, out);
+  const lists = ['pub/alpha.git', 'pub/sub/beta.git', 'pub/forks/alpha-fork.git'].map((p) => join(out, p, 'bundle-list'));
+  const uris = async (file: string) => [...(await readFile(file, 'utf8')).matchAll(/^\s*uri = (.*)$/gm)].map((m) => m[1]!);
+  for (const f of lists) for (const u of await uris(f)) t.false(/^https?:/.test(u), `${f}: ${u} is relative`);
+
+  await publishOk(toplevel, out, '--base-url', 'https://cdn.example/tree');
+  for (const f of lists) {
+    const found = await uris(f);
+    t.true(found.length > 0);
+    for (const u of found) t.true(u.startsWith('https://cdn.example/tree/pub/'), `${f}: ${u}`);
+  }
+  // a hook publish of one repository with the same base leaves the others as they are
+  const before = await Promise.all(lists.map((f) => stat(f).then((s) => s.mtimeMs)));
+  await alpha.wt.commit('more');
+  await alpha.wt.push('main');
+  await publishOk(toplevel, out, '--base-url', 'https://cdn.example/tree', alpha.bare);
+  const after = await Promise.all(lists.map((f) => stat(f).then((s) => s.mtimeMs)));
+  t.deepEqual(after.slice(1), before.slice(1), 'unchanged repositories keep their bundle-lists');
+  for (const u of await uris(lists[0]!)) t.true(u.startsWith('https://cdn.example/tree/pub/alpha.git/'));
+
+  await publishOk(toplevel, out);
+  for (const f of lists) for (const u of await uris(f)) t.false(/^https?:/.test(u), `${f}: ${u} is relative again`);
+});

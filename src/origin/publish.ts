@@ -26,6 +26,7 @@ import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './r
 import { signerFor, type Signer } from './signer.js';
 import { refsSignature } from '../git/refs-signature.js';
 import { readRefsState, writeRefsState, type KnownRefs } from './refs-state.js';
+import { applyBundleListBase, repoBaseUrl } from './bundle-list-base.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 import { lfsNeedsLook, publishLfsObjects, type LfsPublishResult } from './lfs-publish.js';
@@ -173,6 +174,9 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     report.changed.sort((a, b) => (a.path < b.path ? -1 : 1));
     report.lfs.sort((a, b) => (a.path < b.path ? -1 : 1));
     report.unchanged.sort();
+    // a new --base-url reaches every bundle-list, not only those this run rewrote
+    const rebased = await applyBundleListBase(opts.out, opts.baseUrl ?? null, Object.keys(next), new Set(report.changed.map((c) => c.path)), indexes);
+    if (rebased) log(`bundle-lists of ${rebased} other repositories rewritten for the base URL ${opts.baseUrl ?? '(none: relative URIs)'}`);
     // a full signed publish always renews the stamp: replicas tell a live origin from a frozen mirror by its age
     report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next, signer, { restamp: !opts.only, now: now() });
     await writeRefsState(opts.out, knownBefore, known);
@@ -359,8 +363,7 @@ async function writeIndexAndList(outDir: string, index: RepoIndex, ctx: RepoCont
   if (ctx.signer) await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), bytes);
   else await rm(signatureOf(join(outDir, INDEX_FILE)), { force: true }); // a signature of another index would only be refused
   await writeFileAtomic(join(outDir, INDEX_FILE), bytes);
-  const base = ctx.baseUrl ? ctx.baseUrl.replace(/\/*$/, '/') + path.slice(1) + '/' : null;
-  await writeFileAtomic(join(outDir, BUNDLE_LIST_FILE), renderBundleList(index.bundles, base));
+  await writeFileAtomic(join(outDir, BUNDLE_LIST_FILE), renderBundleList(index.bundles, repoBaseUrl(ctx.baseUrl, path)));
 }
 
 async function configChangedSince(dir: string, iso: string): Promise<boolean> {
