@@ -38,7 +38,6 @@ export type ErrorCode =
   | 'E_FINGERPRINT'
   | 'E_DISK'
   | 'E_NOT_FOUND'
-  | 'E_PURGE'
   | 'E_KIT'
   /** A manifest or index.json without the signature `[remote] allowed_signers` requires. */
   | 'E_SIGNATURE_MISSING'

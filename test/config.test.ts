@@ -105,7 +105,8 @@ test('a grokmirror 2 config parses unchanged, with ${toplevel} and ${core:toplev
 test('grokmirror settings bundlemirror does not use are accepted and noted, not errors', (t) => {
   const c = parse(GROKMIRROR_STYLE);
   const notes = c.warnings.filter((w) => w.kind === 'unused').map((w) => `${w.section}:${w.key ?? '*'}`);
-  t.true(notes.includes('core:objstore'));
+  t.false(notes.includes('core:objstore'), 'objstore is read: the forkgroup stores live there');
+  t.true(notes.includes('pull:remotename'), 'remotename is grokmirror\'s; bundlemirror fetches without a named remote');
   t.true(notes.includes('manifest:*'), 'the [manifest] section belongs to grok-manifest');
   t.true(notes.includes('fsck:*'), 'the [fsck] section belongs to grok-fsck');
   t.false(notes.includes('fsck:frequency'), 'one note per foreign section, not one per key');
@@ -123,7 +124,6 @@ test('defaults are grok-pull\'s when [pull] is absent', (t) => {
   t.is(c.pull.retries, 3);
   t.is(c.pull.pullThreads, 4, 'pull_threads 0 (default) means half the CPUs');
   t.is(c.pull.defaultOwner, 'Grokmirror');
-  t.is(c.pull.remotename, '_grokmirror');
   t.is(c.pull.refresh, null, 'no refresh: run once');
   t.is(c.pull.projectslist, null);
   t.is(c.bundlemirror.hookTimeoutMs, 3600_000);

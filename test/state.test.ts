@@ -4,15 +4,14 @@
  */
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isBundlemirrorError } from '../src/errors.js';
 import { check } from '../src/lock/lock.js';
 import { acquireToplevelLock, checkToplevelLock } from '../src/replica/toplevel-lock.js';
-import { observeRepo, openState, type StateStore } from '../src/replica/state.js';
-import { makeRepo, showRefOf, tempDir } from './support/repos.js';
+import { openState, type StateStore } from '../src/replica/state.js';
+import { tempDir } from './support/repos.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const fp = (n: number): string => n.toString(16).padStart(40, '0');
@@ -229,24 +228,6 @@ test('openState refuses a toplevel that does not exist', async (t) => {
   t.teardown(cleanup);
   const err = await t.throwsAsync(openState(join(dir, 'missing')));
   t.true(isBundlemirrorError(err) && err.code === 'E_TOPLEVEL');
-});
-
-test('observeRepo reads what a repository says about itself, to rebuild lost state', async (t) => {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const toplevel = join(dir, 'top');
-  await mkdir(toplevel);
-  const { bare } = await makeRepo(dir, toplevel, 'pub/a.git', { commits: 2, description: 'Test repo', owner: 'Alice' });
-  const seen = await observeRepo(bare, '/pub/a.git');
-  t.is(seen.fingerprint, createHash('sha1').update(await showRefOf(bare)).digest('hex'), 'the fingerprint is sha1 of git show-ref');
-  t.is(seen.head, 'ref: refs/heads/main');
-  t.is(seen.description, 'Test repo');
-  t.is(seen.owner, 'Alice');
-
-  const empty = join(toplevel, 'empty.git');
-  const { initBareRepo } = await import('./support/repos.js');
-  await initBareRepo(empty);
-  t.deepEqual(await observeRepo(empty), { fingerprint: null, head: 'ref: refs/heads/main', description: null, owner: null }, "no refs: no fingerprint; git's default description counts as none");
 });
 
 // ---------------------------------------------------------------- pull lock

@@ -1,7 +1,6 @@
 import test from 'ava';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { renderMetrics } from '../src/replica/metrics.js';
 import type { ReplicaStatus } from '../src/replica/status.js';
 import { runCli, startCli } from './support/cli.js';

@@ -3,7 +3,7 @@ import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs
 import { join, relative } from 'node:path';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { fingerprintOf, pull, startOrigin, type Origin } from './support/mirror.js';
+import { fingerprintOf, pull, startOrigin } from './support/mirror.js';
 import { makeSigningKey } from './support/keys.js';
 import { loadPullConfig } from '../src/replica/config/config.js';
 import { pull as pullOnce } from '../src/replica/pull.js';

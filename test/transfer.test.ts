@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { BundlemirrorError, type ErrorCode } from '../src/errors.js';
 import { parseRetryAfter, retryDelay, DEFAULT_BACKOFF } from '../src/transfer/backoff.js';
 import { fetchDocument } from '../src/transfer/document.js';
-import { cleanupPartials, downloadFile, type DownloadFileOptions } from '../src/transfer/download.js';
+import { downloadFile, type DownloadFileOptions } from '../src/transfer/download.js';
 import { createProgressReporter, type DownloadProgress } from '../src/transfer/progress.js';
 import { parseContentRange, validatorFromResponse } from '../src/transfer/range.js';
 import { startFaultProxy, type FaultOptions, type FaultProxy } from './support/fault-proxy.js';
@@ -517,19 +517,6 @@ test('a link that never gets further than before (Range ignored, cut every time)
 
 // ---------------------------------------------------------------------------
 // Housekeeping
-
-test('cleanupPartials removes the partials of bundles no longer wanted, and only those', async (t) => {
-  const e = await env(t);
-  const keep = 'a'.repeat(64);
-  const drop = 'b'.repeat(64);
-  await mkdir(e.partialDir, { recursive: true });
-  for (const name of [`${keep}.part`, `${keep}.part.etag`, `${drop}.part`, `${drop}.part.etag`, 'README']) {
-    await writeFile(join(e.partialDir, name), 'x');
-  }
-  t.is(await cleanupPartials(e.partialDir, new Set([keep])), 2);
-  t.deepEqual(await partialFiles(e), ['README', `${keep}.part`, `${keep}.part.etag`]);
-  t.is(await cleanupPartials(join(e.dir, 'nowhere'), new Set()), 0);
-});
 
 test('the plain progress reporter writes at most one line per interval, plus the final one', (t) => {
   const lines: string[] = [];

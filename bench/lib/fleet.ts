@@ -97,7 +97,6 @@ export interface FleetOptions {
 }
 
 export async function makeFleet(opts: FleetOptions): Promise<FleetRepo[]> {
-  const tree = object('tree', Buffer.alloc(0));
   const generated = new Date(Date.now() + 2000).toISOString();
   const manifest: Manifest = {};
   const state: Record<string, unknown> = {};

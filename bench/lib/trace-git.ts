@@ -37,14 +37,3 @@ export function takeGitSpans(): GitSpan[] {
   return spans.splice(0, spans.length);
 }
 
-/** Total ms per git subcommand, largest first. */
-export function summarizeSpans(list: GitSpan[]): { cmd: string; n: number; ms: number }[] {
-  const by = new Map<string, { cmd: string; n: number; ms: number }>();
-  for (const s of list) {
-    const e = by.get(s.cmd) ?? { cmd: s.cmd, n: 0, ms: 0 };
-    e.n += 1;
-    e.ms += s.ms;
-    by.set(s.cmd, e);
-  }
-  return [...by.values()].sort((a, b) => b.ms - a.ms);
-}

@@ -55,3 +55,17 @@ export async function bytesIn(dirs: string[]): Promise<number> {
   }
   return total;
 }
+
+/** Resolves with the first of these signals; the listeners are removed, so the next one has its default effect. */
+export function firstSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const handlers = signals.map((sig) => {
+      const handler = () => {
+        for (const [s, h] of handlers) process.off(s, h);
+        resolve(sig);
+      };
+      process.on(sig, handler);
+      return [sig, handler] as const;
+    });
+  });
+}

@@ -8,7 +8,7 @@ import { loadPullConfig, type PullConfig } from '../replica/config/config.js';
 import { startDaemon } from '../replica/daemon/daemon.js';
 import type { PullLog } from '../replica/log.js';
 import { InterruptedError } from '../errors.js';
-import { bytesIn, keptDirs } from './interrupt.js';
+import { bytesIn, firstSignal, keptDirs } from './interrupt.js';
 import { waitMessages } from './wait-messages.js';
 import { progressLines } from './progress-bars.js';
 
@@ -57,18 +57,4 @@ export async function runPullDaemon(flags: PullDaemonFlags): Promise<void> {
     interrupted.rerun = 'the next start resumes';
     throw interrupted;
   }
-}
-
-/** Resolves with the first of these signals; the listeners are removed, so the next one has its default effect. */
-function firstSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const handlers = signals.map((sig) => {
-      const handler = () => {
-        for (const [s, h] of handlers) process.off(s, h);
-        resolve(sig);
-      };
-      process.on(sig, handler);
-      return [sig, handler] as const;
-    });
-  });
 }

@@ -9,6 +9,7 @@ import { startServer } from '../server/server.js';
 import { defaultBackends } from '../server/backend-limits.js';
 import { BundlemirrorError } from '../errors.js';
 import { OnDemandService } from '../on-demand/service.js';
+import { firstSignal } from './interrupt.js';
 
 /** How long responses in flight may take to finish after a signal. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -54,20 +55,6 @@ interface ServeFlags {
   onDemandMaxCacheSize: number;
 }
 
-/** Resolves with the first of the signals; listeners are removed afterwards. */
-function nextSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const handlers = signals.map((sig) => {
-      const h = () => {
-        for (const [s, f] of handlers) process.off(s, f);
-        resolve(sig);
-      };
-      process.on(sig, h);
-      return [sig, h] as const;
-    });
-  });
-}
-
 export async function runServe(flags: ServeFlags): Promise<void> {
   if (flags.allow?.length && flags.onDemand === undefined) throw new BundlemirrorError('E_USAGE', '--allow applies to --on-demand DIR, which is missing');
   const onDemand =
@@ -110,7 +97,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     );
   };
   process.on('SIGHUP', onHup);
-  const sig = await nextSignal(['SIGINT', 'SIGTERM']);
+  const sig = await firstSignal(['SIGINT', 'SIGTERM']);
   process.off('SIGHUP', onHup);
   process.stderr.write(`bundlemirror: ${sig}: finishing responses in flight (up to ${SHUTDOWN_GRACE_MS / 1000} s), then exiting\n`);
   // a second signal means "now": the default handler is back, so it ends the process

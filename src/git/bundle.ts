@@ -6,7 +6,9 @@
  * without unpacking anything.
  */
 import { open } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import { BundlemirrorError } from '../errors.js';
+import { git, GitError } from './exec.js';
 import { isObjectId, isValidRefName } from './refname.js';
 
 export interface BundleHeader {
@@ -71,4 +73,28 @@ export function parseBundleHeader(header: Buffer, file = 'bundle'): BundleHeader
     tips.push({ oid, name });
   }
   return { version, prerequisites, tips, packOffset: header.length };
+}
+
+/** What git prints when the revisions bring no new objects. */
+const EMPTY_BUNDLE = /Refusing to create empty bundle/;
+
+/**
+ * Streams `git bundle create` into `out`: every ref (`'all'`, a base
+ * bundle), or the lines of `revs` (ref names to include, `^oid` for
+ * prerequisites). Resolves false when git finds nothing new to bundle.
+ */
+export async function createBundle(
+  gitDir: string,
+  revs: 'all' | string[],
+  out: Writable,
+  opts: { repo: string; env?: Record<string, string> },
+): Promise<boolean> {
+  const args = revs === 'all' ? ['bundle', 'create', '--quiet', '-', '--all'] : ['bundle', 'create', '--quiet', '-', '--stdin'];
+  try {
+    await git(args, { gitDir, repo: opts.repo, env: opts.env, stdout: out, input: revs === 'all' ? undefined : revs.join('\n') + '\n' });
+    return true;
+  } catch (err) {
+    if (err instanceof GitError && EMPTY_BUNDLE.test(err.stderr)) return false;
+    throw err;
+  }
 }

@@ -262,12 +262,6 @@ export async function fetchMirror(gitDir: string, url: string, opts: FetchOption
   await git(args, { gitDir, repo: opts.repo, onStderr: opts.onProgress, signal: opts.signal });
 }
 
-export async function fsck(gitDir: string, repo?: string): Promise<{ ok: boolean; output: string }> {
-  const r = await git(['fsck', '--no-progress', '--no-dangling'], { gitDir, repo, okCodes: [1, 2, 3, 4, 5, 6, 7, 8] });
-  return { ok: r.code === 0, output: (r.stderr + r.stdout.toString('utf8')).trim() };
-}
-
-
 /**
  * Root commits reachable from `tips` but not from `known` (forkgroup
  * detection). With `known` set to the tips of the last publish this walks

@@ -21,11 +21,6 @@ export function fnmatch(name: string, pattern: string): boolean {
   return compileGlob(pattern).test(name);
 }
 
-/** True when `name` matches any of the patterns. */
-export function fnmatchAny(name: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => fnmatch(name, p));
-}
-
 /** The first pattern `name` matches, or undefined (for messages that say which glob decided). */
 export function firstMatch(name: string, patterns: readonly string[]): string | undefined {
   return patterns.find((p) => fnmatch(name, p));

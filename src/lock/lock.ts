@@ -111,12 +111,7 @@ export interface LockStatus {
 
 /** Whether `path` is locked now, and by whom (for `status`); takes nothing. */
 export async function check(path: string, opts: { staleMs?: number } = {}): Promise<LockStatus> {
-  let held = false;
-  try {
-    held = await lockfile.check(path, { realpath: false, stale: Math.max(2000, opts.staleMs ?? DEFAULT_STALE_MS) });
-  } catch {
-    held = false;
-  }
+  const held = await lockfile.check(path, { realpath: false, stale: Math.max(2000, opts.staleMs ?? DEFAULT_STALE_MS) }).catch(() => false);
   return { held, owner: held ? await readLockOwner(`${path}.lock`) : null };
 }
 

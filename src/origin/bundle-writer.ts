@@ -9,8 +9,7 @@ import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { hashingTee } from '../fs/hashing-tee.js';
-import { git } from '../git/exec.js';
-import { readBundleHeader, type BundleHeader } from '../git/bundle.js';
+import { createBundle, readBundleHeader, type BundleHeader } from '../git/bundle.js';
 import { commitFile, exists, tempPathFor } from '../fs/atomic.js';
 
 export interface WrittenBundle {
@@ -20,9 +19,6 @@ export interface WrittenBundle {
   size: number;
   header: BundleHeader;
 }
-
-/** Marker git prints when the revisions bring no new objects. */
-const EMPTY_BUNDLE = /Refusing to create empty bundle/;
 
 /**
  * `revs` is `'all'` for a base bundle, or stdin lines for `git bundle create
@@ -45,18 +41,23 @@ export async function writeBundle(
   // pipeline, not pipe: a failing write (disk full) must tear the chain down to git's stdout, or git blocks forever
   const closed = pipeline(tee, sink);
   closed.catch(() => {}); // observed below; avoids an unhandled rejection while git still runs
-  const args = revs === 'all' ? ['bundle', 'create', '--quiet', '-', '--all'] : ['bundle', 'create', '--quiet', '-', '--stdin'];
+  let made: boolean;
   try {
-    await git(args, { gitDir, repo, env, stdout: tee, input: revs === 'all' ? undefined : revs.join('\n') + '\n' });
-    await closed;
+    made = await createBundle(gitDir, revs, tee, { repo, env });
+    if (made) await closed;
   } catch (err) {
     // the write's own error (ENOSPC) says more than git's broken pipe
     const writeError = await closed.then(() => null, (e: unknown) => e);
     sink.destroy();
     await rm(tmp, { force: true });
     if ((writeError as NodeJS.ErrnoException | null)?.syscall) throw writeError;
-    if (err instanceof Error && 'stderr' in err && EMPTY_BUNDLE.test(String((err as { stderr: unknown }).stderr))) return null;
     throw err;
+  }
+  if (!made) {
+    await closed.then(() => null, () => null);
+    sink.destroy();
+    await rm(tmp, { force: true });
+    return null;
   }
   const fh = await open(tmp, 'r');
   await fh.sync();

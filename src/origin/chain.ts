@@ -32,16 +32,13 @@ export type BundleDecision =
 
 /** What to bundle, given the last published index and the refs now. */
 export function decideBundle(prev: RepoIndex | null, current: Ref[]): BundleDecision {
-  const live = prev ? liveChain(prev) : [];
+  const live = prev ? currentBundles(prev) : [];
   if (!prev || live.length === 0 || live[0]!.prerequisites.length > 0) return { kind: 'base' };
   const changed = current.filter((r) => prev.refs[r.name] !== r.oid).map((r) => r.name);
   if (changed.length === 0) return { kind: 'none' };
   const prerequisites = [...new Set(Object.values(prev.refs))].sort();
   return { kind: 'incremental', refs: changed, prerequisites };
 }
-
-/** The current chain: the newest base and the incrementals after it, oldest first. */
-export const liveChain = currentBundles;
 
 export function shouldCollapse(chain: BundleRef[], newIncrementalSize: number, policy: ChainPolicy): boolean {
   const base = chain[0];

@@ -7,9 +7,8 @@
  * never fails the publish.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { BundlemirrorError } from '../errors.js';
+import { postOnce } from '../transfer/post.js';
 
 /** Default time for one notification, connection to answer. */
 export const NOTIFY_TIMEOUT_MS = 5000;
@@ -73,52 +72,13 @@ export async function notifyReplicas(opts: NotifyReplicasOptions): Promise<Notif
       const started = Date.now();
       let last: { ok: boolean; status?: number; error?: string } = { ok: true };
       for (const repos of batches) {
-        last = await post(url, opts.token, JSON.stringify({ repos }), opts.timeoutMs ?? NOTIFY_TIMEOUT_MS);
+        last = await postOnce(url, JSON.stringify({ repos }), {
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${opts.token}`, 'User-Agent': 'bundlemirror-publish' },
+          timeoutMs: opts.timeoutMs ?? NOTIFY_TIMEOUT_MS,
+        });
         if (!last.ok) break;
       }
       return { url, ...last, ms: Date.now() - started };
     }),
   );
-}
-
-function post(url: string, token: string, body: string, timeoutMs: number): Promise<{ ok: boolean; status?: number; error?: string }> {
-  return new Promise((resolve) => {
-    const u = new URL(url);
-    const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
-    let settled = false;
-    const done = (r: { ok: boolean; status?: number; error?: string }) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(r);
-    };
-    const req = request(
-      u,
-      {
-        method: 'POST',
-        agent: false,
-        headers: {
-          'Content-Type': 'application/json',
-          'Content-Length': Buffer.byteLength(body),
-          Authorization: `Bearer ${token}`,
-          'User-Agent': 'bundlemirror-publish',
-        },
-      },
-      (res) => {
-        const status = res.statusCode ?? 0;
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          if (text.length < 1000) text += c;
-        });
-        res.on('end', () => done(status >= 200 && status < 300 ? { ok: true, status } : { ok: false, status, error: `${status}: ${text.trim().split('\n')[0] ?? ''}` }));
-        res.on('error', (err) => done({ ok: false, status, error: err.message }));
-      },
-    );
-    const timer = setTimeout(() => {
-      req.destroy(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, error: err.code && err.code !== 'ERR_STREAM_DESTROYED' ? `${err.code}: ${err.message}` : err.message }));
-    req.end(body);
-  });
 }

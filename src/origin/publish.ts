@@ -5,7 +5,7 @@
  * reader never sees a manifest entry whose index or bundles are missing,
  * and a failed repository keeps its previously published files and entry.
  */
-import { readFile, realpath, rm, stat, utimes } from 'node:fs/promises';
+import { readFile, rm, stat, utimes } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { repoPathProblem } from '../git/refname.js';
 import pLimit from 'p-limit';

@@ -12,8 +12,8 @@
 import { posix } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { borrowObjectsFrom, existingObjects, independentTips, type Ref } from '../git/repo.js';
-import type { BundleRef, RepoIndex } from '../manifest/repo-index.js';
-import { decideBundle, expireSuperseded, liveChain, shouldCollapse, type ChainPolicy } from './chain.js';
+import { currentBundles, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
+import { decideBundle, expireSuperseded, shouldCollapse, type ChainPolicy } from './chain.js';
 import { writeBundle, type WrittenBundle } from './bundle-writer.js';
 import type { FoundRepo } from '../git/discovery.js';
 
@@ -49,9 +49,9 @@ export interface BundlePlanResult {
 /** A member whose borrowed base is no longer in its parent's live chain must be rebuilt on the new one. */
 export function needsRebase(prev: RepoIndex | null, parent: ForkParent | null): boolean {
   if (!prev || !parent) return false;
-  const base = liveChain(prev)[0];
+  const base = currentBundles(prev)[0];
   if (!base || !base.uri.startsWith('../')) return true; // built before it joined the group
-  return !liveChain(parent.index).some((b) => b.sha256 === base.sha256);
+  return !currentBundles(parent.index).some((b) => b.sha256 === base.sha256);
 }
 
 export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
@@ -111,7 +111,7 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
   const inc = await writeBundle(repo.dir, w.outDir, [...decision.refs, ...onTopOf.map((p) => `^${p}`)], repo.path);
   if (!inc) return { bundles: kept, made }; // ref moves to objects already published: the new index is enough
   made.push({ name: inc.name, size: inc.size, kind: 'incremental' });
-  if (!shouldCollapse(liveChain(prev), inc.size, w.policy)) return { bundles: [...kept, entry(inc, undefined, onTopOf)], made };
+  if (!shouldCollapse(currentBundles(prev), inc.size, w.policy)) return { bundles: [...kept, entry(inc, undefined, onTopOf)], made };
   // collapse: the bridging incremental stays listed with the old chain for replicas part-way along it
   const bridge = entry(inc, stamp, onTopOf);
   return { bundles: [...retire(kept), bridge, ...(await base())], made };
@@ -120,5 +120,5 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
 /** The parent's live chain, as seen from the member's directory. */
 function borrowedChain(memberPath: string, parent: ForkParent): BundleRef[] {
   const up = posix.relative(memberPath, parent.path);
-  return liveChain(parent.index).map((b) => (/^https?:/.test(b.uri) || b.uri.startsWith('../') ? b : { ...b, uri: `${up}/${b.uri}` }));
+  return currentBundles(parent.index).map((b) => (/^https?:/.test(b.uri) || b.uri.startsWith('../') ? b : { ...b, uri: `${up}/${b.uri}` }));
 }

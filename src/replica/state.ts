@@ -10,8 +10,8 @@
  *   repositories whose recorded fingerprint matches the manifest.
  * - The store is a cache, never the truth: a missing state.json starts
  *   empty, a corrupt one is moved aside to `state.json.corrupt-<time>` (with
- *   a warning) and the run starts empty; `observeRepo` rebuilds an entry
- *   from the repository itself.
+ *   a warning) and the run starts empty; the next pull verifies each
+ *   repository against the manifest again.
  * - Several processes may share it (`pull`, `status`, a second toplevel
  *   tool): every change is a read-modify-write under a file lock
  *   (`state.json.lock`, src/lock/lock.ts), so nobody loses another's update.
@@ -20,14 +20,13 @@
  *   directory (src/fs/atomic.ts). lowdb's own JSONFile (steno) renames
  *   atomically too, but without fsync and through one fixed temp name.
  */
-import { readFile, stat, mkdir } from 'node:fs/promises';
+import { stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { z } from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { printable } from '../format/untrusted.js';
 import { acquireLock } from '../lock/lock.js';
-import { configGet, fingerprint as repoFingerprint, readHead } from '../git/repo.js';
 import { STATE_DIR } from './paths.js';
 import {
   emptyState,
@@ -271,34 +270,4 @@ function describeError(err: unknown, at: string): z.infer<typeof RepoErrorSchema
   const e = err as NodeJS.ErrnoException | undefined;
   const message = printable(err instanceof Error ? err.message : String(err));
   return { message, code: typeof e?.code === 'string' ? e.code : 'E_UNKNOWN', at };
-}
-
-/** What a repository on disk says about itself: enough to rebuild its state entry after state.json was lost. */
-export interface ObservedRepo {
-  /** null when the repository has no refs (grokmirror records no fingerprint then). */
-  fingerprint: string | null;
-  head: string | null;
-  description: string | null;
-  owner: string | null;
-}
-
-/**
- * Reads fingerprint, HEAD, description and gitweb.owner from a bare
- * repository, the way grok-manifest reports them (git's default
- * "Unnamed repository; edit this file..." description counts as none).
- * Record it with `recordSuccess` only if the fingerprint matches the
- * origin's: that equality is what makes it verified.
- */
-export async function observeRepo(gitDir: string, repo?: string): Promise<ObservedRepo> {
-  const fp = await repoFingerprint(gitDir, repo);
-  const head = await readHead(gitDir, repo);
-  const owner = await configGet(gitDir, 'gitweb.owner', repo);
-  let description: string | null = null;
-  try {
-    const text = (await readFile(join(gitDir, 'description'), 'utf8')).trim();
-    if (text !== '' && !text.includes('edit this file')) description = text;
-  } catch {
-    /* no description file */
-  }
-  return { fingerprint: fp.raw === '' ? null : fp.fingerprint, head, description, owner };
 }

@@ -18,14 +18,13 @@ import { BundlemirrorError } from '../errors.js';
 import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
 import { runAttempt, type AttemptContext } from './download-attempt.js';
 import { adviceFor, resolveTimeouts, type Failure, type HttpTimeouts, type RedirectRule } from './http.js';
-import { PartialFile, partialPathFor, removePartialsExcept } from './partial-file.js';
+import { PartialFile, partialPathFor } from './partial-file.js';
 import { RateMeter, type DownloadProgress } from './progress.js';
 import { bundleEtag } from '../manifest/tree.js';
 import { formatDuration } from '../format/duration.js';
 import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
 import type { MirrorSet } from './mirrors.js';
 
-export { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
 
 export type { DownloadProgress } from './progress.js';
 
@@ -101,10 +100,6 @@ export function transferStats(): Readonly<TransferStats> {
   return { ...stats };
 }
 
-export function resetTransferStats(): void {
-  for (const k of Object.keys(stats) as (keyof TransferStats)[]) stats[k] = 0;
-}
-
 /** A download whose content fails its hash is retried once from scratch, then reported. */
 const MAX_VERIFY_FAILURES = 2;
 
@@ -126,20 +121,6 @@ export async function downloadFile(opts: DownloadFileOptions): Promise<DownloadR
   } finally {
     if (running.get(key) === tail) running.delete(key);
   }
-}
-
-/**
- * Removes partials in `partialDir` whose sha256 is not in `keepSha256s`
- * (call after a successful sync); leaves alone those being downloaded by
- * this process. Returns how many files were removed.
- */
-export async function cleanupPartials(partialDir: string, keepSha256s: ReadonlySet<string>): Promise<number> {
-  const busy = new Set<string>();
-  for (const path of running.keys()) {
-    const m = /([0-9a-f]{64})\.part$/.exec(path);
-    if (m && path === partialPathFor(partialDir, m[1]!)) busy.add(m[1]!);
-  }
-  return removePartialsExcept(partialDir, keepSha256s, busy);
 }
 
 async function download(opts: DownloadFileOptions): Promise<DownloadResult> {

@@ -7,7 +7,7 @@
  * becomes the destination file by rename once its sha256 is right.
  */
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { fsyncDir, tempPathFor } from '../fs/atomic.js';
@@ -15,7 +15,6 @@ import { RunningHash } from './running-hash.js';
 
 const PART_SUFFIX = '.part';
 const VALIDATOR_SUFFIX = '.part.etag';
-const PARTIAL_NAME = /^([0-9a-f]{64})\.part(?:\.etag)?$/;
 
 export function partialPathFor(partialDir: string, sha256: string): string {
   return join(partialDir, `${sha256}${PART_SUFFIX}`);
@@ -269,26 +268,4 @@ function skipBytes(bufs: Buffer[], n: number): Buffer[] {
     skip = 0;
   }
   return out;
-}
-
-/**
- * Removes partial downloads (and their validators) whose sha256 is not in
- * `keep`, skipping any in `busy` (downloads running in this process).
- * Returns how many files were removed.
- */
-export async function removePartialsExcept(partialDir: string, keep: ReadonlySet<string>, busy: ReadonlySet<string>): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(partialDir);
-  } catch {
-    return 0;
-  }
-  let removed = 0;
-  for (const name of names) {
-    const m = PARTIAL_NAME.exec(name);
-    if (!m || keep.has(m[1]!) || busy.has(m[1]!)) continue;
-    await rm(join(partialDir, name), { force: true });
-    removed += 1;
-  }
-  return removed;
 }

@@ -12,7 +12,6 @@
 import { formatBytes } from '../format/bytes.js';
 import { formatDuration } from '../format/duration.js';
 
-export { formatDuration } from '../format/duration.js';
 
 export interface DownloadProgress {
   /** Bytes of the file on disk now (resumed bytes included). */

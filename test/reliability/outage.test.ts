@@ -15,7 +15,7 @@ import { startServer, type RunningServer } from '../../src/server/server.js';
 import { runCli, startCli, type CliProcess } from '../support/cli.js';
 import { eventually } from '../support/daemon.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { fingerprintOf, startOrigin, writeConfig, type Origin } from '../support/mirror.js';
+import { fingerprintOf, startOrigin, writeConfig } from '../support/mirror.js';
 
 const OUTAGE_MS = 10_000;
 

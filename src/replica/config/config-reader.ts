@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { BundlemirrorError } from '../../errors.js';
 import { parseBoolean, parseInteger, splitLines, type IniDocument } from './configparser.js';
 import { shlexSplit } from '../hooks.js';
-import { scheduleSectionName, SCHEDULE_KEYS } from '../daemon/daemon-config.js';
+import { scheduleSectionName } from '../daemon/daemon-config.js';
 
 export const ConfigWarningSchema = z.object({
   section: z.string(),
@@ -21,56 +21,25 @@ export const ConfigWarningSchema = z.object({
 });
 export type ConfigWarning = z.infer<typeof ConfigWarningSchema>;
 
-type Use = 'used' | 'unused';
-/** Every key grokmirror 2 reads from grokmirror.conf, and whether bundlemirror uses it. */
-export const KNOWN_KEYS: Readonly<Record<string, Readonly<Record<string, Use>>>> = {
-  core: { toplevel: 'used', manifest: 'used', log: 'used', loglevel: 'used', objstore: 'unused', objstore_uses_plumbing: 'unused', private: 'unused' },
-  remote: { site: 'used', manifest: 'used', manifest_command: 'unused', preload_bundle_url: 'unused', allowed_signers: 'used', manifest_max_age: 'used', mirrors: 'used' },
-  publish: { out: 'used', grace_days: 'used' },
-  pull: {
-    include: 'used',
-    exclude: 'used',
-    nopurge: 'used',
-    ffonly: 'used',
-    pull_threads: 'used',
-    retries: 'used',
-    purge: 'used',
-    purgeprotect: 'used',
-    post_update_hook: 'used',
-    post_clone_complete_hook: 'used',
-    post_work_complete_hook: 'used',
-    projectslist: 'used',
-    projectslist_trimtop: 'used',
-    projectslist_symlinks: 'used',
-    default_owner: 'used',
-    remotename: 'used',
-    refresh: 'used',
-    socket: 'used',
-    lfs: 'used',
-    retry_for: 'used',
-  },
-  manifest: { pretty: 'unused', ignore: 'unused', ignore_refs: 'unused', fetch_objstore: 'unused', check_export_ok: 'unused' },
-  fsck: {
-    frequency: 'unused',
-    statusfile: 'unused',
-    ignore_errors: 'unused',
-    reclone_on_errors: 'unused',
-    repack: 'unused',
-    extra_repack_flags: 'unused',
-    extra_repack_flags_full: 'unused',
-    commitgraph: 'unused',
-    prune: 'unused',
-    precious: 'unused',
-    baselines: 'unused',
-    islandcores: 'unused',
-    obstrepo_merge_strategy: 'unused',
-    preload_bundle_outdir: 'unused',
-    report_to: 'unused',
-    report_from: 'unused',
-    report_subject: 'unused',
-    report_mailhost: 'unused',
-  },
-  bundlemirror: { bundles: 'used', git_url: 'used', hook_timeout: 'used', listen: 'used', notify_token_file: 'used', redirects: 'used' },
+/**
+ * Every key grokmirror 2 reads from grokmirror.conf. Whether bundlemirror
+ * uses a key is listed nowhere: it is what the Reader was asked for, so the
+ * report of unused and unknown keys cannot drift from the code that reads.
+ */
+const GROKMIRROR_KEYS: Readonly<Record<string, readonly string[]>> = {
+  core: ['toplevel', 'manifest', 'log', 'loglevel', 'objstore', 'objstore_uses_plumbing', 'private'],
+  remote: ['site', 'manifest', 'manifest_command', 'preload_bundle_url'],
+  pull: [
+    ...['include', 'exclude', 'nopurge', 'ffonly', 'pull_threads', 'retries', 'purge', 'purgeprotect'],
+    ...['post_update_hook', 'post_clone_complete_hook', 'post_work_complete_hook'],
+    ...['projectslist', 'projectslist_trimtop', 'projectslist_symlinks', 'default_owner', 'remotename', 'refresh', 'socket'],
+  ],
+  manifest: ['pretty', 'ignore', 'ignore_refs', 'fetch_objstore', 'check_export_ok'],
+  fsck: [
+    ...['frequency', 'statusfile', 'ignore_errors', 'reclone_on_errors', 'repack', 'extra_repack_flags', 'extra_repack_flags_full'],
+    ...['commitgraph', 'prune', 'precious', 'baselines', 'islandcores', 'obstrepo_merge_strategy', 'preload_bundle_outdir'],
+    ...['report_to', 'report_from', 'report_subject', 'report_mailhost'],
+  ],
 };
 
 /** Sections that belong to other grokmirror commands (grok-manifest, grok-fsck). */
@@ -78,6 +47,8 @@ const OTHER_TOOLS: Record<string, string> = { manifest: 'grok-manifest', fsck: '
 
 export class Reader {
   readonly warnings: ConfigWarning[] = [];
+  /** Keys asked for, by section: what bundlemirror reads. */
+  private readonly asked = new Map<string, Set<string>>();
 
   constructor(
     private readonly doc: IniDocument,
@@ -95,12 +66,19 @@ export class Reader {
     this.warnings.push({ section, key, kind, message: `${this.source}: [${section}]${key ? ` ${key}` : ''}: ${message}` });
   }
 
+  private read(section: string, key: string): string | undefined {
+    let keys = this.asked.get(section);
+    if (!keys) this.asked.set(section, (keys = new Set()));
+    keys.add(key);
+    return this.doc.get(section, key);
+  }
+
   str(section: string, key: string, fallback: string): string {
-    return this.doc.get(section, key) ?? fallback;
+    return this.read(section, key) ?? fallback;
   }
 
   bool(section: string, key: string, fallback: boolean): boolean {
-    const v = this.doc.get(section, key);
+    const v = this.read(section, key);
     if (v === undefined) return fallback;
     const b = parseBoolean(v);
     if (b === undefined) this.fail(section, key, `must be yes/no, true/false, on/off or 1/0, got ${JSON.stringify(v)}`);
@@ -108,7 +86,7 @@ export class Reader {
   }
 
   int(section: string, key: string, fallback: number, range: { min?: number; max?: number; what?: string } = {}): number {
-    const v = this.doc.get(section, key);
+    const v = this.read(section, key);
     if (v === undefined) return fallback;
     const n = parseInteger(v);
     const what = range.what ?? `a whole number${range.min !== undefined ? ` of at least ${range.min}` : ''}`;
@@ -120,7 +98,7 @@ export class Reader {
 
   /** Seconds, written as a number of seconds or with a unit: `90m`, `36h`, `7d`. */
   duration(section: string, key: string, fallback: number): number {
-    const v = this.doc.get(section, key);
+    const v = this.read(section, key);
     if (v === undefined || v.trim() === '') return fallback;
     const m = /^\s*(\d+)\s*([smhd]?)\s*$/.exec(v);
     if (!m) this.fail(section, key, `must be a duration such as 86400, 36h or 7d (0: off), got ${JSON.stringify(v)}`);
@@ -128,13 +106,13 @@ export class Reader {
   }
 
   list(section: string, key: string, fallback: string[]): string[] {
-    const v = this.doc.get(section, key);
+    const v = this.read(section, key);
     return v === undefined ? fallback : splitLines(v);
   }
 
   /** An optional filesystem path: `~` expanded; empty means unset; relative ones resolve against cwd, with a warning. */
   path(section: string, key: string): string | null {
-    const v = this.doc.get(section, key);
+    const v = this.read(section, key);
     if (v === undefined || v === '') return null;
     const p = expandUser(v);
     if (isAbsolute(p)) return resolve(p);
@@ -172,15 +150,18 @@ export class Reader {
     return lines;
   }
 
+  /** Call after every value was read: keys nobody asked for are typos, or grokmirror settings we ignore. */
   reportUnknownKeys(): void {
+    const knownSections = [...new Set([...this.asked.keys(), ...Object.keys(GROKMIRROR_KEYS)])].filter((s) => scheduleSectionName(s) === null);
     for (const section of this.doc.sections()) {
-      const known = KNOWN_KEYS[section] ?? (scheduleSectionName(section) === null ? undefined : SCHEDULE_KEYS);
-      if (!known) {
+      const ours = this.asked.get(section) ?? new Set<string>();
+      const grokmirror = GROKMIRROR_KEYS[section] ?? [];
+      if (ours.size === 0 && grokmirror.length === 0) {
         const keys = this.doc.ownKeys(section);
         if (keys.length > 0 && keys.every((k) => this.doc.referenced.has(`${section}:${k}`))) continue; // only ${section:key} variables
-        const meant = closest(section, Object.keys(KNOWN_KEYS));
+        const meant = closest(section, knownSections);
         if (meant) this.fail(section, null, `is not a known section; did you mean [${meant}]?`, `rename it to [${meant}]`);
-        this.warn(section, null, 'unknown', `unknown section [${section}], ignored (known: ${Object.keys(KNOWN_KEYS).map((s) => `[${s}]`).join(' ')})`);
+        this.warn(section, null, 'unknown', `unknown section [${section}], ignored (known: ${knownSections.map((s) => `[${s}]`).join(' ')})`);
         continue;
       }
       const other = OTHER_TOOLS[section];
@@ -188,17 +169,16 @@ export class Reader {
         this.warn(section, null, 'unused', `[${section}] is read by ${other}, not by bundlemirror pull`);
       }
       for (const key of this.doc.ownKeys(section)) {
-        const use = known[key];
-        if (use === undefined) {
-          if (this.doc.referenced.has(`${section}:${key}`)) continue; // a variable for ${...}
-          // a near miss of a key we read (`inculde`) would silently mirror everything: stop instead
-          const guess = closest(key, Object.keys(known).filter((k) => known[k] === 'used'));
-          if (guess) this.fail(section, key, `is not a known key; did you mean ${guess}?`, `rename it to ${guess}, or delete the line`);
-          const unused = closest(key, Object.keys(known));
-          this.warn(section, key, 'unknown', `unknown key, ignored${unused ? ` (did you mean ${unused}?)` : ''}`);
-        } else if (use === 'unused' && !other) {
-          this.warn(section, key, 'unused', 'a grokmirror setting that bundlemirror does not use; ignored');
+        if (ours.has(key) || this.doc.referenced.has(`${section}:${key}`)) continue; // read, or a variable for ${...}
+        if (grokmirror.includes(key)) {
+          if (!other) this.warn(section, key, 'unused', 'a grokmirror setting that bundlemirror does not use; ignored');
+          continue;
         }
+        // a near miss of a key we read (`inculde`) would silently mirror everything: stop instead
+        const guess = closest(key, [...ours]);
+        if (guess) this.fail(section, key, `is not a known key; did you mean ${guess}?`, `rename it to ${guess}, or delete the line`);
+        const unused = closest(key, grokmirror);
+        this.warn(section, key, 'unknown', `unknown key, ignored${unused ? ` (did you mean ${unused}?)` : ''}`);
       }
     }
   }

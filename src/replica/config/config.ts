@@ -88,7 +88,6 @@ export const PullConfigSchema = z.object({
     projectslistTrimtop: z.string(),
     projectslistSymlinks: z.boolean(),
     defaultOwner: z.string(),
-    remotename: z.string(),
     /** Seconds between manifest polls in daemon mode; null: not set, so grok-pull runs once. */
     refresh: z.number().int().positive().nullable(),
     socket: absPath.nullable(),
@@ -232,7 +231,6 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     projectslistTrimtop: r.str('pull', 'projectslist_trimtop', ''),
     projectslistSymlinks: r.bool('pull', 'projectslist_symlinks', false),
     defaultOwner: r.str('pull', 'default_owner', 'Grokmirror'),
-    remotename: r.str('pull', 'remotename', '_grokmirror') || '_grokmirror',
     refresh: doc.has('pull', 'refresh') ? r.int('pull', 'refresh', 300, { min: 1, what: 'a number of seconds, at least 1' }) : null,
     socket: r.path('pull', 'socket'),
     lfs: r.bool('pull', 'lfs', true),

@@ -40,9 +40,6 @@ export function looksLikeSchedule(section: string): boolean {
   return /^schedule\b/i.test(section) && scheduleSectionName(section) === null;
 }
 
-/** Keys of a `[schedule "NAME"]` section, in config-reader.ts's KNOWN_KEYS shape. */
-export const SCHEDULE_KEYS: Readonly<Record<string, 'used' | 'unused'>> = { cron: 'used', include: 'used' };
-
 /** `127.0.0.1:8090`, `[::1]:8090`, `localhost:8090`; port 0 picks a free port. Returns a problem string when invalid. */
 export function parseListenAddress(value: string): ListenAddress | string {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(value.trim());

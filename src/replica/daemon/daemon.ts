@@ -26,7 +26,7 @@ import { guardReplica } from '../own-paths.js';
 import { scheduleOf } from './daemon-config.js';
 import { JobQueue, label, describeReport, type DaemonJob } from './job-queue.js';
 import type { PullLog } from '../log.js';
-import { DaemonMetrics, type RunTrigger } from './metrics-daemon.js';
+import { DaemonMetrics } from './metrics-daemon.js';
 import { statusMetricFamilies } from '../metrics.js';
 import { renderPrometheus, type MetricFamily } from '../../metrics/prometheus.js';
 import { METRICS_PATH, NOTIFY_PATH, readNotifyToken, startListeners, type ListenerOptions, type Listeners, type NotifyOutcome } from './notify-listener.js';
@@ -386,4 +386,3 @@ class PullDaemon implements Daemon {
   }
 }
 
-export type { RunTrigger };
