@@ -7,7 +7,7 @@ import { runCli, startCli } from './support/cli.js';
 import { eventually } from './support/daemon.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import { makeRepo } from './support/repos.js';
-import { breakBeta, pull, replicaFor, startOrigin, writeConfig, type Origin } from './support/mirror.js';
+import { breakBeta, pull, replicaFor, startOrigin, writeConfig } from './support/mirror.js';
 
 async function statusJson(config: string, ...args: string[]): Promise<ReplicaStatus> {
   const r = await runCli(['status', '-c', config, '--json', ...args]);
