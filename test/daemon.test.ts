@@ -148,7 +148,8 @@ test('a run in progress makes the ticks that come due wait and merge: never two 
 });
 
 test('a one-off pull holding the toplevel makes the daemon retry 15 s later instead of failing for good', async (t) => {
-  const config = await fakeReplica(t, 'refresh = 3600\n');
+  // retry_for: the fake origin never answers; the run should fail fast, not retry for minutes
+  const config = await fakeReplica(t, 'refresh = 3600\nretry_for = 1s\n');
   const release = await acquireToplevelLock(config.core.toplevel);
   const clock = new FakeScheduler();
   const log = memoryLog();
