@@ -177,7 +177,7 @@ export class Reader {
         // a near miss of a key we read (`inculde`) would silently mirror everything: stop instead
         const guess = closest(key, [...ours]);
         if (guess) this.fail(section, key, `is not a known key; did you mean ${guess}?`, `rename it to ${guess}, or delete the line`);
-        const unused = closest(key, grokmirror);
+        const unused = closest(key, [...grokmirror]);
         this.warn(section, key, 'unknown', `unknown key, ignored${unused ? ` (did you mean ${unused}?)` : ''}`);
       }
     }
