@@ -37,6 +37,7 @@ export default tseslint.config(
       'no-control-regex': 'off', // matching control characters is how untrusted text is checked
       'no-useless-escape': 'off',
       'no-useless-assignment': 'off',
+      'prefer-const': 'off',
       '@typescript-eslint/no-this-alias': 'off',
       'no-empty': ['error', { allowEmptyCatch: true }],
       '@typescript-eslint/no-explicit-any': 'off',
