@@ -332,3 +332,17 @@ test('the INI reader keeps blank lines inside values and drops trailing ones, li
   t.is(doc.get('s', 'k'), 'a\n\nb');
   t.is(doc.get('t', 'x'), '1');
 });
+
+test('[pull] socket_mode and socket_group: octal bits (0660 by default) and a group by name or gid', (t) => {
+  const plain = parse(MINIMAL);
+  t.is(plain.pull.socketMode, 0o660);
+  t.is(plain.pull.socketGroup, null);
+  const set = parse(`${MINIMAL}[pull]\nsocket_mode = 0620\nsocket_group = root\n`);
+  t.is(set.pull.socketMode, 0o620);
+  t.is(set.pull.socketGroup, 0);
+  t.is(parse(`${MINIMAL}[pull]\nsocket_group = 4242\n`).pull.socketGroup, 4242);
+  for (const bad of ['socket_mode = rw-rw----', 'socket_mode = 0999', 'socket_group = no-such-group-here']) {
+    const err = t.throws(() => parse(`${MINIMAL}[pull]\n${bad}\n`), { instanceOf: BundlemirrorError });
+    t.is(err?.code, 'E_CONFIG', bad);
+  }
+});

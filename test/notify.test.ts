@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -118,8 +118,11 @@ test('a notification without the right token gets 401 and pulls nothing; malform
 test("grokmirror's UNIX socket: repository paths, one per line, are pulled at once", async (t) => {
   const origin = await startOrigin(t);
   const socket = join(origin.dir, 'grok.sock');
-  const r = await notifiedReplica(t, origin, { pull: `socket = ${socket}\n`, listen: false });
+  const r = await notifiedReplica(t, origin, { pull: `socket = ${socket}\nsocket_group = nogroup\n`, listen: false });
   await r.daemon.waitFor(/listening on socket /);
+  const st = await stat(socket);
+  t.is(st.mode & 0o777, 0o660, 'group-writable by default: the origin hook runs as another user');
+  t.is(st.gid, 65534, '[pull] socket_group');
   const beta = origin.repos['/pub/sub/beta.git']!;
   await beta.wt.commit('for the socket');
   await beta.wt.push('main');

@@ -91,6 +91,10 @@ export const PullConfigSchema = z.object({
     /** Seconds between manifest polls in daemon mode; null: not set, so grok-pull runs once. */
     refresh: z.number().int().positive().nullable(),
     socket: absPath.nullable(),
+    /** Permission bits of the socket: who may notify through it (no token). */
+    socketMode: z.number().int().min(0).max(0o777),
+    /** Group the socket is given (a gid), so that e.g. the origin's `git` user may write it; null: this process's. */
+    socketGroup: z.number().int().min(0).nullable(),
     /** Download the Git LFS objects the origin publishes (`lfs = no` mirrors git history only). */
     lfs: z.boolean(),
     /** `retry_for`: how long a download keeps retrying a failing server after its last byte (an outage, a restart). */
@@ -233,6 +237,8 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     defaultOwner: r.str('pull', 'default_owner', 'Grokmirror'),
     refresh: doc.has('pull', 'refresh') ? r.int('pull', 'refresh', 300, { min: 1, what: 'a number of seconds, at least 1' }) : null,
     socket: r.path('pull', 'socket'),
+    socketMode: socketMode(r),
+    socketGroup: socketGroup(r),
     lfs: r.bool('pull', 'lfs', true),
     retryForMs: retryFor(r),
   };
@@ -306,3 +312,34 @@ function withSlash(u: string): string {
   return u.endsWith('/') ? u : `${u}/`;
 }
 
+
+/** `[pull] socket_mode`: octal permission bits, group-writable by default. */
+function socketMode(r: Reader): number {
+  const v = r.str('pull', 'socket_mode', '0660').trim();
+  if (!/^0?[0-7]{3}$/.test(v)) r.fail('pull', 'socket_mode', `must be octal permission bits such as 0660, got ${JSON.stringify(v)}`);
+  return parseInt(v, 8);
+}
+
+/** `[pull] socket_group`: a group name from /etc/group or a numeric gid. */
+function socketGroup(r: Reader): number | null {
+  const v = r.str('pull', 'socket_group', '').trim();
+  if (v === '') return null;
+  if (/^\d+$/.test(v)) return Number(v);
+  const gid = gidOf(v);
+  if (gid === null) r.fail('pull', 'socket_group', `no group ${JSON.stringify(v)} in /etc/group`, 'name an existing group, or give its numeric gid');
+  return gid;
+}
+
+function gidOf(name: string): number | null {
+  let text = '';
+  try {
+    text = readFileSync('/etc/group', 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const [group, , gid] = line.split(':');
+    if (group === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  return null;
+}

@@ -358,6 +358,8 @@ class PullDaemon implements Daemon {
     return {
       listen: config.bundlemirror.listen,
       socket: config.pull.socket,
+      socketMode: config.pull.socketMode,
+      socketGroup: config.pull.socketGroup,
       token: () => this.token,
       notify: (paths, source) => this.notify(paths, source),
       metrics: () => this.renderMetrics(),

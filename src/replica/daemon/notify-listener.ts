@@ -18,7 +18,7 @@
  * (client-limits.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { lstat, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, chown, lstat, readFile, rm, stat } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { z } from 'zod';
@@ -47,6 +47,9 @@ export interface NotifyOutcome {
 export interface ListenerOptions {
   listen: ListenAddress | null;
   socket: string | null;
+  /** `[pull] socket_mode` and `socket_group`: who may write the socket, which takes no token. */
+  socketMode?: number;
+  socketGroup?: number | null;
   /** The shared secret, read per request so a reload can replace it; null: HTTP notifications are refused. */
   token: () => Buffer | null;
   notify: (paths: string[], source: string) => NotifyOutcome;
@@ -264,6 +267,17 @@ async function listenSocket(path: string, opts: ListenerOptions): Promise<{ clos
     );
     server.listen(path, () => resolve());
   });
+  try {
+    // the origin's hook runs as another user (git): the group decides, as the socket takes no token
+    if (opts.socketGroup !== undefined && opts.socketGroup !== null) await chown(path, -1, opts.socketGroup);
+    await chmod(path, opts.socketMode ?? 0o660);
+  } catch (err) {
+    server.close();
+    throw new BundlemirrorError('E_CONFIG', `cannot set the owner group or mode of [pull] socket ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      hint: 'this user must belong to [pull] socket_group',
+      cause: err,
+    });
+  }
   return {
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
