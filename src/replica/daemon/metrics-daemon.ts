@@ -31,7 +31,8 @@ export class DaemonMetrics {
   private readonly reloads = new LabelledCounter(['ok', 'failed']);
   private coalesced = 0;
   private running: RunTrigger | null = null;
-  private last: LastRun | null = null;
+  /** The last finished run of each trigger: a schedule's nightly run must not hide behind the refresh runs. */
+  private readonly last = new Map<string, LastRun>();
   private lastSuccessMs: number | null = null;
 
   constructor(private readonly startedMs: number) {}
@@ -53,7 +54,7 @@ export class DaemonMetrics {
       this.synced.inc('failed', report.failed.length);
     }
     this.running = null;
-    this.last = { trigger, startedMs, durationMs: endedMs - startedMs, ok };
+    this.last.set(trigger, { trigger, startedMs, durationMs: endedMs - startedMs, ok });
     if (ok) this.lastSuccessMs = endedMs;
   }
 
@@ -102,12 +103,13 @@ export class DaemonMetrics {
       { name: 'bundlemirror_download_restarts_total', help: 'Downloads that had to start over from byte 0.', type: 'counter', samples: [{ value: t.restarts }] },
       { name: 'bundlemirror_download_verify_failures_total', help: 'Downloads whose bytes did not match the published sha256.', type: 'counter', samples: [{ value: t.verifyFailures }] },
     ];
-    if (this.last) {
-      const labels = { trigger: this.last.trigger };
+    if (this.last.size) {
+      const runs = [...this.last.values()].sort((a, b) => (a.trigger < b.trigger ? -1 : 1));
+      const each = (value: (r: LastRun) => number) => runs.map((r) => ({ labels: { trigger: r.trigger }, value: value(r) }));
       families.push(
-        { name: 'bundlemirror_daemon_last_run_timestamp_seconds', help: 'When the last finished run started.', type: 'gauge', samples: [{ labels, value: seconds(this.last.startedMs) }] },
-        { name: 'bundlemirror_daemon_last_run_duration_seconds', help: 'How long the last finished run took.', type: 'gauge', samples: [{ labels, value: seconds(this.last.durationMs) }] },
-        { name: 'bundlemirror_daemon_last_run_success', help: 'Whether the last finished run left every repository verified.', type: 'gauge', samples: [{ labels, value: this.last.ok ? 1 : 0 }] },
+        { name: 'bundlemirror_daemon_last_run_timestamp_seconds', help: 'When the last finished run of each trigger started.', type: 'gauge', samples: each((r) => seconds(r.startedMs)) },
+        { name: 'bundlemirror_daemon_last_run_duration_seconds', help: 'How long the last finished run of each trigger took.', type: 'gauge', samples: each((r) => seconds(r.durationMs)) },
+        { name: 'bundlemirror_daemon_last_run_success', help: 'Whether the last finished run of each trigger left every repository verified.', type: 'gauge', samples: each((r) => (r.ok ? 1 : 0)) },
       );
     }
     if (this.lastSuccessMs !== null) {
