@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
-import { makeFork, makeRepo, showRefOf } from './support/repos.js';
+import { makeFork, makeRepo, showRefOf, tempDir } from './support/repos.js';
+import { dropMember, syncVirtualRefs } from '../src/replica/sync/objstore.js';
 import { pull, replicaFor, startOrigin } from './support/mirror.js';
 import type { ExecutionContext } from 'ava';
 
@@ -149,4 +150,20 @@ test('a diverged fork mirrored without its parent still syncs from its bundles',
   t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)));
   const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(toplevel, p), okCodes: [1, 2, 4] });
   t.is(fsck.code, 0, fsck.stderr);
+});
+
+test('two members of one store purged at once: the store goes exactly once and neither purge fails', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const { bare } = await makeRepo(dir, join(dir, 'top'), 'store.git', { commits: 2 });
+  const oid = (await showRefOf(bare)).split(' ')[0]!;
+  for (const member of ['/pub/a.git', '/pub/b.git', '/pub/c.git']) await syncVirtualRefs(bare, member, { 'refs/heads/main': oid });
+  // a store holds only its members' virtual refs
+  for (const line of (await showRefOf(bare)).trim().split('\n')) {
+    const name = line.split(' ')[1]!;
+    if (!name.startsWith('refs/virtual/')) await git(['update-ref', '-d', name], { gitDir: bare });
+  }
+  const [c, a, b] = await Promise.all([dropMember(bare, '/pub/c.git'), dropMember(bare, '/pub/a.git'), dropMember(bare, '/pub/b.git')]);
+  t.deepEqual([a, b, c].filter(Boolean).length, 1, 'the last one removed the store');
+  await t.throwsAsync(stat(bare));
 });

@@ -91,8 +91,25 @@ async function connectedIn(store: string, oids: string[], member: string): Promi
   return whole;
 }
 
+/** Store paths with a drop in progress: purges run in parallel, and two members of one store must not both decide to remove it. */
+const dropping = new Map<string, Promise<unknown>>();
+
 /** Forgets a purged member; removes the store when it was the last one. Returns whether the store went. */
-export async function dropMember(store: string, member: string): Promise<boolean> {
+export function dropMember(store: string, member: string): Promise<boolean> {
+  const before = dropping.get(store) ?? Promise.resolve();
+  const run = before.then(
+    () => dropMemberNow(store, member),
+    () => dropMemberNow(store, member),
+  );
+  const settled = run.catch(() => undefined);
+  dropping.set(store, settled);
+  void settled.then(() => {
+    if (dropping.get(store) === settled) dropping.delete(store);
+  });
+  return run;
+}
+
+async function dropMemberNow(store: string, member: string): Promise<boolean> {
   if (!(await isBareRepository(store))) return false;
   await syncVirtualRefs(store, member, {});
   const left = parseShowRef((await fingerprint(store, member)).raw);
