@@ -7,14 +7,28 @@ import tseslint from 'typescript-eslint';
 const DOORS = {
   child_process: {
     names: ['child_process', 'node:child_process'],
-    message: 'processes are spawned only in src/git/ (git), src/sign/ (ssh-keygen) and the hook runner (src/replica/hooks.ts)',
+    message:
+      'processes are spawned only in src/git/ (git), src/sign/ (ssh-keygen) and the hook runner (src/replica/hooks.ts)',
   },
   got: { names: ['got'], message: 'HTTP downloads go through src/transfer/, the one door where got lives' },
   express: { names: ['express'], message: 'express belongs to src/server/' },
   lock: { names: ['proper-lockfile'], message: 'take locks with acquireLock() from src/lock/lock.ts' },
 };
 const IO = {
-  names: ['fs', 'node:fs', 'fs/promises', 'node:fs/promises', 'net', 'node:net', 'http', 'node:http', 'https', 'node:https', 'dgram', 'node:dgram'],
+  names: [
+    'fs',
+    'node:fs',
+    'fs/promises',
+    'node:fs/promises',
+    'net',
+    'node:net',
+    'http',
+    'node:http',
+    'https',
+    'node:https',
+    'dgram',
+    'node:dgram',
+  ],
   message: 'src/replica/plan/ holds pure planners: they are told what is on disk and on the network, they never look',
 };
 
@@ -45,7 +59,10 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { args: 'none', caughtErrors: 'none', ignoreRestSiblings: true }],
     },
   },
-  { files: ['**/*.{js,mjs}'], languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } } },
+  {
+    files: ['**/*.{js,mjs}'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+  },
   { files: ['src/**/*.ts'], rules: doors() },
   { files: ['src/git/**/*.ts', 'src/sign/**/*.ts', 'src/replica/hooks.ts'], rules: doors(['child_process']) },
   { files: ['src/transfer/**/*.ts'], rules: doors(['got']) },

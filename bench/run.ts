@@ -55,7 +55,9 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<string> | null; 
     else if (a === '--reps') out.reps = Number(argv[++i]);
     else if (a.startsWith('--reps=')) out.reps = Number(a.slice(7));
     else if (a === '--help' || a === '-h') {
-      process.stdout.write(`usage: npm run bench -- [--quick] [--only ${SCENARIOS.map((s) => s[0]).join(',')}] [--reps N] [--keep]\n`);
+      process.stdout.write(
+        `usage: npm run bench -- [--quick] [--only ${SCENARIOS.map((s) => s[0]).join(',')}] [--reps N] [--keep]\n`,
+      );
       process.exit(0);
     } else {
       process.stderr.write(`bench: unknown argument ${a}\n`);
@@ -67,7 +69,9 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<string> | null; 
 
 function version(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0]!;
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .trim()
+      .split('\n')[0]!;
   } catch {
     return 'not installed';
   }
@@ -108,7 +112,9 @@ async function main(): Promise<number> {
     nginx: spawnSync('/usr/sbin/nginx', ['-v'], { encoding: 'utf8' }).stderr?.trim() || 'not installed',
     loadavgAtStart: loadavg().map((x) => Number(x.toFixed(2))),
   };
-  ctx.log(`bench: ${args.quick ? 'quick' : 'full'} run, ${ctx.reps} repetition(s); ${machine.nproc} cores, ${machine.ramGiB} GiB, ${machine.git}, node ${machine.node}; load average ${machine.loadavgAtStart.join(' ')}`);
+  ctx.log(
+    `bench: ${args.quick ? 'quick' : 'full'} run, ${ctx.reps} repetition(s); ${machine.nproc} cores, ${machine.ramGiB} GiB, ${machine.git}, node ${machine.node}; load average ${machine.loadavgAtStart.join(' ')}`,
+  );
 
   const wanted = SCENARIOS.filter(([name]) => !args.only || args.only.has(name));
   const failures: { scenario: string; error: string }[] = [];
@@ -141,12 +147,28 @@ async function main(): Promise<number> {
 
   const table = renderTable(ctx.rows);
   const elapsed = (Date.now() - started) / 1000;
-  const header = `bundlemirror bench, ${args.quick ? 'quick' : 'full'} run, ${new Date().toISOString().slice(0, 16)}Z, ${elapsed.toFixed(0)} s; ${machine.nproc} cores, ${machine.ramGiB} GiB RAM, ${machine.git}, node ${machine.node}; load average at start ${machine.loadavgAtStart.join(' ')}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+  const header = `bundlemirror bench, ${args.quick ? 'quick' : 'full'} run, ${new Date().toISOString().slice(0, 16)}Z, ${elapsed.toFixed(0)} s; ${machine.nproc} cores, ${machine.ramGiB} GiB RAM, ${machine.git}, node ${machine.node}; load average at start ${machine.loadavgAtStart.join(' ')}, at end ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`;
   process.stdout.write(`\n${header}\n\n${table}\n`);
-  if (failures.length) process.stdout.write(`\nFailed scenarios: ${failures.map((f) => f.scenario).join(', ')} (details in bench/results/latest.json)\n`);
+  if (failures.length)
+    process.stdout.write(
+      `\nFailed scenarios: ${failures.map((f) => f.scenario).join(', ')} (details in bench/results/latest.json)\n`,
+    );
   const results = join(ROOT, 'bench', 'results');
   await mkdir(results, { recursive: true });
-  const json = { mode: args.quick ? 'quick' : 'full', date: new Date().toISOString(), elapsedSeconds: elapsed, reps: ctx.reps, machine: { ...machine, loadavgAtEnd: loadavg() }, sizes: ctx.sizes, rows: ctx.rows, failures, facts: ctx.facts, log: lines };
+  const json = {
+    mode: args.quick ? 'quick' : 'full',
+    date: new Date().toISOString(),
+    elapsedSeconds: elapsed,
+    reps: ctx.reps,
+    machine: { ...machine, loadavgAtEnd: loadavg() },
+    sizes: ctx.sizes,
+    rows: ctx.rows,
+    failures,
+    facts: ctx.facts,
+    log: lines,
+  };
   await writeFile(join(results, 'latest.json'), JSON.stringify(json, null, 1) + '\n');
   await writeFile(join(results, 'latest.md'), `${header}\n\n${table}\n`);
   return failures.length ? 1 : 0;

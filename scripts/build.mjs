@@ -30,5 +30,7 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   // CommonJS packages inside an ES module bundle still call require() for node's built-ins
-  banner: { js: "import { createRequire as __bundlemirrorRequire } from 'node:module'; const require = __bundlemirrorRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __bundlemirrorRequire } from 'node:module'; const require = __bundlemirrorRequire(import.meta.url);",
+  },
 });

@@ -85,7 +85,11 @@ export class BundlemirrorError extends Error {
 
   /** Usage and configuration problems stop everything; the rest are per repository. */
   get exitStatus(): number {
-    return this.code === 'E_USAGE' || this.code === 'E_CONFIG' || this.code === 'E_LOCKED' || this.code === 'E_TOPLEVEL' || this.code === 'E_PERMISSION'
+    return this.code === 'E_USAGE' ||
+      this.code === 'E_CONFIG' ||
+      this.code === 'E_LOCKED' ||
+      this.code === 'E_TOPLEVEL' ||
+      this.code === 'E_PERMISSION'
       ? ExitStatus.usage
       : ExitStatus.repoFailed;
   }
@@ -141,13 +145,17 @@ export function permissionError(err: NodeJS.ErrnoException, repo?: string): Bund
   const path = err.path ?? (err as { dest?: string }).dest;
   const who = currentUser() ?? '$(id -un)';
   const owner = path ? blockingPath(path) : undefined;
-  return new BundlemirrorError('E_PERMISSION', `permission denied${path ? `: ${path}` : ''} (${err.syscall ?? 'access'}: ${err.code})`, {
-    repo,
-    hint: owner
-      ? `this user (${who}) cannot write ${owner} (was an earlier run done as another user, e.g. root?); fix the owner, e.g. chown -R ${who} ${shellQuote(owner)}`
-      : 'check the owner and mode of the toplevel, the log file and the config',
-    cause: err,
-  });
+  return new BundlemirrorError(
+    'E_PERMISSION',
+    `permission denied${path ? `: ${path}` : ''} (${err.syscall ?? 'access'}: ${err.code})`,
+    {
+      repo,
+      hint: owner
+        ? `this user (${who}) cannot write ${owner} (was an earlier run done as another user, e.g. root?); fix the owner, e.g. chown -R ${who} ${shellQuote(owner)}`
+        : 'check the owner and mode of the toplevel, the log file and the config',
+      cause: err,
+    },
+  );
 }
 
 export function isPermissionErrno(err: unknown): err is NodeJS.ErrnoException {

@@ -41,22 +41,37 @@ const chain = [
 test('a fresh replica takes the live base and the incrementals after it', (t) => {
   const plan = planBundles({ index: index(chain, 5), present: new Set(), exists: false });
   t.is(plan.kind, 'bundles');
-  if (plan.kind === 'bundles') t.deepEqual(plan.bundles.map((b) => b.creationToken), [5, 6]);
+  if (plan.kind === 'bundles')
+    t.deepEqual(
+      plan.bundles.map((b) => b.creationToken),
+      [5, 6],
+    );
 });
 
 test('a replica part-way along a collapsed chain catches up with incrementals, not the new base', (t) => {
   const plan = planBundles({ index: index(chain, 5), present: new Set([oid(1), oid(2)]), exists: true });
   t.is(plan.kind, 'bundles');
   if (plan.kind === 'bundles') {
-    t.deepEqual(plan.bundles.map((b) => b.creationToken), [3, 4, 6]);
+    t.deepEqual(
+      plan.bundles.map((b) => b.creationToken),
+      [3, 4, 6],
+    );
     t.is(plan.bytes, 30);
   }
 });
 
 test('a replica one step behind downloads only the newest incremental', (t) => {
-  const plan = planBundles({ index: index(chain, 5), present: new Set([oid(1), oid(2), oid(3), oid(4)]), exists: true });
+  const plan = planBundles({
+    index: index(chain, 5),
+    present: new Set([oid(1), oid(2), oid(3), oid(4)]),
+    exists: true,
+  });
   t.is(plan.kind, 'bundles');
-  if (plan.kind === 'bundles') t.deepEqual(plan.bundles.map((b) => b.creationToken), [6]);
+  if (plan.kind === 'bundles')
+    t.deepEqual(
+      plan.bundles.map((b) => b.creationToken),
+      [6],
+    );
 });
 
 test('nothing to download when every ref is present', (t) => {
@@ -77,7 +92,11 @@ test('a fresh replica prefers the cheaper complete path', (t) => {
   const cheap = [bundle(1, 100, [], [1], true), bundle(2, 10, [1], [2], true), bundle(3, 500, [], [2])];
   const plan = planBundles({ index: index(cheap, 2), present: new Set(), exists: false });
   t.is(plan.kind, 'bundles');
-  if (plan.kind === 'bundles') t.deepEqual(plan.bundles.map((b) => b.creationToken), [1, 2]);
+  if (plan.kind === 'bundles')
+    t.deepEqual(
+      plan.bundles.map((b) => b.creationToken),
+      [1, 2],
+    );
 });
 
 test('a bundle URI from an index may reach a parent directory inside the tree, never above it or to another host', async (t) => {
@@ -85,7 +104,14 @@ test('a bundle URI from an index may reach a parent directory inside the tree, n
   const index = 'http://origin.example/mirror/pub/forks/b.git/index.json';
   const root = 'http://origin.example/mirror/';
   const b = (uri: string) => ({ ...bundle(1, 1, [], [1]), uri });
-  t.is(bundleUrl(index, b('../../a.git/x.bundle'), '/pub/forks/b.git', root), 'http://origin.example/mirror/pub/a.git/x.bundle');
-  t.throws(() => bundleUrl(index, b('../../../../etc/x.bundle'), '/pub/forks/b.git', root), { message: /outside the published tree/ });
-  t.throws(() => bundleUrl(index, b('http://elsewhere.example/x.bundle'), '/pub/forks/b.git', root), { message: /outside the published tree/ });
+  t.is(
+    bundleUrl(index, b('../../a.git/x.bundle'), '/pub/forks/b.git', root),
+    'http://origin.example/mirror/pub/a.git/x.bundle',
+  );
+  t.throws(() => bundleUrl(index, b('../../../../etc/x.bundle'), '/pub/forks/b.git', root), {
+    message: /outside the published tree/,
+  });
+  t.throws(() => bundleUrl(index, b('http://elsewhere.example/x.bundle'), '/pub/forks/b.git', root), {
+    message: /outside the published tree/,
+  });
 });

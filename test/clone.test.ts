@@ -13,8 +13,13 @@ test('clone makes a working clone from bundles: branch checked out and tracking 
   const r = await runCli(['clone', '--no-progress', `${origin.server.url}/pub/alpha.git`, dir]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /cloned \/pub\/alpha\.git into .* \(branch main\): 1 bundle\(s\)/);
-  const originRefs = await gitText(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/tags'], { gitDir: join(origin.toplevel, 'pub/alpha.git') });
-  const cloneRefs = await gitText(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/origin', 'refs/tags'], { cwd: dir });
+  const originRefs = await gitText(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/tags'], {
+    gitDir: join(origin.toplevel, 'pub/alpha.git'),
+  });
+  const cloneRefs = await gitText(
+    ['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/origin', 'refs/tags'],
+    { cwd: dir },
+  );
   const asOrigin = cloneRefs
     .split('\n')
     .filter((l) => !l.endsWith(' refs/remotes/origin/HEAD'))
@@ -29,7 +34,10 @@ test('clone makes a working clone from bundles: branch checked out and tracking 
 
 test('an interrupted clone continues where it stopped when the same command is run again', async (t) => {
   const origin = await startOrigin(t, { bigBytes: 400_000 });
-  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: origin.server.port }, stallAfterBytes: 600_000 });
+  const proxy = await startFaultProxy({
+    upstream: { host: '127.0.0.1', port: origin.server.port },
+    stallAfterBytes: 600_000,
+  });
   t.teardown(() => proxy.close());
   const dir = join(origin.dir, 'work');
   const url = `${proxy.url('/pub/alpha.git')}`;

@@ -69,7 +69,8 @@ function configError(t: import('ava').ExecutionContext, fn: () => unknown, ...fr
   if (!isBundlemirrorError(err)) return;
   t.is(err.code, 'E_CONFIG');
   t.is(err.exitStatus, 2);
-  for (const f of fragments) t.true(err.message.includes(f), `message ${JSON.stringify(err.message)} should mention ${JSON.stringify(f)}`);
+  for (const f of fragments)
+    t.true(err.message.includes(f), `message ${JSON.stringify(err.message)} should mention ${JSON.stringify(f)}`);
 }
 
 test('a grokmirror 2 config parses unchanged, with ${toplevel} and ${core:toplevel} resolved', (t) => {
@@ -106,13 +107,13 @@ test('grokmirror settings bundlemirror does not use are accepted and noted, not 
   const c = parse(GROKMIRROR_STYLE);
   const notes = c.warnings.filter((w) => w.kind === 'unused').map((w) => `${w.section}:${w.key ?? '*'}`);
   t.false(notes.includes('core:objstore'), 'objstore is read: the forkgroup stores live there');
-  t.true(notes.includes('pull:remotename'), 'remotename is grokmirror\'s; bundlemirror fetches without a named remote');
+  t.true(notes.includes('pull:remotename'), "remotename is grokmirror's; bundlemirror fetches without a named remote");
   t.true(notes.includes('manifest:*'), 'the [manifest] section belongs to grok-manifest');
   t.true(notes.includes('fsck:*'), 'the [fsck] section belongs to grok-fsck');
   t.false(notes.includes('fsck:frequency'), 'one note per foreign section, not one per key');
 });
 
-test('defaults are grok-pull\'s when [pull] is absent', (t) => {
+test("defaults are grok-pull's when [pull] is absent", (t) => {
   const c = parse(MINIMAL);
   t.is(c.core.manifest, '/srv/mirror/manifest.js.gz');
   t.is(c.core.objstore, '/srv/mirror/objstore');
@@ -166,10 +167,10 @@ include = /a/*   # this stays part of the glob, as in configparser
   t.is(c.core.toplevel, '/srv/m');
   t.is(c.remote.site, 'https://o.example');
   t.deepEqual(c.pull.include, ['/a/*   # this stays part of the glob, as in configparser', '/b/*']);
-  t.is(c.bundlemirror.bundles, 'https://o.example/m/', 'the tree root is the manifest URL\'s directory');
+  t.is(c.bundlemirror.bundles, 'https://o.example/m/', "the tree root is the manifest URL's directory");
 });
 
-test('booleans accept configparser\'s spellings in any case', (t) => {
+test("booleans accept configparser's spellings in any case", (t) => {
   for (const [word, value] of [
     ['yes', true],
     ['True', true],
@@ -207,7 +208,9 @@ test('a relative manifest URL is resolved against the site', (t) => {
 });
 
 test('[bundlemirror] overrides where bundles are found, how long hooks may run, and the git URL', (t) => {
-  const c = parse(`${MINIMAL}[bundlemirror]\nbundles = https://cdn.example/tree\nhook_timeout = 0\ngit_url = https://origin.example/git/\n`);
+  const c = parse(
+    `${MINIMAL}[bundlemirror]\nbundles = https://cdn.example/tree\nhook_timeout = 0\ngit_url = https://origin.example/git/\n`,
+  );
   t.is(c.bundlemirror.bundles, 'https://cdn.example/tree/');
   t.is(c.bundlemirror.hookTimeoutMs, 0);
   t.is(c.bundlemirror.gitUrl, 'https://origin.example/git');
@@ -236,13 +239,17 @@ test('an unknown key or section that resembles nothing bundlemirror reads is a w
 });
 
 test('a key used only as a ${variable} is not reported as unknown', (t) => {
-  const c = parse(`[core]\nmirrors = /srv\ntoplevel = \${mirrors}/kernel\n[remote]\nsite = https://o.example\nmanifest = \${site}/manifest.js.gz\n`);
+  const c = parse(
+    `[core]\nmirrors = /srv\ntoplevel = \${mirrors}/kernel\n[remote]\nsite = https://o.example\nmanifest = \${site}/manifest.js.gz\n`,
+  );
   t.is(c.core.toplevel, '/srv/kernel');
   t.deepEqual(c.warnings, []);
 });
 
 test('a section that only holds ${section:key} variables is not reported as unknown', (t) => {
-  const c = parse(`[paths]\nroot = /srv\n[core]\ntoplevel = \${paths:root}/kernel\n[remote]\nsite = https://o.example\nmanifest = \${site}/manifest.js.gz\n`);
+  const c = parse(
+    `[paths]\nroot = /srv\n[core]\ntoplevel = \${paths:root}/kernel\n[remote]\nsite = https://o.example\nmanifest = \${site}/manifest.js.gz\n`,
+  );
   t.is(c.core.toplevel, '/srv/kernel');
   t.deepEqual(c.warnings, []);
 });
@@ -261,7 +268,12 @@ test('a relative path for projectslist is resolved against the current directory
 
 test('errors: a missing [core] section or toplevel', (t) => {
   configError(t, () => parse('[remote]\nsite = https://o.example\nmanifest = https://o.example/m.js.gz\n'), '[core]');
-  configError(t, () => parse('[core]\nlog = /tmp/x\n[remote]\nsite = https://o\nmanifest = https://o/m\n'), '[core] toplevel', 'required');
+  configError(
+    t,
+    () => parse('[core]\nlog = /tmp/x\n[remote]\nsite = https://o\nmanifest = https://o/m\n'),
+    '[core] toplevel',
+    'required',
+  );
 });
 
 test('errors: a relative toplevel', (t) => {
@@ -271,22 +283,48 @@ test('errors: a relative toplevel', (t) => {
 test('errors: [remote] without site or manifest', (t) => {
   configError(t, () => parse('[core]\ntoplevel = /srv\n'), '[remote]');
   configError(t, () => parse('[core]\ntoplevel = /srv\n[remote]\nmanifest = https://o/m.js.gz\n'), '[remote] site');
-  configError(t, () => parse('[core]\ntoplevel = /srv\n[remote]\nsite = https://o\nmanifest_command = /bin/get\n'), '[remote] manifest', 'manifest_command');
+  configError(
+    t,
+    () => parse('[core]\ntoplevel = /srv\n[remote]\nsite = https://o\nmanifest_command = /bin/get\n'),
+    '[remote] manifest',
+    'manifest_command',
+  );
 });
 
 test('errors: a manifest URL with another scheme or with credentials', (t) => {
-  configError(t, () => parse(MINIMAL.replace('${site}/manifest.js.gz', 'ftp://o/m.js.gz')), '[remote] manifest', 'http');
-  configError(t, () => parse(MINIMAL.replace('${site}/manifest.js.gz', 'https://me:secret@o/m.js.gz')), '[remote] manifest', 'password');
+  configError(
+    t,
+    () => parse(MINIMAL.replace('${site}/manifest.js.gz', 'ftp://o/m.js.gz')),
+    '[remote] manifest',
+    'http',
+  );
+  configError(
+    t,
+    () => parse(MINIMAL.replace('${site}/manifest.js.gz', 'https://me:secret@o/m.js.gz')),
+    '[remote] manifest',
+    'password',
+  );
 });
 
 test('errors: values of the wrong kind name the section, the key and what is expected', (t) => {
-  configError(t, () => parse(`${MINIMAL}[pull]\npull_threads = five\n`), '[pull] pull_threads', 'whole number', '"five"');
+  configError(
+    t,
+    () => parse(`${MINIMAL}[pull]\npull_threads = five\n`),
+    '[pull] pull_threads',
+    'whole number',
+    '"five"',
+  );
   configError(t, () => parse(`${MINIMAL}[pull]\npull_threads = 2.5\n`), '[pull] pull_threads');
   configError(t, () => parse(`${MINIMAL}[pull]\npull_threads = -1\n`), '[pull] pull_threads');
   configError(t, () => parse(`${MINIMAL}[pull]\npurgeprotect = 150\n`), '[pull] purgeprotect', '0 to 100');
   configError(t, () => parse(`${MINIMAL}[pull]\npurge = maybe\n`), '[pull] purge', 'yes/no');
   configError(t, () => parse(`${MINIMAL}[pull]\nrefresh = 0\n`), '[pull] refresh');
-  configError(t, () => parse(`${MINIMAL}[pull]\npost_update_hook = /bin/hook "unterminated\n`), '[pull] post_update_hook', 'quot');
+  configError(
+    t,
+    () => parse(`${MINIMAL}[pull]\npost_update_hook = /bin/hook "unterminated\n`),
+    '[pull] post_update_hook',
+    'quot',
+  );
 });
 
 test('errors: the line number is given for a key', (t) => {
@@ -297,7 +335,11 @@ test('errors: bad interpolation', (t) => {
   configError(t, () => parse(MINIMAL.replace('${site}', '${nosuch}')), '[remote] manifest', '${nosuch}');
   configError(t, () => parse(MINIMAL.replace('${site}', '${core:nosuch}')), '[remote] manifest', 'nosuch');
   configError(t, () => parse(MINIMAL.replace('${site}/', '$site/')), '[remote] manifest', 'must be followed by');
-  configError(t, () => parse(`[core]\ntoplevel = /\${a}\na = \${toplevel}\n[remote]\nsite = x\nmanifest = https://o/m\n`), 'nested');
+  configError(
+    t,
+    () => parse(`[core]\ntoplevel = /\${a}\na = \${toplevel}\n[remote]\nsite = x\nmanifest = https://o/m\n`),
+    'nested',
+  );
 });
 
 test('errors: the syntax configparser rejects', (t) => {
@@ -315,7 +357,10 @@ test('loadPullConfig reads a file and reports a missing one as a config error', 
   const c = loadPullConfig(file);
   t.is(c.file, file);
   t.true(c.mtimeMs > 0);
-  t.true(c.warnings.every((w) => w.message.startsWith(file)), 'warnings name the file');
+  t.true(
+    c.warnings.every((w) => w.message.startsWith(file)),
+    'warnings name the file',
+  );
   configError(t, () => loadPullConfig(join(dir, 'nope.conf')), 'nope.conf', 'does not exist');
 });
 

@@ -3,7 +3,15 @@ import { DaemonMetrics } from '../src/replica/daemon/metrics-daemon.js';
 import type { PullReport } from '../src/replica/pull.js';
 import { parsePrometheus } from './support/prometheus.js';
 
-const report = (failed = 0) => ({ cloned: [], updated: [], metadata: [], purged: [], failed: Array(failed).fill({}), problems: [] }) as unknown as PullReport;
+const report = (failed = 0) =>
+  ({
+    cloned: [],
+    updated: [],
+    metadata: [],
+    purged: [],
+    failed: Array(failed).fill({}),
+    problems: [],
+  }) as unknown as PullReport;
 
 test('/metrics keeps the last run of each trigger: a failed nightly schedule run stays visible after later refresh runs', (t) => {
   const m = new DaemonMetrics(0);

@@ -17,14 +17,32 @@ import { tempDir } from './support/repos.js';
 const HOUR = 3_600_000;
 
 function emptyReport(): PullReport {
-  return { manifestUnchanged: false, cloned: [], updated: [], unchanged: 0, metadata: [], purged: [], failed: [], warnings: [], problems: [], bytesDownloaded: 0, bytesResumed: 0 };
+  return {
+    manifestUnchanged: false,
+    cloned: [],
+    updated: [],
+    unchanged: 0,
+    metadata: [],
+    purged: [],
+    failed: [],
+    warnings: [],
+    problems: [],
+    bytesDownloaded: 0,
+    bytesResumed: 0,
+  };
 }
 
 /** A replica config on a temp toplevel, for daemons whose pull is faked. */
 async function fakeReplica(t: import('ava').ExecutionContext, pullSection: string, extra = ''): Promise<PullConfig> {
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
-  const file = await writeConfig(dir, { toplevel: join(dir, 'mirror'), manifest: 'http://127.0.0.1:9/manifest.js.gz', site: 'http://127.0.0.1:9/git', pull: pullSection, extra });
+  const file = await writeConfig(dir, {
+    toplevel: join(dir, 'mirror'),
+    manifest: 'http://127.0.0.1:9/manifest.js.gz',
+    site: 'http://127.0.0.1:9/git',
+    pull: pullSection,
+    extra,
+  });
   return loadPullConfig(file);
 }
 
@@ -68,7 +86,12 @@ function fakePull(opts: { gated?: boolean } = {}) {
   };
 }
 
-async function daemonWith(t: import('ava').ExecutionContext, config: PullConfig, runPull: (c: PullConfig, o: PullOptions) => Promise<PullReport>, clock: FakeScheduler): Promise<{ daemon: Daemon; log: string[] }> {
+async function daemonWith(
+  t: import('ava').ExecutionContext,
+  config: PullConfig,
+  runPull: (c: PullConfig, o: PullOptions) => Promise<PullReport>,
+  clock: FakeScheduler,
+): Promise<{ daemon: Daemon; log: string[] }> {
   const log = memoryLog();
   const daemon = await startDaemon({ config, log, scheduler: clock, runPull, listen: false });
   t.teardown(() => daemon.stop());
@@ -88,13 +111,20 @@ test('the daemon pulls at start and then every [pull] refresh seconds (fake cloc
   t.is(pull.calls.length, 2);
   await clock.advance(10 * 60_000);
   t.is(pull.calls.length, 12, 'one run per minute');
-  t.true(pull.calls.every((c) => c.only === undefined && c.scope === undefined && !c.partial), 'without schedules a refresh covers everything');
+  t.true(
+    pull.calls.every((c) => c.only === undefined && c.scope === undefined && !c.partial),
+    'without schedules a refresh covers everything',
+  );
   await daemon.stop();
   t.is(clock.live, 0, 'no timer left after stop');
 });
 
 test('a [schedule] group is pulled only at its cron times; the refresh runs leave it alone', async (t) => {
-  const config = await fakeReplica(t, 'refresh = 3600\n', '[schedule "night"]\ncron = 30 2 * * *\ninclude = /pub/big/*\n');
+  const config = await fakeReplica(
+    t,
+    'refresh = 3600\n',
+    '[schedule "night"]\ncron = 30 2 * * *\ninclude = /pub/big/*\n',
+  );
   t.deepEqual(config.schedules, [{ name: 'night', cron: '30 2 * * *', include: ['/pub/big/*'] }]);
   const clock = new FakeScheduler(); // 00:00
   const pull = fakePull();
@@ -155,7 +185,9 @@ test('a one-off pull holding the toplevel makes the daemon retry 15 s later inst
   const log = memoryLog();
   const daemon = await startDaemon({ config, log, scheduler: clock, listen: false });
   t.teardown(() => daemon.stop());
-  await eventually(async () => (log.lines.some((l) => /trying again in 15 s/.test(l)) ? true : undefined), { timeoutMs: 10_000 });
+  await eventually(async () => (log.lines.some((l) => /trying again in 15 s/.test(l)) ? true : undefined), {
+    timeoutMs: 10_000,
+  });
   t.regex(log.lines.join('\n'), new RegExp(`refresh run: .*pid ${process.pid}\\b`), 'the holder is named');
   await release();
   await clock.advance(15_000);
@@ -193,7 +225,10 @@ test('contrib/bundlemirror.conf is a valid config: every key known, the daemon s
 test('with real pulls, a schedule group is mirrored at its time and the rest at once; the local manifest keeps both', async (t) => {
   const origin = await startOrigin(t);
   const { config: file, toplevel } = await replicaFor(origin, 'replica', 'refresh = 600\n');
-  await writeFile(file, (await readFile(file, 'utf8')) + '\n[schedule "night"]\ncron = 0 2 * * *\ninclude = /pub/sub/*\n');
+  await writeFile(
+    file,
+    (await readFile(file, 'utf8')) + '\n[schedule "night"]\ncron = 0 2 * * *\ninclude = /pub/sub/*\n',
+  );
   const clock = new FakeScheduler();
   const log = memoryLog();
   const daemon = await startDaemon({ config: loadPullConfig(file), log, scheduler: clock, listen: false });
@@ -206,7 +241,10 @@ test('with real pulls, a schedule group is mirrored at its time and the rest at 
   await clock.advance(2 * HOUR);
   await daemon.idle();
   t.deepEqual(await local(), ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git']);
-  t.is(await fingerprintOf(join(toplevel, 'pub/sub/beta.git')), await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare));
+  t.is(
+    await fingerprintOf(join(toplevel, 'pub/sub/beta.git')),
+    await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare),
+  );
 
   // a push to beta waits for the next night; a push to alpha arrives at the next refresh, and beta stays listed
   await origin.repos['/pub/sub/beta.git']!.wt.commit('beta change');
@@ -217,12 +255,21 @@ test('with real pulls, a schedule group is mirrored at its time and the rest at 
   await clock.advance(600_000);
   await daemon.idle();
   t.is(await fingerprintOf(join(toplevel, 'pub/alpha.git')), await fingerprintOf(origin.repos['/pub/alpha.git']!.bare));
-  t.not(await fingerprintOf(join(toplevel, 'pub/sub/beta.git')), await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare));
+  t.not(
+    await fingerprintOf(join(toplevel, 'pub/sub/beta.git')),
+    await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare),
+  );
   t.deepEqual(await local(), ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git']);
   await clock.advance(24 * HOUR);
   await daemon.idle();
-  t.is(await fingerprintOf(join(toplevel, 'pub/sub/beta.git')), await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare));
-  t.false(log.lines.some((l) => l.startsWith('error:')), log.lines.join('\n'));
+  t.is(
+    await fingerprintOf(join(toplevel, 'pub/sub/beta.git')),
+    await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare),
+  );
+  t.false(
+    log.lines.some((l) => l.startsWith('error:')),
+    log.lines.join('\n'),
+  );
 });
 
 test('a notified run pulls just its repository and does not hide the other changes from the next refresh', async (t) => {
@@ -246,8 +293,15 @@ test('a notified run pulls just its repository and does not hide the other chang
   t.not(await fp('/pub/sub/beta.git'), await want('/pub/sub/beta.git'), 'only the notified repository moved');
   await clock.advance(600_000);
   await daemon.idle();
-  t.is(await fp('/pub/sub/beta.git'), await want('/pub/sub/beta.git'), 'the refresh saw the manifest the notified run had already downloaded');
-  t.false(log.lines.some((l) => /manifest unchanged/.test(l)), log.lines.join('\n'));
+  t.is(
+    await fp('/pub/sub/beta.git'),
+    await want('/pub/sub/beta.git'),
+    'the refresh saw the manifest the notified run had already downloaded',
+  );
+  t.false(
+    log.lines.some((l) => /manifest unchanged/.test(l)),
+    log.lines.join('\n'),
+  );
   const metrics = await daemon.renderMetrics();
   t.regex(metrics, /^bundlemirror_replica_repositories\{state="in-sync"\} 3$/m);
 });
@@ -271,7 +325,13 @@ test('SIGTERM during a run: the download is interrupted and keeps its partial fi
   const slow = await slowTree(t, origin.out);
   const dir = join(origin.dir, 'r');
   const toplevel = join(dir, 'mirror');
-  const config = await writeConfig(origin.dir, { toplevel, manifest: slow.url('/manifest.js.gz'), site: `${origin.server.url}/git`, pull: 'refresh = 600\n', name: 'slow.conf' });
+  const config = await writeConfig(origin.dir, {
+    toplevel,
+    manifest: slow.url('/manifest.js.gz'),
+    site: `${origin.server.url}/git`,
+    pull: 'refresh = 600\n',
+    name: 'slow.conf',
+  });
   const daemon = startDaemonProcess(t, config);
   await daemon.waitFor(/refresh run: started/);
   const partial = join(toplevel, '.bundlemirror/partial');
@@ -293,7 +353,9 @@ test('SIGTERM during a run: the download is interrupted and keeps its partial fi
   t.regex(daemon.stderr(), /daemon stopped/);
   t.regex(daemon.stderr(), /interrupted; [\d.]+ MiB kept/);
   t.false(/E_GIT|internal error/.test(daemon.stderr()), daemon.stderr());
-  const status = JSON.parse((await runCli(['status', '-c', config, '--json', '--no-size'])).stdout) as { counts: Record<string, number> };
+  const status = JSON.parse((await runCli(['status', '-c', config, '--json', '--no-size'])).stdout) as {
+    counts: Record<string, number>;
+  };
   t.is(status.counts.failing, 0, 'an interruption is not a failure');
   const kept = [...(await partSizes()).values()].find((n) => n >= 32_768);
   t.truthy(kept, 'the partial download survives for the next start');
@@ -304,7 +366,8 @@ test('SIGTERM during a run: the download is interrupted and keeps its partial fi
   const again = await runCli(['pull', '-c', config, '--no-progress', '-v'], { timeoutMs: 90_000 });
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /failed 0;/);
-  for (const [path, repo] of Object.entries(origin.repos)) t.is(await fingerprintOf(join(toplevel, path)), await fingerprintOf(repo.bare), path);
+  for (const [path, repo] of Object.entries(origin.repos))
+    t.is(await fingerprintOf(join(toplevel, path)), await fingerprintOf(repo.bare), path);
   t.is(Number(/\/pub\/alpha\.git: cloned via bundles \(\d+ bytes, (\d+) resumed\)/.exec(again.stderr)?.[1]), kept!);
 });
 
@@ -325,11 +388,17 @@ test('SIGHUP reloads the config; an invalid new config is refused and the old on
   await daemon.waitFor(/reload failed, keeping the previous configuration: .*refresh/, { from });
 
   from = daemon.stderr().length;
-  await writeFile(config, good.replace('include = /pub/alpha.git', 'include = /pub/*').replace('refresh = 600', 'refresh = 1'));
+  await writeFile(
+    config,
+    good.replace('include = /pub/alpha.git', 'include = /pub/*').replace('refresh = 600', 'refresh = 1'),
+  );
   daemon.signal('SIGHUP');
   await daemon.waitFor(/reloaded /, { from });
   await daemon.waitFor(/refresh run: cloned 2, /, { from });
-  t.is(await fingerprintOf(join(toplevel, 'pub/sub/beta.git')), await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare));
+  t.is(
+    await fingerprintOf(join(toplevel, 'pub/sub/beta.git')),
+    await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare),
+  );
   const exit = await daemon.stop('SIGINT');
   t.false(exit.killed);
   // with refresh = 1 a run may be in progress: cutting it short is an interruption (130), stopping between runs is 0
@@ -342,7 +411,9 @@ test('SIGHUP after a log rotation: the daemon writes to a new file of the [core]
   const logFile = join(origin.dir, 'pull.log');
   const daemon = startDaemonProcess(t, config);
   await daemon.waitFor(/refresh run: cloned 1, /);
-  await eventually(async () => ((await readFile(logFile, 'utf8').catch(() => '')).includes('refresh run') ? true : undefined));
+  await eventually(async () =>
+    (await readFile(logFile, 'utf8').catch(() => '')).includes('refresh run') ? true : undefined,
+  );
   await rename(logFile, `${logFile}.1`); // what logrotate does before it signals
   const from = daemon.stderr().length;
   daemon.signal('SIGHUP');
@@ -351,7 +422,13 @@ test('SIGHUP after a log rotation: the daemon writes to a new file of the [core]
     const text = await readFile(logFile, 'utf8').catch(() => '');
     return text.includes('reloaded') ? text : undefined;
   });
-  t.true(fresh.split('\n').filter(Boolean).every((l) => JSON.parse(l).pid > 0), 'JSON lines in the new file');
+  t.true(
+    fresh
+      .split('\n')
+      .filter(Boolean)
+      .every((l) => JSON.parse(l).pid > 0),
+    'JSON lines in the new file',
+  );
   t.false((await readFile(`${logFile}.1`, 'utf8')).includes('reloaded'), 'nothing more went to the rotated file');
   const exit = await daemon.stop('SIGTERM');
   t.false(exit.killed);

@@ -35,20 +35,30 @@ test('three forks mirror with their shared history downloaded once and stored on
   }
   const downloaded = Number(/downloaded ([\d.]+) MiB/.exec(r.stdout)?.[1] ?? 'NaN') * 2 ** 20;
   // a single copy: the parent's own bundles
-  const parentIndex = JSON.parse(await readFile(join(origin.out, 'pub/alpha.git/index.json'), 'utf8')) as { bundles: { size: number }[] };
+  const parentIndex = JSON.parse(await readFile(join(origin.out, 'pub/alpha.git/index.json'), 'utf8')) as {
+    bundles: { size: number }[];
+  };
   const single = parentIndex.bundles.reduce((n, b) => n + b.size, 0);
   const wire = downloaded / single;
   const stores = await readdir(join(toplevel, 'objstore'));
   t.is(stores.length, 1, 'one shared store for the group');
-  const disk = (du(join(toplevel, 'objstore')) + FORKS.reduce((n, p) => n + du(join(toplevel, p)), 0)) / du(join(origin.toplevel, 'pub/alpha.git'));
-  t.log(`three forks: downloaded ${wire.toFixed(2)}x and stored ${disk.toFixed(2)}x a single copy (three independent mirrors: 3.0x)`);
+  const disk =
+    (du(join(toplevel, 'objstore')) + FORKS.reduce((n, p) => n + du(join(toplevel, p)), 0)) /
+    du(join(origin.toplevel, 'pub/alpha.git'));
+  t.log(
+    `three forks: downloaded ${wire.toFixed(2)}x and stored ${disk.toFixed(2)}x a single copy (three independent mirrors: 3.0x)`,
+  );
   t.true(wire < 1.2, `downloaded ${wire.toFixed(2)}x`);
   t.true(disk < 1.6, `stored ${disk.toFixed(2)}x`);
 });
 
 test('purging one member leaves the others intact; purging the last removes the shared store', async (t) => {
   const origin = await threeForks(t);
-  const { config, toplevel } = await replicaFor(origin, 'replica', 'include = /pub/alpha.git\n  /pub/forks/*\npurge = yes\npurgeprotect = 100\n');
+  const { config, toplevel } = await replicaFor(
+    origin,
+    'replica',
+    'include = /pub/alpha.git\n  /pub/forks/*\npurge = yes\npurgeprotect = 100\n',
+  );
   t.is((await pull(config)).code, 0);
   await rm(join(origin.toplevel, 'pub/forks/alpha-fork.git'), { recursive: true });
   await origin.publish();
@@ -74,12 +84,16 @@ test('purging one member leaves the others intact; purging the last removes the 
 async function bundleFiles(out: string): Promise<Map<string, number>> {
   const files = new Map<string, number>();
   for (const e of await readdir(out, { recursive: true, withFileTypes: true })) {
-    if (e.isFile() && e.name.endsWith('.bundle')) files.set(join(e.parentPath, e.name), (await stat(join(e.parentPath, e.name))).size);
+    if (e.isFile() && e.name.endsWith('.bundle'))
+      files.set(join(e.parentPath, e.name), (await stat(join(e.parentPath, e.name))).size);
   }
   return files;
 }
 
-async function newBundleBytes(origin: Awaited<ReturnType<typeof startOrigin>>, change: () => Promise<unknown>): Promise<number> {
+async function newBundleBytes(
+  origin: Awaited<ReturnType<typeof startOrigin>>,
+  change: () => Promise<unknown>,
+): Promise<number> {
   const before = await bundleFiles(origin.out);
   await change();
   await origin.publish();
@@ -88,14 +102,20 @@ async function newBundleBytes(origin: Awaited<ReturnType<typeof startOrigin>>, c
   return bytes;
 }
 
-const DIVERGED = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/forks/alpha-two.git', '/pub/forks/alpha-three.git'];
+const DIVERGED = [
+  '/pub/alpha.git',
+  '/pub/forks/alpha-fork.git',
+  '/pub/forks/alpha-two.git',
+  '/pub/forks/alpha-three.git',
+];
 
 test('forks that diverged from their parent download and store the shared history once; a push to any of them publishes little', async (t) => {
   // 4 MB of shared history; then each fork adds a commit of its own and the parent two the forks lack
   const origin = await startOrigin(t, { bigBytes: 1_000_000 });
   const alpha = origin.repos['/pub/alpha.git']!;
   const forks = [origin.repos['/pub/forks/alpha-fork.git']!];
-  for (const name of ['alpha-two', 'alpha-three']) forks.push(await makeFork(origin.dir, origin.toplevel, alpha.bare, `pub/forks/${name}.git`));
+  for (const name of ['alpha-two', 'alpha-three'])
+    forks.push(await makeFork(origin.dir, origin.toplevel, alpha.bare, `pub/forks/${name}.git`));
   // every ref of the parent moves past what the forks hold
   await alpha.wt.commit('parent moves on 1');
   await alpha.wt.commit('parent moves on 2');
@@ -111,11 +131,17 @@ test('forks that diverged from their parent download and store the shared histor
     t.is(fsck.code, 0, `${p}: ${fsck.stderr}`);
   }
   const downloaded = Number(/downloaded ([\d.]+) MiB/.exec(r.stdout)?.[1] ?? 'NaN') * 2 ** 20;
-  const parentIndex = JSON.parse(await readFile(join(origin.out, 'pub/alpha.git/index.json'), 'utf8')) as { bundles: { size: number }[] };
+  const parentIndex = JSON.parse(await readFile(join(origin.out, 'pub/alpha.git/index.json'), 'utf8')) as {
+    bundles: { size: number }[];
+  };
   const single = parentIndex.bundles.reduce((n, b) => n + b.size, 0);
   const wire = downloaded / single;
-  const disk = (du(join(toplevel, 'objstore')) + DIVERGED.reduce((n, p) => n + du(join(toplevel, p)), 0)) / du(join(origin.toplevel, 'pub/alpha.git'));
-  t.log(`three diverged forks and their parent: downloaded ${wire.toFixed(3)}x and stored ${disk.toFixed(3)}x a single copy`);
+  const disk =
+    (du(join(toplevel, 'objstore')) + DIVERGED.reduce((n, p) => n + du(join(toplevel, p)), 0)) /
+    du(join(origin.toplevel, 'pub/alpha.git'));
+  t.log(
+    `three diverged forks and their parent: downloaded ${wire.toFixed(3)}x and stored ${disk.toFixed(3)}x a single copy`,
+  );
   t.true(wire <= 1.1, `downloaded ${wire.toFixed(3)}x`);
   t.true(disk <= 1.15, `stored ${disk.toFixed(3)}x`);
 
@@ -157,13 +183,18 @@ test('two members of one store purged at once: the store goes exactly once and n
   t.teardown(cleanup);
   const { bare } = await makeRepo(dir, join(dir, 'top'), 'store.git', { commits: 2 });
   const oid = (await showRefOf(bare)).split(' ')[0]!;
-  for (const member of ['/pub/a.git', '/pub/b.git', '/pub/c.git']) await syncVirtualRefs(bare, member, { 'refs/heads/main': oid });
+  for (const member of ['/pub/a.git', '/pub/b.git', '/pub/c.git'])
+    await syncVirtualRefs(bare, member, { 'refs/heads/main': oid });
   // a store holds only its members' virtual refs
   for (const line of (await showRefOf(bare)).trim().split('\n')) {
     const name = line.split(' ')[1]!;
     if (!name.startsWith('refs/virtual/')) await git(['update-ref', '-d', name], { gitDir: bare });
   }
-  const [c, a, b] = await Promise.all([dropMember(bare, '/pub/c.git'), dropMember(bare, '/pub/a.git'), dropMember(bare, '/pub/b.git')]);
+  const [c, a, b] = await Promise.all([
+    dropMember(bare, '/pub/c.git'),
+    dropMember(bare, '/pub/a.git'),
+    dropMember(bare, '/pub/b.git'),
+  ]);
   t.deepEqual([a, b, c].filter(Boolean).length, 1, 'the last one removed the store');
   await t.throwsAsync(stat(bare));
 });

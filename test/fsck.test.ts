@@ -37,7 +37,9 @@ async function fsck(config: string, ...args: string[]): Promise<{ code: number; 
   return { code: r.code, report: JSON.parse(r.stdout) as FsckReport, stderr: r.stderr };
 }
 
-async function mirrored(t: import('ava').ExecutionContext): Promise<{ origin: Origin; config: string; toplevel: string }> {
+async function mirrored(
+  t: import('ava').ExecutionContext,
+): Promise<{ origin: Origin; config: string; toplevel: string }> {
   const origin = await startOrigin(t);
   const { config, toplevel } = await replicaFor(origin);
   const r = await pull(config);
@@ -101,7 +103,7 @@ test('a corrupt forkgroup object store is rebuilt together with every repository
   t.true((await gitFsckClean(store)).ok);
 });
 
-test('refs moved behind bundlemirror\'s back (fingerprint differs from the verified one) are detected and repaired', async (t) => {
+test("refs moved behind bundlemirror's back (fingerprint differs from the verified one) are detected and repaired", async (t) => {
   const { origin, config, toplevel } = await mirrored(t);
   const replica = join(toplevel, BETA);
   await git(['update-ref', '-d', 'refs/heads/devel'], { gitDir: replica });
@@ -144,12 +146,22 @@ test('--no-repair only reports (exit 1); --repack packs every healthy repository
 
   const { code, report, stderr } = await fsck(config, '--repack');
   t.is(code, 0, stderr);
-  t.true(report.repos.every((r) => r.repacked), 'every repository and store repacked');
+  t.true(
+    report.repos.every((r) => r.repacked),
+    'every repository and store repacked',
+  );
   const files = await readdir(join(replica, 'objects', 'pack'));
   t.is(files.filter((n) => n.endsWith('.pack')).length, 1);
   t.is(files.filter((n) => n.endsWith('.bitmap')).length, 1);
-  const store = join(toplevel, 'objstore', (await readdir(join(toplevel, 'objstore'))).find((n) => n.endsWith('.git'))!);
-  t.is((await git(['config', '--get', 'pack.island'], { gitDir: store })).stdout.toString().trim(), 'refs/virtual/([0-9a-f]+)/');
+  const store = join(
+    toplevel,
+    'objstore',
+    (await readdir(join(toplevel, 'objstore'))).find((n) => n.endsWith('.git'))!,
+  );
+  t.is(
+    (await git(['config', '--get', 'pack.island'], { gitDir: store })).stdout.toString().trim(),
+    'refs/virtual/([0-9a-f]+)/',
+  );
   // a member keeps borrowing: its own pack holds only what is not in the store
   t.true((await gitFsckClean(join(toplevel, 'pub/alpha.git'))).ok);
   t.true((await gitFsckClean(store)).ok);

@@ -3,9 +3,13 @@ import { rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pull, replicaFor, startOrigin } from './support/mirror.js';
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
-test('-n looks at every entry of an unchanged manifest: a repository deleted behind the replica\'s back comes back', async (t) => {
+test("-n looks at every entry of an unchanged manifest: a repository deleted behind the replica's back comes back", async (t) => {
   const origin = await startOrigin(t);
   const { config, toplevel } = await replicaFor(origin);
   t.is((await pull(config)).code, 0);

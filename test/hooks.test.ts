@@ -35,7 +35,7 @@ async function setup(t: import('ava').ExecutionContext): Promise<string> {
   return dir;
 }
 
-test('post_update_hook: each configured line runs in order with the repository\'s full path appended', async (t) => {
+test("post_update_hook: each configured line runs in order with the repository's full path appended", async (t) => {
   const dir = await setup(t);
   const out = join(dir, 'calls.txt');
   const hook = await script(dir, 'hook.sh', `for a in "$@"; do printf '[%s]' "$a" >> ${out}; done; echo >> ${out}`);
@@ -45,7 +45,7 @@ test('post_update_hook: each configured line runs in order with the repository\'
   t.deepEqual(results[0]!.argv, [hook, '--mode', 'two words', '/srv/mirror/pub/a.git']);
 });
 
-test('post_clone_complete_hook: no arguments, the new repositories\' full paths on stdin, newline-terminated', async (t) => {
+test("post_clone_complete_hook: no arguments, the new repositories' full paths on stdin, newline-terminated", async (t) => {
   const dir = await setup(t);
   const out = join(dir, 'stdin.txt');
   const hook = await script(dir, 'inithook.sh', `echo "args=$#" > ${out}; cat >> ${out}`);
@@ -137,7 +137,12 @@ test('an aborted signal stops a running hook', async (t) => {
 });
 
 test('command lines split like Python shlex (posix, whitespace_split): quotes, escapes, # comments', (t) => {
-  t.deepEqual(shlexSplit('/usr/bin/grok-pi-indexer -c /etc/pi/config init'), ['/usr/bin/grok-pi-indexer', '-c', '/etc/pi/config', 'init']);
+  t.deepEqual(shlexSplit('/usr/bin/grok-pi-indexer -c /etc/pi/config init'), [
+    '/usr/bin/grok-pi-indexer',
+    '-c',
+    '/etc/pi/config',
+    'init',
+  ]);
   t.deepEqual(shlexSplit(`/bin/hook "x y" 'z w' a\\ b`), ['/bin/hook', 'x y', 'z w', 'a b']);
   t.deepEqual(shlexSplit('/bin/hook --opt=a#b c'), ['/bin/hook', '--opt=a'], '# starts a comment, even inside a word');
   t.deepEqual(shlexSplit('/bin/hook "a#b"'), ['/bin/hook', 'a#b']);
@@ -148,7 +153,11 @@ test('command lines split like Python shlex (posix, whitespace_split): quotes, e
 
 test('a leading ~ in a hook line is the home directory', (t) => {
   t.deepEqual(hookArgv('~/bin/hook.sh --x'), [join(homedir(), 'bin/hook.sh'), '--x']);
-  t.deepEqual(hookArgv('/bin/hook ~/x'), ['/bin/hook', '~/x'], 'only the start of the line, as os.path.expanduser on the whole line');
+  t.deepEqual(
+    hookArgv('/bin/hook ~/x'),
+    ['/bin/hook', '~/x'],
+    'only the start of the line, as os.path.expanduser on the whole line',
+  );
 });
 
 // ---------------------------------------------------------------- projects.list
@@ -167,7 +176,10 @@ test('projects.list: symlinks are listed only when projectslist_symlinks is on',
   const manifest = { '/pub/linux.git': { symlinks: ['/legacy/linux-2.6.git'] }, '/pub/x.git': {} };
   t.is(renderProjectsList(manifest), 'pub/linux.git\npub/x.git\n');
   t.is(renderProjectsList(manifest, { symlinks: true }), 'legacy/linux-2.6.git\npub/linux.git\npub/x.git\n');
-  t.is(renderProjectsList(manifest, { symlinks: true, trimtop: '/legacy' }), 'linux-2.6.git\npub/linux.git\npub/x.git\n');
+  t.is(
+    renderProjectsList(manifest, { symlinks: true, trimtop: '/legacy' }),
+    'linux-2.6.git\npub/linux.git\npub/x.git\n',
+  );
 });
 
 test('projects.list is written atomically and only rewritten when its content changes', async (t) => {

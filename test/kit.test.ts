@@ -52,16 +52,29 @@ async function kitJson(file: string): Promise<Kit> {
   return JSON.parse(first.bytes.toString('utf8')) as Kit;
 }
 
-async function assertMirrors(t: import('ava').ExecutionContext, origin: Origin, toplevel: string, paths = PATHS): Promise<void> {
+async function assertMirrors(
+  t: import('ava').ExecutionContext,
+  origin: Origin,
+  toplevel: string,
+  paths = PATHS,
+): Promise<void> {
   for (const p of paths) {
-    t.is(await fingerprintOf(join(toplevel, p)), await fingerprintOf(join(origin.toplevel, p)), `${p}: fingerprint equals the origin's`);
+    t.is(
+      await fingerprintOf(join(toplevel, p)),
+      await fingerprintOf(join(origin.toplevel, p)),
+      `${p}: fingerprint equals the origin's`,
+    );
     const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(toplevel, p), okCodes: [1, 2, 4, 8] });
     t.is(fsck.code, 0, `${p}: git fsck clean: ${fsck.stderr}`);
   }
 }
 
 async function noImportLeftovers(t: import('ava').ExecutionContext, toplevel: string): Promise<void> {
-  t.deepEqual((await readdir(join(toplevel, '.bundlemirror'))).filter((n) => n.startsWith('import-')), [], 'the unpacked kit is removed');
+  t.deepEqual(
+    (await readdir(join(toplevel, '.bundlemirror'))).filter((n) => n.startsWith('import-')),
+    [],
+    'the unpacked kit is removed',
+  );
 }
 
 test('export then import into an empty replica with the origin down: every repository arrives, fingerprints equal the origin', async (t) => {
@@ -76,15 +89,28 @@ test('export then import into an empty replica with the origin down: every repos
   t.is(items[0]!.name, 'kit.json');
   t.like(description, { format: 'bundlemirror-kit', version: 1, since: { kind: 'nothing', location: null } });
   t.deepEqual(description.repos, PATHS);
-  t.deepEqual(description.files.map((f) => f.name), items.slice(1).map((i) => i.name));
+  t.deepEqual(
+    description.files.map((f) => f.name),
+    items.slice(1).map((i) => i.name),
+  );
   for (const [i, f] of description.files.entries()) {
     t.is(f.size, items[i + 1]!.bytes.length);
-    t.is(f.sha256, createHash('sha256').update(items[i + 1]!.bytes).digest('hex'));
+    t.is(
+      f.sha256,
+      createHash('sha256')
+        .update(items[i + 1]!.bytes)
+        .digest('hex'),
+    );
   }
   t.is(items[1]!.name, 'manifest.js.gz');
   // the .sha256 file next to it checks the whole kit (for a download made in pieces)
   const sidecar = await readFile(`${kit}.sha256`, 'utf8');
-  t.is(sidecar, `${createHash('sha256').update(await readFile(kit)).digest('hex')}  kit.tar\n`);
+  t.is(
+    sidecar,
+    `${createHash('sha256')
+      .update(await readFile(kit))
+      .digest('hex')}  kit.tar\n`,
+  );
 
   const { config, toplevel } = await replicaFor(origin);
   await origin.server.close();
@@ -95,7 +121,9 @@ test('export then import into an empty replica with the origin down: every repos
   await noImportLeftovers(t, toplevel);
 
   // the replica's books are a pull's: status says in sync, the local manifest lists them
-  const status = JSON.parse((await runCli(['status', '-c', config, '--json'])).stdout) as { counts: Record<string, number> };
+  const status = JSON.parse((await runCli(['status', '-c', config, '--json'])).stdout) as {
+    counts: Record<string, number>;
+  };
   t.like(status.counts, { 'in-sync': 3, total: 3 });
   const again = await runCli(['import', kit, '-c', config]);
   t.is(again.code, 0, again.stderr);
@@ -124,9 +152,15 @@ test('a kit made --since a replica carries only what it lacks, and brings that r
   const carried = bundles.reduce((n, f) => n + f.size, 0);
   let chains = 0;
   for (const p of ['pub/alpha.git', 'pub/sub/beta.git']) {
-    chains += parseRepoIndex(await readFile(join(origin.out, p, 'index.json')), `/${p}`).bundles.reduce((n, b) => n + b.size, 0);
+    chains += parseRepoIndex(await readFile(join(origin.out, p, 'index.json')), `/${p}`).bundles.reduce(
+      (n, b) => n + b.size,
+      0,
+    );
   }
-  t.true(carried * 4 < chains, `incrementals (${carried} bytes) are far smaller than the whole chains (${chains} bytes)`);
+  t.true(
+    carried * 4 < chains,
+    `incrementals (${carried} bytes) are far smaller than the whole chains (${chains} bytes)`,
+  );
 
   const byManifest = join(origin.dir, 'since-manifest.tar');
   await exportKit(['--bundles', origin.out, '--out', byManifest, '--since', join(toplevel, 'manifest.js.gz'), '-q']);
@@ -187,15 +221,25 @@ test('a tar entry named ../evil is refused and nothing is written outside the im
   const { config, toplevel } = await replicaFor(origin);
   const r = await runCli(['import', evil, '-c', config]);
   t.is(r.code, 1);
-  t.regex(r.stderr, /refusing tar entry "\.\.\/evil": its name contains "\." or "\.\." \(path traversal\) \[E_UNSAFE_NAME\]/);
+  t.regex(
+    r.stderr,
+    /refusing tar entry "\.\.\/evil": its name contains "\." or "\.\." \(path traversal\) \[E_UNSAFE_NAME\]/,
+  );
   await t.throwsAsync(stat(join(toplevel, '.bundlemirror', 'evil')));
   await t.throwsAsync(stat(join(toplevel, 'evil')));
-  t.deepEqual((await readdir(toplevel)).filter((n) => n !== '.bundlemirror'), [], 'nothing was cloned');
+  t.deepEqual(
+    (await readdir(toplevel)).filter((n) => n !== '.bundlemirror'),
+    [],
+    'nothing was cloned',
+  );
   await noImportLeftovers(t, toplevel);
 
   // an absolute name and a name kit.json does not list are refused the same way
   await writeTar(evil, [items[0]!, { name: '/etc/evil', bytes: Buffer.from('x') }]);
-  t.regex((await runCli(['import', evil, '-c', config])).stderr, /refusing tar entry "\/etc\/evil": its name is an absolute path/);
+  t.regex(
+    (await runCli(['import', evil, '-c', config])).stderr,
+    /refusing tar entry "\/etc\/evil": its name is an absolute path/,
+  );
   await writeTar(evil, [items[0]!, { name: 'pub/alpha.git/index.jsonx', bytes: Buffer.from('x') }]);
   t.regex((await runCli(['import', evil, '-c', config])).stderr, /refusing tar entry "pub\/alpha\.git\/index\.jsonx"/);
 });
@@ -213,7 +257,10 @@ test('a kit downloaded only in part is refused with a hint to resume; completed,
   t.is(partial.code, 1);
   t.regex(partial.stderr, /\[E_KIT\]/);
   t.regex(partial.stderr, /resumes with Range/);
-  t.deepEqual((await readdir(toplevel)).filter((n) => n !== '.bundlemirror'), []);
+  t.deepEqual(
+    (await readdir(toplevel)).filter((n) => n !== '.bundlemirror'),
+    [],
+  );
 
   // the rest of the bytes arrive (a resumed download appends them)
   await appendFile(kit, whole.subarray(Math.floor(whole.length / 2)));
@@ -247,15 +294,46 @@ test('kit entry names: only manifest.js.gz, <repo>/index.json and <repo>/<sha256
   t.deepEqual(parseKitName('manifest.js.gz'), { kind: 'manifest' });
   t.deepEqual(parseKitName('pub/a.git/index.json'), { kind: 'index', repo: '/pub/a.git' });
   t.deepEqual(parseKitName(`pub/a.git/${sha}.bundle`), { kind: 'bundle', repo: '/pub/a.git', sha256: sha });
-  for (const bad of ['../evil', 'pub/../../evil/index.json', '/etc/passwd', 'pub//a.git/index.json', 'pub/.git/index.json', 'pub/-a.git/index.json', 'pub\\a.git/index.json', 'index.json', 'pub/a.git/x.bundle', 'pub/a.git/config', './manifest.js.gz', '']) {
+  for (const bad of [
+    '../evil',
+    'pub/../../evil/index.json',
+    '/etc/passwd',
+    'pub//a.git/index.json',
+    'pub/.git/index.json',
+    'pub/-a.git/index.json',
+    'pub\\a.git/index.json',
+    'index.json',
+    'pub/a.git/x.bundle',
+    'pub/a.git/config',
+    './manifest.js.gz',
+    '',
+  ]) {
     t.true('problem' in parseKitName(bad), bad);
   }
 });
 
 test('offline (no git URL), an existing repository off every incremental path takes a full base instead of git fetch', (t) => {
   const oid = (n: number) => n.toString(16).padStart(40, '0');
-  const base = { uri: `${'b'.repeat(64)}.bundle`, sha256: 'b'.repeat(64), size: 1000, creationToken: 1, prerequisites: [], tips: { 'refs/heads/main': oid(2) } };
-  const index = { version: 1 as const, path: '/a.git', generated: '', fingerprint: oid(9), head: null, refs: { 'refs/heads/main': oid(2) }, bundles: [base] };
+  const base = {
+    uri: `${'b'.repeat(64)}.bundle`,
+    sha256: 'b'.repeat(64),
+    size: 1000,
+    creationToken: 1,
+    prerequisites: [],
+    tips: { 'refs/heads/main': oid(2) },
+  };
+  const index = {
+    version: 1 as const,
+    path: '/a.git',
+    generated: '',
+    fingerprint: oid(9),
+    head: null,
+    refs: { 'refs/heads/main': oid(2) },
+    bundles: [base],
+  };
   t.is(planBundles({ index, present: new Set([oid(7)]), exists: true }).kind, 'fetch');
-  t.like(planBundles({ index, present: new Set([oid(7)]), exists: true, allowBase: true }), { kind: 'bundles', bytes: 1000 });
+  t.like(planBundles({ index, present: new Set([oid(7)]), exists: true, allowBase: true }), {
+    kind: 'bundles',
+    bytes: 1000,
+  });
 });

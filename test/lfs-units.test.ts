@@ -20,7 +20,8 @@ test('pointer files: only the spec shape is a pointer', (t) => {
 
 test('lock paths stay inside the repository', (t) => {
   t.is(lockPathProblem('art/scene.psd'), null);
-  for (const bad of ['', '../x', 'a/../b', './a', '/abs', 'a//b', 'a\\b', 'a\nb', 'x'.repeat(5000), 7]) t.not(lockPathProblem(bad), null, String(bad));
+  for (const bad of ['', '../x', 'a/../b', './a', '/abs', 'a//b', 'a\\b', 'a\nb', 'x'.repeat(5000), 7])
+    t.not(lockPathProblem(bad), null, String(bad));
 });
 
 test('kit names: LFS objects only at their content-addressed place under a repository', (t) => {
@@ -34,7 +35,13 @@ test('kit names: LFS objects only at their content-addressed place under a repos
 test('writers file: name token lines, comments, and clear refusals', (t) => {
   const w = parseWriters('# comment\n\nalice  secret-token-1\nbob secret-token-2\n', 'writers');
   t.deepEqual([...w.keys()], ['alice', 'bob']);
-  for (const bad of ['alice', 'alice short', 'alice a b c', '-x secret-token-1', 'alice secret-token-1\nalice secret-token-2']) {
+  for (const bad of [
+    'alice',
+    'alice short',
+    'alice a b c',
+    '-x secret-token-1',
+    'alice secret-token-1\nalice secret-token-2',
+  ]) {
     const err = t.throws(() => parseWriters(bad, 'writers')) as { code?: string };
     t.is(err.code, 'E_CONFIG', bad);
   }

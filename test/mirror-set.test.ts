@@ -10,11 +10,17 @@ const FILE = `${A}pub/x.git/${'1'.repeat(64)}.bundle`;
 test('the primary first until speeds are known, then the fastest; the same path under every root', (t) => {
   let now = 0;
   const hosts = new MirrorSet(A, [B, C], () => now);
-  t.deepEqual(hosts.candidates(FILE).map((c) => c.root), [A, B, C]);
+  t.deepEqual(
+    hosts.candidates(FILE).map((c) => c.root),
+    [A, B, C],
+  );
   t.is(hosts.candidates(FILE)[2]!.url, `${C}pub/x.git/${'1'.repeat(64)}.bundle`);
   hosts.delivered(A, 1_000_000, 1_000);
   hosts.delivered(C, 4_000_000, 1_000);
-  t.deepEqual(hosts.candidates(FILE).map((c) => c.root), [C, A, B]);
+  t.deepEqual(
+    hosts.candidates(FILE).map((c) => c.root),
+    [C, A, B],
+  );
   t.is(hosts.rebase('http://elsewhere/x', B), null);
 });
 
@@ -41,7 +47,10 @@ test('a failing host rests, longer each time in a row, while the next attempt go
 test('a host that served a file wrong is never asked for that file again in the run, but still for others', (t) => {
   const hosts = new MirrorSet(A, [B], () => 0);
   hosts.servedWrong(FILE, A, 'sha256 mismatch');
-  t.deepEqual(hosts.candidates(FILE).map((c) => c.root), [B]);
+  t.deepEqual(
+    hosts.candidates(FILE).map((c) => c.root),
+    [B],
+  );
   hosts.servedWrong(FILE, B, 'size mismatch');
   t.is(hosts.choose(FILE), null);
   t.is(hosts.candidates(`${A}pub/y.git/index.json`).length, 2);

@@ -47,7 +47,11 @@ test('200 failed authentications write one WARN line and one counted summary, an
   // a window longer than the test: the summary is written when the listener closes; and a refill so slow
   // that no failure is given back while the test runs (at 1 a minute, a loaded machine that takes over a
   // minute for the 200 requests earned a sixth 401 and a second WARN line)
-  const { l, log, counts, notified, post } = await listener(t, { failureBurst: 5, failuresPerMinute: 1e-6, summaryWindowMs: 600_000 });
+  const { l, log, counts, notified, post } = await listener(t, {
+    failureBurst: 5,
+    failuresPerMinute: 1e-6,
+    summaryWindowMs: 600_000,
+  });
   const statuses: number[] = [];
   for (let i = 0; i < 200; i++) statuses.push((await post(`wrong-${i}-0123456789abcdef`)).status);
   t.is(statuses.filter((s) => s === 401).length, 5);
@@ -66,8 +70,17 @@ test('200 failed authentications write one WARN line and one counted summary, an
   const warns = log.lines.filter((line) => line.startsWith('warn: '));
   t.is(warns.length, 4, warns.join('\n'));
   t.is(warns.filter((l) => /notifications with a missing or wrong bearer token from 127\.0\.0\.1/.test(l)).length, 1);
-  t.true(warns.some((l) => /refused 4 more of notifications with a missing or wrong bearer token in the last \d+ s, from 1 address\(es\): 127\.0\.0\.1/.test(l)));
-  t.true(warns.some((l) => /refused 195 more of requests over the per-client limit .* from 1 address\(es\)/.test(l)), warns.join('\n'));
+  t.true(
+    warns.some((l) =>
+      /refused 4 more of notifications with a missing or wrong bearer token in the last \d+ s, from 1 address\(es\): 127\.0\.0\.1/.test(
+        l,
+      ),
+    ),
+  );
+  t.true(
+    warns.some((l) => /refused 195 more of requests over the per-client limit .* from 1 address\(es\)/.test(l)),
+    warns.join('\n'),
+  );
   t.is(counts.get('unauthorized'), 5);
   t.is(counts.get('limited'), 196);
   t.is(counts.get('accepted'), 1);

@@ -21,7 +21,11 @@ interface NotifiedReplica {
 }
 
 /** A replica daemon on the origin, listening for notifications; resolves once its first run cloned everything. */
-async function notifiedReplica(t: ExecutionContext, origin: Origin, opts: { pull?: string; listen?: boolean } = {}): Promise<NotifiedReplica> {
+async function notifiedReplica(
+  t: ExecutionContext,
+  origin: Origin,
+  opts: { pull?: string; listen?: boolean } = {},
+): Promise<NotifiedReplica> {
   const tokenFile = join(origin.dir, 'notify.token');
   await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const toplevel = join(origin.dir, 'replica');
@@ -60,10 +64,19 @@ test('a push at the origin reaches a verified replica: the post-receive hook pub
     const t0 = performance.now();
     await alpha.wt.push('main'); // returns once the post-receive hook (publish + notify) is done
     const hookDone = performance.now();
-    await r.daemon.waitFor(/\/pub\/alpha\.git: updated via \S+.*fingerprint [0-9a-f]{12} verified/, { from, timeoutMs: 30_000 });
+    await r.daemon.waitFor(/\/pub\/alpha\.git: updated via \S+.*fingerprint [0-9a-f]{12} verified/, {
+      from,
+      timeoutMs: 30_000,
+    });
     const verified = performance.now();
-    timings.push(`push ${i}: ${Math.round(verified - t0)} ms from git push to verified replica (git push with its post-receive hook ${Math.round(hookDone - t0)} ms, replica pull ${Math.round(verified - hookDone)} ms)`);
-    t.is(await fingerprintOf(join(r.toplevel, 'pub/alpha.git')), await fingerprintOf(alpha.bare), `push ${i}: fingerprints equal`);
+    timings.push(
+      `push ${i}: ${Math.round(verified - t0)} ms from git push to verified replica (git push with its post-receive hook ${Math.round(hookDone - t0)} ms, replica pull ${Math.round(verified - hookDone)} ms)`,
+    );
+    t.is(
+      await fingerprintOf(join(r.toplevel, 'pub/alpha.git')),
+      await fingerprintOf(alpha.bare),
+      `push ${i}: fingerprints equal`,
+    );
     await r.daemon.waitFor(/notified run of \/pub\/alpha\.git: cloned 0, updated 1, unchanged 0, failed 0/, { from });
   }
   for (const line of timings) t.log(line);
@@ -88,12 +101,21 @@ test('a notification without the right token gets 401 and pulls nothing; malform
   t.is(wrong.status, 401);
   t.is(wrong.headers['www-authenticate'], 'Bearer realm="bundlemirror"');
   t.is((await post(body, {})).status, 401, 'no Authorization header');
-  t.is((await post(body, { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` })).status, 401, 'not a bearer token');
+  t.is(
+    (await post(body, { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` })).status,
+    401,
+    'not a bearer token',
+  );
   t.is((await post(JSON.stringify({ repos: ['/pub/../etc/passwd'] }))).status, 400);
   t.is((await post(JSON.stringify({ repos: ['-/x.git'] }))).status, 400);
   t.is((await post(JSON.stringify({ repos: [] }))).status, 400);
   t.is((await post('not json')).status, 400);
-  t.is((await post(JSON.stringify({ repos: Array.from({ length: 900 }, (_, i) => `/pub/${'x'.repeat(80)}-${i}.git`) }))).status, 413, 'body over 64 KiB');
+  t.is(
+    (await post(JSON.stringify({ repos: Array.from({ length: 900 }, (_, i) => `/pub/${'x'.repeat(80)}-${i}.git`) })))
+      .status,
+    413,
+    'body over 64 KiB',
+  );
   t.is((await request(r.url, '/notify')).status, 405);
   t.is((await request(r.url, '/elsewhere')).status, 404);
 
@@ -110,7 +132,10 @@ test('a notification without the right token gets 401 and pulls nothing; malform
   t.is(ok.status, 202);
   const outcome = JSON.parse(ok.body.toString()) as { accepted: string[]; ignored: { path: string; reason: string }[] };
   t.deepEqual(outcome.accepted, ['/pub/alpha.git']);
-  t.deepEqual(outcome.ignored.map((i) => i.path), ['/other/x.git']);
+  t.deepEqual(
+    outcome.ignored.map((i) => i.path),
+    ['/other/x.git'],
+  );
   await r.daemon.waitFor(/notified run of \/pub\/alpha\.git: cloned 0, updated 1/, { from });
   t.is(await fingerprintOf(join(r.toplevel, 'pub/alpha.git')), await fingerprintOf(alpha.bare));
 });
@@ -150,7 +175,7 @@ test("grokmirror's UNIX socket: repository paths, one per line, are pulled at on
   t.is(exit.code, 0);
 });
 
-test("/metrics of the daemon and of serve are Prometheus text counting what happened", async (t) => {
+test('/metrics of the daemon and of serve are Prometheus text counting what happened', async (t) => {
   const origin = await startOrigin(t);
   const r = await notifiedReplica(t, origin);
   const res = await request(r.url, '/metrics');
@@ -188,10 +213,21 @@ test('publish --notify never fails the publish: an unreachable replica is report
   await alpha.wt.commit('change');
   await alpha.wt.push('main');
   const args = ['publish', '--toplevel', origin.toplevel, '--out', origin.out];
-  const r = await runCli([...args, '--notify', 'http://127.0.0.1:1/notify', '--notify-token-file', tokenFile, alpha.bare]);
+  const r = await runCli([
+    ...args,
+    '--notify',
+    'http://127.0.0.1:1/notify',
+    '--notify-token-file',
+    tokenFile,
+    alpha.bare,
+  ]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /published 1 changed/);
   t.regex(r.stderr, /notify http:\/\/127\.0\.0\.1:1\/notify of \/pub\/alpha\.git failed: ECONNREFUSED/);
   t.is((await runCli([...args, '--notify', 'http://127.0.0.1:1/notify'])).code, 2, '--notify without a token file');
-  t.is((await runCli([...args, '--notify', 'ftp://x/notify', '--notify-token-file', tokenFile])).code, 2, 'not an http URL');
+  t.is(
+    (await runCli([...args, '--notify', 'ftp://x/notify', '--notify-token-file', tokenFile])).code,
+    2,
+    'not an http URL',
+  );
 });

@@ -29,7 +29,14 @@ test('clone --via a 50 MB upstream through a link cut every 1 MiB: one command, 
   const up = await startUpstreams(t, {
     http: false,
     setup: async (toplevel) => {
-      await largeRepo(join(toplevel, 'pub/big.git'), { commits: 200, meanBlobBytes: 256 * 1024, tagEvery: 20, branches: 2, branchCommits: 3, seed: 'on-demand' });
+      await largeRepo(join(toplevel, 'pub/big.git'), {
+        commits: 200,
+        meanBlobBytes: 256 * 1024,
+        tagEvery: 20,
+        branches: 2,
+        branchCommits: 3,
+        seed: 'on-demand',
+      });
     },
   });
   const { server, dir } = await startService(t, { allow: LOCAL });
@@ -47,12 +54,21 @@ test('clone --via a 50 MB upstream through a link cut every 1 MiB: one command, 
   t.true(bundleBytes > 45e6, `bundle of ${bundleBytes} bytes`);
   t.true(proxy.stats.cuts >= 40, `${proxy.stats.cuts} cuts`);
   const ratio = proxy.stats.bytesDownstream / bundleBytes;
-  t.log(`bundle ${bundleBytes} B, on the wire ${proxy.stats.bytesDownstream} B (${ratio.toFixed(4)}x), ${proxy.stats.cuts} cuts`);
+  t.log(
+    `bundle ${bundleBytes} B, on the wire ${proxy.stats.bytesDownstream} B (${ratio.toFixed(4)}x), ${proxy.stats.cuts} cuts`,
+  );
   t.true(ratio <= 1.05, `${ratio}x`);
 
   const bare = join(up.toplevel, 'pub/big.git');
-  t.is(await cloneRefsAsUpstream(work), (await refsOf({ gitDir: bare }, 'refs/heads', 'refs/tags')).split('\n').sort().join('\n'));
-  t.is(await gitText(['config', 'remote.origin.url'], { cwd: work }), upstream, 'origin is the upstream, not the service');
+  t.is(
+    await cloneRefsAsUpstream(work),
+    (await refsOf({ gitDir: bare }, 'refs/heads', 'refs/tags')).split('\n').sort().join('\n'),
+  );
+  t.is(
+    await gitText(['config', 'remote.origin.url'], { cwd: work }),
+    upstream,
+    'origin is the upstream, not the service',
+  );
   t.is(await gitText(['rev-parse', '--abbrev-ref', 'HEAD'], { cwd: work }), 'main');
   t.is(await gitText(['status', '--porcelain'], { cwd: work }), '');
 });
@@ -63,7 +79,10 @@ test('clone --via keeps the clone from the bundle when the upstream is unreachab
   const upstream = up.gitUrl('pub/alpha.git');
   await ask(server.url, upstream);
   t.is((await waitForJob(server.url, upstream)).body.state, 'ready');
-  const expected = (await refsOf({ gitDir: up.repos['pub/alpha.git']!.bare }, 'refs/heads', 'refs/tags')).split('\n').sort().join('\n');
+  const expected = (await refsOf({ gitDir: up.repos['pub/alpha.git']!.bare }, 'refs/heads', 'refs/tags'))
+    .split('\n')
+    .sort()
+    .join('\n');
   await up.stopDaemon();
 
   const work = join(dir, 'work');
@@ -97,7 +116,10 @@ test('pull with [remote] on_demand clones a repository its grokmirror-style orig
     manifest: `${origin.url}/manifest.js.gz`,
     site: `git://127.0.0.1:${up.daemonPort}`,
   });
-  await writeFile(config, (await readFile(config, 'utf8')).replace('\n[pull]', `\non_demand = ${server.url}\n\n[pull]`));
+  await writeFile(
+    config,
+    (await readFile(config, 'utf8')).replace('\n[pull]', `\non_demand = ${server.url}\n\n[pull]`),
+  );
   const r = await runCli(['pull', '-c', config, '--no-progress']);
   t.is(r.code, 0, r.stderr);
   t.is(service.counters.clones, 1, 'the service cloned it');
@@ -112,7 +134,9 @@ test('clone --via interrupted with Ctrl-C continues where it stopped when run ag
   t.teardown(() => proxy.close());
   const upstream = up.gitUrl('pub/alpha.git');
   const work = join(dir, 'work');
-  const child = spawn(process.execPath, [BIN, 'clone', '--no-progress', '--via', proxy.url(''), upstream, work], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [BIN, 'clone', '--no-progress', '--via', proxy.url(''), upstream, work], {
+    stdio: 'ignore',
+  });
   const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   const partialDir = join(work, '.git/bundlemirror/partial');
   for (let i = 0; i < 300; i++) {

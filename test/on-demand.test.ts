@@ -36,7 +36,10 @@ async function refusal(policy: UrlPolicy, url: string): Promise<string> {
 }
 
 test('the URL rules: each refusal names its rule', async (t) => {
-  const policy = new UrlPolicy(['https://public.example/*', 'https://sneaky.example/*', 'https://mixed.example/*', 'git://*.example/pub/*'], fakeDns);
+  const policy = new UrlPolicy(
+    ['https://public.example/*', 'https://sneaky.example/*', 'https://mixed.example/*', 'git://*.example/pub/*'],
+    fakeDns,
+  );
   t.is(await refusal(policy, 'https://public.example/a/b.git'), 'admitted');
   t.is(await refusal(policy, 'https://other.example/a.git'), 'E_URL_NOT_ALLOWED');
   t.is(await refusal(policy, 'file:///etc/passwd'), 'E_URL_SCHEME');
@@ -45,18 +48,44 @@ test('the URL rules: each refusal names its rule', async (t) => {
   t.is(await refusal(policy, 'public.example:a.git'), 'E_URL_SCHEME');
   t.is(await refusal(policy, 'https://user:secret@public.example/a.git'), 'E_URL_USERINFO');
   t.is(await refusal(policy, 'https://token@public.example/a.git'), 'E_URL_USERINFO');
-  t.is(await refusal(policy, 'https://sneaky.example/a.git'), 'E_URL_ADDRESS', 'a public pattern whose host resolves to 127.0.0.1');
-  t.is(await refusal(policy, 'https://mixed.example/a.git'), 'E_URL_ADDRESS', 'one private address among public ones is enough');
-  t.is(await refusal(policy, 'https://public.example:8443/a.git'), 'E_URL_NOT_ALLOWED', 'no port in the pattern: the default port only');
+  t.is(
+    await refusal(policy, 'https://sneaky.example/a.git'),
+    'E_URL_ADDRESS',
+    'a public pattern whose host resolves to 127.0.0.1',
+  );
+  t.is(
+    await refusal(policy, 'https://mixed.example/a.git'),
+    'E_URL_ADDRESS',
+    'one private address among public ones is enough',
+  );
+  t.is(
+    await refusal(policy, 'https://public.example:8443/a.git'),
+    'E_URL_NOT_ALLOWED',
+    'no port in the pattern: the default port only',
+  );
   t.is(await refusal(policy, 'https://public.example/a.git?x=1'), 'E_URL_INVALID');
   t.is(await refusal(policy, 'https://public.example/.hidden/a.git'), 'E_URL_INVALID');
   t.is(await refusal(policy, 'git://public.example/pub/x.git'), 'admitted');
-  t.is(await refusal(policy, 'git://evil.com/x.example/pub/x.git'), 'E_URL_NOT_ALLOWED', 'a host * never crosses a dot or slash');
+  t.is(
+    await refusal(policy, 'git://evil.com/x.example/pub/x.git'),
+    'E_URL_NOT_ALLOWED',
+    'a host * never crosses a dot or slash',
+  );
   t.is(await refusal(policy, 'http://127.0.0.1/a.git'), 'E_URL_NOT_ALLOWED');
   const local = new UrlPolicy(['http://127.0.0.1:*/*'], fakeDns);
   t.is(await refusal(local, 'http://127.0.0.1:8080/a.git'), 'admitted', 'a pattern naming the address allows it');
   t.is(await refusal(local, 'http://[::ffff:127.0.0.1]:8080/a.git'), 'E_URL_NOT_ALLOWED');
-  for (const a of ['127.0.0.1', '10.0.0.1', '169.254.169.254', '::1', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:a9fe:a9fe', '0.0.0.0']) {
+  for (const a of [
+    '127.0.0.1',
+    '10.0.0.1',
+    '169.254.169.254',
+    '::1',
+    'fe80::1',
+    'fd00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:a9fe:a9fe',
+    '0.0.0.0',
+  ]) {
     t.true(isPrivateAddress(a), a);
   }
   t.false(isPrivateAddress('93.184.216.34'));
@@ -96,7 +125,8 @@ test('a git:// upstream becomes a published mirror that stock git clone --bundle
   t.is(done.body.state, 'ready');
   t.is(service.counters.clones, 1, 'one clone for ten requests');
   t.is(done.body.path, `/127.0.0.1:${up.daemonPort}/pub/alpha.git`);
-  for (const key of ['bundleList', 'index']) t.true(String(done.body[key]).startsWith(`${server.url}/on-demand/127.0.0.1:${up.daemonPort}/pub/alpha.git/`));
+  for (const key of ['bundleList', 'index'])
+    t.true(String(done.body[key]).startsWith(`${server.url}/on-demand/127.0.0.1:${up.daemonPort}/pub/alpha.git/`));
   t.is(done.body.bundles.length, 1);
 
   // the mirror is a bare repository at /<host>/<path>.git in the cache, with the upstream's refs
@@ -108,7 +138,10 @@ test('a git:// upstream becomes a published mirror that stock git clone --bundle
   // stock git: the bundle list gives the objects, the upstream the rest
   const clone = join(dir, 'stock');
   await gitText(['clone', '--quiet', `--bundle-uri=${done.body.bundleList}`, url, clone]);
-  t.is(await gitText(['rev-parse', 'refs/remotes/origin/main'], { cwd: clone }), await gitText(['rev-parse', 'main'], { gitDir: up.repos['pub/alpha.git']!.bare }));
+  t.is(
+    await gitText(['rev-parse', 'refs/remotes/origin/main'], { cwd: clone }),
+    await gitText(['rev-parse', 'main'], { gitDir: up.repos['pub/alpha.git']!.bare }),
+  );
   t.true((await gitText(['for-each-ref', 'refs/bundles'], { cwd: clone })).length > 0, 'objects came from the bundle');
   const manifest = parseManifest(await readFile(join(dir, 'cache/.bundlemirror/published/manifest.js.gz'))).manifest;
   t.deepEqual(Object.keys(manifest), [done.body.path]);
@@ -141,7 +174,10 @@ test('a request after a push and the TTL refreshes the mirror into an incrementa
   t.is(service.counters.fetches, 1);
   t.is(refreshed.body.bundles.length, 2);
   t.is(refreshed.body.bundles[0].sha256, first.body.bundles[0].sha256, 'the first bundle is still the base');
-  const index = parseRepoIndex(await readFile(join(dir, 'cache/.bundlemirror/published', first.body.path.slice(1), 'index.json')), first.body.path);
+  const index = parseRepoIndex(
+    await readFile(join(dir, 'cache/.bundlemirror/published', first.body.path.slice(1), 'index.json')),
+    first.body.path,
+  );
   const incremental = index.bundles[1]!;
   t.true(incremental.prerequisites.length > 0, 'the new bundle builds on the first');
   t.true(incremental.size < 30_000, 'it holds the push, not the history');
@@ -154,7 +190,9 @@ test('redirects are followed only to URLs the rules allow', async (t) => {
   const target = up.httpUrl('pub/alpha.git');
   const redirector = createServer((req, res) => {
     const rest = (req.url ?? '').replace(/^\/(good|bad)\/alpha\.git/, '');
-    const to = req.url?.startsWith('/good') ? `${target}${rest}` : `http://localhost:${up.http!.port}/git/pub/alpha.git${rest}`;
+    const to = req.url?.startsWith('/good')
+      ? `${target}${rest}`
+      : `http://localhost:${up.http!.port}/git/pub/alpha.git${rest}`;
     res.writeHead(301, { location: to }).end();
   });
   await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
@@ -184,9 +222,14 @@ test('an upstream larger than the size limit is refused and leaves nothing in th
   const a = await waitForJob(server.url, url);
   t.is(a.status, 413);
   t.is(a.body.error.code, 'E_REPO_TOO_LARGE');
-  t.deepEqual((await readdir(join(dir, 'cache'))).filter((n) => n !== '.bundlemirror'), []);
+  t.deepEqual(
+    (await readdir(join(dir, 'cache'))).filter((n) => n !== '.bundlemirror'),
+    [],
+  );
   t.deepEqual(await readdir(join(dir, 'cache/.bundlemirror/tmp')), []);
-  const published = (await readdir(join(dir, 'cache/.bundlemirror/published'))).filter((n) => !n.startsWith('.') && n !== 'manifest.js.gz');
+  const published = (await readdir(join(dir, 'cache/.bundlemirror/published'))).filter(
+    (n) => !n.startsWith('.') && n !== 'manifest.js.gz',
+  );
   t.deepEqual(published, []);
 });
 
@@ -234,9 +277,13 @@ test('the /on-demand page, in headless Chromium, shows a ready job with the comm
 /** Real Chromium, headless, with a throwaway profile; bounded in time. */
 function runChromium(args: string[], dir: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('chromium', ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${join(dir, 'chromium')}`, ...args], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const child = spawn(
+      'chromium',
+      ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${join(dir, 'chromium')}`, ...args],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -281,20 +328,40 @@ test('a restarted service knows the mirrors it holds and serves them without clo
   t.teardown(() => again.close());
   const job = await again.request(url);
   t.is(job.state, 'ready');
-  t.deepEqual(job.bundles?.map((b) => b.sha256), ready.body.bundles.map((b: { sha256: string }) => b.sha256));
+  t.deepEqual(
+    job.bundles?.map((b) => b.sha256),
+    ready.body.bundles.map((b: { sha256: string }) => b.sha256),
+  );
   t.is(again.counters.clones, 0);
 });
 
 test("git's progress lines become job progress", (t) => {
-  t.deepEqual(parseGitProgress('remote: Counting objects: 100% (12/12), done.\r\nReceiving objects:  45% (123/273), 1.50 MiB | 2.00 MiB/s\r'), {
-    phase: 'Receiving objects',
-    percent: 45,
-    done: 123,
-    total: 273,
-    bytes: 1572864,
+  t.deepEqual(
+    parseGitProgress(
+      'remote: Counting objects: 100% (12/12), done.\r\nReceiving objects:  45% (123/273), 1.50 MiB | 2.00 MiB/s\r',
+    ),
+    {
+      phase: 'Receiving objects',
+      percent: 45,
+      done: 123,
+      total: 273,
+      bytes: 1572864,
+    },
+  );
+  t.deepEqual(parseGitProgress('Resolving deltas:  10% (1/10)\r'), {
+    phase: 'Resolving deltas',
+    percent: 10,
+    done: 1,
+    total: 10,
+    bytes: null,
   });
-  t.deepEqual(parseGitProgress('Resolving deltas:  10% (1/10)\r'), { phase: 'Resolving deltas', percent: 10, done: 1, total: 10, bytes: null });
-  t.deepEqual(parseGitProgress('remote: Enumerating objects: 42, done.\n'), { phase: 'Enumerating objects', percent: null, done: 42, total: null, bytes: null });
+  t.deepEqual(parseGitProgress('remote: Enumerating objects: 42, done.\n'), {
+    phase: 'Enumerating objects',
+    percent: null,
+    done: 42,
+    total: null,
+    bytes: null,
+  });
   t.is(parseGitProgress('fatal: repository not found\n'), null);
 });
 

@@ -24,9 +24,19 @@ test('stock `git clone --bundle-uri` from a served tree gets every ref of the or
   const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: (l) => lines.push(l) });
   t.teardown(() => server.close());
   const clone = join(dir, 'clone.git');
-  await git(['clone', '--quiet', '--mirror', `--bundle-uri=${server.url}/pub/alpha.git/bundle-list`, `${server.url}/git/pub/alpha.git`, clone]);
+  await git([
+    'clone',
+    '--quiet',
+    '--mirror',
+    `--bundle-uri=${server.url}/pub/alpha.git/bundle-list`,
+    `${server.url}/git/pub/alpha.git`,
+    clone,
+  ]);
   // git 2.39 also keeps what it unbundled under refs/bundles/*; everything else must be the origin's
-  const cloned = (await showRefOf(clone)).split('\n').filter((l) => !l.includes(' refs/bundles/')).join('\n');
+  const cloned = (await showRefOf(clone))
+    .split('\n')
+    .filter((l) => !l.includes(' refs/bundles/'))
+    .join('\n');
   t.is(cloned, await showRefOf(alpha.bare));
   const bundleGets = lines.filter((l) => /GET \/pub\/alpha\.git\/[0-9a-f]{64}\.bundle 200/.test(l));
   t.is(bundleGets.length, 2, `git downloaded base and incremental:\n${lines.join('\n')}`);

@@ -47,8 +47,17 @@ async function buildTree(): Promise<Fixture> {
       description: i % 10 === 0 ? `kernel number ${i}` : `project ${i}`,
     };
   }
-  manifest[SPECIAL] = { fingerprint: oid(9999), modified: 1_800_000_000, description: EVIL, owner: 'Ann <ann@example.invalid>' };
-  manifest[LONG] = { fingerprint: oid(9998), modified: 1_700_000_000, description: 'a path longer than a phone is wide' };
+  manifest[SPECIAL] = {
+    fingerprint: oid(9999),
+    modified: 1_800_000_000,
+    description: EVIL,
+    owner: 'Ann <ann@example.invalid>',
+  };
+  manifest[LONG] = {
+    fingerprint: oid(9998),
+    modified: 1_700_000_000,
+    description: 'a path longer than a phone is wide',
+  };
   for (const repo of [SPECIAL, LONG]) {
     const repoDir = join(dir, repo);
     await mkdir(repoDir, { recursive: true });
@@ -61,15 +70,37 @@ async function buildTree(): Promise<Fixture> {
       head: 'ref: refs/heads/main',
       refs,
       bundles: [
-        { uri: `${'a'.repeat(64)}.bundle`, sha256: 'a'.repeat(64), size: 2048, creationToken: 1, prerequisites: [], tips: refs },
-        { uri: `${'b'.repeat(64)}.bundle`, sha256: 'b'.repeat(64), size: 1024, creationToken: 2, prerequisites: [oid(1)], tips: refs },
+        {
+          uri: `${'a'.repeat(64)}.bundle`,
+          sha256: 'a'.repeat(64),
+          size: 2048,
+          creationToken: 1,
+          prerequisites: [],
+          tips: refs,
+        },
+        {
+          uri: `${'b'.repeat(64)}.bundle`,
+          sha256: 'b'.repeat(64),
+          size: 1024,
+          creationToken: 2,
+          prerequisites: [oid(1)],
+          tips: refs,
+        },
       ],
     });
     await writeFile(join(repoDir, 'index.json'), serializeRepoIndex(index));
   }
   await writeManifestFile(join(dir, 'manifest.js.gz'), manifest);
   const server = await startServer({ bundles: dir, port: 0, log: false });
-  return { dir, server, url: server.url, cleanup: async () => { await server.close(); await cleanup(); } };
+  return {
+    dir,
+    server,
+    url: server.url,
+    cleanup: async () => {
+      await server.close();
+      await cleanup();
+    },
+  };
 }
 
 let fixture: Promise<Fixture> | null = null;
@@ -121,7 +152,10 @@ test('search filters by path or description on the server, and paging keeps the 
   const kernels = await page('/?q=KERNEL');
   const shown = listed(kernels);
   t.is(shown.length, PAGE_SIZE);
-  t.true(shown.every((p) => Number(/r(\d+)/.exec(p)![1]) % 10 === 0), shown.join(' '));
+  t.true(
+    shown.every((p) => Number(/r(\d+)/.exec(p)![1]) % 10 === 0),
+    shown.join(' '),
+  );
   t.true(kernels.includes('<a rel="next" href="/?q=KERNEL&#38;page=2">'));
   t.true(kernels.includes('<input type="search" name="q" value="KERNEL"'));
   const second = listed(await page('/?q=KERNEL&page=3'));
@@ -167,20 +201,29 @@ test('a browser at the URL given to clone gets the repository page; other client
   t.is(JSON.parse(index.body.toString()).path, SPECIAL);
   // names no repository of the manifest
   t.is((await request(url, '/pub/absent.git', { headers: HTML })).status, 404);
-  t.is((await request(url, '/pub/%E0%A4%A.git', { headers: HTML })).status, (await request(url, '/pub/%E0%A4%A.git')).status);
+  t.is(
+    (await request(url, '/pub/%E0%A4%A.git', { headers: HTML })).status,
+    (await request(url, '/pub/%E0%A4%A.git')).status,
+  );
 });
 
 // ---------------------------------------------------------------- in a real browser
 
 function chromium(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('chromium', ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', ...args], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout) =>
-      err ? reject(err) : resolve(stdout),
+    execFile(
+      'chromium',
+      ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', ...args],
+      { timeout: 60_000, maxBuffer: 64 << 20 },
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
     );
   });
 }
 
-const haveChromium = chromium(['--version']).then(() => true, () => false);
+const haveChromium = chromium(['--version']).then(
+  () => true,
+  () => false,
+);
 
 /**
  * How wide the page is laid out in a 400 px frame: the page (as served,
@@ -189,12 +232,21 @@ const haveChromium = chromium(['--version']).then(() => true, () => false);
  * narrower than 500 px.
  */
 async function widthAt400(dir: string, name: string, html: string): Promise<{ scroll: number; viewport: number }> {
-  const probe = '<script>parent.document.body.setAttribute("data-measure", ' +
+  const probe =
+    '<script>parent.document.body.setAttribute("data-measure", ' +
     'document.documentElement.scrollWidth + " " + document.documentElement.clientWidth);</script>';
   await writeFile(join(dir, `${name}.html`), html.replace('</body>', `${probe}</body>`));
   const frame = join(dir, `${name}-frame.html`);
-  await writeFile(frame, `<!doctype html><body style="margin:0"><iframe src="${name}.html" style="border:0;width:400px;height:900px"></iframe></body>`);
-  const dom = await chromium(['--allow-file-access-from-files', '--window-size=400,900', '--dump-dom', pathToFileURL(frame).href]);
+  await writeFile(
+    frame,
+    `<!doctype html><body style="margin:0"><iframe src="${name}.html" style="border:0;width:400px;height:900px"></iframe></body>`,
+  );
+  const dom = await chromium([
+    '--allow-file-access-from-files',
+    '--window-size=400,900',
+    '--dump-dom',
+    pathToFileURL(frame).href,
+  ]);
   const m = /data-measure="(\d+) (\d+)"/.exec(dom);
   if (!m) throw new Error(`no measurement in ${dom.slice(0, 500)}`);
   return { scroll: Number(m[1]), viewport: Number(m[2]) };
@@ -205,15 +257,25 @@ test.serial('in Chromium at 400 px wide, commands wrap instead of making the pag
   const { url } = await fx();
   const { dir, cleanup } = await tempDir('bm-page-browser-');
   try {
-    for (const [name, target] of [['list', `/?q=${encodeURIComponent('very-long')}`], ['repo', `${LONG}/`]] as const) {
+    for (const [name, target] of [
+      ['list', `/?q=${encodeURIComponent('very-long')}`],
+      ['repo', `${LONG}/`],
+    ] as const) {
       const html = (await request(url, target, { headers: HTML })).body.toString();
       t.true(html.includes('bundlemirror clone'), name);
       const wrapped = await widthAt400(dir, name, html);
       t.is(wrapped.viewport, 400, name);
       t.true(wrapped.scroll <= wrapped.viewport, `${name}: ${wrapped.scroll} px wide in ${wrapped.viewport}`);
       // the same page without the wrapping rules does overflow, so the measurement above means something
-      const unwrapped = await widthAt400(dir, `${name}-nowrap`, html.replace('white-space:pre-wrap;overflow-wrap:anywhere', ''));
-      t.true(unwrapped.scroll > unwrapped.viewport, `${name} without wrapping: ${unwrapped.scroll} px wide in ${unwrapped.viewport}`);
+      const unwrapped = await widthAt400(
+        dir,
+        `${name}-nowrap`,
+        html.replace('white-space:pre-wrap;overflow-wrap:anywhere', ''),
+      );
+      t.true(
+        unwrapped.scroll > unwrapped.viewport,
+        `${name} without wrapping: ${unwrapped.scroll} px wide in ${unwrapped.viewport}`,
+      );
     }
     const shot = join(dir, 'repo.png');
     await chromium(['--window-size=400,900', `--screenshot=${shot}`, `${url}${LONG}/`]);
@@ -232,10 +294,16 @@ test.serial('in Chromium, submitting the search form shows the matching reposito
   try {
     // the served page forbids scripts; a copy with the server as its base types into the form and submits it
     const html = (await request(url, '/', { headers: HTML })).body.toString();
-    const typing = '<script>const f = document.querySelector("form"); f.querySelector("input[name=q]").value = "r0042"; f.submit();</script>';
+    const typing =
+      '<script>const f = document.querySelector("form"); f.querySelector("input[name=q]").value = "r0042"; f.submit();</script>';
     const file = join(dir, 'search.html');
     await writeFile(file, html.replace('<head>', `<head><base href="${url}/">`).replace('</body>', `${typing}</body>`));
-    const dom = await chromium(['--window-size=400,900', '--virtual-time-budget=10000', '--dump-dom', pathToFileURL(file).href]);
+    const dom = await chromium([
+      '--window-size=400,900',
+      '--virtual-time-budget=10000',
+      '--dump-dom',
+      pathToFileURL(file).href,
+    ]);
     t.deepEqual(listed(dom), ['/pub/r0042.git'], dom.slice(0, 2000));
     t.true(dom.includes('value="r0042"'));
   } finally {

@@ -6,21 +6,45 @@
 import test from 'ava';
 import type { Manifest, ManifestEntry } from '../src/manifest/manifest.js';
 import { fnmatch } from '../src/glob/fnmatch.js';
-import { planSync, type LocalState, type PlanConfig, type PlanOptions, type SyncAction, type SyncInput } from '../src/replica/plan/planner.js';
+import {
+  planSync,
+  type LocalState,
+  type PlanConfig,
+  type PlanOptions,
+  type SyncAction,
+  type SyncInput,
+} from '../src/replica/plan/planner.js';
 import type { RepoState } from '../src/replica/state-file.js';
 
 const fp = (n: number): string => n.toString(16).padStart(40, '0');
 
 function entry(n: number, extra: Partial<ManifestEntry> = {}): ManifestEntry {
-  return { fingerprint: fp(n), modified: 1_700_000_000, head: 'ref: refs/heads/main', description: null, owner: null, ...extra };
+  return {
+    fingerprint: fp(n),
+    modified: 1_700_000_000,
+    head: 'ref: refs/heads/main',
+    description: null,
+    owner: null,
+    ...extra,
+  };
 }
 
 /** Recorded state that matches `entry(n)` exactly. */
 function current(n: number, extra: Partial<RepoState> = {}): RepoState {
-  return { fingerprint: fp(n), head: 'ref: refs/heads/main', description: null, owner: null, symlinks: [], lastSuccess: '2026-11-01T00:00:00.000Z', ...extra };
+  return {
+    fingerprint: fp(n),
+    head: 'ref: refs/heads/main',
+    description: null,
+    owner: null,
+    symlinks: [],
+    lastSuccess: '2026-11-01T00:00:00.000Z',
+    ...extra,
+  };
 }
 
-const CONFIG: PlanConfig = { pull: { include: ['*'], exclude: [], nopurge: [], ffonly: [], purgeprotect: 5, defaultOwner: 'Grokmirror' } };
+const CONFIG: PlanConfig = {
+  pull: { include: ['*'], exclude: [], nopurge: [], ffonly: [], purgeprotect: 5, defaultOwner: 'Grokmirror' },
+};
 const OPTS: PlanOptions = { force: false, purge: false, forcePurge: false };
 
 function plan(opts: {
@@ -127,7 +151,12 @@ test('a repository on disk with no recorded state is updated (state.json may hav
 });
 
 test('a repository whose last attempt failed is retried even when fingerprints match', (t) => {
-  const repos = { '/a.git': current(1, { lastError: { message: 'connection reset', code: 'E_DOWNLOAD', at: '2026-11-02T00:00:00Z' }, failures: 1 }) };
+  const repos = {
+    '/a.git': current(1, {
+      lastError: { message: 'connection reset', code: 'E_DOWNLOAD', at: '2026-11-02T00:00:00Z' },
+      failures: 1,
+    }),
+  };
   const p = plan({ remote: { '/a.git': entry(1) }, onDisk: ['/a.git'], repos });
   const a = action(p.actions, '/a.git');
   t.like(a, { kind: 'update', why: 'failed-last-run' });
@@ -135,7 +164,11 @@ test('a repository whose last attempt failed is retried even when fingerprints m
 });
 
 test('a recorded null fingerprint (never verified) means update', (t) => {
-  const p = plan({ remote: { '/a.git': entry(1) }, onDisk: ['/a.git'], repos: { '/a.git': current(1, { fingerprint: null }) } });
+  const p = plan({
+    remote: { '/a.git': entry(1) },
+    onDisk: ['/a.git'],
+    repos: { '/a.git': current(1, { fingerprint: null }) },
+  });
   t.like(action(p.actions, '/a.git'), { kind: 'update', why: 'unverified' });
 });
 
@@ -198,7 +231,7 @@ test('symlinks compare as sets', (t) => {
   t.is(action(p.actions, '/a.git').kind, 'skip');
 });
 
-test('metadata missing from the state falls back to the replica\'s last manifest', (t) => {
+test("metadata missing from the state falls back to the replica's last manifest", (t) => {
   const state: RepoState = { fingerprint: fp(1) }; // e.g. rebuilt from the fingerprint only
   const p = plan({
     remote: { '/a.git': entry(1, { description: 'kernel' }), '/b.git': entry(2, { description: 'kernel' }) },
@@ -211,7 +244,11 @@ test('metadata missing from the state falls back to the replica\'s last manifest
 });
 
 test('an update also lists the metadata that changed', (t) => {
-  const p = plan({ remote: { '/a.git': entry(2, { head: 'ref: refs/heads/dev' }) }, onDisk: ['/a.git'], repos: { '/a.git': current(1) } });
+  const p = plan({
+    remote: { '/a.git': entry(2, { head: 'ref: refs/heads/dev' }) },
+    onDisk: ['/a.git'],
+    repos: { '/a.git': current(1) },
+  });
   t.like(action(p.actions, '/a.git'), { kind: 'update', metadata: ['head'] });
 });
 
@@ -309,7 +346,9 @@ test('a repository that a kept repository borrows objects from is kept and repor
     options: { purge: true },
   });
   t.false(p.actions.some((a) => a.path === '/base.git'));
-  t.deepEqual(p.problems, [{ path: '/base.git', problem: 'not in the manifest, but kept: /r/001.git borrows objects from it (alternates)' }]);
+  t.deepEqual(p.problems, [
+    { path: '/base.git', problem: 'not in the manifest, but kept: /r/001.git borrows objects from it (alternates)' },
+  ]);
 });
 
 test('alternates protection follows chains, and does not protect a lender whose borrowers are all purged', (t) => {
@@ -365,7 +404,12 @@ test('a manifest that shrank to almost nothing purges nothing unless --force-pur
 
 test('purgeprotect 100 allows anything short of purging every repository', (t) => {
   const c = collection(3);
-  const p = plan({ ...c, remote: { '/r/000.git': c.remote['/r/000.git']! }, config: { purgeprotect: 100 }, options: { purge: true } });
+  const p = plan({
+    ...c,
+    remote: { '/r/000.git': c.remote['/r/000.git']! },
+    config: { purgeprotect: 100 },
+    options: { purge: true },
+  });
   t.is(p.summary.purge, 2);
 });
 
@@ -385,7 +429,11 @@ test('state of repositories neither on disk nor in the manifest is offered for f
   const p = plan({
     remote: { '/a.git': entry(1), '/failed-clone.git': entry(2) },
     onDisk: ['/a.git'],
-    repos: { '/a.git': current(1), '/failed-clone.git': { fingerprint: null, failures: 2 }, '/purged-long-ago.git': current(3) },
+    repos: {
+      '/a.git': current(1),
+      '/failed-clone.git': { fingerprint: null, failures: 2 },
+      '/purged-long-ago.git': current(3),
+    },
   });
   t.deepEqual(p.forget, ['/purged-long-ago.git']);
 });

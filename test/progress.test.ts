@@ -29,7 +29,13 @@ test('the rate is unknown for the first second, then an average over a sliding w
   t.is(meter.current(), 0);
 });
 
-const sample = { label: '/pub/tools/alpha.git 1f3a9c2e07bd (from /pub/attic/old.git)', received: 1.2 * MiB, total: 2.5 * MiB, resumedFrom: MiB, rate: 3 * MiB };
+const sample = {
+  label: '/pub/tools/alpha.git 1f3a9c2e07bd (from /pub/attic/old.git)',
+  received: 1.2 * MiB,
+  total: 2.5 * MiB,
+  resumedFrom: MiB,
+  rate: 3 * MiB,
+};
 
 test('at 80 columns the line keeps the rate, the ETA and "resumed from", and never reaches the last column', (t) => {
   const line = renderProgressLine(sample, 80);
@@ -47,7 +53,11 @@ test('the line fits every width from 20 to 200 columns, giving up detail in orde
     t.regex(line, /\d+%/, `width ${w} keeps the percentage`);
   }
   t.regex(renderProgressLine(sample, 200), /1\.2 MiB\/2\.5 MiB/, 'sizes when there is room');
-  t.regex(renderProgressLine(sample, 200), /\/pub\/tools\/alpha\.git 1f3a9c2e07bd \(from \/pub\/attic\/old\.git\)/, 'the whole label when there is room');
+  t.regex(
+    renderProgressLine(sample, 200),
+    /\/pub\/tools\/alpha\.git 1f3a9c2e07bd \(from \/pub\/attic\/old\.git\)/,
+    'the whole label when there is room',
+  );
   t.notRegex(renderProgressLine(sample, 50), /resumed/, 'resumed goes before rate and ETA');
   t.regex(renderProgressLine(sample, 50), /ETA/);
 });
@@ -61,7 +71,10 @@ test('long labels are cut in the middle; an unknown rate says so instead of a ma
 
 test('a bundle a fork borrows from its parent is labelled with where it lives, not ../../', (t) => {
   const sha = 'ab12cd34ef56'.padEnd(64, '0');
-  t.is(fileLabel('/pub/forks/b.git', `../../linux.git/${sha}.bundle`), `/pub/forks/b.git ab12cd34ef56 (from /pub/linux.git)`);
+  t.is(
+    fileLabel('/pub/forks/b.git', `../../linux.git/${sha}.bundle`),
+    `/pub/forks/b.git ab12cd34ef56 (from /pub/linux.git)`,
+  );
   t.is(fileLabel('/pub/a.git', `${sha}.bundle`), `/pub/a.git ab12cd34ef56`);
 });
 

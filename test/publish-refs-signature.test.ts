@@ -26,7 +26,8 @@ async function sneakyRewrite(file: string, from: string, to: string): Promise<vo
   await writeFile(file, text.replace(from, to));
   await utimes(file, before.atime, before.mtime);
   const after = await stat(file);
-  if (after.ino !== before.ino || after.size !== before.size) throw new Error('the rewrite was meant to keep inode and size');
+  if (after.ino !== before.ino || after.size !== before.size)
+    throw new Error('the rewrite was meant to keep inode and size');
 }
 
 test('a publish that skips unchanged repositories by their ref files still notices every change to a ref', async (t) => {
@@ -35,20 +36,35 @@ test('a publish that skips unchanged repositories by their ref files still notic
   const toplevel = join(dir, 'top');
   const out = join(dir, 'out');
   const names = ['loose', 'packed', 'nested', 'update', 'removed', 'quiet'];
-  const repos = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await makeRepo(dir, toplevel, `${n}.git`)] as const)));
+  const repos = Object.fromEntries(
+    await Promise.all(names.map(async (n) => [n, await makeRepo(dir, toplevel, `${n}.git`)] as const)),
+  );
   await git(['pack-refs', '--all'], { gitDir: repos.packed!.bare });
   await publish(toplevel, out);
   // ref files changed moments ago are not trusted; once they have settled, the next publish records them
   await sleep(RACY_MS + 200);
   await publish(toplevel, out);
   const state = JSON.parse(await readFile(join(out, REFS_STATE), 'utf8')) as { repos: Record<string, unknown> };
-  t.deepEqual(Object.keys(state.repos).sort(), names.map((n) => `/${n}.git`).sort(), 'every settled repository has a recorded signature');
+  t.deepEqual(
+    Object.keys(state.repos).sort(),
+    names.map((n) => `/${n}.git`).sort(),
+    'every settled repository has a recorded signature',
+  );
 
-  const oid = async (n: string, rev: string) => (await git(['rev-parse', rev], { gitDir: repos[n]!.bare })).stdout.toString().trim();
+  const oid = async (n: string, rev: string) =>
+    (await git(['rev-parse', rev], { gitDir: repos[n]!.bare })).stdout.toString().trim();
   // a loose ref rewritten in place: same inode, same size, same mtime
-  await sneakyRewrite(join(repos.loose!.bare, 'refs/heads/devel'), await oid('loose', 'devel'), await oid('loose', 'main'));
+  await sneakyRewrite(
+    join(repos.loose!.bare, 'refs/heads/devel'),
+    await oid('loose', 'devel'),
+    await oid('loose', 'main'),
+  );
   // the same inside packed-refs
-  await sneakyRewrite(join(repos.packed!.bare, 'packed-refs'), `${await oid('packed', 'devel')} refs/heads/devel`, `${await oid('packed', 'main')} refs/heads/devel`);
+  await sneakyRewrite(
+    join(repos.packed!.bare, 'packed-refs'),
+    `${await oid('packed', 'devel')} refs/heads/devel`,
+    `${await oid('packed', 'main')} refs/heads/devel`,
+  );
   // a new ref two directories down
   await git(['update-ref', 'refs/heads/topic/deep/one', await oid('nested', 'main')], { gitDir: repos.nested!.bare });
   // an ordinary update within the same second as the publish before
@@ -63,7 +79,14 @@ test('a publish that skips unchanged repositories by their ref files still notic
     t.is(index.fingerprint, String(manifest[`/${n}.git`]?.fingerprint), `${n}: index.json`);
   }
   // the hook form reads the same record
-  await sneakyRewrite(join(repos.quiet!.bare, 'refs/heads/devel'), await oid('quiet', 'devel'), await oid('quiet', 'main'));
+  await sneakyRewrite(
+    join(repos.quiet!.bare, 'refs/heads/devel'),
+    await oid('quiet', 'devel'),
+    await oid('quiet', 'main'),
+  );
   await publish(toplevel, out, join(toplevel, 'quiet.git'));
-  t.is((await readManifestFile(join(out, 'manifest.js.gz')))['/quiet.git']?.fingerprint, sha1(await showRefOf(repos.quiet!.bare)));
+  t.is(
+    (await readManifestFile(join(out, 'manifest.js.gz')))['/quiet.git']?.fingerprint,
+    sha1(await showRefOf(repos.quiet!.bare)),
+  );
 });

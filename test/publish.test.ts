@@ -47,16 +47,24 @@ test('manifest fingerprints equal `git show-ref | sha1sum` and indexes hold ever
   const { toplevel, out, alpha } = await setup(t);
   await publishOk(toplevel, out);
   const manifest = await readManifestFile(join(out, 'manifest.js.gz'));
-  t.deepEqual(Object.keys(manifest).sort(), ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'], 'empty repository left out');
+  t.deepEqual(
+    Object.keys(manifest).sort(),
+    ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'],
+    'empty repository left out',
+  );
   for (const [path, entry] of Object.entries(manifest)) {
     const gitDir = join(toplevel, path);
-    const shell = execFileSync('sh', ['-c', `git --git-dir="${gitDir}" show-ref | sha1sum`]).toString().split(' ')[0];
+    const shell = execFileSync('sh', ['-c', `git --git-dir="${gitDir}" show-ref | sha1sum`])
+      .toString()
+      .split(' ')[0];
     t.is(entry.fingerprint, shell, `${path} fingerprint`);
     t.is(entry.head, 'ref: refs/heads/main');
     const index = parseRepoIndex(await readFile(join(out, path, 'index.json')), path);
     const showRef = await showRefOf(gitDir);
     t.deepEqual(
-      Object.entries(index.refs).map(([n, o]) => `${o} ${n}\n`).join(''),
+      Object.entries(index.refs)
+        .map(([n, o]) => `${o} ${n}\n`)
+        .join(''),
       showRef,
       `${path} index refs`,
     );
@@ -83,7 +91,9 @@ test('manifest fingerprints equal `git show-ref | sha1sum` and indexes hold ever
 });
 
 test('the manifest has the shape grokmirror writes and reads grokmirror manifests', async (t) => {
-  const fixture = await readFile(new URL('../../shared/fixtures/grokmirror-manifest.js.gz', import.meta.url)).catch(() => null);
+  const fixture = await readFile(new URL('../../shared/fixtures/grokmirror-manifest.js.gz', import.meta.url)).catch(
+    () => null,
+  );
   if (!fixture) return t.pass('shared fixture not present');
   const { manifest, problems } = parseManifest(fixture);
   t.deepEqual(problems, []);
@@ -94,7 +104,11 @@ test('the manifest has the shape grokmirror writes and reads grokmirror manifest
   await publishOk(toplevel, out);
   const ours = await readManifestFile(join(out, 'manifest.js.gz'));
   for (const entry of Object.values(ours)) {
-    for (const key of Object.keys(entry)) t.true(['modified', 'fingerprint', 'head', 'description', 'reference', 'forkgroup', 'owner', 'symlinks'].includes(key), key);
+    for (const key of Object.keys(entry))
+      t.true(
+        ['modified', 'fingerprint', 'head', 'description', 'reference', 'forkgroup', 'owner', 'symlinks'].includes(key),
+        key,
+      );
     t.is(typeof entry.modified, 'number');
     t.true(entry.reference === null || typeof entry.reference === 'string');
   }
@@ -109,7 +123,10 @@ test('republishing with nothing changed rewrites nothing', async (t) => {
   t.regex(r.stdout, /0 changed, 3 unchanged/);
   t.regex(r.stdout, /manifest unchanged/);
   const after = await snapshot(out);
-  t.deepEqual([...after.entries()].filter(([p]) => !p.includes('.publish')), [...before.entries()].filter(([p]) => !p.includes('.publish')));
+  t.deepEqual(
+    [...after.entries()].filter(([p]) => !p.includes('.publish')),
+    [...before.entries()].filter(([p]) => !p.includes('.publish')),
+  );
 });
 
 test('a push changes exactly that repository: an incremental bundle with the old tips as prerequisites', async (t) => {
@@ -146,7 +163,12 @@ test('ref deletions and moves to known objects publish a new index without a bun
   const idx = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
   t.is(idx.bundles.length, 1);
   t.false('refs/heads/devel' in idx.refs);
-  t.is(Object.entries(idx.refs).map(([n, o]) => `${o} ${n}\n`).join(''), await showRefOf(join(toplevel, 'pub/sub/beta.git')));
+  t.is(
+    Object.entries(idx.refs)
+      .map(([n, o]) => `${o} ${n}\n`)
+      .join(''),
+    await showRefOf(join(toplevel, 'pub/sub/beta.git')),
+  );
 });
 
 test('a long chain collapses into a new base and keeps the old chain listed as superseded', async (t) => {
@@ -180,12 +202,28 @@ test('publish REPO republishes only that repository, by disk path or manifest pa
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /1 changed, 0 unchanged/);
   const m = await readManifestFile(join(out, 'manifest.js.gz'));
-  t.is(m['/pub/alpha.git']!.fingerprint!, createHash('sha1').update(await showRefOf(alpha.bare)).digest('hex'));
-  t.not(m['/pub/sub/beta.git']!.fingerprint!, createHash('sha1').update(await showRefOf(beta.bare)).digest('hex'), 'beta waits for its own publish');
+  t.is(
+    m['/pub/alpha.git']!.fingerprint!,
+    createHash('sha1')
+      .update(await showRefOf(alpha.bare))
+      .digest('hex'),
+  );
+  t.not(
+    m['/pub/sub/beta.git']!.fingerprint!,
+    createHash('sha1')
+      .update(await showRefOf(beta.bare))
+      .digest('hex'),
+    'beta waits for its own publish',
+  );
   const r2 = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet', '/pub/sub/beta.git']);
   t.is(r2.code, 0, r2.stderr);
   const m2 = await readManifestFile(join(out, 'manifest.js.gz'));
-  t.is(m2['/pub/sub/beta.git']!.fingerprint!, createHash('sha1').update(await showRefOf(beta.bare)).digest('hex'));
+  t.is(
+    m2['/pub/sub/beta.git']!.fingerprint!,
+    createHash('sha1')
+      .update(await showRefOf(beta.bare))
+      .digest('hex'),
+  );
   const bad = await runCli(['publish', '--toplevel', toplevel, '--out', out, '/pub/nope.git']);
   t.is(bad.code, 1);
   t.regex(bad.stderr, /\/pub\/nope\.git is not a bare repository/);
@@ -198,7 +236,13 @@ test('symlinks, --ignore and alternates are reflected in the manifest', async (t
   const ref = join(toplevel, 'pub/ref-user.git');
   await initBareRepo(ref);
   await writeFile(join(ref, 'objects/info/alternates'), join(alpha.bare, 'objects') + '\n');
-  execFileSync('git', ['--git-dir', ref, 'update-ref', 'refs/heads/main', (await showRefOf(alpha.bare)).split(' ')[0]!]);
+  execFileSync('git', [
+    '--git-dir',
+    ref,
+    'update-ref',
+    'refs/heads/main',
+    (await showRefOf(alpha.bare)).split(' ')[0]!,
+  ]);
   await publishOk(toplevel, out, '--ignore', '/pub/sub/*');
   const m = await readManifestFile(join(out, 'manifest.js.gz'));
   t.deepEqual(m['/pub/alpha.git']!.symlinks, ['/pub/alias.git']);
@@ -219,7 +263,10 @@ test('errors: a missing toplevel exits 2; a broken repository exits 1, names it 
   await beta.wt.commit('x');
   await beta.wt.push('main');
   // corrupt the object the new ref points at, so bundling must fail
-  const tip = (await showRefOf(beta.bare)).split('\n').find((l) => l.endsWith('refs/heads/main'))!.split(' ')[0]!;
+  const tip = (await showRefOf(beta.bare))
+    .split('\n')
+    .find((l) => l.endsWith('refs/heads/main'))!
+    .split(' ')[0]!;
   const obj = join(beta.bare, 'objects', tip.slice(0, 2), tip.slice(2));
   await chmod(obj, 0o644);
   await writeFile(obj, 'garbage');
@@ -227,7 +274,11 @@ test('errors: a missing toplevel exits 2; a broken repository exits 1, names it 
   t.is(r.code, 1);
   t.regex(r.stderr, /\/pub\/sub\/beta\.git: /);
   const after = await readManifestFile(join(out, 'manifest.js.gz'));
-  t.deepEqual(after['/pub/sub/beta.git'], before['/pub/sub/beta.git'], 'the failed repository keeps its previous entry');
+  t.deepEqual(
+    after['/pub/sub/beta.git'],
+    before['/pub/sub/beta.git'],
+    'the failed repository keeps its previous entry',
+  );
   const idx = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
   for (const b of idx.bundles) t.is(sha256File(await readFile(join(out, 'pub/sub/beta.git', b.uri))), b.sha256);
   const leftovers = (await readdir(join(out, 'pub/sub/beta.git'))).filter((n) => n.startsWith('.bm-tmp-'));
@@ -260,13 +311,18 @@ test('a repository recreated with other history publishes correctly even though 
   await makeRepo(dir, toplevel, 'pub/sub/beta.git', { commits: 2 });
   await publishOk(toplevel, out);
   const idx = parseRepoIndex(await readFile(join(out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
-  t.is(Object.entries(idx.refs).map(([n, o]) => `${o} ${n}\n`).join(''), await showRefOf(path));
+  t.is(
+    Object.entries(idx.refs)
+      .map(([n, o]) => `${o} ${n}\n`)
+      .join(''),
+    await showRefOf(path),
+  );
   const live = idx.bundles.filter((b) => !b.superseded);
   t.is(live.length, 1, 'nothing of the old history remains: a fresh base');
   t.deepEqual(live[0]!.prerequisites, []);
 });
 
-test('forks share one forkgroup; a fork publishes only what it adds on top of its parent\'s bundles', async (t) => {
+test("forks share one forkgroup; a fork publishes only what it adds on top of its parent's bundles", async (t) => {
   const { toplevel, out } = await setup(t);
   await publishOk(toplevel, out);
   const m = await readManifestFile(join(out, 'manifest.js.gz'));
@@ -274,13 +330,20 @@ test('forks share one forkgroup; a fork publishes only what it adds on top of it
   t.is(m['/pub/forks/alpha-fork.git']!.forkgroup, m['/pub/alpha.git']!.forkgroup);
   t.is(m['/pub/sub/beta.git']!.forkgroup, undefined, 'unrelated history: no group');
   const parent = parseRepoIndex(await readFile(join(out, 'pub/alpha.git/index.json')), '/pub/alpha.git');
-  const fork = parseRepoIndex(await readFile(join(out, 'pub/forks/alpha-fork.git/index.json')), '/pub/forks/alpha-fork.git');
+  const fork = parseRepoIndex(
+    await readFile(join(out, 'pub/forks/alpha-fork.git/index.json')),
+    '/pub/forks/alpha-fork.git',
+  );
   t.is(fork.forkgroup, m['/pub/alpha.git']!.forkgroup);
   t.is(fork.bundles.length, 2);
   const [borrowed, own] = fork.bundles;
-  t.is(borrowed!.uri, `../../alpha.git/${parent.bundles[0]!.sha256}.bundle`, 'the shared history is the parent\'s own bundle');
+  t.is(
+    borrowed!.uri,
+    `../../alpha.git/${parent.bundles[0]!.sha256}.bundle`,
+    "the shared history is the parent's own bundle",
+  );
   t.is(borrowed!.sha256, parent.bundles[0]!.sha256);
-  t.true(own!.prerequisites.length > 0, 'the fork\'s bundle builds on the parent\'s commits');
+  t.true(own!.prerequisites.length > 0, "the fork's bundle builds on the parent's commits");
   t.true(own!.size < borrowed!.size / 2, `fork bundle ${own!.size} B vs shared ${borrowed!.size} B`);
   t.true(own!.creationToken > borrowed!.creationToken);
   const bytes = await readFile(join(out, 'pub/forks/alpha-fork.git', own!.uri));
@@ -300,10 +363,16 @@ test('when the parent collapses into a new base, its forks are rebuilt on it in 
   }
   const parent = parseRepoIndex(await readFile(join(out, 'pub/alpha.git/index.json')), '/pub/alpha.git');
   const liveBase = parent.bundles.find((b) => !b.superseded && b.prerequisites.length === 0)!;
-  const fork = parseRepoIndex(await readFile(join(out, 'pub/forks/alpha-fork.git/index.json')), '/pub/forks/alpha-fork.git');
+  const fork = parseRepoIndex(
+    await readFile(join(out, 'pub/forks/alpha-fork.git/index.json')),
+    '/pub/forks/alpha-fork.git',
+  );
   const forkLive = fork.bundles.filter((b) => !b.superseded);
-  t.is(forkLive[0]!.sha256, liveBase.sha256, 'the fork now borrows the parent\'s new base');
-  t.true(fork.bundles.some((b) => b.superseded), 'its old chain stays listed for replicas part-way along it');
+  t.is(forkLive[0]!.sha256, liveBase.sha256, "the fork now borrows the parent's new base");
+  t.true(
+    fork.bundles.some((b) => b.superseded),
+    'its old chain stays listed for replicas part-way along it',
+  );
 });
 
 test('gc deletes superseded bundles after the grace period and never a file an index still references', async (t) => {
@@ -355,7 +424,9 @@ test('a hook publish of a one-commit push to a repository of tens of MB writes a
   const inc = idx.bundles[idx.bundles.length - 1]!;
   t.true(idx.bundles[0]!.size > 20 << 20, 'the base holds the tens of MB');
   t.true(inc.size < 8 << 10, `incremental of ${inc.size} bytes`);
-  t.log(`hook publish of one commit to a ${(idx.bundles[0]!.size / 2 ** 20).toFixed(1)} MiB repository: ${inc.size} B bundle, ${ms.toFixed(0)} ms including CLI start`);
+  t.log(
+    `hook publish of one commit to a ${(idx.bundles[0]!.size / 2 ** 20).toFixed(1)} MiB repository: ${inc.size} B bundle, ${ms.toFixed(0)} ms including CLI start`,
+  );
 });
 
 test('two manifests written within one second still differ in mtime, so static hosts never answer 304 to a change', async (t) => {
@@ -385,8 +456,11 @@ test('a push of only a tag on a published commit is an incremental that says wha
 test('a new --base-url reaches every bundle-list, also of repositories that did not change; dropping it makes them relative again', async (t) => {
   const { toplevel, out, alpha } = await setup(t);
   await publishOk(toplevel, out);
-  const lists = ['pub/alpha.git', 'pub/sub/beta.git', 'pub/forks/alpha-fork.git'].map((p) => join(out, p, 'bundle-list'));
-  const uris = async (file: string) => [...(await readFile(file, 'utf8')).matchAll(/^\s*uri = (.*)$/gm)].map((m) => m[1]!);
+  const lists = ['pub/alpha.git', 'pub/sub/beta.git', 'pub/forks/alpha-fork.git'].map((p) =>
+    join(out, p, 'bundle-list'),
+  );
+  const uris = async (file: string) =>
+    [...(await readFile(file, 'utf8')).matchAll(/^\s*uri = (.*)$/gm)].map((m) => m[1]!);
   for (const f of lists) for (const u of await uris(f)) t.false(/^https?:/.test(u), `${f}: ${u} is relative`);
 
   await publishOk(toplevel, out, '--base-url', 'https://cdn.example/tree');

@@ -54,14 +54,21 @@ test('hooks run as grokmirror runs them: post_update per repository, clone and w
   const script = join(origin.dir, 'hook.sh');
   await writeFile(script, `#!/bin/sh\necho "$0 $* $(cat)" >> ${logFile}\n`);
   await chmod(script, 0o755);
-  const { config } = await replicaFor(origin, 'replica', `post_update_hook = ${script} update\npost_clone_complete_hook = ${script} cloned\npost_work_complete_hook = ${script} done\n`);
+  const { config } = await replicaFor(
+    origin,
+    'replica',
+    `post_update_hook = ${script} update\npost_clone_complete_hook = ${script} cloned\npost_work_complete_hook = ${script} done\n`,
+  );
   t.is((await pull(config)).code, 0);
   const text = await readFile(logFile, 'utf8');
   const lines = text.trim().split('\n');
   t.is(lines.filter((l) => l.includes(' update ')).length, 3);
   t.is(lines.filter((l) => l.includes(' cloned')).length, 1);
   // the new clones' full paths arrive on stdin, one per line
-  t.regex(text, /cloned \S+\/replica\/pub\/alpha\.git\n\S+\/replica\/pub\/forks\/alpha-fork\.git\n\S+\/replica\/pub\/sub\/beta\.git\n/);
+  t.regex(
+    text,
+    /cloned \S+\/replica\/pub\/alpha\.git\n\S+\/replica\/pub\/forks\/alpha-fork\.git\n\S+\/replica\/pub\/sub\/beta\.git\n/,
+  );
   t.is(lines.filter((l) => l.includes(' done')).length, 1);
   await writeFile(logFile, '');
   t.is((await pull(config, '--force')).code, 0);
@@ -73,7 +80,11 @@ test('symlinks listed in the manifest are created on the replica, and projects.l
   await symlink(join(origin.toplevel, 'pub/alpha.git'), join(origin.toplevel, 'pub/alias.git'));
   await origin.publish();
   const projects = join(origin.dir, 'projects.list');
-  const { config, toplevel } = await replicaFor(origin, 'replica', `projectslist = ${projects}\nprojectslist_trimtop = /pub/\n`);
+  const { config, toplevel } = await replicaFor(
+    origin,
+    'replica',
+    `projectslist = ${projects}\nprojectslist_trimtop = /pub/\n`,
+  );
   const r = await pull(config);
   t.is(r.code, 0, r.stderr);
   t.is(await readlink(join(toplevel, 'pub/alias.git')), 'alpha.git');

@@ -46,7 +46,9 @@ test('an unchanged manifest costs one conditional request (304) and nothing else
   const { config } = await replicaFor(origin);
   t.is((await pull(config)).code, 0);
   const lines: string[] = [];
-  const server2 = await import('../src/server/server.js').then((m) => m.startServer({ bundles: origin.out, host: '127.0.0.1', port: 0, log: (l) => lines.push(l) }));
+  const server2 = await import('../src/server/server.js').then((m) =>
+    m.startServer({ bundles: origin.out, host: '127.0.0.1', port: 0, log: (l) => lines.push(l) }),
+  );
   t.teardown(() => server2.close());
   const text = (await readFile(config, 'utf8')).replaceAll(origin.server.url, server2.url);
   await writeFile(config, text);
@@ -56,7 +58,10 @@ test('an unchanged manifest costs one conditional request (304) and nothing else
   const again = await pull(config);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /manifest unchanged: 3 repositories in sync/);
-  t.deepEqual(lines.map((l) => l.split(' ').slice(2, 5).join(' ')), ['GET /manifest.js.gz 304']);
+  t.deepEqual(
+    lines.map((l) => l.split(' ').slice(2, 5).join(' ')),
+    ['GET /manifest.js.gz 304'],
+  );
 });
 
 test('a push at the origin arrives as an incremental bundle: only new bytes cross the wire', async (t) => {

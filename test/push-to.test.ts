@@ -36,9 +36,18 @@ test('a push to a replica started with --push-to lands on the master and comes b
 
   const originBare = origin.repos['/pub/alpha.git']!.bare;
   t.is(await main(originBare), pushed, 'the push landed on the master');
-  t.true(logs.some((l) => / GET \/git\/pub\/alpha\.git\/info\/refs\?service=git-receive-pack 307 /.test(l)), logs.join('\n'));
-  t.false(logs.some((l) => /POST \/git\/pub\/alpha\.git\/git-receive-pack/.test(l)), 'the pack went to the master, not the replica');
-  t.true(master.requests.some((r) => r.startsWith('POST /git/pub/alpha.git/git-receive-pack 200')), master.requests.join('\n'));
+  t.true(
+    logs.some((l) => / GET \/git\/pub\/alpha\.git\/info\/refs\?service=git-receive-pack 307 /.test(l)),
+    logs.join('\n'),
+  );
+  t.false(
+    logs.some((l) => /POST \/git\/pub\/alpha\.git\/git-receive-pack/.test(l)),
+    'the pack went to the master, not the replica',
+  );
+  t.true(
+    master.requests.some((r) => r.startsWith('POST /git/pub/alpha.git/git-receive-pack 200')),
+    master.requests.join('\n'),
+  );
   const replicaBare = join(replicaTop, 'pub', 'alpha.git');
   t.not(await main(replicaBare), pushed, 'the replica itself took nothing');
 
@@ -74,21 +83,35 @@ test('without --push-to a push to a replica is refused with 403 and the master i
   const err = await t.throwsAsync(dev.run(['push', 'origin', 'main']));
   t.regex(err!.message, /403/);
   t.is(await main(originBare), before);
-  for (const [method, target] of [['GET', '/git/pub/alpha.git/info/refs?service=git-receive-pack'], ['POST', '/git/pub/alpha.git/git-receive-pack']] as const) {
+  for (const [method, target] of [
+    ['GET', '/git/pub/alpha.git/info/refs?service=git-receive-pack'],
+    ['POST', '/git/pub/alpha.git/git-receive-pack'],
+  ] as const) {
     const r = await request(replica.url, target, { method, body: method === 'POST' ? '0000' : undefined });
     t.is(r.status, 403, target);
     t.is(r.headers.location, undefined);
   }
   // the refusal says where to push when the repository names its master
-  await git(['config', 'bundlemirror.master', 'http://master.example/git/pub/alpha.git'], { gitDir: join(replicaTop, 'pub', 'alpha.git') });
+  await git(['config', 'bundlemirror.master', 'http://master.example/git/pub/alpha.git'], {
+    gitDir: join(replicaTop, 'pub', 'alpha.git'),
+  });
   const named = await request(replica.url, '/git/pub/alpha.git/info/refs?service=git-receive-pack');
   t.true(named.body.toString().includes('http://master.example/git/pub/alpha.git'));
 });
 
 test('--push-to must be a plain http(s) base URL', async (t) => {
   const origin = await startOrigin(t, { serve: false });
-  for (const bad of ['ftp://master.example', 'http://user:secret@master.example', 'http://master.example/?x=1', 'master.example']) {
-    const err = await t.throwsAsync(startServer({ bundles: origin.out, toplevel: origin.toplevel, port: 0, log: false, pushTo: bad }), { instanceOf: BundlemirrorError }, bad);
+  for (const bad of [
+    'ftp://master.example',
+    'http://user:secret@master.example',
+    'http://master.example/?x=1',
+    'master.example',
+  ]) {
+    const err = await t.throwsAsync(
+      startServer({ bundles: origin.out, toplevel: origin.toplevel, port: 0, log: false, pushTo: bad }),
+      { instanceOf: BundlemirrorError },
+      bad,
+    );
     t.is((err as BundlemirrorError).code, 'E_CONFIG', bad);
   }
 });

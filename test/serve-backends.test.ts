@@ -36,7 +36,13 @@ async function fixture(t: import('ava').ExecutionContext, bytesPerCommit = 0) {
 
 test('100 half-sent POSTs hold no git process, are cut off after the body deadline, and a clone still works', async (t) => {
   const f = await fixture(t);
-  const server = await startServer({ bundles: f.out, toplevel: f.toplevel, port: 0, log: false, gitLimits: { max: 4, bodyDeadlineMs: 2000 } });
+  const server = await startServer({
+    bundles: f.out,
+    toplevel: f.toplevel,
+    port: 0,
+    log: false,
+    gitLimits: { max: 4, bodyDeadlineMs: 2000 },
+  });
   t.teardown(() => server.close({ graceMs: 100 }));
   const watch = watchBackends();
 
@@ -49,7 +55,11 @@ test('100 half-sent POSTs hold no git process, are cut off after the body deadli
   const replies = await Promise.all(halfSent.map((r) => r.reply));
   const maxBackends = await watch.stop();
   t.true(maxBackends <= 4, `at most 4 backends at once, saw ${maxBackends}`);
-  t.is(replies.filter((r) => r.startsWith('HTTP/1.1 408 ')).length, 100, replies.find((r) => !r.startsWith('HTTP/1.1 408 ')));
+  t.is(
+    replies.filter((r) => r.startsWith('HTTP/1.1 408 ')).length,
+    100,
+    replies.find((r) => !r.startsWith('HTTP/1.1 408 ')),
+  );
   t.true(replies.every((r) => /\r\nConnection: close\r\n/i.test(r)));
   t.is(await backendChildren(), 0);
   t.true((await metric(server, 'bundlemirror_serve_git_requests_refused_total')) >= 100);
@@ -58,7 +68,13 @@ test('100 half-sent POSTs hold no git process, are cut off after the body deadli
 test('beyond --git-backends a request waits for a free backend, a full queue gets 503 with Retry-After', async (t) => {
   const f = await fixture(t, 10 << 20);
   const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
-  const server = await startServer({ bundles: f.out, toplevel: f.toplevel, port: 0, log: false, gitLimits: { max: 1, queue: 1, queueWaitMs: 60_000 } });
+  const server = await startServer({
+    bundles: f.out,
+    toplevel: f.toplevel,
+    port: 0,
+    log: false,
+    gitLimits: { max: 1, queue: 1, queueWaitMs: 60_000 },
+  });
   t.teardown(() => server.close({ graceMs: 100 }));
 
   // a clone whose client stops reading: its upload-pack blocks on a full pipe and keeps the only backend
@@ -67,11 +83,15 @@ test('beyond --git-backends a request waits for a free backend, a full queue get
     'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
     `Content-Length: ${body.length}\r\n\r\n${body}`;
   const stalled = rawRequest(server.url, stalledHead, { read: false, limitMs: 90_000 });
-  await eventually(async () => ((await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined));
+  await eventually(async () =>
+    (await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined,
+  );
 
   // the next request waits for it
   const queued = request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack', { timeoutMs: 90_000 });
-  await eventually(async () => ((await metric(server, 'bundlemirror_serve_git_requests_waiting')) === 1 ? true : undefined));
+  await eventually(async () =>
+    (await metric(server, 'bundlemirror_serve_git_requests_waiting')) === 1 ? true : undefined,
+  );
   // the queue is full: refused at once, with a time to come back
   const refused = await request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack');
   t.is(refused.status, 503);
@@ -90,7 +110,13 @@ test('beyond --git-backends a request waits for a free backend, a full queue get
 test('a request that waits longer than the queue allows gets 503 with Retry-After', async (t) => {
   const f = await fixture(t, 10 << 20);
   const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
-  const server = await startServer({ bundles: f.out, toplevel: f.toplevel, port: 0, log: false, gitLimits: { max: 1, queue: 8, queueWaitMs: 300 } });
+  const server = await startServer({
+    bundles: f.out,
+    toplevel: f.toplevel,
+    port: 0,
+    log: false,
+    gitLimits: { max: 1, queue: 8, queueWaitMs: 300 },
+  });
   t.teardown(() => server.close({ graceMs: 100 }));
   const body = `${pkt(`want ${main}\n`)}0000${pkt('done\n')}`;
   const stalled = rawRequest(
@@ -100,7 +126,9 @@ test('a request that waits longer than the queue allows gets 503 with Retry-Afte
     { read: false, limitMs: 60_000 },
   );
   t.teardown(() => stalled.socket.destroy());
-  await eventually(async () => ((await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined));
+  await eventually(async () =>
+    (await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined,
+  );
   const r = await request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack');
   t.is(r.status, 503);
   t.is(r.headers['retry-after'], '1');

@@ -23,7 +23,7 @@ async function publish(toplevel: string, out: string, ...args: string[]): Promis
   if (r.code !== 0) throw new Error(`publish failed: ${r.stderr}`);
 }
 
-test('smart HTTP and the page serve the published manifest\'s repositories, never one publish left out', async (t) => {
+test("smart HTTP and the page serve the published manifest's repositories, never one publish left out", async (t) => {
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
   const toplevel = join(dir, 'top');
@@ -43,7 +43,11 @@ test('smart HTTP and the page serve the published manifest\'s repositories, neve
 
   for (const repo of ['/private/secret.git', '/pub/later.git']) {
     t.is((await request(server.url, `/git${repo}/info/refs${Q}`)).status, 404, repo);
-    t.is((await request(server.url, `/git${repo}/git-upload-pack`, { method: 'POST', body: '0000' })).status, 404, repo);
+    t.is(
+      (await request(server.url, `/git${repo}/git-upload-pack`, { method: 'POST', body: '0000' })).status,
+      404,
+      repo,
+    );
     await t.throwsAsync(git(['ls-remote', `${server.url}/git${repo}`]), undefined, repo);
     const lfs = await request(server.url, `/git${repo}/info/lfs/objects/batch`, {
       method: 'POST',
@@ -86,7 +90,11 @@ test('serve refuses a --bundles directory without a manifest, or one that is or 
 
   const refused = [empty, srv, join(toplevel, 'private', 'secret.git'), worktree, nested];
   for (const bundles of refused) {
-    const err = await t.throwsAsync(startServer({ bundles, toplevel, port: 0, log: false }), { instanceOf: BundlemirrorError }, bundles);
+    const err = await t.throwsAsync(
+      startServer({ bundles, toplevel, port: 0, log: false }),
+      { instanceOf: BundlemirrorError },
+      bundles,
+    );
     t.is((err as BundlemirrorError).code, 'E_CONFIG', bundles);
     t.is((err as BundlemirrorError).exitStatus, 2, bundles);
   }
@@ -109,7 +117,9 @@ test('a replica serves its own repositories with --toplevel alone: those its man
   await makeRepo(dir, toplevel, 'pub/unlisted.git', { commits: 1 });
   await initBareRepo(join(toplevel, 'objstore', 'group.git'));
 
-  const noManifest = await t.throwsAsync(startServer({ toplevel, port: 0, log: false }), { instanceOf: BundlemirrorError });
+  const noManifest = await t.throwsAsync(startServer({ toplevel, port: 0, log: false }), {
+    instanceOf: BundlemirrorError,
+  });
   t.is((noManifest as BundlemirrorError).code, 'E_CONFIG');
 
   await writeManifestFile(join(toplevel, 'manifest.js.gz'), {
@@ -162,7 +172,8 @@ test('an object no ref reaches is not fetchable by id over /git/, with protocol 
 
   for (const version of ['2', '0']) {
     const client = await WorkTree.create(dir, `${server.url}/git/pub/a.git`);
-    const fetchById = (oid: string) => client.run(['-c', `protocol.version=${version}`, 'fetch', '--quiet', 'origin', oid]);
+    const fetchById = (oid: string) =>
+      client.run(['-c', `protocol.version=${version}`, 'fetch', '--quiet', 'origin', oid]);
     await t.throwsAsync(fetchById(secret), undefined, `protocol v${version}`);
     t.not((await git(['cat-file', '-e', secret], { cwd: client.dir, okCodes: [0, 1, 128] })).code, 0);
     // what the refs reach stays fetchable by id
@@ -183,7 +194,9 @@ test('If-Modified-Since in the future is treated as absent: 200, not 304', async
   t.is(r.status, 200);
   t.true(r.body.equals(first.body));
   // the validator the server sent still earns a 304
-  const same = await request(server.url, '/manifest.js.gz', { headers: { 'If-Modified-Since': first.headers['last-modified']! } });
+  const same = await request(server.url, '/manifest.js.gz', {
+    headers: { 'If-Modified-Since': first.headers['last-modified']! },
+  });
   t.is(same.status, 304);
 });
 

@@ -68,12 +68,20 @@ async function buildFixture(): Promise<Fixture> {
     fingerprint: fp.fingerprint,
     head: 'ref: refs/heads/main',
     refs,
-    bundles: [{ uri: `${sha}.bundle`, sha256: sha, size: bundle.length, creationToken: 1, prerequisites: [], tips: refs }],
+    bundles: [
+      { uri: `${sha}.bundle`, sha256: sha, size: bundle.length, creationToken: 1, prerequisites: [], tips: refs },
+    ],
   });
   await writeFile(join(repoDir, 'index.json'), serializeRepoIndex(index));
   await writeFile(join(repoDir, 'bundle-list'), renderBundleList(index.bundles, null));
   await writeManifestFile(join(bundles, 'manifest.js.gz'), {
-    '/pub/a.git': { fingerprint: fp.fingerprint, modified: 1_700_000_000, head: 'ref: refs/heads/main', description: DESCRIPTION, owner: 'Ann <ann@example.invalid>' },
+    '/pub/a.git': {
+      fingerprint: fp.fingerprint,
+      modified: 1_700_000_000,
+      head: 'ref: refs/heads/main',
+      description: DESCRIPTION,
+      owner: 'Ann <ann@example.invalid>',
+    },
   });
 
   // things that must never be served
@@ -96,7 +104,17 @@ async function buildFixture(): Promise<Fixture> {
   const logs: string[] = [];
   const server = await startServer({ bundles, toplevel, host: '127.0.0.1', port: 0, log: (l) => logs.push(l) });
   return {
-    root, bundles, toplevel, bare, wt, sha, bundle, bundlePath, server, url: server.url, logs,
+    root,
+    bundles,
+    toplevel,
+    bare,
+    wt,
+    sha,
+    bundle,
+    bundlePath,
+    server,
+    url: server.url,
+    logs,
     cleanup: async () => {
       await server.close({ graceMs: 1000 });
       await cleanup();
@@ -241,11 +259,17 @@ test('the manifest is application/gzip, revalidated, and answers 304 to If-None-
   t.is(inm.headers.etag, etag);
   const inmList = await request(f.url, '/manifest.js.gz', { headers: { 'If-None-Match': `"other", W/${etag}` } });
   t.is(inmList.status, 304);
-  const ims = await request(f.url, '/manifest.js.gz', { headers: { 'If-Modified-Since': r.headers['last-modified']! } });
+  const ims = await request(f.url, '/manifest.js.gz', {
+    headers: { 'If-Modified-Since': r.headers['last-modified']! },
+  });
   t.is(ims.status, 304);
-  const older = await request(f.url, '/manifest.js.gz', { headers: { 'If-Modified-Since': 'Sat, 01 Jan 2000 00:00:00 GMT' } });
+  const older = await request(f.url, '/manifest.js.gz', {
+    headers: { 'If-Modified-Since': 'Sat, 01 Jan 2000 00:00:00 GMT' },
+  });
   t.is(older.status, 200);
-  const changed = await request(f.url, '/manifest.js.gz', { headers: { 'If-None-Match': '"something-else"', 'If-Modified-Since': r.headers['last-modified']! } });
+  const changed = await request(f.url, '/manifest.js.gz', {
+    headers: { 'If-None-Match': '"something-else"', 'If-Modified-Since': r.headers['last-modified']! },
+  });
   t.is(changed.status, 200, 'If-None-Match wins over If-Modified-Since');
 });
 
@@ -257,7 +281,11 @@ test('index.json is application/json, revalidated, with 304 on both validators',
   t.is(r.headers['cache-control'], 'no-cache');
   t.is(RepoIndexSchema.parse(JSON.parse(r.body.toString())).bundles[0]!.sha256, f.sha);
   t.is((await request(f.url, '/pub/a.git/index.json', { headers: { 'If-None-Match': r.headers.etag! } })).status, 304);
-  t.is((await request(f.url, '/pub/a.git/index.json', { headers: { 'If-Modified-Since': r.headers['last-modified']! } })).status, 304);
+  t.is(
+    (await request(f.url, '/pub/a.git/index.json', { headers: { 'If-Modified-Since': r.headers['last-modified']! } }))
+      .status,
+    304,
+  );
 });
 
 test('bundle-list is served with absolute bundle URLs for the Host the client used', async (t) => {
@@ -288,19 +316,38 @@ test('ranges hold for random Range headers: never 5xx, every 206 is the right sl
   const rand = prng(0xb0d1e5);
   const int = (n: number) => Math.floor(rand() * n);
   const num = () => {
-    const choices = [0, 1, size - 1, size, size + 1, int(size), int(size * 2), int(10), 2 ** 53, Number.MAX_SAFE_INTEGER];
+    const choices = [
+      0,
+      1,
+      size - 1,
+      size,
+      size + 1,
+      int(size),
+      int(size * 2),
+      int(10),
+      2 ** 53,
+      Number.MAX_SAFE_INTEGER,
+    ];
     return choices[int(choices.length)]!;
   };
   const spec = (): string => {
     switch (int(8)) {
-      case 0: return `${num()}-${num()}`;
-      case 1: return `${num()}-`;
-      case 2: return `-${num()}`;
-      case 3: return `${num()}`;
-      case 4: return ` ${num()} - ${num()} `;
-      case 5: return '9'.repeat(1 + int(40)) + '-';
-      case 6: return ['', '-', 'x-1', '1-x', '--', '0x10-0x20', '1e3-', '-1-2'][int(8)]!;
-      default: return `${int(size)}-${int(size)}`;
+      case 0:
+        return `${num()}-${num()}`;
+      case 1:
+        return `${num()}-`;
+      case 2:
+        return `-${num()}`;
+      case 3:
+        return `${num()}`;
+      case 4:
+        return ` ${num()} - ${num()} `;
+      case 5:
+        return '9'.repeat(1 + int(40)) + '-';
+      case 6:
+        return ['', '-', 'x-1', '1-x', '--', '0x10-0x20', '1e3-', '-1-2'][int(8)]!;
+      default:
+        return `${int(size)}-${int(size)}`;
     }
   };
   const header = (): string => {
@@ -409,7 +456,10 @@ test('git clone over /git/ gets exactly the origin refs and checks out its HEAD'
   // a non-bare clone checks out the origin's HEAD
   const work = join(f.root, 'clone-work');
   await git(['clone', '--quiet', `${f.url}/git/pub/a.git`, work]);
-  t.is(await gitText(['rev-parse', 'HEAD'], { cwd: work }), await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare }));
+  t.is(
+    await gitText(['rev-parse', 'HEAD'], { cwd: work }),
+    await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare }),
+  );
 });
 
 test('git fetch over /git/ picks up what the origin gained', async (t) => {
@@ -437,7 +487,11 @@ test('git push over /git/ is refused with 403 and says why', async (t) => {
   const adv = await request(f.url, '/git/pub/a.git/info/refs?service=git-receive-pack');
   t.is(adv.status, 403);
   t.regex(adv.body.toString(), /push to the master/);
-  const post = await request(f.url, '/git/pub/a.git/git-receive-pack', { method: 'POST', body: '0000', headers: { 'Content-Type': 'application/x-git-receive-pack-request' } });
+  const post = await request(f.url, '/git/pub/a.git/git-receive-pack', {
+    method: 'POST',
+    body: '0000',
+    headers: { 'Content-Type': 'application/x-git-receive-pack-request' },
+  });
   t.is(post.status, 403);
 });
 
@@ -488,7 +542,11 @@ test('a gzip-compressed upload-pack request body is inflated for git http-backen
   const chunked = await request(f.url, '/git/pub/a.git/git-upload-pack', {
     method: 'POST',
     body,
-    headers: { 'Content-Type': 'application/x-git-upload-pack-request', 'Content-Encoding': 'gzip', 'Transfer-Encoding': 'chunked' },
+    headers: {
+      'Content-Type': 'application/x-git-upload-pack-request',
+      'Content-Encoding': 'gzip',
+      'Transfer-Encoding': 'chunked',
+    },
   });
   t.is(chunked.status, 200);
   t.true(chunked.body.includes('PACK'));
@@ -501,12 +559,21 @@ test('git clone --bundle-uri takes the bundle from the served bundle-list, then 
   const server = await startServer({ bundles: f.bundles, toplevel: f.toplevel, port: 0, log: (l) => logs.push(l) });
   try {
     const dest = join(f.root, 'clone-bundle-uri');
-    await git(['clone', '--quiet', `--bundle-uri=${server.url}/pub/a.git/bundle-list`, `${server.url}/git/pub/a.git`, dest]);
+    await git([
+      'clone',
+      '--quiet',
+      `--bundle-uri=${server.url}/pub/a.git/bundle-list`,
+      `${server.url}/git/pub/a.git`,
+      dest,
+    ]);
     // git may exit before the server has logged the response it finished reading
     await eventually(async () => (logs.some((l) => l.includes(`GET ${f.bundlePath} 200`)) ? true : undefined));
     t.is(logs.filter((l) => l.includes(`GET /pub/a.git/bundle-list 200`)).length, 1, logs.join('\n'));
     t.is(logs.filter((l) => l.includes(`GET ${f.bundlePath} 200 ${f.bundle.length}B`)).length, 1, logs.join('\n'));
-    t.is(await gitText(['rev-parse', 'HEAD'], { cwd: dest }), await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare }));
+    t.is(
+      await gitText(['rev-parse', 'HEAD'], { cwd: dest }),
+      await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare }),
+    );
   } finally {
     await server.close();
   }
@@ -536,18 +603,25 @@ test('the page lists each repository with its facts and clone commands, escaping
 test('startServer refuses a missing bundles directory or toplevel with a usage error', async (t) => {
   const { dir, cleanup } = await tempDir();
   try {
-    const noBundles = await t.throwsAsync(startServer({ bundles: join(dir, 'missing'), port: 0, log: false }), { instanceOf: BundlemirrorError });
+    const noBundles = await t.throwsAsync(startServer({ bundles: join(dir, 'missing'), port: 0, log: false }), {
+      instanceOf: BundlemirrorError,
+    });
     t.is((noBundles as BundlemirrorError).code, 'E_CONFIG');
     t.is((noBundles as BundlemirrorError).exitStatus, 2);
     t.truthy((noBundles as BundlemirrorError).hint);
     await writeManifestFile(join(dir, 'manifest.js.gz'), {});
-    const noTop = await t.throwsAsync(startServer({ bundles: dir, toplevel: join(dir, 'missing'), port: 0, log: false }), { instanceOf: BundlemirrorError });
+    const noTop = await t.throwsAsync(
+      startServer({ bundles: dir, toplevel: join(dir, 'missing'), port: 0, log: false }),
+      { instanceOf: BundlemirrorError },
+    );
     t.is((noTop as BundlemirrorError).code, 'E_TOPLEVEL');
     t.is((noTop as BundlemirrorError).exitStatus, 2);
 
     const program = new Command().exitOverride();
     registerServe(program);
-    const viaCli = await t.throwsAsync(program.parseAsync(['node', 'bundlemirror', 'serve', '--bundles', join(dir, 'missing'), '--port', '0']));
+    const viaCli = await t.throwsAsync(
+      program.parseAsync(['node', 'bundlemirror', 'serve', '--bundles', join(dir, 'missing'), '--port', '0']),
+    );
     t.is((viaCli as BundlemirrorError).code, 'E_CONFIG');
   } finally {
     await cleanup();
@@ -626,7 +700,10 @@ test('close() ends a stalled download after the grace period', async (t) => {
     await server.close({ graceMs: 100 });
     // what was buffered before the cut arrives, then the cut shows: an error, never 32 MiB
     res.resume();
-    const got = await body.then((b) => b.length, () => -1);
+    const got = await body.then(
+      (b) => b.length,
+      () => -1,
+    );
     t.true(got < 32 << 20, `received ${got} bytes`);
   } finally {
     await cleanup();
@@ -643,7 +720,10 @@ test('serve exits 0 on SIGTERM', async (t) => {
     registerServe(program);
     await program.parseAsync(['node', 'bundlemirror', 'serve', '--bundles', ${JSON.stringify(f.bundles)}, '--port', '0']);
   `;
-  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], cwd: fileURLToPath(new URL('..', import.meta.url)) });
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+  });
   const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   let stderr = '';
   const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));

@@ -18,7 +18,17 @@ async function setup(t: { teardown: (fn: () => Promise<void>) => void }) {
   await makeFork(dir, toplevel, alpha.bare, 'pub/forks/alpha-fork.git');
   const key = await makeSigningKey(dir, 'origin');
   const publish = async (...args: string[]) => {
-    const r = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet', '--sign-key', key.key, ...args]);
+    const r = await runCli([
+      'publish',
+      '--toplevel',
+      toplevel,
+      '--out',
+      out,
+      '--quiet',
+      '--sign-key',
+      key.key,
+      ...args,
+    ]);
     if (r.code !== 0) throw new Error(`publish failed (${r.code}): ${r.stderr}`);
     return r;
   };
@@ -27,22 +37,34 @@ async function setup(t: { teardown: (fn: () => Promise<void>) => void }) {
 
 /** What a person checking a tree by hand runs. */
 function verifyByHand(allowedSigners: string, file: string): { code: number; output: string } {
-  const r = spawnSync('ssh-keygen', ['-Y', 'verify', '-f', allowedSigners, '-I', 'origin@example.org', '-n', 'bundlemirror', '-s', `${file}.sig`], {
-    input: execFileSync('cat', [file]),
-  });
+  const r = spawnSync(
+    'ssh-keygen',
+    ['-Y', 'verify', '-f', allowedSigners, '-I', 'origin@example.org', '-n', 'bundlemirror', '-s', `${file}.sig`],
+    {
+      input: execFileSync('cat', [file]),
+    },
+  );
   return { code: r.status ?? -1, output: `${r.stdout}${r.stderr}` };
 }
 
 test('publish --sign-key signs the manifest and every index.json, and ssh-keygen -Y verify accepts them by hand', async (t) => {
   const { out, key, publish } = await setup(t);
   await publish();
-  const files = ['manifest.js.gz', 'pub/alpha.git/index.json', 'pub/sub/beta.git/index.json', 'pub/forks/alpha-fork.git/index.json'];
+  const files = [
+    'manifest.js.gz',
+    'pub/alpha.git/index.json',
+    'pub/sub/beta.git/index.json',
+    'pub/forks/alpha-fork.git/index.json',
+  ];
   for (const f of files) {
     const r = verifyByHand(key.allowedSigners, join(out, f));
     t.is(r.code, 0, `${f}: ${r.output}`);
   }
   // bundle-lists and bundles carry no signature: the signed index names each bundle by sha256
-  const sigs = (await readdir(out, { recursive: true })).filter((f) => String(f).endsWith('.sig')).map(String).sort();
+  const sigs = (await readdir(out, { recursive: true }))
+    .filter((f) => String(f).endsWith('.sig'))
+    .map(String)
+    .sort();
   t.deepEqual(sigs, files.map((f) => `${f}.sig`).sort());
   // a changed byte fails the same check
   const index = join(out, 'pub/alpha.git/index.json');
@@ -57,9 +79,17 @@ test('the signed manifest carries its publish time in the gzip header, which gun
   const stamp = manifestStamp(bytes);
   t.truthy(stamp);
   t.true(Math.abs(Date.parse(stamp!) - Date.now()) < 10 * 60_000);
-  const py = execFileSync('python3', ['-c', 'import gzip, json, sys; print(sorted(json.load(gzip.open(sys.argv[1]))))', join(out, 'manifest.js.gz')]).toString();
+  const py = execFileSync('python3', [
+    '-c',
+    'import gzip, json, sys; print(sorted(json.load(gzip.open(sys.argv[1]))))',
+    join(out, 'manifest.js.gz'),
+  ]).toString();
   t.is(py.trim(), "['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git']");
-  t.deepEqual(Object.keys(parseManifest(bytes).manifest).sort(), ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git']);
+  t.deepEqual(Object.keys(parseManifest(bytes).manifest).sort(), [
+    '/pub/alpha.git',
+    '/pub/forks/alpha-fork.git',
+    '/pub/sub/beta.git',
+  ]);
 });
 
 test('a full signed publish renews the stamp even when nothing changed; a hook publish of an unchanged repository does not', async (t) => {
@@ -83,7 +113,11 @@ test('a publish with a new key re-signs unchanged indexes; a publish without a k
   const r = await runCli(['publish', '--toplevel', toplevel, '--out', out, '--quiet', '--sign-key', next.key]);
   t.is(r.code, 0, r.stderr);
   t.is((await stat(index)).mtimeMs, before.mtimeMs, 'the index itself is untouched');
-  const check = spawnSync('ssh-keygen', ['-Y', 'verify', '-f', next.allowedSigners, '-I', 'next@example.org', '-n', 'bundlemirror', '-s', `${index}.sig`], { input: await readFile(index) });
+  const check = spawnSync(
+    'ssh-keygen',
+    ['-Y', 'verify', '-f', next.allowedSigners, '-I', 'next@example.org', '-n', 'bundlemirror', '-s', `${index}.sig`],
+    { input: await readFile(index) },
+  );
   t.is(check.status, 0, String(check.stderr));
 
   // files rewritten without a key lose their signature; untouched ones keep a signature that still holds

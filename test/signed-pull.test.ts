@@ -22,7 +22,12 @@ async function signedOrigin(t: Parameters<typeof startOrigin>[0]): Promise<{ ori
   return { origin, key };
 }
 
-async function replica(origin: Origin, name: string, allowedSigners: string, extra = ''): Promise<{ config: string; toplevel: string }> {
+async function replica(
+  origin: Origin,
+  name: string,
+  allowedSigners: string,
+  extra = '',
+): Promise<{ config: string; toplevel: string }> {
   const toplevel = join(origin.dir, name);
   await mkdir(toplevel, { recursive: true });
   const config = join(origin.dir, `${name}.conf`);
@@ -35,11 +40,15 @@ async function replica(origin: Origin, name: string, allowedSigners: string, ext
 }
 
 async function fingerprints(toplevel: string): Promise<Record<string, string>> {
-  return Object.fromEntries(await Promise.all(REPOS.map(async (p) => [p, await fingerprintOf(join(toplevel, p))] as const)));
+  return Object.fromEntries(
+    await Promise.all(REPOS.map(async (p) => [p, await fingerprintOf(join(toplevel, p))] as const)),
+  );
 }
 
 async function stateOf(toplevel: string) {
-  return JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8')) as { repos: Record<string, { fingerprint: string | null; lastError?: { code: string } }> };
+  return JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8')) as {
+    repos: Record<string, { fingerprint: string | null; lastError?: { code: string } }>;
+  };
 }
 
 test('a replica with allowed_signers pulls a signed tree and verifies every fingerprint', async (t) => {
@@ -110,7 +119,11 @@ test('a validly signed but older manifest replayed is refused with E_ROLLBACK, a
   t.is(res.code, 1);
   t.regex(res.stderr, /\[E_ROLLBACK\]/);
   t.deepEqual(await fingerprints(r.toplevel), held);
-  t.deepEqual(await readFile(join(r.toplevel, '.bundlemirror/remote-manifest.js.gz')), copy, 'the accepted manifest copy is kept');
+  t.deepEqual(
+    await readFile(join(r.toplevel, '.bundlemirror/remote-manifest.js.gz')),
+    copy,
+    'the accepted manifest copy is kept',
+  );
 });
 
 test('key rotation: with both keys in allowed_signers, a tree signed by either is accepted', async (t) => {
@@ -182,7 +195,11 @@ test('a signature newer than its file (a publish between the two requests) is fe
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/doc.json`;
   const first = Buffer.from(await (await fetch(url)).arrayBuffer());
   t.true(first.equals(older));
-  const verified = await verifyFetched(url, first, { allowedSigners: key.allowedSigners, what: 'index.json', maxBytes: 1 << 20 });
+  const verified = await verifyFetched(url, first, {
+    allowedSigners: key.allowedSigners,
+    what: 'index.json',
+    maxBytes: 1 << 20,
+  });
   t.true(verified.refetched);
   t.true(verified.body.equals(newer));
   t.is(verified.principal, 'origin@example.org');

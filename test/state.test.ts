@@ -16,7 +16,10 @@ import { tempDir } from './support/repos.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const fp = (n: number): string => n.toString(16).padStart(40, '0');
 
-async function freshStore(t: import('ava').ExecutionContext, warnings: string[] = []): Promise<{ toplevel: string; store: StateStore }> {
+async function freshStore(
+  t: import('ava').ExecutionContext,
+  warnings: string[] = [],
+): Promise<{ toplevel: string; store: StateStore }> {
   const { dir, cleanup } = await tempDir('bm-state-');
   t.teardown(cleanup);
   const store = await openState(dir, { warn: (m) => warnings.push(m) });
@@ -35,7 +38,10 @@ function waitForLine(proc: ChildProcess, text: string, timeoutMs = 20_000): Prom
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
-    const timer = setTimeout(() => reject(new Error(`child did not print ${text} (stdout ${out}, stderr ${err})`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`child did not print ${text} (stdout ${out}, stderr ${err})`)),
+      timeoutMs,
+    );
     proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
@@ -66,8 +72,19 @@ test('a new toplevel starts with empty state; a verified repository is recorded 
   const { toplevel, store } = await freshStore(t);
   t.deepEqual(await store.all(), {});
   t.is(store.file, join(toplevel, '.bundlemirror', 'state.json'));
-  const rec = await store.recordSuccess('/pub/a.git', { fingerprint: fp(1), head: 'ref: refs/heads/main', owner: 'Me', symlinks: ['/b.git', '/a-old.git'] });
-  t.like(rec, { fingerprint: fp(1), head: 'ref: refs/heads/main', description: null, owner: 'Me', symlinks: ['/a-old.git', '/b.git'] });
+  const rec = await store.recordSuccess('/pub/a.git', {
+    fingerprint: fp(1),
+    head: 'ref: refs/heads/main',
+    owner: 'Me',
+    symlinks: ['/b.git', '/a-old.git'],
+  });
+  t.like(rec, {
+    fingerprint: fp(1),
+    head: 'ref: refs/heads/main',
+    description: null,
+    owner: 'Me',
+    symlinks: ['/a-old.git', '/b.git'],
+  });
   t.truthy(rec.lastSuccess);
   t.deepEqual(await store.get('/pub/a.git'), rec);
   const onDisk = JSON.parse(await readFile(store.file, 'utf8'));
@@ -114,10 +131,20 @@ test('an invalid entry is refused and nothing is written', async (t) => {
 test('manifest validators are kept per URL', async (t) => {
   const { store } = await freshStore(t);
   t.is(await store.manifestValidators('https://o/manifest.js.gz'), undefined);
-  const v = { url: 'https://o/manifest.js.gz', etag: '"abc"', lastModified: 'Tue, 03 Nov 2026 10:00:00 GMT', fetchedAt: '2026-11-03T10:00:01Z', configMtimeMs: 5 };
+  const v = {
+    url: 'https://o/manifest.js.gz',
+    etag: '"abc"',
+    lastModified: 'Tue, 03 Nov 2026 10:00:00 GMT',
+    fetchedAt: '2026-11-03T10:00:01Z',
+    configMtimeMs: 5,
+  };
   await store.setManifestValidators(v);
   t.deepEqual(await store.manifestValidators('https://o/manifest.js.gz'), v);
-  t.is(await store.manifestValidators('https://elsewhere/manifest.js.gz'), undefined, 'validators of another URL are useless');
+  t.is(
+    await store.manifestValidators('https://elsewhere/manifest.js.gz'),
+    undefined,
+    'validators of another URL are useless',
+  );
 });
 
 test('a deleted state.json just means empty state', async (t) => {
@@ -134,12 +161,19 @@ test('a corrupt state.json is moved aside with a warning and the store starts em
   const { toplevel, store } = await freshStore(t, warnings);
   await writeFile(store.file, '{"version": 1, "repos": {"/a.git": {"fingerpr');
   t.deepEqual(await store.all(), {}, 'a plain read tolerates it');
-  t.true((await readdir(join(toplevel, '.bundlemirror'))).includes('state.json'), 'but only a writer holding the lock moves it aside');
+  t.true(
+    (await readdir(join(toplevel, '.bundlemirror'))).includes('state.json'),
+    'but only a writer holding the lock moves it aside',
+  );
   await store.recordSuccess('/b.git', { fingerprint: fp(2) });
   const names = await readdir(join(toplevel, '.bundlemirror'));
   const aside = names.filter((n) => n.startsWith('state.json.corrupt-'));
   t.is(aside.length, 1);
-  t.is(await readFile(join(toplevel, '.bundlemirror', aside[0]!), 'utf8'), '{"version": 1, "repos": {"/a.git": {"fingerpr', 'the old bytes are kept for inspection');
+  t.is(
+    await readFile(join(toplevel, '.bundlemirror', aside[0]!), 'utf8'),
+    '{"version": 1, "repos": {"/a.git": {"fingerpr',
+    'the old bytes are kept for inspection',
+  );
   t.deepEqual(Object.keys(await store.all()), ['/b.git']);
   t.true(warnings.some((w) => w.includes('moved it to') && w.includes('state.json.corrupt-')));
 });
@@ -156,14 +190,19 @@ test('a state file of another version is moved aside rather than misread', async
 test('a malformed entry is dropped with a warning; the other entries survive', async (t) => {
   const warnings: string[] = [];
   const { store } = await freshStore(t, warnings);
-  await writeFile(store.file, JSON.stringify({ version: 1, repos: { '/good.git': { fingerprint: fp(1) }, '/bad.git': { fingerprint: 42 } } }));
+  await writeFile(
+    store.file,
+    JSON.stringify({ version: 1, repos: { '/good.git': { fingerprint: fp(1) }, '/bad.git': { fingerprint: 42 } } }),
+  );
   t.deepEqual(Object.keys(await store.all()), ['/good.git']);
   t.true(warnings.some((w) => w.includes('/bad.git')));
 });
 
 test('many concurrent changes from one process all land, leaving no temp file or lock behind', async (t) => {
   const { toplevel, store } = await freshStore(t);
-  await Promise.all(Array.from({ length: 200 }, (_, i) => store.recordSuccess(`/r/${i}.git`, { fingerprint: fp(i + 1) })));
+  await Promise.all(
+    Array.from({ length: 200 }, (_, i) => store.recordSuccess(`/r/${i}.git`, { fingerprint: fp(i + 1) })),
+  );
   const all = await store.all();
   t.is(Object.keys(all).length, 200);
   t.is(all['/r/199.git']?.fingerprint, fp(200));
@@ -175,7 +214,7 @@ test('many concurrent changes from one process all land, leaving no temp file or
   );
 });
 
-test('two processes writing the same state file lose none of each other\'s updates', async (t) => {
+test("two processes writing the same state file lose none of each other's updates", async (t) => {
   const { toplevel, store } = await freshStore(t);
   const script = (tag: string): string => `
     const { openState } = await import(${JSON.stringify(join(ROOT, 'src/replica/state.ts'))});
@@ -219,7 +258,11 @@ test('a writer of state.json killed with -9 inside its read-modify-write does no
   // the state lock goes stale after 10 s; waiting less than that shows the dead holder's lock was taken over by its pid
   const next = await openState(toplevel, { lockWaitMs: 8000 });
   await next.recordSuccess('/c.git', { fingerprint: fp(3) });
-  t.deepEqual(Object.keys(await next.all()).sort(), ['/a.git', '/c.git'], 'the killed write left nothing, the next one is whole');
+  t.deepEqual(
+    Object.keys(await next.all()).sort(),
+    ['/a.git', '/c.git'],
+    'the killed write left nothing, the next one is whole',
+  );
   t.deepEqual(await check(store.file), { held: false, owner: null });
 });
 

@@ -7,21 +7,38 @@ import { freePort, NGINX, startNginx } from './support/nginx.js';
 import { pull, startOrigin, writeConfig } from './support/mirror.js';
 
 const nginxTest = NGINX ? test : test.skip;
-if (!NGINX) console.log('static-hosting.test.ts: SKIPPED: nginx is not installed (apt-get install nginx; .ci/run does this)');
+if (!NGINX)
+  console.log('static-hosting.test.ts: SKIPPED: nginx is not installed (apt-get install nginx; .ci/run does this)');
 
 nginxTest('pull works from a tree hosted by nginx, with git fetches going to a git:// daemon', async (t) => {
   const origin = await startOrigin(t);
   const nginx = await startNginx(origin.out, join(origin.dir, 'nginx'));
   t.teardown(() => nginx.stop());
   const gitPort = await freePort();
-  const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${origin.toplevel}`, '--listen=127.0.0.1', `--port=${gitPort}`, origin.toplevel], {
-    stdio: 'ignore',
-  });
+  const daemon = spawn(
+    'git',
+    [
+      'daemon',
+      '--reuseaddr',
+      '--export-all',
+      `--base-path=${origin.toplevel}`,
+      '--listen=127.0.0.1',
+      `--port=${gitPort}`,
+      origin.toplevel,
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
   t.teardown(() => void daemon.kill());
   await new Promise((r) => setTimeout(r, 300));
 
   const toplevel = join(origin.dir, 'replica');
-  const config = await writeConfig(origin.dir, { toplevel, manifest: `${nginx.url}/manifest.js.gz`, site: `git://127.0.0.1:${gitPort}` });
+  const config = await writeConfig(origin.dir, {
+    toplevel,
+    manifest: `${nginx.url}/manifest.js.gz`,
+    site: `git://127.0.0.1:${gitPort}`,
+  });
   const first = await pull(config);
   t.is(first.code, 0, first.stderr);
   t.regex(first.stdout, /cloned 3/);

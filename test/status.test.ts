@@ -19,7 +19,6 @@ function stateOf(s: ReplicaStatus): Record<string, string> {
   return Object.fromEntries(s.repos.map((r) => [r.path, r.state]));
 }
 
-
 test('before the first pull, status says no manifest is known and exits 0', async (t) => {
   const origin = await startOrigin(t);
   const { config } = await replicaFor(origin);
@@ -44,7 +43,11 @@ test('after a pull every repository is in sync, with its size and last success, 
   t.is(s.manifest.source, 'cached');
   t.is(s.manifest.repositories, 3);
   t.false(s.lock.held);
-  t.deepEqual(stateOf(s), { '/pub/alpha.git': 'in-sync', '/pub/forks/alpha-fork.git': 'in-sync', '/pub/sub/beta.git': 'in-sync' });
+  t.deepEqual(stateOf(s), {
+    '/pub/alpha.git': 'in-sync',
+    '/pub/forks/alpha-fork.git': 'in-sync',
+    '/pub/sub/beta.git': 'in-sync',
+  });
   t.like(s.counts, { 'in-sync': 3, behind: 0, failing: 0, 'not-cloned': 0, total: 3 });
   for (const r of s.repos) {
     t.true(r.onDisk);
@@ -53,7 +56,10 @@ test('after a pull every repository is in sync, with its size and last success, 
     t.is(r.lastError, null);
     t.is(r.localFingerprint, r.remoteFingerprint);
   }
-  t.is(s.sizeBytes, s.repos.reduce((n, r) => n + (r.sizeBytes ?? 0), s.objstoreBytes ?? 0));
+  t.is(
+    s.sizeBytes,
+    s.repos.reduce((n, r) => n + (r.sizeBytes ?? 0), s.objstoreBytes ?? 0),
+  );
 
   const table = await runCli(['status', '-c', config]);
   t.is(table.code, 0, table.stderr);
@@ -61,7 +67,10 @@ test('after a pull every repository is in sync, with its size and last success, 
   t.regex(lines[0]!, /remote manifest saved .* \(3 selected\); no pull running/);
   t.regex(lines[1]!, /^STATE\s+REPOSITORY\s+SIZE\s+LAST SUCCESS\s+NOTE$/);
   t.regex(lines[2]!, /^in-sync\s+\/pub\/alpha\.git\s+\d[\d.]* (B|KiB|MiB)\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
-  t.regex(lines.at(-1)!, /^in sync 3, behind 0, failing 0, not cloned 0; [\d.]+ \w+ of objects( \([\d.]+ \w+ in shared object stores\))?$/);
+  t.regex(
+    lines.at(-1)!,
+    /^in sync 3, behind 0, failing 0, not cloned 0; [\d.]+ \w+ of objects( \([\d.]+ \w+ in shared object stores\))?$/,
+  );
 
   const noSize = await statusJson(config, '--no-size');
   t.is(noSize.sizeBytes, null);
@@ -114,7 +123,10 @@ test('a failing repository shows its last error and when; --fetch shows one behi
   const table = await runCli(['status', '-c', config, '--fetch']);
   t.is(table.code, 0, table.stderr);
   t.regex(table.stdout, /^behind\s+\/pub\/alpha\.git\s+.*verified at [0-9a-f]{12}, the manifest has [0-9a-f]{12}$/m);
-  t.regex(table.stdout, /^failing\s+\/pub\/sub\/beta\.git\s+.*E_BUNDLE_VERIFY at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ: .*sha256/m);
+  t.regex(
+    table.stdout,
+    /^failing\s+\/pub\/sub\/beta\.git\s+.*E_BUNDLE_VERIFY at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ: .*sha256/m,
+  );
   t.regex(table.stdout, /^not-cloned\s+\/pub\/gamma\.git\s+-\s+never\s+in the remote manifest, not on disk yet$/m);
   t.regex(table.stdout, /in sync 1, behind 1, failing 1, not cloned 1;/);
 
@@ -174,7 +186,10 @@ test('metrics escape label values as the Prometheus text format requires', (t) =
   };
   const m = renderMetrics(status);
   t.regex(m, /^bundlemirror_replica_repository_state\{repo="\/a\\"b\\\\c\.git",state="in-sync"\} 1$/m);
-  t.regex(m, /^bundlemirror_replica_repository_last_success_timestamp_seconds\{repo="\/a\\"b\\\\c\.git"\} 1795339800\.5$/m);
+  t.regex(
+    m,
+    /^bundlemirror_replica_repository_last_success_timestamp_seconds\{repo="\/a\\"b\\\\c\.git"\} 1795339800\.5$/m,
+  );
   t.regex(m, /^bundlemirror_replica_remote_manifest_saved_timestamp_seconds 1795338000$/m);
   t.true(m.endsWith('\n'));
 });
@@ -202,10 +217,18 @@ test('status tells a quiet origin from an unreachable one: the last run, how it 
 
 test('while a pull downloads, status shows each file with its progress (from the file the pull updates; no lock needed)', async (t) => {
   const origin = await startOrigin(t, { bigBytes: 500_000 });
-  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: origin.server.port }, bytesPerSecond: 300_000 });
+  const proxy = await startFaultProxy({
+    upstream: { host: '127.0.0.1', port: origin.server.port },
+    bytesPerSecond: 300_000,
+  });
   t.teardown(() => proxy.close());
   const toplevel = join(origin.dir, 'slow');
-  const config = await writeConfig(origin.dir, { toplevel, manifest: proxy.url('/manifest.js.gz'), site: `${origin.server.url}/git`, name: 'slow.conf' });
+  const config = await writeConfig(origin.dir, {
+    toplevel,
+    manifest: proxy.url('/manifest.js.gz'),
+    site: `${origin.server.url}/git`,
+    name: 'slow.conf',
+  });
   const run = startCli(t, ['pull', '-c', config, '--no-progress']);
   const seen = await eventually(
     async () => {

@@ -61,7 +61,12 @@ test('bytes fed from a prefix the download later threw away never survive: no pa
   const made = await streaming.finish(s.verified);
   const left = await packs(s.target);
   if (made) t.deepEqual(left, [`pack-${made.packHash}.idx`, `pack-${made.packHash}.pack`]);
-  else t.deepEqual(left.filter((f) => f.startsWith('pack-')), [], 'nothing index-pack wrote is left');
+  else
+    t.deepEqual(
+      left.filter((f) => f.startsWith('pack-')),
+      [],
+      'nothing index-pack wrote is left',
+    );
   const tail = s.bytes.subarray(s.bytes.length - 20).toString('hex');
   if (made) t.is(made.packHash, tail);
 });
@@ -73,7 +78,10 @@ test('a download that fails leaves nothing index-pack wrote', async (t) => {
   await grow(s.partial, s.bytes.subarray(0, s.bytes.length >> 1), 5);
   await sleep(100);
   await streaming.abandon();
-  t.deepEqual((await packs(s.target)).filter((f) => f.startsWith('pack-')), []);
+  t.deepEqual(
+    (await packs(s.target)).filter((f) => f.startsWith('pack-')),
+    [],
+  );
 });
 
 test('a complete file that never went through the partial (verified earlier) is indexed from the file', async (t) => {

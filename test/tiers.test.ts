@@ -22,7 +22,12 @@ interface Tier {
   out: string;
 }
 
-async function tierConfig(dir: string, name: string, upstream: string, opts: { allowedSigners?: string; out?: boolean; pull?: string } = {}): Promise<Tier> {
+async function tierConfig(
+  dir: string,
+  name: string,
+  upstream: string,
+  opts: { allowedSigners?: string; out?: boolean; pull?: string } = {},
+): Promise<Tier> {
   const toplevel = join(dir, name);
   const out = join(dir, `${name}-published`);
   await mkdir(toplevel, { recursive: true });
@@ -38,13 +43,21 @@ async function tierConfig(dir: string, name: string, upstream: string, opts: { a
 }
 
 async function serveTier(t: { teardown: (fn: () => Promise<void>) => void }, tier: Tier): Promise<RunningServer> {
-  const server = await startServer({ bundles: tier.out, toplevel: tier.toplevel, host: '127.0.0.1', port: 0, log: false });
+  const server = await startServer({
+    bundles: tier.out,
+    toplevel: tier.toplevel,
+    host: '127.0.0.1',
+    port: 0,
+    log: false,
+  });
   t.teardown(() => server.close());
   return server;
 }
 
 async function fingerprints(toplevel: string, repos = REPOS): Promise<Record<string, string>> {
-  return Object.fromEntries(await Promise.all(repos.map(async (p) => [p, await fingerprintOf(join(toplevel, p))] as const)));
+  return Object.fromEntries(
+    await Promise.all(repos.map(async (p) => [p, await fingerprintOf(join(toplevel, p))] as const)),
+  );
 }
 
 /** Every published file (dotfiles are a tree's own bookkeeping), by path relative to the root. */
@@ -79,7 +92,10 @@ async function bundleBytes(out: string): Promise<number> {
 
 test('origin -> tier 1 -> tier 2: tier 1 serves byte-identical files, downloaded once, and tier 2 verifies every fingerprint with the origin stopped', async (t) => {
   const { origin, key } = await signedOrigin(t);
-  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, {
+    allowedSigners: key.allowedSigners,
+    out: true,
+  });
   const before = await servedBytes(origin.server);
   const r1 = await pull(tier1.config);
   t.is(r1.code, 0, r1.stderr);
@@ -102,13 +118,19 @@ test('origin -> tier 1 -> tier 2: tier 1 serves byte-identical files, downloaded
   t.deepEqual(await fingerprints(tier2.toplevel), await fingerprints(origin.toplevel));
   // tier 1 serves its repositories over smart HTTP too, for git clients and the next tier's git fetch
   const remote = await gitText(['ls-remote', `${server1.url}/git/pub/sub/beta.git`]);
-  const advertised = remote.split('\n').filter((l) => l.includes('\trefs/') && !l.endsWith('^{}')).map((l) => l.replace('\t', ' ') + '\n');
+  const advertised = remote
+    .split('\n')
+    .filter((l) => l.includes('\trefs/') && !l.endsWith('^{}'))
+    .map((l) => l.replace('\t', ' ') + '\n');
   t.is(advertised.join(''), await showRefOf(join(origin.toplevel, 'pub/sub/beta.git')));
 });
 
 test('an update at the origin reaches tier 2 through tier 1, whose copy keeps the whole chain', async (t) => {
   const { origin, key } = await signedOrigin(t);
-  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, {
+    allowedSigners: key.allowedSigners,
+    out: true,
+  });
   t.is((await pull(tier1.config)).code, 0);
   const server1 = await serveTier(t, tier1);
   const tier2 = await tierConfig(origin.dir, 'tier2', server1.url, { allowedSigners: key.allowedSigners });
@@ -128,7 +150,10 @@ test('an update at the origin reaches tier 2 through tier 1, whose copy keeps th
 
 test('tampering on tier 1: a changed ref in one index.json, then a replayed older manifest, each refused by tier 2, which keeps its state and exits 1', async (t) => {
   const { origin, key } = await signedOrigin(t);
-  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, {
+    allowedSigners: key.allowedSigners,
+    out: true,
+  });
   t.is((await pull(tier1.config)).code, 0);
   const server1 = await serveTier(t, tier1);
   const tier2 = await tierConfig(origin.dir, 'tier2', server1.url, { allowedSigners: key.allowedSigners });
@@ -154,7 +179,11 @@ test('tampering on tier 1: a changed ref in one index.json, then a replayed olde
   t.regex(tampered.stderr, /\/pub\/sub\/beta\.git: .*\[E_SIGNATURE_INVALID\]/);
   const after = await fingerprints(tier2.toplevel);
   t.is(after['/pub/sub/beta.git'], held['/pub/sub/beta.git'], 'beta keeps its previous refs');
-  t.is(after['/pub/alpha.git'], await fingerprintOf(join(origin.toplevel, 'pub/alpha.git')), 'alpha, untouched on tier 1, is updated');
+  t.is(
+    after['/pub/alpha.git'],
+    await fingerprintOf(join(origin.toplevel, 'pub/alpha.git')),
+    'alpha, untouched on tier 1, is updated',
+  );
 
   // 2. tier 1 replays the older signed manifest, signature and all
   await writeFile(betaIndex, text);
@@ -169,11 +198,19 @@ test('tampering on tier 1: a changed ref in one index.json, then a replayed olde
 
 test('a tier that mirrors a part serves a manifest of that part, unsigned, with the signed indexes of what it holds', async (t) => {
   const { origin, key } = await signedOrigin(t);
-  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true, pull: 'exclude = /pub/sub/*\n' });
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, {
+    allowedSigners: key.allowedSigners,
+    out: true,
+    pull: 'exclude = /pub/sub/*\n',
+  });
   t.is((await pull(tier1.config)).code, 0);
   await t.throwsAsync(stat(join(tier1.out, 'manifest.js.gz.sig')));
   await t.throwsAsync(stat(join(tier1.out, 'pub/sub/beta.git/index.json')));
-  t.true((await readFile(join(tier1.out, 'pub/alpha.git/index.json.sig'))).equals(await readFile(join(origin.out, 'pub/alpha.git/index.json.sig'))));
+  t.true(
+    (await readFile(join(tier1.out, 'pub/alpha.git/index.json.sig'))).equals(
+      await readFile(join(origin.out, 'pub/alpha.git/index.json.sig')),
+    ),
+  );
 
   const server1 = await serveTier(t, tier1);
   const strict = await tierConfig(origin.dir, 'strict', server1.url, { allowedSigners: key.allowedSigners });
@@ -187,10 +224,15 @@ test('a tier that mirrors a part serves a manifest of that part, unsigned, with 
   t.deepEqual(await fingerprints(plain.toplevel, two), await fingerprints(origin.toplevel, two));
 });
 
-test('LFS objects the origin publishes are in the tier copy too, linked from the tier\'s own store rather than downloaded twice', async (t) => {
+test("LFS objects the origin publishes are in the tier copy too, linked from the tier's own store rather than downloaded twice", async (t) => {
   if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
   const o = await startLfsOrigin(t);
-  const wt = await lfsWorkTree(o.client, o.dir, o.bare, lfsUrl(o.server, '/pub/assets.git', { name: 'alice', token: WRITERS.alice }));
+  const wt = await lfsWorkTree(
+    o.client,
+    o.dir,
+    o.bare,
+    lfsUrl(o.server, '/pub/assets.git', { name: 'alice', token: WRITERS.alice }),
+  );
   const body = await commitLfsFile(o.client, wt, 'asset.bin', 200_000);
   const pushed = await o.client.run(['push', '--quiet', 'origin', 'main'], { cwd: wt });
   t.is(pushed.code, 0, pushed.stderr);
@@ -211,9 +253,12 @@ test('LFS objects the origin publishes are in the tier copy too, linked from the
   t.is(inCopy.ino, inStore.ino, 'one file for the replica and its copy');
 });
 
-test('the tier copy is garbage-collected as the origin\'s tree: files of a repository gone from the manifest go after grace_days', async (t) => {
+test("the tier copy is garbage-collected as the origin's tree: files of a repository gone from the manifest go after grace_days", async (t) => {
   const { origin, key } = await signedOrigin(t);
-  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, {
+    allowedSigners: key.allowedSigners,
+    out: true,
+  });
   await writeFile(tier1.config, (await readFile(tier1.config, 'utf8')) + 'grace_days = 0\n');
   t.is((await pull(tier1.config)).code, 0);
   t.truthy(await stat(join(tier1.out, 'pub/sub/beta.git/index.json.sig')));
@@ -222,23 +267,43 @@ test('the tier copy is garbage-collected as the origin\'s tree: files of a repos
   const r = await pull(tier1.config);
   t.is(r.code, 0, r.stderr);
   const left = [...(await publishedFiles(tier1.out)).keys()];
-  t.deepEqual(left.filter((f) => f.startsWith('pub/sub/')), [], 'index, signature, bundle-list and bundles of beta are gone');
-  t.true((await readFile(join(tier1.out, 'manifest.js.gz'))).equals(await readFile(join(origin.out, 'manifest.js.gz'))));
+  t.deepEqual(
+    left.filter((f) => f.startsWith('pub/sub/')),
+    [],
+    'index, signature, bundle-list and bundles of beta are gone',
+  );
+  t.true(
+    (await readFile(join(tier1.out, 'manifest.js.gz'))).equals(await readFile(join(origin.out, 'manifest.js.gz'))),
+  );
 });
 
-test('a notified run of one repository updates the copy\'s manifest as soon as every repository\'s copy is at its fingerprint', async (t) => {
+test("a notified run of one repository updates the copy's manifest as soon as every repository's copy is at its fingerprint", async (t) => {
   const { origin, key } = await signedOrigin(t);
-  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, { allowedSigners: key.allowedSigners, out: true });
+  const tier1 = await tierConfig(origin.dir, 'tier1', origin.server.url, {
+    allowedSigners: key.allowedSigners,
+    out: true,
+  });
   t.is((await pull(tier1.config)).code, 0);
   await origin.repos['/pub/alpha.git']!.wt.commit('pushed');
   await origin.repos['/pub/alpha.git']!.wt.push('main');
   await origin.publish('--sign-key', key.key);
   const lines: string[] = [];
-  const log = { info: (m: string) => lines.push(m), debug: () => {}, warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m), flush: async () => {} };
+  const log = {
+    info: (m: string) => lines.push(m),
+    debug: () => {},
+    warn: (m: string) => lines.push(m),
+    error: (m: string) => lines.push(m),
+    flush: async () => {},
+  };
   const report = await pullOnce(loadPullConfig(tier1.config), { log, only: ['/pub/alpha.git'] });
   t.deepEqual(report.failed, [], lines.join('\n'));
   t.deepEqual(report.updated, ['/pub/alpha.git']);
-  for (const f of ['manifest.js.gz', 'manifest.js.gz.sig', 'pub/alpha.git/index.json', 'pub/alpha.git/index.json.sig']) {
+  for (const f of [
+    'manifest.js.gz',
+    'manifest.js.gz.sig',
+    'pub/alpha.git/index.json',
+    'pub/alpha.git/index.json.sig',
+  ]) {
     t.true((await readFile(join(tier1.out, f))).equals(await readFile(join(origin.out, f))), f);
   }
 });

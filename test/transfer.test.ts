@@ -63,7 +63,15 @@ const FAST = {
 } satisfies Partial<DownloadFileOptions>;
 
 function opts(e: Env, url: string, content: Buffer, more: Partial<DownloadFileOptions> = {}): DownloadFileOptions {
-  return { url, dest: e.dest, expectedSize: content.length, sha256: sha256(content), partialDir: e.partialDir, ...FAST, ...more };
+  return {
+    url,
+    dest: e.dest,
+    expectedSize: content.length,
+    sha256: sha256(content),
+    partialDir: e.partialDir,
+    ...FAST,
+    ...more,
+  };
 }
 
 async function assertDest(t: ExecutionContext, e: Env, content: Buffer): Promise<void> {
@@ -108,8 +116,20 @@ test('downloads a file whole, verifies it, and leaves no partial behind', async 
   const progress: DownloadProgress[] = [];
   const r = await downloadFile(opts(e, e.origin.url('/a.bundle'), content, { onProgress: (p) => progress.push(p) }));
   await assertDest(t, e, content);
-  t.like(r, { path: e.dest, bytesDownloaded: content.length, bytesResumed: 0, attempts: 1, restarts: 0, bytesHashedFromDisk: 0 });
-  t.deepEqual(e.origin.stats('/a.bundle'), { requests: 1, bytesSent: content.length, statuses: [200], rangeRequests: 0 });
+  t.like(r, {
+    path: e.dest,
+    bytesDownloaded: content.length,
+    bytesResumed: 0,
+    attempts: 1,
+    restarts: 0,
+    bytesHashedFromDisk: 0,
+  });
+  t.deepEqual(e.origin.stats('/a.bundle'), {
+    requests: 1,
+    bytesSent: content.length,
+    statuses: [200],
+    rangeRequests: 0,
+  });
   t.deepEqual(await partialFiles(e), []);
   t.like(progress.at(-1), { received: content.length, total: content.length, resumedFrom: 0 });
 });
@@ -126,7 +146,10 @@ test('a link that cuts every ~300 KB still delivers 4 MB in one call, with almos
   t.is(r.restarts, 0);
   // Hashed as written, across all the attempts: no byte read back from disk.
   t.is(r.bytesHashedFromDisk, 0);
-  t.true(proxy.stats.bytesDownstream <= content.length * 1.05, `wire ${proxy.stats.bytesDownstream} for ${content.length}`);
+  t.true(
+    proxy.stats.bytesDownstream <= content.length * 1.05,
+    `wire ${proxy.stats.bytesDownstream} for ${content.length}`,
+  );
   // Every attempt after the first asked for the rest, and got it.
   const stats = e.origin.stats('/a.bundle');
   t.is(stats.rangeRequests, r.attempts - 1);
@@ -239,7 +262,11 @@ test('a partial directory that cannot be created fails with E_DISK', async (t) =
   e.origin.setFile('/a.bundle', content);
   const blocker = join(e.dir, 'blocker');
   await writeFile(blocker, 'not a directory');
-  await rejection(t, downloadFile({ ...opts(e, e.origin.url('/a.bundle'), content), partialDir: join(blocker, 'partial') }), 'E_DISK');
+  await rejection(
+    t,
+    downloadFile({ ...opts(e, e.origin.url('/a.bundle'), content), partialDir: join(blocker, 'partial') }),
+    'E_DISK',
+  );
   t.is(e.origin.stats('/a.bundle').requests, 0);
 });
 
@@ -311,7 +338,10 @@ test('a file replaced under the same URL mid-resume is never spliced: If-Range b
   t.is(reqs.length, 3);
   t.is(reqs[1]!.range, `bytes=${MB}-`);
   t.is(reqs[1]!.ifRange, `"${sha256(content)}"`);
-  t.deepEqual(reqs.map((r) => r.status), [200, 200, 200]);
+  t.deepEqual(
+    reqs.map((r) => r.status),
+    [200, 200, 200],
+  );
 });
 
 test('a server that ignores If-Range and splices two versions is caught by the hash', async (t) => {
@@ -337,11 +367,16 @@ test('a replacement of another size is refused from its headers (E_BUNDLE_VERIFY
   const sizes: number[] = [];
   const err = await rejection(
     t,
-    downloadFile(opts(e, e.origin.url('/a.bundle'), content, { progressIntervalMs: 0, onProgress: (p) => sizes.push(p.received) })),
+    downloadFile(
+      opts(e, e.origin.url('/a.bundle'), content, { progressIntervalMs: 0, onProgress: (p) => sizes.push(p.received) }),
+    ),
     'E_BUNDLE_VERIFY',
   );
   t.regex(err.message, /1048576 bytes on the server, the index says 2097152/);
-  t.true(sizes.every((n) => n <= 500_000), 'no byte of the new version reached the partial');
+  t.true(
+    sizes.every((n) => n <= 500_000),
+    'no byte of the new version reached the partial',
+  );
   await assertNoDest(t, e);
   await t.throwsAsync(stat(partPath), { code: 'ENOENT' });
   t.deepEqual(e.origin.stats('/a.bundle').statuses, [200, 200, 200]);
@@ -427,7 +462,9 @@ test('a stall after the headers trips the idle timeout and the retry resumes', a
   const content = randomBytes(2 * MB);
   e.origin.setFile('/a.bundle', content);
   e.origin.behave('/a.bundle', { stalls: { count: 1, afterBytes: 600_000 } });
-  const r = await downloadFile(opts(e, e.origin.url('/a.bundle'), content, { timeouts: { ...FAST.timeouts, idleMs: 300 } }));
+  const r = await downloadFile(
+    opts(e, e.origin.url('/a.bundle'), content, { timeouts: { ...FAST.timeouts, idleMs: 300 } }),
+  );
   await assertDest(t, e, content);
   t.deepEqual(e.origin.stats('/a.bundle').statuses, [200, 206]);
   t.is(e.origin.stats('/a.bundle').bytesSent, content.length);
@@ -521,7 +558,12 @@ test('a link that never gets further than before (Range ignored, cut every time)
 test('the plain progress reporter writes at most one line per interval, plus the final one', (t) => {
   const lines: string[] = [];
   let now = 0;
-  const reporter = createProgressReporter({ tty: false, log: (l) => lines.push(l), lineIntervalMs: 5_000, now: () => now });
+  const reporter = createProgressReporter({
+    tty: false,
+    log: (l) => lines.push(l),
+    lineIntervalMs: 5_000,
+    now: () => now,
+  });
   const fp = reporter.start('/pub/a.git a.bundle', 10 * MB);
   for (let i = 1; i <= 20; i += 1) {
     now += 1_000;
@@ -546,9 +588,22 @@ test('header parsing: Content-Range, Retry-After, and which validators are stron
   t.is(retryDelay(0, 10 * 60_000, DEFAULT_BACKOFF), DEFAULT_BACKOFF.retryAfterCapMs);
   t.is(retryDelay(0, 1_500, DEFAULT_BACKOFF), 1_500);
   t.is(validatorFromResponse({ etag: '"abc"' }), '"abc"');
-  t.is(validatorFromResponse({ etag: 'W/"abc"', 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Tue, 02 Jan 2024 00:00:00 GMT' }), undefined);
-  t.is(validatorFromResponse({ 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Tue, 02 Jan 2024 00:00:00 GMT' }), 'Mon, 01 Jan 2024 00:00:00 GMT');
-  t.is(validatorFromResponse({ 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Mon, 01 Jan 2024 00:00:30 GMT' }), undefined);
+  t.is(
+    validatorFromResponse({
+      etag: 'W/"abc"',
+      'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT',
+      date: 'Tue, 02 Jan 2024 00:00:00 GMT',
+    }),
+    undefined,
+  );
+  t.is(
+    validatorFromResponse({ 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Tue, 02 Jan 2024 00:00:00 GMT' }),
+    'Mon, 01 Jan 2024 00:00:00 GMT',
+  );
+  t.is(
+    validatorFromResponse({ 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', date: 'Mon, 01 Jan 2024 00:00:30 GMT' }),
+    undefined,
+  );
 });
 
 // ---------------------------------------------------------------------------
@@ -563,7 +618,11 @@ test('fetchDocument returns the body and validators, then "unchanged" on a condi
   t.is(sha256(first.body), sha256(doc));
   t.is(first.etag, `"${sha256(doc)}"`);
   t.truthy(first.lastModified);
-  const again = await fetchDocument(e.origin.url('/manifest.js.gz'), { maxBytes: MB, etag: first.etag, lastModified: first.lastModified });
+  const again = await fetchDocument(e.origin.url('/manifest.js.gz'), {
+    maxBytes: MB,
+    etag: first.etag,
+    lastModified: first.lastModified,
+  });
   t.deepEqual(again, { status: 'unchanged' });
   t.is(e.origin.requests[1]!.ifNoneMatch, first.etag);
   t.deepEqual(e.origin.stats('/manifest.js.gz').statuses, [200, 304]);
@@ -575,7 +634,9 @@ test('fetchDocument uses If-Modified-Since when the server has no ETag', async (
   const first = await fetchDocument(e.origin.url('/index.json'), { maxBytes: 1000 });
   if (first.status !== 'ok') return t.fail('expected a body');
   t.is(first.etag, undefined);
-  t.deepEqual(await fetchDocument(e.origin.url('/index.json'), { maxBytes: 1000, lastModified: first.lastModified }), { status: 'unchanged' });
+  t.deepEqual(await fetchDocument(e.origin.url('/index.json'), { maxBytes: 1000, lastModified: first.lastModified }), {
+    status: 'unchanged',
+  });
 });
 
 test('fetchDocument refuses a body over maxBytes, declared or streamed, without retrying', async (t) => {
@@ -601,7 +662,11 @@ test('fetchDocument retries 5xx and 429, not 404 or 403', async (t) => {
   e.origin.behave('/index.json', { failures: { count: 1, status: 429, retryAfter: '1' } });
   t.is((await fetchDocument(e.origin.url('/index.json'), { maxBytes: 1000, backoff: FAST.backoff })).status, 'ok');
 
-  await rejection(t, fetchDocument(e.origin.url('/nope.json'), { maxBytes: 1000, backoff: FAST.backoff }), 'E_NOT_FOUND');
+  await rejection(
+    t,
+    fetchDocument(e.origin.url('/nope.json'), { maxBytes: 1000, backoff: FAST.backoff }),
+    'E_NOT_FOUND',
+  );
   t.is(e.origin.stats('/nope.json').requests, 1);
 
   e.origin.behave('/index.json', { failures: { count: 5, status: 403 } });
@@ -609,6 +674,10 @@ test('fetchDocument retries 5xx and 429, not 404 or 403', async (t) => {
   t.is(e.origin.stats('/index.json').statuses.filter((s) => s === 403).length, 1);
 
   e.origin.behave('/index.json', { failures: { count: 10, status: 500 } });
-  const err = await rejection(t, fetchDocument(e.origin.url('/index.json'), { maxBytes: 1000, retries: 2, backoff: FAST.backoff }), 'E_HTTP');
+  const err = await rejection(
+    t,
+    fetchDocument(e.origin.url('/index.json'), { maxBytes: 1000, retries: 2, backoff: FAST.backoff }),
+    'E_HTTP',
+  );
   t.regex(err.message, /gave up after 3 attempts/);
 });

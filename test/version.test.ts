@@ -17,7 +17,11 @@ test('the CLI reports the version package.json declares', async (t) => {
 test('the bundled CLI that npm ci builds loads every command and answers --version', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'bm-build-'));
   t.teardown(() => rm(out, { recursive: true, force: true }));
-  const build = spawnSync(process.execPath, [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url)), '--outdir', out], { encoding: 'utf8' });
+  const build = spawnSync(
+    process.execPath,
+    [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url)), '--outdir', out],
+    { encoding: 'utf8' },
+  );
   t.is(build.status, 0, build.stderr);
   const main = join(out, 'cli', 'main.js');
   const version = spawnSync(process.execPath, [main, '--version'], { encoding: 'utf8' });
@@ -25,7 +29,8 @@ test('the bundled CLI that npm ci builds loads every command and answers --versi
   // --help registers every command, so every chunk of the bundle is loaded and evaluated
   const help = spawnSync(process.execPath, [main, '--help'], { encoding: 'utf8' });
   t.is(help.status, 0, help.stderr);
-  for (const cmd of ['publish', 'serve', 'pull', 'clone', 'status', 'fsck', 'export', 'import', 'gc']) t.regex(help.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
+  for (const cmd of ['publish', 'serve', 'pull', 'clone', 'status', 'fsck', 'export', 'import', 'gc'])
+    t.regex(help.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
   const usage = spawnSync(process.execPath, [main, 'publish'], { encoding: 'utf8' });
   t.is(usage.status, 2);
 });

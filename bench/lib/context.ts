@@ -39,7 +39,14 @@ export const QUICK: Sizes = {
   pollRepos: 10_000,
   publishRepos: 500,
   fetchLoopRepos: 50,
-  forkBase: { commits: 150, meanBlobBytes: 64 << 10, tagEvery: 10, branches: 1, branchCommits: 5, seed: 'bench-fork-quick' },
+  forkBase: {
+    commits: 150,
+    meanBlobBytes: 64 << 10,
+    tagEvery: 10,
+    branches: 1,
+    branchCommits: 5,
+    seed: 'bench-fork-quick',
+  },
   cutEveryBytes: 4 << 20,
   gitCloneAttempts: 3,
   rangeBytes: 256 << 10,
@@ -54,7 +61,14 @@ export const FULL: Sizes = {
   pollRepos: 10_000,
   publishRepos: 10_000,
   fetchLoopRepos: 200,
-  forkBase: { commits: 1000, meanBlobBytes: 64 << 10, tagEvery: 10, branches: 2, branchCommits: 10, seed: 'bench-fork-full' },
+  forkBase: {
+    commits: 1000,
+    meanBlobBytes: 64 << 10,
+    tagEvery: 10,
+    branches: 2,
+    branchCommits: 10,
+    seed: 'bench-fork-full',
+  },
   cutEveryBytes: 4 << 20,
   gitCloneAttempts: 5,
   rangeBytes: 1 << 20,
@@ -96,11 +110,18 @@ export interface BenchContext {
 
 export function addRow(ctx: BenchContext, row: Row): void {
   ctx.rows.push(row);
-  ctx.log(`   ${row.scenario} / ${row.measure}: ours ${row.ours ?? '–'} ${row.unit}, ${row.theirsLabel || 'no alternative'} ${row.theirs ?? '–'}`);
+  ctx.log(
+    `   ${row.scenario} / ${row.measure}: ours ${row.ours ?? '–'} ${row.unit}, ${row.theirsLabel || 'no alternative'} ${row.theirs ?? '–'}`,
+  );
 }
 
 /** A replica config (grokmirror format) for `toplevel`, reading `base` (serve or a proxy in front of it). */
-export async function writeReplicaConfig(file: string, toplevel: string, base: string, opts: { threads?: number; gitBase?: string; coreExtra?: string } = {}): Promise<string> {
+export async function writeReplicaConfig(
+  file: string,
+  toplevel: string,
+  base: string,
+  opts: { threads?: number; gitBase?: string; coreExtra?: string } = {},
+): Promise<string> {
   await mkdir(toplevel, { recursive: true });
   await writeFile(
     file,

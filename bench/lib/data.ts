@@ -48,13 +48,17 @@ interface Importer {
 }
 
 function startFastImport(gitDir: string): Importer {
-  const child = spawn('git', [`--git-dir=${gitDir}`, 'fast-import', '--quiet', '--done'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const child = spawn('git', [`--git-dir=${gitDir}`, 'fast-import', '--quiet', '--done'], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   child.stdin.on('error', () => {}); // an early exit is reported by the exit code below
   const exited = new Promise<void>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`git fast-import exited ${code}: ${stderr.slice(-2000)}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`git fast-import exited ${code}: ${stderr.slice(-2000)}`)),
+    );
   });
   exited.catch(() => {});
   return {
@@ -76,7 +80,9 @@ async function run(args: string[], opts: { cwd?: string; input?: string } = {}):
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`git ${args.join(' ')} exited ${code}: ${err.slice(-2000)}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`git ${args.join(' ')} exited ${code}: ${err.slice(-2000)}`)),
+    );
     child.stdin.on('error', () => {}); // git may exit without reading stdin; its exit code tells
     child.stdin.end(opts.input ?? '');
   });
@@ -108,10 +114,14 @@ async function commitStanza(
  * repository shaped like a long-lived project, then packs it as a hosting
  * site would (`git repack -a -d`, one pack plus bitmaps).
  */
-export async function largeRepo(dir: string, spec: LargeRepoSpec): Promise<{ dir: string; packBytes: number; reused: boolean }> {
+export async function largeRepo(
+  dir: string,
+  spec: LargeRepoSpec,
+): Promise<{ dir: string; packBytes: number; reused: boolean }> {
   const stamp = join(dir, 'bench-spec.json');
   const want = JSON.stringify(spec);
-  if ((await readFile(stamp, 'utf8').catch(() => '')) === want) return { dir, packBytes: await packBytes(dir), reused: true };
+  if ((await readFile(stamp, 'utf8').catch(() => '')) === want)
+    return { dir, packBytes: await packBytes(dir), reused: true };
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await run(['init', '--bare', '--quiet', '--initial-branch', 'main', dir]);
@@ -119,7 +129,9 @@ export async function largeRepo(dir: string, spec: LargeRepoSpec): Promise<{ dir
   const rnd = prng(hashSeed(spec.seed));
   const changelog: string[] = [];
   let mark = 0;
-  const branchAt = new Set(Array.from({ length: spec.branches }, (_, i) => Math.floor(((i + 1) * spec.commits) / (spec.branches + 1))));
+  const branchAt = new Set(
+    Array.from({ length: spec.branches }, (_, i) => Math.floor(((i + 1) * spec.commits) / (spec.branches + 1))),
+  );
   for (let i = 1; i <= spec.commits; i++) {
     const size = Math.floor(spec.meanBlobBytes * (0.25 + 1.5 * rnd()));
     changelog.push(`${i}: change ${i} touches dir-${String(i % 40).padStart(2, '0')}/blob-${i}.bin (${size} bytes)`);
@@ -145,7 +157,9 @@ export async function largeRepo(dir: string, spec: LargeRepoSpec): Promise<{ dir
     await imp.write('\n');
     if (spec.tagEvery > 0 && i % spec.tagEvery === 0) {
       const tmsg = Buffer.from(`Release ${i / spec.tagEvery}\n`);
-      await imp.write(`tag v${i / spec.tagEvery}.0\nfrom :${mark}\ntagger ${WHO} ${time + 60} +0000\ndata ${tmsg.length}\n`);
+      await imp.write(
+        `tag v${i / spec.tagEvery}.0\nfrom :${mark}\ntagger ${WHO} ${time + 60} +0000\ndata ${tmsg.length}\n`,
+      );
       await imp.write(tmsg);
       await imp.write('\n');
     }
@@ -190,7 +204,10 @@ export async function packBytes(gitDir: string): Promise<number> {
  * does to it): `bytes` of new incompressible content plus a small text
  * change. Returns the new commit id.
  */
-export async function pushCommit(gitDir: string, opts: { seed: string; bytes: number; branch?: string; time?: number }): Promise<string> {
+export async function pushCommit(
+  gitDir: string,
+  opts: { seed: string; bytes: number; branch?: string; time?: number },
+): Promise<string> {
   const branch = opts.branch ?? 'main';
   const ref = `refs/heads/${branch}`;
   const parent = (await run(['--git-dir', gitDir, 'rev-parse', '--verify', ref])).trim();
@@ -228,7 +245,10 @@ export interface HistoryRepoSpec {
   seed: string;
 }
 
-const WORDS = 'the of and to in is that for it as with was on be by this are from or at an which have not but all were when we there can has more if will one about out so what up into only its other their time these then them some could would than first been may like any two new over also used after most where through such should because each those same work made between both under while last state before'.split(' ');
+const WORDS =
+  'the of and to in is that for it as with was on be by this are from or at an which have not but all were when we there can has more if will one about out so what up into only its other their time these then them some could would than first been may like any two new over also used after most where through such should because each those same work made between both under while last state before'.split(
+    ' ',
+  );
 
 /**
  * A repository with real history and deltas, like a source project: text
@@ -237,10 +257,14 @@ const WORDS = 'the of and to in is that for it as with was on be by this are fro
  * (unlike largeRepo's incompressible blobs). Packed with `git repack -a -d
  * -f` as a hosting site would.
  */
-export async function historyRepo(dir: string, spec: HistoryRepoSpec): Promise<{ dir: string; packBytes: number; reused: boolean }> {
+export async function historyRepo(
+  dir: string,
+  spec: HistoryRepoSpec,
+): Promise<{ dir: string; packBytes: number; reused: boolean }> {
   const stamp = join(dir, 'bench-spec.json');
   const want = JSON.stringify(spec);
-  if ((await readFile(stamp, 'utf8').catch(() => '')) === want) return { dir, packBytes: await packBytes(dir), reused: true };
+  if ((await readFile(stamp, 'utf8').catch(() => '')) === want)
+    return { dir, packBytes: await packBytes(dir), reused: true };
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await run(['init', '--bare', '--quiet', '--initial-branch', 'main', dir]);
@@ -248,11 +272,17 @@ export async function historyRepo(dir: string, spec: HistoryRepoSpec): Promise<{
   const rnd = prng(hashSeed(spec.seed));
   // keywords between made-up identifiers: compresses about as well as source code does
   const ident = () => Math.floor(rnd() * 2 ** 40).toString(36);
-  const line = () => Array.from({ length: 4 + Math.floor(rnd() * 6) }, (_, k) => (k % 2 ? WORDS[Math.floor(rnd() * WORDS.length)]! : ident())).join(' ');
+  const line = () =>
+    Array.from({ length: 4 + Math.floor(rnd() * 6) }, (_, k) =>
+      k % 2 ? WORDS[Math.floor(rnd() * WORDS.length)]! : ident(),
+    ).join(' ');
   const tree: string[][] = Array.from({ length: spec.files }, () => Array.from({ length: spec.lines }, line));
   const name = (f: number) => `src/mod-${String(f % 32).padStart(2, '0')}/file-${f}.txt`;
   for (let i = 1; i <= spec.commits; i++) {
-    const touched = i === 1 ? tree.map((_, f) => f) : Array.from({ length: spec.filesPerCommit }, () => Math.floor(rnd() * spec.files));
+    const touched =
+      i === 1
+        ? tree.map((_, f) => f)
+        : Array.from({ length: spec.filesPerCommit }, () => Math.floor(rnd() * spec.files));
     if (i > 1) {
       for (const f of touched) {
         const text = tree[f]!;
@@ -262,7 +292,9 @@ export async function historyRepo(dir: string, spec: HistoryRepoSpec): Promise<{
     }
     const time = EPOCH + i * 600;
     const msg = Buffer.from(`change ${i}\n\nEdits ${touched.length} file(s).\n`);
-    await imp.write(`commit refs/heads/main\nmark :${i}\nauthor ${WHO} ${time} +0000\ncommitter ${WHO} ${time} +0000\ndata ${msg.length}\n`);
+    await imp.write(
+      `commit refs/heads/main\nmark :${i}\nauthor ${WHO} ${time} +0000\ncommitter ${WHO} ${time} +0000\ndata ${msg.length}\n`,
+    );
     await imp.write(msg);
     if (i > 1) await imp.write(`from :${i - 1}\n`);
     for (const f of new Set(touched)) {
@@ -274,7 +306,9 @@ export async function historyRepo(dir: string, spec: HistoryRepoSpec): Promise<{
     await imp.write('\n');
     if (spec.tagEvery > 0 && i % spec.tagEvery === 0) {
       const tmsg = Buffer.from(`Release ${i / spec.tagEvery}\n`);
-      await imp.write(`tag v${i / spec.tagEvery}.0\nfrom :${i}\ntagger ${WHO} ${time + 60} +0000\ndata ${tmsg.length}\n`);
+      await imp.write(
+        `tag v${i / spec.tagEvery}.0\nfrom :${i}\ntagger ${WHO} ${time + 60} +0000\ndata ${tmsg.length}\n`,
+      );
       await imp.write(tmsg);
       await imp.write('\n');
     }

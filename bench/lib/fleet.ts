@@ -30,7 +30,10 @@ export interface FleetRepo {
 
 export function fleetPaths(n: number): string[] {
   // nested like a forge: 100 groups
-  return Array.from({ length: n }, (_, i) => `/g${String(i % 100).padStart(2, '0')}/r${String(i).padStart(5, '0')}.git`);
+  return Array.from(
+    { length: n },
+    (_, i) => `/g${String(i % 100).padStart(2, '0')}/r${String(i).padStart(5, '0')}.git`,
+  );
 }
 
 function object(type: 'commit' | 'tree', body: Buffer): { oid: string; raw: Buffer } {
@@ -39,7 +42,9 @@ function object(type: 'commit' | 'tree', body: Buffer): { oid: string; raw: Buff
 }
 
 function commitFor(path: string): { oid: string; raw: Buffer; body: Buffer } {
-  const body = Buffer.from(`tree ${EMPTY_TREE}\nauthor ${WHO} 1700000000 +0000\ncommitter ${WHO} 1700000000 +0000\n\nInitial commit of ${path}\n`);
+  const body = Buffer.from(
+    `tree ${EMPTY_TREE}\nauthor ${WHO} 1700000000 +0000\ncommitter ${WHO} 1700000000 +0000\n\nInitial commit of ${path}\n`,
+  );
   return { ...object('commit', body), body };
 }
 
@@ -80,7 +85,10 @@ async function writeRepo(dir: string, repo: FleetRepo, commitZ: Buffer): Promise
     writeFile(join(dir, 'HEAD'), 'ref: refs/heads/main\n'),
     writeFile(join(dir, 'config'), '[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n'),
     writeFile(join(dir, 'description'), repo.description + '\n'),
-    writeFile(join(dir, 'packed-refs'), `# pack-refs with: peeled fully-peeled sorted \n${repo.commit} refs/heads/main\n`),
+    writeFile(
+      join(dir, 'packed-refs'),
+      `# pack-refs with: peeled fully-peeled sorted \n${repo.commit} refs/heads/main\n`,
+    ),
     writeFile(join(objDir, repo.commit.slice(2)), commitZ),
   ]);
 }
@@ -102,51 +110,84 @@ export async function makeFleet(opts: FleetOptions): Promise<FleetRepo[]> {
   const state: Record<string, unknown> = {};
   const repos = fleetPaths(opts.n).map((path) => {
     const c = commitFor(path);
-    return { repo: { path, commit: c.oid, fingerprint: createHash('sha1').update(`${c.oid} refs/heads/main\n`).digest('hex'), description: `Fleet repository ${path}` }, c };
+    return {
+      repo: {
+        path,
+        commit: c.oid,
+        fingerprint: createHash('sha1').update(`${c.oid} refs/heads/main\n`).digest('hex'),
+        description: `Fleet repository ${path}`,
+      },
+      c,
+    };
   });
   const limit = pLimit(32);
   await Promise.all(
-    repos.filter(({ repo }) => !opts.only || opts.only.has(repo.path)).map(({ repo, c }) =>
-      limit(async () => {
-        const rel = repo.path.slice(1).split('/');
-        if (opts.only) {
-          for (const top of [opts.origin, opts.replica, opts.out]) if (top) await rm(join(top, ...rel), { recursive: true, force: true });
-        }
-        const commitZ = deflateSync(c.raw);
-        await writeRepo(join(opts.origin, ...rel), repo, commitZ);
-        if (opts.replica) await writeRepo(join(opts.replica, ...rel), repo, commitZ);
-        if (!opts.out) return;
-        const bundle = Buffer.concat([
-          Buffer.from(`# v2 git bundle\n${repo.commit} refs/heads/main\n\n`),
-          pack([
-            { type: 1, body: c.body },
-            { type: 2, body: Buffer.alloc(0) },
-          ]),
-        ]);
-        const sha256 = createHash('sha256').update(bundle).digest('hex');
-        const dir = join(opts.out, ...rel);
-        await mkdir(dir, { recursive: true });
-        const index: RepoIndex = {
-          version: INDEX_VERSION,
-          path: repo.path,
-          generated,
-          fingerprint: repo.fingerprint,
-          head: 'ref: refs/heads/main',
-          refs: { 'refs/heads/main': repo.commit },
-          bundles: [{ uri: `${sha256}.bundle`, sha256, size: bundle.length, creationToken: 1_700_000_000, prerequisites: [], tips: { 'refs/heads/main': repo.commit } }],
-          forkgroup: null,
-        };
-        await Promise.all([
-          writeFile(join(dir, `${sha256}.bundle`), bundle),
-          writeFile(join(dir, 'index.json'), serializeRepoIndex(index)),
-          writeFile(join(dir, 'bundle-list'), renderBundleList(index.bundles, null)),
-        ]);
-      }),
-    ),
+    repos
+      .filter(({ repo }) => !opts.only || opts.only.has(repo.path))
+      .map(({ repo, c }) =>
+        limit(async () => {
+          const rel = repo.path.slice(1).split('/');
+          if (opts.only) {
+            for (const top of [opts.origin, opts.replica, opts.out])
+              if (top) await rm(join(top, ...rel), { recursive: true, force: true });
+          }
+          const commitZ = deflateSync(c.raw);
+          await writeRepo(join(opts.origin, ...rel), repo, commitZ);
+          if (opts.replica) await writeRepo(join(opts.replica, ...rel), repo, commitZ);
+          if (!opts.out) return;
+          const bundle = Buffer.concat([
+            Buffer.from(`# v2 git bundle\n${repo.commit} refs/heads/main\n\n`),
+            pack([
+              { type: 1, body: c.body },
+              { type: 2, body: Buffer.alloc(0) },
+            ]),
+          ]);
+          const sha256 = createHash('sha256').update(bundle).digest('hex');
+          const dir = join(opts.out, ...rel);
+          await mkdir(dir, { recursive: true });
+          const index: RepoIndex = {
+            version: INDEX_VERSION,
+            path: repo.path,
+            generated,
+            fingerprint: repo.fingerprint,
+            head: 'ref: refs/heads/main',
+            refs: { 'refs/heads/main': repo.commit },
+            bundles: [
+              {
+                uri: `${sha256}.bundle`,
+                sha256,
+                size: bundle.length,
+                creationToken: 1_700_000_000,
+                prerequisites: [],
+                tips: { 'refs/heads/main': repo.commit },
+              },
+            ],
+            forkgroup: null,
+          };
+          await Promise.all([
+            writeFile(join(dir, `${sha256}.bundle`), bundle),
+            writeFile(join(dir, 'index.json'), serializeRepoIndex(index)),
+            writeFile(join(dir, 'bundle-list'), renderBundleList(index.bundles, null)),
+          ]);
+        }),
+      ),
   );
   for (const { repo } of repos) {
-    manifest[repo.path] = { modified: 1_700_000_000, fingerprint: repo.fingerprint, head: 'ref: refs/heads/main', reference: null, description: repo.description };
-    state[repo.path] = { fingerprint: repo.fingerprint, head: 'ref: refs/heads/main', description: repo.description, owner: null, symlinks: [], lastSuccess: generated };
+    manifest[repo.path] = {
+      modified: 1_700_000_000,
+      fingerprint: repo.fingerprint,
+      head: 'ref: refs/heads/main',
+      reference: null,
+      description: repo.description,
+    };
+    state[repo.path] = {
+      fingerprint: repo.fingerprint,
+      head: 'ref: refs/heads/main',
+      description: repo.description,
+      owner: null,
+      symlinks: [],
+      lastSuccess: generated,
+    };
   }
   if (opts.out) await writeFile(join(opts.out, 'manifest.js.gz'), serializeManifest(manifest));
   if (opts.replica) {

@@ -60,7 +60,12 @@ export async function timed(cmd: string, args: string[], opts: RunOptions): Prom
   const bin = useTime ? TIME : cmd;
   const start = process.hrtime.bigint();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin, argv, { cwd: opts.cwd, env: opts.env ?? cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(bin, argv, {
+      cwd: opts.cwd,
+      env: opts.env ?? cleanEnv(),
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => {
@@ -87,13 +92,28 @@ export async function timed(cmd: string, args: string[], opts: RunOptions): Prom
       clearTimeout(timer);
       const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
       const r = parseTime(stderr);
-      const result: Timed = { code: code ?? 128, wallMs, cpuMs: r.cpuMs, maxRssBytes: r.maxRssBytes, stdout, stderr: r.rest, timedOut };
+      const result: Timed = {
+        code: code ?? 128,
+        wallMs,
+        cpuMs: r.cpuMs,
+        maxRssBytes: r.maxRssBytes,
+        stdout,
+        stderr: r.rest,
+        timedOut,
+      };
       const ok = result.code === 0 || (opts.okCodes ?? []).includes(result.code);
       if (!ok && !opts.allowFail) {
-        reject(new Error(`${cmd} ${args.join(' ')} ${timedOut ? `timed out after ${opts.timeoutMs} ms` : `exited ${result.code}`}: ${result.stderr.slice(-1500)}`));
+        reject(
+          new Error(
+            `${cmd} ${args.join(' ')} ${timedOut ? `timed out after ${opts.timeoutMs} ms` : `exited ${result.code}`}: ${result.stderr.slice(-1500)}`,
+          ),
+        );
       } else resolvePromise(result);
     });
-    if (opts.stdinFile) createReadStream(opts.stdinFile).on('error', () => child.stdin.destroy()).pipe(child.stdin);
+    if (opts.stdinFile)
+      createReadStream(opts.stdinFile)
+        .on('error', () => child.stdin.destroy())
+        .pipe(child.stdin);
     else child.stdin.end(opts.input ?? '');
     child.stdin.on('error', () => {});
   });
@@ -117,7 +137,11 @@ export async function bundlemirror(args: string[], opts: RunOptions): Promise<Ti
   const env = { ...(opts.env ?? cleanEnv()), BENCH_RUSAGE_FILE: file };
   try {
     const r = await timed(process.execPath, ['--import', PRELOAD, CLI, ...args], { ...opts, env });
-    const u = JSON.parse(await readFile(file, 'utf8').catch(() => 'null')) as { userCPUTime: number; systemCPUTime: number; maxRSS: number } | null;
+    const u = JSON.parse(await readFile(file, 'utf8').catch(() => 'null')) as {
+      userCPUTime: number;
+      systemCPUTime: number;
+      maxRSS: number;
+    } | null;
     if (u) r.self = { cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000, maxRssBytes: u.maxRSS * 1024 };
     return r;
   } finally {

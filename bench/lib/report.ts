@@ -44,9 +44,19 @@ export function fmt(v: number | null, unit: Unit): string {
   if (v === null || !Number.isFinite(v)) return '–';
   switch (unit) {
     case 'ms':
-      return v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(v < 10 ? 1 : 0)} ms`;
+      return v >= 10_000
+        ? `${(v / 1000).toFixed(1)} s`
+        : v >= 1000
+          ? `${(v / 1000).toFixed(2)} s`
+          : `${v.toFixed(v < 10 ? 1 : 0)} ms`;
     case 'bytes':
-      return v >= 1 << 30 ? `${(v / 2 ** 30).toFixed(2)} GiB` : v >= 1 << 20 ? `${(v / 2 ** 20).toFixed(1)} MiB` : v >= 1024 ? `${(v / 1024).toFixed(1)} KiB` : `${v} B`;
+      return v >= 1 << 30
+        ? `${(v / 2 ** 30).toFixed(2)} GiB`
+        : v >= 1 << 20
+          ? `${(v / 2 ** 20).toFixed(1)} MiB`
+          : v >= 1024
+            ? `${(v / 1024).toFixed(1)} KiB`
+            : `${v} B`;
     case 'MB/s':
       return `${v.toFixed(0)} MB/s`;
     case 'req/s':
@@ -67,7 +77,9 @@ export function renderTable(rows: Row[]): string {
     const q = ratio(r);
     const met = r.met === true ? 'yes' : r.met === false ? '**no**' : '';
     const measure = r.note ? `${r.measure} (${r.note})` : r.measure;
-    out.push(`| ${r.scenario} | ${measure} | ${fmt(r.ours, r.unit)} | ${r.theirsLabel || '–'} | ${fmt(r.theirs, r.unit)} | ${q === null ? '–' : q.toFixed(2)} | ${r.target ?? ''} | ${met} |`);
+    out.push(
+      `| ${r.scenario} | ${measure} | ${fmt(r.ours, r.unit)} | ${r.theirsLabel || '–'} | ${fmt(r.theirs, r.unit)} | ${q === null ? '–' : q.toFixed(2)} | ${r.target ?? ''} | ${met} |`,
+    );
   }
   return out.join('\n');
 }

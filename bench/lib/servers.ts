@@ -65,7 +65,11 @@ function managed(child: ChildProcess, url: string, port: number): Running {
   return r;
 }
 
-function spawnServer(cmd: string, args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; stderr: () => string } {
+function spawnServer(
+  cmd: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): { child: ChildProcess; stderr: () => string } {
   const child = spawn(cmd, args, { env: env ?? cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   // keep only the tail: serve writes one access-log line per request
@@ -86,11 +90,18 @@ export async function startServe(bundles: string, toplevel?: string): Promise<Ru
 /** `git daemon --export-all --base-path=TOP`: git:// for plain clones and fetches. */
 export async function startGitDaemon(toplevel: string): Promise<Running> {
   const port = await freePort();
-  const { child, stderr } = spawnServer('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${toplevel}`, '--listen=127.0.0.1', `--port=${port}`, toplevel]);
+  const { child, stderr } = spawnServer('git', [
+    'daemon',
+    '--reuseaddr',
+    '--export-all',
+    `--base-path=${toplevel}`,
+    '--listen=127.0.0.1',
+    `--port=${port}`,
+    toplevel,
+  ]);
   await waitForPort(port, child, 'git daemon', stderr);
   return managed(child, `git://127.0.0.1:${port}`, port);
 }
-
 
 /** Installs a Debian package the bench needs, if missing (the bench runs as root on the CI machine). */
 export function ensureDebianPackage(pkg: string, binary: string): boolean {
@@ -99,7 +110,11 @@ export function ensureDebianPackage(pkg: string, binary: string): boolean {
     process.stderr.write(`bench: installing Debian package ${pkg}\n`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env, timeout: 300_000 });
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { stdio: 'ignore', env, timeout: 300_000 });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], {
+      stdio: 'ignore',
+      env,
+      timeout: 300_000,
+    });
   } catch (err) {
     process.stderr.write(`bench: could not install ${pkg}: ${(err as Error).message}\n`);
   }

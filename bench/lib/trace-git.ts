@@ -24,7 +24,10 @@ export function traceGit(): void {
     const [file, argv] = args as unknown as [string, string[] | undefined];
     if (file === 'git' && Array.isArray(argv)) {
       const start = performance.now();
-      const sub = argv.filter((a) => !a.startsWith('--git-dir=')).slice(0, 2).join(' ');
+      const sub = argv
+        .filter((a) => !a.startsWith('--git-dir='))
+        .slice(0, 2)
+        .join(' ');
       child.once('close', () => spans.push({ cmd: sub, ms: performance.now() - start }));
     }
     return child;
@@ -36,4 +39,3 @@ export function traceGit(): void {
 export function takeGitSpans(): GitSpan[] {
   return spans.splice(0, spans.length);
 }
-

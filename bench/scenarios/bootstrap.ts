@@ -21,8 +21,16 @@ export async function bootstrap(ctx: BenchContext): Promise<void> {
     const httpDir = join(ctx.work, `mirror-http-${i}.git`);
     const steps: [keyof typeof runs, () => Promise<Timed>][] = [
       ['ours', () => bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 900_000 })],
-      ['daemon', () => gitTimed(['clone', '--quiet', '--mirror', `${o.daemon.url}${o.bigPath}`, daemonDir], { timeoutMs: 900_000 })],
-      ['http', () => gitTimed(['clone', '--quiet', '--mirror', `${o.serve.url}/git${o.bigPath}`, httpDir], { timeoutMs: 900_000 })],
+      [
+        'daemon',
+        () =>
+          gitTimed(['clone', '--quiet', '--mirror', `${o.daemon.url}${o.bigPath}`, daemonDir], { timeoutMs: 900_000 }),
+      ],
+      [
+        'http',
+        () =>
+          gitTimed(['clone', '--quiet', '--mirror', `${o.serve.url}/git${o.bigPath}`, httpDir], { timeoutMs: 900_000 }),
+      ],
     ];
     // rotate the order each repetition
     for (let k = 0; k < steps.length; k++) {

@@ -11,7 +11,9 @@ import { addRow, writeReplicaConfig, type BenchContext } from '../lib/context.js
 import { bundlemirror, gitTimed } from '../lib/proc.js';
 
 export async function liveBundleBytes(out: string, repoPath: string): Promise<number> {
-  const index = JSON.parse(await readFile(join(out, ...repoPath.slice(1).split('/'), 'index.json'), 'utf8')) as { bundles: { size: number; superseded?: string }[] };
+  const index = JSON.parse(await readFile(join(out, ...repoPath.slice(1).split('/'), 'index.json'), 'utf8')) as {
+    bundles: { size: number; superseded?: string }[];
+  };
   return index.bundles.filter((b) => !b.superseded).reduce((n, b) => n + b.size, 0);
 }
 
@@ -24,7 +26,10 @@ export async function breakingLink(ctx: BenchContext): Promise<void> {
     const toplevel = join(ctx.work, 'replica-breaking');
     const conf = await writeReplicaConfig(join(ctx.work, 'replica-breaking.conf'), toplevel, proxy.url(''));
     const before = { ...proxy.stats };
-    const ours = await bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 900_000, allowFail: true });
+    const ours = await bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], {
+      timeoutMs: 900_000,
+      allowFail: true,
+    });
     const wire = proxy.stats.bytesDownstream - before.bytesDownstream;
     const cuts = proxy.stats.cuts - before.cuts;
     const ok = ours.code === 0;
@@ -35,7 +40,10 @@ export async function breakingLink(ctx: BenchContext): Promise<void> {
     for (let i = 0; i < ctx.sizes.gitCloneAttempts; i++) {
       const dir = join(ctx.work, `mirror-breaking-${i}.git`);
       const b0 = proxy.stats.bytesDownstream;
-      const r = await gitTimed(['clone', '--quiet', '--mirror', proxy.url(`/git${o.bigPath}`), dir], { timeoutMs: 600_000, allowFail: true });
+      const r = await gitTimed(['clone', '--quiet', '--mirror', proxy.url(`/git${o.bigPath}`), dir], {
+        timeoutMs: 600_000,
+        allowFail: true,
+      });
       attempts.push({ ok: r.code === 0, bytes: proxy.stats.bytesDownstream - b0, ms: r.wallMs });
       await rm(dir, { recursive: true, force: true });
       if (r.code === 0) break;
@@ -43,7 +51,9 @@ export async function breakingLink(ctx: BenchContext): Promise<void> {
     const gitOk = attempts.some((a) => a.ok);
     const gitBytes = attempts.reduce((n, a) => n + a.bytes, 0);
     const gitMs = attempts.reduce((n, a) => n + a.ms, 0);
-    const gitNote = gitOk ? `finished on attempt ${attempts.length}` : `never finished: ${attempts.length} attempts, each cut at ${(cut / 2 ** 20).toFixed(0)} MiB`;
+    const gitNote = gitOk
+      ? `finished on attempt ${attempts.length}`
+      : `never finished: ${attempts.length} attempts, each cut at ${(cut / 2 ** 20).toFixed(0)} MiB`;
     const label = `cut every ${(cut / 2 ** 20).toFixed(0)} MiB`;
     addRow(ctx, {
       scenario: '2 Breaking link',
@@ -63,9 +73,15 @@ export async function breakingLink(ctx: BenchContext): Promise<void> {
       ours: ok ? ours.wallMs : null,
       theirsLabel: `\`git clone --mirror\`, ${attempts.length} attempt(s)`,
       theirs: gitOk ? gitMs : null,
-      note: gitOk ? undefined : `git spent ${(gitMs / 1000).toFixed(1)} s and ${(gitBytes / 2 ** 20).toFixed(0)} MiB without a clone`,
+      note: gitOk
+        ? undefined
+        : `git spent ${(gitMs / 1000).toFixed(1)} s and ${(gitBytes / 2 ** 20).toFixed(0)} MiB without a clone`,
     });
-    ctx.facts.breakingLink = { bundleBytes, ours: { wire, cuts, wallMs: ours.wallMs, code: ours.code, stderr: ok ? undefined : ours.stderr.slice(-2000) }, git: attempts };
+    ctx.facts.breakingLink = {
+      bundleBytes,
+      ours: { wire, cuts, wallMs: ours.wallMs, code: ours.code, stderr: ok ? undefined : ours.stderr.slice(-2000) },
+      git: attempts,
+    };
   } finally {
     await proxy.close();
   }

@@ -37,10 +37,19 @@ export async function forks(ctx: BenchContext): Promise<void> {
   for (const [i, p] of REPOS.slice(1).entries()) {
     // a fork as a forge makes it: a clone of the project, then its own commits
     await runGit(['clone', '--bare', '--quiet', dirOf(toplevel, REPOS[0]!), dirOf(toplevel, p)]);
-    for (let j = 0; j < 3; j++) await pushCommit(dirOf(toplevel, p), { seed: `fork-${i}-${j}`, bytes: 32 << 10, branch: 'main', time: 1_800_000_000 + j });
+    for (let j = 0; j < 3; j++)
+      await pushCommit(dirOf(toplevel, p), {
+        seed: `fork-${i}-${j}`,
+        bytes: 32 << 10,
+        branch: 'main',
+        time: 1_800_000_000 + j,
+      });
   }
   await bundlemirror(['publish', '--quiet', '--toplevel', toplevel, '--out', out], { timeoutMs: 900_000 });
-  const manifest = JSON.parse(gunzipSync(await readFile(join(out, 'manifest.js.gz'))).toString('utf8')) as Record<string, { forkgroup?: string | null }>;
+  const manifest = JSON.parse(gunzipSync(await readFile(join(out, 'manifest.js.gz'))).toString('utf8')) as Record<
+    string,
+    { forkgroup?: string | null }
+  >;
   const groups = new Set(REPOS.map((p) => manifest[p]?.forkgroup).filter((g): g is string => !!g));
   const serve = await startServe(out, toplevel);
   const daemon = await startGitDaemon(toplevel);
@@ -49,15 +58,22 @@ export async function forks(ctx: BenchContext): Promise<void> {
   try {
     const replica = join(ctx.work, 'fork-replica');
     // grokmirror's key; a bundlemirror that does not know it yet says so and mirrors each repository on its own
-    const conf = await writeReplicaConfig(join(ctx.work, 'fork-replica.conf'), replica, httpProxy.url(''), { coreExtra: `objstore = ${join(replica, 'objstore')}\n` });
-    const ours = await bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 900_000, allowFail: true });
+    const conf = await writeReplicaConfig(join(ctx.work, 'fork-replica.conf'), replica, httpProxy.url(''), {
+      coreExtra: `objstore = ${join(replica, 'objstore')}\n`,
+    });
+    const ours = await bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], {
+      timeoutMs: 900_000,
+      allowFail: true,
+    });
     const oursBytes = httpProxy.stats.bytesDownstream;
     const oursDisk = await diskUsage(replica);
     const shared = (await Promise.all(REPOS.map((p) => hasAlternates(dirOf(replica, p))))).filter(Boolean).length;
 
     const mirrors = join(ctx.work, 'fork-mirrors');
     for (const p of REPOS) {
-      await gitTimed(['clone', '--quiet', '--mirror', `git://127.0.0.1:${gitProxy.port}${p}`, dirOf(mirrors, p)], { timeoutMs: 900_000 });
+      await gitTimed(['clone', '--quiet', '--mirror', `git://127.0.0.1:${gitProxy.port}${p}`, dirOf(mirrors, p)], {
+        timeoutMs: 900_000,
+      });
     }
     const theirsBytes = gitProxy.stats.bytesDownstream;
     const theirsDisk = await diskUsage(mirrors);
@@ -80,7 +96,13 @@ export async function forks(ctx: BenchContext): Promise<void> {
       theirs: theirsDisk,
       note: shared ? 'shared object store' : 'no sharing yet (current behaviour)',
     });
-    ctx.facts.forks = { basePackBytes: base.packBytes, groups: [...groups], shared, pullCode: ours.code, pullStderr: ours.stderr.slice(-1500) };
+    ctx.facts.forks = {
+      basePackBytes: base.packBytes,
+      groups: [...groups],
+      shared,
+      pullCode: ours.code,
+      pullStderr: ours.stderr.slice(-1500),
+    };
   } finally {
     await httpProxy.close();
     await gitProxy.close();
@@ -93,7 +115,8 @@ export async function forks(ctx: BenchContext): Promise<void> {
 async function bundleFiles(out: string): Promise<Map<string, number>> {
   const files = new Map<string, number>();
   for (const e of await readdir(out, { recursive: true, withFileTypes: true })) {
-    if (e.isFile() && e.name.endsWith('.bundle')) files.set(join(e.parentPath, e.name), (await stat(join(e.parentPath, e.name))).size);
+    if (e.isFile() && e.name.endsWith('.bundle'))
+      files.set(join(e.parentPath, e.name), (await stat(join(e.parentPath, e.name))).size);
   }
   return files;
 }
@@ -116,13 +139,34 @@ export async function forksDiverged(ctx: BenchContext): Promise<void> {
   execFileSync('mkdir', ['-p', join(toplevel, 'pub', 'forks')]);
   execFileSync('cp', ['-al', base.dir, project]);
   for (const [i, p] of REPOS.slice(1).entries()) {
-    await runGit(['clone', '--bare', '--quiet', '--single-branch', '--branch', 'main', '--no-tags', project, dirOf(toplevel, p)]);
-    for (let j = 0; j < 3; j++) await pushCommit(dirOf(toplevel, p), { seed: `diverged-fork-${i}-${j}`, bytes: 32 << 10, branch: 'main', time: 1_800_000_000 + j });
+    await runGit([
+      'clone',
+      '--bare',
+      '--quiet',
+      '--single-branch',
+      '--branch',
+      'main',
+      '--no-tags',
+      project,
+      dirOf(toplevel, p),
+    ]);
+    for (let j = 0; j < 3; j++)
+      await pushCommit(dirOf(toplevel, p), {
+        seed: `diverged-fork-${i}-${j}`,
+        bytes: 32 << 10,
+        branch: 'main',
+        time: 1_800_000_000 + j,
+      });
   }
-  const branches = (await runGit(['--git-dir', project, 'for-each-ref', '--format=%(refname:short)', 'refs/heads/'])).split('\n').filter(Boolean);
-  for (const [k, b] of branches.entries()) await pushCommit(project, { seed: `diverged-project-${k}`, bytes: 32 << 10, branch: b, time: 1_800_000_100 + k });
+  const branches = (await runGit(['--git-dir', project, 'for-each-ref', '--format=%(refname:short)', 'refs/heads/']))
+    .split('\n')
+    .filter(Boolean);
+  for (const [k, b] of branches.entries())
+    await pushCommit(project, { seed: `diverged-project-${k}`, bytes: 32 << 10, branch: b, time: 1_800_000_100 + k });
   await bundlemirror(['publish', '--quiet', '--toplevel', toplevel, '--out', out], { timeoutMs: 900_000 });
-  const projectIndex = JSON.parse(await readFile(join(out, 'pub', 'project.git', 'index.json'), 'utf8')) as { bundles: { size: number }[] };
+  const projectIndex = JSON.parse(await readFile(join(out, 'pub', 'project.git', 'index.json'), 'utf8')) as {
+    bundles: { size: number }[];
+  };
   const oneCopyBytes = projectIndex.bundles.reduce((n, b) => n + b.size, 0);
   const oneCopyDisk = await diskUsage(project);
   const serve = await startServe(out, toplevel);
@@ -131,13 +175,24 @@ export async function forksDiverged(ctx: BenchContext): Promise<void> {
   const gitProxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: daemon.port } });
   try {
     const replica = join(ctx.work, 'diverged-replica');
-    const conf = await writeReplicaConfig(join(ctx.work, 'diverged-replica.conf'), replica, httpProxy.url(''), { coreExtra: `objstore = ${join(replica, 'objstore')}\n` });
-    const ours = await bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 900_000, allowFail: true });
+    const conf = await writeReplicaConfig(join(ctx.work, 'diverged-replica.conf'), replica, httpProxy.url(''), {
+      coreExtra: `objstore = ${join(replica, 'objstore')}\n`,
+    });
+    const ours = await bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], {
+      timeoutMs: 900_000,
+      allowFail: true,
+    });
     const oursBytes = httpProxy.stats.bytesDownstream;
     const oursDisk = await diskUsage(replica);
     const mirrors = join(ctx.work, 'diverged-mirrors');
-    for (const p of REPOS) await gitTimed(['clone', '--quiet', '--mirror', `git://127.0.0.1:${gitProxy.port}${p}`, dirOf(mirrors, p)], { timeoutMs: 900_000 });
-    const note = ours.code === 0 ? `one copy: ${(oneCopyBytes / 2 ** 20).toFixed(1)} MiB of bundles, ${(oneCopyDisk / 2 ** 20).toFixed(1)} MiB on disk` : `pull exit ${ours.code}`;
+    for (const p of REPOS)
+      await gitTimed(['clone', '--quiet', '--mirror', `git://127.0.0.1:${gitProxy.port}${p}`, dirOf(mirrors, p)], {
+        timeoutMs: 900_000,
+      });
+    const note =
+      ours.code === 0
+        ? `one copy: ${(oneCopyBytes / 2 ** 20).toFixed(1)} MiB of bundles, ${(oneCopyDisk / 2 ** 20).toFixed(1)} MiB on disk`
+        : `pull exit ${ours.code}`;
     addRow(ctx, {
       scenario: '7 Forkgroups',
       measure: 'project + 2 diverged forks, bytes on the wire / one copy of the project',
@@ -160,7 +215,10 @@ export async function forksDiverged(ctx: BenchContext): Promise<void> {
       target: '<= 1.15x one copy',
       met: ours.code === 0 && oursDisk / oneCopyDisk <= 1.15,
     });
-    for (const [who, dir, branch] of [['a fork', dirOf(toplevel, REPOS[1]!), 'main'], ['the project', project, 'main']] as const) {
+    for (const [who, dir, branch] of [
+      ['a fork', dirOf(toplevel, REPOS[1]!), 'main'],
+      ['the project', project, 'main'],
+    ] as const) {
       const before = await bundleFiles(out);
       await pushCommit(dir, { seed: `diverged-push-${who}`, bytes: 4 << 10, branch, time: 1_800_000_500 });
       await bundlemirror(['publish', '--quiet', '--toplevel', toplevel, '--out', out], { timeoutMs: 900_000 });
@@ -177,7 +235,14 @@ export async function forksDiverged(ctx: BenchContext): Promise<void> {
         met: added < 64 << 10,
       });
     }
-    ctx.facts.forksDiverged = { oneCopyBytes, oneCopyDisk, oursBytes, oursDisk, pullCode: ours.code, pullStderr: ours.stderr.slice(-1500) };
+    ctx.facts.forksDiverged = {
+      oneCopyBytes,
+      oneCopyDisk,
+      oursBytes,
+      oursDisk,
+      pullCode: ours.code,
+      pullStderr: ours.stderr.slice(-1500),
+    };
   } finally {
     await httpProxy.close();
     await gitProxy.close();

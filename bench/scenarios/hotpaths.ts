@@ -38,14 +38,26 @@ export async function hotpaths(ctx: BenchContext): Promise<void> {
   for (let i = 0; i < ctx.reps; i++) {
     await rm(scratch, { recursive: true, force: true });
     const t = performance.now();
-    const r = await downloadFile({ url: `${o.serve.url}${o.bigPath}/${name}`, dest: join(scratch, 'b.bundle'), expectedSize: size, sha256: name.slice(0, 64), partialDir: join(scratch, 'partial') });
+    const r = await downloadFile({
+      url: `${o.serve.url}${o.bigPath}/${name}`,
+      dest: join(scratch, 'b.bundle'),
+      expectedSize: size,
+      sha256: name.slice(0, 64),
+      partialDir: join(scratch, 'partial'),
+    });
     dl.push(performance.now() - t);
     readBack += r.bytesHashedFromDisk;
     disk.push(await diskWrite(join(scratch, 'disk.bin'), size));
     await rm(join(scratch, 'disk.bin'));
 
     await runGit(['init', '--bare', '--quiet', join(scratch, 'u.git')]);
-    unb.push((await gitTimed(['--git-dir', join(scratch, 'u.git'), 'bundle', 'unbundle', join(scratch, 'b.bundle')], { timeoutMs: 600_000 })).wallMs);
+    unb.push(
+      (
+        await gitTimed(['--git-dir', join(scratch, 'u.git'), 'bundle', 'unbundle', join(scratch, 'b.bundle')], {
+          timeoutMs: 600_000,
+        })
+      ).wallMs,
+    );
     const packs = (await readdir(join(o.bigDir, 'objects', 'pack'))).filter((p) => p.endsWith('.pack'));
     if (packs.length === 1) {
       await runGit(['init', '--bare', '--quiet', join(scratch, 'i.git')]);
@@ -76,5 +88,12 @@ export async function hotpaths(ctx: BenchContext): Promise<void> {
     theirsLabel: '`git index-pack --stdin` of the same pack',
     theirs: median(idx),
   });
-  ctx.facts.hotpaths = { size, downloadMs: dl, diskMs: disk, unbundleMs: unb, indexPackMs: idx, bytesHashedFromDisk: readBack };
+  ctx.facts.hotpaths = {
+    size,
+    downloadMs: dl,
+    diskMs: disk,
+    unbundleMs: unb,
+    indexPackMs: idx,
+    bytesHashedFromDisk: readBack,
+  };
 }

@@ -18,11 +18,29 @@ export async function incremental(ctx: BenchContext): Promise<void> {
   const httpProxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: o.serve.port } });
   const gitProxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: o.daemon.port } });
   try {
-    const conf = await writeReplicaConfig(join(ctx.work, 'replica-incremental.conf'), ctx.replica!.toplevel, httpProxy.url(''));
-    const s = { hook: [] as number[], ours: [] as number[], oursBytes: [] as number[], daemon: [] as number[], daemonBytes: [] as number[], http: [] as number[], httpBytes: [] as number[] };
+    const conf = await writeReplicaConfig(
+      join(ctx.work, 'replica-incremental.conf'),
+      ctx.replica!.toplevel,
+      httpProxy.url(''),
+    );
+    const s = {
+      hook: [] as number[],
+      ours: [] as number[],
+      oursBytes: [] as number[],
+      daemon: [] as number[],
+      daemonBytes: [] as number[],
+      http: [] as number[],
+      httpBytes: [] as number[],
+    };
     for (let i = 0; i < ctx.reps; i++) {
-      await pushCommit(o.bigDir, { seed: `incremental-${i}`, bytes: ctx.sizes.pushBytes, time: 1_800_000_000 + i * 60 });
-      const hook = await bundlemirror(['publish', '--quiet', '--toplevel', o.toplevel, '--out', o.out, o.bigDir], { timeoutMs: 300_000 });
+      await pushCommit(o.bigDir, {
+        seed: `incremental-${i}`,
+        bytes: ctx.sizes.pushBytes,
+        time: 1_800_000_000 + i * 60,
+      });
+      const hook = await bundlemirror(['publish', '--quiet', '--toplevel', o.toplevel, '--out', o.out, o.bigDir], {
+        timeoutMs: 300_000,
+      });
       s.hook.push(hook.wallMs);
 
       let b = httpProxy.stats.bytesDownstream;
@@ -31,12 +49,34 @@ export async function incremental(ctx: BenchContext): Promise<void> {
       s.oursBytes.push(httpProxy.stats.bytesDownstream - b);
 
       b = gitProxy.stats.bytesDownstream;
-      const d = await gitTimed(['--git-dir', ctx.mirrors!.daemon, 'fetch', '--quiet', '--prune', `git://127.0.0.1:${gitProxy.port}${o.bigPath}`, '+refs/*:refs/*'], { timeoutMs: 300_000 });
+      const d = await gitTimed(
+        [
+          '--git-dir',
+          ctx.mirrors!.daemon,
+          'fetch',
+          '--quiet',
+          '--prune',
+          `git://127.0.0.1:${gitProxy.port}${o.bigPath}`,
+          '+refs/*:refs/*',
+        ],
+        { timeoutMs: 300_000 },
+      );
       s.daemon.push(d.wallMs);
       s.daemonBytes.push(gitProxy.stats.bytesDownstream - b);
 
       b = httpProxy.stats.bytesDownstream;
-      const h = await gitTimed(['--git-dir', ctx.mirrors!.http, 'fetch', '--quiet', '--prune', httpProxy.url(`/git${o.bigPath}`), '+refs/*:refs/*'], { timeoutMs: 300_000 });
+      const h = await gitTimed(
+        [
+          '--git-dir',
+          ctx.mirrors!.http,
+          'fetch',
+          '--quiet',
+          '--prune',
+          httpProxy.url(`/git${o.bigPath}`),
+          '+refs/*:refs/*',
+        ],
+        { timeoutMs: 300_000 },
+      );
       s.http.push(h.wallMs);
       s.httpBytes.push(httpProxy.stats.bytesDownstream - b);
     }

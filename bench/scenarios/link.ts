@@ -25,13 +25,19 @@ import { readBundleHeader } from '../../src/git/bundle.js';
 const PATH = '/pub/history.git';
 
 /** `git index-pack --stdin` of a pack file: wall, and when "Resolving deltas" first appeared. */
-async function indexPackPhases(pack: string, work: string): Promise<{ totalMs: number; receiveMs: number; resolveMs: number }> {
+async function indexPackPhases(
+  pack: string,
+  work: string,
+): Promise<{ totalMs: number; receiveMs: number; resolveMs: number }> {
   const repo = join(work, `index-pack-${Math.random().toString(36).slice(2)}.git`);
   await runGit(['init', '--bare', '--quiet', repo]);
   const start = performance.now();
   let resolveAt: number | null = null;
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('git', ['--git-dir', repo, 'index-pack', '--stdin', '--fix-thin', '-v'], { env: cleanEnv(), stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn('git', ['--git-dir', repo, 'index-pack', '--stdin', '--fix-thin', '-v'], {
+      env: cleanEnv(),
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
     child.stderr.setEncoding('utf8').on('data', (c: string) => {
       if (resolveAt === null && c.includes('Resolving deltas')) resolveAt = performance.now();
     });
@@ -49,13 +55,17 @@ export async function link(ctx: BenchContext): Promise<void> {
   const spec = ctx.sizes.history;
   const t = Date.now();
   const repo = await historyRepo(join(ctx.cache, `history-${spec.seed}.git`), spec);
-  ctx.log(`history repository: ${(repo.packBytes / 2 ** 20).toFixed(1)} MiB packed, ${spec.commits} commits (${repo.reused ? 'cached' : `generated in ${((Date.now() - t) / 1000).toFixed(1)} s`})`);
+  ctx.log(
+    `history repository: ${(repo.packBytes / 2 ** 20).toFixed(1)} MiB packed, ${spec.commits} commits (${repo.reused ? 'cached' : `generated in ${((Date.now() - t) / 1000).toFixed(1)} s`})`,
+  );
   const toplevel = join(ctx.work, 'link-origin');
   const out = join(ctx.work, 'link-published');
   await mkdir(join(toplevel, 'pub'), { recursive: true });
   execFileSync('cp', ['-al', repo.dir, join(toplevel, 'pub', 'history.git')]);
   await bundlemirror(['publish', '--quiet', '--toplevel', toplevel, '--out', out], { timeoutMs: 900_000 });
-  const index = JSON.parse(await readFile(join(out, 'pub', 'history.git', 'index.json'), 'utf8')) as { bundles: { uri: string; size: number }[] };
+  const index = JSON.parse(await readFile(join(out, 'pub', 'history.git', 'index.json'), 'utf8')) as {
+    bundles: { uri: string; size: number }[];
+  };
   const base = index.bundles[0]!;
   const bundleFile = join(out, 'pub', 'history.git', base.uri);
   // the pack alone, as index-pack reads it from a bundle
@@ -82,13 +92,41 @@ export async function link(ctx: BenchContext): Promise<void> {
           const conf = await writeReplicaConfig(join(dir, 'replica.conf'), join(dir, 'replica'), http.url(''));
           const steps: [string, () => Promise<Timed>][] = [
             ['ours', () => bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 1_800_000 })],
-            ['http', () => gitTimed(['clone', '--quiet', '--mirror', http.url(`/git${PATH}`), join(dir, 'http.git')], { timeoutMs: 1_800_000 })],
-            ['daemon', () => gitTimed(['clone', '--quiet', '--mirror', `git://127.0.0.1:${git.port}${PATH}`, join(dir, 'daemon.git')], { timeoutMs: 1_800_000 })],
+            [
+              'http',
+              () =>
+                gitTimed(['clone', '--quiet', '--mirror', http.url(`/git${PATH}`), join(dir, 'http.git')], {
+                  timeoutMs: 1_800_000,
+                }),
+            ],
+            [
+              'daemon',
+              () =>
+                gitTimed(
+                  ['clone', '--quiet', '--mirror', `git://127.0.0.1:${git.port}${PATH}`, join(dir, 'daemon.git')],
+                  { timeoutMs: 1_800_000 },
+                ),
+            ],
             [
               'bundleUri',
-              () => gitTimed(['clone', '--quiet', '--mirror', `--bundle-uri=${http.url(`${PATH}/bundle-list`)}`, http.url(`/git${PATH}`), join(dir, 'bundle-uri.git')], { timeoutMs: 1_800_000 }),
+              () =>
+                gitTimed(
+                  [
+                    'clone',
+                    '--quiet',
+                    '--mirror',
+                    `--bundle-uri=${http.url(`${PATH}/bundle-list`)}`,
+                    http.url(`/git${PATH}`),
+                    join(dir, 'bundle-uri.git'),
+                  ],
+                  { timeoutMs: 1_800_000 },
+                ),
             ],
-            ['download', () => timed('curl', ['-sSf', '-o', '/dev/null', http.url(`${PATH}/${base.uri}`)], { timeoutMs: 1_800_000 })],
+            [
+              'download',
+              () =>
+                timed('curl', ['-sSf', '-o', '/dev/null', http.url(`${PATH}/${base.uri}`)], { timeoutMs: 1_800_000 }),
+            ],
           ];
           for (let k = 0; k < steps.length; k++) {
             const [name, run] = steps[(k + i) % steps.length]!;
@@ -121,8 +159,22 @@ export async function link(ctx: BenchContext): Promise<void> {
         note: 'CLI incl. start-up',
         samples: { ours: runs.ours!.map((r) => r.wallMs), theirs: runs.http!.map((r) => r.wallMs) },
       });
-      addRow(ctx, { scenario: '8 Link', measure: `bootstrap through ${label}, wall`, unit: 'ms', ours, theirsLabel: '`git clone --mirror` git://', theirs: wall('daemon') });
-      addRow(ctx, { scenario: '8 Link', measure: `bootstrap through ${label}, wall`, unit: 'ms', ours, theirsLabel: 'stock `git clone --bundle-uri`', theirs: wall('bundleUri') });
+      addRow(ctx, {
+        scenario: '8 Link',
+        measure: `bootstrap through ${label}, wall`,
+        unit: 'ms',
+        ours,
+        theirsLabel: '`git clone --mirror` git://',
+        theirs: wall('daemon'),
+      });
+      addRow(ctx, {
+        scenario: '8 Link',
+        measure: `bootstrap through ${label}, wall`,
+        unit: 'ms',
+        ours,
+        theirsLabel: 'stock `git clone --bundle-uri`',
+        theirs: wall('bundleUri'),
+      });
       addRow(ctx, {
         scenario: '8 Link',
         measure: `bootstrap through ${label}, wall`,
@@ -134,7 +186,11 @@ export async function link(ctx: BenchContext): Promise<void> {
         met: fast ? ours / (download + resolve) <= 1.1 : undefined,
         note: `download alone (curl) ${(download / 1000).toFixed(1)} s; index-pack alone ${(indexPack / 1000).toFixed(1)} s = receive ${(receive / 1000).toFixed(1)} s + resolve ${(resolve / 1000).toFixed(1)} s (no link)`,
       });
-      ctx.facts[`link-${rate}`] = { runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => r.wallMs)])), phases, baseBytes: base.size };
+      ctx.facts[`link-${rate}`] = {
+        runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => r.wallMs)])),
+        phases,
+        baseBytes: base.size,
+      };
     }
   } finally {
     await serve.stop();

@@ -16,7 +16,9 @@ export async function prepareLarge(ctx: BenchContext): Promise<void> {
   const t = Date.now();
   const spec = ctx.sizes.large;
   ctx.large = await largeRepo(join(ctx.cache, `large-${spec.seed}.git`), spec);
-  ctx.log(`large repository: ${(ctx.large.packBytes / 2 ** 20).toFixed(1)} MiB packed, ${spec.commits} commits, ${Math.floor(spec.commits / spec.tagEvery)} tags (${ctx.large.reused ? 'cached' : `generated in ${((Date.now() - t) / 1000).toFixed(1)} s`})`);
+  ctx.log(
+    `large repository: ${(ctx.large.packBytes / 2 ** 20).toFixed(1)} MiB packed, ${spec.commits} commits, ${Math.floor(spec.commits / spec.tagEvery)} tags (${ctx.large.reused ? 'cached' : `generated in ${((Date.now() - t) / 1000).toFixed(1)} s`})`,
+  );
 }
 
 export async function publishLarge(ctx: BenchContext): Promise<void> {
@@ -36,12 +38,16 @@ export async function publishLarge(ctx: BenchContext): Promise<void> {
     const raw = join(ctx.work, `raw-${i}.bundle`);
     // alternate who goes first: page cache and writeback favour neither
     const runOurs = async () => {
-      const r = await bundlemirror(['publish', '--toplevel', toplevel, '--out', out, '--quiet'], { timeoutMs: 900_000 });
+      const r = await bundlemirror(['publish', '--toplevel', toplevel, '--out', out, '--quiet'], {
+        timeoutMs: 900_000,
+      });
       ours.push(r.wallMs);
       oursCpu.push(r.cpuMs);
     };
     const runTheirs = async () => {
-      const r = await gitTimed(['--git-dir', bigDir, 'bundle', 'create', '--quiet', raw, '--all'], { timeoutMs: 900_000 });
+      const r = await gitTimed(['--git-dir', bigDir, 'bundle', 'create', '--quiet', raw, '--all'], {
+        timeoutMs: 900_000,
+      });
       theirs.push(r.wallMs);
     };
     if (i % 2 === 0) {

@@ -39,11 +39,21 @@ const FLEET_VERSION = 1;
 /** The cached fleet of `n` repositories, generated or restored to its pristine state. */
 async function fleet(ctx: BenchContext, n: number, withReplica: boolean): Promise<Fleet> {
   const root = join(ctx.cache, `fleet-${n}${withReplica ? '-replica' : ''}-v${FLEET_VERSION}`);
-  const f: Fleet = { root, origin: join(root, 'origin'), out: join(root, 'published'), replica: withReplica ? join(root, 'replica') : undefined };
+  const f: Fleet = {
+    root,
+    origin: join(root, 'origin'),
+    out: join(root, 'published'),
+    replica: withReplica ? join(root, 'replica') : undefined,
+  };
   const ready = join(root, 'ready');
   const dirtyFile = join(root, 'dirty.json');
   const t = Date.now();
-  if (await readFile(ready).then(() => true, () => false)) {
+  if (
+    await readFile(ready).then(
+      () => true,
+      () => false,
+    )
+  ) {
     const dirty = JSON.parse(await readFile(dirtyFile, 'utf8').catch(() => '[]')) as string[];
     await makeFleet({ n, origin: f.origin, out: f.out, replica: f.replica, only: new Set(dirty) });
     ctx.log(`fleet of ${n}: restored ${dirty.length} repositories (${((Date.now() - t) / 1000).toFixed(1)} s)`);
@@ -86,7 +96,10 @@ export async function poll(ctx: BenchContext): Promise<void> {
 async function pollScenario(ctx: BenchContext, f: Fleet, n: number, serve: Running): Promise<void> {
   // the replica's own manifest and log live in this run's directory
   const conf = await writeReplicaConfig(join(ctx.work, 'fleet-replica.conf'), f.replica!, serve.url);
-  const text = (await readFile(conf, 'utf8')).replace(/^manifest = .*$/m, `manifest = ${join(ctx.work, 'fleet-local-manifest.js.gz')}`);
+  const text = (await readFile(conf, 'utf8')).replace(
+    /^manifest = .*$/m,
+    `manifest = ${join(ctx.work, 'fleet-local-manifest.js.gz')}`,
+  );
   await writeFile(conf, text);
   const config = loadPullConfig(conf);
   const log = createPullLog({ file: config.core.log, level: 'info', console: 'quiet' });
@@ -97,7 +110,13 @@ async function pollScenario(ctx: BenchContext, f: Fleet, n: number, serve: Runni
     const report = await pull(config, { log });
     const ms = performance.now() - t;
     const spans = takeGitSpans();
-    if (report.failed.length) throw new Error(`fleet pull failed: ${report.failed.map((e) => e.message).join('; ').slice(0, 500)}`);
+    if (report.failed.length)
+      throw new Error(
+        `fleet pull failed: ${report.failed
+          .map((e) => e.message)
+          .join('; ')
+          .slice(0, 500)}`,
+      );
     return { ms, git: gitProcessCount() - g0, gitMs: spans.reduce((s, x) => s + x.ms, 0), report };
   };
 
@@ -124,7 +143,8 @@ async function pollScenario(ctx: BenchContext, f: Fleet, n: number, serve: Runni
     unchangedGit.push(r.git);
   }
   const cli: number[] = [];
-  for (let i = 0; i < ctx.reps; i++) cli.push((await bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 120_000 })).wallMs);
+  for (let i = 0; i < ctx.reps; i++)
+    cli.push((await bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 120_000 })).wallMs);
 
   const changed: number[] = [];
   const changedGit: number[] = [];
@@ -134,9 +154,18 @@ async function pollScenario(ctx: BenchContext, f: Fleet, n: number, serve: Runni
     const path = fleetPaths(n)[(i * 7919 + 13) % n]!;
     await markDirty(f, path);
     await pushCommit(dirOf(f.origin, path), { seed: `fleet-${i}`, bytes: 4096, time: 1_800_000_000 + i });
-    hook.push((await bundlemirror(['publish', '--quiet', '--toplevel', f.origin, '--out', f.out, dirOf(f.origin, path)], { timeoutMs: 300_000 })).wallMs);
+    hook.push(
+      (
+        await bundlemirror(['publish', '--quiet', '--toplevel', f.origin, '--out', f.out, dirOf(f.origin, path)], {
+          timeoutMs: 300_000,
+        })
+      ).wallMs,
+    );
     const r = await inProcess();
-    if (r.report.updated.length !== 1) throw new Error(`expected one updated repository, got ${JSON.stringify(r.report.updated)} (${r.report.failed.length} failed)`);
+    if (r.report.updated.length !== 1)
+      throw new Error(
+        `expected one updated repository, got ${JSON.stringify(r.report.updated)} (${r.report.failed.length} failed)`,
+      );
     changed.push(r.ms);
     changedGit.push(r.git);
     changedGitMs.push(r.gitMs);
@@ -190,7 +219,16 @@ async function pollScenario(ctx: BenchContext, f: Fleet, n: number, serve: Runni
     note: 'CLI incl. start-up',
     samples: { ours: hook, theirs: [] },
   });
-  ctx.facts.poll = { first: { ms: first.ms, git: first.git }, unchanged, unchangedGit, cli, changed, changedGit, changedGitMs, hook };
+  ctx.facts.poll = {
+    first: { ms: first.ms, git: first.git },
+    unchanged,
+    unchangedGit,
+    cli,
+    changed,
+    changedGit,
+    changedGitMs,
+    hook,
+  };
 }
 
 /** A cron'd `git fetch` per repository, as a mirror without a manifest polls; measured on a few, extrapolated. */
@@ -199,7 +237,9 @@ async function fetchLoop(ctx: BenchContext, f: Fleet, n: number, daemon: Running
   const paths = fleetPaths(n).slice(0, m);
   const t = performance.now();
   for (const p of paths) {
-    await gitTimed(['--git-dir', dirOf(f.replica!, p), 'fetch', '--quiet', `${daemon.url}${p}`, '+refs/*:refs/*'], { timeoutMs: 60_000 });
+    await gitTimed(['--git-dir', dirOf(f.replica!, p), 'fetch', '--quiet', `${daemon.url}${p}`, '+refs/*:refs/*'], {
+      timeoutMs: 60_000,
+    });
   }
   const ms = performance.now() - t;
   addRow(ctx, {

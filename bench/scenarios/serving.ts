@@ -15,11 +15,16 @@ import { startNginx, type Running } from '../lib/servers.js';
 
 function curlRange(url: string, from: number): Promise<{ bytes: number; seconds: number; status: number }> {
   return new Promise((resolve, reject) => {
-    execFile('curl', ['-s', '-o', '/dev/null', '-r', `${from}-`, '-w', '%{size_download} %{time_total} %{http_code}', url], { timeout: 300_000 }, (err, stdout) => {
-      if (err) return reject(err);
-      const [b, t, c] = stdout.trim().split(' ');
-      resolve({ bytes: Number(b), seconds: Number(t), status: Number(c) });
-    });
+    execFile(
+      'curl',
+      ['-s', '-o', '/dev/null', '-r', `${from}-`, '-w', '%{size_download} %{time_total} %{http_code}', url],
+      { timeout: 300_000 },
+      (err, stdout) => {
+        if (err) return reject(err);
+        const [b, t, c] = stdout.trim().split(' ');
+        resolve({ bytes: Number(b), seconds: Number(t), status: Number(c) });
+      },
+    );
   });
 }
 
@@ -30,7 +35,14 @@ interface RoundResult {
   errors: number;
 }
 
-function rangeRound(base: string, path: string, fileSize: number, n: number, len: number, seed: number): Promise<RoundResult> {
+function rangeRound(
+  base: string,
+  path: string,
+  fileSize: number,
+  n: number,
+  len: number,
+  seed: number,
+): Promise<RoundResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: n });
   const rnd = prng(seed);
   const started = performance.now();
@@ -39,26 +51,48 @@ function rangeRound(base: string, path: string, fileSize: number, n: number, len
       const start = Math.floor(rnd() * Math.max(1, fileSize - len));
       const end = Math.min(fileSize, start + len) - 1;
       const t = performance.now();
-      const req = request(`${base}${path}`, { agent, headers: { range: `bytes=${start}-${end}` }, timeout: 60_000 }, (res) => {
-        let got = 0;
-        res.on('data', (c: Buffer) => (got += c.length));
-        res.on('end', () => resolve({ ms: performance.now() - t, bytes: got, ok: res.statusCode === 206 && got === end - start + 1 && res.headers['content-range'] === `bytes ${start}-${end}/${fileSize}` }));
-        res.on('error', () => resolve({ ms: performance.now() - t, bytes: got, ok: false }));
-      });
+      const req = request(
+        `${base}${path}`,
+        { agent, headers: { range: `bytes=${start}-${end}` }, timeout: 60_000 },
+        (res) => {
+          let got = 0;
+          res.on('data', (c: Buffer) => (got += c.length));
+          res.on('end', () =>
+            resolve({
+              ms: performance.now() - t,
+              bytes: got,
+              ok:
+                res.statusCode === 206 &&
+                got === end - start + 1 &&
+                res.headers['content-range'] === `bytes ${start}-${end}/${fileSize}`,
+            }),
+          );
+          res.on('error', () => resolve({ ms: performance.now() - t, bytes: got, ok: false }));
+        },
+      );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', () => resolve({ ms: performance.now() - t, bytes: 0, ok: false }));
       req.end();
     });
   return Promise.all(Array.from({ length: n }, one)).then((rs) => {
     agent.destroy();
-    return { wallMs: performance.now() - started, latencies: rs.map((r) => r.ms), bytes: rs.reduce((s, r) => s + r.bytes, 0), errors: rs.filter((r) => !r.ok).length };
+    return {
+      wallMs: performance.now() - started,
+      latencies: rs.map((r) => r.ms),
+      bytes: rs.reduce((s, r) => s + r.bytes, 0),
+      errors: rs.filter((r) => !r.ok).length,
+    };
   });
 }
 
 export async function serving(ctx: BenchContext): Promise<void> {
   const o = ctx.origin!;
   const dir = join(o.out, ...o.bigPath.slice(1).split('/'));
-  const sizes = await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.bundle')).map(async (f) => ({ f, size: (await stat(join(dir, f))).size })));
+  const sizes = await Promise.all(
+    (await readdir(dir))
+      .filter((f) => f.endsWith('.bundle'))
+      .map(async (f) => ({ f, size: (await stat(join(dir, f))).size })),
+  );
   const biggest = sizes.sort((a, b) => b.size - a.size)[0]!;
   const path = `${o.bigPath}/${biggest.f}`;
   const nginx = await startNginx(o.out, join(ctx.work, 'nginx'));
@@ -74,11 +108,15 @@ export async function serving(ctx: BenchContext): Promise<void> {
       for (const [name, srv] of i % 2 ? [...servers].reverse() : servers) {
         // start a little past 0 so it is a real 206 resume, as a replica sends it
         const r = await curlRange(`${srv.url}${path}`, 1000);
-        if (r.status !== 206 || r.bytes !== biggest.size - 1000) throw new Error(`${name}: large Range download got ${r.status}, ${r.bytes} bytes`);
+        if (r.status !== 206 || r.bytes !== biggest.size - 1000)
+          throw new Error(`${name}: large Range download got ${r.status}, ${r.bytes} bytes`);
         large[name]!.push(r.bytes / r.seconds / 1e6);
         // warm-up round discarded: first connections, JIT
-        if (i === 0) await rangeRound(srv.url, path, biggest.size, ctx.sizes.concurrentRanges, ctx.sizes.rangeBytes, 99);
-        conc[name]!.push(await rangeRound(srv.url, path, biggest.size, ctx.sizes.concurrentRanges, ctx.sizes.rangeBytes, 1000 + i));
+        if (i === 0)
+          await rangeRound(srv.url, path, biggest.size, ctx.sizes.concurrentRanges, ctx.sizes.rangeBytes, 99);
+        conc[name]!.push(
+          await rangeRound(srv.url, path, biggest.size, ctx.sizes.concurrentRanges, ctx.sizes.rangeBytes, 1000 + i),
+        );
       }
     }
     const bigMB = `${(biggest.size / 2 ** 20).toFixed(0)} MiB`;
@@ -113,8 +151,22 @@ export async function serving(ctx: BenchContext): Promise<void> {
       note: `errors: serve ${errs(conc.serve!)}, nginx ${errs(conc.nginx!)}`,
     });
     const lat = (rs: RoundResult[], p: number) => median(rs.map((r) => percentile(r.latencies, p)!));
-    addRow(ctx, { scenario: '6 Serving', measure: `${rl}, latency p50`, unit: 'ms', ours: lat(conc.serve!, 50), theirsLabel: 'nginx', theirs: lat(conc.nginx!, 50) });
-    addRow(ctx, { scenario: '6 Serving', measure: `${rl}, latency p99`, unit: 'ms', ours: lat(conc.serve!, 99), theirsLabel: 'nginx', theirs: lat(conc.nginx!, 99) });
+    addRow(ctx, {
+      scenario: '6 Serving',
+      measure: `${rl}, latency p50`,
+      unit: 'ms',
+      ours: lat(conc.serve!, 50),
+      theirsLabel: 'nginx',
+      theirs: lat(conc.nginx!, 50),
+    });
+    addRow(ctx, {
+      scenario: '6 Serving',
+      measure: `${rl}, latency p99`,
+      unit: 'ms',
+      ours: lat(conc.serve!, 99),
+      theirsLabel: 'nginx',
+      theirs: lat(conc.nginx!, 99),
+    });
   } finally {
     await nginx.stop();
   }

@@ -35,12 +35,26 @@ export function registerFsck(program: Command): void {
     .option('-q, --quiet', 'print only warnings, errors and the summary')
     .action(async (repos: string[], flags: FsckFlags) => {
       const wait = Number(flags.wait);
-      if (!Number.isFinite(wait) || wait < 0) throw new BundlemirrorError('E_USAGE', `--wait takes a number of seconds, not ${JSON.stringify(flags.wait)}`);
+      if (!Number.isFinite(wait) || wait < 0)
+        throw new BundlemirrorError('E_USAGE', `--wait takes a number of seconds, not ${JSON.stringify(flags.wait)}`);
       const config = loadPullConfig(flags.config);
-      const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet || flags.json ? 'quiet' : flags.verbose ? 'debug' : 'info' });
+      const log = createPullLog({
+        file: config.core.log,
+        level: config.core.loglevel,
+        console: flags.quiet || flags.json ? 'quiet' : flags.verbose ? 'debug' : 'info',
+      });
       let report: FsckReport;
       try {
-        report = await untilInterrupted((signal) => runFsck(config, { repos, repair: flags.repair, repack: !!flags.repack, lockWaitMs: wait * 1000, log, signal }));
+        report = await untilInterrupted((signal) =>
+          runFsck(config, {
+            repos,
+            repair: flags.repair,
+            repack: !!flags.repack,
+            lockWaitMs: wait * 1000,
+            log,
+            signal,
+          }),
+        );
       } finally {
         await log.flush();
       }
@@ -53,13 +67,21 @@ export function renderFsckReport(r: FsckReport, verbose: boolean): string {
   const lines: string[] = [];
   for (const repo of r.repos) {
     if (repo.outcome === 'ok' && !repo.error && !verbose) continue;
-    lines.push(`${repo.outcome.padEnd(8)}  ${repo.path}${repo.repairedVia ? ` (cloned again via ${repo.repairedVia})` : ''}`);
+    lines.push(
+      `${repo.outcome.padEnd(8)}  ${repo.path}${repo.repairedVia ? ` (cloned again via ${repo.repairedVia})` : ''}`,
+    );
     for (const p of repo.problems.slice(0, 5)) lines.push(`          found: ${p}`);
     if (repo.problems.length > 5) lines.push(`          ... and ${repo.problems.length - 5} more`);
-    if (repo.error) lines.push(`          error: ${printable(repo.error.message)} [${repo.error.code}]${repo.error.hint ? `\n          hint: ${printable(repo.error.hint)}` : ''}`);
+    if (repo.error)
+      lines.push(
+        `          error: ${printable(repo.error.message)} [${repo.error.code}]${repo.error.hint ? `\n          hint: ${printable(repo.error.hint)}` : ''}`,
+      );
   }
-  for (const e of r.errors) lines.push(`error: ${printable(e.message)} [${e.code}]${e.hint ? `\n  hint: ${printable(e.hint)}` : ''}`);
+  for (const e of r.errors)
+    lines.push(`error: ${printable(e.message)} [${e.code}]${e.hint ? `\n  hint: ${printable(e.hint)}` : ''}`);
   const c = r.counts;
-  lines.push(`checked ${c.checked}: ok ${c.ok}, repaired ${c.repaired}, broken ${c.broken}${c.repacked ? `; repacked ${c.repacked}` : ''}`);
+  lines.push(
+    `checked ${c.checked}: ok ${c.ok}, repaired ${c.repaired}, broken ${c.broken}${c.repacked ? `; repacked ${c.repacked}` : ''}`,
+  );
   return lines.join('\n') + '\n';
 }

@@ -11,19 +11,36 @@ export function registerGc(program: Command): void {
     .description('delete published bundles that no index has referenced for the grace period (publish does this too)')
     .option('--bundles <dir>', 'the published tree', 'bundles')
     .addOption(new Option('-o, --out <dir>', 'the old name of --bundles').hideHelp())
-    .option('--grace-days <d>', 'how long an unreferenced file stays', String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000))
+    .option(
+      '--grace-days <d>',
+      'how long an unreferenced file stays',
+      String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000),
+    )
     .option('-n, --dry-run', 'say what would be deleted, delete nothing')
     .action(async (flags: { bundles: string; out?: string; graceDays: string; dryRun?: boolean }) => {
       const days = Number(flags.graceDays);
-      if (!Number.isFinite(days) || days < 0) throw new BundlemirrorError('E_USAGE', `--grace-days takes a non-negative number, not ${JSON.stringify(flags.graceDays)}`);
+      if (!Number.isFinite(days) || days < 0)
+        throw new BundlemirrorError(
+          'E_USAGE',
+          `--grace-days takes a non-negative number, not ${JSON.stringify(flags.graceDays)}`,
+        );
       const out = resolve(flags.out ?? flags.bundles);
-      const release = await acquireLock({ path: join(out, '.publish'), what: `publish or gc of ${out}`, wait: 5 * 60_000 });
+      const release = await acquireLock({
+        path: join(out, '.publish'),
+        what: `publish or gc of ${out}`,
+        wait: 5 * 60_000,
+      });
       try {
         const r = await collectGarbage(out, { graceMs: days * 86_400_000, dryRun: flags.dryRun });
         for (const f of r.deleted) process.stdout.write(`${flags.dryRun ? 'would delete' : 'deleted'} ${f}\n`);
-        process.stdout.write(`${r.referenced} referenced, ${r.waiting.length} unreferenced within the grace period, ${r.deleted.length} ${flags.dryRun ? 'to delete' : 'deleted'}\n`);
+        process.stdout.write(
+          `${r.referenced} referenced, ${r.waiting.length} unreferenced within the grace period, ${r.deleted.length} ${flags.dryRun ? 'to delete' : 'deleted'}\n`,
+        );
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BundlemirrorError('E_USAGE', `${out} has no manifest.js.gz: not a published tree`, { hint: 'pass --bundles the directory publish writes' });
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new BundlemirrorError('E_USAGE', `${out} has no manifest.js.gz: not a published tree`, {
+            hint: 'pass --bundles the directory publish writes',
+          });
         throw err;
       } finally {
         await release();

@@ -31,14 +31,22 @@ export function registerImport(program: Command): void {
     .option('-q, --quiet', 'print only warnings, errors and the summary')
     .action(async (kit: string, flags: ImportFlags) => {
       const config = loadPullConfig(flags.config);
-      const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info' });
+      const log = createPullLog({
+        file: config.core.log,
+        level: config.core.loglevel,
+        console: flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info',
+      });
       let report: ImportReport;
       try {
-        report = await untilInterrupted((signal) => importKit(config, { kit: resolve(kit), online: flags.online, force: flags.force, log, signal }));
+        report = await untilInterrupted((signal) =>
+          importKit(config, { kit: resolve(kit), online: flags.online, force: flags.force, log, signal }),
+        );
       } finally {
         await log.flush();
       }
-      process.stdout.write(`${summary(report.pull)}${report.older.length ? `; ${report.older.length} older than this replica, left alone` : ''}\n`);
+      process.stdout.write(
+        `${summary(report.pull)}${report.older.length ? `; ${report.older.length} older than this replica, left alone` : ''}\n`,
+      );
       if (report.pull.failed.length || report.pull.problems.length) process.exitCode = ExitStatus.repoFailed;
     });
 }

@@ -22,7 +22,10 @@ export interface InterruptOptions {
   rerun?: string;
 }
 
-export async function untilInterrupted<T>(work: (signal: AbortSignal) => Promise<T>, opts: InterruptOptions = {}): Promise<T> {
+export async function untilInterrupted<T>(
+  work: (signal: AbortSignal) => Promise<T>,
+  opts: InterruptOptions = {},
+): Promise<T> {
   const abort = new AbortController();
   const onInt = () => abort.abort(new InterruptedError('SIGINT'));
   const onTerm = () => abort.abort(new InterruptedError('SIGTERM'));

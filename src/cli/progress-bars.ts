@@ -1,6 +1,12 @@
 import { posix } from 'node:path';
 import { printable } from '../format/untrusted.js';
-import { createProgressReporter, type DownloadProgress, type FileProgress, type ProgressReporter, type ReporterOptions } from '../transfer/progress.js';
+import {
+  createProgressReporter,
+  type DownloadProgress,
+  type FileProgress,
+  type ProgressReporter,
+  type ReporterOptions,
+} from '../transfer/progress.js';
 
 /** One bar (or log line series) per file, started on its first progress event and finished once. */
 export function progressBars(opts: ReporterOptions = {}): {
@@ -48,7 +54,10 @@ export function fileLabel(repo: string, file: string): string {
 }
 
 function rawLabel(repo: string, file: string): string {
-  const name = posix.basename(file).replace(/\.bundle$/, '').slice(0, 12);
+  const name = posix
+    .basename(file)
+    .replace(/\.bundle$/, '')
+    .slice(0, 12);
   if (!file.includes('/')) return `${repo} ${name}`;
   const home = posix.dirname(posix.join(repo, file));
   return home === repo ? `${repo} ${name}` : `${repo} ${name} (from ${home})`;

@@ -27,21 +27,46 @@ interface PublishFlags {
 export function registerPublish(program: Command): void {
   program
     .command('publish')
-    .description('publish bare repositories as a static tree: manifest.js.gz, per-repository index.json, bundle-list and bundles')
-    .argument('[repo...]', 'publish only these repositories (disk path, e.g. $PWD from a hook, or manifest path like /pub/a.git)')
+    .description(
+      'publish bare repositories as a static tree: manifest.js.gz, per-repository index.json, bundle-list and bundles',
+    )
+    .argument(
+      '[repo...]',
+      'publish only these repositories (disk path, e.g. $PWD from a hook, or manifest path like /pub/a.git)',
+    )
     .requiredOption('-t, --toplevel <dir>', 'directory holding the bare repositories (any depth)')
     .option('--bundles <dir>', 'where to write the published tree (what serve --bundles serves)', 'bundles')
     .addOption(new Option('-o, --out <dir>', 'the old name of --bundles').hideHelp())
     .option('--base-url <url>', 'URL at which --bundles is served; bundle-list files then carry absolute URIs')
     .option('--ignore <glob>', 'leave out repositories whose manifest path matches (repeatable)', collect, [])
     .option('--wait <seconds>', 'how long to wait for another publish into the same --bundles', '300')
-    .option('--max-incrementals <n>', 'incremental bundles on top of one base before a new base', String(DEFAULT_CHAIN_POLICY.maxIncrementals))
-    .option('--chain-ratio <r>', 'new base once incrementals add up to this fraction of the base', String(DEFAULT_CHAIN_POLICY.maxChainRatio))
-    .option('--grace-days <d>', 'how long superseded bundles stay listed and on disk', String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000))
-    .option('--sign-key <file>', 'SSH private key: sign manifest.js.gz and every index.json (ssh-keygen -Y sign -n bundlemirror)')
+    .option(
+      '--max-incrementals <n>',
+      'incremental bundles on top of one base before a new base',
+      String(DEFAULT_CHAIN_POLICY.maxIncrementals),
+    )
+    .option(
+      '--chain-ratio <r>',
+      'new base once incrementals add up to this fraction of the base',
+      String(DEFAULT_CHAIN_POLICY.maxChainRatio),
+    )
+    .option(
+      '--grace-days <d>',
+      'how long superseded bundles stay listed and on disk',
+      String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000),
+    )
+    .option(
+      '--sign-key <file>',
+      'SSH private key: sign manifest.js.gz and every index.json (ssh-keygen -Y sign -n bundlemirror)',
+    )
     .option('-q, --quiet', 'print only the summary and errors')
-    .option('--notify <url>', 'then tell this replica daemon which repositories changed, e.g. http://replica:8090/notify (repeatable)', collect, [])
-    .option('--notify-token-file <file>', 'bearer token for --notify (the replicas\' [bundlemirror] notify_token_file)')
+    .option(
+      '--notify <url>',
+      'then tell this replica daemon which repositories changed, e.g. http://replica:8090/notify (repeatable)',
+      collect,
+      [],
+    )
+    .option('--notify-token-file <file>', "bearer token for --notify (the replicas' [bundlemirror] notify_token_file)")
     .action(async (repos: string[], flags: PublishFlags) => {
       const baseUrl = flags.baseUrl ? checkBaseUrl(flags.baseUrl) : null;
       const notify = notifierFor(flags.notify, flags.notifyTokenFile);
@@ -63,20 +88,28 @@ export function registerPublish(program: Command): void {
       for (const e of report.failed) process.stderr.write(`bundlemirror: ${e.describe()}\n`);
       // a missing LFS object is not a failure of the repository, but someone has to upload it
       if (flags.quiet) {
-        for (const r of report.lfs) for (const m of r.missing) process.stderr.write(`bundlemirror: ${r.path}: LFS object ${m.oid} (${m.size} bytes) is not in the origin's store; published without it\n`);
+        for (const r of report.lfs)
+          for (const m of r.missing)
+            process.stderr.write(
+              `bundlemirror: ${r.path}: LFS object ${m.oid} (${m.size} bytes) is not in the origin's store; published without it\n`,
+            );
       }
       const lfsAdded = report.lfs.flatMap((r) => r.added);
       const lfsMissing = report.lfs.reduce((n, r) => n + r.missing.length, 0);
       const lfsNote =
-        (lfsAdded.length ? `; ${lfsAdded.length} LFS object(s) (${formatBytes(lfsAdded.reduce((n, o) => n + o.size, 0))})` : '') +
-        (lfsMissing ? `; ${lfsMissing} LFS object(s) missing at the origin` : '');
+        (lfsAdded.length
+          ? `; ${lfsAdded.length} LFS object(s) (${formatBytes(lfsAdded.reduce((n, o) => n + o.size, 0))})`
+          : '') + (lfsMissing ? `; ${lfsMissing} LFS object(s) missing at the origin` : '');
       const bytes = report.changed.flatMap((c) => c.bundles).reduce((n, b) => n + b.size, 0);
       process.stdout.write(
         `published ${report.changed.length} changed, ${report.unchanged.length} unchanged, ${report.removed.length} removed, ` +
           `${report.failed.length} failed; ${formatBytes(bytes)} of new bundles; manifest ${report.manifestWritten ? 'written' : 'unchanged'}` +
           `${report.gc?.deleted.length ? `; ${report.gc.deleted.length} old file(s) deleted` : ''}${lfsNote}\n`,
       );
-      await notify?.(report.changed.map((c) => c.path), !!flags.quiet);
+      await notify?.(
+        report.changed.map((c) => c.path),
+        !!flags.quiet,
+      );
       if (report.failed.length) process.exitCode = ExitStatus.repoFailed;
     });
 }
@@ -87,7 +120,8 @@ function collect(value: string, previous: string[]): string[] {
 
 function number(value: string, flag: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new BundlemirrorError('E_USAGE', `${flag} takes a non-negative number, not ${JSON.stringify(value)}`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new BundlemirrorError('E_USAGE', `${flag} takes a non-negative number, not ${JSON.stringify(value)}`);
   return n;
 }
 

@@ -10,7 +10,6 @@ import { BundlemirrorError } from '../errors.js';
 import { runPullDaemon } from './pull-daemon.js';
 import { retryForOption, waitMessages } from './wait-messages.js';
 
-
 interface PullFlags {
   config: string;
   force?: boolean;
@@ -42,13 +41,26 @@ bundlemirror fsck REPO...), -l ([core] log in the config).`;
 function refuseGrokPullOnly(flags: PullFlags): void {
   const instead: [boolean, string, string][] = [
     [!!flags.pretty, '-y/--pretty', 'the local manifest is written as grokmirror writes it; drop -y'],
-    [!flags.reuseExistingRepos, '-r/--no-reuse-existing-repos', 'existing repositories are always adopted and verified by fingerprint; drop -r'],
-    [!!flags.verifyMirror, '-m/--verify-mirror', 'run bundlemirror status -c CONFIG --fetch (compare) or bundlemirror fsck -c CONFIG (check objects)'],
-    [flags.verifySubpath !== undefined, '-s/--verify-subpath', 'run bundlemirror fsck -c CONFIG REPO... for the repositories to check'],
+    [
+      !flags.reuseExistingRepos,
+      '-r/--no-reuse-existing-repos',
+      'existing repositories are always adopted and verified by fingerprint; drop -r',
+    ],
+    [
+      !!flags.verifyMirror,
+      '-m/--verify-mirror',
+      'run bundlemirror status -c CONFIG --fetch (compare) or bundlemirror fsck -c CONFIG (check objects)',
+    ],
+    [
+      flags.verifySubpath !== undefined,
+      '-s/--verify-subpath',
+      'run bundlemirror fsck -c CONFIG REPO... for the repositories to check',
+    ],
     [flags.logfile !== undefined, '-l/--logfile', 'set [core] log = FILE in the config'],
   ];
   for (const [given, flag, hint] of instead) {
-    if (given) throw new BundlemirrorError('E_USAGE', `grok-pull's ${flag} has no bundlemirror equivalent flag`, { hint });
+    if (given)
+      throw new BundlemirrorError('E_USAGE', `grok-pull's ${flag} has no bundlemirror equivalent flag`, { hint });
   }
 }
 
@@ -65,9 +77,19 @@ export function registerPull(program: Command): void {
     .option('--no-progress', 'no progress bars or progress lines')
     .option('-v, --verbose', 'explain every decision')
     .option('-q, --quiet', 'print only warnings, errors and the summary')
-    .option('--retry-for <duration>', 'keep retrying a failing server this long after the last byte arrived (30s, 10m, 1h; default [pull] retry_for, 5m)', retryForOption)
-    .option('--daemon', 'keep running: pull every [pull] refresh seconds, at [schedule "NAME"] cron times, and on push notifications')
-    .option('-o, --continuous', "grok-pull's name for --daemon (with no [pull] refresh it runs once, as grok-pull does)")
+    .option(
+      '--retry-for <duration>',
+      'keep retrying a failing server this long after the last byte arrived (30s, 10m, 1h; default [pull] retry_for, 5m)',
+      retryForOption,
+    )
+    .option(
+      '--daemon',
+      'keep running: pull every [pull] refresh seconds, at [schedule "NAME"] cron times, and on push notifications',
+    )
+    .option(
+      '-o, --continuous',
+      "grok-pull's name for --daemon (with no [pull] refresh it runs once, as grok-pull does)",
+    )
     .option('--config-check', 'read the config, report every problem and exit (0: usable, 2: not)')
     .addOption(new Option('-y, --pretty').hideHelp())
     .addOption(new Option('-r, --no-reuse-existing-repos').hideHelp())
@@ -80,7 +102,9 @@ export function registerPull(program: Command): void {
       const config = loadPullConfig(flags.config);
       if (flags.configCheck) {
         for (const w of config.warnings) process.stderr.write(`bundlemirror: warning: ${w.message}\n`);
-        process.stdout.write(`${flags.config}: usable (${config.warnings.length} warning${config.warnings.length === 1 ? '' : 's'})\n`);
+        process.stdout.write(
+          `${flags.config}: usable (${config.warnings.length} warning${config.warnings.length === 1 ? '' : 's'})\n`,
+        );
         return;
       }
       // grok-pull -o runs once when the config sets no refresh interval
@@ -89,11 +113,26 @@ export function registerPull(program: Command): void {
       const bars = flags.progress && !flags.quiet && !flags.daemon ? progressBars({ log: (l) => log.info(l) }) : null;
       const onTerminal = bars !== null && Boolean(process.stderr.isTTY);
       const consoleLevel = flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info';
-      const log = createPullLog({ file: config.core.log, level: config.core.loglevel, console: consoleLevel, ...(onTerminal ? { write: bars.log } : {}) });
+      const log = createPullLog({
+        file: config.core.log,
+        level: config.core.loglevel,
+        console: consoleLevel,
+        ...(onTerminal ? { write: bars.log } : {}),
+      });
       for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
       if (flags.daemon) {
-        if (flags.force) throw new BundlemirrorError('E_USAGE', '--force cannot be combined with --daemon', { hint: 'run a one-off pull --force first, then start the daemon' });
-        return runPullDaemon({ config, log, purge: flags.purge, forcePurge: flags.forcePurge, retryForMs: flags.retryFor, progress: flags.progress });
+        if (flags.force)
+          throw new BundlemirrorError('E_USAGE', '--force cannot be combined with --daemon', {
+            hint: 'run a one-off pull --force first, then start the daemon',
+          });
+        return runPullDaemon({
+          config,
+          log,
+          purge: flags.purge,
+          forcePurge: flags.forcePurge,
+          retryForMs: flags.retryFor,
+          progress: flags.progress,
+        });
       }
       let report: PullReport;
       try {
@@ -108,7 +147,9 @@ export function registerPull(program: Command): void {
               signal,
               ...(flags.retryFor !== undefined ? { retryForMs: flags.retryFor } : {}),
               onWait: waitMessages((l) => log.warn(l)),
-              onProgress: bars ? (repo, file, p) => bars.update(`${repo}\0${file}`, fileLabel(repo, file), p) : undefined,
+              onProgress: bars
+                ? (repo, file, p) => bars.update(`${repo}\0${file}`, fileLabel(repo, file), p)
+                : undefined,
             }),
           { keptIn: () => keptDirs(config.core.toplevel), rerun: 'rerun pull to resume' },
         );
@@ -117,7 +158,8 @@ export function registerPull(program: Command): void {
         await log.flush();
       }
       process.stdout.write(summary(report) + '\n');
-      if (report.failed.length || report.problems.length || report.plan?.purgeBlocked) process.exitCode = ExitStatus.repoFailed;
+      if (report.failed.length || report.problems.length || report.plan?.purgeBlocked)
+        process.exitCode = ExitStatus.repoFailed;
       // files this user may not write are for the admin to fix (chown), as a configuration problem is
       if (report.failed.some((e) => e.code === 'E_PERMISSION')) process.exitCode = ExitStatus.usage;
     });

@@ -56,7 +56,8 @@ interface ServeFlags {
 }
 
 export async function runServe(flags: ServeFlags): Promise<void> {
-  if (flags.allow?.length && flags.onDemand === undefined) throw new BundlemirrorError('E_USAGE', '--allow applies to --on-demand DIR, which is missing');
+  if (flags.allow?.length && flags.onDemand === undefined)
+    throw new BundlemirrorError('E_USAGE', '--allow applies to --on-demand DIR, which is missing');
   const onDemand =
     flags.onDemand === undefined
       ? undefined
@@ -81,14 +82,23 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     gitLimits: { max: flags.gitBackends },
     onDemand,
   });
-  const git = flags.toplevel === undefined ? 'smart HTTP off (no --toplevel)' : `smart HTTP and Git LFS at ${server.url}/git/ from ${flags.toplevel}`;
+  const git =
+    flags.toplevel === undefined
+      ? 'smart HTTP off (no --toplevel)'
+      : `smart HTTP and Git LFS at ${server.url}/git/ from ${flags.toplevel}`;
   const what = bundles === null ? `the repositories of ${flags.toplevel}/manifest.js.gz` : bundles;
-  if (bundles !== null || flags.toplevel !== undefined) process.stderr.write(`bundlemirror: serving ${what} at ${server.url}/ (${git})\n`);
-  if (onDemand) process.stderr.write(`bundlemirror: bundles on demand at ${server.url}/on-demand (cache ${flags.onDemand}, allowed: ${(flags.allow ?? []).join(' ')})\n`);
+  if (bundles !== null || flags.toplevel !== undefined)
+    process.stderr.write(`bundlemirror: serving ${what} at ${server.url}/ (${git})\n`);
+  if (onDemand)
+    process.stderr.write(
+      `bundlemirror: bundles on demand at ${server.url}/on-demand (cache ${flags.onDemand}, allowed: ${(flags.allow ?? []).join(' ')})\n`,
+    );
   const writes =
-    flags.pushTo !== undefined ? `LFS uploads and locks redirected to ${flags.pushTo}`
-    : flags.lfsWriters !== undefined ? `LFS uploads and locks for the writers in ${flags.lfsWriters} (SIGHUP re-reads it)`
-    : 'LFS downloads only (no --lfs-writers)';
+    flags.pushTo !== undefined
+      ? `LFS uploads and locks redirected to ${flags.pushTo}`
+      : flags.lfsWriters !== undefined
+        ? `LFS uploads and locks for the writers in ${flags.lfsWriters} (SIGHUP re-reads it)`
+        : 'LFS downloads only (no --lfs-writers)';
   if (flags.toplevel !== undefined) process.stderr.write(`bundlemirror: ${writes}\n`);
   const onHup = () => {
     server.reloadWriters().then(
@@ -99,7 +109,9 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   process.on('SIGHUP', onHup);
   const sig = await firstSignal(['SIGINT', 'SIGTERM']);
   process.off('SIGHUP', onHup);
-  process.stderr.write(`bundlemirror: ${sig}: finishing responses in flight (up to ${SHUTDOWN_GRACE_MS / 1000} s), then exiting\n`);
+  process.stderr.write(
+    `bundlemirror: ${sig}: finishing responses in flight (up to ${SHUTDOWN_GRACE_MS / 1000} s), then exiting\n`,
+  );
   // a second signal means "now": the default handler is back, so it ends the process
   await server.close({ graceMs: SHUTDOWN_GRACE_MS });
   await onDemand?.close({ abort: true });
@@ -109,19 +121,51 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('serve the published tree (with byte ranges), read-only smart HTTP git and a status page')
-    .option('--bundles <dir>', 'published tree to serve (output of publish; default bundles, none with --on-demand or --toplevel alone)')
-    .option('--toplevel <dir>', 'bare repositories to serve read-only over smart HTTP at /git/ (those the manifest lists)')
+    .option(
+      '--bundles <dir>',
+      'published tree to serve (output of publish; default bundles, none with --on-demand or --toplevel alone)',
+    )
+    .option(
+      '--toplevel <dir>',
+      'bare repositories to serve read-only over smart HTTP at /git/ (those the manifest lists)',
+    )
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
-    .option('--lfs-writers <file>', 'who may upload Git LFS objects and take locks: one "name token" per line (re-read on SIGHUP)')
-    .option('--push-to <url>', 'the master: git pushes, LFS uploads and locks get a 307 to the same path under this URL')
-    .option('--git-backends <n>', `git http-backend processes at once for /git/ (default ${defaultBackends()}: twice the CPUs); more wait briefly, then get 503`, parseCount)
-    .option('--on-demand <dir>', 'run the on-demand bundle service with this cache directory (API at /api/on-demand, page at /on-demand)')
-    .option('--allow <pattern...>', 'upstream URLs the on-demand service may clone, e.g. "https://github.com/*" (repeatable)')
-    .option('--on-demand-ttl <duration>', 'refresh a mirror older than this when it is requested again', parseDuration, 3600_000)
+    .option(
+      '--lfs-writers <file>',
+      'who may upload Git LFS objects and take locks: one "name token" per line (re-read on SIGHUP)',
+    )
+    .option(
+      '--push-to <url>',
+      'the master: git pushes, LFS uploads and locks get a 307 to the same path under this URL',
+    )
+    .option(
+      '--git-backends <n>',
+      `git http-backend processes at once for /git/ (default ${defaultBackends()}: twice the CPUs); more wait briefly, then get 503`,
+      parseCount,
+    )
+    .option(
+      '--on-demand <dir>',
+      'run the on-demand bundle service with this cache directory (API at /api/on-demand, page at /on-demand)',
+    )
+    .option(
+      '--allow <pattern...>',
+      'upstream URLs the on-demand service may clone, e.g. "https://github.com/*" (repeatable)',
+    )
+    .option(
+      '--on-demand-ttl <duration>',
+      'refresh a mirror older than this when it is requested again',
+      parseDuration,
+      3600_000,
+    )
     .option('--on-demand-jobs <n>', 'clones and fetches running at once', parseCount, 2)
     .option('--on-demand-max-repo-size <size>', 'stop a clone that grows past this size', parseSize, 2 * 1024 ** 3)
-    .option('--on-demand-max-cache-size <size>', 'evict least recently requested mirrors past this total', parseSize, 20 * 1024 ** 3)
+    .option(
+      '--on-demand-max-cache-size <size>',
+      'evict least recently requested mirrors past this total',
+      parseSize,
+      20 * 1024 ** 3,
+    )
     .action(async (flags: ServeFlags) => {
       await runServe(flags);
     });

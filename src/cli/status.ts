@@ -20,16 +20,23 @@ interface StatusFlags {
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('show every repository of a replica: in sync, behind, failing (with the last error) or not cloned, size and last success')
+    .description(
+      'show every repository of a replica: in sync, behind, failing (with the last error) or not cloned, size and last success',
+    )
     .requiredOption('-c, --config <file>', 'replica config (grokmirror.conf format)')
     .option('--json', 'machine-readable output (see README: status --json)')
     .option('--metrics', 'Prometheus text format (for a node_exporter textfile collector)')
     .option('--no-size', 'do not measure objects/ of each repository')
-    .option('--fetch', 'compare against the remote manifest downloaded now (one request) instead of the copy the last pull saved')
+    .option(
+      '--fetch',
+      'compare against the remote manifest downloaded now (one request) instead of the copy the last pull saved',
+    )
     .action(async (flags: StatusFlags) => {
       const config = loadPullConfig(flags.config);
       const status = await replicaStatus(config, { sizes: flags.size, fetch: !!flags.fetch });
-      process.stdout.write(flags.json ? safeJson(status, 1) + '\n' : flags.metrics ? renderMetrics(status) : renderStatusTable(status));
+      process.stdout.write(
+        flags.json ? safeJson(status, 1) + '\n' : flags.metrics ? renderMetrics(status) : renderStatusTable(status),
+      );
     });
 }
 
@@ -39,19 +46,41 @@ export function renderStatusTable(s: ReplicaStatus): string {
     s.manifest.source === 'none'
       ? 'no remote manifest known yet (run pull, or status --fetch)'
       : `remote manifest ${s.manifest.source === 'fetched' ? 'fetched now' : `saved ${shortTime(s.manifest.savedAt)}`} (${s.manifest.repositories} selected)`;
-  const lock = s.lock.held ? `pull running (pid ${s.lock.pid ?? '?'}${s.lock.startedAt ? `, since ${shortTime(s.lock.startedAt)}` : ''})` : 'no pull running';
+  const lock = s.lock.held
+    ? `pull running (pid ${s.lock.pid ?? '?'}${s.lock.startedAt ? `, since ${shortTime(s.lock.startedAt)}` : ''})`
+    : 'no pull running';
   lines.push(`${s.toplevel}: ${manifest}; ${lock}${s.lastRun ? `; ${describeLastRun(s.lastRun)}` : ''}`);
   const signed = s.manifest.signed;
   if (signed) {
     const age = `published ${shortTime(signed.published)} (${formatAge(signed.ageSeconds)} ago), signed by ${signed.principal}`;
-    lines.push(signed.stale ? `WARNING: the newest signed manifest accepted was ${age}, longer ago than [remote] manifest_max_age: the origin or the host this replica pulls from may have stopped (a frozen tree)` : `signed manifest ${age}`);
+    lines.push(
+      signed.stale
+        ? `WARNING: the newest signed manifest accepted was ${age}, longer ago than [remote] manifest_max_age: the origin or the host this replica pulls from may have stopped (a frozen tree)`
+        : `signed manifest ${age}`,
+    );
   }
   const rows: string[][] = [['STATE', 'REPOSITORY', 'SIZE', 'LAST SUCCESS', 'NOTE']];
-  for (const r of s.repos) rows.push([r.state, r.path, r.sizeBytes === null ? '-' : formatBytes(r.sizeBytes), r.lastSuccess ? shortTime(r.lastSuccess) : 'never', note(r)]);
+  for (const r of s.repos)
+    rows.push([
+      r.state,
+      r.path,
+      r.sizeBytes === null ? '-' : formatBytes(r.sizeBytes),
+      r.lastSuccess ? shortTime(r.lastSuccess) : 'never',
+      note(r),
+    ]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  for (const row of rows) lines.push(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  for (const row of rows)
+    lines.push(
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    );
   const c = s.counts;
-  const extra = [c['not-in-manifest'] ? `not in manifest ${c['not-in-manifest']}` : '', c.unknown ? `unknown ${c.unknown}` : ''].filter(Boolean);
+  const extra = [
+    c['not-in-manifest'] ? `not in manifest ${c['not-in-manifest']}` : '',
+    c.unknown ? `unknown ${c.unknown}` : '',
+  ].filter(Boolean);
   lines.push(
     `in sync ${c['in-sync']}, behind ${c.behind}, failing ${c.failing}, not cloned ${c['not-cloned']}${extra.length ? `, ${extra.join(', ')}` : ''}` +
       `${s.sizeBytes !== null ? `; ${formatBytes(s.sizeBytes)} of objects${s.objstoreBytes ? ` (${formatBytes(s.objstoreBytes)} in shared object stores)` : ''}` : ''}` +

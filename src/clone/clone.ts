@@ -31,9 +31,12 @@ export function resolveCloneUrl(input: string, gitUrl?: string): CloneTarget {
   try {
     url = new URL(input);
   } catch {
-    throw new BundlemirrorError('E_USAGE', `${JSON.stringify(input)} is not a URL`, { hint: 'pass the repository URL shown on the origin page, e.g. http://host:8080/pub/project.git' });
+    throw new BundlemirrorError('E_USAGE', `${JSON.stringify(input)} is not a URL`, {
+      hint: 'pass the repository URL shown on the origin page, e.g. http://host:8080/pub/project.git',
+    });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new BundlemirrorError('E_USAGE', `only http(s) URLs can be cloned with bundles, not ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new BundlemirrorError('E_USAGE', `only http(s) URLs can be cloned with bundles, not ${url.protocol}`);
   let path = decodeURIComponent(url.pathname).replace(/\/+$/, '');
   path = path.replace(/\/(index\.json|bundle-list)$/, '');
   if (path.startsWith('/git/')) path = path.slice(4);
@@ -67,17 +70,20 @@ export async function cloneRepo(target: CloneTarget, dir: string, opts: CloneOpt
   const gitDir = join(dir, '.git');
   const work = join(gitDir, 'bundlemirror');
   const retry = { retryForMs: opts.retryForMs, onWait: opts.onWait };
-  const doc = await fetchDocument(target.indexUrl, { maxBytes: 64 << 20, signal: opts.signal, ...retry }).catch((err: unknown) => {
-    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
-      throw new BundlemirrorError('E_NOT_FOUND', `no repository index at ${target.indexUrl} (404)`, {
-        repo: target.repo,
-        hint: 'check the URL: it is the repository as the origin page shows it, e.g. http://host:8080/pub/project.git',
-        cause: err,
-      });
-    }
-    throw err;
-  });
-  if (doc.status !== 'ok') throw new BundlemirrorError('E_INDEX', `no index at ${target.indexUrl}`, { repo: target.repo });
+  const doc = await fetchDocument(target.indexUrl, { maxBytes: 64 << 20, signal: opts.signal, ...retry }).catch(
+    (err: unknown) => {
+      if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
+        throw new BundlemirrorError('E_NOT_FOUND', `no repository index at ${target.indexUrl} (404)`, {
+          repo: target.repo,
+          hint: 'check the URL: it is the repository as the origin page shows it, e.g. http://host:8080/pub/project.git',
+          cause: err,
+        });
+      }
+      throw err;
+    },
+  );
+  if (doc.status !== 'ok')
+    throw new BundlemirrorError('E_INDEX', `no index at ${target.indexUrl}`, { repo: target.repo });
   const index = parseRepoIndex(doc.body, target.repo);
   const branch = index.head?.startsWith('ref: refs/heads/') ? index.head.slice('ref: refs/heads/'.length) : 'main';
 
@@ -112,7 +118,10 @@ export async function cloneRepo(target: CloneTarget, dir: string, opts: CloneOpt
       const header = await readBundleHeader(file);
       const have = await existingObjects(gitDir, header.prerequisites, target.repo);
       if (header.prerequisites.some((p) => !have.has(p))) {
-        throw new BundlemirrorError('E_PREREQUISITES', `bundle ${b.uri} needs commits the clone lacks`, { repo: target.repo, hint: 'rerun the same command' });
+        throw new BundlemirrorError('E_PREREQUISITES', `bundle ${b.uri} needs commits the clone lacks`, {
+          repo: target.repo,
+          hint: 'rerun the same command',
+        });
       }
       await unbundle(gitDir, file, target.repo, { signal: opts.signal });
     }
@@ -124,7 +133,9 @@ export async function cloneRepo(target: CloneTarget, dir: string, opts: CloneOpt
     report.fetched = true;
   } catch (err) {
     if (choice.kind !== 'bundles') throw err;
-    log(`warning: git fetch from ${target.gitUrl} failed (${(err as Error).message}); the clone holds what the bundles had`);
+    log(
+      `warning: git fetch from ${target.gitUrl} failed (${(err as Error).message}); the clone holds what the bundles had`,
+    );
   }
   await checkoutTracking(dir, 'origin', branch);
   await rm(work, { recursive: true, force: true });
@@ -137,7 +148,8 @@ async function trackingRefs(gitDir: string, index: RepoIndex, repo: string): Pro
   const updates: RefUpdate[] = [];
   for (const [name, oid] of Object.entries(index.refs)) {
     if (!have.has(oid)) continue;
-    if (name.startsWith('refs/heads/')) updates.push({ name: `refs/remotes/origin/${name.slice('refs/heads/'.length)}`, oid });
+    if (name.startsWith('refs/heads/'))
+      updates.push({ name: `refs/remotes/origin/${name.slice('refs/heads/'.length)}`, oid });
     else if (name.startsWith('refs/tags/') || name.startsWith('refs/notes/')) updates.push({ name, oid });
   }
   return updates;
@@ -153,8 +165,14 @@ async function prepareDir(dir: string, target: CloneTarget): Promise<void> {
   }
   const marker = await readFile(join(dir, '.git', 'bundlemirror', MARKER), 'utf8').catch(() => null);
   if (marker && (JSON.parse(marker) as { url?: string }).url === target.indexUrl) return; // resuming
-  const isDir = await stat(dir).then((s) => s.isDirectory()).catch(() => false);
-  throw new BundlemirrorError('E_USAGE', `${dir} ${isDir ? 'is not empty' : 'exists'} and is not an unfinished clone of ${target.repo}`, {
-    hint: 'choose a new directory, or rerun with the same URL to continue an interrupted clone',
-  });
+  const isDir = await stat(dir)
+    .then((s) => s.isDirectory())
+    .catch(() => false);
+  throw new BundlemirrorError(
+    'E_USAGE',
+    `${dir} ${isDir ? 'is not empty' : 'exists'} and is not an unfinished clone of ${target.repo}`,
+    {
+      hint: 'choose a new directory, or rerun with the same URL to continue an interrupted clone',
+    },
+  );
 }

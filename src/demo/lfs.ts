@@ -79,10 +79,15 @@ export async function demoLfs(c: LfsDemoContext): Promise<boolean> {
   await run(['commit', '--quiet', '-m', 'Add the intro video'], wt);
   await run(['push', '--quiet', 'origin', 'main'], wt);
   const oid = createHash('sha256').update(body).digest('hex');
-  c.say(`   git lfs push: ${FILE} (${formatBytes(SIZE)}) uploaded as ${oid.slice(0, 12)} to ${c.server.url}/git${LFS_REPO}/info/lfs`);
+  c.say(
+    `   git lfs push: ${FILE} (${formatBytes(SIZE)}) uploaded as ${oid.slice(0, 12)} to ${c.server.url}/git${LFS_REPO}/info/lfs`,
+  );
 
   const published = await publish({ toplevel: c.originTop, out: c.out, only: [bare] });
-  for (const r of published.lfs) c.say(`   publish ${r.path}: ${r.added.length} LFS object(s), ${formatBytes(r.added.reduce((n, o) => n + o.size, 0))}, hard-linked into the tree`);
+  for (const r of published.lfs)
+    c.say(
+      `   publish ${r.path}: ${r.added.length} LFS object(s), ${formatBytes(r.added.reduce((n, o) => n + o.size, 0))}, hard-linked into the tree`,
+    );
 
   const report: PullReport = await pull(c.config, { log: c.log });
   if (report.failed.length) return false;
@@ -93,7 +98,9 @@ export async function demoLfs(c: LfsDemoContext): Promise<boolean> {
     const clone = join(c.work, 'assets-clone');
     await run(['clone', '--quiet', `${replica.url}/git${LFS_REPO}`, clone]);
     const same = (await readFile(join(clone, FILE))).equals(body);
-    c.say(`   git clone ${replica.url}/git${LFS_REPO} (the replica's serve): ${FILE} ${same ? 'checked out with its real content' : 'DIFFERS'}`);
+    c.say(
+      `   git clone ${replica.url}/git${LFS_REPO} (the replica's serve): ${FILE} ${same ? 'checked out with its real content' : 'DIFFERS'}`,
+    );
     return same;
   } finally {
     await replica.close();

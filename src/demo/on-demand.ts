@@ -13,14 +13,24 @@ import { startServer } from '../server/server.js';
 import { startFaultProxy } from '../faults/fault-proxy.js';
 import { formatBytes } from '../format/bytes.js';
 
-export async function demoOnDemand(opts: { work: string; upstream: string; cutEvery: number; say: (line?: string) => void }): Promise<boolean> {
+export async function demoOnDemand(opts: {
+  work: string;
+  upstream: string;
+  cutEvery: number;
+  say: (line?: string) => void;
+}): Promise<boolean> {
   const { say } = opts;
   const service = await OnDemandService.open({ dir: join(opts.work, 'on-demand'), allow: ['http://127.0.0.1:*/*'] });
   const server = await startServer({ bundles: null, port: 0, log: false, onDemand: service });
-  const link = await startFaultProxy({ upstream: { host: '127.0.0.1', port: server.port }, cutAfterBytes: opts.cutEvery });
+  const link = await startFaultProxy({
+    upstream: { host: '127.0.0.1', port: server.port },
+    cutAfterBytes: opts.cutEvery,
+  });
   try {
     const dir = join(opts.work, 'via-clone');
-    say(`   serve --on-demand ${join(opts.work, 'on-demand').replace(process.cwd() + '/', '')} --allow 'http://127.0.0.1:*/*'   (page: ${server.url}/on-demand)`);
+    say(
+      `   serve --on-demand ${join(opts.work, 'on-demand').replace(process.cwd() + '/', '')} --allow 'http://127.0.0.1:*/*'   (page: ${server.url}/on-demand)`,
+    );
     say(`   bundlemirror clone --via ${link.url('')} ${opts.upstream} ${dir.replace(process.cwd() + '/', '')}`);
     let last = '';
     const mirror = await askService(link.url(''), opts.upstream, {
@@ -33,7 +43,9 @@ export async function demoOnDemand(opts: { work: string; upstream: string; cutEv
     });
     const r = await cloneRepo({ indexUrl: mirror.indexUrl, repo: mirror.path, gitUrl: opts.upstream }, dir);
     const origin = (await git(['config', 'remote.origin.url'], { cwd: dir })).stdout.toString().trim();
-    say(`   cloned from ${r.bundles} bundle(s) (${formatBytes(r.bytesDownloaded)}), the link was cut ${link.stats.cuts} times; origin = ${origin}`);
+    say(
+      `   cloned from ${r.bundles} bundle(s) (${formatBytes(r.bytesDownloaded)}), the link was cut ${link.stats.cuts} times; origin = ${origin}`,
+    );
     return r.fetched && origin === opts.upstream;
   } finally {
     await link.close();

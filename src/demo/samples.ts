@@ -58,7 +58,9 @@ function fastImportStream(repo: SampleRepo): Buffer {
       mark += 1;
       time += 3600;
       const msg = Buffer.from(c.message + '\n');
-      text(`commit refs/heads/${branch}\nmark :${mark}\nauthor ${WHO} ${time} +0000\ncommitter ${WHO} ${time} +0000\ndata ${msg.length}\n`);
+      text(
+        `commit refs/heads/${branch}\nmark :${mark}\nauthor ${WHO} ${time} +0000\ncommitter ${WHO} ${time} +0000\ndata ${msg.length}\n`,
+      );
       parts.push(msg);
       if (from !== null) text(`from :${from}\n`);
       for (const [name, m] of blobMarks) text(`M 100644 :${m} ${name}\n`);
@@ -85,7 +87,15 @@ function fastImportStream(repo: SampleRepo): Buffer {
 export async function createSampleRepo(toplevel: string, repo: SampleRepo): Promise<string> {
   const dir = diskPathOf(toplevel, repo.path);
   await mkdir(dir, { recursive: true });
-  await git(['init', '--bare', '--quiet', '--initial-branch', Object.keys(repo.branches)[0] ?? 'main', '--end-of-options', dir]);
+  await git([
+    'init',
+    '--bare',
+    '--quiet',
+    '--initial-branch',
+    Object.keys(repo.branches)[0] ?? 'main',
+    '--end-of-options',
+    dir,
+  ]);
   await git(['fast-import', '--quiet', '--done'], { gitDir: dir, input: fastImportStream(repo) });
   await writeFile(join(dir, 'description'), repo.description + '\n');
   if (repo.owner) await git(['config', 'gitweb.owner', repo.owner], { gitDir: dir });
@@ -97,7 +107,7 @@ function commits(seed: string, n: number, bytesEach: number): SampleCommit[] {
     message: `${seed}: change ${i + 1}`,
     files: {
       [`src/part-${String(i + 1).padStart(3, '0')}.dat`]: seededBytes(`${seed}-${i}`, bytesEach),
-      'NEWS': Buffer.from(`${seed} change ${i + 1}\n`),
+      NEWS: Buffer.from(`${seed} change ${i + 1}\n`),
     },
   }));
 }
@@ -127,4 +137,3 @@ export function demoCollection(): SampleRepo[] {
     },
   ];
 }
-

@@ -78,7 +78,14 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   let faults: FaultOptions = { ...opts };
   let random = rngFor(faults.cutAfterBytes);
   let faultyLeft = faults.faultyConnections ?? Infinity;
-  const stats: FaultProxyStats = { connections: 0, bytesDownstream: 0, bytesUpstream: 0, cuts: 0, stalls: 0, refused: 0 };
+  const stats: FaultProxyStats = {
+    connections: 0,
+    bytesDownstream: 0,
+    bytesUpstream: 0,
+    cuts: 0,
+    stalls: 0,
+    refused: 0,
+  };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   /** When the simulated slow link has sent everything queued so far (shared by all connections). */

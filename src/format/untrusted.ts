@@ -19,7 +19,14 @@ export function unsafeTextProblem(s: string): string | null {
   const m = UNSAFE.exec(s);
   if (!m) return null;
   const c = m[0].codePointAt(0)!;
-  const name = c < 0x20 || c === 0x7f ? 'a control character' : c <= 0x9f ? 'a C1 control character' : c === 0x2028 || c === 0x2029 ? 'a line or paragraph separator' : 'a bidirectional-text control';
+  const name =
+    c < 0x20 || c === 0x7f
+      ? 'a control character'
+      : c <= 0x9f
+        ? 'a C1 control character'
+        : c === 0x2028 || c === 0x2029
+          ? 'a line or paragraph separator'
+          : 'a bidirectional-text control';
   return `contains ${name} (U+${c.toString(16).toUpperCase().padStart(4, '0')})`;
 }
 
@@ -73,5 +80,8 @@ export function printable(s: string): string {
  */
 export function safeJson(value: unknown, indent?: number): string {
   // C0 inside strings is escaped by JSON.stringify already; the layout's own line breaks stay
-  return JSON.stringify(value, null, indent).replace(UNSAFE_BEYOND_C0, (ch) => `\\u${ch.codePointAt(0)!.toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value, null, indent).replace(
+    UNSAFE_BEYOND_C0,
+    (ch) => `\\u${ch.codePointAt(0)!.toString(16).padStart(4, '0')}`,
+  );
 }

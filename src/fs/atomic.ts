@@ -61,7 +61,11 @@ export async function commitFile(tmp: string, file: string): Promise<void> {
  * one to start. `recursive` searches subdirectories too (dot directories
  * excepted).
  */
-export async function removeStaleTemps(dir: string, olderThanMs = 60 * 60 * 1000, opts: { recursive?: boolean } = {}): Promise<number> {
+export async function removeStaleTemps(
+  dir: string,
+  olderThanMs = 60 * 60 * 1000,
+  opts: { recursive?: boolean } = {},
+): Promise<number> {
   let removed = 0;
   let entries: Dirent[];
   try {

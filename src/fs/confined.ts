@@ -33,7 +33,8 @@ export interface ConfinedOptions {
 function partsOf(rel: string | readonly string[]): string[] {
   const parts = typeof rel === 'string' ? rel.split('/').filter((p) => p !== '') : [...rel];
   for (const p of parts) {
-    if (p === '.' || p === '..' || p === '' || p.includes('/') || p.includes(sep)) throw new TypeError(`confinedPath: bad component ${JSON.stringify(p)}`);
+    if (p === '.' || p === '..' || p === '' || p.includes('/') || p.includes(sep))
+      throw new TypeError(`confinedPath: bad component ${JSON.stringify(p)}`);
   }
   return parts;
 }
@@ -44,7 +45,11 @@ function partsOf(rel: string | readonly string[]): string[] {
  * last is a directory. The root itself is the administrator's: it may be
  * reached through symlinks.
  */
-export async function confinedPath(root: string, rel: string | readonly string[], opts: ConfinedOptions = {}): Promise<string> {
+export async function confinedPath(
+  root: string,
+  rel: string | readonly string[],
+  opts: ConfinedOptions = {},
+): Promise<string> {
   const parts = partsOf(rel);
   let here = root;
   for (let i = 0; i < parts.length; i += 1) {
@@ -57,17 +62,23 @@ export async function confinedPath(root: string, rel: string | readonly string[]
         if (err.code !== 'EEXIST') throw err;
       });
       st = await lstatOrNull(next);
-      if (st === null) throw Object.assign(new Error(`${next} vanished while it was being created`), { code: 'ENOENT' });
+      if (st === null)
+        throw Object.assign(new Error(`${next} vanished while it was being created`), { code: 'ENOENT' });
     }
     if (st.isSymbolicLink()) {
       const relPath = parts.slice(0, i + 1).join('/');
       const expected = opts.trustedLinks?.get(relPath);
-      if (expected === undefined || (await readlink(next).catch(() => null)) !== expected) throw symlinkRefused(root, next, opts);
+      if (expected === undefined || (await readlink(next).catch(() => null)) !== expected)
+        throw symlinkRefused(root, next, opts);
     } else if (!last && !st.isDirectory()) {
-      throw new BundlemirrorError('E_SYMLINK', `${next} is not a directory; refusing to write ${opts.what ?? 'there'} below it`, {
-        repo: opts.repo,
-        hint: `move ${next} out of the way`,
-      });
+      throw new BundlemirrorError(
+        'E_SYMLINK',
+        `${next} is not a directory; refusing to write ${opts.what ?? 'there'} below it`,
+        {
+          repo: opts.repo,
+          hint: `move ${next} out of the way`,
+        },
+      );
     }
     here = next;
   }
@@ -83,10 +94,14 @@ export async function confinedAbsolute(root: string, abs: string, opts: Confined
 }
 
 function symlinkRefused(root: string, at: string, opts: ConfinedOptions): BundlemirrorError {
-  return new BundlemirrorError('E_SYMLINK', `${at} is a symlink the replica did not make; refusing to write ${opts.what ?? 'anything'} through it`, {
-    repo: opts.repo,
-    hint: `remove ${at} (bundlemirror creates and checks the manifest's symlinks itself); nothing under ${root} is written through a symlink`,
-  });
+  return new BundlemirrorError(
+    'E_SYMLINK',
+    `${at} is a symlink the replica did not make; refusing to write ${opts.what ?? 'anything'} through it`,
+    {
+      repo: opts.repo,
+      hint: `remove ${at} (bundlemirror creates and checks the manifest's symlinks itself); nothing under ${root} is written through a symlink`,
+    },
+  );
 }
 
 async function lstatOrNull(p: string) {

@@ -49,7 +49,11 @@ export function parseBundleHeader(header: Buffer, file = 'bundle'): BundleHeader
   let version: 2 | 3;
   if (sig === '# v2 git bundle') version = 2;
   else if (sig === '# v3 git bundle') version = 3;
-  else throw new BundlemirrorError('E_BUNDLE_VERIFY', `${file}: not a git bundle (signature ${JSON.stringify(sig?.slice(0, 40))})`);
+  else
+    throw new BundlemirrorError(
+      'E_BUNDLE_VERIFY',
+      `${file}: not a git bundle (signature ${JSON.stringify(sig?.slice(0, 40))})`,
+    );
   const prerequisites: string[] = [];
   const tips: { oid: string; name: string }[] = [];
   for (const line of lines) {
@@ -89,9 +93,16 @@ export async function createBundle(
   out: Writable,
   opts: { repo: string; env?: Record<string, string> },
 ): Promise<boolean> {
-  const args = revs === 'all' ? ['bundle', 'create', '--quiet', '-', '--all'] : ['bundle', 'create', '--quiet', '-', '--stdin'];
+  const args =
+    revs === 'all' ? ['bundle', 'create', '--quiet', '-', '--all'] : ['bundle', 'create', '--quiet', '-', '--stdin'];
   try {
-    await git(args, { gitDir, repo: opts.repo, env: opts.env, stdout: out, input: revs === 'all' ? undefined : revs.join('\n') + '\n' });
+    await git(args, {
+      gitDir,
+      repo: opts.repo,
+      env: opts.env,
+      stdout: out,
+      input: revs === 'all' ? undefined : revs.join('\n') + '\n',
+    });
     return true;
   } catch (err) {
     if (err instanceof GitError && EMPTY_BUNDLE.test(err.stderr)) return false;

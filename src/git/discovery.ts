@@ -22,7 +22,11 @@ export interface FoundRepo {
 
 export async function isBareRepository(dir: string): Promise<boolean> {
   try {
-    const [head, objects, refs] = await Promise.all([stat(join(dir, 'HEAD')), stat(join(dir, 'objects')), stat(join(dir, 'refs'))]);
+    const [head, objects, refs] = await Promise.all([
+      stat(join(dir, 'HEAD')),
+      stat(join(dir, 'objects')),
+      stat(join(dir, 'refs')),
+    ]);
     return head.isFile() && objects.isDirectory() && refs.isDirectory();
   } catch {
     return false;
@@ -36,9 +40,13 @@ export async function resolveToplevel(toplevel: string): Promise<string> {
     if (!(await stat(top)).isDirectory()) throw new Error('not a directory');
     return top;
   } catch (err) {
-    throw new BundlemirrorError('E_TOPLEVEL', `toplevel ${toplevel} is not a readable directory: ${(err as Error).message}`, {
-      hint: 'pass --toplevel the directory that holds your bare repositories',
-    });
+    throw new BundlemirrorError(
+      'E_TOPLEVEL',
+      `toplevel ${toplevel} is not a readable directory: ${(err as Error).message}`,
+      {
+        hint: 'pass --toplevel the directory that holds your bare repositories',
+      },
+    );
   }
 }
 
@@ -57,7 +65,10 @@ export async function repoPathOfDir(top: string, dir: string): Promise<string | 
   }
 }
 
-export async function scanToplevel(toplevel: string, ignore: (path: string) => boolean = () => false): Promise<FoundRepo[]> {
+export async function scanToplevel(
+  toplevel: string,
+  ignore: (path: string) => boolean = () => false,
+): Promise<FoundRepo[]> {
   const top = await resolveToplevel(toplevel);
   const repos = new Map<string, FoundRepo>();
   const links: { path: string; target: string }[] = [];

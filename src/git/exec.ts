@@ -74,7 +74,8 @@ export function guardMirrorRoot(root: string, emptyHooksDir: string): void {
 export function mirrorConfigArgs(gitDir: string | undefined): string[] {
   if (!gitDir) return [];
   for (const [root, hooks] of mirrorRoots) {
-    if (gitDir === root || gitDir.startsWith(root + '/')) return ['-c', `core.hooksPath=${hooks}`, '-c', 'core.logAllRefUpdates=false'];
+    if (gitDir === root || gitDir.startsWith(root + '/'))
+      return ['-c', `core.hooksPath=${hooks}`, '-c', 'core.logAllRefUpdates=false'];
   }
   return [];
 }
@@ -100,8 +101,7 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
         stoppedByUs = true;
         child.kill('SIGTERM');
       });
-    }
-    else child.stdout.on('data', (c: Buffer) => out.push(c));
+    } else child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (c: string) => {
       if (err.length < 1 << 20) err += c;
@@ -112,7 +112,13 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
       // reported on 'close' once git (and what it started) is gone, so the caller may remove what git was writing
       if (opts.signal?.aborted && child.pid !== undefined) return;
       if (opts.signal?.aborted) reject(opts.signal.reason);
-      else reject(new BundlemirrorError('E_GIT', `could not run git ${args[0] ?? ''}: ${e.message}`, { repo: opts.repo, cause: e }));
+      else
+        reject(
+          new BundlemirrorError('E_GIT', `could not run git ${args[0] ?? ''}: ${e.message}`, {
+            repo: opts.repo,
+            cause: e,
+          }),
+        );
     });
     child.stdin.on('error', () => {
       /* git may exit before reading all input; the exit code tells what happened */
@@ -158,7 +164,10 @@ export class GitError extends BundlemirrorError {
   ) {
     // git out of space (unbundle, fetch) is a full disk for the user to fix, as when we write ourselves
     const full = DISK_FULL.test(stderr);
-    super(full ? 'E_DISK' : 'E_GIT', message, { repo, hint: full ? 'free some space; the next run resumes where this one stopped' : undefined });
+    super(full ? 'E_DISK' : 'E_GIT', message, {
+      repo,
+      hint: full ? 'free some space; the next run resumes where this one stopped' : undefined,
+    });
   }
 }
 

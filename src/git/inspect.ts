@@ -51,7 +51,10 @@ export async function readAlternates(dir: string): Promise<string[]> {
 
 /** Newest committer or tagger date among the refs, in seconds (grokmirror's `modified`). */
 export async function lastModified(dir: string, repo: string): Promise<number> {
-  const out = await gitText(['for-each-ref', '--count=1', '--sort=-creatordate', '--format=%(creatordate:unix)'], { gitDir: dir, repo });
+  const out = await gitText(['for-each-ref', '--count=1', '--sort=-creatordate', '--format=%(creatordate:unix)'], {
+    gitDir: dir,
+    repo,
+  });
   const n = Number.parseInt(out, 10);
   return Number.isFinite(n) && n > 0 ? n : Math.floor(Date.now() / 1000);
 }

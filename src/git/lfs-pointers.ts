@@ -12,20 +12,33 @@ import { isObjectId } from './refname.js';
 /** The version line and oid alone are longer than this: smaller blobs are never pointers. */
 const MIN_POINTER_SIZE = 100;
 
-export async function lfsPointersReachable(gitDir: string, tips: string[], exclude: string[], repo?: string): Promise<LfsPointer[]> {
+export async function lfsPointersReachable(
+  gitDir: string,
+  tips: string[],
+  exclude: string[],
+  repo?: string,
+): Promise<LfsPointer[]> {
   if (tips.length === 0) return [];
   const ids = [...tips, ...exclude];
   if (!ids.every(isObjectId)) throw new TypeError('lfsPointersReachable: object ids only');
   const input = [...tips, ...exclude.map((e) => `^${e}`)].join('\n') + '\n';
-  const listed = await git(['rev-list', '--objects', '--no-object-names', `--filter=blob:limit=${MAX_POINTER_SIZE - 1}`, '--stdin'], { gitDir, repo, input });
+  const listed = await git(
+    ['rev-list', '--objects', '--no-object-names', `--filter=blob:limit=${MAX_POINTER_SIZE - 1}`, '--stdin'],
+    { gitDir, repo, input },
+  );
   const objects = [...new Set(listed.stdout.toString('utf8').split('\n').filter(isObjectId))];
   if (objects.length === 0) return [];
 
-  const checked = await git(['cat-file', '--batch-check=%(objectname) %(objecttype) %(objectsize)'], { gitDir, repo, input: objects.join('\n') + '\n' });
+  const checked = await git(['cat-file', '--batch-check=%(objectname) %(objecttype) %(objectsize)'], {
+    gitDir,
+    repo,
+    input: objects.join('\n') + '\n',
+  });
   const candidates: string[] = [];
   for (const line of checked.stdout.toString('utf8').split('\n')) {
     const [oid, type, size] = line.split(' ');
-    if (type === 'blob' && oid && Number(size) >= MIN_POINTER_SIZE && Number(size) < MAX_POINTER_SIZE) candidates.push(oid);
+    if (type === 'blob' && oid && Number(size) >= MIN_POINTER_SIZE && Number(size) < MAX_POINTER_SIZE)
+      candidates.push(oid);
   }
   if (candidates.length === 0) return [];
 

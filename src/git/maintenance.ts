@@ -22,11 +22,23 @@ const PROBLEM = /^(error|fatal|missing|broken link|bad|invalid|corrupt)|is corru
  * pack is hashed, every object reachable from a ref must be there. Never
  * throws for a corrupt repository: the result says what git found.
  */
-export async function fsckFull(gitDir: string, repo?: string, opts: { signal?: AbortSignal; maxLines?: number } = {}): Promise<FsckResult> {
+export async function fsckFull(
+  gitDir: string,
+  repo?: string,
+  opts: { signal?: AbortSignal; maxLines?: number } = {},
+): Promise<FsckResult> {
   const okCodes = Array.from({ length: 255 }, (_, i) => i + 1);
-  const r = await git(['fsck', '--full', '--no-progress', '--no-dangling'], { gitDir, repo, okCodes, signal: opts.signal });
+  const r = await git(['fsck', '--full', '--no-progress', '--no-dangling'], {
+    gitDir,
+    repo,
+    okCodes,
+    signal: opts.signal,
+  });
   const output = (r.stderr + r.stdout.toString('utf8')).trim();
-  const lines = output.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   // exit 0 with warnings (old tags without a tagger, ...) is a healthy repository
   const problems = r.code === 0 ? [] : lines.filter((l) => PROBLEM.test(l));
   if (r.code !== 0 && problems.length === 0) problems.push(...lines.slice(-3), `git fsck exited with status ${r.code}`);
@@ -36,7 +48,12 @@ export async function fsckFull(gitDir: string, repo?: string, opts: { signal?: A
 /** Every value of a multi-valued config key (empty when unset). */
 export async function configGetAll(gitDir: string, key: string, repo?: string): Promise<string[]> {
   const r = await git(['config', '--get-all', key], { gitDir, repo, okCodes: [1] });
-  return r.code === 0 ? r.stdout.toString('utf8').split('\n').filter((l) => l !== '') : [];
+  return r.code === 0
+    ? r.stdout
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+    : [];
 }
 
 export interface RepackOptions {

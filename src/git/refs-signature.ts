@@ -57,7 +57,11 @@ export async function refsSignature(gitDir: string, takenAt = Date.now()): Promi
   return { signature, settled: newest < takenAt - RACY_MS };
 }
 
-async function walk(gitDir: string, rel: string, add: (name: string, st: Awaited<ReturnType<typeof lstatBig>>) => void): Promise<boolean> {
+async function walk(
+  gitDir: string,
+  rel: string,
+  add: (name: string, st: Awaited<ReturnType<typeof lstatBig>>) => void,
+): Promise<boolean> {
   const st = await lstatBig(join(gitDir, rel));
   if (!st.isDirectory()) return false;
   add(`${rel}/`, st);

@@ -42,7 +42,10 @@ export function formatShowRef(refs: Ref[]): string {
     .join('');
 }
 
-export async function fingerprint(gitDir: string, repo?: string): Promise<{ fingerprint: string; refs: Ref[]; raw: string }> {
+export async function fingerprint(
+  gitDir: string,
+  repo?: string,
+): Promise<{ fingerprint: string; refs: Ref[]; raw: string }> {
   const raw = await showRef(gitDir, repo);
   return { fingerprint: fingerprintOf(raw), refs: parseShowRef(raw), raw };
 }
@@ -61,11 +64,17 @@ export async function setHead(gitDir: string, head: string, repo?: string): Prom
   if (head.startsWith('ref: ')) {
     const target = head.slice(5);
     const problem = refNameProblem(target);
-    if (problem) throw new BundlemirrorError('E_UNSAFE_NAME', `HEAD target ${JSON.stringify(target)} ${problem}`, { repo });
+    if (problem)
+      throw new BundlemirrorError('E_UNSAFE_NAME', `HEAD target ${JSON.stringify(target)} ${problem}`, { repo });
     await git(['symbolic-ref', 'HEAD', target], { gitDir, repo });
     return;
   }
-  if (!isObjectId(head)) throw new BundlemirrorError('E_UNSAFE_NAME', `HEAD value ${JSON.stringify(head)} is neither a ref nor an object id`, { repo });
+  if (!isObjectId(head))
+    throw new BundlemirrorError(
+      'E_UNSAFE_NAME',
+      `HEAD value ${JSON.stringify(head)} is neither a ref nor an object id`,
+      { repo },
+    );
   await git(['update-ref', '--no-deref', 'HEAD', head], { gitDir, repo });
 }
 
@@ -90,7 +99,11 @@ export async function configUnset(gitDir: string, key: string, repo?: string): P
  * could have planted either. One git process when already so.
  */
 export async function protectMirror(gitDir: string, hooksDir: string, repo?: string): Promise<void> {
-  const r = await git(['config', '--local', '--get-regexp', '^core\\.(hookspath|logallrefupdates)$'], { gitDir, repo, okCodes: [1] });
+  const r = await git(['config', '--local', '--get-regexp', '^core\\.(hookspath|logallrefupdates)$'], {
+    gitDir,
+    repo,
+    okCodes: [1],
+  });
   const have = new Map(
     r.stdout
       .toString('utf8')
@@ -99,7 +112,8 @@ export async function protectMirror(gitDir: string, hooksDir: string, repo?: str
       .map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)] as const),
   );
   if (have.get('core.hookspath') !== hooksDir) await git(['config', 'core.hooksPath', hooksDir], { gitDir, repo });
-  if (have.get('core.logallrefupdates') !== 'false') await git(['config', 'core.logAllRefUpdates', 'false'], { gitDir, repo });
+  if (have.get('core.logallrefupdates') !== 'false')
+    await git(['config', 'core.logAllRefUpdates', 'false'], { gitDir, repo });
 }
 
 export async function initBare(dir: string, repo?: string): Promise<void> {
@@ -124,7 +138,10 @@ export async function updateRefs(gitDir: string, updates: RefUpdate[], repo?: st
     if (problem) throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${JSON.stringify(u.name)} ${problem}`, { repo });
     if (u.oid === null) lines.push(`delete ${u.name}`);
     else {
-      if (!isObjectId(u.oid)) throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${u.name}: ${JSON.stringify(u.oid)} is not an object id`, { repo });
+      if (!isObjectId(u.oid))
+        throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${u.name}: ${JSON.stringify(u.oid)} is not an object id`, {
+          repo,
+        });
       lines.push(`update ${u.name} ${u.oid}`);
     }
   }
@@ -133,7 +150,12 @@ export async function updateRefs(gitDir: string, updates: RefUpdate[], repo?: st
 }
 
 /** Which of these object ids exist in the repository (as commits or any object). */
-export async function existingObjects(gitDir: string, oids: string[], repo?: string, env?: Record<string, string>): Promise<Set<string>> {
+export async function existingObjects(
+  gitDir: string,
+  oids: string[],
+  repo?: string,
+  env?: Record<string, string>,
+): Promise<Set<string>> {
   const present = new Set<string>();
   if (oids.length === 0) return present;
   const r = await git(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
@@ -167,7 +189,12 @@ export function borrowObjectsFrom(otherGitDir: string): Record<string, string> |
  * commit is named by one of the given ids (a tag keeps its tag id). Ids
  * that do not lead to a commit are left out.
  */
-export async function independentTips(gitDir: string, oids: string[], repo?: string, env?: Record<string, string>): Promise<string[]> {
+export async function independentTips(
+  gitDir: string,
+  oids: string[],
+  repo?: string,
+  env?: Record<string, string>,
+): Promise<string[]> {
   if (oids.length === 0) return [];
   const peeled = await git(['cat-file', '--batch-check=%(objectname) %(rest)'], {
     gitDir,
@@ -208,7 +235,12 @@ export async function isConnected(gitDir: string, tips: string[], repo?: string)
 }
 
 /** Creates a bundle of the given revisions (`--all`, or tips plus `^prerequisite` lines). */
-export async function createBundle(gitDir: string, outFile: string, revs: 'all' | string[], repo?: string): Promise<void> {
+export async function createBundle(
+  gitDir: string,
+  outFile: string,
+  revs: 'all' | string[],
+  repo?: string,
+): Promise<void> {
   if (revs === 'all') {
     await git(['bundle', 'create', '--quiet', outFile, '--all'], { gitDir, repo });
     return;
@@ -221,7 +253,12 @@ export async function createBundle(gitDir: string, outFile: string, revs: 'all' 
  * from index.json in one transaction. git refuses (exit 1, nothing written)
  * when prerequisites are missing.
  */
-export async function unbundle(gitDir: string, bundleFile: string, repo?: string, opts: Pick<GitOptions, 'signal'> = {}): Promise<void> {
+export async function unbundle(
+  gitDir: string,
+  bundleFile: string,
+  repo?: string,
+  opts: Pick<GitOptions, 'signal'> = {},
+): Promise<void> {
   await git(['bundle', 'unbundle', bundleFile], { gitDir, repo, signal: opts.signal });
 }
 
@@ -238,10 +275,26 @@ export interface IndexedPack {
  * pack and its index into the repository and touches no ref. With that
  * flag git exits 1 when the pack is fine but needs objects from outside it.
  */
-export async function indexPack(gitDir: string, pack: NodeJS.ReadableStream, repo?: string, opts: Pick<GitOptions, 'signal'> = {}): Promise<IndexedPack> {
-  const r = await git(['index-pack', '--stdin', '--fix-thin', '--check-self-contained-and-connected'], { gitDir, repo, stdin: pack, okCodes: [1], signal: opts.signal });
+export async function indexPack(
+  gitDir: string,
+  pack: NodeJS.ReadableStream,
+  repo?: string,
+  opts: Pick<GitOptions, 'signal'> = {},
+): Promise<IndexedPack> {
+  const r = await git(['index-pack', '--stdin', '--fix-thin', '--check-self-contained-and-connected'], {
+    gitDir,
+    repo,
+    stdin: pack,
+    okCodes: [1],
+    signal: opts.signal,
+  });
   const m = /^(?:pack|keep)\t([0-9a-f]{40})$/m.exec(r.stdout.toString('utf8'));
-  if (!m) throw new BundlemirrorError('E_GIT', `git index-pack wrote no pack (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`, { repo });
+  if (!m)
+    throw new BundlemirrorError(
+      'E_GIT',
+      `git index-pack wrote no pack (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`,
+      { repo },
+    );
   return { packHash: m[1]!, selfContainedAndConnected: r.code === 0 };
 }
 
@@ -254,7 +307,10 @@ export interface FetchOptions {
 
 /** Fetches every ref from a URL into the same names (a mirror fetch). */
 export async function fetchMirror(gitDir: string, url: string, opts: FetchOptions = {}): Promise<void> {
-  if (url.startsWith('-')) throw new BundlemirrorError('E_UNSAFE_NAME', `fetch URL ${JSON.stringify(url)} starts with "-"`, { repo: opts.repo });
+  if (url.startsWith('-'))
+    throw new BundlemirrorError('E_UNSAFE_NAME', `fetch URL ${JSON.stringify(url)} starts with "-"`, {
+      repo: opts.repo,
+    });
   // --atomic: a fetch killed or failing half-way moves no ref at all
   const args = ['fetch', '--quiet', '--atomic', '--no-tags', '--no-write-fetch-head'];
   if (opts.prune) args.push('--prune');
@@ -268,7 +324,12 @@ export async function fetchMirror(gitDir: string, url: string, opts: FetchOption
  * only the new history, so a small push costs little however large the
  * repository. Ids in `known` that no longer exist must be filtered first.
  */
-export async function rootCommits(gitDir: string, tips: string[], known: string[] = [], repo?: string): Promise<string[]> {
+export async function rootCommits(
+  gitDir: string,
+  tips: string[],
+  known: string[] = [],
+  repo?: string,
+): Promise<string[]> {
   if (tips.length === 0) return [];
   const input = [...tips, ...known.map((k) => `^${k}`)].join('\n') + '\n';
   const out = await gitText(['rev-list', '--max-parents=0', '--stdin'], { gitDir, repo, input });

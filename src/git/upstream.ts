@@ -63,7 +63,8 @@ function restrictions(opts: UpstreamGitOptions): { config: string[]; env: Record
 }
 
 const UNITS: Record<string, number> = { bytes: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
-const PROGRESS = /^(?:remote: )?([A-Za-z][A-Za-z ]{2,40}):\s+(?:(\d{1,3})% \((\d+)\/(\d+)\)|(\d+))(?:, ([\d.]+) (bytes|KiB|MiB|GiB))?/;
+const PROGRESS =
+  /^(?:remote: )?([A-Za-z][A-Za-z ]{2,40}):\s+(?:(\d{1,3})% \((\d+)\/(\d+)\)|(\d+))(?:, ([\d.]+) (bytes|KiB|MiB|GiB))?/;
 
 /** The last progress report in a chunk of git's stderr (lines end in \r while they update). */
 export function parseGitProgress(chunk: string): UpstreamProgress | null {
@@ -72,7 +73,8 @@ export function parseGitProgress(chunk: string): UpstreamProgress | null {
     const m = PROGRESS.exec(lines[i]!);
     if (!m) continue;
     const bytes = m[6] !== undefined ? Math.round(Number(m[6]) * UNITS[m[7]!]!) : null;
-    if (m[2] !== undefined) return { phase: m[1]!, percent: Number(m[2]), done: Number(m[3]), total: Number(m[4]), bytes };
+    if (m[2] !== undefined)
+      return { phase: m[1]!, percent: Number(m[2]), done: Number(m[3]), total: Number(m[4]), bytes };
     return { phase: m[1]!, percent: null, done: Number(m[5]), total: null, bytes };
   }
   return null;
@@ -88,14 +90,20 @@ async function runUpstream(args: string[], opts: UpstreamGitOptions, gitDir?: st
       env,
       repo: opts.repo,
       signal,
-      onStderr: opts.onProgress ? (c) => {
-        const p = parseGitProgress(c);
-        if (p) opts.onProgress!(p);
-      } : undefined,
+      onStderr: opts.onProgress
+        ? (c) => {
+            const p = parseGitProgress(c);
+            if (p) opts.onProgress!(p);
+          }
+        : undefined,
     });
   } catch (err) {
     if (deadline.aborted && !opts.signal?.aborted) {
-      throw new BundlemirrorError('E_UPSTREAM', `git ${args[0]} took longer than ${Math.round(opts.timeoutMs / 1000)} s`, { repo: opts.repo, cause: err });
+      throw new BundlemirrorError(
+        'E_UPSTREAM',
+        `git ${args[0]} took longer than ${Math.round(opts.timeoutMs / 1000)} s`,
+        { repo: opts.repo, cause: err },
+      );
     }
     throw err;
   }
@@ -103,21 +111,36 @@ async function runUpstream(args: string[], opts: UpstreamGitOptions, gitDir?: st
 
 function checkUrl(url: string, repo?: string): void {
   if (url.startsWith('-') || !/^(https?|git):\/\//.test(url)) {
-    throw new BundlemirrorError('E_UNSAFE_NAME', `upstream URL ${JSON.stringify(url)} is not an http(s) or git URL`, { repo });
+    throw new BundlemirrorError('E_UNSAFE_NAME', `upstream URL ${JSON.stringify(url)} is not an http(s) or git URL`, {
+      repo,
+    });
   }
 }
 
 /** A bare clone (branches and tags, nothing else) of `url` into the new directory `dest`. */
 export async function cloneUpstream(url: string, dest: string, opts: UpstreamGitOptions): Promise<void> {
   checkUrl(url, opts.repo);
-  await runUpstream(['clone', '--bare', '--progress', '--template=', '--no-local', '--end-of-options', url, dest], opts);
+  await runUpstream(
+    ['clone', '--bare', '--progress', '--template=', '--no-local', '--end-of-options', url, dest],
+    opts,
+  );
 }
 
 /** Brings an existing mirror up to date: branches and tags, deleted ones pruned, all refs moved at once. */
 export async function fetchUpstream(gitDir: string, url: string, opts: UpstreamGitOptions): Promise<void> {
   checkUrl(url, opts.repo);
   await runUpstream(
-    ['fetch', '--progress', '--prune', '--atomic', '--no-write-fetch-head', '--end-of-options', url, '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*'],
+    [
+      'fetch',
+      '--progress',
+      '--prune',
+      '--atomic',
+      '--no-write-fetch-head',
+      '--end-of-options',
+      url,
+      '+refs/heads/*:refs/heads/*',
+      '+refs/tags/*:refs/tags/*',
+    ],
     opts,
     gitDir,
   );

@@ -11,7 +11,8 @@ export async function initWorktree(dir: string, branch: string): Promise<void> {
 }
 
 export async function setRemote(dir: string, name: string, url: string): Promise<void> {
-  if (url.startsWith('-')) throw new BundlemirrorError('E_UNSAFE_NAME', `remote URL ${JSON.stringify(url)} starts with "-"`);
+  if (url.startsWith('-'))
+    throw new BundlemirrorError('E_UNSAFE_NAME', `remote URL ${JSON.stringify(url)} starts with "-"`);
   await git(['config', `remote.${name}.url`, url], { cwd: dir });
   await git(['config', '--replace-all', `remote.${name}.fetch`, `+refs/heads/*:refs/remotes/${name}/*`], { cwd: dir });
 }

@@ -31,7 +31,13 @@ import { BundlemirrorError, forRepo } from '../errors.js';
 import { commitFile, tempPathFor, writeFileAtomic } from '../fs/atomic.js';
 import { existingObjects, fingerprint } from '../git/repo.js';
 import { parseManifest, serializeManifest, type Manifest } from '../manifest/manifest.js';
-import { BundleRefSchema, serializeRepoIndex, type BundleRef, type LfsObjectRef, type RepoIndex } from '../manifest/repo-index.js';
+import {
+  BundleRefSchema,
+  serializeRepoIndex,
+  type BundleRef,
+  type LfsObjectRef,
+  type RepoIndex,
+} from '../manifest/repo-index.js';
 import { lfsObjectRelPath } from '../lfs/oid.js';
 import { lfsObjectSize } from '../lfs/store.js';
 import { isBareRepository } from '../git/discovery.js';
@@ -76,7 +82,10 @@ type Since =
   | { kind: 'manifest'; location: string; manifest: Manifest }
   | { kind: 'toplevel'; location: string };
 
-type RepoPlan = { kind: 'carry'; index: RepoIndex; bundles: BundleRef[]; lfs: LfsObjectRef[] } | { kind: 'unchanged' } | { kind: 'leave-out'; reason: string };
+type RepoPlan =
+  | { kind: 'carry'; index: RepoIndex; bundles: BundleRef[]; lfs: LfsObjectRef[] }
+  | { kind: 'unchanged' }
+  | { kind: 'leave-out'; reason: string };
 
 export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
   const log = opts.log ?? (() => {});
@@ -95,7 +104,18 @@ export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
     }
   }
 
-  const report: ExportReport = { out: opts.out, sha256: '', size: 0, repos: [], unchanged: [], leftOut: [], bundles: 0, bundleBytes: 0, lfsObjects: 0, lfsBytes: 0 };
+  const report: ExportReport = {
+    out: opts.out,
+    sha256: '',
+    size: 0,
+    repos: [],
+    unchanged: [],
+    leftOut: [],
+    bundles: 0,
+    bundleBytes: 0,
+    lfsObjects: 0,
+    lfsBytes: 0,
+  };
   const manifest: Manifest = {};
   const carried: { repo: string; index: RepoIndex; bundles: BundleRef[]; lfs: LfsObjectRef[] }[] = [];
   for (const path of paths) {
@@ -152,12 +172,28 @@ export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
     order.push({ kind: 'buffer', name, bytes });
     for (const f of bundleFiles.filter((f) => f.repo === c.repo)) {
       files.push({ name: f.name, size: f.bundle.size, sha256: f.bundle.sha256 });
-      order.push({ kind: 'file', name: f.name, repo: f.repo, size: f.bundle.size, sha256: f.bundle.sha256, label: `bundle ${f.bundle.uri}`, locate: () => opts.source.bundleFile(f.repo, f.bundle) });
+      order.push({
+        kind: 'file',
+        name: f.name,
+        repo: f.repo,
+        size: f.bundle.size,
+        sha256: f.bundle.sha256,
+        label: `bundle ${f.bundle.uri}`,
+        locate: () => opts.source.bundleFile(f.repo, f.bundle),
+      });
     }
     for (const o of c.lfs) {
       const name = `${kitRepoDir(c.repo)}/${lfsObjectRelPath(o.oid)}`;
       files.push({ name, size: o.size, sha256: o.oid });
-      order.push({ kind: 'file', name, repo: c.repo, size: o.size, sha256: o.oid, label: `LFS object ${o.oid}`, locate: () => opts.source.lfsObjectFile(c.repo, o) });
+      order.push({
+        kind: 'file',
+        name,
+        repo: c.repo,
+        size: o.size,
+        sha256: o.oid,
+        label: `LFS object ${o.oid}`,
+        locate: () => opts.source.lfsObjectFile(c.repo, o),
+      });
     }
   }
   const created = (opts.now ?? (() => new Date()))();
@@ -197,7 +233,10 @@ function selectPaths(manifest: Manifest, opts: ExportOptions): string[] {
   const all = Object.keys(manifest).sort();
   if (!opts.repos?.length) return all.filter((p) => !opts.select || opts.select(p));
   for (const r of opts.repos) {
-    if (!(r in manifest)) throw new BundlemirrorError('E_USAGE', `${r} is not in the manifest`, { hint: 'name repositories by manifest path, as in /pub/a.git' });
+    if (!(r in manifest))
+      throw new BundlemirrorError('E_USAGE', `${r} is not in the manifest`, {
+        hint: 'name repositories by manifest path, as in /pub/a.git',
+      });
   }
   return [...new Set(opts.repos)].sort();
 }
@@ -205,12 +244,19 @@ function selectPaths(manifest: Manifest, opts: ExportOptions): string[] {
 async function loadSince(location: string | undefined): Promise<Since> {
   if (location === undefined) return { kind: 'nothing', location: null };
   const st = await stat(location).catch(() => null);
-  if (!st) throw new BundlemirrorError('E_USAGE', `--since ${location} does not exist`, { hint: "pass a replica's toplevel directory or its manifest.js.gz" });
+  if (!st)
+    throw new BundlemirrorError('E_USAGE', `--since ${location} does not exist`, {
+      hint: "pass a replica's toplevel directory or its manifest.js.gz",
+    });
   if (st.isDirectory()) return { kind: 'toplevel', location };
   try {
     return { kind: 'manifest', location, manifest: parseManifest(await readFile(location), location).manifest };
   } catch (err) {
-    throw new BundlemirrorError('E_USAGE', `--since ${location} is neither a directory nor a readable manifest: ${(err as Error).message}`, { cause: err });
+    throw new BundlemirrorError(
+      'E_USAGE',
+      `--since ${location} is neither a directory nor a readable manifest: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
@@ -242,7 +288,8 @@ async function planRepo(path: string, want: string | null, since: Since, source:
   const bundles = [...fresh.bundles];
   if (since.kind === 'manifest' && since.manifest[path]) {
     // somewhere along the chain, but where is unknown: every incremental, so the import finds its path
-    for (const b of index.bundles) if (b.prerequisites.length > 0 && !bundles.some((x) => x.sha256 === b.sha256)) bundles.push(b);
+    for (const b of index.bundles)
+      if (b.prerequisites.length > 0 && !bundles.some((x) => x.sha256 === b.sha256)) bundles.push(b);
     bundles.sort((a, b) => a.creationToken - b.creationToken);
   }
   return { kind: 'carry', index, bundles, lfs };
@@ -262,10 +309,24 @@ function sha256(bytes: Buffer): string {
 /** A file of the kit: bytes at hand, or a file (bundle, LFS object) found by `locate` and hashed while copied. */
 type Piece =
   | { kind: 'buffer'; name: string; bytes: Buffer }
-  | { kind: 'file'; name: string; repo: string; size: number; sha256: string; label: string; locate: () => Promise<string> };
+  | {
+      kind: 'file';
+      name: string;
+      repo: string;
+      size: number;
+      sha256: string;
+      label: string;
+      locate: () => Promise<string>;
+    };
 
 /** Streams kit.json and the pieces into a tar at `file`; returns the tar's sha256 and size. */
-async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piece[], log: (line: string) => void): Promise<{ sha256: string; size: number }> {
+async function writeTar(
+  file: string,
+  mtime: Date,
+  kitJson: Buffer,
+  pieces: Piece[],
+  log: (line: string) => void,
+): Promise<{ sha256: string; size: number }> {
   const pack = tar.pack();
   const { stream: counting, result } = hashingTee();
   const written = pipeline(pack, counting, createWriteStream(file));
@@ -286,13 +347,20 @@ async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piec
       const src = await piece.locate();
       const st = await stat(src);
       if (st.size !== piece.size) {
-        throw new BundlemirrorError('E_BUNDLE_VERIFY', `${label} is ${st.size} bytes, its index says ${piece.size}`, { repo, hint: 'the published tree is inconsistent: publish again' });
+        throw new BundlemirrorError('E_BUNDLE_VERIFY', `${label} is ${st.size} bytes, its index says ${piece.size}`, {
+          repo,
+          hint: 'the published tree is inconsistent: publish again',
+        });
       }
       const hash = createHash('sha256');
       let done!: Promise<void>;
       const entry = await new Promise<NodeJS.WritableStream>((resolve) => {
         done = new Promise<void>((ok, fail) => {
-          resolve(pack.entry(header(piece.name, piece.size), (err) => (err ? fail(err) : ok())) as unknown as NodeJS.WritableStream);
+          resolve(
+            pack.entry(header(piece.name, piece.size), (err) =>
+              err ? fail(err) : ok(),
+            ) as unknown as NodeJS.WritableStream,
+          );
         });
       });
       for await (const chunk of createReadStream(src)) {
@@ -302,7 +370,10 @@ async function writeTar(file: string, mtime: Date, kitJson: Buffer, pieces: Piec
       entry.end();
       await done;
       if (hash.digest('hex') !== piece.sha256) {
-        throw new BundlemirrorError('E_BUNDLE_VERIFY', `${label} does not hash to the sha256 its index gives`, { repo, hint: 'the published file is corrupt: publish again' });
+        throw new BundlemirrorError('E_BUNDLE_VERIFY', `${label} does not hash to the sha256 its index gives`, {
+          repo,
+          hint: 'the published file is corrupt: publish again',
+        });
       }
       log(`${repo}: ${label} (${piece.size} bytes)`);
     }

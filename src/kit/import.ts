@@ -57,14 +57,18 @@ export async function importKit(config: PullConfig, opts: ImportOptions): Promis
   await guardReplica(config);
   const toplevel = config.core.toplevel;
   // a running pull would make us unpack a large kit only to be refused the lock afterwards
-  await (await acquireToplevelLock(toplevel))();
+  await (
+    await acquireToplevelLock(toplevel)
+  )();
 
   const work = join(stateDir(toplevel), `import-${randomBytes(6).toString('hex')}`);
   await mkdir(work, { recursive: true });
   try {
     const extracted = await extractKit(opts.kit, work, { signal: opts.signal });
     const { kit, manifest } = extracted;
-    log.info(`kit ${opts.kit}: ${kit.repos.length} repositories, ${kit.files.length} files verified (exported ${kit.created} from ${kit.source})`);
+    log.info(
+      `kit ${opts.kit}: ${kit.repos.length} repositories, ${kit.files.length} files verified (exported ${kit.created} from ${kit.source})`,
+    );
 
     const local = (await readManifestIfAny(config.core.manifest)) ?? {};
     const older = kit.repos.filter((p) => {
@@ -82,7 +86,11 @@ export async function importKit(config: PullConfig, opts: ImportOptions): Promis
         ...config,
         // a kit carries no signatures: it is trusted through kit.json's hashes and the hands that carried it
         remote: { ...config.remote, manifest: `${server.url}/${KIT_MANIFEST}`, allowedSigners: null },
-        bundlemirror: { ...config.bundlemirror, bundles: `${server.url}/`, gitUrl: opts.online ? config.bundlemirror.gitUrl : '' },
+        bundlemirror: {
+          ...config.bundlemirror,
+          bundles: `${server.url}/`,
+          gitUrl: opts.online ? config.bundlemirror.gitUrl : '',
+        },
         pull: { ...config.pull, purge: false },
       };
       report = await pull(kitConfig, {
@@ -99,7 +107,11 @@ export async function importKit(config: PullConfig, opts: ImportOptions): Promis
       await server.close({ graceMs: 0 });
     }
     const failed = new Set(report.failed.map((e) => e.repo));
-    await rememberKitManifest(config, manifest, [...carried].filter((p) => !failed.has(p)));
+    await rememberKitManifest(
+      config,
+      manifest,
+      [...carried].filter((p) => !failed.has(p)),
+    );
     return { kit, pull: report, older };
   } finally {
     await rm(work, { recursive: true, force: true });

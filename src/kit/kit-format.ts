@@ -77,7 +77,9 @@ export function parseKitName(name: string): KitName | { problem: string } {
   const lfs = /^(.+)\/lfs\/objects\/([0-9a-f]{2})\/([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(name);
   if (lfs && lfs[4]!.startsWith(lfs[2]! + lfs[3]!)) {
     const problem = repoPathProblem('/' + lfs[1]!);
-    return problem ? { problem: `is not under a valid repository path (${problem})` } : { kind: 'lfs', repo: '/' + lfs[1]!, oid: lfs[4]! };
+    return problem
+      ? { problem: `is not under a valid repository path (${problem})` }
+      : { kind: 'lfs', repo: '/' + lfs[1]!, oid: lfs[4]! };
   }
   const last = parts.pop()!;
   const repo = '/' + parts.join('/');
@@ -86,7 +88,10 @@ export function parseKitName(name: string): KitName | { problem: string } {
   if (last === 'index.json') return { kind: 'index', repo };
   const b = BUNDLE_NAME.exec(last);
   if (b) return { kind: 'bundle', repo, sha256: b[1]! };
-  return { problem: 'is not a file a kit holds (manifest.js.gz, <repo>/index.json, <repo>/<sha256>.bundle, <repo>/lfs/objects/..)' };
+  return {
+    problem:
+      'is not a file a kit holds (manifest.js.gz, <repo>/index.json, <repo>/<sha256>.bundle, <repo>/lfs/objects/..)',
+  };
 }
 
 /** The kit-relative name of a repository's directory (`pub/a.git`). */

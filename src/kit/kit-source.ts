@@ -8,7 +8,13 @@ import { readFile, realpath, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BundlemirrorError } from '../errors.js';
-import { INDEX_FILE, parseRepoIndex, type BundleRef, type LfsObjectRef, type RepoIndex } from '../manifest/repo-index.js';
+import {
+  INDEX_FILE,
+  parseRepoIndex,
+  type BundleRef,
+  type LfsObjectRef,
+  type RepoIndex,
+} from '../manifest/repo-index.js';
 import { lfsObjectRelPath } from '../lfs/oid.js';
 import { lfsPartialDir } from '../replica/sync/lfs-objects.js';
 import { fetchDocument } from '../transfer/document.js';
@@ -40,14 +46,19 @@ export async function directorySource(dir: string): Promise<KitSource> {
   try {
     root = await realpath(dir);
   } catch (err) {
-    throw new BundlemirrorError('E_USAGE', `--bundles ${dir} does not exist`, { hint: 'point --bundles at the output of publish', cause: err });
+    throw new BundlemirrorError('E_USAGE', `--bundles ${dir} does not exist`, {
+      hint: 'point --bundles at the output of publish',
+      cause: err,
+    });
   }
   const repoDir = (repo: string) => diskPathOf(root, repo);
   return {
     location: root,
     manifest: () =>
       readFile(join(root, MANIFEST_FILE)).catch((err: Error) => {
-        throw new BundlemirrorError('E_MANIFEST', `cannot read ${join(root, MANIFEST_FILE)}: ${err.message}`, { hint: 'point --bundles at the output of publish' });
+        throw new BundlemirrorError('E_MANIFEST', `cannot read ${join(root, MANIFEST_FILE)}: ${err.message}`, {
+          hint: 'point --bundles at the output of publish',
+        });
       }),
     async index(repo) {
       let text: Buffer;
@@ -60,12 +71,18 @@ export async function directorySource(dir: string): Promise<KitSource> {
     },
     async bundleFile(repo, bundle) {
       if (/^[a-z][a-z0-9+.-]*:/i.test(bundle.uri)) {
-        throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} is hosted elsewhere, not in ${root}`, { repo, hint: 'export with -c CONFIG, which downloads bundles from where the index says' });
+        throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} is hosted elsewhere, not in ${root}`, {
+          repo,
+          hint: 'export with -c CONFIG, which downloads bundles from where the index says',
+        });
       }
       const file = fileURLToPath(new URL(bundle.uri, pathToFileURL(repoDir(repo) + '/')));
       const real = await realpath(file).catch(() => null);
       if (!real || !real.startsWith(root + sep)) {
-        throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} is missing from ${root} or lies outside it`, { repo, hint: 'publish again; a bundle listed in an index must be in the tree' });
+        throw new BundlemirrorError('E_INDEX', `bundle ${bundle.uri} is missing from ${root} or lies outside it`, {
+          repo,
+          hint: 'publish again; a bundle listed in an index must be in the tree',
+        });
       }
       return real;
     },
@@ -73,7 +90,10 @@ export async function directorySource(dir: string): Promise<KitSource> {
       const file = join(repoDir(repo), ...lfsObjectRelPath(object.oid).split('/'));
       const real = await realpath(file).catch(() => null);
       if (!real || !real.startsWith(root + sep)) {
-        throw new BundlemirrorError('E_INDEX', `LFS object ${object.oid} is missing from ${root} or lies outside it`, { repo, hint: 'publish again; an LFS object listed in an index must be in the tree' });
+        throw new BundlemirrorError('E_INDEX', `LFS object ${object.oid} is missing from ${root} or lies outside it`, {
+          repo,
+          hint: 'publish again; an LFS object listed in an index must be in the tree',
+        });
       }
       return real;
     },
@@ -82,7 +102,10 @@ export async function directorySource(dir: string): Promise<KitSource> {
 }
 
 /** The remote of a replica config, over HTTP (or file: URLs). */
-export async function remoteSource(config: PullConfig, opts: { signal?: AbortSignal; onProgress?: (file: string, p: DownloadProgress) => void } = {}): Promise<KitSource> {
+export async function remoteSource(
+  config: PullConfig,
+  opts: { signal?: AbortSignal; onProgress?: (file: string, p: DownloadProgress) => void } = {},
+): Promise<KitSource> {
   const base = config.bundlemirror.bundles;
   if (base.startsWith('file:')) {
     const dir = directorySource(fileURLToPath(base));
@@ -98,13 +121,22 @@ export async function remoteSource(config: PullConfig, opts: { signal?: AbortSig
     async manifest() {
       const url = config.remote.manifest;
       if (url.startsWith('file:')) return readFile(new URL(url));
-      const doc = await fetchDocument(url, { maxBytes: MAX_KIT_DOCUMENT, signal: opts.signal, redirects: manifestRedirects(config) });
-      if (doc.status !== 'ok') throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
+      const doc = await fetchDocument(url, {
+        maxBytes: MAX_KIT_DOCUMENT,
+        signal: opts.signal,
+        redirects: manifestRedirects(config),
+      });
+      if (doc.status !== 'ok')
+        throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
       return doc.body;
     },
     async index(repo) {
       try {
-        const doc = await fetchDocument(indexUrl(base, repo), { maxBytes: MAX_KIT_DOCUMENT, signal: opts.signal, redirects: { roots: [base, ...config.bundlemirror.redirects], repo } });
+        const doc = await fetchDocument(indexUrl(base, repo), {
+          maxBytes: MAX_KIT_DOCUMENT,
+          signal: opts.signal,
+          redirects: { roots: [base, ...config.bundlemirror.redirects], repo },
+        });
         return doc.status === 'ok' ? parseRepoIndex(doc.body, repo) : null;
       } catch (err) {
         if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') return null;

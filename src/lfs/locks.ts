@@ -53,14 +53,21 @@ const queues = new Map<string, Promise<unknown>>();
 /** Runs `fn` alone for this file: after this process's earlier calls, under the cross-process lock. */
 async function exclusive<T>(file: string, fn: () => Promise<T>): Promise<T> {
   const before = queues.get(file) ?? Promise.resolve();
-  const mine = before.catch(() => undefined).then(async () => {
-    const release = await acquireLock({ path: file, what: `LFS lock update of ${file}`, wait: 10_000, staleMs: 10_000 });
-    try {
-      return await fn();
-    } finally {
-      await release();
-    }
-  });
+  const mine = before
+    .catch(() => undefined)
+    .then(async () => {
+      const release = await acquireLock({
+        path: file,
+        what: `LFS lock update of ${file}`,
+        wait: 10_000,
+        staleMs: 10_000,
+      });
+      try {
+        return await fn();
+      } finally {
+        await release();
+      }
+    });
   const tail = mine.catch(() => undefined);
   queues.set(file, tail);
   try {
@@ -80,7 +87,9 @@ async function readLocks(file: string): Promise<LfsLock[]> {
   }
   const data = JSON.parse(text) as Partial<LockFile>;
   if (data.version !== 1 || !Array.isArray(data.locks)) {
-    throw new BundlemirrorError('E_CONFIG', `${file} is not a locks file this bundlemirror reads`, { hint: 'restore it from a backup or remove it (every lock is lost)' });
+    throw new BundlemirrorError('E_CONFIG', `${file} is not a locks file this bundlemirror reads`, {
+      hint: 'restore it from a backup or remove it (every lock is lost)',
+    });
   }
   return data.locks;
 }
@@ -90,8 +99,10 @@ async function writeLocks(file: string, locks: LfsLock[]): Promise<void> {
   await writeFileAtomic(file, JSON.stringify(data, null, 1) + '\n');
 }
 
-export type CreateOutcome = { created: true; lock: LfsLock } | { created: false; existing: LfsLock } | { created: false; full: true };
-export type UnlockOutcome = { ok: true; lock: LfsLock } | { ok: false; reason: 'not-found' | 'not-owner'; lock?: LfsLock };
+export type CreateOutcome =
+  { created: true; lock: LfsLock } | { created: false; existing: LfsLock } | { created: false; full: true };
+export type UnlockOutcome =
+  { ok: true; lock: LfsLock } | { ok: false; reason: 'not-found' | 'not-owner'; lock?: LfsLock };
 
 export class LfsLockStore {
   readonly file: string;
@@ -110,7 +121,12 @@ export class LfsLockStore {
       const existing = locks.find((l) => l.path === path);
       if (existing) return { created: false, existing };
       if (locks.length >= MAX_LOCKS) return { created: false, full: true };
-      const lock: LfsLock = { id: randomBytes(16).toString('hex'), path, owner, lockedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z') };
+      const lock: LfsLock = {
+        id: randomBytes(16).toString('hex'),
+        path,
+        owner,
+        lockedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      };
       await writeLocks(this.file, [...locks, lock]);
       return { created: true, lock };
     });
@@ -122,7 +138,10 @@ export class LfsLockStore {
       const lock = locks.find((l) => l.id === id);
       if (!lock) return { ok: false, reason: 'not-found' };
       if (lock.owner !== user && !force) return { ok: false, reason: 'not-owner', lock };
-      await writeLocks(this.file, locks.filter((l) => l.id !== id));
+      await writeLocks(
+        this.file,
+        locks.filter((l) => l.id !== id),
+      );
       return { ok: true, lock };
     });
   }

@@ -36,7 +36,12 @@ export type StoreOutcome =
  * they hash to `oid`. Anything else (a short body, a client that hung up,
  * other bytes) removes the temp file: nothing partial is ever visible.
  */
-export async function storeLfsObject(repoDir: string, oid: string, expectedSize: number, body: Readable): Promise<StoreOutcome> {
+export async function storeLfsObject(
+  repoDir: string,
+  oid: string,
+  expectedSize: number,
+  body: Readable,
+): Promise<StoreOutcome> {
   if (!isLfsOid(oid)) throw new TypeError('storeLfsObject: bad oid');
   const tmpDir = lfsTempDir(repoDir);
   await mkdir(tmpDir, { recursive: true });
@@ -94,7 +99,8 @@ async function removeDeadTemps(tmpDir: string): Promise<void> {
   }
   for (const name of names) {
     const m = TEMP_NAME.exec(name);
-    if (m && Number(m[1]) !== process.pid && !(await processAlive(Number(m[1])))) await rm(join(tmpDir, name), { force: true });
+    if (m && Number(m[1]) !== process.pid && !(await processAlive(Number(m[1]))))
+      await rm(join(tmpDir, name), { force: true });
   }
 }
 

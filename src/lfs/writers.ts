@@ -27,10 +27,17 @@ export function parseWriters(text: string, file: string): Map<string, Writer> {
     if (line === '' || line.startsWith('#')) return;
     const m = /^(\S+)\s+(\S+)$/.exec(line);
     const where = `${file} line ${i + 1}`;
-    if (!m) throw new BundlemirrorError('E_CONFIG', `${where}: expected "name token"`, { hint: 'one writer per line: a name, a space, a token without spaces' });
+    if (!m)
+      throw new BundlemirrorError('E_CONFIG', `${where}: expected "name token"`, {
+        hint: 'one writer per line: a name, a space, a token without spaces',
+      });
     const [, name, token] = m as unknown as [string, string, string];
-    if (!NAME.test(name)) throw new BundlemirrorError('E_CONFIG', `${where}: the name must be letters, digits and . _ @ + - (at most 128)`);
-    if (token.length < 8) throw new BundlemirrorError('E_CONFIG', `${where}: the token of ${name} is shorter than 8 characters`, { hint: 'use a long random token, e.g. `head -c 24 /dev/urandom | base64`' });
+    if (!NAME.test(name))
+      throw new BundlemirrorError('E_CONFIG', `${where}: the name must be letters, digits and . _ @ + - (at most 128)`);
+    if (token.length < 8)
+      throw new BundlemirrorError('E_CONFIG', `${where}: the token of ${name} is shorter than 8 characters`, {
+        hint: 'use a long random token, e.g. `head -c 24 /dev/urandom | base64`',
+      });
     if (writers.has(name)) throw new BundlemirrorError('E_CONFIG', `${where}: ${name} is listed twice`);
     writers.set(name, { name, tokenHash: digest(token) });
   });

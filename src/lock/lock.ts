@@ -22,7 +22,13 @@ import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
 import { BundlemirrorError } from '../errors.js';
-import { readLockOwner, removeLockOfDeadHolder, removeLockOwner, writeLockOwner, type LockOwner } from './lock-holder.js';
+import {
+  readLockOwner,
+  removeLockOfDeadHolder,
+  removeLockOwner,
+  writeLockOwner,
+  type LockOwner,
+} from './lock-holder.js';
 
 export const DEFAULT_STALE_MS = 30_000;
 
@@ -67,17 +73,22 @@ export async function acquireLock(req: LockRequest): Promise<Release> {
         stale,
         update: Math.max(1000, Math.min(10_000, Math.floor(stale / 3))),
         retries: 0,
-        onCompromised: req.onCompromised ?? ((err: Error) => process.emitWarning(`lock ${lockDir} compromised: ${err.message}`)),
+        onCompromised:
+          req.onCompromised ?? ((err: Error) => process.emitWarning(`lock ${lockDir} compromised: ${err.message}`)),
       });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
       if (await removeLockOfDeadHolder(lockDir)) continue;
       const holder = describeHolder(await readLockOwner(lockDir));
       if (Date.now() >= deadline) {
-        throw new BundlemirrorError('E_LOCKED', `another ${req.what} is running (${holder}${wait > 0 ? `; waited ${Math.round(wait / 1000)} s` : ''})`, {
-          hint: `wait for it to finish; if that process is gone, its lock (${lockDir}) is taken over automatically: at once when it ran on this host, ${Math.round(stale / 1000)} s after it stopped otherwise`,
-          cause: err,
-        });
+        throw new BundlemirrorError(
+          'E_LOCKED',
+          `another ${req.what} is running (${holder}${wait > 0 ? `; waited ${Math.round(wait / 1000)} s` : ''})`,
+          {
+            hint: `wait for it to finish; if that process is gone, its lock (${lockDir}) is taken over automatically: at once when it ran on this host, ${Math.round(stale / 1000)} s after it stopped otherwise`,
+            cause: err,
+          },
+        );
       }
       req.signal?.throwIfAborted();
       if (!warned) req.onWait?.(holder);
@@ -111,7 +122,9 @@ export interface LockStatus {
 
 /** Whether `path` is locked now, and by whom (for `status`); takes nothing. */
 export async function check(path: string, opts: { staleMs?: number } = {}): Promise<LockStatus> {
-  const held = await lockfile.check(path, { realpath: false, stale: Math.max(2000, opts.staleMs ?? DEFAULT_STALE_MS) }).catch(() => false);
+  const held = await lockfile
+    .check(path, { realpath: false, stale: Math.max(2000, opts.staleMs ?? DEFAULT_STALE_MS) })
+    .catch(() => false);
   return { held, owner: held ? await readLockOwner(`${path}.lock`) : null };
 }
 

@@ -48,7 +48,14 @@ export function duplicateKeys(text: string, limit = 100): DuplicateKey[] {
       const top = stack[stack.length - 1];
       if (top?.object && top.expectKey) {
         const key = JSON.parse(text.slice(i, j + 1)) as string;
-        if (top.keys.has(key)) found.push({ path: stack.slice(0, -1).map((f) => f.current ?? '').filter((_, k) => stack[k]!.object), key });
+        if (top.keys.has(key))
+          found.push({
+            path: stack
+              .slice(0, -1)
+              .map((f) => f.current ?? '')
+              .filter((_, k) => stack[k]!.object),
+            key,
+          });
         top.keys.add(key);
         top.current = key;
         top.expectKey = false;

@@ -44,7 +44,10 @@ export async function collectGarbage(out: string, opts: GcOptions): Promise<GcRe
     Object.keys(manifest).map((path) =>
       limit(async () => {
         const dir = diskPathOf(out, path);
-        live.add(join(dir, INDEX_FILE)).add(join(dir, BUNDLE_LIST_FILE)).add(signatureOf(join(dir, INDEX_FILE)));
+        live
+          .add(join(dir, INDEX_FILE))
+          .add(join(dir, BUNDLE_LIST_FILE))
+          .add(signatureOf(join(dir, INDEX_FILE)));
         let index = opts.indexes?.get(path);
         try {
           index ??= parseRepoIndex(await readFile(join(dir, INDEX_FILE)), path);
@@ -55,7 +58,8 @@ export async function collectGarbage(out: string, opts: GcOptions): Promise<GcRe
           if (/^https?:/.test(b.uri)) continue;
           live.add(diskPathOf(out, posix.join(path, b.uri)));
         }
-        for (const o of [...(index.lfs?.objects ?? []), ...(index.lfs?.missing ?? [])]) live.add(join(dir, ...lfsObjectRelPath(o.oid).split('/')));
+        for (const o of [...(index.lfs?.objects ?? []), ...(index.lfs?.missing ?? [])])
+          live.add(join(dir, ...lfsObjectRelPath(o.oid).split('/')));
       }),
     ),
   );
@@ -103,7 +107,15 @@ async function publishedFiles(out: string): Promise<string[]> {
       if (e.name.startsWith('.')) continue;
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.isFile() && (e.name.endsWith('.bundle') || e.name === INDEX_FILE || e.name === BUNDLE_LIST_FILE || e.name === signatureOf(INDEX_FILE) || LFS_OBJECT.test(p.split(sep).join('/')))) files.push(p);
+      else if (
+        e.isFile() &&
+        (e.name.endsWith('.bundle') ||
+          e.name === INDEX_FILE ||
+          e.name === BUNDLE_LIST_FILE ||
+          e.name === signatureOf(INDEX_FILE) ||
+          LFS_OBJECT.test(p.split(sep).join('/')))
+      )
+        files.push(p);
     }
   }
   await walk(out);

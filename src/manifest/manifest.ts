@@ -52,11 +52,14 @@ export interface ManifestProblem {
 export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: Manifest; problems: ManifestProblem[] } {
   let text: string;
   try {
-    const raw = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes, { maxOutputLength: MAX_MANIFEST_BYTES }) : bytes;
+    const raw =
+      bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes, { maxOutputLength: MAX_MANIFEST_BYTES }) : bytes;
     text = raw.toString('utf8');
   } catch (err) {
     const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError;
-    const why = tooBig ? `it unpacks to more than ${MAX_MANIFEST_BYTES >> 20} MiB (a gzip bomb, or not a manifest)` : (err as Error).message;
+    const why = tooBig
+      ? `it unpacks to more than ${MAX_MANIFEST_BYTES >> 20} MiB (a gzip bomb, or not a manifest)`
+      : (err as Error).message;
     throw new BundlemirrorError('E_MANIFEST', `${source}: cannot unpack: ${why}`, {
       hint: `the manifest is corrupt or larger than ${MAX_MANIFEST_BYTES >> 20} MiB unpacked; check the origin`,
       cause: err,
@@ -74,12 +77,20 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
   const manifest: Manifest = {};
   const problems: ManifestProblem[] = [];
   // JSON.parse keeps the last of two equal keys, other readers the first: refuse such entries rather than guess
-  const doubled = new Map(duplicateKeys(text).map((d) => [d.path[0] ?? d.key, d.path.length ? `has the key ${JSON.stringify(d.key)} twice` : 'is listed twice'] as const));
+  const doubled = new Map(
+    duplicateKeys(text).map(
+      (d) =>
+        [d.path[0] ?? d.key, d.path.length ? `has the key ${JSON.stringify(d.key)} twice` : 'is listed twice'] as const,
+    ),
+  );
   for (const [path, value] of Object.entries(data as Record<string, unknown>)) {
     const pathProblem = repoPathProblem(path);
     if (pathProblem) {
       // names with control characters are quoted: they reach terminals and logs
-      problems.push({ path: unsafeTextProblem(path) ? quoteUntrusted(path) : path, problem: `repository path ${pathProblem}` });
+      problems.push({
+        path: unsafeTextProblem(path) ? quoteUntrusted(path) : path,
+        problem: `repository path ${pathProblem}`,
+      });
       continue;
     }
     const twice = doubled.get(path);
@@ -94,7 +105,10 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
     }
     const parsed = ManifestEntrySchema.safeParse(value);
     if (!parsed.success) {
-      problems.push({ path, problem: parsed.error.issues.map((i) => `${i.path.join('.') || 'entry'}: ${i.message}`).join('; ') });
+      problems.push({
+        path,
+        problem: parsed.error.issues.map((i) => `${i.path.join('.') || 'entry'}: ${i.message}`).join('; '),
+      });
       continue;
     }
     const symlinkProblem = (parsed.data.symlinks ?? []).map((s) => repoPathProblem(s)).find((p) => p !== null);

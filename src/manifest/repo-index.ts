@@ -30,7 +30,10 @@ export const BundleRefSchema = z.object({
   uri: z
     .string()
     .max(2048)
-    .refine((u) => BUNDLE_PATH.test(u) || /^https?:\/\/[^\s]+$/.test(u), 'must be a relative bundle path or an http(s) URL'),
+    .refine(
+      (u) => BUNDLE_PATH.test(u) || /^https?:\/\/[^\s]+$/.test(u),
+      'must be a relative bundle path or an http(s) URL',
+    ),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
   size: z.number().int().positive().max(MAX_BUNDLE_SIZE),
   creationToken: z.number().int().nonnegative(),
@@ -82,40 +85,75 @@ export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
   try {
     data = JSON.parse(text.toString());
   } catch (err) {
-    throw new BundlemirrorError('E_INDEX', `index.json is not valid JSON: ${(err as Error).message}`, { repo, cause: err });
-  }
-  if (data && typeof data === 'object' && 'version' in data && (data as { version: unknown }).version !== INDEX_VERSION) {
-    throw new BundlemirrorError('E_INDEX', `index.json has version ${String((data as { version: unknown }).version)}, this bundlemirror reads version ${INDEX_VERSION}`, {
+    throw new BundlemirrorError('E_INDEX', `index.json is not valid JSON: ${(err as Error).message}`, {
       repo,
-      hint: 'upgrade bundlemirror on this replica',
+      cause: err,
     });
+  }
+  if (
+    data &&
+    typeof data === 'object' &&
+    'version' in data &&
+    (data as { version: unknown }).version !== INDEX_VERSION
+  ) {
+    throw new BundlemirrorError(
+      'E_INDEX',
+      `index.json has version ${String((data as { version: unknown }).version)}, this bundlemirror reads version ${INDEX_VERSION}`,
+      {
+        repo,
+        hint: 'upgrade bundlemirror on this replica',
+      },
+    );
   }
   // nothing the format defines nests deeper than 4 levels (bundles, tips, ref); unknown keys are dropped, but zod still walks them
   const deep = jsonBoundsProblem(data, { maxDepth: 16, maxBytes: Number.MAX_SAFE_INTEGER });
-  if (deep) throw new BundlemirrorError('E_INDEX', `index.json ${deep}`, { repo, hint: 'the origin published a broken index; report it to the origin' });
-  // refs (or anything else) given twice mean different things to different readers: refuse (src/manifest/duplicate-keys.ts)
-  const twice = duplicateKeys(text.toString(), 1)[0];
-  if (twice) {
-    throw new BundlemirrorError('E_INDEX', `index.json has the key ${JSON.stringify(twice.key)} twice${twice.path.length ? ` in ${twice.path.join('.')}` : ''}`, {
+  if (deep)
+    throw new BundlemirrorError('E_INDEX', `index.json ${deep}`, {
       repo,
       hint: 'the origin published a broken index; report it to the origin',
     });
+  // refs (or anything else) given twice mean different things to different readers: refuse (src/manifest/duplicate-keys.ts)
+  const twice = duplicateKeys(text.toString(), 1)[0];
+  if (twice) {
+    throw new BundlemirrorError(
+      'E_INDEX',
+      `index.json has the key ${JSON.stringify(twice.key)} twice${twice.path.length ? ` in ${twice.path.join('.')}` : ''}`,
+      {
+        repo,
+        hint: 'the origin published a broken index; report it to the origin',
+      },
+    );
   }
   // zod only says "Invalid key in record" for a bad ref name: say which name and which rule
   const named = refMaps(data);
   for (const [where, refs] of named) {
     for (const name of Object.keys(refs)) {
       const problem = refNameProblem(name);
-      if (problem) throw new BundlemirrorError('E_INDEX', `index.json ${where} has the ref ${JSON.stringify(name)}, which ${problem}`, { repo, hint: 'the origin published an unsafe index; report it to the origin' });
+      if (problem)
+        throw new BundlemirrorError(
+          'E_INDEX',
+          `index.json ${where} has the ref ${JSON.stringify(name)}, which ${problem}`,
+          { repo, hint: 'the origin published an unsafe index; report it to the origin' },
+        );
     }
   }
   const parsed = RepoIndexSchema.safeParse(data);
   if (!parsed.success) {
-    const first = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new BundlemirrorError('E_INDEX', `index.json is malformed: ${first}`, { repo, hint: 'the origin published a broken index; report it to the origin' });
+    const first = parsed.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.join('.')}: ${i.message}`)
+      .join('; ');
+    throw new BundlemirrorError('E_INDEX', `index.json is malformed: ${first}`, {
+      repo,
+      hint: 'the origin published a broken index; report it to the origin',
+    });
   }
   if (parsed.data.path !== repo) {
-    throw new BundlemirrorError('E_INDEX', `index.json describes ${JSON.stringify(parsed.data.path)}, not this repository`, { repo });
+    throw new BundlemirrorError(
+      'E_INDEX',
+      `index.json describes ${JSON.stringify(parsed.data.path)}, not this repository`,
+      { repo },
+    );
   }
   return parsed.data;
 }
@@ -126,7 +164,8 @@ function refMaps(data: unknown): [string, Record<string, unknown>][] {
   const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isMap(data)) return out;
   if (isMap(data.refs)) out.push(['refs', data.refs]);
-  if (Array.isArray(data.bundles)) data.bundles.forEach((b: unknown, i) => isMap(b) && isMap(b.tips) && out.push([`bundles.${i}.tips`, b.tips]));
+  if (Array.isArray(data.bundles))
+    data.bundles.forEach((b: unknown, i) => isMap(b) && isMap(b.tips) && out.push([`bundles.${i}.tips`, b.tips]));
   return out;
 }
 

@@ -28,7 +28,10 @@ export function manifestPathOf(root: string, dir: string): string {
 }
 
 export function indexUrl(bundlesBase: string, path: string): string {
-  return new URL(path.slice(1).split('/').map(encodeURIComponent).join('/') + '/' + INDEX_FILE, bundlesBase.replace(/\/*$/, '/')).toString();
+  return new URL(
+    path.slice(1).split('/').map(encodeURIComponent).join('/') + '/' + INDEX_FILE,
+    bundlesBase.replace(/\/*$/, '/'),
+  ).toString();
 }
 
 /**
@@ -55,5 +58,7 @@ export function bundleUrl(index: string, bundle: BundleRef, repo: string, root?:
  * before `forks/linux-foo.git`). Origin and replica must choose alike.
  */
 export function chooseParent(members: string[], referencedBy: Map<string, number>): string {
-  return [...members].sort((a, b) => (referencedBy.get(b) ?? 0) - (referencedBy.get(a) ?? 0) || a.length - b.length || (a < b ? -1 : 1))[0]!;
+  return [...members].sort(
+    (a, b) => (referencedBy.get(b) ?? 0) - (referencedBy.get(a) ?? 0) || a.length - b.length || (a < b ? -1 : 1),
+  )[0]!;
 }

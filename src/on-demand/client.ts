@@ -12,18 +12,29 @@ import { sleep } from '../transfer/backoff.js';
 import { requestJson } from '../transfer/json-api.js';
 
 const ProgressSchema = z
-  .object({ phase: z.string().max(100), percent: z.number().nullable(), done: z.number().nullable(), total: z.number().nullable(), bytes: z.number().nullable() })
+  .object({
+    phase: z.string().max(100),
+    percent: z.number().nullable(),
+    done: z.number().nullable(),
+    total: z.number().nullable(),
+    bytes: z.number().nullable(),
+  })
   .nullable();
 
 const JobSchema = z.object({
   path: z.string().max(1024),
   state: z.enum(['queued', 'cloning', 'bundling', 'ready', 'failed']),
   progress: ProgressSchema.optional(),
-  error: z.object({ code: z.string().max(64), message: z.string().max(4096), hint: z.string().max(4096).optional() }).nullable().optional(),
+  error: z
+    .object({ code: z.string().max(64), message: z.string().max(4096), hint: z.string().max(4096).optional() })
+    .nullable()
+    .optional(),
   index: z.string().max(4096).optional(),
   bundleList: z.string().max(4096).optional(),
 });
-const RefusalSchema = z.object({ error: z.object({ code: z.string().max(64), message: z.string().max(4096), hint: z.string().max(4096).optional() }) });
+const RefusalSchema = z.object({
+  error: z.object({ code: z.string().max(64), message: z.string().max(4096), hint: z.string().max(4096).optional() }),
+});
 
 export type ServiceJob = z.infer<typeof JobSchema>;
 
@@ -44,12 +55,25 @@ export interface AskOptions {
   maxPollMs?: number;
 }
 
-
 const KNOWN_CODES = new Set<string>([
-  'E_URL_INVALID', 'E_URL_SCHEME', 'E_URL_USERINFO', 'E_URL_NOT_ALLOWED', 'E_URL_ADDRESS', 'E_URL_REDIRECT', 'E_REPO_TOO_LARGE', 'E_UPSTREAM', 'E_BUSY', 'E_USAGE', 'E_NOT_FOUND',
+  'E_URL_INVALID',
+  'E_URL_SCHEME',
+  'E_URL_USERINFO',
+  'E_URL_NOT_ALLOWED',
+  'E_URL_ADDRESS',
+  'E_URL_REDIRECT',
+  'E_REPO_TOO_LARGE',
+  'E_UPSTREAM',
+  'E_BUSY',
+  'E_USAGE',
+  'E_NOT_FOUND',
 ]);
 
-function serviceError(service: string, e: { code: string; message: string; hint?: string | undefined }, upstream: string): BundlemirrorError {
+function serviceError(
+  service: string,
+  e: { code: string; message: string; hint?: string | undefined },
+  upstream: string,
+): BundlemirrorError {
   const code = (KNOWN_CODES.has(e.code) ? e.code : 'E_UPSTREAM') as ErrorCode;
   return new BundlemirrorError(code, `the service ${service} cannot provide ${upstream}: ${printable(e.message)}`, {
     repo: upstream,
@@ -62,9 +86,12 @@ function checkServiceUrl(service: string): string {
   try {
     u = new URL(service);
   } catch {
-    throw new BundlemirrorError('E_USAGE', `--via ${JSON.stringify(service)} is not a URL`, { hint: 'pass the service address, e.g. http://bundles.example.org:8080' });
+    throw new BundlemirrorError('E_USAGE', `--via ${JSON.stringify(service)} is not a URL`, {
+      hint: 'pass the service address, e.g. http://bundles.example.org:8080',
+    });
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BundlemirrorError('E_USAGE', `--via takes an http(s) URL, not ${u.protocol}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new BundlemirrorError('E_USAGE', `--via takes an http(s) URL, not ${u.protocol}`);
   return u.origin + u.pathname.replace(/\/+$/, '');
 }
 
@@ -79,22 +106,40 @@ export async function askService(serviceUrl: string, upstream: string, opts: Ask
     if (!job.success) {
       const refusal = RefusalSchema.safeParse(res.body);
       if (refusal.success) throw serviceError(service, refusal.data.error, upstream);
-      throw new BundlemirrorError('E_HTTP', `${api} answered ${res.status} without a job`, { repo: upstream, hint: 'is this a bundlemirror service with --on-demand?' });
+      throw new BundlemirrorError('E_HTTP', `${api} answered ${res.status} without a job`, {
+        repo: upstream,
+        hint: 'is this a bundlemirror service with --on-demand?',
+      });
     }
     const j = job.data;
-    if (repoPathProblem(j.path)) throw new BundlemirrorError('E_UNSAFE_NAME', `the service named the mirror ${JSON.stringify(printable(j.path))}`, { repo: upstream });
-    if (j.state === 'failed') throw serviceError(service, j.error ?? { code: 'E_UPSTREAM', message: 'the job failed' }, upstream);
+    if (repoPathProblem(j.path))
+      throw new BundlemirrorError(
+        'E_UNSAFE_NAME',
+        `the service named the mirror ${JSON.stringify(printable(j.path))}`,
+        { repo: upstream },
+      );
+    if (j.state === 'failed')
+      throw serviceError(service, j.error ?? { code: 'E_UPSTREAM', message: 'the job failed' }, upstream);
     if (j.state === 'ready') {
-      if (!j.index || !j.bundleList) throw new BundlemirrorError('E_HTTP', `${api}: a ready job without index`, { repo: upstream });
+      if (!j.index || !j.bundleList)
+        throw new BundlemirrorError('E_HTTP', `${api}: a ready job without index`, { repo: upstream });
       return { path: j.path, indexUrl: j.index, bundleListUrl: j.bundleList };
     }
     opts.onUpdate?.(j);
-    if (Date.now() > deadline) throw new BundlemirrorError('E_UPSTREAM', `the service is still preparing ${upstream}`, { repo: upstream, hint: 'run the same command again later' });
+    if (Date.now() > deadline)
+      throw new BundlemirrorError('E_UPSTREAM', `the service is still preparing ${upstream}`, {
+        repo: upstream,
+        hint: 'run the same command again later',
+      });
     const after = Number(res.headers['retry-after']);
-    await sleep(Math.min(Number.isFinite(after) && after > 0 ? after * 1000 : 1000, opts.maxPollMs ?? 5000), opts.signal);
+    await sleep(
+      Math.min(Number.isFinite(after) && after > 0 ? after * 1000 : 1000, opts.maxPollMs ?? 5000),
+      opts.signal,
+    );
     res = await requestJson(`${api}?url=${encodeURIComponent(upstream)}`, { signal: opts.signal });
     // the service restarted and forgot the job: ask again
-    if (res.status === 404) res = await requestJson(api, { method: 'POST', json: { url: upstream }, signal: opts.signal });
+    if (res.status === 404)
+      res = await requestJson(api, { method: 'POST', json: { url: upstream }, signal: opts.signal });
   }
 }
 

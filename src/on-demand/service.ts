@@ -127,7 +127,9 @@ export class OnDemandService {
   /** Opens the cache (creating it), forgets clones a previous run left half-done, and knows the mirrors it holds. */
   static async open(opts: OnDemandOptions): Promise<OnDemandService> {
     if (opts.allow.length === 0) {
-      throw new BundlemirrorError('E_USAGE', '--on-demand needs at least one --allow pattern', { hint: 'e.g. --allow "https://github.com/*"' });
+      throw new BundlemirrorError('E_USAGE', '--on-demand needs at least one --allow pattern', {
+        hint: 'e.g. --allow "https://github.com/*"',
+      });
     }
     await mkdir(opts.dir, { recursive: true });
     // publish names repositories by their real path under the toplevel
@@ -152,8 +154,18 @@ export class OnDemandService {
         continue;
       }
       service.jobs.set(path, {
-        path, url: rec.url, admitted, state: 'ready', refresh: false, progress: null, error: null,
-        requestedAt: rec.requestedAt, updatedAt: rec.fetchedAt, fetchedAt: rec.fetchedAt, failedAt: null, bundles,
+        path,
+        url: rec.url,
+        admitted,
+        state: 'ready',
+        refresh: false,
+        progress: null,
+        error: null,
+        requestedAt: rec.requestedAt,
+        updatedAt: rec.fetchedAt,
+        fetchedAt: rec.fetchedAt,
+        failedAt: null,
+        bundles,
       });
     }
     return service;
@@ -176,10 +188,13 @@ export class OnDemandService {
     // a refresh that failed is tried again only after a pause, like a failed job
     const rested = job?.failedAt === null || (job !== undefined && now - job.failedAt! >= this.opts.retryFailedAfterMs);
     const stale = job?.state === 'ready' && job.fetchedAt !== null && now - job.fetchedAt >= this.opts.ttlMs && rested;
-    const retry = job?.state === 'failed' && job.failedAt !== null && now - job.failedAt >= this.opts.retryFailedAfterMs;
+    const retry =
+      job?.state === 'failed' && job.failedAt !== null && now - job.failedAt >= this.opts.retryFailedAfterMs;
     if (!job || stale || retry) {
       if (!stale && this.queued() >= this.opts.maxQueued) {
-        throw new BundlemirrorError('E_BUSY', `the service has ${this.queued()} jobs waiting`, { hint: 'try again in a few minutes' });
+        throw new BundlemirrorError('E_BUSY', `the service has ${this.queued()} jobs waiting`, {
+          hint: 'try again in a few minutes',
+        });
       }
       const mirrorExists = job?.state === 'ready' || (job !== undefined && job.fetchedAt !== null);
       job = {
@@ -233,7 +248,9 @@ export class OnDemandService {
       state: job.state,
       refresh: job.refresh,
       progress: job.progress,
-      error: job.error ? { code: job.error.code, message: job.error.message, ...(job.error.hint ? { hint: job.error.hint } : {}) } : null,
+      error: job.error
+        ? { code: job.error.code, message: job.error.message, ...(job.error.hint ? { hint: job.error.hint } : {}) }
+        : null,
       requestedAt: iso(job.requestedAt)!,
       updatedAt: iso(job.updatedAt)!,
       fetchedAt: iso(job.fetchedAt),
@@ -275,7 +292,13 @@ export class OnDemandService {
       this.set(job, 'bundling');
       job.progress = null;
       // a refresh may supersede bundles: their files go once the grace period is over
-      const report = await publish({ toplevel: this.layout.dir, out: this.layout.published, only: [mirror], gc: exists, log: (l) => this.log(l) });
+      const report = await publish({
+        toplevel: this.layout.dir,
+        out: this.layout.published,
+        only: [mirror],
+        gc: exists,
+        log: (l) => this.log(l),
+      });
       if (report.failed.length > 0) throw report.failed[0]!;
       const bundles = await this.readBundles(job.path);
       if (!bundles) throw new BundlemirrorError('E_INDEX', `publishing ${job.path} wrote no index`, { repo: job.path });
@@ -288,7 +311,9 @@ export class OnDemandService {
       this.set(job, 'ready');
       this.log(`on-demand ${job.path}: ready (${bundles.length} bundle(s)) from ${gitUrl.url}`);
     } catch (err) {
-      job.error = isBundlemirrorError(err) ? err : new BundlemirrorError('E_UPSTREAM', (err as Error)?.message ?? String(err), { repo: job.path, cause: err });
+      job.error = isBundlemirrorError(err)
+        ? err
+        : new BundlemirrorError('E_UPSTREAM', (err as Error)?.message ?? String(err), { repo: job.path, cause: err });
       job.failedAt = this.now();
       job.progress = null;
       // a failed refresh leaves the mirror and its bundles as they were: still worth serving
@@ -302,21 +327,37 @@ export class OnDemandService {
   }
 
   /** For http(s), where the repository really is after the redirects the rules allow. */
-  private async finalUrl(a: AdmittedUrl): Promise<{ url: string; host: string; port: number; addresses: string[]; scheme: AdmittedUrl['scheme'] }> {
+  private async finalUrl(
+    a: AdmittedUrl,
+  ): Promise<{ url: string; host: string; port: number; addresses: string[]; scheme: AdmittedUrl['scheme'] }> {
     if (a.scheme === 'git') return a;
-    const final = await resolveSmartHttp({ url: a.url, host: a.host, addresses: a.addresses }, {
-      admit: async (url) => {
-        const next = await this.policy.admit(url);
-        if (next.scheme === 'git') throw new BundlemirrorError('E_URL_SCHEME', 'a redirect cannot change the transport');
-        return { url: next.url, host: next.host, addresses: next.addresses, port: next.port, scheme: next.scheme };
+    const final = await resolveSmartHttp(
+      { url: a.url, host: a.host, addresses: a.addresses },
+      {
+        admit: async (url) => {
+          const next = await this.policy.admit(url);
+          if (next.scheme === 'git')
+            throw new BundlemirrorError('E_URL_SCHEME', 'a redirect cannot change the transport');
+          return { url: next.url, host: next.host, addresses: next.addresses, port: next.port, scheme: next.scheme };
+        },
       },
-    });
+    );
     const u = new URL(final.url);
     const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-    return { url: final.url, host: final.host, port, addresses: final.addresses, scheme: u.protocol === 'https:' ? 'https' : 'http' };
+    return {
+      url: final.url,
+      host: final.host,
+      port,
+      addresses: final.addresses,
+      scheme: u.protocol === 'https:' ? 'https' : 'http',
+    };
   }
 
-  private gitOptions(job: Job, target: { scheme: AdmittedUrl['scheme']; host: string; port: number; addresses: string[] }, signal: AbortSignal) {
+  private gitOptions(
+    job: Job,
+    target: { scheme: AdmittedUrl['scheme']; host: string; port: number; addresses: string[] },
+    signal: AbortSignal,
+  ) {
     return {
       scheme: target.scheme,
       pin: { host: target.host, port: target.port, addresses: target.addresses },
@@ -334,10 +375,14 @@ export class OnDemandService {
   private async watched(job: Job, dir: string, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
     const stop = new AbortController();
     const tooLarge = () =>
-      new BundlemirrorError('E_REPO_TOO_LARGE', `${job.url} is larger than this service's limit of ${this.opts.maxRepoBytes} bytes`, {
-        repo: job.path,
-        hint: 'clone it directly, or ask the operator to raise --on-demand-max-repo-size',
-      });
+      new BundlemirrorError(
+        'E_REPO_TOO_LARGE',
+        `${job.url} is larger than this service's limit of ${this.opts.maxRepoBytes} bytes`,
+        {
+          repo: job.path,
+          hint: 'clone it directly, or ask the operator to raise --on-demand-max-repo-size',
+        },
+      );
     let checking = false;
     const timer = setInterval(async () => {
       if (checking) return;
@@ -352,7 +397,11 @@ export class OnDemandService {
       if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
       // git talking to the upstream failed: unreachable, not a repository, private, cut off
       if (isBundlemirrorError(err) && err.code === 'E_GIT') {
-        throw new BundlemirrorError('E_UPSTREAM', err.message, { repo: job.path, hint: 'check that the URL is a public git repository, or try again later', cause: err });
+        throw new BundlemirrorError('E_UPSTREAM', err.message, {
+          repo: job.path,
+          hint: 'check that the URL is a public git repository, or try again later',
+          cause: err,
+        });
       }
       throw err;
     } finally {
@@ -361,7 +410,11 @@ export class OnDemandService {
     if ((await diskUsage(dir)) > this.opts.maxRepoBytes) throw tooLarge();
   }
 
-  private async clone(job: Job, mirror: string, target: Awaited<ReturnType<OnDemandService['finalUrl']>>): Promise<void> {
+  private async clone(
+    job: Job,
+    mirror: string,
+    target: Awaited<ReturnType<OnDemandService['finalUrl']>>,
+  ): Promise<void> {
     const tmp = join(this.layout.tmp, `${process.pid}-${this.now()}-${Math.random().toString(36).slice(2, 8)}.git`);
     this.counters.clones++;
     try {
@@ -374,9 +427,15 @@ export class OnDemandService {
     }
   }
 
-  private async fetch(job: Job, mirror: string, target: Awaited<ReturnType<OnDemandService['finalUrl']>>): Promise<void> {
+  private async fetch(
+    job: Job,
+    mirror: string,
+    target: Awaited<ReturnType<OnDemandService['finalUrl']>>,
+  ): Promise<void> {
     this.counters.fetches++;
-    await this.watched(job, mirror, (signal) => fetchUpstream(mirror, target.url, this.gitOptions(job, target, signal)));
+    await this.watched(job, mirror, (signal) =>
+      fetchUpstream(mirror, target.url, this.gitOptions(job, target, signal)),
+    );
   }
 
   private async readBundles(path: string): Promise<JobView['bundles']> {
@@ -394,7 +453,8 @@ export class OnDemandService {
     for (const [path, rec] of Object.entries(this.records)) {
       const job = this.jobs.get(path);
       const busy = path === keep || (job !== undefined && job.state !== 'ready' && job.state !== 'failed');
-      const bytes = (await diskUsage(underRoot(this.layout.dir, path))) + (await diskUsage(underRoot(this.layout.published, path)));
+      const bytes =
+        (await diskUsage(underRoot(this.layout.dir, path))) + (await diskUsage(underRoot(this.layout.published, path)));
       entries.push({ path, bytes, requestedAt: rec.requestedAt, busy });
     }
     for (const path of chooseEvictions(entries, this.opts.maxCacheBytes)) {

@@ -63,7 +63,8 @@ export interface AdmittedUrl extends UpstreamUrl {
 
 export type Resolver = (host: string) => Promise<string[]>;
 
-const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+const systemResolver: Resolver = async (host) =>
+  (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 function refuse(code: ErrorCode, message: string, hint?: string): BundlemirrorError {
   return new BundlemirrorError(code, message, { hint });
@@ -75,7 +76,9 @@ const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}
 /** Parses an `--allow` pattern; throws E_USAGE naming the pattern. */
 export function parseAllowPattern(text: string): AllowPattern {
   const bad = (why: string) =>
-    new BundlemirrorError('E_USAGE', `--allow ${JSON.stringify(text)}: ${why}`, { hint: 'patterns look like https://github.com/* or git://127.0.0.1:9418/*' });
+    new BundlemirrorError('E_USAGE', `--allow ${JSON.stringify(text)}: ${why}`, {
+      hint: 'patterns look like https://github.com/* or git://127.0.0.1:9418/*',
+    });
   const m = /^(?:([a-z*]+):\/\/)?([^/]+)(\/.*)?$/.exec(text);
   if (!m) throw bad('expected [SCHEME://]HOST[:PORT]/PATH');
   const scheme = (m[1] ?? '*') as UpstreamScheme | '*';
@@ -109,11 +112,17 @@ function patternMatches(p: AllowPattern, u: UpstreamUrl): boolean {
 
 /** The syntax rules: scheme, userinfo, host, path. Throws a refusal naming the rule. */
 export function parseUpstreamUrl(input: string): UpstreamUrl {
-  if (typeof input !== 'string' || input.length === 0 || input.length > 2048) throw refuse('E_URL_INVALID', 'the URL is empty or longer than 2048 characters');
+  if (typeof input !== 'string' || input.length === 0 || input.length > 2048)
+    throw refuse('E_URL_INVALID', 'the URL is empty or longer than 2048 characters');
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(input)?.[1]?.toLowerCase();
-  if (scheme === undefined) throw refuse('E_URL_SCHEME', `${JSON.stringify(input)} has no scheme`, 'use an https://, http:// or git:// URL');
+  if (scheme === undefined)
+    throw refuse('E_URL_SCHEME', `${JSON.stringify(input)} has no scheme`, 'use an https://, http:// or git:// URL');
   if (!SCHEMES.includes(scheme as UpstreamScheme) || !input.slice(scheme.length).startsWith('://')) {
-    throw refuse('E_URL_SCHEME', `the scheme ${JSON.stringify(scheme)} is not served here (file, ext, ssh and the rest are refused)`, 'use an https://, http:// or git:// URL');
+    throw refuse(
+      'E_URL_SCHEME',
+      `the scheme ${JSON.stringify(scheme)} is not served here (file, ext, ssh and the rest are refused)`,
+      'use an https://, http:// or git:// URL',
+    );
   }
   if (/[\x00-\x20\x7f]/.test(input)) throw refuse('E_URL_INVALID', 'the URL contains a space or control character');
   let u: URL;
@@ -123,12 +132,18 @@ export function parseUpstreamUrl(input: string): UpstreamUrl {
     throw refuse('E_URL_INVALID', `${JSON.stringify(input)} is not a URL`);
   }
   if (u.username || u.password || /^[a-z]+:\/\/[^/]*@/i.test(input)) {
-    throw refuse('E_URL_USERINFO', 'URLs with a user name or password are refused', 'ask for the public URL of the repository');
+    throw refuse(
+      'E_URL_USERINFO',
+      'URLs with a user name or password are refused',
+      'ask for the public URL of the repository',
+    );
   }
-  if (u.search || u.hash || input.includes('?') || input.includes('#')) throw refuse('E_URL_INVALID', 'URLs with a query or fragment are refused');
+  if (u.search || u.hash || input.includes('?') || input.includes('#'))
+    throw refuse('E_URL_INVALID', 'URLs with a query or fragment are refused');
   let host = u.hostname.toLowerCase();
   if (host.startsWith('[')) host = host.slice(1, -1);
-  if (!isIP(host) && !HOSTNAME.test(host)) throw refuse('E_URL_INVALID', `the host ${JSON.stringify(u.hostname)} is not a plain host name or address`);
+  if (!isIP(host) && !HOSTNAME.test(host))
+    throw refuse('E_URL_INVALID', `the host ${JSON.stringify(u.hostname)} is not a plain host name or address`);
   host = host.replace(/\.$/, '');
   const s = scheme as UpstreamScheme;
   const port = u.port === '' ? DEFAULT_PORT[s] : Number(u.port);
@@ -138,17 +153,38 @@ export function parseUpstreamUrl(input: string): UpstreamUrl {
   const hostPart = (isIP(host) === 6 ? `[${host}]` : host) + (explicitPort ? `:${port}` : '');
   const repoPath = `/${isIP(host) === 6 ? `v6_${host.replace(/:/g, '_')}` : host}${explicitPort ? `:${port}` : ''}${path.replace(/\.git$/, '')}.git`;
   const problem = repoPathProblem(repoPath);
-  if (problem || /%2f|%5c|%00/i.test(path)) throw refuse('E_URL_INVALID', `the path ${JSON.stringify(path)} cannot be mirrored here: ${problem ?? 'it encodes a slash or NUL'}`);
+  if (problem || /%2f|%5c|%00/i.test(path))
+    throw refuse(
+      'E_URL_INVALID',
+      `the path ${JSON.stringify(path)} cannot be mirrored here: ${problem ?? 'it encodes a slash or NUL'}`,
+    );
   return { scheme: s, host, port, explicitPort, path, url: `${s}://${hostPart}${path}`, repoPath };
 }
 
 /** Addresses no upstream may have unless a pattern names them. */
 const PRIVATE = new BlockList();
 for (const [net, bits] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) PRIVATE.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) PRIVATE.addSubnet(net, bits, 'ipv6');
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const)
+  PRIVATE.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const)
+  PRIVATE.addSubnet(net, bits, 'ipv6');
 
 /** IPv4 inside IPv6 (mapped, NAT64) is judged as the IPv4 address it carries. */
 function embeddedV4(a: string): string | null {
@@ -179,7 +215,12 @@ export class UrlPolicy {
   /** The pattern that admits this URL, ignoring addresses; throws E_URL_NOT_ALLOWED. */
   matching(u: UpstreamUrl): AllowPattern {
     const p = this.patterns.find((pat) => patternMatches(pat, u));
-    if (!p) throw refuse('E_URL_NOT_ALLOWED', `${u.url} matches no --allow pattern of this service`, 'ask the service operator to allow it');
+    if (!p)
+      throw refuse(
+        'E_URL_NOT_ALLOWED',
+        `${u.url} matches no --allow pattern of this service`,
+        'ask the service operator to allow it',
+      );
     return p;
   }
 
@@ -198,13 +239,21 @@ export class UrlPolicy {
       try {
         addresses = await this.resolve(u.host);
       } catch (err) {
-        throw refuse('E_UPSTREAM', `cannot resolve ${u.host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the host name');
+        throw refuse(
+          'E_UPSTREAM',
+          `cannot resolve ${u.host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          'check the host name',
+        );
       }
     }
     if (addresses.length === 0) throw refuse('E_UPSTREAM', `${u.host} resolves to no address`);
     for (const a of addresses) {
       if (isPrivateAddress(a) && pattern.address !== a) {
-        throw refuse('E_URL_ADDRESS', `${u.host} resolves to ${a}, a private, loopback or link-local address`, 'only a pattern naming that address can allow it');
+        throw refuse(
+          'E_URL_ADDRESS',
+          `${u.host} resolves to ${a}, a private, loopback or link-local address`,
+          'only a pattern naming that address can allow it',
+        );
       }
     }
     return addresses;

@@ -47,14 +47,20 @@ export async function writeBundle(
     if (made) await closed;
   } catch (err) {
     // the write's own error (ENOSPC) says more than git's broken pipe
-    const writeError = await closed.then(() => null, (e: unknown) => e);
+    const writeError = await closed.then(
+      () => null,
+      (e: unknown) => e,
+    );
     sink.destroy();
     await rm(tmp, { force: true });
     if ((writeError as NodeJS.ErrnoException | null)?.syscall) throw writeError;
     throw err;
   }
   if (!made) {
-    await closed.then(() => null, () => null);
+    await closed.then(
+      () => null,
+      () => null,
+    );
     sink.destroy();
     await rm(tmp, { force: true });
     return null;

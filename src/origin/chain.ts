@@ -26,9 +26,7 @@ export const DEFAULT_CHAIN_POLICY: ChainPolicy = {
 };
 
 export type BundleDecision =
-  | { kind: 'base' }
-  | { kind: 'incremental'; refs: string[]; prerequisites: string[] }
-  | { kind: 'none' };
+  { kind: 'base' } | { kind: 'incremental'; refs: string[]; prerequisites: string[] } | { kind: 'none' };
 
 /** What to bundle, given the last published index and the refs now. */
 export function decideBundle(prev: RepoIndex | null, current: Ref[]): BundleDecision {
@@ -48,7 +46,6 @@ export function shouldCollapse(chain: BundleRef[], newIncrementalSize: number, p
   const size = incrementals.reduce((n, b) => n + b.size, 0) + newIncrementalSize;
   return count > policy.maxIncrementals || size > policy.maxChainRatio * base.size;
 }
-
 
 /** Drops superseded entries whose grace period is over. */
 export function expireSuperseded(bundles: BundleRef[], nowMs: number, policy: ChainPolicy): BundleRef[] {

@@ -63,7 +63,12 @@ export async function publishLfsObjects(
   // with a previous LFS listing, only what the new history adds; else everything reachable
   const before = prev?.lfs ? [...new Set(Object.values(prev.refs))] : [];
   const known = before.length ? await existingObjects(repoDir, before, repoPath) : new Set<string>();
-  const pointers = await lfsPointersReachable(repoDir, tips, before.filter((o) => known.has(o)), repoPath);
+  const pointers = await lfsPointersReachable(
+    repoDir,
+    tips,
+    before.filter((o) => known.has(o)),
+    repoPath,
+  );
   const wanted = new Map<string, LfsObjectRef>();
   for (const p of [...(prev?.lfs?.missing ?? []), ...pointers]) if (!published.has(p.oid)) wanted.set(p.oid, p);
 

@@ -39,10 +39,18 @@ export function checkNotifyUrl(url: string): string {
   try {
     u = new URL(url);
   } catch {
-    throw new BundlemirrorError('E_USAGE', `--notify takes an http(s) URL such as http://replica.example:8090/notify, not ${JSON.stringify(url)}`);
+    throw new BundlemirrorError(
+      'E_USAGE',
+      `--notify takes an http(s) URL such as http://replica.example:8090/notify, not ${JSON.stringify(url)}`,
+    );
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BundlemirrorError('E_USAGE', `--notify takes an http(s) URL, not ${JSON.stringify(url)}`);
-  if (u.username || u.password) throw new BundlemirrorError('E_USAGE', '--notify URLs must not carry credentials; the token comes from --notify-token-file');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new BundlemirrorError('E_USAGE', `--notify takes an http(s) URL, not ${JSON.stringify(url)}`);
+  if (u.username || u.password)
+    throw new BundlemirrorError(
+      'E_USAGE',
+      '--notify URLs must not carry credentials; the token comes from --notify-token-file',
+    );
   return u.href;
 }
 
@@ -52,14 +60,20 @@ export async function readNotifyTokenFile(file: string, warn: (message: string) 
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new BundlemirrorError('E_USAGE', `cannot read --notify-token-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
-      hint: 'it holds the token the replicas have in [bundlemirror] notify_token_file',
-    });
+    throw new BundlemirrorError(
+      'E_USAGE',
+      `cannot read --notify-token-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      {
+        hint: 'it holds the token the replicas have in [bundlemirror] notify_token_file',
+      },
+    );
   }
   const token = text.trim();
-  if (token === '' || /\s/.test(token)) throw new BundlemirrorError('E_USAGE', `--notify-token-file ${file} must hold one token on one line`);
+  if (token === '' || /\s/.test(token))
+    throw new BundlemirrorError('E_USAGE', `--notify-token-file ${file} must hold one token on one line`);
   // the token lets anyone make every replica pull: as the replica's daemon does for its copy, say so when all can read it
-  if (((await stat(file)).mode & 0o004) !== 0) warn(`--notify-token-file ${file} is readable by every user; chmod 600 it (or 640 with a group of the publishers)`);
+  if (((await stat(file)).mode & 0o004) !== 0)
+    warn(`--notify-token-file ${file} is readable by every user; chmod 600 it (or 640 with a group of the publishers)`);
   return token;
 }
 
@@ -73,7 +87,11 @@ export async function notifyReplicas(opts: NotifyReplicasOptions): Promise<Notif
       let last: { ok: boolean; status?: number; error?: string } = { ok: true };
       for (const repos of batches) {
         last = await postOnce(url, JSON.stringify({ repos }), {
-          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${opts.token}`, 'User-Agent': 'bundlemirror-publish' },
+          headers: {
+            'Content-Type': 'application/json',
+            Authorization: `Bearer ${opts.token}`,
+            'User-Agent': 'bundlemirror-publish',
+          },
           timeoutMs: opts.timeoutMs ?? NOTIFY_TIMEOUT_MS,
         });
         if (!last.ok) break;

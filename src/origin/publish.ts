@@ -14,7 +14,14 @@ import { writeFileAtomic, removeStaleTemps } from '../fs/atomic.js';
 import { acquireLock } from '../lock/lock.js';
 import { existingObjects, fingerprint, fingerprintOf, formatShowRef, rootCommits, type Ref } from '../git/repo.js';
 import { readManifestIfAny, serializeManifest, type Manifest, type ManifestEntry } from '../manifest/manifest.js';
-import { BUNDLE_LIST_FILE, INDEX_FILE, INDEX_VERSION, parseRepoIndex, serializeRepoIndex, type RepoIndex } from '../manifest/repo-index.js';
+import {
+  BUNDLE_LIST_FILE,
+  INDEX_FILE,
+  INDEX_VERSION,
+  parseRepoIndex,
+  serializeRepoIndex,
+  type RepoIndex,
+} from '../manifest/repo-index.js';
 import { renderBundleList } from '../manifest/bundle-list.js';
 import { repoPathOfDir, resolveToplevel, scanToplevel, type FoundRepo } from '../git/discovery.js';
 import { lastModified, readAlternates, readDescription, readHeadFile, readOwner } from '../git/inspect.js';
@@ -31,7 +38,6 @@ import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 import { lfsNeedsLook, publishLfsObjects, type LfsPublishResult } from './lfs-publish.js';
 import type { LfsObjectRef } from '../manifest/repo-index.js';
-
 
 export interface PublishOptions {
   toplevel: string;
@@ -95,9 +101,20 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   });
   try {
     const prevFile = join(opts.out, MANIFEST_FILE);
-    const prevManifest = (await readManifestIfAny(prevFile, (why) => log(`previous manifest ${prevFile} is unreadable (${why}); writing a new one`))) ?? {};
-    const selected = found ?? (await resolveSelection(opts.only ?? [], toplevel, prevManifest)).filter((r) => !opts.ignore?.(r.path));
-    const report: PublishReport = { changed: [], unchanged: [], removed: [], failed: [], manifestWritten: false, lfs: [] };
+    const prevManifest =
+      (await readManifestIfAny(prevFile, (why) =>
+        log(`previous manifest ${prevFile} is unreadable (${why}); writing a new one`),
+      )) ?? {};
+    const selected =
+      found ?? (await resolveSelection(opts.only ?? [], toplevel, prevManifest)).filter((r) => !opts.ignore?.(r.path));
+    const report: PublishReport = {
+      changed: [],
+      unchanged: [],
+      removed: [],
+      failed: [],
+      manifestWritten: false,
+      lfs: [],
+    };
     const next: Manifest = opts.only ? { ...prevManifest } : {};
     const byDir = found ? new Map(found.map((r) => [r.dir, r.path])) : null;
     const repoPathOf = async (dir: string) => (byDir ? byDir.get(dir) : repoPathOfDir(toplevel, dir));
@@ -136,25 +153,44 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     );
 
     // 2. forkgroups: recomputed on a full publish, kept from the manifest when publishing a few repositories
-    const groups = opts.only ? groupsFromManifest(prevManifest) : groupForks([...facts.values()].map((f) => ({ path: f.repo.path, roots: f.roots, alternates: f.alternates, previous: prevManifest[f.repo.path]?.forkgroup ?? null })));
+    const groups = opts.only
+      ? groupsFromManifest(prevManifest)
+      : groupForks(
+          [...facts.values()].map((f) => ({
+            path: f.repo.path,
+            roots: f.roots,
+            alternates: f.alternates,
+            previous: prevManifest[f.repo.path]?.forkgroup ?? null,
+          })),
+        );
 
     // 3. parents (and repositories in no group) first: members build on their parent's fresh index
     const publishOne = async (f: RepoFacts) => {
       try {
         const group = groups.get(f.repo.path) ?? null;
-        const parent = group && group.parent !== f.repo.path ? await readPreviousIndex(indexPathOf(opts.out, group.parent), group.parent) : null;
-        const forkParent = parent ? { path: group!.parent, dir: diskPathOf(toplevel, group!.parent), index: parent } : null;
+        const parent =
+          group && group.parent !== f.repo.path
+            ? await readPreviousIndex(indexPathOf(opts.out, group.parent), group.parent)
+            : null;
+        const forkParent = parent
+          ? { path: group!.parent, dir: diskPathOf(toplevel, group!.parent), index: parent }
+          : null;
         const result = await publishRepo(f, prevManifest[f.repo.path], group?.id ?? null, forkParent, ctx);
         next[f.repo.path] = result.entry;
         if (result.lfs && (result.lfs.added.length || result.lfs.missing.length)) {
           report.lfs.push({ path: f.repo.path, added: result.lfs.added, missing: result.lfs.missing });
-          for (const m of result.lfs.missing) log(`${f.repo.path}: LFS object ${m.oid} (${m.size} bytes) is not in the origin's lfs/objects; published without it`);
+          for (const m of result.lfs.missing)
+            log(
+              `${f.repo.path}: LFS object ${m.oid} (${m.size} bytes) is not in the origin's lfs/objects; published without it`,
+            );
         }
         indexes.set(f.repo.path, result.index);
         if (f.signature) known.set(f.repo.path, { signature: f.signature, fingerprint: f.fingerprint });
         if (result.changed) {
           report.changed.push(result.changed);
-          log(`${f.repo.path}: published ${result.changed.bundles.map((b) => `${b.kind} ${b.size} B`).join(', ') || 'refs only'}`);
+          log(
+            `${f.repo.path}: published ${result.changed.bundles.map((b) => `${b.kind} ${b.size} B`).join(', ') || 'refs only'}`,
+          );
         } else report.unchanged.push(f.repo.path);
       } catch (err) {
         fail(f.repo.path, err);
@@ -175,15 +211,28 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     report.lfs.sort((a, b) => (a.path < b.path ? -1 : 1));
     report.unchanged.sort();
     // a new --base-url reaches every bundle-list, not only those this run rewrote
-    const rebased = await applyBundleListBase(opts.out, opts.baseUrl ?? null, Object.keys(next), new Set(report.changed.map((c) => c.path)), indexes);
-    if (rebased) log(`bundle-lists of ${rebased} other repositories rewritten for the base URL ${opts.baseUrl ?? '(none: relative URIs)'}`);
+    const rebased = await applyBundleListBase(
+      opts.out,
+      opts.baseUrl ?? null,
+      Object.keys(next),
+      new Set(report.changed.map((c) => c.path)),
+      indexes,
+    );
+    if (rebased)
+      log(
+        `bundle-lists of ${rebased} other repositories rewritten for the base URL ${opts.baseUrl ?? '(none: relative URIs)'}`,
+      );
     // a full signed publish always renews the stamp: replicas tell a live origin from a frozen mirror by its age
-    report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next, signer, { restamp: !opts.only, now: now() });
+    report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next, signer, {
+      restamp: !opts.only,
+      now: now(),
+    });
     await writeRefsState(opts.out, knownBefore, known);
     // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone
     await removeStaleTemps(opts.out, undefined, { recursive: !opts.only });
     // a hook publish stays quick; full publishes (cron) collect what superseded bundles left behind
-    if (!opts.only || opts.gc) report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now(), indexes });
+    if (!opts.only || opts.gc)
+      report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now(), indexes });
     return report;
   } finally {
     await release();
@@ -195,8 +244,14 @@ async function resolveSelection(only: string[], toplevel: string, prevManifest: 
   const out: FoundRepo[] = [];
   for (const sel of only) {
     const onDisk = sel.startsWith(toplevel + sep) || !sel.startsWith('/');
-    const path = onDisk ? await repoPathOfDir(toplevel, sel) : repoPathProblem(sel) ? undefined : await repoPathOfDir(toplevel, join(toplevel, sel));
-    const repo: FoundRepo | undefined = path ? { path, dir: diskPathOf(toplevel, path), symlinks: prevManifest[path]?.symlinks ?? [] } : undefined;
+    const path = onDisk
+      ? await repoPathOfDir(toplevel, sel)
+      : repoPathProblem(sel)
+        ? undefined
+        : await repoPathOfDir(toplevel, join(toplevel, sel));
+    const repo: FoundRepo | undefined = path
+      ? { path, dir: diskPathOf(toplevel, path), symlinks: prevManifest[path]?.symlinks ?? [] }
+      : undefined;
     if (!repo) {
       throw new BundlemirrorError('E_NOT_FOUND', `${sel} is not a bare repository under ${toplevel}`, {
         hint: 'pass a repository directory inside the toplevel (a hook can pass $PWD) or its manifest path such as /pub/a.git',
@@ -248,18 +303,47 @@ async function inspectRepo(repo: FoundRepo, known: KnownRefs | undefined, ctx: R
   // taken before git reads the refs: a change in between makes the recorded signature differ next time
   const sig = await refsSignature(repo.dir);
   const prev = await readPreviousIndex(indexPathOf(ctx.out, repo.path), repo.path);
-  const [head, description, alternateDirs] = await Promise.all([readHeadFile(repo.dir), readDescription(repo.dir), readAlternates(repo.dir)]);
-  const alternates = (await Promise.all(alternateDirs.map((a) => ctx.repoPathOf(a)))).filter((p): p is string => p !== undefined);
+  const [head, description, alternateDirs] = await Promise.all([
+    readHeadFile(repo.dir),
+    readDescription(repo.dir),
+    readAlternates(repo.dir),
+  ]);
+  const alternates = (await Promise.all(alternateDirs.map((a) => ctx.repoPathOf(a)))).filter(
+    (p): p is string => p !== undefined,
+  );
   const signature = sig?.settled ? sig.signature : null;
   // ref files exactly as when the last publish read them: the refs are the ones it published
-  const same = sig !== null && known?.signature === sig.signature && prev?.fingerprint === known.fingerprint && prev.roots ? refsOf(prev) : null;
+  const same =
+    sig !== null && known?.signature === sig.signature && prev?.fingerprint === known.fingerprint && prev.roots
+      ? refsOf(prev)
+      : null;
   if (same && fingerprintOf(formatShowRef(same)) === prev!.fingerprint) {
-    return { repo, fingerprint: prev!.fingerprint, refs: same, prev, head, description, alternates, roots: prev!.roots!, signature };
+    return {
+      repo,
+      fingerprint: prev!.fingerprint,
+      refs: same,
+      prev,
+      head,
+      description,
+      alternates,
+      roots: prev!.roots!,
+      signature,
+    };
   }
   return ctx.gitLimit(async () => {
     const { fingerprint: fp, refs } = await fingerprint(repo.dir, repo.path);
     if (refs.length === 0) return null;
-    return { repo, fingerprint: fp, refs, prev, head, description, alternates, roots: await rootsOf(repo, refs, prev), signature };
+    return {
+      repo,
+      fingerprint: fp,
+      refs,
+      prev,
+      head,
+      description,
+      alternates,
+      roots: await rootsOf(repo, refs, prev),
+      signature,
+    };
   });
 }
 
@@ -274,7 +358,12 @@ async function rootsOf(repo: FoundRepo, refs: Ref[], prev: RepoIndex | null): Pr
   if (!prev?.roots) return rootCommits(repo.dir, tips, [], repo.path);
   const old = [...new Set(Object.values(prev.refs))];
   const known = await existingObjects(repo.dir, old, repo.path);
-  const added = await rootCommits(repo.dir, tips, old.filter((o) => known.has(o)), repo.path);
+  const added = await rootCommits(
+    repo.dir,
+    tips,
+    old.filter((o) => known.has(o)),
+    repo.path,
+  );
   return [...new Set([...prev.roots, ...added])].sort();
 }
 
@@ -306,13 +395,21 @@ async function publishRepo(
   const outDir = diskPathOf(ctx.out, repo.path);
   const reference = f.alternates[0] ?? null;
   const unchanged =
-    prev !== null && prev.fingerprint === f.fingerprint && prevEntry?.fingerprint === f.fingerprint && (prev.forkgroup ?? null) === forkgroup && !needsRebase(prev, parent);
+    prev !== null &&
+    prev.fingerprint === f.fingerprint &&
+    prevEntry?.fingerprint === f.fingerprint &&
+    (prev.forkgroup ?? null) === forkgroup &&
+    !needsRebase(prev, parent);
   if (unchanged) {
-    const owner = (await configChangedSince(repo.dir, prev.generated)) ? await readOwner(repo.dir, repo.path) : (prevEntry.owner ?? null);
+    const owner = (await configChangedSince(repo.dir, prev.generated))
+      ? await readOwner(repo.dir, repo.path)
+      : (prevEntry.owner ?? null);
     // superseded bundles whose grace period ended leave the index even when nothing else changed
     const bundles = expireSuperseded(prev.bundles, ctx.now(), ctx.policy);
     // LFS objects first listed by this version, or missing last time, are looked for again
-    const lfs = lfsNeedsLook(prev) ? await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev, lfsStoresOf(f, parent, ctx)) : null;
+    const lfs = lfsNeedsLook(prev)
+      ? await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev, lfsStoresOf(f, parent, ctx))
+      : null;
     const lfsChanged = lfs !== null && JSON.stringify(lfs.lfs) !== JSON.stringify(prev.lfs);
     let index = prev;
     if (prev.head !== head || !prev.roots || bundles.length !== prev.bundles.length || lfsChanged) {
@@ -323,11 +420,27 @@ async function publishRepo(
       // first publish with --sign-key, or a new key: sign the index as it stands
       await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), await readFile(join(outDir, INDEX_FILE)));
     }
-    return { entry: manifestEntry(prevEntry.modified ?? 0, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks), changed: null, lfs, index };
+    return {
+      entry: manifestEntry(
+        prevEntry.modified ?? 0,
+        f.fingerprint,
+        head,
+        f.description,
+        owner,
+        reference,
+        forkgroup,
+        repo.symlinks,
+      ),
+      changed: null,
+      lfs,
+      index,
+    };
   }
 
   const nowMs = ctx.now();
-  const written = await ctx.gitLimit(() => writeBundles({ repo, outDir, prev, refs: f.refs, nowMs, policy: ctx.policy, parent }));
+  const written = await ctx.gitLimit(() =>
+    writeBundles({ repo, outDir, prev, refs: f.refs, nowMs, policy: ctx.policy, parent }),
+  );
   const index: RepoIndex = {
     version: INDEX_VERSION,
     path: repo.path,
@@ -343,7 +456,9 @@ async function publishRepo(
   const lfs = await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev, lfsStoresOf(f, parent, ctx));
   if (lfs.lfs) index.lfs = lfs.lfs;
   await writeIndexAndList(outDir, index, ctx, repo.path);
-  const [modified, owner] = await ctx.gitLimit(() => Promise.all([lastModified(repo.dir, repo.path), readOwner(repo.dir, repo.path)]));
+  const [modified, owner] = await ctx.gitLimit(() =>
+    Promise.all([lastModified(repo.dir, repo.path), readOwner(repo.dir, repo.path)]),
+  );
   return {
     entry: manifestEntry(modified, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks),
     changed: { path: repo.path, fingerprint: f.fingerprint, bundles: written.made },
@@ -363,7 +478,10 @@ async function writeIndexAndList(outDir: string, index: RepoIndex, ctx: RepoCont
   if (ctx.signer) await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), bytes);
   else await rm(signatureOf(join(outDir, INDEX_FILE)), { force: true }); // a signature of another index would only be refused
   await writeFileAtomic(join(outDir, INDEX_FILE), bytes);
-  await writeFileAtomic(join(outDir, BUNDLE_LIST_FILE), renderBundleList(index.bundles, repoBaseUrl(ctx.baseUrl, path)));
+  await writeFileAtomic(
+    join(outDir, BUNDLE_LIST_FILE),
+    renderBundleList(index.bundles, repoBaseUrl(ctx.baseUrl, path)),
+  );
 }
 
 async function configChangedSince(dir: string, iso: string): Promise<boolean> {
@@ -392,7 +510,12 @@ function manifestEntry(
   return entry;
 }
 
-async function writeManifestIfChanged(file: string, manifest: Manifest, signer: Signer | null, opts: { restamp: boolean; now: number }): Promise<boolean> {
+async function writeManifestIfChanged(
+  file: string,
+  manifest: Manifest,
+  signer: Signer | null,
+  opts: { restamp: boolean; now: number },
+): Promise<boolean> {
   const content = serializeManifest(manifest);
   let bytes = content;
   let previousMtime: number | null = null;
@@ -417,7 +540,8 @@ async function writeManifestIfChanged(file: string, manifest: Manifest, signer: 
   // unchanged to a replica. Move the clock of the file forward instead.
   if (previousMtime !== null) {
     const second = Math.floor(previousMtime / 1000);
-    if (Math.floor((await stat(file)).mtimeMs / 1000) <= second) await utimes(file, new Date(), new Date((second + 1) * 1000));
+    if (Math.floor((await stat(file)).mtimeMs / 1000) <= second)
+      await utimes(file, new Date(), new Date((second + 1) * 1000));
   }
   return true;
 }
@@ -428,7 +552,11 @@ async function writeManifestIfChanged(file: string, manifest: Manifest, signer: 
  * that are about to disappear, then the repository's directory.
  */
 export async function unpublish(out: string, paths: string[], opts: { lockWaitMs?: number } = {}): Promise<void> {
-  const release = await acquireLock({ path: join(out, '.publish'), what: `publish into ${out}`, wait: opts.lockWaitMs ?? 5 * 60_000 });
+  const release = await acquireLock({
+    path: join(out, '.publish'),
+    what: `publish into ${out}`,
+    wait: opts.lockWaitMs ?? 5 * 60_000,
+  });
   try {
     const next = { ...(await readManifestIfAny(join(out, MANIFEST_FILE))) };
     for (const p of paths) delete next[p];

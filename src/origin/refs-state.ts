@@ -24,7 +24,8 @@ export async function readRefsState(out: string): Promise<Map<string, KnownRefs>
     if (doc.version !== 1 || typeof doc.repos !== 'object' || doc.repos === null) return known;
     for (const [path, v] of Object.entries(doc.repos as Record<string, unknown>)) {
       const k = v as Partial<KnownRefs> | null;
-      if (typeof k?.signature === 'string' && typeof k.fingerprint === 'string' && isObjectId(k.fingerprint)) known.set(path, { signature: k.signature, fingerprint: k.fingerprint });
+      if (typeof k?.signature === 'string' && typeof k.fingerprint === 'string' && isObjectId(k.fingerprint))
+        known.set(path, { signature: k.signature, fingerprint: k.fingerprint });
     }
   } catch {
     /* none yet, or unreadable: every repository is asked with git */
@@ -33,8 +34,16 @@ export async function readRefsState(out: string): Promise<Map<string, KnownRefs>
 }
 
 /** Writes the state when it differs from what was read. */
-export async function writeRefsState(out: string, before: Map<string, KnownRefs>, after: Map<string, KnownRefs>): Promise<void> {
-  const same = before.size === after.size && [...after].every(([p, k]) => before.get(p)?.signature === k.signature && before.get(p)?.fingerprint === k.fingerprint);
+export async function writeRefsState(
+  out: string,
+  before: Map<string, KnownRefs>,
+  after: Map<string, KnownRefs>,
+): Promise<void> {
+  const same =
+    before.size === after.size &&
+    [...after].every(
+      ([p, k]) => before.get(p)?.signature === k.signature && before.get(p)?.fingerprint === k.fingerprint,
+    );
   if (same) return;
   const repos = Object.fromEntries([...after].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
   await writeFileAtomic(join(out, REFS_STATE), JSON.stringify({ version: 1, repos }) + '\n');

@@ -59,7 +59,10 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
   const kept = prev ? expireSuperseded(prev.bundles, w.nowMs, w.policy) : [];
   const stamp = new Date(w.nowMs).toISOString();
   const borrowed = w.parent ? borrowedChain(repo.path, w.parent) : [];
-  let token = Math.max(Math.floor(w.nowMs / 1000), 1 + Math.max(0, ...kept.map((b) => b.creationToken), ...borrowed.map((b) => b.creationToken)));
+  let token = Math.max(
+    Math.floor(w.nowMs / 1000),
+    1 + Math.max(0, ...kept.map((b) => b.creationToken), ...borrowed.map((b) => b.creationToken)),
+  );
   const made: MadeBundle[] = [];
   /**
    * `after`: what an incremental builds on. git lists no prerequisite for a
@@ -85,7 +88,13 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
       const chainTips = [...new Set(borrowed.flatMap((b) => Object.values(b.tips)))].sort();
       const have = await existingObjects(repo.dir, chainTips, repo.path, env);
       const excluded = chainTips.filter((t) => have.has(t));
-      const own = await writeBundle(repo.dir, w.outDir, [...w.refs.map((r) => r.name), ...excluded.map((t) => `^${t}`)], repo.path, env);
+      const own = await writeBundle(
+        repo.dir,
+        w.outDir,
+        [...w.refs.map((r) => r.name), ...excluded.map((t) => `^${t}`)],
+        repo.path,
+        env,
+      );
       if (!own) return borrowed;
       made.push({ name: own.name, size: own.size, kind: 'base' });
       // The index names what the bundle builds on by tips of the borrowed bundles (the
@@ -95,7 +104,8 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
       return [...borrowed, { ...entry(own), prerequisites: onTopOf.length > 0 ? onTopOf : own.header.prerequisites }];
     }
     const full = await writeBundle(repo.dir, w.outDir, 'all', repo.path);
-    if (!full) throw new BundlemirrorError('E_GIT', 'git produced no bundle for a repository with refs', { repo: repo.path });
+    if (!full)
+      throw new BundlemirrorError('E_GIT', 'git produced no bundle for a repository with refs', { repo: repo.path });
     made.push({ name: full.name, size: full.size, kind: 'base' });
     return [entry(full)];
   };
@@ -111,7 +121,8 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
   const inc = await writeBundle(repo.dir, w.outDir, [...decision.refs, ...onTopOf.map((p) => `^${p}`)], repo.path);
   if (!inc) return { bundles: kept, made }; // ref moves to objects already published: the new index is enough
   made.push({ name: inc.name, size: inc.size, kind: 'incremental' });
-  if (!shouldCollapse(currentBundles(prev), inc.size, w.policy)) return { bundles: [...kept, entry(inc, undefined, onTopOf)], made };
+  if (!shouldCollapse(currentBundles(prev), inc.size, w.policy))
+    return { bundles: [...kept, entry(inc, undefined, onTopOf)], made };
   // collapse: the bridging incremental stays listed with the old chain for replicas part-way along it
   const bridge = entry(inc, stamp, onTopOf);
   return { bundles: [...retire(kept), bridge, ...(await base())], made };
@@ -120,5 +131,7 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
 /** The parent's live chain, as seen from the member's directory. */
 function borrowedChain(memberPath: string, parent: ForkParent): BundleRef[] {
   const up = posix.relative(memberPath, parent.path);
-  return currentBundles(parent.index).map((b) => (/^https?:/.test(b.uri) || b.uri.startsWith('../') ? b : { ...b, uri: `${up}/${b.uri}` }));
+  return currentBundles(parent.index).map((b) =>
+    /^https?:/.test(b.uri) || b.uri.startsWith('../') ? b : { ...b, uri: `${up}/${b.uri}` },
+  );
 }

@@ -142,7 +142,12 @@ export function hookArgv(command: string): string[] {
 }
 
 /** Runs one configured hook line with `args` appended. Never throws for hook failures. */
-export async function runHook(kind: HookKind, command: string, args: readonly string[], opts: HookRunOptions = {}): Promise<HookResult> {
+export async function runHook(
+  kind: HookKind,
+  command: string,
+  args: readonly string[],
+  opts: HookRunOptions = {},
+): Promise<HookResult> {
   const started = Date.now();
   const base: Omit<HookResult, 'ok' | 'argv' | 'durationMs'> = {
     kind,
@@ -157,7 +162,13 @@ export async function runHook(kind: HookKind, command: string, args: readonly st
   try {
     argv = [...hookArgv(command), ...args];
   } catch (err) {
-    return finish(opts, { ...base, argv: [], ok: false, durationMs: 0, error: `cannot split ${JSON.stringify(command)}: ${(err as Error).message}` });
+    return finish(opts, {
+      ...base,
+      argv: [],
+      ok: false,
+      durationMs: 0,
+      error: `cannot split ${JSON.stringify(command)}: ${(err as Error).message}`,
+    });
   }
   if (argv.length === 0) return finish(opts, { ...base, argv, ok: false, durationMs: 0, error: 'empty command' });
   const program = argv[0]!;
@@ -165,7 +176,13 @@ export async function runHook(kind: HookKind, command: string, args: readonly st
     try {
       await accessAsync(program, fsConstants.X_OK);
     } catch {
-      return finish(opts, { ...base, argv, ok: false, durationMs: 0, error: `${program} is not executable (or does not exist)` });
+      return finish(opts, {
+        ...base,
+        argv,
+        ok: false,
+        durationMs: 0,
+        error: `${program} is not executable (or does not exist)`,
+      });
     }
   }
   opts.log?.info(`${kind}: running ${argv.join(' ')}`);
@@ -265,7 +282,12 @@ export async function runHook(kind: HookKind, command: string, args: readonly st
 }
 
 /** Runs every configured line of a hook, one after another (as grokmirror does). */
-export async function runHooks(kind: HookKind, commands: readonly string[], args: readonly string[], opts: HookRunOptions = {}): Promise<HookResult[]> {
+export async function runHooks(
+  kind: HookKind,
+  commands: readonly string[],
+  args: readonly string[],
+  opts: HookRunOptions = {},
+): Promise<HookResult[]> {
   const results: HookResult[] = [];
   for (const command of commands) {
     if (command.trim() === '') continue;
@@ -275,18 +297,29 @@ export async function runHooks(kind: HookKind, commands: readonly string[], args
 }
 
 /** After a repository's refs changed: each hook gets the repository's full path as last argument. */
-export function runPostUpdateHooks(commands: readonly string[], repoFullPath: string, opts: HookRunOptions = {}): Promise<HookResult[]> {
+export function runPostUpdateHooks(
+  commands: readonly string[],
+  repoFullPath: string,
+  opts: HookRunOptions = {},
+): Promise<HookResult[]> {
   return runHooks('post_update_hook', commands, [repoFullPath], opts);
 }
 
 /** After the run's new clones are done: full paths on stdin, newline-terminated; no arguments. */
-export function runPostCloneCompleteHooks(commands: readonly string[], clonedFullPaths: readonly string[], opts: HookRunOptions = {}): Promise<HookResult[]> {
+export function runPostCloneCompleteHooks(
+  commands: readonly string[],
+  clonedFullPaths: readonly string[],
+  opts: HookRunOptions = {},
+): Promise<HookResult[]> {
   if (clonedFullPaths.length === 0) return Promise.resolve([]);
   return runHooks('post_clone_complete_hook', commands, [], { ...opts, stdin: clonedFullPaths.join('\n') + '\n' });
 }
 
 /** After a run that did any work: no arguments, no stdin. */
-export function runPostWorkCompleteHooks(commands: readonly string[], opts: HookRunOptions = {}): Promise<HookResult[]> {
+export function runPostWorkCompleteHooks(
+  commands: readonly string[],
+  opts: HookRunOptions = {},
+): Promise<HookResult[]> {
   return runHooks('post_work_complete_hook', commands, [], opts);
 }
 

@@ -36,7 +36,9 @@ export function createPullLog(opts: PullLogOptions): PullLog {
     closeSync(openLogFile(opts.file));
     // by name, not by descriptor, so that reopen() after a rotation writes to the new file
     dest = pino.destination({ dest: opts.file, append: true, sync: false });
-    dest.on('error', (err: Error) => process.stderr.write(`WARNING: cannot write the log ${opts.file}: ${err.message}\n`));
+    dest.on('error', (err: Error) =>
+      process.stderr.write(`WARNING: cannot write the log ${opts.file}: ${err.message}\n`),
+    );
     file = pino({ level: opts.level, base: { pid: process.pid } }, dest);
   }
   const write = opts.write ?? ((line: string) => void process.stderr.write(line + '\n'));
@@ -44,9 +46,13 @@ export function createPullLog(opts: PullLogOptions): PullLog {
   const consoleMin = opts.console === 'quiet' ? rank.warn : opts.console === 'debug' ? rank.debug : rank.info;
   // a line may carry what an origin sent: it must not drive the terminal nor split a log line
   const emit = (level: keyof typeof rank, raw: string) => {
-    const msg = raw.split(HINT).map((part) => printable(part)).join(HINT);
+    const msg = raw
+      .split(HINT)
+      .map((part) => printable(part))
+      .join(HINT);
     file?.[level](msg);
-    if (rank[level] >= consoleMin) write(`${level === 'info' || level === 'debug' ? '' : level.toUpperCase() + ': '}${msg}`);
+    if (rank[level] >= consoleMin)
+      write(`${level === 'info' || level === 'debug' ? '' : level.toUpperCase() + ': '}${msg}`);
   };
   return {
     info: (m) => emit('info', m),
@@ -68,12 +74,22 @@ function openLogFile(path: string): number {
     return openSync(path, 'a');
   } catch (err) {
     if (isPermissionErrno(err)) throw permissionError(err);
-    throw new BundlemirrorError('E_CONFIG', `cannot open the log file ${path}: ${(err as Error).message}`, { hint: 'check [core] log', cause: err });
+    throw new BundlemirrorError('E_CONFIG', `cannot open the log file ${path}: ${(err as Error).message}`, {
+      hint: 'check [core] log',
+      cause: err,
+    });
   }
 }
 
 /** A log that keeps lines in memory (tests, and library callers that want the text). */
 export function memoryLog(lines: string[] = []): PullLog & { lines: string[] } {
   const push = (level: string) => (m: string) => void lines.push(`${level}: ${m}`);
-  return { lines, info: push('info'), debug: push('debug'), warn: push('warn'), error: push('error'), flush: async () => {} };
+  return {
+    lines,
+    info: push('info'),
+    debug: push('debug'),
+    warn: push('warn'),
+    error: push('error'),
+    flush: async () => {},
+  };
 }

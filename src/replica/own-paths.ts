@@ -19,7 +19,13 @@ type OwnConfig = Pick<PullConfig, 'core' | 'pull'>;
 /** Paths no manifest symlink may be at, under or above. */
 export function reservedPaths(config: OwnConfig): string[] {
   const toplevel = config.core.toplevel;
-  return [stateDir(toplevel), config.core.objstore, config.core.manifest, config.pull.projectslist, config.core.log].filter((p): p is string => !!p);
+  return [
+    stateDir(toplevel),
+    config.core.objstore,
+    config.core.manifest,
+    config.pull.projectslist,
+    config.core.log,
+  ].filter((p): p is string => !!p);
 }
 
 /** Refuses (E_SYMLINK) when a symlink lies on the way from the toplevel to any of the replica's own paths. */
@@ -46,11 +52,18 @@ export async function checkOwnPaths(config: OwnConfig): Promise<void> {
  */
 async function guardMirrors(config: OwnConfig): Promise<string> {
   const toplevel = config.core.toplevel;
-  const dir = await confinedPath(toplevel, [STATE_DIR, 'empty-hooks'], { what: 'the empty hooks directory', create: true });
+  const dir = await confinedPath(toplevel, [STATE_DIR, 'empty-hooks'], {
+    what: 'the empty hooks directory',
+    create: true,
+  });
   if ((await readdir(dir)).length) {
-    throw new BundlemirrorError('E_TOPLEVEL', `${dir} is not empty; mirrors name it as the only place git may find hooks`, {
-      hint: `remove what is in ${dir}; hooks for a replica belong in [pull] post_update_hook and friends`,
-    });
+    throw new BundlemirrorError(
+      'E_TOPLEVEL',
+      `${dir} is not empty; mirrors name it as the only place git may find hooks`,
+      {
+        hint: `remove what is in ${dir}; hooks for a replica belong in [pull] post_update_hook and friends`,
+      },
+    );
   }
   guardMirrorRoot(toplevel, dir);
   guardMirrorRoot(config.core.objstore, dir);

@@ -18,7 +18,8 @@ export interface ProjectsListOptions {
 }
 
 /** Manifest paths, or a manifest-shaped record whose entries may carry `symlinks`. */
-export type ProjectsListRepos = Iterable<string> | Readonly<Record<string, { symlinks?: readonly string[] | null | undefined }>>;
+export type ProjectsListRepos =
+  Iterable<string> | Readonly<Record<string, { symlinks?: readonly string[] | null | undefined }>>;
 
 export function renderProjectsList(repos: ProjectsListRepos, opts: ProjectsListOptions = {}): string {
   const lines = new Set<string>();
@@ -43,7 +44,11 @@ export function renderProjectsList(repos: ProjectsListRepos, opts: ProjectsListO
  * Writes the list when its content differs from what is on disk.
  * Returns whether the file was (re)written and how many lines it holds.
  */
-export async function writeProjectsList(file: string, repos: ProjectsListRepos, opts: ProjectsListOptions = {}): Promise<{ written: boolean; lines: number }> {
+export async function writeProjectsList(
+  file: string,
+  repos: ProjectsListRepos,
+  opts: ProjectsListOptions = {},
+): Promise<{ written: boolean; lines: number }> {
   const content = renderProjectsList(repos, opts);
   const lines = content === '' ? 0 : content.split('\n').length - 1;
   let current: string | null = null;

@@ -37,7 +37,13 @@ import { restrictPlan, runScope } from './plan/plan-scope.js';
 import { syncContextFor } from './sync/sync-context.js';
 import { RunRecorder } from './run-record.js';
 import { copyIsCurrent, updatePublishedCopy } from './tier/published-copy.js';
-import { checkAllowedSigners, checkManifestFreshness, readAcceptedManifest, recordAcceptedManifest, verifyFetched } from './trusted-documents.js';
+import {
+  checkAllowedSigners,
+  checkManifestFreshness,
+  readAcceptedManifest,
+  recordAcceptedManifest,
+  verifyFetched,
+} from './trusted-documents.js';
 import { manifestStamp } from '../manifest/manifest-stamp.js';
 import type { PullLog } from './log.js';
 import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
@@ -107,15 +113,19 @@ export async function pull(config: PullConfig, opts: PullOptions): Promise<PullR
     // a repository half-built in staging belongs to a run that was killed (we hold the lock): nothing would ever use or remove it
     await rm(stagingDir(toplevel), { recursive: true, force: true });
     // so do temp files of the atomic writes it was making (state, manifests): their writer's pid is gone
-    for (const dir of new Set([toplevel, stateDir(toplevel), dirname(config.core.manifest)])) await removeStaleTemps(dir);
+    for (const dir of new Set([toplevel, stateDir(toplevel), dirname(config.core.manifest)]))
+      await removeStaleTemps(dir);
     const state = await openState(toplevel, { warn: (m) => opts.log.warn(m) });
     const recorder = new RunRecorder(toplevel);
     const onProgress = (repo: string, file: string, p: DownloadProgress): void => {
       recorder.progress(repo, file, p);
       opts.onProgress?.(repo, file, p);
     };
-    const mirrors = config.remote.mirrors.length ? new MirrorSet(config.bundlemirror.bundles, config.remote.mirrors) : undefined;
-    const hosts = (): [ReturnType<MirrorSet['report']>, Record<string, string>] => (mirrors ? [mirrors.report(), Object.fromEntries(mirrors.servedBy)] : [[], {}]);
+    const mirrors = config.remote.mirrors.length
+      ? new MirrorSet(config.bundlemirror.bundles, config.remote.mirrors)
+      : undefined;
+    const hosts = (): [ReturnType<MirrorSet['report']>, Record<string, string>] =>
+      mirrors ? [mirrors.report(), Object.fromEntries(mirrors.servedBy)] : [[], {}];
     try {
       const report = await pullLocked(config, state, { ...opts, onProgress, ...(mirrors ? { mirrors } : {}) });
       await recorder.finish({ report }, ...hosts());
@@ -132,7 +142,19 @@ export async function pull(config: PullConfig, opts: PullOptions): Promise<PullR
 async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptions): Promise<PullReport> {
   const { log } = opts;
   const toplevel = config.core.toplevel;
-  const report: PullReport = { manifestUnchanged: false, cloned: [], updated: [], unchanged: 0, metadata: [], purged: [], failed: [], warnings: [], problems: [], bytesDownloaded: 0, bytesResumed: 0 };
+  const report: PullReport = {
+    manifestUnchanged: false,
+    cloned: [],
+    updated: [],
+    unchanged: 0,
+    metadata: [],
+    purged: [],
+    failed: [],
+    warnings: [],
+    problems: [],
+    bytesDownloaded: 0,
+    bytesResumed: 0,
+  };
 
   const partial = !!opts.only || !!opts.partial;
   const inScope = runScope(opts);
@@ -152,7 +174,10 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
 
   const purge = opts.purge ?? config.pull.purge;
   const local = await localState(config, remote, recorded, purge);
-  const plan = restrictPlan(planSync({ remote, local, config, options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge } }), inScope);
+  const plan = restrictPlan(
+    planSync({ remote, local, config, options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge } }),
+    inScope,
+  );
   report.plan = plan;
   report.problems.push(...plan.problems);
   for (const p of plan.problems) log.warn(`${p.path}: ${p.problem}`);
@@ -167,7 +192,10 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   let interrupted: InterruptedError | null | undefined;
   const act = async (action: SyncAction) => {
     try {
-      await carryOut(action, config, state, opts, report, results, { published: fetched.published, onIndex: config.publish.out ? (p, bytes, signature) => indexes.set(p, { bytes, signature }) : undefined });
+      await carryOut(action, config, state, opts, report, results, {
+        published: fetched.published,
+        onIndex: config.publish.out ? (p, bytes, signature) => indexes.set(p, { bytes, signature }) : undefined,
+      });
       const res = results.get(action.path);
       if (res && res.outcome !== 'unchanged' && config.pull.postUpdateHook.length) {
         await runPostUpdateHooks(config.pull.postUpdateHook, await repoDir(toplevel, action.path), hookOpts);
@@ -183,7 +211,11 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
       log.error(e.describe());
       // best effort: on a full disk the state cannot be written either, and an unrecorded failure is re-verified next run anyway
       if (action.kind !== 'purge' && action.kind !== 'skip') {
-        await state.recordFailure(action.path, e).catch((err: unknown) => log.warn(`${action.path}: cannot record the failure in the state file (${(err as Error).message})`));
+        await state
+          .recordFailure(action.path, e)
+          .catch((err: unknown) =>
+            log.warn(`${action.path}: cannot record the failure in the state file (${(err as Error).message})`),
+          );
       }
     }
   };
@@ -206,7 +238,15 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   }
   report.cloned.sort();
   report.updated.sort();
-  if (config.publish.out) await copyForNextTier(config, state, opts, report, { remote, bytes: fetched.bytes, published: fetched.published, plan, partial: partial || !!inScope, indexes });
+  if (config.publish.out)
+    await copyForNextTier(config, state, opts, report, {
+      remote,
+      bytes: fetched.bytes,
+      published: fetched.published,
+      plan,
+      partial: partial || !!inScope,
+      indexes,
+    });
 
   const failedPaths = new Set(report.failed.map((e) => e.repo));
   const linked = plan.actions.filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path)).map((a) => a.path);
@@ -216,21 +256,35 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   await checkOwnPaths(config);
   const written = await writeLocalManifest(config, remote, plan, failedPaths, inScope);
   if (config.pull.projectslist) {
-    const inSync = Object.fromEntries(plan.actions.filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path)).map((a) => [a.path, { symlinks: remote[a.path]?.symlinks ?? [] }]));
-    if (inScope) for (const [p, e] of Object.entries(written)) if (!inScope(p)) inSync[p] = { symlinks: e.symlinks ?? [] };
-    await writeProjectsList(config.pull.projectslist, inSync, { trimtop: config.pull.projectslistTrimtop, symlinks: config.pull.projectslistSymlinks });
+    const inSync = Object.fromEntries(
+      plan.actions
+        .filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path))
+        .map((a) => [a.path, { symlinks: remote[a.path]?.symlinks ?? [] }]),
+    );
+    if (inScope)
+      for (const [p, e] of Object.entries(written)) if (!inScope(p)) inSync[p] = { symlinks: e.symlinks ?? [] };
+    await writeProjectsList(config.pull.projectslist, inSync, {
+      trimtop: config.pull.projectslistTrimtop,
+      symlinks: config.pull.projectslistSymlinks,
+    });
   }
   if (report.cloned.length && config.pull.postCloneCompleteHook.length) {
-    await runPostCloneCompleteHooks(config.pull.postCloneCompleteHook, await Promise.all(report.cloned.map((p) => repoDir(toplevel, p))), hookOpts);
+    await runPostCloneCompleteHooks(
+      config.pull.postCloneCompleteHook,
+      await Promise.all(report.cloned.map((p) => repoDir(toplevel, p))),
+      hookOpts,
+    );
   }
   const worked = report.cloned.length + report.updated.length + report.purged.length + report.metadata.length > 0;
-  if (worked && config.pull.postWorkCompleteHook.length) await runPostWorkCompleteHooks(config.pull.postWorkCompleteHook, hookOpts);
+  if (worked && config.pull.postWorkCompleteHook.length)
+    await runPostWorkCompleteHooks(config.pull.postWorkCompleteHook, hookOpts);
   if (plan.forget.length) await state.remove(...plan.forget);
   // the manifest is now fully acted on (failures are in the state and retried): only now may it count as seen
   if (fetched.validators) await state.setManifestValidators(fetched.validators);
   // a run that left work undone must not be skipped next time as "manifest unchanged"
   const deferredPurge = config.pull.purge && !purge && plan.stale.length > 0;
-  if (!partial && (report.problems.length || plan.purgeBlocked || deferredPurge)) await forgetManifestValidators(config, state);
+  if (!partial && (report.problems.length || plan.purgeBlocked || deferredPurge))
+    await forgetManifestValidators(config, state);
   // partials of repositories outside this run's part belong to a run that may resume them
   if (report.failed.length === 0 && !inScope) await clearPartials(toplevel);
   return report;
@@ -242,24 +296,39 @@ async function copyForNextTier(
   state: StateStore,
   opts: PullOptions,
   report: PullReport,
-  run: { remote: Manifest; bytes: Buffer; published: string | null; plan: SyncPlan; partial: boolean; indexes: Map<string, { bytes: Buffer; signature: Buffer | undefined }> },
+  run: {
+    remote: Manifest;
+    bytes: Buffer;
+    published: string | null;
+    plan: SyncPlan;
+    partial: boolean;
+    indexes: Map<string, { bytes: Buffer; signature: Buffer | undefined }>;
+  },
 ): Promise<void> {
   if (opts.signal?.aborted) return;
   const out = config.publish.out!;
   const failed = new Set(report.failed.map((e) => e.repo));
-  const mirrored = run.plan.actions.filter((a) => a.kind !== 'purge' && !failed.has(a.path) && run.remote[a.path]).map((a) => a.path);
+  const mirrored = run.plan.actions
+    .filter((a) => a.kind !== 'purge' && !failed.has(a.path) && run.remote[a.path])
+    .map((a) => a.path);
   // synced repositories, and those whose copy lags (the copy is new, or a run failed half-way): one local read each
   const reads = pLimit(16);
   const stale = await Promise.all(
     run.plan.actions.map((a) =>
       reads(async () => {
         if (a.kind === 'purge' || failed.has(a.path) || !run.remote[a.path]) return false;
-        return a.kind === 'clone' || a.kind === 'update' || !!opts.force || !(await copyIsCurrent(out, a.path, run.remote[a.path]!.fingerprint));
+        return (
+          a.kind === 'clone' ||
+          a.kind === 'update' ||
+          !!opts.force ||
+          !(await copyIsCurrent(out, a.path, run.remote[a.path]!.fingerprint))
+        );
       }),
     ),
   );
   const repos = run.plan.actions.filter((_, i) => stale[i]).map((a) => a.path);
-  const selectedAll = report.problems.length === 0 && Object.keys(run.remote).every((p) => notSelected(p, config.pull) === null);
+  const selectedAll =
+    report.problems.length === 0 && Object.keys(run.remote).every((p) => notSelected(p, config.pull) === null);
   const copy = await updatePublishedCopy({
     out,
     graceMs: config.publish.graceMs,
@@ -305,23 +374,37 @@ async function carryOut(
       opts.log.info(`${action.path}: purging (${action.reason})`);
       const store = await storeOf(dir, config.core.objstore);
       await rm(dir, { recursive: true, force: true });
-      if (store && (await dropMember(store, action.path))) opts.log.info(`${action.path}: was the last member of ${store}; store removed`);
+      if (store && (await dropMember(store, action.path)))
+        opts.log.info(`${action.path}: was the last member of ${store}; store removed`);
       await state.remove(action.path);
       report.purged.push(action.path);
       return;
     }
     case 'metadata': {
       const dir = await repoDir(toplevel, action.path);
-      const changed = await applyMetadata(dir, wantedMetadata(action.entry, config.pull.defaultOwner || null), action.path);
+      const changed = await applyMetadata(
+        dir,
+        wantedMetadata(action.entry, config.pull.defaultOwner || null),
+        action.path,
+      );
       const rec = await state.get(action.path);
-      await state.recordSuccess(action.path, { fingerprint: rec?.fingerprint ?? action.entry.fingerprint ?? null, head: action.entry.head ?? null, description: action.entry.description ?? null, owner: action.entry.owner ?? null, symlinks: action.entry.symlinks ?? [] });
+      await state.recordSuccess(action.path, {
+        fingerprint: rec?.fingerprint ?? action.entry.fingerprint ?? null,
+        head: action.entry.head ?? null,
+        description: action.entry.description ?? null,
+        owner: action.entry.owner ?? null,
+        symlinks: action.entry.symlinks ?? [],
+      });
       if (changed.length || action.fields.includes('symlinks')) report.metadata.push(action.path);
       else report.unchanged += 1;
       return;
     }
     case 'clone':
     case 'update': {
-      const res = await syncRepo(action.path, action.entry, { ...syncContextFor(config, { ...opts, manifestPublished: run.published }), onIndex: run.onIndex });
+      const res = await syncRepo(action.path, action.entry, {
+        ...syncContextFor(config, { ...opts, manifestPublished: run.published }),
+        onIndex: run.onIndex,
+      });
       results.set(action.path, res);
       await state.recordSuccess(action.path, {
         fingerprint: res.fingerprint,
@@ -335,10 +418,19 @@ async function carryOut(
       else if (res.outcome === 'updated') report.updated.push(action.path);
       else if (res.metadataChanged.length) report.metadata.push(action.path);
       else report.unchanged += 1;
-      const how = res.via === 'none' ? '' : ` via ${res.via}${res.bytesDownloaded ? ` (${res.bytesDownloaded} bytes${res.bytesResumed ? `, ${res.bytesResumed} resumed` : ''})` : ''}`;
-      const lfs = res.lfs ? `, ${res.lfs.listed} LFS object(s)${res.lfs.downloaded ? ` (${res.lfs.downloaded} downloaded)` : ''}` : '';
-      if (res.outcome !== 'unchanged') opts.log.info(`${action.path}: ${res.outcome}${how}, fingerprint ${res.fingerprint.slice(0, 12)} verified${lfs}`);
-      else if (res.lfs?.downloaded) opts.log.info(`${action.path}: unchanged, ${res.lfs.downloaded} missing LFS object(s) downloaded`);
+      const how =
+        res.via === 'none'
+          ? ''
+          : ` via ${res.via}${res.bytesDownloaded ? ` (${res.bytesDownloaded} bytes${res.bytesResumed ? `, ${res.bytesResumed} resumed` : ''})` : ''}`;
+      const lfs = res.lfs
+        ? `, ${res.lfs.listed} LFS object(s)${res.lfs.downloaded ? ` (${res.lfs.downloaded} downloaded)` : ''}`
+        : '';
+      if (res.outcome !== 'unchanged')
+        opts.log.info(
+          `${action.path}: ${res.outcome}${how}, fingerprint ${res.fingerprint.slice(0, 12)} verified${lfs}`,
+        );
+      else if (res.lfs?.downloaded)
+        opts.log.info(`${action.path}: unchanged, ${res.lfs.downloaded} missing LFS object(s) downloaded`);
       return;
     }
   }
@@ -357,22 +449,46 @@ interface FetchedManifest {
  * listed key and not older than the newest accepted; nothing is stored
  * before it passes, so a refused manifest leaves the replica as it was.
  */
-async function trustManifest(config: PullConfig, url: string, body: Buffer, opts: PullOptions): Promise<{ bytes: Buffer; refetched: boolean; published: string | null }> {
+async function trustManifest(
+  config: PullConfig,
+  url: string,
+  body: Buffer,
+  opts: PullOptions,
+): Promise<{ bytes: Buffer; refetched: boolean; published: string | null }> {
   const signers = config.remote.allowedSigners;
   if (!signers) return { bytes: body, refetched: false, published: null };
-  const doc = await verifyFetched(url, body, { allowedSigners: signers, what: `manifest ${url}`, maxBytes: MAX_MANIFEST_DOWNLOAD, signal: opts.signal, redirects: manifestRedirects(config) });
-  const accepted = checkManifestFreshness(doc.body, url, doc.principal, await readAcceptedManifest(config.core.toplevel), new Date());
+  const doc = await verifyFetched(url, body, {
+    allowedSigners: signers,
+    what: `manifest ${url}`,
+    maxBytes: MAX_MANIFEST_DOWNLOAD,
+    signal: opts.signal,
+    redirects: manifestRedirects(config),
+  });
+  const accepted = checkManifestFreshness(
+    doc.body,
+    url,
+    doc.principal,
+    await readAcceptedManifest(config.core.toplevel),
+    new Date(),
+  );
   await recordAcceptedManifest(config.core.toplevel, accepted);
   opts.log.debug(`manifest ${url}: signed by ${doc.principal}, published ${accepted.published}`);
   return { bytes: doc.body, refetched: doc.refetched, published: accepted.published };
 }
 
-async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: PullOptions, partial: boolean): Promise<FetchedManifest> {
+async function fetchRemoteManifest(
+  config: PullConfig,
+  state: StateStore,
+  opts: PullOptions,
+  partial: boolean,
+): Promise<FetchedManifest> {
   const url = config.remote.manifest;
   const copy = remoteManifestCopyPath(config.core.toplevel);
   if (url.startsWith('file:')) {
     const bytes = await readFile(new URL(url)).catch((err: Error) => {
-      throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}: ${err.message}`, { hint: 'check [remote] manifest' });
+      throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}: ${err.message}`, {
+        hint: 'check [remote] manifest',
+      });
     });
     const trusted = await trustManifest(config, url, bytes, opts);
     return { unchanged: false, bytes: trusted.bytes, published: trusted.published };
@@ -392,7 +508,10 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
     onWait: opts.onWait ? (w) => opts.onWait!(null, w) : undefined,
   }).catch((err: unknown) => {
     if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
-      throw new BundlemirrorError('E_NOT_FOUND', `no manifest at ${url} (404)`, { hint: `check [remote] manifest in ${config.file}: the URL of the origin's manifest.js.gz`, cause: err });
+      throw new BundlemirrorError('E_NOT_FOUND', `no manifest at ${url} (404)`, {
+        hint: `check [remote] manifest in ${config.file}: the URL of the origin's manifest.js.gz`,
+        cause: err,
+      });
     }
     throw err;
   });
@@ -416,7 +535,13 @@ async function fetchRemoteManifest(config: PullConfig, state: StateStore, opts: 
     unchanged: false,
     bytes: trusted.bytes,
     published: trusted.published,
-    validators: { url, etag: doc.etag ?? null, lastModified: doc.lastModified ?? null, fetchedAt: new Date().toISOString(), configMtimeMs: config.mtimeMs },
+    validators: {
+      url,
+      etag: doc.etag ?? null,
+      lastModified: doc.lastModified ?? null,
+      fetchedAt: new Date().toISOString(),
+      configMtimeMs: config.mtimeMs,
+    },
   };
 }
 
@@ -460,7 +585,13 @@ async function localState(config: PullConfig, remote: Manifest, recorded: Record
 }
 
 /** The replica's own manifest (grokmirror format): what this replica holds, verified. */
-async function writeLocalManifest(config: PullConfig, remote: Manifest, plan: SyncPlan, failed: Set<string | undefined>, inScope: ((path: string) => boolean) | null): Promise<Manifest> {
+async function writeLocalManifest(
+  config: PullConfig,
+  remote: Manifest,
+  plan: SyncPlan,
+  failed: Set<string | undefined>,
+  inScope: ((path: string) => boolean) | null,
+): Promise<Manifest> {
   const previous = (await readManifestIfAny(config.core.manifest)) ?? {};
   const next: Manifest = {};
   if (inScope) for (const [p, e] of Object.entries(previous)) if (!inScope(p)) next[p] = e;

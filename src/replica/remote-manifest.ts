@@ -38,7 +38,12 @@ export async function readKnownRemoteManifest(config: PullConfig): Promise<Known
     const bytes = await readFile(file).catch(() => null);
     if (!bytes) return null;
     const st = await stat(file);
-    return { manifest: parseManifest(bytes, url).manifest, source: 'file', location: url, savedAt: st.mtime.toISOString() };
+    return {
+      manifest: parseManifest(bytes, url).manifest,
+      source: 'file',
+      location: url,
+      savedAt: st.mtime.toISOString(),
+    };
   }
   const copy = remoteManifestCopyPath(config.core.toplevel);
   let bytes: Buffer;
@@ -49,12 +54,21 @@ export async function readKnownRemoteManifest(config: PullConfig): Promise<Known
   }
   const st = await stat(copy);
   try {
-    return { manifest: parseManifest(bytes, copy).manifest, source: 'cached', location: copy, savedAt: st.mtime.toISOString() };
+    return {
+      manifest: parseManifest(bytes, copy).manifest,
+      source: 'cached',
+      location: copy,
+      savedAt: st.mtime.toISOString(),
+    };
   } catch (err) {
-    throw new BundlemirrorError('E_MANIFEST', `the cached copy of the remote manifest (${copy}) is unreadable: ${(err as Error).message}`, {
-      hint: 'delete it; the next pull downloads the manifest again',
-      cause: err,
-    });
+    throw new BundlemirrorError(
+      'E_MANIFEST',
+      `the cached copy of the remote manifest (${copy}) is unreadable: ${(err as Error).message}`,
+      {
+        hint: 'delete it; the next pull downloads the manifest again',
+        cause: err,
+      },
+    );
   }
 }
 
@@ -67,11 +81,18 @@ export async function fetchRemoteManifestNow(config: PullConfig, signal?: AbortS
   const url = config.remote.manifest;
   if (url.startsWith('file:')) {
     const known = await readKnownRemoteManifest(config);
-    if (!known) throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}`, { hint: 'check [remote] manifest' });
+    if (!known)
+      throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}`, { hint: 'check [remote] manifest' });
     return known;
   }
-  const doc = await fetchDocument(url, { maxBytes: 256 << 20, signal, retries: 1, redirects: manifestRedirects(config) });
-  if (doc.status !== 'ok') throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
+  const doc = await fetchDocument(url, {
+    maxBytes: 256 << 20,
+    signal,
+    retries: 1,
+    redirects: manifestRedirects(config),
+  });
+  if (doc.status !== 'ok')
+    throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
   return { manifest: parseManifest(doc.body, url).manifest, source: 'fetched', location: url, savedAt: null };
 }
 

@@ -35,7 +35,17 @@ export const LastRunSchema = z.object({
   failedRepositories: z.number().int().nonnegative(),
   bytesDownloaded: z.number().nonnegative(),
   /** Per mirror host of the published tree (`[remote] mirrors`): what it served in this run. */
-  sources: z.array(z.object({ url: z.string(), files: z.number().int(), bytes: z.number(), failures: z.number().int(), lastError: z.string().nullable() })).default([]),
+  sources: z
+    .array(
+      z.object({
+        url: z.string(),
+        files: z.number().int(),
+        bytes: z.number(),
+        failures: z.number().int(),
+        lastError: z.string().nullable(),
+      }),
+    )
+    .default([]),
   /** Which host served each repository's files in this run (manifest path -> tree root). */
   servedBy: z.record(z.string(), z.string()).default({}),
 });
@@ -76,7 +86,16 @@ export class RunRecorder {
     if (this.closed) return;
     const key = `${repo}\0${file}`;
     if (p.received >= p.total) this.active.delete(key);
-    else this.active.set(key, { repo, file, received: p.received, total: p.total, rate: p.rate, resumedFrom: p.resumedFrom, source });
+    else
+      this.active.set(key, {
+        repo,
+        file,
+        received: p.received,
+        total: p.total,
+        rate: p.rate,
+        resumedFrom: p.resumedFrom,
+        source,
+      });
     this.dirty = true;
     if (Date.now() - this.lastWrite >= PROGRESS_EVERY_MS) this.flush();
   }
@@ -85,13 +104,25 @@ export class RunRecorder {
     if (!this.dirty || this.closed) return;
     this.dirty = false;
     this.lastWrite = Date.now();
-    const body: ProgressFile = { pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(), downloads: [...this.active.values()] };
+    const body: ProgressFile = {
+      pid: process.pid,
+      startedAt: this.startedAt,
+      updatedAt: new Date().toISOString(),
+      downloads: [...this.active.values()],
+    };
     const file = join(stateDir(this.toplevel), PROGRESS);
     // best effort: a progress file that cannot be written must never fail a pull
     this.writing = this.writing.then(() => writeReplacing(file, JSON.stringify(body) + '\n')).catch(() => {});
   }
 
-  async finish(outcome: { report?: { manifestUnchanged: boolean; failed: { code: string; message: string }[]; bytesDownloaded: number }; error?: unknown }, sources: LastRun['sources'] = [], servedBy: LastRun['servedBy'] = {}): Promise<void> {
+  async finish(
+    outcome: {
+      report?: { manifestUnchanged: boolean; failed: { code: string; message: string }[]; bytesDownloaded: number };
+      error?: unknown;
+    },
+    sources: LastRun['sources'] = [],
+    servedBy: LastRun['servedBy'] = {},
+  ): Promise<void> {
     this.closed = true;
     await this.writing;
     await rm(join(stateDir(this.toplevel), PROGRESS), { force: true }).catch(() => {});
@@ -100,10 +131,22 @@ export class RunRecorder {
     const record: LastRun = {
       startedAt: this.startedAt,
       finishedAt: new Date().toISOString(),
-      result: err !== undefined ? (isInterruption(err) ? 'interrupted' : 'error') : r?.failed.length ? 'failed' : r?.manifestUnchanged ? 'unchanged' : 'ok',
+      result:
+        err !== undefined
+          ? isInterruption(err)
+            ? 'interrupted'
+            : 'error'
+          : r?.failed.length
+            ? 'failed'
+            : r?.manifestUnchanged
+              ? 'unchanged'
+              : 'ok',
       error:
         err !== undefined && !isInterruption(err)
-          ? { code: isBundlemirrorError(err) ? err.code : 'E_INTERNAL', message: printable(err instanceof Error ? err.message : String(err)) }
+          ? {
+              code: isBundlemirrorError(err) ? err.code : 'E_INTERNAL',
+              message: printable(err instanceof Error ? err.message : String(err)),
+            }
           : r?.failed[0]
             ? { code: r.failed[0].code, message: printable(r.failed[0].message) }
             : null,
@@ -112,7 +155,9 @@ export class RunRecorder {
       sources,
       servedBy,
     };
-    await writeReplacing(join(stateDir(this.toplevel), LAST_RUN), JSON.stringify(record, null, 1) + '\n').catch(() => {});
+    await writeReplacing(join(stateDir(this.toplevel), LAST_RUN), JSON.stringify(record, null, 1) + '\n').catch(
+      () => {},
+    );
   }
 }
 

@@ -106,7 +106,11 @@ export class StateFileAdapter implements Adapter<StateData> {
     const top = StateFileSchema.safeParse(json);
     if (!top.success) {
       const v = (json as { version?: unknown } | null)?.version;
-      return this.unreadable(v !== undefined && v !== STATE_VERSION ? `version ${String(v)}, this bundlemirror reads version ${STATE_VERSION}` : 'not a state file');
+      return this.unreadable(
+        v !== undefined && v !== STATE_VERSION
+          ? `version ${String(v)}, this bundlemirror reads version ${STATE_VERSION}`
+          : 'not a state file',
+      );
     }
     const data = emptyState();
     const dropped: string[] = [];
@@ -116,7 +120,9 @@ export class StateFileAdapter implements Adapter<StateData> {
       else dropped.push(path);
     }
     if (dropped.length > 0) {
-      this.warn(`${this.file}: ignoring malformed state of ${dropped.length} repositor${dropped.length === 1 ? 'y' : 'ies'} (${dropped.slice(0, 3).join(', ')}${dropped.length > 3 ? ', ...' : ''}); they will be re-verified`);
+      this.warn(
+        `${this.file}: ignoring malformed state of ${dropped.length} repositor${dropped.length === 1 ? 'y' : 'ies'} (${dropped.slice(0, 3).join(', ')}${dropped.length > 3 ? ', ...' : ''}); they will be re-verified`,
+      );
     }
     const validators = ManifestValidatorsSchema.safeParse(top.data.manifest);
     if (validators.success) data.manifest = validators.data;
@@ -135,11 +141,12 @@ export class StateFileAdapter implements Adapter<StateData> {
     const aside = `${this.file}.corrupt-${this.now().toISOString().replace(/[:.]/g, '-')}`;
     try {
       await rename(this.file, aside);
-      this.warn(`${this.file}: ${why}; moved it to ${aside} and starting with empty state (repositories will be re-verified)`);
+      this.warn(
+        `${this.file}: ${why}; moved it to ${aside} and starting with empty state (repositories will be re-verified)`,
+      );
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     return null;
   }
 }
-

@@ -146,7 +146,11 @@ class LowStateStore implements StateStore {
       const checked = RepoStateSchema.safeParse(next);
       if (!checked.success) {
         const issue = checked.error.issues[0]!;
-        throw new BundlemirrorError('E_DISK', `refusing to record invalid state for ${path}: ${issue.path.join('.')}: ${issue.message}`, { repo: path });
+        throw new BundlemirrorError(
+          'E_DISK',
+          `refusing to record invalid state for ${path}: ${issue.path.join('.')}: ${issue.message}`,
+          { repo: path },
+        );
       }
       data.repos[path] = checked.data;
       return checked.data;
@@ -255,7 +259,12 @@ class LowStateStore implements StateStore {
 
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
     // held for one read-modify-write; a writer killed meanwhile (a pull killed with -9) is recognised by its pid and its lock taken over
-    const release = await acquireLock({ path: this.file, what: `writer of ${this.file}`, wait: this.opts.lockWaitMs ?? 20_000, staleMs: 10_000 });
+    const release = await acquireLock({
+      path: this.file,
+      what: `writer of ${this.file}`,
+      wait: this.opts.lockWaitMs ?? 20_000,
+      staleMs: 10_000,
+    });
     try {
       return await fn();
     } finally {

@@ -131,7 +131,12 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
     if (!notSelected(path, config.pull)) selected[path] = entry;
   }
   const paths = new Set([...Object.keys(selected), ...Object.keys(recorded)]);
-  const downloads = (await readProgress(toplevel))?.downloads.map((d) => ({ ...d, repo: printable(d.repo), file: printable(d.file) })) ?? [];
+  const downloads =
+    (await readProgress(toplevel))?.downloads.map((d) => ({
+      ...d,
+      repo: printable(d.repo),
+      file: printable(d.file),
+    })) ?? [];
   const limit = pLimit(8);
   const repos = await Promise.all(
     [...paths]
@@ -155,7 +160,9 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
             lfsObjects: lfs ? lfs.length : null,
             lfsBytes: lfs ? lfs.reduce((n, o) => n + o.size, 0) : null,
             lastSuccess: rec?.lastSuccess ?? null,
-            lastError: rec?.lastError ? { code: rec.lastError.code, message: printable(rec.lastError.message), at: rec.lastError.at } : null,
+            lastError: rec?.lastError
+              ? { code: rec.lastError.code, message: printable(rec.lastError.message), at: rec.lastError.at }
+              : null,
             failures: rec?.failures ?? 0,
             lastAttempt: lastAttemptOf(rec),
             downloading: downloads.filter((d) => d.repo === path),
@@ -164,7 +171,9 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
         }),
       ),
   );
-  const list = repos.filter((r): r is RepoStatus => r !== null).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const list = repos
+    .filter((r): r is RepoStatus => r !== null)
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 
   const counts = Object.fromEntries(REPO_STATES.map((s) => [s, 0])) as Record<RepoSyncState, number>;
   for (const r of list) counts[r.state] += 1;
@@ -188,7 +197,13 @@ export async function replicaStatus(config: PullConfig, opts: StatusOptions = {}
     counts: { ...counts, total: list.length },
     sizeBytes: objstoreBytes === null ? null : sizes.reduce((a, b) => a + b, objstoreBytes),
     objstoreBytes,
-    lfs: opts.sizes === false ? null : { objects: list.reduce((n, r) => n + (r.lfsObjects ?? 0), 0), bytes: list.reduce((n, r) => n + (r.lfsBytes ?? 0), 0) },
+    lfs:
+      opts.sizes === false
+        ? null
+        : {
+            objects: list.reduce((n, r) => n + (r.lfsObjects ?? 0), 0),
+            bytes: list.reduce((n, r) => n + (r.lfsBytes ?? 0), 0),
+          },
     repos: list,
   };
 }
@@ -200,24 +215,48 @@ function lastAttemptOf(rec: RepoState | undefined): RepoStatus['lastAttempt'] {
   return ok ? { at: ok, result: 'ok' } : null;
 }
 
-function signedManifestAge(accepted: AcceptedManifest | null, maxAgeMs: number, now: Date): ReplicaStatus['manifest']['signed'] {
+function signedManifestAge(
+  accepted: AcceptedManifest | null,
+  maxAgeMs: number,
+  now: Date,
+): ReplicaStatus['manifest']['signed'] {
   if (!accepted) return null;
   const ageMs = Math.max(0, now.getTime() - Date.parse(accepted.published));
-  return { published: accepted.published, principal: accepted.principal, acceptedAt: accepted.acceptedAt, ageSeconds: Math.floor(ageMs / 1000), stale: maxAgeMs > 0 && ageMs > maxAgeMs };
+  return {
+    published: accepted.published,
+    principal: accepted.principal,
+    acceptedAt: accepted.acceptedAt,
+    ageSeconds: Math.floor(ageMs / 1000),
+    stale: maxAgeMs > 0 && ageMs > maxAgeMs,
+  };
 }
 
 /** `remote` is the manifest fingerprint (null: entry without one), or undefined when the manifest does not list the repository. */
-function classify(rec: RepoState | undefined, remote: string | null | undefined, onDisk: boolean, haveManifest: boolean): { state: RepoSyncState; reason: string } {
+function classify(
+  rec: RepoState | undefined,
+  remote: string | null | undefined,
+  onDisk: boolean,
+  haveManifest: boolean,
+): { state: RepoSyncState; reason: string } {
   if (rec?.lastError) {
     const n = rec.failures ?? 1;
-    return { state: 'failing', reason: `${rec.lastError.code} at ${rec.lastError.at}: ${printable(rec.lastError.message)}${n > 1 ? ` (${n} attempts in a row)` : ''}` };
+    return {
+      state: 'failing',
+      reason: `${rec.lastError.code} at ${rec.lastError.at}: ${printable(rec.lastError.message)}${n > 1 ? ` (${n} attempts in a row)` : ''}`,
+    };
   }
   if (!haveManifest) return { state: 'unknown', reason: 'no remote manifest known yet: run pull (or status --fetch)' };
-  if (remote === undefined) return { state: 'not-in-manifest', reason: 'gone from the remote manifest; pull purges it when purge is on' };
+  if (remote === undefined)
+    return { state: 'not-in-manifest', reason: 'gone from the remote manifest; pull purges it when purge is on' };
   if (!onDisk) return { state: 'not-cloned', reason: 'in the remote manifest, not on disk yet' };
   if (!rec || !rec.fingerprint) return { state: 'behind', reason: 'on disk, but not verified by this replica yet' };
-  if (remote === null) return { state: 'behind', reason: 'the manifest has no fingerprint for it, so it cannot be shown current' };
-  if (rec.fingerprint !== remote) return { state: 'behind', reason: `verified at ${rec.fingerprint.slice(0, 12)}, the manifest has ${remote.slice(0, 12)}` };
+  if (remote === null)
+    return { state: 'behind', reason: 'the manifest has no fingerprint for it, so it cannot be shown current' };
+  if (rec.fingerprint !== remote)
+    return {
+      state: 'behind',
+      reason: `verified at ${rec.fingerprint.slice(0, 12)}, the manifest has ${remote.slice(0, 12)}`,
+    };
   return { state: 'in-sync', reason: `fingerprint ${remote.slice(0, 12)} verified` };
 }
 
@@ -244,7 +283,11 @@ export async function treeSize(root: string): Promise<number> {
     for (const e of entries) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) total += await lstat(p).then((s) => s.size, () => 0);
+      else if (e.isFile())
+        total += await lstat(p).then(
+          (s) => s.size,
+          () => 0,
+        );
     }
   };
   await walk(root);

@@ -36,7 +36,11 @@ export interface SymlinkOutcome {
 }
 
 /** Creates (or corrects) the links listed for `repos`, which synced; returns what it did and what it refused. */
-export async function syncManifestSymlinks(places: SymlinkPlaces, remote: Manifest, repos: readonly string[]): Promise<SymlinkOutcome> {
+export async function syncManifestSymlinks(
+  places: SymlinkPlaces,
+  remote: Manifest,
+  repos: readonly string[],
+): Promise<SymlinkOutcome> {
   const out: SymlinkOutcome = { made: [], kept: [], refused: [] };
   const repositories = Object.keys(remote);
   for (const repo of repos) {
@@ -65,15 +69,24 @@ function refuse(message: string): never {
   throw new BundlemirrorError('E_SYMLINK', message);
 }
 
-async function makeLink(places: SymlinkPlaces, repositories: readonly string[], repo: string, link: string): Promise<'made' | 'kept'> {
+async function makeLink(
+  places: SymlinkPlaces,
+  repositories: readonly string[],
+  repo: string,
+  link: string,
+): Promise<'made' | 'kept'> {
   const { toplevel } = places;
   if (link === repo) refuse('it is the repository itself');
   const clash = repositories.find((r) => link === r || link.startsWith(r + '/') || r.startsWith(link + '/'));
-  if (clash) refuse(`it would be ${link === clash ? 'the repository' : link.startsWith(clash + '/') ? 'inside the repository' : 'above the repository'} ${clash}`);
+  if (clash)
+    refuse(
+      `it would be ${link === clash ? 'the repository' : link.startsWith(clash + '/') ? 'inside the repository' : 'above the repository'} ${clash}`,
+    );
   const parts = link.slice(1).split('/');
   const linkPath = join(toplevel, ...parts);
   for (const r of places.reserved) {
-    if (linkPath === r || linkPath.startsWith(r + '/') || r.startsWith(linkPath + '/')) refuse(`${r} belongs to the replica`);
+    if (linkPath === r || linkPath.startsWith(r + '/') || r.startsWith(linkPath + '/'))
+      refuse(`${r} belongs to the replica`);
   }
   const repoPath = await repoDir(toplevel, repo);
   // every directory on the way: real, and not a repository

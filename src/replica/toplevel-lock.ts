@@ -20,16 +20,23 @@ function pullLockPath(toplevel: string): string {
  * E_LOCKED naming the process that holds it. A missing toplevel is
  * E_TOPLEVEL (a mistake to report, not a directory to create).
  */
-export async function acquireToplevelLock(toplevel: string, opts: Pick<LockRequest, 'wait' | 'onWait' | 'signal' | 'staleMs'> = {}): Promise<Release> {
+export async function acquireToplevelLock(
+  toplevel: string,
+  opts: Pick<LockRequest, 'wait' | 'onWait' | 'signal' | 'staleMs'> = {},
+): Promise<Release> {
   try {
     await mkdir(join(toplevel, STATE_DIR));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EEXIST') {
-      throw new BundlemirrorError('E_TOPLEVEL', `cannot use toplevel ${toplevel}: ${code === 'ENOENT' ? 'it does not exist' : (err as Error).message}`, {
-        hint: 'create it, or fix [core] toplevel',
-        cause: err,
-      });
+      throw new BundlemirrorError(
+        'E_TOPLEVEL',
+        `cannot use toplevel ${toplevel}: ${code === 'ENOENT' ? 'it does not exist' : (err as Error).message}`,
+        {
+          hint: 'create it, or fix [core] toplevel',
+          cause: err,
+        },
+      );
     }
   }
   return acquireLock({ path: pullLockPath(toplevel), what: `bundlemirror pull on ${toplevel}`, ...opts });

@@ -30,10 +30,15 @@ import { stateDir } from './paths.js';
 export async function checkAllowedSigners(file: string | null): Promise<void> {
   if (!file) return;
   const text = await readFile(file, 'utf8').catch((err: Error) => {
-    throw new BundlemirrorError('E_CONFIG', `[remote] allowed_signers ${file} cannot be read: ${err.message}`, { hint: 'fix the path, or the file\'s permissions for this user', cause: err });
+    throw new BundlemirrorError('E_CONFIG', `[remote] allowed_signers ${file} cannot be read: ${err.message}`, {
+      hint: "fix the path, or the file's permissions for this user",
+      cause: err,
+    });
   });
   if (!text.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'))) {
-    throw new BundlemirrorError('E_CONFIG', `[remote] allowed_signers ${file} lists no key`, { hint: 'add a line "principal key-type base64-key" per trusted key (git\'s allowed_signers format)' });
+    throw new BundlemirrorError('E_CONFIG', `[remote] allowed_signers ${file} lists no key`, {
+      hint: 'add a line "principal key-type base64-key" per trusted key (git\'s allowed_signers format)',
+    });
   }
 }
 
@@ -64,30 +69,47 @@ export interface VerifiedDocument {
 export async function verifyFetched(url: string, body: Buffer, opts: SignedFetchOptions): Promise<VerifiedDocument> {
   const check = async (data: Buffer) => {
     const signature = await readSignature(url, opts);
-    const principal = await requireSignature(opts.allowedSigners, { what: opts.what, data, signature, repo: opts.repo });
+    const principal = await requireSignature(opts.allowedSigners, {
+      what: opts.what,
+      data,
+      signature,
+      repo: opts.repo,
+    });
     return { signature: signature!, principal };
   };
   try {
     return { body, ...(await check(body)), refetched: false };
   } catch (err) {
-    if (!(err instanceof BundlemirrorError) || !err.code.startsWith('E_SIGNATURE_') || err.code === 'E_SIGNATURE_TOOL') throw err;
+    if (!(err instanceof BundlemirrorError) || !err.code.startsWith('E_SIGNATURE_') || err.code === 'E_SIGNATURE_TOOL')
+      throw err;
     const again = await readDocument(url, opts);
     return { body: again, ...(await check(again)), refetched: true };
   }
 }
 
 /** A document by URL (http(s), or file: for a manifest on a shared disk). */
-export async function readDocument(url: string, opts: Pick<SignedFetchOptions, 'maxBytes' | 'signal' | 'redirects'>): Promise<Buffer> {
+export async function readDocument(
+  url: string,
+  opts: Pick<SignedFetchOptions, 'maxBytes' | 'signal' | 'redirects'>,
+): Promise<Buffer> {
   if (url.startsWith('file:')) return readFile(new URL(url));
   const doc = await fetchDocument(url, { maxBytes: opts.maxBytes, signal: opts.signal, redirects: opts.redirects });
-  if (doc.status !== 'ok') throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
+  if (doc.status !== 'ok')
+    throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
   return doc.body;
 }
 
 /** `<url>.sig`, or null when there is none (404, missing file). */
-export async function readSignature(url: string, opts: Pick<SignedFetchOptions, 'signal' | 'redirects'>): Promise<Buffer | null> {
+export async function readSignature(
+  url: string,
+  opts: Pick<SignedFetchOptions, 'signal' | 'redirects'>,
+): Promise<Buffer | null> {
   try {
-    return await readDocument(signatureOf(url), { maxBytes: MAX_SIGNATURE_BYTES, signal: opts.signal, redirects: opts.redirects });
+    return await readDocument(signatureOf(url), {
+      maxBytes: MAX_SIGNATURE_BYTES,
+      signal: opts.signal,
+      redirects: opts.redirects,
+    });
   } catch (err) {
     if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') return null;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
@@ -119,17 +141,31 @@ export async function readAcceptedManifest(toplevel: string): Promise<AcceptedMa
  * stamp, and the stamp must not be older than the newest accepted. Returns
  * the record to keep once the manifest is acted on.
  */
-export function checkManifestFreshness(bytes: Buffer, url: string, principal: string, accepted: AcceptedManifest | null, now: Date): AcceptedManifest {
+export function checkManifestFreshness(
+  bytes: Buffer,
+  url: string,
+  principal: string,
+  accepted: AcceptedManifest | null,
+  now: Date,
+): AcceptedManifest {
   const published = manifestStamp(bytes);
   if (!published) {
-    throw new BundlemirrorError('E_SIGNATURE_MISSING', `manifest ${url} is signed but carries no publish time, so a replayed older tree could not be told apart`, {
-      hint: 'publish the origin with a current bundlemirror (publish --sign-key stamps the manifest)',
-    });
+    throw new BundlemirrorError(
+      'E_SIGNATURE_MISSING',
+      `manifest ${url} is signed but carries no publish time, so a replayed older tree could not be told apart`,
+      {
+        hint: 'publish the origin with a current bundlemirror (publish --sign-key stamps the manifest)',
+      },
+    );
   }
   if (accepted && Date.parse(published) < Date.parse(accepted.published)) {
-    throw new BundlemirrorError('E_ROLLBACK', `manifest ${url} was published ${published}, before the manifest this replica already accepted (published ${accepted.published}): an older tree replayed`, {
-      hint: 'a host between the origin and this replica serves an old copy; the previous state is kept. Point [remote] at an up-to-date host',
-    });
+    throw new BundlemirrorError(
+      'E_ROLLBACK',
+      `manifest ${url} was published ${published}, before the manifest this replica already accepted (published ${accepted.published}): an older tree replayed`,
+      {
+        hint: 'a host between the origin and this replica serves an old copy; the previous state is kept. Point [remote] at an up-to-date host',
+      },
+    );
   }
   return { published, principal, url, acceptedAt: now.toISOString() };
 }

@@ -56,10 +56,26 @@ export function buildApp(opts: AppOptions): Express {
   const manifest = opts.manifestFile === null ? null : servedManifestSource(opts.manifestFile);
   const limits = new BackendLimits(opts.gitLimits);
   const lfs = lfsApi({ writers: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, log });
-  const git = opts.realToplevel === null || manifest === null ? null : smartHttpHandler({
-        realToplevel: opts.realToplevel, manifest, log, lfs, lfsWriters: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, limits,
-      });
-  const page = manifest === null ? null : pageHandler({ catalog: catalogSource(manifest, opts.realBundles), smartHttp: git !== null, publishedTree: published !== null });
+  const git =
+    opts.realToplevel === null || manifest === null
+      ? null
+      : smartHttpHandler({
+          realToplevel: opts.realToplevel,
+          manifest,
+          log,
+          lfs,
+          lfsWriters: opts.lfsWriters ?? null,
+          pushTo: opts.pushTo ?? null,
+          limits,
+        });
+  const page =
+    manifest === null
+      ? null
+      : pageHandler({
+          catalog: catalogSource(manifest, opts.realBundles),
+          smartHttp: git !== null,
+          publishedTree: published !== null,
+        });
   const od = opts.onDemand ?? null;
   const odApi = od ? onDemandApiHandler(od.service) : null;
   const odPage = od ? onDemandPageHandler(od.service.policy.patterns.map((p) => p.text)) : null;
@@ -83,7 +99,8 @@ export function buildApp(opts: AppOptions): Express {
     if (metrics && path === METRICS_PATH) return metrics.handle(req, res);
     if (git && (path === GIT_PREFIX || path.startsWith(`${GIT_PREFIX}/`))) return git(req, res, target);
     // a browser opening the URL people give to `clone` gets the repository's page; other clients get the files as before
-    if (page && (req.method === 'GET' || req.method === 'HEAD') && wantsHtml(req) && (await page.repo(req, res, path))) return;
+    if (page && (req.method === 'GET' || req.method === 'HEAD') && wantsHtml(req) && (await page.repo(req, res, path)))
+      return;
     if (!published) return sendText(req, res, 404, 'not found');
     return published(req, res, target);
   });

@@ -149,14 +149,21 @@ export class BackendLimits {
       const onData = (chunk: Buffer) => {
         size += chunk.length;
         this.buffered += chunk.length;
-        if (size > this.maxBodyBytes) return finish({ ok: false, status: 413, reason: `request body larger than ${this.maxBodyBytes >> 20} MiB` });
-        if (this.buffered > this.bodyBudgetBytes) return finish({ ok: false, status: 503, reason: 'too many request bodies in memory at once' });
+        if (size > this.maxBodyBytes)
+          return finish({ ok: false, status: 413, reason: `request body larger than ${this.maxBodyBytes >> 20} MiB` });
+        if (this.buffered > this.bodyBudgetBytes)
+          return finish({ ok: false, status: 503, reason: 'too many request bodies in memory at once' });
         chunks.push(chunk);
       };
       const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, size) });
       const onError = () => finish({ ok: false, status: 400, reason: 'the client went away mid-body' });
       const timer = setTimeout(
-        () => finish({ ok: false, status: 408, reason: `the request body did not arrive within ${Math.round(this.bodyDeadlineMs / 1000)} s` }),
+        () =>
+          finish({
+            ok: false,
+            status: 408,
+            reason: `the request body did not arrive within ${Math.round(this.bodyDeadlineMs / 1000)} s`,
+          }),
         this.bodyDeadlineMs,
       );
       req.on('data', onData);

@@ -38,7 +38,10 @@ async function summarizeIndex(root: string, repoPath: string): Promise<Pick<Repo
   try {
     const index = parseRepoIndex(await readFile(diskPathOf(root, repoPath, INDEX_FILE)), repoPath);
     const live = currentBundles(index);
-    return { bundles: { count: live.length, size: live.reduce((n, b) => n + b.size, 0) }, refs: Object.keys(index.refs).length };
+    return {
+      bundles: { count: live.length, size: live.reduce((n, b) => n + b.size, 0) },
+      refs: Object.keys(index.refs).length,
+    };
   } catch {
     return { bundles: null, refs: null };
   }

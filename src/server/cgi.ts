@@ -13,7 +13,15 @@ export interface CgiHead {
 }
 
 const MAX_HEAD = 64 << 10;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'te',
+  'trailer',
+]);
 
 export class CgiError extends Error {}
 
@@ -29,7 +37,8 @@ export function parseCgiHead(head: string): { status: number; headers: [string, 
     const lower = name.toLowerCase();
     if (lower === 'status') {
       const code = Number(/^(\d{3})\b/.exec(value)?.[1]);
-      if (!(code >= 100 && code <= 599)) throw new CgiError(`malformed CGI Status ${JSON.stringify(value.slice(0, 80))}`);
+      if (!(code >= 100 && code <= 599))
+        throw new CgiError(`malformed CGI Status ${JSON.stringify(value.slice(0, 80))}`);
       status = code;
     } else if (!HOP_BY_HOP.has(lower)) {
       headers.push([name, value]);
@@ -51,7 +60,9 @@ export function readCgiHead(stdout: Readable): Promise<CgiHead> {
       buf = Buffer.concat([buf, chunk]);
       const crlf = buf.indexOf('\r\n\r\n');
       const lf = buf.indexOf('\n\n');
-      const candidates = [crlf < 0 ? null : { at: crlf, len: 4 }, lf < 0 ? null : { at: lf, len: 2 }].filter((c) => c !== null);
+      const candidates = [crlf < 0 ? null : { at: crlf, len: 4 }, lf < 0 ? null : { at: lf, len: 2 }].filter(
+        (c) => c !== null,
+      );
       const end = candidates.sort((a, b) => a.at - b.at)[0];
       if (end) {
         cleanup();

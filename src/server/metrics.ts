@@ -14,9 +14,24 @@ export const METRICS_PATH = '/metrics';
 
 function backendFamilies(b: BackendLimits) {
   return [
-    { name: 'bundlemirror_serve_git_backends_running', help: 'git http-backend processes running now.', type: 'gauge' as const, samples: [{ value: b.running }] },
-    { name: 'bundlemirror_serve_git_backends_limit', help: 'git http-backend processes allowed at once (--git-backends).', type: 'gauge' as const, samples: [{ value: b.max }] },
-    { name: 'bundlemirror_serve_git_requests_waiting', help: 'Smart-HTTP requests waiting for a backend now.', type: 'gauge' as const, samples: [{ value: b.waiting }] },
+    {
+      name: 'bundlemirror_serve_git_backends_running',
+      help: 'git http-backend processes running now.',
+      type: 'gauge' as const,
+      samples: [{ value: b.running }],
+    },
+    {
+      name: 'bundlemirror_serve_git_backends_limit',
+      help: 'git http-backend processes allowed at once (--git-backends).',
+      type: 'gauge' as const,
+      samples: [{ value: b.max }],
+    },
+    {
+      name: 'bundlemirror_serve_git_requests_waiting',
+      help: 'Smart-HTTP requests waiting for a backend now.',
+      type: 'gauge' as const,
+      samples: [{ value: b.waiting }],
+    },
     {
       name: 'bundlemirror_serve_git_requests_refused_total',
       help: 'Smart-HTTP requests refused for load: no backend in time (503) or a request body too slow or too large (408, 413).',
@@ -78,10 +93,30 @@ export class ServeMetrics {
 
   render(): string {
     return renderPrometheus([
-      { name: 'bundlemirror_serve_requests_total', help: 'HTTP requests answered, by status class.', type: 'counter', samples: this.requests.samples('class') },
-      { name: 'bundlemirror_serve_response_bytes_total', help: 'Response body bytes written to clients.', type: 'counter', samples: [{ value: this.bytesSent }] },
-      { name: 'bundlemirror_serve_aborted_responses_total', help: 'Responses the client hung up on before they were complete.', type: 'counter', samples: [{ value: this.aborted }] },
-      { name: 'bundlemirror_serve_requests_in_flight', help: 'Requests being answered now.', type: 'gauge', samples: [{ value: this.inFlight }] },
+      {
+        name: 'bundlemirror_serve_requests_total',
+        help: 'HTTP requests answered, by status class.',
+        type: 'counter',
+        samples: this.requests.samples('class'),
+      },
+      {
+        name: 'bundlemirror_serve_response_bytes_total',
+        help: 'Response body bytes written to clients.',
+        type: 'counter',
+        samples: [{ value: this.bytesSent }],
+      },
+      {
+        name: 'bundlemirror_serve_aborted_responses_total',
+        help: 'Responses the client hung up on before they were complete.',
+        type: 'counter',
+        samples: [{ value: this.aborted }],
+      },
+      {
+        name: 'bundlemirror_serve_requests_in_flight',
+        help: 'Requests being answered now.',
+        type: 'gauge',
+        samples: [{ value: this.inFlight }],
+      },
       ...(this.backends === null ? [] : backendFamilies(this.backends)),
     ]);
   }

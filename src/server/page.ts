@@ -65,7 +65,8 @@ function commandsFor(r: RepoSummary, ctx: PageContext, cloneUrl: string): string
 }
 
 function factsOf(r: RepoSummary, ctx: PageContext, withRefs: boolean): [string, string][] {
-  const bundles = r.bundles === null ? 'index.json missing or unreadable' : `${r.bundles.count} (${formatBytes(r.bundles.size)})`;
+  const bundles =
+    r.bundles === null ? 'index.json missing or unreadable' : `${r.bundles.count} (${formatBytes(r.bundles.size)})`;
   return [
     ['last change', formatModified(r.modified)],
     ...(ctx.publishedTree ? [['bundles', bundles] as [string, string]] : []),
@@ -163,8 +164,10 @@ export function renderPage(catalog: Catalog, ctx: PageContext, query: PageQuery 
     : !ctx.publishedTree
       ? `<p>git fetches from ${escapeHtml(`${ctx.origin}${GIT_PREFIX}/`)}&lt;repository&gt;.</p>`
       : `<p>Replicas poll <a href="/${escapeHtml(MANIFEST_FILE)}">${escapeHtml(MANIFEST_FILE)}</a>` +
-      (ctx.smartHttp ? `; git fetches from ${escapeHtml(`${ctx.origin}${GIT_PREFIX}/`)}&lt;repository&gt;` : '; smart HTTP git is not enabled on this server') +
-      '.</p>';
+        (ctx.smartHttp
+          ? `; git fetches from ${escapeHtml(`${ctx.origin}${GIT_PREFIX}/`)}&lt;repository&gt;`
+          : '; smart HTTP git is not enabled on this server') +
+        '.</p>';
   const problems = catalog.problems.length
     ? `<p>Manifest entries not shown:</p><ul>${catalog.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul>`
     : '';
@@ -172,20 +175,24 @@ export function renderPage(catalog: Catalog, ctx: PageContext, query: PageQuery 
 
   const needle = query.q.toLowerCase();
   const matches = needle
-    ? catalog.repos.filter((r) => r.path.toLowerCase().includes(needle) || (r.description ?? '').toLowerCase().includes(needle))
+    ? catalog.repos.filter(
+        (r) => r.path.toLowerCase().includes(needle) || (r.description ?? '').toLowerCase().includes(needle),
+      )
     : catalog.repos;
   const pages = Math.max(1, Math.ceil(matches.length / PAGE_SIZE));
   const page = Math.min(query.page, pages);
   const shown = matches.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
   const first = shown.length ? (page - 1) * PAGE_SIZE + 1 : 0;
-  const status = `<p id="shown">${needle ? `${matches.length} matching “${escapeHtml(query.q)}”; ` : ''}` +
+  const status =
+    `<p id="shown">${needle ? `${matches.length} matching “${escapeHtml(query.q)}”; ` : ''}` +
     `showing ${first}–${first + shown.length - (shown.length ? 1 : 0)} of ${matches.length}, page ${page} of ${pages}.</p>`;
   const links = [
     page > 1 ? `<a rel="prev" href="${escapeHtml(pageLink(query.q, page - 1))}">← previous</a>` : '',
     page < pages ? `<a rel="next" href="${escapeHtml(pageLink(query.q, page + 1))}">next →</a>` : '',
   ].filter(Boolean);
   const nav = links.length ? `<nav>${links.join('')}</nav>` : '';
-  const form = '<form method="get" action="/" role="search">' +
+  const form =
+    '<form method="get" action="/" role="search">' +
     `<input type="search" name="q" value="${escapeHtml(query.q)}" placeholder="path or description" aria-label="search">` +
     '<button type="submit">search</button></form>';
   return document('bundlemirror', [
@@ -252,8 +259,16 @@ export interface PageHandler {
   repo(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean>;
 }
 
-export function pageHandler(opts: { catalog: () => Promise<Catalog>; smartHttp: boolean; publishedTree: boolean }): PageHandler {
-  const context = (req: IncomingMessage): PageContext => ({ origin: requestOrigin(req), smartHttp: opts.smartHttp, publishedTree: opts.publishedTree });
+export function pageHandler(opts: {
+  catalog: () => Promise<Catalog>;
+  smartHttp: boolean;
+  publishedTree: boolean;
+}): PageHandler {
+  const context = (req: IncomingMessage): PageContext => ({
+    origin: requestOrigin(req),
+    smartHttp: opts.smartHttp,
+    publishedTree: opts.publishedTree,
+  });
   return {
     async list(req, res) {
       sendHtml(req, res, renderPage(await opts.catalog(), context(req), parsePageQuery(req.url ?? '/')));

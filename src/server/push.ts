@@ -48,7 +48,10 @@ export async function answerPush(req: IncomingMessage, res: ServerResponse, p: P
     return sendText(req, res, 307, `this is a mirror: push to the master, ${location}`, { Location: location });
   }
   // a repository may name its master (git config bundlemirror.master); otherwise say what kind of place to push to
-  const master = p.repo === null ? null : await configGet(p.repo.realRepo, 'bundlemirror.master', p.repo.repoPath).catch(() => null);
-  const where = master ? `push to the master, ${master}` : 'push to the master repository it mirrors (its origin), not to this mirror';
+  const master =
+    p.repo === null ? null : await configGet(p.repo.realRepo, 'bundlemirror.master', p.repo.repoPath).catch(() => null);
+  const where = master
+    ? `push to the master, ${master}`
+    : 'push to the master repository it mirrors (its origin), not to this mirror';
   return sendText(req, res, 403, `this is a read-only mirror: ${where}`);
 }

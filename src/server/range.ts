@@ -26,7 +26,10 @@ export function parseRange(header: string | undefined, size: number): RangeDecis
   const m = /^\s*bytes\s*=(.*)$/i.exec(header);
   if (!m) return FULL;
   // empty list elements (`bytes=0-1,`) are allowed by the list syntax and mean nothing
-  const specs = m[1]!.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const specs = m[1]!
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (specs.length !== 1) return FULL;
   const spec = specs[0]!;
 

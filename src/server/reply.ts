@@ -19,5 +19,7 @@ export function sendText(
 }
 
 export function methodNotAllowed(req: IncomingMessage, res: ServerResponse, allow: string[]): void {
-  sendText(req, res, 405, `method ${req.method ?? '?'} not allowed here (allowed: ${allow.join(', ')})`, { Allow: allow.join(', ') });
+  sendText(req, res, 405, `method ${req.method ?? '?'} not allowed here (allowed: ${allow.join(', ')})`, {
+    Allow: allow.join(', '),
+  });
 }

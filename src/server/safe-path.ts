@@ -27,7 +27,8 @@ export function splitUrlPath(rawPath: string): PathCheck {
     } catch {
       return { ok: false, status: 400, reason: 'malformed percent-encoding' };
     }
-    if (/[\x00-\x1f\x7f\\/]/.test(seg)) return { ok: false, status: 400, reason: 'control character or slash in a path component' };
+    if (/[\x00-\x1f\x7f\\/]/.test(seg))
+      return { ok: false, status: 400, reason: 'control character or slash in a path component' };
     if (seg === '.' || seg === '..') return { ok: false, status: 400, reason: 'path traversal' };
     // 404 rather than 403: whether a dotfile or directory exists is not for the client to learn
     if (seg === '') return { ok: false, status: 404, reason: 'empty path component or directory' };

@@ -41,7 +41,12 @@ async function loadServedManifest(file: string): Promise<ServedManifest> {
     parsed = parseManifest(bytes, file);
   } catch (err) {
     // an unreadable manifest serves no repository rather than the last good one's: it may have been withdrawn
-    return { present: true, manifest: {}, problems: [{ path: file, problem: (err as Error).message }], names: new Map() };
+    return {
+      present: true,
+      manifest: {},
+      problems: [{ path: file, problem: (err as Error).message }],
+      names: new Map(),
+    };
   }
   const names = new Map<string, string>();
   for (const [path, entry] of Object.entries(parsed.manifest)) {

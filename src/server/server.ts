@@ -81,42 +81,70 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   }
   let realBundles: string | null = null;
   if (bundles !== null) {
-    realBundles = await realDirectory(bundles, (why) =>
-      new BundlemirrorError('E_CONFIG', `bundles directory ${bundles} ${why}`, {
-        hint: 'run `bundlemirror publish --toplevel DIR --out DIR` first, or point --bundles at a published tree',
-      }),
+    realBundles = await realDirectory(
+      bundles,
+      (why) =>
+        new BundlemirrorError('E_CONFIG', `bundles directory ${bundles} ${why}`, {
+          hint: 'run `bundlemirror publish --toplevel DIR --out DIR` first, or point --bundles at a published tree',
+        }),
     );
     await checkPublishedTree(realBundles);
   }
-  const onDemand = opts.onDemand ? { service: opts.onDemand, realPublished: await realpath(opts.onDemand.publishedDir) } : null;
+  const onDemand = opts.onDemand
+    ? { service: opts.onDemand, realPublished: await realpath(opts.onDemand.publishedDir) }
+    : null;
   let realToplevel: string | null = null;
   if (opts.toplevel !== undefined) {
     const toplevel = resolve(opts.toplevel);
-    realToplevel = await realDirectory(toplevel, (why) =>
-      new BundlemirrorError('E_TOPLEVEL', `toplevel ${toplevel} ${why}`, {
-        hint: 'pass the directory holding the bare repositories, or leave out --toplevel to serve bundles only',
-      }),
+    realToplevel = await realDirectory(
+      toplevel,
+      (why) =>
+        new BundlemirrorError('E_TOPLEVEL', `toplevel ${toplevel} ${why}`, {
+          hint: 'pass the directory holding the bare repositories, or leave out --toplevel to serve bundles only',
+        }),
     );
   }
   const manifestRoot = realBundles ?? realToplevel;
   const manifestFile = manifestRoot === null ? null : join(manifestRoot, MANIFEST_FILE);
-  if (realBundles === null && manifestFile !== null && !(await stat(manifestFile).then((st) => st.isFile(), () => false))) {
-    throw new BundlemirrorError('E_CONFIG', `${realToplevel} holds no ${MANIFEST_FILE}, so no repository would be served`, {
-      hint: 'serve a replica toplevel after its first pull, or give an origin its published tree with --bundles',
-    });
+  if (
+    realBundles === null &&
+    manifestFile !== null &&
+    !(await stat(manifestFile).then(
+      (st) => st.isFile(),
+      () => false,
+    ))
+  ) {
+    throw new BundlemirrorError(
+      'E_CONFIG',
+      `${realToplevel} holds no ${MANIFEST_FILE}, so no repository would be served`,
+      {
+        hint: 'serve a replica toplevel after its first pull, or give an origin its published tree with --bundles',
+      },
+    );
   }
   const log = opts.log === false ? null : (opts.log ?? stderrLog);
   const lfsWriters = opts.lfsWriters === undefined ? null : await LfsWriters.load(resolve(opts.lfsWriters));
   const pushToWrong = opts.pushTo === undefined ? null : pushToProblem(opts.pushTo);
   if (pushToWrong !== null) {
     throw new BundlemirrorError('E_CONFIG', `--push-to ${JSON.stringify(opts.pushTo)} ${pushToWrong}`, {
-      hint: 'pass the master server\'s base URL, e.g. http://master.example:8080; pushes go to the same /git/... path there',
+      hint: "pass the master server's base URL, e.g. http://master.example:8080; pushes go to the same /git/... path there",
     });
   }
   const host = opts.host ?? '127.0.0.1';
   const wantPort = opts.port ?? 8080;
 
-  const server = createServer(buildApp({ realBundles, realToplevel, manifestFile, log, lfsWriters, pushTo: opts.pushTo ?? null, onDemand, gitLimits: opts.gitLimits }));
+  const server = createServer(
+    buildApp({
+      realBundles,
+      realToplevel,
+      manifestFile,
+      log,
+      lfsWriters,
+      pushTo: opts.pushTo ?? null,
+      onDemand,
+      gitLimits: opts.gitLimits,
+    }),
+  );
   // a client that vanished without a FIN (the networks this tool is for) must not hold a socket forever;
   // busy git fetches are not idle: upload-pack sends keepalives while it computes a pack
   server.timeout = IDLE_SOCKET_MS;
@@ -134,11 +162,19 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const where = `${host}:${wantPort}`;
       const hint =
-        err.code === 'EADDRINUSE' ? 'another process uses this port; choose another --port'
-        : err.code === 'EACCES' ? 'ports below 1024 need privileges; choose a port above 1024'
-        : err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' ? 'choose a --host address this machine has'
-        : undefined;
-      reject(new BundlemirrorError('E_CONFIG', `cannot listen on ${where}: ${err.code ?? err.message}`, { hint, cause: err }));
+        err.code === 'EADDRINUSE'
+          ? 'another process uses this port; choose another --port'
+          : err.code === 'EACCES'
+            ? 'ports below 1024 need privileges; choose a port above 1024'
+            : err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND'
+              ? 'choose a --host address this machine has'
+              : undefined;
+      reject(
+        new BundlemirrorError('E_CONFIG', `cannot listen on ${where}: ${err.code ?? err.message}`, {
+          hint,
+          cause: err,
+        }),
+      );
     });
     server.listen(wantPort, host, () => resolveListen());
   });

@@ -58,7 +58,11 @@ export interface SmartHttpOptions {
  */
 export async function isBareRepository(dir: string): Promise<boolean> {
   try {
-    const [head, objects, refs] = await Promise.all([lstat(join(dir, 'HEAD')), stat(join(dir, 'objects')), stat(join(dir, 'refs'))]);
+    const [head, objects, refs] = await Promise.all([
+      lstat(join(dir, 'HEAD')),
+      stat(join(dir, 'objects')),
+      stat(join(dir, 'refs')),
+    ]);
     return (head.isFile() || head.isSymbolicLink()) && objects.isDirectory() && refs.isDirectory();
   } catch {
     return false;
@@ -76,17 +80,23 @@ function serviceOf(segments: string[], query: URLSearchParams): Service {
   const isInfoRefs = segments.length >= 2 && segments[segments.length - 2] === 'info' && last === 'refs';
   const repo = segments.slice(0, isInfoRefs ? -2 : -1);
   const service = query.get('service');
-  if (last === 'git-receive-pack' || (isInfoRefs && service === 'git-receive-pack')) return { kind: 'push', repo, advertisement: isInfoRefs };
+  if (last === 'git-receive-pack' || (isInfoRefs && service === 'git-receive-pack'))
+    return { kind: 'push', repo, advertisement: isInfoRefs };
   if (last === 'git-upload-pack') return { kind: 'upload-pack', repo };
   if (isInfoRefs) {
-    return service === 'git-upload-pack' ? { kind: 'advertise', repo } : { kind: 'other', reason: 'only smart HTTP is served (info/refs?service=git-upload-pack)' };
+    return service === 'git-upload-pack'
+      ? { kind: 'advertise', repo }
+      : { kind: 'other', reason: 'only smart HTTP is served (info/refs?service=git-upload-pack)' };
   }
   return { kind: 'other', reason: 'not a smart HTTP path (expected info/refs or git-upload-pack)' };
 }
 
 export function smartHttpHandler(opts: SmartHttpOptions) {
   /** The repository a request names, when the served manifest lists it and it is a bare repository inside the toplevel. */
-  const servedRepository = async (segments: string[], anyUnderToplevel = false): Promise<{ repoPath: string; realRepo: string } | null> => {
+  const servedRepository = async (
+    segments: string[],
+    anyUnderToplevel = false,
+  ): Promise<{ repoPath: string; realRepo: string } | null> => {
     const asked = `/${segments.join('/')}`;
     if (segments.length === 0 || repoPathProblem(asked)) return null;
     const repoPath = (await opts.manifest()).names.get(asked) ?? (anyUnderToplevel ? asked : undefined);
@@ -98,7 +108,8 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
   return async function serveGit(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
     const { path, query } = splitTarget(target);
     const check = splitUrlPath(path.slice(GIT_PREFIX.length) || '/');
-    if (!check.ok) return sendText(req, res, check.status, check.status === 400 ? `bad request: ${check.reason}` : 'not found');
+    if (!check.ok)
+      return sendText(req, res, check.status, check.status === 400 ? `bad request: ${check.reason}` : 'not found');
     const params = new URLSearchParams(query);
     const lfsPath = splitLfsPath(check.segments);
     if (lfsPath && opts.lfs) {
@@ -107,12 +118,19 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
       const writer = callerOf(req, opts.lfsWriters ?? null).kind === 'writer';
       const repo = await servedRepository(lfsPath.repo, writer);
       if (repo === null) return sendText(req, res, 404, `no repository at /${lfsPath.repo.join('/')} on this server`);
-      return opts.lfs(req, res, { repoDir: repo.realRepo, repoPath: repo.repoPath, rest: lfsPath.rest, query: params, target });
+      return opts.lfs(req, res, {
+        repoDir: repo.realRepo,
+        repoPath: repo.repoPath,
+        rest: lfsPath.rest,
+        query: params,
+        target,
+      });
     }
     const service = serviceOf(check.segments, params);
     if (service.kind === 'other') return sendText(req, res, 404, `not found: ${service.reason}`);
     const repo = await servedRepository(service.repo);
-    if (service.kind === 'push') return answerPush(req, res, { pushTo: opts.pushTo ?? null, path, advertisement: service.advertisement, repo });
+    if (service.kind === 'push')
+      return answerPush(req, res, { pushTo: opts.pushTo ?? null, path, advertisement: service.advertisement, repo });
     if (repo === null) return sendText(req, res, 404, `no repository at /${service.repo.join('/')} on this mirror`);
     const expected = service.kind === 'advertise' ? 'GET' : 'POST';
     if (req.method !== expected) return methodNotAllowed(req, res, [expected]);
@@ -120,7 +138,12 @@ export function smartHttpHandler(opts: SmartHttpOptions) {
 
     const encoding = req.headers['content-encoding']?.trim().toLowerCase();
     if (encoding !== undefined && encoding !== 'gzip' && encoding !== 'x-gzip' && encoding !== 'identity') {
-      return sendText(req, res, 415, `unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} (gzip or identity)`);
+      return sendText(
+        req,
+        res,
+        415,
+        `unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} (gzip or identity)`,
+      );
     }
     const relRepo = relative(opts.realToplevel, realRepo).split(sep).join('/');
     await runBackend(req, res, opts, {
@@ -143,14 +166,20 @@ interface BackendCall {
   repoPath: string;
 }
 
-async function runBackend(req: IncomingMessage, res: ServerResponse, opts: SmartHttpOptions, call: BackendCall): Promise<void> {
+async function runBackend(
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: SmartHttpOptions,
+  call: BackendCall,
+): Promise<void> {
   const limits = opts.limits;
   let body: Buffer | null = null;
   if (call.method === 'POST') {
     // the whole body first, so a client that sends half of it holds no process
     const read = await limits.readBody(req);
     if (!read.ok) {
-      const retry: Record<string, string> = read.status === 503 ? { 'Retry-After': String(retryAfterSeconds(limits)) } : {};
+      const retry: Record<string, string> =
+        read.status === 503 ? { 'Retry-After': String(retryAfterSeconds(limits)) } : {};
       if (!res.destroyed) sendText(req, res, read.status, `${read.reason}; retry`, { Connection: 'close', ...retry });
       return;
     }
@@ -168,7 +197,9 @@ async function runBackend(req: IncomingMessage, res: ServerResponse, opts: Smart
   if (release === null) {
     if (res.destroyed) return;
     opts.log(`git http-backend ${call.repoPath}: all ${limits.max} backends busy, answered 503`);
-    return sendText(req, res, 503, `all ${limits.max} git backends of this server are busy; retry shortly`, { 'Retry-After': String(retryAfterSeconds(limits)) });
+    return sendText(req, res, 503, `all ${limits.max} git backends of this server are busy; retry shortly`, {
+      'Retry-After': String(retryAfterSeconds(limits)),
+    });
   }
   const child = spawnHttpBackend({
     projectRoot: opts.realToplevel,
@@ -191,7 +222,8 @@ async function runBackend(req: IncomingMessage, res: ServerResponse, opts: Smart
     if (stderr.length < 8192) stderr += c;
   });
   child.on('close', (code) => {
-    if (code !== 0 && stderr.trim() && !abort.signal.aborted) opts.log(`git http-backend ${call.repoPath}: ${stderr.trim().split('\n').slice(-3).join(' / ')}`);
+    if (code !== 0 && stderr.trim() && !abort.signal.aborted)
+      opts.log(`git http-backend ${call.repoPath}: ${stderr.trim().split('\n').slice(-3).join(' / ')}`);
   });
   const failed = new Promise<never>((_resolve, reject) => {
     child.on('error', reject);

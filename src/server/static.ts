@@ -44,7 +44,8 @@ export function classify(name: string): FileKind {
   // application/gzip and no Content-Encoding: clients must store the .gz as it is, not inflate it
   if (name === MANIFEST_FILE) return { contentType: 'application/gzip', cacheControl: CACHE_REVALIDATE };
   if (name === INDEX_FILE) return { contentType: 'application/json', cacheControl: CACHE_REVALIDATE };
-  if (name === BUNDLE_LIST_FILE) return { contentType: 'text/plain; charset=utf-8', cacheControl: CACHE_REVALIDATE, rewriteBundleList: true };
+  if (name === BUNDLE_LIST_FILE)
+    return { contentType: 'text/plain; charset=utf-8', cacheControl: CACHE_REVALIDATE, rewriteBundleList: true };
   return { contentType: 'application/octet-stream', cacheControl: CACHE_REVALIDATE };
 }
 
@@ -84,7 +85,8 @@ export function publishedTreeHandler(realRoot: string, urlPrefix = '') {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
     const { path } = splitTarget(target);
     const check = splitUrlPath(path);
-    if (!check.ok) return sendText(req, res, check.status, check.status === 400 ? `bad request: ${check.reason}` : 'not found');
+    if (!check.ok)
+      return sendText(req, res, check.status, check.status === 400 ? `bad request: ${check.reason}` : 'not found');
     const name = check.segments[check.segments.length - 1];
     const real = name === undefined ? null : await resolveInside(realRoot, check.segments);
     const opened = real === null ? null : await openRegular(real);

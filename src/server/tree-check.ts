@@ -45,7 +45,10 @@ async function findRepository(root: string): Promise<string | null> {
 
 export async function checkPublishedTree(realBundles: string): Promise<void> {
   const manifest = join(realBundles, MANIFEST_FILE);
-  const isFile = await stat(manifest).then((st) => st.isFile(), () => false);
+  const isFile = await stat(manifest).then(
+    (st) => st.isFile(),
+    () => false,
+  );
   if (!isFile) {
     throw new BundlemirrorError('E_CONFIG', `${realBundles} holds no ${MANIFEST_FILE}: it is not a published tree`, {
       hint: 'run `bundlemirror publish --toplevel DIR --out DIR` first and serve its --out, or serve a replica with --toplevel only',
@@ -53,9 +56,16 @@ export async function checkPublishedTree(realBundles: string): Promise<void> {
   }
   const repo = await findRepository(realBundles);
   if (repo !== null) {
-    const where = repo === realBundles ? `${realBundles} is a git repository` : `${realBundles} contains a git repository at ${relative(realBundles, repo)}`;
-    throw new BundlemirrorError('E_CONFIG', `refusing to serve ${where}: its files would be served to anyone as they are`, {
-      hint: 'point --bundles at the directory publish writes (--out), and serve repositories with --toplevel',
-    });
+    const where =
+      repo === realBundles
+        ? `${realBundles} is a git repository`
+        : `${realBundles} contains a git repository at ${relative(realBundles, repo)}`;
+    throw new BundlemirrorError(
+      'E_CONFIG',
+      `refusing to serve ${where}: its files would be served to anyone as they are`,
+      {
+        hint: 'point --bundles at the directory publish writes (--out), and serve repositories with --toplevel',
+      },
+    );
   }
 }

@@ -28,7 +28,11 @@ interface Run {
 function sshKeygen(args: string[], input: Buffer): Promise<Run> {
   return new Promise((resolve, reject) => {
     // no agent, no prompts, a stable locale: ssh-keygen must use the key file it is given or fail
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), LC_ALL: 'C' };
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? tmpdir(),
+      LC_ALL: 'C',
+    };
     // a session of its own: no controlling terminal, so an encrypted key fails instead of prompting
     const child = spawn('ssh-keygen', args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
@@ -41,7 +45,12 @@ function sshKeygen(args: string[], input: Buffer): Promise<Run> {
       /* ssh-keygen may exit before reading everything; its status says why */
     });
     child.on('error', (e) =>
-      reject(new BundlemirrorError('E_SIGNATURE_TOOL', `cannot run ssh-keygen: ${e.message}`, { hint: 'install OpenSSH 8.1 or later (Debian: openssh-client)', cause: e })),
+      reject(
+        new BundlemirrorError('E_SIGNATURE_TOOL', `cannot run ssh-keygen: ${e.message}`, {
+          hint: 'install OpenSSH 8.1 or later (Debian: openssh-client)',
+          cause: e,
+        }),
+      ),
     );
     child.on('close', (code) => resolve({ code: code ?? 255, stdout: Buffer.concat(out), stderr: err.trim() }));
     child.stdin.end(input);
@@ -52,9 +61,13 @@ function sshKeygen(args: string[], input: Buffer): Promise<Run> {
 export async function signBytes(keyFile: string, data: Buffer): Promise<Buffer> {
   const r = await sshKeygen(['-q', '-Y', 'sign', '-n', SIGNATURE_NAMESPACE, '-f', keyFile], data);
   if (r.code !== 0 || !r.stdout.includes('-----BEGIN SSH SIGNATURE-----')) {
-    throw new BundlemirrorError('E_SIGNATURE_TOOL', `ssh-keygen could not sign with ${keyFile}: ${lastLine(r.stderr) || `exit ${r.code}`}`, {
-      hint: 'pass an unencrypted SSH private key (ssh-keygen -t ed25519 -N "" -f KEY) readable by this user',
-    });
+    throw new BundlemirrorError(
+      'E_SIGNATURE_TOOL',
+      `ssh-keygen could not sign with ${keyFile}: ${lastLine(r.stderr) || `exit ${r.code}`}`,
+      {
+        hint: 'pass an unencrypted SSH private key (ssh-keygen -t ed25519 -N "" -f KEY) readable by this user',
+      },
+    );
   }
   return r.stdout;
 }
@@ -78,14 +91,22 @@ export async function verifyBytes(allowedSigners: string, data: Buffer, signatur
     const found = await sshKeygen(['-Y', 'find-principals', '-f', allowedSigners, '-s', sigFile], Buffer.alloc(0));
     const principal = found.code === 0 ? found.stdout.toString('utf8').split('\n')[0]!.trim() : '';
     if (principal) {
-      const r = await sshKeygen(['-Y', 'verify', '-f', allowedSigners, '-I', principal, '-n', SIGNATURE_NAMESPACE, '-s', sigFile], data);
+      const r = await sshKeygen(
+        ['-Y', 'verify', '-f', allowedSigners, '-I', principal, '-n', SIGNATURE_NAMESPACE, '-s', sigFile],
+        data,
+      );
       if (r.code === 0) return { ok: true, principal };
       return { ok: false, reason: 'invalid', detail: lastLine(r.stderr) || 'the signature does not match the bytes' };
     }
     // no listed key made it: a valid signature by someone else, or no valid signature at all?
     const self = await sshKeygen(['-Y', 'check-novalidate', '-n', SIGNATURE_NAMESPACE, '-s', sigFile], data);
-    if (self.code === 0) return { ok: false, reason: 'untrusted', detail: 'signed by a key that allowed_signers does not list' };
-    return { ok: false, reason: 'invalid', detail: lastLine(self.stderr) || 'not a valid bundlemirror signature of these bytes' };
+    if (self.code === 0)
+      return { ok: false, reason: 'untrusted', detail: 'signed by a key that allowed_signers does not list' };
+    return {
+      ok: false,
+      reason: 'invalid',
+      detail: lastLine(self.stderr) || 'not a valid bundlemirror signature of these bytes',
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -99,9 +120,13 @@ function lastLine(text: string): string {
 export async function publicKeyOf(keyFile: string): Promise<string> {
   const r = await sshKeygen(['-y', '-P', '', '-f', keyFile], Buffer.alloc(0));
   if (r.code !== 0) {
-    throw new BundlemirrorError('E_SIGNATURE_TOOL', `cannot read the SSH key ${keyFile}: ${lastLine(r.stderr) || `exit ${r.code}`}`, {
-      hint: 'pass an unencrypted SSH private key (ssh-keygen -t ed25519 -N "" -f KEY) readable by this user',
-    });
+    throw new BundlemirrorError(
+      'E_SIGNATURE_TOOL',
+      `cannot read the SSH key ${keyFile}: ${lastLine(r.stderr) || `exit ${r.code}`}`,
+      {
+        hint: 'pass an unencrypted SSH private key (ssh-keygen -t ed25519 -N "" -f KEY) readable by this user',
+      },
+    );
   }
   return r.stdout.toString('utf8').trim();
 }

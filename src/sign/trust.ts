@@ -19,18 +19,26 @@ export interface SignedDocument {
 /** Returns the principal that signed; throws E_SIGNATURE_MISSING, E_SIGNATURE_INVALID or E_SIGNATURE_UNTRUSTED. */
 export async function requireSignature(allowedSigners: string, doc: SignedDocument): Promise<string> {
   if (!doc.signature || doc.signature.length === 0) {
-    throw new BundlemirrorError('E_SIGNATURE_MISSING', `${doc.what} is not signed (no ${doc.what.split(' ')[0]}.sig beside it), and [remote] allowed_signers requires a signature`, {
-      repo: doc.repo,
-      hint: 'publish the origin with --sign-key; if this host only relays the origin, it may serve a part of the tree that lost its signatures',
-    });
+    throw new BundlemirrorError(
+      'E_SIGNATURE_MISSING',
+      `${doc.what} is not signed (no ${doc.what.split(' ')[0]}.sig beside it), and [remote] allowed_signers requires a signature`,
+      {
+        repo: doc.repo,
+        hint: 'publish the origin with --sign-key; if this host only relays the origin, it may serve a part of the tree that lost its signatures',
+      },
+    );
   }
   const verdict = await verifyBytes(allowedSigners, doc.data, doc.signature);
   if (verdict.ok) return verdict.principal;
   if (verdict.reason === 'untrusted') {
-    throw new BundlemirrorError('E_SIGNATURE_UNTRUSTED', `${doc.what} is signed by a key that ${allowedSigners} does not list`, {
-      repo: doc.repo,
-      hint: 'if the origin rotated its key, add the new key to allowed_signers (keep the old one until every file is re-signed)',
-    });
+    throw new BundlemirrorError(
+      'E_SIGNATURE_UNTRUSTED',
+      `${doc.what} is signed by a key that ${allowedSigners} does not list`,
+      {
+        repo: doc.repo,
+        hint: 'if the origin rotated its key, add the new key to allowed_signers (keep the old one until every file is re-signed)',
+      },
+    );
   }
   throw new BundlemirrorError('E_SIGNATURE_INVALID', `${doc.what} does not match its signature (${verdict.detail})`, {
     repo: doc.repo,

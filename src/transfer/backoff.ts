@@ -28,13 +28,21 @@ export function resolveBackoff(partial: Partial<BackoffOptions> | undefined): Ba
  * Full jitter (a uniform draw in [0, min(cap, base * 2^n)]): many replicas
  * that lost the same origin at the same moment must not come back in step.
  */
-export function backoffDelay(consecutiveFailures: number, opts: BackoffOptions, random: () => number = Math.random): number {
+export function backoffDelay(
+  consecutiveFailures: number,
+  opts: BackoffOptions,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(opts.capMs, opts.baseMs * 2 ** Math.min(Math.max(consecutiveFailures, 0), 30));
   return Math.floor(random() * exp);
 }
 
 /** The wait before the next attempt: the server's Retry-After (capped) wins over our own guess. */
-export function retryDelay(consecutiveFailures: number, retryAfterMs: number | undefined, opts: BackoffOptions): number {
+export function retryDelay(
+  consecutiveFailures: number,
+  retryAfterMs: number | undefined,
+  opts: BackoffOptions,
+): number {
   if (retryAfterMs !== undefined) return Math.min(Math.max(retryAfterMs, 0), opts.retryAfterCapMs);
   return backoffDelay(consecutiveFailures, opts);
 }

@@ -48,8 +48,7 @@ export interface FetchDocumentOptions {
 }
 
 export type FetchDocumentResult =
-  | { status: 'unchanged' }
-  | { status: 'ok'; body: Buffer; etag?: string; lastModified?: string };
+  { status: 'unchanged' } | { status: 'ok'; body: Buffer; etag?: string; lastModified?: string };
 
 export async function fetchDocument(url: string, opts: FetchDocumentOptions): Promise<FetchDocumentResult> {
   const retries = opts.retries ?? Infinity;
@@ -63,10 +62,21 @@ export async function fetchDocument(url: string, opts: FetchDocumentOptions): Pr
     if (!outcome.retryable) throw outcome.error;
     if (attempt >= retries || Date.now() >= giveUpAt) {
       const e = outcome.error;
-      throw new BundlemirrorError(e.code, `${e.message} (gave up after ${attempt + 1} attempts in ${formatDuration((Date.now() - started) / 1000)})`, { hint: e.hint, cause: e });
+      throw new BundlemirrorError(
+        e.code,
+        `${e.message} (gave up after ${attempt + 1} attempts in ${formatDuration((Date.now() - started) / 1000)})`,
+        { hint: e.hint, cause: e },
+      );
     }
     const delayMs = Math.max(0, Math.min(retryDelay(attempt, outcome.retryAfterMs, backoff), giveUpAt - Date.now()));
-    opts.onWait?.({ url, cause: outcome.cause, message: outcome.error.message, delayMs, attempt: attempt + 1, giveUpAt });
+    opts.onWait?.({
+      url,
+      cause: outcome.cause,
+      message: outcome.error.message,
+      delayMs,
+      attempt: attempt + 1,
+      giveUpAt,
+    });
     await sleep(delayMs, opts.signal);
   }
 }
@@ -78,7 +88,13 @@ async function fetchOnce(url: string, opts: FetchDocumentOptions): Promise<Fetch
   if (opts.lastModified) headers['if-modified-since'] = opts.lastModified;
   let res: OpenedResponse;
   try {
-    res = await openResponse(url, { headers, timeouts, signal: opts.signal, totalMs: opts.timeoutMs ?? 60_000, redirects: opts.redirects });
+    res = await openResponse(url, {
+      headers,
+      timeouts,
+      signal: opts.signal,
+      totalMs: opts.timeoutMs ?? 60_000,
+      redirects: opts.redirects,
+    });
   } catch (err) {
     opts.signal?.throwIfAborted();
     return failureFromError(url, err, 'E_HTTP');
@@ -100,7 +116,12 @@ async function fetchOnce(url: string, opts: FetchDocumentOptions): Promise<Fetch
     const body = await readCapped(res, opts.maxBytes, timeouts.idleMs, url);
     const etag = headerValue(res.headers, 'etag');
     const lastModified = headerValue(res.headers, 'last-modified');
-    return { status: 'ok', body, ...(etag !== undefined ? { etag } : {}), ...(lastModified !== undefined ? { lastModified } : {}) };
+    return {
+      status: 'ok',
+      body,
+      ...(etag !== undefined ? { etag } : {}),
+      ...(lastModified !== undefined ? { lastModified } : {}),
+    };
   } catch (err) {
     opts.signal?.throwIfAborted();
     return failureFromError(url, err, 'E_HTTP');
@@ -108,9 +129,13 @@ async function fetchOnce(url: string, opts: FetchDocumentOptions): Promise<Fetch
 }
 
 function tooLarge(url: string, maxBytes: number, size?: number): BundlemirrorError {
-  return new BundlemirrorError('E_HTTP', `GET ${url}: the document is ${size !== undefined ? `${size} bytes` : 'larger than allowed'}, over the ${maxBytes}-byte limit`, {
-    hint: 'the URL probably points at something other than a bundlemirror manifest or index; check the remote URL',
-  });
+  return new BundlemirrorError(
+    'E_HTTP',
+    `GET ${url}: the document is ${size !== undefined ? `${size} bytes` : 'larger than allowed'}, over the ${maxBytes}-byte limit`,
+    {
+      hint: 'the URL probably points at something other than a bundlemirror manifest or index; check the remote URL',
+    },
+  );
 }
 
 /** Collects the body, refusing it as soon as it passes maxBytes. */
@@ -146,7 +171,11 @@ function readCapped(res: OpenedResponse, maxBytes: number, idleMs: number, url: 
     body.once('error', (err: unknown) => fail(err));
     body.once('close', () => {
       if (failed === undefined && !body.readableEnded) {
-        fail(Object.assign(new Error('the connection closed before the document was complete'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+        fail(
+          Object.assign(new Error('the connection closed before the document was complete'), {
+            code: 'ERR_STREAM_PREMATURE_CLOSE',
+          }),
+        );
       }
     });
   });
@@ -167,7 +196,11 @@ export interface HostsFetchOptions extends FetchDocumentOptions {
  * hosts' rests between, until one answers or `retryForMs` passes. Only the
  * primary gets the conditional headers (validators are per host).
  */
-export async function fetchDocumentFromHosts(url: string, hosts: MirrorSet | undefined, opts: HostsFetchOptions): Promise<FetchDocumentResult & { from?: string }> {
+export async function fetchDocumentFromHosts(
+  url: string,
+  hosts: MirrorSet | undefined,
+  opts: HostsFetchOptions,
+): Promise<FetchDocumentResult & { from?: string }> {
   if (!hosts || hosts.size < 2 || hosts.rebase(url, hosts.primary) === null) {
     const r = await fetchDocument(url, opts);
     if (r.status === 'ok' && opts.verify) await opts.verify(r.body, url);
@@ -197,7 +230,8 @@ export async function fetchDocumentFromHosts(url: string, hosts: MirrorSet | und
         const message = err instanceof Error ? err.message : String(err);
         // the network's trouble: that host rests; anything else (a 404 from a host that is behind, a redirect
         // out of its tree): that host is skipped for this document
-        if (err instanceof BundlemirrorError && (err.code === 'E_HTTP' || err.code === 'E_DOWNLOAD')) hosts.failed(h.root, message);
+        if (err instanceof BundlemirrorError && (err.code === 'E_HTTP' || err.code === 'E_DOWNLOAD'))
+          hosts.failed(h.root, message);
         else {
           hosts.servedWrong(url, h.root, message);
           if (!(err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND')) opts.onWrongHost?.(h.root, err);
@@ -220,7 +254,14 @@ export async function fetchDocumentFromHosts(url: string, hosts: MirrorSet | und
     }
     if (Date.now() >= giveUpAt || hosts.candidates(url).length === 0) throw last;
     const delayMs = Math.max(200, Math.min(hosts.waitFor(url), giveUpAt - Date.now()));
-    opts.onWait?.({ url, cause: undefined, message: last instanceof Error ? last.message : String(last), delayMs, attempt: round, giveUpAt });
+    opts.onWait?.({
+      url,
+      cause: undefined,
+      message: last instanceof Error ? last.message : String(last),
+      delayMs,
+      attempt: round,
+      giveUpAt,
+    });
     await sleep(delayMs, opts.signal);
   }
 }

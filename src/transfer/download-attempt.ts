@@ -110,9 +110,13 @@ async function admit(ctx: AttemptContext, res: OpenedResponse, offset: number): 
       kind: 'failed',
       failure: {
         retryable: false,
-        error: new BundlemirrorError('E_HTTP', `GET ${url} came back ${headerValue(h, 'content-encoding')}-encoded although identity was asked for`, {
-          hint: 'configure the server not to compress bundle files',
-        }),
+        error: new BundlemirrorError(
+          'E_HTTP',
+          `GET ${url} came back ${headerValue(h, 'content-encoding')}-encoded although identity was asked for`,
+          {
+            hint: 'configure the server not to compress bundle files',
+          },
+        ),
       },
     };
   }
@@ -135,12 +139,16 @@ async function admit(ctx: AttemptContext, res: OpenedResponse, offset: number): 
   if (res.status === 206) {
     if (offset === 0) return restart('a partial answer (206) to a request without Range');
     const range = parseContentRange(headerValue(h, 'content-range'));
-    if (range?.kind !== 'bytes' || range.total === undefined) return restart(`unusable Content-Range ${JSON.stringify(headerValue(h, 'content-range') ?? null)}`);
+    if (range?.kind !== 'bytes' || range.total === undefined)
+      return restart(`unusable Content-Range ${JSON.stringify(headerValue(h, 'content-range') ?? null)}`);
     if (range.total !== expectedSize) return { kind: 'size-mismatch', serverSize: range.total };
     if (range.start !== offset || range.end !== expectedSize - 1) {
-      return restart(`Content-Range bytes ${range.start}-${range.end}/${range.total} does not continue at byte ${offset}`);
+      return restart(
+        `Content-Range bytes ${range.start}-${range.end}/${range.total} does not continue at byte ${offset}`,
+      );
     }
-    if (contradictsValidator(h, ctx.validator)) return restart(`the server's ETag ${headerValue(h, 'etag')} differs from ${ctx.validator}`);
+    if (contradictsValidator(h, ctx.validator))
+      return restart(`the server's ETag ${headerValue(h, 'etag')} differs from ${ctx.validator}`);
     await part.prefixHashed(ctx.signal);
     return 'stream';
   }
@@ -174,7 +182,15 @@ function pumpBody(ctx: AttemptContext, res: OpenedResponse): Promise<AttemptOutc
     if (body.destroyed || body.readableEnded) {
       // It ended while we prepared the partial (an abort, a reset): its
       // events have already fired and will not fire again.
-      resolve({ kind: 'received', overrun: false, failure: failureFromError(url, body.errored ?? Object.assign(new Error('the connection closed'), { code: 'ECONNRESET' }), 'E_DOWNLOAD') });
+      resolve({
+        kind: 'received',
+        overrun: false,
+        failure: failureFromError(
+          url,
+          body.errored ?? Object.assign(new Error('the connection closed'), { code: 'ECONNRESET' }),
+          'E_DOWNLOAD',
+        ),
+      });
       return;
     }
     let accepted = part.size;
@@ -225,9 +241,13 @@ function pumpBody(ctx: AttemptContext, res: OpenedResponse): Promise<AttemptOutc
           overrun,
           failure: {
             retryable: true,
-            error: new BundlemirrorError('E_DOWNLOAD', `GET ${url}: the response ended at byte ${part.size} of ${expectedSize}`, {
-              hint: 'the connection closed early; the next attempt resumes where this one stopped',
-            }),
+            error: new BundlemirrorError(
+              'E_DOWNLOAD',
+              `GET ${url}: the response ended at byte ${part.size} of ${expectedSize}`,
+              {
+                hint: 'the connection closed early; the next attempt resumes where this one stopped',
+              },
+            ),
           },
         });
       } else {
@@ -269,7 +289,8 @@ function pumpBody(ctx: AttemptContext, res: OpenedResponse): Promise<AttemptOutc
           // (the next run asks for them again).
           pending = [];
           pendingBytes = 0;
-          stopReason = err instanceof BundlemirrorError ? err : new BundlemirrorError('E_DISK', String(err), { cause: err });
+          stopReason =
+            err instanceof BundlemirrorError ? err : new BundlemirrorError('E_DISK', String(err), { cause: err });
           ended = true;
           body.destroy();
           finish();

@@ -25,7 +25,6 @@ import { formatDuration } from '../format/duration.js';
 import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
 import type { MirrorSet } from './mirrors.js';
 
-
 export type { DownloadProgress } from './progress.js';
 
 export interface DownloadFileOptions {
@@ -94,7 +93,14 @@ export interface TransferStats {
   verifyFailures: number;
 }
 
-const stats: TransferStats = { downloads: 0, bytesDownloaded: 0, bytesResumed: 0, attempts: 0, restarts: 0, verifyFailures: 0 };
+const stats: TransferStats = {
+  downloads: 0,
+  bytesDownloaded: 0,
+  bytesResumed: 0,
+  attempts: 0,
+  restarts: 0,
+  verifyFailures: 0,
+};
 
 export function transferStats(): Readonly<TransferStats> {
   return { ...stats };
@@ -109,8 +115,10 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 const running = new Map<string, Promise<unknown>>();
 
 export async function downloadFile(opts: DownloadFileOptions): Promise<DownloadResult> {
-  if (!SHA256_HEX.test(opts.sha256)) throw new TypeError(`downloadFile: sha256 must be 64 lowercase hex digits, got ${JSON.stringify(opts.sha256)}`);
-  if (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0) throw new TypeError(`downloadFile: bad expectedSize ${opts.expectedSize}`);
+  if (!SHA256_HEX.test(opts.sha256))
+    throw new TypeError(`downloadFile: sha256 must be 64 lowercase hex digits, got ${JSON.stringify(opts.sha256)}`);
+  if (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0)
+    throw new TypeError(`downloadFile: bad expectedSize ${opts.expectedSize}`);
   const key = partialPathFor(opts.partialDir, opts.sha256);
   const before = running.get(key) ?? Promise.resolve();
   const mine = before.catch(() => {}).then(() => download(opts));
@@ -140,13 +148,27 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
     stats.downloads += 1;
     stats.bytesResumed += expectedSize;
     opts.onProgress?.({ received: expectedSize, total: expectedSize, resumedFrom: expectedSize, rate: 0 });
-    return { path: opts.dest, bytesDownloaded: 0, bytesResumed: expectedSize, attempts: 0, restarts: 0, bytesHashedFromDisk: expectedSize };
+    return {
+      path: opts.dest,
+      bytesDownloaded: 0,
+      bytesResumed: expectedSize,
+      attempts: 0,
+      restarts: 0,
+      bytesHashedFromDisk: expectedSize,
+    };
   }
 
   const part = await PartialFile.open(opts.partialDir, sha256, expectedSize);
   const resumedFrom = part.size;
   let keptPrefix = true;
-  const result: DownloadResult = { path: opts.dest, bytesDownloaded: 0, bytesResumed: 0, attempts: 0, restarts: 0, bytesHashedFromDisk: 0 };
+  const result: DownloadResult = {
+    path: opts.dest,
+    bytesDownloaded: 0,
+    bytesResumed: 0,
+    attempts: 0,
+    restarts: 0,
+    bytesHashedFromDisk: 0,
+  };
   stats.downloads += 1;
 
   const meter = new RateMeter();
@@ -156,7 +178,12 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
     const now = Date.now();
     if (!force && now - lastProgressAt < progressEvery) return;
     lastProgressAt = now;
-    opts.onProgress({ received: part.size, total: expectedSize, resumedFrom: keptPrefix ? resumedFrom : 0, rate: meter.current() });
+    opts.onProgress({
+      received: part.size,
+      total: expectedSize,
+      resumedFrom: keptPrefix ? resumedFrom : 0,
+      rate: meter.current(),
+    });
   };
 
   const ctx: AttemptContext = {
@@ -232,9 +259,13 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
         if (mirrors && mirrors.size > 1 && sources.size === 1) {
           // one host sent every byte: it is that host's fault; the others may have it right
           const [bad] = [...sources];
-          lastWrong = new BundlemirrorError('E_BUNDLE_VERIFY', `${bad}: served ${expectedSize} bytes for ${url.slice(mirrors.primary.length)} whose sha256 is ${digest}, not ${sha256}`, {
-            hint: 'that host serves other bytes than the index promises (stale or forged); it is skipped for this file',
-          });
+          lastWrong = new BundlemirrorError(
+            'E_BUNDLE_VERIFY',
+            `${bad}: served ${expectedSize} bytes for ${url.slice(mirrors.primary.length)} whose sha256 is ${digest}, not ${sha256}`,
+            {
+              hint: 'that host serves other bytes than the index promises (stale or forged); it is skipped for this file',
+            },
+          );
           mirrors.servedWrong(url, bad!, lastWrong.message);
           opts.onWrongHost?.(bad!, lastWrong);
           await part.discard();
@@ -244,15 +275,20 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
           continue;
         }
         await contentIsWrong(
-          new BundlemirrorError('E_BUNDLE_VERIFY', `${url}: downloaded ${expectedSize} bytes whose sha256 is ${digest}, not ${sha256} as the index says`, {
-            hint: 'the origin serves other bytes than its index promises (it may be republishing); pull again later, and tell the origin if it persists',
-          }),
+          new BundlemirrorError(
+            'E_BUNDLE_VERIFY',
+            `${url}: downloaded ${expectedSize} bytes whose sha256 is ${digest}, not ${sha256} as the index says`,
+            {
+              hint: 'the origin serves other bytes than its index promises (it may be republishing); pull again later, and tell the origin if it persists',
+            },
+          ),
         );
         continue;
       }
 
       const host = mirrors ? mirrors.choose(url) : null;
-      if (mirrors && !host) throw lastWrong ?? new BundlemirrorError('E_BUNDLE_VERIFY', `${url}: every host served it wrong`);
+      if (mirrors && !host)
+        throw lastWrong ?? new BundlemirrorError('E_BUNDLE_VERIFY', `${url}: every host served it wrong`);
       if (host && host.root !== hostRoot) {
         // another host of the same content-addressed file: resume against the file's own name, not the last host's ETag
         if (hostRoot !== null) ctx.validator = bundleEtag(sha256);
@@ -270,18 +306,26 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
       if (mirrors && hostRoot) mirrors.delivered(hostRoot, result.bytesDownloaded - before, Date.now() - attemptStart);
 
       if (outcome.kind === 'size-mismatch' && mirrors && hostRoot && mirrors.size > 1) {
-        lastWrong = new BundlemirrorError('E_BUNDLE_VERIFY', `${ctx.url} is ${outcome.serverSize} bytes on ${hostRoot}, the index says ${expectedSize}`, {
-          hint: 'that host serves another file under this name (stale or forged); it is skipped for this file',
-        });
+        lastWrong = new BundlemirrorError(
+          'E_BUNDLE_VERIFY',
+          `${ctx.url} is ${outcome.serverSize} bytes on ${hostRoot}, the index says ${expectedSize}`,
+          {
+            hint: 'that host serves another file under this name (stale or forged); it is skipped for this file',
+          },
+        );
         mirrors.servedWrong(url, hostRoot, lastWrong.message);
         opts.onWrongHost?.(hostRoot, lastWrong);
         continue;
       }
       if (outcome.kind === 'size-mismatch') {
         await contentIsWrong(
-          new BundlemirrorError('E_BUNDLE_VERIFY', `${url} is ${outcome.serverSize} bytes on the server, the index says ${expectedSize}`, {
-            hint: 'the origin replaced the file or its index is stale; pull again later, and tell the origin if it persists',
-          }),
+          new BundlemirrorError(
+            'E_BUNDLE_VERIFY',
+            `${url} is ${outcome.serverSize} bytes on the server, the index says ${expectedSize}`,
+            {
+              hint: 'the origin replaced the file or its index is stale; pull again later, and tell the origin if it persists',
+            },
+          ),
         );
         continue;
       }
@@ -316,12 +360,35 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
         failuresWithoutProgress += 1;
         const giveUpAt = lastByteAt + retryForMs;
         if (consecutiveFailures > retries || failuresWithoutProgress >= maxAttempts || Date.now() >= giveUpAt) {
-          throw giveUp(opts, part, result.attempts, consecutiveFailures, lastByteAt, lastFailure, outcome.kind === 'restarted' ? outcome.reason : undefined);
+          throw giveUp(
+            opts,
+            part,
+            result.attempts,
+            consecutiveFailures,
+            lastByteAt,
+            lastFailure,
+            outcome.kind === 'restarted' ? outcome.reason : undefined,
+          );
         }
         // After failures, back off exponentially or as the server asked (never past the deadline);
         // after progress, reconnect at once (the link works, it just drops).
-        const delayMs = Math.max(0, Math.min(mirrors && mirrors.size > 1 ? Math.max(mirrors.waitFor(url), 100) : retryDelay(consecutiveFailures, failure?.retryAfterMs, backoff), giveUpAt - Date.now()));
-        opts.onWait?.({ url, cause: failure?.cause, message: failure?.error.message ?? 'no progress', delayMs, attempt: consecutiveFailures, giveUpAt });
+        const delayMs = Math.max(
+          0,
+          Math.min(
+            mirrors && mirrors.size > 1
+              ? Math.max(mirrors.waitFor(url), 100)
+              : retryDelay(consecutiveFailures, failure?.retryAfterMs, backoff),
+            giveUpAt - Date.now(),
+          ),
+        );
+        opts.onWait?.({
+          url,
+          cause: failure?.cause,
+          message: failure?.error.message ?? 'no progress',
+          delayMs,
+          attempt: consecutiveFailures,
+          giveUpAt,
+        });
         await sleep(delayMs, signal);
       }
     }

@@ -142,10 +142,14 @@ export function openResponse(url: string, opts: OpenOptions): Promise<OpenedResp
           const to = next.url instanceof URL ? next.url : new URL(String(next.url));
           if (redirectAllowed(to, rule)) return;
           const from = redactUrl(response.url || url);
-          throw new BundlemirrorError('E_REDIRECT', `GET ${redactUrl(url)}: ${from} redirects to ${redactUrl(to.toString())}, which is outside ${rule.roots.map(redactUrl).join(' and ')}`, {
-            repo: rule.repo,
-            hint: 'the server sent us somewhere this replica does not fetch from; if that place is yours, list it in [bundlemirror] redirects',
-          });
+          throw new BundlemirrorError(
+            'E_REDIRECT',
+            `GET ${redactUrl(url)}: ${from} redirects to ${redactUrl(to.toString())}, which is outside ${rule.roots.map(redactUrl).join(' and ')}`,
+            {
+              repo: rule.repo,
+              hint: 'the server sent us somewhere this replica does not fetch from; if that place is yours, list it in [bundlemirror] redirects',
+            },
+          );
         },
       ],
     },
@@ -189,7 +193,17 @@ export function openResponse(url: string, opts: OpenOptions): Promise<OpenedResp
 }
 
 /** What kind of trouble a failure is, so a message can say what we wait for and what the user can do. */
-export type FailureCause = 'refused' | 'unreachable' | 'dns' | 'timeout' | 'stall' | 'dropped' | 'server-error' | 'throttled' | 'not-found' | 'other';
+export type FailureCause =
+  | 'refused'
+  | 'unreachable'
+  | 'dns'
+  | 'timeout'
+  | 'stall'
+  | 'dropped'
+  | 'server-error'
+  | 'throttled'
+  | 'not-found'
+  | 'other';
 
 /** A failed attempt, and whether another attempt could succeed. */
 export interface Failure {
@@ -281,7 +295,10 @@ export function failureFromStatus(url: string, status: number, headers: Incoming
   return {
     retryable: false,
     error: new BundlemirrorError('E_HTTP', what, {
-      hint: status === 401 || status === 403 ? 'the origin refuses this client; check access to the remote' : 'check the remote URL and the origin server',
+      hint:
+        status === 401 || status === 403
+          ? 'the origin refuses this client; check access to the remote'
+          : 'check the remote URL and the origin server',
     }),
   };
 }
@@ -310,7 +327,8 @@ const TRANSIENT_CODES = new Set([
 export function failureFromError(url: string, err: unknown, code: ErrorCode): Failure {
   if (err instanceof BundlemirrorError) return { error: err, retryable: false };
   // our own refusal from inside got (a redirect hook), wrapped by got
-  if (err instanceof RequestError && err.cause instanceof BundlemirrorError) return { error: err.cause, retryable: false };
+  if (err instanceof RequestError && err.cause instanceof BundlemirrorError)
+    return { error: err.cause, retryable: false };
   if (err instanceof StallError) {
     return {
       retryable: true,
@@ -322,7 +340,13 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
     };
   }
   if (err instanceof MaxRedirectsError) {
-    return { retryable: false, error: new BundlemirrorError('E_HTTP', `GET ${url}: too many redirects`, { hint: 'check the remote URL', cause: err }) };
+    return {
+      retryable: false,
+      error: new BundlemirrorError('E_HTTP', `GET ${url}: too many redirects`, {
+        hint: 'check the remote URL',
+        cause: err,
+      }),
+    };
   }
   if (err instanceof TimeoutError) {
     return {
@@ -337,7 +361,13 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
   const errno = (err as { code?: unknown } | null)?.code;
   const codeText = typeof errno === 'string' ? errno : '';
   if (codeText.startsWith('ERR_INVALID') || codeText === 'ERR_UNSUPPORTED_PROTOCOL') {
-    return { retryable: false, error: new BundlemirrorError('E_HTTP', `GET ${url}: ${(err as Error).message}`, { hint: 'check the remote URL', cause: err }) };
+    return {
+      retryable: false,
+      error: new BundlemirrorError('E_HTTP', `GET ${url}: ${(err as Error).message}`, {
+        hint: 'check the remote URL',
+        cause: err,
+      }),
+    };
   }
   if (err instanceof RequestError || TRANSIENT_CODES.has(codeText) || codeText.startsWith('HPE_')) {
     const cause = causeOfErrno(codeText);
@@ -345,7 +375,10 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
       retryable: true,
       cause,
       error: new BundlemirrorError(code, `GET ${url}: ${(err as Error).message}${codeText ? ` (${codeText})` : ''}`, {
-        hint: cause === 'dropped' ? 'the network dropped the transfer; the next attempt resumes where this one stopped' : adviceFor(cause),
+        hint:
+          cause === 'dropped'
+            ? 'the network dropped the transfer; the next attempt resumes where this one stopped'
+            : adviceFor(cause),
         cause: err,
       }),
     };
@@ -357,7 +390,8 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
 function causeOfErrno(code: string): FailureCause {
   if (code === 'ECONNREFUSED') return 'refused';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
-  if (code === 'ENETUNREACH' || code === 'ENETDOWN' || code === 'EHOSTUNREACH' || code === 'EHOSTDOWN') return 'unreachable';
+  if (code === 'ENETUNREACH' || code === 'ENETDOWN' || code === 'EHOSTUNREACH' || code === 'EHOSTDOWN')
+    return 'unreachable';
   if (code === 'ETIMEDOUT') return 'timeout';
   return 'dropped';
 }

@@ -44,7 +44,8 @@ export async function requestJson(url: string, opts: JsonRequestOptions = {}): P
         signal: opts.signal,
         responseType: 'buffer',
       });
-      if (res.rawBody.length > MAX_BODY) throw new BundlemirrorError('E_HTTP', `${url}: answer larger than ${MAX_BODY} bytes`);
+      if (res.rawBody.length > MAX_BODY)
+        throw new BundlemirrorError('E_HTTP', `${url}: answer larger than ${MAX_BODY} bytes`);
       let body: unknown = null;
       try {
         body = JSON.parse(res.rawBody.toString('utf8'));

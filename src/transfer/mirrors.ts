@@ -47,7 +47,16 @@ export class MirrorSet {
     private readonly now: () => number = Date.now,
   ) {
     const roots = [primary, ...mirrors].map(withSlash);
-    this.hosts = [...new Set(roots)].map((root) => ({ root, bytes: 0, files: 0, rate: 0, failures: 0, consecutiveFailures: 0, restingUntil: 0, lastError: null }));
+    this.hosts = [...new Set(roots)].map((root) => ({
+      root,
+      bytes: 0,
+      files: 0,
+      rate: 0,
+      failures: 0,
+      consecutiveFailures: 0,
+      restingUntil: 0,
+      lastError: null,
+    }));
   }
 
   get primary(): string {
@@ -140,7 +149,13 @@ export class MirrorSet {
 
   /** What each host did in this run, for status. */
   report(): { url: string; files: number; bytes: number; failures: number; lastError: string | null }[] {
-    return this.hosts.map((h) => ({ url: redactUrl(h.root), files: h.files, bytes: h.bytes, failures: h.failures, lastError: h.lastError }));
+    return this.hosts.map((h) => ({
+      url: redactUrl(h.root),
+      files: h.files,
+      bytes: h.bytes,
+      failures: h.failures,
+      lastError: h.lastError,
+    }));
   }
 
   private host(root: string): HostRecord {

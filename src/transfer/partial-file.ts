@@ -28,7 +28,7 @@ export function diskError(err: unknown, what: string): BundlemirrorError {
   return new BundlemirrorError('E_DISK', `${what}: ${full ? 'disk full' : (e?.message ?? String(err))}`, {
     hint: full
       ? 'free some space; the next run resumes where this one stopped'
-      : 'check the permissions and health of the replica\'s filesystem',
+      : "check the permissions and health of the replica's filesystem",
     cause: err,
   });
 }
@@ -95,7 +95,9 @@ export class PartialFile {
     const total = bufs.reduce((n, b) => n + b.length, 0);
     if (total === 0) return;
     if (this.sizeOnDisk + total > this.expectedSize) {
-      throw new Error(`internal: write of ${total} bytes at ${this.sizeOnDisk} would pass the expected size ${this.expectedSize}`);
+      throw new Error(
+        `internal: write of ${total} bytes at ${this.sizeOnDisk} would pass the expected size ${this.expectedSize}`,
+      );
     }
     const position = this.sizeOnDisk;
     try {
@@ -184,7 +186,10 @@ export class PartialFile {
   async writeValidator(validator: string | undefined): Promise<void> {
     try {
       if (validator === undefined) await rm(this.validatorPath, { force: true });
-      else await writeFile(this.validatorPath, validator + '\n', { flag: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW });
+      else
+        await writeFile(this.validatorPath, validator + '\n', {
+          flag: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW,
+        });
     } catch (err) {
       throw diskError(err, `cannot record the validator of ${this.path}`);
     }

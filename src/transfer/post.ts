@@ -14,7 +14,11 @@ export interface PostOutcome {
   error?: string;
 }
 
-export function postOnce(url: string, body: string, opts: { headers: Record<string, string>; timeoutMs: number }): Promise<PostOutcome> {
+export function postOnce(
+  url: string,
+  body: string,
+  opts: { headers: Record<string, string>; timeoutMs: number },
+): Promise<PostOutcome> {
   return new Promise((resolve) => {
     const u = new URL(url);
     const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -39,14 +43,25 @@ export function postOnce(url: string, body: string, opts: { headers: Record<stri
         res.on('data', (c: string) => {
           if (text.length < 1000) text += c;
         });
-        res.on('end', () => done(status >= 200 && status < 300 ? { ok: true, status } : { ok: false, status, error: `${status}: ${text.trim().split('\n')[0] ?? ''}` }));
+        res.on('end', () =>
+          done(
+            status >= 200 && status < 300
+              ? { ok: true, status }
+              : { ok: false, status, error: `${status}: ${text.trim().split('\n')[0] ?? ''}` },
+          ),
+        );
         res.on('error', (err) => done({ ok: false, status, error: err.message }));
       },
     );
     const timer = setTimeout(() => {
       req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`));
     }, opts.timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, error: err.code && err.code !== 'ERR_STREAM_DESTROYED' ? `${err.code}: ${err.message}` : err.message }));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      done({
+        ok: false,
+        error: err.code && err.code !== 'ERR_STREAM_DESTROYED' ? `${err.code}: ${err.message}` : err.message,
+      }),
+    );
     req.end(body);
   });
 }

@@ -12,7 +12,6 @@
 import { formatBytes } from '../format/bytes.js';
 import { formatDuration } from '../format/duration.js';
 
-
 export interface DownloadProgress {
   /** Bytes of the file on disk now (resumed bytes included). */
   received: number;
@@ -87,13 +86,9 @@ export function renderProgressLine(p: ProgressLine, width: number): string {
   const rate = p.rate > 0 ? `${formatBytes(p.rate)}/s` : '-/s';
   const eta = `ETA ${p.rate > 0 ? formatDuration((p.total - p.received) / p.rate) : '?'}`;
   const resumed = p.resumedFrom > 0 ? `resumed from ${formatBytes(p.resumedFrom)}` : '';
-  const tails = [
-    [pct, sizes, rate, eta, resumed],
-    [pct, rate, eta, resumed],
-    [pct, rate, eta],
-    [pct, eta],
-    [pct],
-  ].map((parts) => parts.filter((x) => x !== '').join(' '));
+  const tails = [[pct, sizes, rate, eta, resumed], [pct, rate, eta, resumed], [pct, rate, eta], [pct, eta], [pct]].map(
+    (parts) => parts.filter((x) => x !== '').join(' '),
+  );
   for (const tail of tails) {
     const room = max - tail.length - 1; // one space before the tail
     const labelLen = Math.min(p.label.length, Math.max(MIN_LABEL, room - (MIN_BAR + 2) - 1));
@@ -120,7 +115,12 @@ export function shorten(text: string, len: number): string {
 }
 
 /** The line a file ends with (terminal and log alike). */
-export function renderFinalLine(label: string, p: DownloadProgress, outcome: 'done' | 'failed', detail?: string): string {
+export function renderFinalLine(
+  label: string,
+  p: DownloadProgress,
+  outcome: 'done' | 'failed',
+  detail?: string,
+): string {
   const resumed = p.resumedFrom > 0 ? ` (resumed from ${formatBytes(p.resumedFrom)})` : '';
   return outcome === 'done'
     ? `${label}: done, ${formatBytes(p.total)}${resumed}`
@@ -253,7 +253,9 @@ class LineReporter implements ProgressReporter {
         const pct = p.total > 0 ? Math.floor((p.received * 100) / p.total) : 100;
         const eta = p.rate > 0 ? formatDuration((p.total - p.received) / p.rate) : '?';
         const resumed = p.resumedFrom > 0 ? ` (resumed from ${formatBytes(p.resumedFrom)})` : '';
-        this.print(`${label}: ${pct}% ${formatBytes(p.received)}/${formatBytes(p.total)} at ${formatBytes(p.rate)}/s, ETA ${eta}${resumed}`);
+        this.print(
+          `${label}: ${pct}% ${formatBytes(p.received)}/${formatBytes(p.total)} at ${formatBytes(p.rate)}/s, ETA ${eta}${resumed}`,
+        );
       },
       finish: (outcome, detail) => this.print(renderFinalLine(label, last, outcome, detail)),
     };

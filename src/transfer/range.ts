@@ -8,8 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { headerValue } from './http.js';
 
 export type ContentRange =
-  | { kind: 'bytes'; start: number; end: number; total: number | undefined }
-  | { kind: 'unsatisfied'; total: number };
+  { kind: 'bytes'; start: number; end: number; total: number | undefined } | { kind: 'unsatisfied'; total: number };
 
 /** `bytes 100-199/1000`, `bytes 100-199/*`, or `bytes *\/1000`; undefined when malformed. */
 export function parseContentRange(value: string | undefined): ContentRange | undefined {

@@ -37,7 +37,8 @@ export async function resolveSmartHttp(start: ProbeTarget, opts: ProbeOptions): 
     const res = await probeOnce(target, opts);
     if (res.status >= 200 && res.status < 300) return target;
     if (res.status >= 300 && res.status < 400) {
-      if (hop >= MAX_HOPS) throw new BundlemirrorError('E_URL_REDIRECT', `${start.url}: more than ${MAX_HOPS} redirects`);
+      if (hop >= MAX_HOPS)
+        throw new BundlemirrorError('E_URL_REDIRECT', `${start.url}: more than ${MAX_HOPS} redirects`);
       const location = res.location;
       let next: URL;
       try {
@@ -47,7 +48,10 @@ export async function resolveSmartHttp(start: ProbeTarget, opts: ProbeOptions): 
       }
       const href = next.href;
       if (!href.endsWith(SUFFIX)) {
-        throw new BundlemirrorError('E_URL_REDIRECT', `${target.url} redirects to ${href}, which is not a git repository URL`);
+        throw new BundlemirrorError(
+          'E_URL_REDIRECT',
+          `${target.url} redirects to ${href}, which is not a git repository URL`,
+        );
       }
       try {
         target = await opts.admit(href.slice(0, -SUFFIX.length));
@@ -60,15 +64,25 @@ export async function resolveSmartHttp(start: ProbeTarget, opts: ProbeOptions): 
       }
       continue;
     }
-    const hint = res.status === 401 || res.status === 403 ? 'the repository is private or the URL is wrong; only public repositories can be mirrored' : 'check the URL';
+    const hint =
+      res.status === 401 || res.status === 403
+        ? 'the repository is private or the URL is wrong; only public repositories can be mirrored'
+        : 'check the URL';
     throw new BundlemirrorError('E_UPSTREAM', `${target.url} answered ${res.status} to a git request`, { hint });
   }
 }
 
-async function probeOnce(target: ProbeTarget, opts: ProbeOptions): Promise<{ status: number; location: string | undefined }> {
+async function probeOnce(
+  target: ProbeTarget,
+  opts: ProbeOptions,
+): Promise<{ status: number; location: string | undefined }> {
   const pinned = target.addresses;
   const dnsLookup = ((hostname: string, options: unknown, callback?: unknown) => {
-    const cb = (typeof options === 'function' ? options : callback) as (err: Error | null, address: string | LookupAddress[], family?: number) => void;
+    const cb = (typeof options === 'function' ? options : callback) as (
+      err: Error | null,
+      address: string | LookupAddress[],
+      family?: number,
+    ) => void;
     const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;
     const list = pinned.map((a) => ({ address: a, family: a.includes(':') ? 6 : 4 }));
     if (hostname !== target.host || list.length === 0) return cb(new Error(`refusing to resolve ${hostname}`), '', 0);
@@ -87,15 +101,20 @@ async function probeOnce(target: ProbeTarget, opts: ProbeOptions): Promise<{ sta
       signal: opts.signal,
     });
     stream.on('error', () => {});
-    const res = await new Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
-      stream.once('error', reject);
-      stream.once('response', resolve);
-    });
+    const res = await new Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined> }>(
+      (resolve, reject) => {
+        stream.once('error', reject);
+        stream.once('response', resolve);
+      },
+    );
     stream.destroy();
     const loc = res.headers.location;
     return { status: res.statusCode, location: Array.isArray(loc) ? loc[0] : loc };
   } catch (err) {
     if (err instanceof BundlemirrorError) throw err;
-    throw new BundlemirrorError('E_UPSTREAM', `${target.url}: ${(err as Error).message}`, { hint: 'the upstream is unreachable from the service; try again later', cause: err });
+    throw new BundlemirrorError('E_UPSTREAM', `${target.url}: ${(err as Error).message}`, {
+      hint: 'the upstream is unreachable from the service; try again later',
+      cause: err,
+    });
   }
 }

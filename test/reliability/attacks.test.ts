@@ -38,14 +38,19 @@ for (const via of ['http', 'kit'] as const) {
     t.teardown(() => w.close());
     const outcome = await symlinkAttack(w, via);
     t.deepEqual(outcome.problems, []);
-    const expected = Object.entries(SYMLINK_ATTACKS).flatMap(([repo, links]) => links.filter((l) => !SYMLINK_ALLOWED.includes(l)).map((l) => ({ repo, l })));
+    const expected = Object.entries(SYMLINK_ATTACKS).flatMap(([repo, links]) =>
+      links.filter((l) => !SYMLINK_ALLOWED.includes(l)).map((l) => ({ repo, l })),
+    );
     for (const { repo, l } of expected) {
       t.true(
         outcome.refused.some((r) => r.code === 'E_SYMLINK' && r.repo === repo && r.what.includes(l)),
         `${l} (of ${repo}) refused with E_SYMLINK`,
       );
     }
-    t.true(outcome.refused.every((r) => r.code === 'E_SYMLINK'), 'only symlinks were refused');
+    t.true(
+      outcome.refused.every((r) => r.code === 'E_SYMLINK'),
+      'only symlinks were refused',
+    );
   });
 }
 
@@ -73,7 +78,11 @@ test('git runs no hook in a mirror and keeps no reflog, even one a mirror alread
   const hooksPath = (await git(['config', '--local', 'core.hooksPath'], { gitDir: repo })).stdout.toString().trim();
   t.is(hooksPath, join(w.toplevel, '.bundlemirror', 'empty-hooks'));
   t.is((await git(['config', '--local', 'core.logAllRefUpdates'], { gitDir: repo })).stdout.toString().trim(), 'false');
-  t.is(await readFile(join(repo, 'logs', 'refs', 'heads', 'main'), 'utf8').catch(() => null), null, 'no reflog written');
+  t.is(
+    await readFile(join(repo, 'logs', 'refs', 'heads', 'main'), 'utf8').catch(() => null),
+    null,
+    'no reflog written',
+  );
 });
 
 test('every hop of a redirect passes the same check as the first URL: index.json to another port and a bundle outside the tree are refused', async (t) => {
@@ -82,16 +91,21 @@ test('every hop of a redirect passes the same check as the first URL: index.json
   const s = await redirectSetup(w);
   t.teardown(() => Promise.all([s.origin.close(), s.other.close()]));
   const report = await pull(loadPullConfig(s.config), { log: memoryLog() });
-  t.deepEqual(
-    report.failed.map((e) => [e.repo, e.code]).sort(),
-    [
-      ['/b.git', 'E_REDIRECT'],
-      ['/c.git', 'E_REDIRECT'],
-    ],
-  );
+  t.deepEqual(report.failed.map((e) => [e.repo, e.code]).sort(), [
+    ['/b.git', 'E_REDIRECT'],
+    ['/c.git', 'E_REDIRECT'],
+  ]);
   const b = report.failed.find((e) => e.repo === '/b.git')!;
-  t.true(b.message.includes(`${s.origin.url}/tree/b.git/index.json`) && b.message.includes(`${s.other.url}/tree/b.git/index.json`), 'both URLs named');
-  t.deepEqual(await fingerprintsMatch(w, ['/a.git', '/d.git']), [], 'the redirect inside the tree is followed; the rest sync');
+  t.true(
+    b.message.includes(`${s.origin.url}/tree/b.git/index.json`) &&
+      b.message.includes(`${s.other.url}/tree/b.git/index.json`),
+    'both URLs named',
+  );
+  t.deepEqual(
+    await fingerprintsMatch(w, ['/a.git', '/d.git']),
+    [],
+    'the redirect inside the tree is followed; the rest sync',
+  );
 });
 
 test('a redirected manifest is refused unless [bundlemirror] redirects lists where it leads', async (t) => {
@@ -104,7 +118,11 @@ test('a redirected manifest is refused unless [bundlemirror] redirects lists whe
   const allowed = await redirectSetup(w, { manifestElsewhere: true, allowOther: true });
   t.teardown(() => Promise.all([allowed.origin.close(), allowed.other.close()]));
   const report = await pull(loadPullConfig(allowed.config), { log: memoryLog() });
-  t.deepEqual(report.failed.map((e) => [e.repo, e.code]), [['/c.git', 'E_REDIRECT']], 'only the bundle outside every allowed place is refused');
+  t.deepEqual(
+    report.failed.map((e) => [e.repo, e.code]),
+    [['/c.git', 'E_REDIRECT']],
+    'only the bundle outside every allowed place is refused',
+  );
   t.deepEqual(await fingerprintsMatch(w, ['/a.git', '/b.git', '/d.git']), []);
 });
 
@@ -130,13 +148,15 @@ test('repository paths with C1 controls, line separators or bidi controls are re
   await writeStringsAttack(w);
   const { code, texts } = await outputsOfAPull(w);
   t.is(code, 1);
-  for (const [where, text] of Object.entries(texts)) t.false(UNSAFE_OUTPUT.test(text), `${where} holds no raw control, separator or bidi character`);
-  for (const p of HOSTILE_PATHS) t.true(texts.stderr.includes(quoteUntrusted(p)), `${JSON.stringify(p)} is named, escaped`);
+  for (const [where, text] of Object.entries(texts))
+    t.false(UNSAFE_OUTPUT.test(text), `${where} holds no raw control, separator or bidi character`);
+  for (const p of HOSTILE_PATHS)
+    t.true(texts.stderr.includes(quoteUntrusted(p)), `${JSON.stringify(p)} is named, escaped`);
   const state = JSON.parse(texts.state) as { repos: Record<string, { lastError?: { code: string } }> };
   t.is(state.repos['/uri.git']?.lastError?.code, 'E_INDEX');
   t.deepEqual(await fingerprintsMatch(w, ['/good.git']), []);
   t.deepEqual(
-    (await readdir(join(w.toplevel, 'pub')).catch(() => [] as string[])),
+    await readdir(join(w.toplevel, 'pub')).catch(() => [] as string[]),
     [],
     'no directory for a refused path',
   );

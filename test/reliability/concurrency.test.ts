@@ -39,7 +39,10 @@ test('a replica pulling in a loop while the origin publishes again and again (se
     // whatever the run did, no repository is ever corrupt
     for (const p of LAB_PATHS) {
       if ((await refsOrNull(lab.replicaTop, p)) === null) continue;
-      const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(lab.replicaTop, p.slice(1)), okCodes: [1, 2, 4] });
+      const fsck = await git(['fsck', '--no-dangling'], {
+        gitDir: join(lab.replicaTop, p.slice(1)),
+        okCodes: [1, 2, 4],
+      });
       t.is(fsck.code, 0, `${p} after run ${runs.length}: ${fsck.stderr}`);
     }
   }

@@ -9,7 +9,7 @@ import test from 'ava';
 import { LAB_PATHS, publishRunMs, startLab } from '../support/lab.js';
 import { crashTrial, publishCrashTrial, type KillPoint } from '../support/trials.js';
 
-test('pull killed -9 during download, unbundle, ref update, state write or at a random moment: old refs or the origin\'s, and the next run completes', async (t) => {
+test("pull killed -9 during download, unbundle, ref update, state write or at a random moment: old refs or the origin's, and the next run completes", async (t) => {
   const lab = await startLab({ bigBytes: 500_000, bytesPerSecond: 3_000_000 });
   t.teardown(() => lab.close());
   const started = Date.now();

@@ -30,7 +30,11 @@ async function partialBytes(toplevel: string): Promise<number> {
   const dir = join(toplevel, '.bundlemirror', 'partial');
   let n = 0;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (name.endsWith('.part')) n += await stat(join(dir, name)).then((s) => s.size, () => 0); // committed meanwhile
+    if (name.endsWith('.part'))
+      n += await stat(join(dir, name)).then(
+        (s) => s.size,
+        () => 0,
+      ); // committed meanwhile
   }
   return n;
 }
@@ -41,7 +45,12 @@ test('a pull killed mid-download resumes on the next run without re-downloading 
 
   // what an uninterrupted pull costs on the wire, measured on a second replica
   const refTop = join(lab.dir, 'reference');
-  const refConfig = await writeConfig(lab.dir, { toplevel: refTop, manifest: lab.proxy.url('/manifest.js.gz'), site: lab.proxy.url('/git'), name: 'reference.conf' });
+  const refConfig = await writeConfig(lab.dir, {
+    toplevel: refTop,
+    manifest: lab.proxy.url('/manifest.js.gz'),
+    site: lab.proxy.url('/git'),
+    name: 'reference.conf',
+  });
   let wire = lab.proxy.stats.bytesDownstream;
   const reference = await startCli(['pull', '-c', refConfig, '--no-progress'], { env: FAST_ENV }).exited;
   t.is(reference.code, 0);
@@ -63,7 +72,10 @@ test('a pull killed mid-download resumes on the next run without re-downloading 
   t.is(again.code, 0, again.stderr);
   // the killed run fetched the manifest; the next one must still do the work (not "manifest unchanged")
   // (repositories the killed run had finished are "unchanged")
-  const counts = /^cloned (\d), updated 0, unchanged (\d), failed 0; downloaded [0-9.]+ [KM]iB, saved [0-9.]+ [KM]iB by resuming\n$/.exec(again.stdout);
+  const counts =
+    /^cloned (\d), updated 0, unchanged (\d), failed 0; downloaded [0-9.]+ [KM]iB, saved [0-9.]+ [KM]iB by resuming\n$/.exec(
+      again.stdout,
+    );
   t.truthy(counts, again.stdout);
   t.is(Number(counts?.[1]) + Number(counts?.[2]), 3);
   t.true(Number(counts?.[1]) >= 1);
@@ -78,10 +90,13 @@ test('a pull killed after verifying its bundles does not download them again', a
   const lab = await startLab({ bigBytes: 600_000 });
   t.teardown(() => lab.close());
   // every unbundle is held back long enough for the kill to land before git reads the big verified bundle
-  const killed = startCli(['pull', '-c', lab.config, '--no-progress'], { env: { ...FAST_ENV, ...lab.shim.env({ unbundle: 10_000 }) } });
+  const killed = startCli(['pull', '-c', lab.config, '--no-progress'], {
+    env: { ...FAST_ENV, ...lab.shim.env({ unbundle: 10_000 }) },
+  });
   const cache = join(lab.replicaTop, '.bundlemirror', 'bundles');
   const bigVerified = async () => {
-    for (const name of await readdir(cache).catch(() => [] as string[])) if ((await stat(join(cache, name))).size > 1_000_000) return true;
+    for (const name of await readdir(cache).catch(() => [] as string[]))
+      if ((await stat(join(cache, name))).size > 1_000_000) return true;
     return false;
   };
   t.true(await waitUntil(bigVerified, killed.exited), 'the big bundle was verified');
@@ -93,7 +108,10 @@ test('a pull killed after verifying its bundles does not download them again', a
   const again = await lab.pull();
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /^cloned 3, /);
-  t.true(lab.proxy.stats.bytesDownstream - wire < 1_000_000, `the verified bundle was not fetched again (${lab.proxy.stats.bytesDownstream - wire} bytes on the wire)`);
+  t.true(
+    lab.proxy.stats.bytesDownstream - wire < 1_000_000,
+    `the verified bundle was not fetched again (${lab.proxy.stats.bytesDownstream - wire} bytes on the wire)`,
+  );
   for (const c of await verifyMirror(lab.originTop, lab.replicaTop, LAB_PATHS)) t.true(c.ok, `${c.path}: ${c.why}`);
   t.deepEqual(await leftovers(lab.replicaTop), [], 'staging and the bundle cache are cleaned up');
 });
@@ -110,9 +128,16 @@ test('ref locks left by a git process killed mid-transaction do not block the ne
 
   // exactly what `kill -9` during `git update-ref --stdin` leaves (verified on git 2.39): one lock per ref being changed
   const replica = join(lab.replicaTop, 'pub/sub/beta.git');
-  const heads = (await git(['for-each-ref', '--format=%(refname)'], { gitDir: replica })).stdout.toString().trim().split('\n');
+  const heads = (await git(['for-each-ref', '--format=%(refname)'], { gitDir: replica })).stdout
+    .toString()
+    .trim()
+    .split('\n');
   const old = new Date(Date.now() - 10_000);
-  for (const file of [...heads.map((h) => join(replica, `${h}.lock`)), join(replica, 'packed-refs.lock'), join(replica, 'HEAD.lock')]) {
+  for (const file of [
+    ...heads.map((h) => join(replica, `${h}.lock`)),
+    join(replica, 'packed-refs.lock'),
+    join(replica, 'HEAD.lock'),
+  ]) {
     await writeFile(file, '');
     await utimes(file, old, old);
   }
@@ -126,7 +151,12 @@ test('a second pull while one runs exits 2 naming the running one; the first com
   const lab = await startLab({ bigBytes: 600_000, bytesPerSecond: 300_000 });
   t.teardown(() => lab.close());
   const first = startCli(['pull', '-c', lab.config, '--no-progress'], { env: FAST_ENV });
-  t.true(await waitUntil(async () => (await readdir(join(lab.replicaTop, '.bundlemirror', 'partial')).catch(() => [])).length > 0, first.exited));
+  t.true(
+    await waitUntil(
+      async () => (await readdir(join(lab.replicaTop, '.bundlemirror', 'partial')).catch(() => [])).length > 0,
+      first.exited,
+    ),
+  );
   const second = await lab.pull();
   t.is(second.code, 2);
   t.regex(second.stderr, /\[E_LOCKED\]/);
@@ -155,7 +185,9 @@ test('the locks of a pull and of a publish killed -9 on this host are taken over
     { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   t.teardown(() => void holder.kill('SIGKILL'));
-  await new Promise<void>((resolve) => holder.stdout!.on('data', (c: Buffer) => c.toString().includes('locked') && resolve()));
+  await new Promise<void>((resolve) =>
+    holder.stdout!.on('data', (c: Buffer) => c.toString().includes('locked') && resolve()),
+  );
   await t.throwsAsync(acquireToplevelLock(dir), { message: new RegExp(`pid ${holder.pid}`) });
   holder.kill('SIGKILL');
   await new Promise((resolve) => holder.on('exit', resolve));

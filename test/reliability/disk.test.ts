@@ -68,14 +68,16 @@ test('disk full during a download: E_DISK naming the repository, refs intact; wi
     const before = await showRefOf(join(fallback.replicaTop, 'pub/alpha.git'));
     const partials = join(fallback.replicaTop, '.bundlemirror/partial');
     await mkdir(partials, { recursive: true });
-    for (const [sha, b] of fallback.known) if (b.size > 1_500_000) await symlink('/dev/full', join(partials, `${sha}.part`)).catch(() => {});
+    for (const [sha, b] of fallback.known)
+      if (b.size > 1_500_000) await symlink('/dev/full', join(partials, `${sha}.part`)).catch(() => {});
     const r = await fallback.pull();
     t.is(r.code, 1);
     t.regex(r.stderr, /\/pub\/alpha\.git: cannot write partial download .*: disk full \[E_DISK\]/);
     t.is(await showRefOf(join(fallback.replicaTop, 'pub/alpha.git')), before);
     for (const name of await readdir(partials)) await rm(join(partials, name), { force: true });
     t.is((await fallback.pull()).code, 0);
-    for (const c of await verifyMirror(fallback.originTop, fallback.replicaTop, LAB_PATHS)) t.true(c.ok, `${c.path}: ${c.why}`);
+    for (const c of await verifyMirror(fallback.originTop, fallback.replicaTop, LAB_PATHS))
+      t.true(c.ok, `${c.path}: ${c.why}`);
     t.log('mount is not permitted here: disk full simulated through /dev/full');
     return;
   }
@@ -117,7 +119,11 @@ test('disk full during an unbundle: E_DISK naming the repository, refs intact, n
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /\/pub\/alpha\.git: .*No space left on device.*\[E_DISK\]/);
   t.is(await showRefOf(alpha), before, 'refs intact');
-  t.deepEqual((await leftovers(lab.replicaTop)).filter((l) => l.includes('tmp_pack_')), [], 'no temp pack left');
+  t.deepEqual(
+    (await leftovers(lab.replicaTop)).filter((l) => l.includes('tmp_pack_')),
+    [],
+    'no temp pack left',
+  );
   const cached = await readdir(join(lab.replicaTop, '.bundlemirror/bundles'));
   t.is(cached.length, 1, 'the verified bundle is kept for the next run');
 
@@ -158,8 +164,16 @@ test('disk full while publishing: the repository fails with E_DISK, the publishe
   const full = await publish();
   t.is(full.code, 1, full.stderr);
   t.regex(full.stderr, /\/pub\/big\.git: .*\[E_DISK\]/);
-  t.deepEqual(await readManifestFile(join(out, 'manifest.js.gz')), before, 'the manifest still describes what is on disk');
-  t.deepEqual((await readdir(join(out, 'pub/big.git'))).filter((n) => n.startsWith('.bm-tmp-')), [], 'no half-written bundle left');
+  t.deepEqual(
+    await readManifestFile(join(out, 'manifest.js.gz')),
+    before,
+    'the manifest still describes what is on disk',
+  );
+  t.deepEqual(
+    (await readdir(join(out, 'pub/big.git'))).filter((n) => n.startsWith('.bm-tmp-')),
+    [],
+    'no half-written bundle left',
+  );
   await rm(weight);
   const again = await publish();
   t.is(again.code, 0, again.stderr);

@@ -40,13 +40,20 @@ interface World {
   worktrees: Record<string, WorkTree>;
 }
 
-async function world(t: ExecutionContext, repos: string[], opts: { site?: string; bytesPerCommit?: number } = {}): Promise<World> {
+async function world(
+  t: ExecutionContext,
+  repos: string[],
+  opts: { site?: string; bytesPerCommit?: number } = {},
+): Promise<World> {
   const { dir, cleanup } = await tempDir('bm-hostile-');
   t.teardown(cleanup);
   const originTop = join(dir, 'origin');
   const out = join(dir, 'published');
   const worktrees: Record<string, WorkTree> = {};
-  for (const r of repos) worktrees[r] = (await makeRepo(dir, originTop, r.slice(1), { commits: 2, bytesPerCommit: opts.bytesPerCommit ?? 0 })).wt;
+  for (const r of repos)
+    worktrees[r] = (
+      await makeRepo(dir, originTop, r.slice(1), { commits: 2, bytesPerCommit: opts.bytesPerCommit ?? 0 })
+    ).wt;
   const report = await publish({ toplevel: originTop, out });
   t.deepEqual(report.failed, []);
   const server = await startServer({ bundles: out, toplevel: originTop, host: '127.0.0.1', port: 0, log: false });
@@ -57,7 +64,11 @@ async function world(t: ExecutionContext, repos: string[], opts: { site?: string
   const parent = join(dir, 'mirror');
   const toplevel = join(parent, 'replica');
   await mkdir(toplevel, { recursive: true });
-  const config = await writeConfig(dir, { toplevel, manifest: `${server.url}/manifest.js.gz`, site: opts.site ?? `${server.url}/git` });
+  const config = await writeConfig(dir, {
+    toplevel,
+    manifest: `${server.url}/manifest.js.gz`,
+    site: opts.site ?? `${server.url}/git`,
+  });
   return { dir, originTop, out, server, outside, toplevel, parent, config, worktrees };
 }
 
@@ -67,7 +78,13 @@ async function rawManifest(w: World): Promise<Record<string, unknown>> {
 
 /** Everything outside the toplevel that a pull could conceivably touch. */
 async function surroundings(w: World): Promise<string[]> {
-  return [...(await snapshot(w.parent, (rel) => rel === 'replica')), '--', ...(await snapshot(w.outside)), '--', ...(await snapshot(w.out))];
+  return [
+    ...(await snapshot(w.parent, (rel) => rel === 'replica')),
+    '--',
+    ...(await snapshot(w.outside)),
+    '--',
+    ...(await snapshot(w.out)),
+  ];
 }
 
 const pullCli = (w: World) => runCli(['pull', '-c', w.config, '--no-progress']);
@@ -77,7 +94,10 @@ const pullCli = (w: World) => runCli(['pull', '-c', w.config, '--no-progress']);
 test('hostile manifest entries are refused by name, nothing is written outside the toplevel, and the other repositories still sync', async (t) => {
   const w = await world(t, ['/pub/good.git', '/pub/other.git']);
   const m = await rawManifest(w);
-  const good = JSON.stringify({ ...(m['/pub/good.git'] as object), symlinks: ['/pub/good-link.git', '/escape/link.git'] });
+  const good = JSON.stringify({
+    ...(m['/pub/good.git'] as object),
+    symlinks: ['/pub/good-link.git', '/escape/link.git'],
+  });
   const copy = JSON.stringify(m['/pub/good.git']);
   // by hand: JSON.stringify could neither repeat a key nor keep this order
   const hostile: [string, string][] = [
@@ -97,9 +117,21 @@ test('hostile manifest entries are refused by name, nothing is written outside t
     ['"/pub/null.git"', 'null'],
     ['"/pub/fp-number.git"', JSON.stringify({ fingerprint: 12345 })],
     ['"/pub/modified-huge.git"', copy.replace('{', '{"modified": 1e400,')],
-    ['"/pub/description-huge.git"', JSON.stringify({ ...(m['/pub/good.git'] as object), description: 'x'.repeat(70_000) })],
-    ['"/pub/symlinks-many.git"', JSON.stringify({ ...(m['/pub/good.git'] as object), symlinks: Array.from({ length: 10_001 }, (_, i) => `/l${i}.git`) })],
-    ['"/pub/symlink-out.git"', JSON.stringify({ ...(m['/pub/good.git'] as object), symlinks: ['/../../outside/link.git'] })],
+    [
+      '"/pub/description-huge.git"',
+      JSON.stringify({ ...(m['/pub/good.git'] as object), description: 'x'.repeat(70_000) }),
+    ],
+    [
+      '"/pub/symlinks-many.git"',
+      JSON.stringify({
+        ...(m['/pub/good.git'] as object),
+        symlinks: Array.from({ length: 10_001 }, (_, i) => `/l${i}.git`),
+      }),
+    ],
+    [
+      '"/pub/symlink-out.git"',
+      JSON.stringify({ ...(m['/pub/good.git'] as object), symlinks: ['/../../outside/link.git'] }),
+    ],
     ['"/escape/evil.git"', copy],
   ];
   const text = `{\n"/pub/good.git": ${good},\n"/pub/other.git": ${JSON.stringify(m['/pub/other.git'])},\n${hostile.map(([k, v]) => `${k}: ${v}`).join(',\n')}\n}\n`;
@@ -111,9 +143,25 @@ test('hostile manifest entries are refused by name, nothing is written outside t
   const r = await pullCli(w);
   t.is(r.code, 1, 'refused entries make the run fail');
   const named = [
-    '/../evil.git', '/pub/../../evil.git', '//abs/evil.git', 'abs/evil.git', '/-upload-pack.git', '/pub/--config=core.sshCommand=evil.git',
-    '"/pub/nul\\u0000.git"', '"/pub/new\\nline.git"', '"/pub/esc\\u001b[2J.git"', '/pub/dup.git', '/pub/dupkey.git', '/pub/string.git', '/pub/null.git',
-    '/pub/fp-number.git', '/pub/modified-huge.git', '/pub/description-huge.git', '/pub/symlinks-many.git', '/pub/symlink-out.git', '/escape/evil.git',
+    '/../evil.git',
+    '/pub/../../evil.git',
+    '//abs/evil.git',
+    'abs/evil.git',
+    '/-upload-pack.git',
+    '/pub/--config=core.sshCommand=evil.git',
+    '"/pub/nul\\u0000.git"',
+    '"/pub/new\\nline.git"',
+    '"/pub/esc\\u001b[2J.git"',
+    '/pub/dup.git',
+    '/pub/dupkey.git',
+    '/pub/string.git',
+    '/pub/null.git',
+    '/pub/fp-number.git',
+    '/pub/modified-huge.git',
+    '/pub/description-huge.git',
+    '/pub/symlinks-many.git',
+    '/pub/symlink-out.git',
+    '/escape/evil.git',
   ];
   for (const name of named) t.true(r.stderr.includes(`${name}: `), `${name} is named: ${r.stderr}`);
   t.regex(r.stderr, /\/pub\/dup\.git: refused manifest entry: is listed twice/);
@@ -124,9 +172,15 @@ test('hostile manifest entries are refused by name, nothing is written outside t
   t.regex(r.stdout, /cloned 2, .* failed 19;/);
 
   t.deepEqual(await surroundings(w), before, 'nothing outside the toplevel changed');
-  for (const c of await verifyMirror(w.originTop, w.toplevel, ['/pub/good.git', '/pub/other.git'])) t.true(c.ok, `${c.path}: ${c.why}`);
+  for (const c of await verifyMirror(w.originTop, w.toplevel, ['/pub/good.git', '/pub/other.git']))
+    t.true(c.ok, `${c.path}: ${c.why}`);
   t.is((await stat(join(w.toplevel, 'pub/good-link.git'))).isDirectory(), true, 'the safe symlink was made');
-  const top = (await snapshot(w.toplevel, (rel) => rel === '.bundlemirror' || rel.startsWith('pub/good.git') || rel.startsWith('pub/other.git'))).map((l) => l.split(' ')[0]);
+  const top = (
+    await snapshot(
+      w.toplevel,
+      (rel) => rel === '.bundlemirror' || rel.startsWith('pub/good.git') || rel.startsWith('pub/other.git'),
+    )
+  ).map((l) => l.split(' ')[0]);
   t.deepEqual(top, ['escape', 'manifest.js.gz', 'pub/', 'pub/good-link.git'], 'no directory for any refused entry');
 });
 
@@ -146,7 +200,10 @@ test('a gzip bomb manifest (2 MB expanding to 2 GiB) is refused by the unpacked-
   const { code } = await child.exited;
   clearInterval(probe);
   t.is(code, 1);
-  t.regex(child.stderr, /manifest\.js\.gz: cannot unpack: it unpacks to more than 128 MiB \(a gzip bomb, or not a manifest\) \[E_MANIFEST\]/);
+  t.regex(
+    child.stderr,
+    /manifest\.js\.gz: cannot unpack: it unpacks to more than 128 MiB \(a gzip bomb, or not a manifest\) \[E_MANIFEST\]/,
+  );
   t.log(`peak resident memory ${Math.round(peakKiB / 1024)} MiB`);
   t.true(peakKiB > 0 && peakKiB < 400 * 1024, `peak resident memory ${Math.round(peakKiB / 1024)} MiB`);
   t.deepEqual(await readdir(w.toplevel).then((n) => n.filter((x) => x !== '.bundlemirror')), []);
@@ -156,11 +213,36 @@ test('a gzip bomb manifest (2 MB expanding to 2 GiB) is refused by the unpacked-
 
 test('our ref-name rules agree with git check-ref-format, option-like names included', (t) => {
   const names = [
-    'refs/heads/main', 'refs/heads/a..b', 'refs/heads/x.lock', 'refs/heads/x.lock/y', 'refs/heads/.hidden', 'refs/heads/sp ace',
-    'refs/heads/a~1', 'refs/heads/a^', 'refs/heads/a:b', 'refs/heads/a?', 'refs/heads/a*', 'refs/heads/a[', 'refs/heads/a\\b',
-    'refs/heads/end.', 'refs/heads//double', 'refs/heads/@{x', 'refs/heads/@', 'refs/heads/ctrl\x01', 'refs/heads/del\x7f',
-    'refs/heads/--upload-pack=x', 'refs/tags/--output=/tmp/canary', 'refs/heads/-', 'refs/heads/é', 'refs/heads/a/.b',
-    'refs/heads/a/', 'refs/heads/a@b', 'refs/heads/tab\t', 'refs/heads/a.lock.b', 'refs/heads/x/.lock', 'refs/heads/%41',
+    'refs/heads/main',
+    'refs/heads/a..b',
+    'refs/heads/x.lock',
+    'refs/heads/x.lock/y',
+    'refs/heads/.hidden',
+    'refs/heads/sp ace',
+    'refs/heads/a~1',
+    'refs/heads/a^',
+    'refs/heads/a:b',
+    'refs/heads/a?',
+    'refs/heads/a*',
+    'refs/heads/a[',
+    'refs/heads/a\\b',
+    'refs/heads/end.',
+    'refs/heads//double',
+    'refs/heads/@{x',
+    'refs/heads/@',
+    'refs/heads/ctrl\x01',
+    'refs/heads/del\x7f',
+    'refs/heads/--upload-pack=x',
+    'refs/tags/--output=/tmp/canary',
+    'refs/heads/-',
+    'refs/heads/é',
+    'refs/heads/a/.b',
+    'refs/heads/a/',
+    'refs/heads/a@b',
+    'refs/heads/tab\t',
+    'refs/heads/a.lock.b',
+    'refs/heads/x/.lock',
+    'refs/heads/%41',
   ];
   for (const name of names) {
     const gitSays = spawnSync('git', ['check-ref-format', name]).status === 0;
@@ -169,18 +251,35 @@ test('our ref-name rules agree with git check-ref-format, option-like names incl
 });
 
 test('hostile index.json files are refused naming their repository, and the other repositories still sync', async (t) => {
-  const repos = ['/pub/good.git', '/pub/badref.git', '/pub/dupref.git', '/pub/huge.git', '/pub/types.git', '/pub/foreign.git', '/pub/wrongpath.git', '/pub/badhead.git'];
+  const repos = [
+    '/pub/good.git',
+    '/pub/badref.git',
+    '/pub/dupref.git',
+    '/pub/huge.git',
+    '/pub/types.git',
+    '/pub/foreign.git',
+    '/pub/wrongpath.git',
+    '/pub/badhead.git',
+  ];
   const w = await world(t, repos);
   const edit = async (path: string, change: (index: RepoIndex, text: string) => string) => {
     const file = join(w.out, path.slice(1), 'index.json');
     const index = await readIndex(w.out, path);
     await writeFile(file, change(index, await readFile(file, 'utf8')));
   };
-  await edit('/pub/badref.git', (ix) => serializeRepoIndex({ ...ix, refs: { ...ix.refs, 'refs/heads/a..b': Object.values(ix.refs)[0]! } }));
-  await edit('/pub/dupref.git', (_ix, text) => text.replace('"refs": {', `"refs": {\n  "refs/heads/main": "${'0'.repeat(40)}",`));
-  await edit('/pub/huge.git', (ix) => serializeRepoIndex({ ...ix, bundles: ix.bundles.map((b) => ({ ...b, size: 2 ** 53 })) }));
+  await edit('/pub/badref.git', (ix) =>
+    serializeRepoIndex({ ...ix, refs: { ...ix.refs, 'refs/heads/a..b': Object.values(ix.refs)[0]! } }),
+  );
+  await edit('/pub/dupref.git', (_ix, text) =>
+    text.replace('"refs": {', `"refs": {\n  "refs/heads/main": "${'0'.repeat(40)}",`),
+  );
+  await edit('/pub/huge.git', (ix) =>
+    serializeRepoIndex({ ...ix, bundles: ix.bundles.map((b) => ({ ...b, size: 2 ** 53 })) }),
+  );
   await edit('/pub/types.git', (ix) => JSON.stringify({ ...ix, refs: [], bundles: 'all of them' }));
-  await edit('/pub/foreign.git', (ix) => serializeRepoIndex({ ...ix, bundles: ix.bundles.map((b) => ({ ...b, uri: `http://example.invalid/${b.uri}` })) }));
+  await edit('/pub/foreign.git', (ix) =>
+    serializeRepoIndex({ ...ix, bundles: ix.bundles.map((b) => ({ ...b, uri: `http://example.invalid/${b.uri}` })) }),
+  );
   await edit('/pub/wrongpath.git', (ix) => serializeRepoIndex({ ...ix, path: '/pub/good.git' }));
   await edit('/pub/badhead.git', (ix) => serializeRepoIndex({ ...ix, head: 'ref: refs/heads/../../../outside' }));
   const m = await rawManifest(w);
@@ -190,18 +289,31 @@ test('hostile index.json files are refused naming their repository, and the othe
   const before = await surroundings(w);
   const r = await pullCli(w);
   t.is(r.code, 1);
-  t.regex(r.stderr, /\/pub\/badref\.git: index\.json refs has the ref "refs\/heads\/a\.\.b", which contains "\.\." \[E_INDEX\]/);
+  t.regex(
+    r.stderr,
+    /\/pub\/badref\.git: index\.json refs has the ref "refs\/heads\/a\.\.b", which contains "\.\." \[E_INDEX\]/,
+  );
   t.regex(r.stderr, /\/pub\/dupref\.git: index\.json has the key "refs\/heads\/main" twice in refs \[E_INDEX\]/);
   t.regex(r.stderr, /\/pub\/huge\.git: index\.json is malformed: bundles\.0\.size: .* \[E_INDEX\]/);
   t.regex(r.stderr, /\/pub\/types\.git: index\.json is malformed: .* \[E_INDEX\]/);
-  t.regex(r.stderr, /\/pub\/foreign\.git: bundle http:\/\/example\.invalid\/.* points outside the published tree \[E_INDEX\]/);
+  t.regex(
+    r.stderr,
+    /\/pub\/foreign\.git: bundle http:\/\/example\.invalid\/.* points outside the published tree \[E_INDEX\]/,
+  );
   t.regex(r.stderr, /\/pub\/wrongpath\.git: index\.json describes "\/pub\/good\.git", not this repository \[E_INDEX\]/);
-  t.regex(r.stderr, /\/pub\/badhead\.git: HEAD target "refs\/heads\/\.\.\/\.\.\/\.\.\/outside" contains "\.\." \[E_UNSAFE_NAME\]/);
+  t.regex(
+    r.stderr,
+    /\/pub\/badhead\.git: HEAD target "refs\/heads\/\.\.\/\.\.\/\.\.\/outside" contains "\.\." \[E_UNSAFE_NAME\]/,
+  );
   t.regex(r.stdout, /cloned 1, updated 0, unchanged 0, failed 7;/);
   for (const c of await verifyMirror(w.originTop, w.toplevel, ['/pub/good.git'])) t.true(c.ok, `${c.path}: ${c.why}`);
-  for (const p of repos.slice(1)) await t.throwsAsync(stat(join(w.toplevel, p.slice(1))), undefined, `${p} was not created`);
+  for (const p of repos.slice(1))
+    await t.throwsAsync(stat(join(w.toplevel, p.slice(1))), undefined, `${p} was not created`);
   t.deepEqual(await surroundings(w), before);
-  t.deepEqual((await leftovers(w.toplevel)).filter((l) => !l.startsWith('.bundlemirror/bundles/')), []);
+  t.deepEqual(
+    (await leftovers(w.toplevel)).filter((l) => !l.startsWith('.bundlemirror/bundles/')),
+    [],
+  );
 });
 
 test('refs that git accepts but that look like options are mirrored exactly and never read as options', async (t) => {
@@ -209,7 +321,13 @@ test('refs that git accepts but that look like options are mirrored exactly and 
   const bare = join(w.originTop, 'pub/odd.git');
   const head = (await git(['rev-parse', 'HEAD'], { gitDir: bare })).stdout.toString().trim();
   const canary = join(w.dir, 'canary');
-  for (const ref of ['refs/heads/--upload-pack=touch', `refs/tags/--output=${canary.slice(1)}`, 'refs/heads/-', 'refs/heads/-f', 'refs/heads/--end-of-options']) {
+  for (const ref of [
+    'refs/heads/--upload-pack=touch',
+    `refs/tags/--output=${canary.slice(1)}`,
+    'refs/heads/-',
+    'refs/heads/-f',
+    'refs/heads/--end-of-options',
+  ]) {
     await git(['update-ref', ref, head], { gitDir: bare });
   }
   await git(['symbolic-ref', 'HEAD', 'refs/heads/--upload-pack=touch'], { gitDir: bare });
@@ -239,7 +357,16 @@ function corruptions(bundle: Buffer, foreign: Buffer): [string, Buffer][] {
     const b = Buffer.from(bundle);
     const c = b[at]!;
     // keep hex digits hex, so a flipped object id still parses
-    b[at] = c >= 0x30 && c <= 0x39 ? (c === 0x39 ? 0x30 : c + 1) : c >= 0x61 && c <= 0x66 ? (c === 0x66 ? 0x61 : c + 1) : c ^ 0x01;
+    b[at] =
+      c >= 0x30 && c <= 0x39
+        ? c === 0x39
+          ? 0x30
+          : c + 1
+        : c >= 0x61 && c <= 0x66
+          ? c === 0x66
+            ? 0x61
+            : c + 1
+          : c ^ 0x01;
     return b;
   };
   return [
@@ -249,7 +376,10 @@ function corruptions(bundle: Buffer, foreign: Buffer): [string, Buffer][] {
     ['truncated in a ref line', bundle.subarray(0, refLine + 30)],
     ['truncated at the end of the header (no pack)', bundle.subarray(0, headerEnd)],
     ['truncated in the pack header', bundle.subarray(0, headerEnd + 10)],
-    ['truncated in the middle of the pack', bundle.subarray(0, headerEnd + Math.floor((bundle.length - headerEnd) / 2))],
+    [
+      'truncated in the middle of the pack',
+      bundle.subarray(0, headerEnd + Math.floor((bundle.length - headerEnd) / 2)),
+    ],
     ['missing the pack trailer', bundle.subarray(0, bundle.length - 20)],
     ['bit flip in the signature', flip(2)],
     ['bit flip in a prerequisite id', flip(firstLineEnd + 5)],
@@ -278,13 +408,20 @@ test('corrupt and foreign bundles listed with their true sha256 and size (a forg
   const genuine = await readIndex(w.out, '/pub/a.git');
   const inc = genuine.bundles.find((b) => b.prerequisites.length > 0)!;
   const foreignIndex = await readIndex(w.out, '/pub/b.git');
-  const foreign = await readFile(join(w.out, 'pub/b.git', foreignIndex.bundles.find((b) => b.prerequisites.length === 0)!.uri));
+  const foreign = await readFile(
+    join(w.out, 'pub/b.git', foreignIndex.bundles.find((b) => b.prerequisites.length === 0)!.uri),
+  );
   const bundle = await readFile(join(w.out, 'pub/a.git', inc.uri));
 
   for (const [what, bytes] of corruptions(bundle, foreign)) {
     const sha = createHash('sha256').update(bytes).digest('hex');
     await writeFile(join(w.out, 'pub/a.git', `${sha}.bundle`), bytes);
-    const forged: RepoIndex = { ...genuine, bundles: genuine.bundles.map((b) => (b === inc ? { ...b, uri: `${sha}.bundle`, sha256: sha, size: bytes.length } : b)) };
+    const forged: RepoIndex = {
+      ...genuine,
+      bundles: genuine.bundles.map((b) =>
+        b === inc ? { ...b, uri: `${sha}.bundle`, sha256: sha, size: bytes.length } : b,
+      ),
+    };
     await writeFile(join(w.out, 'pub/a.git/index.json'), serializeRepoIndex(forged));
     const log = memoryLog();
     const report = await pullInProcess(config, { log, force: true });
@@ -294,17 +431,29 @@ test('corrupt and foreign bundles listed with their true sha256 and size (a forg
       t.truthy(failure, `${what}: refused`);
       t.is(await showRefOf(replica), before, `${what}: no ref moved`);
     } else {
-      t.is(await showRefOf(replica), await showRefOf(join(w.originTop, 'pub/a.git')), `${what}: accepted only with exactly the origin's refs`);
+      t.is(
+        await showRefOf(replica),
+        await showRefOf(join(w.originTop, 'pub/a.git')),
+        `${what}: accepted only with exactly the origin's refs`,
+      );
     }
     const fsck = await git(['fsck', '--no-dangling'], { gitDir: replica, okCodes: [1, 2, 4] });
     t.is(fsck.code, 0, `${what}: fsck ${fsck.stderr}`);
-    t.deepEqual((await leftovers(w.toplevel)).filter((l) => !l.startsWith('.bundlemirror/')), [], `${what}: no temp packs or locks`);
+    t.deepEqual(
+      (await leftovers(w.toplevel)).filter((l) => !l.startsWith('.bundlemirror/')),
+      [],
+      `${what}: no temp packs or locks`,
+    );
   }
   // the genuine index again: the next run heals
   await writeFile(join(w.out, 'pub/a.git/index.json'), serializeRepoIndex(genuine));
   const healed = await pullInProcess(config, { log: memoryLog(), force: true });
-  t.deepEqual(healed.failed.map((e) => e.describe()), []);
-  for (const c of await verifyMirror(w.originTop, w.toplevel, ['/pub/a.git', '/pub/b.git'])) t.true(c.ok, `${c.path}: ${c.why}`);
+  t.deepEqual(
+    healed.failed.map((e) => e.describe()),
+    [],
+  );
+  for (const c of await verifyMirror(w.originTop, w.toplevel, ['/pub/a.git', '/pub/b.git']))
+    t.true(c.ok, `${c.path}: ${c.why}`);
 });
 
 test('a fresh clone from a corrupt or foreign base bundle leaves no repository behind', async (t) => {
@@ -323,11 +472,21 @@ test('a fresh clone from a corrupt or foreign base bundle leaves no repository b
   ] as const) {
     const sha = createHash('sha256').update(bad).digest('hex');
     await writeFile(join(w.out, 'pub/a.git', `${sha}.bundle`), bad);
-    await writeFile(join(w.out, 'pub/a.git/index.json'), serializeRepoIndex({ ...genuine, bundles: [{ ...base, uri: `${sha}.bundle`, sha256: sha, size: bad.length }] }));
+    await writeFile(
+      join(w.out, 'pub/a.git/index.json'),
+      serializeRepoIndex({ ...genuine, bundles: [{ ...base, uri: `${sha}.bundle`, sha256: sha, size: bad.length }] }),
+    );
     const report = await pullInProcess(config, { log: memoryLog(), force: true });
-    t.truthy(report.failed.find((e) => e.repo === '/pub/a.git'), what);
+    t.truthy(
+      report.failed.find((e) => e.repo === '/pub/a.git'),
+      what,
+    );
     await t.throwsAsync(stat(join(w.toplevel, 'pub/a.git')), undefined, `${what}: no repository`);
-    t.deepEqual(await readdir(join(w.toplevel, '.bundlemirror/staging')).catch(() => []), [], `${what}: nothing in staging`);
+    t.deepEqual(
+      await readdir(join(w.toplevel, '.bundlemirror/staging')).catch(() => []),
+      [],
+      `${what}: nothing in staging`,
+    );
   }
   await rm(join(w.toplevel, '.bundlemirror/bundles'), { recursive: true, force: true });
 });
@@ -358,10 +517,16 @@ test('serve: double-encoded, overlong-UTF-8 and absolute-form traversal, and sym
     t.false(r.body.toString('latin1').includes('SECRET'), target);
   }
   // push in every spelling is refused; an upload-pack advertisement asking for receive-pack too stays read-only
-  for (const target of ['/git/pub/a.git/info/refs?service=git-receive-pack', '/git/pub/a.git/info/refs?service=git-upload-pack&service=git-receive-pack']) {
+  for (const target of [
+    '/git/pub/a.git/info/refs?service=git-receive-pack',
+    '/git/pub/a.git/info/refs?service=git-upload-pack&service=git-receive-pack',
+  ]) {
     const r = await request(w.server.url, target);
     t.false(r.body.toString('latin1').includes('report-status'), `${target} advertises no push capabilities`);
   }
-  const post = await request(w.server.url, '/git/pub/a.git/git-receive-pack?service=git-upload-pack', { method: 'POST', body: '0000' });
+  const post = await request(w.server.url, '/git/pub/a.git/git-receive-pack?service=git-upload-pack', {
+    method: 'POST',
+    body: '0000',
+  });
   t.is(post.status, 403);
 });

@@ -16,13 +16,20 @@ import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { fingerprintOf, pull, startOrigin, writeConfig, type Origin } from '../support/mirror.js';
 
 async function slowLink(t: { teardown(fn: () => Promise<void>): void }, origin: Origin): Promise<FaultProxy> {
-  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: origin.server.port }, bytesPerSecond: 400_000 });
+  const proxy = await startFaultProxy({
+    upstream: { host: '127.0.0.1', port: origin.server.port },
+    bytesPerSecond: 400_000,
+  });
   t.teardown(() => proxy.close());
   return proxy;
 }
 
 /** Waits (bounded) until a partial in `dir` holds at least `bytes`; fails at once if the process ends first. */
-async function partialGrows(dir: string, proc: { done: Promise<{ stderr: string }> }, bytes = 200_000): Promise<number> {
+async function partialGrows(
+  dir: string,
+  proc: { done: Promise<{ stderr: string }> },
+  bytes = 200_000,
+): Promise<number> {
   const ended = proc.done.then((r) => {
     throw new Error(`the process ended before downloading ${bytes} bytes:\n${r.stderr}`);
   });
@@ -33,7 +40,7 @@ function growing(dir: string, bytes: number): Promise<number> {
   return eventually(
     async () => {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
-        const size = name.endsWith('.part') ? (await stat(join(dir, name)).catch(() => null))?.size ?? 0 : 0;
+        const size = name.endsWith('.part') ? ((await stat(join(dir, name)).catch(() => null))?.size ?? 0) : 0;
         if (size >= bytes) return size;
       }
       return undefined;
@@ -71,12 +78,19 @@ test('Ctrl-C during clone exits 130, keeps the partial, and the same command res
   const r2 = await runCli(['clone', '--no-progress', url, dir]);
   t.is(r2.code, 0, r2.stderr);
   t.regex(r2.stdout, /resumed [1-9]/);
-  t.is(await gitText(['rev-parse', 'HEAD'], { cwd: dir }), await gitText(['rev-parse', 'main'], { gitDir: join(origin.toplevel, 'pub/alpha.git') }));
+  t.is(
+    await gitText(['rev-parse', 'HEAD'], { cwd: dir }),
+    await gitText(['rev-parse', 'main'], { gitDir: join(origin.toplevel, 'pub/alpha.git') }),
+  );
 });
 
 async function slowReplica(t: Parameters<typeof slowLink>[0], origin: Origin, proxy: FaultProxy) {
   const toplevel = join(origin.dir, 'replica');
-  const config = await writeConfig(origin.dir, { toplevel, manifest: proxy.url('/manifest.js.gz'), site: `${origin.server.url}/git` });
+  const config = await writeConfig(origin.dir, {
+    toplevel,
+    manifest: proxy.url('/manifest.js.gz'),
+    site: `${origin.server.url}/git`,
+  });
   return { config, toplevel };
 }
 
@@ -98,8 +112,13 @@ test('Ctrl-C during pull exits 130, records no failure, and the next pull resume
   noCrash(t, r1.stderr);
   t.regex(r1.stderr, /interrupted; [\d.]+ MiB kept; rerun pull/);
   t.true((await partialBytes(join(toplevel, '.bundlemirror/partial'))) > 0);
-  const state = JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8').catch(() => '{}')) as { repos?: Record<string, { lastError?: unknown }> };
-  t.false(Object.values(state.repos ?? {}).some((r) => r.lastError), 'nothing recorded as failing');
+  const state = JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8').catch(() => '{}')) as {
+    repos?: Record<string, { lastError?: unknown }>;
+  };
+  t.false(
+    Object.values(state.repos ?? {}).some((r) => r.lastError),
+    'nothing recorded as failing',
+  );
   const s = await statusOf(config);
   t.is(s.counts.failing, 0);
   t.false(s.lock.held, 'the lock is released');
@@ -108,5 +127,8 @@ test('Ctrl-C during pull exits 130, records no failure, and the next pull resume
   const r2 = await pull(config);
   t.is(r2.code, 0, r2.stderr);
   t.regex(r2.stdout, /saved [1-9][\d.]* [KM]iB by resuming/);
-  t.is(await fingerprintOf(join(toplevel, 'pub/alpha.git')), await fingerprintOf(join(origin.toplevel, 'pub/alpha.git')));
+  t.is(
+    await fingerprintOf(join(toplevel, 'pub/alpha.git')),
+    await fingerprintOf(join(origin.toplevel, 'pub/alpha.git')),
+  );
 });

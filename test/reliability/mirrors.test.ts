@@ -17,10 +17,24 @@ import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { fingerprintOf, startOrigin, writeConfig, type Origin } from '../support/mirror.js';
 
 /** A second host serving `tree` (a copy of the published tree), behind its own link. */
-async function host(t: Parameters<typeof startOrigin>[0], origin: Origin, tree: string, bytesPerSecond?: number): Promise<FaultProxy> {
-  const server = await startServer({ bundles: tree, toplevel: origin.toplevel, host: '127.0.0.1', port: 0, log: false });
+async function host(
+  t: Parameters<typeof startOrigin>[0],
+  origin: Origin,
+  tree: string,
+  bytesPerSecond?: number,
+): Promise<FaultProxy> {
+  const server = await startServer({
+    bundles: tree,
+    toplevel: origin.toplevel,
+    host: '127.0.0.1',
+    port: 0,
+    log: false,
+  });
   t.teardown(() => server.close({ graceMs: 0 }));
-  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: server.port }, ...(bytesPerSecond ? { bytesPerSecond } : {}) });
+  const proxy = await startFaultProxy({
+    upstream: { host: '127.0.0.1', port: server.port },
+    ...(bytesPerSecond ? { bytesPerSecond } : {}),
+  });
   t.teardown(() => proxy.close());
   return proxy;
 }
@@ -34,7 +48,10 @@ async function bundleBytes(dir: string): Promise<number> {
 }
 
 async function withMirrors(config: string, ...urls: string[]): Promise<void> {
-  await writeFile(config, (await readFile(config, 'utf8')).replace('[remote]\n', `[remote]\nmirrors = ${urls.join(' ')}\n`));
+  await writeFile(
+    config,
+    (await readFile(config, 'utf8')).replace('[remote]\n', `[remote]\nmirrors = ${urls.join(' ')}\n`),
+  );
 }
 
 async function statusOf(config: string): Promise<ReplicaStatus> {
@@ -48,7 +65,8 @@ async function partialGrows(dir: string, proc: CliProcess, bytes: number): Promi
   const grown = eventually(
     async () => {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
-        if (name.endsWith('.part') && ((await stat(join(dir, name)).catch(() => null))?.size ?? 0) >= bytes) return true;
+        if (name.endsWith('.part') && ((await stat(join(dir, name)).catch(() => null))?.size ?? 0) >= bytes)
+          return true;
       }
       return undefined;
     },
@@ -76,12 +94,15 @@ test('two hosts, the primary killed mid-download: the pull completes from the mi
   await a.close(); // the primary host goes away: open transfers cut, new connections refused
   const r = await run.done;
   t.is(r.code, 0, r.stderr);
-  for (const [path, repo] of Object.entries(origin.repos)) t.is(await fingerprintOf(join(toplevel, path)), await fingerprintOf(repo.bare), path);
+  for (const [path, repo] of Object.entries(origin.repos))
+    t.is(await fingerprintOf(join(toplevel, path)), await fingerprintOf(repo.bare), path);
 
   const wire = onA + b.stats.bytesDownstream;
   const bundles = await bundleBytes(origin.out);
   const ratio = wire / bundles;
-  t.log(`bytes on the wire ${wire} (primary ${onA}, mirror ${b.stats.bytesDownstream}) for ${bundles} bytes of bundles: ${ratio.toFixed(3)}x`);
+  t.log(
+    `bytes on the wire ${wire} (primary ${onA}, mirror ${b.stats.bytesDownstream}) for ${bundles} bytes of bundles: ${ratio.toFixed(3)}x`,
+  );
   t.true(ratio <= 1.05, `${ratio.toFixed(3)}x`);
 
   const s = await statusOf(config);

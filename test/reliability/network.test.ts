@@ -24,9 +24,18 @@ async function assertVerified(t: ExecutionContext, origin: Origin, replicaTop: s
 }
 
 /** A replica whose manifest, bundles and git fetches all go through `proxy`. */
-async function replicaThrough(origin: Origin, proxy: { url(path: string): string }, name: string): Promise<{ config: string; toplevel: string }> {
+async function replicaThrough(
+  origin: Origin,
+  proxy: { url(path: string): string },
+  name: string,
+): Promise<{ config: string; toplevel: string }> {
   const toplevel = join(origin.dir, name);
-  const config = await writeConfig(origin.dir, { toplevel, manifest: proxy.url('/manifest.js.gz'), site: proxy.url('/git'), name: `${name}.conf` });
+  const config = await writeConfig(origin.dir, {
+    toplevel,
+    manifest: proxy.url('/manifest.js.gz'),
+    site: proxy.url('/git'),
+    name: `${name}.conf`,
+  });
   return { config, toplevel };
 }
 
@@ -36,11 +45,14 @@ async function linkTo(t: ExecutionContext, origin: Origin, faults: FaultOptions)
   return proxy;
 }
 
-const fastPull = (config: string, ...args: string[]) => runCli(['pull', '-c', config, '--no-progress', ...args], { env: FAST_ENV });
+const fastPull = (config: string, ...args: string[]) =>
+  runCli(['pull', '-c', config, '--no-progress', ...args], { env: FAST_ENV });
 
 /** sha256s of the bundles the replica applied, from its state file (what it actually needed). */
 async function appliedBundles(toplevel: string): Promise<Set<string>> {
-  const state = JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8')) as { repos: Record<string, { appliedBundles?: string[] }> };
+  const state = JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8')) as {
+    repos: Record<string, { appliedBundles?: string[] }>;
+  };
   return new Set(Object.values(state.repos).flatMap((r) => r.appliedBundles ?? []));
 }
 
@@ -63,7 +75,9 @@ test('a pull through a link that cuts every connection after 256 KiB completes i
   t.true(Math.max(...applied.map((sha) => known.get(sha)!.size)) > 4_000_000, 'one bundle of several MB');
   t.true(proxy.stats.cuts >= Math.floor(bundleBytes / (256 * 1024)) - 1, `the link was cut ${proxy.stats.cuts} times`);
   const ratio = proxy.stats.bytesDownstream / bundleBytes;
-  t.log(`${proxy.stats.bytesDownstream} bytes on the wire for ${bundleBytes} bytes of bundles (${ratio.toFixed(4)}x), ${proxy.stats.cuts} cuts`);
+  t.log(
+    `${proxy.stats.bytesDownstream} bytes on the wire for ${bundleBytes} bytes of bundles (${ratio.toFixed(4)}x), ${proxy.stats.cuts} cuts`,
+  );
   t.true(ratio <= 1.05, `${ratio.toFixed(4)}x`);
   t.deepEqual(await leftovers(toplevel), []);
 });
@@ -116,13 +130,20 @@ test('a very slow link (64 KiB/s) is slow, not broken: no timeout fires and the 
   const r = await fastPull(config);
   t.is(r.code, 0, r.stderr);
   const seconds = (Date.now() - started) / 1000;
-  t.true(proxy.stats.bytesDownstream / seconds < 80 * 1024, `${Math.round(proxy.stats.bytesDownstream / seconds)} B/s: the link really was slow`);
+  t.true(
+    proxy.stats.bytesDownstream / seconds < 80 * 1024,
+    `${Math.round(proxy.stats.bytesDownstream / seconds)} B/s: the link really was slow`,
+  );
   await assertVerified(t, origin, toplevel);
 });
 
 test('connections reset while the response headers arrive are retried', async (t) => {
   const origin = await startOrigin(t, { bigBytes: 100_000 });
-  const proxy = await linkTo(t, origin, { cutAfterBytes: { min: 1, max: 150, seed: 7 }, cutStyle: 'reset', faultyConnections: 3 });
+  const proxy = await linkTo(t, origin, {
+    cutAfterBytes: { min: 1, max: 150, seed: 7 },
+    cutStyle: 'reset',
+    faultyConnections: 3,
+  });
   const { config, toplevel } = await replicaThrough(origin, proxy, 'replica');
   const r = await fastPull(config);
   t.is(r.code, 0, r.stderr);
@@ -132,7 +153,10 @@ test('connections reset while the response headers arrive are retried', async (t
 
 test('connection refused while the origin restarts: the download resumes once it is back', async (t) => {
   const origin = await startOrigin(t, { bigBytes: 600_000 });
-  let proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: origin.server.port }, bytesPerSecond: 1_000_000 });
+  let proxy = await startFaultProxy({
+    upstream: { host: '127.0.0.1', port: origin.server.port },
+    bytesPerSecond: 1_000_000,
+  });
   const port = proxy.port;
   t.teardown(() => proxy.close());
   const { config, toplevel } = await replicaThrough(origin, proxy, 'replica');
@@ -142,7 +166,16 @@ test('connection refused while the origin restarts: the download resumes once it
   let midway = false;
   for (let i = 0; i < 1000 && !midway; i += 1) {
     const names = await readdir(partials).catch(() => [] as string[]);
-    const sizes = await Promise.all(names.filter((n) => n.endsWith('.part')).map((n) => stat(join(partials, n)).then((s) => s.size, () => 0)));
+    const sizes = await Promise.all(
+      names
+        .filter((n) => n.endsWith('.part'))
+        .map((n) =>
+          stat(join(partials, n)).then(
+            (s) => s.size,
+            () => 0,
+          ),
+        ),
+    );
     midway = sizes.some((s) => s > 500_000);
     if (!midway) await new Promise((r) => setTimeout(r, 20));
   }
@@ -166,7 +199,10 @@ test('connection refused while the origin restarts: the download resumes once it
 // ---------------------------------------------------------------- servers that get HTTP wrong
 
 /** The published tree served by the misbehaving test origin (git fetches still go to the real server). */
-async function flakyTree(t: ExecutionContext, origin: Origin): Promise<{ flaky: FlakyOrigin; bigBundle: string; bigSize: number }> {
+async function flakyTree(
+  t: ExecutionContext,
+  origin: Origin,
+): Promise<{ flaky: FlakyOrigin; bigBundle: string; bigSize: number }> {
   const flaky = await startFlakyOrigin();
   t.teardown(() => flaky.close());
   let bigBundle = '';
@@ -189,7 +225,12 @@ async function flakyTree(t: ExecutionContext, origin: Origin): Promise<{ flaky: 
 
 async function replicaOfFlaky(origin: Origin, flaky: FlakyOrigin, name: string) {
   const toplevel = join(origin.dir, name);
-  const config = await writeConfig(origin.dir, { toplevel, manifest: flaky.url('/manifest.js.gz'), site: `${origin.server.url}/git`, name: `${name}.conf` });
+  const config = await writeConfig(origin.dir, {
+    toplevel,
+    manifest: flaky.url('/manifest.js.gz'),
+    site: `${origin.server.url}/git`,
+    name: `${name}.conf`,
+  });
   return { config, toplevel };
 }
 
@@ -202,7 +243,10 @@ test('a server that ignores Range (200 to a resume) makes the pull start that bu
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /\/pub\/alpha\.git: cloned via bundles/);
   const reqs = flaky.requests.filter((q) => q.path === bigBundle);
-  t.true(reqs.some((q) => q.range !== undefined && q.status === 200), 'the resume got a whole file');
+  t.true(
+    reqs.some((q) => q.range !== undefined && q.status === 200),
+    'the resume got a whole file',
+  );
   await assertVerified(t, origin, toplevel);
   t.deepEqual(await leftovers(toplevel), []);
 });
@@ -211,12 +255,24 @@ test('a 206 with the wrong Content-Range (wrong start, wrong total, garbage) is 
   const origin = await startOrigin(t, { bigBytes: 200_000 });
   const { flaky, bigBundle, bigSize } = await flakyTree(t, origin);
   for (const wrong of ['start', 'total', 'garbage'] as const) {
-    flaky.behave(bigBundle, { stalls: { count: 1, afterBytes: Math.floor(bigSize / 3) }, wrongContentRange: wrong }, { replace: true });
+    flaky.behave(
+      bigBundle,
+      { stalls: { count: 1, afterBytes: Math.floor(bigSize / 3) }, wrongContentRange: wrong },
+      { replace: true },
+    );
     const { config, toplevel } = await replicaOfFlaky(origin, flaky, `replica-${wrong}`);
     const r = await fastPull(config);
     t.is(r.code, 0, `${wrong}: ${r.stderr}`);
     const reqs = flaky.requests.filter((q) => q.path === bigBundle).slice(-3);
-    t.deepEqual(reqs.map((q) => [q.range === undefined ? 'whole' : 'resume', q.status]), [['whole', 200], ['resume', 206], ['whole', 200]], wrong);
+    t.deepEqual(
+      reqs.map((q) => [q.range === undefined ? 'whole' : 'resume', q.status]),
+      [
+        ['whole', 200],
+        ['resume', 206],
+        ['whole', 200],
+      ],
+      wrong,
+    );
     await assertVerified(t, origin, toplevel);
     t.deepEqual(await leftovers(toplevel), [], wrong);
   }
@@ -232,9 +288,15 @@ test('a bundle replaced under the same URL mid-resume: If-Range brings the new f
   const { config, toplevel } = await replicaOfFlaky(origin, flaky, 'replica');
   let r = await fastPull(config);
   t.is(r.code, 1);
-  t.regex(r.stderr, /\/pub\/alpha\.git: .*sha256 is [0-9a-f]{64}, not [0-9a-f]{64} as the index says \[E_BUNDLE_VERIFY\]/);
+  t.regex(
+    r.stderr,
+    /\/pub\/alpha\.git: .*sha256 is [0-9a-f]{64}, not [0-9a-f]{64} as the index says \[E_BUNDLE_VERIFY\]/,
+  );
   const resumes = flaky.requests.filter((q) => q.path === bigBundle && q.ifRange !== undefined);
-  t.true(resumes.length >= 1 && resumes.every((q) => q.status === 200), 'If-Range turned the resume into the whole new file');
+  t.true(
+    resumes.length >= 1 && resumes.every((q) => q.status === 200),
+    'If-Range turned the resume into the whole new file',
+  );
   t.deepEqual(await oversizedPartials(toplevel, await publishedBundles(origin.out)), []);
   await t.throwsAsync(stat(join(toplevel, 'pub/alpha.git')), undefined, 'no repository was made from the wrong bytes');
   await assertVerified(t, origin, toplevel, ['/pub/sub/beta.git']);

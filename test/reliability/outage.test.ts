@@ -39,7 +39,13 @@ async function flakyOrigin(t: Parameters<typeof startOrigin>[0]) {
       await proxy.close();
       await server.close({ graceMs: 0 });
       await new Promise((r) => setTimeout(r, OUTAGE_MS));
-      server = await startServer({ bundles: origin.out, toplevel: origin.toplevel, host: '127.0.0.1', port, log: false });
+      server = await startServer({
+        bundles: origin.out,
+        toplevel: origin.toplevel,
+        host: '127.0.0.1',
+        port,
+        log: false,
+      });
       proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port }, port: proxyPort });
       proxies.push(proxy);
     },
@@ -63,7 +69,8 @@ async function partialGrows(dir: string, proc: CliProcess, bytes = 300_000): Pro
   const grown = eventually(
     async () => {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
-        if (name.endsWith('.part') && ((await stat(join(dir, name)).catch(() => null))?.size ?? 0) >= bytes) return true;
+        if (name.endsWith('.part') && ((await stat(join(dir, name)).catch(() => null))?.size ?? 0) >= bytes)
+          return true;
       }
       return undefined;
     },
@@ -75,7 +82,11 @@ async function partialGrows(dir: string, proc: CliProcess, bytes = 300_000): Pro
 test('pull rides out a 10-second origin outage in the middle of a bundle and finishes in one run', async (t) => {
   const f = await flakyOrigin(t);
   const toplevel = join(f.origin.dir, 'replica');
-  const config = await writeConfig(f.origin.dir, { toplevel, manifest: f.url('/manifest.js.gz'), site: `${f.origin.server.url}/git` });
+  const config = await writeConfig(f.origin.dir, {
+    toplevel,
+    manifest: f.url('/manifest.js.gz'),
+    site: `${f.origin.server.url}/git`,
+  });
   const run = startCli(t, ['pull', '-c', config, '--no-progress', '--retry-for', '2m'], { timeoutMs: 150_000 });
   await partialGrows(join(toplevel, '.bundlemirror/partial'), run);
   await f.outage();
@@ -85,19 +96,30 @@ test('pull rides out a 10-second origin outage in the middle of a bundle and fin
   t.regex(r.stdout, /failed 0;/);
   // the partial was resumed after the outage, not downloaded again
   t.true(f.wireBytes() <= 1.05 * (await bundleBytes(f.origin.out)) + 64 * 1024, `${f.wireBytes()} bytes on the wire`);
-  for (const [path, repo] of Object.entries(f.origin.repos)) t.is(await fingerprintOf(join(toplevel, path)), await fingerprintOf(repo.bare), path);
+  for (const [path, repo] of Object.entries(f.origin.repos))
+    t.is(await fingerprintOf(join(toplevel, path)), await fingerprintOf(repo.bare), path);
 });
 
 test('clone rides out a 10-second origin outage and finishes in one command', async (t) => {
   const f = await flakyOrigin(t);
   const dir = join(f.origin.dir, 'work');
-  const run = startCli(t, ['clone', '--no-progress', '--git-url', `${f.origin.server.url}/git/pub/alpha.git`, f.url('/pub/alpha.git'), dir], { timeoutMs: 150_000 });
+  const run = startCli(
+    t,
+    ['clone', '--no-progress', '--git-url', `${f.origin.server.url}/git/pub/alpha.git`, f.url('/pub/alpha.git'), dir],
+    { timeoutMs: 150_000 },
+  );
   await partialGrows(join(dir, '.git/bundlemirror/partial'), run);
   await f.outage();
   const r = await run.done;
   t.is(r.code, 0, r.stderr);
-  t.true(f.wireBytes() <= 1.05 * (await bundleBytes(join(f.origin.out, 'pub/alpha.git'))) + 64 * 1024, `${f.wireBytes()} bytes on the wire`);
-  t.is(await gitText(['rev-parse', 'HEAD'], { cwd: dir }), await gitText(['rev-parse', 'main'], { gitDir: f.origin.repos['/pub/alpha.git']!.bare }));
+  t.true(
+    f.wireBytes() <= 1.05 * (await bundleBytes(join(f.origin.out, 'pub/alpha.git'))) + 64 * 1024,
+    `${f.wireBytes()} bytes on the wire`,
+  );
+  t.is(
+    await gitText(['rev-parse', 'HEAD'], { cwd: dir }),
+    await gitText(['rev-parse', 'main'], { gitDir: f.origin.repos['/pub/alpha.git']!.bare }),
+  );
 });
 
 test('a server down for longer than --retry-for is reported with E_HTTP and a hint for clone; a 404 manifest URL fails at once', async (t) => {
@@ -105,7 +127,10 @@ test('a server down for longer than --retry-for is reported with E_HTTP and a hi
   const url = origin.server.url;
   await origin.server.close({ graceMs: 0 });
   const started = Date.now();
-  const c = await runCli(['clone', '--no-progress', '--retry-for', '2s', `${url}/pub/alpha.git`, join(origin.dir, 'work')], { timeoutMs: 60_000 });
+  const c = await runCli(
+    ['clone', '--no-progress', '--retry-for', '2s', `${url}/pub/alpha.git`, join(origin.dir, 'work')],
+    { timeoutMs: 60_000 },
+  );
   t.is(c.code, 1, c.stderr);
   t.regex(c.stderr, /\[E_HTTP\]/);
   t.false(/next pull/.test(c.stderr), c.stderr);
@@ -113,7 +138,11 @@ test('a server down for longer than --retry-for is reported with E_HTTP and a hi
 
   const other = await startOrigin(t);
   const toplevel = join(other.dir, 'replica');
-  const config = await writeConfig(other.dir, { toplevel, manifest: `${other.server.url}/no/such/manifest.js.gz`, site: `${other.server.url}/git` });
+  const config = await writeConfig(other.dir, {
+    toplevel,
+    manifest: `${other.server.url}/no/such/manifest.js.gz`,
+    site: `${other.server.url}/git`,
+  });
   const p = await runCli(['pull', '-c', config, '--no-progress']);
   t.is(p.code, 1, p.stderr);
   t.regex(p.stderr, /\[E_NOT_FOUND\]/);

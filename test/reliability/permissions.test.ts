@@ -19,7 +19,10 @@ const setpriv = asRoot && spawnSync('setpriv', ['--version']).status === 0;
 /** Runs the CLI as an unprivileged user: `nobody` through setpriv when we are root, else ourselves. */
 function runUnprivileged(args: string[]): Promise<CliResult> {
   if (!setpriv) return runCli(args);
-  return runCli(['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', '--', process.execPath, BIN, ...args], { exec: 'setpriv' });
+  return runCli(
+    ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', '--', process.execPath, BIN, ...args],
+    { exec: 'setpriv' },
+  );
 }
 
 function noCrash(t: { false(v: boolean, m?: string): void }, r: CliResult): void {

@@ -28,7 +28,10 @@ test('a forkgroup store never records a ref to history it does not hold: after a
   t.is(r.code, 0, r.stderr);
   const stores = join(lab.replicaTop, 'objstore');
   for (const name of await readdir(stores)) {
-    const fsck = await git(['fsck', '--no-dangling', '--no-progress'], { gitDir: join(stores, name), okCodes: [1, 2, 4] });
+    const fsck = await git(['fsck', '--no-dangling', '--no-progress'], {
+      gitDir: join(stores, name),
+      okCodes: [1, 2, 4],
+    });
     t.is(fsck.code, 0, `store ${name}: ${fsck.stdout.toString()}`);
   }
   // and the group's members keep updating from bundles: the parent, and the fork on top of the commit git fetch brought it
@@ -43,7 +46,10 @@ test('a forkgroup store never records a ref to history it does not hold: after a
   t.regex(again.stderr, /\/pub\/forks\/alpha-fork\.git: updated via bundles/);
   for (const c of await verifyMirror(lab.originTop, lab.replicaTop, LAB_PATHS)) t.true(c.ok, `${c.path}: ${c.why}`);
   for (const name of await readdir(stores)) {
-    const fsck = await git(['fsck', '--no-dangling', '--no-progress'], { gitDir: join(stores, name), okCodes: [1, 2, 4] });
+    const fsck = await git(['fsck', '--no-dangling', '--no-progress'], {
+      gitDir: join(stores, name),
+      okCodes: [1, 2, 4],
+    });
     t.is(fsck.code, 0, `store ${name}: ${fsck.stdout.toString()}`);
   }
 });
@@ -58,7 +64,10 @@ test('a git fetch cut mid-way leaves objects without their history; the next pul
   t.is((await lab.publish()).code, 0);
   // unpack-objects writes loose objects as they arrive: a cut leaves the commit without its tree and blobs
   const commit = await git(['cat-file', 'commit', head], { gitDir: join(lab.originTop, 'pub/sub/beta.git') });
-  await git(['hash-object', '-t', 'commit', '-w', '--stdin'], { gitDir: join(lab.replicaTop, 'pub/sub/beta.git'), input: commit.stdout });
+  await git(['hash-object', '-t', 'commit', '-w', '--stdin'], {
+    gitDir: join(lab.replicaTop, 'pub/sub/beta.git'),
+    input: commit.stdout,
+  });
 
   const r = await lab.pull();
   t.is(r.code, 0, r.stderr);

@@ -60,7 +60,11 @@ if (!Number.isFinite(seed0) || !Number.isFinite(budgetMs) || budgetMs <= 0) {
 const scale = budgetMs / (3 * 60_000);
 const limits = quick
   ? { network: 2, crash: 2, publish: 1 }
-  : { network: Math.max(1, Math.round(24 * scale)), crash: Math.max(1, Math.round(20 * scale)), publish: Math.max(1, Math.round(10 * scale)) };
+  : {
+      network: Math.max(1, Math.round(24 * scale)),
+      crash: Math.max(1, Math.round(20 * scale)),
+      publish: Math.max(1, Math.round(10 * scale)),
+    };
 
 interface Row {
   trials: number;
@@ -79,16 +83,23 @@ const started = Date.now();
 const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s`;
 const line = (s: string): void => void process.stdout.write(`${s}\n`);
 
-line(`bundlemirror reliability run: seed ${seed0}, budget ${Math.round(budgetMs / 1000)} s, at most ${limits.network} network, ${limits.crash} pull -9 and ${limits.publish} publish -9 trials`);
+line(
+  `bundlemirror reliability run: seed ${seed0}, budget ${Math.round(budgetMs / 1000)} s, at most ${limits.network} network, ${limits.crash} pull -9 and ${limits.publish} publish -9 trials`,
+);
 // a hostile client of serve and of the daemon's listener: not seeded, each attack is the same every time
 const serverAttacks = await runServerAttacks({
   quick,
   onResult: (r) =>
-    line(`${elapsed()}  attack   ${r.name.padEnd(34)} ${String(r.refused.length).padStart(3)} refused  ${r.problems.length ? `GOT THROUGH: ${r.problems.join('; ')}` : 'held'}`),
+    line(
+      `${elapsed()}  attack   ${r.name.padEnd(34)} ${String(r.refused.length).padStart(3)} refused  ${r.problems.length ? `GOT THROUGH: ${r.problems.join('; ')}` : 'held'}`,
+    ),
 });
-for (const r of serverAttacks) if (r.problems.length) failures.push(`attack ${r.name}:\n    ${r.problems.join('\n    ')}`);
+for (const r of serverAttacks)
+  if (r.problems.length) failures.push(`attack ${r.name}:\n    ${r.problems.join('\n    ')}`);
 const serverHeld = serverAttacks.filter((r) => r.problems.length === 0).length;
-line(`hostile client: ${serverAttacks.length} attacks, ${serverAttacks.reduce((n, r) => n + r.refused.length, 0)} refusals, ${serverHeld} held, ${serverAttacks.length - serverHeld} got through`);
+line(
+  `hostile client: ${serverAttacks.length} attacks, ${serverAttacks.reduce((n, r) => n + r.refused.length, 0)} refusals, ${serverHeld} held, ${serverAttacks.length - serverHeld} got through`,
+);
 line('');
 const lab: Lab = await startLab({ bigBytes: 600_000 });
 try {
@@ -120,7 +131,9 @@ try {
       row.verified += r.verified;
       if (r.recovered) row.recoveries += 1;
       problems = r.problems;
-      line(`${elapsed()}  network  seed ${seed}  ${r.fault.padEnd(13)} ${String(r.faults).padStart(3)} faults, ${r.runs} run(s)  ${problems.length ? 'LOST' : 'verified'}`);
+      line(
+        `${elapsed()}  network  seed ${seed}  ${r.fault.padEnd(13)} ${String(r.faults).padStart(3)} faults, ${r.runs} run(s)  ${problems.length ? 'LOST' : 'verified'}`,
+      );
     } else if (kind === 'crash') {
       const point = points[rows.crash.trials % points.length]!;
       const r = await crashTrial(lab, seed, point, { fresh: point === 'download' && seed % 3 === 0, runMs });
@@ -128,14 +141,18 @@ try {
       row.verified += r.verified;
       if (r.recovered) row.recoveries += 1;
       problems = r.problems;
-      line(`${elapsed()}  pull -9  seed ${seed}  killed ${r.landed.padEnd(22)} ${problems.length ? 'LOST' : 'recovered, verified'}`);
+      line(
+        `${elapsed()}  pull -9  seed ${seed}  killed ${r.landed.padEnd(22)} ${problems.length ? 'LOST' : 'recovered, verified'}`,
+      );
     } else {
       const r = await publishCrashTrial(lab, seed, { runMs: publishMs });
       row.faults += r.landed === 'finished first' ? 0 : 1;
       row.verified += r.problems.length ? 0 : 3;
       if (r.recovered) row.recoveries += 1;
       problems = r.problems;
-      line(`${elapsed()}  publish  seed ${seed}  killed ${r.landed.padEnd(22)} next publish ${r.recoveryMs} ms  ${problems.length ? 'LOST' : 'consistent, verified'}`);
+      line(
+        `${elapsed()}  publish  seed ${seed}  killed ${r.landed.padEnd(22)} next publish ${r.recoveryMs} ms  ${problems.length ? 'LOST' : 'consistent, verified'}`,
+      );
     }
     if (problems.length) {
       row.lost += 1;
@@ -154,7 +171,9 @@ line('');
 const attacks: AttackResult[] = await runAttacks({
   quick,
   onResult: (r) =>
-    line(`${elapsed()}  attack   ${r.name.padEnd(34)} ${String(r.refused.length).padStart(3)} refused  ${r.problems.length ? `GOT THROUGH: ${r.problems.join('; ')}` : 'held'}`),
+    line(
+      `${elapsed()}  attack   ${r.name.padEnd(34)} ${String(r.refused.length).padStart(3)} refused  ${r.problems.length ? `GOT THROUGH: ${r.problems.join('; ')}` : 'held'}`,
+    ),
 });
 for (const r of attacks) if (r.problems.length) failures.push(`attack ${r.name}:\n    ${r.problems.join('\n    ')}`);
 
@@ -171,7 +190,8 @@ function fmt(r: Row): string[] {
   return [r.trials, r.faults, r.recoveries, r.verified, r.lost].map(String);
 }
 const widths = header.map((h, c) => Math.max(h.length, ...table.map((row) => row[c]!.length)));
-const render = (cells: string[]): string => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+const render = (cells: string[]): string =>
+  cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
 line('');
 line(render(header));
 line(widths.map((w) => '-'.repeat(w)).join('  '));
@@ -179,7 +199,9 @@ for (const row of table) line(render(row));
 line('');
 const held = attacks.filter((r) => r.problems.length === 0).length;
 const refusals = attacks.reduce((n, r) => n + r.refused.length, 0);
-line(`hostile origin: ${attacks.length} attacks, ${refusals} refusals, ${held} held, ${attacks.length - held} got through`);
+line(
+  `hostile origin: ${attacks.length} attacks, ${refusals} refusals, ${held} held, ${attacks.length - held} got through`,
+);
 line('');
 line(`${((Date.now() - started) / 1000).toFixed(0)} s in all; every trial replays with its seed.`);
 if (failures.length) {
@@ -188,5 +210,7 @@ if (failures.length) {
   for (const f of failures) line(`  ${f}`);
   process.exitCode = 1;
 } else {
-  line('Data lost: 0. Every repository ended equal to the origin, git fsck clean, nothing left behind; every attack was refused.');
+  line(
+    'Data lost: 0. Every repository ended equal to the origin, git fsck clean, nothing left behind; every attack was refused.',
+  );
 }

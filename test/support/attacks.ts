@@ -60,7 +60,12 @@ export async function attackWorld(repos: string[], opts: { extraConfig?: string 
   await writeFile(join(decoy, 'hook.sh'), `#!/bin/sh\necho "$@" >> '${marker}'\n`);
   await chmod(join(decoy, 'hook.sh'), 0o755);
   const toplevel = join(dir, 'm', 'replica');
-  const config = await writeConfig(dir, { toplevel, manifest: `${server.url}/manifest.js.gz`, site: `${server.url}/git`, extra: opts.extraConfig ?? '' });
+  const config = await writeConfig(dir, {
+    toplevel,
+    manifest: `${server.url}/manifest.js.gz`,
+    site: `${server.url}/git`,
+    extra: opts.extraConfig ?? '',
+  });
   return {
     dir,
     originTop,
@@ -90,7 +95,12 @@ export async function checksums(dir: string): Promise<string[]> {
       else if (st.isDirectory()) {
         lines.push(`${rel}/`);
         await walk(p);
-      } else lines.push(`${rel} ${st.mode.toString(8)} ${createHash('sha256').update(await readFile(p)).digest('hex')}`);
+      } else
+        lines.push(
+          `${rel} ${st.mode.toString(8)} ${createHash('sha256')
+            .update(await readFile(p))
+            .digest('hex')}`,
+        );
     }
   };
   await walk(dir);
@@ -194,10 +204,12 @@ export async function symlinkAttack(w: AttackWorld, via: 'http' | 'kit'): Promis
       if (report.failed.length) throw new Error('publish failed');
     }
     const report = await run();
-    for (const e of [...report.failed, ...(report.warnings ?? [])]) refused.push({ code: e.code, repo: e.repo, what: e.message });
+    for (const e of [...report.failed, ...(report.warnings ?? [])])
+      refused.push({ code: e.code, repo: e.repo, what: e.message });
     for (const e of report.failed) problems.push(`round ${round + 1}: ${e.repo} failed: ${e.code}`);
   }
-  if (JSON.stringify(await checksums(w.decoy)) !== JSON.stringify(before)) problems.push('the decoy directory beside the replica changed');
+  if (JSON.stringify(await checksums(w.decoy)) !== JSON.stringify(before))
+    problems.push('the decoy directory beside the replica changed');
   const ran = await readFile(w.marker, 'utf8').catch(() => null);
   if (ran !== null) problems.push(`a hook ran: ${ran.trim()}`);
   const inside = await linksInsideRepos(w.toplevel, SYMLINK_REPOS);
@@ -241,10 +253,13 @@ export async function startFront(target: string): Promise<Front> {
     }
     const up = new URL(target);
     const headers = { ...req.headers, host: up.host };
-    const fwd = request({ host: up.hostname, port: up.port, path: m[2]!.replace(/\?.*$/, ''), method: req.method, headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const fwd = request(
+      { host: up.hostname, port: up.port, path: m[2]!.replace(/\?.*$/, ''), method: req.method, headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     fwd.on('error', () => res.destroy());
     req.pipe(fwd);
   });
@@ -271,11 +286,16 @@ export interface RedirectSetup {
  * same host outside the tree, `/d.git` untouched. With `manifestElsewhere`,
  * the manifest itself is redirected to the other port.
  */
-export async function redirectSetup(w: AttackWorld, opts: { manifestElsewhere?: boolean; allowOther?: boolean } = {}): Promise<RedirectSetup> {
+export async function redirectSetup(
+  w: AttackWorld,
+  opts: { manifestElsewhere?: boolean; allowOther?: boolean } = {},
+): Promise<RedirectSetup> {
   const origin = await startFront(w.server.url);
   const other = await startFront(w.server.url);
   const bundleOf = async (repo: string) => {
-    const index = JSON.parse(await readFile(join(w.out, repo.slice(1), 'index.json'), 'utf8')) as { bundles: { uri: string }[] };
+    const index = JSON.parse(await readFile(join(w.out, repo.slice(1), 'index.json'), 'utf8')) as {
+      bundles: { uri: string }[];
+    };
     return `${repo.slice(1)}/${index.bundles[0]!.uri}`;
   };
   origin.redirects.set(`/tree/${await bundleOf('/a.git')}`, `/tree/${await bundleOf('/a.git')}?moved`);
@@ -299,18 +319,34 @@ export const BOUNDS_REPOS = ['/deep.git', '/wide.git', '/good.git'];
 /** `/deep.git` carries an array nested 200,000 deep under an unknown key, `/wide.git` 100 KiB of unknown keys. */
 export async function writeBoundsManifest(w: AttackWorld): Promise<void> {
   const m = await readPublishedManifest(w);
-  const deep = JSON.stringify({ ...m['/deep.git'], extra: 'DEEP' }).replace('"DEEP"', '['.repeat(200_000) + ']'.repeat(200_000));
-  const wide = JSON.stringify({ ...m['/wide.git'], notes: Array.from({ length: 1000 }, (_, i) => `note ${i} `.padEnd(100, '.')) });
-  await writePublishedManifest(w, `{"/deep.git": ${deep}, "/wide.git": ${wide}, "/good.git": ${JSON.stringify(m['/good.git'])}}`);
+  const deep = JSON.stringify({ ...m['/deep.git'], extra: 'DEEP' }).replace(
+    '"DEEP"',
+    '['.repeat(200_000) + ']'.repeat(200_000),
+  );
+  const wide = JSON.stringify({
+    ...m['/wide.git'],
+    notes: Array.from({ length: 1000 }, (_, i) => `note ${i} `.padEnd(100, '.')),
+  });
+  await writePublishedManifest(
+    w,
+    `{"/deep.git": ${deep}, "/wide.git": ${wide}, "/good.git": ${JSON.stringify(m['/good.git'])}}`,
+  );
 }
 
 // ---------------------------------------------------------------- strings for terminals and logs
 
 /** Characters that must never reach a terminal, a log line or state.json raw. */
-export const UNSAFE_OUTPUT = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+export const UNSAFE_OUTPUT =
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 
 /** Repository paths an origin could use to rewrite a terminal or a log, each refused. */
-export const HOSTILE_PATHS = ['/pub/c1\u009b2J.git', '/pub/ls\u2028fake.git', '/pub/rlo\u202egpj.git', '/pub/iso\u2066x.git', '/pub/nel\u0085.git'];
+export const HOSTILE_PATHS = [
+  '/pub/c1\u009b2J.git',
+  '/pub/ls\u2028fake.git',
+  '/pub/rlo\u202egpj.git',
+  '/pub/iso\u2066x.git',
+  '/pub/nel\u0085.git',
+];
 
 export const STRING_REPOS = ['/good.git', '/uri.git'];
 
@@ -327,7 +363,13 @@ export async function writeStringsAttack(w: AttackWorld): Promise<void> {
 }
 
 /** Every place a pull writes text a person reads: its stderr, the log, state.json, status. */
-export async function outputsOfAPull(w: AttackWorld, args: string[] = ['-v']): Promise<{ code: number; texts: { stderr: string; stdout: string; log: string; state: string; status: string; statusJson: string } }> {
+export async function outputsOfAPull(
+  w: AttackWorld,
+  args: string[] = ['-v'],
+): Promise<{
+  code: number;
+  texts: { stderr: string; stdout: string; log: string; state: string; status: string; statusJson: string };
+}> {
   const r = await runCli(['pull', '-c', w.config, '--no-progress', ...args]);
   const status = await runCli(['status', '-c', w.config]);
   const statusJson = await runCli(['status', '-c', w.config, '--json']);
@@ -360,49 +402,71 @@ async function inWorld(repos: string[], run: (w: AttackWorld) => Promise<AttackO
   }
 }
 
-const refusalsOf = (errors: { code: string; repo?: string | undefined; message: string }[]) => errors.map((e) => ({ code: e.code, repo: e.repo, what: e.message }));
+const refusalsOf = (errors: { code: string; repo?: string | undefined; message: string }[]) =>
+  errors.map((e) => ({ code: e.code, repo: e.repo, what: e.message }));
 
 /** Each attack once, against a fresh origin and replica; `quick` leaves out the slower ones (kit, strings, credentials). */
-export async function runAttacks(opts: { quick?: boolean; onResult?: (r: AttackResult) => void } = {}): Promise<AttackResult[]> {
+export async function runAttacks(
+  opts: { quick?: boolean; onResult?: (r: AttackResult) => void } = {},
+): Promise<AttackResult[]> {
   const attacks: [string, () => Promise<AttackOutcome>][] = [
     ['symlinks climbing out (HTTP)', () => inWorld(SYMLINK_REPOS, (w) => symlinkAttack(w, 'http'))],
-    ['redirects off the tree', () =>
-      inWorld(REDIRECT_REPOS, async (w) => {
-        const s = await redirectSetup(w);
-        try {
-          const report = await pull(loadPullConfig(s.config), { log: memoryLog() });
-          const problems = report.failed.filter((e) => e.code !== 'E_REDIRECT').map((e) => `${e.repo}: ${e.code}`);
-          if (report.failed.length !== 2) problems.push(`${report.failed.length} repositories refused, expected 2`);
-          problems.push(...(await fingerprintsMatch(w, ['/a.git', '/d.git'])).map((p) => `${p}: not in sync`));
-          return { refused: refusalsOf(report.failed), problems };
-        } finally {
-          await Promise.all([s.origin.close(), s.other.close()]);
-        }
-      })],
-    ['an entry nested 200,000 deep', () =>
-      inWorld(BOUNDS_REPOS, async (w) => {
-        await writeBoundsManifest(w);
-        const report = await pull(loadPullConfig(w.config), { log: memoryLog() });
-        const again = await runCli(['pull', '-c', w.config, '--no-progress']);
-        const problems = (await fingerprintsMatch(w, ['/good.git'])).map((p) => `${p}: not in sync`);
-        if (again.code !== 1) problems.push(`the next run exited ${again.code}`);
-        if (report.problems.length !== 2) problems.push(`${report.problems.length} entries refused, expected 2`);
-        return { refused: report.problems.map((p) => ({ code: 'E_MANIFEST', repo: p.path, what: p.problem })), problems };
-      })],
+    [
+      'redirects off the tree',
+      () =>
+        inWorld(REDIRECT_REPOS, async (w) => {
+          const s = await redirectSetup(w);
+          try {
+            const report = await pull(loadPullConfig(s.config), { log: memoryLog() });
+            const problems = report.failed.filter((e) => e.code !== 'E_REDIRECT').map((e) => `${e.repo}: ${e.code}`);
+            if (report.failed.length !== 2) problems.push(`${report.failed.length} repositories refused, expected 2`);
+            problems.push(...(await fingerprintsMatch(w, ['/a.git', '/d.git'])).map((p) => `${p}: not in sync`));
+            return { refused: refusalsOf(report.failed), problems };
+          } finally {
+            await Promise.all([s.origin.close(), s.other.close()]);
+          }
+        }),
+    ],
+    [
+      'an entry nested 200,000 deep',
+      () =>
+        inWorld(BOUNDS_REPOS, async (w) => {
+          await writeBoundsManifest(w);
+          const report = await pull(loadPullConfig(w.config), { log: memoryLog() });
+          const again = await runCli(['pull', '-c', w.config, '--no-progress']);
+          const problems = (await fingerprintsMatch(w, ['/good.git'])).map((p) => `${p}: not in sync`);
+          if (again.code !== 1) problems.push(`the next run exited ${again.code}`);
+          if (report.problems.length !== 2) problems.push(`${report.problems.length} entries refused, expected 2`);
+          return {
+            refused: report.problems.map((p) => ({ code: 'E_MANIFEST', repo: p.path, what: p.problem })),
+            problems,
+          };
+        }),
+    ],
   ];
   if (!opts.quick) {
     attacks.push(
       ['symlinks climbing out (kit)', () => inWorld(SYMLINK_REPOS, (w) => symlinkAttack(w, 'kit'))],
-      ['control and bidi characters', () =>
-        inWorld(STRING_REPOS, async (w) => {
-          await writeStringsAttack(w);
-          const { texts } = await outputsOfAPull(w);
-          const problems = Object.entries(texts).filter(([, text]) => UNSAFE_OUTPUT.test(text)).map(([where]) => `raw control characters in ${where}`);
-          problems.push(...(await fingerprintsMatch(w, ['/good.git'])).map((p) => `${p}: not in sync`));
-          const refused = HOSTILE_PATHS.filter((p) => texts.stderr.includes(quoteUntrusted(p))).map((p) => ({ code: 'E_MANIFEST', repo: quoteUntrusted(p), what: 'refused path' }));
-          if (refused.length !== HOSTILE_PATHS.length) problems.push(`${HOSTILE_PATHS.length - refused.length} hostile paths not named`);
-          return { refused, problems };
-        })],
+      [
+        'control and bidi characters',
+        () =>
+          inWorld(STRING_REPOS, async (w) => {
+            await writeStringsAttack(w);
+            const { texts } = await outputsOfAPull(w);
+            const problems = Object.entries(texts)
+              .filter(([, text]) => UNSAFE_OUTPUT.test(text))
+              .map(([where]) => `raw control characters in ${where}`);
+            problems.push(...(await fingerprintsMatch(w, ['/good.git'])).map((p) => `${p}: not in sync`));
+            const refused = HOSTILE_PATHS.filter((p) => texts.stderr.includes(quoteUntrusted(p))).map((p) => ({
+              code: 'E_MANIFEST',
+              repo: quoteUntrusted(p),
+              what: 'refused path',
+            }));
+            if (refused.length !== HOSTILE_PATHS.length)
+              problems.push(`${HOSTILE_PATHS.length - refused.length} hostile paths not named`);
+            return { refused, problems };
+          }),
+      ],
     );
   }
   const results: AttackResult[] = [];

@@ -11,7 +11,10 @@ export interface CliResult {
 }
 
 /** `exec`: run this program with `args` instead of the CLI (a wrapper such as setpriv that then starts it). */
-export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; exec?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; exec?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(opts.exec ?? process.execPath, opts.exec ? args : [BIN, ...args], {
       cwd: opts.cwd,
@@ -40,8 +43,15 @@ export interface CliProcess {
 }
 
 /** Starts the real CLI and hands back the process, for tests that signal it or watch it work. */
-export function startCli(t: { teardown(fn: () => void): void }, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCli(
+  t: { teardown(fn: () => void): void },
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

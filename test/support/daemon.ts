@@ -26,7 +26,9 @@ export interface DaemonProcess {
 }
 
 export function startDaemonProcess(t: ExecutionContext, config: string, ...args: string[]): DaemonProcess {
-  const child = spawn(process.execPath, [BIN, 'pull', '-c', config, '--daemon', '--no-progress', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'pull', '-c', config, '--daemon', '--no-progress', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   const listeners = new Set<() => void>();
   child.stderr.setEncoding('utf8').on('data', (c: string) => {
@@ -51,7 +53,10 @@ export function startDaemonProcess(t: ExecutionContext, config: string, ...args:
         if (m) finish(() => resolve(m));
         else if (done) finish(() => reject(new Error(`daemon exited before ${re} appeared; stderr:\n${err}`)));
       };
-      const timer = setTimeout(() => finish(() => reject(new Error(`timed out waiting for ${re}; stderr:\n${err}`))), opts.timeoutMs ?? 60_000);
+      const timer = setTimeout(
+        () => finish(() => reject(new Error(`timed out waiting for ${re}; stderr:\n${err}`))),
+        opts.timeoutMs ?? 60_000,
+      );
       const finish = (f: () => void) => {
         clearTimeout(timer);
         listeners.delete(check);
@@ -86,7 +91,10 @@ export function startDaemonProcess(t: ExecutionContext, config: string, ...args:
 }
 
 /** Polls `check` every `intervalMs` until it returns a value other than undefined; at most `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, { timeoutMs = 30_000, intervalMs = 25 } = {}): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  { timeoutMs = 30_000, intervalMs = 25 } = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; i < Math.ceil(timeoutMs / intervalMs) + 1; i++) {
     const v = await check();

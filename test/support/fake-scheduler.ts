@@ -84,7 +84,8 @@ class CronMatcher {
 
   constructor(expression: string) {
     const fields = expression.trim().split(/\s+/);
-    if (fields.length !== 5) throw new Error(`fake scheduler: only five-field cron expressions, got ${JSON.stringify(expression)}`);
+    if (fields.length !== 5)
+      throw new Error(`fake scheduler: only five-field cron expressions, got ${JSON.stringify(expression)}`);
     this.sets = fields.map((f, i) => parseField(f, RANGES[i]!));
     if (this.sets[4]!.has(7)) this.sets[4]!.add(0);
     this.domAny = fields[2] === '*';
@@ -124,7 +125,8 @@ function parseField(field: string, [lo, hi]: [number, number]): Set<number> {
       from = Number(a);
       to = b === undefined ? (stepText === undefined ? from : hi) : Number(b);
     }
-    if (![from, to, step].every(Number.isInteger) || step < 1) throw new Error(`fake scheduler: cannot read cron field ${JSON.stringify(field)}`);
+    if (![from, to, step].every(Number.isInteger) || step < 1)
+      throw new Error(`fake scheduler: cannot read cron field ${JSON.stringify(field)}`);
     for (let v = from; v <= to; v += step) out.add(v);
   }
   return out;

@@ -133,11 +133,26 @@ export async function startFlakyOrigin(): Promise<FlakyOrigin> {
     }
   };
 
-  const newEntry = (source: FileEntry['source'], size: number, sha256: string, opts: FileOptions | undefined, previous: FileEntry | undefined): FileEntry => {
+  const newEntry = (
+    source: FileEntry['source'],
+    size: number,
+    sha256: string,
+    opts: FileOptions | undefined,
+    previous: FileEntry | undefined,
+  ): FileEntry => {
     const version = (previous?.version ?? 0) + 1;
     // Each version gets a distinct Last-Modified (and so a distinct nginx-style ETag).
-    const lastModified = opts?.lastModified ?? new Date(Math.floor(Date.now() / 1000) * 1000 - 3_600_000 + version * 1000);
-    return { source, size, sha256, version, etagStyle: opts?.etagStyle ?? previous?.etagStyle ?? 'sha256', lastModified, sentTotal: previous?.sentTotal ?? 0 };
+    const lastModified =
+      opts?.lastModified ?? new Date(Math.floor(Date.now() / 1000) * 1000 - 3_600_000 + version * 1000);
+    return {
+      source,
+      size,
+      sha256,
+      version,
+      etagStyle: opts?.etagStyle ?? previous?.etagStyle ?? 'sha256',
+      lastModified,
+      sentTotal: previous?.sentTotal ?? 0,
+    };
   };
 
   const server: Server = createServer((req, res) => {
@@ -196,16 +211,31 @@ export async function startFlakyOrigin(): Promise<FlakyOrigin> {
 
     const etag = etagOf(file);
     const lastModified = file.lastModified.toUTCString();
-    const common: Record<string, string> = { 'accept-ranges': 'bytes', 'last-modified': lastModified, 'content-type': 'application/octet-stream' };
+    const common: Record<string, string> = {
+      'accept-ranges': 'bytes',
+      'last-modified': lastModified,
+      'content-type': 'application/octet-stream',
+    };
     if (etag) common['etag'] = etag;
 
-    if (record.ifNoneMatch !== undefined && etag !== undefined && record.ifNoneMatch.split(',').map((s) => s.trim()).includes(etag)) {
+    if (
+      record.ifNoneMatch !== undefined &&
+      etag !== undefined &&
+      record.ifNoneMatch
+        .split(',')
+        .map((s) => s.trim())
+        .includes(etag)
+    ) {
       record.status = 304;
       res.writeHead(304, common);
       res.end();
       return;
     }
-    if (record.ifNoneMatch === undefined && record.ifModifiedSince !== undefined && Date.parse(record.ifModifiedSince) >= file.lastModified.getTime()) {
+    if (
+      record.ifNoneMatch === undefined &&
+      record.ifModifiedSince !== undefined &&
+      Date.parse(record.ifModifiedSince) >= file.lastModified.getTime()
+    ) {
       record.status = 304;
       res.writeHead(304, common);
       res.end();
@@ -213,7 +243,13 @@ export async function startFlakyOrigin(): Promise<FlakyOrigin> {
     }
 
     let range = b.ignoreRange ? undefined : parseRange(record.range, file.size);
-    if (range && record.ifRange !== undefined && !b.ignoreIfRange && !ifRangeMatches(record.ifRange, etag, lastModified)) range = undefined;
+    if (
+      range &&
+      record.ifRange !== undefined &&
+      !b.ignoreIfRange &&
+      !ifRangeMatches(record.ifRange, etag, lastModified)
+    )
+      range = undefined;
 
     if (range === 'unsatisfiable') {
       record.status = 416;
@@ -377,7 +413,10 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** One `bytes=a-b`, `bytes=a-` or `bytes=-n` range; anything else (multiple ranges, other units) is ignored. */
-function parseRange(value: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+function parseRange(
+  value: string | undefined,
+  size: number,
+): { start: number; end: number } | 'unsatisfiable' | undefined {
   if (value === undefined) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
   if (!m || (m[1] === '' && m[2] === '')) return undefined;

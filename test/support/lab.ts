@@ -49,7 +49,11 @@ export async function startLab(opts: { bigBytes?: number; bytesPerSecond?: numbe
   const { dir, cleanup } = await tempDir('bm-reliability-');
   const originTop = join(dir, 'origin');
   const out = join(dir, 'published');
-  const alpha = await makeRepo(dir, originTop, 'pub/alpha.git', { commits: 3, bytesPerCommit: opts.bigBytes ?? 900_000, description: 'Alpha' });
+  const alpha = await makeRepo(dir, originTop, 'pub/alpha.git', {
+    commits: 3,
+    bytesPerCommit: opts.bigBytes ?? 900_000,
+    description: 'Alpha',
+  });
   const beta = await makeRepo(dir, originTop, 'pub/sub/beta.git', { commits: 2 });
   const fork = await makeFork(dir, originTop, alpha.bare, 'pub/forks/alpha-fork.git');
   const known = new Map<string, { size: number; repo: string }>();
@@ -68,10 +72,17 @@ export async function startLab(opts: { bigBytes?: number; bytesPerSecond?: numbe
   const first = await publish();
   if (first.code !== 0) throw new Error(`publish failed: ${first.stderr}`);
   const server = await startServer({ bundles: out, toplevel: originTop, host: '127.0.0.1', port: 0, log: false });
-  let proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: server.port }, bytesPerSecond: opts.bytesPerSecond });
+  let proxy = await startFaultProxy({
+    upstream: { host: '127.0.0.1', port: server.port },
+    bytesPerSecond: opts.bytesPerSecond,
+  });
   const port = proxy.port;
   const replicaTop = join(dir, 'replica');
-  const config = await writeConfig(dir, { toplevel: replicaTop, manifest: proxy.url('/manifest.js.gz'), site: proxy.url('/git') });
+  const config = await writeConfig(dir, {
+    toplevel: replicaTop,
+    manifest: proxy.url('/manifest.js.gz'),
+    site: proxy.url('/git'),
+  });
   const shim = await gitShim(dir);
   return {
     dir,
@@ -85,9 +96,20 @@ export async function startLab(opts: { bigBytes?: number; bytesPerSecond?: numbe
       const stats = { ...proxy.stats };
       await proxy.close();
       await new Promise((r) => setTimeout(r, downMs));
-      proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: server.port }, bytesPerSecond: opts.bytesPerSecond, port });
+      proxy = await startFaultProxy({
+        upstream: { host: '127.0.0.1', port: server.port },
+        bytesPerSecond: opts.bytesPerSecond,
+        port,
+      });
       // the counters go on where the old link's stopped
-      Object.assign(proxy.stats as FaultProxyStats, { bytesDownstream: stats.bytesDownstream, bytesUpstream: stats.bytesUpstream, cuts: stats.cuts, stalls: stats.stalls, refused: stats.refused, connections: stats.connections });
+      Object.assign(proxy.stats as FaultProxyStats, {
+        bytesDownstream: stats.bytesDownstream,
+        bytesUpstream: stats.bytesUpstream,
+        cuts: stats.cuts,
+        stalls: stats.stalls,
+        refused: stats.refused,
+        connections: stats.connections,
+      });
     },
     replicaTop,
     config,
@@ -95,7 +117,8 @@ export async function startLab(opts: { bigBytes?: number; bytesPerSecond?: numbe
     worktrees: { '/pub/alpha.git': alpha.wt, '/pub/sub/beta.git': beta.wt, '/pub/forks/alpha-fork.git': fork.wt },
     known,
     publish,
-    pull: (args = [], env = {}) => runCli(['pull', '-c', config, '--no-progress', ...args], { env: { ...FAST_ENV, ...env } }),
+    pull: (args = [], env = {}) =>
+      runCli(['pull', '-c', config, '--no-progress', ...args], { env: { ...FAST_ENV, ...env } }),
     async close({ keep = false } = {}) {
       await proxy.close();
       await server.close({ graceMs: 100 });
@@ -116,7 +139,11 @@ export function pick<T>(random: () => number, items: readonly T[]): T {
  * large; a force-push; a new tag; a branch deleted or created), then
  * publishes. Returns what it did, for trial logs.
  */
-export async function advanceOrigin(lab: Lab, random: () => number, opts: { publish?: boolean; big?: boolean } = {}): Promise<string> {
+export async function advanceOrigin(
+  lab: Lab,
+  random: () => number,
+  opts: { publish?: boolean; big?: boolean } = {},
+): Promise<string> {
   const done: string[] = [];
   const path = pick(random, LAB_PATHS);
   const wt = lab.worktrees[path]!;
@@ -181,8 +208,10 @@ export async function checkPublishedTree(out: string): Promise<string[]> {
     for (const b of index.bundles) {
       try {
         const bytes = await readFile(join(dir, b.uri));
-        if (bytes.length !== b.size) problems.push(`${path}: ${b.uri} has ${bytes.length} bytes, the index says ${b.size}`);
-        else if (createHash('sha256').update(bytes).digest('hex') !== b.sha256) problems.push(`${path}: ${b.uri} does not hash to its sha256`);
+        if (bytes.length !== b.size)
+          problems.push(`${path}: ${b.uri} has ${bytes.length} bytes, the index says ${b.size}`);
+        else if (createHash('sha256').update(bytes).digest('hex') !== b.sha256)
+          problems.push(`${path}: ${b.uri} does not hash to its sha256`);
       } catch {
         problems.push(`${path}: ${b.uri} is listed but missing`);
       }

@@ -104,8 +104,20 @@ export async function startLfsOrigin(t: ExecutionContext): Promise<LfsOrigin> {
   // serve answers only for the repositories its manifest lists; this one has no refs yet, so publish would leave it out
   await writeManifestFile(join(out, 'manifest.js.gz'), { '/pub/assets.git': { modified: 0 } });
   const writersFile = join(dir, 'writers');
-  await writeFile(writersFile, `# LFS writers\n${Object.entries(WRITERS).map(([n, tk]) => `${n} ${tk}`).join('\n')}\n`);
-  const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false, lfsWriters: writersFile });
+  await writeFile(
+    writersFile,
+    `# LFS writers\n${Object.entries(WRITERS)
+      .map(([n, tk]) => `${n} ${tk}`)
+      .join('\n')}\n`,
+  );
+  const server = await startServer({
+    bundles: out,
+    toplevel,
+    host: '127.0.0.1',
+    port: 0,
+    log: false,
+    lfsWriters: writersFile,
+  });
   t.teardown(() => server.close());
   const client = await lfsClient(dir);
   return { dir, toplevel, out, bare, writersFile, server, client };

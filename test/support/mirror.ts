@@ -28,7 +28,12 @@ export async function startOrigin(
   t.teardown(cleanup);
   const toplevel = join(dir, 'origin');
   const out = join(dir, 'published');
-  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git', { description: 'Alpha', owner: 'Alice', commits: 4, bytesPerCommit: opts.bigBytes ?? 0 });
+  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git', {
+    description: 'Alpha',
+    owner: 'Alice',
+    commits: 4,
+    bytesPerCommit: opts.bigBytes ?? 0,
+  });
   const beta = await makeRepo(dir, toplevel, 'pub/sub/beta.git', { commits: 2 });
   const fork = await makeFork(dir, toplevel, alpha.bare, 'pub/forks/alpha-fork.git');
   const publish = async (...args: string[]) => {
@@ -39,7 +44,14 @@ export async function startOrigin(
   await publish();
   const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false });
   t.teardown(() => server.close());
-  return { dir, toplevel, out, server, repos: { '/pub/alpha.git': alpha, '/pub/sub/beta.git': beta, '/pub/forks/alpha-fork.git': fork }, publish };
+  return {
+    dir,
+    toplevel,
+    out,
+    server,
+    repos: { '/pub/alpha.git': alpha, '/pub/sub/beta.git': beta, '/pub/forks/alpha-fork.git': fork },
+    publish,
+  };
 }
 
 export async function writeConfig(
@@ -56,7 +68,11 @@ export async function writeConfig(
 }
 
 /** Replica config for an origin served directly (no proxy). */
-export async function replicaFor(origin: Origin, name = 'replica', pull = ''): Promise<{ config: string; toplevel: string }> {
+export async function replicaFor(
+  origin: Origin,
+  name = 'replica',
+  pull = '',
+): Promise<{ config: string; toplevel: string }> {
   const toplevel = join(origin.dir, name);
   const config = await writeConfig(origin.dir, {
     toplevel,
@@ -69,7 +85,9 @@ export async function replicaFor(origin: Origin, name = 'replica', pull = ''): P
 }
 
 export async function fingerprintOf(gitDir: string): Promise<string> {
-  return createHash('sha1').update(await showRefOf(gitDir)).digest('hex');
+  return createHash('sha1')
+    .update(await showRefOf(gitDir))
+    .digest('hex');
 }
 
 export function pull(config: string, ...args: string[]): Promise<CliResult> {
@@ -82,7 +100,10 @@ export async function breakBeta(origin: Origin): Promise<void> {
   await beta.wt.commit('change');
   await beta.wt.push('main');
   await origin.publish();
-  const index = parseRepoIndex(await readFileBytes(join(origin.out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
+  const index = parseRepoIndex(
+    await readFileBytes(join(origin.out, 'pub/sub/beta.git/index.json')),
+    '/pub/sub/beta.git',
+  );
   const file = join(origin.out, 'pub/sub/beta.git', index.bundles[1]!.uri);
   const bytes = await readFileBytes(file);
   bytes.writeUInt8(bytes.readUInt8(bytes.length - 30) ^ 0xff, bytes.length - 30);

@@ -66,9 +66,21 @@ export async function startUpstreams(
     t.teardown(() => http!.close());
   }
   const daemonPort = await freePort();
-  const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${toplevel}`, '--listen=127.0.0.1', `--port=${daemonPort}`, toplevel], {
-    stdio: 'ignore',
-  });
+  const daemon = spawn(
+    'git',
+    [
+      'daemon',
+      '--reuseaddr',
+      '--export-all',
+      `--base-path=${toplevel}`,
+      '--listen=127.0.0.1',
+      `--port=${daemonPort}`,
+      toplevel,
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
   const daemonClosed = new Promise<void>((r) => daemon.once('close', () => r()));
   const stopDaemon = async () => {
     daemon.kill('SIGTERM');
@@ -95,7 +107,10 @@ export interface Service {
   dir: string;
 }
 
-export async function startService(t: ExecutionContext, opts: Partial<OnDemandOptions> & { allow: string[] }): Promise<Service> {
+export async function startService(
+  t: ExecutionContext,
+  opts: Partial<OnDemandOptions> & { allow: string[] },
+): Promise<Service> {
   const { dir, cleanup } = await tempDir('bm-odc-');
   const service = await OnDemandService.open({ dir: join(dir, 'cache'), ...opts });
   const server = await startServer({ bundles: null, port: 0, log: false, onDemand: service });
@@ -116,9 +131,17 @@ export interface ApiAnswer {
 export async function ask(base: string, url: string, method: 'POST' | 'GET' = 'POST'): Promise<ApiAnswer> {
   const res =
     method === 'POST'
-      ? await fetch(`${base}/api/on-demand`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url }) })
+      ? await fetch(`${base}/api/on-demand`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ url }),
+        })
       : await fetch(`${base}/api/on-demand?url=${encodeURIComponent(url)}`);
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as Record<string, any> };
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    body: (await res.json()) as Record<string, any>,
+  };
 }
 
 /** Polls (bounded) until the job leaves the working states. */

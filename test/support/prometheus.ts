@@ -57,7 +57,8 @@ export function parsePrometheus(text: string): ParsedMetrics {
     }
     const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
     if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`${where}: value is not a number`);
-    if (types.get(m[1]!) === 'counter' && !m[1]!.endsWith('_total')) throw new Error(`${where}: counter name without _total`);
+    if (types.get(m[1]!) === 'counter' && !m[1]!.endsWith('_total'))
+      throw new Error(`${where}: counter name without _total`);
     samples.push({ name: m[1]!, labels, value });
   }
   return {
@@ -65,7 +66,10 @@ export function parsePrometheus(text: string): ParsedMetrics {
     samples,
     value(name, want = {}) {
       const keys = Object.keys(want);
-      return samples.find((s) => s.name === name && Object.keys(s.labels).length === keys.length && keys.every((k) => s.labels[k] === want[k]))?.value;
+      return samples.find(
+        (s) =>
+          s.name === name && Object.keys(s.labels).length === keys.length && keys.every((k) => s.labels[k] === want[k]),
+      )?.value;
     },
   };
 }

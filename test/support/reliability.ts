@@ -44,7 +44,12 @@ export async function checkRepo(originTop: string, replicaTop: string, path: str
   }
   if (mine !== (await showRefOf(o))) return { path, ok: false, why: 'refs differ from the origin' };
   const fsck = await git(['fsck', '--no-progress', '--no-dangling'], { gitDir: r, okCodes: [1, 2, 3, 4, 5, 6, 7, 8] });
-  if (fsck.code !== 0) return { path, ok: false, why: `git fsck: ${(fsck.stdout.toString() + fsck.stderr).trim().split('\n').slice(0, 3).join(' / ')}` };
+  if (fsck.code !== 0)
+    return {
+      path,
+      ok: false,
+      why: `git fsck: ${(fsck.stdout.toString() + fsck.stderr).trim().split('\n').slice(0, 3).join(' / ')}`,
+    };
   return { path, ok: true, why: '' };
 }
 
@@ -60,8 +65,14 @@ export async function checkStores(toplevel: string): Promise<string[]> {
   const dir = join(toplevel, 'objstore');
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!name.endsWith('.git')) continue;
-    const fsck = await git(['fsck', '--no-progress', '--no-dangling'], { gitDir: join(dir, name), okCodes: [1, 2, 3, 4, 5, 6, 7, 8] });
-    if (fsck.code !== 0) problems.push(`store objstore/${name}: git fsck: ${(fsck.stdout.toString() + fsck.stderr).trim().split('\n').slice(0, 3).join(' / ')}`);
+    const fsck = await git(['fsck', '--no-progress', '--no-dangling'], {
+      gitDir: join(dir, name),
+      okCodes: [1, 2, 3, 4, 5, 6, 7, 8],
+    });
+    if (fsck.code !== 0)
+      problems.push(
+        `store objstore/${name}: git fsck: ${(fsck.stdout.toString() + fsck.stderr).trim().split('\n').slice(0, 3).join(' / ')}`,
+      );
   }
   return problems;
 }
@@ -102,12 +113,14 @@ async function walk(dir: string, visit: (path: string, isDir: boolean) => Promis
 export async function leftovers(toplevel: string): Promise<string[]> {
   const found: string[] = [];
   for (const sub of ['partial', 'bundles', 'staging']) {
-    for (const name of await readdir(join(toplevel, '.bundlemirror', sub)).catch(() => [] as string[])) found.push(`.bundlemirror/${sub}/${name}`);
+    for (const name of await readdir(join(toplevel, '.bundlemirror', sub)).catch(() => [] as string[]))
+      found.push(`.bundlemirror/${sub}/${name}`);
   }
   await walk(toplevel, async (p, isDir) => {
     const rel = relative(toplevel, p);
     const name = rel.split('/').pop()!;
-    if (rel === '.bundlemirror/partial' || rel === '.bundlemirror/bundles' || rel === '.bundlemirror/staging') return false;
+    if (rel === '.bundlemirror/partial' || rel === '.bundlemirror/bundles' || rel === '.bundlemirror/staging')
+      return false;
     if (/^tmp_(pack|idx)_/.test(name) || name.startsWith('.bm-tmp-')) found.push(rel);
     else if (!isDir && name.endsWith('.lock') && !rel.startsWith('.bundlemirror/')) found.push(rel);
     return true;
@@ -232,7 +245,11 @@ export function startCli(args: string[], opts: { env?: Record<string, string>; t
 }
 
 /** Polls `probe` every few milliseconds until it returns true or `exited` settles; true if the probe won. */
-export async function waitUntil(probe: () => Promise<boolean>, exited: Promise<unknown>, timeoutMs = 60_000): Promise<boolean> {
+export async function waitUntil(
+  probe: () => Promise<boolean>,
+  exited: Promise<unknown>,
+  timeoutMs = 60_000,
+): Promise<boolean> {
   let over = false;
   void exited.then(() => (over = true));
   const deadline = Date.now() + timeoutMs;
@@ -296,7 +313,8 @@ exec ${which} "$@"
     binDir,
     env(hold) {
       const e: Record<string, string> = { PATH: `${binDir}:${process.env.PATH ?? ''}`, BM_SHIM_MARKS: marks };
-      for (const [phase, ms] of Object.entries(hold)) e[`BM_SHIM_HOLD_${phase.replace('-', '_')}`] = (ms / 1000).toFixed(3);
+      for (const [phase, ms] of Object.entries(hold))
+        e[`BM_SHIM_HOLD_${phase.replace('-', '_')}`] = (ms / 1000).toFixed(3);
       return e;
     },
     async started(phase, exited, timeoutMs = 60_000) {

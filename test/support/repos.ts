@@ -82,7 +82,12 @@ export async function makeRepo(
 }
 
 /** A fork: a bare clone of `source` that then gains a commit of its own. */
-export async function makeFork(root: string, toplevel: string, source: string, relPath: string): Promise<{ bare: string; wt: WorkTree }> {
+export async function makeFork(
+  root: string,
+  toplevel: string,
+  source: string,
+  relPath: string,
+): Promise<{ bare: string; wt: WorkTree }> {
   const bare = join(toplevel, relPath);
   await git(['clone', '--bare', '--quiet', source, bare]);
   const wt = await WorkTree.create(root, bare);

@@ -60,7 +60,11 @@ export function watchBackends(): { stop: () => Promise<number> } {
 }
 
 /** Opens a raw connection, sends `head` (and nothing more), and collects what comes back until close (at most `limitMs`). */
-export function rawRequest(url: string, head: string, opts: { read?: boolean; limitMs?: number } = {}): { socket: Socket; reply: Promise<string> } {
+export function rawRequest(
+  url: string,
+  head: string,
+  opts: { read?: boolean; limitMs?: number } = {},
+): { socket: Socket; reply: Promise<string> } {
   const { hostname, port } = new URL(url);
   const socket = connect(Number(port), hostname);
   socket.write(head);
@@ -113,10 +117,12 @@ const attacks: [string, (dir: string) => Promise<Omit<ServerAttackResult, 'name'
           ['GET', '/private/secret.git/config'],
         ] as const) {
           const r = await request(server.url, target, { method, body: method === 'POST' ? '0000' : undefined });
-          if (r.status === 404) refused.push({ code: 'HTTP 404', repo: '/private/secret.git', what: `${method} ${target}` });
+          if (r.status === 404)
+            refused.push({ code: 'HTTP 404', repo: '/private/secret.git', what: `${method} ${target}` });
           else problems.push(`${method} ${target} answered ${r.status}`);
         }
-        if ((await request(server.url, '/')).body.includes('secret')) problems.push('the page lists the private repository');
+        if ((await request(server.url, '/')).body.includes('secret'))
+          problems.push('the page lists the private repository');
       } finally {
         await server.close();
       }
@@ -134,7 +140,10 @@ const attacks: [string, (dir: string) => Promise<Omit<ServerAttackResult, 'name'
         return { refused: [], problems: ['serve started on a directory holding a repository'] };
       } catch (err) {
         const code = err instanceof BundlemirrorError ? err.code : String(err);
-        return { refused: [{ code, repo: undefined, what: 'serve --bundles /srv' }], problems: code === 'E_CONFIG' ? [] : [`refused with ${code}`] };
+        return {
+          refused: [{ code, repo: undefined, what: 'serve --bundles /srv' }],
+          problems: code === 'E_CONFIG' ? [] : [`refused with ${code}`],
+        };
       }
     },
   ],
@@ -156,9 +165,17 @@ const attacks: [string, (dir: string) => Promise<Omit<ServerAttackResult, 'name'
       try {
         for (const version of ['2', '0']) {
           const client = await WorkTree.create(dir, `${server.url}/git/pub/a.git`);
-          const got = await git(['-c', `protocol.version=${version}`, 'fetch', '--quiet', 'origin', secret], { cwd: client.dir, okCodes: [0, 1, 128] });
+          const got = await git(['-c', `protocol.version=${version}`, 'fetch', '--quiet', 'origin', secret], {
+            cwd: client.dir,
+            okCodes: [0, 1, 128],
+          });
           if (got.code === 0) problems.push(`protocol v${version} handed out ${secret}`);
-          else refused.push({ code: `git exit ${got.code}`, repo: '/pub/a.git', what: `protocol v${version} want ${secret}` });
+          else
+            refused.push({
+              code: `git exit ${got.code}`,
+              repo: '/pub/a.git',
+              what: `protocol v${version} want ${secret}`,
+            });
         }
       } finally {
         await server.close();
@@ -173,13 +190,22 @@ const attacks: [string, (dir: string) => Promise<Omit<ServerAttackResult, 'name'
       const out = join(dir, 'out');
       await makeRepo(dir, toplevel, 'pub/a.git', { commits: 1 });
       await publish({ toplevel, out });
-      const server = await startServer({ bundles: out, toplevel, port: 0, log: false, gitLimits: { max: 4, bodyDeadlineMs: 2000 } });
+      const server = await startServer({
+        bundles: out,
+        toplevel,
+        port: 0,
+        log: false,
+        gitLimits: { max: 4, bodyDeadlineMs: 2000 },
+      });
       const problems: string[] = [];
       let replies: string[] = [];
       try {
         const watch = watchBackends();
         const sent = Array.from({ length: 100 }, () => rawRequest(server.url, HALF_SENT_POST));
-        const clone = await git(['clone', '--quiet', '--mirror', `${server.url}/git/pub/a.git`, join(dir, 'clone.git')], { okCodes: [0, 128] });
+        const clone = await git(
+          ['clone', '--quiet', '--mirror', `${server.url}/git/pub/a.git`, join(dir, 'clone.git')],
+          { okCodes: [0, 128] },
+        );
         if (clone.code !== 0) problems.push('a clone beside them failed');
         replies = await Promise.all(sent.map((s) => s.reply));
         const max = await watch.stop();
@@ -208,7 +234,11 @@ const attacks: [string, (dir: string) => Promise<Omit<ServerAttackResult, 'name'
       const statuses: number[] = [];
       try {
         for (let i = 0; i < 200; i++) {
-          const r = await request(l.url!, '/notify', { method: 'POST', headers: { authorization: `Bearer wrong-${i}` }, body: '{"repos":["/a.git"]}' });
+          const r = await request(l.url!, '/notify', {
+            method: 'POST',
+            headers: { authorization: `Bearer wrong-${i}` },
+            body: '{"repos":["/a.git"]}',
+          });
           statuses.push(r.status);
         }
       } finally {
@@ -228,7 +258,9 @@ const attacks: [string, (dir: string) => Promise<Omit<ServerAttackResult, 'name'
 ];
 
 /** Each attack once; `quick` leaves out the slower one (the half-sent POSTs). */
-export async function runServerAttacks(opts: { quick?: boolean; onResult?: (r: ServerAttackResult) => void } = {}): Promise<ServerAttackResult[]> {
+export async function runServerAttacks(
+  opts: { quick?: boolean; onResult?: (r: ServerAttackResult) => void } = {},
+): Promise<ServerAttackResult[]> {
   const results: ServerAttackResult[] = [];
   for (const [name, run] of attacks) {
     if (opts.quick && name === '100 half-sent POSTs') continue;

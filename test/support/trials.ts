@@ -46,7 +46,12 @@ export interface CrashTrial {
  * that the replica equals the origin, with no debris and no oversized
  * partial left.
  */
-export async function crashTrial(lab: Lab, seed: number, point: KillPoint, opts: { fresh?: boolean; runMs?: number } = {}): Promise<CrashTrial> {
+export async function crashTrial(
+  lab: Lab,
+  seed: number,
+  point: KillPoint,
+  opts: { fresh?: boolean; runMs?: number } = {},
+): Promise<CrashTrial> {
   const random = rng(seed);
   if (opts.fresh) {
     await rm(lab.replicaTop, { recursive: true, force: true });
@@ -73,7 +78,10 @@ export async function crashTrial(lab: Lab, seed: number, point: KillPoint, opts:
         const m = /^([0-9a-f]{64})\.part$/.exec(name);
         const want = m ? lab.known.get(m[1]!) : undefined;
         if (!want || want.size < 100_000) continue; // a kill inside a big download, not a tiny one
-        const size = await stat(join(lab.replicaTop, '.bundlemirror', 'partial', name)).then((s) => s.size, () => 0);
+        const size = await stat(join(lab.replicaTop, '.bundlemirror', 'partial', name)).then(
+          (s) => s.size,
+          () => 0,
+        );
         if (size >= want.size * fraction) return true;
       }
       return false;
@@ -82,7 +90,10 @@ export async function crashTrial(lab: Lab, seed: number, point: KillPoint, opts:
   } else if (point === 'state-write') {
     // the state lock (proper-lockfile's directory) is held for the read-modify-write of state.json
     const state = join(lab.replicaTop, '.bundlemirror');
-    const writing = async (): Promise<boolean> => (await readdir(state).catch(() => [] as string[])).some((n) => n === 'state.json.lock' || n.startsWith('.bm-tmp-state.json'));
+    const writing = async (): Promise<boolean> =>
+      (await readdir(state).catch(() => [] as string[])).some(
+        (n) => n === 'state.json.lock' || n.startsWith('.bm-tmp-state.json'),
+      );
     const hit = await waitUntil(writing, child.exited);
     if (hit) landed = 'state write';
   } else if (phase) {
@@ -93,7 +104,10 @@ export async function crashTrial(lab: Lab, seed: number, point: KillPoint, opts:
     }
   } else {
     const delay = Math.floor((0.2 + 0.7 * random()) * (opts.runMs ?? 4000));
-    const early = await Promise.race([new Promise((r) => setTimeout(() => r(false), delay)), child.exited.then(() => true)]);
+    const early = await Promise.race([
+      new Promise((r) => setTimeout(() => r(false), delay)),
+      child.exited.then(() => true),
+    ]);
     if (!early) landed = `${delay} ms after start`;
   }
   child.killGroup();
@@ -103,7 +117,8 @@ export async function crashTrial(lab: Lab, seed: number, point: KillPoint, opts:
   const problems: string[] = [];
   for (const p of LAB_PATHS) {
     const now = await refsOrNull(lab.replicaTop, p);
-    if (now !== before[p] && now !== after[p]) problems.push(`${p}: after the kill its refs are neither the old ones nor the origin's`);
+    if (now !== before[p] && now !== after[p])
+      problems.push(`${p}: after the kill its refs are neither the old ones nor the origin's`);
   }
   const present = [];
   for (const p of LAB_PATHS) if ((await refsOrNull(lab.replicaTop, p)) !== null) present.push(p);
@@ -114,7 +129,10 @@ export async function crashTrial(lab: Lab, seed: number, point: KillPoint, opts:
 
   const again = await lab.pull();
   const recovered = again.code === 0;
-  if (!recovered) problems.push(`the run after the kill exited ${again.code}: ${again.stderr.trim().split('\n').slice(0, 4).join(' / ')}`);
+  if (!recovered)
+    problems.push(
+      `the run after the kill exited ${again.code}: ${again.stderr.trim().split('\n').slice(0, 4).join(' / ')}`,
+    );
   const checks = await verifyMirror(lab.originTop, lab.replicaTop, LAB_PATHS);
   for (const c of checks) if (!c.ok) problems.push(`${c.path}: after recovery: ${c.why}`);
   problems.push(...(await checkStores(lab.replicaTop)));
@@ -122,7 +140,16 @@ export async function crashTrial(lab: Lab, seed: number, point: KillPoint, opts:
   if (recovered && debris.length) problems.push(`left behind after a successful run: ${debris.join(', ')}`);
   const saved = /saved ([0-9.]+) (B|KiB|MiB)/.exec(again.stdout);
   const resumedBytes = saved ? Number(saved[1]) * { B: 1, KiB: 1024, MiB: 1024 * 1024 }[saved[2] as 'B'] : 0;
-  return { seed, point, change, landed, problems, recovered, verified: checks.filter((c) => c.ok).length, resumedBytes };
+  return {
+    seed,
+    point,
+    change,
+    landed,
+    problems,
+    recovered,
+    verified: checks.filter((c) => c.ok).length,
+    resumedBytes,
+  };
 }
 
 export interface PublishCrashTrial {
@@ -141,7 +168,11 @@ export interface PublishCrashTrial {
  * published tree is consistent as it stands, publish again, check again
  * (and that no temp files remain), and pull: the replica must verify.
  */
-export async function publishCrashTrial(lab: Lab, seed: number, opts: { runMs?: number } = {}): Promise<PublishCrashTrial> {
+export async function publishCrashTrial(
+  lab: Lab,
+  seed: number,
+  opts: { runMs?: number } = {},
+): Promise<PublishCrashTrial> {
   const random = rng(seed);
   await advanceOrigin(lab, random, { publish: false });
   await lab.shim.reset();
@@ -158,7 +189,10 @@ export async function publishCrashTrial(lab: Lab, seed: number, opts: { runMs?: 
     }
   } else {
     const delay = Math.floor((0.3 + 0.7 * random()) * (opts.runMs ?? 3000));
-    const early = await Promise.race([new Promise((r) => setTimeout(() => r(false), delay)), child.exited.then(() => true)]);
+    const early = await Promise.race([
+      new Promise((r) => setTimeout(() => r(false), delay)),
+      child.exited.then(() => true),
+    ]);
     if (!early) landed = `${delay} ms after start`;
   }
   child.killGroup();
@@ -169,12 +203,15 @@ export async function publishCrashTrial(lab: Lab, seed: number, opts: { runMs?: 
   const again = await runCli(['publish', '--toplevel', lab.originTop, '--out', lab.out, '--quiet']);
   const recoveryMs = Date.now() - started;
   for (const [k, v] of await publishedBundles(lab.out)) lab.known.set(k, v);
-  if (again.code !== 0) problems.push(`the publish after the kill exited ${again.code}: ${again.stderr.trim().split('\n')[0]}`);
+  if (again.code !== 0)
+    problems.push(`the publish after the kill exited ${again.code}: ${again.stderr.trim().split('\n')[0]}`);
   problems.push(...(await checkPublishedTree(lab.out)).map((p) => `after the next publish: ${p}`));
   problems.push(...(await publishDebris(lab.out)).map((p) => `left behind by the killed publish: ${p}`));
   const pulled = await lab.pull();
-  if (pulled.code !== 0) problems.push(`pull after the publishes exited ${pulled.code}: ${pulled.stderr.trim().split('\n')[0]}`);
-  for (const c of await verifyMirror(lab.originTop, lab.replicaTop, LAB_PATHS)) if (!c.ok) problems.push(`${c.path}: ${c.why}`);
+  if (pulled.code !== 0)
+    problems.push(`pull after the publishes exited ${pulled.code}: ${pulled.stderr.trim().split('\n')[0]}`);
+  for (const c of await verifyMirror(lab.originTop, lab.replicaTop, LAB_PATHS))
+    if (!c.ok) problems.push(`${c.path}: ${c.why}`);
   problems.push(...(await checkStores(lab.replicaTop)));
   return { seed, landed, problems, recovered: again.code === 0 && pulled.code === 0, recoveryMs };
 }
@@ -213,16 +250,24 @@ export async function networkTrial(lab: Lab, seed: number, fault?: LinkFault): P
   const before = count();
   let restarts = 0;
   const faults: FaultOptions =
-    kind === 'cuts' ? { cutAfterBytes: { min: 1, max: 100_000, seed }, cutStyle: random() < 0.5 ? 'close' : 'reset' }
-    : kind === 'stalls' ? { stallAfterBytes: Math.floor(random() * 1500), faultyConnections: 1 + Math.floor(random() * 4) }
-    : kind === 'slow' ? { bytesPerSecond: (256 + Math.floor(random() * 768)) * 1024 }
-    : kind === 'header-resets' ? { cutAfterBytes: { min: 1, max: 150, seed }, cutStyle: 'reset', faultyConnections: 1 + Math.floor(random() * 3) }
-    : { bytesPerSecond: 2_000_000 };
+    kind === 'cuts'
+      ? { cutAfterBytes: { min: 1, max: 100_000, seed }, cutStyle: random() < 0.5 ? 'close' : 'reset' }
+      : kind === 'stalls'
+        ? { stallAfterBytes: Math.floor(random() * 1500), faultyConnections: 1 + Math.floor(random() * 4) }
+        : kind === 'slow'
+          ? { bytesPerSecond: (256 + Math.floor(random() * 768)) * 1024 }
+          : kind === 'header-resets'
+            ? {
+                cutAfterBytes: { min: 1, max: 150, seed },
+                cutStyle: 'reset',
+                faultyConnections: 1 + Math.floor(random() * 3),
+              }
+            : { bytesPerSecond: 2_000_000 };
   lab.proxy.configure(faults);
   const problems: string[] = [];
   let runs = 0;
   let ok = false;
-  for (; runs < 4 && !ok; ) {
+  for (; runs < 4 && !ok;) {
     if (runs === 3) lab.proxy.configure({}); // the link heals
     runs += 1;
     const running = lab.pull();
@@ -235,8 +280,10 @@ export async function networkTrial(lab: Lab, seed: number, fault?: LinkFault): P
     const r = await running;
     ok = r.code === 0;
     if (!ok) {
-      if (r.code !== 1) problems.push(`run ${runs} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`);
-      else if (!/\[E_[A-Z_]+\]/.test(r.stderr)) problems.push(`run ${runs} failed without saying what failed: ${r.stderr.trim().slice(0, 200)}`);
+      if (r.code !== 1)
+        problems.push(`run ${runs} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`);
+      else if (!/\[E_[A-Z_]+\]/.test(r.stderr))
+        problems.push(`run ${runs} failed without saying what failed: ${r.stderr.trim().slice(0, 200)}`);
     }
     problems.push(...(await oversizedPartials(lab.replicaTop, lab.known)));
   }
@@ -249,5 +296,14 @@ export async function networkTrial(lab: Lab, seed: number, fault?: LinkFault): P
     const debris = await leftovers(lab.replicaTop);
     if (debris.length) problems.push(`left behind after a successful run: ${debris.join(', ')}`);
   }
-  return { seed, fault: kind, change, runs, faults: count() - before + restarts + (kind === 'slow' ? 1 : 0), problems, recovered: ok && checks.every((c) => c.ok), verified: checks.filter((c) => c.ok).length };
+  return {
+    seed,
+    fault: kind,
+    change,
+    runs,
+    faults: count() - before + restarts + (kind === 'slow' ? 1 : 0),
+    problems,
+    recovered: ok && checks.every((c) => c.ok),
+    verified: checks.filter((c) => c.ok).length,
+  };
 }

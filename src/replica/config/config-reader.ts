@@ -32,12 +32,36 @@ const GROKMIRROR_KEYS: Readonly<Record<string, readonly string[]>> = {
   pull: [
     ...['include', 'exclude', 'nopurge', 'ffonly', 'pull_threads', 'retries', 'purge', 'purgeprotect'],
     ...['post_update_hook', 'post_clone_complete_hook', 'post_work_complete_hook'],
-    ...['projectslist', 'projectslist_trimtop', 'projectslist_symlinks', 'default_owner', 'remotename', 'refresh', 'socket'],
+    ...[
+      'projectslist',
+      'projectslist_trimtop',
+      'projectslist_symlinks',
+      'default_owner',
+      'remotename',
+      'refresh',
+      'socket',
+    ],
   ],
   manifest: ['pretty', 'ignore', 'ignore_refs', 'fetch_objstore', 'check_export_ok'],
   fsck: [
-    ...['frequency', 'statusfile', 'ignore_errors', 'reclone_on_errors', 'repack', 'extra_repack_flags', 'extra_repack_flags_full'],
-    ...['commitgraph', 'prune', 'precious', 'baselines', 'islandcores', 'obstrepo_merge_strategy', 'preload_bundle_outdir'],
+    ...[
+      'frequency',
+      'statusfile',
+      'ignore_errors',
+      'reclone_on_errors',
+      'repack',
+      'extra_repack_flags',
+      'extra_repack_flags_full',
+    ],
+    ...[
+      'commitgraph',
+      'prune',
+      'precious',
+      'baselines',
+      'islandcores',
+      'obstrepo_merge_strategy',
+      'preload_bundle_outdir',
+    ],
     ...['report_to', 'report_from', 'report_subject', 'report_mailhost'],
   ],
 };
@@ -63,7 +87,12 @@ export class Reader {
   }
 
   warn(section: string, key: string | null, kind: ConfigWarning['kind'], message: string): void {
-    this.warnings.push({ section, key, kind, message: `${this.source}: [${section}]${key ? ` ${key}` : ''}: ${message}` });
+    this.warnings.push({
+      section,
+      key,
+      kind,
+      message: `${this.source}: [${section}]${key ? ` ${key}` : ''}: ${message}`,
+    });
   }
 
   private read(section: string, key: string): string | undefined {
@@ -85,7 +114,12 @@ export class Reader {
     return b;
   }
 
-  int(section: string, key: string, fallback: number, range: { min?: number; max?: number; what?: string } = {}): number {
+  int(
+    section: string,
+    key: string,
+    fallback: number,
+    range: { min?: number; max?: number; what?: string } = {},
+  ): number {
     const v = this.read(section, key);
     if (v === undefined) return fallback;
     const n = parseInteger(v);
@@ -117,7 +151,12 @@ export class Reader {
     const p = expandUser(v);
     if (isAbsolute(p)) return resolve(p);
     const abs = resolve(this.cwd, p);
-    this.warn(section, key, 'value', `relative path ${JSON.stringify(v)} resolved against the current directory to ${abs}; write an absolute path`);
+    this.warn(
+      section,
+      key,
+      'value',
+      `relative path ${JSON.stringify(v)} resolved against the current directory to ${abs}; write an absolute path`,
+    );
     return abs;
   }
 
@@ -133,7 +172,12 @@ export class Reader {
       this.fail(section, key, `must be an http://, https:// or file:// URL, got ${JSON.stringify(value)}`);
     }
     if (u.username || u.password) {
-      this.fail(section, key, 'must not contain a user name or password', 'put credentials in ~/.netrc, as with grokmirror 2');
+      this.fail(
+        section,
+        key,
+        'must not contain a user name or password',
+        'put credentials in ~/.netrc, as with grokmirror 2',
+      );
     }
     return u.href;
   }
@@ -144,7 +188,12 @@ export class Reader {
       try {
         shlexSplit(line);
       } catch (err) {
-        this.fail(section, key, `cannot split ${JSON.stringify(line)} into words: ${(err as Error).message}`, 'check the quoting');
+        this.fail(
+          section,
+          key,
+          `cannot split ${JSON.stringify(line)} into words: ${(err as Error).message}`,
+          'check the quoting',
+        );
       }
     }
     return lines;
@@ -152,7 +201,9 @@ export class Reader {
 
   /** Call after every value was read: keys nobody asked for are typos, or grokmirror settings we ignore. */
   reportUnknownKeys(): void {
-    const knownSections = [...new Set([...this.asked.keys(), ...Object.keys(GROKMIRROR_KEYS)])].filter((s) => scheduleSectionName(s) === null);
+    const knownSections = [...new Set([...this.asked.keys(), ...Object.keys(GROKMIRROR_KEYS)])].filter(
+      (s) => scheduleSectionName(s) === null,
+    );
     for (const section of this.doc.sections()) {
       const ours = this.asked.get(section) ?? new Set<string>();
       const grokmirror = GROKMIRROR_KEYS[section] ?? [];
@@ -160,8 +211,14 @@ export class Reader {
         const keys = this.doc.ownKeys(section);
         if (keys.length > 0 && keys.every((k) => this.doc.referenced.has(`${section}:${k}`))) continue; // only ${section:key} variables
         const meant = closest(section, knownSections);
-        if (meant) this.fail(section, null, `is not a known section; did you mean [${meant}]?`, `rename it to [${meant}]`);
-        this.warn(section, null, 'unknown', `unknown section [${section}], ignored (known: ${knownSections.map((s) => `[${s}]`).join(' ')})`);
+        if (meant)
+          this.fail(section, null, `is not a known section; did you mean [${meant}]?`, `rename it to [${meant}]`);
+        this.warn(
+          section,
+          null,
+          'unknown',
+          `unknown section [${section}], ignored (known: ${knownSections.map((s) => `[${s}]`).join(' ')})`,
+        );
         continue;
       }
       const other = OTHER_TOOLS[section];
@@ -176,7 +233,13 @@ export class Reader {
         }
         // a near miss of a key we read (`inculde`) would silently mirror everything: stop instead
         const guess = closest(key, [...ours]);
-        if (guess) this.fail(section, key, `is not a known key; did you mean ${guess}?`, `rename it to ${guess}, or delete the line`);
+        if (guess)
+          this.fail(
+            section,
+            key,
+            `is not a known key; did you mean ${guess}?`,
+            `rename it to ${guess}, or delete the line`,
+          );
         const unused = closest(key, [...grokmirror]);
         this.warn(section, key, 'unknown', `unknown key, ignored${unused ? ` (did you mean ${unused}?)` : ''}`);
       }

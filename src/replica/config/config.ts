@@ -133,10 +133,14 @@ export interface ParseOptions {
 }
 
 function mirrorRoots(r: Reader, site: string): string[] {
-  const words = r.list('remote', 'mirrors', []).flatMap((line) => line.split(/\s+/)).filter((w) => w !== '');
+  const words = r
+    .list('remote', 'mirrors', [])
+    .flatMap((line) => line.split(/\s+/))
+    .filter((w) => w !== '');
   return words.map((w) => {
     const u = r.url('remote', 'mirrors', w, site);
-    if (!/^https?:/.test(u)) r.fail('remote', 'mirrors', `must list http:// or https:// URLs of the tree's root, got ${JSON.stringify(w)}`);
+    if (!/^https?:/.test(u))
+      r.fail('remote', 'mirrors', `must list http:// or https:// URLs of the tree's root, got ${JSON.stringify(w)}`);
     return u.endsWith('/') ? u : `${u}/`;
   });
 }
@@ -145,7 +149,8 @@ function retryFor(r: Reader): number {
   const raw = r.str('pull', 'retry_for', '');
   if (raw === '') return DEFAULT_RETRY_FOR_MS;
   const ms = parseDuration(raw);
-  if (ms === null || ms <= 0) r.fail('pull', 'retry_for', `must be a duration such as 30s, 10m or 1h, got ${JSON.stringify(raw)}`);
+  if (ms === null || ms <= 0)
+    r.fail('pull', 'retry_for', `must be a duration such as 30s, 10m or 1h, got ${JSON.stringify(raw)}`);
   return ms;
 }
 
@@ -159,10 +164,14 @@ export function loadPullConfig(file: string, opts: Omit<ParseOptions, 'source' |
     mtimeMs = statSync(abs).mtimeMs;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new BundlemirrorError('E_CONFIG', `cannot read config file ${abs}: ${code === 'ENOENT' ? 'it does not exist' : (err as Error).message}`, {
-      hint: 'pass the path of your grokmirror.conf with -c',
-      cause: err,
-    });
+    throw new BundlemirrorError(
+      'E_CONFIG',
+      `cannot read config file ${abs}: ${code === 'ENOENT' ? 'it does not exist' : (err as Error).message}`,
+      {
+        hint: 'pass the path of your grokmirror.conf with -c',
+        cause: err,
+      },
+    );
   }
   const config = parsePullConfig(text, { ...opts, source: abs, mtimeMs });
   return { ...config, file: abs };
@@ -176,7 +185,12 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
 
   // [core] toplevel first: every ${toplevel} elsewhere must see the normalised value, as in grok-pull.
   if (!doc.hasSection('core')) {
-    r.fail('core', null, 'the [core] section is missing', 'a grokmirror 2 config starts with [core] and toplevel = /path/to/mirror (grokmirror 1.x repos.conf files are not supported)');
+    r.fail(
+      'core',
+      null,
+      'the [core] section is missing',
+      'a grokmirror 2 config starts with [core] and toplevel = /path/to/mirror (grokmirror 1.x repos.conf files are not supported)',
+    );
   }
   const rawTop = r.str('core', 'toplevel', '');
   if (rawTop === '') r.fail('core', 'toplevel', 'is required: the directory that holds the mirrored repositories');
@@ -197,16 +211,36 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
   const loglevelRaw = r.str('core', 'loglevel', 'info').toLowerCase();
   let loglevel: 'info' | 'debug' = 'info';
   if (loglevelRaw === 'debug') loglevel = 'debug';
-  else if (loglevelRaw !== 'info') r.warn('core', 'loglevel', 'value', `loglevel ${JSON.stringify(loglevelRaw)} is not "info" or "debug"; using info (as grok-pull does)`);
+  else if (loglevelRaw !== 'info')
+    r.warn(
+      'core',
+      'loglevel',
+      'value',
+      `loglevel ${JSON.stringify(loglevelRaw)} is not "info" or "debug"; using info (as grok-pull does)`,
+    );
   const objstore = r.path('core', 'objstore') ?? resolve(toplevel, 'objstore');
 
-  if (!doc.hasSection('remote')) r.fail('remote', null, 'the [remote] section is missing', 'add [remote] with site = https://origin.example and manifest = ${site}/manifest.js.gz');
+  if (!doc.hasSection('remote'))
+    r.fail(
+      'remote',
+      null,
+      'the [remote] section is missing',
+      'add [remote] with site = https://origin.example and manifest = ${site}/manifest.js.gz',
+    );
   const site = r.str('remote', 'site', '').replace(/\/+$/, '');
-  if (site === '') r.fail('remote', 'site', 'is required: the base URL of the origin (for example https://git.kernel.org)');
+  if (site === '')
+    r.fail('remote', 'site', 'is required: the base URL of the origin (for example https://git.kernel.org)');
   const manifestRaw = r.str('remote', 'manifest', '');
   if (manifestRaw === '') {
-    const why = doc.has('remote', 'manifest_command') ? '; bundlemirror does not run manifest_command, it needs the manifest URL' : '';
-    r.fail('remote', 'manifest', `is required: the URL of the origin's manifest.js.gz${why}`, 'for example manifest = ${site}/manifest.js.gz');
+    const why = doc.has('remote', 'manifest_command')
+      ? '; bundlemirror does not run manifest_command, it needs the manifest URL'
+      : '';
+    r.fail(
+      'remote',
+      'manifest',
+      `is required: the URL of the origin's manifest.js.gz${why}`,
+      'for example manifest = ${site}/manifest.js.gz',
+    );
   }
   const remoteManifest = r.url('remote', 'manifest', manifestRaw, site);
   const allowedSigners = r.path('remote', 'allowed_signers');
@@ -235,7 +269,9 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     projectslistTrimtop: r.str('pull', 'projectslist_trimtop', ''),
     projectslistSymlinks: r.bool('pull', 'projectslist_symlinks', false),
     defaultOwner: r.str('pull', 'default_owner', 'Grokmirror'),
-    refresh: doc.has('pull', 'refresh') ? r.int('pull', 'refresh', 300, { min: 1, what: 'a number of seconds, at least 1' }) : null,
+    refresh: doc.has('pull', 'refresh')
+      ? r.int('pull', 'refresh', 300, { min: 1, what: 'a number of seconds, at least 1' })
+      : null,
     socket: r.path('pull', 'socket'),
     socketMode: socketMode(r),
     socketGroup: socketGroup(r),
@@ -243,13 +279,24 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     retryForMs: retryFor(r),
   };
   if (doc.has('pull', 'include') && pull.include.length === 0) {
-    r.warn('pull', 'include', 'value', 'include is empty, so no repository will be mirrored (write include = * to mirror everything)');
+    r.warn(
+      'pull',
+      'include',
+      'value',
+      'include is empty, so no repository will be mirrored (write include = * to mirror everything)',
+    );
   }
 
   const bundlesRaw = r.str('bundlemirror', 'bundles', '');
-  const bundles = bundlesRaw === '' ? new URL('.', remoteManifest).href : withSlash(r.url('bundlemirror', 'bundles', bundlesRaw, site));
+  const bundles =
+    bundlesRaw === ''
+      ? new URL('.', remoteManifest).href
+      : withSlash(r.url('bundlemirror', 'bundles', bundlesRaw, site));
   const gitUrl = (r.str('bundlemirror', 'git_url', '') || site).replace(/\/+$/, '');
-  const hookTimeout = r.int('bundlemirror', 'hook_timeout', DEFAULT_HOOK_TIMEOUT_SECONDS, { min: 0, what: 'a number of seconds (0: no limit)' });
+  const hookTimeout = r.int('bundlemirror', 'hook_timeout', DEFAULT_HOOK_TIMEOUT_SECONDS, {
+    min: 0,
+    what: 'a number of seconds (0: no limit)',
+  });
   const listenRaw = r.str('bundlemirror', 'listen', '');
   const listen = listenRaw === '' ? null : parseListenAddress(listenRaw);
   if (typeof listen === 'string') r.fail('bundlemirror', 'listen', listen);
@@ -260,15 +307,23 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     .filter(Boolean)
     .map((v) => withSlash(r.url('bundlemirror', 'redirects', v, site)));
   const schedules = doc.sections().flatMap((section) => {
-    if (looksLikeSchedule(section)) r.fail(section, null, 'is not a schedule section name', 'write [schedule "NAME"] with the name in double quotes');
+    if (looksLikeSchedule(section))
+      r.fail(section, null, 'is not a schedule section name', 'write [schedule "NAME"] with the name in double quotes');
     const name = scheduleSectionName(section);
     if (name === null) return [];
     const cron = r.str(section, 'cron', '').trim();
     if (cron === '') r.fail(section, 'cron', 'is required: when to pull this group, for example cron = 0 2 * * *');
     const problem = cronProblem(cron);
-    if (problem) r.fail(section, 'cron', `${JSON.stringify(cron)} ${problem}`, 'fields are minute hour day-of-month month day-of-week, for example 30 1 * * 1-5');
+    if (problem)
+      r.fail(
+        section,
+        'cron',
+        `${JSON.stringify(cron)} ${problem}`,
+        'fields are minute hour day-of-month month day-of-week, for example 30 1 * * 1-5',
+      );
     const include = r.list(section, 'include', []);
-    if (include.length === 0) r.fail(section, 'include', 'is required: the repositories (globs, one per line) pulled on this schedule');
+    if (include.length === 0)
+      r.fail(section, 'include', 'is required: the repositories (globs, one per line) pulled on this schedule');
     return [{ name, cron, include }];
   });
 
@@ -278,7 +333,14 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     file: '',
     mtimeMs: opts.mtimeMs ?? 0,
     core: { toplevel, manifest: manifestPath, log, loglevel, objstore },
-    remote: { site, manifest: remoteManifest, allowedSigners, manifestMaxAgeMs: manifestMaxAge * 1000, onDemand, mirrors: mirrorRoots(r, site) },
+    remote: {
+      site,
+      manifest: remoteManifest,
+      allowedSigners,
+      manifestMaxAgeMs: manifestMaxAge * 1000,
+      onDemand,
+      mirrors: mirrorRoots(r, site),
+    },
     publish: { out: publishOut, graceMs: graceDays * 86_400_000 },
     pull,
     bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile, redirects },
@@ -301,10 +363,14 @@ export async function checkToplevel(config: Pick<PullConfig, 'core'>): Promise<v
     if (!st.isDirectory()) throw new Error('not a directory');
     await access(dir, fsConstants.W_OK);
   } catch (err) {
-    throw new BundlemirrorError('E_TOPLEVEL', `toplevel ${dir} does not exist or is not a writable directory (${(err as Error).message})`, {
-      hint: `create it (mkdir -p ${dir}) and make it writable by this user, or fix [core] toplevel`,
-      cause: err,
-    });
+    throw new BundlemirrorError(
+      'E_TOPLEVEL',
+      `toplevel ${dir} does not exist or is not a writable directory (${(err as Error).message})`,
+      {
+        hint: `create it (mkdir -p ${dir}) and make it writable by this user, or fix [core] toplevel`,
+        cause: err,
+      },
+    );
   }
 }
 
@@ -312,11 +378,11 @@ function withSlash(u: string): string {
   return u.endsWith('/') ? u : `${u}/`;
 }
 
-
 /** `[pull] socket_mode`: octal permission bits, group-writable by default. */
 function socketMode(r: Reader): number {
   const v = r.str('pull', 'socket_mode', '0660').trim();
-  if (!/^0?[0-7]{3}$/.test(v)) r.fail('pull', 'socket_mode', `must be octal permission bits such as 0660, got ${JSON.stringify(v)}`);
+  if (!/^0?[0-7]{3}$/.test(v))
+    r.fail('pull', 'socket_mode', `must be octal permission bits such as 0660, got ${JSON.stringify(v)}`);
   return parseInt(v, 8);
 }
 
@@ -326,7 +392,13 @@ function socketGroup(r: Reader): number | null {
   if (v === '') return null;
   if (/^\d+$/.test(v)) return Number(v);
   const gid = gidOf(v);
-  if (gid === null) r.fail('pull', 'socket_group', `no group ${JSON.stringify(v)} in /etc/group`, 'name an existing group, or give its numeric gid');
+  if (gid === null)
+    r.fail(
+      'pull',
+      'socket_group',
+      `no group ${JSON.stringify(v)} in /etc/group`,
+      'name an existing group, or give its numeric gid',
+    );
   return gid;
 }
 

@@ -147,11 +147,17 @@ export class IniDocument {
         return;
       }
       if (!section) {
-        this.fail(`line ${lineno}: "${stripped.slice(0, 60)}" comes before any [section] header`, 'start the file with a section such as [core]');
+        this.fail(
+          `line ${lineno}: "${stripped.slice(0, 60)}" comes before any [section] header`,
+          'start the file with a section such as [core]',
+        );
       }
       const m = /^(.*?)\s*([=:])\s*(.*)$/.exec(stripped);
       if (!m || m[1] === '') {
-        this.fail(`line ${lineno}: expected "key = value", found "${stripped.slice(0, 60)}"`, 'continuation lines of a multi-line value must be indented');
+        this.fail(
+          `line ${lineno}: expected "key = value", found "${stripped.slice(0, 60)}"`,
+          'continuation lines of a multi-line value must be indented',
+        );
       }
       const key = m[1]!.trimEnd().toLowerCase();
       if (seenKeys.has(`${sectionName}\0${key}`)) {
@@ -185,10 +191,17 @@ export class IniDocument {
         continue;
       }
       if (c !== '{') {
-        this.fail(`${where}: "$" must be followed by "$" or "{", found ${JSON.stringify(rest.slice(0, 20))}`, 'write $$ for a literal dollar sign');
+        this.fail(
+          `${where}: "$" must be followed by "$" or "{", found ${JSON.stringify(rest.slice(0, 20))}`,
+          'write $$ for a literal dollar sign',
+        );
       }
       const m = /^\$\{([^}]+)\}/.exec(rest);
-      if (!m) this.fail(`${where}: bad interpolation reference ${JSON.stringify(rest.slice(0, 40))}`, 'references look like ${key} or ${section:key}');
+      if (!m)
+        this.fail(
+          `${where}: bad interpolation reference ${JSON.stringify(rest.slice(0, 40))}`,
+          'references look like ${key} or ${section:key}',
+        );
       rest = rest.slice(m[0].length);
       const path = m[1]!.split(':');
       let refSection: string;
@@ -204,8 +217,12 @@ export class IniDocument {
       }
       const value = this.raw(refSection, refKey);
       if (value === undefined) {
-        const missing = path.length === 1 ? `key "${refKey}" in [${section}] or [DEFAULT]` : `key "${refKey}" in [${refSection}]`;
-        this.fail(`${where}: \${${m[1]}} refers to ${missing}, which is not set`, 'define it, or use ${section:key} to refer to another section');
+        const missing =
+          path.length === 1 ? `key "${refKey}" in [${section}] or [DEFAULT]` : `key "${refKey}" in [${refSection}]`;
+        this.fail(
+          `${where}: \${${m[1]}} refers to ${missing}, which is not set`,
+          'define it, or use ${section:key} to refer to another section',
+        );
       }
       this.referenced.add(`${refSection}:${refKey}`);
       if (value.includes('$')) this.interpolate(refSection, refKey, value, out, depth + 1);

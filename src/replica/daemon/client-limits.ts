@@ -91,7 +91,10 @@ export class ClientLimits {
 
 /** One WARN line per kind and window, then a counted summary. */
 export class WarnSummary {
-  private readonly windows = new Map<string, { count: number; addresses: Set<string>; opened: number; timer: NodeJS.Timeout }>();
+  private readonly windows = new Map<
+    string,
+    { count: number; addresses: Set<string>; opened: number; timer: NodeJS.Timeout }
+  >();
   constructor(
     private readonly warn: (line: string) => void,
     private readonly windowMs = 60_000,
@@ -120,7 +123,9 @@ export class WarnSummary {
     const list = [...w.addresses];
     const shown = list.slice(0, 5).join(', ') + (list.length > 5 ? ', ...' : '');
     const seconds = Math.max(1, Math.round((Date.now() - w.opened) / 1000));
-    this.warn(`listener: refused ${w.count} more of ${what} in the last ${seconds} s, from ${list.length} address(es): ${shown}`);
+    this.warn(
+      `listener: refused ${w.count} more of ${what} in the last ${seconds} s, from ${list.length} address(es): ${shown}`,
+    );
   }
 
   /** Writes every pending summary now (the listener is closing). */

@@ -29,7 +29,15 @@ import type { PullLog } from '../log.js';
 import { DaemonMetrics } from './metrics-daemon.js';
 import { statusMetricFamilies } from '../metrics.js';
 import { renderPrometheus, type MetricFamily } from '../../metrics/prometheus.js';
-import { METRICS_PATH, NOTIFY_PATH, readNotifyToken, startListeners, type ListenerOptions, type Listeners, type NotifyOutcome } from './notify-listener.js';
+import {
+  METRICS_PATH,
+  NOTIFY_PATH,
+  readNotifyToken,
+  startListeners,
+  type ListenerOptions,
+  type Listeners,
+  type NotifyOutcome,
+} from './notify-listener.js';
 import { stateDir } from '../paths.js';
 import { notSelected } from '../plan/planner.js';
 import { pull, type PullOptions, type PullReport } from '../pull.js';
@@ -120,7 +128,10 @@ class PullDaemon implements Daemon {
     const toplevel = this.config.core.toplevel;
     await checkToplevel(this.config);
     await guardReplica(this.config);
-    this.releaseLock = await acquireLock({ path: join(stateDir(toplevel), 'daemon'), what: `bundlemirror pull --daemon on ${toplevel}` });
+    this.releaseLock = await acquireLock({
+      path: join(stateDir(toplevel), 'daemon'),
+      what: `bundlemirror pull --daemon on ${toplevel}`,
+    });
     try {
       this.token = await this.readToken(this.config);
       if (this.opts.listen !== false) this.listeners = await startListeners(this.listenerOptions(this.config));
@@ -144,12 +155,19 @@ class PullDaemon implements Daemon {
       const group = why ? null : scheduleOf(path, config.schedules);
       if (this.stopping) outcome.ignored.push({ path, reason: 'the daemon is stopping' });
       else if (why) outcome.ignored.push({ path, reason: `not mirrored here: ${why}` });
-      else if (group) outcome.ignored.push({ path, reason: `pulled at the times of [schedule "${group.name}"] (${group.cron}), not on notification` });
+      else if (group)
+        outcome.ignored.push({
+          path,
+          reason: `pulled at the times of [schedule "${group.name}"] (${group.cron}), not on notification`,
+        });
       else outcome.accepted.push(path);
     }
     const ignored = outcome.ignored.map((i) => `${i.path} (${i.reason})`).join(', ');
-    this.log.info(`notification (${source}): ${outcome.accepted.length ? `pull ${outcome.accepted.join(' ')}` : 'nothing to pull'}${ignored ? `; ignored ${ignored}` : ''}`);
-    if (outcome.accepted.length) this.enqueue({ trigger: 'notify', paths: outcome.accepted }, `notification (${source})`);
+    this.log.info(
+      `notification (${source}): ${outcome.accepted.length ? `pull ${outcome.accepted.join(' ')}` : 'nothing to pull'}${ignored ? `; ignored ${ignored}` : ''}`,
+    );
+    if (outcome.accepted.length)
+      this.enqueue({ trigger: 'notify', paths: outcome.accepted }, `notification (${source})`);
     return outcome;
   }
 
@@ -186,7 +204,9 @@ class PullDaemon implements Daemon {
       this.queue.clear();
       const current = this.current;
       if (current) {
-        this.log.info(`stopping: interrupting the ${label(current.job)}; its downloads keep their partial files for the next start`);
+        this.log.info(
+          `stopping: interrupting the ${label(current.job)}; its downloads keep their partial files for the next start`,
+        );
         current.abort.abort(reason ?? new Error('interrupted: the daemon is stopping'));
       }
       await this.reloading;
@@ -207,8 +227,15 @@ class PullDaemon implements Daemon {
     const everyMs = (config.pull.refresh ?? DEFAULT_REFRESH_SECONDS) * 1000;
     this.armRefresh(this.scheduler.now() + everyMs, everyMs);
     for (const s of config.schedules) {
-      const timer = this.scheduler.cron(s.cron, () => this.enqueue({ trigger: 'schedule', name: s.name }, `cron ${s.cron}`));
-      if (!timer) throw new BundlemirrorError('E_CONFIG', `[schedule "${s.name}"] cron ${JSON.stringify(s.cron)} cannot be scheduled`, { hint: 'fields are minute hour day-of-month month day-of-week' });
+      const timer = this.scheduler.cron(s.cron, () =>
+        this.enqueue({ trigger: 'schedule', name: s.name }, `cron ${s.cron}`),
+      );
+      if (!timer)
+        throw new BundlemirrorError(
+          'E_CONFIG',
+          `[schedule "${s.name}"] cron ${JSON.stringify(s.cron)} cannot be scheduled`,
+          { hint: 'fields are minute hour day-of-month month day-of-week' },
+        );
       this.cronTimers.push(timer);
     }
   }
@@ -269,7 +296,12 @@ class PullDaemon implements Daemon {
     this.log.info(`${label(job)}: started`);
     let report: PullReport | null = null;
     try {
-      report = await this.runPull(config, { ...this.opts.pullOptions, ...this.scopeOf(job, config), log: this.log, signal: abort.signal });
+      report = await this.runPull(config, {
+        ...this.opts.pullOptions,
+        ...this.scopeOf(job, config),
+        log: this.log,
+        signal: abort.signal,
+      });
       const took = `${((this.scheduler.now() - started) / 1000).toFixed(1)} s`;
       this.log.info(`${label(job)}: ${abort.signal.aborted ? 'interrupted: ' : ''}${describeReport(report)} (${took})`);
     } catch (err) {
@@ -279,7 +311,9 @@ class PullDaemon implements Daemon {
         this.log.warn(`${label(job)}: ${err.message}; trying again in ${LOCK_RETRY_MS / 1000} s`);
         this.retryLater(job);
       } else {
-        this.log.error(`${label(job)}: ${isBundlemirrorError(err) ? err.describe() : ((err as Error)?.stack ?? String(err))}`);
+        this.log.error(
+          `${label(job)}: ${isBundlemirrorError(err) ? err.describe() : ((err as Error)?.stack ?? String(err))}`,
+        );
       }
     } finally {
       this.metrics.runFinished(job.trigger, started, this.scheduler.now(), report);
@@ -287,7 +321,10 @@ class PullDaemon implements Daemon {
   }
 
   private scopeOf(job: DaemonJob, config: PullConfig): Omit<PullOptions, 'log'> {
-    const common = { forcePurge: this.opts.forcePurge, ...(this.opts.purge !== undefined ? { purge: this.opts.purge } : {}) };
+    const common = {
+      forcePurge: this.opts.forcePurge,
+      ...(this.opts.purge !== undefined ? { purge: this.opts.purge } : {}),
+    };
     const schedules = config.schedules;
     switch (job.trigger) {
       case 'refresh':
@@ -316,26 +353,39 @@ class PullDaemon implements Daemon {
     let next: PullConfig;
     let token: Buffer | null;
     try {
-      if (!this.opts.loadConfig) throw new BundlemirrorError('E_CONFIG', 'this daemon was started without a config file to reload');
+      if (!this.opts.loadConfig)
+        throw new BundlemirrorError('E_CONFIG', 'this daemon was started without a config file to reload');
       next = this.opts.loadConfig();
       if (next.core.toplevel !== old.core.toplevel) {
-        throw new BundlemirrorError('E_CONFIG', `[core] toplevel changed from ${old.core.toplevel} to ${next.core.toplevel}`, { hint: 'restart the daemon to mirror into another toplevel' });
+        throw new BundlemirrorError(
+          'E_CONFIG',
+          `[core] toplevel changed from ${old.core.toplevel} to ${next.core.toplevel}`,
+          { hint: 'restart the daemon to mirror into another toplevel' },
+        );
       }
       token = await this.readToken(next);
     } catch (err) {
-      this.log.error(`reload failed, keeping the previous configuration: ${isBundlemirrorError(err) ? err.describe() : (err as Error).message}`);
+      this.log.error(
+        `reload failed, keeping the previous configuration: ${isBundlemirrorError(err) ? err.describe() : (err as Error).message}`,
+      );
       this.metrics.reloaded(false);
       return false;
     }
-    const moved = JSON.stringify(next.bundlemirror.listen) !== JSON.stringify(old.bundlemirror.listen) || next.pull.socket !== old.pull.socket;
+    const moved =
+      JSON.stringify(next.bundlemirror.listen) !== JSON.stringify(old.bundlemirror.listen) ||
+      next.pull.socket !== old.pull.socket;
     if (moved && this.opts.listen !== false) {
       await this.listeners?.close(); // the new address may be the old socket path
       try {
         this.listeners = await startListeners(this.listenerOptions(next));
       } catch (err) {
-        this.log.error(`reload failed, keeping the previous configuration: ${isBundlemirrorError(err) ? err.describe() : (err as Error).message}`);
+        this.log.error(
+          `reload failed, keeping the previous configuration: ${isBundlemirrorError(err) ? err.describe() : (err as Error).message}`,
+        );
         this.listeners = await startListeners(this.listenerOptions(old)).catch((e: unknown) => {
-          this.log.error(`cannot listen again on the previous addresses: ${(e as Error).message}; notifications are off until the next reload`);
+          this.log.error(
+            `cannot listen again on the previous addresses: ${(e as Error).message}; notifications are off until the next reload`,
+          );
           return null;
         });
         this.metrics.reloaded(false);
@@ -375,16 +425,22 @@ class PullDaemon implements Daemon {
 
   private describe(): string[] {
     const c = this.config;
-    const lines = [`daemon: mirroring ${c.remote.manifest} into ${c.core.toplevel}, every ${c.pull.refresh ?? DEFAULT_REFRESH_SECONDS} s${c.pull.refresh === null ? ' ([pull] refresh not set: grok-pull\'s default)' : ''}`];
+    const lines = [
+      `daemon: mirroring ${c.remote.manifest} into ${c.core.toplevel}, every ${c.pull.refresh ?? DEFAULT_REFRESH_SECONDS} s${c.pull.refresh === null ? " ([pull] refresh not set: grok-pull's default)" : ''}`,
+    ];
     for (const s of c.schedules) {
       const next = nextCronDate(s.cron);
-      lines.push(`daemon: [schedule "${s.name}"] ${s.include.join(' ')} at "${s.cron}"${next ? `, next ${next.toISOString()}` : ''}`);
+      lines.push(
+        `daemon: [schedule "${s.name}"] ${s.include.join(' ')} at "${s.cron}"${next ? `, next ${next.toISOString()}` : ''}`,
+      );
     }
     if (this.listeners?.url) {
-      lines.push(`daemon: listening on ${this.listeners.url} (POST ${NOTIFY_PATH}${this.token ? '' : ' refused: no [bundlemirror] notify_token_file'}, GET ${METRICS_PATH})`);
+      lines.push(
+        `daemon: listening on ${this.listeners.url} (POST ${NOTIFY_PATH}${this.token ? '' : ' refused: no [bundlemirror] notify_token_file'}, GET ${METRICS_PATH})`,
+      );
     }
-    if (this.listeners?.socket) lines.push(`daemon: listening on socket ${this.listeners.socket} (repository paths, one per line)`);
+    if (this.listeners?.socket)
+      lines.push(`daemon: listening on socket ${this.listeners.socket} (repository paths, one per line)`);
     return lines;
   }
 }
-

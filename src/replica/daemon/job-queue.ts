@@ -8,7 +8,8 @@ import { formatBytes } from '../../format/bytes.js';
 import type { PullConfig } from '../config/config.js';
 import type { PullReport } from '../pull.js';
 
-export type DaemonJob = { trigger: 'refresh' } | { trigger: 'schedule'; name: string } | { trigger: 'notify'; paths: string[] };
+export type DaemonJob =
+  { trigger: 'refresh' } | { trigger: 'schedule'; name: string } | { trigger: 'notify'; paths: string[] };
 
 export class JobQueue {
   private refresh = false;

@@ -79,41 +79,117 @@ export class DaemonMetrics {
     const t = transferStats();
     const seconds = (ms: number) => ms / 1000;
     const families: MetricFamily[] = [
-      { name: 'bundlemirror_daemon_start_timestamp_seconds', help: 'When this daemon started.', type: 'gauge', samples: [{ value: seconds(this.startedMs) }] },
-      { name: 'bundlemirror_daemon_runs_total', help: 'Pull runs started, by what triggered them.', type: 'counter', samples: this.runs.samples('trigger') },
+      {
+        name: 'bundlemirror_daemon_start_timestamp_seconds',
+        help: 'When this daemon started.',
+        type: 'gauge',
+        samples: [{ value: seconds(this.startedMs) }],
+      },
+      {
+        name: 'bundlemirror_daemon_runs_total',
+        help: 'Pull runs started, by what triggered them.',
+        type: 'counter',
+        samples: this.runs.samples('trigger'),
+      },
       {
         name: 'bundlemirror_daemon_run_failures_total',
         help: 'Pull runs that failed or left a repository failed, by trigger.',
         type: 'counter',
         samples: this.failedRuns.samples('trigger'),
       },
-      { name: 'bundlemirror_daemon_run_in_progress', help: 'Whether a pull run is in progress.', type: 'gauge', samples: [{ value: this.running ? 1 : 0 }] },
+      {
+        name: 'bundlemirror_daemon_run_in_progress',
+        help: 'Whether a pull run is in progress.',
+        type: 'gauge',
+        samples: [{ value: this.running ? 1 : 0 }],
+      },
       {
         name: 'bundlemirror_daemon_ticks_coalesced_total',
         help: 'Runs that came due while the same run was already waiting behind the one in progress, and were merged into it.',
         type: 'counter',
         samples: [{ value: this.coalesced }],
       },
-      { name: 'bundlemirror_daemon_repositories_synced_total', help: 'Repository outcomes of all runs.', type: 'counter', samples: this.synced.samples('outcome') },
-      { name: 'bundlemirror_daemon_notifications_total', help: 'Push notifications received, by outcome.', type: 'counter', samples: this.notifications.samples('result') },
-      { name: 'bundlemirror_daemon_reloads_total', help: 'Configuration reloads (SIGHUP), by outcome.', type: 'counter', samples: this.reloads.samples('result') },
-      { name: 'bundlemirror_downloads_total', help: 'Resumable downloads started by this process.', type: 'counter', samples: [{ value: t.downloads }] },
-      { name: 'bundlemirror_downloaded_bytes_total', help: 'Bytes downloaded by this process.', type: 'counter', samples: [{ value: t.bytesDownloaded }] },
-      { name: 'bundlemirror_resumed_bytes_total', help: 'Bytes not downloaded again because a download resumed from a partial file.', type: 'counter', samples: [{ value: t.bytesResumed }] },
-      { name: 'bundlemirror_download_restarts_total', help: 'Downloads that had to start over from byte 0.', type: 'counter', samples: [{ value: t.restarts }] },
-      { name: 'bundlemirror_download_verify_failures_total', help: 'Downloads whose bytes did not match the published sha256.', type: 'counter', samples: [{ value: t.verifyFailures }] },
+      {
+        name: 'bundlemirror_daemon_repositories_synced_total',
+        help: 'Repository outcomes of all runs.',
+        type: 'counter',
+        samples: this.synced.samples('outcome'),
+      },
+      {
+        name: 'bundlemirror_daemon_notifications_total',
+        help: 'Push notifications received, by outcome.',
+        type: 'counter',
+        samples: this.notifications.samples('result'),
+      },
+      {
+        name: 'bundlemirror_daemon_reloads_total',
+        help: 'Configuration reloads (SIGHUP), by outcome.',
+        type: 'counter',
+        samples: this.reloads.samples('result'),
+      },
+      {
+        name: 'bundlemirror_downloads_total',
+        help: 'Resumable downloads started by this process.',
+        type: 'counter',
+        samples: [{ value: t.downloads }],
+      },
+      {
+        name: 'bundlemirror_downloaded_bytes_total',
+        help: 'Bytes downloaded by this process.',
+        type: 'counter',
+        samples: [{ value: t.bytesDownloaded }],
+      },
+      {
+        name: 'bundlemirror_resumed_bytes_total',
+        help: 'Bytes not downloaded again because a download resumed from a partial file.',
+        type: 'counter',
+        samples: [{ value: t.bytesResumed }],
+      },
+      {
+        name: 'bundlemirror_download_restarts_total',
+        help: 'Downloads that had to start over from byte 0.',
+        type: 'counter',
+        samples: [{ value: t.restarts }],
+      },
+      {
+        name: 'bundlemirror_download_verify_failures_total',
+        help: 'Downloads whose bytes did not match the published sha256.',
+        type: 'counter',
+        samples: [{ value: t.verifyFailures }],
+      },
     ];
     if (this.last.size) {
       const runs = [...this.last.values()].sort((a, b) => (a.trigger < b.trigger ? -1 : 1));
-      const each = (value: (r: LastRun) => number) => runs.map((r) => ({ labels: { trigger: r.trigger }, value: value(r) }));
+      const each = (value: (r: LastRun) => number) =>
+        runs.map((r) => ({ labels: { trigger: r.trigger }, value: value(r) }));
       families.push(
-        { name: 'bundlemirror_daemon_last_run_timestamp_seconds', help: 'When the last finished run of each trigger started.', type: 'gauge', samples: each((r) => seconds(r.startedMs)) },
-        { name: 'bundlemirror_daemon_last_run_duration_seconds', help: 'How long the last finished run of each trigger took.', type: 'gauge', samples: each((r) => seconds(r.durationMs)) },
-        { name: 'bundlemirror_daemon_last_run_success', help: 'Whether the last finished run of each trigger left every repository verified.', type: 'gauge', samples: each((r) => (r.ok ? 1 : 0)) },
+        {
+          name: 'bundlemirror_daemon_last_run_timestamp_seconds',
+          help: 'When the last finished run of each trigger started.',
+          type: 'gauge',
+          samples: each((r) => seconds(r.startedMs)),
+        },
+        {
+          name: 'bundlemirror_daemon_last_run_duration_seconds',
+          help: 'How long the last finished run of each trigger took.',
+          type: 'gauge',
+          samples: each((r) => seconds(r.durationMs)),
+        },
+        {
+          name: 'bundlemirror_daemon_last_run_success',
+          help: 'Whether the last finished run of each trigger left every repository verified.',
+          type: 'gauge',
+          samples: each((r) => (r.ok ? 1 : 0)),
+        },
       );
     }
     if (this.lastSuccessMs !== null) {
-      families.push({ name: 'bundlemirror_daemon_last_success_timestamp_seconds', help: 'When the last run that left every repository verified ended.', type: 'gauge', samples: [{ value: seconds(this.lastSuccessMs) }] });
+      families.push({
+        name: 'bundlemirror_daemon_last_success_timestamp_seconds',
+        help: 'When the last run that left every repository verified ended.',
+        type: 'gauge',
+        samples: [{ value: seconds(this.lastSuccessMs) }],
+      });
     }
     return families;
   }

@@ -19,7 +19,12 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { chmod, chown, lstat, readFile, rm, stat } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { z } from 'zod';
 import { BundlemirrorError } from '../../errors.js';
@@ -98,12 +103,16 @@ export async function readNotifyToken(file: string, warn: (message: string) => v
       hint: `create it with: head -c 32 /dev/urandom | base64 > ${file}; chmod 600 ${file} (the same token goes to publish --notify-token-file)`,
     });
   };
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot be read (${err.code ?? err.message})`));
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) =>
+    fail(`cannot be read (${err.code ?? err.message})`),
+  );
   const token = text.trim();
   if (token === '') fail('is empty');
   if (/\s/.test(token)) fail('must hold one token on one line, without spaces');
-  if (token.length < 16) warn(`[bundlemirror] notify_token_file ${file}: the token is short; use at least 16 random characters`);
-  if (((await stat(file)).mode & 0o004) !== 0) warn(`[bundlemirror] notify_token_file ${file} is readable by every user; chmod 600 it`);
+  if (token.length < 16)
+    warn(`[bundlemirror] notify_token_file ${file}: the token is short; use at least 16 random characters`);
+  if (((await stat(file)).mode & 0o004) !== 0)
+    warn(`[bundlemirror] notify_token_file ${file} is readable by every user; chmod 600 it`);
   return Buffer.from(token, 'utf8');
 }
 
@@ -118,7 +127,10 @@ export function bearerMatches(header: string | undefined, token: Buffer): boolea
 }
 
 async function listenHttp(addr: ListenAddress, opts: ListenerOptions): Promise<{ server: HttpServer; url: string }> {
-  const guard = { limits: new ClientLimits(opts.limits), warns: new WarnSummary((l) => opts.log.warn(l), opts.limits?.summaryWindowMs) };
+  const guard = {
+    limits: new ClientLimits(opts.limits),
+    warns: new WarnSummary((l) => opts.log.warn(l), opts.limits?.summaryWindowMs),
+  };
   const server = createHttpServer((req, res) => {
     handleHttp(req, res, opts, guard).catch((err: unknown) => {
       opts.log.error(`listener: ${req.method} ${req.url}: ${(err as Error)?.message ?? String(err)}`);
@@ -132,10 +144,17 @@ async function listenHttp(addr: ListenAddress, opts: ListenerOptions): Promise<{
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(
-        new BundlemirrorError('E_CONFIG', `cannot listen on ${addr.host}:${addr.port} ([bundlemirror] listen): ${err.code ?? err.message}`, {
-          hint: err.code === 'EADDRINUSE' ? 'another process uses this port; choose another' : 'use an address this machine has, such as 127.0.0.1:8090',
-          cause: err,
-        }),
+        new BundlemirrorError(
+          'E_CONFIG',
+          `cannot listen on ${addr.host}:${addr.port} ([bundlemirror] listen): ${err.code ?? err.message}`,
+          {
+            hint:
+              err.code === 'EADDRINUSE'
+                ? 'another process uses this port; choose another'
+                : 'use an address this machine has, such as 127.0.0.1:8090',
+            cause: err,
+          },
+        ),
       );
     });
     server.listen(addr.port, addr.host, () => resolve());
@@ -145,35 +164,57 @@ async function listenHttp(addr: ListenAddress, opts: ListenerOptions): Promise<{
   return { server, url: `http://${host}:${port}` };
 }
 
-async function handleHttp(req: IncomingMessage, res: ServerResponse, opts: ListenerOptions, guard: Guard): Promise<void> {
+async function handleHttp(
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: ListenerOptions,
+  guard: Guard,
+): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   const client = req.socket.remoteAddress ?? '?';
   const wait = guard.limits.admit(client);
   if (wait !== null) {
     if (path === NOTIFY_PATH) opts.count('limited');
-    guard.warns.note('requests over the per-client limit', client, `too many requests or failed authentications; answered 429 (retry in ${wait} s)`);
-    return reply(res, 429, 'too many requests from this address; retry later', { 'Retry-After': String(wait), Connection: 'close' });
+    guard.warns.note(
+      'requests over the per-client limit',
+      client,
+      `too many requests or failed authentications; answered 429 (retry in ${wait} s)`,
+    );
+    return reply(res, 429, 'too many requests from this address; retry later', {
+      'Retry-After': String(wait),
+      Connection: 'close',
+    });
   }
   if (path === METRICS_PATH) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'use GET', { Allow: 'GET, HEAD' });
     const body = await opts.metrics();
-    res.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+    res.writeHead(200, {
+      'Content-Type': PROMETHEUS_CONTENT_TYPE,
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-store',
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
     return;
   }
-  if (path !== NOTIFY_PATH) return reply(res, 404, `nothing here; notifications go to POST ${NOTIFY_PATH}, metrics are at GET ${METRICS_PATH}`);
+  if (path !== NOTIFY_PATH)
+    return reply(res, 404, `nothing here; notifications go to POST ${NOTIFY_PATH}, metrics are at GET ${METRICS_PATH}`);
   if (req.method !== 'POST') return reply(res, 405, 'use POST', { Allow: 'POST' });
 
   const token = opts.token();
   if (!token) {
     opts.count('disabled');
-    return reply(res, 403, 'push notifications are off on this replica: set [bundlemirror] notify_token_file', { Connection: 'close' });
+    return reply(res, 403, 'push notifications are off on this replica: set [bundlemirror] notify_token_file', {
+      Connection: 'close',
+    });
   }
   if (!bearerMatches(req.headers.authorization, token)) {
     opts.count('unauthorized');
     guard.limits.failed(client);
     guard.warns.note('notifications with a missing or wrong bearer token', client, 'missing or wrong bearer token');
-    return reply(res, 401, 'missing or wrong bearer token', { 'WWW-Authenticate': 'Bearer realm="bundlemirror"', Connection: 'close' });
+    return reply(res, 401, 'missing or wrong bearer token', {
+      'WWW-Authenticate': 'Bearer realm="bundlemirror"',
+      Connection: 'close',
+    });
   }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY_BYTES) {
@@ -202,7 +243,11 @@ async function handleHttp(req: IncomingMessage, res: ServerResponse, opts: Liste
   opts.count('accepted');
   const outcome = opts.notify([...new Set(parsed.repos)], `http from ${req.socket.remoteAddress ?? '?'}`);
   const json = JSON.stringify(outcome) + '\n';
-  res.writeHead(202, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json), 'Cache-Control': 'no-store' });
+  res.writeHead(202, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(json),
+    'Cache-Control': 'no-store',
+  });
   res.end(json);
 }
 
@@ -233,7 +278,12 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
 
 function reply(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   const body = `${text}\n`;
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...headers });
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
   res.end(body);
 }
 
@@ -248,10 +298,14 @@ async function listenSocket(path: string, opts: ListenerOptions): Promise<{ clos
   const st = await lstat(path).catch(() => null);
   if (st) {
     if (!st.isSocket()) {
-      throw new BundlemirrorError('E_CONFIG', `[pull] socket ${path} exists and is not a socket`, { hint: 'choose another path, or remove that file' });
+      throw new BundlemirrorError('E_CONFIG', `[pull] socket ${path} exists and is not a socket`, {
+        hint: 'choose another path, or remove that file',
+      });
     }
     if (await socketAnswers(path)) {
-      throw new BundlemirrorError('E_CONFIG', `another process listens on [pull] socket ${path}`, { hint: 'stop the other grok-pull or bundlemirror daemon, or choose another path' });
+      throw new BundlemirrorError('E_CONFIG', `another process listens on [pull] socket ${path}`, {
+        hint: 'stop the other grok-pull or bundlemirror daemon, or choose another path',
+      });
     }
     await rm(path, { force: true });
   }
@@ -263,7 +317,12 @@ async function listenSocket(path: string, opts: ListenerOptions): Promise<{ clos
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new BundlemirrorError('E_CONFIG', `cannot listen on [pull] socket ${path}: ${err.code ?? err.message}`, { hint: 'the directory must exist and be writable by this user', cause: err })),
+      reject(
+        new BundlemirrorError('E_CONFIG', `cannot listen on [pull] socket ${path}: ${err.code ?? err.message}`, {
+          hint: 'the directory must exist and be writable by this user',
+          cause: err,
+        }),
+      ),
     );
     server.listen(path, () => resolve());
   });
@@ -273,10 +332,14 @@ async function listenSocket(path: string, opts: ListenerOptions): Promise<{ clos
     await chmod(path, opts.socketMode ?? 0o660);
   } catch (err) {
     server.close();
-    throw new BundlemirrorError('E_CONFIG', `cannot set the owner group or mode of [pull] socket ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
-      hint: 'this user must belong to [pull] socket_group',
-      cause: err,
-    });
+    throw new BundlemirrorError(
+      'E_CONFIG',
+      `cannot set the owner group or mode of [pull] socket ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      {
+        hint: 'this user must belong to [pull] socket_group',
+        cause: err,
+      },
+    );
   }
   return {
     async close() {
@@ -307,7 +370,9 @@ function handleSocketConnection(conn: Socket, opts: ListenerOptions): void {
       const problem = repoPathProblem(line);
       if (problem || batch.length >= MAX_REPOS) {
         opts.count('invalid');
-        opts.log.warn(`listener: socket: refused ${JSON.stringify(line.slice(0, 200))}: ${problem ?? `more than ${MAX_REPOS} paths`}; closing the connection`);
+        opts.log.warn(
+          `listener: socket: refused ${JSON.stringify(line.slice(0, 200))}: ${problem ?? `more than ${MAX_REPOS} paths`}; closing the connection`,
+        );
         finished = true;
         break;
       }

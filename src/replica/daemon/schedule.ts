@@ -33,7 +33,8 @@ export function cronProblem(expression: string): string | null {
     return `has ${fields.length} field${fields.length === 1 ? '' : 's'}; a cron expression has 5 (minute hour day-of-month month day-of-week) or 6 (seconds first)`;
   }
   const job = schedule.scheduleJob(expression, () => {});
-  if (!job) return 'is not a cron expression node-schedule can schedule (a value out of range, or a date that never comes)';
+  if (!job)
+    return 'is not a cron expression node-schedule can schedule (a value out of range, or a date that never comes)';
   job.cancel();
   return null;
 }

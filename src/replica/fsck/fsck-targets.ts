@@ -27,11 +27,15 @@ export async function collectTargets(config: PullConfig): Promise<Target[]> {
   const objstore = config.core.objstore;
   const storePrefix = manifestPathOf(toplevel, objstore);
   const storesInside = !storePrefix.startsWith('/..');
-  const found = await scanToplevel(toplevel, (p) => storesInside && (p === storePrefix || p.startsWith(storePrefix + '/')));
+  const found = await scanToplevel(
+    toplevel,
+    (p) => storesInside && (p === storePrefix || p.startsWith(storePrefix + '/')),
+  );
   const stores: Target[] = [];
   for (const name of (await readdir(objstore).catch(() => [] as string[])).sort()) {
     const dir = join(objstore, name);
-    if (name.endsWith('.git') && (await isBareRepository(dir))) stores.push({ path: storesInside ? manifestPathOf(toplevel, dir) : dir, dir, kind: 'objstore', store: null });
+    if (name.endsWith('.git') && (await isBareRepository(dir)))
+      stores.push({ path: storesInside ? manifestPathOf(toplevel, dir) : dir, dir, kind: 'objstore', store: null });
   }
   const storeDirs = new Set(stores.map((s) => s.dir));
   const repos = await Promise.all(
@@ -54,7 +58,9 @@ export async function namedTargets(toplevel: string, names: string[], everything
     const dir = await repoDir(toplevel, path);
     const target = everything.find((t) => t.dir === dir || t.path === path);
     if (!target) {
-      throw new BundlemirrorError('E_USAGE', `${name}: no repository at ${dir}`, { hint: 'name repositories by manifest path (/pub/a.git) or by their directory under the toplevel' });
+      throw new BundlemirrorError('E_USAGE', `${name}: no repository at ${dir}`, {
+        hint: 'name repositories by manifest path (/pub/a.git) or by their directory under the toplevel',
+      });
     }
     out.set(target.dir, target);
     const store = everything.find((t) => t.kind === 'objstore' && t.dir === target.store);

@@ -87,7 +87,6 @@ export interface FsckReport {
   errors: { code: string; message: string; hint?: string }[];
 }
 
-
 /** The refs a store keeps per member live under refs/virtual/<member id>/ (objstore.ts): one delta island each. */
 const STORE_ISLAND = 'refs/virtual/([0-9a-f]+)/';
 
@@ -107,8 +106,16 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
     targets.map((t) =>
       limit(async () => {
         const problems = await check(t, state, opts.signal);
-        reports.set(t.dir, { path: t.path, kind: t.kind, outcome: problems.length ? 'broken' : 'ok', problems, fingerprint: null, repacked: false });
-        if (problems.length) log.warn(`${t.path}: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
+        reports.set(t.dir, {
+          path: t.path,
+          kind: t.kind,
+          outcome: problems.length ? 'broken' : 'ok',
+          problems,
+          fingerprint: null,
+          repacked: false,
+        });
+        if (problems.length)
+          log.warn(`${t.path}: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
         else log.debug(`${t.path}: ok`);
       }),
     ),
@@ -119,9 +126,13 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
   const brokenStores = broken.filter((t) => t.kind === 'objstore');
   // a member of a corrupt store is rebuilt with its store, never alone
   const inBrokenStore = (t: Target) => t.store !== null && brokenStores.some((s) => s.dir === t.store);
-  const brokenRepos = broken.filter((t) => t.kind === 'repository' && !inBrokenStore(t) && !onlyLfsProblems(reportOf(t).problems));
+  const brokenRepos = broken.filter(
+    (t) => t.kind === 'repository' && !inBrokenStore(t) && !onlyLfsProblems(reportOf(t).problems),
+  );
   // a healthy git repository with corrupt LFS objects needs those objects again, not a new clone
-  const brokenLfs = broken.filter((t) => t.kind === 'repository' && !inBrokenStore(t) && onlyLfsProblems(reportOf(t).problems));
+  const brokenLfs = broken.filter(
+    (t) => t.kind === 'repository' && !inBrokenStore(t) && onlyLfsProblems(reportOf(t).problems),
+  );
   const repair = opts.repair !== false && broken.length > 0;
   if (repair || opts.repack) {
     let release: Release | null = null;
@@ -129,10 +140,13 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
       release = await acquireToplevelLock(toplevel, {
         wait: opts.lockWaitMs ?? 300_000,
         signal: opts.signal,
-        onWait: (holder) => log.info(`waiting for the running pull (${holder}) to finish before ${repair ? 'repairing' : 'repacking'}`),
+        onWait: (holder) =>
+          log.info(`waiting for the running pull (${holder}) to finish before ${repair ? 'repairing' : 'repacking'}`),
       });
     } catch (err) {
-      const e = isBundlemirrorError(err) ? err : new BundlemirrorError('E_LOCKED', (err as Error).message, { cause: err });
+      const e = isBundlemirrorError(err)
+        ? err
+        : new BundlemirrorError('E_LOCKED', (err as Error).message, { cause: err });
       errors.push(describe(e));
       log.error(`not ${repair ? 'repairing' : 'repacking'}: ${e.message}`);
     }
@@ -148,14 +162,31 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
           for (const store of brokenStores) {
             const members = everything.filter((t) => t.store === store.dir);
             // members outside this run's selection get a report too: they are rebuilt as well
-            for (const m of members) if (!reports.has(m.dir)) reports.set(m.dir, { path: m.path, kind: m.kind, outcome: 'broken', problems: [`its object store ${store.path} is corrupt`], fingerprint: null, repacked: false });
+            for (const m of members)
+              if (!reports.has(m.dir))
+                reports.set(m.dir, {
+                  path: m.path,
+                  kind: m.kind,
+                  outcome: 'broken',
+                  problems: [`its object store ${store.path} is corrupt`],
+                  fingerprint: null,
+                  repacked: false,
+                });
             await rebuild(store, members);
           }
           await Promise.all(brokenRepos.map((t) => limit(() => rebuild(null, [t]))));
-          await Promise.all(brokenLfs.map((t) => limit(() => repairLfs(t, { reports, remote: remote?.manifest ?? null, config, state, opts }))));
+          await Promise.all(
+            brokenLfs.map((t) =>
+              limit(() => repairLfs(t, { reports, remote: remote?.manifest ?? null, config, state, opts })),
+            ),
+          );
         }
         if (opts.repack) {
-          await Promise.all(targets.filter((t) => reportOf(t).outcome !== 'broken').map((t) => limit(() => repackOne(t, reportOf(t), opts))));
+          await Promise.all(
+            targets
+              .filter((t) => reportOf(t).outcome !== 'broken')
+              .map((t) => limit(() => repackOne(t, reportOf(t), opts))),
+          );
         }
       } finally {
         await release();
@@ -166,7 +197,11 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
   await Promise.all(
     [...reports.entries()].map(([dir, r]) =>
       limit(async () => {
-        if (r.kind === 'repository') r.fingerprint = await fingerprint(dir, r.path).then((f) => f.fingerprint, () => null);
+        if (r.kind === 'repository')
+          r.fingerprint = await fingerprint(dir, r.path).then(
+            (f) => f.fingerprint,
+            () => null,
+          );
       }),
     ),
   );
@@ -175,7 +210,13 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
   return {
     version: FSCK_REPORT_VERSION,
     toplevel,
-    counts: { checked: repos.length, ok: count('ok'), repaired: count('repaired'), broken: count('broken'), repacked: repos.filter((r) => r.repacked).length },
+    counts: {
+      checked: repos.length,
+      ok: count('ok'),
+      repaired: count('repaired'),
+      broken: count('broken'),
+      repacked: repos.filter((r) => r.repacked).length,
+    },
     repos,
     errors,
   };
@@ -202,7 +243,10 @@ async function check(t: Target, state: StateStore, signal?: AbortSignal): Promis
   if (rec?.fingerprint && !rec.lastError) {
     try {
       const fp = (await fingerprint(t.dir, t.path)).fingerprint;
-      if (fp !== rec.fingerprint) problems.push(`refs changed behind bundlemirror's back: fingerprint ${fp.slice(0, 12)}, last verified ${rec.fingerprint.slice(0, 12)}`);
+      if (fp !== rec.fingerprint)
+        problems.push(
+          `refs changed behind bundlemirror's back: fingerprint ${fp.slice(0, 12)}, last verified ${rec.fingerprint.slice(0, 12)}`,
+        );
     } catch (err) {
       problems.push(`cannot read refs: ${(err as Error).message}`);
     }
@@ -248,19 +292,32 @@ async function rebuildGroup(store: Target | null, members: Target[], ctx: Rebuil
     const entry = ctx.remote?.[m.path];
     if (!entry) {
       return fail(
-        new BundlemirrorError('E_NOT_FOUND', `cannot re-bootstrap ${m.path}: it is not in the remote manifest the last pull saved`, {
-          repo: head.path,
-          hint: 'run pull first; if the origin dropped it, pull purges it (purge = yes)',
-        }),
+        new BundlemirrorError(
+          'E_NOT_FOUND',
+          `cannot re-bootstrap ${m.path}: it is not in the remote manifest the last pull saved`,
+          {
+            repo: head.path,
+            hint: 'run pull first; if the origin dropped it, pull purges it (purge = yes)',
+          },
+        ),
       );
     }
     entries.set(m.path, entry);
   }
   if (store && members.length === 0) {
-    return fail(new BundlemirrorError('E_NOT_FOUND', 'a corrupt object store that no repository uses', { repo: store.path, hint: `nothing needs it: remove ${store.dir}` }));
+    return fail(
+      new BundlemirrorError('E_NOT_FOUND', 'a corrupt object store that no repository uses', {
+        repo: store.path,
+        hint: `nothing needs it: remove ${store.dir}`,
+      }),
+    );
   }
 
-  const aside = join(stateDir(config.core.toplevel), 'quarantine', `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`);
+  const aside = join(
+    stateDir(config.core.toplevel),
+    'quarantine',
+    `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`,
+  );
   const moved: { from: string; to: string }[] = [];
   const putBack = async (): Promise<string | null> => {
     try {
@@ -284,9 +341,20 @@ async function rebuildGroup(store: Target | null, members: Target[], ctx: Rebuil
     }
   } catch (err) {
     const restore = await putBack();
-    return fail(forRepo(new BundlemirrorError('E_DISK', `cannot move the corrupt copy aside: ${(err as Error).message}${restore ? `; ${restore}` : ''}`, { cause: err }), head.path));
+    return fail(
+      forRepo(
+        new BundlemirrorError(
+          'E_DISK',
+          `cannot move the corrupt copy aside: ${(err as Error).message}${restore ? `; ${restore}` : ''}`,
+          { cause: err },
+        ),
+        head.path,
+      ),
+    );
   }
-  log.info(`${head.path}: corrupt; moved aside to ${aside}, cloning ${store ? `its ${members.length} member(s)` : 'it'} again`);
+  log.info(
+    `${head.path}: corrupt; moved aside to ${aside}, cloning ${store ? `its ${members.length} member(s)` : 'it'} again`,
+  );
 
   try {
     const results = new Map<string, SyncResult | null>();
@@ -295,10 +363,14 @@ async function rebuildGroup(store: Target | null, members: Target[], ctx: Rebuil
     for (const t of all) {
       const verify = await fsckFull(t.dir, t.path, { signal: opts.signal });
       if (!verify.ok) {
-        throw new BundlemirrorError('E_GIT', `the rebuilt copy of ${t.path} fails git fsck too: ${verify.problems.slice(0, 2).join('; ')}`, {
-          repo: head.path,
-          hint: 'the origin may be corrupt itself; check it',
-        });
+        throw new BundlemirrorError(
+          'E_GIT',
+          `the rebuilt copy of ${t.path} fails git fsck too: ${verify.problems.slice(0, 2).join('; ')}`,
+          {
+            repo: head.path,
+            hint: 'the origin may be corrupt itself; check it',
+          },
+        );
       }
     }
     for (const m of members) {
@@ -310,14 +382,22 @@ async function rebuildGroup(store: Target | null, members: Target[], ctx: Rebuil
     }
     for (const t of all) reports.get(t.dir)!.outcome = 'repaired';
     await rm(aside, { recursive: true, force: true });
-    log.info(`${head.path}: repaired; ${members.map((m) => `${m.path} fingerprint ${results.get(m.path)?.fingerprint.slice(0, 12) ?? '(see pull)'}`).join(', ')} verified`);
+    log.info(
+      `${head.path}: repaired; ${members.map((m) => `${m.path} fingerprint ${results.get(m.path)?.fingerprint.slice(0, 12) ?? '(see pull)'}`).join(', ')} verified`,
+    );
   } catch (err) {
     const e = forRepo(err, head.path);
     const restore = await putBack();
     fail(
       restore
-        ? new BundlemirrorError(e.code, `${e.message}; and ${restore}`, { repo: head.path, hint: 'move them back by hand, or run pull to clone them again' })
-        : new BundlemirrorError(e.code, e.message, { repo: head.path, hint: `the corrupt copy is back in place; ${e.hint ?? 'run fsck again once the origin is reachable'}` }),
+        ? new BundlemirrorError(e.code, `${e.message}; and ${restore}`, {
+            repo: head.path,
+            hint: 'move them back by hand, or run pull to clone them again',
+          })
+        : new BundlemirrorError(e.code, e.message, {
+            repo: head.path,
+            hint: `the corrupt copy is back in place; ${e.hint ?? 'run fsck again once the origin is reachable'}`,
+          }),
     );
   }
 }
@@ -327,11 +407,18 @@ async function syncOne(m: Target, entry: ManifestEntry, ctx: RebuildContext): Pr
   try {
     const res = await syncRepo(m.path, entry, syncContextFor(ctx.config, ctx.opts));
     if (entry.fingerprint && res.fingerprint !== entry.fingerprint) {
-      ctx.opts.log.warn(`${m.path}: rebuilt at the index's fingerprint ${res.fingerprint.slice(0, 12)}, the manifest has ${entry.fingerprint.slice(0, 12)}`);
+      ctx.opts.log.warn(
+        `${m.path}: rebuilt at the index's fingerprint ${res.fingerprint.slice(0, 12)}, the manifest has ${entry.fingerprint.slice(0, 12)}`,
+      );
     }
     return res;
   } catch (err) {
-    if (isBundlemirrorError(err) && err.code === 'E_FINGERPRINT' && (await isBareRepository(m.dir)) && (await fsckFull(m.dir, m.path)).ok) {
+    if (
+      isBundlemirrorError(err) &&
+      err.code === 'E_FINGERPRINT' &&
+      (await isBareRepository(m.dir)) &&
+      (await fsckFull(m.dir, m.path)).ok
+    ) {
       await ctx.state.recordFailure(m.path, err);
       ctx.reports.get(m.dir)!.problems.push(`rebuilt, but ${err.message}`);
       return null;
@@ -344,14 +431,17 @@ async function repackOne(t: Target, report: FsckRepoReport, opts: FsckOptions): 
   try {
     if (t.kind === 'objstore') {
       // one delta island per member, as grokmirror configures its object stores: no member's pack borrows from another's history
-      if ((await configGetAll(t.dir, 'pack.island', t.path)).length === 0) await configSet(t.dir, 'pack.island', STORE_ISLAND, t.path);
+      if ((await configGetAll(t.dir, 'pack.island', t.path)).length === 0)
+        await configSet(t.dir, 'pack.island', STORE_ISLAND, t.path);
     }
     const islands = (await configGetAll(t.dir, 'pack.island', t.path)).length > 0;
     // objects borrowed through alternates stay in their store (-l), and a pack that leaves them out cannot carry a bitmap
     const borrows = (await readAlternates(t.dir)).length > 0;
     await repackAll(t.dir, t.path, { bitmaps: !borrows, local: borrows, deltaIslands: islands, signal: opts.signal });
     report.repacked = true;
-    opts.log.debug(`${t.path}: repacked${islands ? ' with delta islands' : ''}${borrows ? ' (local objects only)' : ''}`);
+    opts.log.debug(
+      `${t.path}: repacked${islands ? ' with delta islands' : ''}${borrows ? ' (local objects only)' : ''}`,
+    );
   } catch (err) {
     const e = forRepo(err, t.path);
     report.error = describe(e);
@@ -364,12 +454,22 @@ async function repairLfs(t: Target, ctx: RebuildContext): Promise<void> {
   const report = ctx.reports.get(t.dir)!;
   const entry = ctx.remote?.[t.path];
   if (!entry) {
-    report.error = describe(new BundlemirrorError('E_NOT_FOUND', `cannot download ${t.path}'s LFS objects again: it is not in the remote manifest the last pull saved`, { repo: t.path, hint: 'run pull first' }));
+    report.error = describe(
+      new BundlemirrorError(
+        'E_NOT_FOUND',
+        `cannot download ${t.path}'s LFS objects again: it is not in the remote manifest the last pull saved`,
+        { repo: t.path, hint: 'run pull first' },
+      ),
+    );
     return;
   }
   try {
     const dropped = await dropCorruptLfsObjects(t.dir);
-    const res = await syncRepo(t.path, entry, syncContextFor(ctx.config, { log: ctx.opts.log, onProgress: ctx.opts.onProgress, signal: ctx.opts.signal }));
+    const res = await syncRepo(
+      t.path,
+      entry,
+      syncContextFor(ctx.config, { log: ctx.opts.log, onProgress: ctx.opts.onProgress, signal: ctx.opts.signal }),
+    );
     const left = await lfsProblems(t.dir);
     if (left.length) throw new BundlemirrorError('E_BUNDLE_VERIFY', left[0]!, { repo: t.path });
     await recordSynced(ctx.state, t.path, entry, res);

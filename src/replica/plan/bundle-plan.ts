@@ -44,7 +44,11 @@ export function idsToCheck(index: RepoIndex): string[] {
  * far. A bundle of another chain (a forkgroup member's old chain, say) is
  * passed over; the caller then checks that the path reaches every ref.
  */
-function walk(start: BundleRef[], rest: BundleRef[], present: Set<string>): { bundles: BundleRef[]; have: Set<string> } | null {
+function walk(
+  start: BundleRef[],
+  rest: BundleRef[],
+  present: Set<string>,
+): { bundles: BundleRef[]; have: Set<string> } | null {
   const have = new Set(present);
   const chosen: BundleRef[] = [];
   for (const b of start) {
@@ -83,7 +87,9 @@ export function planBundles({ index, present, exists, allowBase = false }: Bundl
   }
   for (const base of sorted.filter((b) => b.prerequisites.length === 0)) {
     // a live base continues with the live chain; an old one may need the old chain and then the live one
-    const after = incrementals.filter((b) => b.creationToken > base.creationToken && (base.superseded || !b.superseded));
+    const after = incrementals.filter(
+      (b) => b.creationToken > base.creationToken && (base.superseded || !b.superseded),
+    );
     const path = walk([base], after, present);
     if (!path) continue;
     candidates.push({
@@ -102,7 +108,10 @@ export function planBundles({ index, present, exists, allowBase = false }: Bundl
   const base = best.bundles.find((b) => b.prerequisites.length === 0);
   if (exists && base && !allowBase) {
     // git fetch negotiates from the refs we already have; a full base would resend all of them
-    return { kind: 'fetch', reason: `only a path through a full base (${best.bytes} bytes) applies; git fetch sends just what is missing` };
+    return {
+      kind: 'fetch',
+      reason: `only a path through a full base (${best.bytes} bytes) applies; git fetch sends just what is missing`,
+    };
   }
   return { kind: 'bundles', bundles: best.bundles, bytes: best.bytes, reason: best.reason };
 }

@@ -27,7 +27,16 @@ export function restrictPlan(plan: SyncPlan, inScope: ((path: string) => boolean
   if (!inScope) return plan;
   const actions: SyncAction[] = plan.actions.filter((a) => inScope(a.path));
   const problems = plan.problems.filter((p) => inScope(p.path));
-  const summary = { ...plan.summary, clone: 0, update: 0, metadata: 0, purge: 0, skip: 0, problems: problems.length, total: actions.length };
+  const summary = {
+    ...plan.summary,
+    clone: 0,
+    update: 0,
+    metadata: 0,
+    purge: 0,
+    skip: 0,
+    problems: problems.length,
+    total: actions.length,
+  };
   for (const a of actions) summary[a.kind] += 1;
   const restricted: SyncPlan = {
     actions,

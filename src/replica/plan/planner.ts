@@ -72,7 +72,8 @@ export interface SyncInput {
 
 export type MetadataField = 'head' | 'description' | 'owner' | 'symlinks';
 
-export type UpdateWhy = 'forced' | 'no-state' | 'failed-last-run' | 'unverified' | 'no-remote-fingerprint' | 'fingerprint-changed';
+export type UpdateWhy =
+  'forced' | 'no-state' | 'failed-last-run' | 'unverified' | 'no-remote-fingerprint' | 'fingerprint-changed';
 
 export type SyncAction =
   | { kind: 'clone'; path: string; entry: ManifestEntry; reason: string }
@@ -156,7 +157,11 @@ export function planSync(input: SyncInput): SyncPlan {
     } else if (fields.length > 0) {
       actions.push({ kind: 'metadata', path, entry, fields, reason: `refs current; ${fields.join(', ')} changed` });
     } else {
-      actions.push({ kind: 'skip', path, reason: `fingerprint ${short(entry.fingerprint)} matches and metadata is unchanged` });
+      actions.push({
+        kind: 'skip',
+        path,
+        reason: `fingerprint ${short(entry.fingerprint)} matches and metadata is unchanged`,
+      });
     }
   }
 
@@ -168,7 +173,11 @@ export function planSync(input: SyncInput): SyncPlan {
     if (firstMatch(path, cfg.nopurge)) continue;
     const ff = firstMatch(path, cfg.ffonly);
     if (ff) {
-      if (options.purge) problems.push({ path, problem: `not in the manifest, but never purged: it matches ffonly glob ${JSON.stringify(ff)}` });
+      if (options.purge)
+        problems.push({
+          path,
+          problem: `not in the manifest, but never purged: it matches ffonly glob ${JSON.stringify(ff)}`,
+        });
       continue;
     }
     candidates.push(path);
@@ -188,7 +197,10 @@ export function planSync(input: SyncInput): SyncPlan {
         if (purge.has(repo)) continue;
         for (const lender of local.alternates[repo] ?? []) {
           if (purge.delete(lender)) {
-            problems.push({ path: lender, problem: `not in the manifest, but kept: ${repo} borrows objects from it (alternates)` });
+            problems.push({
+              path: lender,
+              problem: `not in the manifest, but kept: ${repo} borrows objects from it (alternates)`,
+            });
             changed = true;
           }
         }
@@ -219,7 +231,16 @@ export function planSync(input: SyncInput): SyncPlan {
 
   actions.sort((a, b) => compare(a.path, b.path));
   problems.sort((a, b) => compare(a.path, b.path));
-  const summary = { clone: 0, update: 0, metadata: 0, purge: 0, skip: 0, filtered: filtered.length, problems: problems.length, total: actions.length };
+  const summary = {
+    clone: 0,
+    update: 0,
+    metadata: 0,
+    purge: 0,
+    skip: 0,
+    filtered: filtered.length,
+    problems: problems.length,
+    total: actions.length,
+  };
   for (const a of actions) summary[a.kind] += 1;
   const plan: SyncPlan = { actions, problems, filtered, stale, forget, summary };
   if (purgeBlocked) plan.purgeBlocked = purgeBlocked;
@@ -233,21 +254,42 @@ export function notSelected(path: string, cfg: Pick<PlanConfig['pull'], 'include
   return ex === undefined ? null : `matches exclude glob ${JSON.stringify(ex)}`;
 }
 
-function updateReason(entry: ManifestEntry, state: RepoState | undefined, force: boolean): { why: UpdateWhy; reason: string } | null {
+function updateReason(
+  entry: ManifestEntry,
+  state: RepoState | undefined,
+  force: boolean,
+): { why: UpdateWhy; reason: string } | null {
   if (force) return { why: 'forced', reason: '--force' };
   if (!state) return { why: 'no-state', reason: 'on disk but never verified by this replica' };
-  if (state.lastError) return { why: 'failed-last-run', reason: `retrying: last attempt failed (${state.lastError.code}: ${state.lastError.message})` };
-  if (!entry.fingerprint) return { why: 'no-remote-fingerprint', reason: 'the manifest has no fingerprint for it, so it cannot be shown current' };
+  if (state.lastError)
+    return {
+      why: 'failed-last-run',
+      reason: `retrying: last attempt failed (${state.lastError.code}: ${state.lastError.message})`,
+    };
+  if (!entry.fingerprint)
+    return {
+      why: 'no-remote-fingerprint',
+      reason: 'the manifest has no fingerprint for it, so it cannot be shown current',
+    };
   if (!state.fingerprint) return { why: 'unverified', reason: 'no verified fingerprint recorded' };
   if (state.fingerprint !== entry.fingerprint) {
-    return { why: 'fingerprint-changed', reason: `fingerprint ${short(state.fingerprint)} -> ${short(entry.fingerprint)}` };
+    return {
+      why: 'fingerprint-changed',
+      reason: `fingerprint ${short(state.fingerprint)} -> ${short(entry.fingerprint)}`,
+    };
   }
   return null;
 }
 
 /** Fields whose manifest value differs from what was recorded (state first, then our last manifest). */
-export function metadataDiff(entry: ManifestEntry, state: RepoState | undefined, previous: ManifestEntry | undefined, defaultOwner: string): MetadataField[] {
-  const pick = <K extends 'head' | 'description' | 'owner'>(k: K): string | null | undefined => (state?.[k] !== undefined ? state[k] : previous?.[k]);
+export function metadataDiff(
+  entry: ManifestEntry,
+  state: RepoState | undefined,
+  previous: ManifestEntry | undefined,
+  defaultOwner: string,
+): MetadataField[] {
+  const pick = <K extends 'head' | 'description' | 'owner'>(k: K): string | null | undefined =>
+    state?.[k] !== undefined ? state[k] : previous?.[k];
   const fields: MetadataField[] = [];
   if ((entry.head ?? null) !== (pick('head') ?? null)) fields.push('head');
   if ((entry.description ?? null) !== (pick('description') ?? null)) fields.push('description');

@@ -26,10 +26,14 @@ export function workOrder(actions: SyncAction[], remote: Manifest): SyncAction[]
     }
   }
   const referencedBy = new Map<string, number>();
-  for (const e of Object.values(remote)) if (e.reference) referencedBy.set(e.reference, (referencedBy.get(e.reference) ?? 0) + 1);
+  for (const e of Object.values(remote))
+    if (e.reference) referencedBy.set(e.reference, (referencedBy.get(e.reference) ?? 0) + 1);
   for (const list of groups.values()) {
     if (list.length < 2) continue;
-    const parent = chooseParent(list.map((a) => a.path), referencedBy);
+    const parent = chooseParent(
+      list.map((a) => a.path),
+      referencedBy,
+    );
     list.sort((a, b) => Number(b.path === parent) - Number(a.path === parent) || (a.path < b.path ? -1 : 1));
   }
   return batches;

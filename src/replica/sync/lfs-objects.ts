@@ -86,8 +86,15 @@ export async function syncLfsObjects(opts: LfsSyncOptions): Promise<LfsSyncResul
   if (failures.length > 0) {
     const first = failures[0];
     if (opts.signal?.aborted) throw first;
-    const e = first instanceof BundlemirrorError ? first : new BundlemirrorError('E_DOWNLOAD', (first as Error).message, { cause: first });
-    throw new BundlemirrorError(e.code, `LFS object download failed: ${e.message}`, { repo: opts.path, hint: e.hint ?? 'run pull again; finished objects are kept', cause: e });
+    const e =
+      first instanceof BundlemirrorError
+        ? first
+        : new BundlemirrorError('E_DOWNLOAD', (first as Error).message, { cause: first });
+    throw new BundlemirrorError(e.code, `LFS object download failed: ${e.message}`, {
+      repo: opts.path,
+      hint: e.hint ?? 'run pull again; finished objects are kept',
+      cause: e,
+    });
   }
   return result;
 }

@@ -11,7 +11,15 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BundlemirrorError } from '../../errors.js';
 import { writeFileAtomic } from '../../fs/atomic.js';
-import { existingObjects, fingerprint, initBare, isConnected, parseShowRef, updateRefs, type RefUpdate } from '../../git/repo.js';
+import {
+  existingObjects,
+  fingerprint,
+  initBare,
+  isConnected,
+  parseShowRef,
+  updateRefs,
+  type RefUpdate,
+} from '../../git/repo.js';
 import { isBareRepository } from '../../git/discovery.js';
 
 const FORKGROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -76,9 +84,14 @@ export async function syncVirtualRefs(store: string, member: string, refs: Recor
   // whose whole history is in the store.
   const have = await connectedIn(store, [...present], member);
   const current = parseShowRef((await fingerprint(store, member)).raw).filter((r) => r.name.startsWith(prefix));
-  const want = new Map(Object.entries(refs).filter(([, oid]) => have.has(oid)).map(([name, oid]) => [prefix + name.slice('refs/'.length), oid]));
+  const want = new Map(
+    Object.entries(refs)
+      .filter(([, oid]) => have.has(oid))
+      .map(([name, oid]) => [prefix + name.slice('refs/'.length), oid]),
+  );
   const updates: RefUpdate[] = [];
-  for (const [name, oid] of want) if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });
+  for (const [name, oid] of want)
+    if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });
   for (const r of current) if (!want.has(r.name)) updates.push({ name: r.name, oid: null });
   await updateRefs(store, updates, member);
 }
@@ -119,5 +132,9 @@ async function dropMemberNow(store: string, member: string): Promise<boolean> {
 }
 
 export function unsafeForkgroup(repo: string, forkgroup: string): BundlemirrorError {
-  return new BundlemirrorError('E_UNSAFE_NAME', `forkgroup ${JSON.stringify(forkgroup)} is not a safe name; mirroring without a shared store`, { repo });
+  return new BundlemirrorError(
+    'E_UNSAFE_NAME',
+    `forkgroup ${JSON.stringify(forkgroup)} is not a safe name; mirroring without a shared store`,
+    { repo },
+  );
 }

@@ -48,7 +48,13 @@ export interface StreamingIndex {
   abandon(): Promise<void>;
 }
 
-export function streamIndex(partial: string, expectedSize: number, gitDir: string, repo: string, signal?: AbortSignal): StreamingIndex {
+export function streamIndex(
+  partial: string,
+  expectedSize: number,
+  gitDir: string,
+  repo: string,
+  signal?: AbortSignal,
+): StreamingIndex {
   const abort = new AbortController();
   const onAbort = () => abort.abort();
   signal?.addEventListener('abort', onAbort, { once: true });

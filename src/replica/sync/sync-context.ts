@@ -49,7 +49,12 @@ export function syncContextFor(config: PullConfig, opts: SyncContextOptions): Sy
 }
 
 /** Records a verified sync the way pull does. */
-export async function recordSynced(state: StateStore, path: string, entry: ManifestEntry, res: SyncResult): Promise<void> {
+export async function recordSynced(
+  state: StateStore,
+  path: string,
+  entry: ManifestEntry,
+  res: SyncResult,
+): Promise<void> {
   await state.recordSuccess(path, {
     fingerprint: res.fingerprint,
     head: entry.head ?? null,

@@ -123,7 +123,17 @@ const MAX_INDEX_BYTES = 64 << 20;
 export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<SyncResult> {
   const dir = await repoDir(ctx.toplevel, path);
   const exists = await isBareRepository(dir);
-  const result: SyncResult = { path, outcome: exists ? 'updated' : 'cloned', fingerprint: '', via: 'none', bundles: [], bytesDownloaded: 0, bytesResumed: 0, metadataChanged: [], lfs: null };
+  const result: SyncResult = {
+    path,
+    outcome: exists ? 'updated' : 'cloned',
+    fingerprint: '',
+    via: 'none',
+    bundles: [],
+    bytesDownloaded: 0,
+    bytesResumed: 0,
+    metadataChanged: [],
+    lfs: null,
+  };
   const want = wantedMetadata(entry, ctx.defaultOwner);
 
   const hooks = emptyHooksDir(ctx.toplevel);
@@ -157,7 +167,9 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   if (shared) await removeTempPacks(shared);
   try {
     const originIndex = ctx.bundlesBase ? await fetchIndex(path, entry, ctx) : null;
-    let source: BundleSource | null = originIndex ? { index: originIndex, indexUrl: indexUrl(ctx.bundlesBase!, path), root: ctx.bundlesBase! } : null;
+    let source: BundleSource | null = originIndex
+      ? { index: originIndex, indexUrl: indexUrl(ctx.bundlesBase!, path), root: ctx.bundlesBase! }
+      : null;
     // a new repository the origin publishes no bundles for (a grokmirror origin): let the service bundle it
     // (not for a replica that accepts signed indexes only: the service signs nothing)
     if (!source && !exists && ctx.onDemand && ctx.site && !ctx.allowedSigners) source = await onDemandSource(path, ctx);
@@ -168,10 +180,14 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
     let fp = (await fingerprint(work, path)).fingerprint;
     if (entry.fingerprint !== fp || !source) {
       if (!ctx.site) {
-        throw new BundlemirrorError('E_FINGERPRINT', `bundles brought fingerprint ${fp}, the manifest says ${entry.fingerprint ?? 'none'}, and no [remote] site is set to fetch the rest`, {
-          repo: path,
-          hint: 'set [remote] site to the origin git URL so bundlemirror can close the gap with git fetch',
-        });
+        throw new BundlemirrorError(
+          'E_FINGERPRINT',
+          `bundles brought fingerprint ${fp}, the manifest says ${entry.fingerprint ?? 'none'}, and no [remote] site is set to fetch the rest`,
+          {
+            repo: path,
+            hint: 'set [remote] site to the origin git URL so bundlemirror can close the gap with git fetch',
+          },
+        );
       }
       const url = ctx.site.replace(/\/+$/, '') + path;
       ctx.log.debug(`${path}: git fetch ${url} to close the gap`);
@@ -182,23 +198,36 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
       // git fetch is not signed: refs it brought that no signed document vouches for are put back as they were
       if (ctx.allowedSigners && fp !== entry.fingerprint && fp !== index?.fingerprint) {
         if (before) await restoreRefs(work, before, path); // (a new repository in staging is removed whole)
-        throw new BundlemirrorError('E_FINGERPRINT', `git fetch from ${url} brought fingerprint ${fp}, which neither the signed manifest (${entry.fingerprint ?? 'none'}) nor the signed index vouches for; refs restored`, {
-          repo: path,
-          hint: 'the git host serves other refs than the signed tree says (it may be ahead or tampered with); the next pull tries again',
-        });
+        throw new BundlemirrorError(
+          'E_FINGERPRINT',
+          `git fetch from ${url} brought fingerprint ${fp}, which neither the signed manifest (${entry.fingerprint ?? 'none'}) nor the signed index vouches for; refs restored`,
+          {
+            repo: path,
+            hint: 'the git host serves other refs than the signed tree says (it may be ahead or tampered with); the next pull tries again',
+          },
+        );
       }
     }
     result.metadataChanged = await applyMetadata(work, want, path);
     result.fingerprint = fp;
-    if (shared) await syncVirtualRefs(shared, path, Object.fromEntries((await fingerprint(work, path)).refs.map((r) => [r.name, r.oid])));
+    if (shared)
+      await syncVirtualRefs(
+        shared,
+        path,
+        Object.fromEntries((await fingerprint(work, path)).refs.map((r) => [r.name, r.oid])),
+      );
     if (!exists) await moveIntoPlace(work, dir, path);
     // after the move: objects downloaded before a failure stay with the repository for the next run
     if (index && ctx.lfs !== false) await applyLfs(dir, path, index, ctx, result);
     if (entry.fingerprint && fp !== entry.fingerprint && fp !== index?.fingerprint) {
-      throw new BundlemirrorError('E_FINGERPRINT', `after sync the fingerprint is ${fp}, the manifest says ${entry.fingerprint}`, {
-        repo: path,
-        hint: 'the origin probably changed after publishing its manifest; the next pull verifies again',
-      });
+      throw new BundlemirrorError(
+        'E_FINGERPRINT',
+        `after sync the fingerprint is ${fp}, the manifest says ${entry.fingerprint}`,
+        {
+          repo: path,
+          hint: 'the origin probably changed after publishing its manifest; the next pull verifies again',
+        },
+      );
     }
     if (!ctx.keepBundles) await dropCachedBundles(ctx.toplevel, result.bundles);
     return result;
@@ -208,7 +237,8 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
     // a failed unbundle into the forkgroup store leaves its temp pack there (on a full disk: all the space)
     if (shared) await removeTempPacks(shared);
     // a fingerprint mismatch still applied verified bundles: no need to download them again
-    if (err instanceof BundlemirrorError && err.code === 'E_FINGERPRINT') await dropCachedBundles(ctx.toplevel, result.bundles);
+    if (err instanceof BundlemirrorError && err.code === 'E_FINGERPRINT')
+      await dropCachedBundles(ctx.toplevel, result.bundles);
     throw err;
   }
 }
@@ -219,7 +249,10 @@ async function dropCachedBundles(toplevel: string, shas: string[]): Promise<void
 }
 
 /** The retry settings every request for this repository shares. */
-function transferPolicy(path: string, ctx: SyncContext): { retryForMs: number | undefined; onWait: ((w: RetryWait) => void) | undefined } {
+function transferPolicy(
+  path: string,
+  ctx: SyncContext,
+): { retryForMs: number | undefined; onWait: ((w: RetryWait) => void) | undefined } {
   return { retryForMs: ctx.retryForMs, onWait: ctx.onWait ? (w) => ctx.onWait!(path, w) : undefined };
 }
 
@@ -232,7 +265,8 @@ async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext):
       signal: ctx.signal,
       redirects: treeRedirects(ctx, path),
       repo: path,
-      onWrongHost: (root, err) => ctx.log.warn(`${path}: ${root} served index.json wrong, skipped: ${(err as Error).message}`),
+      onWrongHost: (root, err) =>
+        ctx.log.warn(`${path}: ${root} served index.json wrong, skipped: ${(err as Error).message}`),
       ...transferPolicy(path, ctx),
       // the check runs per host, so with [remote] mirrors a host serving a forged or stale index is skipped for the next one
       verify: ctx.allowedSigners
@@ -264,13 +298,18 @@ async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext):
   } catch (err) {
     if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND' && ctx.allowedSigners) {
       // without its signed index, nothing says which refs are the origin's
-      throw new BundlemirrorError('E_SIGNATURE_MISSING', `no index.json at ${url}, and [remote] allowed_signers requires a signed one`, {
-        repo: path,
-        hint: 'the host serves an incomplete tree; the previous state is kept',
-        cause: err,
-      });
+      throw new BundlemirrorError(
+        'E_SIGNATURE_MISSING',
+        `no index.json at ${url}, and [remote] allowed_signers requires a signed one`,
+        {
+          repo: path,
+          hint: 'the host serves an incomplete tree; the previous state is kept',
+          cause: err,
+        },
+      );
     }
-    if (err instanceof BundlemirrorError && (err.code.startsWith('E_SIGNATURE_') || err.code === 'E_ROLLBACK')) throw err;
+    if (err instanceof BundlemirrorError && (err.code.startsWith('E_SIGNATURE_') || err.code === 'E_ROLLBACK'))
+      throw err;
     if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
       ctx.log.debug(`${path}: no index.json at ${url}; using git fetch`);
       return null;
@@ -297,20 +336,31 @@ export function treeRedirects(ctx: SyncContext, repo: string): RedirectRule {
  * index with other refs is one replayed from an earlier publish. (A newer
  * index is a publish that happened meanwhile.)
  */
-export function checkIndexAge(index: RepoIndex, entry: ManifestEntry, manifestPublished: string | null, path: string): void {
+export function checkIndexAge(
+  index: RepoIndex,
+  entry: ManifestEntry,
+  manifestPublished: string | null,
+  path: string,
+): void {
   if (!manifestPublished || !entry.fingerprint || index.fingerprint === entry.fingerprint) return;
   if (Date.parse(index.generated) < Date.parse(manifestPublished)) {
-    throw new BundlemirrorError('E_ROLLBACK', `index.json (generated ${index.generated}, fingerprint ${index.fingerprint.slice(0, 12)}) is older than the signed manifest (published ${manifestPublished}), which says ${entry.fingerprint.slice(0, 12)}: an older index replayed`, {
-      repo: path,
-      hint: 'a host between the origin and this replica serves an old copy of this repository; its previous state is kept',
-    });
+    throw new BundlemirrorError(
+      'E_ROLLBACK',
+      `index.json (generated ${index.generated}, fingerprint ${index.fingerprint.slice(0, 12)}) is older than the signed manifest (published ${manifestPublished}), which says ${entry.fingerprint.slice(0, 12)}: an older index replayed`,
+      {
+        repo: path,
+        hint: 'a host between the origin and this replica serves an old copy of this repository; its previous state is kept',
+      },
+    );
   }
 }
 
 async function restoreRefs(work: string, before: Ref[], path: string): Promise<void> {
   const now = parseShowRef((await fingerprint(work, path)).raw);
   const old = new Map(before.map((r) => [r.name, r.oid]));
-  const updates: RefUpdate[] = before.filter((r) => !now.some((n) => n.name === r.name && n.oid === r.oid)).map((r) => ({ name: r.name, oid: r.oid }));
+  const updates: RefUpdate[] = before
+    .filter((r) => !now.some((n) => n.name === r.name && n.oid === r.oid))
+    .map((r) => ({ name: r.name, oid: r.oid }));
   for (const r of now) if (!old.has(r.name)) updates.push({ name: r.name, oid: null });
   await updateRefs(work, updates, path);
 }
@@ -324,18 +374,32 @@ async function onDemandSource(path: string, ctx: SyncContext): Promise<BundleSou
       onUpdate: (job) => ctx.log.debug(`${path}: ${describeJob(job)}`),
     });
     const root = new URL('.', mirror.indexUrl).href;
-    const doc = await fetchDocument(mirror.indexUrl, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects: { roots: [root], repo: path } });
+    const doc = await fetchDocument(mirror.indexUrl, {
+      maxBytes: MAX_INDEX_BYTES,
+      signal: ctx.signal,
+      redirects: { roots: [root], repo: path },
+    });
     if (doc.status !== 'ok') return null;
     ctx.log.debug(`${path}: bundles from the on-demand service at ${mirror.indexUrl}`);
     return { index: parseRepoIndex(doc.body, mirror.path), indexUrl: mirror.indexUrl, root };
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
-    ctx.log.warn(`${path}: the on-demand service ${ctx.onDemand} could not help (${(err as Error).message}); using git fetch`);
+    ctx.log.warn(
+      `${path}: the on-demand service ${ctx.onDemand} could not help (${(err as Error).message}); using git fetch`,
+    );
     return null;
   }
 }
 
-async function applyFromBundles(work: string, shared: string | null, path: string, source: BundleSource, exists: boolean, ctx: SyncContext, result: SyncResult): Promise<void> {
+async function applyFromBundles(
+  work: string,
+  shared: string | null,
+  path: string,
+  source: BundleSource,
+  exists: boolean,
+  ctx: SyncContext,
+  result: SyncResult,
+): Promise<void> {
   const { index } = source;
   // a new forkgroup member already sees, through its store, the history its group shares
   const present = exists || shared ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
@@ -349,9 +413,13 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
     for (const [i, b] of choice.bundles.entries()) {
       const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const url = bundleUrl(source.indexUrl, b, path, source.root);
-      const redirects = source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
+      const redirects =
+        source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
       const policy = transferPolicy(path, ctx);
-      const streaming = fresh && i === 0 ? streamIndex(partialPathFor(partialDir(ctx.toplevel), b.sha256), b.size, work, path, ctx.signal) : null;
+      const streaming =
+        fresh && i === 0
+          ? streamIndex(partialPathFor(partialDir(ctx.toplevel), b.sha256), b.size, work, path, ctx.signal)
+          : null;
       const got = await downloadFile({
         url,
         redirects,
@@ -363,7 +431,8 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
         signal: ctx.signal,
         ...policy,
         ...(source.root === ctx.bundlesBase && ctx.mirrors ? { mirrors: ctx.mirrors, repo: path } : {}),
-        onWrongHost: (root, err) => ctx.log.warn(`${path}: ${root} served ${b.uri} wrong, skipped for it: ${err.message}`),
+        onWrongHost: (root, err) =>
+          ctx.log.warn(`${path}: ${root} served ${b.uri} wrong, skipped for it: ${err.message}`),
         onProgress: (p) => {
           streaming?.poke();
           ctx.onProgress?.(path, b.uri, p);
@@ -374,7 +443,9 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
       });
       if (streaming) {
         indexed = await streaming.finish(dest);
-        ctx.log.debug(`${path}: ${indexed ? 'base bundle indexed while it downloaded' : 'base bundle indexed after its download (the stream could not be used)'}`);
+        ctx.log.debug(
+          `${path}: ${indexed ? 'base bundle indexed while it downloaded' : 'base bundle indexed after its download (the stream could not be used)'}`,
+        );
       }
       result.bundles.push(b.sha256);
       result.bytesDownloaded += got.bytesDownloaded;
@@ -385,24 +456,42 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
       const header = await readBundleHeader(file);
       if (fresh && i === 0) {
         // the verified file's own pack, unless the stream already brought exactly that pack
-        indexed ??= await indexPack(work, createReadStream(file, { start: header.packOffset }), path, { signal: ctx.signal });
+        indexed ??= await indexPack(work, createReadStream(file, { start: header.packOffset }), path, {
+          signal: ctx.signal,
+        });
         continue;
       }
       const have = await existingObjects(work, header.prerequisites, path);
       const missing = header.prerequisites.filter((p) => !have.has(p));
       if (missing.length) {
-        throw new BundlemirrorError('E_PREREQUISITES', `bundle ${b.uri} needs ${missing.length} commit(s) this replica lacks (${missing[0]})`, {
-          repo: path,
-          hint: 'rerun pull; if it persists, the origin index is inconsistent',
-        });
+        throw new BundlemirrorError(
+          'E_PREREQUISITES',
+          `bundle ${b.uri} needs ${missing.length} commit(s) this replica lacks (${missing[0]})`,
+          {
+            repo: path,
+            hint: 'rerun pull; if it persists, the origin index is inconsistent',
+          },
+        );
       }
       // Into the forkgroup store only when the store itself holds the prerequisites (a git fetch puts
       // objects in the member, and git refuses "Repository lacks these prerequisite commits"), and again
       // into the member when the result is still incomplete in the store (a tag-only bundle has no
       // prerequisite to check): the member sees both (test/reliability/regressions.test.ts).
-      const store = shared !== null && (await existingObjects(shared, header.prerequisites, path)).size === header.prerequisites.length ? shared : null;
+      const store =
+        shared !== null &&
+        (await existingObjects(shared, header.prerequisites, path)).size === header.prerequisites.length
+          ? shared
+          : null;
       await unbundle(store ?? work, file, path, { signal: ctx.signal });
-      if (store && !(await isConnected(store, header.tips.map((tip) => tip.oid), path))) await unbundle(work, file, path, { signal: ctx.signal });
+      if (
+        store &&
+        !(await isConnected(
+          store,
+          header.tips.map((tip) => tip.oid),
+          path,
+        ))
+      )
+        await unbundle(work, file, path, { signal: ctx.signal });
     }
     result.via = 'bundles';
   }
@@ -412,7 +501,8 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
   if (!wanted.every((o) => have.has(o))) return; // git fetch closes the gap
   // A new repository holding one pack that index-pack proved self-contained and connected: every
   // object in it has its whole history in it, so git clone's shortcut holds and the walk is redundant.
-  const provedConnected = indexed?.selfContainedAndConnected === true && choice.kind === 'bundles' && choice.bundles.length === 1;
+  const provedConnected =
+    indexed?.selfContainedAndConnected === true && choice.kind === 'bundles' && choice.bundles.length === 1;
   if (!provedConnected && !(await isConnected(work, wanted, path))) {
     // The tips are here but not all of their history: a bundle with a short pack, or loose objects
     // from a git fetch cut mid-way (unpack-objects writes as it receives). Refs stay where they are
@@ -439,7 +529,13 @@ async function applyFromBundles(work: string, shared: string | null, path: strin
  * store, and records where the master is (`bundlemirror.master`), so a
  * `serve` of this replica can say where uploads and locks go.
  */
-async function applyLfs(dir: string, path: string, index: RepoIndex, ctx: SyncContext, result: SyncResult): Promise<void> {
+async function applyLfs(
+  dir: string,
+  path: string,
+  index: RepoIndex,
+  ctx: SyncContext,
+  result: SyncResult,
+): Promise<void> {
   if (!index.lfs || index.lfs.objects.length === 0) return;
   const got = await syncLfsObjects({
     toplevel: ctx.toplevel,
@@ -458,7 +554,8 @@ async function applyLfs(dir: string, path: string, index: RepoIndex, ctx: SyncCo
   result.bytesResumed += got.bytesResumed;
   if (ctx.site) {
     const master = ctx.site.replace(/\/+$/, '') + path;
-    if ((await configGet(dir, 'bundlemirror.master', path)) !== master) await configSet(dir, 'bundlemirror.master', master, path);
+    if ((await configGet(dir, 'bundlemirror.master', path)) !== master)
+      await configSet(dir, 'bundlemirror.master', master, path);
   }
 }
 
@@ -481,7 +578,10 @@ async function moveIntoPlace(work: string, dir: string, path: string): Promise<v
   try {
     await rename(work, dir);
   } catch (err) {
-    throw new BundlemirrorError('E_DISK', `cannot move the new repository into ${dir}: ${(err as Error).message}`, { repo: path, cause: err });
+    throw new BundlemirrorError('E_DISK', `cannot move the new repository into ${dir}: ${(err as Error).message}`, {
+      repo: path,
+      cause: err,
+    });
   }
 }
 

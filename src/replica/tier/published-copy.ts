@@ -80,7 +80,11 @@ export interface TierCopyReport {
 
 export async function updatePublishedCopy(opts: TierCopyOptions): Promise<TierCopyReport> {
   const report: TierCopyReport = { copied: [], failed: [], bytesDownloaded: 0, bundlesReused: 0, manifest: 'kept' };
-  const release = await acquireLock({ path: join(opts.out, '.publish'), what: `the published copy in ${opts.out}`, wait: 60_000 });
+  const release = await acquireLock({
+    path: join(opts.out, '.publish'),
+    what: `the published copy in ${opts.out}`,
+    wait: 60_000,
+  });
   try {
     await removeStaleTemps(opts.out, undefined, { recursive: true });
     const limit = pLimit(opts.concurrency);
@@ -105,7 +109,8 @@ export async function updatePublishedCopy(opts: TierCopyOptions): Promise<TierCo
     await Promise.all([...placed].map((f) => rm(f, { force: true })));
     if (report.failed.length === 0) report.manifest = await writeManifest(opts);
     // as the origin's gc: only files no listed index names, and only after the grace period
-    if (await stat(join(opts.out, MANIFEST_FILE)).catch(() => null)) await collectGarbage(opts.out, { graceMs: opts.graceMs });
+    if (await stat(join(opts.out, MANIFEST_FILE)).catch(() => null))
+      await collectGarbage(opts.out, { graceMs: opts.graceMs });
     return report;
   } finally {
     await release();
@@ -114,12 +119,18 @@ export async function updatePublishedCopy(opts: TierCopyOptions): Promise<TierCo
 
 async function everyCopyCurrent(out: string, remote: Manifest): Promise<boolean> {
   const reads = pLimit(16);
-  const current = await Promise.all(Object.entries(remote).map(([p, e]) => reads(() => copyIsCurrent(out, p, e.fingerprint))));
+  const current = await Promise.all(
+    Object.entries(remote).map(([p, e]) => reads(() => copyIsCurrent(out, p, e.fingerprint))),
+  );
   return current.every(Boolean);
 }
 
 /** True when the copy already holds this repository at `fingerprint` (no request needed). */
-export async function copyIsCurrent(out: string, path: string, fingerprint: string | null | undefined): Promise<boolean> {
+export async function copyIsCurrent(
+  out: string,
+  path: string,
+  fingerprint: string | null | undefined,
+): Promise<boolean> {
   if (!fingerprint) return false;
   try {
     return parseRepoIndex(await readFile(join(diskPathOf(out, path), INDEX_FILE)), path).fingerprint === fingerprint;
@@ -128,7 +139,11 @@ export async function copyIsCurrent(out: string, path: string, fingerprint: stri
   }
 }
 
-async function copyRepo(path: string, opts: TierCopyOptions, placed: Set<string>): Promise<{ changed: boolean; bytesDownloaded: number; reused: number }> {
+async function copyRepo(
+  path: string,
+  opts: TierCopyOptions,
+  placed: Set<string>,
+): Promise<{ changed: boolean; bytesDownloaded: number; reused: number }> {
   const ctx = opts.sync;
   const fetched = await fetchIndexWithSignature(path, opts);
   if (!fetched) return { changed: false, bytesDownloaded: 0, reused: 0 }; // an origin without bundles for it: served by git alone
@@ -202,7 +217,8 @@ async function copyRepo(path: string, opts: TierCopyOptions, placed: Set<string>
   }
   // 3. the bundle-list, derived from the index as publish derives it
   const list = renderBundleList(index.bundles, null);
-  if ((await readFile(join(dir, BUNDLE_LIST_FILE), 'utf8').catch(() => null)) !== list) await writeFileAtomic(join(dir, BUNDLE_LIST_FILE), list);
+  if ((await readFile(join(dir, BUNDLE_LIST_FILE), 'utf8').catch(() => null)) !== list)
+    await writeFileAtomic(join(dir, BUNDLE_LIST_FILE), list);
   return result;
 }
 
@@ -211,12 +227,16 @@ async function copyRepo(path: string, opts: TierCopyOptions, placed: Set<string>
  * allowed_signers when the replica has one, else at least checked to be a
  * signature of these bytes, so the copy never serves a pair that fails.
  */
-async function fetchIndexWithSignature(path: string, opts: TierCopyOptions): Promise<{ index: RepoIndex; bytes: Buffer; signature: Buffer | null } | null> {
+async function fetchIndexWithSignature(
+  path: string,
+  opts: TierCopyOptions,
+): Promise<{ index: RepoIndex; bytes: Buffer; signature: Buffer | null } | null> {
   const ctx = opts.sync;
   const url = indexUrl(ctx.bundlesBase!, path);
   const redirects = treeRedirects(ctx, path);
   const known = opts.indexes?.get(path);
-  if (known?.signature) return { index: parseRepoIndex(known.bytes, path), bytes: known.bytes, signature: known.signature };
+  if (known?.signature)
+    return { index: parseRepoIndex(known.bytes, path), bytes: known.bytes, signature: known.signature };
   let body: Buffer;
   if (known) body = known.bytes;
   else {
@@ -230,7 +250,14 @@ async function fetchIndexWithSignature(path: string, opts: TierCopyOptions): Pro
     }
   }
   if (ctx.allowedSigners) {
-    const v = await verifyFetched(url, body, { allowedSigners: ctx.allowedSigners, what: 'index.json', maxBytes: MAX_INDEX_BYTES, repo: path, signal: ctx.signal, redirects });
+    const v = await verifyFetched(url, body, {
+      allowedSigners: ctx.allowedSigners,
+      what: 'index.json',
+      maxBytes: MAX_INDEX_BYTES,
+      repo: path,
+      signal: ctx.signal,
+      redirects,
+    });
     const index = parseRepoIndex(v.body, path);
     // as for this replica's own sync: an older index that disagrees with the signed manifest is a replay
     const entry = opts.remote[path];
@@ -239,12 +266,17 @@ async function fetchIndexWithSignature(path: string, opts: TierCopyOptions): Pro
   }
   for (let attempt = 0; ; attempt += 1) {
     const signature = await readSignature(url, { signal: ctx.signal, redirects });
-    if (!signature || (await signatureMatches(body, signature))) return { index: parseRepoIndex(body, path), bytes: body, signature };
+    if (!signature || (await signatureMatches(body, signature)))
+      return { index: parseRepoIndex(body, path), bytes: body, signature };
     if (attempt > 0) {
-      throw new BundlemirrorError('E_SIGNATURE_INVALID', `index.json at ${url} does not match the signature beside it`, {
-        repo: path,
-        hint: 'the copy keeps its previous files for this repository; the next pull tries again',
-      });
+      throw new BundlemirrorError(
+        'E_SIGNATURE_INVALID',
+        `index.json at ${url} does not match the signature beside it`,
+        {
+          repo: path,
+          hint: 'the copy keeps its previous files for this repository; the next pull tries again',
+        },
+      );
     }
     body = await readDocument(url, { maxBytes: MAX_INDEX_BYTES, signal: ctx.signal, redirects });
   }
@@ -259,7 +291,11 @@ async function writeManifest(opts: TierCopyOptions): Promise<TierCopyReport['man
   if (opts.whole) {
     const signature = await manifestSignature(opts);
     if (signature === undefined) return 'kept'; // the origin moved on between the two requests: next run
-    if (current?.equals(opts.manifestBytes) && sameBytes(await readFile(signatureOf(file)).catch(() => null), signature)) return 'unchanged';
+    if (
+      current?.equals(opts.manifestBytes) &&
+      sameBytes(await readFile(signatureOf(file)).catch(() => null), signature)
+    )
+      return 'unchanged';
     if (signature) await writeFileAtomic(signatureOf(file), signature);
     else await rm(signatureOf(file), { force: true });
     await writeFileAtomic(file, opts.manifestBytes);
@@ -288,8 +324,16 @@ function outPathOf(out: string, bundlesBase: string, url: string, repo: string):
   const root = new URL(bundlesBase).pathname.replace(/\/*$/, '/');
   const pathname = new URL(url).pathname;
   const segments = pathname.startsWith(root) ? pathname.slice(root.length).split('/').map(decodeSegment) : null;
-  if (!segments || segments.some((s) => s === null || s === '' || s.startsWith('.') || s.includes('/') || s.includes('\\') || s.includes('\0'))) {
-    throw new BundlemirrorError('E_INDEX', `bundle ${url} has no safe place in the published copy`, { repo, hint: 'the origin published an unsafe index; report it' });
+  if (
+    !segments ||
+    segments.some(
+      (s) => s === null || s === '' || s.startsWith('.') || s.includes('/') || s.includes('\\') || s.includes('\0'),
+    )
+  ) {
+    throw new BundlemirrorError('E_INDEX', `bundle ${url} has no safe place in the published copy`, {
+      repo,
+      hint: 'the origin published an unsafe index; report it',
+    });
   }
   return join(out, ...(segments as string[]));
 }

@@ -38,14 +38,21 @@ export async function handleBatch(req: IncomingMessage, res: ServerResponse, ctx
   const v = body.value;
   if (!isRecord(v)) return sendLfsError(req, res, 422, 'a batch request is a JSON object');
   const op = v.operation;
-  if (op !== 'download' && op !== 'upload') return sendLfsError(req, res, 422, 'operation must be "download" or "upload"');
+  if (op !== 'download' && op !== 'upload')
+    return sendLfsError(req, res, 422, 'operation must be "download" or "upload"');
   if (v.transfers !== undefined && (!Array.isArray(v.transfers) || !v.transfers.includes('basic'))) {
     return sendLfsError(req, res, 422, 'this server speaks the "basic" transfer only');
   }
-  if (v.hash_algo !== undefined && v.hash_algo !== 'sha256') return sendLfsError(req, res, 409, 'this server stores sha256 objects only');
+  if (v.hash_algo !== undefined && v.hash_algo !== 'sha256')
+    return sendLfsError(req, res, 409, 'this server stores sha256 objects only');
   if (!Array.isArray(v.objects)) return sendLfsError(req, res, 422, 'objects must be an array');
   if (v.objects.length > MAX_BATCH_OBJECTS) {
-    return sendLfsError(req, res, 413, `a batch may name at most ${MAX_BATCH_OBJECTS} objects, this one names ${v.objects.length}; send smaller batches`);
+    return sendLfsError(
+      req,
+      res,
+      413,
+      `a batch may name at most ${MAX_BATCH_OBJECTS} objects, this one names ${v.objects.length}; send smaller batches`,
+    );
   }
 
   // uploads need a writer; the 401, 403 or 307 has been sent when there is none
@@ -57,19 +64,29 @@ export async function handleBatch(req: IncomingMessage, res: ServerResponse, ctx
     const oid = isRecord(o) && typeof o.oid === 'string' ? o.oid.slice(0, 100) : '';
     const size = isRecord(o) && typeof o.size === 'number' ? o.size : -1;
     if (!isLfsOid(oid)) {
-      objects.push({ oid, size, error: { code: 422, message: 'an LFS object id is 64 lowercase hex digits (a sha256)' } });
+      objects.push({
+        oid,
+        size,
+        error: { code: 422, message: 'an LFS object id is 64 lowercase hex digits (a sha256)' },
+      });
       continue;
     }
     if (!isLfsSize(size)) {
-      objects.push({ oid, size, error: { code: 422, message: `size must be a whole number of bytes from 0 to ${MAX_LFS_OBJECT_SIZE}` } });
+      objects.push({
+        oid,
+        size,
+        error: { code: 422, message: `size must be a whole number of bytes from 0 to ${MAX_LFS_OBJECT_SIZE}` },
+      });
       continue;
     }
     valid += 1;
     const have = await lfsObjectSize(ctx.repoDir, oid);
     const href = `${ctx.lfsUrl}/objects/${oid}`;
     if (op === 'download') {
-      if (have === null) objects.push({ oid, size, error: { code: 404, message: `object ${oid} is not on this server` } });
-      else if (have !== size) objects.push({ oid, size, error: { code: 422, message: `object ${oid} has ${have} bytes here, not ${size}` } });
+      if (have === null)
+        objects.push({ oid, size, error: { code: 404, message: `object ${oid} is not on this server` } });
+      else if (have !== size)
+        objects.push({ oid, size, error: { code: 422, message: `object ${oid} has ${have} bytes here, not ${size}` } });
       else objects.push({ oid, size, authenticated: true, actions: { download: { href } } });
       continue;
     }

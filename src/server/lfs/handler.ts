@@ -40,7 +40,8 @@ export interface LfsRequest {
 /** Splits `<repo...>/info/lfs/<rest...>`; null when the path is not an LFS API path. */
 export function splitLfsPath(segments: string[]): { repo: string[]; rest: string[] } | null {
   for (let i = segments.length - 2; i >= 1; i--) {
-    if (segments[i] === 'info' && segments[i + 1] === 'lfs') return { repo: segments.slice(0, i), rest: segments.slice(i + 2) };
+    if (segments[i] === 'info' && segments[i + 1] === 'lfs')
+      return { repo: segments.slice(0, i), rest: segments.slice(i + 2) };
   }
   return null;
 }
@@ -57,16 +58,28 @@ export function lfsApi(opts: LfsApiOptions) {
     }
     if (!opts.writers) {
       const master = await configGet(r.repoDir, 'bundlemirror.master', r.repoPath).catch(() => null);
-      const where = master ? `upload and lock at the master, ${master}` : 'upload and lock at the master this repository is mirrored from';
+      const where = master
+        ? `upload and lock at the master, ${master}`
+        : 'upload and lock at the master this repository is mirrored from';
       sendLfsError(req, res, 403, `this server takes no LFS uploads or locks for ${r.repoPath}: ${where}`);
       return null;
     }
     const caller = callerOf(req, opts.writers);
     if (caller.kind === 'writer') return caller.name;
-    if (caller.kind === 'refused') opts.log(`LFS ${r.repoPath}: refused credentials from ${req.socket.remoteAddress ?? '?'}`);
-    sendLfsError(req, res, 401, caller.kind === 'refused' ? 'wrong name or token for LFS uploads and locks' : 'LFS uploads and locks need a writer name and token', {}, {
-      'LFS-Authenticate': LFS_AUTHENTICATE,
-    });
+    if (caller.kind === 'refused')
+      opts.log(`LFS ${r.repoPath}: refused credentials from ${req.socket.remoteAddress ?? '?'}`);
+    sendLfsError(
+      req,
+      res,
+      401,
+      caller.kind === 'refused'
+        ? 'wrong name or token for LFS uploads and locks'
+        : 'LFS uploads and locks need a writer name and token',
+      {},
+      {
+        'LFS-Authenticate': LFS_AUTHENTICATE,
+      },
+    );
     return null;
   };
 
@@ -74,7 +87,15 @@ export function lfsApi(opts: LfsApiOptions) {
     const method = req.method ?? 'GET';
     const [a, b, c, extra] = r.rest;
     const lfsUrl = `${requestOrigin(req)}${lfsBasePath(r.repoPath)}`;
-    const wrong = (allowed: string[]) => sendLfsError(req, res, 405, `method ${method} not allowed here (allowed: ${allowed.join(', ')})`, {}, { Allow: allowed.join(', ') });
+    const wrong = (allowed: string[]) =>
+      sendLfsError(
+        req,
+        res,
+        405,
+        `method ${method} not allowed here (allowed: ${allowed.join(', ')})`,
+        {},
+        { Allow: allowed.join(', ') },
+      );
 
     if (a === 'objects' && b === 'batch' && c === undefined) {
       if (method !== 'POST') return wrong(['POST']);
@@ -105,7 +126,8 @@ export function lfsApi(opts: LfsApiOptions) {
       if (!allowed.includes(method)) return wrong(allowed);
       const user = await authorizeWrite(req, res, r);
       if (user === null) return;
-      if (isList) return method === 'GET' ? listLocks(req, res, r.repoDir, r.query) : createLock(req, res, r.repoDir, user);
+      if (isList)
+        return method === 'GET' ? listLocks(req, res, r.repoDir, r.query) : createLock(req, res, r.repoDir, user);
       if (isVerify) return verifyLocks(req, res, r.repoDir, user);
       return unlock(req, res, r.repoDir, b!, user);
     }

@@ -3,7 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const LFS_MEDIA_TYPE = 'application/vnd.git-lfs+json';
 
-export function sendLfsJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendLfsJson(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body) + '\n';
   res.statusCode = status;
   res.setHeader('Content-Type', LFS_MEDIA_TYPE);
@@ -15,7 +21,14 @@ export function sendLfsJson(req: IncomingMessage, res: ServerResponse, status: n
 }
 
 /** An LFS error response: a `message` people can read, plus anything the spec adds (a conflicting lock). */
-export function sendLfsError(req: IncomingMessage, res: ServerResponse, status: number, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): void {
+export function sendLfsError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  message: string,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): void {
   sendLfsJson(req, res, status, { ...extra, message }, headers);
 }
 
@@ -31,7 +44,11 @@ type BodyResult = { ok: true; value: unknown } | { ok: false; status: 400 | 413;
  */
 export async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<BodyResult> {
   const announced = Number(req.headers['content-length'] ?? NaN);
-  const tooLarge: BodyResult = { ok: false, status: 413, message: `request body larger than ${maxBytes} bytes; send fewer objects per request` };
+  const tooLarge: BodyResult = {
+    ok: false,
+    status: 413,
+    message: `request body larger than ${maxBytes} bytes; send fewer objects per request`,
+  };
   if (Number.isFinite(announced) && announced > maxBytes) {
     // a modest excess is read and discarded (the client then sees the answer, not a reset); more is cut off
     if (announced > DRAIN_LIMIT) res.setHeader('Connection', 'close');

@@ -24,7 +24,8 @@ const wire = (l: LfsLock): WireLock => ({ id: l.id, path: l.path, locked_at: l.l
 
 function refProblem(ref: unknown): string | null {
   if (ref === undefined || ref === null) return null;
-  if (!isRecord(ref) || (ref.name !== undefined && (typeof ref.name !== 'string' || ref.name.length > 4096))) return 'ref must be {"name": "refs/heads/..."}';
+  if (!isRecord(ref) || (ref.name !== undefined && (typeof ref.name !== 'string' || ref.name.length > 4096)))
+    return 'ref must be {"name": "refs/heads/..."}';
   return null;
 }
 
@@ -46,7 +47,12 @@ function page(locks: LfsLock[], cursor: unknown, limitRaw: unknown): { items: Lf
   return next ? { items, next: next.id } : { items };
 }
 
-export async function createLock(req: IncomingMessage, res: ServerResponse, repoDir: string, user: string): Promise<void> {
+export async function createLock(
+  req: IncomingMessage,
+  res: ServerResponse,
+  repoDir: string,
+  user: string,
+): Promise<void> {
   const body = await readJsonBody(req, res, MAX_LOCK_BODY);
   if (!body.ok) return sendLfsError(req, res, body.status, body.message);
   const v = body.value;
@@ -55,11 +61,19 @@ export async function createLock(req: IncomingMessage, res: ServerResponse, repo
   if (problem) return sendLfsError(req, res, 422, `lock path ${problem}`);
   const outcome = await new LfsLockStore(repoDir).create(v.path as string, user);
   if (outcome.created) return sendLfsJson(req, res, 201, { lock: wire(outcome.lock) });
-  if ('existing' in outcome) return sendLfsError(req, res, 409, `${outcome.existing.path} is already locked by ${outcome.existing.owner}`, { lock: wire(outcome.existing) });
+  if ('existing' in outcome)
+    return sendLfsError(req, res, 409, `${outcome.existing.path} is already locked by ${outcome.existing.owner}`, {
+      lock: wire(outcome.existing),
+    });
   return sendLfsError(req, res, 507, 'this repository holds too many locks; unlock some first');
 }
 
-export async function listLocks(req: IncomingMessage, res: ServerResponse, repoDir: string, query: URLSearchParams): Promise<void> {
+export async function listLocks(
+  req: IncomingMessage,
+  res: ServerResponse,
+  repoDir: string,
+  query: URLSearchParams,
+): Promise<void> {
   const path = query.get('path');
   const id = query.get('id');
   let locks = await new LfsLockStore(repoDir).list();
@@ -70,7 +84,12 @@ export async function listLocks(req: IncomingMessage, res: ServerResponse, repoD
   sendLfsJson(req, res, 200, { locks: p.items.map(wire), ...(p.next ? { next_cursor: p.next } : {}) });
 }
 
-export async function verifyLocks(req: IncomingMessage, res: ServerResponse, repoDir: string, user: string): Promise<void> {
+export async function verifyLocks(
+  req: IncomingMessage,
+  res: ServerResponse,
+  repoDir: string,
+  user: string,
+): Promise<void> {
   const body = await readJsonBody(req, res, MAX_LOCK_BODY);
   if (!body.ok) return sendLfsError(req, res, body.status, body.message);
   const v = body.value;
@@ -86,15 +105,28 @@ export async function verifyLocks(req: IncomingMessage, res: ServerResponse, rep
   });
 }
 
-export async function unlock(req: IncomingMessage, res: ServerResponse, repoDir: string, id: string, user: string): Promise<void> {
+export async function unlock(
+  req: IncomingMessage,
+  res: ServerResponse,
+  repoDir: string,
+  id: string,
+  user: string,
+): Promise<void> {
   const body = await readJsonBody(req, res, MAX_LOCK_BODY);
   if (!body.ok) return sendLfsError(req, res, body.status, body.message);
   const v = body.value;
   if (!isRecord(v)) return sendLfsError(req, res, 422, 'an unlock request is a JSON object');
-  if (v.force !== undefined && typeof v.force !== 'boolean') return sendLfsError(req, res, 422, 'force must be true or false');
+  if (v.force !== undefined && typeof v.force !== 'boolean')
+    return sendLfsError(req, res, 422, 'force must be true or false');
   if (!LOCK_ID.test(id)) return sendLfsError(req, res, 404, 'no such lock');
   const outcome = await new LfsLockStore(repoDir).unlock(id, user, v.force === true);
   if (outcome.ok) return sendLfsJson(req, res, 200, { lock: wire(outcome.lock) });
   if (outcome.reason === 'not-found') return sendLfsError(req, res, 404, 'no such lock');
-  return sendLfsError(req, res, 403, `${outcome.lock!.path} is locked by ${outcome.lock!.owner}; unlock with --force to break another writer's lock`, { lock: wire(outcome.lock!) });
+  return sendLfsError(
+    req,
+    res,
+    403,
+    `${outcome.lock!.path} is locked by ${outcome.lock!.owner}; unlock with --force to break another writer's lock`,
+    { lock: wire(outcome.lock!) },
+  );
 }

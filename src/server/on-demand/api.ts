@@ -38,7 +38,13 @@ function statusOf(code: string): number {
   return STATUS[code as ErrorCode] ?? 500;
 }
 
-function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function sendJson(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body, null, 1) + '\n';
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
@@ -50,12 +56,17 @@ function sendJson(req: IncomingMessage, res: ServerResponse, status: number, bod
 }
 
 function sendError(req: IncomingMessage, res: ServerResponse, err: BundlemirrorError): void {
-  sendJson(req, res, statusOf(err.code), { error: { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) } });
+  sendJson(req, res, statusOf(err.code), {
+    error: { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) },
+  });
 }
 
 function urlPath(repoPath: string): string {
   // ':' stays as it is (host:port directories): legal in a path, and what a person expects to read
-  return repoPath.split('/').map((c) => encodeURIComponent(c).replace(/%3A/g, ':')).join('/');
+  return repoPath
+    .split('/')
+    .map((c) => encodeURIComponent(c).replace(/%3A/g, ':'))
+    .join('/');
 }
 
 /** The job as clients see it: absolute URLs for this request's host, and the commands to run. */
@@ -101,7 +112,8 @@ async function urlFromPost(req: IncomingMessage): Promise<string> {
 
 export function onDemandApiHandler(service: OnDemandService) {
   return async function serveApi(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
-    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') return methodNotAllowed(req, res, ['GET', 'HEAD', 'POST']);
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST')
+      return methodNotAllowed(req, res, ['GET', 'HEAD', 'POST']);
     try {
       let job: JobView | null;
       if (req.method === 'POST') job = await service.request(await urlFromPost(req));
@@ -109,7 +121,10 @@ export function onDemandApiHandler(service: OnDemandService) {
         const url = new URL(target, 'http://x').searchParams.get('url');
         if (url === null) throw new BundlemirrorError('E_USAGE', 'GET needs ?url=<upstream repository URL>');
         job = await service.lookup(url);
-        if (job === null) throw new BundlemirrorError('E_NOT_FOUND', 'no job for this URL yet', { hint: 'POST {"url": ...} to start one' });
+        if (job === null)
+          throw new BundlemirrorError('E_NOT_FOUND', 'no job for this URL yet', {
+            hint: 'POST {"url": ...} to start one',
+          });
       }
       const body = jobJson(job, requestOrigin(req));
       if (job.state === 'ready') return sendJson(req, res, 200, body);

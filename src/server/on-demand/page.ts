@@ -97,7 +97,10 @@ export function onDemandPageHandler(allow: readonly string[]) {
     res.setHeader('Content-Length', Buffer.byteLength(html));
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Content-Security-Policy', `default-src 'none'; script-src 'sha256-${SCRIPT_HASH}'; connect-src 'self'; style-src 'unsafe-inline'`);
+    res.setHeader(
+      'Content-Security-Policy',
+      `default-src 'none'; script-src 'sha256-${SCRIPT_HASH}'; connect-src 'self'; style-src 'unsafe-inline'`,
+    );
     res.end(req.method === 'HEAD' ? undefined : html);
   };
 }
