@@ -2,7 +2,7 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseManifest, readManifestFile } from '../src/manifest/manifest.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { makeFork, makeRepo, initBareRepo, showRefOf, tempDir } from './support/repos.js';
@@ -114,7 +114,7 @@ test('the manifest has the shape grokmirror writes and reads grokmirror manifest
   }
 });
 
-test('republishing with nothing changed rewrites nothing', async (t) => {
+test('republishing with nothing changed rewrites nothing that is served', async (t) => {
   const { toplevel, out } = await setup(t);
   await publishOk(toplevel, out);
   const before = await snapshot(out);
@@ -123,10 +123,10 @@ test('republishing with nothing changed rewrites nothing', async (t) => {
   t.regex(r.stdout, /0 changed, 3 unchanged/);
   t.regex(r.stdout, /manifest unchanged/);
   const after = await snapshot(out);
-  t.deepEqual(
-    [...after.entries()].filter(([p]) => !p.includes('.publish')),
-    [...before.entries()].filter(([p]) => !p.includes('.publish')),
-  );
+  // publish's own bookkeeping (dotfiles, never served) may be renewed: ref files written within the
+  // last seconds are only recorded by a later publish (src/git/refs-signature.ts)
+  const served = (m: Map<string, number>) => [...m.entries()].filter(([p]) => !basename(p).startsWith('.'));
+  t.deepEqual(served(after), served(before));
 });
 
 test('a push changes exactly that repository: an incremental bundle with the old tips as prerequisites', async (t) => {
