@@ -3,7 +3,8 @@
  * no `git http-backend` process and are cut off after the body deadline;
  * at most `--git-backends` processes run at once; beyond that a request
  * waits in a short queue and then gets 503 with Retry-After. Every test is
- * bounded in sockets and time.
+ * bounded in sockets and time. Serial: they count this process's
+ * `git http-backend` children, which a neighbouring test would add to.
  */
 import test from 'ava';
 import { join } from 'node:path';
@@ -34,7 +35,7 @@ async function fixture(t: import('ava').ExecutionContext, bytesPerCommit = 0) {
   return { dir, toplevel, out, bare };
 }
 
-test('100 half-sent POSTs hold no git process, are cut off after the body deadline, and a clone still works', async (t) => {
+test.serial('100 half-sent POSTs hold no git process, are cut off after the body deadline, and a clone still works', async (t) => {
   const f = await fixture(t);
   const server = await startServer({
     bundles: f.out,
@@ -65,7 +66,7 @@ test('100 half-sent POSTs hold no git process, are cut off after the body deadli
   t.true((await metric(server, 'bundlemirror_serve_git_requests_refused_total')) >= 100);
 });
 
-test('beyond --git-backends a request waits for a free backend, a full queue gets 503 with Retry-After', async (t) => {
+test.serial('beyond --git-backends a request waits for a free backend, a full queue gets 503 with Retry-After', async (t) => {
   const f = await fixture(t, 10 << 20);
   const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
   const server = await startServer({
@@ -107,7 +108,7 @@ test('beyond --git-backends a request waits for a free backend, a full queue get
   t.is(await metric(server, 'bundlemirror_serve_git_requests_waiting'), 0);
 });
 
-test('a request that waits longer than the queue allows gets 503 with Retry-After', async (t) => {
+test.serial('a request that waits longer than the queue allows gets 503 with Retry-After', async (t) => {
   const f = await fixture(t, 10 << 20);
   const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
   const server = await startServer({
