@@ -35,78 +35,84 @@ async function fixture(t: import('ava').ExecutionContext, bytesPerCommit = 0) {
   return { dir, toplevel, out, bare };
 }
 
-test.serial('100 half-sent POSTs hold no git process, are cut off after the body deadline, and a clone still works', async (t) => {
-  const f = await fixture(t);
-  const server = await startServer({
-    bundles: f.out,
-    toplevel: f.toplevel,
-    port: 0,
-    log: false,
-    gitLimits: { max: 4, bodyDeadlineMs: 2000 },
-  });
-  t.teardown(() => server.close({ graceMs: 100 }));
-  const watch = watchBackends();
+test.serial(
+  '100 half-sent POSTs hold no git process, are cut off after the body deadline, and a clone still works',
+  async (t) => {
+    const f = await fixture(t);
+    const server = await startServer({
+      bundles: f.out,
+      toplevel: f.toplevel,
+      port: 0,
+      log: false,
+      gitLimits: { max: 4, bodyDeadlineMs: 2000 },
+    });
+    t.teardown(() => server.close({ graceMs: 100 }));
+    const watch = watchBackends();
 
-  const halfSent = Array.from({ length: 100 }, () => rawRequest(server.url, HALF_SENT_POST));
-  // the server is busy with 100 slow clients: a real clone goes through anyway
-  const clone = join(f.dir, 'clone.git');
-  await git(['clone', '--quiet', '--mirror', `${server.url}/git/pub/a.git`, clone]);
-  t.is(await showRefOf(clone), await showRefOf(f.bare));
+    const halfSent = Array.from({ length: 100 }, () => rawRequest(server.url, HALF_SENT_POST));
+    // the server is busy with 100 slow clients: a real clone goes through anyway
+    const clone = join(f.dir, 'clone.git');
+    await git(['clone', '--quiet', '--mirror', `${server.url}/git/pub/a.git`, clone]);
+    t.is(await showRefOf(clone), await showRefOf(f.bare));
 
-  const replies = await Promise.all(halfSent.map((r) => r.reply));
-  const maxBackends = await watch.stop();
-  t.true(maxBackends <= 4, `at most 4 backends at once, saw ${maxBackends}`);
-  t.is(
-    replies.filter((r) => r.startsWith('HTTP/1.1 408 ')).length,
-    100,
-    replies.find((r) => !r.startsWith('HTTP/1.1 408 ')),
-  );
-  t.true(replies.every((r) => /\r\nConnection: close\r\n/i.test(r)));
-  t.is(await backendChildren(), 0);
-  t.true((await metric(server, 'bundlemirror_serve_git_requests_refused_total')) >= 100);
-});
+    const replies = await Promise.all(halfSent.map((r) => r.reply));
+    const maxBackends = await watch.stop();
+    t.true(maxBackends <= 4, `at most 4 backends at once, saw ${maxBackends}`);
+    t.is(
+      replies.filter((r) => r.startsWith('HTTP/1.1 408 ')).length,
+      100,
+      replies.find((r) => !r.startsWith('HTTP/1.1 408 ')),
+    );
+    t.true(replies.every((r) => /\r\nConnection: close\r\n/i.test(r)));
+    t.is(await backendChildren(), 0);
+    t.true((await metric(server, 'bundlemirror_serve_git_requests_refused_total')) >= 100);
+  },
+);
 
-test.serial('beyond --git-backends a request waits for a free backend, a full queue gets 503 with Retry-After', async (t) => {
-  const f = await fixture(t, 10 << 20);
-  const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
-  const server = await startServer({
-    bundles: f.out,
-    toplevel: f.toplevel,
-    port: 0,
-    log: false,
-    gitLimits: { max: 1, queue: 1, queueWaitMs: 60_000 },
-  });
-  t.teardown(() => server.close({ graceMs: 100 }));
+test.serial(
+  'beyond --git-backends a request waits for a free backend, a full queue gets 503 with Retry-After',
+  async (t) => {
+    const f = await fixture(t, 10 << 20);
+    const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
+    const server = await startServer({
+      bundles: f.out,
+      toplevel: f.toplevel,
+      port: 0,
+      log: false,
+      gitLimits: { max: 1, queue: 1, queueWaitMs: 60_000 },
+    });
+    t.teardown(() => server.close({ graceMs: 100 }));
 
-  // a clone whose client stops reading: its upload-pack blocks on a full pipe and keeps the only backend
-  const body = `${pkt(`want ${main}\n`)}0000${pkt('done\n')}`;
-  const stalledHead =
-    'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
-    `Content-Length: ${body.length}\r\n\r\n${body}`;
-  const stalled = rawRequest(server.url, stalledHead, { read: false, limitMs: 90_000 });
-  await eventually(async () =>
-    (await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined,
-  );
+    // a clone whose client stops reading: its upload-pack blocks on a full pipe and keeps the only backend
+    const body = `${pkt(`want ${main}\n`)}0000${pkt('done\n')}`;
+    const stalledHead =
+      'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
+      `Content-Length: ${body.length}\r\n\r\n${body}`;
+    const stalled = rawRequest(server.url, stalledHead, { read: false, limitMs: 90_000 });
+    await eventually(async () =>
+      (await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined,
+    );
 
-  // the next request waits for it
-  const queued = request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack', { timeoutMs: 90_000 });
-  await eventually(async () =>
-    (await metric(server, 'bundlemirror_serve_git_requests_waiting')) === 1 ? true : undefined,
-  );
-  // the queue is full: refused at once, with a time to come back
-  const refused = await request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack');
-  t.is(refused.status, 503);
-  t.regex(String(refused.headers['retry-after']), /^\d+$/);
-  await t.throwsAsync(git(['ls-remote', `${server.url}/git/pub/a.git`]));
-  t.is(await backendChildren(), 1);
+    // the next request waits for it
+    const queued = request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack', { timeoutMs: 90_000 });
+    await eventually(async () =>
+      (await metric(server, 'bundlemirror_serve_git_requests_waiting')) === 1 ? true : undefined,
+    );
+    // the queue is full: refused at once, with a time to come back
+    const refused = await request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack');
+    t.is(refused.status, 503);
+    t.regex(String(refused.headers['retry-after']), /^\d+$/);
+    await t.throwsAsync(git(['ls-remote', `${server.url}/git/pub/a.git`]));
+    t.is(await backendChildren(), 1);
 
-  // the stalled client leaves: its backend ends and the waiting request gets it
-  stalled.socket.destroy();
-  const served = await queued;
-  t.is(served.status, 200);
-  t.true(served.body.includes(main));
-  t.is(await metric(server, 'bundlemirror_serve_git_requests_waiting'), 0);
-});
+    // the stalled client leaves: its backend ends and the waiting request gets it
+    stalled.socket.destroy();
+    const served = await queued;
+    t.is(served.status, 200);
+    t.true(served.body.includes(main));
+    t.is(await metric(server, 'bundlemirror_serve_git_requests_waiting'), 0);
+  },
+);
 
 test.serial('a request that waits longer than the queue allows gets 503 with Retry-After', async (t) => {
   const f = await fixture(t, 10 << 20);
