@@ -11,6 +11,7 @@ import type { Catalog, RepoSummary } from './catalog.js';
 import { requestOrigin } from './base-url.js';
 import { MANIFEST_FILE } from '../manifest/tree.js';
 import { GIT_PREFIX } from './smart-http.js';
+import { sendBody } from './reply.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -242,14 +243,11 @@ export function repoKeyOf(path: string): string | null {
 }
 
 function sendHtml(req: IncomingMessage, res: ServerResponse, html: string): void {
-  res.statusCode = 200;
-  res.setHeader('Content-Type', 'text/html; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(html));
-  res.setHeader('Cache-Control', 'no-cache');
-  res.setHeader('Vary', 'Accept');
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
-  res.end(req.method === 'HEAD' ? undefined : html);
+  sendBody(req, res, 200, 'text/html; charset=utf-8', html, {
+    'Cache-Control': 'no-cache',
+    Vary: 'Accept',
+    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
+  });
 }
 
 export interface PageHandler {

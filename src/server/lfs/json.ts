@@ -1,5 +1,6 @@
 /** Bounded JSON bodies in, `application/vnd.git-lfs+json` out: the wire format of the Git LFS API. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendBody } from '../reply.js';
 
 const LFS_MEDIA_TYPE = 'application/vnd.git-lfs+json';
 
@@ -10,14 +11,7 @@ export function sendLfsJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body) + '\n';
-  res.statusCode = status;
-  res.setHeader('Content-Type', LFS_MEDIA_TYPE);
-  res.setHeader('Content-Length', Buffer.byteLength(text));
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  res.end(req.method === 'HEAD' ? undefined : text);
+  sendBody(req, res, status, LFS_MEDIA_TYPE, JSON.stringify(body) + '\n', headers);
 }
 
 /** An LFS error response: a `message` people can read, plus anything the spec adds (a conflicting lock). */

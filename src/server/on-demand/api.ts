@@ -11,7 +11,7 @@ import { BUNDLE_LIST_FILE, INDEX_FILE } from '../../manifest/repo-index.js';
 import type { JobView, OnDemandService } from '../../on-demand/service.js';
 import { requestOrigin } from '../base-url.js';
 import { shellQuote } from '../page.js';
-import { methodNotAllowed } from '../reply.js';
+import { methodNotAllowed, sendBody } from '../reply.js';
 
 export const API_PATH = '/api/on-demand';
 /** Where the on-demand published tree is mounted. */
@@ -45,14 +45,7 @@ function sendJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body, null, 1) + '\n';
-  res.statusCode = status;
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(text));
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  res.end(req.method === 'HEAD' ? undefined : text);
+  sendBody(req, res, status, 'application/json; charset=utf-8', JSON.stringify(body, null, 1) + '\n', headers);
 }
 
 function sendError(req: IncomingMessage, res: ServerResponse, err: BundlemirrorError): void {

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { methodNotAllowed } from '../reply.js';
+import { methodNotAllowed, sendBody } from '../reply.js';
 import { API_PATH } from './api.js';
 
 export const PAGE_PATH = '/on-demand';
@@ -92,15 +92,9 @@ export function onDemandPageHandler(allow: readonly string[]) {
   const html = renderOnDemandPage(allow);
   return function servePage(req: IncomingMessage, res: ServerResponse): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
-    res.statusCode = 200;
-    res.setHeader('Content-Type', 'text/html; charset=utf-8');
-    res.setHeader('Content-Length', Buffer.byteLength(html));
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader(
-      'Content-Security-Policy',
-      `default-src 'none'; script-src 'sha256-${SCRIPT_HASH}'; connect-src 'self'; style-src 'unsafe-inline'`,
-    );
-    res.end(req.method === 'HEAD' ? undefined : html);
+    sendBody(req, res, 200, 'text/html; charset=utf-8', html, {
+      'Cache-Control': 'no-cache',
+      'Content-Security-Policy': `default-src 'none'; script-src 'sha256-${SCRIPT_HASH}'; connect-src 'self'; style-src 'unsafe-inline'`,
+    });
   };
 }
