@@ -9,6 +9,24 @@ import { LfsLockStore, lockPathProblem, type LfsLock } from '../../lfs/locks.js'
 import { isRecord, readJsonBody, sendLfsError, sendLfsJson } from './json.js';
 
 const MAX_LOCK_BODY = 16 << 10;
+
+/** The JSON object of a lock request, or null once the client has been answered with why not. */
+async function readLockRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  what: string,
+): Promise<Record<string, unknown> | null> {
+  const body = await readJsonBody(req, res, MAX_LOCK_BODY);
+  if (!body.ok) {
+    sendLfsError(req, res, body.status, body.message);
+    return null;
+  }
+  if (!isRecord(body.value)) {
+    sendLfsError(req, res, 422, `${what} is a JSON object`);
+    return null;
+  }
+  return body.value;
+}
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 const LOCK_ID = /^[0-9a-f]{32}$/;
@@ -53,10 +71,8 @@ export async function createLock(
   repoDir: string,
   user: string,
 ): Promise<void> {
-  const body = await readJsonBody(req, res, MAX_LOCK_BODY);
-  if (!body.ok) return sendLfsError(req, res, body.status, body.message);
-  const v = body.value;
-  if (!isRecord(v)) return sendLfsError(req, res, 422, 'a lock request is a JSON object');
+  const v = await readLockRequest(req, res, 'a lock request');
+  if (!v) return;
   const problem = lockPathProblem(v.path) ?? refProblem(v.ref);
   if (problem) return sendLfsError(req, res, 422, `lock path ${problem}`);
   const outcome = await new LfsLockStore(repoDir).create(v.path as string, user);
@@ -90,10 +106,8 @@ export async function verifyLocks(
   repoDir: string,
   user: string,
 ): Promise<void> {
-  const body = await readJsonBody(req, res, MAX_LOCK_BODY);
-  if (!body.ok) return sendLfsError(req, res, body.status, body.message);
-  const v = body.value;
-  if (!isRecord(v)) return sendLfsError(req, res, 422, 'a verify request is a JSON object');
+  const v = await readLockRequest(req, res, 'a verify request');
+  if (!v) return;
   const problem = refProblem(v.ref);
   if (problem) return sendLfsError(req, res, 422, problem);
   const p = page(await new LfsLockStore(repoDir).list(), v.cursor, v.limit);
@@ -112,10 +126,8 @@ export async function unlock(
   id: string,
   user: string,
 ): Promise<void> {
-  const body = await readJsonBody(req, res, MAX_LOCK_BODY);
-  if (!body.ok) return sendLfsError(req, res, body.status, body.message);
-  const v = body.value;
-  if (!isRecord(v)) return sendLfsError(req, res, 422, 'an unlock request is a JSON object');
+  const v = await readLockRequest(req, res, 'an unlock request');
+  if (!v) return;
   if (v.force !== undefined && typeof v.force !== 'boolean')
     return sendLfsError(req, res, 422, 'force must be true or false');
   if (!LOCK_ID.test(id)) return sendLfsError(req, res, 404, 'no such lock');
