@@ -5,39 +5,34 @@
  * reader never sees a manifest entry whose index or bundles are missing,
  * and a failed repository keeps its previously published files and entry.
  */
-import { readFile, rm, stat, utimes } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { repoPathProblem } from '../git/refname.js';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
-import { writeFileAtomic, removeStaleTemps } from '../fs/atomic.js';
+import { removeStaleTemps } from '../fs/atomic.js';
 import { acquireLock } from '../lock/lock.js';
-import { existingObjects, fingerprint, fingerprintOf, formatShowRef, rootCommits, type Ref } from '../git/repo.js';
-import { readManifestIfAny, serializeManifest, type Manifest, type ManifestEntry } from '../manifest/manifest.js';
-import {
-  BUNDLE_LIST_FILE,
-  INDEX_FILE,
-  INDEX_VERSION,
-  parseRepoIndex,
-  serializeRepoIndex,
-  type RepoIndex,
-} from '../manifest/repo-index.js';
-import { renderBundleList } from '../manifest/bundle-list.js';
+import { readManifestIfAny, type Manifest } from '../manifest/manifest.js';
+import type { RepoIndex } from '../manifest/repo-index.js';
 import { repoPathOfDir, resolveToplevel, scanToplevel, type FoundRepo } from '../git/discovery.js';
-import { lastModified, readAlternates, readDescription, readHeadFile, readOwner } from '../git/inspect.js';
-import { DEFAULT_CHAIN_POLICY, expireSuperseded, type ChainPolicy } from './chain.js';
+import { DEFAULT_CHAIN_POLICY, type ChainPolicy } from './chain.js';
 import { collectGarbage, type GcReport } from '../manifest/gc.js';
 import { groupForks, type ForkGroup } from './forkgroups.js';
 import { chooseParent, diskPathOf, MANIFEST_FILE } from '../manifest/tree.js';
-import { needsRebase, writeBundles, type ForkParent, type MadeBundle } from './repo-bundles.js';
-import { signerFor, type Signer } from './signer.js';
-import { refsSignature } from '../git/refs-signature.js';
-import { readRefsState, writeRefsState, type KnownRefs } from './refs-state.js';
-import { applyBundleListBase, repoBaseUrl } from './bundle-list-base.js';
-import { signatureOf } from '../manifest/signature-files.js';
-import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
-import { lfsNeedsLook, publishLfsObjects, type LfsPublishResult } from './lfs-publish.js';
+import { signerFor } from './signer.js';
+import { readRefsState, writeRefsState } from './refs-state.js';
+import { applyBundleListBase } from './bundle-list-base.js';
 import type { LfsObjectRef } from '../manifest/repo-index.js';
+import {
+  indexPathOf,
+  inspectRepo,
+  publishRepo,
+  readPreviousIndex,
+  type PublishedRepo,
+  type RepoContext,
+  type RepoFacts,
+} from './publish-repo.js';
+import { writeManifestIfChanged } from './manifest-writer.js';
 
 export interface PublishOptions {
   toplevel: string;
@@ -57,12 +52,6 @@ export interface PublishOptions {
   lockWaitMs?: number;
   log?: (line: string) => void;
   now?: () => number;
-}
-
-export interface PublishedRepo {
-  path: string;
-  fingerprint: string;
-  bundles: MadeBundle[];
 }
 
 export interface LfsReport {
@@ -123,7 +112,16 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     const limit = pLimit(32);
     const knownBefore = await readRefsState(opts.out);
     const known = new Map(opts.only ? knownBefore : []);
-    const ctx: RepoContext = { ...opts, policy, now, toplevel, repoPathOf, signer, gitLimit };
+    const ctx: RepoContext = {
+      out: opts.out,
+      baseUrl: opts.baseUrl,
+      policy,
+      now,
+      toplevel,
+      repoPathOf,
+      signer,
+      gitLimit,
+    };
     const fail = (path: string, err: unknown) => {
       known.delete(path);
       const e = forRepo(err, path);
@@ -262,111 +260,6 @@ async function resolveSelection(only: string[], toplevel: string, prevManifest: 
   return out;
 }
 
-interface RepoContext extends PublishOptions {
-  policy: ChainPolicy;
-  now: () => number;
-  toplevel: string;
-  /** Manifest path of a repository directory (for alternates), if it is one of ours. */
-  repoPathOf: (dir: string) => Promise<string | undefined>;
-  signer: Signer | null;
-  /** Runs work that starts git processes, a few at a time. */
-  gitLimit: <T>(fn: () => Promise<T>) => Promise<T>;
-}
-
-async function readPreviousIndex(file: string, path: string): Promise<RepoIndex | null> {
-  try {
-    return parseRepoIndex(await readFile(file), path);
-  } catch {
-    return null; // missing or unreadable: the next bundle is a base
-  }
-}
-
-function indexPathOf(out: string, path: string): string {
-  return diskPathOf(out, path, INDEX_FILE);
-}
-
-interface RepoFacts {
-  repo: FoundRepo;
-  fingerprint: string;
-  refs: Ref[];
-  prev: RepoIndex | null;
-  head: string | null;
-  description: string | null;
-  /** Manifest paths of repositories whose objects this one borrows. */
-  alternates: string[];
-  roots: string[];
-  /** Signature of the ref files that held `fingerprint`, when settled enough to record. */
-  signature: string | null;
-}
-
-async function inspectRepo(repo: FoundRepo, known: KnownRefs | undefined, ctx: RepoContext): Promise<RepoFacts | null> {
-  // taken before git reads the refs: a change in between makes the recorded signature differ next time
-  const sig = await refsSignature(repo.dir);
-  const prev = await readPreviousIndex(indexPathOf(ctx.out, repo.path), repo.path);
-  const [head, description, alternateDirs] = await Promise.all([
-    readHeadFile(repo.dir),
-    readDescription(repo.dir),
-    readAlternates(repo.dir),
-  ]);
-  const alternates = (await Promise.all(alternateDirs.map((a) => ctx.repoPathOf(a)))).filter(
-    (p): p is string => p !== undefined,
-  );
-  const signature = sig?.settled ? sig.signature : null;
-  // ref files exactly as when the last publish read them: the refs are the ones it published
-  const same =
-    sig !== null && known?.signature === sig.signature && prev?.fingerprint === known.fingerprint && prev.roots
-      ? refsOf(prev)
-      : null;
-  if (same && fingerprintOf(formatShowRef(same)) === prev!.fingerprint) {
-    return {
-      repo,
-      fingerprint: prev!.fingerprint,
-      refs: same,
-      prev,
-      head,
-      description,
-      alternates,
-      roots: prev!.roots!,
-      signature,
-    };
-  }
-  return ctx.gitLimit(async () => {
-    const { fingerprint: fp, refs } = await fingerprint(repo.dir, repo.path);
-    if (refs.length === 0) return null;
-    return {
-      repo,
-      fingerprint: fp,
-      refs,
-      prev,
-      head,
-      description,
-      alternates,
-      roots: await rootsOf(repo, refs, prev),
-      signature,
-    };
-  });
-}
-
-function refsOf(index: RepoIndex): Ref[] {
-  return Object.entries(index.refs).map(([name, oid]) => ({ name, oid }));
-}
-
-/** Root commits, walking only history added since the last publish when that one recorded its roots. */
-async function rootsOf(repo: FoundRepo, refs: Ref[], prev: RepoIndex | null): Promise<string[]> {
-  if (prev?.roots && prev.fingerprint === fingerprintOf(formatShowRef(refs))) return prev.roots;
-  const tips = [...new Set(refs.map((r) => r.oid))];
-  if (!prev?.roots) return rootCommits(repo.dir, tips, [], repo.path);
-  const old = [...new Set(Object.values(prev.refs))];
-  const known = await existingObjects(repo.dir, old, repo.path);
-  const added = await rootCommits(
-    repo.dir,
-    tips,
-    old.filter((o) => known.has(o)),
-    repo.path,
-  );
-  return [...new Set([...prev.roots, ...added])].sort();
-}
-
 /** Groups as the last full publish recorded them in the manifest. */
 function groupsFromManifest(manifest: Manifest): Map<string, ForkGroup> {
   const byId = new Map<string, string[]>();
@@ -382,168 +275,6 @@ function groupsFromManifest(manifest: Manifest): Map<string, ForkGroup> {
     for (const m of members) groups.set(m, group);
   }
   return groups;
-}
-
-async function publishRepo(
-  f: RepoFacts,
-  prevEntry: ManifestEntry | undefined,
-  forkgroup: string | null,
-  parent: ForkParent | null,
-  ctx: RepoContext,
-): Promise<{ entry: ManifestEntry; changed: PublishedRepo | null; lfs: LfsPublishResult | null; index: RepoIndex }> {
-  const { repo, prev, head } = f;
-  const outDir = diskPathOf(ctx.out, repo.path);
-  const reference = f.alternates[0] ?? null;
-  const unchanged =
-    prev !== null &&
-    prev.fingerprint === f.fingerprint &&
-    prevEntry?.fingerprint === f.fingerprint &&
-    (prev.forkgroup ?? null) === forkgroup &&
-    !needsRebase(prev, parent);
-  if (unchanged) {
-    const owner = (await configChangedSince(repo.dir, prev.generated))
-      ? await readOwner(repo.dir, repo.path)
-      : (prevEntry.owner ?? null);
-    // superseded bundles whose grace period ended leave the index even when nothing else changed
-    const bundles = expireSuperseded(prev.bundles, ctx.now(), ctx.policy);
-    // LFS objects first listed by this version, or missing last time, are looked for again
-    const lfs = lfsNeedsLook(prev)
-      ? await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev, lfsStoresOf(f, parent, ctx))
-      : null;
-    const lfsChanged = lfs !== null && JSON.stringify(lfs.lfs) !== JSON.stringify(prev.lfs);
-    let index = prev;
-    if (prev.head !== head || !prev.roots || bundles.length !== prev.bundles.length || lfsChanged) {
-      index = { ...prev, head, roots: f.roots, bundles, generated: new Date(ctx.now()).toISOString() };
-      if (lfs?.lfs) index.lfs = lfs.lfs;
-      await writeIndexAndList(outDir, index, ctx, repo.path);
-    } else if (ctx.signer && (await ctx.signer.needsSignature(join(outDir, INDEX_FILE)))) {
-      // first publish with --sign-key, or a new key: sign the index as it stands
-      await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), await readFile(join(outDir, INDEX_FILE)));
-    }
-    return {
-      entry: manifestEntry(
-        prevEntry.modified ?? 0,
-        f.fingerprint,
-        head,
-        f.description,
-        owner,
-        reference,
-        forkgroup,
-        repo.symlinks,
-      ),
-      changed: null,
-      lfs,
-      index,
-    };
-  }
-
-  const nowMs = ctx.now();
-  const written = await ctx.gitLimit(() =>
-    writeBundles({ repo, outDir, prev, refs: f.refs, nowMs, policy: ctx.policy, parent }),
-  );
-  const index: RepoIndex = {
-    version: INDEX_VERSION,
-    path: repo.path,
-    generated: new Date(nowMs).toISOString(),
-    fingerprint: f.fingerprint,
-    head,
-    refs: Object.fromEntries(f.refs.map((r) => [r.name, r.oid])),
-    bundles: written.bundles,
-    forkgroup,
-    roots: f.roots,
-  };
-  // objects before the index that lists them, as bundles are
-  const lfs = await publishLfsObjects(repo.dir, outDir, repo.path, f.refs, prev, lfsStoresOf(f, parent, ctx));
-  if (lfs.lfs) index.lfs = lfs.lfs;
-  await writeIndexAndList(outDir, index, ctx, repo.path);
-  const [modified, owner] = await ctx.gitLimit(() =>
-    Promise.all([lastModified(repo.dir, repo.path), readOwner(repo.dir, repo.path)]),
-  );
-  return {
-    entry: manifestEntry(modified, f.fingerprint, head, f.description, owner, reference, forkgroup, repo.symlinks),
-    changed: { path: repo.path, fingerprint: f.fingerprint, bundles: written.made },
-    lfs,
-    index,
-  };
-}
-
-/** Where else a fork's LFS objects may be: its forkgroup parent and the repositories it borrows objects from. */
-function lfsStoresOf(f: RepoFacts, parent: ForkParent | null, ctx: RepoContext): string[] {
-  const paths = [...(parent ? [parent.path] : []), ...f.alternates].filter((p) => p !== f.repo.path);
-  return [...new Set(paths)].map((p) => diskPathOf(ctx.toplevel, p));
-}
-
-async function writeIndexAndList(outDir: string, index: RepoIndex, ctx: RepoContext, path: string): Promise<void> {
-  const bytes = serializeRepoIndex(index);
-  if (ctx.signer) await ctx.signer.signBeforeWriting(join(outDir, INDEX_FILE), bytes);
-  else await rm(signatureOf(join(outDir, INDEX_FILE)), { force: true }); // a signature of another index would only be refused
-  await writeFileAtomic(join(outDir, INDEX_FILE), bytes);
-  await writeFileAtomic(
-    join(outDir, BUNDLE_LIST_FILE),
-    renderBundleList(index.bundles, repoBaseUrl(ctx.baseUrl, path)),
-  );
-}
-
-async function configChangedSince(dir: string, iso: string): Promise<boolean> {
-  try {
-    return (await stat(join(dir, 'config'))).mtimeMs >= Date.parse(iso);
-  } catch {
-    return true;
-  }
-}
-
-function manifestEntry(
-  modified: number,
-  fp: string,
-  head: string | null,
-  description: string | null,
-  owner: string | null,
-  reference: string | null,
-  forkgroup: string | null,
-  symlinks: string[],
-): ManifestEntry {
-  const entry: ManifestEntry = { modified, fingerprint: fp, head, reference };
-  if (description !== null) entry.description = description;
-  if (owner !== null) entry.owner = owner;
-  if (forkgroup) entry.forkgroup = forkgroup;
-  if (symlinks.length) entry.symlinks = symlinks;
-  return entry;
-}
-
-async function writeManifestIfChanged(
-  file: string,
-  manifest: Manifest,
-  signer: Signer | null,
-  opts: { restamp: boolean; now: number },
-): Promise<boolean> {
-  const content = serializeManifest(manifest);
-  let bytes = content;
-  let previousMtime: number | null = null;
-  try {
-    const previous = await readFile(file);
-    const same = Buffer.compare(unstampManifest(previous), content) === 0;
-    const signedAlready = signer && manifestStamp(previous) !== null && !(await signer.needsSignature(file));
-    if (same && (!signer || (signedAlready && !opts.restamp))) return false;
-    previousMtime = (await stat(file)).mtimeMs;
-    // the stamp never goes backwards, even when the clock does
-    const last = manifestStamp(previous);
-    if (signer) bytes = stampManifest(content, new Date(Math.max(opts.now, last ? Date.parse(last) + 1 : 0)));
-  } catch {
-    /* first publish */
-    if (signer) bytes = stampManifest(content, new Date(opts.now));
-  }
-  if (signer) await signer.signBeforeWriting(file, bytes);
-  else await rm(signatureOf(file), { force: true });
-  await writeFileAtomic(file, bytes);
-  // Static hosts derive validators from whole seconds (nginx: ETag "mtime-size",
-  // Last-Modified): a second manifest within the same second could look
-  // unchanged to a replica. Move the clock of the file forward instead.
-  if (previousMtime !== null) {
-    const second = Math.floor(previousMtime / 1000);
-    if (Math.floor((await stat(file)).mtimeMs / 1000) <= second)
-      await utimes(file, new Date(), new Date((second + 1) * 1000));
-  }
-  return true;
 }
 
 /**

@@ -1,0 +1,47 @@
+/**
+ * Writes manifest.js.gz, the last file of every publish, only when its
+ * content changed, or when a signed publish must renew its stamp. The
+ * signature goes first, then the manifest by atomic rename.
+ */
+import { readFile, rm, stat, utimes } from 'node:fs/promises';
+import { writeFileAtomic } from '../fs/atomic.js';
+import { serializeManifest, type Manifest } from '../manifest/manifest.js';
+import { signatureOf } from '../manifest/signature-files.js';
+import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
+import type { Signer } from './signer.js';
+
+export async function writeManifestIfChanged(
+  file: string,
+  manifest: Manifest,
+  signer: Signer | null,
+  opts: { restamp: boolean; now: number },
+): Promise<boolean> {
+  const content = serializeManifest(manifest);
+  let bytes = content;
+  let previousMtime: number | null = null;
+  try {
+    const previous = await readFile(file);
+    const same = Buffer.compare(unstampManifest(previous), content) === 0;
+    const signedAlready = signer && manifestStamp(previous) !== null && !(await signer.needsSignature(file));
+    if (same && (!signer || (signedAlready && !opts.restamp))) return false;
+    previousMtime = (await stat(file)).mtimeMs;
+    // the stamp never goes backwards, even when the clock does
+    const last = manifestStamp(previous);
+    if (signer) bytes = stampManifest(content, new Date(Math.max(opts.now, last ? Date.parse(last) + 1 : 0)));
+  } catch {
+    /* first publish */
+    if (signer) bytes = stampManifest(content, new Date(opts.now));
+  }
+  if (signer) await signer.signBeforeWriting(file, bytes);
+  else await rm(signatureOf(file), { force: true });
+  await writeFileAtomic(file, bytes);
+  // Static hosts derive validators from whole seconds (nginx: ETag "mtime-size",
+  // Last-Modified): a second manifest within the same second could look
+  // unchanged to a replica. Move the clock of the file forward instead.
+  if (previousMtime !== null) {
+    const second = Math.floor(previousMtime / 1000);
+    if (Math.floor((await stat(file)).mtimeMs / 1000) <= second)
+      await utimes(file, new Date(), new Date((second + 1) * 1000));
+  }
+  return true;
+}
