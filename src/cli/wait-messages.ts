@@ -7,7 +7,7 @@
 import { BundlemirrorError } from '../errors.js';
 import { formatDuration, parseDuration } from '../format/duration.js';
 import { printable } from '../format/untrusted.js';
-import { describeCause } from '../transfer/http.js';
+import { describeCause } from '../transfer/failure.js';
 import type { RetryWait } from '../transfer/retry-policy.js';
 
 const EVERY_MS = 10_000;

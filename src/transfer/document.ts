@@ -12,18 +12,15 @@ import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
 import { formatDuration } from '../format/duration.js';
 import type { MirrorSet } from './mirrors.js';
 import {
-  StallError,
   contentLength,
-  failureFromError,
-  failureFromStatus,
   headerValue,
   openResponse,
   resolveTimeouts,
-  type Failure,
   type HttpTimeouts,
   type OpenedResponse,
   type RedirectRule,
 } from './http.js';
+import { StallError, failureFromError, failureFromStatus, type Failure } from './failure.js';
 
 export interface FetchDocumentOptions {
   /** ETag from the last fetch: sent as If-None-Match. */

@@ -7,18 +7,15 @@
  */
 import { BundlemirrorError } from '../errors.js';
 import {
-  StallError,
   contentLength,
-  failureFromError,
-  failureFromStatus,
   headerValue,
   isEncoded,
   openResponse,
-  type Failure,
   type HttpTimeouts,
   type OpenedResponse,
   type RedirectRule,
 } from './http.js';
+import { StallError, failureFromError, failureFromStatus, type Failure } from './failure.js';
 import type { PartialFile } from './partial-file.js';
 import { contradictsValidator, parseContentRange, validatorFromResponse } from './range.js';
 import { bundleEtag } from '../manifest/tree.js';

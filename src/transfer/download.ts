@@ -11,100 +11,21 @@
  * every wait is announced through `onWait`. The destination is written only by renaming a
  * partial whose size and sha256 match the index.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { BundlemirrorError } from '../errors.js';
-import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backoff.js';
+import { resolveBackoff, retryDelay, sleep } from './backoff.js';
 import { runAttempt, type AttemptContext } from './download-attempt.js';
-import { adviceFor, resolveTimeouts, type Failure, type HttpTimeouts, type RedirectRule } from './http.js';
-import { PartialFile, partialPathFor } from './partial-file.js';
-import { RateMeter, type DownloadProgress } from './progress.js';
+import { resolveTimeouts } from './http.js';
+import type { Failure } from './failure.js';
+import { giveUp } from './download-give-up.js';
+import { stats } from './download-stats.js';
+import { PartialFile, holdsContent, partialPathFor } from './partial-file.js';
+import { RateMeter } from './progress.js';
 import { bundleEtag } from '../manifest/tree.js';
-import { formatDuration } from '../format/duration.js';
-import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
-import type { MirrorSet } from './mirrors.js';
+import { DEFAULT_RETRY_FOR_MS } from './retry-policy.js';
+import type { DownloadFileOptions, DownloadResult } from './download-options.js';
 
 export type { DownloadProgress } from './progress.js';
-
-export interface DownloadFileOptions {
-  url: string;
-  /** Where redirects may lead (default: the URL's own origin). */
-  redirects?: RedirectRule | undefined;
-  /** Final path; written only once the content is verified. */
-  dest: string;
-  expectedSize: number;
-  /** Lowercase hex sha256 of the whole file; also names the partial. */
-  sha256: string;
-  /** Where partials live (the replica passes `<toplevel>/.bundlemirror/partial/`); same filesystem as `dest` ideally. */
-  partialDir: string;
-  onProgress?: ((p: DownloadProgress) => void) | undefined;
-  /** Aborting keeps the partial for the next run and rejects with the signal's reason. */
-  signal?: AbortSignal | undefined;
-  /** How long to keep trying after the last byte arrived (default DEFAULT_RETRY_FOR_MS): an outage shorter than this costs only time. */
-  retryForMs?: number | undefined;
-  /** Told before each wait between attempts: what failed and how long we wait. */
-  onWait?: ((w: RetryWait) => void) | undefined;
-  /** What the user runs to continue, for the give-up hint (default: "the next pull resumes from there"). */
-  resumeHint?: string | undefined;
-  /**
-   * Other hosts of the same tree (`url` must be under the set's primary
-   * root): each attempt goes to the best host, a failing or stalling host
-   * rests while the next attempt goes to another, and the partial continues
-   * from wherever it stopped. A host whose bytes fail the hash is skipped
-   * for this file.
-   */
-  mirrors?: MirrorSet | undefined;
-  /** Told when a host served this file wrong and is skipped for it (to report it). */
-  onWrongHost?: ((root: string, error: BundlemirrorError) => void) | undefined;
-  /** The repository this file belongs to (for `mirrors.servedBy`). */
-  repo?: string | undefined;
-  /** Also give up after this many consecutive attempts without progress (tests; default: time decides). */
-  retries?: number | undefined;
-  /** Also give up after this many attempts without progress in total (tests; default: time decides). */
-  maxAttempts?: number | undefined;
-  timeouts?: Partial<HttpTimeouts> | undefined;
-  backoff?: Partial<BackoffOptions> | undefined;
-  /** Minimum interval between onProgress calls (default 250 ms); the final call always happens. */
-  progressIntervalMs?: number | undefined;
-}
-
-export interface DownloadResult {
-  path: string;
-  /** Body bytes received over the network by this call (including any that were discarded). */
-  bytesDownloaded: number;
-  /** Bytes that were on disk when the call started and ended up in the file. */
-  bytesResumed: number;
-  /** HTTP requests made. 0 when a complete partial only needed verifying. */
-  attempts: number;
-  /** Times the partial was emptied and the download started over. */
-  restarts: number;
-  /** Bytes read back from disk to hash them (the resumed prefix, normally); everything else was hashed as it was written. */
-  bytesHashedFromDisk: number;
-}
-
-/** Process-wide totals, for status output and benchmarks. */
-export interface TransferStats {
-  downloads: number;
-  bytesDownloaded: number;
-  bytesResumed: number;
-  attempts: number;
-  restarts: number;
-  verifyFailures: number;
-}
-
-const stats: TransferStats = {
-  downloads: 0,
-  bytesDownloaded: 0,
-  bytesResumed: 0,
-  attempts: 0,
-  restarts: 0,
-  verifyFailures: 0,
-};
-
-export function transferStats(): Readonly<TransferStats> {
-  return { ...stats };
-}
+export type { DownloadFileOptions } from './download-options.js';
 
 /** A download whose content fails its hash is retried once from scratch, then reported. */
 const MAX_VERIFY_FAILURES = 2;
@@ -395,38 +316,4 @@ async function download(opts: DownloadFileOptions): Promise<DownloadResult> {
   } finally {
     await part.close().catch(() => {});
   }
-}
-
-/** True when `file` exists with exactly `size` bytes hashing to `sha256`. */
-async function holdsContent(file: string, size: number, sha256: string): Promise<boolean> {
-  try {
-    const st = await stat(file);
-    if (!st.isFile() || st.size !== size) return false;
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-    return hash.digest('hex') === sha256;
-  } catch {
-    return false;
-  }
-}
-
-function giveUp(
-  opts: DownloadFileOptions,
-  part: PartialFile,
-  attempts: number,
-  withoutProgress: number,
-  lastProgressAt: number,
-  last: Failure | undefined,
-  restartReason: string | undefined,
-): BundlemirrorError {
-  const why = restartReason ?? last?.error.message ?? 'no progress';
-  const waited = formatDuration((Date.now() - lastProgressAt) / 1000);
-  return new BundlemirrorError(
-    'E_DOWNLOAD',
-    `${opts.url}: gave up after ${attempts} attempts, the last ${withoutProgress} without progress for ${waited} (last error: ${why})`,
-    {
-      hint: `${adviceFor(last?.cause)}; the partial download is kept (${part.size} of ${opts.expectedSize} bytes in ${part.path}); ${opts.resumeHint ?? 'the next pull resumes from there'}`,
-      cause: last?.error,
-    },
-  );
 }

@@ -7,7 +7,8 @@
 import got from 'got';
 import { BundlemirrorError } from '../errors.js';
 import { retryDelay, resolveBackoff, sleep } from './backoff.js';
-import { failureFromError, USER_AGENT } from './http.js';
+import { USER_AGENT } from './http.js';
+import { failureFromError } from './failure.js';
 
 export interface JsonResponse {
   status: number;

@@ -6,8 +6,9 @@
  * started it. The file never grows past the expected size, and it only
  * becomes the destination file by rename once its sha256 is right.
  */
-import { constants as fsConstants } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { constants as fsConstants, createReadStream } from 'node:fs';
+import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { fsyncDir, tempPathFor } from '../fs/atomic.js';
@@ -31,6 +32,19 @@ export function diskError(err: unknown, what: string): BundlemirrorError {
       : "check the permissions and health of the replica's filesystem",
     cause: err,
   });
+}
+
+/** True when `file` exists with exactly `size` bytes hashing to `sha256`. */
+export async function holdsContent(file: string, size: number, sha256: string): Promise<boolean> {
+  try {
+    const st = await stat(file);
+    if (!st.isFile() || st.size !== size) return false;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    return hash.digest('hex') === sha256;
+  } catch {
+    return false;
+  }
 }
 
 export class PartialFile {

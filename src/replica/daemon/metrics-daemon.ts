@@ -6,7 +6,7 @@
  * `bundlemirror status` (status.ts, metrics.ts) and are appended to these.
  */
 import { LabelledCounter, renderPrometheus, type MetricFamily } from '../../metrics/prometheus.js';
-import { transferStats } from '../../transfer/download.js';
+import { transferStats } from '../../transfer/download-stats.js';
 import type { PullReport } from '../pull.js';
 
 export const RUN_TRIGGERS = ['refresh', 'schedule', 'notify'] as const;
