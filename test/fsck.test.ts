@@ -2,7 +2,7 @@ import test from 'ava';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
-import type { FsckReport } from '../src/replica/fsck/fsck.js';
+import type { FsckReport } from '../src/replica/fsck/fsck-report.js';
 import { runCli } from './support/cli.js';
 import { showRefOf } from './support/repos.js';
 import { fingerprintOf, pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';

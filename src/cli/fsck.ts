@@ -9,7 +9,8 @@ import { BundlemirrorError, ExitStatus } from '../errors.js';
 import { loadPullConfig } from '../replica/config/config.js';
 import { untilInterrupted } from './interrupt.js';
 import { createPullLog } from '../replica/log.js';
-import { fsckSucceeded, runFsck, type FsckReport } from '../replica/fsck/fsck.js';
+import { runFsck } from '../replica/fsck/fsck.js';
+import { fsckSucceeded, type FsckReport } from '../replica/fsck/fsck-report.js';
 
 interface FsckFlags {
   config: string;
