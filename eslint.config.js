@@ -13,6 +13,10 @@ const DOORS = {
   got: { names: ['got'], message: 'HTTP downloads go through src/transfer/, the one door where got lives' },
   express: { names: ['express'], message: 'express belongs to src/server/' },
   lock: { names: ['proper-lockfile'], message: 'take locks with acquireLock() from src/lock/lock.ts' },
+  s3: {
+    names: ['@aws-sdk/client-s3'],
+    message: 'the S3 SDK lives in src/store/ (S3Store), the one door to object storage',
+  },
 };
 const IO = {
   names: [
@@ -68,5 +72,6 @@ export default tseslint.config(
   { files: ['src/transfer/**/*.ts'], rules: doors(['got']) },
   { files: ['src/server/**/*.ts'], rules: doors(['express']) },
   { files: ['src/lock/**/*.ts'], rules: doors(['lock']) },
+  { files: ['src/store/**/*.ts'], rules: doors(['s3']) },
   { files: ['src/replica/plan/**/*.ts'], rules: doors([], [IO]) },
 );

@@ -60,7 +60,13 @@ export type ErrorCode =
   | 'E_UPSTREAM'
   | 'E_BUSY'
   | 'E_PERMISSION'
-  | 'E_INTERRUPTED';
+  | 'E_INTERRUPTED'
+  /** An object store failed or could not be reached (s3:// targets). */
+  | 'E_STORE'
+  /** No credentials, or the store refused them (missing key, wrong key, access denied). */
+  | 'E_STORE_AUTH'
+  /** The bucket of an s3:// target does not exist at the endpoint. */
+  | 'E_STORE_BUCKET';
 
 export interface ErrorDetails {
   /** The repository concerned, as its manifest path (`/pub/a.git`) when known. */
@@ -89,7 +95,9 @@ export class BundlemirrorError extends Error {
       this.code === 'E_CONFIG' ||
       this.code === 'E_LOCKED' ||
       this.code === 'E_TOPLEVEL' ||
-      this.code === 'E_PERMISSION'
+      this.code === 'E_PERMISSION' ||
+      this.code === 'E_STORE_AUTH' ||
+      this.code === 'E_STORE_BUCKET'
       ? ExitStatus.usage
       : ExitStatus.repoFailed;
   }

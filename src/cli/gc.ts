@@ -1,15 +1,16 @@
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { BundlemirrorError } from '../errors.js';
 import { acquireLock } from '../lock/lock.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { collectGarbage } from '../manifest/gc.js';
+import { addStoreOptions, publishTarget, type StoreFlags } from './publish-target.js';
 
 export function registerGc(program: Command): void {
-  program
+  const cmd = program
     .command('gc')
     .description('delete published bundles that no index has referenced for the grace period (publish does this too)')
-    .option('--bundles <dir>', 'the published tree', 'bundles')
+    .option('--bundles <dir>', 'the published tree (a directory, or the s3://BUCKET/PREFIX publish wrote)', 'bundles')
     .addOption(new Option('-o, --out <dir>', 'the old name of --bundles').hideHelp())
     .option(
       '--grace-days <d>',
@@ -17,14 +18,17 @@ export function registerGc(program: Command): void {
       String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000),
     )
     .option('-n, --dry-run', 'say what would be deleted, delete nothing')
-    .action(async (flags: { bundles: string; out?: string; graceDays: string; dryRun?: boolean }) => {
+    .action(async (flags: { bundles: string; out?: string; graceDays: string; dryRun?: boolean } & StoreFlags) => {
       const days = Number(flags.graceDays);
       if (!Number.isFinite(days) || days < 0)
         throw new BundlemirrorError(
           'E_USAGE',
           `--grace-days takes a non-negative number, not ${JSON.stringify(flags.graceDays)}`,
         );
-      const out = resolve(flags.out ?? flags.bundles);
+      const target = await publishTarget(flags.out ?? flags.bundles, flags, (line) =>
+        process.stderr.write(line + '\n'),
+      );
+      const out = target.out;
       const release = await acquireLock({
         path: join(out, '.publish'),
         what: `publish or gc of ${out}`,
@@ -32,6 +36,8 @@ export function registerGc(program: Command): void {
       });
       try {
         const r = await collectGarbage(out, { graceMs: days * 86_400_000, dryRun: flags.dryRun });
+        // the store loses what the tree lost, after its grace period like any file
+        if (!flags.dryRun) await target.mirror?.();
         for (const f of r.deleted) process.stdout.write(`${flags.dryRun ? 'would delete' : 'deleted'} ${f}\n`);
         process.stdout.write(
           `${r.referenced} referenced, ${r.waiting.length} unreferenced within the grace period, ${r.deleted.length} ${flags.dryRun ? 'to delete' : 'deleted'}\n`,
@@ -46,4 +52,5 @@ export function registerGc(program: Command): void {
         await release();
       }
     });
+  addStoreOptions(cmd);
 }

@@ -6,8 +6,9 @@ import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { fnmatch } from '../glob/fnmatch.js';
 import { formatBytes } from '../format/bytes.js';
 import { notifierFor } from './publish-notify.js';
+import { addStoreOptions, publishTarget, type StoreFlags } from './publish-target.js';
 
-interface PublishFlags {
+interface PublishFlags extends StoreFlags {
   toplevel: string;
   bundles: string;
   /** --out, the old name of --bundles. */
@@ -25,7 +26,7 @@ interface PublishFlags {
 }
 
 export function registerPublish(program: Command): void {
-  program
+  const cmd = program
     .command('publish')
     .description(
       'publish bare repositories as a static tree: manifest.js.gz, per-repository index.json, bundle-list and bundles',
@@ -35,7 +36,11 @@ export function registerPublish(program: Command): void {
       'publish only these repositories (disk path, e.g. $PWD from a hook, or manifest path like /pub/a.git)',
     )
     .requiredOption('-t, --toplevel <dir>', 'directory holding the bare repositories (any depth)')
-    .option('--bundles <dir>', 'where to write the published tree (what serve --bundles serves)', 'bundles')
+    .option(
+      '--bundles <dir>',
+      'where to write the published tree (a directory serve --bundles serves, or s3://BUCKET/PREFIX)',
+      'bundles',
+    )
     .addOption(new Option('-o, --out <dir>', 'the old name of --bundles').hideHelp())
     .option('--base-url <url>', 'URL at which --bundles is served; bundle-list files then carry absolute URIs')
     .option('--ignore <glob>', 'leave out repositories whose manifest path matches (repeatable)', collect, [])
@@ -70,9 +75,12 @@ export function registerPublish(program: Command): void {
     .action(async (repos: string[], flags: PublishFlags) => {
       const baseUrl = flags.baseUrl ? checkBaseUrl(flags.baseUrl) : null;
       const notify = notifierFor(flags.notify, flags.notifyTokenFile);
+      const log = flags.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
+      const target = await publishTarget(flags.out ?? flags.bundles, flags, log);
       const report = await publish({
         toplevel: resolve(flags.toplevel),
-        out: resolve(flags.out ?? flags.bundles),
+        out: target.out,
+        mirror: target.mirror,
         baseUrl,
         signKey: flags.signKey ? resolve(flags.signKey) : null,
         ignore: flags.ignore.length ? (p) => flags.ignore.some((g) => fnmatch(p, g)) : undefined,
@@ -83,7 +91,7 @@ export function registerPublish(program: Command): void {
           maxChainRatio: number(flags.chainRatio, '--chain-ratio'),
           graceMs: number(flags.graceDays, '--grace-days') * 86_400_000,
         },
-        log: flags.quiet ? undefined : (line) => process.stderr.write(line + '\n'),
+        log,
       });
       for (const e of report.failed) process.stderr.write(`bundlemirror: ${e.describe()}\n`);
       // a missing LFS object is not a failure of the repository, but someone has to upload it
@@ -104,7 +112,7 @@ export function registerPublish(program: Command): void {
       process.stdout.write(
         `published ${report.changed.length} changed, ${report.unchanged.length} unchanged, ${report.removed.length} removed, ` +
           `${report.failed.length} failed; ${formatBytes(bytes)} of new bundles; manifest ${report.manifestWritten ? 'written' : 'unchanged'}` +
-          `${report.gc?.deleted.length ? `; ${report.gc.deleted.length} old file(s) deleted` : ''}${lfsNote}\n`,
+          `${report.gc?.deleted.length ? `; ${report.gc.deleted.length} old file(s) deleted` : ''}${lfsNote}${target.summary()}\n`,
       );
       await notify?.(
         report.changed.map((c) => c.path),
@@ -112,6 +120,7 @@ export function registerPublish(program: Command): void {
       );
       if (report.failed.length) process.exitCode = ExitStatus.repoFailed;
     });
+  addStoreOptions(cmd);
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -52,6 +52,8 @@ export interface PublishOptions {
   lockWaitMs?: number;
   log?: (line: string) => void;
   now?: () => number;
+  /** Runs under the publish lock once the tree is complete (manifest written, gc done): copies it to an object store. */
+  mirror?: () => Promise<void>;
 }
 
 export interface LfsReport {
@@ -231,6 +233,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     // a hook publish stays quick; full publishes (cron) collect what superseded bundles left behind
     if (!opts.only || opts.gc)
       report.gc = await collectGarbage(opts.out, { graceMs: policy.graceMs, now: now(), indexes });
+    await opts.mirror?.();
     return report;
   } finally {
     await release();

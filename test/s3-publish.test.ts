@@ -1,0 +1,99 @@
+/**
+ * publish into an S3-compatible store (s3rver on 127.0.0.1): the tree as a
+ * directory publish writes it, uploaded in publish order, read by a replica
+ * over plain HTTP with Range from the store's endpoint.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeRepo, tempDir, type WorkTree } from './support/repos.js';
+import { runCli } from './support/cli.js';
+import { fingerprintOf, pull, writeConfig } from './support/mirror.js';
+import { readManifestFile } from '../src/manifest/manifest.js';
+import { startStore, puts, type TestStore } from './support/s3.js';
+
+const PREFIX = 'git';
+const TARGET = `s3://mirrors/${PREFIX}`;
+
+interface World {
+  dir: string;
+  toplevel: string;
+  state: string;
+  store: TestStore;
+  repos: Record<string, { bare: string; wt: WorkTree }>;
+  publish(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+async function world(t: ExecutionContext, opts: { bigBytes?: number } = {}): Promise<World> {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const store = await startStore(t);
+  const toplevel = join(dir, 'origin');
+  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git', { commits: 3, bytesPerCommit: opts.bigBytes ?? 0 });
+  const beta = await makeRepo(dir, toplevel, 'pub/sub/beta.git', { commits: 2 });
+  const state = join(dir, 'state');
+  return {
+    dir,
+    toplevel,
+    state,
+    store,
+    repos: { '/pub/alpha.git': alpha, '/pub/sub/beta.git': beta },
+    publish: (...args) =>
+      runCli(['publish', '--toplevel', toplevel, '--bundles', TARGET, '--state', state, '--s3-path-style', ...args], {
+        env: store.env(),
+      }),
+  };
+}
+
+async function replica(w: World, name: string, base = w.store.publicUrl(PREFIX)) {
+  const toplevel = join(w.dir, name);
+  const config = await writeConfig(w.dir, {
+    toplevel,
+    manifest: `${base}/manifest.js.gz`,
+    site: `${base}/git`,
+    name: `${name}.conf`,
+  });
+  return { config, toplevel };
+}
+
+async function fingerprintsMatch(t: ExecutionContext, w: World, toplevel: string, paths = Object.keys(w.repos)) {
+  for (const p of paths) {
+    t.is(await fingerprintOf(join(toplevel, p)), await fingerprintOf(w.repos[p]!.bare), p);
+  }
+}
+
+test('publish to s3://: every file of the tree in the store with its cache headers; a replica pulls it over HTTP', async (t) => {
+  const w = await world(t);
+  const r = await w.publish();
+  t.is(r.code, 0, r.stderr);
+  // the store holds exactly the tree, byte for byte
+  const manifest = await readManifestFile(join(w.state, 'manifest.js.gz'));
+  t.deepEqual(Object.keys(manifest).sort(), ['/pub/alpha.git', '/pub/sub/beta.git']);
+  for (const p of Object.keys(manifest)) {
+    for (const f of ['index.json', 'bundle-list']) {
+      const local = await readFile(join(w.state, p.slice(1), f));
+      t.deepEqual(await w.store.get(`${PREFIX}${p}/${f}`), local, `${p}/${f}`);
+    }
+  }
+  const alphaIndex = JSON.parse(await readFile(join(w.state, 'pub/alpha.git/index.json'), 'utf8'));
+  const bundle = alphaIndex.bundles[0];
+  t.is(await w.store.sha256(`${PREFIX}/pub/alpha.git/${bundle.uri}`), bundle.sha256);
+  const head = await fetch(`${w.store.publicUrl(PREFIX)}/pub/alpha.git/${bundle.uri}`, { method: 'HEAD' });
+  t.is(head.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+  const doc = await fetch(`${w.store.publicUrl(PREFIX)}/manifest.js.gz`, { method: 'HEAD' });
+  t.is(doc.headers.get('cache-control'), 'no-cache');
+  t.is(doc.headers.get('content-type'), 'application/gzip');
+  // publish order: every bundle before any document, the manifest last
+  const order = puts(w.store.requests).map((q) => q.key);
+  const lastBundle = Math.max(...order.map((k, i) => (k.endsWith('.bundle') ? i : -1)));
+  const firstDoc = order.findIndex((k) => !k.endsWith('.bundle'));
+  t.true(lastBundle < firstDoc, order.join(' '));
+  t.is(order.at(-1), `${PREFIX}/manifest.js.gz`);
+  // no listing of the bucket, ever
+  t.false(w.store.requests.some((q) => q.method === 'GET' && (q.key === '' || q.key === PREFIX)));
+
+  const rep = await replica(w, 'replica');
+  const p = await pull(rep.config);
+  t.is(p.code, 0, p.stderr);
+  await fingerprintsMatch(t, w, rep.toplevel);
+});
