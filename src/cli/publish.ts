@@ -7,6 +7,7 @@ import { fnmatch } from '../glob/fnmatch.js';
 import { formatBytes } from '../format/bytes.js';
 import { notifierFor } from './publish-notify.js';
 import { addStoreOptions, publishTarget, type StoreFlags } from './publish-target.js';
+import { publishFlags } from './publish-settings.js';
 
 interface PublishFlags extends StoreFlags {
   toplevel: string;
@@ -35,7 +36,15 @@ export function registerPublish(program: Command): void {
       '[repo...]',
       'publish only these repositories (disk path, e.g. $PWD from a hook, or manifest path like /pub/a.git)',
     )
-    .requiredOption('-t, --toplevel <dir>', 'directory holding the bare repositories (any depth)')
+    .option(
+      '-c, --config <file>',
+      'publish config: [publish] keys named as these flags (base_url = ...); flags given here win',
+    )
+    .option(
+      '--config-check',
+      'read the config, report every problem and the settings in effect, and exit (0: usable, 2: not)',
+    )
+    .option('-t, --toplevel <dir>', 'directory holding the bare repositories (any depth)')
     .option(
       '--bundles <dir>',
       'where to write the published tree (a directory serve --bundles serves, or s3://BUCKET/PREFIX)',
@@ -72,7 +81,9 @@ export function registerPublish(program: Command): void {
       [],
     )
     .option('--notify-token-file <file>', "bearer token for --notify (the replicas' [bundlemirror] notify_token_file)")
-    .action(async (repos: string[], flags: PublishFlags) => {
+    .action(async (repos: string[], _given: PublishFlags, cmd: Command) => {
+      const flags = publishFlags<PublishFlags>(cmd);
+      if (!flags) return;
       const baseUrl = flags.baseUrl ? checkBaseUrl(flags.baseUrl) : null;
       const notify = notifierFor(flags.notify, flags.notifyTokenFile);
       const log = flags.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');

@@ -69,6 +69,18 @@ const GROKMIRROR_KEYS: Readonly<Record<string, readonly string[]>> = {
 /** Sections that belong to other grokmirror commands (grok-manifest, grok-fsck). */
 const OTHER_TOOLS: Record<string, string> = { manifest: 'grok-manifest', fsck: 'grok-fsck' };
 
+/** Which command reads the file, and which sections belong to other programs. */
+export interface ReaderScope {
+  /** For messages: `bundlemirror pull`. */
+  command: string;
+  /** The program that reads a section this command does not, if any. */
+  otherTool: (section: string) => string | undefined;
+  /** Such sections are noted once and their keys left unchecked (another program's file shares them). */
+  skipOtherSections?: boolean;
+}
+
+const PULL_SCOPE: ReaderScope = { command: 'bundlemirror pull', otherTool: (section) => OTHER_TOOLS[section] };
+
 export class Reader {
   readonly warnings: ConfigWarning[] = [];
   /** Keys asked for, by section: what bundlemirror reads. */
@@ -78,6 +90,7 @@ export class Reader {
     private readonly doc: IniDocument,
     private readonly source: string,
     private readonly cwd: string,
+    private readonly scope: ReaderScope = PULL_SCOPE,
   ) {}
 
   fail(section: string, key: string | null, message: string, hint?: string): never {
@@ -207,6 +220,11 @@ export class Reader {
     for (const section of this.doc.sections()) {
       const ours = this.asked.get(section) ?? new Set<string>();
       const grokmirror = GROKMIRROR_KEYS[section] ?? [];
+      const other = this.scope.otherTool(section);
+      if (other && ours.size === 0 && this.scope.skipOtherSections) {
+        this.warn(section, null, 'unused', `[${section}] is read by ${other}, not by ${this.scope.command}`);
+        continue;
+      }
       if (ours.size === 0 && grokmirror.length === 0) {
         const keys = this.doc.ownKeys(section);
         if (keys.length > 0 && keys.every((k) => this.doc.referenced.has(`${section}:${k}`))) continue; // only ${section:key} variables
@@ -221,9 +239,8 @@ export class Reader {
         );
         continue;
       }
-      const other = OTHER_TOOLS[section];
       if (other) {
-        this.warn(section, null, 'unused', `[${section}] is read by ${other}, not by bundlemirror pull`);
+        this.warn(section, null, 'unused', `[${section}] is read by ${other}, not by ${this.scope.command}`);
       }
       for (const key of this.doc.ownKeys(section)) {
         if (ours.has(key) || this.doc.referenced.has(`${section}:${key}`)) continue; // read, or a variable for ${...}
