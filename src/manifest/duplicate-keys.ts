@@ -24,11 +24,20 @@ interface Frame {
   expectKey: boolean;
 }
 
+/** The characters that matter outside strings; everything else (numbers, literals, whitespace) is skipped in one jump. */
+const STRUCTURE = /[{}[\],"]/g;
+
 export function duplicateKeys(text: string, limit = 100): DuplicateKey[] {
   const found: DuplicateKey[] = [];
   const stack: Frame[] = [];
   const n = text.length;
-  for (let i = 0; i < n && found.length < limit; i += 1) {
+  const structure = new RegExp(STRUCTURE.source, 'g');
+  let i = 0;
+  while (i < n && found.length < limit) {
+    structure.lastIndex = i;
+    const m = structure.exec(text);
+    if (!m) break;
+    i = m.index;
     const c = text.charCodeAt(i);
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       stack.push({ object: c === 0x7b, keys: new Set(), current: null, expectKey: c === 0x7b });
@@ -37,17 +46,20 @@ export function duplicateKeys(text: string, limit = 100): DuplicateKey[] {
     } else if (c === 0x2c /* , */) {
       const top = stack[stack.length - 1];
       if (top?.object) top.expectKey = true;
-    } else if (c === 0x22 /* " */) {
-      let j = i + 1;
-      while (j < n) {
-        const d = text.charCodeAt(j);
-        if (d === 0x5c /* \ */) j += 2;
-        else if (d === 0x22) break;
-        else j += 1;
+    } else {
+      // a string: its end is the next quote not escaped by an odd run of backslashes
+      let j = text.indexOf('"', i + 1);
+      while (j !== -1) {
+        let k = j - 1;
+        while (text.charCodeAt(k) === 0x5c /* \ */) k -= 1;
+        if ((j - 1 - k) % 2 === 0) break;
+        j = text.indexOf('"', j + 1);
       }
+      if (j === -1) j = n;
       const top = stack[stack.length - 1];
       if (top?.object && top.expectKey) {
-        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const raw = text.slice(i + 1, j);
+        const key = raw.includes('\\') ? (JSON.parse(text.slice(i, j + 1)) as string) : raw;
         if (top.keys.has(key))
           found.push({
             path: stack
@@ -62,6 +74,7 @@ export function duplicateKeys(text: string, limit = 100): DuplicateKey[] {
       }
       i = j;
     }
+    i += 1;
   }
   return found;
 }

@@ -12,6 +12,7 @@ import { repoPathProblem } from '../git/refname.js';
 import { duplicateKeys } from './duplicate-keys.js';
 import { jsonBoundsProblem } from './json-bounds.js';
 import { quoteUntrusted, unsafeTextProblem } from '../format/untrusted.js';
+import { fastManifestEntry, hasUnknownKeys } from './fast-validate.js';
 
 const sha1 = z.string().regex(/^[0-9a-f]{40}$/, 'must be 40 lowercase hex digits');
 
@@ -103,20 +104,27 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
       problems.push({ path, problem: extraProblem });
       continue;
     }
-    const parsed = ManifestEntrySchema.safeParse(value);
-    if (!parsed.success) {
-      problems.push({
-        path,
-        problem: parsed.error.issues.map((i) => `${i.path.join('.') || 'entry'}: ${i.message}`).join('; '),
-      });
-      continue;
+    // the hand-written check first (src/manifest/fast-validate.ts); zod decides, and says why, when it refuses
+    let entry = fastManifestEntry(value);
+    if (!entry) {
+      const parsed = ManifestEntrySchema.safeParse(value);
+      if (!parsed.success) {
+        problems.push({
+          path,
+          problem: parsed.error.issues.map((i) => `${i.path.join('.') || 'entry'}: ${i.message}`).join('; '),
+        });
+        continue;
+      }
+      entry = parsed.data;
     }
-    const symlinkProblem = (parsed.data.symlinks ?? []).map((s) => repoPathProblem(s)).find((p) => p !== null);
+    const symlinkProblem = entry.symlinks?.length
+      ? entry.symlinks.map((s) => repoPathProblem(s)).find((p) => p !== null)
+      : undefined;
     if (symlinkProblem) {
       problems.push({ path, problem: `symlink ${symlinkProblem}` });
       continue;
     }
-    manifest[path] = parsed.data;
+    manifest[path] = entry;
   }
   return { manifest, problems };
 }
@@ -132,7 +140,7 @@ const MAX_EXTRA_DEPTH = 8;
 const MAX_EXTRA_BYTES = 64 << 10;
 
 function unknownKeysProblem(value: unknown): string | null {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || !hasUnknownKeys(value)) return null;
   const extra = Object.fromEntries(Object.entries(value).filter(([k]) => !KNOWN_KEYS.has(k)));
   const problem = jsonBoundsProblem(extra, { maxDepth: MAX_EXTRA_DEPTH, maxBytes: MAX_EXTRA_BYTES });
   return problem ? `its unknown keys ${problem}` : null;
@@ -165,19 +173,42 @@ export async function readManifestIfAny(file: string, unreadable?: (why: string)
   }
 }
 
+/**
+ * The order of an entry's keys when written; unknown keys follow in the
+ * order they came. One order whatever made the entry (a publish, a parse
+ * of the previous manifest), so the same collection is always the same
+ * bytes: a hook publish that carries the other 9,999 entries over and a
+ * full publish that builds them again write identical files.
+ */
+const WRITE_ORDER = ['modified', 'fingerprint', 'head', 'reference', 'description', 'owner', 'forkgroup', 'symlinks'];
+
+function canonicalEntry(entry: ManifestEntry): ManifestEntry {
+  const out: Record<string, unknown> = {};
+  for (const key of WRITE_ORDER) if (key in entry) out[key] = entry[key];
+  for (const key of Object.keys(entry)) if (!Object.hasOwn(out, key)) out[key] = entry[key];
+  return out as ManifestEntry;
+}
+
+function manifestText(manifest: Manifest): string {
+  const sorted: Manifest = {};
+  for (const key of Object.keys(manifest).sort()) sorted[key] = canonicalEntry(manifest[key]!);
+  return JSON.stringify(sorted, null, 1) + '\n';
+}
+
+/**
+ * gzip level of the manifest: level 4 packs a 10,000-repository manifest
+ * (2.2 MB of JSON) 2.6% larger than level 9 in a fifth of the time (22 ms
+ * against 116 ms), which every hook publish and every poll that writes the
+ * local manifest would otherwise pay. Any gzip reader takes any level.
+ */
+const MANIFEST_GZIP_LEVEL = 4;
+
 /** Serialises with sorted keys so unchanged collections produce identical bytes. */
 export function serializeManifest(manifest: Manifest): Buffer {
-  const sorted: Manifest = {};
-  for (const key of Object.keys(manifest).sort()) sorted[key] = manifest[key]!;
   // mtime 0 in the gzip header keeps the bytes reproducible
-  return gzipSync(Buffer.from(JSON.stringify(sorted, null, 1) + '\n', 'utf8'), { level: 9 });
+  return gzipSync(Buffer.from(manifestText(manifest), 'utf8'), { level: MANIFEST_GZIP_LEVEL });
 }
 
 export async function writeManifestFile(file: string, manifest: Manifest): Promise<void> {
-  if (file.endsWith('.gz')) await writeFileAtomic(file, serializeManifest(manifest));
-  else {
-    const sorted: Manifest = {};
-    for (const key of Object.keys(manifest).sort()) sorted[key] = manifest[key]!;
-    await writeFileAtomic(file, JSON.stringify(sorted, null, 1) + '\n');
-  }
+  await writeFileAtomic(file, file.endsWith('.gz') ? serializeManifest(manifest) : manifestText(manifest));
 }

@@ -9,6 +9,7 @@ import type { Adapter } from 'lowdb';
 import { z } from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { safeJson } from '../format/untrusted.js';
+import { fastRepoState } from './state-validate.js';
 
 export const STATE_FILE = 'state.json';
 export const STATE_VERSION = 1;
@@ -82,6 +83,13 @@ export function emptyState(): StateData {
  */
 export class StateFileAdapter implements Adapter<StateData> {
   quarantine = false;
+  /**
+   * The bytes this adapter last read or wrote and what they hold: a run
+   * reads the state several times (each change re-reads it under the lock,
+   * as another process may have written), and bytes equal to these need no
+   * parse. Equality of the bytes, not of a timestamp, decides.
+   */
+  private last: { bytes: Buffer; data: StateData } | null = null;
 
   constructor(
     private readonly file: string,
@@ -90,13 +98,15 @@ export class StateFileAdapter implements Adapter<StateData> {
   ) {}
 
   async read(): Promise<StateData | null> {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(this.file, 'utf8');
+      bytes = await readFile(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
+    if (this.last?.bytes.equals(bytes)) return copyOf(this.last.data);
+    const text = bytes.toString('utf8');
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -115,6 +125,11 @@ export class StateFileAdapter implements Adapter<StateData> {
     const data = emptyState();
     const dropped: string[] = [];
     for (const [path, entry] of Object.entries(top.data.repos)) {
+      const fast = fastRepoState(entry);
+      if (fast) {
+        data.repos[path] = fast;
+        continue;
+      }
       const parsed = RepoStateSchema.safeParse(entry);
       if (parsed.success) data.repos[path] = parsed.data;
       else dropped.push(path);
@@ -126,11 +141,16 @@ export class StateFileAdapter implements Adapter<StateData> {
     }
     const validators = ManifestValidatorsSchema.safeParse(top.data.manifest);
     if (validators.success) data.manifest = validators.data;
+    // a file with dropped entries is parsed (and warned about) every time
+    this.last = dropped.length ? null : { bytes, data: copyOf(data) };
     return data;
   }
 
   async write(data: StateData): Promise<void> {
-    await writeFileAtomic(this.file, safeJson(data, 1) + '\n');
+    const bytes = Buffer.from(safeJson(data, 1) + '\n', 'utf8');
+    this.last = null;
+    await writeFileAtomic(this.file, bytes);
+    this.last = { bytes, data: copyOf(data) };
   }
 
   private async unreadable(why: string): Promise<null> {
@@ -149,4 +169,15 @@ export class StateFileAdapter implements Adapter<StateData> {
     }
     return null;
   }
+}
+
+/**
+ * A copy a caller may change: a new map of repositories and new validators.
+ * Entries are shared; every change replaces an entry (StateStore.update
+ * works on a clone), none edits one in place.
+ */
+function copyOf(data: StateData): StateData {
+  const copy: StateData = { version: data.version, repos: { ...data.repos } };
+  if (data.manifest) copy.manifest = { ...data.manifest };
+  return copy;
 }

@@ -1,0 +1,68 @@
+/**
+ * Entries of state.json checked by hand. A pull reads the state of every
+ * repository of the collection several times a run (the manifest's
+ * validators, the plan, each record under the lock); with zod each read of
+ * 10,000 entries cost a fifth of a second. This accepts exactly what
+ * `RepoStateSchema` accepts and returns the object zod would (the schema's
+ * keys in its order, a `lastError` cut to its three keys, then the unknown
+ * keys as given); whatever it does not accept goes to zod, which decides.
+ * test/state-validate.test.ts holds the two together.
+ */
+import type { RepoState } from './state-file.js';
+
+const SHA1 = /^[0-9a-f]{40}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const SCHEMA_ORDER = [
+  'fingerprint',
+  'head',
+  'description',
+  'owner',
+  'symlinks',
+  'lastSuccess',
+  'lastError',
+  'failures',
+  'appliedBundles',
+];
+const KNOWN = new Set(SCHEMA_ORDER);
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+};
+
+const optionalText = (v: unknown) => v === undefined || v === null || typeof v === 'string';
+
+const stringsMatching = (v: unknown, re: RegExp | null) =>
+  Array.isArray(v) && v.every((s) => typeof s === 'string' && (re === null || re.test(s)));
+
+/** The entry as zod would return it, or null: then zod must decide. */
+export function fastRepoState(value: unknown): RepoState | null {
+  if (!isPlainObject(value)) return null;
+  const fp = value.fingerprint;
+  if (fp !== null && !(typeof fp === 'string' && SHA1.test(fp))) return null;
+  if (!optionalText(value.head) || !optionalText(value.description) || !optionalText(value.owner)) return null;
+  if (value.symlinks !== undefined && !stringsMatching(value.symlinks, null)) return null;
+  if (value.lastSuccess !== undefined && typeof value.lastSuccess !== 'string') return null;
+  const failures = value.failures;
+  if (failures !== undefined && !(typeof failures === 'number' && Number.isSafeInteger(failures) && failures >= 0))
+    return null;
+  if (value.appliedBundles !== undefined && !stringsMatching(value.appliedBundles, SHA256)) return null;
+  const error = value.lastError;
+  if (
+    error !== undefined &&
+    !(
+      isPlainObject(error) &&
+      typeof error.message === 'string' &&
+      typeof error.code === 'string' &&
+      typeof error.at === 'string'
+    )
+  )
+    return null;
+  const out: Record<string, unknown> = {};
+  for (const key of SCHEMA_ORDER) if (key in value) out[key] = value[key];
+  // lastError is a strict object: zod keeps its three keys only
+  if (isPlainObject(error)) out.lastError = { message: error.message, code: error.code, at: error.at };
+  for (const key of Object.keys(value)) if (!KNOWN.has(key) && key !== '__proto__') out[key] = value[key];
+  return out as RepoState;
+}
