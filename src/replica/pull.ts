@@ -1,106 +1,39 @@
 /**
- * One `pull` run: poll the manifest, plan, act, record. The planner decides
- * (pure, see planner.ts); this module only carries the decisions out and
- * keeps the books: state after verification, the local manifest,
- * projects.list, symlinks and hooks, as grok-pull does.
+ * One `pull` run: poll the manifest (manifest-poll.ts), plan, act
+ * (carry-out.ts), record. The planner decides (pure, see planner.ts); this
+ * module runs the actions in order and keeps the books: state after
+ * verification, the local manifest, projects.list, symlinks and hooks, as
+ * grok-pull does.
  */
-import { readFile, rm, readdir } from 'node:fs/promises';
+import { rm, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pLimit from 'p-limit';
-import { BundlemirrorError, forRepo, isInterruption, type InterruptedError } from '../errors.js';
-import { removeStaleTemps, writeFileAtomic } from '../fs/atomic.js';
-import { parseManifest, readManifestIfAny, writeManifestFile, type Manifest } from '../manifest/manifest.js';
-import { repoPathProblem } from '../git/refname.js';
-import { isBareRepository, scanToplevel } from '../git/discovery.js';
-import { readAlternates } from '../git/inspect.js';
-import { fetchDocumentFromHosts } from '../transfer/document.js';
+import { forRepo, isInterruption, type InterruptedError } from '../errors.js';
+import { removeStaleTemps } from '../fs/atomic.js';
+import { parseManifest } from '../manifest/manifest.js';
 import { MirrorSet } from '../transfer/mirrors.js';
 import type { DownloadProgress } from '../transfer/download.js';
-import type { RetryWait } from '../transfer/retry-policy.js';
 import { checkToplevel, type PullConfig } from './config/config.js';
-import { notSelected, planSync, type SyncAction, type SyncPlan } from './plan/planner.js';
+import { planSync, type SyncAction } from './plan/planner.js';
 import { openState, type StateStore } from './state.js';
-import type { ManifestValidators } from './state-file.js';
 import { acquireToplevelLock } from './toplevel-lock.js';
 import { runPostCloneCompleteHooks, runPostUpdateHooks, runPostWorkCompleteHooks } from './hooks.js';
 import { writeProjectsList } from './projects-list.js';
-import { applyMetadata, wantedMetadata } from './sync/metadata.js';
 import { repoDir, stateDir, partialDir, stagingDir, bundleCacheDir } from './paths.js';
-import { syncRepo, type SyncContext, type SyncResult } from './sync/sync-repo.js';
+import type { SyncResult } from './sync/sync-repo.js';
 import { checkOwnPaths, guardReplica, reservedPaths } from './own-paths.js';
 import { syncManifestSymlinks } from './symlinks.js';
-import { manifestRedirects } from './remote-manifest.js';
-import { remoteManifestCopyPath } from './remote-manifest.js';
-import { dropMember } from './sync/objstore.js';
 import { workOrder } from './plan/work-order.js';
 import { restrictPlan, runScope } from './plan/plan-scope.js';
-import { syncContextFor } from './sync/sync-context.js';
 import { RunRecorder } from './run-record.js';
-import { copyIsCurrent, updatePublishedCopy } from './tier/published-copy.js';
-import {
-  checkAllowedSigners,
-  checkManifestFreshness,
-  readAcceptedManifest,
-  recordAcceptedManifest,
-  verifyFetched,
-} from './trusted-documents.js';
-import { manifestStamp } from '../manifest/manifest-stamp.js';
-import type { PullLog } from './log.js';
-import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
+import { checkAllowedSigners } from './trusted-documents.js';
+import type { PullOptions, PullReport } from './pull-options.js';
+import { fetchRemoteManifest, forgetManifestValidators } from './manifest-poll.js';
+import { carryOut } from './carry-out.js';
+import { localState, writeLocalManifest } from './local-manifest.js';
+import { copyForNextTier } from './tier/next-tier.js';
 
-export interface PullOptions {
-  force?: boolean;
-  /** grok-pull -n: fetch the manifest without validators and look at every entry, skipping only verified repositories. */
-  noMtimeCheck?: boolean;
-  /** false for --no-purge; true for -p/--purge (grok-pull's: purge even where the config does not say so). */
-  purge?: boolean;
-  forcePurge?: boolean;
-  log: PullLog;
-  onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
-  /** Told when a request waits before trying again; `repo` is null for the manifest. */
-  onWait?: (repo: string | null, w: RetryWait) => void;
-  /** --retry-for: overrides `[pull] retry_for`. */
-  retryForMs?: number;
-  /** The hosts of the published tree (`[remote] mirrors`), shared by every request of the run; made by pull(). */
-  mirrors?: MirrorSet;
-  signal?: AbortSignal;
-  /**
-   * Pull only these manifest paths (a push notification). Implies `partial`:
-   * the notified repositories changed even if the manifest looks unchanged.
-   */
-  only?: readonly string[];
-  /**
-   * The part of the collection this run is responsible for (a daemon
-   * schedule group): repositories outside it are neither synced nor purged,
-   * and keep their entries in the local manifest and projects.list.
-   */
-  scope?: (path: string) => boolean;
-  /**
-   * The run does not stand for a whole pass over the manifest: it skips the
-   * "manifest unchanged" shortcut, and a manifest it downloads is kept
-   * without validators, so the next full run still sees every change.
-   */
-  partial?: boolean;
-}
-
-export interface PullReport {
-  manifestUnchanged: boolean;
-  cloned: string[];
-  updated: string[];
-  unchanged: number;
-  metadata: string[];
-  purged: string[];
-  failed: BundlemirrorError[];
-  /** Refused without failing a repository (a manifest symlink the replica will not make). */
-  warnings: BundlemirrorError[];
-  problems: { path: string; problem: string }[];
-  bytesDownloaded: number;
-  bytesResumed: number;
-  plan?: SyncPlan;
-}
-
-/** Largest manifest download accepted (compressed); the unpacked limit is in manifest.ts. */
-const MAX_MANIFEST_DOWNLOAD = 256 << 20;
+export type { PullOptions, PullReport } from './pull-options.js';
 
 export async function pull(config: PullConfig, opts: PullOptions): Promise<PullReport> {
   await checkToplevel(config);
@@ -288,323 +221,6 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   // partials of repositories outside this run's part belong to a run that may resume them
   if (report.failed.length === 0 && !inScope) await clearPartials(toplevel);
   return report;
-}
-
-/** `[publish] out`: brings the copy of the origin's files this replica serves up to date (src/replica/tier/). */
-async function copyForNextTier(
-  config: PullConfig,
-  state: StateStore,
-  opts: PullOptions,
-  report: PullReport,
-  run: {
-    remote: Manifest;
-    bytes: Buffer;
-    published: string | null;
-    plan: SyncPlan;
-    partial: boolean;
-    indexes: Map<string, { bytes: Buffer; signature: Buffer | undefined }>;
-  },
-): Promise<void> {
-  if (opts.signal?.aborted) return;
-  const out = config.publish.out!;
-  const failed = new Set(report.failed.map((e) => e.repo));
-  const mirrored = run.plan.actions
-    .filter((a) => a.kind !== 'purge' && !failed.has(a.path) && run.remote[a.path])
-    .map((a) => a.path);
-  // synced repositories, and those whose copy lags (the copy is new, or a run failed half-way): one local read each
-  const reads = pLimit(16);
-  const stale = await Promise.all(
-    run.plan.actions.map((a) =>
-      reads(async () => {
-        if (a.kind === 'purge' || failed.has(a.path) || !run.remote[a.path]) return false;
-        return (
-          a.kind === 'clone' ||
-          a.kind === 'update' ||
-          !!opts.force ||
-          !(await copyIsCurrent(out, a.path, run.remote[a.path]!.fingerprint))
-        );
-      }),
-    ),
-  );
-  const repos = run.plan.actions.filter((_, i) => stale[i]).map((a) => a.path);
-  const selectedAll =
-    report.problems.length === 0 && Object.keys(run.remote).every((p) => notSelected(p, config.pull) === null);
-  const copy = await updatePublishedCopy({
-    out,
-    graceMs: config.publish.graceMs,
-    manifestUrl: config.remote.manifest,
-    manifestBytes: run.bytes,
-    remote: run.remote,
-    repos,
-    whole: selectedAll,
-    anyFailed: failed.size > 0 || run.partial,
-    served: mirrored,
-    indexes: run.indexes,
-    sync: syncContextFor(config, { ...opts, manifestPublished: run.published }),
-    concurrency: config.pull.pullThreads,
-  });
-  for (const e of copy.failed) {
-    report.failed.push(e);
-    opts.log.error(`published copy: ${e.describe()}`);
-    await state.recordFailure(e.repo!, e).catch(() => undefined);
-  }
-  report.bytesDownloaded += copy.bytesDownloaded;
-  opts.log.info(
-    `published copy in ${out}: ${copy.copied.length} repositor${copy.copied.length === 1 ? 'y' : 'ies'} updated, ` +
-      `${copy.bundlesReused} bundle(s) reused from this pull, manifest ${copy.manifest === 'origin' ? "the origin's" : copy.manifest === 'subset' ? 'of the mirrored part (unsigned)' : copy.manifest}`,
-  );
-}
-
-async function carryOut(
-  action: SyncAction,
-  config: PullConfig,
-  state: StateStore,
-  opts: PullOptions,
-  report: PullReport,
-  results: Map<string, SyncResult>,
-  run: { published: string | null; onIndex: SyncContext['onIndex'] },
-): Promise<void> {
-  const toplevel = config.core.toplevel;
-  switch (action.kind) {
-    case 'skip':
-      report.unchanged += 1;
-      return;
-    case 'purge': {
-      const dir = await repoDir(toplevel, action.path);
-      opts.log.info(`${action.path}: purging (${action.reason})`);
-      const store = await storeOf(dir, config.core.objstore);
-      await rm(dir, { recursive: true, force: true });
-      if (store && (await dropMember(store, action.path)))
-        opts.log.info(`${action.path}: was the last member of ${store}; store removed`);
-      await state.remove(action.path);
-      report.purged.push(action.path);
-      return;
-    }
-    case 'metadata': {
-      const dir = await repoDir(toplevel, action.path);
-      const changed = await applyMetadata(
-        dir,
-        wantedMetadata(action.entry, config.pull.defaultOwner || null),
-        action.path,
-      );
-      const rec = await state.get(action.path);
-      await state.recordSuccess(action.path, {
-        fingerprint: rec?.fingerprint ?? action.entry.fingerprint ?? null,
-        head: action.entry.head ?? null,
-        description: action.entry.description ?? null,
-        owner: action.entry.owner ?? null,
-        symlinks: action.entry.symlinks ?? [],
-      });
-      if (changed.length || action.fields.includes('symlinks')) report.metadata.push(action.path);
-      else report.unchanged += 1;
-      return;
-    }
-    case 'clone':
-    case 'update': {
-      const res = await syncRepo(action.path, action.entry, {
-        ...syncContextFor(config, { ...opts, manifestPublished: run.published }),
-        onIndex: run.onIndex,
-      });
-      results.set(action.path, res);
-      await state.recordSuccess(action.path, {
-        fingerprint: res.fingerprint,
-        head: action.entry.head ?? null,
-        description: action.entry.description ?? null,
-        owner: action.entry.owner ?? null,
-        symlinks: action.entry.symlinks ?? [],
-        appliedBundles: res.bundles,
-      });
-      if (res.outcome === 'cloned') report.cloned.push(action.path);
-      else if (res.outcome === 'updated') report.updated.push(action.path);
-      else if (res.metadataChanged.length) report.metadata.push(action.path);
-      else report.unchanged += 1;
-      const how =
-        res.via === 'none'
-          ? ''
-          : ` via ${res.via}${res.bytesDownloaded ? ` (${res.bytesDownloaded} bytes${res.bytesResumed ? `, ${res.bytesResumed} resumed` : ''})` : ''}`;
-      const lfs = res.lfs
-        ? `, ${res.lfs.listed} LFS object(s)${res.lfs.downloaded ? ` (${res.lfs.downloaded} downloaded)` : ''}`
-        : '';
-      if (res.outcome !== 'unchanged')
-        opts.log.info(
-          `${action.path}: ${res.outcome}${how}, fingerprint ${res.fingerprint.slice(0, 12)} verified${lfs}`,
-        );
-      else if (res.lfs?.downloaded)
-        opts.log.info(`${action.path}: unchanged, ${res.lfs.downloaded} missing LFS object(s) downloaded`);
-      return;
-    }
-  }
-}
-
-interface FetchedManifest {
-  unchanged: boolean;
-  bytes: Buffer;
-  validators?: ManifestValidators;
-  /** The publish time a signed manifest carries; null when unsigned or not checked. */
-  published: string | null;
-}
-
-/**
- * With [remote] allowed_signers, a changed manifest must be signed by a
- * listed key and not older than the newest accepted; nothing is stored
- * before it passes, so a refused manifest leaves the replica as it was.
- */
-async function trustManifest(
-  config: PullConfig,
-  url: string,
-  body: Buffer,
-  opts: PullOptions,
-): Promise<{ bytes: Buffer; refetched: boolean; published: string | null }> {
-  const signers = config.remote.allowedSigners;
-  if (!signers) return { bytes: body, refetched: false, published: null };
-  const doc = await verifyFetched(url, body, {
-    allowedSigners: signers,
-    what: `manifest ${url}`,
-    maxBytes: MAX_MANIFEST_DOWNLOAD,
-    signal: opts.signal,
-    redirects: manifestRedirects(config),
-  });
-  const accepted = checkManifestFreshness(
-    doc.body,
-    url,
-    doc.principal,
-    await readAcceptedManifest(config.core.toplevel),
-    new Date(),
-  );
-  await recordAcceptedManifest(config.core.toplevel, accepted);
-  opts.log.debug(`manifest ${url}: signed by ${doc.principal}, published ${accepted.published}`);
-  return { bytes: doc.body, refetched: doc.refetched, published: accepted.published };
-}
-
-async function fetchRemoteManifest(
-  config: PullConfig,
-  state: StateStore,
-  opts: PullOptions,
-  partial: boolean,
-): Promise<FetchedManifest> {
-  const url = config.remote.manifest;
-  const copy = remoteManifestCopyPath(config.core.toplevel);
-  if (url.startsWith('file:')) {
-    const bytes = await readFile(new URL(url)).catch((err: Error) => {
-      throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}: ${err.message}`, {
-        hint: 'check [remote] manifest',
-      });
-    });
-    const trusted = await trustManifest(config, url, bytes, opts);
-    return { unchanged: false, bytes: trusted.bytes, published: trusted.published };
-  }
-  const prior = await state.manifestValidators(url);
-  const cached = await readFile(copy).catch(() => null);
-  // validators are only useful while we still hold the bytes they describe, and grok-pull refetches after a config change
-  const usable = cached && prior && prior.configMtimeMs === config.mtimeMs && !opts.noMtimeCheck;
-  // with [remote] mirrors, the manifest comes from the primary when it answers, else from a mirror
-  const doc = await fetchDocumentFromHosts(url, opts.mirrors, {
-    etag: usable ? (prior.etag ?? undefined) : undefined,
-    lastModified: usable ? (prior.lastModified ?? undefined) : undefined,
-    maxBytes: MAX_MANIFEST_DOWNLOAD,
-    redirects: manifestRedirects(config),
-    signal: opts.signal,
-    retryForMs: opts.retryForMs ?? config.pull.retryForMs,
-    onWait: opts.onWait ? (w) => opts.onWait!(null, w) : undefined,
-  }).catch((err: unknown) => {
-    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
-      throw new BundlemirrorError('E_NOT_FOUND', `no manifest at ${url} (404)`, {
-        hint: `check [remote] manifest in ${config.file}: the URL of the origin's manifest.js.gz`,
-        cause: err,
-      });
-    }
-    throw err;
-  });
-  if (doc.status === 'unchanged') {
-    opts.log.debug(`manifest ${url} unchanged (304)`);
-    // the copy was verified when it was saved
-    return { unchanged: true, bytes: cached!, published: config.remote.allowedSigners ? manifestStamp(cached!) : null };
-  }
-  const trusted = await trustManifest(config, url, doc.body, opts);
-  await writeFileAtomic(copy, trusted.bytes);
-  // a partial run keeps the bytes (status reads them) but records no validators: the next full run must not answer "unchanged" for work this one did not do
-  // (nor does a manifest fetched again after a signature mismatch: the validators describe the first bytes)
-  if (partial || trusted.refetched) {
-    await forgetManifestValidators(config, state);
-    return { unchanged: false, bytes: trusted.bytes, published: trusted.published };
-  }
-  // The new validators are recorded only when this run ends (pullLocked): a run killed half-way
-  // (kill -9, power loss) must not make the next one answer "manifest unchanged" for work it never did.
-  await forgetManifestValidators(config, state);
-  return {
-    unchanged: false,
-    bytes: trusted.bytes,
-    published: trusted.published,
-    validators: {
-      url,
-      etag: doc.etag ?? null,
-      lastModified: doc.lastModified ?? null,
-      fetchedAt: new Date().toISOString(),
-      configMtimeMs: config.mtimeMs,
-    },
-  };
-}
-
-/** The forkgroup store a repository borrows objects from, if it lives under `objstore`. */
-async function storeOf(dir: string, objstore: string): Promise<string | null> {
-  const stores = (await readAlternates(dir)).filter((d) => dirname(d) === objstore);
-  return stores[0] ?? null;
-}
-
-async function forgetManifestValidators(config: PullConfig, state: StateStore): Promise<void> {
-  const prior = await state.manifestValidators(config.remote.manifest);
-  if (prior) await state.setManifestValidators({ ...prior, etag: null, lastModified: null });
-}
-
-/** What is on disk, without walking the whole toplevel unless purge needs it. */
-async function localState(config: PullConfig, remote: Manifest, recorded: Record<string, unknown>, purge: boolean) {
-  const toplevel = config.core.toplevel;
-  const onDisk = new Set<string>();
-  const alternates: Record<string, string[]> = {};
-  if (purge) {
-    // forkgroup stores live under the toplevel by default (grokmirror's layout) and are not mirrors
-    const stores = manifestPathOf(toplevel, config.core.objstore);
-    const found = await scanToplevel(toplevel, (p) => p === stores || p.startsWith(stores + '/'));
-    const byDir = new Map(found.map((f) => [f.dir, f.path]));
-    for (const f of found) {
-      onDisk.add(f.path);
-      const alt = (await readAlternates(f.dir)).map((d) => byDir.get(d)).filter((p): p is string => !!p);
-      if (alt.length) alternates[f.path] = alt;
-    }
-  } else {
-    const paths = new Set([...Object.keys(remote), ...Object.keys(recorded)]);
-    await Promise.all(
-      [...paths].map(async (p) => {
-        if (repoPathProblem(p)) return;
-        if (await isBareRepository(diskPathOf(toplevel, p))) onDisk.add(p);
-      }),
-    );
-  }
-  const localManifest = (await readManifestIfAny(config.core.manifest)) ?? undefined;
-  return { repos: recorded as never, onDisk, alternates, localManifest };
-}
-
-/** The replica's own manifest (grokmirror format): what this replica holds, verified. */
-async function writeLocalManifest(
-  config: PullConfig,
-  remote: Manifest,
-  plan: SyncPlan,
-  failed: Set<string | undefined>,
-  inScope: ((path: string) => boolean) | null,
-): Promise<Manifest> {
-  const previous = (await readManifestIfAny(config.core.manifest)) ?? {};
-  const next: Manifest = {};
-  if (inScope) for (const [p, e] of Object.entries(previous)) if (!inScope(p)) next[p] = e;
-  for (const a of plan.actions) {
-    if (a.kind === 'purge') continue;
-    if (failed.has(a.path)) {
-      if (previous[a.path]) next[a.path] = previous[a.path]!;
-      continue;
-    }
-    if (remote[a.path]) next[a.path] = remote[a.path]!;
-  }
-  await writeManifestFile(config.core.manifest, next);
-  return next;
 }
 
 async function clearPartials(toplevel: string): Promise<void> {

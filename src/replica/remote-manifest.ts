@@ -13,7 +13,7 @@ import { fetchDocument } from '../transfer/document.js';
 import type { PullConfig } from './config/config.js';
 import { stateDir } from './paths.js';
 
-/** Written by pull.ts (`fetchRemoteManifest`) at remoteManifestCopyPath(). */
+/** Written by manifest-poll.ts (`fetchRemoteManifest`) at remoteManifestCopyPath(). */
 export const REMOTE_MANIFEST_COPY = 'remote-manifest.js.gz';
 
 export function remoteManifestCopyPath(toplevel: string): string {
