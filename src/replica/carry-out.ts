@@ -11,9 +11,9 @@ import type { SyncAction } from './plan/planner.js';
 import type { StateStore } from './state.js';
 import { applyMetadata, wantedMetadata } from './sync/metadata.js';
 import { repoDir } from './paths.js';
-import { syncRepo, type SyncContext, type SyncResult } from './sync/sync-repo.js';
+import { syncRepo, type SyncResult } from './sync/sync-repo.js';
+import { syncContextFor, type SyncContext } from './sync/sync-context.js';
 import { dropMember } from './sync/objstore.js';
-import { syncContextFor } from './sync/sync-context.js';
 import type { PullOptions, PullReport } from './pull-options.js';
 
 export async function carryOut(

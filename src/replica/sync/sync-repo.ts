@@ -11,114 +11,36 @@
  * repository is built in a staging directory and renamed into place only
  * when complete.
  */
-import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BundlemirrorError } from '../../errors.js';
-import { readBundleHeader } from '../../git/bundle.js';
 import { confinedAbsolute } from '../../fs/confined.js';
 import {
-  existingObjects,
   fetchMirror,
   fingerprint,
-  fingerprintOf,
-  formatShowRef,
-  indexPack,
   initBare,
-  isConnected,
   protectMirror,
   parseShowRef,
-  unbundle,
   updateRefs,
-  type IndexedPack,
   type Ref,
   type RefUpdate,
 } from '../../git/repo.js';
-import { verifyFetched } from '../trusted-documents.js';
 import type { ManifestEntry } from '../../manifest/manifest.js';
-import { parseRepoIndex, type RepoIndex } from '../../manifest/repo-index.js';
+import type { RepoIndex } from '../../manifest/repo-index.js';
 import { isBareRepository } from '../../git/discovery.js';
-import { bundleUrl, indexUrl } from '../../manifest/tree.js';
-import { downloadFile, type DownloadProgress } from '../../transfer/download.js';
-import { partialPathFor } from '../../transfer/partial-file.js';
-import { fetchDocument, fetchDocumentFromHosts } from '../../transfer/document.js';
-import type { MirrorSet } from '../../transfer/mirrors.js';
-import type { RedirectRule } from '../../transfer/http.js';
-import type { RetryWait } from '../../transfer/retry-policy.js';
-import { idsToCheck, planBundles } from '../plan/bundle-plan.js';
+import { indexUrl } from '../../manifest/tree.js';
 import { ensureStore, linkToStore, storeDir, syncVirtualRefs, unsafeForkgroup, usesStore } from './objstore.js';
 import { applyMetadata, wantedMetadata } from './metadata.js';
-import { bundleCacheDir, emptyHooksDir, partialDir, repoDir, stagingDir } from '../paths.js';
+import { emptyHooksDir, repoDir, stagingDir } from '../paths.js';
 import { removeCrashDebris } from './crash-debris.js';
-import { streamIndex } from './stream-index.js';
 import { syncLfsObjects } from './lfs-objects.js';
 import { configGet, configSet } from '../../git/repo.js';
-import { askService, describeJob } from '../../on-demand/client.js';
+import { transferPolicy, treeRedirects, type SyncContext, type SyncResult } from './sync-context.js';
+import { fetchIndex, onDemandSource, type BundleSource } from './index-source.js';
+import { applyFromBundles, dropCachedBundles } from './apply-bundles.js';
 
-export interface SyncLog {
-  info(msg: string): void;
-  debug(msg: string): void;
-  warn(msg: string): void;
-}
-
-export interface SyncContext {
-  toplevel: string;
-  /** Base URL for git fetches (`[remote] site`); the repository path is appended. */
-  site: string | null;
-  /** URL of the published tree's root, or null for an origin without bundles. */
-  bundlesBase: string | null;
-  /** `[bundlemirror] redirects`: where else a redirect of an index or a bundle may lead. */
-  redirects?: readonly string[];
-  defaultOwner: string | null;
-  /** `[core] objstore`: where forkgroup members share their objects; null to store every repository on its own. */
-  objstore?: string | null;
-  log: SyncLog;
-  onProgress?: (repo: string, file: string, p: DownloadProgress) => void;
-  retries?: number;
-  /** `[pull] retry_for` (or --retry-for): how long downloads wait out a failing server. */
-  retryForMs?: number | undefined;
-  /** Other hosts of the published tree: downloads fail over between them and resume the same partial. */
-  mirrors?: MirrorSet | undefined;
-  /** Told when a download or index fetch waits before trying again. */
-  onWait?: ((repo: string, w: RetryWait) => void) | undefined;
-  signal?: AbortSignal;
-  /** Download the LFS objects the index lists (default true; `[pull] lfs = no` turns it off). */
-  lfs?: boolean;
-  /** `[remote] allowed_signers`: index.json must be signed by a key it lists; null or absent: no check. */
-  allowedSigners?: string | null;
-  /** Publish time of the signed manifest being acted on: an index older than it must agree with it. */
-  manifestPublished?: string | null;
-  /** Leave applied bundles in the cache (a tier copy links them into its tree instead of downloading them again). */
-  keepBundles?: boolean;
-  /** Told each index.json read (and its signature, when it was verified): a tier copy uses them instead of asking again. */
-  onIndex?: (path: string, bytes: Buffer, signature: Buffer | undefined) => void;
-  /** `[remote] on_demand`: a service that bundles `site + path` for a new repository the origin has no index for. */
-  onDemand?: string | null | undefined;
-}
-
-/** Where an index and its bundles come from: the origin's tree, or an on-demand service's. */
-interface BundleSource {
-  index: RepoIndex;
-  indexUrl: string;
-  /** Bundle URLs must stay under this. */
-  root: string;
-}
-
-export interface SyncResult {
-  path: string;
-  outcome: 'cloned' | 'updated' | 'unchanged';
-  fingerprint: string;
-  via: 'bundles' | 'fetch' | 'bundles+fetch' | 'none';
-  bundles: string[];
-  bytesDownloaded: number;
-  bytesResumed: number;
-  metadataChanged: string[];
-  /** LFS objects the index lists, and how many this sync downloaded; null when none were looked at. */
-  lfs: { listed: number; downloaded: number } | null;
-}
-
-const MAX_INDEX_BYTES = 64 << 20;
+export type { SyncResult } from './sync-context.js';
 
 export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<SyncResult> {
   const dir = await repoDir(ctx.toplevel, path);
@@ -243,118 +165,6 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   }
 }
 
-/** Verified bundles are kept across a failed run (the next one reuses them) and dropped once applied. */
-async function dropCachedBundles(toplevel: string, shas: string[]): Promise<void> {
-  await Promise.all(shas.map((sha) => rm(join(bundleCacheDir(toplevel), `${sha}.bundle`), { force: true })));
-}
-
-/** The retry settings every request for this repository shares. */
-function transferPolicy(
-  path: string,
-  ctx: SyncContext,
-): { retryForMs: number | undefined; onWait: ((w: RetryWait) => void) | undefined } {
-  return { retryForMs: ctx.retryForMs, onWait: ctx.onWait ? (w) => ctx.onWait!(path, w) : undefined };
-}
-
-async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncContext): Promise<RepoIndex | null> {
-  const url = indexUrl(ctx.bundlesBase!, path);
-  let signed: { index: RepoIndex; body: Buffer; signature: Buffer } | null = null;
-  try {
-    const doc = await fetchDocumentFromHosts(url, ctx.mirrors, {
-      maxBytes: MAX_INDEX_BYTES,
-      signal: ctx.signal,
-      redirects: treeRedirects(ctx, path),
-      repo: path,
-      onWrongHost: (root, err) =>
-        ctx.log.warn(`${path}: ${root} served index.json wrong, skipped: ${(err as Error).message}`),
-      ...transferPolicy(path, ctx),
-      // the check runs per host, so with [remote] mirrors a host serving a forged or stale index is skipped for the next one
-      verify: ctx.allowedSigners
-        ? async (body, from) => {
-            const checked = await verifyFetched(from, body, {
-              allowedSigners: ctx.allowedSigners!,
-              what: 'index.json',
-              maxBytes: MAX_INDEX_BYTES,
-              repo: path,
-              signal: ctx.signal,
-              redirects: from === url ? treeRedirects(ctx, path) : { roots: [new URL('.', from).href], repo: path },
-            });
-            const parsed = parseRepoIndex(checked.body, path);
-            checkIndexAge(parsed, entry, ctx.manifestPublished ?? null, path);
-            signed = { index: parsed, body: checked.body, signature: checked.signature };
-          }
-        : undefined,
-    });
-    if (doc.status !== 'ok') return null;
-    // set by the check above (TypeScript cannot see the assignment inside the callback)
-    const checked = signed as { index: RepoIndex; body: Buffer; signature: Buffer } | null;
-    if (checked) {
-      ctx.onIndex?.(path, checked.body, checked.signature);
-      return checked.index;
-    }
-    const index = parseRepoIndex(doc.body, path);
-    ctx.onIndex?.(path, doc.body, undefined);
-    return index;
-  } catch (err) {
-    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND' && ctx.allowedSigners) {
-      // without its signed index, nothing says which refs are the origin's
-      throw new BundlemirrorError(
-        'E_SIGNATURE_MISSING',
-        `no index.json at ${url}, and [remote] allowed_signers requires a signed one`,
-        {
-          repo: path,
-          hint: 'the host serves an incomplete tree; the previous state is kept',
-          cause: err,
-        },
-      );
-    }
-    if (err instanceof BundlemirrorError && (err.code.startsWith('E_SIGNATURE_') || err.code === 'E_ROLLBACK'))
-      throw err;
-    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
-      ctx.log.debug(`${path}: no index.json at ${url}; using git fetch`);
-      return null;
-    }
-    // a hostile answer is reported, not papered over with git fetch
-    if (err instanceof BundlemirrorError && (err.code === 'E_INDEX' || err.code === 'E_REDIRECT')) throw err;
-    if (ctx.signal?.aborted) throw err; // interrupted, not unreadable: no fallback, no misleading warning
-    if (ctx.site) {
-      ctx.log.warn(`${path}: cannot read ${url} (${(err as Error).message}); using git fetch`);
-      return null;
-    }
-    throw err;
-  }
-}
-
-/** Every hop of a redirect for an index or a bundle stays under the published tree (or a configured place). */
-export function treeRedirects(ctx: SyncContext, repo: string): RedirectRule {
-  return { roots: [ctx.bundlesBase!, ...(ctx.redirects ?? [])], repo };
-}
-
-/**
- * A validly signed index older than the signed manifest must describe the
- * same refs: a publish writes the index before the manifest, so an older
- * index with other refs is one replayed from an earlier publish. (A newer
- * index is a publish that happened meanwhile.)
- */
-export function checkIndexAge(
-  index: RepoIndex,
-  entry: ManifestEntry,
-  manifestPublished: string | null,
-  path: string,
-): void {
-  if (!manifestPublished || !entry.fingerprint || index.fingerprint === entry.fingerprint) return;
-  if (Date.parse(index.generated) < Date.parse(manifestPublished)) {
-    throw new BundlemirrorError(
-      'E_ROLLBACK',
-      `index.json (generated ${index.generated}, fingerprint ${index.fingerprint.slice(0, 12)}) is older than the signed manifest (published ${manifestPublished}), which says ${entry.fingerprint.slice(0, 12)}: an older index replayed`,
-      {
-        repo: path,
-        hint: 'a host between the origin and this replica serves an old copy of this repository; its previous state is kept',
-      },
-    );
-  }
-}
-
 async function restoreRefs(work: string, before: Ref[], path: string): Promise<void> {
   const now = parseShowRef((await fingerprint(work, path)).raw);
   const old = new Map(before.map((r) => [r.name, r.oid]));
@@ -363,165 +173,6 @@ async function restoreRefs(work: string, before: Ref[], path: string): Promise<v
     .map((r) => ({ name: r.name, oid: r.oid }));
   for (const r of now) if (!old.has(r.name)) updates.push({ name: r.name, oid: null });
   await updateRefs(work, updates, path);
-}
-
-/** Asks the on-demand service for `site + path`; null (and git fetch) when it cannot help. */
-async function onDemandSource(path: string, ctx: SyncContext): Promise<BundleSource | null> {
-  const upstream = ctx.site!.replace(/\/+$/, '') + path;
-  try {
-    const mirror = await askService(ctx.onDemand!, upstream, {
-      signal: ctx.signal,
-      onUpdate: (job) => ctx.log.debug(`${path}: ${describeJob(job)}`),
-    });
-    const root = new URL('.', mirror.indexUrl).href;
-    const doc = await fetchDocument(mirror.indexUrl, {
-      maxBytes: MAX_INDEX_BYTES,
-      signal: ctx.signal,
-      redirects: { roots: [root], repo: path },
-    });
-    if (doc.status !== 'ok') return null;
-    ctx.log.debug(`${path}: bundles from the on-demand service at ${mirror.indexUrl}`);
-    return { index: parseRepoIndex(doc.body, mirror.path), indexUrl: mirror.indexUrl, root };
-  } catch (err) {
-    if (ctx.signal?.aborted) throw err;
-    ctx.log.warn(
-      `${path}: the on-demand service ${ctx.onDemand} could not help (${(err as Error).message}); using git fetch`,
-    );
-    return null;
-  }
-}
-
-async function applyFromBundles(
-  work: string,
-  shared: string | null,
-  path: string,
-  source: BundleSource,
-  exists: boolean,
-  ctx: SyncContext,
-  result: SyncResult,
-): Promise<void> {
-  const { index } = source;
-  // a new forkgroup member already sees, through its store, the history its group shares
-  const present = exists || shared ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
-  // without a git URL to fetch from, a full base is the only way to the published state
-  const choice = planBundles({ index, present, exists, allowBase: !ctx.site });
-  let indexed: IndexedPack | null = null;
-  ctx.log.debug(`${path}: ${choice.kind}: ${choice.reason}`);
-  if (choice.kind === 'bundles') {
-    // a new repository of its own starts from a base: index its pack while it downloads
-    const fresh = !exists && !shared && choice.bundles[0]?.prerequisites.length === 0;
-    for (const [i, b] of choice.bundles.entries()) {
-      const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
-      const url = bundleUrl(source.indexUrl, b, path, source.root);
-      const redirects =
-        source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
-      const policy = transferPolicy(path, ctx);
-      const streaming =
-        fresh && i === 0
-          ? streamIndex(partialPathFor(partialDir(ctx.toplevel), b.sha256), b.size, work, path, ctx.signal)
-          : null;
-      const got = await downloadFile({
-        url,
-        redirects,
-        dest,
-        expectedSize: b.size,
-        sha256: b.sha256,
-        partialDir: partialDir(ctx.toplevel),
-        retries: ctx.retries,
-        signal: ctx.signal,
-        ...policy,
-        ...(source.root === ctx.bundlesBase && ctx.mirrors ? { mirrors: ctx.mirrors, repo: path } : {}),
-        onWrongHost: (root, err) =>
-          ctx.log.warn(`${path}: ${root} served ${b.uri} wrong, skipped for it: ${err.message}`),
-        onProgress: (p) => {
-          streaming?.poke();
-          ctx.onProgress?.(path, b.uri, p);
-        },
-      }).catch(async (err: unknown) => {
-        await streaming?.abandon();
-        throw err;
-      });
-      if (streaming) {
-        indexed = await streaming.finish(dest);
-        ctx.log.debug(
-          `${path}: ${indexed ? 'base bundle indexed while it downloaded' : 'base bundle indexed after its download (the stream could not be used)'}`,
-        );
-      }
-      result.bundles.push(b.sha256);
-      result.bytesDownloaded += got.bytesDownloaded;
-      result.bytesResumed += got.bytesResumed;
-    }
-    for (const [i, b] of choice.bundles.entries()) {
-      const file = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
-      const header = await readBundleHeader(file);
-      if (fresh && i === 0) {
-        // the verified file's own pack, unless the stream already brought exactly that pack
-        indexed ??= await indexPack(work, createReadStream(file, { start: header.packOffset }), path, {
-          signal: ctx.signal,
-        });
-        continue;
-      }
-      const have = await existingObjects(work, header.prerequisites, path);
-      const missing = header.prerequisites.filter((p) => !have.has(p));
-      if (missing.length) {
-        throw new BundlemirrorError(
-          'E_PREREQUISITES',
-          `bundle ${b.uri} needs ${missing.length} commit(s) this replica lacks (${missing[0]})`,
-          {
-            repo: path,
-            hint: 'rerun pull; if it persists, the origin index is inconsistent',
-          },
-        );
-      }
-      // Into the forkgroup store only when the store itself holds the prerequisites (a git fetch puts
-      // objects in the member, and git refuses "Repository lacks these prerequisite commits"), and again
-      // into the member when the result is still incomplete in the store (a tag-only bundle has no
-      // prerequisite to check): the member sees both (test/reliability/regressions.test.ts).
-      const store =
-        shared !== null &&
-        (await existingObjects(shared, header.prerequisites, path)).size === header.prerequisites.length
-          ? shared
-          : null;
-      await unbundle(store ?? work, file, path, { signal: ctx.signal });
-      if (
-        store &&
-        !(await isConnected(
-          store,
-          header.tips.map((tip) => tip.oid),
-          path,
-        ))
-      )
-        await unbundle(work, file, path, { signal: ctx.signal });
-    }
-    result.via = 'bundles';
-  }
-  // move refs only when everything the index names is here and connected
-  const wanted = Object.values(index.refs);
-  const have = await existingObjects(work, wanted, path);
-  if (!wanted.every((o) => have.has(o))) return; // git fetch closes the gap
-  // A new repository holding one pack that index-pack proved self-contained and connected: every
-  // object in it has its whole history in it, so git clone's shortcut holds and the walk is redundant.
-  const provedConnected =
-    indexed?.selfContainedAndConnected === true && choice.kind === 'bundles' && choice.bundles.length === 1;
-  if (!provedConnected && !(await isConnected(work, wanted, path))) {
-    // The tips are here but not all of their history: a bundle with a short pack, or loose objects
-    // from a git fetch cut mid-way (unpack-objects writes as it receives). Refs stay where they are
-    // and git fetch, which checks connectivity itself, brings the rest; failing here instead failed
-    // every later run the same way (test/reliability/regressions.test.ts).
-    ctx.log.debug(`${path}: objects behind the published refs are missing; git fetch closes the gap`);
-    return;
-  }
-  const current = parseShowRef((await fingerprint(work, path)).raw);
-  const updates: RefUpdate[] = [];
-  for (const [name, oid] of Object.entries(index.refs)) {
-    if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });
-  }
-  for (const r of current) if (!(r.name in index.refs)) updates.push({ name: r.name, oid: null });
-  // the store's copy of these refs first: what the member points at must never be prunable there
-  if (shared) await syncVirtualRefs(shared, path, index.refs);
-  await updateRefs(work, updates, path);
-  const fp = fingerprintOf(formatShowRef(Object.entries(index.refs).map(([name, oid]) => ({ name, oid }))));
-  if (fp !== index.fingerprint) ctx.log.warn(`${path}: index.json refs do not hash to its own fingerprint`);
 }
 
 /**

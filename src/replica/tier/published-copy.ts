@@ -36,7 +36,8 @@ import { fetchDocument } from '../../transfer/document.js';
 import { downloadFile } from '../../transfer/download.js';
 import { bundleCacheDir, partialDir } from '../paths.js';
 import { lfsObjectPath, lfsObjectRelPath } from '../../lfs/oid.js';
-import { checkIndexAge, treeRedirects, type SyncContext } from '../sync/sync-repo.js';
+import { checkIndexAge } from '../sync/index-source.js';
+import { treeRedirects, type SyncContext } from '../sync/sync-context.js';
 import { bundleUrl, diskPathOf, indexUrl, MANIFEST_FILE } from '../../manifest/tree.js';
 import { readDocument, readSignature, verifyFetched } from '../trusted-documents.js';
 
