@@ -24,7 +24,7 @@ import { acquireLock, type Release } from '../../lock/lock.js';
 import { checkToplevel, type PullConfig } from '../config/config.js';
 import { guardReplica } from '../own-paths.js';
 import { scheduleOf } from './daemon-config.js';
-import { JobQueue, label, describeReport, type DaemonJob } from './job-queue.js';
+import { JobQueue, label, describeReport, pullScopeOf, type DaemonJob } from './job-queue.js';
 import type { PullLog } from '../log.js';
 import { DaemonMetrics } from './metrics-daemon.js';
 import { statusMetricFamilies } from '../metrics.js';
@@ -41,13 +41,9 @@ import {
 import { stateDir } from '../paths.js';
 import { notSelected } from '../plan/planner.js';
 import { pull, type PullOptions, type PullReport } from '../pull.js';
-import { nextCronDate, nodeScheduler, type ScheduledTimer, type Scheduler } from './schedule.js';
+import { nodeScheduler, type Scheduler } from './schedule.js';
+import { describeTimetable, LOCK_RETRY_MS, Timetable } from './timetable.js';
 import { replicaStatus } from '../status.js';
-
-/** grok-pull's refresh when the config has none. */
-export const DEFAULT_REFRESH_SECONDS = 300;
-/** How long to wait before retrying a run that found the toplevel locked by a one-off pull. */
-export const LOCK_RETRY_MS = 15_000;
 
 export interface DaemonOptions {
   config: PullConfig;
@@ -95,9 +91,7 @@ class PullDaemon implements Daemon {
   private config: PullConfig;
   private token: Buffer | null = null;
   private listeners: Listeners | null = null;
-  private refreshTimer: ScheduledTimer | null = null;
-  private cronTimers: ScheduledTimer[] = [];
-  private readonly retryTimers = new Set<ScheduledTimer>();
+  private readonly timetable: Timetable;
   private readonly queue = new JobQueue();
   private current: { job: DaemonJob; abort: AbortController; done: Promise<void> } | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -114,6 +108,7 @@ class PullDaemon implements Daemon {
     this.scheduler = opts.scheduler ?? nodeScheduler;
     this.runPull = opts.runPull ?? pull;
     this.metrics = new DaemonMetrics(this.scheduler.now());
+    this.timetable = new Timetable(this.scheduler, (job, why) => this.enqueue(job, why));
   }
 
   get url(): string | null {
@@ -135,9 +130,9 @@ class PullDaemon implements Daemon {
     try {
       this.token = await this.readToken(this.config);
       if (this.opts.listen !== false) this.listeners = await startListeners(this.listenerOptions(this.config));
-      this.scheduleAll(this.config);
+      this.timetable.arm(this.config);
     } catch (err) {
-      this.unscheduleAll();
+      this.timetable.disarm();
       await this.listeners?.close();
       await this.releaseLock();
       throw err;
@@ -198,9 +193,7 @@ class PullDaemon implements Daemon {
 
   stop(reason?: Error): Promise<boolean> {
     this.stopping ??= (async () => {
-      this.unscheduleAll();
-      for (const t of this.retryTimers) t.cancel();
-      this.retryTimers.clear();
+      this.timetable.stop();
       this.queue.clear();
       const current = this.current;
       if (current) {
@@ -210,7 +203,7 @@ class PullDaemon implements Daemon {
         current.abort.abort(reason ?? new Error('interrupted: the daemon is stopping'));
       }
       await this.reloading;
-      this.unscheduleAll(); // in case a reload armed new timers meanwhile
+      this.timetable.stop(); // in case a reload armed new timers meanwhile
       await this.listeners?.close();
       await current?.done;
       await this.releaseLock?.();
@@ -219,42 +212,6 @@ class PullDaemon implements Daemon {
       return current !== null;
     })();
     return this.stopping;
-  }
-
-  // --- scheduling -------------------------------------------------------
-
-  private scheduleAll(config: PullConfig): void {
-    const everyMs = (config.pull.refresh ?? DEFAULT_REFRESH_SECONDS) * 1000;
-    this.armRefresh(this.scheduler.now() + everyMs, everyMs);
-    for (const s of config.schedules) {
-      const timer = this.scheduler.cron(s.cron, () =>
-        this.enqueue({ trigger: 'schedule', name: s.name }, `cron ${s.cron}`),
-      );
-      if (!timer)
-        throw new BundlemirrorError(
-          'E_CONFIG',
-          `[schedule "${s.name}"] cron ${JSON.stringify(s.cron)} cannot be scheduled`,
-          { hint: 'fields are minute hour day-of-month month day-of-week' },
-        );
-      this.cronTimers.push(timer);
-    }
-  }
-
-  /** One tick at `atMs`, the next one interval later; ticks missed while the machine slept are not made up. */
-  private armRefresh(atMs: number, everyMs: number): void {
-    this.refreshTimer = this.scheduler.at(atMs, () => {
-      const now = this.scheduler.now();
-      const next = atMs + everyMs > now ? atMs + everyMs : now + everyMs;
-      this.armRefresh(next, everyMs);
-      this.enqueue({ trigger: 'refresh' }, 'refresh interval');
-    });
-  }
-
-  private unscheduleAll(): void {
-    this.refreshTimer?.cancel();
-    this.refreshTimer = null;
-    for (const t of this.cronTimers) t.cancel();
-    this.cronTimers = [];
   }
 
   private enqueue(job: DaemonJob, why: string): void {
@@ -298,7 +255,7 @@ class PullDaemon implements Daemon {
     try {
       report = await this.runPull(config, {
         ...this.opts.pullOptions,
-        ...this.scopeOf(job, config),
+        ...pullScopeOf(job, config, this.opts),
         log: this.log,
         signal: abort.signal,
       });
@@ -309,7 +266,7 @@ class PullDaemon implements Daemon {
         this.log.info(`${label(job)}: interrupted`);
       } else if (isBundlemirrorError(err) && err.code === 'E_LOCKED') {
         this.log.warn(`${label(job)}: ${err.message}; trying again in ${LOCK_RETRY_MS / 1000} s`);
-        this.retryLater(job);
+        if (!this.stopping) this.timetable.retryLater(job);
       } else {
         this.log.error(
           `${label(job)}: ${isBundlemirrorError(err) ? err.describe() : ((err as Error)?.stack ?? String(err))}`,
@@ -318,31 +275,6 @@ class PullDaemon implements Daemon {
     } finally {
       this.metrics.runFinished(job.trigger, started, this.scheduler.now(), report);
     }
-  }
-
-  private scopeOf(job: DaemonJob, config: PullConfig): Omit<PullOptions, 'log'> {
-    const common = {
-      forcePurge: this.opts.forcePurge,
-      ...(this.opts.purge !== undefined ? { purge: this.opts.purge } : {}),
-    };
-    const schedules = config.schedules;
-    switch (job.trigger) {
-      case 'refresh':
-        return { ...common, ...(schedules.length ? { scope: (p: string) => scheduleOf(p, schedules) === null } : {}) };
-      case 'schedule':
-        return { ...common, scope: (p: string) => scheduleOf(p, schedules)?.name === job.name, partial: true };
-      case 'notify':
-        return { only: job.paths, purge: false };
-    }
-  }
-
-  private retryLater(job: DaemonJob): void {
-    if (this.stopping) return;
-    const timer = this.scheduler.at(this.scheduler.now() + LOCK_RETRY_MS, () => {
-      this.retryTimers.delete(timer);
-      this.enqueue(job, 'retry after a busy toplevel');
-    });
-    this.retryTimers.add(timer);
   }
 
   // --- configuration ----------------------------------------------------
@@ -393,10 +325,10 @@ class PullDaemon implements Daemon {
       }
     }
     if (this.stopping) return false;
-    this.unscheduleAll();
+    this.timetable.disarm();
     this.config = next;
     this.token = token;
-    this.scheduleAll(next);
+    this.timetable.arm(next);
     for (const w of next.warnings) if (w.kind !== 'unused') this.log.warn(w.message);
     this.log.info(`reloaded ${next.file}`);
     for (const line of this.describe()) this.log.info(line);
@@ -424,16 +356,7 @@ class PullDaemon implements Daemon {
   }
 
   private describe(): string[] {
-    const c = this.config;
-    const lines = [
-      `daemon: mirroring ${c.remote.manifest} into ${c.core.toplevel}, every ${c.pull.refresh ?? DEFAULT_REFRESH_SECONDS} s${c.pull.refresh === null ? " ([pull] refresh not set: grok-pull's default)" : ''}`,
-    ];
-    for (const s of c.schedules) {
-      const next = nextCronDate(s.cron);
-      lines.push(
-        `daemon: [schedule "${s.name}"] ${s.include.join(' ')} at "${s.cron}"${next ? `, next ${next.toISOString()}` : ''}`,
-      );
-    }
+    const lines = describeTimetable(this.config);
     if (this.listeners?.url) {
       lines.push(
         `daemon: listening on ${this.listeners.url} (POST ${NOTIFY_PATH}${this.token ? '' : ' refused: no [bundlemirror] notify_token_file'}, GET ${METRICS_PATH})`,

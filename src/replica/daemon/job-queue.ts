@@ -6,7 +6,8 @@
  */
 import { formatBytes } from '../../format/bytes.js';
 import type { PullConfig } from '../config/config.js';
-import type { PullReport } from '../pull.js';
+import type { PullOptions, PullReport } from '../pull.js';
+import { scheduleOf } from './daemon-config.js';
 
 export type DaemonJob =
   { trigger: 'refresh' } | { trigger: 'schedule'; name: string } | { trigger: 'notify'; paths: string[] };
@@ -78,4 +79,25 @@ export function describeReport(r: PullReport): string {
   if (r.purged.length) parts.push(`purged ${r.purged.length}`);
   parts.push(`failed ${r.failed.length + r.problems.length}`);
   return `${parts.join(', ')}; downloaded ${formatBytes(r.bytesDownloaded)}`;
+}
+
+/** What a job pulls: a refresh all but the schedules' repositories, a schedule its own, a notification the named ones. */
+export function pullScopeOf(
+  job: DaemonJob,
+  config: PullConfig,
+  opts: { purge?: boolean | undefined; forcePurge?: boolean | undefined },
+): Omit<PullOptions, 'log'> {
+  const common = {
+    forcePurge: opts.forcePurge,
+    ...(opts.purge !== undefined ? { purge: opts.purge } : {}),
+  };
+  const schedules = config.schedules;
+  switch (job.trigger) {
+    case 'refresh':
+      return { ...common, ...(schedules.length ? { scope: (p: string) => scheduleOf(p, schedules) === null } : {}) };
+    case 'schedule':
+      return { ...common, scope: (p: string) => scheduleOf(p, schedules)?.name === job.name, partial: true };
+    case 'notify':
+      return { only: job.paths, purge: false };
+  }
 }
