@@ -29,9 +29,8 @@ import type { PullLog } from '../log.js';
 import { DaemonMetrics } from './metrics-daemon.js';
 import { statusMetricFamilies } from '../metrics.js';
 import { renderPrometheus, type MetricFamily } from '../../metrics/prometheus.js';
+import { METRICS_PATH, NOTIFY_PATH } from './notify-protocol.js';
 import {
-  METRICS_PATH,
-  NOTIFY_PATH,
   readNotifyToken,
   startListeners,
   type ListenerOptions,
