@@ -15,110 +15,19 @@ import { access, stat } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { cpus } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { z } from 'zod';
 import { BundlemirrorError } from '../../errors.js';
 import { IniDocument } from './configparser.js';
 import { MANIFEST_FILE } from '../../manifest/tree.js';
-import { parseDuration } from '../../format/duration.js';
-import { DEFAULT_RETRY_FOR_MS } from '../../transfer/retry-policy.js';
-import { ConfigWarningSchema, expandUser, Reader } from './config-reader.js';
+import { expandUser, Reader } from './config-reader.js';
 import { cronProblem } from '../daemon/schedule.js';
 import { looksLikeSchedule, parseListenAddress, scheduleSectionName } from '../daemon/daemon-config.js';
+import { PullConfigSchema, type PullConfig } from './config-schema.js';
+import { mirrorRoots, retryFor, socketGroup, socketMode, withSlash } from './config-values.js';
+
+export type { PullConfig } from './config-schema.js';
 
 /** Seconds a hook may run before it is killed, unless `[bundlemirror] hook_timeout` says otherwise. */
 export const DEFAULT_HOOK_TIMEOUT_SECONDS = 3600;
-
-const absPath = z.string().refine((p) => isAbsolute(p), 'must be an absolute path');
-const url = z.string().refine((u) => URL.canParse(u), 'must be a URL');
-
-export const PullConfigSchema = z.object({
-  /** Absolute path of the config file (empty when parsed from text). */
-  file: z.string(),
-  /** The file's mtime; grok-pull refetches the manifest when the config changed. */
-  mtimeMs: z.number(),
-  core: z.object({
-    /** Absolute, normalised (realpath when it exists). */
-    toplevel: absPath,
-    /** Where the replica writes its own manifest (default `${toplevel}/manifest.js.gz`). */
-    manifest: absPath,
-    log: absPath.nullable(),
-    loglevel: z.enum(['info', 'debug']),
-    /** grokmirror's object storage directory; accepted, not used by bundlemirror. */
-    objstore: absPath,
-  }),
-  remote: z.object({
-    /** Base of the origin's git URLs, no trailing slash. */
-    site: z.string().min(1),
-    /** Absolute URL of the remote manifest (http, https or file). */
-    manifest: url,
-    /** git's allowed_signers file: manifest and index.json must carry a valid signature by a key it lists; null: no check. */
-    allowedSigners: absPath.nullable(),
-    /** `status` warns when the accepted signed manifest was published longer ago than this; 0: never. */
-    manifestMaxAgeMs: z.number().int().nonnegative(),
-    /** An on-demand bundle service (`serve --on-demand`) for new repositories the origin publishes no bundles for; null: none. */
-    onDemand: url.nullable(),
-    /** `[remote] mirrors`: other hosts of the same published tree (each its root, ending in `/`), for failover and speed. */
-    mirrors: z.array(url),
-  }),
-  publish: z.object({
-    /** Where to keep a copy of the origin's published files for what this replica mirrors (a tier); null: none. */
-    out: absPath.nullable(),
-    /** How long files the copy no longer references stay before gc deletes them. */
-    graceMs: z.number().int().nonnegative(),
-  }),
-  pull: z.object({
-    include: z.array(z.string()),
-    exclude: z.array(z.string()),
-    /** Repositories never purged, even when gone from the manifest. */
-    nopurge: z.array(z.string()),
-    /** grokmirror refuses forced updates and purges for these. */
-    ffonly: z.array(z.string()),
-    /** Effective worker count: 0 in the file means half the CPUs, at least 1. */
-    pullThreads: z.number().int().positive(),
-    /** As written: attempts per repository are max(1, retries). */
-    retries: z.number().int().nonnegative(),
-    purge: z.boolean(),
-    /** Refuse a purge of this percentage of local repositories or more (0-100). */
-    purgeprotect: z.number().int().min(0).max(100),
-    /** One command line per entry, split with shlex when run. */
-    postUpdateHook: z.array(z.string()),
-    postCloneCompleteHook: z.array(z.string()),
-    postWorkCompleteHook: z.array(z.string()),
-    projectslist: absPath.nullable(),
-    projectslistTrimtop: z.string(),
-    projectslistSymlinks: z.boolean(),
-    defaultOwner: z.string(),
-    /** Seconds between manifest polls in daemon mode; null: not set, so grok-pull runs once. */
-    refresh: z.number().int().positive().nullable(),
-    socket: absPath.nullable(),
-    /** Permission bits of the socket: who may notify through it (no token). */
-    socketMode: z.number().int().min(0).max(0o777),
-    /** Group the socket is given (a gid), so that e.g. the origin's `git` user may write it; null: this process's. */
-    socketGroup: z.number().int().min(0).nullable(),
-    /** Download the Git LFS objects the origin publishes (`lfs = no` mirrors git history only). */
-    lfs: z.boolean(),
-    /** `retry_for`: how long a download keeps retrying a failing server after its last byte (an outage, a restart). */
-    retryForMs: z.number().int().positive(),
-  }),
-  bundlemirror: z.object({
-    /** Base URL of the published tree (index.json and bundles), ending in `/`. */
-    bundles: url.refine((u) => u.endsWith('/'), 'must end with "/"'),
-    /** Base for `git fetch` when bundles do not close the gap; defaults to [remote] site. */
-    gitUrl: z.string().min(1),
-    /** 0 means no limit. */
-    hookTimeoutMs: z.number().int().nonnegative(),
-    /** `pull --daemon`: where it accepts push notifications and serves /metrics; null: nowhere. */
-    listen: z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).nullable(),
-    /** Shared secret for push notifications over HTTP; null: HTTP notifications refused. */
-    notifyTokenFile: absPath.nullable(),
-    /** Other places (URL prefixes) the origin's redirects may lead to, besides its own host (manifest) and the published tree (the rest). */
-    redirects: z.array(url),
-  }),
-  /** `[schedule "NAME"]` sections (see daemon-config.ts), in file order. */
-  schedules: z.array(z.object({ name: z.string().min(1), cron: z.string(), include: z.array(z.string()) })),
-  warnings: z.array(ConfigWarningSchema),
-});
-export type PullConfig = z.infer<typeof PullConfigSchema>;
 
 export interface ParseOptions {
   /** Name for messages (the file path). */
@@ -130,28 +39,6 @@ export interface ParseOptions {
   mtimeMs?: number;
   /** Resolve symlinks in toplevel when it exists (default true). */
   realpath?: boolean;
-}
-
-function mirrorRoots(r: Reader, site: string): string[] {
-  const words = r
-    .list('remote', 'mirrors', [])
-    .flatMap((line) => line.split(/\s+/))
-    .filter((w) => w !== '');
-  return words.map((w) => {
-    const u = r.url('remote', 'mirrors', w, site);
-    if (!/^https?:/.test(u))
-      r.fail('remote', 'mirrors', `must list http:// or https:// URLs of the tree's root, got ${JSON.stringify(w)}`);
-    return u.endsWith('/') ? u : `${u}/`;
-  });
-}
-
-function retryFor(r: Reader): number {
-  const raw = r.str('pull', 'retry_for', '');
-  if (raw === '') return DEFAULT_RETRY_FOR_MS;
-  const ms = parseDuration(raw);
-  if (ms === null || ms <= 0)
-    r.fail('pull', 'retry_for', `must be a duration such as 30s, 10m or 1h, got ${JSON.stringify(raw)}`);
-  return ms;
 }
 
 /** Reads and validates a grokmirror.conf-style file. Throws E_CONFIG. */
@@ -372,46 +259,4 @@ export async function checkToplevel(config: Pick<PullConfig, 'core'>): Promise<v
       },
     );
   }
-}
-
-function withSlash(u: string): string {
-  return u.endsWith('/') ? u : `${u}/`;
-}
-
-/** `[pull] socket_mode`: octal permission bits, group-writable by default. */
-function socketMode(r: Reader): number {
-  const v = r.str('pull', 'socket_mode', '0660').trim();
-  if (!/^0?[0-7]{3}$/.test(v))
-    r.fail('pull', 'socket_mode', `must be octal permission bits such as 0660, got ${JSON.stringify(v)}`);
-  return parseInt(v, 8);
-}
-
-/** `[pull] socket_group`: a group name from /etc/group or a numeric gid. */
-function socketGroup(r: Reader): number | null {
-  const v = r.str('pull', 'socket_group', '').trim();
-  if (v === '') return null;
-  if (/^\d+$/.test(v)) return Number(v);
-  const gid = gidOf(v);
-  if (gid === null)
-    r.fail(
-      'pull',
-      'socket_group',
-      `no group ${JSON.stringify(v)} in /etc/group`,
-      'name an existing group, or give its numeric gid',
-    );
-  return gid;
-}
-
-function gidOf(name: string): number | null {
-  let text = '';
-  try {
-    text = readFileSync('/etc/group', 'utf8');
-  } catch {
-    return null;
-  }
-  for (const line of text.split('\n')) {
-    const [group, , gid] = line.split(':');
-    if (group === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
-  }
-  return null;
 }
