@@ -9,15 +9,14 @@
  * nothing behind; after each job the cache is trimmed to `maxCacheBytes` by
  * evicting the least recently requested mirrors.
  */
-import { mkdir, readFile, realpath, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
 import { BundlemirrorError, isBundlemirrorError } from '../errors.js';
 import { exists as pathExists } from '../fs/atomic.js';
 import { printable } from '../format/untrusted.js';
-import { cloneUpstream, fetchUpstream, type UpstreamProgress } from '../git/upstream.js';
+import type { UpstreamProgress } from '../git/upstream.js';
 import { currentBundles, INDEX_FILE, parseRepoIndex } from '../manifest/repo-index.js';
 import { publish, unpublish } from '../origin/publish.js';
-import { resolveSmartHttp } from '../transfer/upstream-probe.js';
 import {
   cacheLayout,
   chooseEvictions,
@@ -29,6 +28,7 @@ import {
   type CacheLayout,
   type MirrorRecord,
 } from './cache.js';
+import { cloneCopy, fetchCopy, upstreamTarget } from './upstream-copy.js';
 import { parseUpstreamUrl, UrlPolicy, type AdmittedUrl, type Resolver } from './url-policy.js';
 
 export type JobState = 'queued' | 'cloning' | 'bundling' | 'ready' | 'failed';
@@ -86,8 +86,6 @@ interface Job {
   failedAt: number | null;
   bundles: JobView['bundles'];
 }
-
-const SIZE_POLL_MS = 250;
 
 export class OnDemandService {
   readonly layout: CacheLayout;
@@ -284,11 +282,29 @@ export class OnDemandService {
     try {
       if (this.closed) throw new BundlemirrorError('E_BUSY', 'the service is shutting down');
       this.set(job, 'cloning');
-      const gitUrl = await this.finalUrl(job.admitted);
+      const gitUrl = await upstreamTarget(job.admitted, this.policy);
       const mirror = underRoot(this.layout.dir, job.path);
       const exists = job.refresh && (await pathExists(join(mirror, 'HEAD')));
-      if (exists) await this.fetch(job, mirror, gitUrl);
-      else await this.clone(job, mirror, gitUrl);
+      const copy = {
+        path: job.path,
+        url: job.url,
+        onProgress: (p: UpstreamProgress) => {
+          job.progress = p;
+          job.updatedAt = this.now();
+        },
+      };
+      const limits = {
+        maxRepoBytes: this.opts.maxRepoBytes,
+        gitTimeoutMs: this.opts.gitTimeoutMs,
+        shutdown: this.shutdown.signal,
+      };
+      if (exists) {
+        this.counters.fetches++;
+        await fetchCopy(copy, mirror, gitUrl, limits);
+      } else {
+        this.counters.clones++;
+        await cloneCopy(copy, mirror, this.layout.tmp, gitUrl, limits);
+      }
       this.set(job, 'bundling');
       job.progress = null;
       // a refresh may supersede bundles: their files go once the grace period is over
@@ -324,118 +340,6 @@ export class OnDemandService {
     } finally {
       release();
     }
-  }
-
-  /** For http(s), where the repository really is after the redirects the rules allow. */
-  private async finalUrl(
-    a: AdmittedUrl,
-  ): Promise<{ url: string; host: string; port: number; addresses: string[]; scheme: AdmittedUrl['scheme'] }> {
-    if (a.scheme === 'git') return a;
-    const final = await resolveSmartHttp(
-      { url: a.url, host: a.host, addresses: a.addresses },
-      {
-        admit: async (url) => {
-          const next = await this.policy.admit(url);
-          if (next.scheme === 'git')
-            throw new BundlemirrorError('E_URL_SCHEME', 'a redirect cannot change the transport');
-          return { url: next.url, host: next.host, addresses: next.addresses, port: next.port, scheme: next.scheme };
-        },
-      },
-    );
-    const u = new URL(final.url);
-    const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-    return {
-      url: final.url,
-      host: final.host,
-      port,
-      addresses: final.addresses,
-      scheme: u.protocol === 'https:' ? 'https' : 'http',
-    };
-  }
-
-  private gitOptions(
-    job: Job,
-    target: { scheme: AdmittedUrl['scheme']; host: string; port: number; addresses: string[] },
-    signal: AbortSignal,
-  ) {
-    return {
-      scheme: target.scheme,
-      pin: { host: target.host, port: target.port, addresses: target.addresses },
-      timeoutMs: this.opts.gitTimeoutMs,
-      repo: job.path,
-      signal,
-      onProgress: (p: UpstreamProgress) => {
-        job.progress = p;
-        job.updatedAt = this.now();
-      },
-    };
-  }
-
-  /** Runs git while watching the size of `dir`; past the limit git is stopped and E_REPO_TOO_LARGE thrown. */
-  private async watched(job: Job, dir: string, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    const stop = new AbortController();
-    const tooLarge = () =>
-      new BundlemirrorError(
-        'E_REPO_TOO_LARGE',
-        `${job.url} is larger than this service's limit of ${this.opts.maxRepoBytes} bytes`,
-        {
-          repo: job.path,
-          hint: 'clone it directly, or ask the operator to raise --on-demand-max-repo-size',
-        },
-      );
-    let checking = false;
-    const timer = setInterval(async () => {
-      if (checking) return;
-      checking = true;
-      if ((await diskUsage(dir)) > this.opts.maxRepoBytes) stop.abort(tooLarge());
-      checking = false;
-    }, SIZE_POLL_MS);
-    try {
-      await work(AbortSignal.any([stop.signal, this.shutdown.signal]));
-    } catch (err) {
-      if (stop.signal.aborted) throw stop.signal.reason;
-      if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
-      // git talking to the upstream failed: unreachable, not a repository, private, cut off
-      if (isBundlemirrorError(err) && err.code === 'E_GIT') {
-        throw new BundlemirrorError('E_UPSTREAM', err.message, {
-          repo: job.path,
-          hint: 'check that the URL is a public git repository, or try again later',
-          cause: err,
-        });
-      }
-      throw err;
-    } finally {
-      clearInterval(timer);
-    }
-    if ((await diskUsage(dir)) > this.opts.maxRepoBytes) throw tooLarge();
-  }
-
-  private async clone(
-    job: Job,
-    mirror: string,
-    target: Awaited<ReturnType<OnDemandService['finalUrl']>>,
-  ): Promise<void> {
-    const tmp = join(this.layout.tmp, `${process.pid}-${this.now()}-${Math.random().toString(36).slice(2, 8)}.git`);
-    this.counters.clones++;
-    try {
-      await this.watched(job, tmp, (signal) => cloneUpstream(target.url, tmp, this.gitOptions(job, target, signal)));
-      await removeTree(mirror); // debris of a mirror evicted from the state but not from the disk
-      await mkdir(dirname(mirror), { recursive: true });
-      await rename(tmp, mirror);
-    } finally {
-      await removeTree(tmp);
-    }
-  }
-
-  private async fetch(
-    job: Job,
-    mirror: string,
-    target: Awaited<ReturnType<OnDemandService['finalUrl']>>,
-  ): Promise<void> {
-    this.counters.fetches++;
-    await this.watched(job, mirror, (signal) =>
-      fetchUpstream(mirror, target.url, this.gitOptions(job, target, signal)),
-    );
   }
 
   private async readBundles(path: string): Promise<JobView['bundles']> {
