@@ -164,7 +164,7 @@ test('invalid values and missing settings are E_CONFIG (exit 2) naming section a
 test('every flag publish --help lists has its [publish] key; --config-check shows where each value came from and publishes nothing', async (t) => {
   const { toplevel, out, config, dir } = await setup(t);
   const help = await runCli(['publish', '--help']);
-  const flags = [...help.stdout.matchAll(/^ {2}(?:-\w, )?--([a-z-]+)/gm)].map((m) => m[1]!);
+  const flags = [...help.stdout.matchAll(/^ {2}(?:-\w, )?--([a-z0-9-]+)/gm)].map((m) => m[1]!);
   const perRun = new Set(['config', 'config-check', 'help', 'remove', 'force', 'json']);
   const sample: Record<string, string> = {
     toplevel,
