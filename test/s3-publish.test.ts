@@ -6,11 +6,13 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { makeRepo, tempDir, type WorkTree } from './support/repos.js';
 import { runCli } from './support/cli.js';
 import { fingerprintOf, pull, writeConfig } from './support/mirror.js';
 import { readManifestFile } from '../src/manifest/manifest.js';
 import { startStore, puts, type TestStore } from './support/s3.js';
+import { startFaultProxy } from './support/fault-proxy.js';
 
 const PREFIX = 'git';
 const TARGET = `s3://mirrors/${PREFIX}`;
@@ -95,5 +97,84 @@ test('publish to s3://: every file of the tree in the store with its cache heade
   const rep = await replica(w, 'replica');
   const p = await pull(rep.config);
   t.is(p.code, 0, p.stderr);
+  await fingerprintsMatch(t, w, rep.toplevel);
+});
+
+test('a replica resumes bundle downloads from the store across a link cut every 200 KB', async (t) => {
+  const w = await world(t, { bigBytes: 400_000 });
+  t.is((await w.publish()).code, 0);
+  const proxy = await startFaultProxy({
+    upstream: { host: '127.0.0.1', port: Number(new URL(w.store.endpoint).port) },
+    cutAfterBytes: 200_000,
+  });
+  t.teardown(() => proxy.close());
+  const rep = await replica(w, 'replica', `${proxy.url('')}/mirrors/${PREFIX}`);
+  const p = await pull(rep.config);
+  t.is(p.code, 0, p.stderr);
+  await fingerprintsMatch(t, w, rep.toplevel);
+  t.true(proxy.stats.cuts > 0);
+  const index = JSON.parse(await readFile(join(w.state, 'pub/alpha.git/index.json'), 'utf8'));
+  const bundleBytes = index.bundles.reduce((n: number, b: { size: number }) => n + b.size, 0);
+  // resumed from the byte where each cut stopped: the big bundle crosses the wire about once
+  t.true(proxy.stats.bytesDownstream < bundleBytes * 1.3, `${proxy.stats.bytesDownstream} B for ${bundleBytes} B`);
+});
+
+test('an incremental publish uploads the new bundle and the changed documents, nothing else', async (t) => {
+  const w = await world(t);
+  t.is((await w.publish()).code, 0);
+  const alpha = w.repos['/pub/alpha.git']!;
+  await alpha.wt.commit('one more');
+  await alpha.wt.push('main');
+  w.store.requests.length = 0;
+  const r = await w.publish();
+  t.is(r.code, 0, r.stderr);
+  const put = puts(w.store.requests);
+  const keys = put.map((q) => q.key.replace(/[0-9a-f]{64}\.bundle$/, '<sha256>.bundle'));
+  t.deepEqual(keys.sort(), [
+    `${PREFIX}/manifest.js.gz`,
+    `${PREFIX}/pub/alpha.git/<sha256>.bundle`,
+    `${PREFIX}/pub/alpha.git/bundle-list`,
+    `${PREFIX}/pub/alpha.git/index.json`,
+  ]);
+  const index = JSON.parse(await readFile(join(w.state, 'pub/alpha.git/index.json'), 'utf8'));
+  const incremental = index.bundles.at(-1);
+  const bundlePut = put.find((q) => q.key.endsWith('.bundle'))!;
+  t.is(bundlePut.key, `${PREFIX}/pub/alpha.git/${incremental.uri}`);
+  t.is(bundlePut.bodyBytes, incremental.size);
+  t.log(`one-commit publish: ${put.reduce((n, q) => n + q.bodyBytes, 0)} B uploaded in ${put.length} PUTs`);
+  // a publish with nothing new sends nothing
+  w.store.requests.length = 0;
+  t.is((await w.publish()).code, 0);
+  t.deepEqual(puts(w.store.requests), []);
+});
+
+test('gc on an s3:// target deletes from the store only what no index referenced for the grace period', async (t) => {
+  const w = await world(t);
+  t.is((await w.publish()).code, 0);
+  const oldIndex = JSON.parse(await readFile(join(w.state, 'pub/alpha.git/index.json'), 'utf8'));
+  const oldBase = `${PREFIX}/pub/alpha.git/${oldIndex.bundles[0].uri}`;
+  // a chain allowed no incremental: the push brings a new base, the old one is superseded
+  const alpha = w.repos['/pub/alpha.git']!;
+  await alpha.wt.commit('one more');
+  await alpha.wt.push('main');
+  t.is((await w.publish('--max-incrementals', '0')).code, 0);
+  const grace = String(1 / 86_400); // one second, in days
+  await sleep(1100);
+  // the grace period of the listing is over: the index drops the old base, gc starts counting
+  t.is((await w.publish('--max-incrementals', '0', '--grace-days', grace)).code, 0);
+  t.truthy(await w.store.get(oldBase), 'unreferenced for less than the grace period: still in the store');
+  const gc = (...args: string[]) =>
+    runCli(['gc', '--bundles', TARGET, '--state', w.state, '--s3-path-style', ...args], { env: w.store.env() });
+  t.is((await gc('--grace-days', '7')).code, 0);
+  t.truthy(await w.store.get(oldBase));
+  await sleep(1100);
+  const r = await gc('--grace-days', grace);
+  t.is(r.code, 0, r.stderr);
+  t.is(await w.store.get(oldBase), null);
+  const index = JSON.parse(await readFile(join(w.state, 'pub/alpha.git/index.json'), 'utf8'));
+  for (const b of index.bundles)
+    t.is(await w.store.sha256(`${PREFIX}/pub/alpha.git/${b.uri}`), b.sha256, 'every listed bundle stays');
+  const rep = await replica(w, 'replica');
+  t.is((await pull(rep.config)).code, 0);
   await fingerprintsMatch(t, w, rep.toplevel);
 });
