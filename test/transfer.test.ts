@@ -482,6 +482,34 @@ test('a proxy that stalls the connection (no bytes, socket open) is detected too
   t.is(proxy.stats.connections, 2);
 });
 
+test('a blocked event loop is not a stalled link: bytes waiting in the socket are read before the idle verdict', async (t) => {
+  const e = await env(t);
+  const content = randomBytes(2 * MB);
+  e.origin.setFile('/a.bundle', content);
+  e.origin.behave('/a.bundle', { chunkDelayMs: 5 });
+  let blocked = false;
+  const r = await downloadFile(
+    opts(e, e.origin.url('/a.bundle'), content, {
+      timeouts: { ...FAST.timeouts, idleMs: 300 },
+      progressIntervalMs: 0,
+      onProgress: (p) => {
+        if (blocked || p.received < 300_000) return;
+        blocked = true;
+        // what a long synchronous task elsewhere in the process (or a starved CPU) does to this one:
+        // the idle timer comes due while the loop cannot read the socket
+        setImmediate(() => {
+          const until = Date.now() + 3 * 300;
+          while (Date.now() < until);
+        });
+      },
+    }),
+  );
+  await assertDest(t, e, content);
+  t.true(blocked);
+  t.deepEqual(e.origin.stats('/a.bundle').statuses, [200]);
+  t.like(r, { attempts: 1, restarts: 0 });
+});
+
 test('a burst of 503s is retried until the file arrives', async (t) => {
   const e = await env(t);
   const content = randomBytes(MB);

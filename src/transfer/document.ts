@@ -11,6 +11,7 @@ import { resolveBackoff, retryDelay, sleep, type BackoffOptions } from './backof
 import { DEFAULT_RETRY_FOR_MS, type RetryWait } from './retry-policy.js';
 import { formatDuration } from '../format/duration.js';
 import type { MirrorSet } from './mirrors.js';
+import { IdleWatch } from './idle-watch.js';
 import {
   contentLength,
   headerValue,
@@ -142,17 +143,17 @@ function readCapped(res: OpenedResponse, maxBytes: number, idleMs: number, url: 
     const chunks: Buffer[] = [];
     let size = 0;
     let failed: unknown;
-    const idle = setTimeout(() => fail(new StallError(idleMs)), idleMs);
+    const idle = new IdleWatch(idleMs, () => fail(new StallError(idleMs)));
     const fail = (err: unknown): void => {
       if (failed !== undefined) return;
       failed = err;
-      clearTimeout(idle);
+      idle.stop();
       body.destroy();
       reject(err);
     };
     body.on('data', (chunk: Buffer) => {
       if (failed !== undefined) return;
-      idle.refresh();
+      idle.touch();
       size += chunk.length;
       if (size > maxBytes) {
         fail(tooLarge(url, maxBytes));
@@ -162,7 +163,7 @@ function readCapped(res: OpenedResponse, maxBytes: number, idleMs: number, url: 
     });
     body.once('end', () => {
       if (failed !== undefined) return;
-      clearTimeout(idle);
+      idle.stop();
       resolve(Buffer.concat(chunks, size));
     });
     body.once('error', (err: unknown) => fail(err));

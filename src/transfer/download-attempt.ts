@@ -16,6 +16,7 @@ import {
   type RedirectRule,
 } from './http.js';
 import { StallError, failureFromError, failureFromStatus, type Failure } from './failure.js';
+import { IdleWatch } from './idle-watch.js';
 import type { PartialFile } from './partial-file.js';
 import { contradictsValidator, parseContentRange, validatorFromResponse } from './range.js';
 import { bundleEtag } from '../manifest/tree.js';
@@ -212,18 +213,16 @@ function pumpBody(ctx: AttemptContext, res: OpenedResponse): Promise<AttemptOutc
       body.destroy(reason instanceof Error ? reason : new Error(String(reason)));
     };
 
-    const idle = setTimeout(function onIdle() {
-      if (paused || ended) {
-        idle.refresh();
-        return;
-      }
-      stop(new StallError(idleMs));
-    }, idleMs);
+    const idle = new IdleWatch(
+      idleMs,
+      () => stop(new StallError(idleMs)),
+      () => paused || ended,
+    );
 
     const finish = (): void => {
       if (settled || !ended || writing || (pendingBytes > 0 && !isDiskError(stopReason))) return;
       settled = true;
-      clearTimeout(idle);
+      idle.stop();
       clearTimeout(lingerTimer);
       if (isDiskError(stopReason)) {
         resolve({ kind: 'failed', failure: { retryable: false, error: stopReason } });
@@ -275,7 +274,7 @@ function pumpBody(ctx: AttemptContext, res: OpenedResponse): Promise<AttemptOutc
           if (paused && pendingBytes < RESUME_BELOW && !ended) {
             paused = false;
             body.resume();
-            idle.refresh();
+            idle.touch();
           }
           flush();
           finish();
@@ -297,7 +296,7 @@ function pumpBody(ctx: AttemptContext, res: OpenedResponse): Promise<AttemptOutc
 
     body.on('data', (chunk: Buffer) => {
       if (ended) return;
-      idle.refresh();
+      idle.touch();
       ctx.onWire(chunk.length);
       let c = chunk;
       const room = expectedSize - accepted;
