@@ -305,14 +305,37 @@ export interface FetchOptions {
   signal?: AbortSignal;
 }
 
-/** Fetches every ref from a URL into the same names (a mirror fetch). */
+/** True for what git would open as a local repository: `file:` URLs and paths (no scheme or host before the first `/`). */
+export function isLocalGitUrl(url: string): boolean {
+  return /^file:/i.test(url) || !/^[^/]*:/.test(url);
+}
+
+/**
+ * Fetches every ref from a URL into the same names (a mirror fetch). Never
+ * from a local repository: git trusts one fully (its config, alternates
+ * reaching any repository on this machine), nothing a mirror may do with
+ * someone else's files.
+ */
 export async function fetchMirror(gitDir: string, url: string, opts: FetchOptions = {}): Promise<void> {
   if (url.startsWith('-'))
     throw new BundlemirrorError('E_UNSAFE_NAME', `fetch URL ${JSON.stringify(url)} starts with "-"`, {
       repo: opts.repo,
     });
-  // --atomic: a fetch killed or failing half-way moves no ref at all
-  const args = ['fetch', '--quiet', '--atomic', '--no-tags', '--no-write-fetch-head'];
+  if (isLocalGitUrl(url))
+    throw new BundlemirrorError('E_CONFIG', `git fetch from a local repository (${url}) is not supported`, {
+      repo: opts.repo,
+      hint: "name the origin's git URL over the network in [bundlemirror] git_url",
+    });
+  // --atomic: a fetch killed or failing half-way moves no ref at all; no file:// however the server redirects
+  const args = [
+    '-c',
+    'protocol.file.allow=never',
+    'fetch',
+    '--quiet',
+    '--atomic',
+    '--no-tags',
+    '--no-write-fetch-head',
+  ];
   if (opts.prune) args.push('--prune');
   args.push('--end-of-options', url, '+refs/*:refs/*');
   await git(args, { gitDir, repo: opts.repo, onStderr: opts.onProgress, signal: opts.signal });

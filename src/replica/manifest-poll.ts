@@ -72,15 +72,6 @@ export async function fetchRemoteManifest(
 ): Promise<FetchedManifest> {
   const url = config.remote.manifest;
   const copy = remoteManifestCopyPath(config.core.toplevel);
-  if (url.startsWith('file:')) {
-    const bytes = await readFile(new URL(url)).catch((err: Error) => {
-      throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}: ${err.message}`, {
-        hint: 'check [remote] manifest',
-      });
-    });
-    const trusted = await trustManifest(config, url, bytes, opts);
-    return { unchanged: false, bytes: trusted.bytes, published: trusted.published };
-  }
   const prior = await state.manifestValidators(url);
   const cached = await readFile(copy).catch(() => null);
   // validators are only useful while we still hold the bytes they describe, and grok-pull refetches after a config change

@@ -79,12 +79,6 @@ export async function readKnownRemoteManifest(config: PullConfig): Promise<Known
  */
 export async function fetchRemoteManifestNow(config: PullConfig, signal?: AbortSignal): Promise<KnownRemoteManifest> {
   const url = config.remote.manifest;
-  if (url.startsWith('file:')) {
-    const known = await readKnownRemoteManifest(config);
-    if (!known)
-      throw new BundlemirrorError('E_MANIFEST', `cannot read manifest ${url}`, { hint: 'check [remote] manifest' });
-    return known;
-  }
   const doc = await fetchDocument(url, {
     maxBytes: 256 << 20,
     signal,
@@ -96,7 +90,11 @@ export async function fetchRemoteManifestNow(config: PullConfig, signal?: AbortS
   return { manifest: parseManifest(doc.body, url).manifest, source: 'fetched', location: url, savedAt: null };
 }
 
-/** The manifest may be redirected within the origin's own host, or to a place `[bundlemirror] redirects` lists. */
+/**
+ * The manifest may be redirected within the origin's own host, or to a place `[bundlemirror] redirects` lists.
+ * A `file:` manifest has no host: it is read in its own directory, the published tree.
+ */
 export function manifestRedirects(config: Pick<PullConfig, 'remote' | 'bundlemirror'>): RedirectRule {
-  return { roots: [new URL('/', config.remote.manifest).href, ...config.bundlemirror.redirects] };
+  const own = new URL(config.remote.manifest.startsWith('file:') ? '.' : '/', config.remote.manifest).href;
+  return { roots: [own, ...config.bundlemirror.redirects] };
 }

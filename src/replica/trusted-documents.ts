@@ -87,12 +87,11 @@ export async function verifyFetched(url: string, body: Buffer, opts: SignedFetch
   }
 }
 
-/** A document by URL (http(s), or file: for a manifest on a shared disk). */
+/** A document by URL (http(s), or file: for a tree on a shared disk: the same door, the same confinement). */
 export async function readDocument(
   url: string,
   opts: Pick<SignedFetchOptions, 'maxBytes' | 'signal' | 'redirects'>,
 ): Promise<Buffer> {
-  if (url.startsWith('file:')) return readFile(new URL(url));
   const doc = await fetchDocument(url, { maxBytes: opts.maxBytes, signal: opts.signal, redirects: opts.redirects });
   if (doc.status !== 'ok')
     throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);

@@ -142,6 +142,8 @@ const TRANSIENT_CODES = new Set([
   'EHOSTUNREACH',
   'EHOSTDOWN',
   'ERR_STREAM_PREMATURE_CLOSE',
+  // a file: tree on NFS: a handle gone stale when the origin replaced the file; opening it again works
+  'ESTALE',
 ]);
 
 /**

@@ -7,10 +7,12 @@
  * may lead. Which failures are worth another attempt is failure.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import got, { type Request as GotRequest } from 'got';
+import type { Readable } from 'node:stream';
+import got from 'got';
 import { BundlemirrorError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { redactUrl } from '../format/untrusted.js';
+import { openFileResponse } from './file-response.js';
 
 export const USER_AGENT = `bundlemirror/${VERSION}`;
 
@@ -71,7 +73,7 @@ const client = got.extend({
 
 export interface OpenedResponse {
   /** The body stream; paused until a 'data' listener is attached. Destroy it when not reading it. */
-  body: GotRequest;
+  body: Readable;
   status: number;
   headers: IncomingHttpHeaders;
 }
@@ -104,7 +106,12 @@ function redirectAllowed(to: URL, rule: RedirectRule): boolean {
 }
 
 function sameOrigin(url: string): RedirectRule {
-  return { roots: [new URL('/', url).toString()] };
+  // a file: URL has no host to stay on: without a rule it may read its own directory only
+  return { roots: [new URL(isFileUrl(url) ? '.' : '/', url).toString()] };
+}
+
+function isFileUrl(url: string): boolean {
+  return /^file:/i.test(url);
 }
 
 export interface OpenOptions {
@@ -125,6 +132,7 @@ export interface OpenOptions {
 export function openResponse(url: string, opts: OpenOptions): Promise<OpenedResponse> {
   const t = opts.timeouts;
   const rule = opts.redirects ?? sameOrigin(url);
+  if (isFileUrl(url)) return openFileResponse(url, rule, opts.headers, opts.signal);
   const body = client.stream(url, {
     hooks: {
       beforeRedirect: [

@@ -83,8 +83,8 @@ export const PullConfigSchema = z.object({
   bundlemirror: z.object({
     /** Base URL of the published tree (index.json and bundles), ending in `/`. */
     bundles: url.refine((u) => u.endsWith('/'), 'must end with "/"'),
-    /** Base for `git fetch` when bundles do not close the gap; defaults to [remote] site. */
-    gitUrl: z.string().min(1),
+    /** Base for `git fetch` when bundles do not close the gap; defaults to [remote] site; '' for none (a `file:` site). */
+    gitUrl: z.string(),
     /** 0 means no limit. */
     hookTimeoutMs: z.number().int().nonnegative(),
     /** `pull --daemon`: where it accepts push notifications and serves /metrics; null: nowhere. */

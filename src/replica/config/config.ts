@@ -23,6 +23,7 @@ import { cronProblem } from '../daemon/schedule.js';
 import { looksLikeSchedule, parseListenAddress, scheduleSectionName } from '../daemon/daemon-config.js';
 import { PullConfigSchema, type PullConfig } from './config-schema.js';
 import { mirrorRoots, retryFor, socketGroup, socketMode, withSlash } from './config-values.js';
+import { gitFetchUrl } from './git-url.js';
 
 export type { PullConfig } from './config-schema.js';
 
@@ -179,7 +180,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     bundlesRaw === ''
       ? new URL('.', remoteManifest).href
       : withSlash(r.url('bundlemirror', 'bundles', bundlesRaw, site));
-  const gitUrl = (r.str('bundlemirror', 'git_url', '') || site).replace(/\/+$/, '');
+  const gitUrl = gitFetchUrl(r, site);
   const hookTimeout = r.int('bundlemirror', 'hook_timeout', DEFAULT_HOOK_TIMEOUT_SECONDS, {
     min: 0,
     what: 'a number of seconds (0: no limit)',

@@ -82,7 +82,7 @@ export async function fetchIndex(path: string, entry: ManifestEntry, ctx: SyncCo
       return null;
     }
     // a hostile answer is reported, not papered over with git fetch
-    if (err instanceof BundlemirrorError && (err.code === 'E_INDEX' || err.code === 'E_REDIRECT')) throw err;
+    if (err instanceof BundlemirrorError && ['E_INDEX', 'E_REDIRECT', 'E_SYMLINK'].includes(err.code)) throw err;
     if (ctx.signal?.aborted) throw err; // interrupted, not unreadable: no fallback, no misleading warning
     if (ctx.site) {
       ctx.log.warn(`${path}: cannot read ${url} (${(err as Error).message}); using git fetch`);

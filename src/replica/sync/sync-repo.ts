@@ -104,10 +104,10 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
       if (!ctx.site) {
         throw new BundlemirrorError(
           'E_FINGERPRINT',
-          `bundles brought fingerprint ${fp}, the manifest says ${entry.fingerprint ?? 'none'}, and no [remote] site is set to fetch the rest`,
+          `bundles brought fingerprint ${fp}, the manifest says ${entry.fingerprint ?? 'none'}, and no git URL is set to fetch the rest`,
           {
             repo: path,
-            hint: 'set [remote] site to the origin git URL so bundlemirror can close the gap with git fetch',
+            hint: "set [bundlemirror] git_url (or [remote] site) to the origin's git URL over the network so bundlemirror can close the gap with git fetch",
           },
         );
       }
