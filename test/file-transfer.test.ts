@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BundlemirrorError, type ErrorCode } from '../src/errors.js';
@@ -110,7 +110,7 @@ test('a file: document is read, and asked again with its ETag it is unchanged un
   t.is(again.status, 'unchanged');
   // a publish replaces the file by rename: another file, another tag
   await writeFile(file + '.tmp', '{"v":2}');
-  execFileSync('mv', [file + '.tmp', file]);
+  await rename(file + '.tmp', file);
   const changed = await fetchDocument(e.url('pub/a.git/index.json'), {
     maxBytes: 1000,
     etag: first.etag,
