@@ -39,6 +39,8 @@ export type ErrorCode =
   | 'E_DISK'
   | 'E_NOT_FOUND'
   | 'E_KIT'
+  /** fsck found a repository corrupt and left it so (`--no-repair`, or no `reclone_on_errors` line matched). */
+  | 'E_CORRUPT'
   /** A manifest or index.json without the signature `[remote] allowed_signers` requires. */
   | 'E_SIGNATURE_MISSING'
   /** A signature that does not match its file (tampered, truncated, another file's). */

@@ -109,8 +109,9 @@ test('grokmirror settings bundlemirror does not use are accepted and noted, not 
   t.false(notes.includes('core:objstore'), 'objstore is read: the forkgroup stores live there');
   t.true(notes.includes('pull:remotename'), "remotename is grokmirror's; bundlemirror fetches without a named remote");
   t.true(notes.includes('manifest:*'), 'the [manifest] section belongs to grok-manifest');
-  t.true(notes.includes('fsck:*'), 'the [fsck] section belongs to grok-fsck');
-  t.false(notes.includes('fsck:frequency'), 'one note per foreign section, not one per key');
+  t.true(notes.includes('fsck:statusfile'), 'bundlemirror fsck keeps its own record');
+  t.false(notes.includes('fsck:frequency'), 'bundlemirror fsck reads frequency');
+  t.false(notes.includes('fsck:*'), '[fsck] is read by bundlemirror fsck');
 });
 
 test("defaults are grok-pull's when [pull] is absent", (t) => {

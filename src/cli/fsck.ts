@@ -1,7 +1,7 @@
 /**
- * `bundlemirror fsck`: git fsck every mirrored repository, rebuild the
- * corrupt ones from the origin, optionally repack. Exit 1 when anything is
- * still broken.
+ * `bundlemirror fsck`: git fsck every mirrored repository (or, with
+ * `--due`, those whose turn has come), rebuild the corrupt ones from the
+ * origin, optionally repack. Exit 1 when anything is still broken.
  */
 import type { Command } from 'commander';
 import { printable, safeJson } from '../format/untrusted.js';
@@ -16,6 +16,8 @@ interface FsckFlags {
   config: string;
   repack?: boolean;
   repair: boolean;
+  due?: boolean;
+  connectivityOnly?: boolean;
   json?: boolean;
   wait: string;
   verbose?: boolean;
@@ -28,7 +30,19 @@ export function registerFsck(program: Command): void {
     .description('check every mirrored repository with git fsck and rebuild corrupt ones from the origin')
     .argument('[repo...]', 'only these repositories (manifest path like /pub/a.git, or a directory under the toplevel)')
     .requiredOption('-c, --config <file>', 'replica config (grokmirror.conf format)')
-    .option('--repack', 'then repack every healthy repository into one pack with a bitmap (git repack -a -d -b)')
+    .option(
+      '--due',
+      'check only the repositories whose turn has come: each every [fsck] frequency days (for a daily timer)',
+    )
+    .option(
+      '--repack',
+      'then repack every healthy repository checked into one pack with a bitmap (git repack -a -d -b); default: [fsck] repack',
+    )
+    .option('--no-repack', 'do not repack, whatever [fsck] repack says')
+    .option(
+      '--connectivity-only',
+      'git fsck --connectivity-only: only that every object refs reach is there (no hashing); default: [fsck] connectivity_only',
+    )
     .option('--no-repair', 'only report; leave corrupt repositories as they are')
     .option('--json', 'machine-readable report on stdout')
     .option('--wait <seconds>', 'how long to wait for a running pull before repairing or repacking', '300')
@@ -44,13 +58,17 @@ export function registerFsck(program: Command): void {
         level: config.core.loglevel,
         console: flags.quiet || flags.json ? 'quiet' : flags.verbose ? 'debug' : 'info',
       });
+      // mail settings grok-fsck used are worth knowing about without -v: nothing is mailed
+      for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
       let report: FsckReport;
       try {
         report = await untilInterrupted((signal) =>
           runFsck(config, {
             repos,
+            due: !!flags.due,
             repair: flags.repair,
-            repack: !!flags.repack,
+            repack: flags.repack,
+            connectivityOnly: flags.connectivityOnly ? true : undefined,
             lockWaitMs: wait * 1000,
             log,
             signal,
@@ -82,7 +100,7 @@ export function renderFsckReport(r: FsckReport, verbose: boolean): string {
     lines.push(`error: ${printable(e.message)} [${e.code}]${e.hint ? `\n  hint: ${printable(e.hint)}` : ''}`);
   const c = r.counts;
   lines.push(
-    `checked ${c.checked}: ok ${c.ok}, repaired ${c.repaired}, broken ${c.broken}${c.repacked ? `; repacked ${c.repacked}` : ''}`,
+    `checked ${c.checked}: ok ${c.ok}, repaired ${c.repaired}, broken ${c.broken}${c.repacked ? `; repacked ${c.repacked}` : ''}${c.notDue ? `; not due ${c.notDue}` : ''}`,
   );
   return lines.join('\n') + '\n';
 }

@@ -26,7 +26,7 @@ import { homedir } from 'node:os';
 
 const accessAsync = promisify(access);
 
-export type HookKind = 'post_update_hook' | 'post_clone_complete_hook' | 'post_work_complete_hook';
+export type HookKind = 'post_update_hook' | 'post_clone_complete_hook' | 'post_work_complete_hook' | 'report_hook';
 
 /** Any logger with info and warn taking a message (pino's fits). */
 export interface HookLogger {

@@ -15,8 +15,13 @@ import { scheduleSectionName } from '../daemon/daemon-config.js';
 export const ConfigWarningSchema = z.object({
   section: z.string(),
   key: z.string().nullable(),
-  /** `unknown`: nobody reads this (likely a typo); `unused`: a grokmirror setting bundlemirror ignores; `value`: a value was adjusted. */
-  kind: z.enum(['unknown', 'unused', 'value']),
+  /**
+   * `unknown`: nobody reads this (likely a typo); `unused`: a grokmirror
+   * setting bundlemirror ignores; `replaced`: a grokmirror setting
+   * bundlemirror does another way (the message names it); `value`: a value
+   * was adjusted.
+   */
+  kind: z.enum(['unknown', 'unused', 'replaced', 'value']),
   message: z.string(),
 });
 export type ConfigWarning = z.infer<typeof ConfigWarningSchema>;
@@ -66,8 +71,8 @@ const GROKMIRROR_KEYS: Readonly<Record<string, readonly string[]>> = {
   ],
 };
 
-/** Sections that belong to other grokmirror commands (grok-manifest, grok-fsck). */
-const OTHER_TOOLS: Record<string, string> = { manifest: 'grok-manifest', fsck: 'grok-fsck' };
+/** Sections that belong to other grokmirror commands. */
+const OTHER_TOOLS: Record<string, string> = { manifest: 'grok-manifest' };
 
 /** Which command reads the file, and which sections belong to other programs. */
 export interface ReaderScope {

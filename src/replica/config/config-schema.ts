@@ -6,6 +6,7 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { ConfigWarningSchema } from './config-reader.js';
+import { FsckConfigSchema } from './fsck-config.js';
 
 const absPath = z.string().refine((p) => isAbsolute(p), 'must be an absolute path');
 
@@ -94,6 +95,8 @@ export const PullConfigSchema = z.object({
     /** Other places (URL prefixes) the origin's redirects may lead to, besides its own host (manifest) and the published tree (the rest). */
     redirects: z.array(url),
   }),
+  /** `[fsck]`: how `bundlemirror fsck` checks, repacks and reports (fsck-config.ts). */
+  fsck: FsckConfigSchema,
   /** `[schedule "NAME"]` sections (see daemon-config.ts), in file order. */
   schedules: z.array(z.object({ name: z.string().min(1), cron: z.string(), include: z.array(z.string()) })),
   warnings: z.array(ConfigWarningSchema),

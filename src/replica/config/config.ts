@@ -22,6 +22,7 @@ import { expandUser, Reader } from './config-reader.js';
 import { cronProblem } from '../daemon/schedule.js';
 import { looksLikeSchedule, parseListenAddress, scheduleSectionName } from '../daemon/daemon-config.js';
 import { PullConfigSchema, type PullConfig } from './config-schema.js';
+import { readFsckConfig } from './fsck-config.js';
 import { mirrorRoots, retryFor, socketGroup, socketMode, withSlash } from './config-values.js';
 import { gitFetchUrl } from './git-url.js';
 
@@ -215,6 +216,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     return [{ name, cron, include }];
   });
 
+  const fsck = readFsckConfig(r);
   r.reportUnknownKeys();
 
   const config = {
@@ -232,6 +234,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     publish: { out: publishOut, graceMs: graceDays * 86_400_000 },
     pull,
     bundlemirror: { bundles, gitUrl, hookTimeoutMs: hookTimeout * 1000, listen, notifyTokenFile, redirects },
+    fsck,
     schedules,
     warnings: r.warnings,
   };

@@ -21,7 +21,7 @@ import { syncRepo, type SyncResult } from '../sync/sync-repo.js';
 import { recordSynced, syncContextFor } from '../sync/sync-context.js';
 import { diskPathOf } from '../../manifest/tree.js';
 import type { Target } from './fsck-targets.js';
-import { checkTarget } from './fsck-check.js';
+import { checkTarget, type CheckOptions } from './fsck-check.js';
 import { dropCorruptLfsObjects, lfsProblems } from './fsck-lfs.js';
 import { describeError, type FsckRepoReport } from './fsck-report.js';
 
@@ -31,6 +31,8 @@ interface RepairContext {
   config: PullConfig;
   state: StateStore;
   opts: { log: PullLog; onProgress?: (repo: string, file: string, p: DownloadProgress) => void; signal?: AbortSignal };
+  /** How the run checks: the check under the lock must find what the first one found. */
+  check: CheckOptions;
 }
 
 /**
@@ -50,12 +52,12 @@ export async function rebuildGroup(store: Target | null, members: Target[], ctx:
   };
 
   // a pull may have changed things between the check and the lock
-  const again = await checkTarget(head, state, opts.signal);
+  const again = await checkTarget(head, state, ctx.check);
   if (again.length === 0) {
     if (!store) reports.get(head.dir)!.outcome = 'ok';
     else
       for (const t of all)
-        if ((await checkTarget(t, state, opts.signal)).length === 0) reports.get(t.dir)!.outcome = 'ok';
+        if ((await checkTarget(t, state, ctx.check)).length === 0) reports.get(t.dir)!.outcome = 'ok';
     log.info(`${head.path}: healthy when checked again under the lock`);
     return;
   }

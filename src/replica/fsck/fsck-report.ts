@@ -23,6 +23,8 @@ export interface FsckRepoReport {
   /** How the repair got its objects. */
   repairedVia?: 'bundles' | 'fetch' | 'bundles+fetch' | 'none';
   repacked: boolean;
+  /** The repack recomputed every delta (`full_repack_every`). */
+  fullRepack?: boolean;
   /** Why it is still broken, or why the repack failed. */
   error?: FsckError;
 }
@@ -30,7 +32,15 @@ export interface FsckRepoReport {
 export interface FsckReport {
   version: typeof FSCK_REPORT_VERSION;
   toplevel: string;
-  counts: { checked: number; ok: number; repaired: number; broken: number; repacked: number };
+  counts: {
+    checked: number;
+    ok: number;
+    repaired: number;
+    broken: number;
+    repacked: number;
+    /** `--due`: repositories and stores left for a later run. */
+    notDue: number;
+  };
   /** Sorted by path. */
   repos: FsckRepoReport[];
   /** Problems of the run itself (the lock could not be taken, ...). */
@@ -38,7 +48,12 @@ export interface FsckReport {
 }
 
 /** The report of a run from its per-repository entries. */
-export function fsckReport(toplevel: string, entries: Iterable<FsckRepoReport>, errors: FsckError[]): FsckReport {
+export function fsckReport(
+  toplevel: string,
+  entries: Iterable<FsckRepoReport>,
+  errors: FsckError[],
+  notDue = 0,
+): FsckReport {
   const repos = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const count = (o: FsckRepoReport['outcome']) => repos.filter((r) => r.outcome === o).length;
   return {
@@ -50,6 +65,7 @@ export function fsckReport(toplevel: string, entries: Iterable<FsckRepoReport>, 
       repaired: count('repaired'),
       broken: count('broken'),
       repacked: repos.filter((r) => r.repacked).length,
+      notDue,
     },
     repos,
     errors,
@@ -63,4 +79,11 @@ export function fsckSucceeded(report: FsckReport): boolean {
 
 export function describeError(e: BundlemirrorError): FsckError {
   return { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) };
+}
+
+/** What a report hook gets: the counts and errors, and only the entries with something to say. */
+export function reportWorthSending(report: FsckReport): FsckReport | null {
+  const repos = report.repos.filter((r) => r.outcome !== 'ok' || r.error !== undefined);
+  if (repos.length === 0 && report.errors.length === 0) return null;
+  return { ...report, repos };
 }
