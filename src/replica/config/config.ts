@@ -4,8 +4,9 @@
  * existing file runs unchanged. Settings only bundlemirror has live in a
  * `[bundlemirror]` section, which grokmirror ignores.
  *
- * Keys grokmirror knows but bundlemirror does not use (object storage,
- * [fsck], [manifest], ...) are accepted and reported as notes; keys nobody
+ * `[fsck]` is read by fsck-config.ts. Keys grokmirror knows but
+ * bundlemirror does not use ([manifest], ...) are accepted and reported
+ * as notes; keys nobody
  * knows are reported as warnings (typos would otherwise be silently
  * ignored); invalid values throw E_CONFIG naming section, key and what is
  * expected.
