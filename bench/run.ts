@@ -28,6 +28,7 @@ import { forks, forksDiverged } from './scenarios/forks.js';
 import { poll } from './scenarios/poll.js';
 import { hotpaths } from './scenarios/hotpaths.js';
 import { link } from './scenarios/link.js';
+import { s3 } from './scenarios/s3.js';
 
 const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
   ['startup', startupCost],
@@ -40,9 +41,10 @@ const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
   ['diverged', forksDiverged],
   ['poll', poll],
   ['link', link],
+  ['s3', s3],
 ];
 /** Scenarios that need the published large repository (and, for incremental, the bootstrap's replica). */
-const NEEDS_ORIGIN = new Set(['bootstrap', 'hotpaths', 'breaking', 'incremental', 'serving']);
+const NEEDS_ORIGIN = new Set(['bootstrap', 'hotpaths', 'breaking', 'incremental', 'serving', 's3']);
 
 function parseArgs(argv: string[]): { quick: boolean; only: Set<string> | null; reps: number | null; keep: boolean } {
   const out = { quick: false, only: null as Set<string> | null, reps: null as number | null, keep: false };
