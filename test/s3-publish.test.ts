@@ -4,7 +4,7 @@
  * over plain HTTP with Range from the store's endpoint.
  */
 import test, { type ExecutionContext } from 'ava';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeRepo, tempDir, type WorkTree } from './support/repos.js';
@@ -174,6 +174,21 @@ test('gc on an s3:// target deletes from the store only what no index referenced
   const index = JSON.parse(await readFile(join(w.state, 'pub/alpha.git/index.json'), 'utf8'));
   for (const b of index.bundles)
     t.is(await w.store.sha256(`${PREFIX}/pub/alpha.git/${b.uri}`), b.sha256, 'every listed bundle stays');
+  const rep = await replica(w, 'replica');
+  t.is((await pull(rep.config)).code, 0);
+  await fingerprintsMatch(t, w, rep.toplevel);
+});
+
+test('publish -c: [publish] bundles = s3://..., state and s3_path_style set the store target', async (t) => {
+  const w = await world(t);
+  const config = join(w.dir, 'publish.conf');
+  await writeFile(
+    config,
+    `[publish]\ntoplevel = ${w.toplevel}\nbundles = ${TARGET}\nstate = ${w.state}\ns3_path_style = yes\nquiet = yes\n`,
+  );
+  const r = await runCli(['publish', '-c', config], { env: w.store.env() });
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(await w.store.get(`${PREFIX}/manifest.js.gz`), await readFile(join(w.state, 'manifest.js.gz')));
   const rep = await replica(w, 'replica');
   t.is((await pull(rep.config)).code, 0);
   await fingerprintsMatch(t, w, rep.toplevel);
