@@ -91,6 +91,8 @@ export async function mirrorTree(tree: string, store: S3Store, opts: MirrorOptio
       // not in the state (a lost state directory, a run killed before it recorded the upload): ask the store
       if ((await store.head(key)) === f.size) {
         await state.record(f.rel, { size: f.size });
+        // killed between completing a multipart upload and recording it: nothing is left to resume
+        if (state.uploads.has(f.rel)) await state.recordUpload(f.rel, null);
         return void report.unchanged++;
       }
       if (f.size > partSize) {
