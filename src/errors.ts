@@ -38,6 +38,8 @@ export type ErrorCode =
   | 'E_FINGERPRINT'
   | 'E_DISK'
   | 'E_NOT_FOUND'
+  /** `publish -x` of a repository that is still on disk. */
+  | 'E_REPO_EXISTS'
   | 'E_KIT'
   /** fsck found a repository corrupt and left it so (`--no-repair`, or no `reclone_on_errors` line matched). */
   | 'E_CORRUPT'
@@ -97,6 +99,7 @@ export class BundlemirrorError extends Error {
       this.code === 'E_CONFIG' ||
       this.code === 'E_LOCKED' ||
       this.code === 'E_TOPLEVEL' ||
+      this.code === 'E_REPO_EXISTS' ||
       this.code === 'E_PERMISSION' ||
       this.code === 'E_STORE_AUTH' ||
       this.code === 'E_STORE_BUCKET'

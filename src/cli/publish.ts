@@ -8,6 +8,7 @@ import { formatBytes } from '../format/bytes.js';
 import { notifierFor } from './publish-notify.js';
 import { addStoreOptions, publishTarget, type StoreFlags } from './publish-target.js';
 import { publishFlags } from './publish-settings.js';
+import { removeRepositories } from './publish-remove.js';
 
 interface PublishFlags extends StoreFlags {
   toplevel: string;
@@ -24,6 +25,8 @@ interface PublishFlags extends StoreFlags {
   notify: string[];
   notifyTokenFile?: string;
   signKey?: string;
+  remove?: boolean;
+  force?: boolean;
 }
 
 export function registerPublish(program: Command): void {
@@ -75,6 +78,11 @@ export function registerPublish(program: Command): void {
     )
     .option('-q, --quiet', 'print only the summary and errors')
     .option(
+      '-x, --remove',
+      "take the repositories named as REPO out of the manifest (deleted from the toplevel; grok-manifest's -x), publishing nothing else",
+    )
+    .option('--force', 'with -x: remove even a repository still on disk (a full publish adds it back)')
+    .option(
       '--notify <url>',
       'then tell this replica daemon which repositories changed, e.g. http://replica:8090/notify (repeatable)',
       collect,
@@ -88,6 +96,18 @@ export function registerPublish(program: Command): void {
       const notify = notifierFor(flags.notify, flags.notifyTokenFile);
       const log = flags.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
       const target = await publishTarget(flags.out ?? flags.bundles, flags, log);
+      if (flags.remove) {
+        return removeRepositories(repos, {
+          toplevel: flags.toplevel,
+          out: target.out,
+          mirror: target.mirror,
+          force: flags.force,
+          signKey: flags.signKey ? resolve(flags.signKey) : null,
+          lockWaitMs: number(flags.wait, '--wait') * 1000,
+          log,
+        });
+      }
+      if (flags.force) throw new BundlemirrorError('E_USAGE', '--force goes with -x/--remove only');
       const report = await publish({
         toplevel: resolve(flags.toplevel),
         out: target.out,
