@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { BundlemirrorError, ExitStatus } from '../errors.js';
 import { publish } from '../origin/publish.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
+import { MAX_SLICES } from '../origin/slices.js';
 import { fnmatch } from '../glob/fnmatch.js';
 import { formatBytes } from '../format/bytes.js';
 import { notifierFor } from './publish-notify.js';
@@ -21,6 +22,8 @@ interface PublishFlags extends StoreFlags {
   maxIncrementals: string;
   chainRatio: string;
   graceDays: string;
+  slices: string;
+  sliceMinMib: string;
   quiet?: boolean;
   notify: string[];
   notifyTokenFile?: string;
@@ -73,6 +76,16 @@ export function registerPublish(program: Command): void {
       String(DEFAULT_CHAIN_POLICY.graceMs / 86_400_000),
     )
     .option(
+      '--slices <n>',
+      'publish a new base as a chain of n history slices, so a replica resolves one while the next downloads (1: one base)',
+      String(DEFAULT_CHAIN_POLICY.slices),
+    )
+    .option(
+      '--slice-min-mib <m>',
+      'slice only repositories storing at least this many MiB',
+      String((DEFAULT_CHAIN_POLICY.sliceMinBytes ?? 0) / 2 ** 20),
+    )
+    .option(
       '--sign-key <file>',
       'SSH private key: sign manifest.js.gz and every index.json (ssh-keygen -Y sign -n bundlemirror)',
     )
@@ -121,6 +134,8 @@ export function registerPublish(program: Command): void {
           maxIncrementals: number(flags.maxIncrementals, '--max-incrementals'),
           maxChainRatio: number(flags.chainRatio, '--chain-ratio'),
           graceMs: number(flags.graceDays, '--grace-days') * 86_400_000,
+          slices: sliceCount(flags.slices),
+          sliceMinBytes: number(flags.sliceMinMib, '--slice-min-mib') * 2 ** 20,
         },
         log,
       });
@@ -162,6 +177,16 @@ function number(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0)
     throw new BundlemirrorError('E_USAGE', `${flag} takes a non-negative number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function sliceCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_SLICES)
+    throw new BundlemirrorError(
+      'E_USAGE',
+      `--slices takes a whole number from 1 to ${MAX_SLICES}, not ${JSON.stringify(value)}`,
+    );
   return n;
 }
 

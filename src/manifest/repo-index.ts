@@ -41,6 +41,12 @@ export const BundleRefSchema = z.object({
   tips: z.record(refName, oid),
   /** Set when a newer base replaced this bundle; it stays listed for a grace period. */
   superseded: z.string().optional(),
+  /**
+   * Set on slices 1..N-1 of a base published as a chain of history slices
+   * (the base's slice 0 is an ordinary base): part of the base, not an
+   * incremental, when the origin decides whether its chain is too long.
+   */
+  slice: z.number().int().positive().max(64).optional(),
 });
 
 /** Most LFS objects one index may list. */

@@ -8,9 +8,10 @@
  * small downloads instead of fetching the new base.
  */
 import type { Ref } from '../git/repo.js';
+import { DEFAULT_SLICE_MIN_BYTES, type SlicePolicy } from './slices.js';
 import { currentBundles, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
 
-export interface ChainPolicy {
+export interface ChainPolicy extends Partial<SlicePolicy> {
   /** Incrementals on top of one base before a new base is written. */
   maxIncrementals: number;
   /** New base once the incrementals add up to this fraction of the base's size. */
@@ -23,6 +24,8 @@ export const DEFAULT_CHAIN_POLICY: ChainPolicy = {
   maxIncrementals: 24,
   maxChainRatio: 0.5,
   graceMs: 7 * 24 * 60 * 60 * 1000,
+  slices: 1,
+  sliceMinBytes: DEFAULT_SLICE_MIN_BYTES,
 };
 
 export type BundleDecision =
@@ -41,10 +44,12 @@ export function decideBundle(prev: RepoIndex | null, current: Ref[]): BundleDeci
 export function shouldCollapse(chain: BundleRef[], newIncrementalSize: number, policy: ChainPolicy): boolean {
   const base = chain[0];
   if (!base) return false;
-  const incrementals = chain.slice(1);
+  // the slices of a sliced base are the base
+  const baseSize = chain.filter((b, i) => i === 0 || b.slice !== undefined).reduce((n, b) => n + b.size, 0);
+  const incrementals = chain.slice(1).filter((b) => b.slice === undefined);
   const count = incrementals.length + 1;
   const size = incrementals.reduce((n, b) => n + b.size, 0) + newIncrementalSize;
-  return count > policy.maxIncrementals || size > policy.maxChainRatio * base.size;
+  return count > policy.maxIncrementals || size > policy.maxChainRatio * baseSize;
 }
 
 /** Drops superseded entries whose grace period is over. */

@@ -15,6 +15,7 @@ import { borrowObjectsFrom, existingObjects, independentTips, type Ref } from '.
 import { currentBundles, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
 import { decideBundle, expireSuperseded, shouldCollapse, type ChainPolicy } from './chain.js';
 import { writeBundle, type WrittenBundle } from './bundle-writer.js';
+import { writeSlices } from './slices.js';
 import type { FoundRepo } from '../git/discovery.js';
 
 export interface ForkParent {
@@ -102,6 +103,17 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
       // the fewest whose history holds all of them.
       const onTopOf = await independentTips(repo.dir, excluded, repo.path, env);
       return [...borrowed, { ...entry(own), prerequisites: onTopOf.length > 0 ? onTopOf : own.header.prerequisites }];
+    }
+    const sliced = await writeSlices(
+      repo.dir,
+      w.outDir,
+      w.refs,
+      { slices: w.policy.slices ?? 1, sliceMinBytes: w.policy.sliceMinBytes ?? 0 },
+      repo.path,
+    );
+    if (sliced) {
+      for (const b of sliced) made.push({ name: b.name, size: b.size, kind: 'base' });
+      return sliced.map((b, k) => (k === 0 ? entry(b) : { ...entry(b), slice: k }));
     }
     const full = await writeBundle(repo.dir, w.outDir, 'all', repo.path);
     if (!full)

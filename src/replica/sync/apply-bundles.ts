@@ -1,10 +1,10 @@
 /**
  * Applies the bundles an index offers: chooses them (plan/bundle-plan.ts),
- * downloads and verifies each, checks prerequisites, unbundles objects only,
+ * downloads and verifies each, checks prerequisites, unbundles objects only
+ * (a new repository's chain is indexed while it downloads: fresh-chain.ts),
  * and moves the refs in one transaction once every object they need is here
  * and connected. A gap is left for git fetch to close.
  */
-import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BundlemirrorError } from '../../errors.js';
@@ -14,21 +14,20 @@ import {
   fingerprint,
   fingerprintOf,
   formatShowRef,
-  indexPack,
   isConnected,
   parseShowRef,
   unbundle,
   updateRefs,
-  type IndexedPack,
   type RefUpdate,
 } from '../../git/repo.js';
 import { bundleUrl } from '../../manifest/tree.js';
+import type { BundleRef } from '../../manifest/repo-index.js';
 import { downloadFile } from '../../transfer/download.js';
-import { partialPathFor } from '../../transfer/partial-file.js';
 import { idsToCheck, planBundles } from '../plan/bundle-plan.js';
 import { syncVirtualRefs } from './objstore.js';
 import { bundleCacheDir, partialDir } from '../paths.js';
-import { streamIndex } from './stream-index.js';
+import { indexFreshChain } from './fresh-chain.js';
+import { connectedAbove } from '../../git/history.js';
 import { transferPolicy, treeRedirects, type SyncContext, type SyncResult } from './sync-context.js';
 import type { BundleSource } from './index-source.js';
 
@@ -46,62 +45,59 @@ export async function applyFromBundles(
   const present = exists || shared ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
   // without a git URL to fetch from, a full base is the only way to the published state
   const choice = planBundles({ index, present, exists, allowBase: !ctx.site });
-  let indexed: IndexedPack | null = null;
+  let proved: string[] | null = null;
   ctx.log.debug(`${path}: ${choice.kind}: ${choice.reason}`);
   if (choice.kind === 'bundles') {
-    // a new repository of its own starts from a base: index its pack while it downloads
-    const fresh = !exists && !shared && choice.bundles[0]?.prerequisites.length === 0;
-    for (const [i, b] of choice.bundles.entries()) {
-      const dest = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
-      const url = bundleUrl(source.indexUrl, b, path, source.root);
-      const redirects =
-        source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
-      const policy = transferPolicy(path, ctx);
-      const streaming =
-        fresh && i === 0
-          ? streamIndex(partialPathFor(partialDir(ctx.toplevel), b.sha256), b.size, work, path, ctx.signal)
-          : null;
-      const got = await downloadFile({
-        url,
+    const redirects = source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
+    const download = (b: BundleRef, onProgress?: () => void, signal = ctx.signal) =>
+      downloadFile({
+        url: bundleUrl(source.indexUrl, b, path, source.root),
         redirects,
-        dest,
+        dest: join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`),
         expectedSize: b.size,
         sha256: b.sha256,
         partialDir: partialDir(ctx.toplevel),
         retries: ctx.retries,
-        signal: ctx.signal,
-        ...policy,
+        signal,
+        ...transferPolicy(path, ctx),
         ...(source.root === ctx.bundlesBase && ctx.mirrors ? { mirrors: ctx.mirrors, repo: path } : {}),
         onWrongHost: (root, err) =>
           ctx.log.warn(`${path}: ${root} served ${b.uri} wrong, skipped for it: ${err.message}`),
         onProgress: (p) => {
-          streaming?.poke();
+          onProgress?.();
           ctx.onProgress?.(path, b.uri, p);
         },
-      }).catch(async (err: unknown) => {
-        await streaming?.abandon();
-        throw err;
       });
-      if (streaming) {
-        indexed = await streaming.finish(dest);
-        ctx.log.debug(
-          `${path}: ${indexed ? 'base bundle indexed while it downloaded' : 'base bundle indexed after its download (the stream could not be used)'}`,
-        );
+    // a new repository of its own starts from a base: each bundle is indexed while the next downloads
+    const fresh = !exists && !shared && choice.bundles[0]?.prerequisites.length === 0;
+    if (fresh) {
+      const chain = await indexFreshChain({
+        work,
+        path,
+        bundles: choice.bundles,
+        partialDir: partialDir(ctx.toplevel),
+        cacheDir: bundleCacheDir(ctx.toplevel),
+        download,
+        signal: ctx.signal,
+        log: ctx.log,
+      });
+      proved = chain.provedTips;
+      result.bundles.push(...choice.bundles.map((b) => b.sha256));
+      for (const got of chain.downloads) {
+        result.bytesDownloaded += got.bytesDownloaded;
+        result.bytesResumed += got.bytesResumed;
       }
-      result.bundles.push(b.sha256);
-      result.bytesDownloaded += got.bytesDownloaded;
-      result.bytesResumed += got.bytesResumed;
+    } else {
+      for (const b of choice.bundles) {
+        const got = await download(b);
+        result.bundles.push(b.sha256);
+        result.bytesDownloaded += got.bytesDownloaded;
+        result.bytesResumed += got.bytesResumed;
+      }
     }
-    for (const [i, b] of choice.bundles.entries()) {
+    for (const b of fresh ? [] : choice.bundles) {
       const file = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const header = await readBundleHeader(file);
-      if (fresh && i === 0) {
-        // the verified file's own pack, unless the stream already brought exactly that pack
-        indexed ??= await indexPack(work, createReadStream(file, { start: header.packOffset }), path, {
-          signal: ctx.signal,
-        });
-        continue;
-      }
       const have = await existingObjects(work, header.prerequisites, path);
       const missing = header.prerequisites.filter((p) => !have.has(p));
       if (missing.length) {
@@ -140,11 +136,10 @@ export async function applyFromBundles(
   const wanted = Object.values(index.refs);
   const have = await existingObjects(work, wanted, path);
   if (!wanted.every((o) => have.has(o))) return; // git fetch closes the gap
-  // A new repository holding one pack that index-pack proved self-contained and connected: every
-  // object in it has its whole history in it, so git clone's shortcut holds and the walk is redundant.
-  const provedConnected =
-    indexed?.selfContainedAndConnected === true && choice.kind === 'bundles' && choice.bundles.length === 1;
-  if (!provedConnected && !(await isConnected(work, wanted, path))) {
+  // A new repository whose bundles were proved connected one by one (fresh-chain.ts): only what the
+  // refs reach beyond the proved tips is walked, not the whole history again.
+  const connected = proved ? await connectedAbove(work, wanted, proved, path) : await isConnected(work, wanted, path);
+  if (!connected) {
     // The tips are here but not all of their history: a bundle with a short pack, or loose objects
     // from a git fetch cut mid-way (unpack-objects writes as it receives). Refs stay where they are
     // and git fetch, which checks connectivity itself, brings the rest; failing here instead failed

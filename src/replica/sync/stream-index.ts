@@ -11,23 +11,25 @@
  *
  * - refs move only after the downloader has verified the whole file
  *   (size and sha256 from index.json), as for every other bundle;
- * - the pack index-pack built is kept only if its name, the SHA-1 over all
- *   the bytes it was fed, equals the last 20 bytes of the verified file's
- *   pack: bytes fed from a prefix the downloader later threw away, or from
- *   another version of the file, cannot survive that check;
+ * - the pack index-pack built is kept only if the last 20 bytes it was fed
+ *   (the pack's SHA-1 trailer, which index-pack checks against every byte
+ *   before it) equal the last 20 bytes of the verified file: bytes fed from
+ *   a prefix the downloader later threw away, or from another version of
+ *   the file, cannot survive that check. (Not the pack's name: for a thin
+ *   pack `--fix-thin` appends the bases it borrowed, which renames it.)
  * - anything that goes wrong (the partial shrank, git failed, the link
  *   died) drops what index-pack wrote; the caller then indexes the verified
  *   file as usual. A killed run leaves only the staging directory, which
  *   the next run removes before it starts.
  *
- * Used for a new repository's base bundle only (no prerequisites, no shared
- * store): that is where the bytes and the waiting are.
+ * Used for the bundles of a new repository without a shared store: its
+ * base, and each bundle after it once the one before is indexed (its
+ * prerequisites are then here; `acceptHeader` checks), see fresh-chain.ts.
  */
-import { once } from 'node:events';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { parseBundleHeader } from '../../git/bundle.js';
+import { parseBundleHeader, type BundleHeader } from '../../git/bundle.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
 
 const CHUNK = 1 << 20;
@@ -48,13 +50,26 @@ export interface StreamingIndex {
   abandon(): Promise<void>;
 }
 
+export interface StreamIndexOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Whether a bundle with this header may be indexed here; the default
+   * takes only a bundle without prerequisites. A bundle on top of others
+   * is indexed only when its prerequisites are present (index-pack
+   * `--fix-thin` reads its delta bases from the repository).
+   */
+  acceptHeader?: ((header: BundleHeader) => Promise<boolean>) | undefined;
+}
+
 export function streamIndex(
   partial: string,
   expectedSize: number,
   gitDir: string,
   repo: string,
-  signal?: AbortSignal,
+  opts: StreamIndexOptions = {},
 ): StreamingIndex {
+  const signal = opts.signal;
+  const accept = opts.acceptHeader ?? ((h: BundleHeader) => Promise.resolve(h.prerequisites.length === 0));
   const abort = new AbortController();
   const onAbort = () => abort.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -64,6 +79,8 @@ export function streamIndex(
   let fh: FileHandle | null = null;
   let pos = 0;
   let header: Buffer | null = Buffer.alloc(0);
+  /** The last 20 bytes fed to index-pack: the pack trailer it checked. */
+  let fedTail: Buffer = Buffer.alloc(0);
   let failed = false;
   let stopped = false;
   let verifiedFile: string | null = null;
@@ -82,7 +99,8 @@ export function streamIndex(
 
   const feedPack = async (bytes: Buffer): Promise<void> => {
     if (feed.destroyed) throw new Error('index-pack stopped reading');
-    if (!feed.write(bytes)) await Promise.race([once(feed, 'drain'), once(feed, 'close')]);
+    fedTail = bytes.length >= 20 ? bytes.subarray(bytes.length - 20) : Buffer.concat([fedTail, bytes]).subarray(-20);
+    if (!feed.write(bytes)) await drainOrClose(feed);
   };
 
   /** Hands over bytes read from the file at `pos`; false when this is not a stream worth indexing. */
@@ -96,7 +114,7 @@ export function streamIndex(
     const end = header.indexOf('\n\n');
     if (end < 0) return header.length <= MAX_HEADER;
     const parsed = parseBundleHeader(header.subarray(0, end + 2));
-    if (parsed.prerequisites.length > 0) return false;
+    if (!(await accept(parsed))) return false;
     const rest = header.subarray(end + 2);
     header = null;
     indexing = indexPack(gitDir, feed, repo, { signal: abort.signal });
@@ -176,7 +194,7 @@ export function streamIndex(
         } finally {
           await check.close();
         }
-        if (tail.toString('hex') !== made.packHash) {
+        if (!tail.equals(fedTail)) {
           await dropPack(made.packHash);
           return null;
         }
@@ -193,4 +211,17 @@ export function streamIndex(
       }
     },
   };
+}
+
+/** Waits until the stream wants more or is gone, leaving no listener behind (a slow index-pack means a wait per chunk). */
+function drainOrClose(stream: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }

@@ -1,0 +1,224 @@
+/**
+ * Bootstrapping a new repository while its bundles download: a base
+ * published as one bundle or as a chain of history slices (`publish
+ * --slices`), pulled through a link that cuts, with a byte flipped on the
+ * wire, killed mid-way; and stock `git clone --bundle-uri` reading the
+ * same bundle-list. The result is always the origin's refs (fingerprint
+ * equal, fsck clean) or the old state with nothing index-pack wrote left.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { git } from '../src/git/exec.js';
+import { parseRepoIndex, type RepoIndex } from '../src/manifest/repo-index.js';
+import { startServer } from '../src/server/server.js';
+import { seededRandom } from '../src/faults/random.js';
+import { runCli, startCli } from './support/cli.js';
+import { startFaultProxy, type FaultOptions } from './support/fault-proxy.js';
+import { fingerprintOf, writeConfig } from './support/mirror.js';
+import { initBareRepo, showRefOf, tempDir } from './support/repos.js';
+import { checkRepo, FAST_ENV, leftovers } from './support/reliability.js';
+
+const PATH = '/pub/history.git';
+const COMMITS = 180;
+
+/**
+ * A repository with a real history for its size: 40 text files, each
+ * commit rewriting a few lines of three of them (so the pack is mostly
+ * deltas), a branch off the middle, lightweight and annotated tags.
+ */
+async function historyRepo(bare: string): Promise<void> {
+  await initBareRepo(bare);
+  const random = seededRandom(17);
+  const word = () => Math.floor(random() * 1e9).toString(36);
+  const files: string[][] = Array.from({ length: 40 }, () =>
+    Array.from({ length: 60 }, () => Array.from({ length: 8 }, word).join(' ')),
+  );
+  const parts: string[] = [];
+  const blob = (text: string) => `data ${Buffer.byteLength(text)}\n${text}\n`;
+  for (let c = 1; c <= COMMITS; c++) {
+    const touched = c === 1 ? files.map((_, i) => i) : [0, 1, 2].map(() => Math.floor(random() * files.length));
+    for (const f of touched)
+      for (let l = 0; l < 4; l++) files[f]![Math.floor(random() * 60)] = Array.from({ length: 8 }, word).join(' ');
+    const msg = `commit ${c}`;
+    parts.push(
+      `commit refs/heads/main\nmark :${c}\ncommitter A U Thor <a@example.invalid> ${1_700_000_000 + c * 60} +0000\n${blob(msg)}`,
+      ...(c > 1 ? [`from :${c - 1}\n`] : []),
+      ...touched.map((f) => `M 100644 inline src/file-${f}.txt\n${blob(files[f]!.join('\n'))}`),
+      '\n',
+    );
+    if (c === COMMITS / 2) parts.push(`reset refs/heads/devel\nfrom :${c}\n\n`, `reset refs/tags/mid\nfrom :${c}\n\n`);
+  }
+  parts.push(`tag v1.0\nfrom :${COMMITS}\ntagger A U Thor <a@example.invalid> 1800000000 +0000\n${blob('release')}`);
+  await git(['fast-import', '--quiet'], { gitDir: bare, input: parts.join('') });
+}
+
+interface World {
+  dir: string;
+  toplevel: string;
+  out: string;
+  bare: string;
+  url: string;
+  index(): Promise<RepoIndex>;
+}
+
+async function world(t: ExecutionContext, slices: number): Promise<World> {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'origin');
+  const out = join(dir, 'published');
+  const bare = join(toplevel, 'pub', 'history.git');
+  await historyRepo(bare);
+  const r = await runCli([
+    'publish',
+    '--toplevel',
+    toplevel,
+    '--bundles',
+    out,
+    '--quiet',
+    '--slices',
+    String(slices),
+    '--slice-min-mib',
+    '0',
+  ]);
+  t.is(r.code, 0, r.stderr);
+  const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false });
+  t.teardown(() => server.close());
+  const index = async () => parseRepoIndex(await readFile(join(out, 'pub', 'history.git', 'index.json')), PATH);
+  return { dir, toplevel, out, bare, url: server.url, index };
+}
+
+async function replicaThrough(t: ExecutionContext, w: World, name: string, faults: FaultOptions = {}) {
+  const port = Number(new URL(w.url).port);
+  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port }, ...faults });
+  t.teardown(() => proxy.close());
+  const toplevel = join(w.dir, name);
+  const config = await writeConfig(w.dir, {
+    toplevel,
+    manifest: proxy.url('/manifest.js.gz'),
+    site: proxy.url('/git'),
+    name: `${name}.conf`,
+  });
+  return { proxy, toplevel, config };
+}
+
+const pull = (config: string) => runCli(['pull', '-c', config, '--no-progress', '-v'], { env: FAST_ENV });
+
+/** Every pack file anywhere under the replica's toplevel (repositories and staging). */
+async function packsUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (/\.(pack|idx)$/.test(e.name)) found.push(p);
+    }
+  };
+  await walk(dir);
+  return found;
+}
+
+test('a base published as 3 slices is a chain of bundles, each on the one before, adding up to the same refs', async (t) => {
+  const w = await world(t, 3);
+  const index = await w.index();
+  t.is(index.bundles.length, 3);
+  t.deepEqual(
+    index.bundles.map((b) => b.slice),
+    [undefined, 1, 2],
+  );
+  t.deepEqual(index.bundles[0]!.prerequisites, []);
+  for (let k = 1; k < 3; k++)
+    t.deepEqual(
+      index.bundles[k]!.prerequisites,
+      Object.values(index.bundles[k - 1]!.tips),
+      `slice ${k} builds on ${k - 1}`,
+    );
+  t.is(index.bundles[2]!.tips['refs/heads/main'], index.refs['refs/heads/main'], 'the last slice brings the branches');
+  const sliced = index.bundles.reduce((n, b) => n + b.size, 0);
+  const whole = await world(t, 1);
+  const one = (await whole.index()).bundles;
+  t.is(one.length, 1);
+  t.log(`3 slices: ${sliced} bytes; one base: ${one[0]!.size} bytes (${(sliced / one[0]!.size).toFixed(2)}x)`);
+});
+
+for (const slices of [1, 3]) {
+  const what = slices === 1 ? 'one base bundle' : 'a base in 3 slices';
+
+  test(`${what}, pulled through a link cut every 160 KiB, ends with the origin's refs, fsck clean, nothing left over`, async (t) => {
+    const w = await world(t, slices);
+    const { proxy, toplevel, config } = await replicaThrough(t, w, 'replica', { cutAfterBytes: 160 * 1024 });
+    const r = await pull(config);
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stderr, new RegExp(`${slices} of ${slices} bundle\\(s\\)|bundle\\(s\\) indexed`));
+    t.true(proxy.stats.cuts >= 2, `the link was cut ${proxy.stats.cuts} times`);
+    const check = await checkRepo(w.toplevel, toplevel, PATH);
+    t.true(check.ok, check.why);
+    t.is(await fingerprintOf(join(toplevel, PATH)), await fingerprintOf(w.bare));
+    t.deepEqual(await leftovers(toplevel), []);
+  });
+
+  test(`${what} with one byte flipped on the server: exit 1, E_BUNDLE_VERIFY, no repository and no pack kept; fixed, the next pull completes`, async (t) => {
+    const w = await world(t, slices);
+    const index = await w.index();
+    const last = index.bundles.at(-1)!;
+    const file = join(w.out, 'pub', 'history.git', last.uri);
+    const good = await readFile(file);
+    const bad = Buffer.from(good);
+    const at = Math.floor(bad.length * 0.6);
+    bad[at] = bad[at]! ^ 0x01;
+    await writeFile(file, bad);
+    const { toplevel, config } = await replicaThrough(t, w, 'replica');
+    const r = await pull(config);
+    t.is(r.code, 1, r.stderr);
+    t.regex(r.stderr, /E_BUNDLE_VERIFY/);
+    t.regex(r.stderr, /\/pub\/history\.git/);
+    await t.throwsAsync(stat(join(toplevel, PATH)), undefined, 'no repository is made from unverified bytes');
+    t.deepEqual(await packsUnder(toplevel), [], 'nothing index-pack wrote is kept');
+    await writeFile(file, good);
+    const again = await pull(config);
+    t.is(again.code, 0, again.stderr);
+    t.is(await showRefOf(join(toplevel, PATH)), await showRefOf(w.bare));
+  });
+}
+
+test('a pull killed while a sliced base downloads leaves no pack a later run could take as verified; the next run resumes and completes', async (t) => {
+  const w = await world(t, 3);
+  const total = (await w.index()).bundles.reduce((n, b) => n + b.size, 0);
+  const { toplevel, config } = await replicaThrough(t, w, 'replica', { bytesPerSecond: Math.ceil(total / 3) });
+  const run = startCli(t, ['pull', '-c', config, '--no-progress'], { env: FAST_ENV });
+  const partials = join(toplevel, '.bundlemirror', 'partial');
+  // kill once some bytes are on disk (bounded: the download takes about 3 s at this rate)
+  for (let i = 0; i < 200; i++) {
+    const sizes = await Promise.all(
+      (await readdir(partials).catch(() => [] as string[])).map(async (f) => (await stat(join(partials, f))).size),
+    );
+    if (sizes.some((s) => s > 0)) break;
+    await sleep(25);
+  }
+  run.signal('SIGKILL');
+  await run.done;
+  await t.throwsAsync(stat(join(toplevel, PATH)), undefined, 'no repository yet');
+  const again = await pull(config);
+  t.is(again.code, 0, again.stderr);
+  const check = await checkRepo(w.toplevel, toplevel, PATH);
+  t.true(check.ok, check.why);
+  t.deepEqual(await leftovers(toplevel), []);
+});
+
+test('stock git clone --bundle-uri takes a sliced base from the bundle-list: the same refs as the origin', async (t) => {
+  const w = await world(t, 3);
+  const dest = join(w.dir, 'stock.git');
+  const r = await git(
+    ['clone', '--quiet', '--mirror', `--bundle-uri=${w.url}${PATH}/bundle-list`, `${w.url}/git${PATH}`, dest],
+    {},
+  );
+  t.is(r.code, 0, r.stderr);
+  const bundleRefs = (await showRefOf(dest)).split('\n').filter((l) => l.includes(' refs/bundles/'));
+  t.true(bundleRefs.length > 0, 'git unbundled the bundles (it records their branches under refs/bundles/)');
+  const own = (await showRefOf(dest))
+    .split('\n')
+    .filter((l) => l && !l.includes(' refs/bundles/'))
+    .join('\n');
+  t.is(own + '\n', await showRefOf(w.bare));
+});
