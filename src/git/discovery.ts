@@ -6,7 +6,8 @@
  * symlink that resolves to a repository inside the toplevel is recorded as
  * one of that repository's `symlinks`, as grokmirror does.
  */
-import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { readdirSync, statSync, type Dirent } from 'node:fs';
+import { lstat, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { manifestPathOf } from '../manifest/tree.js';
@@ -22,12 +23,13 @@ export interface FoundRepo {
 
 export async function isBareRepository(dir: string): Promise<boolean> {
   try {
-    const [head, objects, refs] = await Promise.all([
-      stat(join(dir, 'HEAD')),
-      stat(join(dir, 'objects')),
-      stat(join(dir, 'refs')),
-    ]);
-    return head.isFile() && objects.isDirectory() && refs.isDirectory();
+    // synchronous: a publish and a pull ask this of every repository of the collection (src/git/refs-signature.ts says why)
+    const head = statSync(join(dir, 'HEAD'), { throwIfNoEntry: false });
+    if (!head?.isFile()) return false;
+    return (
+      !!statSync(join(dir, 'objects'), { throwIfNoEntry: false })?.isDirectory() &&
+      !!statSync(join(dir, 'refs'), { throwIfNoEntry: false })?.isDirectory()
+    );
   } catch {
     return false;
   }
@@ -74,9 +76,9 @@ export async function scanToplevel(
   const links: { path: string; target: string }[] = [];
 
   async function walk(dir: string): Promise<void> {
-    let entries;
+    let entries: Dirent[];
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      entries = readdirSync(dir, { withFileTypes: true });
     } catch {
       return; // unreadable subdirectory: not ours to publish
     }

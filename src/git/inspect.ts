@@ -1,9 +1,12 @@
 /**
  * Reads what the manifest says about one repository. The cheap parts (HEAD,
  * description) are plain file reads; git runs only for the fingerprint and,
- * when the repository changed, for its timestamp and owner.
+ * when the repository changed, for its timestamp and owner. The files are
+ * a few bytes and read synchronously: a publish reads them for every
+ * repository of the collection, and the promise API's thread-pool round
+ * trip costs ten times the read (src/git/refs-signature.ts).
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { configGet, gitText } from './repo.js';
 import { isObjectId } from './refname.js';
@@ -13,7 +16,7 @@ const DEFAULT_DESCRIPTION = /^Unnamed repository; edit this file 'description' t
 
 export async function readHeadFile(dir: string): Promise<string | null> {
   try {
-    const text = (await readFile(join(dir, 'HEAD'), 'utf8')).trim();
+    const text = readFileSync(join(dir, 'HEAD'), 'utf8').trim();
     if (text.startsWith('ref: ')) return text;
     return isObjectId(text) ? text : null;
   } catch {
@@ -23,7 +26,7 @@ export async function readHeadFile(dir: string): Promise<string | null> {
 
 export async function readDescription(dir: string): Promise<string | null> {
   try {
-    const text = (await readFile(join(dir, 'description'), 'utf8')).trim();
+    const text = readFileSync(join(dir, 'description'), 'utf8').trim();
     return text === '' || DEFAULT_DESCRIPTION.test(text) ? null : text;
   } catch {
     return null;
@@ -38,7 +41,7 @@ export async function readOwner(dir: string, repo: string): Promise<string | nul
 export async function readAlternates(dir: string): Promise<string[]> {
   let text: string;
   try {
-    text = await readFile(join(dir, 'objects', 'info', 'alternates'), 'utf8');
+    text = readFileSync(join(dir, 'objects', 'info', 'alternates'), 'utf8');
   } catch {
     return [];
   }

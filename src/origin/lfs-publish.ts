@@ -12,7 +12,7 @@
  * the objects it shares with its parent: the stores of the repositories it
  * borrows git objects from are looked in too.
  */
-import { lstat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { existingObjects, type Ref } from '../git/repo.js';
 import { lfsPointersReachable } from '../git/lfs-pointers.js';
@@ -35,7 +35,8 @@ const byOid = (a: LfsObjectRef, b: LfsObjectRef) => (a.oid < b.oid ? -1 : a.oid 
 
 async function hasLfsStore(repoDir: string): Promise<boolean> {
   try {
-    return (await lstat(lfsObjectsDir(repoDir))).isDirectory();
+    // synchronous: asked of every repository by every publish (src/git/refs-signature.ts says why)
+    return !!lstatSync(lfsObjectsDir(repoDir), { throwIfNoEntry: false })?.isDirectory();
   } catch {
     return false;
   }

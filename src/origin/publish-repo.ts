@@ -5,7 +5,8 @@
  * its bundle-list. The collection-level order (parents before forks, the
  * manifest last) is publish.ts's.
  */
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { existingObjects, fingerprint, fingerprintOf, formatShowRef, rootCommits, type Ref } from '../git/repo.js';
 import type { ManifestEntry } from '../manifest/manifest.js';
@@ -53,9 +54,10 @@ export interface RepoContext {
   gitLimit: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
+// synchronous: a publish reads the index of every repository of the collection (src/git/refs-signature.ts says why)
 export async function readPreviousIndex(file: string, path: string): Promise<RepoIndex | null> {
   try {
-    return parseRepoIndex(await readFile(file), path);
+    return parseRepoIndex(readFileSync(file), path);
   } catch {
     return null; // missing or unreadable: the next bundle is a base
   }
@@ -168,7 +170,7 @@ export async function publishRepo(
     (prev.forkgroup ?? null) === forkgroup &&
     !needsRebase(prev, parent);
   if (unchanged) {
-    const owner = (await configChangedSince(repo.dir, prev.generated))
+    const owner = configChangedSince(repo.dir, prev.generated)
       ? await readOwner(repo.dir, repo.path)
       : (prevEntry.owner ?? null);
     // superseded bundles whose grace period ended leave the index even when nothing else changed
@@ -251,9 +253,9 @@ async function writeIndexAndList(outDir: string, index: RepoIndex, ctx: RepoCont
   );
 }
 
-async function configChangedSince(dir: string, iso: string): Promise<boolean> {
+function configChangedSince(dir: string, iso: string): boolean {
   try {
-    return (await stat(join(dir, 'config'))).mtimeMs >= Date.parse(iso);
+    return statSync(join(dir, 'config')).mtimeMs >= Date.parse(iso);
   } catch {
     return true;
   }

@@ -97,7 +97,14 @@ export class StateFileAdapter implements Adapter<StateData> {
     private readonly now: () => Date,
   ) {}
 
+  /** What the file holds, for lowdb, which changes it. */
   async read(): Promise<StateData | null> {
+    const data = await this.readShared();
+    return data && copyOf(data);
+  }
+
+  /** What the file holds, shared with later reads of the same bytes: for readers only. */
+  async readShared(): Promise<StateData | null> {
     let bytes: Buffer;
     try {
       bytes = await readFile(this.file);
@@ -105,7 +112,7 @@ export class StateFileAdapter implements Adapter<StateData> {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
-    if (this.last?.bytes.equals(bytes)) return copyOf(this.last.data);
+    if (this.last?.bytes.equals(bytes)) return this.last.data;
     const text = bytes.toString('utf8');
     let json: unknown;
     try {
@@ -113,7 +120,8 @@ export class StateFileAdapter implements Adapter<StateData> {
     } catch (err) {
       return this.unreadable(`not valid JSON (${(err as Error).message})`);
     }
-    const top = StateFileSchema.safeParse(json);
+    // the usual file passes a look at its top level; zod's record check walks all 10,000 keys
+    const top = plainTop(json) ?? StateFileSchema.safeParse(json);
     if (!top.success) {
       const v = (json as { version?: unknown } | null)?.version;
       return this.unreadable(
@@ -125,6 +133,7 @@ export class StateFileAdapter implements Adapter<StateData> {
     const data = emptyState();
     const dropped: string[] = [];
     for (const [path, entry] of Object.entries(top.data.repos)) {
+      if (path === '__proto__') continue; // not a repository path; assigning it would replace the map's prototype
       const fast = fastRepoState(entry);
       if (fast) {
         data.repos[path] = fast;
@@ -142,7 +151,7 @@ export class StateFileAdapter implements Adapter<StateData> {
     const validators = ManifestValidatorsSchema.safeParse(top.data.manifest);
     if (validators.success) data.manifest = validators.data;
     // a file with dropped entries is parsed (and warned about) every time
-    this.last = dropped.length ? null : { bytes, data: copyOf(data) };
+    this.last = dropped.length ? null : { bytes, data };
     return data;
   }
 
@@ -150,7 +159,8 @@ export class StateFileAdapter implements Adapter<StateData> {
     const bytes = Buffer.from(safeJson(data, 1) + '\n', 'utf8');
     this.last = null;
     await writeFileAtomic(this.file, bytes);
-    this.last = { bytes, data: copyOf(data) };
+    // lowdb replaces its data with a fresh read before the next change, so this object stays as written
+    this.last = { bytes, data };
   }
 
   private async unreadable(why: string): Promise<null> {
@@ -169,6 +179,18 @@ export class StateFileAdapter implements Adapter<StateData> {
     }
     return null;
   }
+}
+
+/** The top level of a well-formed state file, as StateFileSchema would return it; null: let zod look. */
+function plainTop(
+  json: unknown,
+): { success: true; data: { repos: Record<string, unknown>; manifest?: unknown } } | null {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return null;
+  const doc = json as { version?: unknown; repos?: unknown; manifest?: unknown };
+  const repos = doc.repos;
+  if (doc.version !== STATE_VERSION || typeof repos !== 'object' || repos === null || Array.isArray(repos)) return null;
+  if (Object.getPrototypeOf(repos) !== Object.prototype) return null;
+  return { success: true, data: { repos: repos as Record<string, unknown>, manifest: doc.manifest } };
 }
 
 /**

@@ -55,7 +55,7 @@ export interface StateStore {
   /** Absolute path of state.json. */
   readonly file: string;
   get(path: string): Promise<RepoState | undefined>;
-  /** Every recorded repository, keyed by manifest path. */
+  /** Every recorded repository, keyed by manifest path (shared with later reads of the same file: read it, never change it). */
   all(): Promise<Record<string, RepoState>>;
   /**
    * Read-modify-write of one entry under the lock. `fn` gets a copy of the
@@ -124,7 +124,7 @@ class LowStateStore implements StateStore {
 
   private async snapshot(): Promise<StateData> {
     // a fresh read each time: another process may have written since
-    return (await this.adapter.read()) ?? emptyState();
+    return (await this.adapter.readShared()) ?? emptyState();
   }
 
   async get(path: string): Promise<RepoState | undefined> {
