@@ -51,8 +51,9 @@ export async function writeLocalManifest(
   plan: SyncPlan,
   failed: Set<string | undefined>,
   inScope: ((path: string) => boolean) | null,
+  /** The local manifest as the run found it (localState's read). */
+  previous: Manifest,
 ): Promise<Manifest> {
-  const previous = (await readManifestIfAny(config.core.manifest)) ?? {};
   const next: Manifest = {};
   if (inScope) for (const [p, e] of Object.entries(previous)) if (!inScope(p)) next[p] = e;
   for (const a of plan.actions) {

@@ -187,7 +187,8 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   for (const e of links.refused) log.warn(e.describe());
   report.warnings.push(...links.refused);
   await checkOwnPaths(config);
-  const written = await writeLocalManifest(config, remote, plan, failedPaths, inScope);
+  // read once, by localState: the toplevel lock keeps everyone else from writing it meanwhile
+  const written = await writeLocalManifest(config, remote, plan, failedPaths, inScope, local.localManifest ?? {});
   if (config.pull.projectslist) {
     const inSync = Object.fromEntries(
       plan.actions
