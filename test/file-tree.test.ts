@@ -9,8 +9,10 @@ import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BundlemirrorError } from '../src/errors.js';
+import { git } from '../src/git/exec.js';
 import { fetchMirror, initBare } from '../src/git/repo.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
+import { runCli } from './support/cli.js';
 import { fingerprintOf, pull, startOrigin, writeConfig, type Origin } from './support/mirror.js';
 import { tempDir } from './support/repos.js';
 
@@ -112,4 +114,29 @@ test('git fetch from a local repository is refused: git_url naming a path stops 
     const err = await t.throwsAsync(fetchMirror(gitDir, url, { repo: '/x.git' }));
     t.true(err instanceof BundlemirrorError && err.code === 'E_CONFIG' && err.repo === '/x.git', String(err));
   }
+});
+
+test('clone from a file:// tree: the bundles make the clone; a symlink out of the tree and a local --git-url are refused', async (t) => {
+  const origin = await startOrigin(t);
+  const url = pathToFileURL(join(origin.out, 'pub/alpha.git')).href;
+  const dir = join(origin.dir, 'work');
+  const r = await runCli(['clone', '--no-progress', url, dir]);
+  t.is(r.code, 0, r.stderr);
+  const head = (await git(['rev-parse', 'HEAD'], { cwd: dir })).stdout.toString().trim();
+  const main = (await git(['rev-parse', 'refs/heads/main'], { gitDir: origin.repos['/pub/alpha.git']!.bare })).stdout
+    .toString()
+    .trim();
+  t.is(head, main);
+
+  const local = await runCli(['clone', '--no-progress', '--git-url', origin.toplevel, url, join(origin.dir, 'w2')]);
+  t.is(local.code, 2);
+  t.regex(local.stderr, /\[E_USAGE\]/);
+
+  const betaDir = join(origin.out, 'pub/sub/beta.git');
+  const beta = parseRepoIndex(await readFile(join(betaDir, 'index.json')), '/pub/sub/beta.git');
+  await rm(join(betaDir, beta.bundles[0]!.uri));
+  await symlink('/etc/passwd', join(betaDir, beta.bundles[0]!.uri));
+  const hostile = await runCli(['clone', '--no-progress', pathToFileURL(betaDir).href, join(origin.dir, 'w3')]);
+  t.is(hostile.code, 1, hostile.stderr);
+  t.regex(hostile.stderr, /\/pub\/sub\/beta\.git: .*\[E_SYMLINK\]/);
 });

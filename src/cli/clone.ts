@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { printable } from '../format/untrusted.js';
 import { cloneRepo, resolveCloneUrl, type CloneTarget } from '../clone/clone.js';
+import { resolveFileCloneUrl } from '../clone/file-target.js';
 import { askService, describeJob } from '../on-demand/client.js';
 import { progressBars } from './progress-bars.js';
 import { retryForOption, waitMessages } from './wait-messages.js';
@@ -16,7 +17,7 @@ export function registerClone(program: Command): void {
     )
     .argument(
       '<url>',
-      "the repository's URL on the origin: its page, index.json or bundle-list (with --via: the upstream repository URL)",
+      "the repository's URL on the origin: its page, index.json or bundle-list, or file:///… in a mounted published tree (with --via: the upstream repository URL)",
     )
     .argument('<dir>', 'directory to clone into')
     .option('--git-url <url>', 'where to git fetch the remainder (default: the origin /git/ URL)')
@@ -53,7 +54,8 @@ export function registerClone(program: Command): void {
                   },
                 });
                 target = { indexUrl: mirror.indexUrl, repo: mirror.path, gitUrl: flags.gitUrl ?? url };
-              } else target = resolveCloneUrl(url, flags.gitUrl);
+              } else if (/^file:/i.test(url)) target = await resolveFileCloneUrl(new URL(url), flags.gitUrl);
+              else target = resolveCloneUrl(url, flags.gitUrl);
               const done = await cloneRepo(target, resolve(dir), {
                 signal,
                 retryForMs: flags.retryFor,

@@ -22,7 +22,10 @@ import { bundleUrl, indexUrl } from '../manifest/tree.js';
 export interface CloneTarget {
   indexUrl: string;
   repo: string;
+  /** Where git fetch brings the rest; '' for nowhere (a file: tree without --git-url). */
   gitUrl: string;
+  /** A file: tree's root: everything the clone reads must lie under it. */
+  treeRoot?: string | undefined;
 }
 
 /** Accepts a repository page, its index.json, its bundle-list, or its /git/ URL on a `serve` origin. */
@@ -36,7 +39,10 @@ export function resolveCloneUrl(input: string, gitUrl?: string): CloneTarget {
     });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new BundlemirrorError('E_USAGE', `only http(s) URLs can be cloned with bundles, not ${url.protocol}`);
+    throw new BundlemirrorError(
+      'E_USAGE',
+      `only http(s) and file: URLs can be cloned with bundles, not ${url.protocol}`,
+    );
   let path = decodeURIComponent(url.pathname).replace(/\/+$/, '');
   path = path.replace(/\/(index\.json|bundle-list)$/, '');
   if (path.startsWith('/git/')) path = path.slice(4);
@@ -70,18 +76,22 @@ export async function cloneRepo(target: CloneTarget, dir: string, opts: CloneOpt
   const gitDir = join(dir, '.git');
   const work = join(gitDir, 'bundlemirror');
   const retry = { retryForMs: opts.retryForMs, onWait: opts.onWait };
-  const doc = await fetchDocument(target.indexUrl, { maxBytes: 64 << 20, signal: opts.signal, ...retry }).catch(
-    (err: unknown) => {
-      if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
-        throw new BundlemirrorError('E_NOT_FOUND', `no repository index at ${target.indexUrl} (404)`, {
-          repo: target.repo,
-          hint: 'check the URL: it is the repository as the origin page shows it, e.g. http://host:8080/pub/project.git',
-          cause: err,
-        });
-      }
-      throw err;
-    },
-  );
+  const redirects = target.treeRoot !== undefined ? { roots: [target.treeRoot], repo: target.repo } : undefined;
+  const doc = await fetchDocument(target.indexUrl, {
+    maxBytes: 64 << 20,
+    signal: opts.signal,
+    redirects,
+    ...retry,
+  }).catch((err: unknown) => {
+    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
+      throw new BundlemirrorError('E_NOT_FOUND', `no repository index at ${target.indexUrl} (404)`, {
+        repo: target.repo,
+        hint: 'check the URL: it is the repository as the origin page shows it, e.g. http://host:8080/pub/project.git',
+        cause: err,
+      });
+    }
+    throw err;
+  });
   if (doc.status !== 'ok')
     throw new BundlemirrorError('E_INDEX', `no index at ${target.indexUrl}`, { repo: target.repo });
   const index = parseRepoIndex(doc.body, target.repo);
@@ -99,7 +109,8 @@ export async function cloneRepo(target: CloneTarget, dir: string, opts: CloneOpt
     for (const b of choice.bundles) {
       const file = join(work, `${b.sha256}.bundle`);
       const got = await downloadFile({
-        url: bundleUrl(target.indexUrl, b, target.repo),
+        url: bundleUrl(target.indexUrl, b, target.repo, target.treeRoot),
+        redirects,
         dest: file,
         expectedSize: b.size,
         sha256: b.sha256,
@@ -128,14 +139,23 @@ export async function cloneRepo(target: CloneTarget, dir: string, opts: CloneOpt
   }
   await updateRefs(gitDir, await trackingRefs(gitDir, index, target.repo), target.repo);
   await setRemote(dir, 'origin', target.gitUrl);
-  try {
-    await fetchRemote(dir, 'origin');
-    report.fetched = true;
-  } catch (err) {
-    if (choice.kind !== 'bundles') throw err;
-    log(
-      `warning: git fetch from ${target.gitUrl} failed (${(err as Error).message}); the clone holds what the bundles had`,
-    );
+  if (target.gitUrl === '') {
+    if (choice.kind !== 'bundles')
+      throw new BundlemirrorError('E_INDEX', `${target.indexUrl} lists no bundles to clone from`, {
+        repo: target.repo,
+        hint: "pass --git-url with the origin's git URL to fetch it instead",
+      });
+    log(`no --git-url: the clone holds what the bundles had; add one with git remote set-url origin URL`);
+  } else {
+    try {
+      await fetchRemote(dir, 'origin');
+      report.fetched = true;
+    } catch (err) {
+      if (choice.kind !== 'bundles') throw err;
+      log(
+        `warning: git fetch from ${target.gitUrl} failed (${(err as Error).message}); the clone holds what the bundles had`,
+      );
+    }
   }
   await checkoutTracking(dir, 'origin', branch);
   await rm(work, { recursive: true, force: true });

@@ -13,7 +13,8 @@ export async function initWorktree(dir: string, branch: string): Promise<void> {
 export async function setRemote(dir: string, name: string, url: string): Promise<void> {
   if (url.startsWith('-'))
     throw new BundlemirrorError('E_UNSAFE_NAME', `remote URL ${JSON.stringify(url)} starts with "-"`);
-  await git(['config', `remote.${name}.url`, url], { cwd: dir });
+  // no URL: a remote that only names where its branches are tracked (a clone from a file: tree without --git-url)
+  if (url !== '') await git(['config', `remote.${name}.url`, url], { cwd: dir });
   await git(['config', '--replace-all', `remote.${name}.fetch`, `+refs/heads/*:refs/remotes/${name}/*`], { cwd: dir });
 }
 
