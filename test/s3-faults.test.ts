@@ -4,7 +4,8 @@
  * upload killed half-way, and a store that refuses (credentials, bucket,
  * endpoint). The store is s3rver on 127.0.0.1 behind a recording proxy
  * that can hold a request back, which is how each test stops a real CLI
- * process at an exact point of its upload order.
+ * process at an exact point of its upload order (and, for one test,
+ * answers ListParts, which s3rver lacks, from s3rver's own files).
  */
 import test, { type ExecutionContext } from 'ava';
 import { readFile } from 'node:fs/promises';
@@ -16,10 +17,10 @@ import { startStore, puts } from './support/s3.js';
 
 const PREFIX = 'git';
 
-async function world(t: ExecutionContext, opts: { bigBytes?: number } = {}) {
+async function world(t: ExecutionContext, opts: { bigBytes?: number; listParts?: boolean } = {}) {
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
-  const store = await startStore(t);
+  const store = await startStore(t, { listParts: !!opts.listParts });
   const toplevel = join(dir, 'origin');
   const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git', { commits: 3, bytesPerCommit: opts.bigBytes ?? 0 });
   await makeRepo(dir, toplevel, 'pub/beta.git', { commits: 1 });
@@ -83,8 +84,8 @@ test('a publish killed between its bundles and its manifest leaves the old tree 
   t.is(await fingerprintOf(join(w.replica.toplevel, 'pub/alpha.git')), await fingerprintOf(w.alpha.bare));
 });
 
-test('a multipart upload killed after two parts resumes with the third: parts already sent are not sent again', async (t) => {
-  const w = await world(t, { bigBytes: 400_000 });
+const multipartResume = test.macro(async (t, listParts: boolean) => {
+  const w = await world(t, { bigBytes: 400_000, listParts });
   const partSize = 256 * 1024;
   w.store.hold((r) => r.method === 'PUT' && r.query.get('partNumber') === '3');
   const cli = startCli(t, w.args(undefined, '--s3-part-size', String(partSize)), { env: w.store.env() });
@@ -97,6 +98,8 @@ test('a multipart upload killed after two parts resumes with the third: parts al
     .map((q) => Number(q.query.get('partNumber')));
   t.deepEqual(firstParts, [1, 2]);
   t.is(await w.store.get(`${PREFIX}/manifest.js.gz`), null, 'nothing is visible before the manifest');
+  // where the store lists an upload's parts, the list decides: a part it lost is sent again
+  if (listParts) await w.store.dropPart(held.query.get('uploadId')!, 2);
 
   w.store.requests.length = 0;
   const rerun = await runCli(w.args(undefined, '--s3-part-size', String(partSize)), { env: w.store.env() });
@@ -106,9 +109,15 @@ test('a multipart upload killed after two parts resumes with the third: parts al
   const bundle = index.bundles[0];
   const count = Math.ceil(bundle.size / partSize);
   t.true(count >= 4, `${bundle.size} B in ${count} parts`);
+  const first = listParts ? 2 : 3;
   t.deepEqual(
     again.map((q) => Number(q.query.get('partNumber'))),
-    Array.from({ length: count - 2 }, (_, i) => i + 3),
+    Array.from({ length: count - first + 1 }, (_, i) => i + first),
+  );
+  t.is(
+    w.store.requests.some((q) => q.method === 'GET' && q.query.has('uploadId')),
+    true,
+    'the rerun asks the store for the parts it holds',
   );
   t.false(
     w.store.requests.some((q) => q.method === 'POST' && q.query.has('uploads')),
@@ -119,6 +128,17 @@ test('a multipart upload killed after two parts resumes with the third: parts al
   t.is(p.code, 0, p.stderr);
   t.is(await fingerprintOf(join(w.replica.toplevel, 'pub/alpha.git')), await fingerprintOf(w.alpha.bare));
 });
+
+test(
+  'a multipart upload killed after two parts resumes with the third (s3rver cannot list parts: the recorded ones count)',
+  multipartResume,
+  false,
+);
+test(
+  'a multipart upload killed after two parts resumes from what the store lists (a part it lost is sent again)',
+  multipartResume,
+  true,
+);
 
 test('store errors carry their code, the bucket and the exit status of a configuration error; nothing is published', async (t) => {
   const w = await world(t);

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import S3rver from 's3rver';
@@ -41,10 +42,16 @@ export interface TestStore {
   /** Bytes of an object (null: none), read anonymously from s3rver. */
   get(key: string): Promise<Buffer | null>;
   sha256(key: string): Promise<string | null>;
+  /** Deletes one part of an unfinished upload from s3rver's files, as a store that lost it. */
+  dropPart(uploadId: string, partNumber: number): Promise<void>;
   stateHome: string;
 }
 
-export async function startStore(t: ExecutionContext): Promise<TestStore> {
+/**
+ * `listParts`: answer ListParts (which s3rver lacks, 405) from s3rver's own
+ * files of unfinished uploads, as S3, MinIO and Ceph answer it.
+ */
+export async function startStore(t: ExecutionContext, opts: { listParts?: boolean } = {}): Promise<TestStore> {
   const { dir, cleanup } = await tempDir('bm-s3-');
   t.teardown(cleanup);
   const server = new S3rver({
@@ -83,6 +90,12 @@ export async function startStore(t: ExecutionContext): Promise<TestStore> {
         return;
       }
       requests.push(rec);
+      const uploadId = rec.query.get('uploadId');
+      if (opts.listParts && rec.method === 'GET' && uploadId && !rec.query.has('partNumber'))
+        return void listParts(join(dir, 'store'), rec.key, uploadId).then(
+          ({ status, xml }) => res.writeHead(status, { 'content-type': 'application/xml' }).end(xml),
+          () => res.destroy(),
+        );
       const up = httpRequest(
         { host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers },
         (upRes) => {
@@ -132,7 +145,36 @@ export async function startStore(t: ExecutionContext): Promise<TestStore> {
       const b = await get(key);
       return b ? createHash('sha256').update(b).digest('hex') : null;
     },
+    dropPart: async (uploadId, n) => {
+      const up = join(dir, 'store', BUCKET, '._S3rver_uploads', uploadId);
+      await rm(join(up, String(n)));
+      await rm(join(up, `${n}.md5`));
+    },
     stateHome,
+  };
+}
+
+/** ListParts from where s3rver keeps the parts of an unfinished upload (`<bucket>/._S3rver_uploads/<id>/<n>`). */
+async function listParts(root: string, key: string, uploadId: string): Promise<{ status: number; xml: string }> {
+  const up = join(root, BUCKET, '._S3rver_uploads', uploadId.replace(/[^0-9a-f]/g, ''));
+  let names: string[];
+  try {
+    names = await readdir(up);
+  } catch {
+    return {
+      status: 404,
+      xml: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>no such upload</Message><UploadId>${uploadId}</UploadId></Error>`,
+    };
+  }
+  const parts: string[] = [];
+  for (const n of names.filter((n) => /^\d+$/.test(n)).sort((a, b) => Number(a) - Number(b))) {
+    const size = (await stat(join(up, n))).size;
+    const md5 = (await readFile(join(up, `${n}.md5`), 'utf8')).trim();
+    parts.push(`<Part><PartNumber>${n}</PartNumber><ETag>"${md5}"</ETag><Size>${size}</Size></Part>`);
+  }
+  return {
+    status: 200,
+    xml: `<?xml version="1.0" encoding="UTF-8"?><ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${BUCKET}</Bucket><Key>${key}</Key><UploadId>${uploadId}</UploadId><IsTruncated>false</IsTruncated>${parts.join('')}</ListPartsResult>`,
   };
 }
 
