@@ -28,6 +28,8 @@ export async function checkTarget(t: Target, state: StateStore, opts: CheckOptio
     const result = await fsckFull(t.dir, t.path, { signal: opts.signal, connectivityOnly, ignore: opts.ignore });
     if (!result.ok) problems.push(...result.problems.map((p) => `${GIT_FSCK}: ${p}`));
   } catch (err) {
+    // Ctrl-C is no finding about the repository
+    if (opts.signal?.aborted) throw opts.signal.reason;
     problems.push(`${GIT_FSCK} could not run: ${(err as Error).message}`);
   }
   if (t.kind === 'objstore') return problems;

@@ -83,7 +83,24 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
 
   const reports = new Map<string, FsckRepoReport>();
   const errors: FsckReport['errors'] = [];
-  await Promise.all(
+  const writeRecord = (checked: FsckRepoReport[]) =>
+    recordRun(toplevel, {
+      now,
+      frequencyDays: fsckConfig.frequencyDays,
+      checked,
+      firstSeen: schedule.firstSeen,
+      // a run over everything also forgets repositories that are gone
+      forget: opts.repos?.length ? [] : Object.keys(record).filter((p) => !everything.some((t) => t.path === p)),
+      warn,
+    }).catch((err: unknown) => {
+      errors.push(describeError(forRepo(err, '')));
+    });
+  // an interrupted run keeps what it verified healthy, so the next --due does not check it again
+  const interrupted = async (): Promise<never> => {
+    await writeRecord([...reports.values()].filter((r) => r.outcome === 'ok' && r.error === undefined));
+    throw opts.signal!.reason;
+  };
+  const checking = Promise.all(
     targets.map((t) =>
       limit(async () => {
         const problems = await checkTarget(t, state, checkOpts);
@@ -101,6 +118,10 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
       }),
     ),
   );
+  await checking.catch(async (err: unknown) => {
+    if (opts.signal?.aborted) await interrupted();
+    throw err;
+  });
   const reportOf = (t: Target) => reports.get(t.dir)!;
 
   const broken = targets.filter((t) => reportOf(t).outcome === 'broken');
@@ -176,6 +197,7 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
       }
     }
   }
+  if (opts.signal?.aborted) await interrupted();
   for (const r of reports.values()) {
     if (r.outcome !== 'broken' || r.error) continue;
     r.error = describeError(
@@ -200,15 +222,7 @@ export async function runFsck(config: PullConfig, opts: FsckOptions): Promise<Fs
       }),
     ),
   );
-  await recordRun(toplevel, {
-    now,
-    frequencyDays: fsckConfig.frequencyDays,
-    checked: targets.map((t) => reportOf(t)),
-    firstSeen: schedule.firstSeen,
-    // a run over everything also forgets repositories that are gone
-    forget: opts.repos?.length ? [] : Object.keys(record).filter((p) => !everything.some((t) => t.path === p)),
-    warn,
-  });
+  await writeRecord(targets.map((t) => reportOf(t)));
   const report = fsckReport(toplevel, reports.values(), errors, selected.length - targets.length);
   await runReportHooks(config, report, opts);
   return report;
