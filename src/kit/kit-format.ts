@@ -13,7 +13,7 @@
  * shared by a forkgroup is stored once and the other members' indexes
  * point at it with a relative URI (`../alpha.git/<sha256>.bundle`).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { repoPathProblem } from '../git/refname.js';
 import { MAX_BUNDLE_SIZE } from '../manifest/repo-index.js';
 

@@ -8,7 +8,7 @@
  */
 import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { readManifestFile } from './manifest.js';
 import pLimit from 'p-limit';

@@ -5,7 +5,7 @@
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { repoPathProblem } from '../git/refname.js';

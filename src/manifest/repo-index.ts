@@ -3,7 +3,7 @@
  * the bundles a replica can build it from. Versioned; a replica refuses a
  * version it does not know rather than guessing.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { isValidRefName, refNameProblem } from '../git/refname.js';
 import { duplicateKeys } from './duplicate-keys.js';

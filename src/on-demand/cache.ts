@@ -13,7 +13,7 @@
  */
 import { mkdir, readdir, readFile, lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { diskPathOf } from '../manifest/tree.js';
 

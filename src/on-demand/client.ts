@@ -4,7 +4,7 @@
  * clones and bundles it (reporting its progress), and hand back where its
  * index is. The answer is network input: checked before anything uses it.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BundlemirrorError, type ErrorCode } from '../errors.js';
 import { printable } from '../format/untrusted.js';
 import { repoPathProblem } from '../git/refname.js';

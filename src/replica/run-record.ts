@@ -9,7 +9,7 @@
  */
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { isBundlemirrorError, isInterruption } from '../errors.js';
 import { printable } from '../format/untrusted.js';
 import { tempPathFor } from '../fs/atomic.js';

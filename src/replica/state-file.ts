@@ -6,7 +6,7 @@
  */
 import { readFile, rename } from 'node:fs/promises';
 import type { Adapter } from 'lowdb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { safeJson } from '../format/untrusted.js';
 import { fastRepoState } from './state-validate.js';

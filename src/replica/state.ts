@@ -23,7 +23,7 @@
 import { stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { printable } from '../format/untrusted.js';
 import { acquireLock } from '../lock/lock.js';

@@ -15,7 +15,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { manifestStamp } from '../manifest/manifest-stamp.js';

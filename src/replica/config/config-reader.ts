@@ -6,7 +6,7 @@
  */
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BundlemirrorError } from '../../errors.js';
 import { parseBoolean, parseInteger, splitLines, type IniDocument } from './configparser.js';
 import { shlexSplit } from '../hooks.js';

@@ -4,7 +4,7 @@
  * and its defaults are in config.ts.
  */
 import { isAbsolute } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigWarningSchema } from './config-reader.js';
 import { FsckConfigSchema } from './fsck-config.js';
 

@@ -10,7 +10,7 @@
  * says why they do not apply. Reading every key here also lets a near miss
  * (`frequncy`) stop with E_CONFIG instead of being ignored.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Reader } from './config-reader.js';
 
 const S = 'fsck';

@@ -11,7 +11,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BundlemirrorError } from '../../errors.js';
 import { repoPathProblem } from '../../git/refname.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../metrics/prometheus.js';

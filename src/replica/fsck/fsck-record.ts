@@ -12,7 +12,7 @@
  */
 import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeFileAtomic } from '../../fs/atomic.js';
 import { acquireLock } from '../../lock/lock.js';
 import { stateDir } from '../paths.js';
