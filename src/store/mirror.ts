@@ -152,17 +152,22 @@ export async function mirrorTree(tree: string, store: S3Store, opts: MirrorOptio
 /** Every published file of the tree; dotfiles (locks, state, temp files) are ours and stay local. */
 async function treeFiles(tree: string): Promise<TreeFile[]> {
   const out: TreeFile[] = [];
+  // many small directories (one per repository): read and stat a few dozen at once
+  const limit = pLimit(32);
   async function walk(dir: string, rel: string): Promise<void> {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      if (e.name.startsWith('.')) continue;
-      const path = join(dir, e.name);
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(path, r);
-      else if (e.isFile()) {
-        const st = await stat(path);
-        out.push({ rel: r, path, size: st.size, mtimeMs: st.mtimeMs });
-      }
-    }
+    const entries = await limit(() => readdir(dir, { withFileTypes: true }));
+    await Promise.all(
+      entries
+        .filter((e) => !e.name.startsWith('.'))
+        .map(async (e) => {
+          const path = join(dir, e.name);
+          const r = rel ? `${rel}/${e.name}` : e.name;
+          if (e.isDirectory()) return walk(path, r);
+          if (!e.isFile()) return;
+          const st = await limit(() => stat(path));
+          out.push({ rel: r, path, size: st.size, mtimeMs: st.mtimeMs });
+        }),
+    );
   }
   await walk(tree, '');
   return out;
