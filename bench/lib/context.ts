@@ -120,12 +120,12 @@ export async function writeReplicaConfig(
   file: string,
   toplevel: string,
   base: string,
-  opts: { threads?: number; gitBase?: string; coreExtra?: string } = {},
+  opts: { threads?: number; gitBase?: string; coreExtra?: string; logLevel?: 'info' | 'debug' } = {},
 ): Promise<string> {
   await mkdir(toplevel, { recursive: true });
   await writeFile(
     file,
-    `[core]\ntoplevel = ${toplevel}\nmanifest = ${join(toplevel, 'manifest.js.gz')}\nlog = ${file}.log\nloglevel = info\n${opts.coreExtra ?? ''}\n` +
+    `[core]\ntoplevel = ${toplevel}\nmanifest = ${join(toplevel, 'manifest.js.gz')}\nlog = ${file}.log\nloglevel = ${opts.logLevel ?? 'info'}\n${opts.coreExtra ?? ''}\n` +
       `[remote]\nsite = ${opts.gitBase ?? `${base}/git`}\nmanifest = ${base}/manifest.js.gz\n\n` +
       `[pull]\npull_threads = ${opts.threads ?? 2}\n`,
   );

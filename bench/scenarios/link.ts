@@ -7,7 +7,9 @@
  * `git clone --mirror` over smart HTTP and git://, stock `git clone
  * --bundle-uri` (bundles from the same tree), the download alone (curl of
  * the base bundle) and, without the link, `git index-pack` alone with its
- * receive and resolve phases (from its progress output).
+ * receive and resolve phases (from its progress output). Ours runs again
+ * against the same repository published with `--slices 4`, and our wall
+ * time is split into phases from the pull's own debug log.
  */
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -23,6 +25,51 @@ import { startGitDaemon, startServe } from '../lib/servers.js';
 import { readBundleHeader } from '../../src/git/bundle.js';
 
 const PATH = '/pub/history.git';
+const SLICES = 4;
+
+interface Phases {
+  /** Process start to the bundle plan: CLI start-up, config, manifest, index.json. */
+  startMs: number;
+  /** The plan to the last bundle downloaded and verified (index-pack receives meanwhile). */
+  downloadMs: number;
+  /** The last byte verified to the last pack indexed: what index-pack still had to do. */
+  afterDownloadMs: number;
+  /** Then: connectivity, refs, HEAD, metadata, moving into place, the local manifest, exit. */
+  finishMs: number;
+}
+
+/** Phases of one `pull` from the timestamps of its debug log (pino JSON lines). */
+async function pullPhases(logFile: string, startedAt: number, wallMs: number): Promise<Phases | null> {
+  const lines = (await readFile(logFile, 'utf8').catch(() => ''))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { time: number; msg: string });
+  const last = (re: RegExp) => lines.filter((l) => re.test(l.msg)).at(-1)?.time;
+  const planned = lines.find((l) => /: bundles: /.test(l.msg))?.time;
+  const downloaded = last(/: downloaded and verified$/);
+  const indexed = last(/: indexed (while it downloaded|from the verified file)$/);
+  if (!planned || !downloaded || !indexed) return null;
+  return {
+    startMs: planned - startedAt,
+    downloadMs: downloaded - planned,
+    afterDownloadMs: Math.max(0, indexed - downloaded),
+    finishMs: startedAt + wallMs - Math.max(indexed, downloaded),
+  };
+}
+
+function medianPhases(all: (Phases | null)[]): Phases | null {
+  const ok = all.filter((p): p is Phases => p !== null);
+  if (ok.length === 0) return null;
+  const m = (k: keyof Phases) => median(ok.map((p) => p[k]))!;
+  return {
+    startMs: m('startMs'),
+    downloadMs: m('downloadMs'),
+    afterDownloadMs: m('afterDownloadMs'),
+    finishMs: m('finishMs'),
+  };
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 /** `git index-pack --stdin` of a pack file: wall, and when "Resolving deltas" first appeared. */
 async function indexPackPhases(
@@ -76,22 +123,73 @@ export async function link(ctx: BenchContext): Promise<void> {
   const fh = await open(packFile, 'r');
   await fh.sync();
   await fh.close();
+  // the same repository, its base published as a chain of history slices
+  const slicedOut = join(ctx.work, 'link-published-sliced');
+  await bundlemirror(
+    [
+      'publish',
+      '--quiet',
+      '--toplevel',
+      toplevel,
+      '--out',
+      slicedOut,
+      '--slices',
+      String(SLICES),
+      '--slice-min-mib',
+      '0',
+    ],
+    { timeoutMs: 900_000 },
+  );
+  const sliced = JSON.parse(await readFile(join(slicedOut, 'pub', 'history.git', 'index.json'), 'utf8')) as {
+    bundles: { size: number }[];
+  };
+  const slicedBytes = sliced.bundles.reduce((n, b) => n + b.size, 0);
+  addRow(ctx, {
+    scenario: '8 Link',
+    measure: `bytes of the base published as ${sliced.bundles.length} slices (\`publish --slices ${SLICES}\`)`,
+    unit: 'bytes',
+    ours: slicedBytes,
+    theirsLabel: 'one base bundle',
+    theirs: base.size,
+  });
 
   const serve = await startServe(out, toplevel);
+  const slicedServe = await startServe(slicedOut, toplevel);
   const daemon = await startGitDaemon(toplevel);
   try {
     for (const rate of ctx.sizes.linkRates) {
       const label = `${rate / 1e6} MB/s`;
       const http = await startFaultProxy({ upstream: { host: '127.0.0.1', port: serve.port }, bytesPerSecond: rate });
       const git = await startFaultProxy({ upstream: { host: '127.0.0.1', port: daemon.port }, bytesPerSecond: rate });
-      const runs: Record<string, Timed[]> = { ours: [], http: [], daemon: [], bundleUri: [], download: [] };
+      const slicedHttp = await startFaultProxy({
+        upstream: { host: '127.0.0.1', port: slicedServe.port },
+        bytesPerSecond: rate,
+      });
+      const runs: Record<string, Timed[]> = { ours: [], sliced: [], http: [], daemon: [], bundleUri: [], download: [] };
+      const ourPhases: (Phases | null)[] = [];
+      const slicedPhases: (Phases | null)[] = [];
       const phases: { totalMs: number; receiveMs: number; resolveMs: number }[] = [];
       try {
         for (let i = 0; i < ctx.reps; i++) {
           const dir = join(ctx.work, `link-${rate}-${i}`);
-          const conf = await writeReplicaConfig(join(dir, 'replica.conf'), join(dir, 'replica'), http.url(''));
+          const conf = await writeReplicaConfig(join(dir, 'replica.conf'), join(dir, 'replica'), http.url(''), {
+            logLevel: 'debug',
+          });
+          const slicedConf = await writeReplicaConfig(
+            join(dir, 'sliced.conf'),
+            join(dir, 'sliced-replica'),
+            slicedHttp.url(''),
+            { logLevel: 'debug' },
+          );
+          const pullPhased = async (config: string, into: (Phases | null)[]) => {
+            const startedAt = Date.now();
+            const r = await bundlemirror(['pull', '-c', config, '--no-progress', '-q'], { timeoutMs: 1_800_000 });
+            into.push(await pullPhases(`${config}.log`, startedAt, r.wallMs));
+            return r;
+          };
           const steps: [string, () => Promise<Timed>][] = [
-            ['ours', () => bundlemirror(['pull', '-c', conf, '--no-progress', '-q'], { timeoutMs: 1_800_000 })],
+            ['ours', () => pullPhased(conf, ourPhases)],
+            ['sliced', () => pullPhased(slicedConf, slicedPhases)],
             [
               'http',
               () =>
@@ -138,6 +236,7 @@ export async function link(ctx: BenchContext): Promise<void> {
       } finally {
         await http.close();
         await git.close();
+        await slicedHttp.close();
       }
       const wall = (name: string) => median(runs[name]!.map((r) => r.wallMs))!;
       const ours = wall('ours');
@@ -186,14 +285,49 @@ export async function link(ctx: BenchContext): Promise<void> {
         met: fast ? ours / (download + resolve) <= 1.1 : undefined,
         note: `download alone (curl) ${(download / 1000).toFixed(1)} s; index-pack alone ${(indexPack / 1000).toFixed(1)} s = receive ${(receive / 1000).toFixed(1)} s + resolve ${(resolve / 1000).toFixed(1)} s (no link)`,
       });
+      const phased = medianPhases(ourPhases);
+      if (phased)
+        addRow(ctx, {
+          scenario: '8 Link',
+          measure: `bootstrap through ${label}: where our wall time goes (median; from the pull's debug log)`,
+          unit: 'ms',
+          ours,
+          theirsLabel: '',
+          theirs: null,
+          note: `start-up, manifest, index ${secs(phased.startMs)}; download (index-pack receiving) ${secs(phased.downloadMs)}; index-pack after the last byte ${secs(phased.afterDownloadMs)}; connectivity, refs, metadata, record ${secs(phased.finishMs)}`,
+        });
+      const slicedWall = wall('sliced');
+      const slicedPhased = medianPhases(slicedPhases);
+      addRow(ctx, {
+        scenario: '8 Link',
+        measure: `bootstrap through ${label}, base in ${sliced.bundles.length} slices, wall`,
+        unit: 'ms',
+        ours: slicedWall,
+        theirsLabel: 'ours, one base bundle',
+        theirs: ours,
+        note: slicedPhased
+          ? `download ${secs(slicedPhased.downloadMs)}, index-pack after the last byte ${secs(slicedPhased.afterDownloadMs)}`
+          : undefined,
+      });
+      addRow(ctx, {
+        scenario: '8 Link',
+        measure: `bootstrap through ${label}, base in ${sliced.bundles.length} slices, wall`,
+        unit: 'ms',
+        ours: slicedWall,
+        theirsLabel: '`git clone --mirror` smart HTTP',
+        theirs: wall('http'),
+      });
       ctx.facts[`link-${rate}`] = {
+        phases: { ours: ourPhases, sliced: slicedPhases },
         runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => r.wallMs)])),
-        phases,
+        indexPackPhases: phases,
         baseBytes: base.size,
+        slicedBytes,
       };
     }
   } finally {
     await serve.stop();
+    await slicedServe.stop();
     await daemon.stop();
   }
 }

@@ -31,6 +31,9 @@ import { connectedAbove } from '../../git/history.js';
 import { transferPolicy, treeRedirects, type SyncContext, type SyncResult } from './sync-context.js';
 import type { BundleSource } from './index-source.js';
 
+/** How often a download's progress is shown (the downloader's own default). */
+const PROGRESS_EVERY_MS = 250;
+
 export async function applyFromBundles(
   work: string,
   shared: string | null,
@@ -49,8 +52,11 @@ export async function applyFromBundles(
   ctx.log.debug(`${path}: ${choice.kind}: ${choice.reason}`);
   if (choice.kind === 'bundles') {
     const redirects = source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
-    const download = (b: BundleRef, onProgress?: () => void, signal = ctx.signal) =>
-      downloadFile({
+    const download = (b: BundleRef, onWritten?: () => void, signal = ctx.signal) => {
+      // an indexer following the partial hears of every write (the last bytes reach index-pack while
+      // the file is still being hashed and synced); the progress display keeps its own pace
+      let shownAt = 0;
+      return downloadFile({
         url: bundleUrl(source.indexUrl, b, path, source.root),
         redirects,
         dest: join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`),
@@ -63,11 +69,17 @@ export async function applyFromBundles(
         ...(source.root === ctx.bundlesBase && ctx.mirrors ? { mirrors: ctx.mirrors, repo: path } : {}),
         onWrongHost: (root, err) =>
           ctx.log.warn(`${path}: ${root} served ${b.uri} wrong, skipped for it: ${err.message}`),
+        progressIntervalMs: onWritten ? 0 : undefined,
         onProgress: (p) => {
-          onProgress?.();
-          ctx.onProgress?.(path, b.uri, p);
+          onWritten?.();
+          const now = Date.now();
+          if (!onWritten || p.received === p.total || now - shownAt >= PROGRESS_EVERY_MS) {
+            shownAt = now;
+            ctx.onProgress?.(path, b.uri, p);
+          }
         },
       });
+    };
     // a new repository of its own starts from a base: each bundle is indexed while the next downloads
     const fresh = !exists && !shared && choice.bundles[0]?.prerequisites.length === 0;
     if (fresh) {
@@ -134,8 +146,11 @@ export async function applyFromBundles(
   }
   // move refs only when everything the index names is here and connected
   const wanted = Object.values(index.refs);
-  const have = await existingObjects(work, wanted, path);
-  if (!wanted.every((o) => have.has(o))) return; // git fetch closes the gap
+  // (a proved chain skips this look-up: its walk below fails on a missing ref target as well)
+  if (!proved) {
+    const have = await existingObjects(work, wanted, path);
+    if (!wanted.every((o) => have.has(o))) return; // git fetch closes the gap
+  }
   // A new repository whose bundles were proved connected one by one (fresh-chain.ts): only what the
   // refs reach beyond the proved tips is walked, not the whole history again.
   const connected = proved ? await connectedAbove(work, wanted, proved, path) : await isConnected(work, wanted, path);
@@ -147,7 +162,8 @@ export async function applyFromBundles(
     ctx.log.debug(`${path}: objects behind the published refs are missing; git fetch closes the gap`);
     return;
   }
-  const current = parseShowRef((await fingerprint(work, path)).raw);
+  // a proved chain was indexed into a new repository: it has no refs yet
+  const current = proved ? [] : parseShowRef((await fingerprint(work, path)).raw);
   const updates: RefUpdate[] = [];
   for (const [name, oid] of Object.entries(index.refs)) {
     if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });

@@ -78,6 +78,7 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
     for (const [k, b] of bundles.entries()) {
       try {
         downloads.push(await input.download(b, () => streams[k]?.poke(), downloadSignal));
+        input.log.debug(`${path}: ${b.uri}: downloaded and verified`);
         done[k]!.resolve();
       } catch (err) {
         for (const d of done.slice(k)) d.reject(err);
@@ -103,7 +104,8 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
         throw err;
       }
       let pack: IndexedPack | null = await stream.finish(dest(b));
-      if (pack) streamed += 1;
+      const viaStream = pack !== null;
+      if (viaStream) streamed += 1;
       const header = await readBundleHeader(dest(b));
       if (!pack) {
         const have = await existingObjects(work, header.prerequisites, path);
@@ -116,6 +118,7 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
           );
         pack = await indexPack(work, createReadStream(dest(b), { start: header.packOffset }), path, { signal });
       }
+      input.log.debug(`${path}: ${b.uri}: indexed ${viaStream ? 'while it downloaded' : 'from the verified file'}`);
       const tips = header.tips.map((t) => t.oid);
       if (proved !== null) {
         const ok: boolean =
