@@ -4,7 +4,7 @@
  * over plain HTTP with Range from the store's endpoint.
  */
 import test, { type ExecutionContext } from 'ava';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeRepo, tempDir, type WorkTree } from './support/repos.js';
@@ -146,6 +146,18 @@ test('an incremental publish uploads the new bundle and the changed documents, n
   w.store.requests.length = 0;
   t.is((await w.publish()).code, 0);
   t.deepEqual(puts(w.store.requests), []);
+  // the record of what the store holds lost: bundles are looked up (HEAD), not sent again
+  await rm(join(w.state, '.store-state.json'), { force: true });
+  await rm(join(w.state, '.store-state.log'), { force: true });
+  w.store.requests.length = 0;
+  t.is((await w.publish()).code, 0);
+  t.false(
+    puts(w.store.requests).some((q) => q.key.endsWith('.bundle')),
+    puts(w.store.requests)
+      .map((q) => q.key)
+      .join(' '),
+  );
+  t.true(w.store.requests.some((q) => q.method === 'HEAD' && q.key.endsWith('.bundle')));
 });
 
 test('gc on an s3:// target deletes from the store only what no index referenced for the grace period', async (t) => {
