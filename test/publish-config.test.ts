@@ -1,5 +1,5 @@
 import test from 'ava';
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifestFile } from '../src/manifest/manifest.js';
 import { makeRepo, tempDir } from './support/repos.js';
@@ -226,4 +226,20 @@ test('a base_url changed in the file reaches every bundle-list at the next publi
   t.is(hook.code, 0, hook.stderr);
   for (const p of await paths(out))
     for (const u of await uris(out, p)) t.true(u.startsWith(`https://b.example/other${p}/`), `${p}: ${u}`);
+});
+
+test('contrib/publish.conf is usable as shipped, and publish -c CONFIG -x takes toplevel and bundles from it', async (t) => {
+  const { toplevel, out, config } = await setup(t);
+  const shipped = new URL('../contrib/publish.conf', import.meta.url).pathname;
+  const check = await runCli(['publish', '-c', shipped, '--config-check']);
+  t.is(check.code, 0, check.stderr);
+  t.regex(check.stdout, /usable \(0 warnings\)/);
+  t.regex(check.stdout, /^bundles = \/srv\/bundles /m);
+
+  await writeFile(config, `[publish]\ntoplevel = ${toplevel}\nbundles = ${out}\nquiet = yes\n`);
+  t.is((await runCli(['publish', '-c', config])).code, 0);
+  await rm(join(toplevel, 'testing/scratch.git'), { recursive: true });
+  const x = await runCli(['publish', '-c', config, '-x', join(toplevel, 'testing/scratch.git')]);
+  t.is(x.code, 0, x.stderr);
+  t.deepEqual(await paths(out), ['/pub/alpha.git', '/pub/beta.git']);
 });

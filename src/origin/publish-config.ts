@@ -64,7 +64,7 @@ const OTHER_TOOLS: Record<string, string> = {
   remote: 'bundlemirror pull and grok-pull',
   pull: 'bundlemirror pull and grok-pull',
   bundlemirror: 'bundlemirror pull',
-  fsck: 'grok-fsck',
+  fsck: 'bundlemirror fsck and grok-fsck',
 };
 
 /** Reads a publish config. Throws E_CONFIG naming the file, section, key and line. */
