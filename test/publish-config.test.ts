@@ -164,7 +164,9 @@ test('invalid values and missing settings are E_CONFIG (exit 2) naming section a
 test('every flag publish --help lists has its [publish] key; --config-check shows where each value came from and publishes nothing', async (t) => {
   const { toplevel, out, config, dir } = await setup(t);
   const help = await runCli(['publish', '--help']);
-  const flags = [...help.stdout.matchAll(/^ {2}(?:-\w, )?--([a-z0-9-]+)/gm)].map((m) => m[1]!);
+  const listed = [...help.stdout.matchAll(/^ {2}(?:-\w, )?--([a-z0-9-]+)( <)?/gm)];
+  const flags = listed.map((m) => m[1]!);
+  const takesValue = new Set(listed.filter((m) => m[2]).map((m) => m[1]!));
   const perRun = new Set(['config', 'config-check', 'help', 'remove', 'force', 'json']);
   const sample: Record<string, string> = {
     toplevel,
@@ -188,14 +190,14 @@ test('every flag publish --help lists has its [publish] key; --config-check show
   const lines = ['[publish]'];
   for (const f of keyed) {
     const key = f.replace(/-/g, '_');
-    lines.push(`${key} = ${sample[f] ?? 'yes'}`);
+    lines.push(`${key} = ${sample[f] ?? (takesValue.has(f) ? '1' : 'yes')}`);
   }
   await writeFile(config, lines.join('\n') + '\n');
   const r = await runCli(['publish', '-c', config, '--config-check', '--wait', '5']);
   t.is(r.code, 0, r.stderr);
   for (const f of keyed) {
     const key = f.replace(/-/g, '_');
-    if (f === 'quiet' || f === 's3-path-style') continue; // switches: shown as true
+    if (!takesValue.has(f)) continue; // switches: shown as true
     const line = r.stdout.split('\n').find((l) => l.startsWith(`${key} = `));
     t.truthy(line, `${key} is read: ${r.stdout}`);
     if (f === 'wait') t.regex(line!, /--wait/, 'the command line wins, and says so');
