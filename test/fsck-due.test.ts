@@ -3,7 +3,8 @@ import { chmod, readdir, readFile, rename, rm, stat, writeFile, mkdir } from 'no
 import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
 import type { FsckReport } from '../src/replica/fsck/fsck-report.js';
-import { runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
+import { acquireToplevelLock } from '../src/replica/toplevel-lock.js';
 import { fingerprintOf, pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';
 
 const ALPHA = '/pub/alpha.git';
@@ -203,4 +204,45 @@ test('reclone_on_errors: a matching finding has the repository cloned again from
   t.is(await fingerprintOf(join(toplevel, BETA)), await fingerprintOf(join(origin.toplevel, BETA)));
   const check = await git(['fsck', '--full', '--no-dangling'], { gitDir: join(toplevel, BETA), okCodes: [1, 2, 4, 8] });
   t.is(check.code, 0);
+});
+
+test("the systemd unit's command is a valid fsck --due run of the replica, and its timer fires daily", async (t) => {
+  const { config, toplevel } = await mirrored(t);
+  const unit = await readFile(new URL('../contrib/bundlemirror-fsck.service', import.meta.url), 'utf8');
+  const words = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(/\s+/);
+  t.regex(words[0]!, /\/bin\/bundlemirror$/);
+  t.is(words[1], 'fsck');
+  t.true(words.includes('--due'));
+  const args = words.slice(1).map((w, i, all) => (all[i - 1] === '-c' ? config : w));
+  const r = await runCli(args);
+  t.is(r.code, 0, r.stderr);
+  t.is(Object.keys((await recordOf(toplevel)).repos).length, 4, 'every repository and store recorded');
+  t.regex(unit, /^IOSchedulingClass=idle$/m);
+  const timer = await readFile(new URL('../contrib/bundlemirror-fsck.timer', import.meta.url), 'utf8');
+  t.regex(timer, /^OnCalendar=\*-\*-\* \d\d:\d\d:\d\d$/m);
+  t.regex(timer, /^Unit=bundlemirror-fsck\.service$/m);
+});
+
+test('Ctrl-C exits 130: what was verified healthy is recorded, the unfinished repair is not, and no report is sent', async (t) => {
+  const origin = await startOrigin(t);
+  const hook = await hookSaving(origin);
+  const { config, toplevel } = await replicaFor(origin);
+  await writeFile(config, (await readFile(config, 'utf8')) + `\n[fsck]\nreport_hook = ${hook.script}\n`);
+  t.is((await pull(config)).code, 0);
+  await deleteOneObject(join(toplevel, BETA));
+  // a pull holds the lock: fsck checks everything, then waits to repair beta
+  const release = await acquireToplevelLock(toplevel);
+  t.teardown(release);
+  const run = startCli(t, ['fsck', '-c', config, '--wait', '120']);
+  const deadline = Date.now() + 90_000;
+  while (!/waiting/.test(run.output().stdout + run.output().stderr) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  run.signal('SIGINT');
+  const end = await run.done;
+  t.is(end.code, 130, end.stderr);
+  const record = (await recordOf(toplevel)).repos;
+  t.is(record[ALPHA]?.lastOutcome, 'ok');
+  t.truthy(record[ALPHA]?.lastChecked);
+  t.is(record[BETA]?.lastChecked, undefined);
+  t.deepEqual(await readdir(hook.out), []);
 });
