@@ -18,6 +18,8 @@ export const ExitStatus = {
   /** 128 + the signal's number, as a shell reports a process the signal ended. */
   interruptedBySigint: 130,
   interruptedBySigterm: 143,
+  /** A bug in bundlemirror (sysexits' EX_SOFTWARE): the stack is printed, to be reported. */
+  internal: 70,
 } as const;
 
 export type ErrorCode =
@@ -70,7 +72,9 @@ export type ErrorCode =
   /** No credentials, or the store refused them (missing key, wrong key, access denied). */
   | 'E_STORE_AUTH'
   /** The bucket of an s3:// target does not exist at the endpoint. */
-  | 'E_STORE_BUCKET';
+  | 'E_STORE_BUCKET'
+  /** A bug in bundlemirror, not a problem with the repository, the network or the disk. */
+  | 'E_INTERNAL';
 
 export interface ErrorDetails {
   /** The repository concerned, as its manifest path (`/pub/a.git`) when known. */
@@ -93,8 +97,9 @@ export class BundlemirrorError extends Error {
     this.hint = details.hint;
   }
 
-  /** Usage and configuration problems stop everything; the rest are per repository. */
+  /** Usage and configuration problems stop everything; the rest are per repository; a bug is a bug. */
   get exitStatus(): number {
+    if (this.code === 'E_INTERNAL') return ExitStatus.internal;
     return this.code === 'E_USAGE' ||
       this.code === 'E_CONFIG' ||
       this.code === 'E_LOCKED' ||
@@ -111,7 +116,12 @@ export class BundlemirrorError extends Error {
   describe(): string {
     const where = this.repo ? `${this.repo}: ` : '';
     const hint = this.hint ? `${HINT}${printable(this.hint)}` : '';
-    return printable(`${where}${this.message} [${this.code}]`) + hint;
+    // a bug is reported with where it happened; each line made harmless on its own, the line breaks kept
+    const stack =
+      this.code === 'E_INTERNAL' && this.cause instanceof Error && this.cause.stack
+        ? '\n' + this.cause.stack.split('\n').map(printable).join('\n')
+        : '';
+    return printable(`${where}${this.message} [${this.code}]`) + hint + stack;
   }
 }
 
@@ -205,21 +215,63 @@ export function isBundlemirrorError(err: unknown): err is BundlemirrorError {
   return err instanceof BundlemirrorError;
 }
 
-/** Attach a repository to an error raised deeper down, keeping its code. */
+/**
+ * What went wrong, as one of our errors, for a repository (`repo`; '' when
+ * none): our own errors keep their code (GitError included); the errno
+ * errors of the file system and the network get theirs; anything else (a
+ * TypeError, a RangeError, a plain Error) is a bug and becomes E_INTERNAL,
+ * never a git failure.
+ */
 export function forRepo(err: unknown, repo: string): BundlemirrorError {
+  const where = repo || undefined;
   if (err instanceof BundlemirrorError) {
-    if (err.repo) return err;
-    return new BundlemirrorError(err.code, err.message, { repo, hint: err.hint, cause: err.cause ?? err });
+    if (err.repo || !where) return err;
+    return new BundlemirrorError(err.code, err.message, { repo: where, hint: err.hint, cause: err.cause ?? err });
   }
   const e = err as NodeJS.ErrnoException;
-  if (isPermissionErrno(err) && typeof e.syscall === 'string') return permissionError(e, repo);
+  if (isPermissionErrno(err) && typeof e.syscall === 'string') return permissionError(e, where);
   if (e && (e.code === 'ENOSPC' || e.code === 'EDQUOT')) {
     return new BundlemirrorError('E_DISK', `disk full: ${e.message}`, {
-      repo,
+      repo: where,
       hint: 'free some space; the next run resumes where this one stopped',
       cause: err,
     });
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return new BundlemirrorError('E_GIT', message, { repo, cause: err });
+  if (isNetworkErrno(err)) return new BundlemirrorError('E_DOWNLOAD', e.message, { repo: where, cause: err });
+  // an errno from a system call (EIO, EROFS, EMFILE, ENOENT on a file we read): the disk or the system, not us
+  if (isErrno(err) && typeof e.syscall === 'string')
+    return new BundlemirrorError('E_DISK', e.message, { repo: where, cause: err });
+  return internalError(err, where);
+}
+
+/** A bug: says so, keeps the original error (its stack is printed) and asks for a report. */
+export function internalError(err: unknown, repo?: string): BundlemirrorError {
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new BundlemirrorError('E_INTERNAL', `internal error: ${message}`, {
+    repo,
+    hint: 'this is a bug in bundlemirror; please report it with the lines below',
+    cause: err,
+  });
+}
+
+const NETWORK_ERRNOS = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+function isErrno(err: unknown): err is NodeJS.ErrnoException {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return err instanceof Error && typeof code === 'string' && /^E[A-Z0-9_]+$/.test(code);
+}
+
+function isNetworkErrno(err: unknown): boolean {
+  return isErrno(err) && NETWORK_ERRNOS.has(err.code!);
 }

@@ -34,7 +34,8 @@ if (process.argv.length === 3 && (process.argv[2] === '--version' || process.arg
 
 async function run(): Promise<void> {
   const { Command, CommanderError } = await import('commander');
-  const { BundlemirrorError, ExitStatus, forRepo, isPermissionErrno, permissionError } = await import('../errors.js');
+  const { BundlemirrorError, ExitStatus, forRepo, internalError, isPermissionErrno, permissionError } =
+    await import('../errors.js');
   const program = new Command();
   program
     .name('bundlemirror')
@@ -66,8 +67,9 @@ async function run(): Promise<void> {
       process.stderr.write(`bundlemirror: ${e.describe()}\n`);
       process.exitCode = e.exitStatus;
     } else {
-      process.stderr.write(`bundlemirror: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exitCode = 70;
+      // a bug: its stack, a request to report it, and a status of its own (E_INTERNAL)
+      process.stderr.write(`bundlemirror: ${internalError(err).describe()}\n`);
+      process.exitCode = ExitStatus.internal;
     }
   }
 }
