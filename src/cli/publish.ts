@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { BundlemirrorError, ExitStatus } from '../errors.js';
+import { BundlemirrorError } from '../errors.js';
 import { publish } from '../origin/publish.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { MAX_SLICES } from '../origin/slices.js';
@@ -10,6 +10,8 @@ import { notifierFor } from './publish-notify.js';
 import { addStoreOptions, publishTarget, type StoreFlags } from './publish-target.js';
 import { publishFlags } from './publish-settings.js';
 import { removeRepositories } from './publish-remove.js';
+import { publishExitStatus, publishJsonReport } from '../origin/publish-json.js';
+import { safeJson } from '../format/untrusted.js';
 
 interface PublishFlags extends StoreFlags {
   toplevel: string;
@@ -25,6 +27,7 @@ interface PublishFlags extends StoreFlags {
   slices: string;
   sliceMinMib: string;
   quiet?: boolean;
+  json?: boolean;
   notify: string[];
   notifyTokenFile?: string;
   signKey?: string;
@@ -90,6 +93,7 @@ export function registerPublish(program: Command): void {
       'SSH private key: sign manifest.js.gz and every index.json (ssh-keygen -Y sign -n bundlemirror)',
     )
     .option('-q, --quiet', 'print only the summary and errors')
+    .option('--json', 'print the report as JSON on stdout instead of the summary (implies --quiet)')
     .option(
       '-x, --remove',
       "take the repositories named as REPO out of the manifest (deleted from the toplevel; grok-manifest's -x), publishing nothing else",
@@ -107,9 +111,11 @@ export function registerPublish(program: Command): void {
       if (!flags) return;
       const baseUrl = flags.baseUrl ? checkBaseUrl(flags.baseUrl) : null;
       const notify = notifierFor(flags.notify, flags.notifyTokenFile);
-      const log = flags.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
+      const quiet = !!flags.quiet || !!flags.json;
+      const log = quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
       const target = await publishTarget(flags.out ?? flags.bundles, flags, log);
       if (flags.remove) {
+        if (flags.json) throw new BundlemirrorError('E_USAGE', '--json reports a publish; -x/--remove has no report');
         return removeRepositories(repos, {
           toplevel: flags.toplevel,
           out: target.out,
@@ -141,7 +147,7 @@ export function registerPublish(program: Command): void {
       });
       for (const e of report.failed) process.stderr.write(`bundlemirror: ${e.describe()}\n`);
       // a missing LFS object is not a failure of the repository, but someone has to upload it
-      if (flags.quiet) {
+      if (quiet) {
         for (const r of report.lfs)
           for (const m of r.missing)
             process.stderr.write(
@@ -155,16 +161,19 @@ export function registerPublish(program: Command): void {
           ? `; ${lfsAdded.length} LFS object(s) (${formatBytes(lfsAdded.reduce((n, o) => n + o.size, 0))})`
           : '') + (lfsMissing ? `; ${lfsMissing} LFS object(s) missing at the origin` : '');
       const bytes = report.changed.flatMap((c) => c.bundles).reduce((n, b) => n + b.size, 0);
-      process.stdout.write(
-        `published ${report.changed.length} changed, ${report.unchanged.length} unchanged, ${report.removed.length} removed, ` +
-          `${report.failed.length} failed; ${formatBytes(bytes)} of new bundles; manifest ${report.manifestWritten ? 'written' : 'unchanged'}` +
-          `${report.gc?.deleted.length ? `; ${report.gc.deleted.length} old file(s) deleted` : ''}${lfsNote}${target.summary()}\n`,
-      );
+      if (flags.json) process.stdout.write(safeJson(publishJsonReport(report), 1) + '\n');
+      else
+        process.stdout.write(
+          `published ${report.changed.length} changed, ${report.unchanged.length} unchanged, ${report.removed.length} removed, ` +
+            `${report.failed.length} failed; ${formatBytes(bytes)} of new bundles; manifest ${report.manifestWritten ? 'written' : 'unchanged'}` +
+            `${report.gc?.deleted.length ? `; ${report.gc.deleted.length} old file(s) deleted` : ''}${lfsNote}${target.summary()}\n`,
+        );
       await notify?.(
         report.changed.map((c) => c.path),
-        !!flags.quiet,
+        quiet,
       );
-      if (report.failed.length) process.exitCode = ExitStatus.repoFailed;
+      const status = publishExitStatus(report);
+      if (status) process.exitCode = status;
     });
   addStoreOptions(cmd);
 }

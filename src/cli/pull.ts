@@ -1,5 +1,4 @@
 import { Option, type Command } from 'commander';
-import { ExitStatus } from '../errors.js';
 import { loadPullConfig } from '../replica/config/config.js';
 import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
@@ -9,6 +8,8 @@ import { formatBytes } from '../format/bytes.js';
 import { BundlemirrorError } from '../errors.js';
 import { runPullDaemon } from './pull-daemon.js';
 import { retryForOption, waitMessages } from './wait-messages.js';
+import { pullExitStatus, pullJsonReport } from '../replica/pull-json.js';
+import { safeJson } from '../format/untrusted.js';
 
 interface PullFlags {
   config: string;
@@ -20,6 +21,7 @@ interface PullFlags {
   forcePurge?: boolean;
   verbose?: boolean;
   quiet?: boolean;
+  json?: boolean;
   progress: boolean;
   daemon?: boolean;
   retryFor?: number;
@@ -77,6 +79,7 @@ export function registerPull(program: Command): void {
     .option('--no-progress', 'no progress bars or progress lines')
     .option('-v, --verbose', 'explain every decision')
     .option('-q, --quiet', 'print only warnings, errors and the summary')
+    .option('--json', 'print the report as JSON on stdout instead of the summary (implies --quiet and --no-progress)')
     .option(
       '--retry-for <duration>',
       'keep retrying a failing server this long after the last byte arrived (30s, 10m, 1h; default [pull] retry_for, 5m)',
@@ -110,9 +113,10 @@ export function registerPull(program: Command): void {
       // grok-pull -o runs once when the config sets no refresh interval
       if (flags.continuous && config.pull.refresh !== null) flags.daemon = true;
       // on a terminal, log lines go through the bars (printed above them); elsewhere progress lines go to the log
-      const bars = flags.progress && !flags.quiet && !flags.daemon ? progressBars({ log: (l) => log.info(l) }) : null;
+      const quiet = flags.quiet || flags.json;
+      const bars = flags.progress && !quiet && !flags.daemon ? progressBars({ log: (l) => log.info(l) }) : null;
       const onTerminal = bars !== null && Boolean(process.stderr.isTTY);
-      const consoleLevel = flags.quiet ? 'quiet' : flags.verbose ? 'debug' : 'info';
+      const consoleLevel = quiet ? 'quiet' : flags.verbose ? 'debug' : 'info';
       const log = createPullLog({
         file: config.core.log,
         level: config.core.loglevel,
@@ -121,6 +125,10 @@ export function registerPull(program: Command): void {
       });
       for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
       if (flags.daemon) {
+        if (flags.json)
+          throw new BundlemirrorError('E_USAGE', '--json cannot be combined with --daemon', {
+            hint: 'the daemon reports through its log and GET /metrics',
+          });
         if (flags.force)
           throw new BundlemirrorError('E_USAGE', '--force cannot be combined with --daemon', {
             hint: 'run a one-off pull --force first, then start the daemon',
@@ -157,11 +165,14 @@ export function registerPull(program: Command): void {
         bars?.stop();
         await log.flush();
       }
-      process.stdout.write(summary(report) + '\n');
-      if (report.failed.length || report.problems.length || report.plan?.purgeBlocked)
-        process.exitCode = ExitStatus.repoFailed;
-      // files this user may not write are for the admin to fix (chown), as a configuration problem is
-      if (report.failed.some((e) => e.code === 'E_PERMISSION')) process.exitCode = ExitStatus.usage;
+      process.stdout.write(
+        flags.json
+          ? safeJson(pullJsonReport(report, { toplevel: config.core.toplevel, manifest: config.remote.manifest }), 1) +
+              '\n'
+          : summary(report) + '\n',
+      );
+      const status = pullExitStatus(report);
+      if (status) process.exitCode = status;
     });
 }
 

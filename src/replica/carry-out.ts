@@ -56,7 +56,11 @@ export async function carryOut(
         owner: action.entry.owner ?? null,
         symlinks: action.entry.symlinks ?? [],
       });
-      if (changed.length || action.fields.includes('symlinks')) report.metadata.push(action.path);
+      if (changed.length || action.fields.includes('symlinks')) {
+        report.metadata.push(action.path);
+        const fingerprint = rec?.fingerprint ?? action.entry.fingerprint;
+        if (fingerprint) report.fingerprints[action.path] = fingerprint;
+      }
       else report.unchanged += 1;
       return;
     }
@@ -75,6 +79,7 @@ export async function carryOut(
         symlinks: action.entry.symlinks ?? [],
         appliedBundles: res.bundles,
       });
+      if (res.outcome !== 'unchanged' || res.metadataChanged.length) report.fingerprints[action.path] = res.fingerprint;
       if (res.outcome === 'cloned') report.cloned.push(action.path);
       else if (res.outcome === 'updated') report.updated.push(action.path);
       else if (res.metadataChanged.length) report.metadata.push(action.path);

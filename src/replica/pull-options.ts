@@ -57,5 +57,7 @@ export interface PullReport {
   problems: { path: string; problem: string }[];
   bytesDownloaded: number;
   bytesResumed: number;
+  /** The verified fingerprint of each repository this run cloned, updated or changed the metadata of. */
+  fingerprints: Record<string, string>;
   plan?: SyncPlan;
 }
