@@ -29,7 +29,7 @@ function emptyReport(): PullReport {
     problems: [],
     bytesDownloaded: 0,
     bytesResumed: 0,
-    fingerprints: {},
+    synced: {},
   };
 }
 

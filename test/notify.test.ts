@@ -215,6 +215,7 @@ test('publish --notify never fails the publish: an unreachable replica is report
   const args = ['publish', '--toplevel', origin.toplevel, '--out', origin.out];
   const r = await runCli([
     ...args,
+    '--json',
     '--notify',
     'http://127.0.0.1:1/notify',
     '--notify-token-file',
@@ -222,7 +223,7 @@ test('publish --notify never fails the publish: an unreachable replica is report
     alpha.bare,
   ]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /published 1 changed/);
+  t.like(JSON.parse(r.stdout), { counts: { changed: 1 }, exitStatus: 0 });
   t.regex(r.stderr, /notify http:\/\/127\.0\.0\.1:1\/notify of \/pub\/alpha\.git failed: ECONNREFUSED/);
   t.is((await runCli([...args, '--notify', 'http://127.0.0.1:1/notify'])).code, 2, '--notify without a token file');
   t.is(

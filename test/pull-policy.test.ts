@@ -3,20 +3,24 @@ import { readFile, rm, stat, writeFile, chmod, readlink } from 'node:fs/promises
 import { join } from 'node:path';
 import { symlink } from 'node:fs/promises';
 import { makeRepo } from './support/repos.js';
-import { pull, replicaFor, startOrigin } from './support/mirror.js';
+import { pull, pullReport, replicaFor, startOrigin } from './support/mirror.js';
 
 test('include/exclude globs select repositories; a new repository matching the glob is picked up', async (t) => {
   const origin = await startOrigin(t);
   const { config, toplevel } = await replicaFor(origin, 'replica', 'include = /pub/*\nexclude = /pub/forks/*\n');
-  const r = await pull(config);
+  const r = await pullReport(config);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /cloned 2/);
+  t.like(r.report.counts, { cloned: 2 });
   await t.throwsAsync(stat(join(toplevel, 'pub/forks/alpha-fork.git')));
   await makeRepo(origin.dir, origin.toplevel, 'pub/gamma.git');
   await origin.publish();
-  const r2 = await pull(config);
+  const r2 = await pullReport(config);
   t.is(r2.code, 0, r2.stderr);
-  t.regex(r2.stdout, /cloned 1, updated 0, unchanged 2/);
+  t.like(r2.report.counts, { cloned: 1, updated: 0, unchanged: 2 });
+  t.deepEqual(
+    r2.report.repos.map((r) => [r.path, r.action]),
+    [['/pub/gamma.git', 'cloned']],
+  );
   t.truthy(await stat(join(toplevel, 'pub/gamma.git/HEAD')));
 });
 
@@ -29,9 +33,13 @@ test('purge removes repositories gone from the manifest only when enabled, and n
   const off = await pull(config, '--no-purge');
   t.is(off.code, 0, off.stderr);
   t.truthy(await stat(join(toplevel, 'pub/sub/beta.git')), '--no-purge keeps it');
-  const r = await pull(config);
+  const r = await pullReport(config);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /purged 1/);
+  t.like(r.report.counts, { purged: 1 });
+  t.deepEqual(
+    r.report.repos.map((r) => [r.path, r.action]),
+    [['/pub/sub/beta.git', 'purged']],
+  );
   await t.throwsAsync(stat(join(toplevel, 'pub/sub/beta.git')));
 
   // losing two of the remaining three (66% > 50%) is refused without --force-purge

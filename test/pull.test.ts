@@ -6,6 +6,7 @@ import { readManifestFile } from '../src/manifest/manifest.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { showRefOf } from './support/repos.js';
 import { breakBeta, fingerprintOf, pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';
+import { pullJson, repoIn } from './support/reports.js';
 
 const PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
 
@@ -23,9 +24,14 @@ async function assertInSync(t: import('ava').ExecutionContext, origin: Origin, r
 test('a fresh pull clones every repository from bundles, verified by fingerprint, with metadata', async (t) => {
   const origin = await startOrigin(t);
   const { config, toplevel } = await replicaFor(origin);
-  const r = await pull(config);
+  const r = await pullJson(['-c', config]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /^cloned 3, updated 0, unchanged 0, failed 0; downloaded .*, saved 0 B by resuming\n$/);
+  t.like(r.report, { counts: { cloned: 3, updated: 0, unchanged: 0, failed: 0 }, exitStatus: 0 });
+  t.is(r.report.bytes.resumed, 0);
+  for (const p of PATHS) {
+    t.like(repoIn(r.report, p), { action: 'cloned', via: 'bundles' }, p);
+    t.is(repoIn(r.report, p)?.fingerprint, await fingerprintOf(join(origin.toplevel, p)), `${p}: verified fingerprint`);
+  }
   await assertInSync(t, origin, toplevel);
   const alpha = join(toplevel, 'pub/alpha.git');
   t.is((await readFile(join(alpha, 'HEAD'), 'utf8')).trim(), 'ref: refs/heads/main');
@@ -38,7 +44,7 @@ test('a fresh pull clones every repository from bundles, verified by fingerprint
   t.deepEqual(await readdir(join(toplevel, '.bundlemirror/bundles')), []);
   t.deepEqual(await readdir(join(toplevel, '.bundlemirror/staging')), []);
   const log = await readFile(join(origin.dir, 'pull.log'), 'utf8');
-  t.regex(log, /"msg":"\/pub\/alpha\.git: cloned via bundles/);
+  t.regex(log, /"msg":"\/pub\/alpha\.git: /, 'the log file names what happened to each repository');
 });
 
 test('an unchanged manifest costs one conditional request (304) and nothing else', async (t) => {
@@ -55,9 +61,10 @@ test('an unchanged manifest costs one conditional request (304) and nothing else
   const first = await pull(config);
   t.is(first.code, 0);
   lines.length = 0;
-  const again = await pull(config);
+  const again = await pullJson(['-c', config]);
   t.is(again.code, 0, again.stderr);
-  t.regex(again.stdout, /manifest unchanged: 3 repositories in sync/);
+  t.like(again.report, { manifest: { unchanged: true }, counts: { unchanged: 3 } });
+  t.deepEqual(again.report.repos, []);
   t.deepEqual(
     lines.map((l) => l.split(' ').slice(2, 5).join(' ')),
     ['GET /manifest.js.gz 304'],
@@ -72,13 +79,13 @@ test('a push at the origin arrives as an incremental bundle: only new bytes cros
   await alpha.wt.commit('small change');
   await alpha.wt.push('main');
   await origin.publish();
-  const r = await pull(config, '-v');
+  const r = await pullJson(['-c', config]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /cloned 0, updated 1, unchanged 2/);
-  t.regex(r.stderr, /\/pub\/alpha\.git: bundles: 1 incremental bundle/);
+  t.like(r.report.counts, { cloned: 0, updated: 1, unchanged: 2 });
+  t.like(repoIn(r.report, '/pub/alpha.git'), { action: 'updated', via: 'bundles' });
   const index = parseRepoIndex(await readFile(join(origin.out, 'pub/alpha.git/index.json')), '/pub/alpha.git');
   const inc = index.bundles[1]!;
-  t.regex(r.stdout, new RegExp(`downloaded ${inc.size} B`));
+  t.is(r.report.bytes.downloaded, inc.size, 'the incremental bundle, and nothing else');
   await assertInSync(t, origin, toplevel);
 });
 
@@ -109,9 +116,10 @@ test('metadata changes at the origin (HEAD, description, owner) reach the replic
   await writeFile(join(alpha, 'description'), 'Alpha, renamed\n');
   await git(['config', 'gitweb.owner', 'Bob'], { gitDir: alpha });
   await origin.publish();
-  const r = await pull(config);
+  const r = await pullJson(['-c', config]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /metadata 1/);
+  t.like(r.report.counts, { metadata: 1 });
+  t.like(repoIn(r.report, '/pub/alpha.git'), { action: 'metadata' });
   const replica = join(toplevel, 'pub/alpha.git');
   t.is((await readFile(join(replica, 'HEAD'), 'utf8')).trim(), 'ref: refs/heads/devel');
   t.is((await readFile(join(replica, 'description'), 'utf8')).trim(), 'Alpha, renamed');
@@ -124,16 +132,17 @@ test('a served bundle whose bytes differ from its index is rejected before git r
   t.is((await pull(config)).code, 0);
   const before = await showRefOf(join(toplevel, 'pub/sub/beta.git'));
   await breakBeta(origin); // a push whose incremental is served with one byte flipped inside the pack
-  const r = await pull(config);
+  const r = await pullJson(['-c', config]);
   t.is(r.code, 1);
-  t.regex(r.stderr, /\/pub\/sub\/beta\.git: .*sha256/i);
+  t.like(repoIn(r.report, '/pub/sub/beta.git'), { action: 'failed', error: { code: 'E_BUNDLE_VERIFY' } });
+  t.is(r.report.exitStatus, 1);
   t.is(await showRefOf(join(toplevel, 'pub/sub/beta.git')), before, 'refs untouched');
   const alpha = await stat(join(toplevel, 'pub/alpha.git'));
   t.truthy(alpha, 'other repositories unaffected');
   // the failed repository is retried on the next run even though the manifest did not change
-  const again = await pull(config);
+  const again = await pullJson(['-c', config]);
   t.is(again.code, 1);
-  t.regex(again.stderr, /\/pub\/sub\/beta\.git/);
+  t.like(repoIn(again.report, '/pub/sub/beta.git'), { action: 'failed' });
 });
 
 test('a fresh clone whose bundle is truncated leaves no repository behind', async (t) => {
@@ -142,9 +151,9 @@ test('a fresh clone whose bundle is truncated leaves no repository behind', asyn
   const index = parseRepoIndex(await readFile(join(origin.out, 'pub/sub/beta.git/index.json')), '/pub/sub/beta.git');
   const file = join(origin.out, 'pub/sub/beta.git', index.bundles[0]!.uri);
   await writeFile(file, (await readFile(file)).subarray(0, 100));
-  const r = await pull(config);
+  const r = await pullJson(['-c', config]);
   t.is(r.code, 1);
-  t.regex(r.stderr, /\/pub\/sub\/beta\.git/);
+  t.like(repoIn(r.report, '/pub/sub/beta.git'), { action: 'failed' });
   await t.throwsAsync(stat(join(toplevel, 'pub/sub/beta.git')));
   await assertInSync(t, origin, toplevel, ['/pub/alpha.git', '/pub/forks/alpha-fork.git']);
 });
@@ -153,9 +162,10 @@ test('an origin without bundles (plain grokmirror: manifest and git only) still 
   const origin = await startOrigin(t);
   for (const p of PATHS) await rm(join(origin.out, p), { recursive: true, force: true });
   const { config, toplevel } = await replicaFor(origin);
-  const r = await pull(config);
+  const r = await pullJson(['-c', config]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /cloned 3/);
+  t.like(r.report.counts, { cloned: 3 });
+  for (const p of PATHS) t.like(repoIn(r.report, p), { action: 'cloned', via: 'fetch' });
   await assertInSync(t, origin, toplevel);
 });
 
@@ -164,9 +174,9 @@ test('deleting the state file breaks nothing: the next run rebuilds it from the 
   const { config, toplevel } = await replicaFor(origin);
   t.is((await pull(config)).code, 0);
   await rm(join(toplevel, '.bundlemirror/state.json'));
-  const r = await pull(config);
+  const r = await pullJson(['-c', config]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /cloned 0, updated 0, unchanged 3/);
+  t.like(r.report.counts, { cloned: 0, updated: 0, unchanged: 3 });
   const state = JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8'));
   t.deepEqual(Object.keys(state.repos).sort(), PATHS);
 });

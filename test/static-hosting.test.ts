@@ -4,7 +4,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { showRefOf } from './support/repos.js';
 import { freePort, NGINX, startNginx } from './support/nginx.js';
-import { pull, startOrigin, writeConfig } from './support/mirror.js';
+import { pullReport, startOrigin, writeConfig } from './support/mirror.js';
+import { repoIn } from './support/reports.js';
 
 const nginxTest = NGINX ? test : test.skip;
 if (!NGINX)
@@ -39,9 +40,9 @@ nginxTest('pull works from a tree hosted by nginx, with git fetches going to a g
     manifest: `${nginx.url}/manifest.js.gz`,
     site: `git://127.0.0.1:${gitPort}`,
   });
-  const first = await pull(config);
+  const first = await pullReport(config);
   t.is(first.code, 0, first.stderr);
-  t.regex(first.stdout, /cloned 3/);
+  t.like(first.report.counts, { cloned: 3 });
 
   // alpha changes through an incremental bundle from nginx; beta's index is missing, so it must come over git://
   const alpha = origin.repos['/pub/alpha.git']!;
@@ -52,14 +53,14 @@ nginxTest('pull works from a tree hosted by nginx, with git fetches going to a g
   await beta.wt.push('main');
   await origin.publish();
   await rm(join(origin.out, 'pub/sub/beta.git/index.json'));
-  const second = await pull(config, '-v');
+  const second = await pullReport(config);
   t.is(second.code, 0, second.stderr);
-  t.regex(second.stdout, /updated 2/);
-  t.regex(second.stderr, /\/pub\/alpha\.git: updated via bundles/);
-  t.regex(second.stderr, /\/pub\/sub\/beta\.git: updated via fetch/);
+  t.like(second.report.counts, { updated: 2 });
+  t.like(repoIn(second.report, '/pub/alpha.git'), { action: 'updated', via: 'bundles' });
+  t.like(repoIn(second.report, '/pub/sub/beta.git'), { action: 'updated', via: 'fetch' });
   for (const p of ['/pub/alpha.git', '/pub/sub/beta.git', '/pub/forks/alpha-fork.git']) {
     t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)), p);
   }
-  const again = await pull(config);
-  t.regex(again.stdout, /manifest unchanged/, 'nginx answers 304 to the conditional GET');
+  const again = await pullReport(config);
+  t.true(again.report.manifest.unchanged, 'nginx answers 304 to the conditional GET');
 });

@@ -59,9 +59,8 @@ export async function carryOut(
       if (changed.length || action.fields.includes('symlinks')) {
         report.metadata.push(action.path);
         const fingerprint = rec?.fingerprint ?? action.entry.fingerprint;
-        if (fingerprint) report.fingerprints[action.path] = fingerprint;
-      }
-      else report.unchanged += 1;
+        if (fingerprint) report.synced[action.path] = { fingerprint };
+      } else report.unchanged += 1;
       return;
     }
     case 'clone':
@@ -79,7 +78,8 @@ export async function carryOut(
         symlinks: action.entry.symlinks ?? [],
         appliedBundles: res.bundles,
       });
-      if (res.outcome !== 'unchanged' || res.metadataChanged.length) report.fingerprints[action.path] = res.fingerprint;
+      if (res.outcome !== 'unchanged' || res.metadataChanged.length)
+        report.synced[action.path] = { fingerprint: res.fingerprint, ...(res.via !== 'none' ? { via: res.via } : {}) };
       if (res.outcome === 'cloned') report.cloned.push(action.path);
       else if (res.outcome === 'updated') report.updated.push(action.path);
       else if (res.metadataChanged.length) report.metadata.push(action.path);

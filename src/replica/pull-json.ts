@@ -22,6 +22,8 @@ export interface PullJsonRepo {
   action: 'cloned' | 'updated' | 'metadata' | 'purged' | 'failed' | 'problem';
   /** Verified fingerprint after the run (cloned, updated, metadata). */
   fingerprint?: string;
+  /** How the objects came (cloned, updated): bundles, git fetch, or both. */
+  via?: 'bundles' | 'fetch' | 'bundles+fetch';
   /** Why it failed (`failed`). */
   error?: PullJsonError;
   /** What is wrong (`problem`). */
@@ -63,8 +65,7 @@ export function pullExitStatus(r: PullReport): number {
 export function pullJsonReport(r: PullReport, where: { toplevel: string; manifest: string }): PullJsonReport {
   const repos: PullJsonRepo[] = [];
   const synced = (action: PullJsonRepo['action'], paths: string[]) => {
-    for (const path of paths)
-      repos.push({ path, action, ...(r.fingerprints[path] ? { fingerprint: r.fingerprints[path] } : {}) });
+    for (const path of paths) repos.push({ path, action, ...r.synced[path] });
   };
   synced('cloned', r.cloned);
   synced('updated', r.updated);

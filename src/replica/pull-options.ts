@@ -57,7 +57,10 @@ export interface PullReport {
   problems: { path: string; problem: string }[];
   bytesDownloaded: number;
   bytesResumed: number;
-  /** The verified fingerprint of each repository this run cloned, updated or changed the metadata of. */
-  fingerprints: Record<string, string>;
+  /**
+   * Each repository this run cloned, updated or changed the metadata of: its
+   * verified fingerprint and, when objects moved, how they came.
+   */
+  synced: Record<string, { fingerprint: string; via?: 'bundles' | 'fetch' | 'bundles+fetch' }>;
   plan?: SyncPlan;
 }

@@ -87,7 +87,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
     problems: [],
     bytesDownloaded: 0,
     bytesResumed: 0,
-    fingerprints: {},
+    synced: {},
   };
 
   const partial = !!opts.only || !!opts.partial;

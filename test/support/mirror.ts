@@ -2,6 +2,8 @@
  * An origin (bare repositories, published, served on 127.0.0.1) and a
  * replica config pointing at it: the fixture most replica tests start from.
  */
+import { pullJson } from './reports.js';
+import type { PullJsonReport } from '../../src/replica/pull-json.js';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile as readFileBytes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -92,6 +94,11 @@ export async function fingerprintOf(gitDir: string): Promise<string> {
 
 export function pull(config: string, ...args: string[]): Promise<CliResult> {
   return runCli(['pull', '-c', config, '--no-progress', ...args]);
+}
+
+/** `pull --json`, its report parsed. */
+export function pullReport(config: string, ...args: string[]): Promise<CliResult & { report: PullJsonReport }> {
+  return pullJson(['-c', config, ...args]);
 }
 
 /** Makes the next pull of beta fail: a push whose incremental bundle is served with one byte flipped. */
