@@ -13,7 +13,7 @@ import { git } from '../src/git/exec.js';
 import { fetchMirror, initBare } from '../src/git/repo.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { runCli } from './support/cli.js';
-import { fingerprintOf, pull, startOrigin, writeConfig, type Origin } from './support/mirror.js';
+import { fingerprintOf, pull, pullReport, startOrigin, writeConfig, type Origin } from './support/mirror.js';
 import { tempDir } from './support/repos.js';
 
 const PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
@@ -44,22 +44,22 @@ async function assertInSync(t: ExecutionContext, origin: Origin, toplevel: strin
 test('a replica pulls a published tree over file://: fingerprints equal, then an incremental update', async (t) => {
   const origin = await startOrigin(t);
   const { config, toplevel } = await fileReplica(origin, origin.out, 'replica');
-  const first = await pull(config);
+  const first = await pullReport(config);
   t.is(first.code, 0, first.stderr);
-  t.regex(first.stdout, /^cloned 3, updated 0, unchanged 0, failed 0/);
+  t.like(first.report.counts, { cloned: 3, updated: 0, unchanged: 0, failed: 0 });
   await assertInSync(t, origin, toplevel);
 
-  const again = await pull(config);
+  const again = await pullReport(config);
   t.is(again.code, 0, again.stderr);
-  t.regex(again.stdout, /manifest unchanged/);
+  t.true(again.report.manifest.unchanged);
 
   const alpha = origin.repos['/pub/alpha.git']!;
   await alpha.wt.commit('more');
   await alpha.wt.push('main');
   await origin.publish();
-  const update = await pull(config);
+  const update = await pullReport(config);
   t.is(update.code, 0, update.stderr);
-  t.regex(update.stdout, /updated 1/);
+  t.like(update.report.counts, { updated: 1 });
   await assertInSync(t, origin, toplevel);
 });
 

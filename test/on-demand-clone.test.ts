@@ -120,11 +120,11 @@ test('pull with [remote] on_demand clones a repository its grokmirror-style orig
     config,
     (await readFile(config, 'utf8')).replace('\n[pull]', `\non_demand = ${server.url}\n\n[pull]`),
   );
-  const r = await runCli(['pull', '-c', config, '--no-progress']);
+  const r = await runCli(['pull', '-c', config, '--json']);
   t.is(r.code, 0, r.stderr);
   t.is(service.counters.clones, 1, 'the service cloned it');
   t.is(await showRefOf(join(toplevel, 'pub/alpha.git')), await showRefOf(up.repos['pub/alpha.git']!.bare));
-  t.regex(r.stdout + r.stderr, /cloned via bundles/);
+  t.like(JSON.parse(r.stdout).repos[0], { path: '/pub/alpha.git', action: 'cloned', via: 'bundles' });
 });
 
 test('clone --via interrupted with Ctrl-C continues where it stopped when run again', async (t) => {

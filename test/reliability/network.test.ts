@@ -16,6 +16,8 @@ import { startFlakyOrigin, type FlakyOrigin } from '../support/flaky-origin.js';
 import { startOrigin, writeConfig, type Origin } from '../support/mirror.js';
 import { FAST_ENV, leftovers, oversizedPartials, publishedBundles, verifyMirror } from '../support/reliability.js';
 import { runCli } from '../support/cli.js';
+import type { PullJsonReport } from '../../src/replica/pull-json.js';
+import { repoIn } from '../support/reports.js';
 
 const PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
 
@@ -63,10 +65,11 @@ test('a pull through a link that cuts every connection after 256 KiB completes i
   const proxy = await linkTo(t, origin, { cutAfterBytes: 256 * 1024 });
   const { config, toplevel } = await replicaThrough(origin, proxy, 'replica');
 
-  const r = await fastPull(config);
+  const r = await fastPull(config, '--json');
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /^cloned 3, updated 0, unchanged 0, failed 0;/);
-  t.regex(r.stderr, /\/pub\/alpha\.git: cloned via bundles/);
+  const report = JSON.parse(r.stdout) as PullJsonReport;
+  t.like(report.counts, { cloned: 3, updated: 0, unchanged: 0, failed: 0 });
+  t.like(repoIn(report, '/pub/alpha.git'), { action: 'cloned', via: 'bundles' });
   await assertVerified(t, origin, toplevel);
 
   const known = await publishedBundles(origin.out);
@@ -160,7 +163,7 @@ test('connection refused while the origin restarts: the download resumes once it
   const port = proxy.port;
   t.teardown(() => proxy.close());
   const { config, toplevel } = await replicaThrough(origin, proxy, 'replica');
-  const running = fastPull(config);
+  const running = fastPull(config, '--json');
   // let the big bundle get going, then take the origin away (sockets die, new connections are refused)
   const partials = join(toplevel, '.bundlemirror/partial');
   let midway = false;
@@ -187,7 +190,7 @@ test('connection refused while the origin restarts: the download resumes once it
   proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port: origin.server.port }, port });
   const r = await running;
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /^cloned 3, /);
+  t.like((JSON.parse(r.stdout) as PullJsonReport).counts, { cloned: 3 });
   await assertVerified(t, origin, toplevel);
   const known = await publishedBundles(origin.out);
   const bundleBytes = [...(await appliedBundles(toplevel))].reduce((n, sha) => n + known.get(sha)!.size, 0);
@@ -239,9 +242,9 @@ test('a server that ignores Range (200 to a resume) makes the pull start that bu
   const { flaky, bigBundle, bigSize } = await flakyTree(t, origin);
   flaky.behave(bigBundle, { stalls: { count: 1, afterBytes: Math.floor(bigSize / 2) }, ignoreRange: true });
   const { config, toplevel } = await replicaOfFlaky(origin, flaky, 'replica');
-  const r = await fastPull(config);
+  const r = await fastPull(config, '--json');
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stderr, /\/pub\/alpha\.git: cloned via bundles/);
+  t.like(repoIn(JSON.parse(r.stdout) as PullJsonReport, '/pub/alpha.git'), { action: 'cloned', via: 'bundles' });
   const reqs = flaky.requests.filter((q) => q.path === bigBundle);
   t.true(
     reqs.some((q) => q.range !== undefined && q.status === 200),
@@ -331,10 +334,11 @@ test('an origin that keeps failing is a clear, retried failure: the repository i
   flaky.behave(bigBundle, { failures: { count: 1000, status: 503 } });
   const { config, toplevel } = await replicaOfFlaky(origin, flaky, 'replica');
   // it keeps failing past --retry-for (the default waits five minutes for it to come back)
-  let r = await fastPull(config, '--retry-for', '3s');
+  let r = await fastPull(config, '--retry-for', '3s', '--json');
   t.is(r.code, 1);
-  t.regex(r.stderr, /\/pub\/alpha\.git: .*answered 503 Service Unavailable.*\[E_(HTTP|DOWNLOAD)\]/);
-  t.regex(r.stdout, /failed [12]/);
+  const report = JSON.parse(r.stdout) as PullJsonReport;
+  t.regex(repoIn(report, '/pub/alpha.git')?.error?.code ?? '', /^E_(HTTP|DOWNLOAD)$/);
+  t.true(report.counts.failed >= 1 && report.counts.failed <= 2, `failed ${report.counts.failed}`);
   await t.throwsAsync(stat(join(toplevel, 'pub/alpha.git')));
   await assertVerified(t, origin, toplevel, ['/pub/sub/beta.git']);
   flaky.behave(bigBundle, {}, { replace: true });

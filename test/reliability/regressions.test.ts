@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { git } from '../../src/git/exec.js';
 import { verifyMirror } from '../support/reliability.js';
 import { LAB_PATHS, startLab } from '../support/lab.js';
+import { repoIn } from '../support/reports.js';
 
 test('a forkgroup store never records a ref to history it does not hold: after a tag-only bundle and a git fetch, the group still updates from bundles (runner seed 1004)', async (t) => {
   const lab = await startLab({ bigBytes: 200_000 });
@@ -41,9 +42,9 @@ test('a forkgroup store never records a ref to history it does not hold: after a
   await fork.commit('more fork work', 100_000);
   await fork.push('main');
   t.is((await lab.publish()).code, 0);
-  const again = await lab.pull(['-v']);
+  const again = await lab.pull(['--json']);
   t.is(again.code, 0, again.stderr);
-  t.regex(again.stderr, /\/pub\/forks\/alpha-fork\.git: updated via bundles/);
+  t.like(repoIn(JSON.parse(again.stdout), '/pub/forks/alpha-fork.git'), { action: 'updated', via: 'bundles' });
   for (const c of await verifyMirror(lab.originTop, lab.replicaTop, LAB_PATHS)) t.true(c.ok, `${c.path}: ${c.why}`);
   for (const name of await readdir(stores)) {
     const fsck = await git(['fsck', '--no-dangling', '--no-progress'], {

@@ -2,8 +2,6 @@
  * An origin (bare repositories, published, served on 127.0.0.1) and a
  * replica config pointing at it: the fixture most replica tests start from.
  */
-import { pullJson } from './reports.js';
-import type { PullJsonReport } from '../../src/replica/pull-json.js';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile as readFileBytes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +10,8 @@ import type { ExecutionContext } from 'ava';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { makeRepo, makeFork, showRefOf, tempDir, type WorkTree } from './repos.js';
 import { runCli, type CliResult } from './cli.js';
+import { pullJson } from './reports.js';
+import type { PullJsonReport } from '../../src/replica/pull-json.js';
 
 export interface Origin {
   dir: string;
