@@ -8,7 +8,7 @@
  * Everything random is seeded: a failing trial replays from its seed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { git } from '../../src/git/exec.js';
 import { startFaultProxy, type FaultProxy, type FaultProxyStats } from '../../src/faults/fault-proxy.js';
@@ -20,7 +20,7 @@ import { startServer, type RunningServer } from '../../src/server/server.js';
 import { runCli, type CliResult } from './cli.js';
 import { writeConfig } from './mirror.js';
 import { FAST_ENV, gitShim, publishedBundles, type GitShim } from './reliability.js';
-import { makeFork, makeRepo, tempDir, type WorkTree } from './repos.js';
+import { KEPT_MARK, makeFork, makeRepo, tempDir, type WorkTree } from './repos.js';
 
 export const LAB_PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
 
@@ -122,7 +122,8 @@ export async function startLab(opts: { bigBytes?: number; bytesPerSecond?: numbe
     async close({ keep = false } = {}) {
       await proxy.close();
       await server.close({ graceMs: 100 });
-      if (!keep) await cleanup();
+      if (keep) await writeFile(join(dir, KEPT_MARK), '');
+      else await cleanup();
     },
   };
 }

@@ -2,15 +2,49 @@
  * Real git repositories for tests: bare origins with branches, annotated
  * tags and forks, built with the git binary in temp directories.
  */
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { git, gitText } from '../../src/git/exec.js';
 
+/**
+ * A temporary directory named for this process (`bm-test-<pid>-XXXXXX`);
+ * `cleanup` removes it (the caller registers it with t.teardown). A test
+ * process that dies before its teardowns ran (a timeout, a kill) leaves its
+ * directories behind: the next process to make one removes those of dead
+ * processes, except one marked `KEPT_MARK` for inspection.
+ */
 export async function tempDir(prefix = 'bm-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  sweeping ??= sweepDeadProcesses();
+  await sweeping;
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}${process.pid}-`));
+  // retried: a git process a killed CLI left running may still be writing into it
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true, maxRetries: 5 }) };
+}
+
+/** A file in a temporary directory that keeps it from the sweep (a failed reliability trial kept to inspect). */
+export const KEPT_MARK = '.kept';
+
+let sweeping: Promise<void> | null = null;
+
+async function sweepDeadProcesses(): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    const pid = Number(/^bm-[a-z-]+?-(\d+)-[A-Za-z0-9]{6}$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    const dir = join(tmpdir(), name);
+    if (await stat(join(dir, KEPT_MARK)).catch(() => null)) continue;
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 const IDENT = {
