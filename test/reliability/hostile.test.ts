@@ -87,7 +87,7 @@ async function surroundings(w: World): Promise<string[]> {
   ];
 }
 
-const pullCli = (w: World) => runCli(['pull', '-c', w.config, '--no-progress']);
+const pullCli = (w: World, ...args: string[]) => runCli(['pull', '-c', w.config, '--no-progress', ...args]);
 
 // ---------------------------------------------------------------- manifests
 
@@ -140,7 +140,7 @@ test('hostile manifest entries are refused by name, nothing is written outside t
   await symlink(w.outside, join(w.toplevel, 'escape'));
 
   const before = await surroundings(w);
-  const r = await pullCli(w);
+  const r = await pullCli(w, '--json');
   t.is(r.code, 1, 'refused entries make the run fail');
   const named = [
     '/../evil.git',
@@ -169,7 +169,7 @@ test('hostile manifest entries are refused by name, nothing is written outside t
   t.regex(r.stderr, /\/escape\/evil\.git: .*\[E_SYMLINK\]/);
   t.regex(r.stderr, /\/pub\/good\.git: .*\/escape\/link\.git.*\[E_SYMLINK\]/);
   t.false(/[\x00\x1b]/.test(r.stderr), 'no raw control characters reach the terminal');
-  t.regex(r.stdout, /cloned 2, .* failed 19;/);
+  t.like(JSON.parse(r.stdout), { counts: { cloned: 2, failed: 19 } });
 
   t.deepEqual(await surroundings(w), before, 'nothing outside the toplevel changed');
   for (const c of await verifyMirror(w.originTop, w.toplevel, ['/pub/good.git', '/pub/other.git']))
@@ -287,7 +287,7 @@ test('hostile index.json files are refused naming their repository, and the othe
   await writeFile(join(w.out, 'manifest.js.gz'), gzipSync(JSON.stringify(m)));
 
   const before = await surroundings(w);
-  const r = await pullCli(w);
+  const r = await pullCli(w, '--json');
   t.is(r.code, 1);
   t.regex(
     r.stderr,
@@ -305,7 +305,7 @@ test('hostile index.json files are refused naming their repository, and the othe
     r.stderr,
     /\/pub\/badhead\.git: HEAD target "refs\/heads\/\.\.\/\.\.\/\.\.\/outside" contains "\.\." \[E_UNSAFE_NAME\]/,
   );
-  t.regex(r.stdout, /cloned 1, updated 0, unchanged 0, failed 7;/);
+  t.like(JSON.parse(r.stdout), { counts: { cloned: 1, updated: 0, unchanged: 0, failed: 7 } });
   for (const c of await verifyMirror(w.originTop, w.toplevel, ['/pub/good.git'])) t.true(c.ok, `${c.path}: ${c.why}`);
   for (const p of repos.slice(1))
     await t.throwsAsync(stat(join(w.toplevel, p.slice(1))), undefined, `${p} was not created`);
