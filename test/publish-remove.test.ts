@@ -1,6 +1,8 @@
 import test from 'ava';
 import { access, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { RACY_MS } from '../src/git/refs-signature.js';
 import { readManifestFile } from '../src/manifest/manifest.js';
 import { initBareRepo, makeRepo, showRefOf, tempDir } from './support/repos.js';
 import { execFileSync } from 'node:child_process';
@@ -32,6 +34,12 @@ const paths = async (out: string) => Object.keys(await readManifestFile(join(out
 
 test('publish -x DIR takes a deleted repository out of the manifest and touches nothing else; gc deletes its files after the grace period', async (t) => {
   const { toplevel, out, beta, publish } = await setup(t);
+  // ref files are recorded only once older than RACY_MS: let beta's settle and publish again, so there is a record to forget
+  const recorded = async () =>
+    (JSON.parse(await readFile(join(out, '.refs-state.json'), 'utf8')) as { repos: object }).repos;
+  await delay(RACY_MS + 100);
+  t.is((await publish('-q')).code, 0);
+  t.true('/pub/beta.git' in (await recorded()), 'recorded before the removal');
   const otherIndex = join(out, 'pub/alpha.git/index.json');
   const before = (await stat(otherIndex)).mtimeMs;
   await rm(beta.bare, { recursive: true });
@@ -40,8 +48,7 @@ test('publish -x DIR takes a deleted repository out of the manifest and touches 
   t.deepEqual(await paths(out), ['/pub/alpha.git', '/pub/gamma.git']);
   t.is((await stat(otherIndex)).mtimeMs, before, 'other repositories are not republished');
   t.true(await exists(join(out, 'pub/beta.git/index.json')), 'its files stay for the grace period');
-  const refsState = JSON.parse(await readFile(join(out, '.refs-state.json'), 'utf8')) as { repos: object };
-  t.false('/pub/beta.git' in refsState.repos, 'its recorded ref files are forgotten');
+  t.false('/pub/beta.git' in (await recorded()), 'its recorded ref files are forgotten');
 
   const gc = await runCli(['gc', '--bundles', out, '--grace-days', '0']);
   t.is(gc.code, 0, gc.stderr);

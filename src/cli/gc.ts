@@ -1,7 +1,6 @@
-import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { BundlemirrorError } from '../errors.js';
-import { acquireLock } from '../lock/lock.js';
+import { lockPublishedTree } from '../manifest/tree-lock.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { collectGarbage } from '../manifest/gc.js';
 import { addStoreOptions, publishTarget, type StoreFlags } from './publish-target.js';
@@ -29,11 +28,7 @@ export function registerGc(program: Command): void {
         process.stderr.write(line + '\n'),
       );
       const out = target.out;
-      const release = await acquireLock({
-        path: join(out, '.publish'),
-        what: `publish or gc of ${out}`,
-        wait: 5 * 60_000,
-      });
+      const release = await lockPublishedTree(out, { what: `publish or gc of ${out}` });
       try {
         const r = await collectGarbage(out, { graceMs: days * 86_400_000, dryRun: flags.dryRun });
         // the store loses what the tree lost, after its grace period like any file

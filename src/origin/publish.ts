@@ -11,7 +11,7 @@ import { repoPathProblem } from '../git/refname.js';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
 import { removeStaleTemps } from '../fs/atomic.js';
-import { acquireLock } from '../lock/lock.js';
+import { lockPublishedTree } from '../manifest/tree-lock.js';
 import { readManifestIfAny, type Manifest } from '../manifest/manifest.js';
 import type { RepoIndex } from '../manifest/repo-index.js';
 import { repoPathOfDir, resolveToplevel, scanToplevel, type FoundRepo } from '../git/discovery.js';
@@ -84,10 +84,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   const found = opts.only ? null : await scanToplevel(toplevel, opts.ignore);
   // an unusable key stops the publish before anything is written
   const signer = opts.signKey ? await signerFor(opts.signKey) : null;
-  const release = await acquireLock({
-    path: join(opts.out, '.publish'),
-    what: `publish into ${opts.out}`,
-    wait: opts.lockWaitMs ?? 5 * 60_000,
+  const release = await lockPublishedTree(opts.out, {
+    waitMs: opts.lockWaitMs,
     onWait: () => log(`waiting for another publish into ${opts.out} to finish`),
   });
   try {
@@ -286,11 +284,7 @@ function groupsFromManifest(manifest: Manifest): Map<string, ForkGroup> {
  * that are about to disappear, then the repository's directory.
  */
 export async function unpublish(out: string, paths: string[], opts: { lockWaitMs?: number } = {}): Promise<void> {
-  const release = await acquireLock({
-    path: join(out, '.publish'),
-    what: `publish into ${out}`,
-    wait: opts.lockWaitMs ?? 5 * 60_000,
-  });
+  const release = await lockPublishedTree(out, { waitMs: opts.lockWaitMs });
   try {
     const next = { ...(await readManifestIfAny(join(out, MANIFEST_FILE))) };
     for (const p of paths) delete next[p];

@@ -15,7 +15,7 @@
 import { lstat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
-import { acquireLock } from '../lock/lock.js';
+import { lockPublishedTree } from '../manifest/tree-lock.js';
 import { isBareRepository, resolveToplevel } from '../git/discovery.js';
 import { repoPathProblem } from '../git/refname.js';
 import { readManifestIfAny, type Manifest } from '../manifest/manifest.js';
@@ -57,10 +57,8 @@ export async function removeFromManifest(opts: RemoveOptions): Promise<RemoveRep
   const given = resolve(opts.toplevel);
   const wanted = [...new Set(opts.paths.map((p) => manifestPathFor(p, toplevel, given)))];
   const signer = opts.signKey ? await signerFor(opts.signKey) : null;
-  const release = await acquireLock({
-    path: join(opts.out, '.publish'),
-    what: `publish into ${opts.out}`,
-    wait: opts.lockWaitMs ?? 5 * 60_000,
+  const release = await lockPublishedTree(opts.out, {
+    waitMs: opts.lockWaitMs,
     onWait: () => log(`waiting for another publish into ${opts.out} to finish`),
   });
   try {

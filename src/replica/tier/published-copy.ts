@@ -25,7 +25,7 @@ import { dirname, join } from 'node:path';
 import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../../errors.js';
 import { removeStaleTemps, tempPathFor, writeFileAtomic, fsyncDir } from '../../fs/atomic.js';
-import { acquireLock } from '../../lock/lock.js';
+import { lockPublishedTree } from '../../manifest/tree-lock.js';
 import { renderBundleList } from '../../manifest/bundle-list.js';
 import { serializeManifest, type Manifest } from '../../manifest/manifest.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE, parseRepoIndex, type RepoIndex } from '../../manifest/repo-index.js';
@@ -81,11 +81,7 @@ export interface TierCopyReport {
 
 export async function updatePublishedCopy(opts: TierCopyOptions): Promise<TierCopyReport> {
   const report: TierCopyReport = { copied: [], failed: [], bytesDownloaded: 0, bundlesReused: 0, manifest: 'kept' };
-  const release = await acquireLock({
-    path: join(opts.out, '.publish'),
-    what: `the published copy in ${opts.out}`,
-    wait: 60_000,
-  });
+  const release = await lockPublishedTree(opts.out, { what: `the published copy in ${opts.out}`, waitMs: 60_000 });
   try {
     await removeStaleTemps(opts.out, undefined, { recursive: true });
     const limit = pLimit(opts.concurrency);
