@@ -3,7 +3,7 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BundlemirrorError, isBundlemirrorError } from '../src/errors.js';
 import { checkToplevel, loadPullConfig, parsePullConfig, type PullConfig } from '../src/replica/config/config.js';
-import { IniDocument } from '../src/replica/config/configparser.js';
+import { IniDocument } from '../src/config/ini.js';
 import { tempDir } from './support/repos.js';
 
 /**

@@ -11,9 +11,9 @@ import {
   runPostCloneCompleteHooks,
   runPostUpdateHooks,
   runPostWorkCompleteHooks,
-  shlexSplit,
   type HookLogger,
 } from '../src/replica/hooks.js';
+import { shlexSplit } from '../src/config/shlex.js';
 import { renderProjectsList, writeProjectsList } from '../src/replica/projects-list.js';
 import { tempDir } from './support/repos.js';
 

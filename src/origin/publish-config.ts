@@ -17,8 +17,8 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
-import { IniDocument } from '../replica/config/configparser.js';
-import { expandUser, Reader, type ConfigWarning } from '../replica/config/config-reader.js';
+import { IniDocument } from '../config/ini.js';
+import { expandUser, Reader, type ConfigWarning } from '../config/reader.js';
 
 export const PUBLISH_SECTION = 'publish';
 

@@ -5,7 +5,7 @@
  */
 import { isAbsolute } from 'node:path';
 import * as z from 'zod';
-import { ConfigWarningSchema } from './config-reader.js';
+import { ConfigWarningSchema } from '../../config/reader.js';
 import { FsckConfigSchema } from './fsck-config.js';
 
 const absPath = z.string().refine((p) => isAbsolute(p), 'must be an absolute path');

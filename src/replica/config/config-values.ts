@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDuration } from '../../format/duration.js';
 import { DEFAULT_RETRY_FOR_MS } from '../../transfer/retry-policy.js';
-import type { Reader } from './config-reader.js';
+import type { Reader } from '../../config/reader.js';
 
 export function mirrorRoots(r: Reader, site: string): string[] {
   const words = r

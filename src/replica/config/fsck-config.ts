@@ -11,7 +11,7 @@
  * (`frequncy`) stop with E_CONFIG instead of being ignored.
  */
 import * as z from 'zod';
-import type { Reader } from './config-reader.js';
+import type { Reader } from '../../config/reader.js';
 
 const S = 'fsck';
 

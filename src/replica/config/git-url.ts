@@ -8,7 +8,7 @@
  * tree) closes no gaps unless `git_url` names the origin over the network.
  */
 import { isLocalGitUrl } from '../../git/repo.js';
-import type { Reader } from './config-reader.js';
+import type { Reader } from '../../config/reader.js';
 
 /** The git URL gaps are fetched from; '' when there is none (a `file:` site without git_url). */
 export function gitFetchUrl(r: Reader, site: string): string {

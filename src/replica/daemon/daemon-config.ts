@@ -29,17 +29,6 @@ export interface PullSchedule {
   include: string[];
 }
 
-/** `schedule "night"` -> `night`; null for any other section name. */
-export function scheduleSectionName(section: string): string | null {
-  const m = /^schedule\s+"([^"]+)"$/.exec(section);
-  return m ? m[1]! : null;
-}
-
-/** Sections that look like an attempt at a schedule but are spelled otherwise. */
-export function looksLikeSchedule(section: string): boolean {
-  return /^schedule\b/i.test(section) && scheduleSectionName(section) === null;
-}
-
 /** `127.0.0.1:8090`, `[::1]:8090`, `localhost:8090`; port 0 picks a free port. Returns a problem string when invalid. */
 export function parseListenAddress(value: string): ListenAddress | string {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(value.trim());

@@ -7,10 +7,10 @@
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
-import { BundlemirrorError } from '../../errors.js';
-import { parseBoolean, parseInteger, splitLines, type IniDocument } from './configparser.js';
-import { shlexSplit } from '../hooks.js';
-import { scheduleSectionName } from '../daemon/daemon-config.js';
+import { BundlemirrorError } from '../errors.js';
+import { parseBoolean, parseInteger, splitLines, type IniDocument } from './ini.js';
+import { shlexSplit } from './shlex.js';
+import { scheduleSectionName } from './schedule-section.js';
 
 export const ConfigWarningSchema = z.object({
   section: z.string(),

@@ -19,7 +19,7 @@
  * Errors are BundlemirrorError('E_CONFIG') naming the file and line, or the
  * section and key.
  */
-import { BundlemirrorError } from '../../errors.js';
+import { BundlemirrorError } from '../errors.js';
 
 export const DEFAULT_SECTION = 'DEFAULT';
 const MAX_INTERPOLATION_DEPTH = 10;
