@@ -8,6 +8,7 @@ import { acquireToplevelLock } from '../src/replica/toplevel-lock.js';
 import { memoryLog } from '../src/replica/log.js';
 import type { PullOptions, PullReport } from '../src/replica/pull.js';
 import type { PullJsonReport } from '../src/replica/pull-json.js';
+import { emptyPullReport } from '../src/replica/pull-options.js';
 import { runCli } from './support/cli.js';
 import { eventually, startDaemonProcess } from './support/daemon.js';
 import { FakeScheduler, settle } from './support/fake-scheduler.js';
@@ -16,23 +17,6 @@ import { fingerprintOf, replicaFor, startOrigin, writeConfig } from './support/m
 import { tempDir } from './support/repos.js';
 
 const HOUR = 3_600_000;
-
-function emptyReport(): PullReport {
-  return {
-    manifestUnchanged: false,
-    cloned: [],
-    updated: [],
-    unchanged: 0,
-    metadata: [],
-    purged: [],
-    failed: [],
-    warnings: [],
-    problems: [],
-    bytesDownloaded: 0,
-    bytesResumed: 0,
-    synced: {},
-  };
-}
 
 /** A replica config on a temp toplevel, for daemons whose pull is faked. */
 async function fakeReplica(t: import('ava').ExecutionContext, pullSection: string, extra = ''): Promise<PullConfig> {
@@ -66,7 +50,7 @@ function fakePull(opts: { gated?: boolean } = {}) {
     maxRunning = Math.max(maxRunning, running);
     try {
       if (opts.gated) await new Promise<void>((resolve) => gates.push(resolve));
-      return emptyReport();
+      return emptyPullReport();
     } finally {
       running -= 1;
     }

@@ -64,3 +64,21 @@ export interface PullReport {
   synced: Record<string, { fingerprint: string; via?: 'bundles' | 'fetch' | 'bundles+fetch' }>;
   plan?: SyncPlan;
 }
+
+/** A run that has done nothing yet: what every pull, and a stand-in for one, starts from. */
+export function emptyPullReport(): PullReport {
+  return {
+    manifestUnchanged: false,
+    cloned: [],
+    updated: [],
+    unchanged: 0,
+    metadata: [],
+    purged: [],
+    failed: [],
+    warnings: [],
+    problems: [],
+    bytesDownloaded: 0,
+    bytesResumed: 0,
+    synced: {},
+  };
+}

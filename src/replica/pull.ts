@@ -27,7 +27,7 @@ import { workOrder } from './plan/work-order.js';
 import { restrictPlan, runScope } from './plan/plan-scope.js';
 import { RunRecorder } from './run-record.js';
 import { checkAllowedSigners } from './trusted-documents.js';
-import type { PullOptions, PullReport } from './pull-options.js';
+import { emptyPullReport, type PullOptions, type PullReport } from './pull-options.js';
 import { fetchRemoteManifest, forgetManifestValidators } from './manifest-poll.js';
 import { carryOut } from './carry-out.js';
 import { localState, writeLocalManifest } from './local-manifest.js';
@@ -75,20 +75,7 @@ export async function pull(config: PullConfig, opts: PullOptions): Promise<PullR
 async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptions): Promise<PullReport> {
   const { log } = opts;
   const toplevel = config.core.toplevel;
-  const report: PullReport = {
-    manifestUnchanged: false,
-    cloned: [],
-    updated: [],
-    unchanged: 0,
-    metadata: [],
-    purged: [],
-    failed: [],
-    warnings: [],
-    problems: [],
-    bytesDownloaded: 0,
-    bytesResumed: 0,
-    synced: {},
-  };
+  const report = emptyPullReport();
 
   const partial = !!opts.only || !!opts.partial;
   const inScope = runScope(opts);
