@@ -11,7 +11,6 @@ const DOORS = {
       'processes are spawned only in src/git/ (git), src/sign/ (ssh-keygen) and the hook runner (src/replica/hooks.ts)',
   },
   got: { names: ['got'], message: 'HTTP downloads go through src/transfer/, the one door where got lives' },
-  express: { names: ['express'], message: 'express belongs to src/server/' },
   lock: { names: ['proper-lockfile'], message: 'take locks with acquireLock() from src/lock/lock.ts' },
   s3: {
     names: ['@aws-sdk/client-s3'],
@@ -78,7 +77,6 @@ export default tseslint.config(
   { files: ['src/**/*.ts'], rules: doors() },
   { files: ['src/git/**/*.ts', 'src/sign/**/*.ts', 'src/replica/hooks.ts'], rules: doors(['child_process']) },
   { files: ['src/transfer/**/*.ts'], rules: doors(['got']) },
-  { files: ['src/server/**/*.ts'], rules: doors(['express']) },
   { files: ['src/lock/**/*.ts'], rules: doors(['lock']) },
   { files: ['src/store/**/*.ts'], rules: doors(['s3']) },
   { files: ['src/replica/plan/**/*.ts'], rules: doors([], [IO]) },

@@ -21,9 +21,9 @@ export function byteCount(chunk: unknown, encoding?: unknown): number {
 }
 
 export function logRequests(write: LogLine) {
-  return function accessLog(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+  return function accessLog(req: IncomingMessage, res: ServerResponse): void {
     const started = process.hrtime.bigint();
-    const target = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '';
+    const target = req.url ?? '';
     // read now: once the client has hung up the socket no longer knows its peer
     const who = req.socket.remoteAddress ?? '-';
     let bytes = 0;
@@ -50,6 +50,5 @@ export function logRequests(write: LogLine) {
     };
     res.on('finish', () => done(false));
     res.on('close', () => done(!res.writableFinished));
-    next();
   };
 }

@@ -53,8 +53,8 @@ export class ServeMetrics {
     this.backends = limits;
   }
 
-  /** Middleware: counts every request and the body bytes written for it. */
-  readonly count = (_req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+  /** Counts every request and the body bytes written for it; called as each request arrives. */
+  readonly count = (_req: IncomingMessage, res: ServerResponse): void => {
     this.inFlight += 1;
     const write0 = res.write;
     const end0 = res.end;
@@ -77,7 +77,6 @@ export class ServeMetrics {
     };
     res.on('finish', done);
     res.on('close', done);
-    next();
   };
 
   /** Answers GET/HEAD /metrics. */

@@ -3,9 +3,8 @@
  * resuming downloader depends on: strong validators, conditional GET,
  * single byte ranges with If-Range, HEAD, and never any content coding.
  */
+import { read } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ifRangeMatches, isNotModified, type Validators } from './conditional.js';
 import { parseRange } from './range.js';
 
@@ -13,8 +12,12 @@ export interface Entity extends Validators {
   size: number;
   contentType: string;
   cacheControl: string;
-  /** The bytes from `start` to `end` inclusive. */
-  body(start: number, end: number): Readable;
+  /**
+   * Bytes in memory, or a file open for reading (read by position, so any
+   * number of responses share one descriptor); it must stay open until
+   * sendEntity has returned.
+   */
+  body: { bytes: Buffer } | { fd: number };
 }
 
 export const CACHE_IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -22,19 +25,68 @@ export const CACHE_IMMUTABLE = 'public, max-age=31536000, immutable';
 export const CACHE_REVALIDATE = 'no-cache';
 
 /**
- * Passes the body through and fails if it is shorter than Content-Length
- * said (a file truncated in place under us): the failure closes the
- * connection, the one way a client can tell a short body from a whole one.
+ * Read size for file bodies: 1 MiB reads instead of stream's 64 KiB serve a
+ * 294 MiB bundle about twice as fast on loopback (`npm run bench`, scenario
+ * 6); at most two such buffers per response in flight (one written, one read
+ * ahead).
  */
-function exactly(expected: number) {
-  return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    let sent = 0;
-    for await (const chunk of source) {
-      sent += chunk.length;
-      yield chunk;
+const READ_CHUNK = 1 << 20;
+
+function readAt(fd: number, length: number, position: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const buf = Buffer.allocUnsafe(length);
+    read(fd, buf, 0, length, position, (err, n) => {
+      if (err) reject(err);
+      else resolve(n === length ? buf : buf.subarray(0, n));
+    });
+  });
+}
+
+/** True once the response can take more; false when the client is gone. */
+function drained(res: ServerResponse): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (more: boolean) => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(more);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
+}
+
+/**
+ * Writes bytes `start`..`end` of the file and ends the response. False when
+ * the file turned out shorter than announced (truncated in place under us)
+ * or the client went away: the caller then closes the connection, the one
+ * way a client can tell a short body from a whole one. The next chunk is
+ * read while the socket takes the current one; no read is left running
+ * when this returns, so the caller may release the file.
+ */
+async function sendFileRange(res: ServerResponse, fd: number, start: number, end: number): Promise<boolean> {
+  const stop = end + 1;
+  let pos = start;
+  let pending: Promise<Buffer> | null = readAt(fd, Math.min(READ_CHUNK, stop - pos), pos);
+  try {
+    while (pending !== null) {
+      const chunk: Buffer = await pending;
+      pending = null;
+      if (chunk.length === 0) return false;
+      pos += chunk.length;
+      if (pos >= stop) {
+        res.end(chunk);
+        return true;
+      }
+      pending = readAt(fd, Math.min(READ_CHUNK, stop - pos), pos);
+      if (!res.write(chunk) && !(await drained(res))) return false;
     }
-    if (sent !== expected) throw new Error(`body has ${sent} bytes, ${expected} announced`);
-  };
+    return false;
+  } finally {
+    if (pending !== null) await pending.catch(() => undefined);
+  }
 }
 
 export async function sendEntity(req: IncomingMessage, res: ServerResponse, entity: Entity): Promise<void> {
@@ -83,12 +135,16 @@ export async function sendEntity(req: IncomingMessage, res: ServerResponse, enti
     res.end();
     return;
   }
-  const expected = end - start + 1;
-  try {
-    await pipeline(entity.body(start, end), exactly(expected), res);
-  } catch {
-    // the client went away or the read failed mid-body; headers are gone, so the
-    // only honest signal left is a connection closed before Content-Length bytes
-    res.destroy();
+  if ('bytes' in entity.body) {
+    res.end(entity.body.bytes.subarray(start, end + 1));
+    return;
   }
+  let whole = false;
+  try {
+    whole = await sendFileRange(res, entity.body.fd, start, end);
+  } catch {
+    // the read failed mid-body
+  }
+  // headers are gone, so the only honest signal left is a connection closed before Content-Length bytes
+  if (!whole) res.destroy();
 }

@@ -8,6 +8,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
 import { buildApp } from './app.js';
+import { OpenFileCache } from './open-files.js';
 import type { LogLine } from './access-log.js';
 import { hostPort } from './base-url.js';
 import { LfsWriters } from '../lfs/writers.js';
@@ -133,8 +134,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const wantPort = opts.port ?? 8080;
 
+  const openFiles = new OpenFileCache();
   const server = createServer(
     buildApp({
+      openFiles,
       realBundles,
       realToplevel,
       manifestFile,
@@ -177,6 +180,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       );
     });
     server.listen(wantPort, host, () => resolveListen());
+  }).catch((err: unknown) => {
+    openFiles.close();
+    throw err;
   });
   const port = (server.address() as AddressInfo).port;
 
@@ -196,6 +202,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // idle keep-alive connections and anything past the grace period
       server.closeAllConnections();
       await closed;
+      openFiles.close();
     })();
     return closing;
   };

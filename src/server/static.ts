@@ -6,11 +6,12 @@
  * and follows symlinks out of its root. Each file is opened once and its
  * validators come from that open file, so a publish that renames a new
  * index.json into place mid-request cannot pair the old ETag with new bytes.
+ * Content-addressed files stay open between requests (open-files.ts says
+ * why that is safe); everything else is opened afresh for each request.
  */
-import { constants, type BigIntStats } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { readFile, type BigIntStats } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { absolutizeBundleList } from '../manifest/bundle-list.js';
 import { BUNDLE_LIST_FILE, INDEX_FILE } from '../manifest/repo-index.js';
@@ -20,12 +21,10 @@ import { requestOrigin } from './base-url.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
 import { bundleEtag, MANIFEST_FILE } from '../manifest/tree.js';
+import { oneShot, openRegular, type OpenFile, type OpenFileCache } from './open-files.js';
 
 /** Content-addressed bundle, or LFS object (`lfs/objects/ab/cd/<oid>`): the name is the sha256 of the bytes. */
 const CONTENT_ADDRESSED = /^([0-9a-f]{64})(?:\.bundle)?$/;
-
-/** Read size for file bodies (see the body() comment below). */
-const READ_CHUNK = 1 << 20;
 
 /** A bundle list larger than this is sent as it is, without rewriting. */
 const MAX_BUNDLE_LIST = 4 << 20;
@@ -33,7 +32,7 @@ const MAX_BUNDLE_LIST = 4 << 20;
 interface FileKind {
   contentType: string;
   cacheControl: string;
-  /** A strong ETag known from the name alone. */
+  /** A strong ETag known from the name alone: the bytes never change, so the open file may be kept. */
   etag?: string;
   rewriteBundleList?: boolean;
 }
@@ -49,24 +48,6 @@ export function classify(name: string): FileKind {
   return { contentType: 'application/octet-stream', cacheControl: CACHE_REVALIDATE };
 }
 
-/** Opens a regular file without following a final symlink and without blocking on a FIFO. */
-async function openRegular(file: string): Promise<{ fh: FileHandle; st: BigIntStats } | null> {
-  let fh: FileHandle;
-  try {
-    fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return null;
-  }
-  try {
-    const st = await fh.stat({ bigint: true });
-    if (st.isFile()) return { fh, st };
-  } catch {
-    /* fall through */
-  }
-  await fh.close();
-  return null;
-}
-
 function bufferEntity(body: Buffer, st: BigIntStats, kind: FileKind): Entity {
   return {
     size: body.length,
@@ -75,12 +56,30 @@ function bufferEntity(body: Buffer, st: BigIntStats, kind: FileKind): Entity {
     lastModified: new Date(Number(st.mtimeMs)),
     contentType: kind.contentType,
     cacheControl: kind.cacheControl,
-    body: (start, end) => Readable.from([body.subarray(start, end + 1)]),
+    body: { bytes: body },
   };
 }
 
-/** `urlPrefix`: where the tree is mounted (`/on-demand` for the on-demand cache), for the absolute URLs in bundle lists. */
-export function publishedTreeHandler(realRoot: string, urlPrefix = '') {
+function readWhole(file: OpenFile): Promise<Buffer> {
+  return new Promise((resolve, reject) => readFile(file.fd, (err, data) => (err ? reject(err) : resolve(data))));
+}
+
+/**
+ * `urlPrefix`: where the tree is mounted (`/on-demand` for the on-demand cache), for the absolute URLs in bundle lists.
+ * `openFiles`: keeps content-addressed files open between requests (see open-files.ts).
+ */
+export function publishedTreeHandler(realRoot: string, openFiles: OpenFileCache, urlPrefix = '') {
+  /** The file at `segments`, proved inside the root and regular, or null for 404. */
+  async function openServable(segments: string[], keep: boolean): Promise<OpenFile | null> {
+    const requested = join(realRoot, ...segments);
+    const kept = keep ? await openFiles.reuse(requested) : null;
+    if (kept !== null) return kept;
+    const real = await resolveInside(realRoot, segments);
+    const opened = real === null ? null : await openRegular(real);
+    if (opened === null) return null;
+    return keep ? openFiles.keep(requested, opened.fd, opened.st) : oneShot(opened.fd, opened.st);
+  }
+
   return async function servePublished(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
     const { path } = splitTarget(target);
@@ -88,16 +87,15 @@ export function publishedTreeHandler(realRoot: string, urlPrefix = '') {
     if (!check.ok)
       return sendText(req, res, check.status, check.status === 400 ? `bad request: ${check.reason}` : 'not found');
     const name = check.segments[check.segments.length - 1];
-    const real = name === undefined ? null : await resolveInside(realRoot, check.segments);
-    const opened = real === null ? null : await openRegular(real);
-    if (!opened || name === undefined) return sendText(req, res, 404, 'not found');
+    if (name === undefined) return sendText(req, res, 404, 'not found');
+    const kind = classify(name);
+    const file = await openServable(check.segments, kind.etag !== undefined);
+    if (file === null) return sendText(req, res, 404, 'not found');
 
-    const { fh, st } = opened;
-    let handedOver = false;
+    const { st } = file;
     try {
-      const kind = classify(name);
       if (kind.rewriteBundleList && st.size <= BigInt(MAX_BUNDLE_LIST)) {
-        const text = (await fh.readFile()).toString('utf8');
+        const text = (await readWhole(file)).toString('utf8');
         // git 2.39 takes only absolute bundle URIs: resolve relative ones against this list's own URL
         let out = text;
         try {
@@ -107,22 +105,16 @@ export function publishedTreeHandler(realRoot: string, urlPrefix = '') {
         }
         return await sendEntity(req, res, bufferEntity(Buffer.from(out, 'utf8'), st, kind));
       }
-      const entity: Entity = {
+      await sendEntity(req, res, {
         size: Number(st.size),
         etag: kind.etag ?? statEtag(st),
         lastModified: new Date(Number(st.mtimeMs)),
         contentType: kind.contentType,
         cacheControl: kind.cacheControl,
-        body: (start, end) => {
-          handedOver = true;
-          // 1 MiB reads instead of the default 64 KiB: a 294 MiB bundle is served about twice as
-          // fast on loopback (`npm run bench`, scenario 6); one such buffer per response in flight
-          return fh.createReadStream({ start, end, autoClose: true, highWaterMark: READ_CHUNK });
-        },
-      };
-      await sendEntity(req, res, entity);
+        body: { fd: file.fd },
+      });
     } finally {
-      if (!handedOver) await fh.close().catch(() => undefined);
+      file.release();
     }
   };
 }

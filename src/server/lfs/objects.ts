@@ -4,15 +4,12 @@
  * 206), PUT one (hashed while written, visible only when whole and right),
  * and verify an upload.
  */
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isLfsOid, isLfsSize, lfsObjectPath, MAX_LFS_OBJECT_SIZE } from '../../lfs/oid.js';
 import { lfsObjectSize, storeLfsObject } from '../../lfs/store.js';
 import { CACHE_IMMUTABLE, sendEntity } from '../send.js';
+import { openOnce } from '../open-files.js';
 import { isRecord, readJsonBody, sendLfsError, sendLfsJson } from './json.js';
-
-const READ_CHUNK = 1 << 20;
 
 export async function sendObject(
   req: IncomingMessage,
@@ -21,29 +18,19 @@ export async function sendObject(
   oid: string,
 ): Promise<void> {
   if (!isLfsOid(oid)) return sendLfsError(req, res, 422, 'an LFS object id is 64 lowercase hex digits (a sha256)');
-  let fh;
+  const file = await openOnce(lfsObjectPath(repoDir, oid));
+  if (file === null) return sendLfsError(req, res, 404, `object ${oid} is not on this server`);
   try {
-    fh = await open(lfsObjectPath(repoDir, oid), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return sendLfsError(req, res, 404, `object ${oid} is not on this server`);
-  }
-  let handedOver = false;
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) return sendLfsError(req, res, 404, `object ${oid} is not on this server`);
     await sendEntity(req, res, {
-      size: st.size,
+      size: Number(file.st.size),
       etag: `"${oid}"`,
-      lastModified: st.mtime,
+      lastModified: new Date(Number(file.st.mtimeMs)),
       contentType: 'application/octet-stream',
       cacheControl: CACHE_IMMUTABLE,
-      body: (start, end) => {
-        handedOver = true;
-        return fh.createReadStream({ start, end, autoClose: true, highWaterMark: READ_CHUNK });
-      },
+      body: { fd: file.fd },
     });
   } finally {
-    if (!handedOver) await fh.close().catch(() => undefined);
+    file.release();
   }
 }
 
