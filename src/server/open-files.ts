@@ -50,7 +50,6 @@ interface Kept {
   /** Still in the cache; once false, closed when `users` drops to 0. */
   kept: boolean;
   lastUsed: number;
-  st0?: any;
 }
 
 function closeQuietly(fd: number): void {
@@ -123,7 +122,7 @@ export class OpenFileCache {
     const k = this.kept.get(path);
     if (k === undefined) return null;
     k.users += 1; // held across the lstat: an eviction meanwhile must not close it under us
-    const st = process.env.NOLSTAT ? await Promise.resolve(k.st0) : await lstatBig(path);
+    const st = await lstatBig(path);
     if (st === null || !st.isFile() || st.dev !== k.dev || st.ino !== k.ino || st.size !== k.size) {
       this.forget(k);
       this.release(k);
@@ -151,7 +150,6 @@ export class OpenFileCache {
       users: 1,
       kept: true,
       lastUsed: Date.now(),
-      st0: st,
     };
     this.kept.set(path, k);
     for (const lru of this.kept.values()) {
