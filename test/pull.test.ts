@@ -7,6 +7,8 @@ import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { showRefOf } from './support/repos.js';
 import { breakBeta, fingerprintOf, pull, replicaFor, startOrigin, type Origin } from './support/mirror.js';
 import { pullJson, repoIn } from './support/reports.js';
+import { recordedState } from './support/state.js';
+import { openState } from '../src/replica/state.js';
 
 const PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
 
@@ -169,6 +171,35 @@ test('an origin without bundles (plain grokmirror: manifest and git only) still 
   await assertInSync(t, origin, toplevel);
 });
 
+test('a replica whose state.json an earlier bundlemirror wrote (version 1, no journal) keeps working after the upgrade', async (t) => {
+  const origin = await startOrigin(t);
+  const { config, toplevel } = await replicaFor(origin);
+  t.is((await pull(config)).code, 0);
+  // what the earlier version kept: the whole state in one file
+  const dir = join(toplevel, '.bundlemirror');
+  const recorded = await recordedState(toplevel);
+  const validators = await (await openState(toplevel)).manifestValidators(origin.server.url + '/manifest.js.gz');
+  t.truthy(validators);
+  for (const n of await readdir(dir)) if (n.endsWith('.journal')) await rm(join(dir, n));
+  await writeFile(
+    join(dir, 'state.json'),
+    JSON.stringify({ version: 1, repos: recorded, manifest: validators }, null, 1) + '\n',
+  );
+  const quiet = await pullJson(['-c', config]);
+  t.is(quiet.code, 0, quiet.stderr);
+  t.true(quiet.report.manifest.unchanged, 'its validators still answer 304');
+  t.is(quiet.report.counts.unchanged, 3);
+  await origin.repos['/pub/alpha.git']!.wt.commit('after the upgrade');
+  await origin.repos['/pub/alpha.git']!.wt.push('main');
+  await origin.publish();
+  const r = await pullJson(['-c', config]);
+  t.is(r.code, 0, r.stderr);
+  t.like(r.report.counts, { cloned: 0, updated: 1, unchanged: 2 });
+  t.is(await fingerprintOf(join(toplevel, 'pub/alpha.git')), await fingerprintOf(origin.repos['/pub/alpha.git']!.bare));
+  t.is(JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')).version, 2, 'rewritten by its first change');
+  t.deepEqual(Object.keys(await recordedState(toplevel)).sort(), PATHS);
+});
+
 test('deleting the state file breaks nothing: the next run rebuilds it from the repositories', async (t) => {
   const origin = await startOrigin(t);
   const { config, toplevel } = await replicaFor(origin);
@@ -177,6 +208,5 @@ test('deleting the state file breaks nothing: the next run rebuilds it from the 
   const r = await pullJson(['-c', config]);
   t.is(r.code, 0, r.stderr);
   t.like(r.report.counts, { cloned: 0, updated: 0, unchanged: 3 });
-  const state = JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8'));
-  t.deepEqual(Object.keys(state.repos).sort(), PATHS);
+  t.deepEqual(Object.keys(await recordedState(toplevel)).sort(), PATHS);
 });

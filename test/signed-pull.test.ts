@@ -8,6 +8,7 @@ import { renderStatusTable } from '../src/cli/status.js';
 import { fingerprintOf, pull, startOrigin, type Origin } from './support/mirror.js';
 import { makeSigningKey, type SigningKey } from './support/keys.js';
 import { tempDir } from './support/repos.js';
+import { recordedState } from './support/state.js';
 import { signBytes } from '../src/sign/ssh-keygen.js';
 import { verifyFetched } from '../src/replica/trusted-documents.js';
 import { createServer } from 'node:http';
@@ -46,9 +47,7 @@ async function fingerprints(toplevel: string): Promise<Record<string, string>> {
 }
 
 async function stateOf(toplevel: string) {
-  return JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8')) as {
-    repos: Record<string, { fingerprint: string | null; lastError?: { code: string } }>;
-  };
+  return { repos: await recordedState(toplevel) };
 }
 
 test('a replica with allowed_signers pulls a signed tree and verifies every fingerprint', async (t) => {

@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fastRepoState } from '../src/replica/state-validate.js';
-import { RepoStateSchema, STATE_FILE } from '../src/replica/state-file.js';
+import { STATE_FILE } from '../src/replica/state-file.js';
+import { RepoStateSchema } from '../src/replica/state-schema.js';
 import { openState } from '../src/replica/state.js';
 
 function rng(seed: number): () => number {

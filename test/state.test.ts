@@ -87,8 +87,9 @@ test('a new toplevel starts with empty state; a verified repository is recorded 
   });
   t.truthy(rec.lastSuccess);
   t.deepEqual(await store.get('/pub/a.git'), rec);
+  // the first change writes the snapshot (there was none); later ones go to its journal
   const onDisk = JSON.parse(await readFile(store.file, 'utf8'));
-  t.is(onDisk.version, 1);
+  t.is(onDisk.version, 2);
   t.deepEqual(onDisk.repos['/pub/a.git'], rec);
 });
 
@@ -208,10 +209,11 @@ test('many concurrent changes from one process all land, leaving no temp file or
   t.is(all['/r/199.git']?.fingerprint, fp(200));
   const names = await readdir(join(toplevel, '.bundlemirror'));
   t.deepEqual(
-    names.filter((n) => n !== 'state.json'),
+    names.filter((n) => n !== 'state.json' && !/^state\.[0-9a-f]+\.journal$/.test(n)),
     [],
     'no temp file and no lock left behind',
   );
+  t.true(names.filter((n) => n.endsWith('.journal')).length <= 1, 'one journal at most: the snapshot names it');
 });
 
 test("two processes writing the same state file lose none of each other's updates", async (t) => {

@@ -1,8 +1,10 @@
 /**
- * What the replica knows about each repository between runs, kept in
- * `<toplevel>/.bundlemirror/state.json` (lowdb): the fingerprint last
- * verified, the metadata last applied, the last success or failure, the
- * bundles already applied; plus the remote manifest's HTTP validators.
+ * What the replica knows about each repository between runs, kept under
+ * `<toplevel>/.bundlemirror/`: the fingerprint last verified, the metadata
+ * last applied, the last success or failure, the bundles already applied;
+ * plus the remote manifest's HTTP validators. On disk it is a snapshot,
+ * `state.json`, and a journal of the changes since (state-file.ts), so
+ * that recording one repository of 10,000 appends a line.
  *
  * Rules the callers rely on:
  * - Record a repository only after it was verified (its `git show-ref`
@@ -16,29 +18,32 @@
  *   tool): every change is a read-modify-write under a file lock
  *   (`state.json.lock`, src/lock/lock.ts), so nobody loses another's update.
  *   Changes made concurrently in one process are batched into one write.
- * - Writes are atomic and durable: temp file, fsync, rename, fsync of the
- *   directory (src/fs/atomic.ts). lowdb's own JSONFile (steno) renames
- *   atomically too, but without fsync and through one fixed temp name.
+ * - Writes are durable before they resolve: a journal line is fsynced, a
+ *   snapshot written atomically (src/fs/atomic.ts). A run killed anywhere
+ *   leaves each repository's record as it was or as it was being written.
+ * - A read starts from what this process read last when the snapshot is the
+ *   same file: only the journal's new lines are read.
  */
 import { stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Low } from 'lowdb';
-import * as z from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { printable } from '../format/untrusted.js';
 import { acquireLock } from '../lock/lock.js';
 import { STATE_DIR } from './paths.js';
 import {
-  emptyState,
-  ManifestValidatorsSchema,
-  RepoStateSchema,
   STATE_FILE,
-  StateFileAdapter,
+  StateFiles,
+  copyOf,
+  UnreadableState,
+  stateSchemas,
+  type LoadedState,
   type ManifestValidators,
-  type RepoErrorSchema,
   type RepoState,
   type StateData,
+  type StateRecord,
 } from './state-file.js';
+import { fastManifestValidators, fastRepoState } from './state-validate.js';
+import type { RepoError } from './state-schema.js';
 
 /** What a caller knows after verifying a repository. */
 export interface VerifiedRepo {
@@ -52,7 +57,7 @@ export interface VerifiedRepo {
 }
 
 export interface StateStore {
-  /** Absolute path of state.json. */
+  /** Absolute path of state.json (its journal lies beside it). */
   readonly file: string;
   get(path: string): Promise<RepoState | undefined>;
   /** Every recorded repository, keyed by manifest path (shared with later reads of the same file: read it, never change it). */
@@ -96,19 +101,33 @@ export async function openState(toplevel: string, opts: OpenStateOptions = {}): 
   }
   const dir = join(toplevel, STATE_DIR);
   await mkdir(dir, { recursive: true });
-  return new LowStateStore(join(dir, STATE_FILE), opts);
+  return new JournalStateStore(join(dir, STATE_FILE), opts);
+}
+
+/** A journal longer than this and than a quarter of the snapshot is folded into a new snapshot. */
+const COMPACT_MIN_BYTES = 64 << 10;
+
+/** What a change sees: the state as the last change of its batch left it. */
+interface ChangeView {
+  get(path: string): RepoState | undefined;
+  paths(): string[];
+  manifest(): ManifestValidators | undefined;
 }
 
 interface PendingChange {
-  apply: (data: StateData) => unknown;
+  /** The records to append, and what the caller gets; throws to refuse (nothing of it is written). */
+  apply: (view: ChangeView) => Promise<{ records: StateRecord[]; value: unknown }>;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 
-class LowStateStore implements StateStore {
-  private readonly adapter: StateFileAdapter;
-  private readonly db: Low<StateData>;
+class JournalStateStore implements StateStore {
+  private readonly files: StateFiles;
   private readonly now: () => Date;
+  /** The last read, to read on from. */
+  private last: LoadedState | null = null;
+  /** The data last handed to callers: never changed, copied before a change. */
+  private shared: StateData | null = null;
   private pending: PendingChange[] = [];
   private flushing: Promise<void> | null = null;
 
@@ -116,15 +135,25 @@ class LowStateStore implements StateStore {
     readonly file: string,
     private readonly opts: OpenStateOptions,
   ) {
-    const warn = opts.warn ?? ((m: string) => process.emitWarning(m));
     this.now = opts.now ?? (() => new Date());
-    this.adapter = new StateFileAdapter(file, warn, this.now);
-    this.db = new Low<StateData>(this.adapter, emptyState());
+    this.files = new StateFiles(file, opts.warn ?? ((m: string) => process.emitWarning(m)));
   }
 
+  /** The state as on disk now (another process may have written since), for readers: shared, never changed. */
   private async snapshot(): Promise<StateData> {
-    // a fresh read each time: another process may have written since
-    return (await this.adapter.readShared()) ?? emptyState();
+    try {
+      this.last = await this.files.load(this.last, this.last !== null && this.last.data === this.shared);
+    } catch (err) {
+      if (!(err instanceof UnreadableState)) throw err;
+      // only a writer holding the lock moves it aside (an unlocked reader could move a good file a writer had just put in place)
+      (this.opts.warn ?? ((m: string) => process.emitWarning(m)))(
+        `${this.file}: ${err.message}; treating the state as empty for now`,
+      );
+      this.last = null;
+      return { repos: {} };
+    }
+    this.shared = this.last.data;
+    return this.last.data;
   }
 
   async get(path: string): Promise<RepoState | undefined> {
@@ -136,25 +165,13 @@ class LowStateStore implements StateStore {
   }
 
   update(path: string, fn: (current: RepoState | undefined) => RepoState | undefined): Promise<RepoState | undefined> {
-    return this.change((data) => {
-      const current = data.repos[path];
+    return this.change(async (view) => {
+      const current = view.get(path);
       const next = fn(current === undefined ? undefined : structuredClone(current));
-      if (next === undefined) {
-        delete data.repos[path];
-        return undefined;
-      }
-      const checked = RepoStateSchema.safeParse(next);
-      if (!checked.success) {
-        const issue = checked.error.issues[0]!;
-        throw new BundlemirrorError(
-          'E_DISK',
-          `refusing to record invalid state for ${path}: ${issue.path.join('.')}: ${issue.message}`,
-          { repo: path },
-        );
-      }
-      data.repos[path] = checked.data;
-      return checked.data;
-    });
+      if (next === undefined) return { records: current ? [{ repo: path, state: null }] : [], value: undefined };
+      const checked = fastRepoState(next) ?? (await refusedRepoState(path, next));
+      return { records: [{ repo: path, state: checked }], value: checked };
+    }) as Promise<RepoState | undefined>;
   }
 
   async recordSuccess(path: string, verified: VerifiedRepo): Promise<RepoState> {
@@ -188,17 +205,20 @@ class LowStateStore implements StateStore {
 
   async remove(...paths: string[]): Promise<void> {
     if (paths.length === 0) return;
-    await this.change((data) => {
-      for (const p of paths) delete data.repos[p];
-    });
+    await this.change(async (view) => ({
+      records: paths.filter((p) => view.get(p) !== undefined).map((p) => ({ repo: p, state: null })),
+      value: undefined,
+    }));
   }
 
   async retain(keep: Iterable<string>): Promise<string[]> {
     const keepSet = new Set(keep);
-    return (await this.change((data) => {
-      const dropped = Object.keys(data.repos).filter((p) => !keepSet.has(p));
-      for (const p of dropped) delete data.repos[p];
-      return dropped.sort();
+    return (await this.change(async (view) => {
+      const dropped = view
+        .paths()
+        .filter((p) => !keepSet.has(p))
+        .sort();
+      return { records: dropped.map((p) => ({ repo: p, state: null })), value: dropped };
     })) as string[];
   }
 
@@ -208,16 +228,15 @@ class LowStateStore implements StateStore {
   }
 
   async setManifestValidators(validators: ManifestValidators): Promise<void> {
-    const checked = ManifestValidatorsSchema.parse(validators);
-    await this.change((data) => {
-      data.manifest = checked;
-    });
+    const checked =
+      fastManifestValidators(validators) ?? (await stateSchemas()).ManifestValidatorsSchema.parse(validators);
+    await this.change(async () => ({ records: [{ manifest: checked }], value: undefined }));
   }
 
   /** Queues a change; every change queued while a write is in flight goes into the next write. */
-  private change<T>(apply: (data: StateData) => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ apply, resolve: resolve as (v: unknown) => void, reject });
+  private change(apply: PendingChange['apply']): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ apply, resolve, reject });
       this.flushing ??= this.flush();
     });
   }
@@ -228,24 +247,7 @@ class LowStateStore implements StateStore {
         const batch = this.pending.splice(0);
         let outcomes: { ok: boolean; value: unknown }[];
         try {
-          outcomes = await this.withLock(async () => {
-            this.adapter.quarantine = true;
-            try {
-              this.db.data = emptyState(); // Low.read() keeps the old data when the file is missing
-              await this.db.read();
-            } finally {
-              this.adapter.quarantine = false;
-            }
-            const results = batch.map((c) => {
-              try {
-                return { ok: true, value: c.apply(this.db.data) };
-              } catch (err) {
-                return { ok: false, value: err };
-              }
-            });
-            if (results.some((r) => r.ok)) await this.db.write();
-            return results;
-          });
+          outcomes = await this.withLock(() => this.write(batch));
         } catch (err) {
           for (const c of batch) c.reject(err);
           continue;
@@ -255,6 +257,54 @@ class LowStateStore implements StateStore {
     } finally {
       this.flushing = null;
     }
+  }
+
+  /** One read-modify-write, under the lock. */
+  private async write(batch: PendingChange[]): Promise<{ ok: boolean; value: unknown }[]> {
+    let loaded: LoadedState;
+    const last = this.last;
+    // until this write is done, the next read starts afresh
+    this.last = null;
+    try {
+      loaded = await this.files.load(last, last !== null && last.data === this.shared);
+    } catch (err) {
+      if (!(err instanceof UnreadableState)) throw err;
+      await this.files.quarantine(err.message, this.now());
+      loaded = await this.files.load(null);
+    }
+    if (loaded.data === this.shared) loaded = { ...loaded, data: copyOf(loaded.data) };
+    // changes apply to the data as the batch's earlier changes left it; a refused change leaves nothing
+    const data = loaded.data;
+    const records: StateRecord[] = [];
+    const view: ChangeView = {
+      get: (p) => data.repos[p],
+      paths: () => Object.keys(data.repos),
+      manifest: () => data.manifest,
+    };
+    const results: { ok: boolean; value: unknown }[] = [];
+    for (const c of batch) {
+      try {
+        const out = await c.apply(view);
+        for (const r of out.records) applyRecord(data, r);
+        records.push(...out.records);
+        results.push({ ok: true, value: out.value });
+      } catch (err) {
+        results.push({ ok: false, value: err });
+      }
+    }
+    if (records.length === 0) {
+      this.last = loaded;
+      return results;
+    }
+    const journalBytes = loaded.offset + loaded.tail;
+    if (loaded.journal === null || journalBytes > Math.max(COMPACT_MIN_BYTES, loaded.snapshotBytes / 4)) {
+      // no snapshot yet, version 1, or a journal long enough to slow every read down
+      this.last = await this.files.compact(data);
+    } else {
+      const offset = await this.files.append({ ...loaded, journal: loaded.journal }, records);
+      this.last = { ...loaded, offset, tail: 0 };
+    }
+    return results;
   }
 
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
@@ -273,7 +323,25 @@ class LowStateStore implements StateStore {
   }
 }
 
-function describeError(err: unknown, at: string): z.infer<typeof RepoErrorSchema> {
+function applyRecord(data: StateData, r: StateRecord): void {
+  if ('manifest' in r) data.manifest = r.manifest;
+  else if (r.state === null) delete data.repos[r.repo];
+  else data.repos[r.repo] = r.state;
+}
+
+/** zod decides, and says why, about an entry the hand-written check refused. */
+async function refusedRepoState(path: string, next: unknown): Promise<RepoState> {
+  const checked = (await stateSchemas()).RepoStateSchema.safeParse(next);
+  if (checked.success) return checked.data;
+  const issue = checked.error.issues[0]!;
+  throw new BundlemirrorError(
+    'E_DISK',
+    `refusing to record invalid state for ${path}: ${issue.path.join('.')}: ${issue.message}`,
+    { repo: path },
+  );
+}
+
+function describeError(err: unknown, at: string): RepoError {
   // messages carry what an origin sent (git's stderr, ref names, URLs): state.json feeds status and people's terminals
   if (err instanceof BundlemirrorError) return { message: printable(err.message), code: err.code, at };
   const e = err as NodeJS.ErrnoException | undefined;

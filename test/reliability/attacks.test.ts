@@ -14,6 +14,7 @@ import { loadPullConfig } from '../../src/replica/config/config.js';
 import { memoryLog } from '../../src/replica/log.js';
 import { pull } from '../../src/replica/pull.js';
 import { runCli } from '../support/cli.js';
+import { recordedState } from '../support/state.js';
 import {
   attackWorld,
   outputsOfAPull,
@@ -152,8 +153,7 @@ test('repository paths with C1 controls, line separators or bidi controls are re
     t.false(UNSAFE_OUTPUT.test(text), `${where} holds no raw control, separator or bidi character`);
   for (const p of HOSTILE_PATHS)
     t.true(texts.stderr.includes(quoteUntrusted(p)), `${JSON.stringify(p)} is named, escaped`);
-  const state = JSON.parse(texts.state) as { repos: Record<string, { lastError?: { code: string } }> };
-  t.is(state.repos['/uri.git']?.lastError?.code, 'E_INDEX');
+  t.is((await recordedState(w.toplevel))['/uri.git']?.lastError?.code, 'E_INDEX');
   t.deepEqual(await fingerprintsMatch(w, ['/good.git']), []);
   t.deepEqual(
     await readdir(join(w.toplevel, 'pub')).catch(() => [] as string[]),

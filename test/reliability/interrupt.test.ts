@@ -6,7 +6,7 @@
  * in test/daemon.test.ts.)
  */
 import test from 'ava';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gitText } from '../../src/git/exec.js';
 import type { ReplicaStatus } from '../../src/replica/status.js';
@@ -14,6 +14,7 @@ import { runCli, startCli } from '../support/cli.js';
 import { eventually } from '../support/daemon.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { fingerprintOf, pull, startOrigin, writeConfig, type Origin } from '../support/mirror.js';
+import { recordedState } from '../support/state.js';
 
 async function slowLink(t: { teardown(fn: () => Promise<void>): void }, origin: Origin): Promise<FaultProxy> {
   const proxy = await startFaultProxy({
@@ -112,11 +113,8 @@ test('Ctrl-C during pull exits 130, records no failure, and the next pull resume
   noCrash(t, r1.stderr);
   t.regex(r1.stderr, /interrupted; [\d.]+ MiB kept; rerun pull/);
   t.true((await partialBytes(join(toplevel, '.bundlemirror/partial'))) > 0);
-  const state = JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8').catch(() => '{}')) as {
-    repos?: Record<string, { lastError?: unknown }>;
-  };
   t.false(
-    Object.values(state.repos ?? {}).some((r) => r.lastError),
+    Object.values(await recordedState(toplevel)).some((r) => r.lastError),
     'nothing recorded as failing',
   );
   const s = await statusOf(config);

@@ -18,6 +18,7 @@ import { FAST_ENV, leftovers, oversizedPartials, publishedBundles, verifyMirror 
 import { runCli } from '../support/cli.js';
 import type { PullJsonReport } from '../../src/replica/pull-json.js';
 import { repoIn } from '../support/reports.js';
+import { recordedState } from '../support/state.js';
 
 const PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
 
@@ -52,10 +53,7 @@ const fastPull = (config: string, ...args: string[]) =>
 
 /** sha256s of the bundles the replica applied, from its state file (what it actually needed). */
 async function appliedBundles(toplevel: string): Promise<Set<string>> {
-  const state = JSON.parse(await readFile(join(toplevel, '.bundlemirror/state.json'), 'utf8')) as {
-    repos: Record<string, { appliedBundles?: string[] }>;
-  };
-  return new Set(Object.values(state.repos).flatMap((r) => r.appliedBundles ?? []));
+  return new Set(Object.values(await recordedState(toplevel)).flatMap((r) => r.appliedBundles ?? []));
 }
 
 // ---------------------------------------------------------------- the acceptance test

@@ -26,6 +26,7 @@ import { quoteUntrusted } from '../../src/format/untrusted.js';
 import { runCli } from './cli.js';
 import { writeConfig } from './mirror.js';
 import { makeRepo, showRefOf, tempDir, type WorkTree } from './repos.js';
+import { stateFilesText } from './state.js';
 
 export interface AttackWorld {
   dir: string;
@@ -379,7 +380,7 @@ export async function outputsOfAPull(
       stderr: r.stderr,
       stdout: r.stdout,
       log: await readFile(join(w.dir, 'pull.log'), 'utf8').catch(() => ''),
-      state: await readFile(join(w.toplevel, '.bundlemirror', 'state.json'), 'utf8').catch(() => ''),
+      state: await stateFilesText(w.toplevel),
       status: status.stdout + status.stderr,
       statusJson: statusJson.stdout,
     },
