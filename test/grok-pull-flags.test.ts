@@ -1,7 +1,9 @@
 import test from 'ava';
 import { rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pull, replicaFor, startOrigin } from './support/mirror.js';
+import { fingerprintOf, pull, pullReport, replicaFor, startOrigin } from './support/mirror.js';
+import { runCli } from './support/cli.js';
+import type { ReplicaStatus } from '../src/replica/status.js';
 
 const exists = (p: string) =>
   stat(p).then(
@@ -68,4 +70,37 @@ test('--config-check: exit 0 for a usable config, 2 with the section and key for
   t.regex(bad.stderr, /E_CONFIG/);
   t.regex(bad.stderr, /\[pull\] inculde/);
   t.regex(bad.stderr, /include/);
+});
+
+test("a repository deleted behind the replica's back while the manifest changes elsewhere: status names it, and it comes back when its own entry changes", async (t) => {
+  const origin = await startOrigin(t);
+  const { config, toplevel } = await replicaFor(origin);
+  t.is((await pull(config)).code, 0);
+  const beta = join(toplevel, 'pub/sub/beta.git');
+  await rm(beta, { recursive: true });
+  // another repository changes: the changed manifest is acted on, but beta's entry and recorded state still agree
+  await origin.repos['/pub/alpha.git']!.wt.commit('elsewhere');
+  await origin.repos['/pub/alpha.git']!.wt.push('main');
+  await origin.publish();
+  const elsewhere = await pullReport(config);
+  t.is(elsewhere.code, 0, elsewhere.stderr);
+  t.deepEqual(
+    elsewhere.report.repos.map((r) => [r.path, r.action]),
+    [['/pub/alpha.git', 'updated']],
+  );
+  t.false(await exists(beta), 'a repository whose entry and state agree is not looked for on disk');
+  const status = await runCli(['status', '-c', config, '--json']);
+  const missing = (JSON.parse(status.stdout) as ReplicaStatus).repos.find((r) => r.path === '/pub/sub/beta.git');
+  t.is(missing?.state, 'not-cloned', 'status looks at every repository');
+  // its own entry changes: now it is looked for, found missing and cloned
+  await origin.repos['/pub/sub/beta.git']!.wt.commit('here');
+  await origin.repos['/pub/sub/beta.git']!.wt.push('main');
+  await origin.publish();
+  const own = await pullReport(config);
+  t.is(own.code, 0, own.stderr);
+  t.deepEqual(
+    own.report.repos.map((r) => [r.path, r.action]),
+    [['/pub/sub/beta.git', 'cloned']],
+  );
+  t.is(await fingerprintOf(beta), await fingerprintOf(origin.repos['/pub/sub/beta.git']!.bare));
 });

@@ -2,26 +2,56 @@
  * The replica's own books of what it holds: which repositories are on disk (for
  * the planner) and its local manifest (grokmirror format), written after a run
  * from what was verified.
+ *
+ * Which repositories are on disk is asked only where the answer can change the
+ * plan. A repository whose recorded state says it was verified at exactly the
+ * manifest's fingerprint and metadata, with no failure since, would be skipped:
+ * it is taken to be on disk without a look (10,000 looks cost a poll 0.1-0.15 s).
+ * Everything else (a changed or new entry, a failure, no or partial state, a
+ * recorded repository gone from the manifest) is looked at, and --force, -n,
+ * purge (which walks the toplevel) look at all. A repository deleted by hand
+ * behind our back is therefore noticed when its entry next changes, by such a
+ * run, and by `status` and `fsck`, which look at every repository.
  */
 import { readManifestIfAny, writeManifestFile, type Manifest } from '../manifest/manifest.js';
 import { repoPathProblem } from '../git/refname.js';
 import { isBareRepository, scanToplevel } from '../git/discovery.js';
 import { readAlternates } from '../git/inspect.js';
 import type { PullConfig } from './config/config.js';
-import type { SyncPlan } from './plan/planner.js';
+import { metadataDiff, type SyncPlan } from './plan/planner.js';
+import type { RepoState } from './state-file.js';
 import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
+
+/** A recorded state the planner would skip: verified at this entry's fingerprint and metadata, no failure since. */
+function recordedCurrent(
+  entry: Manifest[string],
+  state: RepoState | undefined,
+  defaultOwner: string,
+): state is RepoState {
+  return (
+    !!state &&
+    !state.lastError &&
+    !!entry.fingerprint &&
+    state.fingerprint === entry.fingerprint &&
+    metadataDiff(entry, state, undefined, defaultOwner).length === 0
+  );
+}
+
+/** Recorded state that leaves a metadata field to the local manifest (the planner's fallback). */
+const leavesFieldsOut = (s: RepoState | undefined) =>
+  !s || s.head === undefined || s.description === undefined || s.owner === undefined || s.symlinks === undefined;
 
 /** What is on disk, without walking the whole toplevel unless purge needs it. */
 export async function localState(
   config: PullConfig,
   remote: Manifest,
-  recorded: Record<string, unknown>,
-  purge: boolean,
+  recorded: Readonly<Record<string, RepoState>>,
+  opts: { purge: boolean; lookAtAll: boolean },
 ) {
   const toplevel = config.core.toplevel;
   const onDisk = new Set<string>();
   const alternates: Record<string, string[]> = {};
-  if (purge) {
+  if (opts.purge) {
     // forkgroup stores live under the toplevel by default (grokmirror's layout) and are not mirrors
     const stores = manifestPathOf(toplevel, config.core.objstore);
     const found = await scanToplevel(toplevel, (p) => p === stores || p.startsWith(stores + '/'));
@@ -32,16 +62,26 @@ export async function localState(
       if (alt.length) alternates[f.path] = alt;
     }
   } else {
-    const paths = new Set([...Object.keys(remote), ...Object.keys(recorded)]);
-    await Promise.all(
-      [...paths].map(async (p) => {
-        if (repoPathProblem(p)) return;
-        if (await isBareRepository(diskPathOf(toplevel, p))) onDisk.add(p);
-      }),
-    );
+    const look: string[] = [];
+    for (const p in remote) {
+      if (!opts.lookAtAll && recordedCurrent(remote[p]!, recorded[p], config.pull.defaultOwner)) onDisk.add(p);
+      else look.push(p);
+    }
+    for (const p in recorded) if (!Object.hasOwn(remote, p)) look.push(p);
+    for (const p of look) {
+      if (repoPathProblem(p)) continue;
+      if (await isBareRepository(diskPathOf(toplevel, p))) onDisk.add(p);
+    }
   }
-  const localManifest = (await readManifestIfAny(config.core.manifest)) ?? undefined;
-  return { repos: recorded as never, onDisk, alternates, localManifest };
+  // the local manifest is the planner's fallback for metadata the state leaves out: read it only then
+  let localManifest: Manifest | undefined;
+  for (const p in remote) {
+    if (leavesFieldsOut(recorded[p])) {
+      localManifest = (await readManifestIfAny(config.core.manifest)) ?? undefined;
+      break;
+    }
+  }
+  return { repos: recorded, onDisk, alternates, localManifest };
 }
 
 /** The replica's own manifest (grokmirror format): what this replica holds, verified. */
@@ -51,15 +91,16 @@ export async function writeLocalManifest(
   plan: SyncPlan,
   failed: Set<string | undefined>,
   inScope: ((path: string) => boolean) | null,
-  /** The local manifest as the run found it (localState's read). */
-  previous: Manifest,
+  /** The local manifest as the run found it (read once, only when a failure or a partial run needs its entries). */
+  previous: () => Promise<Manifest>,
 ): Promise<Manifest> {
   const next: Manifest = {};
-  if (inScope) for (const [p, e] of Object.entries(previous)) if (!inScope(p)) next[p] = e;
+  const before = inScope || plan.actions.some((a) => failed.has(a.path)) ? await previous() : {};
+  if (inScope) for (const [p, e] of Object.entries(before)) if (!inScope(p)) next[p] = e;
   for (const a of plan.actions) {
     if (a.kind === 'purge') continue;
     if (failed.has(a.path)) {
-      if (previous[a.path]) next[a.path] = previous[a.path]!;
+      if (before[a.path]) next[a.path] = before[a.path]!;
       continue;
     }
     if (remote[a.path]) next[a.path] = remote[a.path]!;

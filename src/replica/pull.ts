@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import pLimit from 'p-limit';
 import { forRepo, isInterruption, type InterruptedError } from '../errors.js';
 import { removeStaleTemps } from '../fs/atomic.js';
-import { parseManifest } from '../manifest/manifest.js';
+import { parseManifest, readManifestIfAny } from '../manifest/manifest.js';
 import { MirrorSet } from '../transfer/mirrors.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from './config/config.js';
@@ -94,7 +94,10 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   for (const p of problems) log.error(`${p.path}: refused manifest entry: ${p.problem}`);
 
   const purge = opts.purge ?? config.pull.purge;
-  const local = await localState(config, remote, recorded, purge);
+  const local = await localState(config, remote, recorded, {
+    purge,
+    lookAtAll: !!opts.force || !!opts.noMtimeCheck,
+  });
   const plan = restrictPlan(
     planSync({ remote, local, config, options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge } }),
     inScope,
@@ -140,8 +143,11 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
       }
     }
   };
+  // a skip is only counted: 9,999 of them must not cost a queued task each
+  const work = plan.actions.filter((a) => a.kind !== 'skip');
+  report.unchanged += plan.actions.length - work.length;
   await Promise.all(
-    workOrder(plan.actions, remote).map((batch) =>
+    workOrder(work, remote).map((batch) =>
       limit(async () => {
         for (const action of batch) {
           if (interrupted !== undefined || opts.signal?.aborted) return;
@@ -175,8 +181,9 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   for (const e of links.refused) log.warn(e.describe());
   report.warnings.push(...links.refused);
   await checkOwnPaths(config);
-  // read once, by localState: the toplevel lock keeps everyone else from writing it meanwhile
-  const written = await writeLocalManifest(config, remote, plan, failedPaths, inScope, local.localManifest ?? {});
+  // the toplevel lock keeps everyone else from writing it meanwhile: localState's read, when it made one, is current
+  const previous = async () => local.localManifest ?? (await readManifestIfAny(config.core.manifest)) ?? {};
+  const written = await writeLocalManifest(config, remote, plan, failedPaths, inScope, previous);
   if (config.pull.projectslist) {
     const inSync = Object.fromEntries(
       plan.actions
