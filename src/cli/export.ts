@@ -8,7 +8,7 @@ import { BundlemirrorError } from '../errors.js';
 import { formatBytes } from '../format/bytes.js';
 import { exportKit } from '../kit/export.js';
 import { directorySource, remoteSource, type KitSource } from '../kit/kit-source.js';
-import { loadPullConfig } from '../replica/config/config.js';
+import { readPullConfig } from '../replica/config/config.js';
 import { notSelected } from '../replica/plan/planner.js';
 
 interface ExportFlags {
@@ -45,7 +45,7 @@ export function registerExport(program: Command): void {
       let select: ((path: string) => boolean) | undefined;
       if (flags.bundles !== undefined) source = await directorySource(resolve(flags.bundles));
       else {
-        const config = loadPullConfig(flags.config!);
+        const config = await readPullConfig(flags.config!);
         source = await remoteSource(config);
         select = (p) => notSelected(p, config.pull) === null;
       }

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { printable, safeJson } from '../format/untrusted.js';
 import { BundlemirrorError, ExitStatus } from '../errors.js';
-import { loadPullConfig } from '../replica/config/config.js';
+import { readPullConfig } from '../replica/config/config.js';
 import { untilInterrupted } from './interrupt.js';
 import { createPullLog } from '../replica/log.js';
 import { runFsck } from '../replica/fsck/fsck.js';
@@ -52,7 +52,7 @@ export function registerFsck(program: Command): void {
       const wait = Number(flags.wait);
       if (!Number.isFinite(wait) || wait < 0)
         throw new BundlemirrorError('E_USAGE', `--wait takes a number of seconds, not ${JSON.stringify(flags.wait)}`);
-      const config = loadPullConfig(flags.config);
+      const config = await readPullConfig(flags.config);
       const log = createPullLog({
         file: config.core.log,
         level: config.core.loglevel,

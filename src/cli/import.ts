@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ExitStatus } from '../errors.js';
 import { importKit, type ImportReport } from '../kit/import.js';
-import { loadPullConfig } from '../replica/config/config.js';
+import { readPullConfig } from '../replica/config/config.js';
 import { untilInterrupted } from './interrupt.js';
 import { createPullLog } from '../replica/log.js';
 import { summary } from './pull.js';
@@ -30,7 +30,7 @@ export function registerImport(program: Command): void {
     .option('-v, --verbose', 'explain every decision')
     .option('-q, --quiet', 'print only warnings, errors and the summary')
     .action(async (kit: string, flags: ImportFlags) => {
-      const config = loadPullConfig(flags.config);
+      const config = await readPullConfig(flags.config);
       const log = createPullLog({
         file: config.core.log,
         level: config.core.loglevel,

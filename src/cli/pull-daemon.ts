@@ -4,7 +4,7 @@
  * SIGHUP (which also reopens the log after a rotation). The first SIGTERM/SIGINT stops it cleanly (exit 0); a second one
  * while it stops ends the process at once.
  */
-import { loadPullConfig, type PullConfig } from '../replica/config/config.js';
+import { readPullConfig, type PullConfig } from '../replica/config/config.js';
 import { startDaemon } from '../replica/daemon/daemon.js';
 import type { PullLog } from '../replica/log.js';
 import { InterruptedError } from '../errors.js';
@@ -29,7 +29,7 @@ export async function runPullDaemon(flags: PullDaemonFlags): Promise<void> {
   const daemon = await startDaemon({
     config: flags.config,
     log,
-    loadConfig: () => loadPullConfig(flags.config.file),
+    loadConfig: () => readPullConfig(flags.config.file),
     ...(flags.purge !== undefined ? { purge: flags.purge } : {}),
     forcePurge: !!flags.forcePurge,
     pullOptions: {

@@ -1,12 +1,11 @@
 import { Option, type Command } from 'commander';
-import { loadPullConfig } from '../replica/config/config.js';
+import { readPullConfig } from '../replica/config/config.js';
 import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
 import { fileLabel, progressBars } from './progress-bars.js';
 import { keptDirs, untilInterrupted } from './interrupt.js';
 import { formatBytes } from '../format/bytes.js';
 import { BundlemirrorError } from '../errors.js';
-import { runPullDaemon } from './pull-daemon.js';
 import { retryForOption, waitMessages } from './wait-messages.js';
 import { pullExitStatus, pullJsonReport } from '../replica/pull-json.js';
 import { safeJson } from '../format/untrusted.js';
@@ -102,7 +101,7 @@ export function registerPull(program: Command): void {
     .addHelpText('after', GROK_PULL_HELP)
     .action(async (flags: PullFlags) => {
       refuseGrokPullOnly(flags);
-      const config = loadPullConfig(flags.config);
+      const config = await readPullConfig(flags.config);
       if (flags.configCheck) {
         for (const w of config.warnings) process.stderr.write(`bundlemirror: warning: ${w.message}\n`);
         process.stdout.write(
@@ -133,6 +132,8 @@ export function registerPull(program: Command): void {
           throw new BundlemirrorError('E_USAGE', '--force cannot be combined with --daemon', {
             hint: 'run a one-off pull --force first, then start the daemon',
           });
+        // the daemon's scheduler, listener and metrics are loaded only for it
+        const { runPullDaemon } = await import('./pull-daemon.js');
         return runPullDaemon({
           config,
           log,

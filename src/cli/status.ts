@@ -3,7 +3,7 @@
  * the replica already knows; no git process, no request unless --fetch.
  */
 import type { Command } from 'commander';
-import { loadPullConfig } from '../replica/config/config.js';
+import { readPullConfig } from '../replica/config/config.js';
 import { replicaStatus, type ReplicaStatus, type RepoStatus } from '../replica/status.js';
 import { renderMetrics } from '../replica/metrics.js';
 import { formatBytes } from '../format/bytes.js';
@@ -32,7 +32,7 @@ export function registerStatus(program: Command): void {
       'compare against the remote manifest downloaded now (one request) instead of the copy the last pull saved',
     )
     .action(async (flags: StatusFlags) => {
-      const config = loadPullConfig(flags.config);
+      const config = await readPullConfig(flags.config);
       const status = await replicaStatus(config, { sizes: flags.size, fetch: !!flags.fetch });
       process.stdout.write(
         flags.json ? safeJson(status, 1) + '\n' : flags.metrics ? renderMetrics(status) : renderStatusTable(status),

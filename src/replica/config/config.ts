@@ -20,9 +20,8 @@ import { BundlemirrorError } from '../../errors.js';
 import { IniDocument } from '../../config/ini.js';
 import { MANIFEST_FILE } from '../../manifest/tree.js';
 import { expandUser, Reader } from '../../config/reader.js';
-import { cronProblem } from '../daemon/schedule.js';
 import { parseListenAddress } from '../daemon/daemon-config.js';
-import { looksLikeSchedule, scheduleSectionName } from '../../config/schedule-section.js';
+import { cronFieldsProblem, looksLikeSchedule, scheduleSectionName } from '../../config/schedule-section.js';
 import { PullConfigSchema, type PullConfig } from './config-schema.js';
 import { readFsckConfig } from './fsck-config.js';
 import { mirrorRoots, retryFor, socketGroup, socketMode, withSlash } from './config-values.js';
@@ -66,6 +65,37 @@ export function loadPullConfig(file: string, opts: Omit<ParseOptions, 'source' |
   }
   const config = parsePullConfig(text, { ...opts, source: abs, mtimeMs });
   return { ...config, file: abs };
+}
+
+const CRON_HINT = 'fields are minute hour day-of-month month day-of-week, for example 30 1 * * 1-5';
+
+/**
+ * loadPullConfig, and the cron expressions of `[schedule "NAME"]` sections
+ * checked by node-schedule itself, which is loaded only for a config that
+ * has such sections: a plain pull never loads the daemon's scheduler. What
+ * every command that reads a replica config calls.
+ */
+export async function readPullConfig(
+  file: string,
+  opts: Omit<ParseOptions, 'source' | 'mtimeMs'> = {},
+): Promise<PullConfig> {
+  const config = loadPullConfig(file, opts);
+  if (config.schedules.length === 0) return config;
+  const { cronProblem } = await import('../daemon/schedule.js');
+  for (const s of config.schedules) {
+    const problem = cronProblem(s.cron);
+    if (problem === null) continue;
+    // worded and located as the other refusals of this file are
+    const doc = IniDocument.parse(readFileSync(config.file, 'utf8'), config.file);
+    const section = doc.sections().find((name) => scheduleSectionName(name) === s.name) ?? `schedule "${s.name}"`;
+    new Reader(doc, config.file, opts.cwd ?? process.cwd()).fail(
+      section,
+      'cron',
+      `${JSON.stringify(s.cron)} ${problem}`,
+      CRON_HINT,
+    );
+  }
+  return config;
 }
 
 /** Parses config text (no file access except an optional realpath of toplevel). */
@@ -204,14 +234,9 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     if (name === null) return [];
     const cron = r.str(section, 'cron', '').trim();
     if (cron === '') r.fail(section, 'cron', 'is required: when to pull this group, for example cron = 0 2 * * *');
-    const problem = cronProblem(cron);
-    if (problem)
-      r.fail(
-        section,
-        'cron',
-        `${JSON.stringify(cron)} ${problem}`,
-        'fields are minute hour day-of-month month day-of-week, for example 30 1 * * 1-5',
-      );
+    // node-schedule's own verdict comes after, in readPullConfig (it is loaded only for configs with schedules)
+    const problem = cronFieldsProblem(cron);
+    if (problem) r.fail(section, 'cron', `${JSON.stringify(cron)} ${problem}`, CRON_HINT);
     const include = r.list(section, 'include', []);
     if (include.length === 0)
       r.fail(section, 'include', 'is required: the repositories (globs, one per line) pulled on this schedule');

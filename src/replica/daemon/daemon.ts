@@ -48,7 +48,7 @@ export interface DaemonOptions {
   config: PullConfig;
   log: PullLog;
   /** Reads the config again for reload(); default: none, so reload() keeps the current one. */
-  loadConfig?: () => PullConfig;
+  loadConfig?: () => PullConfig | Promise<PullConfig>;
   /** Default: node-schedule and the real clock. */
   scheduler?: Scheduler;
   /** Default: pull(). Tests pass a slow or counting one. */
@@ -286,7 +286,7 @@ class PullDaemon implements Daemon {
     try {
       if (!this.opts.loadConfig)
         throw new BundlemirrorError('E_CONFIG', 'this daemon was started without a config file to reload');
-      next = this.opts.loadConfig();
+      next = await this.opts.loadConfig();
       if (next.core.toplevel !== old.core.toplevel) {
         throw new BundlemirrorError(
           'E_CONFIG',

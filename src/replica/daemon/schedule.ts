@@ -12,6 +12,7 @@
  * timer alive).
  */
 import schedule from 'node-schedule';
+import { cronFieldsProblem } from '../../config/schedule-section.js';
 
 export interface ScheduledTimer {
   cancel(): void;
@@ -28,10 +29,8 @@ export interface Scheduler {
 
 /** Why a cron expression is unusable, or null when node-schedule accepts it. */
 export function cronProblem(expression: string): string | null {
-  const fields = expression.trim().split(/\s+/).filter(Boolean);
-  if (fields.length < 5 || fields.length > 6) {
-    return `has ${fields.length} field${fields.length === 1 ? '' : 's'}; a cron expression has 5 (minute hour day-of-month month day-of-week) or 6 (seconds first)`;
-  }
+  const fields = cronFieldsProblem(expression);
+  if (fields !== null) return fields;
   const job = schedule.scheduleJob(expression, () => {});
   if (!job)
     return 'is not a cron expression node-schedule can schedule (a value out of range, or a date that never comes)';
