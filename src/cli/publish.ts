@@ -4,6 +4,7 @@ import { BundlemirrorError } from '../errors.js';
 import { publish } from '../origin/publish.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { MAX_SLICES } from '../origin/slices.js';
+import { MAX_PACK_PARTS } from '../manifest/repo-index.js';
 import { fnmatch } from '../glob/fnmatch.js';
 import { formatBytes } from '../format/bytes.js';
 import { notifierFor } from './publish-notify.js';
@@ -26,6 +27,8 @@ interface PublishFlags extends StoreFlags {
   graceDays: string;
   slices: string;
   sliceMinMib: string;
+  parts: string;
+  partsMinMib: string;
   quiet?: boolean;
   json?: boolean;
   notify: string[];
@@ -89,6 +92,16 @@ export function registerPublish(program: Command): void {
       String((DEFAULT_CHAIN_POLICY.sliceMinBytes ?? 0) / 2 ** 20),
     )
     .option(
+      '--parts <n>',
+      "publish a new base's pack in up to n parts a replica indexes while the rest downloads (1: one piece)",
+      String(DEFAULT_CHAIN_POLICY.parts),
+    )
+    .option(
+      '--parts-min-mib <m>',
+      'cut into parts only the bases of repositories storing at least this many MiB',
+      String((DEFAULT_CHAIN_POLICY.partsMinBytes ?? 0) / 2 ** 20),
+    )
+    .option(
       '--sign-key <file>',
       'SSH private key: sign manifest.js.gz and every index.json (ssh-keygen -Y sign -n bundlemirror)',
     )
@@ -142,6 +155,8 @@ export function registerPublish(program: Command): void {
           graceMs: number(flags.graceDays, '--grace-days') * 86_400_000,
           slices: sliceCount(flags.slices),
           sliceMinBytes: number(flags.sliceMinMib, '--slice-min-mib') * 2 ** 20,
+          parts: partCount(flags.parts),
+          partsMinBytes: number(flags.partsMinMib, '--parts-min-mib') * 2 ** 20,
         },
         log,
       });
@@ -195,6 +210,16 @@ function sliceCount(value: string): number {
     throw new BundlemirrorError(
       'E_USAGE',
       `--slices takes a whole number from 1 to ${MAX_SLICES}, not ${JSON.stringify(value)}`,
+    );
+  return n;
+}
+
+function partCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PACK_PARTS)
+    throw new BundlemirrorError(
+      'E_USAGE',
+      `--parts takes a whole number from 1 to ${MAX_PACK_PARTS}, not ${JSON.stringify(value)}`,
     );
   return n;
 }

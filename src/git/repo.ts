@@ -272,16 +272,22 @@ export interface IndexedPack {
 /**
  * `git index-pack --stdin --fix-thin --check-self-contained-and-connected`
  * on a pack streamed in (a bundle's pack, while it downloads): writes the
- * pack and its index into the repository and touches no ref. With that
- * flag git exits 1 when the pack is fine but needs objects from outside it.
+ * pack and its index into the repository and touches no ref. That flag
+ * makes git walk every link of every object it receives and die when a
+ * linked object is neither in the pack nor in the repository; it exits 1
+ * when the pack is fine but links to objects the repository already had.
  */
 export async function indexPack(
   gitDir: string,
   pack: NodeJS.ReadableStream,
   repo?: string,
-  opts: Pick<GitOptions, 'signal'> = {},
+  opts: Pick<GitOptions, 'signal'> & {
+    /** false: a delta whose base is not in the pack fails it instead of being completed from the repository. */
+    thin?: boolean;
+  } = {},
 ): Promise<IndexedPack> {
-  const r = await git(['index-pack', '--stdin', '--fix-thin', '--check-self-contained-and-connected'], {
+  const thin = opts.thin === false ? [] : ['--fix-thin'];
+  const r = await git(['index-pack', '--stdin', ...thin, '--check-self-contained-and-connected'], {
     gitDir,
     repo,
     stdin: pack,

@@ -21,33 +21,82 @@ export const MAX_BUNDLE_SIZE = 2 ** 40;
 
 const BUNDLE_PATH = /^(\.\.\/)*([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\.bundle$/;
 
-export const BundleRefSchema = z.object({
-  /**
-   * Relative to the index's URL: the bundle's file name, or for a forkgroup
-   * member a path into its parent's directory (`../linux.git/<sha256>.bundle`);
-   * or an absolute http(s) URL. Replicas accept only URLs under the tree.
-   */
-  uri: z
-    .string()
-    .max(2048)
-    .refine(
-      (u) => BUNDLE_PATH.test(u) || /^https?:\/\/[^\s]+$/.test(u),
-      'must be a relative bundle path or an http(s) URL',
-    ),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+/** Most parts one base's pack may be published in. */
+export const MAX_PACK_PARTS = 256;
+/** Bytes of a pack's header and of its SHA-1 trailer. */
+const PACK_HEADER = 12;
+const PACK_TRAILER = 20;
+/** Fewest bytes an object takes in a pack (a header byte and an empty zlib stream). */
+const MIN_OBJECT_BYTES = 9;
+
+/**
+ * A byte range of a base bundle's pack that is a pack of its own but for
+ * the header and trailer: whole objects, none a delta against an object
+ * outside it, and none linking to an object in a later part. A replica
+ * indexes each part as soon as its bytes are in (replica/sync/part-indexer.ts).
+ */
+const PackPartSchema = z.object({
+  /** Byte offset in the bundle file of the part's first object. */
+  offset: z.number().int().positive().max(MAX_BUNDLE_SIZE),
   size: z.number().int().positive().max(MAX_BUNDLE_SIZE),
-  creationToken: z.number().int().nonnegative(),
-  prerequisites: z.array(oid).max(1_000_000),
-  tips: z.record(refName, oid),
-  /** Set when a newer base replaced this bundle; it stays listed for a grace period. */
-  superseded: z.string().optional(),
-  /**
-   * Set on slices 1..N-1 of a base published as a chain of history slices
-   * (the base's slice 0 is an ordinary base): part of the base, not an
-   * incremental, when the origin decides whether its chain is too long.
-   */
-  slice: z.number().int().positive().max(64).optional(),
+  objects: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 32 - 1),
 });
+
+export const BundleRefSchema = z
+  .object({
+    /**
+     * Relative to the index's URL: the bundle's file name, or for a forkgroup
+     * member a path into its parent's directory (`../linux.git/<sha256>.bundle`);
+     * or an absolute http(s) URL. Replicas accept only URLs under the tree.
+     */
+    uri: z
+      .string()
+      .max(2048)
+      .refine(
+        (u) => BUNDLE_PATH.test(u) || /^https?:\/\/[^\s]+$/.test(u),
+        'must be a relative bundle path or an http(s) URL',
+      ),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+    size: z.number().int().positive().max(MAX_BUNDLE_SIZE),
+    creationToken: z.number().int().nonnegative(),
+    prerequisites: z.array(oid).max(1_000_000),
+    tips: z.record(refName, oid),
+    /** Set when a newer base replaced this bundle; it stays listed for a grace period. */
+    superseded: z.string().optional(),
+    /**
+     * Set on slices 1..N-1 of a base published as a chain of history slices
+     * (the base's slice 0 is an ordinary base): part of the base, not an
+     * incremental, when the origin decides whether its chain is too long.
+     */
+    slice: z.number().int().positive().max(64).optional(),
+    /**
+     * A base's pack in parts, in order: they follow one another without a
+     * gap from the first object to the pack's trailer. Absent for a bundle
+     * published in one piece; a replica that does not know the key ignores it.
+     */
+    parts: z.array(PackPartSchema).min(2).max(MAX_PACK_PARTS).optional(),
+  })
+  .superRefine((b, ctx) => {
+    const problem = b.parts ? packPartsProblem(b.parts, b.size) : null;
+    if (problem) ctx.addIssue({ code: 'custom', path: ['parts'], message: problem });
+  });
+
+/** Why `parts` cannot describe the pack of a bundle of `size` bytes, or null. */
+function packPartsProblem(parts: readonly PackPart[], size: number): string | null {
+  for (const [k, p] of parts.entries()) {
+    const next = parts[k + 1];
+    if (next && p.offset + p.size !== next.offset) return `part ${k} does not end where part ${k + 1} starts`;
+    if (p.objects * MIN_OBJECT_BYTES > p.size) return `part ${k} cannot hold ${p.objects} objects in ${p.size} bytes`;
+  }
+  const last = parts[parts.length - 1]!;
+  if (last.offset + last.size !== size - PACK_TRAILER) return "the parts do not end at the pack's trailer";
+  if (parts[0]!.offset < PACK_HEADER) return 'the first part starts before a pack header fits';
+  return null;
+}
 
 /** Most LFS objects one index may list. */
 const MAX_LFS_OBJECTS = 1_000_000;
@@ -83,6 +132,7 @@ export const RepoIndexSchema = z.object({
 });
 
 export type BundleRef = z.infer<typeof BundleRefSchema>;
+export type PackPart = z.infer<typeof PackPartSchema>;
 export type LfsObjectRef = z.infer<typeof LfsObjectRefSchema>;
 export type RepoIndex = z.infer<typeof RepoIndexSchema>;
 

@@ -65,10 +65,20 @@ export async function writeBundle(
     await rm(tmp, { force: true });
     return null;
   }
+  const { sha256, size } = result();
+  return commitBundleFile(tmp, outDir, sha256, size);
+}
+
+/** Syncs a bundle written to `tmp` and gives it its content-addressed name in `outDir`. */
+export async function commitBundleFile(
+  tmp: string,
+  outDir: string,
+  sha256: string,
+  size: number,
+): Promise<WrittenBundle> {
   const fh = await open(tmp, 'r');
   await fh.sync();
   await fh.close();
-  const { sha256, size } = result();
   const name = `${sha256}.bundle`;
   const file = join(outDir, name);
   if (await exists(file)) {

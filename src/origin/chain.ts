@@ -9,9 +9,10 @@
  */
 import type { Ref } from '../git/repo.js';
 import { DEFAULT_SLICE_MIN_BYTES, type SlicePolicy } from './slices.js';
+import { DEFAULT_PARTS, DEFAULT_PARTS_MIN_BYTES, type PartsPolicy } from './parted-base.js';
 import { currentBundles, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
 
-export interface ChainPolicy extends Partial<SlicePolicy> {
+export interface ChainPolicy extends Partial<SlicePolicy>, Partial<PartsPolicy> {
   /** Incrementals on top of one base before a new base is written. */
   maxIncrementals: number;
   /** New base once the incrementals add up to this fraction of the base's size. */
@@ -26,6 +27,8 @@ export const DEFAULT_CHAIN_POLICY: ChainPolicy = {
   graceMs: 7 * 24 * 60 * 60 * 1000,
   slices: 1,
   sliceMinBytes: DEFAULT_SLICE_MIN_BYTES,
+  parts: DEFAULT_PARTS,
+  partsMinBytes: DEFAULT_PARTS_MIN_BYTES,
 };
 
 export type BundleDecision =

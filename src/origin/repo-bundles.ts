@@ -11,11 +11,13 @@
  */
 import { posix } from 'node:path';
 import { BundlemirrorError } from '../errors.js';
-import { borrowObjectsFrom, existingObjects, independentTips, type Ref } from '../git/repo.js';
+import { borrowObjectsFrom, existingObjects, independentTips, readHead, type Ref } from '../git/repo.js';
+import { storedBytes } from '../git/history.js';
 import { currentBundles, type BundleRef, type RepoIndex } from '../manifest/repo-index.js';
 import { decideBundle, expireSuperseded, shouldCollapse, type ChainPolicy } from './chain.js';
 import { writeBundle, type WrittenBundle } from './bundle-writer.js';
 import { writeSlices } from './slices.js';
+import { writePartedBase } from './parted-base.js';
 import type { FoundRepo } from '../git/discovery.js';
 
 export interface ForkParent {
@@ -114,6 +116,19 @@ export async function writeBundles(w: BundleWork): Promise<BundlePlanResult> {
     if (sliced) {
       for (const b of sliced) made.push({ name: b.name, size: b.size, kind: 'base' });
       return sliced.map((b, k) => (k === 0 ? entry(b) : { ...entry(b), slice: k }));
+    }
+    const parts = w.policy.parts ?? 1;
+    if (parts >= 2 && (await storedBytes(repo.dir, repo.path)) >= (w.policy.partsMinBytes ?? 0)) {
+      const b = await writePartedBase(
+        repo.dir,
+        w.outDir,
+        w.refs,
+        await readHead(repo.dir, repo.path),
+        parts,
+        repo.path,
+      );
+      made.push({ name: b.name, size: b.size, kind: 'base' });
+      return [{ ...entry(b), ...(b.parts ? { parts: b.parts } : {}) }];
     }
     const full = await writeBundle(repo.dir, w.outDir, 'all', repo.path);
     if (!full)

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { git, gitText } from '../../src/git/exec.js';
+import { seededRandom } from '../../src/faults/random.js';
 
 /**
  * A temporary directory named for this process (`bm-test-<pid>-XXXXXX`);
@@ -136,4 +137,37 @@ export async function makeFork(
 export async function showRefOf(gitDir: string): Promise<string> {
   const r = await git(['show-ref'], { gitDir, okCodes: [1] });
   return r.stdout.toString();
+}
+
+const COMMITS = 180;
+
+/**
+ * A repository with a real history for its size: 40 text files, each
+ * commit rewriting a few lines of three of them (so the pack is mostly
+ * deltas), a branch off the middle, lightweight and annotated tags.
+ */
+export async function textHistoryRepo(bare: string): Promise<void> {
+  await initBareRepo(bare);
+  const random = seededRandom(17);
+  const word = () => Math.floor(random() * 1e9).toString(36);
+  const files: string[][] = Array.from({ length: 40 }, () =>
+    Array.from({ length: 60 }, () => Array.from({ length: 8 }, word).join(' ')),
+  );
+  const parts: string[] = [];
+  const blob = (text: string) => `data ${Buffer.byteLength(text)}\n${text}\n`;
+  for (let c = 1; c <= COMMITS; c++) {
+    const touched = c === 1 ? files.map((_, i) => i) : [0, 1, 2].map(() => Math.floor(random() * files.length));
+    for (const f of touched)
+      for (let l = 0; l < 4; l++) files[f]![Math.floor(random() * 60)] = Array.from({ length: 8 }, word).join(' ');
+    const msg = `commit ${c}`;
+    parts.push(
+      `commit refs/heads/main\nmark :${c}\ncommitter A U Thor <a@example.invalid> ${1_700_000_000 + c * 60} +0000\n${blob(msg)}`,
+      ...(c > 1 ? [`from :${c - 1}\n`] : []),
+      ...touched.map((f) => `M 100644 inline src/file-${f}.txt\n${blob(files[f]!.join('\n'))}`),
+      '\n',
+    );
+    if (c === COMMITS / 2) parts.push(`reset refs/heads/devel\nfrom :${c}\n\n`, `reset refs/tags/mid\nfrom :${c}\n\n`);
+  }
+  parts.push(`tag v1.0\nfrom :${COMMITS}\ntagger A U Thor <a@example.invalid> 1800000000 +0000\n${blob('release')}`);
+  await git(['fast-import', '--quiet'], { gitDir: bare, input: parts.join('') });
 }

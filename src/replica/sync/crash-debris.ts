@@ -26,7 +26,8 @@ export const LOCK_AGE_MS = 1000;
 
 const TOP_LEVEL_LOCKS = ['HEAD.lock', 'config.lock', 'packed-refs.lock', 'shallow.lock', 'FETCH_HEAD.lock'];
 
-export async function removeCrashDebris(dir: string, now = Date.now()): Promise<string[]> {
+/** Removes the temporary files of packs git was writing (only when no git is writing into `dir`); returns their paths. */
+export async function removeTempPacks(dir: string): Promise<string[]> {
   const removed: string[] = [];
   const packDir = join(dir, 'objects', 'pack');
   for (const name of await readdir(packDir).catch(() => [] as string[])) {
@@ -34,6 +35,11 @@ export async function removeCrashDebris(dir: string, now = Date.now()): Promise<
     await rm(join(packDir, name), { force: true });
     removed.push(join('objects', 'pack', name));
   }
+  return removed;
+}
+
+export async function removeCrashDebris(dir: string, now = Date.now()): Promise<string[]> {
+  const removed = await removeTempPacks(dir);
   const removeIfOld = async (file: string, rel: string): Promise<void> => {
     try {
       const st = await stat(file);

@@ -26,11 +26,11 @@ import { join } from 'node:path';
 import { BundlemirrorError } from '../../errors.js';
 import { readBundleHeader } from '../../git/bundle.js';
 import { connectedAbove } from '../../git/history.js';
-import { existingObjects, indexPack, type IndexedPack } from '../../git/repo.js';
+import { existingObjects, indexPack } from '../../git/repo.js';
 import type { BundleRef } from '../../manifest/repo-index.js';
 import type { DownloadResult } from '../../transfer/download-options.js';
 import { partialPathFor } from '../../transfer/partial-file.js';
-import { streamIndex, type StreamingIndex } from './stream-index.js';
+import { streamIndex, type StreamedPacks, type StreamingIndex } from './stream-index.js';
 
 export interface FreshChainInput {
   work: string;
@@ -95,6 +95,7 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
       const stream = streamIndex(partialPathFor(input.partialDir, b.sha256), b.size, work, path, {
         signal,
         acceptHeader: async (h) => (await existingObjects(work, h.prerequisites, path)).size === h.prerequisites.length,
+        parts: b.parts ? { parts: b.parts, sha256: b.sha256 } : undefined,
       });
       streams[k] = stream;
       try {
@@ -103,7 +104,7 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
         await stream.abandon();
         throw err;
       }
-      let pack: IndexedPack | null = await stream.finish(dest(b));
+      let pack: StreamedPacks | null = await stream.finish(dest(b));
       const viaStream = pack !== null;
       if (viaStream) streamed += 1;
       const header = await readBundleHeader(dest(b));
@@ -116,13 +117,16 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
             `bundle ${b.uri} needs ${missing.length} commit(s) this replica lacks (${missing[0]})`,
             { repo: path, hint: 'rerun pull; if it persists, the origin index is inconsistent' },
           );
-        pack = await indexPack(work, createReadStream(dest(b), { start: header.packOffset }), path, { signal });
+        const one = await indexPack(work, createReadStream(dest(b), { start: header.packOffset }), path, { signal });
+        pack = { packHashes: [one.packHash], connected: one.selfContainedAndConnected };
       }
+      if (b.parts && pack.packHashes.length === 1)
+        input.log.debug(`${path}: ${b.uri}: its ${b.parts.length} parts could not be indexed one by one`);
       input.log.debug(`${path}: ${b.uri}: indexed ${viaStream ? 'while it downloaded' : 'from the verified file'}`);
       const tips = header.tips.map((t) => t.oid);
       if (proved !== null) {
         const ok: boolean =
-          (k === 0 && pack.selfContainedAndConnected) ||
+          (k === 0 && pack.connected) ||
           (header.prerequisites.every((p) => proved!.includes(p)) && (await connectedAbove(work, tips, proved, path)));
         proved = ok ? [...new Set([...proved, ...tips])] : null;
       }

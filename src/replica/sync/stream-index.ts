@@ -26,16 +26,26 @@
  * base, and each bundle after it once the one before is indexed (its
  * prerequisites are then here; `acceptHeader` checks), see fresh-chain.ts.
  */
-import { open, rm, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { parseBundleHeader, type BundleHeader } from '../../git/bundle.js';
+import { PACK_HEADER_SIZE } from '../../git/pack.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
+import type { PackPart } from '../../manifest/repo-index.js';
+import { dropPack, indexPackParts, type PartIndexer } from './part-indexer.js';
 
 const CHUNK = 1 << 20;
 const MAX_HEADER = 64 << 20;
 /** How often the reader looks at the partial when the downloader has not said it wrote more. */
 const POLL_MS = 50;
+
+/** What a streamed bundle left in the repository: one pack, or one per part. */
+export interface StreamedPacks {
+  packHashes: string[];
+  /** git proved every object these packs link to present (`git clone` skips its connectivity walk then). */
+  connected: boolean;
+}
 
 export interface StreamingIndex {
   /** The download made progress: look at the partial now. */
@@ -45,7 +55,7 @@ export interface StreamingIndex {
    * index-pack from it and return the pack when it is exactly that file's
    * pack, else null with nothing left behind.
    */
-  finish(file: string): Promise<IndexedPack | null>;
+  finish(file: string): Promise<StreamedPacks | null>;
   /** The download failed: stop index-pack and remove what it wrote. */
   abandon(): Promise<void>;
 }
@@ -59,6 +69,13 @@ export interface StreamIndexOptions {
    * `--fix-thin` reads its delta bases from the repository).
    */
   acceptHeader?: ((header: BundleHeader) => Promise<boolean>) | undefined;
+  /**
+   * A base published in parts (index.json): each part is indexed on its
+   * own as soon as its bytes are in (part-indexer.ts). The packs are kept
+   * only when the sha256 of every byte read, header included, is `sha256`:
+   * the bytes fed are then exactly the verified file.
+   */
+  parts?: { parts: readonly PackPart[]; sha256: string } | undefined;
 }
 
 export function streamIndex(
@@ -76,6 +93,8 @@ export function streamIndex(
   const feed = new PassThrough({ highWaterMark: CHUNK });
   feed.on('error', () => {}); // index-pack's end (the pipe breaking) is observed through its exit
   let indexing: Promise<IndexedPack> | null = null;
+  let parted: PartIndexer | null = null;
+  const readHash = opts.parts ? createHash('sha256') : null;
   let fh: FileHandle | null = null;
   let pos = 0;
   let header: Buffer | null = Buffer.alloc(0);
@@ -106,8 +125,10 @@ export function streamIndex(
   /** Hands over bytes read from the file at `pos`; false when this is not a stream worth indexing. */
   const take = async (bytes: Buffer): Promise<boolean> => {
     pos += bytes.length;
+    readHash?.update(bytes);
     if (header === null) {
-      await feedPack(bytes);
+      if (parted) await parted.write(bytes);
+      else await feedPack(bytes);
       return true;
     }
     header = Buffer.concat([header, bytes]);
@@ -117,6 +138,13 @@ export function streamIndex(
     if (!(await accept(parsed))) return false;
     const rest = header.subarray(end + 2);
     header = null;
+    const parts = opts.parts?.parts;
+    // the parts must start right after the pack header, and only a base's parts stand alone
+    if (parts && parsed.prerequisites.length === 0 && parts[0]?.offset === parsed.packOffset + PACK_HEADER_SIZE) {
+      parted = indexPackParts(gitDir, parts, repo, abort.signal);
+      await parted.write(rest);
+      return true;
+    }
     indexing = indexPack(gitDir, feed, repo, { signal: abort.signal });
     indexing.catch(() => {}); // observed in finish() or abandon()
     await feedPack(rest);
@@ -155,19 +183,15 @@ export function streamIndex(
     failed = true;
   });
 
-  const dropPack = async (hash: string) => {
-    const base = join(gitDir, 'objects', 'pack', `pack-${hash}`);
-    await Promise.all(['.pack', '.idx', '.rev', '.keep', '.promisor'].map((ext) => rm(base + ext, { force: true })));
-  };
-
-  const stop = async (): Promise<IndexedPack | null> => {
+  const stop = async (): Promise<null> => {
     stopped = true;
     wake?.();
     await reading;
     abort.abort();
     feed.destroy();
     const made = await indexing?.catch(() => null);
-    if (made) await dropPack(made.packHash);
+    if (made) await dropPack(gitDir, made.packHash);
+    await parted?.drop();
     return null;
   };
 
@@ -183,7 +207,13 @@ export function streamIndex(
       try {
         wake?.();
         await reading;
-        if (failed || !indexing || pos !== expectedSize) return await stop();
+        if (failed || pos !== expectedSize) return await stop();
+        if (parted) {
+          const packHashes = await parted.end().catch(() => null);
+          if (!packHashes || readHash!.digest('hex') !== opts.parts!.sha256) return await stop();
+          return { packHashes, connected: true };
+        }
+        if (!indexing) return await stop();
         feed.end();
         const made = await indexing.catch(() => null);
         if (!made) return await stop();
@@ -195,10 +225,10 @@ export function streamIndex(
           await check.close();
         }
         if (!tail.equals(fedTail)) {
-          await dropPack(made.packHash);
+          await dropPack(gitDir, made.packHash);
           return null;
         }
-        return made;
+        return { packHashes: [made.packHash], connected: made.selfContainedAndConnected };
       } finally {
         await cleanup();
       }

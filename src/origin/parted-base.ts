@@ -1,0 +1,326 @@
+/**
+ * A base bundle whose pack a replica can index in parts while it
+ * downloads, at no byte cost: the same objects and deltas as one pack,
+ * laid out blobs first, then trees, then commits and tags, and described
+ * in index.json as a few byte ranges ("parts") that each resolve alone.
+ *
+ * Why that order: git resolves a pack's deltas only after its last byte,
+ * so one pack leaves all of the resolution after the download. A pack's
+ * object order is free as long as every OFS_DELTA base comes before its
+ * delta, and deltas are always between objects of one type; so objects
+ * keep their order within each kind, and only a delta whose distance to
+ * its base changed gets its header rewritten (the compressed data is
+ * copied as it is). In that order every link an object has
+ * (a commit to its tree and parents, a tree to its entries, a tag to its
+ * object) points into its own part or an earlier one, so a replica that
+ * indexes part k with `index-pack --check-self-contained-and-connected`
+ * proves each link present, and the whole base connected, part by part.
+ * Part boundaries are where no delta crosses: between the kinds of object,
+ * and between delta families inside the big blob section.
+ *
+ * Where the offsets come from: `git pack-objects` writes the pack to a
+ * file with its .idx (`git show-index` lists each object's offset), and
+ * each object's first bytes give its type and delta base; nothing is
+ * inflated here. The bundle is then written from the pack's byte ranges in
+ * the new order with a new SHA-1 trailer: one extra read and write of the
+ * pack against `git bundle create`. A pack that cannot be laid out so (a
+ * REF_DELTA) is published as git wrote it, in one piece. It stays an ordinary
+ * bundle for stock git (`git clone --bundle-uri`, `git bundle unbundle`).
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tempPathFor } from '../fs/atomic.js';
+import {
+  MAX_OBJECT_HEADER,
+  OBJ_BLOB,
+  OBJ_COMMIT,
+  OBJ_OFS_DELTA,
+  OBJ_TAG,
+  OBJ_TREE,
+  PACK_HEADER_SIZE,
+  PACK_TRAILER_SIZE,
+  encodeDeltaOffset,
+  packObjectOffsets,
+  packObjectsToFile,
+  readObjectHeader,
+} from '../git/pack.js';
+import type { Ref } from '../git/repo.js';
+import { isObjectId } from '../git/refname.js';
+import { BundlemirrorError } from '../errors.js';
+import { MAX_PACK_PARTS, type PackPart } from '../manifest/repo-index.js';
+import { commitBundleFile, type WrittenBundle } from './bundle-writer.js';
+
+export interface PartsPolicy {
+  /** Most parts per base; below 2 a base is one pack. */
+  parts: number;
+  /** A repository storing fewer bytes than this gets a base in one piece (its resolution is short anyway). */
+  partsMinBytes: number;
+}
+
+export const DEFAULT_PARTS = 8;
+export const DEFAULT_PARTS_MIN_BYTES = 8 << 20;
+
+/** Sections in the order they are written: blobs, trees, then commits and tags. */
+const SECTION: Record<number, number> = { [OBJ_BLOB]: 0, [OBJ_TREE]: 1, [OBJ_COMMIT]: 2, [OBJ_TAG]: 2 };
+
+export interface PackedObject {
+  offset: number;
+  end: number;
+  type: number;
+  /** Bytes of the type-and-size varint, and of the whole object header. */
+  sizeLength: number;
+  headerLength: number;
+  baseOffset: number | null;
+}
+
+/** What the new pack is made of, after its 12-byte header: byte ranges of the old pack, and new delta headers. */
+export type Segment = { copy: [start: number, end: number] } | { header: { from: number; deltaOffset: number } };
+
+export interface PackLayout {
+  segments: Segment[];
+  /** The parts, as pack offsets in the new layout. */
+  parts: { start: number; end: number; objects: number }[];
+}
+
+/**
+ * The new order and its parts for a pack's objects (ascending offsets), or
+ * null when the pack cannot be laid out so (a REF_DELTA, an unknown type)
+ * or does not split into at least two parts.
+ *
+ * Objects keep their order within a section, so every delta still follows
+ * its base (deltas are always within one type). A delta whose distance to
+ * its base changes gets a new header; its length can change the distances
+ * after it, so positions are recomputed until they settle.
+ */
+export function planPackLayout(objects: readonly PackedObject[], maxParts: number): PackLayout | null {
+  const n = objects.length;
+  if (n < 2 || maxParts < 2) return null;
+  const index = new Map<number, number>();
+  const section = new Int8Array(n);
+  const base = new Int32Array(n).fill(-1);
+  for (const [i, o] of objects.entries()) {
+    index.set(o.offset, i);
+    if (o.type === OBJ_OFS_DELTA) {
+      const b = o.baseOffset === null ? undefined : index.get(o.baseOffset);
+      if (b === undefined) return null;
+      base[i] = b;
+      section[i] = section[b]!;
+    } else {
+      const s = SECTION[o.type];
+      if (s === undefined) return null;
+      section[i] = s;
+    }
+  }
+  const seq: number[] = [];
+  for (const s of [0, 1, 2]) for (let i = 0; i < n; i++) if (section[i] === s) seq.push(i);
+  const position = new Int32Array(n);
+  seq.forEach((i, j) => (position[i] = j));
+
+  // where each object lands, with each moved delta's header re-encoded
+  const headerLength = Int32Array.from(objects, (o) => o.headerLength);
+  const at = new Float64Array(n + 1);
+  for (let round = 0; ; round++) {
+    if (round === 8) return null;
+    at[0] = PACK_HEADER_SIZE;
+    for (let j = 0; j < n; j++) {
+      const o = objects[seq[j]!]!;
+      at[j + 1] = at[j]! + headerLength[seq[j]!]! + (o.end - o.offset - o.headerLength);
+    }
+    let settled = true;
+    for (let i = 0; i < n; i++) {
+      if (base[i]! < 0) continue;
+      const want = objects[i]!.sizeLength + deltaOffsetLength(at[position[i]!]! - at[position[base[i]!]!]!);
+      if (want !== headerLength[i]) {
+        headerLength[i] = want;
+        settled = false;
+      }
+    }
+    if (settled) break;
+  }
+
+  const segments: Segment[] = [];
+  for (let j = 0; j < n; j++) {
+    const i = seq[j]!;
+    const o = objects[i]!;
+    const rel = base[i]! >= 0 ? at[j]! - at[position[base[i]!]!]! : null;
+    let from = o.offset;
+    if (rel !== null && rel !== o.offset - o.baseOffset!) {
+      segments.push({ header: { from: o.offset, deltaOffset: rel } });
+      from = o.offset + o.headerLength;
+    }
+    const last = segments[segments.length - 1];
+    if (last && 'copy' in last && last.copy[1] === from) last.copy[1] = o.end;
+    else segments.push({ copy: [from, o.end] });
+  }
+
+  // a cut before j is allowed when no delta spans it
+  const spans = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    if (base[i]! < 0) continue;
+    spans[position[base[i]!]! + 1]! += 1;
+    spans[position[i]! + 1]! -= 1;
+  }
+  const size = (j: number) => at[j + 1]! - at[j]!;
+  // Each section is a part of its own (trees and commits arrive last: what is left to resolve after the
+  // last byte), and the blob section is cut into the rest, at family boundaries, in parts of about equal size.
+  const starts = [0, 1, 2].map((s) => seq.findIndex((i) => section[i] === s)).filter((j) => j >= 0);
+  const cuts: number[] = starts.slice(1);
+  const blobEnd = section[seq[0]!] === 0 ? (starts[1] ?? n) : 0;
+  const blobParts = Math.max(1, Math.min(maxParts, MAX_PACK_PARTS) - cuts.length - 1);
+  const target = (at[blobEnd]! - at[0]!) / blobParts;
+  let open = 0;
+  let partBytes = 0;
+  const blobCuts: number[] = [];
+  for (let j = 0; j < blobEnd; j++) {
+    open += spans[j]!;
+    if (j > 0 && open === 0 && partBytes >= target && blobCuts.length < blobParts - 1) {
+      blobCuts.push(j);
+      partBytes = 0;
+    }
+    partBytes += size(j);
+  }
+  cuts.unshift(...blobCuts);
+  if (maxParts < cuts.length + 1) cuts.splice(0, cuts.length + 1 - maxParts);
+  if (cuts.length === 0) return null;
+  const parts = [0, ...cuts].map((from, k) => {
+    const to = cuts[k] ?? n;
+    return { start: at[from]!, end: at[to]!, objects: to - from };
+  });
+  return { segments, parts };
+}
+
+function deltaOffsetLength(rel: number): number {
+  let len = 1;
+  for (let n = Math.floor(rel / 128); n > 0; n = Math.floor((n - 1) / 128)) len += 1;
+  return len;
+}
+
+/** Every object of the pack with its type and delta base, from the object headers at `offsets`. */
+async function readPackedObjects(
+  fh: FileHandle,
+  offsets: readonly number[],
+  packSize: number,
+): Promise<PackedObject[]> {
+  const out: PackedObject[] = [];
+  const trailerAt = packSize - PACK_TRAILER_SIZE;
+  const buf = Buffer.alloc(4 << 20);
+  let i = 0;
+  while (i < offsets.length) {
+    const from = offsets[i]!;
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, packSize - from), from);
+    const readTo = from + bytesRead;
+    const startedAt = i;
+    while (i < offsets.length && (offsets[i]! + MAX_OBJECT_HEADER <= readTo || readTo === packSize)) {
+      const offset = offsets[i]!;
+      const h = readObjectHeader(buf.subarray(0, bytesRead), offset - from, offset);
+      if (!h) throw unreadable(offset);
+      out.push({ offset, end: offsets[i + 1] ?? trailerAt, ...h });
+      i += 1;
+    }
+    if (i === startedAt) throw unreadable(from);
+  }
+  return out;
+}
+
+/** What HEAD points at, as `git bundle create --all` lists it: a ref's object, a detached commit, or nothing. */
+function headObject(refs: readonly Ref[], head: string | null): string | null {
+  if (head?.startsWith('ref: ')) return refs.find((r) => r.name === head.slice(5))?.oid ?? null;
+  return head && isObjectId(head) ? head : null;
+}
+
+function unreadable(offset: number): BundlemirrorError {
+  return new BundlemirrorError(
+    'E_GIT',
+    `git pack-objects wrote a pack whose object at ${offset} has no readable header`,
+  );
+}
+
+/** The bundle header `git bundle create --all` writes: every ref, then HEAD. */
+function bundleHeader(refs: readonly Ref[], head: string | null): Buffer {
+  const lines = ['# v2 git bundle', ...refs.map((r) => `${r.oid} ${r.name}`)];
+  if (head) lines.push(`${head} HEAD`);
+  return Buffer.from(lines.join('\n') + '\n\n', 'utf8');
+}
+
+export interface PartedBundle extends WrittenBundle {
+  /** Null when the pack could not be cut (it is then one piece, as git wrote it). */
+  parts: PackPart[] | null;
+}
+
+/**
+ * Writes a base bundle of `refs` (the repository's refs as just read, and
+ * HEAD) whose pack is laid out and described in parts as above, into
+ * `outDir` under its content-addressed name.
+ */
+export async function writePartedBase(
+  gitDir: string,
+  outDir: string,
+  refs: readonly Ref[],
+  head: string | null,
+  maxParts: number,
+  repo: string,
+): Promise<PartedBundle> {
+  await mkdir(outDir, { recursive: true });
+  const headOid = headObject(refs, head);
+  const tips = [...new Set([...refs.map((r) => r.oid), ...(headOid ? [headOid] : [])])];
+  const { pack, idx } = await packObjectsToFile(gitDir, tips, tempPathFor(join(outDir, 'pack')), repo);
+  const tmp = tempPathFor(join(outDir, 'bundle'));
+  try {
+    const src = await open(pack, 'r');
+    let layout: PackLayout | null;
+    const header = bundleHeader(refs, headOid);
+    const sha256 = createHash('sha256');
+    let size = 0;
+    const out = await open(tmp, 'w', 0o644);
+    try {
+      const packSize = (await src.stat()).size;
+      const objects = await readPackedObjects(src, await packObjectOffsets(idx, repo), packSize);
+      layout = planPackLayout(objects, maxParts);
+      const segments: Segment[] = layout?.segments ?? [{ copy: [PACK_HEADER_SIZE, packSize - PACK_TRAILER_SIZE] }];
+      const packHash = createHash('sha1');
+      const put = async (bytes: Buffer, inPack: boolean) => {
+        sha256.update(bytes);
+        if (inPack) packHash.update(bytes);
+        await out.write(bytes);
+        size += bytes.length;
+      };
+      await put(header, false);
+      const first = Buffer.alloc(PACK_HEADER_SIZE);
+      await src.read(first, 0, PACK_HEADER_SIZE, 0);
+      await put(first, true);
+      const buf = Buffer.alloc(1 << 20);
+      const byOffset = new Map(objects.map((o) => [o.offset, o]));
+      for (const seg of segments) {
+        if ('header' in seg) {
+          // the object's type and size as they were, then its base's new distance
+          const o = byOffset.get(seg.header.from)!;
+          const typeSize = Buffer.alloc(o.sizeLength);
+          await src.read(typeSize, 0, o.sizeLength, o.offset);
+          await put(Buffer.concat([typeSize, encodeDeltaOffset(seg.header.deltaOffset)]), true);
+          continue;
+        }
+        const [start, end] = seg.copy;
+        for (let at = start; at < end;) {
+          const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, end - at), at);
+          if (bytesRead === 0)
+            throw new BundlemirrorError('E_GIT', 'the pack git wrote shrank while it was read', { repo });
+          await put(buf.subarray(0, bytesRead), true);
+          at += bytesRead;
+        }
+      }
+      await put(packHash.digest(), false);
+    } finally {
+      await src.close();
+      await out.close();
+    }
+    const written = await commitBundleFile(tmp, outDir, sha256.digest('hex'), size);
+    const parts = layout
+      ? layout.parts.map((p) => ({ offset: header.length + p.start, size: p.end - p.start, objects: p.objects }))
+      : null;
+    return { ...written, parts };
+  } finally {
+    const rev = pack.replace(/\.pack$/, '.rev');
+    await Promise.all([tmp, pack, idx, rev].map((f) => rm(f, { force: true })));
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * A base bundle published in parts (`publish --parts N`): its pack laid out
+ * blobs, trees, commits, and index.json listing byte ranges a replica
+ * indexes one by one while the rest downloads. The bundle stays a valid
+ * bundle for stock git; a replica ends with the origin's refs and one pack
+ * per part; an index.json whose parts lie (overlap, huge counts, a cut
+ * inside an object, counts that do not add up, a part whose objects link
+ * to a later part) ends in E_INDEX or in indexing the verified file as a
+ * whole, never in a broken repository.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readBundleHeader } from '../src/git/bundle.js';
+import { git } from '../src/git/exec.js';
+import { OBJ_COMMIT, OBJ_TAG, packObjectCount, packObjectOffsets, readObjectHeader } from '../src/git/pack.js';
+import { initBare } from '../src/git/repo.js';
+import { parseRepoIndex, type PackPart, type RepoIndex } from '../src/manifest/repo-index.js';
+import { indexPackParts } from '../src/replica/sync/part-indexer.js';
+import { startServer } from '../src/server/server.js';
+import { runCli, startCli } from './support/cli.js';
+import { startFaultProxy, type FaultOptions } from './support/fault-proxy.js';
+import { fingerprintOf, writeConfig } from './support/mirror.js';
+import { checkRepo, FAST_ENV, leftovers } from './support/reliability.js';
+import { showRefOf, tempDir, textHistoryRepo } from './support/repos.js';
+
+const PATH = '/pub/history.git';
+
+interface World {
+  dir: string;
+  toplevel: string;
+  out: string;
+  bare: string;
+  url: string;
+  indexFile: string;
+  index(): Promise<RepoIndex>;
+  bundleFile(): Promise<string>;
+}
+
+async function world(t: ExecutionContext, flags: string[]): Promise<World> {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'origin');
+  const out = join(dir, 'published');
+  const bare = join(toplevel, 'pub', 'history.git');
+  await textHistoryRepo(bare);
+  const r = await runCli(['publish', '--toplevel', toplevel, '--bundles', out, '--quiet', ...flags]);
+  t.is(r.code, 0, r.stderr);
+  const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false });
+  t.teardown(() => server.close());
+  const indexFile = join(out, 'pub', 'history.git', 'index.json');
+  const index = async () => parseRepoIndex(await readFile(indexFile), PATH);
+  const bundleFile = async () => join(out, 'pub', 'history.git', (await index()).bundles[0]!.uri);
+  return { dir, toplevel, out, bare, url: server.url, indexFile, index, bundleFile };
+}
+
+const parted = (t: ExecutionContext) => world(t, ['--parts', '5', '--parts-min-mib', '0']);
+
+async function replica(t: ExecutionContext, w: World, name: string, faults: FaultOptions = {}) {
+  const port = Number(new URL(w.url).port);
+  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port }, ...faults });
+  t.teardown(() => proxy.close());
+  const toplevel = join(w.dir, name);
+  const config = await writeConfig(w.dir, {
+    toplevel,
+    manifest: proxy.url('/manifest.js.gz'),
+    site: proxy.url('/git'),
+    name: `${name}.conf`,
+  });
+  return { proxy, toplevel, config };
+}
+
+interface PullJson {
+  repos: { path: string; action: string; error?: { code: string } }[];
+  bytes: { downloaded: number; resumed: number };
+}
+
+async function pull(config: string): Promise<{ code: number; stderr: string; report: PullJson }> {
+  const r = await runCli(['pull', '-c', config, '--no-progress', '--json', '-v'], { env: FAST_ENV });
+  return { code: r.code, stderr: r.stderr, report: JSON.parse(r.stdout) as PullJson };
+}
+
+async function packsOf(gitDir: string): Promise<string[]> {
+  return (await readdir(join(gitDir, 'objects', 'pack'))).filter((f) => f.endsWith('.pack')).sort();
+}
+
+/** Replaces the published index's base parts (what a hostile or broken origin could publish). */
+async function publishParts(w: World, parts: PackPart[]): Promise<void> {
+  const index = await w.index();
+  index.bundles[0] = { ...index.bundles[0]!, parts };
+  await writeFile(w.indexFile, JSON.stringify(index, null, 1));
+}
+
+test('a base in parts is one valid bundle: the parts run from its first object to its trailer, count its objects, and cost no bytes', async (t) => {
+  const w = await parted(t);
+  const base = (await w.index()).bundles[0]!;
+  const parts = base.parts!;
+  t.true(parts.length >= 3, `${parts.length} parts`);
+  const header = await readBundleHeader(await w.bundleFile());
+  const bytes = await readFile(await w.bundleFile());
+  t.is(parts[0]!.offset, header.packOffset + 12);
+  for (let k = 1; k < parts.length; k++) t.is(parts[k]!.offset, parts[k - 1]!.offset + parts[k - 1]!.size);
+  t.is(parts.at(-1)!.offset + parts.at(-1)!.size, base.size - 20);
+  t.is<number | null, number | null>(
+    parts.reduce((n, p) => n + p.objects, 0),
+    packObjectCount(bytes.subarray(header.packOffset)),
+  );
+  // the same repository published in one piece, and below the size threshold (the default 8 MiB)
+  const whole = (await world(t, ['--parts', '1'])).index();
+  const small = (await world(t, [])).index();
+  t.is((await small).bundles[0]!.parts, undefined, 'a small base is one piece by default');
+  const one = (await whole).bundles[0]!;
+  t.is(one.parts, undefined);
+  t.log(`in ${parts.length} parts: ${base.size} bytes; in one piece: ${one.size} bytes`);
+  t.true(base.size <= one.size * 1.01, 'no more bytes than git bundle create writes');
+  // stock git reads it as an ordinary bundle
+  const clone = join(w.dir, 'from-bundle.git');
+  const r = await git(['clone', '--quiet', '--mirror', await w.bundleFile(), clone]);
+  t.is(r.code, 0);
+  t.is(await showRefOf(clone), await showRefOf(w.bare));
+  const fsck = await git(['fsck', '--no-dangling'], { gitDir: clone, okCodes: [1, 2, 4] });
+  t.is(fsck.code, 0, fsck.stderr);
+});
+
+test('stock git clone --bundle-uri takes a base in parts from the bundle-list: the same refs as the origin', async (t) => {
+  const w = await parted(t);
+  const dest = join(w.dir, 'stock.git');
+  const r = await git([
+    'clone',
+    '--quiet',
+    '--mirror',
+    `--bundle-uri=${w.url}${PATH}/bundle-list`,
+    `${w.url}/git${PATH}`,
+    dest,
+  ]);
+  t.is(r.code, 0, r.stderr);
+  const all = await showRefOf(dest);
+  t.true(all.includes(' refs/bundles/'), 'git unbundled the base (it records its branches under refs/bundles/)');
+  const own = all
+    .split('\n')
+    .filter((l) => l && !l.includes(' refs/bundles/'))
+    .join('\n');
+  t.is(own + '\n', await showRefOf(w.bare));
+});
+
+test("a base in parts pulled through a link cut every 160 KiB: the origin's refs, fsck clean, one pack per part, nothing left over", async (t) => {
+  const w = await parted(t);
+  const base = (await w.index()).bundles[0]!;
+  const { proxy, toplevel, config } = await replica(t, w, 'replica', { cutAfterBytes: 160 * 1024 });
+  const r = await pull(config);
+  t.is(r.code, 0, r.stderr);
+  t.true(proxy.stats.cuts >= 2, `the link was cut ${proxy.stats.cuts} times`);
+  t.is(r.report.bytes.downloaded, base.size, 'every byte of the bundle once, no more');
+  const check = await checkRepo(w.toplevel, toplevel, PATH);
+  t.true(check.ok, check.why);
+  t.is(await fingerprintOf(join(toplevel, PATH)), await fingerprintOf(w.bare));
+  t.is((await packsOf(join(toplevel, PATH))).length, base.parts!.length);
+  t.deepEqual(await leftovers(toplevel), []);
+});
+
+test('a pull killed while a base in parts downloads leaves no repository; the next run resumes and completes', async (t) => {
+  const w = await parted(t);
+  const base = (await w.index()).bundles[0]!;
+  const { toplevel, config } = await replica(t, w, 'replica', { bytesPerSecond: Math.ceil(base.size / 3) });
+  const run = startCli(t, ['pull', '-c', config, '--no-progress'], { env: FAST_ENV });
+  const partials = join(toplevel, '.bundlemirror', 'partial');
+  // kill once more than a part is on disk (bounded: the download takes about 3 s at this rate)
+  for (let i = 0; i < 200; i++) {
+    const sizes = await Promise.all(
+      (await readdir(partials).catch(() => [] as string[])).map(async (f) => (await stat(join(partials, f))).size),
+    );
+    if (sizes.some((s) => s > base.parts![1]!.offset)) break;
+    await sleep(25);
+  }
+  run.signal('SIGKILL');
+  await run.done;
+  await t.throwsAsync(stat(join(toplevel, PATH)), undefined, 'no repository yet');
+  const again = await pull(config);
+  t.is(again.code, 0, again.stderr);
+  const check = await checkRepo(w.toplevel, toplevel, PATH);
+  t.true(check.ok, check.why);
+  t.is((await packsOf(join(toplevel, PATH))).length, base.parts!.length);
+  t.deepEqual(await leftovers(toplevel), []);
+});
+
+/**
+ * Parts a broken origin could publish for a pack in git's own order
+ * (commits and tags first): part 0 holds the commits and tags, whose trees
+ * are in part 1. Boundaries at real objects, no delta across them.
+ */
+async function commitsFirstParts(w: World): Promise<PackPart[]> {
+  const file = await w.bundleFile();
+  const { packOffset } = await readBundleHeader(file);
+  const bytes = await readFile(file);
+  const pack = join(w.dir, 'whole.pack');
+  await writeFile(pack, bytes.subarray(packOffset));
+  const scratch = join(w.dir, 'scratch.git');
+  await initBare(scratch);
+  await git(['index-pack', '-o', `${pack.slice(0, -5)}.idx`, pack], { gitDir: scratch });
+  const offsets = await packObjectOffsets(`${pack.slice(0, -5)}.idx`);
+  const packBytes = bytes.subarray(packOffset);
+  const first = offsets.findIndex((o) => {
+    const type = readObjectHeader(packBytes, o, o)!.type;
+    return type !== OBJ_COMMIT && type !== OBJ_TAG;
+  });
+  if (first <= 0) throw new Error('the pack is not in git order (commits first)');
+  const cut = offsets[first]!;
+  return [
+    { offset: packOffset + 12, size: cut - 12, objects: first },
+    { offset: packOffset + cut, size: packBytes.length - 20 - cut, objects: offsets.length - first },
+  ];
+}
+
+test('git refuses a part whose objects link to objects in a later part, and nothing it wrote is left', async (t) => {
+  const w = await world(t, ['--parts', '1']);
+  const parts = await commitsFirstParts(w);
+  const { packOffset } = await readBundleHeader(await w.bundleFile());
+  const pack = (await readFile(await w.bundleFile())).subarray(packOffset);
+  const target = join(w.dir, 'target.git');
+  await initBare(target);
+  const indexer = indexPackParts(target, parts, PATH);
+  const wrote = indexer.write(pack).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  const ended = await wrote
+    .then(() => indexer.end())
+    .then(
+      () => null,
+      (e: unknown) => e,
+    );
+  t.truthy(ended, 'the first part (commits without their trees) fails');
+  await indexer.drop();
+  t.deepEqual(await packsOf(target), []);
+  // the same pack in the published order (blobs, trees, commits) is proved part by part
+  const good = await parted(t);
+  const base = (await good.index()).bundles[0]!;
+  const header = await readBundleHeader(await good.bundleFile());
+  const fresh = join(w.dir, 'fresh.git');
+  await initBare(fresh);
+  const ok = indexPackParts(fresh, base.parts!, PATH);
+  await ok.write((await readFile(await good.bundleFile())).subarray(header.packOffset));
+  const made = await ok.end();
+  t.is(made.length, base.parts!.length);
+  t.deepEqual(await packsOf(fresh), made.map((h) => `pack-${h}.pack`).sort());
+  const tips = Object.values(base.tips);
+  const walk = await git(['rev-list', '--objects', '--quiet', '--stdin'], {
+    gitDir: fresh,
+    input: tips.join('\n') + '\n',
+  });
+  t.is(walk.code, 0, 'every object the tips reach is there');
+});
+
+test('parts whose objects link to a later part: the pull indexes the verified file as a whole and ends with the origin refs', async (t) => {
+  const w = await world(t, ['--parts', '1']);
+  await publishParts(w, await commitsFirstParts(w));
+  const { toplevel, config } = await replica(t, w, 'replica');
+  const r = await pull(config);
+  t.is(r.code, 0, r.stderr);
+  const check = await checkRepo(w.toplevel, toplevel, PATH);
+  t.true(check.ok, check.why);
+  t.is((await packsOf(join(toplevel, PATH))).length, 1, 'only the pack of the whole file');
+  t.deepEqual(await leftovers(toplevel), []);
+});
+
+const lies: [string, (parts: PackPart[]) => PackPart[]][] = [
+  [
+    'a boundary moved 7 bytes into an object',
+    (p) =>
+      p.map((x, k) =>
+        k === 0 ? { ...x, size: x.size + 7 } : k === 1 ? { ...x, offset: x.offset + 7, size: x.size - 7 } : x,
+      ),
+  ],
+  [
+    'object counts that do not add up to the pack header',
+    (p) => p.map((x, k) => (k === 0 ? { ...x, objects: x.objects - 1 } : x)),
+  ],
+  [
+    'the sizes of the first two parts swapped',
+    (p) => {
+      const [a, b] = [p[0]!, p[1]!];
+      return [{ ...b, offset: a.offset }, { ...a, offset: a.offset + b.size }, ...p.slice(2)];
+    },
+  ],
+];
+
+for (const [what, lie] of lies) {
+  test(`an index.json with ${what}: the verified file is indexed as a whole, the origin's refs`, async (t) => {
+    const w = await parted(t);
+    await publishParts(w, lie((await w.index()).bundles[0]!.parts!));
+    const { toplevel, config } = await replica(t, w, 'replica');
+    const r = await pull(config);
+    t.is(r.code, 0, r.stderr);
+    const check = await checkRepo(w.toplevel, toplevel, PATH);
+    t.true(check.ok, check.why);
+    t.is((await packsOf(join(toplevel, PATH))).length, 1, 'only the pack of the whole file');
+    t.deepEqual(await leftovers(toplevel), []);
+  });
+}
+
+const refused: [string, (parts: PackPart[]) => PackPart[]][] = [
+  ['overlapping parts', (p) => p.map((x, k) => (k === 1 ? { ...x, offset: x.offset - 100, size: x.size + 100 } : x))],
+  ['a part claiming 4 billion objects', (p) => p.map((x, k) => (k === 0 ? { ...x, objects: 2 ** 32 - 1 } : x))],
+  ['parts that stop before the trailer', (p) => p.slice(0, -1)],
+];
+
+for (const [what, lie] of refused) {
+  test(`an index.json with ${what} is refused: E_INDEX naming the repository, no repository made`, async (t) => {
+    const w = await parted(t);
+    await publishParts(w, lie((await w.index()).bundles[0]!.parts!));
+    const { toplevel, config } = await replica(t, w, 'replica');
+    const r = await pull(config);
+    t.is(r.code, 1, r.stderr);
+    const failed = r.report.repos.find((x) => x.path === PATH);
+    t.is(failed?.action, 'failed');
+    t.is(failed?.error?.code, 'E_INDEX');
+    await t.throwsAsync(stat(join(toplevel, PATH)));
+  });
+}
