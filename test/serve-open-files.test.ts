@@ -8,6 +8,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readlink, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { writeManifestFile } from '../src/manifest/manifest.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
@@ -251,4 +252,88 @@ test.serial('a kept file nobody asks for is closed after the idle time', async (
     timeoutMs: 10_000,
   });
   t.pass();
+});
+
+test('ranges of many sizes at once, some abandoned mid-body, each completed answer holds exactly its bytes', async (t) => {
+  const f = await tree(t);
+  const a = seeded(8, 3 << 20);
+  const b = seeded(9, (3 << 20) + 12_345);
+  const paths = [await addBundle(f, a), await addBundle(f, b)];
+  const rnd = prng(10);
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  t.teardown(() => agent.destroy());
+  const one = (i: number) => {
+    const which = i % 2;
+    const bytes = which === 0 ? a : b;
+    const start = Math.floor(rnd() * bytes.length);
+    const end = Math.min(bytes.length - 1, start + Math.floor(rnd() * (2.5 * 2 ** 20)));
+    const abandon = i % 9 === 4;
+    return new Promise<{ ok: boolean; abandoned: boolean }>((resolve) => {
+      const req = httpRequest(
+        `${f.server.url}${paths[which]}`,
+        { agent: abandon ? false : agent, headers: { Range: `bytes=${start}-${end}` } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => {
+            chunks.push(c);
+            if (abandon) req.destroy();
+          });
+          res.on('end', () =>
+            resolve({
+              ok: res.statusCode === 206 && Buffer.concat(chunks).equals(bytes.subarray(start, end + 1)),
+              abandoned: false,
+            }),
+          );
+          res.on('error', () => resolve({ ok: abandon, abandoned: true }));
+          res.on('close', () => resolve({ ok: abandon, abandoned: true }));
+        },
+      );
+      req.on('error', () => resolve({ ok: abandon, abandoned: true }));
+      req.end();
+    });
+  };
+  for (let round = 0; round < 3; round++) {
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => one(round * 40 + i)));
+    results.forEach((r, i) => t.true(r.ok, `round ${round} request ${i}${r.abandoned ? ' (abandoned)' : ''}`));
+  }
+  // the server is still whole afterwards
+  t.true((await request(f.server.url, paths[1]!)).body.equals(b));
+});
+
+test('a slow reader gets exactly its bytes while many quick ranges are answered meanwhile', async (t) => {
+  const f = await tree(t);
+  const big = seeded(11, 24 << 20);
+  const small = seeded(12, 1 << 20);
+  const bigPath = await addBundle(f, big);
+  const smallPath = await addBundle(f, small);
+  // slow readers: nothing read for a while, so their answers wait in the server, not in the kernel alone
+  const slow = Array.from(
+    { length: 4 },
+    () =>
+      new Promise<boolean>((resolve) => {
+        const req = httpRequest(`${f.server.url}${bigPath}`, { agent: false }, (res) => {
+          res.pause();
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(res.statusCode === 200 && Buffer.concat(chunks).equals(big)));
+          res.on('error', () => resolve(false));
+          setTimeout(() => res.resume(), 400);
+        });
+        req.on('error', () => resolve(false));
+        req.end();
+      }),
+  );
+  const rnd = prng(13);
+  const quick = async () => {
+    for (let i = 0; i < 15; i++) {
+      const start = Math.floor(rnd() * (small.length - 1));
+      const end = Math.min(small.length - 1, start + Math.floor(rnd() * (300 << 10)));
+      const r = await request(f.server.url, smallPath, { headers: { Range: `bytes=${start}-${end}` } });
+      if (r.status !== 206 || !r.body.equals(small.subarray(start, end + 1))) return false;
+    }
+    return true;
+  };
+  const quickOk = await Promise.all(Array.from({ length: 8 }, quick));
+  t.deepEqual(quickOk, Array(8).fill(true));
+  t.deepEqual(await Promise.all(slow), Array(4).fill(true));
 });

@@ -6,12 +6,14 @@
  * sha256), so what the first request proved about it -- its real path lies
  * inside the served root with no dot component, and it is a regular file --
  * holds for as long as the same request path still leads to the same inode.
- * A later request re-proves exactly that with one lstat, instead of a
- * realpath, an open, an fstat and a close: a file that gc deleted, that was
- * replaced, or that was swapped for a symlink fails the check and goes back
- * through the full checks, which decide as they would for a first request.
- * (Whatever route the kernel takes to the inode, the bytes served are the
- * ones that were proved to be published under that name.)
+ * A later request re-proves exactly that with an lstat started after it
+ * arrived (shared by the requests that arrive in the same turn of the event
+ * loop), instead of a realpath, an open, an fstat and a close: a file that
+ * gc deleted, that was replaced, or that was swapped for a symlink fails the
+ * check and goes back through the full checks, which decide as they would
+ * for a first request. (Whatever route the kernel takes to the inode, the
+ * bytes served are the ones that were proved to be published under that
+ * name.)
  *
  * Bounded: at most `maxOpen` files stay open between requests (the least
  * recently used is closed first; one still being read is closed when its
@@ -50,6 +52,8 @@ interface Kept {
   /** Still in the cache; once false, closed when `users` drops to 0. */
   kept: boolean;
   lastUsed: number;
+  /** The lstat the requests that arrived since the last one was started will share; null: none waiting. */
+  nextCheck: Promise<BigIntStats | null> | null;
 }
 
 function closeQuietly(fd: number): void {
@@ -122,7 +126,7 @@ export class OpenFileCache {
     const k = this.kept.get(path);
     if (k === undefined) return null;
     k.users += 1; // held across the lstat: an eviction meanwhile must not close it under us
-    const st = await lstatBig(path);
+    const st = await this.check(k);
     if (st === null || !st.isFile() || st.dev !== k.dev || st.ino !== k.ino || st.size !== k.size) {
       this.forget(k);
       this.release(k);
@@ -150,6 +154,7 @@ export class OpenFileCache {
       users: 1,
       kept: true,
       lastUsed: Date.now(),
+      nextCheck: null,
     };
     this.kept.set(path, k);
     for (const lru of this.kept.values()) {
@@ -164,6 +169,22 @@ export class OpenFileCache {
     this.closed = true;
     clearInterval(this.sweeper);
     for (const k of [...this.kept.values()]) this.forget(k);
+  }
+
+  /**
+   * An lstat of the kept file's path started after the caller asked. The
+   * requests that arrive in the same turn of the event loop share one:
+   * it is started once they have all been read, so it proves what is on
+   * disk after each of them arrived, as one lstat each would.
+   */
+  private check(k: Kept): Promise<BigIntStats | null> {
+    k.nextCheck ??= new Promise((resolve) =>
+      setImmediate(() => {
+        k.nextCheck = null;
+        void lstatBig(k.path).then(resolve);
+      }),
+    );
+    return k.nextCheck;
   }
 
   private lease(k: Kept, st: BigIntStats): OpenFile {

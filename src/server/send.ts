@@ -32,12 +32,53 @@ export const CACHE_REVALIDATE = 'no-cache';
  */
 const READ_CHUNK = 1 << 20;
 
-function readAt(fd: number, length: number, position: number): Promise<Buffer> {
+/**
+ * Read buffers in power-of-two sizes from 64 KiB to READ_CHUNK, reused once
+ * the socket has taken their bytes: a buffer per response was most of the
+ * garbage collector's work under many small ranges (external memory
+ * pressure). At most POOLED_BYTES wait here; a buffer whose write never
+ * completes (the client left) is simply not returned.
+ */
+const POOLED_BYTES = 8 << 20;
+const pools = new Map<number, Buffer[]>();
+let pooledBytes = 0;
+
+function sizeClass(length: number): number {
+  let size = 64 << 10;
+  while (size < length) size *= 2;
+  return size;
+}
+
+function takeBuffer(length: number): Buffer {
+  const size = sizeClass(length);
+  const buf = pools.get(size)?.pop();
+  if (buf === undefined) return Buffer.allocUnsafeSlow(size);
+  pooledBytes -= size;
+  return buf;
+}
+
+function giveBack(buf: Buffer): void {
+  if (pooledBytes + buf.length > POOLED_BYTES) return;
+  let pool = pools.get(buf.length);
+  if (pool === undefined) pools.set(buf.length, (pool = []));
+  pool.push(buf);
+  pooledBytes += buf.length;
+}
+
+interface Chunk {
+  /** The pooled buffer, returned once the bytes are written. */
+  buf: Buffer;
+  bytes: Buffer;
+}
+
+function readAt(fd: number, length: number, position: number): Promise<Chunk> {
   return new Promise((resolve, reject) => {
-    const buf = Buffer.allocUnsafe(length);
+    const buf = takeBuffer(length);
     read(fd, buf, 0, length, position, (err, n) => {
-      if (err) reject(err);
-      else resolve(n === length ? buf : buf.subarray(0, n));
+      if (err) {
+        giveBack(buf);
+        reject(err);
+      } else resolve({ buf, bytes: buf.subarray(0, n) });
     });
   });
 }
@@ -69,23 +110,34 @@ function drained(res: ServerResponse): Promise<boolean> {
 async function sendFileRange(res: ServerResponse, fd: number, start: number, end: number): Promise<boolean> {
   const stop = end + 1;
   let pos = start;
-  let pending: Promise<Buffer> | null = readAt(fd, Math.min(READ_CHUNK, stop - pos), pos);
+  let pending: Promise<Chunk> | null = readAt(fd, Math.min(READ_CHUNK, stop - pos), pos);
   try {
     while (pending !== null) {
-      const chunk: Buffer = await pending;
+      const { buf, bytes } = await pending;
       pending = null;
-      if (chunk.length === 0) return false;
-      pos += chunk.length;
+      if (bytes.length === 0) {
+        giveBack(buf);
+        return false;
+      }
+      pos += bytes.length;
+      // called once the socket has taken the bytes (end's callback: once all of them are sent)
+      const written = (err?: Error | null) => {
+        if (!err) giveBack(buf);
+      };
       if (pos >= stop) {
-        res.end(chunk);
+        res.end(bytes, written);
         return true;
       }
       pending = readAt(fd, Math.min(READ_CHUNK, stop - pos), pos);
-      if (!res.write(chunk) && !(await drained(res))) return false;
+      if (!res.write(bytes, written) && !(await drained(res))) return false;
     }
     return false;
   } finally {
-    if (pending !== null) await pending.catch(() => undefined);
+    if (pending !== null)
+      await pending.then(
+        ({ buf }) => giveBack(buf),
+        () => undefined,
+      );
   }
 }
 
