@@ -462,7 +462,9 @@ test('git clone over /git/ gets exactly the origin refs and checks out its HEAD'
   );
 });
 
-test('git fetch over /git/ picks up what the origin gained', async (t) => {
+// serial: it rewrites the shared manifest, and serial tests finish before the concurrent ones start,
+// so the manifest's validators cannot change between two requests of another test
+test.serial('git fetch over /git/ picks up what the origin gained', async (t) => {
   const f = await fx();
   // its own origin, so the other tests' view of pub/a.git never changes under them
   const { bare, wt } = await makeRepo(f.root, f.toplevel, 'pub/fetched.git', { commits: 2 });
