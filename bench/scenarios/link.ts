@@ -7,9 +7,12 @@
  * `git clone --mirror` over smart HTTP and git://, stock `git clone
  * --bundle-uri` (bundles from the same tree), the download alone (curl of
  * the base bundle) and, without the link, `git index-pack` alone with its
- * receive and resolve phases (from its progress output). Ours runs again
- * against the same repository published with `--slices 4`, and our wall
- * time is split into phases from the pull's own debug log.
+ * receive and resolve phases (from its progress output). The base is
+ * published in parts (the default for a base this size): ours runs again
+ * against the same repository published in one piece (`--parts 1`), the
+ * publish itself is timed both ways, and our wall time is split into phases
+ * from the pull's own debug log. (History slices, `--slices`, lost in bytes
+ * and time on this repository and are no longer run here.)
  */
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -25,7 +28,6 @@ import { startGitDaemon, startServe } from '../lib/servers.js';
 import { readBundleHeader } from '../../src/git/bundle.js';
 
 const PATH = '/pub/history.git';
-const SLICES = 4;
 
 interface Phases {
   /** Process start to the bundle plan: CLI start-up, config, manifest, index.json. */
@@ -109,9 +111,11 @@ export async function link(ctx: BenchContext): Promise<void> {
   const out = join(ctx.work, 'link-published');
   await mkdir(join(toplevel, 'pub'), { recursive: true });
   execFileSync('cp', ['-al', repo.dir, join(toplevel, 'pub', 'history.git')]);
-  await bundlemirror(['publish', '--quiet', '--toplevel', toplevel, '--out', out], { timeoutMs: 900_000 });
+  const published = await bundlemirror(['publish', '--quiet', '--toplevel', toplevel, '--out', out], {
+    timeoutMs: 900_000,
+  });
   const index = JSON.parse(await readFile(join(out, 'pub', 'history.git', 'index.json'), 'utf8')) as {
-    bundles: { uri: string; size: number }[];
+    bundles: { uri: string; size: number; parts?: unknown[] }[];
   };
   const base = index.bundles[0]!;
   const bundleFile = join(out, 'pub', 'history.git', base.uri);
@@ -123,51 +127,48 @@ export async function link(ctx: BenchContext): Promise<void> {
   const fh = await open(packFile, 'r');
   await fh.sync();
   await fh.close();
-  // the same repository, its base published as a chain of history slices
-  const slicedOut = join(ctx.work, 'link-published-sliced');
-  await bundlemirror(
-    [
-      'publish',
-      '--quiet',
-      '--toplevel',
-      toplevel,
-      '--out',
-      slicedOut,
-      '--slices',
-      String(SLICES),
-      '--slice-min-mib',
-      '0',
-    ],
+  // the same repository, its base published in one piece
+  const wholeOut = join(ctx.work, 'link-published-whole');
+  const wholePublished = await bundlemirror(
+    ['publish', '--quiet', '--toplevel', toplevel, '--out', wholeOut, '--parts', '1'],
     { timeoutMs: 900_000 },
   );
-  const sliced = JSON.parse(await readFile(join(slicedOut, 'pub', 'history.git', 'index.json'), 'utf8')) as {
+  const wholeIndex = JSON.parse(await readFile(join(wholeOut, 'pub', 'history.git', 'index.json'), 'utf8')) as {
     bundles: { size: number }[];
   };
-  const slicedBytes = sliced.bundles.reduce((n, b) => n + b.size, 0);
+  const partCount = base.parts?.length ?? 1;
   addRow(ctx, {
     scenario: '8 Link',
-    measure: `bytes of the base published as ${sliced.bundles.length} slices (\`publish --slices ${SLICES}\`)`,
+    measure: `bytes of the base in ${partCount} parts (the default)`,
     unit: 'bytes',
-    ours: slicedBytes,
-    theirsLabel: 'one base bundle',
-    theirs: base.size,
+    ours: base.size,
+    theirsLabel: 'one piece (`publish --parts 1`)',
+    theirs: wholeIndex.bundles[0]!.size,
+  });
+  addRow(ctx, {
+    scenario: '8 Link',
+    measure: `publish of the history repository, base in ${partCount} parts, wall (CLI incl. start-up)`,
+    unit: 'ms',
+    ours: published.wallMs,
+    theirsLabel: 'one piece (`publish --parts 1`)',
+    theirs: wholePublished.wallMs,
   });
 
   const serve = await startServe(out, toplevel);
-  const slicedServe = await startServe(slicedOut, toplevel);
+  const wholeServe = await startServe(wholeOut, toplevel);
   const daemon = await startGitDaemon(toplevel);
   try {
     for (const rate of ctx.sizes.linkRates) {
       const label = `${rate / 1e6} MB/s`;
       const http = await startFaultProxy({ upstream: { host: '127.0.0.1', port: serve.port }, bytesPerSecond: rate });
       const git = await startFaultProxy({ upstream: { host: '127.0.0.1', port: daemon.port }, bytesPerSecond: rate });
-      const slicedHttp = await startFaultProxy({
-        upstream: { host: '127.0.0.1', port: slicedServe.port },
+      const wholeHttp = await startFaultProxy({
+        upstream: { host: '127.0.0.1', port: wholeServe.port },
         bytesPerSecond: rate,
       });
-      const runs: Record<string, Timed[]> = { ours: [], sliced: [], http: [], daemon: [], bundleUri: [], download: [] };
+      const runs: Record<string, Timed[]> = { ours: [], whole: [], http: [], daemon: [], bundleUri: [], download: [] };
       const ourPhases: (Phases | null)[] = [];
-      const slicedPhases: (Phases | null)[] = [];
+      const wholePhases: (Phases | null)[] = [];
       const phases: { totalMs: number; receiveMs: number; resolveMs: number }[] = [];
       try {
         for (let i = 0; i < ctx.reps; i++) {
@@ -175,10 +176,10 @@ export async function link(ctx: BenchContext): Promise<void> {
           const conf = await writeReplicaConfig(join(dir, 'replica.conf'), join(dir, 'replica'), http.url(''), {
             logLevel: 'debug',
           });
-          const slicedConf = await writeReplicaConfig(
-            join(dir, 'sliced.conf'),
-            join(dir, 'sliced-replica'),
-            slicedHttp.url(''),
+          const wholeConf = await writeReplicaConfig(
+            join(dir, 'whole.conf'),
+            join(dir, 'whole-replica'),
+            wholeHttp.url(''),
             { logLevel: 'debug' },
           );
           const pullPhased = async (config: string, into: (Phases | null)[]) => {
@@ -189,7 +190,7 @@ export async function link(ctx: BenchContext): Promise<void> {
           };
           const steps: [string, () => Promise<Timed>][] = [
             ['ours', () => pullPhased(conf, ourPhases)],
-            ['sliced', () => pullPhased(slicedConf, slicedPhases)],
+            ['whole', () => pullPhased(wholeConf, wholePhases)],
             [
               'http',
               () =>
@@ -236,7 +237,7 @@ export async function link(ctx: BenchContext): Promise<void> {
       } finally {
         await http.close();
         await git.close();
-        await slicedHttp.close();
+        await wholeHttp.close();
       }
       const wall = (name: string) => median(runs[name]!.map((r) => r.wallMs))!;
       const ours = wall('ours');
@@ -296,38 +297,30 @@ export async function link(ctx: BenchContext): Promise<void> {
           theirs: null,
           note: `start-up, manifest, index ${secs(phased.startMs)}; download (index-pack receiving) ${secs(phased.downloadMs)}; index-pack after the last byte ${secs(phased.afterDownloadMs)}; connectivity, refs, metadata, record ${secs(phased.finishMs)}`,
         });
-      const slicedWall = wall('sliced');
-      const slicedPhased = medianPhases(slicedPhases);
+      const wholeWall = wall('whole');
+      const wholePhased = medianPhases(wholePhases);
       addRow(ctx, {
         scenario: '8 Link',
-        measure: `bootstrap through ${label}, base in ${sliced.bundles.length} slices, wall`,
+        measure: `bootstrap through ${label}, base in one piece (\`--parts 1\`), wall`,
         unit: 'ms',
-        ours: slicedWall,
-        theirsLabel: 'ours, one base bundle',
-        theirs: ours,
-        note: slicedPhased
-          ? `download ${secs(slicedPhased.downloadMs)}, index-pack after the last byte ${secs(slicedPhased.afterDownloadMs)}`
+        ours,
+        theirsLabel: 'ours, base in one piece',
+        theirs: wholeWall,
+        note: wholePhased
+          ? `one piece: start-up ${secs(wholePhased.startMs)}; download ${secs(wholePhased.downloadMs)}; index-pack after the last byte ${secs(wholePhased.afterDownloadMs)}; then ${secs(wholePhased.finishMs)}`
           : undefined,
       });
-      addRow(ctx, {
-        scenario: '8 Link',
-        measure: `bootstrap through ${label}, base in ${sliced.bundles.length} slices, wall`,
-        unit: 'ms',
-        ours: slicedWall,
-        theirsLabel: '`git clone --mirror` smart HTTP',
-        theirs: wall('http'),
-      });
       ctx.facts[`link-${rate}`] = {
-        phases: { ours: ourPhases, sliced: slicedPhases },
+        phases: { ours: ourPhases, whole: wholePhases },
         runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => r.wallMs)])),
         indexPackPhases: phases,
         baseBytes: base.size,
-        slicedBytes,
+        wholeBytes: wholeIndex.bundles[0]!.size,
       };
     }
   } finally {
     await serve.stop();
-    await slicedServe.stop();
+    await wholeServe.stop();
     await daemon.stop();
   }
 }

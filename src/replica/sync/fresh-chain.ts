@@ -96,6 +96,7 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
         signal,
         acceptHeader: async (h) => (await existingObjects(work, h.prerequisites, path)).size === h.prerequisites.length,
         parts: b.parts ? { parts: b.parts, sha256: b.sha256 } : undefined,
+        log: (msg) => input.log.debug(msg),
       });
       streams[k] = stream;
       try {

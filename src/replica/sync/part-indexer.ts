@@ -66,6 +66,8 @@ export function indexPackParts(
   parts: readonly PartSpec[],
   repo: string,
   signal?: AbortSignal,
+  /** Called as each part's pack is in the repository. */
+  onPart?: (k: number) => void,
 ): PartIndexer {
   const abort = new AbortController();
   const stopSignal = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
@@ -96,6 +98,7 @@ export function indexPackParts(
       await previous; // its links may point into the part before: that pack must be in the repository first
       feed.end(sha1.digest());
       await made;
+      onPart?.(k);
     })();
     done.catch((err: unknown) => (failure ??= err));
     const r: Running & { finish: () => void } = { feed, sha1, left: parts[k]!.size, made, done, finish };

@@ -76,6 +76,8 @@ export interface StreamIndexOptions {
    * the bytes fed are then exactly the verified file.
    */
   parts?: { parts: readonly PackPart[]; sha256: string } | undefined;
+  /** Debug log: each part as it is indexed. */
+  log?: ((msg: string) => void) | undefined;
 }
 
 export function streamIndex(
@@ -141,7 +143,9 @@ export function streamIndex(
     const parts = opts.parts?.parts;
     // the parts must start right after the pack header, and only a base's parts stand alone
     if (parts && parsed.prerequisites.length === 0 && parts[0]?.offset === parsed.packOffset + PACK_HEADER_SIZE) {
-      parted = indexPackParts(gitDir, parts, repo, abort.signal);
+      parted = indexPackParts(gitDir, parts, repo, abort.signal, (k) =>
+        opts.log?.(`${repo}: part ${k + 1} of ${parts.length} indexed`),
+      );
       await parted.write(rest);
       return true;
     }
