@@ -42,6 +42,7 @@ test('a fresh pull clones every repository from bundles, verified by fingerprint
   // local manifest in grokmirror's format, and nothing left behind
   const local = await readManifestFile(join(toplevel, 'manifest.js.gz'));
   t.deepEqual(Object.keys(local).sort(), PATHS);
+  t.deepEqual(local, await readManifestFile(join(origin.out, 'manifest.js.gz')), 'the entries the origin published');
   t.deepEqual(await readdir(join(toplevel, '.bundlemirror/partial')), []);
   t.deepEqual(await readdir(join(toplevel, '.bundlemirror/bundles')), []);
   t.deepEqual(await readdir(join(toplevel, '.bundlemirror/staging')), []);
@@ -139,6 +140,14 @@ test('a served bundle whose bytes differ from its index is rejected before git r
   t.like(repoIn(r.report, '/pub/sub/beta.git'), { action: 'failed', error: { code: 'E_BUNDLE_VERIFY' } });
   t.is(r.report.exitStatus, 1);
   t.is(await showRefOf(join(toplevel, 'pub/sub/beta.git')), before, 'refs untouched');
+  const local = await readManifestFile(join(toplevel, 'manifest.js.gz'));
+  const published = await readManifestFile(join(origin.out, 'manifest.js.gz'));
+  t.not(local['/pub/sub/beta.git']?.fingerprint, published['/pub/sub/beta.git']?.fingerprint);
+  t.is(
+    local['/pub/sub/beta.git']?.fingerprint,
+    await fingerprintOf(join(toplevel, 'pub/sub/beta.git')),
+    'the local manifest keeps what the replica holds',
+  );
   const alpha = await stat(join(toplevel, 'pub/alpha.git'));
   t.truthy(alpha, 'other repositories unaffected');
   // the failed repository is retried on the next run even though the manifest did not change

@@ -21,6 +21,8 @@ import type { PullConfig } from './config/config.js';
 import { metadataDiff, type SyncPlan } from './plan/planner.js';
 import type { RepoState } from './state-file.js';
 import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
+import { unstampManifest } from '../manifest/manifest-stamp.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 
 /** A recorded state the planner would skip: verified at this entry's fingerprint and metadata, no failure since. */
 function recordedCurrent(
@@ -84,10 +86,16 @@ export async function localState(
   return { repos: recorded, onDisk, alternates, localManifest };
 }
 
-/** The replica's own manifest (grokmirror format): what this replica holds, verified. */
+/**
+ * The replica's own manifest (grokmirror format): what this replica holds,
+ * verified. When that is every entry of the remote manifest, and the remote
+ * manifest's bytes held nothing that was refused, those bytes are written
+ * as they came (without the origin's publish stamp): the same collection,
+ * without serialising and packing 10,000 entries again.
+ */
 export async function writeLocalManifest(
   config: PullConfig,
-  remote: Manifest,
+  remote: { manifest: Manifest; bytes: Buffer; refused: boolean },
   plan: SyncPlan,
   failed: Set<string | undefined>,
   inScope: ((path: string) => boolean) | null,
@@ -95,7 +103,8 @@ export async function writeLocalManifest(
   previous: () => Promise<Manifest>,
 ): Promise<Manifest> {
   const next: Manifest = {};
-  const before = inScope || plan.actions.some((a) => failed.has(a.path)) ? await previous() : {};
+  const anyFailed = plan.actions.some((a) => failed.has(a.path));
+  const before = inScope || anyFailed ? await previous() : {};
   if (inScope) for (const [p, e] of Object.entries(before)) if (!inScope(p)) next[p] = e;
   for (const a of plan.actions) {
     if (a.kind === 'purge') continue;
@@ -103,8 +112,17 @@ export async function writeLocalManifest(
       if (before[a.path]) next[a.path] = before[a.path]!;
       continue;
     }
-    if (remote[a.path]) next[a.path] = remote[a.path]!;
+    if (remote.manifest[a.path]) next[a.path] = remote.manifest[a.path]!;
   }
-  await writeManifestFile(config.core.manifest, next);
+  const whole =
+    !inScope &&
+    !anyFailed &&
+    !remote.refused &&
+    plan.filtered.length === 0 &&
+    Object.keys(next).length === Object.keys(remote.manifest).length;
+  const gzip = remote.bytes[0] === 0x1f && remote.bytes[1] === 0x8b;
+  if (whole && gzip === config.core.manifest.endsWith('.gz'))
+    await writeFileAtomic(config.core.manifest, gzip ? unstampManifest(remote.bytes) : remote.bytes);
+  else await writeManifestFile(config.core.manifest, next);
   return next;
 }

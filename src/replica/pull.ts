@@ -183,7 +183,14 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   await checkOwnPaths(config);
   // the toplevel lock keeps everyone else from writing it meanwhile: localState's read, when it made one, is current
   const previous = async () => local.localManifest ?? (await readManifestIfAny(config.core.manifest)) ?? {};
-  const written = await writeLocalManifest(config, remote, plan, failedPaths, inScope, previous);
+  const written = await writeLocalManifest(
+    config,
+    { manifest: remote, bytes: fetched.bytes, refused: problems.length > 0 },
+    plan,
+    failedPaths,
+    inScope,
+    previous,
+  );
   if (config.pull.projectslist) {
     const inSync = Object.fromEntries(
       plan.actions
