@@ -24,24 +24,16 @@ import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
 import { unstampManifest } from '../manifest/manifest-stamp.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 
-/** A recorded state the planner would skip: verified at this entry's fingerprint and metadata, no failure since. */
-function recordedCurrent(
-  entry: Manifest[string],
-  state: RepoState | undefined,
-  defaultOwner: string,
-): state is RepoState {
-  return (
-    !!state &&
-    !state.lastError &&
-    !!entry.fingerprint &&
-    state.fingerprint === entry.fingerprint &&
-    metadataDiff(entry, state, undefined, defaultOwner).length === 0
-  );
-}
-
 /** Recorded state that leaves a metadata field to the local manifest (the planner's fallback). */
 const leavesFieldsOut = (s: RepoState | undefined) =>
   !s || s.head === undefined || s.description === undefined || s.owner === undefined || s.symlinks === undefined;
+
+/** A recorded state the planner would skip: verified at this entry's fingerprint and all its metadata, no failure since. */
+function recordedCurrent(entry: Manifest[string], state: RepoState | undefined, defaultOwner: string): boolean {
+  if (leavesFieldsOut(state) || state!.lastError || !entry.fingerprint || state!.fingerprint !== entry.fingerprint)
+    return false;
+  return metadataDiff(entry, state, undefined, defaultOwner).length === 0;
+}
 
 /** What is on disk, without walking the whole toplevel unless purge needs it. */
 export async function localState(

@@ -294,9 +294,15 @@ export function metadataDiff(
   if ((entry.head ?? null) !== (pick('head') ?? null)) fields.push('head');
   if ((entry.description ?? null) !== (pick('description') ?? null)) fields.push('description');
   if ((entry.owner ?? defaultOwner) !== (pick('owner') ?? defaultOwner)) fields.push('owner');
-  const want = [...(entry.symlinks ?? [])].sort(compare);
-  const have = [...(state?.symlinks ?? previous?.symlinks ?? [])].sort(compare);
-  if (want.length !== have.length || want.some((s, i) => s !== have[i])) fields.push('symlinks');
+  const wanted = entry.symlinks ?? [];
+  const had = state?.symlinks ?? previous?.symlinks ?? [];
+  // most repositories have none: no copies to sort for them
+  if (wanted.length !== had.length) fields.push('symlinks');
+  else if (wanted.length > 0) {
+    const want = [...wanted].sort(compare);
+    const have = [...had].sort(compare);
+    if (want.some((s, i) => s !== have[i])) fields.push('symlinks');
+  }
   return fields;
 }
 
