@@ -138,3 +138,19 @@ test('duplicate keys are found past escaped quotes and backslashes in strings', 
     { path: [], key: 'a' },
   ]);
 });
+
+test('with the parsed document, duplicates are found as without it, and a document without any is passed quickly whatever its strings hold', (t) => {
+  const doubled = '{"a\\"b": {"x": "\\\\", "x": 1}, "c": "\\"", "a\\"b": [{"k": "}", "k": "{"}], "\\u0061": 0, "a": 1}';
+  t.deepEqual(duplicateKeys(doubled, 100, JSON.parse(doubled)), duplicateKeys(doubled));
+  // strings that look like keys to a quick count (a colon after a quote) and keys with space before the colon
+  for (const text of [
+    '{"d": ":-)", "e": "\\":", "f" : {"g"\n:\t[":", {"h": "\\\\\\":"}]}, "__proto__": {"i": 1}}',
+    '{"d": ":-)", "d" : 1}',
+    '{"x": "\\":", "y": 1, "y": 2}',
+    '[{"a": 1}, {"a": 1, "a": 2}]',
+  ])
+    t.deepEqual(duplicateKeys(text, 100, JSON.parse(text)), duplicateKeys(text), text);
+  t.deepEqual(duplicateKeys('{"x": "\\":", "y": 1, "y": 2}', 100, JSON.parse('{"x": "\\":", "y": 1, "y": 2}')), [
+    { path: [], key: 'y' },
+  ]);
+});

@@ -79,7 +79,7 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
   const problems: ManifestProblem[] = [];
   // JSON.parse keeps the last of two equal keys, other readers the first: refuse such entries rather than guess
   const doubled = new Map(
-    duplicateKeys(text).map(
+    duplicateKeys(text, 100, data).map(
       (d) =>
         [d.path[0] ?? d.key, d.path.length ? `has the key ${JSON.stringify(d.key)} twice` : 'is listed twice'] as const,
     ),

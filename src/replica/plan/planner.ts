@@ -167,8 +167,9 @@ export function planSync(input: SyncInput): SyncPlan {
 
   // Purge candidates: selected repositories on disk that the manifest no longer has.
   const candidates: string[] = [];
-  for (const path of [...local.onDisk].sort(compare)) {
-    if (selected.has(path) || symlinkPaths.has(path)) continue;
+  // the manifest's own repositories first (nearly all of them): only what is left needs sorting
+  const unlisted = [...local.onDisk].filter((p) => !selected.has(p) && !symlinkPaths.has(p)).sort(compare);
+  for (const path of unlisted) {
     if (notSelected(path, cfg)) continue; // outside what this config manages
     if (firstMatch(path, cfg.nopurge)) continue;
     const ff = firstMatch(path, cfg.ffonly);
