@@ -17,7 +17,9 @@
  *
  * Part k+1 is fed while part k resolves, but its trailer, after which
  * index-pack resolves and checks links, is sent only once part k's pack is
- * in the repository; at most two index-packs run at once.
+ * in the repository; at most two index-packs run at once. Parts whose
+ * bytes are all on disk when their turn comes (the link is faster than
+ * indexing) go to one index-pack together: they are a valid pack as one.
  *
  * Nothing here decides what is trusted: the caller keeps the packs only
  * when the bytes fed are exactly the verified file (stream-index.ts) and
@@ -52,6 +54,7 @@ export async function dropPack(gitDir: string, hash: string): Promise<void> {
   await Promise.all(['.pack', '.idx', '.rev', '.keep', '.promisor'].map((ext) => rm(base + ext, { force: true })));
 }
 
+/** One index-pack: a part, or consecutive parts whose bytes were all on disk already (one pack then). */
 interface Running {
   feed: PassThrough;
   sha1: Hash;
@@ -59,6 +62,8 @@ interface Running {
   made: Promise<IndexedPack>;
   /** Settles once the trailer was sent and git finished (rejects when it failed). */
   done: Promise<void>;
+  /** The bytes are all in: send the trailer once the one before is done. */
+  finish: () => void;
 }
 
 export function indexPackParts(
@@ -66,8 +71,14 @@ export function indexPackParts(
   parts: readonly PartSpec[],
   repo: string,
   signal?: AbortSignal,
-  /** Called as each part's pack is in the repository. */
-  onPart?: (k: number) => void,
+  /** Called as each pack is in the repository, with the parts it holds (0-based, inclusive). */
+  onPack?: (first: number, last: number) => void,
+  /**
+   * Bytes of the pack already on disk. Parts whose bytes are all there
+   * when their turn comes go to one index-pack together: when the link is
+   * faster than indexing, one pack costs less than several.
+   */
+  onDisk?: () => number,
 ): PartIndexer {
   const abort = new AbortController();
   const stopSignal = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
@@ -77,20 +88,29 @@ export function indexPackParts(
   let pos = 0;
   let current: Running | null = null;
   const started: Running[] = [];
+  let nextPart = 0;
   let failure: unknown = null;
+  const partEnd: number[] = [];
+  parts.reduce((at, p) => (partEnd.push(at + p.size), at + p.size), PACK_HEADER_SIZE);
 
-  const start = async (k: number): Promise<Running> => {
-    // at most two at once: part k starts once part k-2 is in
-    if (k >= 2) await started[k - 2]!.done;
+  const start = async (): Promise<Running> => {
+    // at most two at once: a pack starts once the one two before is in
+    if (started.length >= 2) await started[started.length - 2]!.done;
+    const first = nextPart;
+    let last = first;
+    const available = onDisk?.() ?? 0;
+    while (last + 1 < parts.length && partEnd[last + 1]! <= available) last += 1;
+    nextPart = last + 1;
+    const group = parts.slice(first, last + 1);
     const feed = new PassThrough({ highWaterMark: 1 << 20 });
     feed.on('error', () => {}); // git's end is observed through its exit
     const made = indexPack(gitDir, feed, repo, { signal: stopSignal, thin: false });
     made.catch(() => {});
     const sha1 = createHash('sha1');
-    const head = packHeader(parts[k]!.objects);
+    const head = packHeader(group.reduce((n, p) => n + p.objects, 0));
     sha1.update(head);
     await put(feed, head);
-    const previous = started[k - 1]?.done ?? Promise.resolve();
+    const previous = started[started.length - 1]?.done ?? Promise.resolve();
     let finish!: () => void;
     const ready = new Promise<void>((res) => (finish = res));
     const done = (async () => {
@@ -98,10 +118,10 @@ export function indexPackParts(
       await previous; // its links may point into the part before: that pack must be in the repository first
       feed.end(sha1.digest());
       await made;
-      onPart?.(k);
+      onPack?.(first, last);
     })();
     done.catch((err: unknown) => (failure ??= err));
-    const r: Running & { finish: () => void } = { feed, sha1, left: parts[k]!.size, made, done, finish };
+    const r: Running = { feed, sha1, left: group.reduce((n, p) => n + p.size, 0), made, done, finish };
     started.push(r);
     return r;
   };
@@ -120,7 +140,7 @@ export function indexPackParts(
             throw (failure = new Error(`the pack holds ${packObjectCount(header)} objects, its parts ${objects}`));
           continue;
         }
-        if (started.length === parts.length && !current) {
+        if (nextPart === parts.length && !current) {
           // the trailer: what it proves, the caller proves over the whole file
           const n = Math.min(total - pos, bytes.length - at);
           if (n <= 0) throw (failure = new Error('more bytes than the pack holds'));
@@ -128,7 +148,7 @@ export function indexPackParts(
           pos += n;
           continue;
         }
-        current ??= await start(started.length);
+        current ??= await start();
         const n = Math.min(current.left, bytes.length - at);
         const chunk = bytes.subarray(at, at + n);
         current.sha1.update(chunk);
@@ -137,14 +157,14 @@ export function indexPackParts(
         at += n;
         pos += n;
         if (current.left === 0) {
-          (current as Running & { finish: () => void }).finish();
+          current.finish();
           current = null;
         }
       }
     },
     async end() {
       if (failure) throw failure;
-      if (pos !== total || started.length !== parts.length) throw new Error('the pack ended before its last part');
+      if (pos !== total || nextPart !== parts.length) throw new Error('the pack ended before its last part');
       const made: string[] = [];
       for (const r of started) {
         await r.done;
@@ -156,7 +176,7 @@ export function indexPackParts(
       abort.abort();
       for (const r of started) {
         r.feed.destroy();
-        (r as Running & { finish: () => void }).finish();
+        r.finish();
       }
       const results = await Promise.allSettled(started.map((r) => r.made));
       for (const res of results) if (res.status === 'fulfilled') await dropPack(gitDir, res.value.packHash);

@@ -104,6 +104,8 @@ export function streamIndex(
   let fedTail: Buffer = Buffer.alloc(0);
   let failed = false;
   let stopped = false;
+  /** Bytes of the file on disk when last looked at. */
+  let onDisk = 0;
   let verifiedFile: string | null = null;
   let wake: (() => void) | null = null;
 
@@ -143,8 +145,17 @@ export function streamIndex(
     const parts = opts.parts?.parts;
     // the parts must start right after the pack header, and only a base's parts stand alone
     if (parts && parsed.prerequisites.length === 0 && parts[0]?.offset === parsed.packOffset + PACK_HEADER_SIZE) {
-      parted = indexPackParts(gitDir, parts, repo, abort.signal, (k) =>
-        opts.log?.(`${repo}: part ${k + 1} of ${parts.length} indexed`),
+      const packOffset = parsed.packOffset;
+      parted = indexPackParts(
+        gitDir,
+        parts,
+        repo,
+        abort.signal,
+        (first, last) =>
+          opts.log?.(
+            `${repo}: ${first === last ? `part ${last + 1}` : `parts ${first + 1}-${last + 1}`} of ${parts.length} indexed`,
+          ),
+        () => onDisk - packOffset,
       );
       await parted.write(rest);
       return true;
@@ -159,16 +170,19 @@ export function streamIndex(
     const buf = Buffer.alloc(CHUNK);
     while (!stopped && !failed && pos < expectedSize) {
       if (!fh) {
+        // once verified, the partial has been renamed; the same bytes are in the verified file
+        const file: string = verifiedFile ?? partial;
         try {
-          // once verified, the partial has been renamed; the same bytes are in the verified file
-          fh = await open(verifiedFile ?? partial, 'r');
+          fh = await open(file, 'r');
         } catch {
-          if (verifiedFile) failed = true;
+          // (the file verified while the partial was being opened: look again, at the verified file)
+          if (file === verifiedFile) failed = true;
           else await pause();
           continue;
         }
       }
       const size = (await fh.stat()).size;
+      onDisk = size;
       if (size < pos) {
         failed = true; // the downloader started over: what was fed is not what will be verified
         break;
