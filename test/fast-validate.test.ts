@@ -3,6 +3,7 @@ import { gzipSync } from 'node:zlib';
 import { fastManifestEntry } from '../src/manifest/fast-validate.js';
 import { ManifestEntrySchema, parseManifest, serializeManifest, type Manifest } from '../src/manifest/manifest.js';
 import { duplicateKeys } from '../src/manifest/duplicate-keys.js';
+import { repoPathProblem } from '../src/git/refname.js';
 
 /** A small deterministic generator (xorshift), so a failure names a seed that reproduces it. */
 function rng(seed: number): () => number {
@@ -153,4 +154,31 @@ test('with the parsed document, duplicates are found as without it, and a docume
   t.deepEqual(duplicateKeys('{"x": "\\":", "y": 1, "y": 2}', 100, JSON.parse('{"x": "\\":", "y": 1, "y": 2}')), [
     { path: [], key: 'y' },
   ]);
+});
+
+test('repository paths: the quick accept of plain paths agrees with the full check', (t) => {
+  for (const p of [
+    '/a.git',
+    '/pub/scm/linux/kernel/git/torvalds/linux.git',
+    '/g00/r00000.git',
+    '/a_b/c+d=e@f~g%h,i.git',
+  ])
+    t.is(repoPathProblem(p), null, p);
+  for (const p of [
+    '/a/.git',
+    '/.a',
+    '/-a',
+    '/a/-b',
+    '/a//b',
+    '/a/../b',
+    '/a/./b',
+    '/a/',
+    'a.git',
+    '',
+    '/a\\b',
+    '/a\u202eb',
+    '/a\nb',
+  ])
+    t.not(repoPathProblem(p), null, JSON.stringify(p));
+  t.not(repoPathProblem('/' + 'a'.repeat(1024)), null, 'longer than 1024');
 });

@@ -38,7 +38,15 @@ export function isValidRefName(name: string): boolean {
  * components starting with `-` (they could reach git as options) or `.`
  * (our own state lives in `.bundlemirror`).
  */
+/**
+ * Paths made of the usual characters only, each component starting with
+ * neither "." nor "-": nothing below can refuse them, so the 10,000 paths of
+ * a manifest need one test each instead of five.
+ */
+const PLAIN_PATH = /^(?:\/[A-Za-z0-9_+=@~%,][A-Za-z0-9._+=@~%,-]*)+$/;
+
 export function repoPathProblem(p: string): string | null {
+  if (typeof p === 'string' && p.length <= 1024 && PLAIN_PATH.test(p)) return null;
   if (typeof p !== 'string' || p.length === 0) return 'is empty';
   if (!p.startsWith('/')) return 'does not start with "/"';
   if (p.length > 1024) return 'is longer than 1024 characters';
