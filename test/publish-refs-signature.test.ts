@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readManifestFile } from '../src/manifest/manifest.js';
 import { RACY_MS } from '../src/git/refs-signature.js';
-import { REFS_STATE } from '../src/origin/refs-state.js';
+import { readRefsState } from '../src/origin/refs-state.js';
 import { git } from '../src/git/exec.js';
 import { makeRepo, showRefOf, tempDir } from './support/repos.js';
 import { runCli } from './support/cli.js';
@@ -44,9 +44,9 @@ test('a publish that skips unchanged repositories by their ref files still notic
   // ref files changed moments ago are not trusted; once they have settled, the next publish records them
   await sleep(RACY_MS + 200);
   await publish(toplevel, out);
-  const state = JSON.parse(await readFile(join(out, REFS_STATE), 'utf8')) as { repos: Record<string, unknown> };
+  const state = await readRefsState(out);
   t.deepEqual(
-    Object.keys(state.repos).sort(),
+    [...state.known.keys()].sort(),
     names.map((n) => `/${n}.git`).sort(),
     'every settled repository has a recorded signature',
   );

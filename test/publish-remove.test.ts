@@ -1,4 +1,5 @@
 import test from 'ava';
+import { readRefsState } from '../src/origin/refs-state.js';
 import { access, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -35,8 +36,7 @@ const paths = async (out: string) => Object.keys(await readManifestFile(join(out
 test('publish -x DIR takes a deleted repository out of the manifest and touches nothing else; gc deletes its files after the grace period', async (t) => {
   const { toplevel, out, beta, publish } = await setup(t);
   // ref files are recorded only once older than RACY_MS: let beta's settle and publish again, so there is a record to forget
-  const recorded = async () =>
-    (JSON.parse(await readFile(join(out, '.refs-state.json'), 'utf8')) as { repos: object }).repos;
+  const recorded = async () => Object.fromEntries((await readRefsState(out)).known);
   await delay(RACY_MS + 100);
   t.is((await publish('-q')).code, 0);
   t.true('/pub/beta.git' in (await recorded()), 'recorded before the removal');

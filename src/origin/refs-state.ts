@@ -2,12 +2,28 @@
  * What the last publish saw of each repository's ref files
  * (src/git/refs-signature.ts) and the fingerprint they held then, kept in
  * the published tree as `.refs-state.json` (a dotfile: never served, and
- * gc leaves it alone). Origin-local: a lost or unreadable file only means
- * one `git show-ref` per repository on the next publish.
+ * gc leaves it alone). Origin-local: a lost or unreadable record only means
+ * one `git show-ref` for that repository on the next publish.
+ *
+ * A hook publish changes one record among thousands, so the records live in
+ * a snapshot and a journal of the changes since:
+ *
+ *     .refs-state.json           {"version":2,"journal":"<id>"} then one record per line, sorted
+ *     .refs-state.<id>.journal   one record (or {"path":...,"forget":true}) per line, appended
+ *
+ * A publish appends its changes to the journal (one fsynced write) and
+ * rewrites the snapshot, under a new journal id, only when the journal has
+ * grown past JOURNAL_LIMIT; a hook publish looks up its repository's line
+ * in the snapshot without parsing the rest. Every record is a plain fact
+ * ("ref files with this signature hold this fingerprint"), so a record
+ * lost to a crash, or a torn last line (skipped), costs a git process and
+ * nothing else. Version 1 (one JSON document) is read, and replaced by the
+ * first change.
  */
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../fs/atomic.js';
+import { fsyncDir, writeFileAtomic } from '../fs/atomic.js';
 import { isObjectId } from '../git/refname.js';
 
 export const REFS_STATE = '.refs-state.json';
@@ -17,34 +33,158 @@ export interface KnownRefs {
   fingerprint: string;
 }
 
-export async function readRefsState(out: string): Promise<Map<string, KnownRefs>> {
-  const known = new Map<string, KnownRefs>();
-  try {
-    const doc = JSON.parse(await readFile(join(out, REFS_STATE), 'utf8')) as { version?: unknown; repos?: unknown };
-    if (doc.version !== 1 || typeof doc.repos !== 'object' || doc.repos === null) return known;
-    for (const [path, v] of Object.entries(doc.repos as Record<string, unknown>)) {
-      const k = v as Partial<KnownRefs> | null;
-      if (typeof k?.signature === 'string' && typeof k.fingerprint === 'string' && isObjectId(k.fingerprint))
-        known.set(path, { signature: k.signature, fingerprint: k.fingerprint });
-    }
-  } catch {
-    /* none yet, or unreadable: every repository is asked with git */
-  }
-  return known;
+export interface RefsState {
+  /** The records read: every one, or (when `complete` is false) those of the paths asked for. */
+  known: Map<string, KnownRefs>;
+  complete: boolean;
+  /** The journal the snapshot names and its size now; null: none (version 1 or no snapshot). */
+  journal: { id: string; bytes: number } | null;
 }
 
-/** Writes the state when it differs from what was read. */
+/** Past this, the next change rewrites the snapshot instead of appending. */
+const JOURNAL_LIMIT = 128 << 10;
+
+const journalFile = (out: string, id: string) => join(out, `.refs-state.${id}.journal`);
+const isJournalId = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
+
+function recordOf(v: unknown): KnownRefs | null {
+  const k = v as Partial<KnownRefs> | null;
+  return typeof k?.signature === 'string' && typeof k.fingerprint === 'string' && isObjectId(k.fingerprint)
+    ? { signature: k.signature, fingerprint: k.fingerprint }
+    : null;
+}
+
+function recordLine(path: string, k: KnownRefs | null): string {
+  return JSON.stringify(k ? { path, signature: k.signature, fingerprint: k.fingerprint } : { path, forget: true });
+}
+
+/** Applies one snapshot or journal line; a line that is not a whole record (torn by a crash) changes nothing. */
+function applyLine(known: Map<string, KnownRefs>, line: string, wanted: Set<string> | null): void {
+  if (line === '') return;
+  let v: { path?: unknown; forget?: unknown };
+  try {
+    v = JSON.parse(line) as typeof v;
+  } catch {
+    return;
+  }
+  if (typeof v?.path !== 'string' || (wanted && !wanted.has(v.path))) return;
+  if (v.forget === true) {
+    known.delete(v.path);
+    return;
+  }
+  const k = recordOf(v);
+  if (k) known.set(v.path, k);
+}
+
+/**
+ * The recorded ref files: all of them, or with `only` those of these
+ * repositories alone (a hook publish: one line found in the snapshot's text,
+ * not 10,000 parsed).
+ */
+export async function readRefsState(out: string, only?: readonly string[]): Promise<RefsState> {
+  const known = new Map<string, KnownRefs>();
+  let text: string;
+  try {
+    text = await readFile(join(out, REFS_STATE), 'utf8');
+  } catch {
+    return { known, complete: true, journal: null }; // none yet: every repository is asked with git
+  }
+  const firstLine = text.slice(0, text.indexOf('\n') + 1 || text.length);
+  let header: { version?: unknown; journal?: unknown; repos?: unknown };
+  try {
+    header = JSON.parse(firstLine) as typeof header;
+  } catch {
+    header = {};
+  }
+  if (header?.version === 2 && isJournalId(header.journal)) {
+    const wanted = only ? new Set(only) : null;
+    if (wanted) {
+      for (const path of wanted) {
+        const at = text.indexOf(`\n{"path":${JSON.stringify(path)},`);
+        if (at < 0) continue;
+        const end = text.indexOf('\n', at + 1);
+        applyLine(known, text.slice(at + 1, end < 0 ? text.length : end), wanted);
+      }
+    } else {
+      for (const line of text.slice(firstLine.length).split('\n')) applyLine(known, line, null);
+    }
+    let journal = '';
+    try {
+      journal = await readFile(journalFile(out, header.journal), 'utf8');
+    } catch {
+      /* no change since the snapshot */
+    }
+    for (const line of journal.split('\n')) applyLine(known, line, wanted);
+    return { known, complete: !wanted, journal: { id: header.journal, bytes: Buffer.byteLength(journal) } };
+  }
+  try {
+    const doc = JSON.parse(text) as { version?: unknown; repos?: unknown };
+    if (doc.version === 1 && typeof doc.repos === 'object' && doc.repos !== null) {
+      for (const [path, v] of Object.entries(doc.repos as Record<string, unknown>)) {
+        const k = recordOf(v);
+        if (k) known.set(path, k);
+      }
+    }
+  } catch {
+    /* unreadable: every repository is asked with git */
+  }
+  return { known, complete: true, journal: null };
+}
+
+const same = (a: KnownRefs | undefined, b: KnownRefs | undefined) =>
+  a?.signature === b?.signature && a?.fingerprint === b?.fingerprint;
+
+/**
+ * Records `after`: for the repositories in `paths` (a publish of some), or
+ * for all (`before` must then be complete). Nothing is written when
+ * nothing changed.
+ */
 export async function writeRefsState(
   out: string,
-  before: Map<string, KnownRefs>,
+  before: RefsState,
   after: Map<string, KnownRefs>,
+  paths?: readonly string[],
 ): Promise<void> {
-  const same =
-    before.size === after.size &&
-    [...after].every(
-      ([p, k]) => before.get(p)?.signature === k.signature && before.get(p)?.fingerprint === k.fingerprint,
-    );
-  if (same) return;
-  const repos = Object.fromEntries([...after].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
-  await writeFileAtomic(join(out, REFS_STATE), JSON.stringify({ version: 1, repos }) + '\n');
+  const touched = paths ?? [...new Set([...before.known.keys(), ...after.keys()])];
+  const changes = touched.filter((p) => !same(before.known.get(p), after.get(p)));
+  if (changes.length === 0) return;
+  const lines = changes.map((p) => recordLine(p, after.get(p) ?? null)).join('\n');
+  if (before.journal && before.journal.bytes + lines.length < JOURNAL_LIMIT) {
+    await appendJournal(out, before.journal.id, lines);
+    return;
+  }
+  let all: Map<string, KnownRefs>;
+  if (paths === undefined) all = after;
+  else {
+    all = before.complete ? new Map(before.known) : (await readRefsState(out)).known;
+    for (const p of changes) {
+      const k = after.get(p);
+      if (k) all.set(p, k);
+      else all.delete(p);
+    }
+  }
+  await writeSnapshot(out, all);
+}
+
+/** A leading newline ends whatever a crash left half-written, so the next line is whole. */
+async function appendJournal(out: string, id: string, lines: string): Promise<void> {
+  const fh = await open(journalFile(out, id), 'a', 0o644);
+  try {
+    await fh.write(`\n${lines}`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsyncDir(out);
+}
+
+async function writeSnapshot(out: string, known: Map<string, KnownRefs>): Promise<void> {
+  const id = randomBytes(8).toString('hex');
+  const paths = [...known.keys()].sort();
+  const text = [JSON.stringify({ version: 2, journal: id }), ...paths.map((p) => recordLine(p, known.get(p)!))];
+  await writeFileAtomic(join(out, REFS_STATE), text.join('\n') + '\n');
+  // the snapshot names its own (new) journal: the old ones are now read by nobody
+  for (const name of await readdir(out).catch(() => [] as string[]))
+    if (/^\.refs-state\.[0-9a-f]{16}\.journal$/.test(name) && name !== `.refs-state.${id}.journal`)
+      await rm(join(out, name), { force: true });
 }

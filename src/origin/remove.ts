@@ -106,9 +106,8 @@ export async function removeFromManifest(opts: RemoveOptions): Promise<RemoveRep
     }
     report.manifestWritten = await writeManifestIfChanged(file, manifest, signer, { restamp: false, now: now() });
     // a repository created again under the same path starts from git show-ref, not from these ref files
-    const known = await readRefsState(opts.out);
-    const after = new Map([...known].filter(([p]) => !report.removed.includes(p)));
-    await writeRefsState(opts.out, known, after);
+    const known = await readRefsState(opts.out, report.removed);
+    await writeRefsState(opts.out, known, new Map(), report.removed);
     await opts.mirror?.();
     return report;
   } finally {
