@@ -104,7 +104,9 @@ export async function packObjectsToFile(
   base: string,
   repo?: string,
 ): Promise<{ pack: string; idx: string }> {
-  const hash = await gitText(['pack-objects', '--revs', '--use-bitmap-index', '--delta-base-offset', '-q', base], {
+  // the pack is a temporary file, copied into the bundle (which is synced): no fsync of it
+  const args = ['-c', 'core.fsync=none', 'pack-objects', '--revs', '--use-bitmap-index', '--delta-base-offset', '-q'];
+  const hash = await gitText([...args, base], {
     gitDir,
     repo,
     input: tips.filter(isObjectId).join('\n') + '\n',

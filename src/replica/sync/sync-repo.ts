@@ -76,6 +76,9 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   }
 
   const work = exists ? dir : join(stagingDir(ctx.toplevel), `${randomBytes(6).toString('hex')}.git`);
+  // the index is on its way while git makes the new repository
+  const fetchingIndex = ctx.bundlesBase ? fetchIndex(path, entry, ctx) : Promise.resolve(null);
+  fetchingIndex.catch(() => {}); // awaited below, inside the try that cleans up
   const store = await sharedStore(path, entry, ctx);
   if (!exists) {
     await mkdir(dirname(work), { recursive: true });
@@ -88,7 +91,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   // members of a group sync one after the other: debris in the store is from a killed run
   if (shared) await removeTempPacks(shared);
   try {
-    const originIndex = ctx.bundlesBase ? await fetchIndex(path, entry, ctx) : null;
+    const originIndex = await fetchingIndex;
     let source: BundleSource | null = originIndex
       ? { index: originIndex, indexUrl: indexUrl(ctx.bundlesBase!, path), root: ctx.bundlesBase! }
       : null;
