@@ -8,6 +8,7 @@ import { BundlemirrorError } from '../errors.js';
 import { isValidRefName, refNameProblem } from '../git/refname.js';
 import { duplicateKeys } from './duplicate-keys.js';
 import { jsonBoundsProblem } from './json-bounds.js';
+import { fastRepoIndex } from './fast-validate-index.js';
 
 export const INDEX_VERSION = 1;
 export const INDEX_FILE = 'index.json';
@@ -19,7 +20,8 @@ const refName = z.string().max(4096).refine(isValidRefName, 'is not a valid ref 
 /** Largest bundle a replica will accept from an index (1 TiB). */
 export const MAX_BUNDLE_SIZE = 2 ** 40;
 
-const BUNDLE_PATH = /^(\.\.\/)*([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\.bundle$/;
+/** A bundle's `uri` relative to its index (a forkgroup member's may climb into its parent's directory). */
+export const BUNDLE_PATH = /^(\.\.\/)*([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\.bundle$/;
 
 /** Most parts one base's pack may be published in. */
 export const MAX_PACK_PARTS = 256;
@@ -45,6 +47,8 @@ const PackPartSchema = z.object({
     .positive()
     .max(2 ** 32 - 1),
 });
+
+const PartsSchema = z.array(PackPartSchema).min(2).max(MAX_PACK_PARTS);
 
 export const BundleRefSchema = z
   .object({
@@ -78,15 +82,17 @@ export const BundleRefSchema = z
      * gap from the first object to the pack's trailer. Absent for a bundle
      * published in one piece; a replica that does not know the key ignores it.
      */
-    parts: z.array(PackPartSchema).min(2).max(MAX_PACK_PARTS).optional(),
+    parts: PartsSchema.optional(),
   })
   .superRefine((b, ctx) => {
-    const problem = b.parts ? packPartsProblem(b.parts, b.size) : null;
+    // zod runs this even when the fields themselves were refused: look at parts only once they are well formed
+    const wellFormed = b.parts !== undefined && PartsSchema.safeParse(b.parts).success && typeof b.size === 'number';
+    const problem = wellFormed ? packPartsProblem(b.parts!, b.size) : null;
     if (problem) ctx.addIssue({ code: 'custom', path: ['parts'], message: problem });
   });
 
 /** Why `parts` cannot describe the pack of a bundle of `size` bytes, or null. */
-function packPartsProblem(parts: readonly PackPart[], size: number): string | null {
+export function packPartsProblem(parts: readonly PackPart[], size: number): string | null {
   for (const [k, p] of parts.entries()) {
     const next = parts[k + 1];
     if (next && p.offset + p.size !== next.offset) return `part ${k} does not end where part ${k + 1} starts`;
@@ -136,10 +142,11 @@ export type PackPart = z.infer<typeof PackPartSchema>;
 export type LfsObjectRef = z.infer<typeof LfsObjectRefSchema>;
 export type RepoIndex = z.infer<typeof RepoIndexSchema>;
 
-export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
+export function parseRepoIndex(bytes: string | Buffer, repo: string): RepoIndex {
+  const text = bytes.toString();
   let data: unknown;
   try {
-    data = JSON.parse(text.toString());
+    data = JSON.parse(text);
   } catch (err) {
     throw new BundlemirrorError('E_INDEX', `index.json is not valid JSON: ${(err as Error).message}`, {
       repo,
@@ -169,7 +176,7 @@ export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
       hint: 'the origin published a broken index; report it to the origin',
     });
   // refs (or anything else) given twice mean different things to different readers: refuse (src/manifest/duplicate-keys.ts)
-  const twice = duplicateKeys(text.toString(), 1)[0];
+  const twice = duplicateKeys(text, 1, data)[0];
   if (twice) {
     throw new BundlemirrorError(
       'E_INDEX',
@@ -179,6 +186,12 @@ export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
         hint: 'the origin published a broken index; report it to the origin',
       },
     );
+  }
+  // the hand-written check first; when it accepts, every ref name is valid and zod would agree
+  const fast = fastRepoIndex(data);
+  if (fast) {
+    if (fast.path !== repo) throw notThisRepository(fast.path, repo);
+    return fast;
   }
   // zod only says "Invalid key in record" for a bad ref name: say which name and which rule
   const named = refMaps(data);
@@ -204,14 +217,14 @@ export function parseRepoIndex(text: string | Buffer, repo: string): RepoIndex {
       hint: 'the origin published a broken index; report it to the origin',
     });
   }
-  if (parsed.data.path !== repo) {
-    throw new BundlemirrorError(
-      'E_INDEX',
-      `index.json describes ${JSON.stringify(parsed.data.path)}, not this repository`,
-      { repo },
-    );
-  }
+  if (parsed.data.path !== repo) throw notThisRepository(parsed.data.path, repo);
   return parsed.data;
+}
+
+function notThisRepository(path: string, repo: string): BundlemirrorError {
+  return new BundlemirrorError('E_INDEX', `index.json describes ${JSON.stringify(path)}, not this repository`, {
+    repo,
+  });
 }
 
 /** The ref maps of a not yet validated index: `refs` and each bundle's `tips`. */
