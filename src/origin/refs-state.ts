@@ -11,19 +11,20 @@
  *     .refs-state.json           {"version":2,"journal":"<id>"} then one record per line, sorted
  *     .refs-state.<id>.journal   one record (or {"path":...,"forget":true}) per line, appended
  *
- * A publish appends its changes to the journal (one fsynced write) and
- * rewrites the snapshot, under a new journal id, only when the journal has
- * grown past JOURNAL_LIMIT; a hook publish looks up its repository's line
- * in the snapshot without parsing the rest. Every record is a plain fact
- * ("ref files with this signature hold this fingerprint"), so a record
- * lost to a crash, or a torn last line (skipped), costs a git process and
- * nothing else. Version 1 (one JSON document) is read, and replaced by the
- * first change.
+ * A publish appends its changes to the journal (one fsynced write,
+ * src/fs/journaled-file.ts) and rewrites the snapshot, under a new journal
+ * id, only when the journal has grown past JOURNAL_LIMIT; a hook publish
+ * looks up its repository's line in the snapshot without parsing the rest.
+ * Every record is a plain fact ("ref files with this signature hold this
+ * fingerprint"), so a record lost to a crash, or a torn last line
+ * (skipped), costs a git process and nothing else. A last line without its
+ * newline is still read when it is a whole record (journals once ended
+ * so). Version 1 (one JSON document) is read, and replaced by the first
+ * change.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../fs/atomic.js';
+import { isJournalId, JournaledFile } from '../fs/journaled-file.js';
 import { isObjectId } from '../git/refname.js';
 
 export const REFS_STATE = '.refs-state.json';
@@ -44,8 +45,7 @@ export interface RefsState {
 /** Past this, the next change rewrites the snapshot instead of appending. */
 const JOURNAL_LIMIT = 128 << 10;
 
-const journalFile = (out: string, id: string) => join(out, `.refs-state.${id}.journal`);
-const isJournalId = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
+const pairIn = (out: string) => new JournaledFile(join(out, REFS_STATE));
 
 function recordOf(v: unknown): KnownRefs | null {
   const k = v as Partial<KnownRefs> | null;
@@ -108,14 +108,19 @@ export async function readRefsState(out: string, only?: readonly string[]): Prom
     } else {
       for (const line of text.slice(firstLine.length).split('\n')) applyLine(known, line, null);
     }
-    let journal = '';
-    try {
-      journal = await readFile(journalFile(out, header.journal), 'utf8');
-    } catch {
-      /* no change since the snapshot */
+    // none: no change since the snapshot
+    const journal = await pairIn(out)
+      .readJournal(header.journal)
+      .catch(() => null);
+    if (journal) {
+      for (const line of journal.lines.toString('utf8').split('\n')) applyLine(known, line, wanted);
+      applyLine(known, journal.cut.toString('utf8'), wanted); // not JSON when cut by a crash
     }
-    for (const line of journal.split('\n')) applyLine(known, line, wanted);
-    return { known, complete: !wanted, journal: { id: header.journal, bytes: Buffer.byteLength(journal) } };
+    return {
+      known,
+      complete: !wanted,
+      journal: { id: header.journal, bytes: journal ? journal.end + journal.tail : 0 },
+    };
   }
   try {
     const doc = JSON.parse(text) as { version?: unknown; repos?: unknown };
@@ -148,9 +153,9 @@ export async function writeRefsState(
   const touched = paths ?? [...new Set([...before.known.keys(), ...after.keys()])];
   const changes = touched.filter((p) => !same(before.known.get(p), after.get(p)));
   if (changes.length === 0) return;
-  const lines = changes.map((p) => recordLine(p, after.get(p) ?? null)).join('\n');
-  if (before.journal && before.journal.bytes + lines.length < JOURNAL_LIMIT) {
-    await appendJournal(out, before.journal.id, lines);
+  const lines = changes.map((p) => recordLine(p, after.get(p) ?? null));
+  if (before.journal && before.journal.bytes + lines.reduce((n, l) => n + l.length + 1, 0) < JOURNAL_LIMIT) {
+    await pairIn(out).append(before.journal.id, lines);
     return;
   }
   let all: Map<string, KnownRefs>;
@@ -166,25 +171,9 @@ export async function writeRefsState(
   await writeSnapshot(out, all);
 }
 
-/** A leading newline ends whatever a crash left half-written, so the next line is whole. */
-async function appendJournal(out: string, id: string, lines: string): Promise<void> {
-  const fh = await open(journalFile(out, id), 'a', 0o644);
-  try {
-    await fh.write(`\n${lines}`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fsyncDir(out);
-}
-
 async function writeSnapshot(out: string, known: Map<string, KnownRefs>): Promise<void> {
-  const id = randomBytes(8).toString('hex');
+  const id = JournaledFile.newId();
   const paths = [...known.keys()].sort();
   const text = [JSON.stringify({ version: 2, journal: id }), ...paths.map((p) => recordLine(p, known.get(p)!))];
-  await writeFileAtomic(join(out, REFS_STATE), text.join('\n') + '\n');
-  // the snapshot names its own (new) journal: the old ones are now read by nobody
-  for (const name of await readdir(out).catch(() => [] as string[]))
-    if (/^\.refs-state\.[0-9a-f]{16}\.journal$/.test(name) && name !== `.refs-state.${id}.journal`)
-      await rm(join(out, name), { force: true });
+  await pairIn(out).compact(text.join('\n') + '\n', id);
 }

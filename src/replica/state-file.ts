@@ -11,22 +11,18 @@
  *   `{"manifest": VALIDATORS}`. A record replaces what came before, so
  *   reading one twice changes nothing.
  *
- * A journal belongs to the snapshot that names it: a compaction writes a
- * new snapshot with a new ID and only then removes the old journal, so a
- * run killed anywhere leaves either the old pair or the new one. A last
- * line without its newline is a write that was cut: readers ignore it and
- * the next writer (holding the lock) cuts it off. Version 1 (everything in
- * state.json) is read as it is and rewritten as version 2 by the first
- * change.
+ * How the pair reaches the disk (fsynced appends, a cut last line,
+ * compaction under a new ID) is src/fs/journaled-file.ts. Version 1
+ * (everything in state.json) is read as it is and rewritten as version 2
+ * by the first change.
  *
  * A malformed entry is dropped and re-verified; a file that cannot be read
  * at all is moved aside by a writer holding the lock (state.ts) and the
  * state starts empty.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../fs/atomic.js';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { isJournalId, JournaledFile } from '../fs/journaled-file.js';
 import { safeJson } from '../format/untrusted.js';
 import { fastManifestValidators, fastRepoState } from './state-validate.js';
 import type { ManifestValidators, RepoState } from './state-schema.js';
@@ -66,6 +62,7 @@ export class UnreadableState extends Error {}
 
 export class StateFiles {
   readonly dir: string;
+  private readonly pair: JournaledFile;
 
   constructor(
     /** Path of state.json. */
@@ -73,10 +70,11 @@ export class StateFiles {
     private readonly warn: (message: string) => void,
   ) {
     this.dir = dirname(file);
+    this.pair = new JournaledFile(file);
   }
 
   journalPath(id: string): string {
-    return join(this.dir, `${basename(this.file, '.json')}.${id}.journal`);
+    return this.pair.journalPath(id);
   }
 
   /**
@@ -117,29 +115,18 @@ export class StateFiles {
       await fh.close();
     }
     if (loaded.journal === null) return loaded;
-    let bytes: Buffer;
-    try {
-      const jh = await open(this.journalPath(loaded.journal), 'r');
-      try {
-        const size = (await jh.stat()).size;
-        bytes = Buffer.alloc(Math.max(0, size - loaded.offset));
-        if (bytes.length) await jh.read(bytes, 0, bytes.length, loaded.offset);
-      } finally {
-        await jh.close();
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const read = await this.pair.readJournal(loaded.journal, loaded.offset);
+    if (!read) {
       // no journal yet, or compacted away under us: the snapshot tells which
       const now = await stat(this.file).catch(() => null);
       const same = now && `${now.dev}:${now.ino}:${now.size}:${now.mtimeMs}:${now.ctimeMs}` === loaded.snapshot;
       return same ? { ...loaded, tail: 0 } : null;
     }
-    const end = bytes.lastIndexOf(0x0a) + 1;
-    if (end > 0) {
+    if (read.lines.length > 0) {
       if (shared && loaded === known) loaded = { ...loaded, data: copyOf(loaded.data) };
-      await this.replay(loaded.data, bytes.subarray(0, end));
+      await this.replay(loaded.data, read.lines);
     }
-    return { ...loaded, offset: loaded.offset + end, tail: bytes.length - end };
+    return { ...loaded, offset: read.end, tail: read.tail };
   }
 
   private async parseSnapshot(bytes: Buffer): Promise<Pick<LoadedState, 'data' | 'journal'>> {
@@ -154,10 +141,7 @@ export class StateFiles {
       unknown
     >;
     const { version, repos, journal } = doc;
-    const known =
-      version === STATE_VERSION
-        ? typeof journal === 'string' && /^[0-9a-f]{1,64}$/.test(journal)
-        : version === LEGACY_VERSION;
+    const known = version === STATE_VERSION ? isJournalId(journal) : version === LEGACY_VERSION;
     if (!known || typeof repos !== 'object' || repos === null || Array.isArray(repos)) {
       throw new UnreadableState(
         version !== undefined && version !== STATE_VERSION && version !== LEGACY_VERSION
@@ -221,18 +205,11 @@ export class StateFiles {
 
   /** Appends records to the journal of `loaded` and syncs them (the caller holds the lock). Returns the new offset. */
   async append(loaded: LoadedState & { journal: string }, records: StateRecord[]): Promise<number> {
-    const bytes = Buffer.from(records.map((r) => safeJson(r) + '\n').join(''), 'utf8');
-    const fh = await open(this.journalPath(loaded.journal), 'a', 0o644);
-    try {
-      // a line a killed writer left cut would swallow the next record
-      if (loaded.tail > 0) await fh.truncate(loaded.offset);
-      await fh.write(bytes, 0, bytes.length, null);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    if (loaded.offset === 0) await fsyncDir(this.dir);
-    return loaded.offset + bytes.length;
+    return this.pair.append(
+      loaded.journal,
+      records.map((r) => safeJson(r)),
+      { end: loaded.offset, tail: loaded.tail },
+    );
   }
 
   /**
@@ -241,13 +218,12 @@ export class StateFiles {
    * right after would return.
    */
   async compact(data: StateData): Promise<LoadedState> {
-    const journal = randomBytes(8).toString('hex');
+    const journal = JournaledFile.newId();
     const doc: Record<string, unknown> = { version: STATE_VERSION, journal, repos: data.repos };
     if (data.manifest) doc.manifest = data.manifest;
     const bytes = Buffer.from(safeJson(doc, 1) + '\n', 'utf8');
-    await writeFileAtomic(this.file, bytes);
+    await this.pair.compact(bytes, journal);
     const st = await stat(this.file);
-    await this.removeJournals(journal);
     return {
       data,
       snapshot: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
@@ -258,30 +234,10 @@ export class StateFiles {
     };
   }
 
-  /** Journals of snapshots that are gone (compacted, moved aside, deleted by hand). */
-  private async removeJournals(except: string | null): Promise<void> {
-    const prefix = `${basename(this.file, '.json')}.`;
-    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
-      if (!name.startsWith(prefix) || !name.endsWith('.journal')) continue;
-      if (except !== null && name === basename(this.journalPath(except))) continue;
-      await rm(join(this.dir, name), { force: true });
-    }
-  }
-
   /** Moves an unreadable snapshot and its journals aside, for inspection; the state starts empty (the caller holds the lock). */
   async quarantine(why: string, at: Date): Promise<void> {
     const stamp = at.toISOString().replace(/[:.]/g, '-');
-    const aside = `${this.file}.corrupt-${stamp}`;
-    const prefix = `${basename(this.file, '.json')}.`;
-    try {
-      await rename(this.file, aside);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
-      if (name.startsWith(prefix) && name.endsWith('.journal'))
-        await rename(join(this.dir, name), join(this.dir, `${name}.corrupt-${stamp}`)).catch(() => {});
-    }
+    const aside = await this.pair.moveAside(stamp);
     this.warn(
       `${this.file}: ${why}; moved it to ${aside} and starting with empty state (repositories will be re-verified)`,
     );
