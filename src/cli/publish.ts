@@ -153,9 +153,9 @@ export function registerPublish(program: Command): void {
           maxIncrementals: number(flags.maxIncrementals, '--max-incrementals'),
           maxChainRatio: number(flags.chainRatio, '--chain-ratio'),
           graceMs: number(flags.graceDays, '--grace-days') * 86_400_000,
-          slices: sliceCount(flags.slices),
+          slices: count(flags.slices, '--slices', MAX_SLICES),
           sliceMinBytes: number(flags.sliceMinMib, '--slice-min-mib') * 2 ** 20,
-          parts: partCount(flags.parts),
+          parts: count(flags.parts, '--parts', MAX_PACK_PARTS),
           partsMinBytes: number(flags.partsMinMib, '--parts-min-mib') * 2 ** 20,
         },
         log,
@@ -204,22 +204,13 @@ function number(value: string, flag: string): number {
   return n;
 }
 
-function sliceCount(value: string): number {
+/** A count from 1 to `max` (`--slices`, `--parts`). */
+function count(value: string, flag: string, max: number): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_SLICES)
+  if (!Number.isInteger(n) || n < 1 || n > max)
     throw new BundlemirrorError(
       'E_USAGE',
-      `--slices takes a whole number from 1 to ${MAX_SLICES}, not ${JSON.stringify(value)}`,
-    );
-  return n;
-}
-
-function partCount(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_PACK_PARTS)
-    throw new BundlemirrorError(
-      'E_USAGE',
-      `--parts takes a whole number from 1 to ${MAX_PACK_PARTS}, not ${JSON.stringify(value)}`,
+      `${flag} takes a whole number from 1 to ${max}, not ${JSON.stringify(value)}`,
     );
   return n;
 }

@@ -121,7 +121,7 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
         const one = await indexPack(work, createReadStream(dest(b), { start: header.packOffset }), path, { signal });
         pack = { packHashes: [one.packHash], connected: one.selfContainedAndConnected };
       }
-      if (b.parts && pack.packHashes.length === 1)
+      if (b.parts && !viaStream)
         input.log.debug(`${path}: ${b.uri}: its ${b.parts.length} parts could not be indexed one by one`);
       input.log.debug(`${path}: ${b.uri}: indexed ${viaStream ? 'while it downloaded' : 'from the verified file'}`);
       const tips = header.tips.map((t) => t.oid);

@@ -109,7 +109,7 @@ export function indexPackParts(
     const sha1 = createHash('sha1');
     const head = packHeader(group.reduce((n, p) => n + p.objects, 0));
     sha1.update(head);
-    await put(feed, head);
+    await feedGit(feed, head);
     const previous = started[started.length - 1]?.done ?? Promise.resolve();
     let finish!: () => void;
     const ready = new Promise<void>((res) => (finish = res));
@@ -152,7 +152,7 @@ export function indexPackParts(
         const n = Math.min(current.left, bytes.length - at);
         const chunk = bytes.subarray(at, at + n);
         current.sha1.update(chunk);
-        await put(current.feed, chunk);
+        await feedGit(current.feed, chunk);
         current.left -= n;
         at += n;
         pos += n;
@@ -187,7 +187,7 @@ export function indexPackParts(
 }
 
 /** Writes to index-pack's input, waiting while it is full; fails once git has stopped reading. */
-async function put(feed: PassThrough, bytes: Buffer): Promise<void> {
+export async function feedGit(feed: PassThrough, bytes: Buffer): Promise<void> {
   if (feed.destroyed) throw new Error('index-pack stopped reading');
   if (feed.write(bytes)) return;
   await new Promise<void>((resolve) => {

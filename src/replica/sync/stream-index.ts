@@ -33,7 +33,7 @@ import { parseBundleHeader, type BundleHeader } from '../../git/bundle.js';
 import { PACK_HEADER_SIZE } from '../../git/pack.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
 import type { PackPart } from '../../manifest/repo-index.js';
-import { dropPack, indexPackParts, type PartIndexer } from './part-indexer.js';
+import { dropPack, feedGit, indexPackParts, type PartIndexer } from './part-indexer.js';
 
 const CHUNK = 1 << 20;
 const MAX_HEADER = 64 << 20;
@@ -121,9 +121,8 @@ export function streamIndex(
     });
 
   const feedPack = async (bytes: Buffer): Promise<void> => {
-    if (feed.destroyed) throw new Error('index-pack stopped reading');
     fedTail = bytes.length >= 20 ? bytes.subarray(bytes.length - 20) : Buffer.concat([fedTail, bytes]).subarray(-20);
-    if (!feed.write(bytes)) await drainOrClose(feed);
+    await feedGit(feed, bytes);
   };
 
   /** Hands over bytes read from the file at `pos`; false when this is not a stream worth indexing. */
@@ -259,17 +258,4 @@ export function streamIndex(
       }
     },
   };
-}
-
-/** Waits until the stream wants more or is gone, leaving no listener behind (a slow index-pack means a wait per chunk). */
-function drainOrClose(stream: PassThrough): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
 }
