@@ -20,8 +20,7 @@ import { parseRepoIndex, type PackPart, type RepoIndex } from '../src/manifest/r
 import { indexPackParts } from '../src/replica/sync/part-indexer.js';
 import { startServer } from '../src/server/server.js';
 import { runCli, startCli } from './support/cli.js';
-import { startFaultProxy, type FaultOptions } from './support/fault-proxy.js';
-import { fingerprintOf, writeConfig } from './support/mirror.js';
+import { fingerprintOf, replicaThrough } from './support/mirror.js';
 import { checkRepo, FAST_ENV, leftovers } from './support/reliability.js';
 import { showRefOf, tempDir, textHistoryRepo } from './support/repos.js';
 
@@ -56,20 +55,6 @@ async function world(t: ExecutionContext, flags: string[]): Promise<World> {
 }
 
 const parted = (t: ExecutionContext) => world(t, ['--parts', '5', '--parts-min-mib', '0']);
-
-async function replica(t: ExecutionContext, w: World, name: string, faults: FaultOptions = {}) {
-  const port = Number(new URL(w.url).port);
-  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port }, ...faults });
-  t.teardown(() => proxy.close());
-  const toplevel = join(w.dir, name);
-  const config = await writeConfig(w.dir, {
-    toplevel,
-    manifest: proxy.url('/manifest.js.gz'),
-    site: proxy.url('/git'),
-    name: `${name}.conf`,
-  });
-  return { proxy, toplevel, config };
-}
 
 interface PullJson {
   repos: { path: string; action: string; error?: { code: string } }[];
@@ -148,7 +133,7 @@ test("a base in parts pulled through a link cut every 160 KiB: the origin's refs
   const w = await parted(t);
   const base = (await w.index()).bundles[0]!;
   // slower than indexing, so that each part is indexed as it arrives (faster, parts on disk are indexed together)
-  const { proxy, toplevel, config } = await replica(t, w, 'replica', {
+  const { proxy, toplevel, config } = await replicaThrough(t, w, 'replica', {
     cutAfterBytes: 160 * 1024,
     bytesPerSecond: Math.ceil(base.size / 2),
   });
@@ -168,7 +153,7 @@ test("a base in parts pulled through a link cut every 160 KiB: the origin's refs
 test('a pull killed while a base in parts downloads leaves no repository; the next run resumes and completes', async (t) => {
   const w = await parted(t);
   const base = (await w.index()).bundles[0]!;
-  const { toplevel, config } = await replica(t, w, 'replica', { bytesPerSecond: Math.ceil(base.size / 3) });
+  const { toplevel, config } = await replicaThrough(t, w, 'replica', { bytesPerSecond: Math.ceil(base.size / 3) });
   const run = startCli(t, ['pull', '-c', config, '--no-progress'], { env: FAST_ENV });
   const partials = join(toplevel, '.bundlemirror', 'partial');
   // kill once more than a part is on disk (bounded: the download takes about 3 s at this rate)
@@ -276,7 +261,7 @@ test('git refuses a part whose objects link to objects in a later part, and noth
 test('parts whose objects link to a later part: the pull indexes the verified file as a whole and ends with the origin refs', async (t) => {
   const w = await world(t, ['--parts', '1']);
   await publishParts(w, await commitsFirstParts(w));
-  const { toplevel, config } = await replica(t, w, 'replica');
+  const { toplevel, config } = await replicaThrough(t, w, 'replica');
   const r = await pull(config);
   t.is(r.code, 0, r.stderr);
   const check = await checkRepo(w.toplevel, toplevel, PATH);
@@ -310,7 +295,7 @@ for (const [what, lie] of lies) {
   test(`an index.json with ${what}: the verified file is indexed as a whole, the origin's refs`, async (t) => {
     const w = await parted(t);
     await publishParts(w, lie((await w.index()).bundles[0]!.parts!));
-    const { toplevel, config } = await replica(t, w, 'replica');
+    const { toplevel, config } = await replicaThrough(t, w, 'replica');
     const r = await pull(config);
     t.is(r.code, 0, r.stderr);
     const check = await checkRepo(w.toplevel, toplevel, PATH);
@@ -330,7 +315,7 @@ for (const [what, lie] of refused) {
   test(`an index.json with ${what} is refused: E_INDEX naming the repository, no repository made`, async (t) => {
     const w = await parted(t);
     await publishParts(w, lie((await w.index()).bundles[0]!.parts!));
-    const { toplevel, config } = await replica(t, w, 'replica');
+    const { toplevel, config } = await replicaThrough(t, w, 'replica');
     const r = await pull(config);
     t.is(r.code, 1, r.stderr);
     const failed = r.report.repos.find((x) => x.path === PATH);

@@ -14,8 +14,7 @@ import { git } from '../src/git/exec.js';
 import { parseRepoIndex, type RepoIndex } from '../src/manifest/repo-index.js';
 import { startServer } from '../src/server/server.js';
 import { runCli, startCli } from './support/cli.js';
-import { startFaultProxy, type FaultOptions } from './support/fault-proxy.js';
-import { fingerprintOf, writeConfig } from './support/mirror.js';
+import { fingerprintOf, replicaThrough } from './support/mirror.js';
 import { showRefOf, tempDir, textHistoryRepo } from './support/repos.js';
 import { checkRepo, FAST_ENV, leftovers } from './support/reliability.js';
 
@@ -53,20 +52,6 @@ async function world(t: ExecutionContext, slices: number): Promise<World> {
   t.teardown(() => server.close());
   const index = async () => parseRepoIndex(await readFile(join(out, 'pub', 'history.git', 'index.json')), PATH);
   return { dir, toplevel, out, bare, url: server.url, index };
-}
-
-async function replicaThrough(t: ExecutionContext, w: World, name: string, faults: FaultOptions = {}) {
-  const port = Number(new URL(w.url).port);
-  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port }, ...faults });
-  t.teardown(() => proxy.close());
-  const toplevel = join(w.dir, name);
-  const config = await writeConfig(w.dir, {
-    toplevel,
-    manifest: proxy.url('/manifest.js.gz'),
-    site: proxy.url('/git'),
-    name: `${name}.conf`,
-  });
-  return { proxy, toplevel, config };
 }
 
 const pull = (config: string) => runCli(['pull', '-c', config, '--no-progress', '-v'], { env: FAST_ENV });

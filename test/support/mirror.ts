@@ -10,6 +10,7 @@ import type { ExecutionContext } from 'ava';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { makeRepo, makeFork, showRefOf, tempDir, type WorkTree } from './repos.js';
 import { runCli, type CliResult } from './cli.js';
+import { startFaultProxy, type FaultOptions, type FaultProxy } from './fault-proxy.js';
 import { pullJson } from './reports.js';
 import type { PullJsonReport } from '../../src/replica/pull-json.js';
 
@@ -67,6 +68,29 @@ export async function writeConfig(
     `[core]\ntoplevel = ${opts.toplevel}\nlog = ${join(dir, 'pull.log')}\n\n[remote]\nsite = ${opts.site}\nmanifest = ${opts.manifest}\n\n[pull]\npull_threads = 2\n${opts.pull ?? ''}\n${opts.extra ?? ''}\n`,
   );
   return file;
+}
+
+/**
+ * A replica reading a served tree through the fault proxy (a rate limit,
+ * cuts...), its toplevel under `origin.dir`; the proxy closes with the test.
+ */
+export async function replicaThrough(
+  t: ExecutionContext,
+  origin: { dir: string; url: string },
+  name: string,
+  faults: FaultOptions = {},
+): Promise<{ proxy: FaultProxy; toplevel: string; config: string }> {
+  const port = Number(new URL(origin.url).port);
+  const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port }, ...faults });
+  t.teardown(() => proxy.close());
+  const toplevel = join(origin.dir, name);
+  const config = await writeConfig(origin.dir, {
+    toplevel,
+    manifest: proxy.url('/manifest.js.gz'),
+    site: proxy.url('/git'),
+    name: `${name}.conf`,
+  });
+  return { proxy, toplevel, config };
 }
 
 /** Replica config for an origin served directly (no proxy). */
