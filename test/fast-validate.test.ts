@@ -4,17 +4,7 @@ import { fastManifestEntry } from '../src/manifest/fast-validate.js';
 import { ManifestEntrySchema, parseManifest, serializeManifest, type Manifest } from '../src/manifest/manifest.js';
 import { duplicateKeys } from '../src/manifest/duplicate-keys.js';
 import { repoPathProblem } from '../src/git/refname.js';
-
-/** A small deterministic generator (xorshift), so a failure names a seed that reproduces it. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { rng } from './support/rng.js';
 
 const VALID: Record<string, unknown> = {
   modified: 1700000000,

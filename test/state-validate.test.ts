@@ -6,16 +6,7 @@ import { fastRepoState } from '../src/replica/state-validate.js';
 import { STATE_FILE } from '../src/replica/state-file.js';
 import { RepoStateSchema } from '../src/replica/state-schema.js';
 import { openState } from '../src/replica/state.js';
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { rng } from './support/rng.js';
 
 const VALID: Record<string, unknown> = {
   fingerprint: '8c8db3984802307750f7e16708772fb28073137f',
