@@ -11,7 +11,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readBundleHeader } from '../src/git/bundle.js';
 import { git } from '../src/git/exec.js';
 import { OBJ_COMMIT, OBJ_TAG, packObjectCount, packObjectOffsets, readObjectHeader } from '../src/git/pack.js';
@@ -21,7 +20,7 @@ import { indexPackParts } from '../src/replica/sync/part-indexer.js';
 import { startServer } from '../src/server/server.js';
 import { runCli, startCli } from './support/cli.js';
 import { fingerprintOf, replicaThrough } from './support/mirror.js';
-import { checkRepo, FAST_ENV, leftovers } from './support/reliability.js';
+import { checkRepo, FAST_ENV, leftovers, partialPast } from './support/reliability.js';
 import { showRefOf, tempDir, textHistoryRepo } from './support/repos.js';
 
 const PATH = '/pub/history.git';
@@ -155,15 +154,7 @@ test('a pull killed while a base in parts downloads leaves no repository; the ne
   const base = (await w.index()).bundles[0]!;
   const { toplevel, config } = await replicaThrough(t, w, 'replica', { bytesPerSecond: Math.ceil(base.size / 3) });
   const run = startCli(t, ['pull', '-c', config, '--no-progress'], { env: FAST_ENV });
-  const partials = join(toplevel, '.bundlemirror', 'partial');
-  // kill once more than a part is on disk (bounded: the download takes about 3 s at this rate)
-  for (let i = 0; i < 200; i++) {
-    const sizes = await Promise.all(
-      (await readdir(partials).catch(() => [] as string[])).map(async (f) => (await stat(join(partials, f))).size),
-    );
-    if (sizes.some((s) => s > base.parts![1]!.offset)) break;
-    await sleep(25);
-  }
+  await partialPast(toplevel, base.parts![1]!.offset); // more than a part is on disk: kill
   run.signal('SIGKILL');
   await run.done;
   await t.throwsAsync(stat(join(toplevel, PATH)), undefined, 'no repository yet');
@@ -258,9 +249,8 @@ test('git refuses a part whose objects link to objects in a later part, and noth
   );
 });
 
-test('parts whose objects link to a later part: the pull indexes the verified file as a whole and ends with the origin refs', async (t) => {
-  const w = await world(t, ['--parts', '1']);
-  await publishParts(w, await commitsFirstParts(w));
+/** A pull through the world's server ends with the origin's refs in one pack: the verified file indexed whole. */
+async function pullsWholeFile(t: ExecutionContext, w: World): Promise<void> {
   const { toplevel, config } = await replicaThrough(t, w, 'replica');
   const r = await pull(config);
   t.is(r.code, 0, r.stderr);
@@ -268,6 +258,12 @@ test('parts whose objects link to a later part: the pull indexes the verified fi
   t.true(check.ok, check.why);
   t.is((await packsOf(join(toplevel, PATH))).length, 1, 'only the pack of the whole file');
   t.deepEqual(await leftovers(toplevel), []);
+}
+
+test('parts whose objects link to a later part: the pull indexes the verified file as a whole and ends with the origin refs', async (t) => {
+  const w = await world(t, ['--parts', '1']);
+  await publishParts(w, await commitsFirstParts(w));
+  await pullsWholeFile(t, w);
 });
 
 const lies: [string, (parts: PackPart[]) => PackPart[]][] = [
@@ -295,13 +291,7 @@ for (const [what, lie] of lies) {
   test(`an index.json with ${what}: the verified file is indexed as a whole, the origin's refs`, async (t) => {
     const w = await parted(t);
     await publishParts(w, lie((await w.index()).bundles[0]!.parts!));
-    const { toplevel, config } = await replicaThrough(t, w, 'replica');
-    const r = await pull(config);
-    t.is(r.code, 0, r.stderr);
-    const check = await checkRepo(w.toplevel, toplevel, PATH);
-    t.true(check.ok, check.why);
-    t.is((await packsOf(join(toplevel, PATH))).length, 1, 'only the pack of the whole file');
-    t.deepEqual(await leftovers(toplevel), []);
+    await pullsWholeFile(t, w);
   });
 }
 

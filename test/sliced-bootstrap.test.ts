@@ -9,14 +9,13 @@
 import test, { type ExecutionContext } from 'ava';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { git } from '../src/git/exec.js';
 import { parseRepoIndex, type RepoIndex } from '../src/manifest/repo-index.js';
 import { startServer } from '../src/server/server.js';
 import { runCli, startCli } from './support/cli.js';
 import { fingerprintOf, replicaThrough } from './support/mirror.js';
 import { showRefOf, tempDir, textHistoryRepo } from './support/repos.js';
-import { checkRepo, FAST_ENV, leftovers } from './support/reliability.js';
+import { checkRepo, FAST_ENV, leftovers, partialPast } from './support/reliability.js';
 
 const PATH = '/pub/history.git';
 interface World {
@@ -138,15 +137,7 @@ test('a pull killed while a sliced base downloads leaves no pack a later run cou
   const total = (await w.index()).bundles.reduce((n, b) => n + b.size, 0);
   const { toplevel, config } = await replicaThrough(t, w, 'replica', { bytesPerSecond: Math.ceil(total / 3) });
   const run = startCli(t, ['pull', '-c', config, '--no-progress'], { env: FAST_ENV });
-  const partials = join(toplevel, '.bundlemirror', 'partial');
-  // kill once some bytes are on disk (bounded: the download takes about 3 s at this rate)
-  for (let i = 0; i < 200; i++) {
-    const sizes = await Promise.all(
-      (await readdir(partials).catch(() => [] as string[])).map(async (f) => (await stat(join(partials, f))).size),
-    );
-    if (sizes.some((s) => s > 0)) break;
-    await sleep(25);
-  }
+  await partialPast(toplevel, 0); // some bytes are on disk: kill
   run.signal('SIGKILL');
   await run.done;
   await t.throwsAsync(stat(join(toplevel, PATH)), undefined, 'no repository yet');

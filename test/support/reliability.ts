@@ -18,6 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { git } from '../../src/git/exec.js';
 import { parseRepoIndex, type RepoIndex } from '../../src/manifest/repo-index.js';
 import { BIN } from './cli.js';
@@ -342,4 +343,19 @@ export function savedByResuming(stdout: string): number {
 /** Reads a repository's index.json from a published tree. */
 export async function readIndex(out: string, path: string): Promise<RepoIndex> {
   return parseRepoIndex(await readFile(join(out, ...path.slice(1).split('/'), 'index.json')), path);
+}
+
+/**
+ * Waits until a partial download in the replica holds more than `bytes`
+ * (bounded: 200 looks, 25 ms apart), so a test can kill a pull mid-bundle.
+ */
+export async function partialPast(toplevel: string, bytes: number): Promise<void> {
+  const partials = join(toplevel, '.bundlemirror', 'partial');
+  for (let i = 0; i < 200; i++) {
+    const sizes = await Promise.all(
+      (await readdir(partials).catch(() => [] as string[])).map(async (f) => (await stat(join(partials, f))).size),
+    );
+    if (sizes.some((s) => s > bytes)) return;
+    await sleep(25);
+  }
 }
