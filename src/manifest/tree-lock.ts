@@ -11,14 +11,16 @@ export interface TreeLockOptions {
   /** Names the holder in "waiting for ..." and E_LOCKED messages. */
   what?: string;
   waitMs?: number;
-  onWait?: () => void;
+  /** Told once, when another writer holds the lock and the wait begins. */
+  log?: (line: string) => void;
 }
 
 export function lockPublishedTree(out: string, opts: TreeLockOptions = {}): Promise<Release> {
+  const what = opts.what ?? `publish into ${out}`;
   return acquireLock({
     path: join(out, '.publish'),
-    what: opts.what ?? `publish into ${out}`,
+    what,
     wait: opts.waitMs ?? 5 * 60_000,
-    onWait: opts.onWait,
+    onWait: () => opts.log?.(`waiting for another ${what} to finish`),
   });
 }

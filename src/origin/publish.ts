@@ -84,10 +84,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   const found = opts.only ? null : await scanToplevel(toplevel, opts.ignore);
   // an unusable key stops the publish before anything is written
   const signer = opts.signKey ? await signerFor(opts.signKey) : null;
-  const release = await lockPublishedTree(opts.out, {
-    waitMs: opts.lockWaitMs,
-    onWait: () => log(`waiting for another publish into ${opts.out} to finish`),
-  });
+  const release = await lockPublishedTree(opts.out, { waitMs: opts.lockWaitMs, log });
   try {
     const prevFile = join(opts.out, MANIFEST_FILE);
     const prevManifest =

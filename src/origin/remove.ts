@@ -57,10 +57,7 @@ export async function removeFromManifest(opts: RemoveOptions): Promise<RemoveRep
   const given = resolve(opts.toplevel);
   const wanted = [...new Set(opts.paths.map((p) => manifestPathFor(p, toplevel, given)))];
   const signer = opts.signKey ? await signerFor(opts.signKey) : null;
-  const release = await lockPublishedTree(opts.out, {
-    waitMs: opts.lockWaitMs,
-    onWait: () => log(`waiting for another publish into ${opts.out} to finish`),
-  });
+  const release = await lockPublishedTree(opts.out, { waitMs: opts.lockWaitMs, log });
   try {
     const file = join(opts.out, MANIFEST_FILE);
     const manifest: Manifest = { ...((await readManifestIfAny(file)) ?? {}) };
