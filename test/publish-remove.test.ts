@@ -93,6 +93,15 @@ test('publish -x refuses a repository still on disk (E_REPO_EXISTS, exit 2) unle
   // the next full publish finds gamma on disk again
   t.is((await publish('-q')).code, 0);
   t.deepEqual(await paths(out), ['/pub/alpha.git', '/pub/gamma.git']);
+
+  // an unreadable manifest is reported as such, not as every path being unpublished, and stays as it was
+  const garbage = Buffer.from('not a gzipped manifest');
+  await writeFile(join(out, 'manifest.js.gz'), garbage);
+  const broken = await publish('-x', '--force', '/pub/gamma.git');
+  t.not(broken.code, 0, broken.stderr);
+  t.regex(broken.stderr, /\[E_MANIFEST\]/);
+  t.true(broken.stderr.includes('/pub/gamma.git'), broken.stderr);
+  t.deepEqual(await readFile(join(out, 'manifest.js.gz')), garbage, 'nothing written');
 });
 
 test('publish -x of a repository others borrow objects from clears their reference, and of a symlink name drops just that name', async (t) => {

@@ -60,7 +60,19 @@ export async function removeFromManifest(opts: RemoveOptions): Promise<RemoveRep
   const release = await lockPublishedTree(opts.out, { waitMs: opts.lockWaitMs, log });
   try {
     const file = join(opts.out, MANIFEST_FILE);
-    const manifest: Manifest = { ...((await readManifestIfAny(file)) ?? {}) };
+    let why = 'it does not exist';
+    const read = await readManifestIfAny(file, (w) => (why = w));
+    // without a manifest every path would look unpublished: say what is wrong with the manifest instead
+    if (!read)
+      throw new BundlemirrorError(
+        'E_MANIFEST',
+        `cannot take ${wanted.join(', ')} out of ${file}: ${why}; nothing was removed`,
+        {
+          repo: wanted.length === 1 ? wanted[0] : undefined,
+          hint: `check --out (or [publish] out) names the published tree; a full publish writes ${file} anew`,
+        },
+      );
+    const manifest: Manifest = { ...read };
     const report: RemoveReport = { removed: [], symlinks: [], unreferenced: [], manifestWritten: false };
     const aliasOf = new Map<string, string>();
     for (const [path, e] of Object.entries(manifest)) for (const s of e.symlinks ?? []) aliasOf.set(s, path);
