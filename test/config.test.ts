@@ -208,6 +208,12 @@ test('a relative manifest URL is resolved against the site', (t) => {
   t.is(c.bundlemirror.bundles, 'https://origin.example/pub/');
 });
 
+test('[remote] mirrors is read, not reported as an unknown key', (t) => {
+  const c = parse(MINIMAL.replace('[remote]\n', '[remote]\nmirrors = https://m1.example/tree https://m2.example/\n'));
+  t.deepEqual(c.remote.mirrors, ['https://m1.example/tree/', 'https://m2.example/']);
+  t.deepEqual(c.warnings, []);
+});
+
 test('[bundlemirror] overrides where bundles are found, how long hooks may run, and the git URL', (t) => {
   const c = parse(
     `${MINIMAL}[bundlemirror]\nbundles = https://cdn.example/tree\nhook_timeout = 0\ngit_url = https://origin.example/git/\n`,

@@ -244,6 +244,8 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
   });
 
   const fsck = readFsckConfig(r);
+  // every key is read before the unknown ones are reported, or a key read later is called unknown
+  const mirrors = mirrorRoots(r, site);
   r.reportUnknownKeys();
 
   const config = {
@@ -256,7 +258,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
       allowedSigners,
       manifestMaxAgeMs: manifestMaxAge * 1000,
       onDemand,
-      mirrors: mirrorRoots(r, site),
+      mirrors,
     },
     publish: { out: publishOut, graceMs: graceDays * 86_400_000 },
     pull,
