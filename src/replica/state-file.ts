@@ -21,7 +21,7 @@
  * state starts empty.
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import type { Stats } from 'node:fs';
 import { isJournalId, JournaledFile } from '../fs/journaled-file.js';
 import { safeJson } from '../format/untrusted.js';
 import { fastManifestValidators, fastRepoState } from './state-validate.js';
@@ -61,7 +61,6 @@ export interface LoadedState {
 export class UnreadableState extends Error {}
 
 export class StateFiles {
-  readonly dir: string;
   private readonly pair: JournaledFile;
 
   constructor(
@@ -69,12 +68,7 @@ export class StateFiles {
     readonly file: string,
     private readonly warn: (message: string) => void,
   ) {
-    this.dir = dirname(file);
     this.pair = new JournaledFile(file);
-  }
-
-  journalPath(id: string): string {
-    return this.pair.journalPath(id);
   }
 
   /**
@@ -105,7 +99,7 @@ export class StateFiles {
     let loaded: LoadedState;
     try {
       const st = await fh.stat();
-      const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+      const identity = identityOf(st);
       if (known && known.snapshot === identity) loaded = known;
       else {
         const parsed = await this.parseSnapshot(await fh.readFile());
@@ -119,7 +113,7 @@ export class StateFiles {
     if (!read) {
       // no journal yet, or compacted away under us: the snapshot tells which
       const now = await stat(this.file).catch(() => null);
-      const same = now && `${now.dev}:${now.ino}:${now.size}:${now.mtimeMs}:${now.ctimeMs}` === loaded.snapshot;
+      const same = now && identityOf(now) === loaded.snapshot;
       return same ? { ...loaded, tail: 0 } : null;
     }
     if (read.lines.length > 0) {
@@ -226,7 +220,7 @@ export class StateFiles {
     const st = await stat(this.file);
     return {
       data,
-      snapshot: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
+      snapshot: identityOf(st),
       journal,
       offset: 0,
       tail: 0,
@@ -243,6 +237,9 @@ export class StateFiles {
     );
   }
 }
+
+/** Which file a snapshot is, and whether it changed since: a compaction renames a new file over it. */
+const identityOf = (st: Stats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 
 /** A copy whose map of repositories may change (entries are replaced, never edited, so they are shared). */
 export function copyOf(data: StateData): StateData {

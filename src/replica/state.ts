@@ -124,6 +124,7 @@ interface PendingChange {
 class JournalStateStore implements StateStore {
   private readonly files: StateFiles;
   private readonly now: () => Date;
+  private readonly warn: (message: string) => void;
   /** The last read, to read on from. */
   private last: LoadedState | null = null;
   /** The data last handed to callers: never changed, copied before a change. */
@@ -136,7 +137,8 @@ class JournalStateStore implements StateStore {
     private readonly opts: OpenStateOptions,
   ) {
     this.now = opts.now ?? (() => new Date());
-    this.files = new StateFiles(file, opts.warn ?? ((m: string) => process.emitWarning(m)));
+    this.warn = opts.warn ?? ((m: string) => process.emitWarning(m));
+    this.files = new StateFiles(file, this.warn);
   }
 
   /** The state as on disk now (another process may have written since), for readers: shared, never changed. */
@@ -146,9 +148,7 @@ class JournalStateStore implements StateStore {
     } catch (err) {
       if (!(err instanceof UnreadableState)) throw err;
       // only a writer holding the lock moves it aside (an unlocked reader could move a good file a writer had just put in place)
-      (this.opts.warn ?? ((m: string) => process.emitWarning(m)))(
-        `${this.file}: ${err.message}; treating the state as empty for now`,
-      );
+      this.warn(`${this.file}: ${err.message}; treating the state as empty for now`);
       this.last = null;
       return { repos: {} };
     }
