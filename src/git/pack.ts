@@ -9,10 +9,15 @@
  * downloads (origin/parted-base.ts, replica/sync/part-indexer.ts).
  */
 import { createReadStream } from 'node:fs';
+import { BundlemirrorError } from '../errors.js';
 import { git, gitText } from './exec.js';
 import { isObjectId } from './refname.js';
 
 export const PACK_HEADER_SIZE = 12;
+
+/** What to do about a pack git wrote but we cannot use: the repository keeps what it had published. */
+export const PACK_HINT =
+  'its previously published bundles stay listed; check the repository with git fsck and the git version (git --version), then publish again';
 export const PACK_TRAILER_SIZE = 20;
 
 export const OBJ_COMMIT = 1;
@@ -111,7 +116,15 @@ export async function packObjectsToFile(
     repo,
     input: tips.filter(isObjectId).join('\n') + '\n',
   });
-  if (!isObjectId(hash)) throw new Error(`git pack-objects printed ${JSON.stringify(hash.slice(0, 80))}`);
+  if (!isObjectId(hash))
+    throw new BundlemirrorError(
+      'E_GIT',
+      `git pack-objects printed ${JSON.stringify(hash.slice(0, 80))}, not a pack name`,
+      {
+        repo,
+        hint: PACK_HINT,
+      },
+    );
   return { pack: `${base}-${hash}.pack`, idx: `${base}-${hash}.idx` };
 }
 

@@ -39,6 +39,7 @@ import {
   OBJ_TAG,
   OBJ_TREE,
   PACK_HEADER_SIZE,
+  PACK_HINT,
   PACK_TRAILER_SIZE,
   encodeDeltaOffset,
   packObjectOffsets,
@@ -201,6 +202,7 @@ async function readPackedObjects(
   fh: FileHandle,
   offsets: readonly number[],
   packSize: number,
+  repo: string,
 ): Promise<PackedObject[]> {
   const out: PackedObject[] = [];
   const trailerAt = packSize - PACK_TRAILER_SIZE;
@@ -214,11 +216,11 @@ async function readPackedObjects(
     while (i < offsets.length && (offsets[i]! + MAX_OBJECT_HEADER <= readTo || readTo === packSize)) {
       const offset = offsets[i]!;
       const h = readObjectHeader(buf.subarray(0, bytesRead), offset - from, offset);
-      if (!h) throw unreadable(offset);
+      if (!h) throw unreadable(offset, repo);
       out.push({ offset, end: offsets[i + 1] ?? trailerAt, ...h });
       i += 1;
     }
-    if (i === startedAt) throw unreadable(from);
+    if (i === startedAt) throw unreadable(from, repo);
   }
   return out;
 }
@@ -229,10 +231,14 @@ function headObject(refs: readonly Ref[], head: string | null): string | null {
   return head && isObjectId(head) ? head : null;
 }
 
-function unreadable(offset: number): BundlemirrorError {
+function unreadable(offset: number, repo: string): BundlemirrorError {
   return new BundlemirrorError(
     'E_GIT',
     `git pack-objects wrote a pack whose object at ${offset} has no readable header`,
+    {
+      repo,
+      hint: PACK_HINT,
+    },
   );
 }
 
@@ -275,7 +281,7 @@ export async function writePartedBase(
     const out = await open(tmp, 'w', 0o644);
     try {
       const packSize = (await src.stat()).size;
-      const objects = await readPackedObjects(src, await packObjectOffsets(idx, repo), packSize);
+      const objects = await readPackedObjects(src, await packObjectOffsets(idx, repo), packSize, repo);
       layout = planPackLayout(objects, maxParts);
       const segments: Segment[] = layout?.segments ?? [{ copy: [PACK_HEADER_SIZE, packSize - PACK_TRAILER_SIZE] }];
       const packHash = createHash('sha1');
@@ -304,7 +310,10 @@ export async function writePartedBase(
         for (let at = start; at < end;) {
           const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, end - at), at);
           if (bytesRead === 0)
-            throw new BundlemirrorError('E_GIT', 'the pack git wrote shrank while it was read', { repo });
+            throw new BundlemirrorError('E_GIT', 'the pack git wrote shrank while it was read', {
+              repo,
+              hint: PACK_HINT,
+            });
           await put(buf.subarray(0, bytesRead), true);
           at += bytesRead;
         }
