@@ -192,11 +192,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
     previous,
   );
   if (config.pull.projectslist) {
-    const inSync = Object.fromEntries(
-      plan.actions
-        .filter((a) => a.kind !== 'purge' && !failedPaths.has(a.path))
-        .map((a) => [a.path, { symlinks: remote[a.path]?.symlinks ?? [] }]),
-    );
+    const inSync = Object.fromEntries(linked.map((p) => [p, { symlinks: remote[p]?.symlinks ?? [] }]));
     if (inScope)
       for (const [p, e] of Object.entries(written)) if (!inScope(p)) inSync[p] = { symlinks: e.symlinks ?? [] };
     await writeProjectsList(config.pull.projectslist, inSync, {
