@@ -24,11 +24,11 @@ export function registerGc(program: Command): void {
           'E_USAGE',
           `--grace-days takes a non-negative number, not ${JSON.stringify(flags.graceDays)}`,
         );
-      const target = await publishTarget(flags.out ?? flags.bundles, flags, (line) =>
-        process.stderr.write(line + '\n'),
-      );
+      const log = (line: string) => process.stderr.write(line + '\n');
+      const target = await publishTarget(flags.out ?? flags.bundles, flags, log);
       const out = target.out;
-      const release = await lockPublishedTree(out, { what: `publish or gc of ${out}` });
+      // a running publish can hold the tree for minutes: say why nothing happens meanwhile
+      const release = await lockPublishedTree(out, { what: `publish or gc of ${out}`, log });
       try {
         const r = await collectGarbage(out, { graceMs: days * 86_400_000, dryRun: flags.dryRun });
         // the store loses what the tree lost, after its grace period like any file
