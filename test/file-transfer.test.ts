@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BundlemirrorError, type ErrorCode } from '../src/errors.js';
 import { fetchDocument } from '../src/transfer/document.js';
+import { failureFromError } from '../src/transfer/failure.js';
 import { downloadFile } from '../src/transfer/download.js';
 import { tempDir } from './support/repos.js';
 
@@ -185,4 +186,13 @@ test('without a rule, a file: URL may read its own directory only', async (t) =>
   await rejection(t, fetchDocument(e.url('pub/a.git/up.json'), { maxBytes: 100, ...QUICK }), 'E_SYMLINK');
   const own = await fetchDocument(e.url('top.json'), { maxBytes: 100, ...QUICK });
   t.is(own.status, 'ok');
+});
+
+test('a file: tree this user may not read fails at once, with a hint about permissions', (t) => {
+  // as root the permission check cannot be provoked on disk: the error open() gives a non-root user
+  const err = Object.assign(new Error("EACCES: permission denied, open '/mnt/pub/manifest.js.gz'"), { code: 'EACCES' });
+  const f = failureFromError('file:///mnt/pub/manifest.js.gz', err, 'E_DOWNLOAD');
+  t.false(f.retryable);
+  t.is(f.error.code, 'E_DOWNLOAD');
+  t.truthy(f.error.hint);
 });

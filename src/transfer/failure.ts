@@ -212,7 +212,12 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
     };
   }
   const message = err instanceof Error ? err.message : String(err);
-  return { retryable: false, error: new BundlemirrorError(code, `GET ${url}: ${message}`, { cause: err }) };
+  // a file: tree (a mount) the replica's user may not read: what to fix is on this machine, not at the origin
+  const hint =
+    codeText === 'EACCES' || codeText === 'EPERM'
+      ? 'this user may not read the file; check the permissions of the mounted tree (or run as a user who can read it)'
+      : undefined;
+  return { retryable: false, error: new BundlemirrorError(code, `GET ${url}: ${message}`, { hint, cause: err }) };
 }
 
 function causeOfErrno(code: string): FailureCause {
