@@ -33,18 +33,18 @@ export function isValidRefName(name: string): boolean {
 }
 
 /**
- * A repository path as the manifest spells it: `/a/b.git`. Refused: `..`
- * and `.` components, empty components, control characters, backslashes,
- * components starting with `-` (they could reach git as options) or `.`
- * (our own state lives in `.bundlemirror`).
- */
-/**
  * Paths made of the usual characters only, each component starting with
  * neither "." nor "-": nothing below can refuse them, so the 10,000 paths of
  * a manifest need one test each instead of five.
  */
 const PLAIN_PATH = /^(?:\/[A-Za-z0-9_+=@~%,][A-Za-z0-9._+=@~%,-]*)+$/;
 
+/**
+ * A repository path as the manifest spells it: `/a/b.git`. Refused: `..`
+ * and `.` components, empty components, control characters, backslashes,
+ * components starting with `-` (they could reach git as options) or `.`
+ * (our own state lives in `.bundlemirror`).
+ */
 export function repoPathProblem(p: string): string | null {
   if (typeof p === 'string' && p.length <= 1024 && PLAIN_PATH.test(p)) return null;
   if (typeof p !== 'string' || p.length === 0) return 'is empty';
