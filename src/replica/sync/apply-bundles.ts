@@ -7,7 +7,6 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BundlemirrorError } from '../../errors.js';
 import { readBundleHeader } from '../../git/bundle.js';
 import {
   existingObjects,
@@ -26,7 +25,7 @@ import { downloadFile } from '../../transfer/download.js';
 import { idsToCheck, planBundles } from '../plan/bundle-plan.js';
 import { syncVirtualRefs } from './objstore.js';
 import { bundleCacheDir, partialDir } from '../paths.js';
-import { indexFreshChain } from './fresh-chain.js';
+import { indexFreshChain, requirePrerequisites } from './fresh-chain.js';
 import { connectedAbove } from '../../git/history.js';
 import { transferPolicy, treeRedirects, type SyncContext, type SyncResult } from './sync-context.js';
 import type { BundleSource } from './index-source.js';
@@ -110,18 +109,7 @@ export async function applyFromBundles(
     for (const b of fresh ? [] : choice.bundles) {
       const file = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const header = await readBundleHeader(file);
-      const have = await existingObjects(work, header.prerequisites, path);
-      const missing = header.prerequisites.filter((p) => !have.has(p));
-      if (missing.length) {
-        throw new BundlemirrorError(
-          'E_PREREQUISITES',
-          `bundle ${b.uri} needs ${missing.length} commit(s) this replica lacks (${missing[0]})`,
-          {
-            repo: path,
-            hint: 'rerun pull; if it persists, the origin index is inconsistent',
-          },
-        );
-      }
+      await requirePrerequisites(work, b, header.prerequisites, path);
       // Into the forkgroup store only when the store itself holds the prerequisites (a git fetch puts
       // objects in the member, and git refuses "Repository lacks these prerequisite commits"), and again
       // into the member when the result is still incomplete in the store (a tag-only bundle has no

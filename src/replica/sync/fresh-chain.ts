@@ -110,14 +110,7 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
       if (viaStream) streamed += 1;
       const header = await readBundleHeader(dest(b));
       if (!pack) {
-        const have = await existingObjects(work, header.prerequisites, path);
-        const missing = header.prerequisites.filter((p) => !have.has(p));
-        if (missing.length)
-          throw new BundlemirrorError(
-            'E_PREREQUISITES',
-            `bundle ${b.uri} needs ${missing.length} commit(s) this replica lacks (${missing[0]})`,
-            { repo: path, hint: 'rerun pull; if it persists, the origin index is inconsistent' },
-          );
+        await requirePrerequisites(work, b, header.prerequisites, path);
         const one = await indexPack(work, createReadStream(dest(b), { start: header.packOffset }), path, { signal });
         pack = { packHashes: [one.packHash], connected: one.selfContainedAndConnected };
       }
@@ -144,4 +137,21 @@ export async function indexFreshChain(input: FreshChainInput): Promise<FreshChai
   }
   input.log.debug(`${path}: ${streamed} of ${bundles.length} bundle(s) indexed while they downloaded`);
   return { downloads, streamed, provedTips: proved };
+}
+
+/** Fails, naming the first missing commit, unless every prerequisite of bundle `b` is in `work`. */
+export async function requirePrerequisites(
+  work: string,
+  b: BundleRef,
+  prerequisites: string[],
+  path: string,
+): Promise<void> {
+  const have = await existingObjects(work, prerequisites, path);
+  const missing = prerequisites.filter((p) => !have.has(p));
+  if (missing.length)
+    throw new BundlemirrorError(
+      'E_PREREQUISITES',
+      `bundle ${b.uri} needs ${missing.length} commit(s) this replica lacks (${missing[0]})`,
+      { repo: path, hint: 'rerun pull; if it persists, the origin index is inconsistent' },
+    );
 }
