@@ -13,6 +13,7 @@ import {
   BUNDLE_PATH,
   MAX_BUNDLE_SIZE,
   MAX_PACK_PARTS,
+  MAX_SLICES,
   packPartsProblem,
   type BundleRef,
   type LfsObjectRef,
@@ -79,7 +80,7 @@ function bundleRef(v: unknown): BundleRef | null {
     out.superseded = superseded;
   }
   if (slice !== undefined) {
-    if (!isInt(slice) || slice <= 0 || slice > 64) return null;
+    if (!isInt(slice) || slice <= 0 || slice > MAX_SLICES) return null;
     out.slice = slice;
   }
   if (parts !== undefined) {

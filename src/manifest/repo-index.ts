@@ -23,6 +23,8 @@ export const MAX_BUNDLE_SIZE = 2 ** 40;
 /** A bundle's `uri` relative to its index (a forkgroup member's may climb into its parent's directory). */
 export const BUNDLE_PATH = /^(\.\.\/)*([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\.bundle$/;
 
+/** Most history slices one base may be published as (`slice` counts up to it). */
+export const MAX_SLICES = 64;
 /** Most parts one base's pack may be published in. */
 export const MAX_PACK_PARTS = 256;
 /** Bytes of a pack's header and of its SHA-1 trailer. */
@@ -76,7 +78,7 @@ export const BundleRefSchema = z
      * (the base's slice 0 is an ordinary base): part of the base, not an
      * incremental, when the origin decides whether its chain is too long.
      */
-    slice: z.number().int().positive().max(64).optional(),
+    slice: z.number().int().positive().max(MAX_SLICES).optional(),
     /**
      * A base's pack in parts, in order: they follow one another without a
      * gap from the first object to the pack's trailer. Absent for a bundle

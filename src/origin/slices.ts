@@ -28,6 +28,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { firstParentLine, storedBytes } from '../git/history.js';
 import { initBare, readHead, updateRefs, type Ref } from '../git/repo.js';
+import { MAX_SLICES } from '../manifest/repo-index.js';
 import { writeBundle, type WrittenBundle } from './bundle-writer.js';
 
 export interface SlicePolicy {
@@ -37,8 +38,6 @@ export interface SlicePolicy {
   sliceMinBytes: number;
 }
 
-/** Most slices one base may be cut into (the index format's limit too). */
-export const MAX_SLICES = 64;
 export const DEFAULT_SLICE_MIN_BYTES = 16 << 20;
 /** Fewest main-line commits per slice: shorter slices cost more in lost deltas than they win. */
 const MIN_COMMITS_PER_SLICE = 50;
