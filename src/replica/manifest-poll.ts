@@ -10,8 +10,7 @@ import { fetchDocumentFromHosts } from '../transfer/document.js';
 import type { PullConfig } from './config/config.js';
 import type { StateStore } from './state.js';
 import type { ManifestValidators } from './state-file.js';
-import { manifestRedirects } from './remote-manifest.js';
-import { remoteManifestCopyPath } from './remote-manifest.js';
+import { manifestRedirects, remoteManifestCopyPath } from './remote-manifest.js';
 import {
   checkManifestFreshness,
   readAcceptedManifest,
@@ -101,19 +100,15 @@ export async function fetchRemoteManifest(
   }
   const trusted = await trustManifest(config, url, doc.body, opts);
   await writeFileAtomic(copy, trusted.bytes);
-  // a partial run keeps the bytes (status reads them) but records no validators: the next full run must not answer "unchanged" for work this one did not do
-  // (nor does a manifest fetched again after a signature mismatch: the validators describe the first bytes)
-  if (partial || trusted.refetched) {
-    await forgetManifestValidators(config, state);
-    return { unchanged: false, bytes: trusted.bytes, published: trusted.published };
-  }
   // The new validators are recorded only when this run ends (pullLocked): a run killed half-way
   // (kill -9, power loss) must not make the next one answer "manifest unchanged" for work it never did.
   await forgetManifestValidators(config, state);
+  const fetched = { unchanged: false, bytes: trusted.bytes, published: trusted.published };
+  // a partial run keeps the bytes (status reads them) but records no validators: the next full run must not answer "unchanged" for work this one did not do
+  // (nor does a manifest fetched again after a signature mismatch: the validators describe the first bytes)
+  if (partial || trusted.refetched) return fetched;
   return {
-    unchanged: false,
-    bytes: trusted.bytes,
-    published: trusted.published,
+    ...fetched,
     validators: {
       url,
       etag: doc.etag ?? null,
