@@ -107,8 +107,9 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     // git processes at once (both cores); reading files, which most unchanged repositories need alone, goes wider
     const gitLimit = pLimit(opts.concurrency ?? 2);
     const limit = pLimit(32);
-    // a hook publish reads its repositories' records alone, not the thousands of others
-    const refsBefore = await readRefsState(opts.out, opts.only ? selected.map((r) => r.path) : undefined);
+    // a hook publish reads and writes its repositories' records alone, not the thousands of others
+    const recorded = opts.only ? selected.map((r) => r.path) : undefined;
+    const refsBefore = await readRefsState(opts.out, recorded);
     const knownBefore = refsBefore.known;
     const known = new Map(opts.only ? knownBefore : []);
     const ctx: RepoContext = {
@@ -224,7 +225,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
       restamp: !opts.only,
       now: now(),
     });
-    await writeRefsState(opts.out, refsBefore, known, opts.only ? selected.map((r) => r.path) : undefined);
+    await writeRefsState(opts.out, refsBefore, known, recorded);
     // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone
     await removeStaleTemps(opts.out, undefined, { recursive: !opts.only });
     // a hook publish stays quick; full publishes (cron) collect what superseded bundles left behind
