@@ -72,7 +72,8 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
       }
       return { ...result, outcome: 'unchanged', fingerprint: local.fingerprint };
     }
-    await removeTempPacks(dir);
+    // a git killed mid-way leaves temporary packs, and ref locks that block every later update (crash-debris.ts)
+    await removeCrashDebris(dir);
   }
 
   const work = exists ? dir : join(stagingDir(ctx.toplevel), `${randomBytes(6).toString('hex')}.git`);
@@ -89,7 +90,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   // a repository mirrored before it joined a forkgroup keeps its own objects
   const shared = store && (await usesStore(work, store)) ? store : null;
   // members of a group sync one after the other: debris in the store is from a killed run
-  if (shared) await removeTempPacks(shared);
+  if (shared) await removeCrashDebris(shared);
   try {
     const originIndex = await fetchingIndex;
     let source: BundleSource | null = originIndex
@@ -158,9 +159,9 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
     return result;
   } catch (err) {
     if (!exists) await rm(work, { recursive: true, force: true });
-    else await removeTempPacks(dir);
+    else await removeCrashDebris(dir);
     // a failed unbundle into the forkgroup store leaves its temp pack there (on a full disk: all the space)
-    if (shared) await removeTempPacks(shared);
+    if (shared) await removeCrashDebris(shared);
     // a fingerprint mismatch still applied verified bundles: no need to download them again
     if (err instanceof BundlemirrorError && err.code === 'E_FINGERPRINT')
       await dropCachedBundles(ctx.toplevel, result.bundles);
@@ -237,13 +238,4 @@ async function moveIntoPlace(work: string, dir: string, path: string): Promise<v
       cause: err,
     });
   }
-}
-
-/**
- * A fetch or unbundle killed mid-way leaves objects/pack/tmp_pack_* behind (verified on git 2.39),
- * and a ref transaction killed mid-way leaves *.lock files that block every later update of
- * those refs: both are removed here (src/replica/sync/crash-debris.ts).
- */
-async function removeTempPacks(dir: string): Promise<void> {
-  await removeCrashDebris(dir);
 }
