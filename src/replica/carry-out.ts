@@ -1,13 +1,14 @@
 /**
- * Carries out one planned action on one repository (skip, purge, metadata,
- * clone or update) and records it in the state and the run's report. What to
- * do was decided by the planner; nothing here decides.
+ * Carries out one planned action on one repository (purge, metadata, clone
+ * or update; a skip is only counted, by the caller) and records it in the
+ * state and the run's report. What to do was decided by the planner;
+ * nothing here decides.
  */
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { readAlternates } from '../git/inspect.js';
 import type { PullConfig } from './config/config.js';
-import type { SyncAction } from './plan/planner.js';
+import type { WorkAction } from './plan/planner.js';
 import type { StateStore } from './state.js';
 import { applyMetadata, wantedMetadata } from './sync/metadata.js';
 import { repoDir } from './paths.js';
@@ -17,7 +18,7 @@ import { dropMember } from './sync/objstore.js';
 import type { PullOptions, PullReport } from './pull-options.js';
 
 export async function carryOut(
-  action: SyncAction,
+  action: WorkAction,
   config: PullConfig,
   state: StateStore,
   opts: PullOptions,
@@ -27,9 +28,6 @@ export async function carryOut(
 ): Promise<void> {
   const toplevel = config.core.toplevel;
   switch (action.kind) {
-    case 'skip':
-      report.unchanged += 1;
-      return;
     case 'purge': {
       const dir = await repoDir(toplevel, action.path);
       opts.log.info(`${action.path}: purging (${action.reason})`);

@@ -14,7 +14,7 @@ import { parseManifest, readManifestIfAny } from '../manifest/manifest.js';
 import { MirrorSet } from '../transfer/mirrors.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from './config/config.js';
-import { planSync, type SyncAction } from './plan/planner.js';
+import { planSync, type WorkAction } from './plan/planner.js';
 import { openState, type StateStore } from './state.js';
 import { acquireToplevelLock } from './toplevel-lock.js';
 import { runPostCloneCompleteHooks, runPostUpdateHooks, runPostWorkCompleteHooks } from './hooks.js';
@@ -114,7 +114,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   const limit = pLimit(config.pull.pullThreads);
   const hookOpts = { log, timeoutMs: config.bundlemirror.hookTimeoutMs, signal: opts.signal };
   let interrupted: InterruptedError | null | undefined;
-  const act = async (action: SyncAction) => {
+  const act = async (action: WorkAction) => {
     try {
       await carryOut(action, config, state, opts, report, results, {
         published: fetched.published,
@@ -134,7 +134,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
       report.failed.push(e);
       log.error(e.describe());
       // best effort: on a full disk the state cannot be written either, and an unrecorded failure is re-verified next run anyway
-      if (action.kind !== 'purge' && action.kind !== 'skip') {
+      if (action.kind !== 'purge') {
         await state
           .recordFailure(action.path, e)
           .catch((err: unknown) =>
@@ -144,7 +144,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
     }
   };
   // a skip is only counted: 9,999 of them must not cost a queued task each
-  const work = plan.actions.filter((a) => a.kind !== 'skip');
+  const work = plan.actions.filter((a): a is WorkAction => a.kind !== 'skip');
   report.unchanged += plan.actions.length - work.length;
   await Promise.all(
     workOrder(work, remote).map((batch) =>

@@ -91,6 +91,8 @@ export type SyncAction =
   | { kind: 'skip'; path: string; reason: string };
 
 export type SyncActionKind = SyncAction['kind'];
+/** An action with work to do: a skip is only counted. */
+export type WorkAction = Exclude<SyncAction, { kind: 'skip' }>;
 
 export interface PlanProblem {
   path: string;

@@ -8,9 +8,9 @@ import type { Manifest } from '../../manifest/manifest.js';
 import { chooseParent } from '../../manifest/tree.js';
 import type { SyncAction } from './planner.js';
 
-export function workOrder(actions: SyncAction[], remote: Manifest): SyncAction[][] {
-  const groups = new Map<string, SyncAction[]>();
-  const batches: SyncAction[][] = [];
+export function workOrder<A extends SyncAction>(actions: A[], remote: Manifest): A[][] {
+  const groups = new Map<string, A[]>();
+  const batches: A[][] = [];
   for (const a of actions) {
     const fg = a.kind === 'clone' || a.kind === 'update' ? remote[a.path]?.forkgroup : undefined;
     if (!fg) {
