@@ -46,9 +46,9 @@ export async function carryOut(
         wantedMetadata(action.entry, config.pull.defaultOwner || null),
         action.path,
       );
-      const rec = await state.get(action.path);
+      const fingerprint = (await state.get(action.path))?.fingerprint ?? action.entry.fingerprint ?? null;
       await state.recordSuccess(action.path, {
-        fingerprint: rec?.fingerprint ?? action.entry.fingerprint ?? null,
+        fingerprint,
         head: action.entry.head ?? null,
         description: action.entry.description ?? null,
         owner: action.entry.owner ?? null,
@@ -56,7 +56,6 @@ export async function carryOut(
       });
       if (changed.length || action.fields.includes('symlinks')) {
         report.metadata.push(action.path);
-        const fingerprint = rec?.fingerprint ?? action.entry.fingerprint;
         if (fingerprint) report.synced[action.path] = { fingerprint };
       } else report.unchanged += 1;
       return;
