@@ -8,7 +8,7 @@ import test from 'ava';
 import { fastRepoIndex } from '../src/manifest/fast-validate-index.js';
 import { parseRepoIndex, RepoIndexSchema } from '../src/manifest/repo-index.js';
 import { BundlemirrorError } from '../src/errors.js';
-import { rng } from './support/rng.js';
+import { seededRandom as rng } from '../src/faults/random.js';
 
 const O1 = '8c8db3984802307750f7e16708772fb28073137f';
 const O2 = '13fa946f3869803b077fd352766cd5f9e98f5a8e';

@@ -4,7 +4,7 @@ import { fastManifestEntry } from '../src/manifest/fast-validate.js';
 import { ManifestEntrySchema, parseManifest, serializeManifest, type Manifest } from '../src/manifest/manifest.js';
 import { duplicateKeys } from '../src/manifest/duplicate-keys.js';
 import { repoPathProblem } from '../src/git/refname.js';
-import { rng } from './support/rng.js';
+import { seededRandom as rng } from '../src/faults/random.js';
 
 const VALID: Record<string, unknown> = {
   modified: 1700000000,

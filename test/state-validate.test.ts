@@ -6,7 +6,7 @@ import { fastRepoState } from '../src/replica/state-validate.js';
 import { STATE_FILE } from '../src/replica/state-file.js';
 import { RepoStateSchema } from '../src/replica/state-schema.js';
 import { openState } from '../src/replica/state.js';
-import { rng } from './support/rng.js';
+import { seededRandom as rng } from '../src/faults/random.js';
 
 const VALID: Record<string, unknown> = {
   fingerprint: '8c8db3984802307750f7e16708772fb28073137f',
