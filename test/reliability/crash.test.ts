@@ -16,6 +16,7 @@ import { acquireToplevelLock } from '../../src/replica/toplevel-lock.js';
 import { tempDir } from '../support/repos.js';
 import { git } from '../../src/git/exec.js';
 import { writeConfig } from '../support/mirror.js';
+import type { CliResult } from '../support/cli.js';
 import { FAST_ENV, leftovers, startCli, verifyMirror, waitUntil } from '../support/reliability.js';
 import { advanceOrigin, LAB_PATHS, rng, startLab } from '../support/lab.js';
 
@@ -157,7 +158,9 @@ test('a second pull while one runs exits 2 naming the running one; the first com
       first.exited,
     ),
   );
-  const second = await lab.pull();
+  // the link stays down while the second pull runs, so the first still holds the lock however slowly the second starts
+  let second!: CliResult;
+  await lab.restartLink(async () => (second = await lab.pull()));
   t.is(second.code, 2);
   t.regex(second.stderr, /\[E_LOCKED\]/);
   t.regex(second.stderr, new RegExp(`pid ${first.child.pid}\\b`), 'the running pull is named');

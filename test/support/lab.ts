@@ -31,8 +31,11 @@ export interface Lab {
   server: RunningServer;
   /** Between the replica and the origin: every byte of the pull crosses it. */
   readonly proxy: FaultProxy;
-  /** Takes the link down (open connections die, new ones are refused) for `downMs`, then brings it back on the same port. */
-  restartLink(downMs: number): Promise<void>;
+  /**
+   * Takes the link down (open connections die, new ones are refused) for
+   * `downMs`, or until `down` settles, then brings it back on the same port.
+   */
+  restartLink(down: number | (() => Promise<unknown>)): Promise<void>;
   replicaTop: string;
   config: string;
   shim: GitShim;
@@ -92,10 +95,11 @@ export async function startLab(opts: { bigBytes?: number; bytesPerSecond?: numbe
     get proxy() {
       return proxy;
     },
-    async restartLink(downMs) {
+    async restartLink(down) {
       const stats = { ...proxy.stats };
       await proxy.close();
-      await new Promise((r) => setTimeout(r, downMs));
+      if (typeof down === 'number') await new Promise((r) => setTimeout(r, down));
+      else await down().catch(() => undefined);
       proxy = await startFaultProxy({
         upstream: { host: '127.0.0.1', port: server.port },
         bytesPerSecond: opts.bytesPerSecond,
