@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isBundlemirrorError } from '../src/errors.js';
+import { isBundlemirrorError, type BundlemirrorError } from '../src/errors.js';
 import { check } from '../src/lock/lock.js';
 import { acquireToplevelLock, checkToplevelLock } from '../src/replica/toplevel-lock.js';
 import { openState, type StateStore } from '../src/replica/state.js';
@@ -121,11 +121,12 @@ test('update, remove and retain edit entries under the lock', async (t) => {
   t.deepEqual(Object.keys(await store.all()), ['/a.git']);
 });
 
-test('an invalid entry is refused and nothing is written', async (t) => {
+test('an invalid entry is refused as a bug (E_INTERNAL, not E_DISK) and nothing is written', async (t) => {
   const { store } = await freshStore(t);
   await store.recordSuccess('/a.git', { fingerprint: fp(1) });
   const err = await t.throwsAsync(store.update('/a.git', () => ({ fingerprint: 'not-a-sha1' })));
-  t.regex(err!.message, /fingerprint/);
+  t.like(err, { code: 'E_INTERNAL', repo: '/a.git' });
+  t.is((err as BundlemirrorError).exitStatus, 70);
   t.is((await store.get('/a.git'))?.fingerprint, fp(1));
 });
 

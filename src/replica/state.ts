@@ -329,15 +329,20 @@ function applyRecord(data: StateData, r: StateRecord): void {
   else data.repos[r.repo] = r.state;
 }
 
-/** zod decides, and says why, about an entry the hand-written check refused. */
+/**
+ * zod decides, and says why, about an entry the hand-written check refused.
+ * Every entry is built here from values already checked (a fingerprint we
+ * computed, a manifest we validated), so one that fails is a bug in
+ * bundlemirror, not a disk problem: E_INTERNAL, and nothing is written.
+ */
 async function refusedRepoState(path: string, next: unknown): Promise<RepoState> {
   const checked = (await stateSchemas()).RepoStateSchema.safeParse(next);
   if (checked.success) return checked.data;
   const issue = checked.error.issues[0]!;
   throw new BundlemirrorError(
-    'E_DISK',
-    `refusing to record invalid state for ${path}: ${issue.path.join('.')}: ${issue.message}`,
-    { repo: path },
+    'E_INTERNAL',
+    `internal error: refusing to record invalid state for ${path}: ${issue.path.join('.')}: ${issue.message}`,
+    { repo: path, hint: 'this is a bug in bundlemirror; please report it; state.json was left as it was' },
   );
 }
 
