@@ -57,6 +57,24 @@ test('compaction writes the snapshot and removes every journal but the one it na
   t.is(await readFile(join(d, 'x.json'), 'utf8'), '{"journal":"ef56"}\n');
 });
 
+test('moving aside reports every new path, and a journal it could not move instead of passing over it', async (t) => {
+  const d = await dir(t);
+  const pair = new JournaledFile(join(d, 'x.json'));
+  await writeFile(pair.snapshot, '{"journal":"ab12"}');
+  await pair.append('ab12', ['{"a":1}']);
+  await pair.append('cd34', ['{"a":1}']);
+  // a rename onto a directory that is not empty fails: a journal that cannot be moved
+  await mkdir(join(d, 'x.cd34.journal.corrupt-T', 'in-the-way'), { recursive: true });
+  const r = await pair.moveAside('T');
+  t.is(r.snapshot, join(d, 'x.json.corrupt-T'));
+  t.deepEqual(r.moved.sort(), [join(d, 'x.ab12.journal.corrupt-T'), join(d, 'x.json.corrupt-T')]);
+  t.deepEqual(
+    r.stuck.map((s) => s.path),
+    [join(d, 'x.cd34.journal')],
+  );
+  t.true((await readdir(d)).includes('x.cd34.journal'), 'left where it was');
+});
+
 test('ref-file records written in the earlier journal layout (a newline before each append, none after) are read and appended to', async (t) => {
   const out = await dir(t);
   const id = '0123456789abcdef';

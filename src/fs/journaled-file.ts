@@ -141,17 +141,42 @@ export class JournaledFile {
       if (this.isJournalName(name) && name !== keep) await rm(join(this.dir, name), { force: true });
   }
 
-  /** Moves the snapshot and its journals aside as NAME.corrupt-STAMP, for inspection. Returns the snapshot's new path. */
-  async moveAside(stamp: string): Promise<string> {
+  /**
+   * Moves the snapshot and its journals aside as NAME.corrupt-STAMP, for
+   * inspection. Returns every new path, and the journals that could not be
+   * moved (they are harmless: no snapshot names them, and the next
+   * compaction removes them), so that the caller can say where they went.
+   */
+  async moveAside(stamp: string): Promise<MovedAside> {
+    const moved: string[] = [];
+    const stuck: { path: string; error: string }[] = [];
     const aside = `${this.snapshot}.corrupt-${stamp}`;
     try {
       await rename(this.snapshot, aside);
+      moved.push(aside);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    for (const name of await readdir(this.dir).catch(() => [] as string[]))
-      if (this.isJournalName(name))
-        await rename(join(this.dir, name), join(this.dir, `${name}.corrupt-${stamp}`)).catch(() => {});
-    return aside;
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!this.isJournalName(name)) continue;
+      const to = join(this.dir, `${name}.corrupt-${stamp}`);
+      try {
+        await rename(join(this.dir, name), to);
+        moved.push(to);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+          stuck.push({ path: join(this.dir, name), error: (err as Error).message });
+      }
+    }
+    return { snapshot: aside, moved, stuck };
   }
+}
+
+interface MovedAside {
+  /** Where the snapshot went (also in `moved` when it existed). */
+  snapshot: string;
+  /** The new path of each file moved. */
+  moved: string[];
+  /** Journals left in place, with why. */
+  stuck: { path: string; error: string }[];
 }

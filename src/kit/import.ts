@@ -109,6 +109,7 @@ export async function importKit(config: PullConfig, opts: ImportOptions): Promis
     const failed = new Set(report.failed.map((e) => e.repo));
     await rememberKitManifest(
       config,
+      log,
       manifest,
       [...carried].filter((p) => !failed.has(p)),
     );
@@ -124,13 +125,18 @@ export async function importKit(config: PullConfig, opts: ImportOptions): Promis
  * pull downloads the real one in full (its validators are cleared), so it
  * sees every difference between the kit and the origin.
  */
-async function rememberKitManifest(config: PullConfig, kitManifest: Manifest, synced: string[]): Promise<void> {
+async function rememberKitManifest(
+  config: PullConfig,
+  log: PullLog,
+  kitManifest: Manifest,
+  synced: string[],
+): Promise<void> {
   if (synced.length === 0 || config.remote.manifest.startsWith('file:')) return;
   const copy = remoteManifestCopyPath(config.core.toplevel);
   const next = (await readManifestIfAny(copy)) ?? {};
   for (const p of synced) if (kitManifest[p]) next[p] = kitManifest[p]!;
   await writeManifestFile(copy, next);
-  const state = await openState(config.core.toplevel);
+  const state = await openState(config.core.toplevel, { warn: (m) => log.warn(m) });
   const prior = await state.manifestValidators(config.remote.manifest);
   if (prior) await state.setManifestValidators({ ...prior, etag: null, lastModified: null });
 }

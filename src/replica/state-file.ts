@@ -23,6 +23,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { isJournalId, JournaledFile } from '../fs/journaled-file.js';
+import { HINT } from '../errors.js';
 import { safeJson } from '../format/untrusted.js';
 import { fastManifestValidators, fastRepoState } from './state-validate.js';
 import type { ManifestValidators, RepoState } from './state-schema.js';
@@ -231,9 +232,12 @@ export class StateFiles {
   /** Moves an unreadable snapshot and its journals aside, for inspection; the state starts empty (the caller holds the lock). */
   async quarantine(why: string, at: Date): Promise<void> {
     const stamp = at.toISOString().replace(/[:.]/g, '-');
-    const aside = await this.pair.moveAside(stamp);
+    const { moved, stuck } = await this.pair.moveAside(stamp);
+    const where = moved.length ? `moved ${moved.join(', ')} aside` : 'nothing left to move aside';
+    const left = stuck.map((s) => `; could not move ${s.path} (${s.error}): no state names it, delete it by hand`);
     this.warn(
-      `${this.file}: ${why}; moved it to ${aside} and starting with empty state (repositories will be re-verified)`,
+      `${this.file}: ${why}; ${where}${left.join('')}; starting with empty state: the next pull verifies every repository again (nothing is downloaded for those already in sync)` +
+        `${HINT}nothing to repair; keep the moved files to see what went wrong (a full disk, a bad disk, a file edited by hand) and delete them afterwards`,
     );
   }
 }
