@@ -1,10 +1,11 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
 import { makeFork, makeRepo, showRefOf, tempDir } from './support/repos.js';
-import { dropMember, syncVirtualRefs } from '../src/replica/sync/objstore.js';
+import { dropMember, memberId, syncVirtualRefs } from '../src/replica/sync/objstore.js';
+import { openState } from '../src/replica/state.js';
 import { pull, pullReport, replicaFor, startOrigin } from './support/mirror.js';
 import type { ExecutionContext } from 'ava';
 
@@ -175,6 +176,53 @@ test('a diverged fork mirrored without its parent still syncs from its bundles',
   const p = '/pub/forks/alpha-fork.git';
   t.is(await showRefOf(join(toplevel, p)), await showRefOf(join(origin.toplevel, p)));
   const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(toplevel, p), okCodes: [1, 2, 4] });
+  t.is(fsck.code, 0, fsck.stderr);
+});
+
+test('a purge cut short after any of its steps is finished by the next purge run: no state entry, no store refs, no leftover directory', async (t) => {
+  const origin = await threeForks(t);
+  const { config, toplevel } = await replicaFor(
+    origin,
+    'replica',
+    'include = /pub/alpha.git\n  /pub/forks/*\npurge = yes\npurgeprotect = 100\n',
+  );
+  t.is((await pull(config)).code, 0);
+  const [fork, two] = ['/pub/forks/alpha-fork.git', '/pub/forks/alpha-two.git'];
+  for (const p of [fork, two]) await rm(join(origin.toplevel, p), { recursive: true });
+  await origin.publish();
+  const [storeName] = await readdir(join(toplevel, 'objstore'));
+  const store = join(toplevel, 'objstore', storeName!);
+  // what a purge killed at each step leaves: the state entry gone (fork), the store's refs gone too (two),
+  // and the repository half deleted in staging (a kill inside its removal)
+  const state = await openState(toplevel);
+  await state.remove(fork, two);
+  t.false(await dropMember(store, two));
+  await mkdir(join(toplevel, '.bundlemirror', 'staging', 'purged-0123456789ab', 'objects'), { recursive: true });
+
+  const r = await pullReport(config);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(
+    r.report.repos.filter((e) => e.action === 'purged').map((e) => e.path),
+    [fork, two],
+  );
+  for (const p of [fork, two]) await t.throwsAsync(stat(join(toplevel, p)), undefined, `${p} is gone`);
+  t.deepEqual(Object.keys(await (await openState(toplevel)).all()), ['/pub/alpha.git']);
+  const virtual = await git(['for-each-ref', '--format=%(refname)', 'refs/virtual/'], { gitDir: store });
+  t.deepEqual(
+    [
+      ...new Set(
+        virtual.stdout
+          .toString()
+          .trim()
+          .split('\n')
+          .map((n) => n.split('/')[2]),
+      ),
+    ],
+    [memberId('/pub/alpha.git')],
+    'the store keeps only the member that stays',
+  );
+  t.deepEqual(await readdir(join(toplevel, '.bundlemirror', 'staging')).catch(() => []), []);
+  const fsck = await git(['fsck', '--no-dangling'], { gitDir: join(toplevel, 'pub/alpha.git'), okCodes: [1, 2, 4] });
   t.is(fsck.code, 0, fsck.stderr);
 });
 

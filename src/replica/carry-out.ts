@@ -4,14 +4,16 @@
  * state and the run's report. What to do was decided by the planner;
  * nothing here decides.
  */
-import { rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { readAlternates } from '../git/inspect.js';
 import type { PullConfig } from './config/config.js';
 import type { WorkAction } from './plan/planner.js';
 import type { StateStore } from './state.js';
 import { applyMetadata, wantedMetadata } from './sync/metadata.js';
-import { repoDir } from './paths.js';
+import { repoDir, stagingDir } from './paths.js';
+import type { PullLog } from './log.js';
 import { syncRepo, type SyncResult } from './sync/sync-repo.js';
 import { syncContextFor, type SyncContext } from './sync/sync-context.js';
 import { dropMember } from './sync/objstore.js';
@@ -31,11 +33,7 @@ export async function carryOut(
     case 'purge': {
       const dir = await repoDir(toplevel, action.path);
       opts.log.info(`${action.path}: purging (${action.reason})`);
-      const store = await storeOf(dir, config.core.objstore);
-      await rm(dir, { recursive: true, force: true });
-      if (store && (await dropMember(store, action.path)))
-        opts.log.info(`${action.path}: was the last member of ${store}; store removed`);
-      await state.remove(action.path);
+      await purgeRepo(dir, action.path, config, state, opts.log);
       report.purged.push(action.path);
       return;
     }
@@ -97,6 +95,40 @@ export async function carryOut(
       return;
     }
   }
+}
+
+/**
+ * Purges in the order that leaves every crash window to the next purge
+ * run: while the repository is still on disk it is a purge candidate, so
+ * its state entry goes first and its forkgroup store forgets it second (a
+ * crash after either leaves it on disk, purged again next time). The
+ * repository then leaves its path in one rename, into staging, which the
+ * next pull clears: a crash inside the recursive delete leaves no
+ * half-deleted directory where a repository was, which no later run would
+ * recognise as a repository, purge or clone into.
+ */
+async function purgeRepo(
+  dir: string,
+  path: string,
+  config: PullConfig,
+  state: StateStore,
+  log: PullLog,
+): Promise<void> {
+  await state.remove(path);
+  const store = await storeOf(dir, config.core.objstore);
+  if (store && (await dropMember(store, path))) log.info(`${path}: was the last member of ${store}; store removed`);
+  const gone = join(stagingDir(config.core.toplevel), `purged-${randomBytes(6).toString('hex')}`);
+  await mkdir(dirname(gone), { recursive: true });
+  try {
+    await rename(dir, gone);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code !== 'EXDEV') throw err;
+    await rm(dir, { recursive: true, force: true }); // on another filesystem (a mount inside the toplevel): in place
+    return;
+  }
+  await rm(gone, { recursive: true, force: true });
 }
 
 /** The forkgroup store a repository borrows objects from, if it lives under `objstore`. */
