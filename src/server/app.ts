@@ -56,7 +56,7 @@ export type RequestListener = (req: IncomingMessage, res: ServerResponse) => voi
 
 export function buildApp(opts: AppOptions): RequestListener {
   const log = opts.log ?? (() => undefined);
-  const published = opts.realBundles === null ? null : publishedTreeHandler(opts.realBundles, opts.openFiles);
+  const published = opts.realBundles === null ? null : publishedTreeHandler(opts.realBundles, opts.openFiles, log);
   const manifest = opts.manifestFile === null ? null : servedManifestSource(opts.manifestFile);
   const limits = new BackendLimits(opts.gitLimits);
   const lfs = lfsApi({ writers: opts.lfsWriters ?? null, pushTo: opts.pushTo ?? null, log });
@@ -83,7 +83,7 @@ export function buildApp(opts: AppOptions): RequestListener {
   const od = opts.onDemand ?? null;
   const odApi = od ? onDemandApiHandler(od.service) : null;
   const odPage = od ? onDemandPageHandler(od.service.policy.patterns.map((p) => p.text)) : null;
-  const odTree = od ? publishedTreeHandler(od.realPublished, opts.openFiles, TREE_PREFIX) : null;
+  const odTree = od ? publishedTreeHandler(od.realPublished, opts.openFiles, log, TREE_PREFIX) : null;
 
   const accessLog = opts.log ? logRequests(opts.log) : null;
   const metrics = opts.metrics === false ? null : (opts.metrics ?? new ServeMetrics());

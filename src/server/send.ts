@@ -99,25 +99,39 @@ function drained(res: ServerResponse): Promise<boolean> {
   });
 }
 
+/** How a file body ended: whole, the client gone, or cut short on our side (a failed read, a file shorter than announced). */
+type BodyEnd =
+  | { kind: 'whole' }
+  | { kind: 'client-gone' }
+  | { kind: 'short'; at: number }
+  | { kind: 'read-failed'; at: number; err: NodeJS.ErrnoException };
+
 /**
- * Writes bytes `start`..`end` of the file and ends the response. False when
- * the file turned out shorter than announced (truncated in place under us)
- * or the client went away: the caller then closes the connection, the one
- * way a client can tell a short body from a whole one. The next chunk is
- * read while the socket takes the current one; no read is left running
- * when this returns, so the caller may release the file.
+ * Writes bytes `start`..`end` of the file and ends the response, unless
+ * the file turned out shorter than announced (truncated in place under
+ * us), a read failed, or the client went away: the caller then closes the
+ * connection, the one way a client can tell a short body from a whole one.
+ * The next chunk is read while the socket takes the current one; no read
+ * is left running when this returns, so the caller may release the file.
  */
-async function sendFileRange(res: ServerResponse, fd: number, start: number, end: number): Promise<boolean> {
+async function sendFileRange(res: ServerResponse, fd: number, start: number, end: number): Promise<BodyEnd> {
   const stop = end + 1;
   let pos = start;
   let pending: Promise<Chunk> | null = readAt(fd, Math.min(READ_CHUNK, stop - pos), pos);
   try {
     while (pending !== null) {
-      const { buf, bytes } = await pending;
-      pending = null;
+      let chunk: Chunk;
+      try {
+        chunk = await pending;
+      } catch (err) {
+        return { kind: 'read-failed', at: pos, err: err as NodeJS.ErrnoException };
+      } finally {
+        pending = null;
+      }
+      const { buf, bytes } = chunk;
       if (bytes.length === 0) {
         giveBack(buf);
-        return false;
+        return { kind: 'short', at: pos };
       }
       pos += bytes.length;
       // called once the socket has taken the bytes (end's callback: once all of them are sent)
@@ -126,12 +140,12 @@ async function sendFileRange(res: ServerResponse, fd: number, start: number, end
       };
       if (pos >= stop) {
         res.end(bytes, written);
-        return true;
+        return { kind: 'whole' };
       }
       pending = readAt(fd, Math.min(READ_CHUNK, stop - pos), pos);
-      if (!res.write(bytes, written) && !(await drained(res))) return false;
+      if (!res.write(bytes, written) && !(await drained(res))) return { kind: 'client-gone' };
     }
-    return false;
+    return { kind: 'client-gone' };
   } finally {
     if (pending !== null)
       await pending.then(
@@ -141,7 +155,18 @@ async function sendFileRange(res: ServerResponse, fd: number, start: number, end
   }
 }
 
-export async function sendEntity(req: IncomingMessage, res: ServerResponse, entity: Entity): Promise<void> {
+/** Where a body this server could not send whole is reported: the server's log, and what the file is (its path in the tree). */
+export interface BodyReport {
+  log: (line: string) => void;
+  what: string;
+}
+
+export async function sendEntity(
+  req: IncomingMessage,
+  res: ServerResponse,
+  entity: Entity,
+  report?: BodyReport,
+): Promise<void> {
   res.setHeader('Accept-Ranges', 'bytes');
   res.setHeader('ETag', entity.etag);
   res.setHeader('Last-Modified', entity.lastModified.toUTCString());
@@ -191,12 +216,18 @@ export async function sendEntity(req: IncomingMessage, res: ServerResponse, enti
     res.end(entity.body.bytes.subarray(start, end + 1));
     return;
   }
-  let whole = false;
-  try {
-    whole = await sendFileRange(res, entity.body.fd, start, end);
-  } catch {
-    // the read failed mid-body
-  }
+  const ended = await sendFileRange(res, entity.body.fd, start, end);
+  if (ended.kind === 'whole') return;
   // headers are gone, so the only honest signal left is a connection closed before Content-Length bytes
-  if (!whole) res.destroy();
+  res.destroy();
+  // a client that leaves is ordinary (the access log marks it); a body cut on our side is the server's problem
+  if (report && ended.kind !== 'client-gone') report.log(bodyProblem(report.what, ended, entity.size));
+}
+
+function bodyProblem(what: string, ended: Extract<BodyEnd, { at: number }>, size: number): string {
+  const where = `${what}: response cut at byte ${ended.at} of ${size}, connection closed (the client can resume)`;
+  if (ended.kind === 'short')
+    return `${where}: the file is shorter than when it was opened; something rewrote it in place, while published files are only ever replaced by a rename: find what writes into the served tree`;
+  const e = ended.err;
+  return `${where}: read failed (${e.code ?? e.name}: ${e.message}); check the disk and the file's permissions under the served tree`;
 }

@@ -18,6 +18,7 @@ import { BUNDLE_LIST_FILE, INDEX_FILE } from '../manifest/repo-index.js';
 import { statEtag } from './conditional.js';
 import { CACHE_IMMUTABLE, CACHE_REVALIDATE, sendEntity, type Entity } from './send.js';
 import { requestOrigin } from './base-url.js';
+import { printable } from './access-log.js';
 import { methodNotAllowed, sendText } from './reply.js';
 import { resolveInside, splitTarget, splitUrlPath } from './safe-path.js';
 import { bundleEtag, MANIFEST_FILE } from '../manifest/tree.js';
@@ -67,8 +68,14 @@ function readWhole(file: OpenFile): Promise<Buffer> {
 /**
  * `urlPrefix`: where the tree is mounted (`/on-demand` for the on-demand cache), for the absolute URLs in bundle lists.
  * `openFiles`: keeps content-addressed files open between requests (see open-files.ts).
+ * `log`: the server's log, for a body this server could not send whole.
  */
-export function publishedTreeHandler(realRoot: string, openFiles: OpenFileCache, urlPrefix = '') {
+export function publishedTreeHandler(
+  realRoot: string,
+  openFiles: OpenFileCache,
+  log: (line: string) => void,
+  urlPrefix = '',
+) {
   /** The file at `segments`, proved inside the root and regular, or null for 404. */
   async function openServable(segments: string[], keep: boolean): Promise<OpenFile | null> {
     const requested = join(realRoot, ...segments);
@@ -105,14 +112,19 @@ export function publishedTreeHandler(realRoot: string, openFiles: OpenFileCache,
         }
         return await sendEntity(req, res, bufferEntity(Buffer.from(out, 'utf8'), st, kind));
       }
-      await sendEntity(req, res, {
-        size: Number(st.size),
-        etag: kind.etag ?? statEtag(st),
-        lastModified: new Date(Number(st.mtimeMs)),
-        contentType: kind.contentType,
-        cacheControl: kind.cacheControl,
-        body: { fd: file.fd },
-      });
+      await sendEntity(
+        req,
+        res,
+        {
+          size: Number(st.size),
+          etag: kind.etag ?? statEtag(st),
+          lastModified: new Date(Number(st.mtimeMs)),
+          contentType: kind.contentType,
+          cacheControl: kind.cacheControl,
+          body: { fd: file.fd },
+        },
+        { log, what: printable(`${urlPrefix}${path}`) },
+      );
     } finally {
       file.release();
     }

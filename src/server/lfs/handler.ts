@@ -107,7 +107,8 @@ export function lfsApi(opts: LfsApiOptions) {
       });
     }
     if (a === 'objects' && b !== undefined && c === undefined) {
-      if (method === 'GET' || method === 'HEAD') return sendObject(req, res, r.repoDir, b);
+      if (method === 'GET' || method === 'HEAD')
+        return sendObject(req, res, r.repoDir, b, { log: opts.log, repoPath: r.repoPath });
       if (method !== 'PUT') return wrong(['GET', 'HEAD', 'PUT']);
       if ((await authorizeWrite(req, res, r)) === null) return;
       return receiveObject(req, res, r.repoDir, b, r.query);

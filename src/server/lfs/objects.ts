@@ -16,19 +16,25 @@ export async function sendObject(
   res: ServerResponse,
   repoDir: string,
   oid: string,
+  report: { log: (line: string) => void; repoPath: string },
 ): Promise<void> {
   if (!isLfsOid(oid)) return sendLfsError(req, res, 422, 'an LFS object id is 64 lowercase hex digits (a sha256)');
   const file = await openOnce(lfsObjectPath(repoDir, oid));
   if (file === null) return sendLfsError(req, res, 404, `object ${oid} is not on this server`);
   try {
-    await sendEntity(req, res, {
-      size: Number(file.st.size),
-      etag: `"${oid}"`,
-      lastModified: new Date(Number(file.st.mtimeMs)),
-      contentType: 'application/octet-stream',
-      cacheControl: CACHE_IMMUTABLE,
-      body: { fd: file.fd },
-    });
+    await sendEntity(
+      req,
+      res,
+      {
+        size: Number(file.st.size),
+        etag: `"${oid}"`,
+        lastModified: new Date(Number(file.st.mtimeMs)),
+        contentType: 'application/octet-stream',
+        cacheControl: CACHE_IMMUTABLE,
+        body: { fd: file.fd },
+      },
+      { log: report.log, what: `LFS ${report.repoPath}: object ${oid}` },
+    );
   } finally {
     file.release();
   }
