@@ -5,7 +5,7 @@
  * malformed URL, a redirect we refuse), and words what the user can do.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { RequestError, TimeoutError, MaxRedirectsError } from 'got';
+import { HttpRequestError, HttpTimeoutError, TooManyRedirectsError } from './http-get.js';
 import { BundlemirrorError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter } from './backoff.js';
 
@@ -154,9 +154,6 @@ const TRANSIENT_CODES = new Set([
  */
 export function failureFromError(url: string, err: unknown, code: ErrorCode): Failure {
   if (err instanceof BundlemirrorError) return { error: err, retryable: false };
-  // our own refusal from inside got (a redirect hook), wrapped by got
-  if (err instanceof RequestError && err.cause instanceof BundlemirrorError)
-    return { error: err.cause, retryable: false };
   if (err instanceof StallError) {
     return {
       retryable: true,
@@ -167,7 +164,7 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
       }),
     };
   }
-  if (err instanceof MaxRedirectsError) {
+  if (err instanceof TooManyRedirectsError) {
     return {
       retryable: false,
       error: new BundlemirrorError('E_HTTP', `GET ${url}: too many redirects`, {
@@ -176,7 +173,7 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
       }),
     };
   }
-  if (err instanceof TimeoutError) {
+  if (err instanceof HttpTimeoutError) {
     return {
       retryable: true,
       cause: err.event === 'response' || err.event === 'send' ? 'stall' : 'timeout',
@@ -197,7 +194,7 @@ export function failureFromError(url: string, err: unknown, code: ErrorCode): Fa
       }),
     };
   }
-  if (err instanceof RequestError || TRANSIENT_CODES.has(codeText) || codeText.startsWith('HPE_')) {
+  if (err instanceof HttpRequestError || TRANSIENT_CODES.has(codeText) || codeText.startsWith('HPE_')) {
     const cause = causeOfErrno(codeText);
     return {
       retryable: true,

@@ -1,18 +1,18 @@
 /**
  * The one HTTP client for everything bundlemirror downloads: one user agent,
- * explicit timeouts (got has none by default), got's own retry switched off
- * (it would replay the original Range header; our loops compute the offset
- * from the bytes on disk instead), no transparent decompression (a bundle's
- * sha256 is over the bytes as stored), and one rule for where a redirect
- * may lead. Which failures are worth another attempt is failure.ts.
+ * explicit timeouts, no retry of its own (it would replay the original Range
+ * header; our loops compute the offset from the bytes on disk instead), no
+ * transparent decompression (a bundle's sha256 is over the bytes as
+ * stored), and one rule for where a redirect may lead. The request itself
+ * is http-get.ts; which failures are worth another attempt is failure.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import got from 'got';
 import { BundlemirrorError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { redactUrl } from '../format/untrusted.js';
 import { openFileResponse } from './file-response.js';
+import { httpGet } from './http-get.js';
 
 export const USER_AGENT = `bundlemirror/${VERSION}`;
 
@@ -61,15 +61,6 @@ export function resolveTimeouts(partial: Partial<HttpTimeouts> | undefined): Htt
   }
   return out;
 }
-
-const client = got.extend({
-  headers: { 'user-agent': USER_AGENT },
-  retry: { limit: 0 },
-  decompress: false,
-  throwHttpErrors: false,
-  followRedirect: true,
-  maxRedirects: 5,
-});
 
 export interface OpenedResponse {
   /** The body stream; paused until a 'data' listener is attached. Destroy it when not reading it. */
@@ -129,41 +120,27 @@ export interface OpenOptions {
  * owns the body stream from then on. An abort of `signal` destroys the
  * stream with the signal's reason, before or after the headers.
  */
-export function openResponse(url: string, opts: OpenOptions): Promise<OpenedResponse> {
+export async function openResponse(url: string, opts: OpenOptions): Promise<OpenedResponse> {
   const t = opts.timeouts;
   const rule = opts.redirects ?? sameOrigin(url);
   if (isFileUrl(url)) return openFileResponse(url, rule, opts.headers, opts.signal);
-  const body = client.stream(url, {
-    hooks: {
-      beforeRedirect: [
-        (next, response) => {
-          const to = next.url instanceof URL ? next.url : new URL(String(next.url));
-          if (redirectAllowed(to, rule)) return;
-          const from = redactUrl(response.url || url);
-          throw new BundlemirrorError(
-            'E_REDIRECT',
-            `GET ${redactUrl(url)}: ${from} redirects to ${redactUrl(to.toString())}, which is outside ${rule.roots.map(redactUrl).join(' and ')}`,
-            {
-              repo: rule.repo,
-              hint: 'the server sent us somewhere this replica does not fetch from; if that place is yours, list it in [bundlemirror] redirects',
-            },
-          );
+  const res = await httpGet(url, {
+    headers: { ...opts.headers, 'user-agent': USER_AGENT },
+    timeouts: { ...t, totalMs: opts.totalMs },
+    signal: opts.signal,
+    beforeRedirect: (to, from) => {
+      if (redirectAllowed(to, rule)) return;
+      throw new BundlemirrorError(
+        'E_REDIRECT',
+        `GET ${redactUrl(url)}: ${redactUrl(from.toString())} redirects to ${redactUrl(to.toString())}, which is outside ${rule.roots.map(redactUrl).join(' and ')}`,
+        {
+          repo: rule.repo,
+          hint: 'the server sent us somewhere this replica does not fetch from; if that place is yours, list it in [bundlemirror] redirects',
         },
-      ],
-    },
-    headers: opts.headers,
-    timeout: {
-      lookup: t.lookupMs,
-      connect: t.connectMs,
-      secureConnect: t.secureConnectMs,
-      send: t.sendMs,
-      response: t.responseMs,
-      ...(opts.totalMs !== undefined ? { request: opts.totalMs } : {}),
+      );
     },
   });
-  // Errors after the caller stopped listening (e.g. a late socket reset on a
-  // stream it destroyed) must not become uncaught exceptions.
-  body.on('error', () => {});
+  const body = res.body;
   const signal = opts.signal;
   if (signal) {
     const onAbort = (): void => {
@@ -172,22 +149,14 @@ export function openResponse(url: string, opts: OpenOptions): Promise<OpenedResp
     if (signal.aborted) onAbort();
     else {
       signal.addEventListener('abort', onAbort, { once: true });
-      // got streams do not always emit 'close' after a clean end: unhook on
-      // whichever comes first, or a long-lived daemon signal collects listeners.
+      // unhook on whichever comes first, or a long-lived daemon signal collects listeners
       const unhook = (): void => signal.removeEventListener('abort', onAbort);
       body.once('end', unhook);
       body.once('error', unhook);
       body.once('close', unhook);
     }
   }
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    body.once('error', onError);
-    body.once('response', (res: { statusCode: number; headers: IncomingHttpHeaders }) => {
-      body.off('error', onError);
-      resolve({ body, status: res.statusCode, headers: res.headers });
-    });
-  });
+  return { body, status: res.status, headers: res.headers };
 }
 
 /** A single header value (Node gives arrays for repeated headers). */

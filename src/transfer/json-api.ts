@@ -4,11 +4,11 @@
  * network failures a bad link produces. HTTP statuses are the caller's to
  * interpret (a 4xx from the service carries a JSON error with a code).
  */
-import got from 'got';
 import { BundlemirrorError } from '../errors.js';
 import { retryDelay, resolveBackoff, sleep } from './backoff.js';
 import { USER_AGENT } from './http.js';
 import { failureFromError } from './failure.js';
+import { HttpRequestError, HttpTimeoutError } from './http-get.js';
 
 export interface JsonResponse {
   status: number;
@@ -29,6 +29,8 @@ export interface JsonRequestOptions {
 const MAX_BODY = 1 << 20;
 
 export async function requestJson(url: string, opts: JsonRequestOptions = {}): Promise<JsonResponse> {
+  // got is loaded for this API only: the downloads every command makes do without it (http-get.ts)
+  const { default: got, RequestError, TimeoutError } = await import('got');
   const retries = opts.retries ?? 8;
   const backoff = resolveBackoff({ baseMs: 250 });
   for (let attempt = 0; ; attempt++) {
@@ -56,7 +58,14 @@ export async function requestJson(url: string, opts: JsonRequestOptions = {}): P
       return { status: res.statusCode, headers: res.headers, body };
     } catch (err) {
       opts.signal?.throwIfAborted();
-      const f = failureFromError(url, err, 'E_HTTP');
+      // got's errors in the shape failure.ts sorts
+      const sorted =
+        err instanceof TimeoutError
+          ? new HttpTimeoutError(err.event as HttpTimeoutError['event'], opts.timeoutMs ?? 30_000)
+          : err instanceof RequestError
+            ? new HttpRequestError(err)
+            : err;
+      const f = failureFromError(url, sorted, 'E_HTTP');
       if (!f.retryable || attempt >= retries) throw f.error;
       await sleep(retryDelay(attempt, undefined, backoff), opts.signal);
     }

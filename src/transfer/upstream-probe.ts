@@ -8,7 +8,6 @@
  * caller checked for that host.
  */
 import type { LookupAddress } from 'node:dns';
-import got from 'got';
 import { BundlemirrorError } from '../errors.js';
 import { USER_AGENT } from './http.js';
 
@@ -90,6 +89,8 @@ async function probeOnce(
     else cb(null, list[0]!.address, list[0]!.family);
   }) as never;
   try {
+    // loaded here only: the service's probe is the one user of got's stream with a pinned DNS answer
+    const { default: got } = await import('got');
     const stream = got.stream(target.url + SUFFIX, {
       headers: { 'user-agent': USER_AGENT, 'git-protocol': 'version=2' },
       followRedirect: false,
