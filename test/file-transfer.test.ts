@@ -120,13 +120,33 @@ test('a file: document is read, and asked again with its ETag it is unchanged un
   t.is(changed.status === 'ok' ? changed.body.toString() : changed.status, '{"v":2}');
 });
 
-test('a missing file: document is a 404 (E_NOT_FOUND)', async (t) => {
+test('a missing file: document is a 404 (E_NOT_FOUND); with the whole tree missing (not mounted) the error names the tree', async (t) => {
   const e = await tree(t);
-  await rejection(
+  const doc = (rel: string) => fetchDocument(e.url(rel), { maxBytes: 1000, redirects: { roots: [e.root] }, ...QUICK });
+  const missing = await rejection(t, doc('pub/nope.git/index.json'), 'E_NOT_FOUND');
+  t.truthy(missing.hint);
+  await rename(join(e.dir, 'published'), join(e.dir, 'unmounted'));
+  const gone = await rejection(t, doc('pub/a.git/index.json'), 'E_NOT_FOUND');
+  t.true(gone.message.includes(join(e.dir, 'published')), gone.message);
+  t.not(gone.hint, missing.hint, 'what to do differs: mount the tree, not wait for a publish');
+});
+
+test('a loop of symlinks in a file: tree is E_SYMLINK naming the repository, not a symlink out of the tree', async (t) => {
+  const e = await tree(t);
+  const repo = join(e.dir, 'published', 'pub', 'a.git');
+  await symlink(join(repo, 'loop-b'), join(repo, 'index.json'));
+  await symlink(join(repo, 'index.json'), join(repo, 'loop-b'));
+  const err = await rejection(
     t,
-    fetchDocument(e.url('pub/nope.git/index.json'), { maxBytes: 1000, redirects: { roots: [e.root] }, ...QUICK }),
-    'E_NOT_FOUND',
+    fetchDocument(e.url('pub/a.git/index.json'), {
+      maxBytes: 1000,
+      redirects: { roots: [e.root], repo: '/pub/a.git' },
+      ...QUICK,
+    }),
+    'E_SYMLINK',
   );
+  t.is(err.repo, '/pub/a.git');
+  t.false(err.message.includes('loop-b'), 'where a link leads is not followed into the message');
 });
 
 test('file: paths outside the tree are refused: ../, another absolute path, a symlink out, a FIFO', async (t) => {
@@ -144,6 +164,7 @@ test('file: paths outside the tree are refused: ../, another absolute path, a sy
   await symlink(secret, join(top, 'pub', 'a.git', 'index.json'));
   const out = await rejection(t, doc(e.url('pub/a.git/index.json')), 'E_SYMLINK');
   t.is(out.repo, '/pub/a.git');
+  t.false(`${out.message} ${out.hint}`.includes(secret), 'the path outside the tree is not named');
 
   // a directory of the tree that is a symlink out of it
   await symlink(e.dir, join(top, 'pub', 'b.git'));

@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { HttpRequestError, HttpTimeoutError, TooManyRedirectsError } from './http-get.js';
 import { BundlemirrorError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter } from './backoff.js';
+import { FILE_MISSING_HEADER } from './file-response.js';
 
 /** Raised by our own idle watchdog: headers arrived, then the bytes stopped. */
 export class StallError extends Error {
@@ -101,6 +102,8 @@ const STATUS_TEXT: Record<number, string> = {
 /** Classifies a response status we did not ask for. */
 export function failureFromStatus(url: string, status: number, headers: IncomingHttpHeaders): Failure {
   const what = `GET ${url} answered ${status}${STATUS_TEXT[status] ? ` ${STATUS_TEXT[status]}` : ''}`;
+  const missing = headers[FILE_MISSING_HEADER];
+  if (status === 404 && typeof missing === 'string') return fileNotFound(url, missing, headers['x-bundlemirror-tree']);
   if (status === 404 || status === 410) {
     return {
       retryable: false,
@@ -127,6 +130,27 @@ export function failureFromStatus(url: string, status: number, headers: Incoming
           : 'check the remote URL and the origin server',
     }),
   };
+}
+
+/** A `file:` tree's 404 (file-response.ts), worded for a mounted directory rather than a server. */
+function fileNotFound(url: string, why: string, root: unknown): Failure {
+  const tree = typeof root === 'string' ? root : 'the published tree';
+  const [message, hint] =
+    why === 'no-tree'
+      ? [
+          `${url}: the published tree ${tree} is not there`,
+          'check that the filesystem holding it is mounted on this machine, and that [remote] site and manifest name it',
+        ]
+      : why === 'not-a-file'
+        ? [
+            `${url}: not a regular file in the published tree (a directory, a FIFO or a device has its name)`,
+            'this replica reads regular files only; report it to whoever publishes the tree',
+          ]
+        : [
+            `${url}: no such file in the published tree`,
+            "the tree on this mount lacks it: check that the mount shows the origin's latest publish (a network filesystem's cache can lag), then pull again",
+          ];
+  return { retryable: false, cause: 'not-found', error: new BundlemirrorError('E_NOT_FOUND', message, { hint }) };
 }
 
 const TRANSIENT_CODES = new Set([

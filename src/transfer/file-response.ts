@@ -14,7 +14,7 @@
  * and read gains nothing.
  */
 import { constants } from 'node:fs';
-import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { basename, sep } from 'node:path';
 import { Readable } from 'node:stream';
@@ -75,6 +75,17 @@ function answer(status: number, headers: IncomingHttpHeaders, body: Readable): O
   return { status, headers, body };
 }
 
+/**
+ * Why a `file:` answer is a 404, for the message (failure.ts): the header
+ * exists only between this door and its callers, never on a wire.
+ */
+export const FILE_MISSING_HEADER = 'x-bundlemirror-file-missing';
+type FileMissing = 'no-file' | 'not-a-file' | 'no-tree';
+
+function notFound(why: FileMissing, root: string): OpenedResponse {
+  return answer(404, { [FILE_MISSING_HEADER]: why, 'x-bundlemirror-tree': root }, empty());
+}
+
 function empty(): Readable {
   return Readable.from([]);
 }
@@ -113,8 +124,8 @@ export async function openFileResponse(
     fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return answer(404, {}, empty());
-    if (code === 'ELOOP') throw symlinkOut(shown, root, rule, err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return notFound((await exists(root)) ? 'no-file' : 'no-tree', root);
+    if (code === 'ELOOP') throw symlinkLoop(shown, rule, err);
     throw err;
   }
   let handedOver = false;
@@ -123,12 +134,12 @@ export async function openFileResponse(
     try {
       realRoot = await realpath(root);
     } catch {
-      return answer(404, {}, empty());
+      return notFound('no-tree', root);
     }
     const real = await openedPath(fh, path);
     if (!isUnder(real, realRoot.endsWith(sep) ? realRoot : realRoot + sep)) throw symlinkOut(shown, root, rule);
     const st = await fh.stat({ bigint: true });
-    if (!st.isFile()) return answer(404, {}, empty());
+    if (!st.isFile()) return notFound('not-a-file', root);
     signal?.throwIfAborted();
 
     const size = Number(st.size);
@@ -159,6 +170,29 @@ export async function openFileResponse(
   } finally {
     if (!handedOver) await fh.close().catch(() => {});
   }
+}
+
+/** Whether the tree's root is there at all (an unmounted tree makes every file missing). */
+async function exists(dir: string): Promise<boolean> {
+  try {
+    await stat(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** ELOOP: a symlink cycle (or a chain past the system's limit) inside the tree; where it leads is not said, nor followed. */
+function symlinkLoop(shown: string, rule: RedirectRule, cause: unknown): BundlemirrorError {
+  return new BundlemirrorError(
+    'E_SYMLINK',
+    `${shown}: a loop of symlinks in the published tree (or a chain too long to follow)`,
+    {
+      repo: rule.repo,
+      hint: 'this replica reads nothing through it; whoever publishes the tree should replace the symlinks on that path with the files (publish writes no symlinks)',
+      cause,
+    },
+  );
 }
 
 function symlinkOut(shown: string, root: string, rule: RedirectRule, cause?: unknown): BundlemirrorError {
