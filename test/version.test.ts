@@ -34,3 +34,44 @@ test('the bundled CLI that npm ci builds loads every command and answers --versi
   const usage = spawnSync(process.execPath, [main, 'publish'], { encoding: 'utf8' });
   t.is(usage.status, 2);
 });
+
+/** Each command's options as its --help lists them: [short?, long] pairs, --help itself left out. */
+function helpOptions(help: string): string[][] {
+  return [...help.matchAll(/^ {2}(?:(-\w), )?(--[a-z0-9-]+)/gm)]
+    .map((m) => [m[1], m[2]].filter((f): f is string => f !== undefined))
+    .filter((o) => !o.includes('--help'));
+}
+
+test("the README's command synopses and each command's --help list the same options", async (t) => {
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+  const block = readme.split('## Commands\n\n```\n')[1]!.split('\n```')[0]!;
+  const synopsis = new Map<string, Set<string>>();
+  let cmd = '';
+  for (const line of block.split('\n')) {
+    cmd = /^bundlemirror (\w+)/.exec(line)?.[1] ?? cmd;
+    const flags = synopsis.get(cmd) ?? new Set<string>();
+    for (const f of line.matchAll(/(?<![\w-])(--?[a-z][a-z0-9-]*)/g)) flags.add(f[1]!);
+    synopsis.set(cmd, flags);
+  }
+  t.true(synopsis.size >= 9);
+  for (const [name, flags] of synopsis) {
+    const help = (await runCli([name, '--help'])).stdout;
+    const options = helpOptions(help);
+    const listed = new Set(options.flat());
+    t.deepEqual(
+      [...flags].filter((f) => !listed.has(f)),
+      [],
+      `${name}: in the README synopsis, not in --help`,
+    );
+    t.deepEqual(
+      options.filter((o) => !o.some((f) => flags.has(f))).map((o) => o.join(', ')),
+      [],
+      `${name}: in --help, not in the README synopsis`,
+    );
+  }
+});
+
+test('serve --help shows its defaults as they are written (1h, 2G), not as milliseconds or bytes', async (t) => {
+  const help = (await runCli(['serve', '--help'])).stdout;
+  t.deepEqual(help.match(/default: "?\d{5,}/g) ?? [], []);
+});

@@ -5,7 +5,7 @@
  * only for an s3:// target.
  */
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { BundlemirrorError } from '../errors.js';
 import { formatBytes } from '../format/bytes.js';
 
@@ -34,10 +34,11 @@ export function addStoreOptions(cmd: Command): Command {
       '--s3-path-style',
       'for an s3:// target: path-style URLs (endpoint/bucket/key), as MinIO, Ceph and most self-hosted stores need',
     )
-    .option(
-      '--s3-part-size <bytes>',
-      'for an s3:// target: files larger than this go up in resumable parts of this size (S3 needs 5 MiB or more)',
-      String(64 << 20),
+    .addOption(
+      new Option(
+        '--s3-part-size <bytes>',
+        'for an s3:// target: files larger than this go up in resumable parts of this size (S3 needs 5 MiB or more)',
+      ).default(String(64 << 20), '67108864 = 64 MiB'),
     );
 }
 

@@ -4,7 +4,7 @@
  * Runs until SIGINT or SIGTERM, then lets downloads in flight finish for a
  * bounded time and exits 0.
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { startServer } from '../server/server.js';
 import { defaultBackends } from '../server/backend-limits.js';
 import { BundlemirrorError } from '../errors.js';
@@ -152,19 +152,25 @@ export function registerServe(program: Command): void {
       '--allow <pattern...>',
       'upstream URLs the on-demand service may clone, e.g. "https://github.com/*" (repeatable)',
     )
-    .option(
-      '--on-demand-ttl <duration>',
-      'refresh a mirror older than this when it is requested again',
-      parseDuration,
-      3600_000,
+    // defaults are shown as they are written on the command line, not as the milliseconds and bytes they parse to
+    .addOption(
+      new Option(
+        '--on-demand-ttl <duration>',
+        'refresh a mirror older than this when it is requested again (90s, 30m, 1h, 2d)',
+      )
+        .argParser(parseDuration)
+        .default(3600_000, '1h'),
     )
     .option('--on-demand-jobs <n>', 'clones and fetches running at once', parseCount, 2)
-    .option('--on-demand-max-repo-size <size>', 'stop a clone that grows past this size', parseSize, 2 * 1024 ** 3)
-    .option(
-      '--on-demand-max-cache-size <size>',
-      'evict least recently requested mirrors past this total',
-      parseSize,
-      20 * 1024 ** 3,
+    .addOption(
+      new Option('--on-demand-max-repo-size <size>', 'stop a clone that grows past this size (500M, 2G, or bytes)')
+        .argParser(parseSize)
+        .default(2 * 1024 ** 3, '2G'),
+    )
+    .addOption(
+      new Option('--on-demand-max-cache-size <size>', 'evict least recently requested mirrors past this total')
+        .argParser(parseSize)
+        .default(20 * 1024 ** 3, '20G'),
     )
     .action(async (flags: ServeFlags) => {
       await runServe(flags);
