@@ -60,6 +60,12 @@ export async function readHead(gitDir: string, repo?: string): Promise<string | 
   return oid.code === 0 && isObjectId(id) ? id : null;
 }
 
+/** What HEAD (as readHead gives it) points at among `refs`: its branch's object, a detached commit, or nothing (an unborn branch). */
+export function headObject(refs: readonly Ref[], head: string | null): string | null {
+  if (head?.startsWith('ref: ')) return refs.find((r) => r.name === head.slice(5))?.oid ?? null;
+  return head && isObjectId(head) ? head : null;
+}
+
 export async function setHead(gitDir: string, head: string, repo?: string): Promise<void> {
   if (head.startsWith('ref: ')) {
     const target = head.slice(5);

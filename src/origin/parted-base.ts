@@ -46,8 +46,7 @@ import {
   packObjectsToFile,
   readObjectHeader,
 } from '../git/pack.js';
-import type { Ref } from '../git/repo.js';
-import { isObjectId } from '../git/refname.js';
+import { headObject, type Ref } from '../git/repo.js';
 import { BundlemirrorError } from '../errors.js';
 import { MAX_PACK_PARTS, type PackPart } from '../manifest/repo-index.js';
 import { commitBundleFile, type WrittenBundle } from './bundle-writer.js';
@@ -223,12 +222,6 @@ async function readPackedObjects(
     if (i === startedAt) throw unreadable(from, repo);
   }
   return out;
-}
-
-/** What HEAD points at, as `git bundle create --all` lists it: a ref's object, a detached commit, or nothing. */
-function headObject(refs: readonly Ref[], head: string | null): string | null {
-  if (head?.startsWith('ref: ')) return refs.find((r) => r.name === head.slice(5))?.oid ?? null;
-  return head && isObjectId(head) ? head : null;
 }
 
 function unreadable(offset: number, repo: string): BundlemirrorError {

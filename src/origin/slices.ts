@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { firstParentLine, storedBytes } from '../git/history.js';
-import { initBare, readHead, updateRefs, type Ref } from '../git/repo.js';
+import { headObject, initBare, readHead, updateRefs, type Ref } from '../git/repo.js';
 import { MAX_SLICES } from '../manifest/repo-index.js';
 import { writeBundle, type WrittenBundle } from './bundle-writer.js';
 
@@ -53,13 +53,9 @@ function chooseCuts(line: readonly string[], count: number): string[] {
   return cuts;
 }
 
-/** The commit the main line ends at: HEAD's branch, else the first branch, else nothing to cut. */
+/** The commit the main line ends at: HEAD's, else the first branch's (HEAD unborn), else nothing to cut. */
 function mainTip(refs: readonly Ref[], head: string | null): string | null {
-  const name = head?.startsWith('ref: ') ? head.slice(5) : null;
-  const byHead = name ? refs.find((r) => r.name === name) : undefined;
-  if (byHead) return byHead.oid;
-  if (head && !name) return head;
-  return refs.find((r) => r.name.startsWith('refs/heads/'))?.oid ?? null;
+  return headObject(refs, head) ?? refs.find((r) => r.name.startsWith('refs/heads/'))?.oid ?? null;
 }
 
 /**
