@@ -29,7 +29,7 @@ const accessAsync = promisify(access);
 
 export type HookKind = 'post_update_hook' | 'post_clone_complete_hook' | 'post_work_complete_hook' | 'report_hook';
 
-/** Any logger with info and warn taking a message (pino's fits). */
+/** Any logger with info and warn taking a message (a PullLog fits). */
 export interface HookLogger {
   info(msg: string): void;
   warn(msg: string): void;
