@@ -33,6 +33,7 @@ import { PassThrough } from 'node:stream';
 import { PACK_HEADER_SIZE, PACK_TRAILER_SIZE, packHeader, packObjectCount } from '../../git/pack.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
 import { removeTempPacks } from './crash-debris.js';
+import { BundlemirrorError } from '../../errors.js';
 
 export interface PartSpec {
   size: number;
@@ -137,13 +138,17 @@ export function indexPackParts(
           at += n;
           pos += n;
           if (header.length === PACK_HEADER_SIZE && packObjectCount(header) !== objects)
-            throw (failure = new Error(`the pack holds ${packObjectCount(header)} objects, its parts ${objects}`));
+            throw (failure = new BundlemirrorError(
+              'E_INDEX',
+              `the pack holds ${packObjectCount(header)} objects, its parts ${objects}`,
+              { repo },
+            ));
           continue;
         }
         if (nextPart === parts.length && !current) {
           // the trailer: what it proves, the caller proves over the whole file
           const n = Math.min(total - pos, bytes.length - at);
-          if (n <= 0) throw (failure = new Error('more bytes than the pack holds'));
+          if (n <= 0) throw (failure = new BundlemirrorError('E_INDEX', 'more bytes than the pack holds', { repo }));
           at += n;
           pos += n;
           continue;
@@ -164,7 +169,8 @@ export function indexPackParts(
     },
     async end() {
       if (failure) throw failure;
-      if (pos !== total || nextPart !== parts.length) throw new Error('the pack ended before its last part');
+      if (pos !== total || nextPart !== parts.length)
+        throw new BundlemirrorError('E_INDEX', 'the pack ended before its last part', { repo });
       const made: string[] = [];
       for (const r of started) {
         await r.done;
@@ -188,7 +194,7 @@ export function indexPackParts(
 
 /** Writes to index-pack's input, waiting while it is full; fails once git has stopped reading. */
 export async function feedGit(feed: PassThrough, bytes: Buffer): Promise<void> {
-  if (feed.destroyed) throw new Error('index-pack stopped reading');
+  if (feed.destroyed) throw new BundlemirrorError('E_GIT', 'git index-pack stopped reading its input');
   if (feed.write(bytes)) return;
   await new Promise<void>((resolve) => {
     const done = () => {
