@@ -143,6 +143,28 @@ test('publish -x on a signing origin signs the shorter manifest with a newer sta
   t.false('/pub/beta.git' in (await readManifestFile(join(out, 'manifest.js.gz'))));
 });
 
+test('publish -x or a hook publish without the key on a signed tree warns, even with -q, that the manifest goes out unsigned', async (t) => {
+  const { dir, out, alpha, beta, publish } = await setup(t);
+  const key = await makeSigningKey(dir, 'origin');
+  t.is((await publish('-q', '--sign-key', key.key)).code, 0);
+  await rm(beta.bare, { recursive: true });
+  const removed = await publish('-q', '-x', beta.bare);
+  t.is(removed.code, 0, removed.stderr);
+  t.false(await exists(join(out, 'manifest.js.gz.sig')));
+  t.true(removed.stderr.includes(`warning: ${join(out, 'manifest.js.gz')}`), removed.stderr);
+  // once unsigned, nothing more to warn about
+  execFileSync('git', ['--git-dir', alpha.bare, 'update-ref', 'refs/heads/extra', 'HEAD']);
+  const again = await publish('-q', alpha.bare);
+  t.is(again.code, 0, again.stderr);
+  t.false(again.stderr.includes('warning'), again.stderr);
+  // a hook publish of one repository on a signed tree, without the key, warns too
+  t.is((await publish('-q', '--sign-key', key.key)).code, 0);
+  execFileSync('git', ['--git-dir', alpha.bare, 'update-ref', 'refs/heads/more', 'HEAD']);
+  const hook = await publish('-q', alpha.bare);
+  t.is(hook.code, 0, hook.stderr);
+  t.true(hook.stderr.includes(`warning: ${join(out, 'manifest.js.gz')}`), hook.stderr);
+});
+
 test('after publish -x a replica with purge on deletes the repository, and one with purge off stops mirroring it', async (t) => {
   const origin = await startOrigin(t);
   const purging = await replicaFor(origin, 'purging', 'purge = yes\npurgeprotect = 100\n');

@@ -125,6 +125,7 @@ export function registerPublish(program: Command): void {
       const notify = notifierFor(flags.notify, flags.notifyTokenFile);
       const quiet = !!flags.quiet || !!flags.json;
       const log = quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
+      const warn = (line: string) => process.stderr.write(`bundlemirror: warning: ${line}\n`);
       const target = await publishTarget(flags.out ?? flags.bundles, flags, log);
       if (flags.remove) {
         if (flags.json) throw new BundlemirrorError('E_USAGE', '--json reports a publish; -x/--remove has no report');
@@ -136,6 +137,7 @@ export function registerPublish(program: Command): void {
           signKey: flags.signKey ? resolve(flags.signKey) : null,
           lockWaitMs: number(flags.wait, '--wait') * 1000,
           log,
+          warn,
         });
       }
       if (flags.force) throw new BundlemirrorError('E_USAGE', '--force goes with -x/--remove only');
@@ -158,6 +160,7 @@ export function registerPublish(program: Command): void {
           partsMinBytes: number(flags.partsMinMib, '--parts-min-mib') * 2 ** 20,
         },
         log,
+        warn,
       });
       for (const e of report.failed) process.stderr.write(`bundlemirror: ${e.describe()}\n`);
       // a missing LFS object is not a failure of the repository, but someone has to upload it

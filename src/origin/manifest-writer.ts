@@ -14,7 +14,12 @@ export async function writeManifestIfChanged(
   file: string,
   manifest: Manifest,
   signer: Signer | null,
-  opts: { restamp: boolean; now: number },
+  opts: {
+    restamp: boolean;
+    now: number;
+    /** Told when a signed manifest is replaced by an unsigned one (no key this time): replicas that require signatures stop. */
+    warn?: (line: string) => void;
+  },
 ): Promise<boolean> {
   const content = serializeManifest(manifest);
   let bytes = content;
@@ -33,7 +38,11 @@ export async function writeManifestIfChanged(
     if (signer) bytes = stampManifest(content, new Date(opts.now));
   }
   if (signer) await signer.signBeforeWriting(file, bytes);
-  else await rm(signatureOf(file), { force: true });
+  else if (await unlinkIfThere(signatureOf(file)))
+    opts.warn?.(
+      `${file} was signed and this publish has no signing key: it goes out unsigned, and replicas with [remote] allowed_signers refuse the tree (E_SIGNATURE_MISSING) until a publish with the key. ` +
+        'Give every publish the same key (--sign-key, or -c with the sign_key the other publishes read)',
+    );
   await writeFileAtomic(file, bytes);
   // Static hosts derive validators from whole seconds (nginx: ETag "mtime-size",
   // Last-Modified): a second manifest within the same second could look
@@ -44,4 +53,15 @@ export async function writeManifestIfChanged(
       await utimes(file, new Date(), new Date((second + 1) * 1000));
   }
   return true;
+}
+
+/** Removes a file; whether there was one. */
+async function unlinkIfThere(path: string): Promise<boolean> {
+  try {
+    await rm(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }

@@ -51,6 +51,8 @@ export interface PublishOptions {
   concurrency?: number;
   lockWaitMs?: number;
   log?: (line: string) => void;
+  /** What must be said even to a quiet publish (default: log). */
+  warn?: (line: string) => void;
   now?: () => number;
   /** Runs under the publish lock once the tree is complete (manifest written, gc done): copies it to an object store. */
   mirror?: () => Promise<void>;
@@ -224,6 +226,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
     report.manifestWritten = await writeManifestIfChanged(join(opts.out, MANIFEST_FILE), next, signer, {
       restamp: !opts.only,
       now: now(),
+      warn: opts.warn ?? log,
     });
     await writeRefsState(opts.out, refsBefore, known, recorded);
     // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone

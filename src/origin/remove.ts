@@ -37,6 +37,8 @@ export interface RemoveOptions {
   /** Copies the tree to where it is served from (an s3:// target), as publish does. */
   mirror?: () => Promise<void>;
   log?: (line: string) => void;
+  /** What must be said even to a quiet run (default: log). */
+  warn?: (line: string) => void;
   now?: () => number;
 }
 
@@ -113,7 +115,11 @@ export async function removeFromManifest(opts: RemoveOptions): Promise<RemoveRep
         log(`${path}: no longer names ${e.reference} as its reference`);
       }
     }
-    report.manifestWritten = await writeManifestIfChanged(file, manifest, signer, { restamp: false, now: now() });
+    report.manifestWritten = await writeManifestIfChanged(file, manifest, signer, {
+      restamp: false,
+      now: now(),
+      warn: opts.warn ?? log,
+    });
     // a repository created again under the same path starts from git show-ref, not from these ref files
     const known = await readRefsState(opts.out, report.removed);
     await writeRefsState(opts.out, known, new Map(), report.removed);
