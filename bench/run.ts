@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only a,b] [--reps N] [--keep]`
+ * `npm run bench [-- --quick] [--only a,b] [--reps N] [--keep] [--link-repo BARE-REPO] [--link-rates 25,5]`
  *
  * Generates its own data (deterministic; cached between runs in
  * $TMPDIR/bundlemirror-bench), runs every scenario against what a user
@@ -13,7 +13,7 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { FULL, QUICK, type BenchContext } from './lib/context.js';
 import { ROOT } from './lib/proc.js';
 import { renderTable } from './lib/report.js';
@@ -46,8 +46,17 @@ const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
 /** Scenarios that need the published large repository (and, for incremental, the bootstrap's replica). */
 const NEEDS_ORIGIN = new Set(['bootstrap', 'hotpaths', 'breaking', 'incremental', 'serving', 's3']);
 
-function parseArgs(argv: string[]): { quick: boolean; only: Set<string> | null; reps: number | null; keep: boolean } {
-  const out = { quick: false, only: null as Set<string> | null, reps: null as number | null, keep: false };
+interface Args {
+  quick: boolean;
+  only: Set<string> | null;
+  reps: number | null;
+  keep: boolean;
+  linkRepo?: string;
+  linkRates?: number[];
+}
+
+function parseArgs(argv: string[]): Args {
+  const out: Args = { quick: false, only: null, reps: null, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') out.quick = true;
@@ -56,9 +65,19 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<string> | null; 
     else if (a.startsWith('--only=')) out.only = new Set(a.slice(7).split(','));
     else if (a === '--reps') out.reps = Number(argv[++i]);
     else if (a.startsWith('--reps=')) out.reps = Number(a.slice(7));
+    else if (a === '--link-repo') out.linkRepo = resolve(argv[++i] ?? '');
+    else if (a === '--link-rates')
+      out.linkRates = (argv[++i] ?? '').split(',').map((r) => {
+        const mbps = Number(r);
+        if (!(mbps > 0)) {
+          process.stderr.write(`bench: --link-rates takes MB/s, e.g. 25,5\n`);
+          process.exit(2);
+        }
+        return mbps * 1e6;
+      });
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        `usage: npm run bench -- [--quick] [--only ${SCENARIOS.map((s) => s[0]).join(',')}] [--reps N] [--keep]\n`,
+        `usage: npm run bench -- [--quick] [--only ${SCENARIOS.map((s) => s[0]).join(',')}] [--reps N] [--keep] [--link-repo BARE-REPO] [--link-rates 25,5]\n`,
       );
       process.exit(0);
     } else {
@@ -96,6 +115,8 @@ async function main(): Promise<number> {
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 1 : 3),
     sizes: args.quick ? QUICK : FULL,
+    linkRepo: args.linkRepo,
+    linkRates: args.linkRates,
     work,
     cache,
     rows: [],

@@ -104,6 +104,10 @@ export interface BenchContext {
   /** Left by the bootstrap for the incremental scenario. */
   replica?: { toplevel: string };
   mirrors?: { daemon: string; http: string };
+  /** `--link-repo PATH`: the link scenario bootstraps a copy of this bare repository instead of the generated one. */
+  linkRepo?: string;
+  /** `--link-rates 25,5` (MB/s): the link speeds instead of the defaults. */
+  linkRates?: number[];
   /** Free-form facts for the JSON (profiles, breakdowns). */
   facts: Record<string, unknown>;
 }

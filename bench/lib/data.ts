@@ -10,9 +10,9 @@
  * gigabytes per second instead of tens of megabytes.
  */
 import { spawn } from 'node:child_process';
-import { createCipheriv } from 'node:crypto';
-import { mkdir, rm, stat, writeFile, readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createCipheriv, createHash } from 'node:crypto';
+import { cp, mkdir, rm, stat, writeFile, readFile, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { seededBytes } from '../../src/demo/samples.js';
 
 /** Deterministic, incompressible bytes at disk speed (seededBytes keys an AES-CTR stream). */
@@ -320,4 +320,73 @@ export async function historyRepo(
   await run(['--git-dir', dir, 'pack-refs', '--all']);
   await writeFile(stamp, want);
   return { dir, packBytes: await packBytes(dir), reused: false };
+}
+
+/**
+ * A working copy of a real bare repository (`npm run bench -- --link-repo
+ * PATH`), made once and kept in the cache: the source is only read (its
+ * objects and refs are copied, never its config or hooks). A repository
+ * cloned with a filter (a promisor pack) lacks some objects; the refs
+ * that reach one are dropped from the copy, which neither `git bundle
+ * create` nor `git clone` could serve otherwise, and their names are
+ * returned. Then repacked as a hosting site would (`git repack -a -d`
+ * keeping the source's deltas, with bitmaps).
+ */
+export async function realRepo(
+  dir: string,
+  source: string,
+): Promise<{ dir: string; packBytes: number; reused: boolean; refs: number; dropped: string[] }> {
+  const stamp = join(dir, 'bench-source.json');
+  // the source's refs decide whether the copy is current
+  const sourceRefs = await run(['--git-dir', source, 'for-each-ref', '--format=%(objectname) %(refname)']);
+  const want = JSON.stringify({ source, refs: createHash('sha256').update(sourceRefs).digest('hex') });
+  const count = async () => (await run(['--git-dir', dir, 'for-each-ref', '--format=x'])).split('\n').length - 1;
+  const previous = await readFile(stamp, 'utf8').catch(() => '');
+  if (previous.startsWith(want.slice(0, -1)))
+    return {
+      dir,
+      packBytes: await packBytes(dir),
+      reused: true,
+      refs: await count(),
+      dropped: (JSON.parse(previous) as { dropped: string[] }).dropped,
+    };
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dirname(dir), { recursive: true });
+  await run(['init', '--bare', '--quiet', dir]);
+  await cp(join(source, 'objects'), join(dir, 'objects'), {
+    recursive: true,
+    filter: (src) => !src.endsWith('.promisor') && !src.endsWith('/info/alternates'),
+  });
+  for (const name of ['HEAD', 'packed-refs', 'refs'])
+    await cp(join(source, name), join(dir, name), { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  const missingObjects = async () =>
+    (await run(['--git-dir', dir, 'rev-list', '--objects', '--all', '--missing=print']))
+      .split('\n')
+      .filter((l) => l.startsWith('?'))
+      .map((l) => l.slice(1));
+  const missing = await missingObjects();
+  let dropped: string[] = [];
+  if (missing.length > 0) {
+    // the commits that add or remove a missing object, then every ref containing one of them
+    const commits = (
+      await run(['--git-dir', dir, 'log', '--all', '--format=%H', ...missing.map((o) => `--find-object=${o}`)])
+    )
+      .split('\n')
+      .filter(Boolean);
+    dropped = (
+      await run(['--git-dir', dir, 'for-each-ref', '--format=%(refname)', ...commits.map((c) => `--contains=${c}`)])
+    )
+      .split('\n')
+      .filter(Boolean);
+    await run(['--git-dir', dir, 'update-ref', '--stdin'], { input: dropped.map((r) => `delete ${r}\n`).join('') });
+    const still = await missingObjects();
+    if (still.length > 0) throw new Error(`${source}: ${still.length} objects still missing after dropping refs`);
+  }
+  await run(['--git-dir', dir, 'repack', '-a', '-d', '-q', '--write-bitmap-index']);
+  await run(['--git-dir', dir, 'pack-refs', '--all']);
+  await writeFile(join(dir, 'description'), `Bench: a copy of ${source}\n`);
+  await writeFile(stamp, JSON.stringify({ ...(JSON.parse(want) as object), dropped }));
+  return { dir, packBytes: await packBytes(dir), reused: false, refs: await count(), dropped };
 }

@@ -21,13 +21,13 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startFaultProxy } from '../../test/support/fault-proxy.js';
 import { addRow, writeReplicaConfig, type BenchContext } from '../lib/context.js';
-import { historyRepo, runGit } from '../lib/data.js';
+import { historyRepo, realRepo, runGit } from '../lib/data.js';
 import { bundlemirror, cleanEnv, gitTimed, timed, type Timed } from '../lib/proc.js';
 import { median } from '../lib/report.js';
 import { startGitDaemon, startServe } from '../lib/servers.js';
 import { readBundleHeader } from '../../src/git/bundle.js';
 
-const PATH = '/pub/history.git';
+import { createHash } from 'node:crypto';
 
 interface Phases {
   /** Process start to the bundle plan: CLI start-up, config, manifest, index.json. */
@@ -103,22 +103,40 @@ async function indexPackPhases(
 export async function link(ctx: BenchContext): Promise<void> {
   const spec = ctx.sizes.history;
   const t = Date.now();
-  const repo = await historyRepo(join(ctx.cache, `history-${spec.seed}.git`), spec);
-  ctx.log(
-    `history repository: ${(repo.packBytes / 2 ** 20).toFixed(1)} MiB packed, ${spec.commits} commits (${repo.reused ? 'cached' : `generated in ${((Date.now() - t) / 1000).toFixed(1)} s`})`,
-  );
+  let repo: { dir: string; packBytes: number };
+  let what: string;
+  if (ctx.linkRepo) {
+    const key = createHash('sha256').update(ctx.linkRepo).digest('hex').slice(0, 12);
+    const real = await realRepo(join(ctx.cache, `real-${key}.git`), ctx.linkRepo);
+    repo = real;
+    what = `${ctx.linkRepo} (${real.refs} refs)`;
+    ctx.log(
+      `real repository ${ctx.linkRepo}: ${(real.packBytes / 2 ** 20).toFixed(1)} MiB packed, ${real.refs} refs${real.dropped.length ? `; ${real.dropped.length} refs reaching objects the source lacks left out: ${real.dropped.join(' ')}` : ''} (${real.reused ? 'cached copy' : `copied and repacked in ${((Date.now() - t) / 1000).toFixed(1)} s`})`,
+    );
+  } else {
+    const history = await historyRepo(join(ctx.cache, `history-${spec.seed}.git`), spec);
+    repo = history;
+    what = `${spec.commits} commits of text edits`;
+    ctx.log(
+      `history repository: ${(history.packBytes / 2 ** 20).toFixed(1)} MiB packed, ${spec.commits} commits (${history.reused ? 'cached' : `generated in ${((Date.now() - t) / 1000).toFixed(1)} s`})`,
+    );
+  }
+  const name = ctx.linkRepo ? 'real' : 'history';
+  const PATH = `/pub/${name}.git`;
+  // a real repository's clones cost a minute each: git:// only for the generated one
+  const withDaemon = !ctx.linkRepo;
   const toplevel = join(ctx.work, 'link-origin');
   const out = join(ctx.work, 'link-published');
   await mkdir(join(toplevel, 'pub'), { recursive: true });
-  execFileSync('cp', ['-al', repo.dir, join(toplevel, 'pub', 'history.git')]);
+  execFileSync('cp', ['-al', repo.dir, join(toplevel, 'pub', `${name}.git`)]);
   const published = await bundlemirror(['publish', '--quiet', '--toplevel', toplevel, '--out', out], {
     timeoutMs: 900_000,
   });
-  const index = JSON.parse(await readFile(join(out, 'pub', 'history.git', 'index.json'), 'utf8')) as {
+  const index = JSON.parse(await readFile(join(out, 'pub', `${name}.git`, 'index.json'), 'utf8')) as {
     bundles: { uri: string; size: number; parts?: unknown[] }[];
   };
   const base = index.bundles[0]!;
-  const bundleFile = join(out, 'pub', 'history.git', base.uri);
+  const bundleFile = join(out, 'pub', `${name}.git`, base.uri);
   // the pack alone, as index-pack reads it from a bundle
   const packFile = join(ctx.work, 'history.pack');
   const { packOffset } = await readBundleHeader(bundleFile);
@@ -133,7 +151,7 @@ export async function link(ctx: BenchContext): Promise<void> {
     ['publish', '--quiet', '--toplevel', toplevel, '--out', wholeOut, '--parts', '1'],
     { timeoutMs: 900_000 },
   );
-  const wholeIndex = JSON.parse(await readFile(join(wholeOut, 'pub', 'history.git', 'index.json'), 'utf8')) as {
+  const wholeIndex = JSON.parse(await readFile(join(wholeOut, 'pub', `${name}.git`, 'index.json'), 'utf8')) as {
     bundles: { size: number }[];
   };
   const partCount = base.parts?.length ?? 1;
@@ -147,7 +165,7 @@ export async function link(ctx: BenchContext): Promise<void> {
   });
   addRow(ctx, {
     scenario: '8 Link',
-    measure: `publish of the history repository, base in ${partCount} parts, wall (CLI incl. start-up)`,
+    measure: `publish of ${ctx.linkRepo ? 'the real repository' : 'the history repository'}, base in ${partCount} parts, wall (CLI incl. start-up)`,
     unit: 'ms',
     ours: published.wallMs,
     theirsLabel: 'one piece (`publish --parts 1`)',
@@ -158,7 +176,7 @@ export async function link(ctx: BenchContext): Promise<void> {
   const wholeServe = await startServe(wholeOut, toplevel);
   const daemon = await startGitDaemon(toplevel);
   try {
-    for (const rate of ctx.sizes.linkRates) {
+    for (const rate of ctx.linkRates ?? (ctx.linkRepo ? [25e6] : ctx.sizes.linkRates)) {
       const label = `${rate / 1e6} MB/s`;
       const http = await startFaultProxy({ upstream: { host: '127.0.0.1', port: serve.port }, bytesPerSecond: rate });
       const git = await startFaultProxy({ upstream: { host: '127.0.0.1', port: daemon.port }, bytesPerSecond: rate });
@@ -227,6 +245,11 @@ export async function link(ctx: BenchContext): Promise<void> {
                 timed('curl', ['-sSf', '-o', '/dev/null', http.url(`${PATH}/${base.uri}`)], { timeoutMs: 1_800_000 }),
             ],
           ];
+          if (!withDaemon)
+            steps.splice(
+              steps.findIndex(([n]) => n === 'daemon'),
+              1,
+            );
           for (let k = 0; k < steps.length; k++) {
             const [name, run] = steps[(k + i) % steps.length]!;
             runs[name]!.push(await run());
@@ -245,7 +268,7 @@ export async function link(ctx: BenchContext): Promise<void> {
       const resolve = median(phases.map((p) => p.resolveMs))!;
       const indexPack = median(phases.map((p) => p.totalMs))!;
       const download = wall('download');
-      const size = `${(base.size / 2 ** 20).toFixed(0)} MiB base bundle`;
+      const size = `${(base.size / 2 ** 20).toFixed(0)} MiB base bundle, ${what}`;
       const fast = rate >= 25e6;
       addRow(ctx, {
         scenario: '8 Link',
@@ -259,14 +282,15 @@ export async function link(ctx: BenchContext): Promise<void> {
         note: 'CLI incl. start-up',
         samples: { ours: runs.ours!.map((r) => r.wallMs), theirs: runs.http!.map((r) => r.wallMs) },
       });
-      addRow(ctx, {
-        scenario: '8 Link',
-        measure: `bootstrap through ${label}, wall`,
-        unit: 'ms',
-        ours,
-        theirsLabel: '`git clone --mirror` git://',
-        theirs: wall('daemon'),
-      });
+      if (withDaemon)
+        addRow(ctx, {
+          scenario: '8 Link',
+          measure: `bootstrap through ${label}, wall`,
+          unit: 'ms',
+          ours,
+          theirsLabel: '`git clone --mirror` git://',
+          theirs: wall('daemon'),
+        });
       addRow(ctx, {
         scenario: '8 Link',
         measure: `bootstrap through ${label}, wall`,

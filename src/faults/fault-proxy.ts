@@ -18,6 +18,7 @@
  * downstream capacity shared by every connection, as on a real line.
  */
 import { seededRandom } from './random.js';
+import { SlowLink } from './slow-link.js';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export type ByteBudget = number | { min: number; max: number; seed: number };
@@ -88,8 +89,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
-  /** When the simulated slow link has sent everything queued so far (shared by all connections). */
-  let linkFreeAt = 0;
+  /** The simulated slow link (shared by all connections). */
+  const link = new SlowLink();
 
   const track = (s: Socket): void => {
     sockets.add(s);
@@ -166,25 +167,34 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       const slices: Buffer[] = [];
       for (let i = 0; i < c.length; i += SLOW_LINK_SLICE) slices.push(c.subarray(i, i + SLOW_LINK_SLICE));
       const step = (): void => {
-        const s = slices.shift();
-        if (!s) {
-          throttling = false;
-          after();
-          if (endAfterDelivery && !done) {
-            done = true;
-            client.end();
-          } else if (!done && !client.writableNeedDrain) up.resume(); // else 'drain' resumes it
+        for (;;) {
+          const s = slices.shift();
+          if (!s) {
+            throttling = false;
+            after();
+            if (endAfterDelivery && !done) {
+              done = true;
+              client.end();
+            } else if (!done && !client.writableNeedDrain) up.resume(); // else 'drain' resumes it
+            return;
+          }
+          const now = Date.now();
+          const sentAt = link.book(s.length, rate, now);
+          if (sentAt <= now) {
+            // behind schedule (a late timer): this slice is due already
+            if (client.destroyed) return;
+            writeDown(s);
+            continue;
+          }
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            if (client.destroyed) return;
+            writeDown(s);
+            step();
+          }, sentAt - now);
+          timers.add(timer);
           return;
         }
-        const now = Date.now();
-        linkFreeAt = Math.max(linkFreeAt, now) + (s.length * 1000) / rate;
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          if (client.destroyed) return;
-          writeDown(s);
-          step();
-        }, linkFreeAt - now);
-        timers.add(timer);
       };
       step();
     };
