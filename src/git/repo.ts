@@ -5,6 +5,9 @@
  * inside a `--flag=value` argument.
  */
 import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { BundlemirrorError } from '../errors.js';
 import { git, gitText, type GitOptions } from './exec.js';
 import { isObjectId, refNameProblem } from './refname.js';
@@ -136,23 +139,63 @@ export interface RefUpdate {
  * Applies every update in one `git update-ref --stdin` transaction: either
  * all refs move or none does. Names and ids are validated first.
  */
+/** Refuses a ref name or object id nothing should be written with (the index is not trusted). */
+function checkRefUpdate(u: RefUpdate, repo?: string): void {
+  const problem = refNameProblem(u.name);
+  if (problem) throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${JSON.stringify(u.name)} ${problem}`, { repo });
+  if (u.oid !== null && !isObjectId(u.oid))
+    throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${u.name}: ${JSON.stringify(u.oid)} is not an object id`, {
+      repo,
+    });
+}
+
 export async function updateRefs(gitDir: string, updates: RefUpdate[], repo?: string): Promise<void> {
   if (updates.length === 0) return;
   const lines: string[] = ['start'];
   for (const u of updates) {
-    const problem = refNameProblem(u.name);
-    if (problem) throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${JSON.stringify(u.name)} ${problem}`, { repo });
-    if (u.oid === null) lines.push(`delete ${u.name}`);
-    else {
-      if (!isObjectId(u.oid))
-        throw new BundlemirrorError('E_UNSAFE_NAME', `ref ${u.name}: ${JSON.stringify(u.oid)} is not an object id`, {
-          repo,
-        });
-      lines.push(`update ${u.name} ${u.oid}`);
-    }
+    checkRefUpdate(u, repo);
+    lines.push(u.oid === null ? `delete ${u.name}` : `update ${u.name} ${u.oid}`);
   }
   lines.push('prepare', 'commit', '');
   await git(['update-ref', '--stdin'], { gitDir, repo, input: lines.join('\n') });
+}
+
+/**
+ * The first refs of a new repository, written as one `packed-refs` file, as
+ * `git clone` writes the refs it receives: `update-ref` makes a file per ref
+ * (with a lock and a rename each, and for `refs/pull/N/head` a directory
+ * each), which for a few thousand refs costs half a second and tens of
+ * megabytes of directories. Only for a repository nobody else uses yet (a
+ * new one in staging) and that has no ref: otherwise, and when one name is
+ * a directory of another (git refuses that pair; let it say so), it is
+ * `updateRefs`. Names and ids are checked as `updateRefs` checks them.
+ */
+export async function setInitialRefs(gitDir: string, refs: readonly Ref[], repo?: string): Promise<void> {
+  const updates = refs.map((r) => ({ name: r.name, oid: r.oid }));
+  for (const u of updates) checkRefUpdate(u, repo);
+  const names = new Set(refs.map((r) => r.name));
+  const nested = refs.some((r) => {
+    for (let i = r.name.indexOf('/'); i > 0; i = r.name.indexOf('/', i + 1))
+      if (names.has(r.name.slice(0, i))) return true;
+    return false;
+  });
+  if (nested || names.size !== refs.length || (await showRef(gitDir, repo)) !== '' || (await packedRefsExist(gitDir)))
+    return updateRefs(gitDir, updates, repo);
+  if (refs.length === 0) return;
+  // git's own order (bytes), so the file can say it is sorted
+  const sorted = [...refs].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  const text = '# pack-refs with: sorted \n' + sorted.map((r) => `${r.oid} ${r.name}\n`).join('');
+  await writeFileAtomic(join(gitDir, 'packed-refs'), text);
+}
+
+async function packedRefsExist(gitDir: string): Promise<boolean> {
+  return stat(join(gitDir, 'packed-refs')).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
 }
 
 /** Which of these object ids exist in the repository (as commits or any object). */

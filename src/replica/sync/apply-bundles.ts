@@ -15,6 +15,7 @@ import {
   formatShowRef,
   isConnected,
   parseShowRef,
+  setInitialRefs,
   unbundle,
   updateRefs,
   type RefUpdate,
@@ -159,7 +160,14 @@ export async function applyFromBundles(
   for (const r of current) if (!(r.name in index.refs)) updates.push({ name: r.name, oid: null });
   // the store's copy of these refs first: what the member points at must never be prunable there
   if (shared) await syncVirtualRefs(shared, path, index.refs);
-  await updateRefs(work, updates, path);
+  // a proved chain's repository is new and in staging: its refs go straight into packed-refs, as git clone's do
+  if (proved)
+    await setInitialRefs(
+      work,
+      Object.entries(index.refs).map(([name, oid]) => ({ name, oid })),
+      path,
+    );
+  else await updateRefs(work, updates, path);
   const fp = fingerprintOf(formatShowRef(Object.entries(index.refs).map(([name, oid]) => ({ name, oid }))));
   if (fp !== index.fingerprint) ctx.log.warn(`${path}: index.json refs do not hash to its own fingerprint`);
 }
