@@ -3,8 +3,9 @@
  * `pull --daemon` answer at /metrics. Counters end in `_total`; label
  * values are escaped as the format requires.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface Sample {
   labels?: Readonly<Record<string, string>>;
@@ -20,6 +21,21 @@ export interface MetricFamily {
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** A family of one unlabelled sample: most of what serve and the daemon report. */
+export function single(name: string, help: string, type: MetricFamily['type'], value: number): MetricFamily {
+  return { name, help, type, samples: [{ value }] };
+}
+
+/** Answers GET or HEAD of a /metrics page with `body` (never cached: every scrape wants now). */
+export function sendMetrics(req: IncomingMessage, res: ServerResponse, body: string): void {
+  res.writeHead(200, {
+    'Content-Type': PROMETHEUS_CONTENT_TYPE,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
 
 export function renderPrometheus(families: readonly MetricFamily[]): string {
   const out: string[] = [];

@@ -5,7 +5,7 @@
  * response, when it finishes or the client hangs up.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LabelledCounter, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../metrics/prometheus.js';
+import { LabelledCounter, renderPrometheus, sendMetrics, single } from '../metrics/prometheus.js';
 import { byteCount } from './access-log.js';
 import { methodNotAllowed } from './reply.js';
 import type { BackendLimits } from './backend-limits.js';
@@ -14,30 +14,25 @@ export const METRICS_PATH = '/metrics';
 
 function backendFamilies(b: BackendLimits) {
   return [
-    {
-      name: 'bundlemirror_serve_git_backends_running',
-      help: 'git http-backend processes running now.',
-      type: 'gauge' as const,
-      samples: [{ value: b.running }],
-    },
-    {
-      name: 'bundlemirror_serve_git_backends_limit',
-      help: 'git http-backend processes allowed at once (--git-backends).',
-      type: 'gauge' as const,
-      samples: [{ value: b.max }],
-    },
-    {
-      name: 'bundlemirror_serve_git_requests_waiting',
-      help: 'Smart-HTTP requests waiting for a backend now.',
-      type: 'gauge' as const,
-      samples: [{ value: b.waiting }],
-    },
-    {
-      name: 'bundlemirror_serve_git_requests_refused_total',
-      help: 'Smart-HTTP requests refused for load: no backend in time (503) or a request body too slow or too large (408, 413).',
-      type: 'counter' as const,
-      samples: [{ value: b.refused }],
-    },
+    single('bundlemirror_serve_git_backends_running', 'git http-backend processes running now.', 'gauge', b.running),
+    single(
+      'bundlemirror_serve_git_backends_limit',
+      'git http-backend processes allowed at once (--git-backends).',
+      'gauge',
+      b.max,
+    ),
+    single(
+      'bundlemirror_serve_git_requests_waiting',
+      'Smart-HTTP requests waiting for a backend now.',
+      'gauge',
+      b.waiting,
+    ),
+    single(
+      'bundlemirror_serve_git_requests_refused_total',
+      'Smart-HTTP requests refused for load: no backend in time (503) or a request body too slow or too large (408, 413).',
+      'counter',
+      b.refused,
+    ),
   ];
 }
 
@@ -82,12 +77,7 @@ export class ServeMetrics {
   /** Answers GET/HEAD /metrics. */
   handle(req: IncomingMessage, res: ServerResponse): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, ['GET', 'HEAD']);
-    const body = this.render();
-    res.statusCode = 200;
-    res.setHeader('Content-Type', PROMETHEUS_CONTENT_TYPE);
-    res.setHeader('Content-Length', Buffer.byteLength(body));
-    res.setHeader('Cache-Control', 'no-store');
-    res.end(req.method === 'HEAD' ? undefined : body);
+    sendMetrics(req, res, this.render());
   }
 
   render(): string {
@@ -98,24 +88,19 @@ export class ServeMetrics {
         type: 'counter',
         samples: this.requests.samples('class'),
       },
-      {
-        name: 'bundlemirror_serve_response_bytes_total',
-        help: 'Response body bytes written to clients.',
-        type: 'counter',
-        samples: [{ value: this.bytesSent }],
-      },
-      {
-        name: 'bundlemirror_serve_aborted_responses_total',
-        help: 'Responses the client hung up on before they were complete.',
-        type: 'counter',
-        samples: [{ value: this.aborted }],
-      },
-      {
-        name: 'bundlemirror_serve_requests_in_flight',
-        help: 'Requests being answered now.',
-        type: 'gauge',
-        samples: [{ value: this.inFlight }],
-      },
+      single(
+        'bundlemirror_serve_response_bytes_total',
+        'Response body bytes written to clients.',
+        'counter',
+        this.bytesSent,
+      ),
+      single(
+        'bundlemirror_serve_aborted_responses_total',
+        'Responses the client hung up on before they were complete.',
+        'counter',
+        this.aborted,
+      ),
+      single('bundlemirror_serve_requests_in_flight', 'Requests being answered now.', 'gauge', this.inFlight),
       ...(this.backends === null ? [] : backendFamilies(this.backends)),
     ]);
   }

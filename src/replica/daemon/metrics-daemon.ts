@@ -5,7 +5,7 @@
  * totals of this process. The replica's repositories by state come from
  * `bundlemirror status` (status.ts, metrics.ts) and are appended to these.
  */
-import { LabelledCounter, renderPrometheus, type MetricFamily } from '../../metrics/prometheus.js';
+import { LabelledCounter, renderPrometheus, single, type MetricFamily } from '../../metrics/prometheus.js';
 import { transferStats } from '../../transfer/download-stats.js';
 import type { PullReport } from '../pull.js';
 
@@ -79,12 +79,12 @@ export class DaemonMetrics {
     const t = transferStats();
     const seconds = (ms: number) => ms / 1000;
     const families: MetricFamily[] = [
-      {
-        name: 'bundlemirror_daemon_start_timestamp_seconds',
-        help: 'When this daemon started.',
-        type: 'gauge',
-        samples: [{ value: seconds(this.startedMs) }],
-      },
+      single(
+        'bundlemirror_daemon_start_timestamp_seconds',
+        'When this daemon started.',
+        'gauge',
+        seconds(this.startedMs),
+      ),
       {
         name: 'bundlemirror_daemon_runs_total',
         help: 'Pull runs started, by what triggered them.',
@@ -97,18 +97,18 @@ export class DaemonMetrics {
         type: 'counter',
         samples: this.failedRuns.samples('trigger'),
       },
-      {
-        name: 'bundlemirror_daemon_run_in_progress',
-        help: 'Whether a pull run is in progress.',
-        type: 'gauge',
-        samples: [{ value: this.running ? 1 : 0 }],
-      },
-      {
-        name: 'bundlemirror_daemon_ticks_coalesced_total',
-        help: 'Runs that came due while the same run was already waiting behind the one in progress, and were merged into it.',
-        type: 'counter',
-        samples: [{ value: this.coalesced }],
-      },
+      single(
+        'bundlemirror_daemon_run_in_progress',
+        'Whether a pull run is in progress.',
+        'gauge',
+        this.running ? 1 : 0,
+      ),
+      single(
+        'bundlemirror_daemon_ticks_coalesced_total',
+        'Runs that came due while the same run was already waiting behind the one in progress, and were merged into it.',
+        'counter',
+        this.coalesced,
+      ),
       {
         name: 'bundlemirror_daemon_repositories_synced_total',
         help: 'Repository outcomes of all runs.',
@@ -127,36 +127,26 @@ export class DaemonMetrics {
         type: 'counter',
         samples: this.reloads.samples('result'),
       },
-      {
-        name: 'bundlemirror_downloads_total',
-        help: 'Resumable downloads started by this process.',
-        type: 'counter',
-        samples: [{ value: t.downloads }],
-      },
-      {
-        name: 'bundlemirror_downloaded_bytes_total',
-        help: 'Bytes downloaded by this process.',
-        type: 'counter',
-        samples: [{ value: t.bytesDownloaded }],
-      },
-      {
-        name: 'bundlemirror_resumed_bytes_total',
-        help: 'Bytes not downloaded again because a download resumed from a partial file.',
-        type: 'counter',
-        samples: [{ value: t.bytesResumed }],
-      },
-      {
-        name: 'bundlemirror_download_restarts_total',
-        help: 'Downloads that had to start over from byte 0.',
-        type: 'counter',
-        samples: [{ value: t.restarts }],
-      },
-      {
-        name: 'bundlemirror_download_verify_failures_total',
-        help: 'Downloads whose bytes did not match the published sha256.',
-        type: 'counter',
-        samples: [{ value: t.verifyFailures }],
-      },
+      single('bundlemirror_downloads_total', 'Resumable downloads started by this process.', 'counter', t.downloads),
+      single('bundlemirror_downloaded_bytes_total', 'Bytes downloaded by this process.', 'counter', t.bytesDownloaded),
+      single(
+        'bundlemirror_resumed_bytes_total',
+        'Bytes not downloaded again because a download resumed from a partial file.',
+        'counter',
+        t.bytesResumed,
+      ),
+      single(
+        'bundlemirror_download_restarts_total',
+        'Downloads that had to start over from byte 0.',
+        'counter',
+        t.restarts,
+      ),
+      single(
+        'bundlemirror_download_verify_failures_total',
+        'Downloads whose bytes did not match the published sha256.',
+        'counter',
+        t.verifyFailures,
+      ),
     ];
     if (this.last.size) {
       const runs = [...this.last.values()].sort((a, b) => (a.trigger < b.trigger ? -1 : 1));
@@ -184,12 +174,14 @@ export class DaemonMetrics {
       );
     }
     if (this.lastSuccessMs !== null) {
-      families.push({
-        name: 'bundlemirror_daemon_last_success_timestamp_seconds',
-        help: 'When the last run that left every repository verified ended.',
-        type: 'gauge',
-        samples: [{ value: seconds(this.lastSuccessMs) }],
-      });
+      families.push(
+        single(
+          'bundlemirror_daemon_last_success_timestamp_seconds',
+          'When the last run that left every repository verified ended.',
+          'gauge',
+          seconds(this.lastSuccessMs),
+        ),
+      );
     }
     return families;
   }

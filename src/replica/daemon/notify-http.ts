@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import * as z from 'zod';
 import { BundlemirrorError } from '../../errors.js';
 import { repoPathProblem } from '../../git/refname.js';
-import { PROMETHEUS_CONTENT_TYPE } from '../../metrics/prometheus.js';
+import { sendMetrics } from '../../metrics/prometheus.js';
 import type { ListenAddress } from './daemon-config.js';
 import { ClientLimits, WarnSummary } from './client-limits.js';
 import {
@@ -102,13 +102,7 @@ async function handleHttp(
   }
   if (path === METRICS_PATH) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'use GET', { Allow: 'GET, HEAD' });
-    const body = await opts.metrics();
-    res.writeHead(200, {
-      'Content-Type': PROMETHEUS_CONTENT_TYPE,
-      'Content-Length': Buffer.byteLength(body),
-      'Cache-Control': 'no-store',
-    });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    sendMetrics(req, res, await opts.metrics());
     return;
   }
   if (path !== NOTIFY_PATH)
