@@ -16,13 +16,16 @@ interface RecordFile {
   repos: Record<string, { firstSeen?: string; lastChecked?: string; lastOutcome?: string; nextDue?: string }>;
 }
 
-async function mirrored(t: ExecutionContext, fsckSection = '') {
+/** An origin and a replica that pulled it, with `fsckSection` in its [fsck] and, with `reportHook`, a report_hook saving each report. */
+async function mirrored(t: ExecutionContext, fsckSection = '', opts: { reportHook?: boolean } = {}) {
   const origin = await startOrigin(t);
+  const hook = opts.reportHook ? await hookSaving(origin) : { script: '', out: '' };
   const { config, toplevel } = await replicaFor(origin);
-  if (fsckSection) await writeFile(config, (await readFile(config, 'utf8')) + `\n[fsck]\n${fsckSection}\n`);
+  const section = [fsckSection, hook.script && `report_hook = ${hook.script}`].filter(Boolean).join('\n');
+  if (section) await writeFile(config, (await readFile(config, 'utf8')) + `\n[fsck]\n${section}\n`);
   const r = await pull(config);
   t.is(r.code, 0, r.stderr);
-  return { origin, config, toplevel };
+  return { origin, config, toplevel, hook };
 }
 
 async function fsck(config: string, ...args: string[]): Promise<{ code: number; report: FsckReport; stderr: string }> {
@@ -145,15 +148,9 @@ test('[fsck] repack = yes repacks what fsck checks: the pack count drops to one,
 });
 
 test('a repository with a deleted object is reported through report_hook with its path and E_CORRUPT when no reclone_on_errors line matches', async (t) => {
-  const origin = await startOrigin(t);
-  const hook = await hookSaving(origin);
-  const { config, toplevel } = await replicaFor(origin);
-  await writeFile(
-    config,
-    (await readFile(config, 'utf8')) +
-      `\n[fsck]\nreclone_on_errors = fatal: bad tree object\nreport_hook = ${hook.script}\n`,
-  );
-  t.is((await pull(config)).code, 0);
+  const { origin, config, toplevel, hook } = await mirrored(t, 'reclone_on_errors = fatal: bad tree object', {
+    reportHook: true,
+  });
   const blob = await deleteOneObject(join(toplevel, BETA));
 
   const r = await fsck(config);
@@ -177,15 +174,9 @@ test('a repository with a deleted object is reported through report_hook with it
 });
 
 test('ignore_errors: a finding that matches is not a problem, and a clean run sends no report', async (t) => {
-  const origin = await startOrigin(t);
-  const hook = await hookSaving(origin);
-  const { config, toplevel } = await replicaFor(origin);
-  await writeFile(
-    config,
-    (await readFile(config, 'utf8')) +
-      `\n[fsck]\nignore_errors = missing blob\n                broken link\nreport_hook = ${hook.script}\n`,
-  );
-  t.is((await pull(config)).code, 0);
+  const { config, toplevel, hook } = await mirrored(t, `ignore_errors = missing blob\n                broken link`, {
+    reportHook: true,
+  });
   await deleteOneObject(join(toplevel, BETA));
   const r = await fsck(config, '--no-repair');
   t.is(r.code, 0, r.stderr);
@@ -224,11 +215,7 @@ test("the systemd unit's command is a valid fsck --due run of the replica, and i
 });
 
 test('Ctrl-C exits 130: what was verified healthy is recorded, the unfinished repair is not, and no report is sent', async (t) => {
-  const origin = await startOrigin(t);
-  const hook = await hookSaving(origin);
-  const { config, toplevel } = await replicaFor(origin);
-  await writeFile(config, (await readFile(config, 'utf8')) + `\n[fsck]\nreport_hook = ${hook.script}\n`);
-  t.is((await pull(config)).code, 0);
+  const { config, toplevel, hook } = await mirrored(t, '', { reportHook: true });
   await deleteOneObject(join(toplevel, BETA));
   // a pull holds the lock: fsck checks everything, then waits to repair beta
   const release = await acquireToplevelLock(toplevel);

@@ -7,27 +7,14 @@ import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { startServer } from '../src/server/server.js';
 import { runCli } from './support/cli.js';
 import { startFaultProxy } from './support/fault-proxy.js';
-import {
-  commitLfsFile,
-  hasGitLfs,
-  lfsUrl,
-  lfsWorkTree,
-  startLfsOrigin,
-  WRITERS,
-  type LfsOrigin,
-} from './support/lfs.js';
+import { commitLfsFile, hasGitLfs, startLfsOrigin, writerWorkTree, type LfsOrigin } from './support/lfs.js';
 import { fingerprintOf, pull, writeConfig } from './support/mirror.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const REPO = '/pub/assets.git';
 
 async function pushAssets(o: LfsOrigin, sizes: number[]): Promise<{ wt: string; files: Map<string, Buffer> }> {
-  const wt = await lfsWorkTree(
-    o.client,
-    o.dir,
-    o.bare,
-    lfsUrl(o.server, REPO, { name: 'alice', token: WRITERS.alice }),
-  );
+  const wt = await writerWorkTree(o, 'alice');
   const files = new Map<string, Buffer>();
   for (const [i, size] of sizes.entries())
     files.set(`asset-${i}.bin`, await commitLfsFile(o.client, wt, `asset-${i}.bin`, size));

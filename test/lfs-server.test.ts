@@ -9,19 +9,22 @@ import { startServer } from '../src/server/server.js';
 import { request } from './support/http.js';
 import { BIN } from './support/cli.js';
 import { lfsObjectPath } from '../src/lfs/oid.js';
-import { commitLfsFile, hasGitLfs, lfsUrl, lfsWorkTree, startLfsOrigin, WRITERS } from './support/lfs.js';
+import {
+  commitLfsFile,
+  hasGitLfs,
+  lfsUrl,
+  lfsWorkTree,
+  startLfsOrigin,
+  writerWorkTree,
+  WRITERS,
+} from './support/lfs.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 test('git lfs push with writer credentials stores every object under its sha256; a wrong token is refused', async (t) => {
   if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
   const o = await startLfsOrigin(t);
-  const wt = await lfsWorkTree(
-    o.client,
-    o.dir,
-    o.bare,
-    lfsUrl(o.server, '/pub/assets.git', { name: 'alice', token: WRITERS.alice }),
-  );
+  const wt = await writerWorkTree(o, 'alice');
   const files = [
     await commitLfsFile(o.client, wt, 'a.bin', 1_500_000),
     await commitLfsFile(o.client, wt, 'b.bin', 2_000_000),
@@ -32,12 +35,7 @@ test('git lfs push with writer credentials stores every object under its sha256;
     t.true((await readFile(lfsObjectPath(o.bare, sha256(body)))).equals(body));
   }
 
-  const bad = await lfsWorkTree(
-    o.client,
-    o.dir,
-    o.bare,
-    lfsUrl(o.server, '/pub/assets.git', { name: 'alice', token: 'not-the-token' }),
-  );
+  const bad = await writerWorkTree(o, 'alice', 'not-the-token');
   const body = await commitLfsFile(o.client, bad, 'c.bin', 100_000);
   const refused = await o.client.run(['push', '--quiet', 'origin', 'main:refs/heads/other'], {
     cwd: bad,
@@ -50,9 +48,8 @@ test('git lfs push with writer credentials stores every object under its sha256;
 test('git lfs lock, locks and unlock; another writer needs --force; a push with locksverify stops at their lock', async (t) => {
   if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
   const o = await startLfsOrigin(t);
-  const aliceUrl = lfsUrl(o.server, '/pub/assets.git', { name: 'alice', token: WRITERS.alice });
   const bobUrl = lfsUrl(o.server, '/pub/assets.git', { name: 'bob', token: WRITERS.bob });
-  const alice = await lfsWorkTree(o.client, o.dir, o.bare, aliceUrl);
+  const alice = await writerWorkTree(o, 'alice');
   await commitLfsFile(o.client, alice, 'scene.bin', 50_000);
   t.is((await o.client.run(['push', '--quiet', 'origin', 'main'], { cwd: alice })).code, 0);
 
@@ -120,12 +117,7 @@ const LFS_JSON = { 'Content-Type': 'application/vnd.git-lfs+json', Accept: 'appl
 test('an upload cut mid-body leaves nothing visible, and the retry by git lfs push succeeds', async (t) => {
   if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
   const o = await startLfsOrigin(t);
-  const wt = await lfsWorkTree(
-    o.client,
-    o.dir,
-    o.bare,
-    lfsUrl(o.server, '/pub/assets.git', { name: 'alice', token: WRITERS.alice }),
-  );
+  const wt = await writerWorkTree(o, 'alice');
   const body = await commitLfsFile(o.client, wt, 'big.bin', 1_000_000);
   const oid = sha256(body);
   await cutUpload(

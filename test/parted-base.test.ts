@@ -15,43 +15,17 @@ import { readBundleHeader } from '../src/git/bundle.js';
 import { git } from '../src/git/exec.js';
 import { OBJ_COMMIT, OBJ_TAG, packObjectCount, packObjectOffsets, readObjectHeader } from '../src/git/pack.js';
 import { initBare } from '../src/git/repo.js';
-import { parseRepoIndex, type PackPart, type RepoIndex } from '../src/manifest/repo-index.js';
+import type { PackPart } from '../src/manifest/repo-index.js';
 import { indexPackParts } from '../src/replica/sync/part-indexer.js';
-import { startServer } from '../src/server/server.js';
 import { runCli, startCli } from './support/cli.js';
-import { fingerprintOf, replicaThrough } from './support/mirror.js';
+import { fingerprintOf, replicaThrough, startHistoryOrigin, type HistoryOrigin } from './support/mirror.js';
 import { checkRepo, FAST_ENV, leftovers, partialPast } from './support/reliability.js';
-import { showRefOf, tempDir, textHistoryRepo } from './support/repos.js';
+import { showRefOf } from './support/repos.js';
 
 const PATH = '/pub/history.git';
 
-interface World {
-  dir: string;
-  toplevel: string;
-  out: string;
-  bare: string;
-  url: string;
-  indexFile: string;
-  index(): Promise<RepoIndex>;
-  bundleFile(): Promise<string>;
-}
-
-async function world(t: ExecutionContext, flags: string[]): Promise<World> {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const toplevel = join(dir, 'origin');
-  const out = join(dir, 'published');
-  const bare = join(toplevel, 'pub', 'history.git');
-  await textHistoryRepo(bare);
-  const r = await runCli(['publish', '--toplevel', toplevel, '--bundles', out, '--quiet', ...flags]);
-  t.is(r.code, 0, r.stderr);
-  const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false });
-  t.teardown(() => server.close());
-  const indexFile = join(out, 'pub', 'history.git', 'index.json');
-  const index = async () => parseRepoIndex(await readFile(indexFile), PATH);
-  const bundleFile = async () => join(out, 'pub', 'history.git', (await index()).bundles[0]!.uri);
-  return { dir, toplevel, out, bare, url: server.url, indexFile, index, bundleFile };
-}
+type World = HistoryOrigin;
+const world = startHistoryOrigin;
 
 const parted = (t: ExecutionContext) => world(t, ['--parts', '5', '--parts-min-mib', '0']);
 

@@ -2,19 +2,12 @@ import test from 'ava';
 import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifestFile } from '../src/manifest/manifest.js';
-import { makeRepo, tempDir } from './support/repos.js';
+import { toplevelWith } from './support/repos.js';
 import { runCli } from './support/cli.js';
 
 async function setup(t: { teardown: (fn: () => Promise<void>) => void }) {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const toplevel = join(dir, 'top');
-  const out = join(dir, 'out');
-  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git');
-  await makeRepo(dir, toplevel, 'pub/beta.git');
-  await makeRepo(dir, toplevel, 'testing/scratch.git');
-  const config = join(dir, 'publish.conf');
-  return { dir, toplevel, out, alpha, config };
+  const { dir, toplevel, out, repos } = await toplevelWith(t, ['pub/alpha.git', 'pub/beta.git', 'testing/scratch.git']);
+  return { dir, toplevel, out, alpha: repos['pub/alpha.git']!, config: join(dir, 'publish.conf') };
 }
 
 const exists = (p: string) =>

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { RACY_MS } from '../src/git/refs-signature.js';
 import { readManifestFile } from '../src/manifest/manifest.js';
-import { initBareRepo, makeRepo, showRefOf, tempDir } from './support/repos.js';
+import { initBareRepo, showRefOf, toplevelWith } from './support/repos.js';
 import { execFileSync } from 'node:child_process';
 import { runCli } from './support/cli.js';
 import { makeSigningKey } from './support/keys.js';
@@ -13,13 +13,8 @@ import { pull, replicaFor, startOrigin } from './support/mirror.js';
 import { manifestStamp } from '../src/manifest/manifest-stamp.js';
 
 async function setup(t: { teardown: (fn: () => Promise<void>) => void }) {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const toplevel = join(dir, 'top');
-  const out = join(dir, 'out');
-  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git');
-  const beta = await makeRepo(dir, toplevel, 'pub/beta.git');
-  await makeRepo(dir, toplevel, 'pub/gamma.git');
+  const { dir, toplevel, out, repos } = await toplevelWith(t, ['pub/alpha.git', 'pub/beta.git', 'pub/gamma.git']);
+  const [alpha, beta] = [repos['pub/alpha.git']!, repos['pub/beta.git']!];
   const publish = (...args: string[]) => runCli(['publish', '--toplevel', toplevel, '--bundles', out, ...args]);
   const first = await publish('-q');
   if (first.code !== 0) throw new Error(first.stderr);

@@ -5,17 +5,15 @@ import { chmod, readFile, readdir, stat, symlink, writeFile } from 'node:fs/prom
 import { basename, join } from 'node:path';
 import { parseManifest, readManifestFile } from '../src/manifest/manifest.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
-import { makeFork, makeRepo, initBareRepo, showRefOf, tempDir } from './support/repos.js';
+import { makeFork, makeRepo, initBareRepo, showRefOf, tempDir, toplevelWith } from './support/repos.js';
 import { runCli } from './support/cli.js';
 import { publishJson } from './support/reports.js';
 
 async function setup(t: { teardown: (fn: () => Promise<void>) => void }) {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const toplevel = join(dir, 'top');
-  const out = join(dir, 'out');
-  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git', { description: 'alpha repo', owner: 'Alice' });
-  const beta = await makeRepo(dir, toplevel, 'pub/sub/beta.git');
+  const { dir, toplevel, out, repos } = await toplevelWith(t, ['pub/alpha.git', 'pub/sub/beta.git'], {
+    'pub/alpha.git': { description: 'alpha repo', owner: 'Alice' },
+  });
+  const [alpha, beta] = [repos['pub/alpha.git']!, repos['pub/sub/beta.git']!];
   const fork = await makeFork(dir, toplevel, alpha.bare, 'pub/forks/alpha-fork.git');
   await initBareRepo(join(toplevel, 'pub/empty.git'));
   return { dir, toplevel, out, alpha, beta, fork };

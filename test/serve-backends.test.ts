@@ -11,12 +11,38 @@ import { join } from 'node:path';
 import { git, gitText } from '../src/git/exec.js';
 import { writeManifestFile } from '../src/manifest/manifest.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
+import type { BackendLimitOptions } from '../src/server/backend-limits.js';
 import { eventually } from './support/daemon.js';
 import { request } from './support/http.js';
 import { makeRepo, showRefOf, tempDir } from './support/repos.js';
 import { backendChildren, HALF_SENT_POST, rawRequest, watchBackends } from './support/server-attacks.js';
 
 const pkt = (s: string) => (s.length + 4).toString(16).padStart(4, '0') + s;
+
+/**
+ * A server over a repository of 10 MiB with these backend limits, and a
+ * clone whose client stops reading: its upload-pack blocks on a full pipe
+ * and holds a backend (running is 1 when this returns). The stalled
+ * connection is closed with the test.
+ */
+async function oneBackendStalled(t: import('ava').ExecutionContext, gitLimits: BackendLimitOptions) {
+  const f = await fixture(t, 10 << 20);
+  const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
+  const server = await startServer({ bundles: f.out, toplevel: f.toplevel, port: 0, log: false, gitLimits });
+  t.teardown(() => server.close({ graceMs: 100 }));
+  const body = `${pkt(`want ${main}\n`)}0000${pkt('done\n')}`;
+  const stalled = rawRequest(
+    server.url,
+    'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
+      `Content-Length: ${body.length}\r\n\r\n${body}`,
+    { read: false, limitMs: 90_000 },
+  );
+  t.teardown(() => stalled.socket.destroy());
+  await eventually(async () =>
+    (await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined,
+  );
+  return { server, main, stalled };
+}
 
 async function metric(server: RunningServer, name: string): Promise<number> {
   const text = (await request(server.url, '/metrics')).body.toString();
@@ -72,26 +98,7 @@ test.serial(
 test.serial(
   'beyond --git-backends a request waits for a free backend, a full queue gets 503 with Retry-After',
   async (t) => {
-    const f = await fixture(t, 10 << 20);
-    const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
-    const server = await startServer({
-      bundles: f.out,
-      toplevel: f.toplevel,
-      port: 0,
-      log: false,
-      gitLimits: { max: 1, queue: 1, queueWaitMs: 60_000 },
-    });
-    t.teardown(() => server.close({ graceMs: 100 }));
-
-    // a clone whose client stops reading: its upload-pack blocks on a full pipe and keeps the only backend
-    const body = `${pkt(`want ${main}\n`)}0000${pkt('done\n')}`;
-    const stalledHead =
-      'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
-      `Content-Length: ${body.length}\r\n\r\n${body}`;
-    const stalled = rawRequest(server.url, stalledHead, { read: false, limitMs: 90_000 });
-    await eventually(async () =>
-      (await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined,
-    );
+    const { server, main, stalled } = await oneBackendStalled(t, { max: 1, queue: 1, queueWaitMs: 60_000 });
 
     // the next request waits for it
     const queued = request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack', { timeoutMs: 90_000 });
@@ -115,27 +122,7 @@ test.serial(
 );
 
 test.serial('a request that waits longer than the queue allows gets 503 with Retry-After', async (t) => {
-  const f = await fixture(t, 10 << 20);
-  const main = await gitText(['rev-parse', 'refs/heads/main'], { gitDir: f.bare });
-  const server = await startServer({
-    bundles: f.out,
-    toplevel: f.toplevel,
-    port: 0,
-    log: false,
-    gitLimits: { max: 1, queue: 8, queueWaitMs: 300 },
-  });
-  t.teardown(() => server.close({ graceMs: 100 }));
-  const body = `${pkt(`want ${main}\n`)}0000${pkt('done\n')}`;
-  const stalled = rawRequest(
-    server.url,
-    'POST /git/pub/a.git/git-upload-pack HTTP/1.1\r\nHost: mirror\r\nContent-Type: application/x-git-upload-pack-request\r\n' +
-      `Content-Length: ${body.length}\r\n\r\n${body}`,
-    { read: false, limitMs: 60_000 },
-  );
-  t.teardown(() => stalled.socket.destroy());
-  await eventually(async () =>
-    (await metric(server, 'bundlemirror_serve_git_backends_running')) === 1 ? true : undefined,
-  );
+  const { server } = await oneBackendStalled(t, { max: 1, queue: 8, queueWaitMs: 300 });
   const r = await request(server.url, '/git/pub/a.git/info/refs?service=git-upload-pack');
   t.is(r.status, 503);
   t.is(r.headers['retry-after'], '1');

@@ -4,17 +4,15 @@ import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifestStamp } from '../src/manifest/manifest-stamp.js';
 import { parseManifest } from '../src/manifest/manifest.js';
-import { makeFork, makeRepo, tempDir } from './support/repos.js';
+import { makeFork, toplevelWith } from './support/repos.js';
 import { runCli } from './support/cli.js';
 import { makeSigningKey } from './support/keys.js';
 
 async function setup(t: { teardown: (fn: () => Promise<void>) => void }) {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const toplevel = join(dir, 'top');
-  const out = join(dir, 'out');
-  const alpha = await makeRepo(dir, toplevel, 'pub/alpha.git');
-  await makeRepo(dir, toplevel, 'pub/sub/beta.git', { commits: 1 });
+  const { dir, toplevel, out, repos } = await toplevelWith(t, ['pub/alpha.git', 'pub/sub/beta.git'], {
+    'pub/sub/beta.git': { commits: 1 },
+  });
+  const alpha = repos['pub/alpha.git']!;
   await makeFork(dir, toplevel, alpha.bare, 'pub/forks/alpha-fork.git');
   const key = await makeSigningKey(dir, 'origin');
   const publish = async (...args: string[]) => {

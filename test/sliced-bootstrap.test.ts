@@ -10,48 +10,14 @@ import test, { type ExecutionContext } from 'ava';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
-import { parseRepoIndex, type RepoIndex } from '../src/manifest/repo-index.js';
-import { startServer } from '../src/server/server.js';
 import { runCli, startCli } from './support/cli.js';
-import { fingerprintOf, replicaThrough } from './support/mirror.js';
-import { showRefOf, tempDir, textHistoryRepo } from './support/repos.js';
+import { fingerprintOf, replicaThrough, startHistoryOrigin } from './support/mirror.js';
+import { showRefOf } from './support/repos.js';
 import { checkRepo, FAST_ENV, leftovers, partialPast } from './support/reliability.js';
 
 const PATH = '/pub/history.git';
-interface World {
-  dir: string;
-  toplevel: string;
-  out: string;
-  bare: string;
-  url: string;
-  index(): Promise<RepoIndex>;
-}
-
-async function world(t: ExecutionContext, slices: number): Promise<World> {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const toplevel = join(dir, 'origin');
-  const out = join(dir, 'published');
-  const bare = join(toplevel, 'pub', 'history.git');
-  await textHistoryRepo(bare);
-  const r = await runCli([
-    'publish',
-    '--toplevel',
-    toplevel,
-    '--bundles',
-    out,
-    '--quiet',
-    '--slices',
-    String(slices),
-    '--slice-min-mib',
-    '0',
-  ]);
-  t.is(r.code, 0, r.stderr);
-  const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false });
-  t.teardown(() => server.close());
-  const index = async () => parseRepoIndex(await readFile(join(out, 'pub', 'history.git', 'index.json')), PATH);
-  return { dir, toplevel, out, bare, url: server.url, index };
-}
+const world = (t: ExecutionContext, slices: number) =>
+  startHistoryOrigin(t, ['--slices', String(slices), '--slice-min-mib', '0']);
 
 const pull = (config: string) => runCli(['pull', '-c', config, '--no-progress', '-v'], { env: FAST_ENV });
 

@@ -24,6 +24,19 @@ async function stateDir(t: import('ava').ExecutionContext): Promise<string> {
 const bmDir = (top: string) => join(top, '.bundlemirror');
 const journals = async (top: string) => (await readdir(bmDir(top))).filter((n) => n.endsWith('.journal')).sort();
 
+/** A state with /a.git and /b.git recorded, its journal's path, and the warnings stores opened with `warn` give. */
+async function twoRecorded(t: import('ava').ExecutionContext) {
+  const warnings: string[] = [];
+  const warn = (m: string) => warnings.push(m);
+  const top = await stateDir(t);
+  const store = await openState(top, { warn });
+  await store.recordSuccess('/a.git', { fingerprint: fp(1) });
+  await store.recordSuccess('/b.git', { fingerprint: fp(2) });
+  const [name] = await journals(top);
+  t.truthy(name);
+  return { top, store, warnings, warn, journal: join(bmDir(top), name!) };
+}
+
 test('recording one repository among many appends one line to the journal and leaves state.json as it was', async (t) => {
   const top = await stateDir(t);
   const store = await openState(top);
@@ -67,19 +80,13 @@ test('a long journal is folded into a new snapshot, the old journal removed, not
 });
 
 test('a journal line cut by a killed writer is ignored by readers and cut off by the next writer', async (t) => {
-  const warnings: string[] = [];
-  const top = await stateDir(t);
-  const store = await openState(top);
-  await store.recordSuccess('/a.git', { fingerprint: fp(1) });
-  await store.recordSuccess('/b.git', { fingerprint: fp(2) });
-  const [journal] = await journals(top);
-  t.truthy(journal);
+  const { top, warnings, warn, journal } = await twoRecorded(t);
   // the writer was killed after part of its line reached the disk
-  await appendFile(join(bmDir(top), journal!), '{"repo":"/a.git","state":{"fingerprint":"ffff');
-  const reader = await openState(top, { warn: (m) => warnings.push(m) });
+  await appendFile(journal, '{"repo":"/a.git","state":{"fingerprint":"ffff');
+  const reader = await openState(top, { warn });
   t.is((await reader.get('/a.git'))?.fingerprint, fp(1), 'the cut record does not count');
   await reader.recordSuccess('/c.git', { fingerprint: fp(3) });
-  const text = await readFile(join(bmDir(top), journal!), 'utf8');
+  const text = await readFile(journal, 'utf8');
   t.true(text.endsWith('\n'));
   t.notRegex(text, /ffff/, 'the cut line is gone');
   for (const line of text.trim().split('\n')) t.notThrows(() => JSON.parse(line));
@@ -115,14 +122,9 @@ test('a compaction killed after its snapshot and before removing the old journal
 });
 
 test('a complete journal line that is not a record makes the state unreadable: a writer moves snapshot and journal aside and starts empty', async (t) => {
-  const warnings: string[] = [];
-  const top = await stateDir(t);
-  const store = await openState(top, { warn: (m) => warnings.push(m) });
-  await store.recordSuccess('/a.git', { fingerprint: fp(1) });
-  await store.recordSuccess('/b.git', { fingerprint: fp(2) });
-  const [journal] = await journals(top);
-  await appendFile(join(bmDir(top), journal!), 'garbage that a disk returned\n');
-  const reader = await openState(top, { warn: (m) => warnings.push(m) });
+  const { top, warnings, warn, journal } = await twoRecorded(t);
+  await appendFile(journal, 'garbage that a disk returned\n');
+  const reader = await openState(top, { warn });
   t.deepEqual(await reader.all(), {}, 'a reader treats it as empty for now');
   await reader.recordSuccess('/c.git', { fingerprint: fp(3) });
   const names = await readdir(bmDir(top));
@@ -138,14 +140,9 @@ test('a complete journal line that is not a record makes the state unreadable: a
 });
 
 test('a malformed journal record drops that repository only (it is verified again); the others stay', async (t) => {
-  const warnings: string[] = [];
-  const top = await stateDir(t);
-  const store = await openState(top);
-  await store.recordSuccess('/a.git', { fingerprint: fp(1) });
-  await store.recordSuccess('/b.git', { fingerprint: fp(2) });
-  const [journal] = await journals(top);
-  await appendFile(join(bmDir(top), journal!), '{"repo":"/a.git","state":{"fingerprint":42}}\n');
-  const all = await (await openState(top, { warn: (m) => warnings.push(m) })).all();
+  const { top, warnings, warn, journal } = await twoRecorded(t);
+  await appendFile(journal, '{"repo":"/a.git","state":{"fingerprint":42}}\n');
+  const all = await (await openState(top, { warn })).all();
   t.deepEqual(Object.keys(all), ['/b.git']);
   t.true(warnings.some((w) => w.includes('/a.git')));
 });

@@ -9,7 +9,7 @@ import { loadPullConfig } from '../src/replica/config/config.js';
 import { pull as pullOnce } from '../src/replica/pull.js';
 import { showRefOf } from './support/repos.js';
 import { gitText } from '../src/git/exec.js';
-import { commitLfsFile, hasGitLfs, lfsUrl, lfsWorkTree, startLfsOrigin, WRITERS } from './support/lfs.js';
+import { commitLfsFile, hasGitLfs, startLfsOrigin, writerWorkTree } from './support/lfs.js';
 import { runCli } from './support/cli.js';
 import { lfsObjectPath } from '../src/lfs/oid.js';
 import { createHash } from 'node:crypto';
@@ -227,12 +227,7 @@ test('a tier that mirrors a part serves a manifest of that part, unsigned, with 
 test("LFS objects the origin publishes are in the tier copy too, linked from the tier's own store rather than downloaded twice", async (t) => {
   if (!(await hasGitLfs())) return t.pass('git-lfs is not installed; skipped');
   const o = await startLfsOrigin(t);
-  const wt = await lfsWorkTree(
-    o.client,
-    o.dir,
-    o.bare,
-    lfsUrl(o.server, '/pub/assets.git', { name: 'alice', token: WRITERS.alice }),
-  );
+  const wt = await writerWorkTree(o, 'alice');
   const body = await commitLfsFile(o.client, wt, 'asset.bin', 200_000);
   const pushed = await o.client.run(['push', '--quiet', 'origin', 'main'], { cwd: wt });
   t.is(pushed.code, 0, pushed.stderr);

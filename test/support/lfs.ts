@@ -72,6 +72,15 @@ export async function lfsWorkTree(client: LfsClient, root: string, bare: string,
   return dir;
 }
 
+/** A work tree of the origin's `/pub/assets.git` whose LFS endpoint carries a writer's credentials (`token`: another to be refused). */
+export function writerWorkTree(
+  o: LfsOrigin,
+  name: keyof typeof WRITERS,
+  token: string = WRITERS[name],
+): Promise<string> {
+  return lfsWorkTree(o.client, o.dir, o.bare, lfsUrl(o.server, '/pub/assets.git', { name, token }));
+}
+
 /** Writes `bytes` of random content as `name`, commits it; returns the content's sha256-named oid and bytes. */
 export async function commitLfsFile(client: LfsClient, dir: string, name: string, bytes: number): Promise<Buffer> {
   const body = randomBytes(bytes);

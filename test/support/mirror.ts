@@ -5,10 +5,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile as readFileBytes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseRepoIndex } from '../../src/manifest/repo-index.js';
+import { parseRepoIndex, type RepoIndex } from '../../src/manifest/repo-index.js';
 import type { ExecutionContext } from 'ava';
 import { startServer, type RunningServer } from '../../src/server/server.js';
-import { makeRepo, makeFork, showRefOf, tempDir, type WorkTree } from './repos.js';
+import { makeRepo, makeFork, showRefOf, tempDir, textHistoryRepo, type WorkTree } from './repos.js';
 import { runCli, type CliResult } from './cli.js';
 import { startFaultProxy, type FaultOptions, type FaultProxy } from './fault-proxy.js';
 import { pullJson } from './reports.js';
@@ -55,6 +55,36 @@ export async function startOrigin(
     repos: { '/pub/alpha.git': alpha, '/pub/sub/beta.git': beta, '/pub/forks/alpha-fork.git': fork },
     publish,
   };
+}
+
+/** One repository with a long text history (`/pub/history.git`), published with `flags` and served: the bootstrap tests' origin. */
+export interface HistoryOrigin {
+  dir: string;
+  toplevel: string;
+  out: string;
+  bare: string;
+  url: string;
+  indexFile: string;
+  index(): Promise<RepoIndex>;
+  /** The first bundle of the index: the base. */
+  bundleFile(): Promise<string>;
+}
+
+export async function startHistoryOrigin(t: ExecutionContext, flags: string[]): Promise<HistoryOrigin> {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'origin');
+  const out = join(dir, 'published');
+  const bare = join(toplevel, 'pub', 'history.git');
+  await textHistoryRepo(bare);
+  const r = await runCli(['publish', '--toplevel', toplevel, '--bundles', out, '--quiet', ...flags]);
+  t.is(r.code, 0, r.stderr);
+  const server = await startServer({ bundles: out, toplevel, host: '127.0.0.1', port: 0, log: false });
+  t.teardown(() => server.close());
+  const indexFile = join(out, 'pub', 'history.git', 'index.json');
+  const index = async () => parseRepoIndex(await readFileBytes(indexFile), '/pub/history.git');
+  const bundleFile = async () => join(out, 'pub', 'history.git', (await index()).bundles[0]!.uri);
+  return { dir, toplevel, out, bare, url: server.url, indexFile, index, bundleFile };
 }
 
 export async function writeConfig(

@@ -99,6 +99,24 @@ export async function initBareRepo(path: string, opts: { description?: string; o
 }
 
 /** A bare repository with `commits` commits on main, a second branch and an annotated tag. */
+/**
+ * A toplevel (`<dir>/top`) holding a repository at each of `paths` (with
+ * `opts` per path), and where publish is to write (`<dir>/out`, not made):
+ * the publish tests' starting point. Removed with the test.
+ */
+export async function toplevelWith(
+  t: { teardown: (fn: () => Promise<void>) => void },
+  paths: string[],
+  opts: Record<string, Parameters<typeof makeRepo>[3]> = {},
+): Promise<{ dir: string; toplevel: string; out: string; repos: Record<string, { bare: string; wt: WorkTree }> }> {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const toplevel = join(dir, 'top');
+  const repos: Record<string, { bare: string; wt: WorkTree }> = {};
+  for (const p of paths) repos[p] = await makeRepo(dir, toplevel, p, opts[p]);
+  return { dir, toplevel, out: join(dir, 'out'), repos };
+}
+
 export async function makeRepo(
   root: string,
   toplevel: string,
