@@ -65,8 +65,14 @@ function parseArgs(argv: string[]): Args {
     else if (a.startsWith('--only=')) out.only = new Set(a.slice(7).split(','));
     else if (a === '--reps') out.reps = Number(argv[++i]);
     else if (a.startsWith('--reps=')) out.reps = Number(a.slice(7));
-    else if (a === '--link-repo') out.linkRepo = resolve(argv[++i] ?? '');
-    else if (a === '--link-rates')
+    else if (a === '--link-repo') {
+      const path = argv[++i];
+      if (!path) {
+        process.stderr.write('bench: --link-repo takes the path of a bare repository\n');
+        process.exit(2);
+      }
+      out.linkRepo = resolve(path);
+    } else if (a === '--link-rates')
       out.linkRates = (argv[++i] ?? '').split(',').map((r) => {
         const mbps = Number(r);
         if (!(mbps > 0)) {
