@@ -5,7 +5,7 @@
 // parse at start instead of hundreds of ES modules to resolve and link is
 // most of what makes `bundlemirror --version` cost little more than node.
 import { build } from 'esbuild';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,8 +14,10 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const at = process.argv.indexOf('--outdir');
 const outdir = at > 0 && process.argv[at + 1] ? resolve(process.argv[at + 1]) : `${root}dist`;
 
+// before esbuild reads a source: a file saved while it builds counts as newer than the build
+const builtAt = Date.now();
 await rm(outdir, { recursive: true, force: true });
-await build({
+const { metafile } = await build({
   absWorkingDir: root,
   entryPoints: ['src/cli/main.ts'],
   outbase: 'src',
@@ -29,8 +31,17 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   logLevel: 'warning',
+  metafile: true,
   // CommonJS packages inside an ES module bundle still call require() for node's built-ins
   banner: {
     js: "import { createRequire as __bundlemirrorRequire } from 'node:module'; const require = __bundlemirrorRequire(import.meta.url);",
   },
 });
+
+// What bin/bundlemirror checks before it runs this build: the sources it was
+// built from (a source nothing imports cannot make it stale) and when. A
+// list to stat instead of a walk of src/ on every command.
+const sources = Object.keys(metafile.inputs)
+  .filter((p) => p.startsWith('src/'))
+  .sort();
+await writeFile(`${outdir}/built-from.json`, `${JSON.stringify({ builtAt, sources })}\n`);

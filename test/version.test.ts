@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,37 @@ test('the bundled CLI that npm ci builds loads every command and answers --versi
     t.regex(help.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
   const usage = spawnSync(process.execPath, [main, 'publish'], { encoding: 'utf8' });
   t.is(usage.status, 2);
+});
+
+test('the launcher runs the build until a source it was built from is saved after it, then the sources', async (t) => {
+  // a checkout of its own: the launcher, a copy of src/, the repository's node_modules (tsx) and a build
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  const top = await mkdtemp(join(tmpdir(), 'bm-launcher-'));
+  t.teardown(() => rm(top, { recursive: true, force: true }));
+  await mkdir(join(top, 'bin'));
+  await cp(join(repo, 'bin', 'bundlemirror'), join(top, 'bin', 'bundlemirror'));
+  await cp(join(repo, 'src'), join(top, 'src'), { recursive: true });
+  for (const f of ['package.json', 'tsconfig.json']) await cp(join(repo, f), join(top, f));
+  await symlink(join(repo, 'node_modules'), join(top, 'node_modules'));
+  const built = spawnSync(
+    process.execPath,
+    [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url)), '--outdir', join(top, 'dist')],
+    { encoding: 'utf8' },
+  );
+  t.is(built.status, 0, built.stderr);
+  const { builtAt } = JSON.parse(await readFile(join(top, 'dist', 'built-from.json'), 'utf8')) as { builtAt: number };
+  const version = (): string =>
+    spawnSync(process.execPath, [join(top, 'bin', 'bundlemirror'), '--version'], { encoding: 'utf8' }).stdout.trim();
+  const source = join(top, 'src', 'version.ts');
+  // an edit dated before the build is not seen: the build runs
+  await writeFile(source, "export const VERSION = '9.9.9-edited';\n");
+  const before = new Date(builtAt - 60_000);
+  await utimes(source, before, before);
+  t.is(version(), VERSION);
+  // saved after the build: the sources run
+  const after = new Date(builtAt + 1_000);
+  await utimes(source, after, after);
+  t.is(version(), '9.9.9-edited');
 });
 
 /** Each command's options as its --help lists them: [short?, long] pairs, --help itself left out. */
