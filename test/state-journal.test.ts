@@ -236,3 +236,23 @@ test('a writer killed with -9 at any moment of a long series of changes: every c
   await (await openState(top)).recordSuccess('/after.git', { fingerprint: fp(2) });
   t.is((await (await openState(top)).get('/after.git'))?.fingerprint, fp(2));
 });
+
+test("the table all() handed out stays as it was through later changes, this process's and another's; allForNow() and get() read on", async (t) => {
+  const { top, store } = await twoRecorded(t);
+  const held = await store.all();
+  const other = await openState(top);
+  await other.recordSuccess('/c.git', { fingerprint: fp(3) });
+  t.is((await store.get('/c.git'))?.fingerprint, fp(3), "get() reads another process's line");
+  await store.recordSuccess('/a.git', { fingerprint: fp(10) });
+  await store.remove('/b.git');
+  t.deepEqual(Object.keys(held).sort(), ['/a.git', '/b.git']);
+  t.is(held['/a.git']?.fingerprint, fp(1));
+  const now = await store.allForNow();
+  t.deepEqual(Object.keys(now).sort(), ['/a.git', '/c.git']);
+  t.is(now['/a.git']?.fingerprint, fp(10));
+  await other.recordSuccess('/d.git', { fingerprint: fp(4) });
+  await store.recordSuccess('/e.git', { fingerprint: fp(5) });
+  t.deepEqual(Object.keys(held).sort(), ['/a.git', '/b.git'], 'still as it was');
+  t.deepEqual(Object.keys(await store.all()).sort(), ['/a.git', '/c.git', '/d.git', '/e.git']);
+  t.deepEqual(Object.keys(await (await openState(top)).all()).sort(), ['/a.git', '/c.git', '/d.git', '/e.git']);
+});

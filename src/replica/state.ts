@@ -23,6 +23,10 @@
  *   leaves each repository's record as it was or as it was being written.
  * - A read starts from what this process read last when the snapshot is the
  *   same file: only the journal's new lines are read.
+ * - The table `all()` hands out is never changed: the next change copies it
+ *   (about 6 ms at 10,000 entries). `get()` hands out entries, which are
+ *   replaced, never edited, so it needs no copy; nor does `allForNow()`,
+ *   whose caller is done with the table before it calls the store again.
  */
 import { stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -62,6 +66,12 @@ export interface StateStore {
   get(path: string): Promise<RepoState | undefined>;
   /** Every recorded repository, keyed by manifest path (shared with later reads of the same file: read it, never change it). */
   all(): Promise<Record<string, RepoState>>;
+  /**
+   * The same table, for a caller done with it before its next call to this
+   * store (the pull's planning): a later read or change may then be made to
+   * it in place instead of to a copy.
+   */
+  allForNow(): Promise<Record<string, RepoState>>;
   /**
    * Read-modify-write of one entry under the lock. `fn` gets a copy of the
    * current entry (or undefined) and returns the new one, or undefined to
@@ -127,7 +137,7 @@ class JournalStateStore implements StateStore {
   private readonly warn: (message: string) => void;
   /** The last read, to read on from. */
   private last: LoadedState | null = null;
-  /** The data last handed to callers: never changed, copied before a change. */
+  /** The table handed out by all(): never changed, copied before a change. */
   private shared: StateData | null = null;
   private pending: PendingChange[] = [];
   private flushing: Promise<void> | null = null;
@@ -141,8 +151,8 @@ class JournalStateStore implements StateStore {
     this.files = new StateFiles(file, this.warn);
   }
 
-  /** The state as on disk now (another process may have written since), for readers: shared, never changed. */
-  private async snapshot(): Promise<StateData> {
+  /** The state as on disk now (another process may have written since); `share`: handed out, never to be changed. */
+  private async snapshot(share: boolean): Promise<StateData> {
     try {
       this.last = await this.files.load(this.last, this.last !== null && this.last.data === this.shared);
     } catch (err) {
@@ -152,16 +162,20 @@ class JournalStateStore implements StateStore {
       this.last = null;
       return { repos: {} };
     }
-    this.shared = this.last.data;
+    if (share) this.shared = this.last.data;
     return this.last.data;
   }
 
   async get(path: string): Promise<RepoState | undefined> {
-    return (await this.snapshot()).repos[path];
+    return (await this.snapshot(false)).repos[path];
   }
 
   async all(): Promise<Record<string, RepoState>> {
-    return (await this.snapshot()).repos;
+    return (await this.snapshot(true)).repos;
+  }
+
+  async allForNow(): Promise<Record<string, RepoState>> {
+    return (await this.snapshot(false)).repos;
   }
 
   update(path: string, fn: (current: RepoState | undefined) => RepoState | undefined): Promise<RepoState | undefined> {
@@ -223,7 +237,7 @@ class JournalStateStore implements StateStore {
   }
 
   async manifestValidators(url: string): Promise<ManifestValidators | undefined> {
-    const v = (await this.snapshot()).manifest;
+    const v = (await this.snapshot(false)).manifest;
     return v && v.url === url ? v : undefined;
   }
 
