@@ -22,13 +22,9 @@ interface Running {
   requests: IncomingMessage[];
 }
 
-async function serve(t: ExecutionContext, handler: Handler): Promise<Running> {
-  const requests: IncomingMessage[] = [];
+/** Listens on 127.0.0.1; at teardown the open sockets are destroyed first, so a held request cannot keep close() waiting. */
+async function listenLocal(t: ExecutionContext, server: TcpServer): Promise<number> {
   const sockets = new Set<Socket>();
-  const server: Server = createServer((req, res) => {
-    requests.push(req);
-    handler(req, res);
-  });
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -41,26 +37,23 @@ async function serve(t: ExecutionContext, handler: Handler): Promise<Running> {
         server.close(() => resolve());
       }),
   );
-  const port = (server.address() as AddressInfo).port;
+  return (server.address() as AddressInfo).port;
+}
+
+async function serve(t: ExecutionContext, handler: Handler): Promise<Running> {
+  const requests: IncomingMessage[] = [];
+  const server: Server = createServer((req, res) => {
+    requests.push(req);
+    handler(req, res);
+  });
+  const port = await listenLocal(t, server);
   return { url: `http://127.0.0.1:${port}`, port, requests };
 }
 
 /** A TCP server that accepts and then says nothing: a request that never gets its headers. */
 async function silent(t: ExecutionContext): Promise<string> {
-  const sockets = new Set<Socket>();
-  const server: TcpServer = createTcpServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = createTcpServer((s) => s.on('error', () => {}));
+  return `http://127.0.0.1:${await listenLocal(t, server)}`;
 }
 
 function options(more: Partial<OpenOptions> = {}): OpenOptions {
