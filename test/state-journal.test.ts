@@ -237,7 +237,7 @@ test('a writer killed with -9 at any moment of a long series of changes: every c
   t.is((await (await openState(top)).get('/after.git'))?.fingerprint, fp(2));
 });
 
-test("the table all() handed out stays as it was through later changes, this process's and another's; allForNow() and get() read on", async (t) => {
+test("the table all() handed out stays as it was through later changes, this process's and another's; get() and a later all() read on", async (t) => {
   const { top, store } = await twoRecorded(t);
   const held = await store.all();
   const other = await openState(top);
@@ -247,7 +247,7 @@ test("the table all() handed out stays as it was through later changes, this pro
   await store.remove('/b.git');
   t.deepEqual(Object.keys(held).sort(), ['/a.git', '/b.git']);
   t.is(held['/a.git']?.fingerprint, fp(1));
-  const now = await store.allForNow();
+  const now = await store.all();
   t.deepEqual(Object.keys(now).sort(), ['/a.git', '/c.git']);
   t.is(now['/a.git']?.fingerprint, fp(10));
   await other.recordSuccess('/d.git', { fingerprint: fp(4) });

@@ -80,8 +80,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   const partial = !!opts.only || !!opts.partial;
   const inScope = runScope(opts);
   const fetched = await fetchRemoteManifest(config, state, opts, partial);
-  // read before the first change below: planning is done by then (no copy of 10,000 entries)
-  const recorded = await state.allForNow();
+  const recorded = await state.all();
   const pendingFailures = Object.values(recorded).some((r) => r.lastError);
   // an explicit -p asks for a purge now, which an unchanged manifest must not skip
   const looksFurther = opts.force || opts.noMtimeCheck || opts.purge === true || partial;

@@ -24,9 +24,8 @@
  * - A read starts from what this process read last when the snapshot is the
  *   same file: only the journal's new lines are read.
  * - The table `all()` hands out is never changed: the next change copies it
- *   (about 6 ms at 10,000 entries). `get()` hands out entries, which are
- *   replaced, never edited, so it needs no copy; nor does `allForNow()`,
- *   whose caller is done with the table before it calls the store again.
+ *   (about 6 ms at 10,000 entries, once per pull). `get()` hands out
+ *   entries, which are replaced, never edited, so it needs no copy.
  */
 import { stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -66,12 +65,6 @@ export interface StateStore {
   get(path: string): Promise<RepoState | undefined>;
   /** Every recorded repository, keyed by manifest path (shared with later reads of the same file: read it, never change it). */
   all(): Promise<Record<string, RepoState>>;
-  /**
-   * The same table, for a caller done with it before its next call to this
-   * store (the pull's planning): a later read or change may then be made to
-   * it in place instead of to a copy.
-   */
-  allForNow(): Promise<Record<string, RepoState>>;
   /**
    * Read-modify-write of one entry under the lock. `fn` gets a copy of the
    * current entry (or undefined) and returns the new one, or undefined to
@@ -172,10 +165,6 @@ class JournalStateStore implements StateStore {
 
   async all(): Promise<Record<string, RepoState>> {
     return (await this.snapshot(true)).repos;
-  }
-
-  async allForNow(): Promise<Record<string, RepoState>> {
-    return (await this.snapshot(false)).repos;
   }
 
   update(path: string, fn: (current: RepoState | undefined) => RepoState | undefined): Promise<RepoState | undefined> {
