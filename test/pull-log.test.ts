@@ -3,7 +3,7 @@
  * the level from `[core] loglevel`, origin text made printable, a new file
  * after a rotation (reopen), and an unwritable log refused before any work.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { chmod, mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BundlemirrorError } from '../src/errors.js';
@@ -27,12 +27,23 @@ async function lines(file: string): Promise<Line[]> {
     .map((l) => JSON.parse(l) as Line);
 }
 
-test('each message is one JSON line with pino fields; debug lines only at loglevel debug', async (t) => {
+/** A directory removed at teardown. */
+async function logDir(t: ExecutionContext): Promise<string> {
   const { dir, cleanup } = await tempDir('bm-log-');
   t.teardown(cleanup);
+  return dir;
+}
+
+/** A log to `file` only: quiet on the console, and the console lines dropped. */
+function fileLog(file: string, level: 'debug' | 'info' = 'info') {
+  return createPullLog({ file, level, console: 'quiet', write: () => {} });
+}
+
+test('each message is one JSON line with pino fields; debug lines only at loglevel debug', async (t) => {
+  const dir = await logDir(t);
   const file = join(dir, 'logs', 'pull.log');
   const before = Date.now();
-  const log = createPullLog({ file, level: 'info', console: 'quiet', write: () => {} });
+  const log = fileLog(file);
   log.debug('not written');
   log.info('/pub/a.git: updated');
   log.warn('careful');
@@ -54,7 +65,7 @@ test('each message is one JSON line with pino fields; debug lines only at loglev
   }
 
   const debugFile = join(dir, 'debug.log');
-  const verbose = createPullLog({ file: debugFile, level: 'debug', console: 'quiet', write: () => {} });
+  const verbose = fileLog(debugFile, 'debug');
   verbose.debug('planned');
   t.deepEqual(
     (await lines(debugFile)).map((l) => [l.level, l.msg]),
@@ -63,10 +74,8 @@ test('each message is one JSON line with pino fields; debug lines only at loglev
 });
 
 test('text an origin sent cannot split a line or reach the log raw', async (t) => {
-  const { dir, cleanup } = await tempDir('bm-log-');
-  t.teardown(cleanup);
-  const file = join(dir, 'pull.log');
-  const log = createPullLog({ file, level: 'info', console: 'quiet', write: () => {} });
+  const file = join(await logDir(t), 'pull.log');
+  const log = fileLog(file);
   log.warn('/pub/evil\n{"level":50,"msg":"forged"}\u001b[2J.git: refused');
   const text = await readFile(file, 'utf8');
   t.is(text.split('\n').filter(Boolean).length, 1);
@@ -74,10 +83,8 @@ test('text an origin sent cannot split a line or reach the log raw', async (t) =
 });
 
 test('after a rotation, reopen() writes to a new file of the same name', async (t) => {
-  const { dir, cleanup } = await tempDir('bm-log-');
-  t.teardown(cleanup);
-  const file = join(dir, 'pull.log');
-  const log = createPullLog({ file, level: 'info', console: 'quiet', write: () => {} });
+  const file = join(await logDir(t), 'pull.log');
+  const log = fileLog(file);
   log.info('before');
   await rename(file, `${file}.1`);
   log.info('still to the moved file');
@@ -94,8 +101,7 @@ test('after a rotation, reopen() writes to a new file of the same name', async (
 });
 
 test('a log that cannot be opened is refused before any work, with E_CONFIG or E_PERMISSION', async (t) => {
-  const { dir, cleanup } = await tempDir('bm-log-');
-  t.teardown(cleanup);
+  const dir = await logDir(t);
   // a directory where the file should be
   const file = join(dir, 'is-a-dir');
   await mkdir(file);
