@@ -30,7 +30,8 @@ export interface PullLogOptions {
   write?: (line: string) => void;
 }
 
-const FILE_LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
+// pino's level numbers: written in the file, and the threshold for both the file and the console
+const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 
 /** `[core] log`: one JSON line per message, appended with one write each (a line is never split by another writer). */
 class LogFile {
@@ -45,9 +46,9 @@ class LogFile {
     this.fd = openLogFile(path);
   }
 
-  write(level: keyof typeof FILE_LEVEL, msg: string): void {
-    if (FILE_LEVEL[level] < this.min || this.fd === null) return;
-    const line = `{"level":${FILE_LEVEL[level]},"time":${Date.now()},"pid":${process.pid},"msg":${JSON.stringify(msg)}}\n`;
+  write(level: keyof typeof LEVEL, msg: string): void {
+    if (LEVEL[level] < this.min || this.fd === null) return;
+    const line = `{"level":${LEVEL[level]},"time":${Date.now()},"pid":${process.pid},"msg":${JSON.stringify(msg)}}\n`;
     try {
       writeSync(this.fd, line);
     } catch (err) {
@@ -72,18 +73,17 @@ class LogFile {
 }
 
 export function createPullLog(opts: PullLogOptions): PullLog {
-  const file = opts.file ? new LogFile(opts.file, FILE_LEVEL[opts.level]) : null;
+  const file = opts.file ? new LogFile(opts.file, LEVEL[opts.level]) : null;
   const write = opts.write ?? ((line: string) => void process.stderr.write(line + '\n'));
-  const rank = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-  const consoleMin = opts.console === 'quiet' ? rank.warn : opts.console === 'debug' ? rank.debug : rank.info;
+  const consoleMin = opts.console === 'quiet' ? LEVEL.warn : opts.console === 'debug' ? LEVEL.debug : LEVEL.info;
   // a line may carry what an origin sent: it must not drive the terminal nor split a log line
-  const emit = (level: keyof typeof rank, raw: string) => {
+  const emit = (level: keyof typeof LEVEL, raw: string) => {
     const msg = raw
       .split(HINT)
       .map((part) => printable(part))
       .join(HINT);
     file?.write(level, msg);
-    if (rank[level] >= consoleMin)
+    if (LEVEL[level] >= consoleMin)
       write(`${level === 'info' || level === 'debug' ? '' : level.toUpperCase() + ': '}${msg}`);
   };
   return {
