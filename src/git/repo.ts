@@ -135,10 +135,6 @@ export interface RefUpdate {
   oid: string | null;
 }
 
-/**
- * Applies every update in one `git update-ref --stdin` transaction: either
- * all refs move or none does. Names and ids are validated first.
- */
 /** Refuses a ref name or object id nothing should be written with (the index is not trusted). */
 function checkRefUpdate(u: RefUpdate, repo?: string): void {
   const problem = refNameProblem(u.name);
@@ -149,6 +145,10 @@ function checkRefUpdate(u: RefUpdate, repo?: string): void {
     });
 }
 
+/**
+ * Applies every update in one `git update-ref --stdin` transaction: either
+ * all refs move or none does. Names and ids are validated first.
+ */
 export async function updateRefs(gitDir: string, updates: RefUpdate[], repo?: string): Promise<void> {
   if (updates.length === 0) return;
   const lines: string[] = ['start'];
