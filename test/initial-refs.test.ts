@@ -119,6 +119,16 @@ test('setInitialRefs: a name that is a directory of another, or a repository tha
   await setInitialRefs(existing, [{ name: 'refs/tags/v1', oid: commit }]);
   t.deepEqual((await filesUnder(join(existing, 'refs'))).sort(), ['heads/main', 'tags/v1']);
   t.is(await showRefOf(existing), `${commit} refs/heads/main\n${commit} refs/tags/v1\n`);
+
+  // a repository whose config names another ref storage (reftable) never reads packed-refs: update-ref writes its refs
+  const table = join(dir, 'table.git');
+  await initBare(table);
+  await git(['fetch', '--quiet', src, `${commit}:refs/heads/base`], { gitDir: table });
+  await git(['update-ref', '-d', 'refs/heads/base'], { gitDir: table });
+  await git(['config', 'extensions.refStorage', 'reftable'], { gitDir: table });
+  await setInitialRefs(table, [{ name: 'refs/heads/main', oid: commit }]);
+  await t.throwsAsync(stat(join(table, 'packed-refs')));
+  t.deepEqual(await filesUnder(join(table, 'refs')), ['heads/main']);
 });
 
 test('setInitialRefs refuses a ref name or object id from the index as update-ref does, writing nothing', async (t) => {

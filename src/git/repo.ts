@@ -167,8 +167,9 @@ export async function updateRefs(gitDir: string, updates: RefUpdate[], repo?: st
  * each), which for a few thousand refs costs half a second and tens of
  * megabytes of directories. Only for a repository nobody else uses yet (a
  * new one in staging) and that has no ref: otherwise, and when one name is
- * a directory of another (git refuses that pair; let it say so), it is
- * `updateRefs`. Names and ids are checked as `updateRefs` checks them.
+ * a directory of another (git refuses that pair; let it say so), or when
+ * refs are not kept in files (reftable), it is `updateRefs`. Names and ids
+ * are checked as `updateRefs` checks them.
  */
 export async function setInitialRefs(gitDir: string, refs: readonly Ref[], repo?: string): Promise<void> {
   const updates = refs.map((r) => ({ name: r.name, oid: r.oid }));
@@ -179,13 +180,29 @@ export async function setInitialRefs(gitDir: string, refs: readonly Ref[], repo?
       if (names.has(r.name.slice(0, i))) return true;
     return false;
   });
-  if (nested || names.size !== refs.length || (await showRef(gitDir, repo)) !== '' || (await packedRefsExist(gitDir)))
+  if (
+    nested ||
+    names.size !== refs.length ||
+    (await showRef(gitDir, repo)) !== '' ||
+    (await packedRefsExist(gitDir)) ||
+    (await refStorage(gitDir, repo)) !== 'files'
+  )
     return updateRefs(gitDir, updates, repo);
   if (refs.length === 0) return;
   // git's own order (bytes), so the file can say it is sorted
   const sorted = [...refs].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
   const text = '# pack-refs with: sorted \n' + sorted.map((r) => `${r.oid} ${r.name}\n`).join('');
   await writeFileAtomic(join(gitDir, 'packed-refs'), text);
+}
+
+/**
+ * How the repository stores its refs: a reftable repository (a user's
+ * `init.defaultRefFormat`, or a newer git's default) never reads a
+ * packed-refs file, so one written there would leave it without refs.
+ */
+async function refStorage(gitDir: string, repo?: string): Promise<string> {
+  const r = await git(['config', '--get', 'extensions.refStorage'], { gitDir, repo, okCodes: [1] });
+  return r.stdout.toString('utf8').trim().toLowerCase() || 'files';
 }
 
 async function packedRefsExist(gitDir: string): Promise<boolean> {
