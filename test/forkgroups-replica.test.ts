@@ -22,6 +22,18 @@ async function threeForks(t: ExecutionContext) {
   return origin;
 }
 
+/** The three forks mirrored once by a replica that purges what the origin drops. */
+async function purgingMirrorOfThreeForks(t: ExecutionContext) {
+  const origin = await threeForks(t);
+  const { config, toplevel } = await replicaFor(
+    origin,
+    'replica',
+    'include = /pub/alpha.git\n  /pub/forks/*\npurge = yes\npurgeprotect = 100\n',
+  );
+  t.is((await pull(config)).code, 0);
+  return { origin, config, toplevel };
+}
+
 const FORKS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/forks/alpha-two.git'];
 
 test('three forks mirror with their shared history downloaded once and stored once', async (t) => {
@@ -54,13 +66,7 @@ test('three forks mirror with their shared history downloaded once and stored on
 });
 
 test('purging one member leaves the others intact; purging the last removes the shared store', async (t) => {
-  const origin = await threeForks(t);
-  const { config, toplevel } = await replicaFor(
-    origin,
-    'replica',
-    'include = /pub/alpha.git\n  /pub/forks/*\npurge = yes\npurgeprotect = 100\n',
-  );
-  t.is((await pull(config)).code, 0);
+  const { origin, config, toplevel } = await purgingMirrorOfThreeForks(t);
   await rm(join(origin.toplevel, 'pub/forks/alpha-fork.git'), { recursive: true });
   await origin.publish();
   const r = await pullReport(config);
@@ -180,13 +186,7 @@ test('a diverged fork mirrored without its parent still syncs from its bundles',
 });
 
 test('a purge cut short after any of its steps is finished by the next purge run: no state entry, no store refs, no leftover directory', async (t) => {
-  const origin = await threeForks(t);
-  const { config, toplevel } = await replicaFor(
-    origin,
-    'replica',
-    'include = /pub/alpha.git\n  /pub/forks/*\npurge = yes\npurgeprotect = 100\n',
-  );
-  t.is((await pull(config)).code, 0);
+  const { origin, config, toplevel } = await purgingMirrorOfThreeForks(t);
   const [fork, two] = ['/pub/forks/alpha-fork.git', '/pub/forks/alpha-two.git'];
   for (const p of [fork, two]) await rm(join(origin.toplevel, p), { recursive: true });
   await origin.publish();
