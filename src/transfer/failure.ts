@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { HttpRequestError, HttpTimeoutError, TooManyRedirectsError } from './http-get.js';
 import { BundlemirrorError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter } from './backoff.js';
-import { FILE_MISSING_HEADER } from './file-response.js';
+import { FILE_MISSING_HEADER, FILE_TREE_HEADER, type FileMissing } from './file-response.js';
 
 /** Raised by our own idle watchdog: headers arrived, then the bytes stopped. */
 export class StallError extends Error {
@@ -103,7 +103,8 @@ const STATUS_TEXT: Record<number, string> = {
 export function failureFromStatus(url: string, status: number, headers: IncomingHttpHeaders): Failure {
   const what = `GET ${url} answered ${status}${STATUS_TEXT[status] ? ` ${STATUS_TEXT[status]}` : ''}`;
   const missing = headers[FILE_MISSING_HEADER];
-  if (status === 404 && typeof missing === 'string') return fileNotFound(url, missing, headers['x-bundlemirror-tree']);
+  if (status === 404 && typeof missing === 'string')
+    return fileNotFound(url, missing as FileMissing, headers[FILE_TREE_HEADER]);
   if (status === 404 || status === 410) {
     return {
       retryable: false,
@@ -133,7 +134,7 @@ export function failureFromStatus(url: string, status: number, headers: Incoming
 }
 
 /** A `file:` tree's 404 (file-response.ts), worded for a mounted directory rather than a server. */
-function fileNotFound(url: string, why: string, root: unknown): Failure {
+function fileNotFound(url: string, why: FileMissing, root: unknown): Failure {
   const tree = typeof root === 'string' ? root : 'the published tree';
   const [message, hint] =
     why === 'no-tree'

@@ -80,10 +80,12 @@ function answer(status: number, headers: IncomingHttpHeaders, body: Readable): O
  * exists only between this door and its callers, never on a wire.
  */
 export const FILE_MISSING_HEADER = 'x-bundlemirror-file-missing';
-type FileMissing = 'no-file' | 'not-a-file' | 'no-tree';
+/** The tree's root, on the same 404s. */
+export const FILE_TREE_HEADER = 'x-bundlemirror-tree';
+export type FileMissing = 'no-file' | 'not-a-file' | 'no-tree';
 
 function notFound(why: FileMissing, root: string): OpenedResponse {
-  return answer(404, { [FILE_MISSING_HEADER]: why, 'x-bundlemirror-tree': root }, empty());
+  return answer(404, { [FILE_MISSING_HEADER]: why, [FILE_TREE_HEADER]: root }, empty());
 }
 
 function empty(): Readable {
