@@ -32,6 +32,7 @@ export async function requestJson(url: string, opts: JsonRequestOptions = {}): P
   // got is loaded for this API only: the downloads every command makes do without it (http-get.ts)
   const { default: got, RequestError, TimeoutError } = await import('got');
   const retries = opts.retries ?? 8;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const backoff = resolveBackoff({ baseMs: 250 });
   for (let attempt = 0; ; attempt++) {
     opts.signal?.throwIfAborted();
@@ -43,7 +44,7 @@ export async function requestJson(url: string, opts: JsonRequestOptions = {}): P
         throwHttpErrors: false,
         followRedirect: false,
         retry: { limit: 0 },
-        timeout: { request: opts.timeoutMs ?? 30_000 },
+        timeout: { request: timeoutMs },
         signal: opts.signal,
         responseType: 'buffer',
       });
@@ -61,7 +62,7 @@ export async function requestJson(url: string, opts: JsonRequestOptions = {}): P
       // got's errors in the shape failure.ts sorts
       const sorted =
         err instanceof TimeoutError
-          ? new HttpTimeoutError(err.event as HttpTimeoutError['event'], opts.timeoutMs ?? 30_000)
+          ? new HttpTimeoutError(err.event as HttpTimeoutError['event'], timeoutMs)
           : err instanceof RequestError
             ? new HttpRequestError(err)
             : err;
