@@ -13,7 +13,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { startFaultProxy, type FaultOptions, type FaultProxy } from '../support/fault-proxy.js';
 import { startFlakyOrigin, type FlakyOrigin } from '../support/flaky-origin.js';
-import { startOrigin, writeConfig, type Origin } from '../support/mirror.js';
+import { replicaVia, startOrigin, writeConfig, type Origin } from '../support/mirror.js';
 import { FAST_ENV, leftovers, oversizedPartials, publishedBundles, verifyMirror } from '../support/reliability.js';
 import { runCli } from '../support/cli.js';
 import type { PullJsonReport } from '../../src/replica/pull-json.js';
@@ -24,22 +24,6 @@ const PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git
 
 async function assertVerified(t: ExecutionContext, origin: Origin, replicaTop: string, paths = PATHS): Promise<void> {
   for (const c of await verifyMirror(origin.toplevel, replicaTop, paths)) t.true(c.ok, `${c.path}: ${c.why}`);
-}
-
-/** A replica whose manifest, bundles and git fetches all go through `proxy`. */
-async function replicaThrough(
-  origin: Origin,
-  proxy: { url(path: string): string },
-  name: string,
-): Promise<{ config: string; toplevel: string }> {
-  const toplevel = join(origin.dir, name);
-  const config = await writeConfig(origin.dir, {
-    toplevel,
-    manifest: proxy.url('/manifest.js.gz'),
-    site: proxy.url('/git'),
-    name: `${name}.conf`,
-  });
-  return { config, toplevel };
 }
 
 async function linkTo(t: ExecutionContext, origin: Origin, faults: FaultOptions): Promise<FaultProxy> {
@@ -61,7 +45,7 @@ async function appliedBundles(toplevel: string): Promise<Set<string>> {
 test('a pull through a link that cuts every connection after 256 KiB completes in one run: every fingerprint equal, fsck clean, at most 5% over the bundle sizes on the wire', async (t) => {
   const origin = await startOrigin(t, { bigBytes: 1_000_000 });
   const proxy = await linkTo(t, origin, { cutAfterBytes: 256 * 1024 });
-  const { config, toplevel } = await replicaThrough(origin, proxy, 'replica');
+  const { config, toplevel } = await replicaVia(origin, proxy, 'replica');
 
   const r = await fastPull(config, '--json');
   t.is(r.code, 0, r.stderr);
@@ -89,7 +73,7 @@ test('connections cut at seeded random byte offsets, FIN or RST, still end verif
   const origin = await startOrigin(t, { bigBytes: 300_000 });
   for (const [i, cutStyle] of (['close', 'reset'] as const).entries()) {
     const proxy = await linkTo(t, origin, { cutAfterBytes: { min: 1, max: 200_000, seed: 42 + i }, cutStyle });
-    const { config, toplevel } = await replicaThrough(origin, proxy, `replica-${cutStyle}`);
+    const { config, toplevel } = await replicaVia(origin, proxy, `replica-${cutStyle}`);
     // a cut inside the headers of the manifest request, several times in a row, can exhaust its retries: runs repeat, as cron would
     let r = await fastPull(config);
     for (let run = 1; r.code !== 0 && run < 4; run += 1) {
@@ -107,7 +91,7 @@ test('connections cut at seeded random byte offsets, FIN or RST, still end verif
 test('stalls with no bytes at all (before the headers) and in mid-body trip the idle timeout and are retried', async (t) => {
   const origin = await startOrigin(t, { bigBytes: 300_000 });
   const before = await linkTo(t, origin, { stallAfterBytes: 0, faultyConnections: 2 });
-  const a = await replicaThrough(origin, before, 'replica-a');
+  const a = await replicaVia(origin, before, 'replica-a');
   let r = await fastPull(a.config);
   t.is(r.code, 0, r.stderr);
   t.is(before.stats.stalls, 2);
@@ -115,7 +99,7 @@ test('stalls with no bytes at all (before the headers) and in mid-body trip the 
 
   // the manifest and index.json are small; the third connection is the big bundle
   const midBody = await linkTo(t, origin, { stallAfterBytes: 400_000, faultyConnections: 6 });
-  const b = await replicaThrough(origin, midBody, 'replica-b');
+  const b = await replicaVia(origin, midBody, 'replica-b');
   r = await fastPull(b.config, '-v');
   t.is(r.code, 0, r.stderr);
   t.true(midBody.stats.stalls >= 1);
@@ -126,7 +110,7 @@ test('stalls with no bytes at all (before the headers) and in mid-body trip the 
 test('a very slow link (64 KiB/s) is slow, not broken: no timeout fires and the pull completes', async (t) => {
   const origin = await startOrigin(t);
   const proxy = await linkTo(t, origin, { bytesPerSecond: 64 * 1024 });
-  const { config, toplevel } = await replicaThrough(origin, proxy, 'replica');
+  const { config, toplevel } = await replicaVia(origin, proxy, 'replica');
   const started = Date.now();
   const r = await fastPull(config);
   t.is(r.code, 0, r.stderr);
@@ -145,7 +129,7 @@ test('connections reset while the response headers arrive are retried', async (t
     cutStyle: 'reset',
     faultyConnections: 3,
   });
-  const { config, toplevel } = await replicaThrough(origin, proxy, 'replica');
+  const { config, toplevel } = await replicaVia(origin, proxy, 'replica');
   const r = await fastPull(config);
   t.is(r.code, 0, r.stderr);
   t.is(proxy.stats.cuts, 3);
@@ -160,7 +144,7 @@ test('connection refused while the origin restarts: the download resumes once it
   });
   const port = proxy.port;
   t.teardown(() => proxy.close());
-  const { config, toplevel } = await replicaThrough(origin, proxy, 'replica');
+  const { config, toplevel } = await replicaVia(origin, proxy, 'replica');
   const running = fastPull(config, '--json');
   // let the big bundle get going, then take the origin away (sockets die, new connections are refused)
   const partials = join(toplevel, '.bundlemirror/partial');

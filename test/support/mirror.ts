@@ -113,6 +113,15 @@ export async function replicaThrough(
   const port = Number(new URL(origin.url).port);
   const proxy = await startFaultProxy({ upstream: { host: '127.0.0.1', port }, ...faults });
   t.teardown(() => proxy.close());
+  return { proxy, ...(await replicaVia(origin, proxy, name)) };
+}
+
+/** A replica whose manifest, bundles and git fetches all go through `proxy`, its toplevel under `origin.dir`. */
+export async function replicaVia(
+  origin: { dir: string },
+  proxy: { url(path: string): string },
+  name: string,
+): Promise<{ config: string; toplevel: string }> {
   const toplevel = join(origin.dir, name);
   const config = await writeConfig(origin.dir, {
     toplevel,
@@ -120,7 +129,7 @@ export async function replicaThrough(
     site: proxy.url('/git'),
     name: `${name}.conf`,
   });
-  return { proxy, toplevel, config };
+  return { config, toplevel };
 }
 
 /** Replica config for an origin served directly (no proxy). */
