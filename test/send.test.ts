@@ -5,7 +5,7 @@
  * the file and what happened; a client that leaves is not logged as a
  * server problem.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { closeSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -16,7 +16,7 @@ import { request } from './support/http.js';
 import { tempDir } from './support/repos.js';
 
 /** Serves one entity on 127.0.0.1 with sendEntity; returns what was logged once the handler has returned. */
-async function serveOnce(t: import('ava').ExecutionContext, fd: number, size: number) {
+async function serveOnce(t: ExecutionContext, fd: number, size: number) {
   const lines: string[] = [];
   let handled: Promise<void> = Promise.resolve();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -45,7 +45,7 @@ async function serveOnce(t: import('ava').ExecutionContext, fd: number, size: nu
   return { got, lines };
 }
 
-async function dir(t: import('ava').ExecutionContext): Promise<string> {
+async function dir(t: ExecutionContext): Promise<string> {
   const { dir, cleanup } = await tempDir('bm-send-');
   t.teardown(cleanup);
   return dir;
