@@ -45,7 +45,7 @@ test('an idle link banks no more than its burst', (t) => {
   t.true(done <= 10_000 + 1000);
 });
 
-test('connections share the link: two streams booked alternately take the time of both', (t) => {
+test('one link for every connection: slices booked at the same moment queue, done when all of them would be sent', (t) => {
   const link = new SlowLink();
   let last = 0;
   for (let i = 0; i < 1000; i++) last = link.book(SLICE, 10e6, 0);
