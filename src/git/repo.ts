@@ -145,6 +145,15 @@ function checkRefUpdate(u: RefUpdate, repo?: string): void {
     });
 }
 
+/** The updates that turn refs `current` into `wanted` (name to id): moved and new refs, then deleted ones. */
+export function refUpdatesTo(current: readonly Ref[], wanted: ReadonlyMap<string, string>): RefUpdate[] {
+  const now = new Map(current.map((r) => [r.name, r.oid]));
+  const updates: RefUpdate[] = [];
+  for (const [name, oid] of wanted) if (now.get(name) !== oid) updates.push({ name, oid });
+  for (const r of current) if (!wanted.has(r.name)) updates.push({ name: r.name, oid: null });
+  return updates;
+}
+
 /**
  * Applies every update in one `git update-ref --stdin` transaction: either
  * all refs move or none does. Names and ids are validated first.

@@ -17,8 +17,8 @@ import {
   parseShowRef,
   setInitialRefs,
   unbundle,
+  refUpdatesTo,
   updateRefs,
-  type RefUpdate,
 } from '../../git/repo.js';
 import { bundleUrl } from '../../manifest/tree.js';
 import type { BundleRef } from '../../manifest/repo-index.js';
@@ -151,24 +151,15 @@ export async function applyFromBundles(
     ctx.log.debug(`${path}: objects behind the published refs are missing; git fetch closes the gap`);
     return;
   }
+  const refs = Object.entries(index.refs).map(([name, oid]) => ({ name, oid }));
   // a proved chain was indexed into a new repository: it has no refs yet
   const current = proved ? [] : parseShowRef((await fingerprint(work, path)).raw);
-  const updates: RefUpdate[] = [];
-  for (const [name, oid] of Object.entries(index.refs)) {
-    if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });
-  }
-  for (const r of current) if (!(r.name in index.refs)) updates.push({ name: r.name, oid: null });
   // the store's copy of these refs first: what the member points at must never be prunable there
   if (shared) await syncVirtualRefs(shared, path, index.refs);
   // a proved chain's repository is new and in staging: its refs go straight into packed-refs, as git clone's do
-  if (proved)
-    await setInitialRefs(
-      work,
-      Object.entries(index.refs).map(([name, oid]) => ({ name, oid })),
-      path,
-    );
-  else await updateRefs(work, updates, path);
-  const fp = fingerprintOf(formatShowRef(Object.entries(index.refs).map(([name, oid]) => ({ name, oid }))));
+  if (proved) await setInitialRefs(work, refs, path);
+  else await updateRefs(work, refUpdatesTo(current, new Map(Object.entries(index.refs))), path);
+  const fp = fingerprintOf(formatShowRef(refs));
   if (fp !== index.fingerprint) ctx.log.warn(`${path}: index.json refs do not hash to its own fingerprint`);
 }
 

@@ -18,7 +18,7 @@ import {
   isConnected,
   parseShowRef,
   updateRefs,
-  type RefUpdate,
+  refUpdatesTo,
 } from '../../git/repo.js';
 import { isBareRepository } from '../../git/discovery.js';
 
@@ -89,11 +89,7 @@ export async function syncVirtualRefs(store: string, member: string, refs: Recor
       .filter(([, oid]) => have.has(oid))
       .map(([name, oid]) => [prefix + name.slice('refs/'.length), oid]),
   );
-  const updates: RefUpdate[] = [];
-  for (const [name, oid] of want)
-    if (!current.some((r) => r.name === name && r.oid === oid)) updates.push({ name, oid });
-  for (const r of current) if (!want.has(r.name)) updates.push({ name: r.name, oid: null });
-  await updateRefs(store, updates, member);
+  await updateRefs(store, refUpdatesTo(current, want), member);
 }
 
 /** The tips among `oids` whose history is complete in `store` (one git call when all are, the usual case). */

@@ -24,7 +24,7 @@ import {
   parseShowRef,
   updateRefs,
   type Ref,
-  type RefUpdate,
+  refUpdatesTo,
 } from '../../git/repo.js';
 import type { ManifestEntry } from '../../manifest/manifest.js';
 import type { RepoIndex } from '../../manifest/repo-index.js';
@@ -171,12 +171,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
 
 async function restoreRefs(work: string, before: Ref[], path: string): Promise<void> {
   const now = parseShowRef((await fingerprint(work, path)).raw);
-  const old = new Map(before.map((r) => [r.name, r.oid]));
-  const updates: RefUpdate[] = before
-    .filter((r) => !now.some((n) => n.name === r.name && n.oid === r.oid))
-    .map((r) => ({ name: r.name, oid: r.oid }));
-  for (const r of now) if (!old.has(r.name)) updates.push({ name: r.name, oid: null });
-  await updateRefs(work, updates, path);
+  await updateRefs(work, refUpdatesTo(now, new Map(before.map((r) => [r.name, r.oid]))), path);
 }
 
 /**
