@@ -30,7 +30,13 @@ const leavesFieldsOut = (s: RepoState | undefined) =>
 
 /** A recorded state the planner would skip: verified at this entry's fingerprint and all its metadata, no failure since. */
 function recordedCurrent(entry: Manifest[string], state: RepoState | undefined, defaultOwner: string): boolean {
-  if (leavesFieldsOut(state) || state!.lastError || !entry.fingerprint || state!.fingerprint !== entry.fingerprint)
+  if (
+    !state ||
+    leavesFieldsOut(state) ||
+    state.lastError ||
+    !entry.fingerprint ||
+    state.fingerprint !== entry.fingerprint
+  )
     return false;
   return metadataDiff(entry, state, undefined, defaultOwner).length === 0;
 }
