@@ -18,7 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from './daemon.js';
 import { git } from '../../src/git/exec.js';
 import { parseRepoIndex, type RepoIndex } from '../../src/manifest/repo-index.js';
 import { BIN } from './cli.js';
@@ -346,16 +346,16 @@ export async function readIndex(out: string, path: string): Promise<RepoIndex> {
 }
 
 /**
- * Waits until a partial download in the replica holds more than `bytes`
- * (bounded: 200 looks, 25 ms apart), so a test can kill a pull mid-bundle.
+ * Waits until a partial download in the replica holds more than `bytes`, so
+ * a test can kill a pull mid-bundle; throws when none does in time (a kill
+ * made earlier would test something else).
  */
 export async function partialPast(toplevel: string, bytes: number): Promise<void> {
   const partials = join(toplevel, '.bundlemirror', 'partial');
-  for (let i = 0; i < 200; i++) {
+  await eventually(async () => {
     const sizes = await Promise.all(
       (await readdir(partials).catch(() => [] as string[])).map(async (f) => (await stat(join(partials, f))).size),
     );
-    if (sizes.some((s) => s > bytes)) return;
-    await sleep(25);
-  }
+    return sizes.some((s) => s > bytes) ? true : undefined;
+  });
 }
