@@ -110,7 +110,7 @@ export function indexPackParts(
     const sha1 = createHash('sha1');
     const head = packHeader(group.reduce((n, p) => n + p.objects, 0));
     sha1.update(head);
-    await feedGit(feed, head);
+    await feedGit(feed, head, repo);
     const previous = started[started.length - 1]?.done ?? Promise.resolve();
     let finish!: () => void;
     const ready = new Promise<void>((res) => (finish = res));
@@ -157,7 +157,7 @@ export function indexPackParts(
         const n = Math.min(current.left, bytes.length - at);
         const chunk = bytes.subarray(at, at + n);
         current.sha1.update(chunk);
-        await feedGit(current.feed, chunk);
+        await feedGit(current.feed, chunk, repo);
         current.left -= n;
         at += n;
         pos += n;
@@ -192,9 +192,19 @@ export function indexPackParts(
   };
 }
 
-/** Writes to index-pack's input, waiting while it is full; fails once git has stopped reading. */
-export async function feedGit(feed: PassThrough, bytes: Buffer): Promise<void> {
-  if (feed.destroyed) throw new BundlemirrorError('E_GIT', 'git index-pack stopped reading its input');
+/**
+ * Writes to index-pack's input, waiting while it is full; fails, naming
+ * `repo`, once git has stopped reading (it exited: its own error, from
+ * `indexPack`, says why). The callers catch this and index the verified
+ * file as a whole instead, so it reaches a user only through a bug; it
+ * still says for which repository and what to do.
+ */
+export async function feedGit(feed: PassThrough, bytes: Buffer, repo: string): Promise<void> {
+  if (feed.destroyed)
+    throw new BundlemirrorError('E_GIT', 'git index-pack stopped reading the pack before its end', {
+      repo,
+      hint: 'the bundle is indexed from the verified file instead; if that fails too, its error says why, and rerunning pull resumes',
+    });
   if (feed.write(bytes)) return;
   await new Promise<void>((resolve) => {
     const done = () => {

@@ -33,6 +33,7 @@ import { parseBundleHeader, type BundleHeader } from '../../git/bundle.js';
 import { PACK_HEADER_SIZE } from '../../git/pack.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
 import type { PackPart } from '../../manifest/repo-index.js';
+import { removeTempPacks } from './crash-debris.js';
 import { dropPack, feedGit, indexPackParts, type PartIndexer } from './part-indexer.js';
 
 const CHUNK = 1 << 20;
@@ -122,7 +123,7 @@ export function streamIndex(
 
   const feedPack = async (bytes: Buffer): Promise<void> => {
     fedTail = bytes.length >= 20 ? bytes.subarray(bytes.length - 20) : Buffer.concat([fedTail, bytes]).subarray(-20);
-    await feedGit(feed, bytes);
+    await feedGit(feed, bytes, repo);
   };
 
   /** Hands over bytes read from the file at `pos`; false when this is not a stream worth indexing. */
@@ -208,6 +209,8 @@ export function streamIndex(
     feed.destroy();
     const made = await indexing?.catch(() => null);
     if (made) await dropPack(gitDir, made.packHash);
+    // an index-pack that failed or was stopped leaves its temporary pack, and it was the only one running here
+    else if (indexing) await removeTempPacks(gitDir);
     await parted?.drop();
     return null;
   };
