@@ -6,9 +6,10 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isBundlemirrorError, type BundlemirrorError } from '../src/errors.js';
 import { openState } from '../src/replica/state.js';
 import { tempDir } from './support/repos.js';
 
@@ -137,6 +138,36 @@ test('a complete journal line that is not a record makes the state unreadable: a
     warnings.some((w) => [...aside, ...asideJournals].every((n) => w.includes(join(bmDir(top), n)))),
     'one warning names where the snapshot and its journal went',
   );
+});
+
+test('an unreadable state that cannot be moved aside fails with E_DISK naming the state file and the toplevel, and moves nothing', async (t) => {
+  const { top, warn, journal } = await twoRecorded(t);
+  await appendFile(journal, 'garbage that a disk returned\n');
+  const at = new Date('2026-12-01T12:00:00.000Z');
+  const store = await openState(top, { warn, now: () => at });
+  const snapshot = join(bmDir(top), 'state.json');
+  // the name the snapshot would move to is a directory with something in it: rename fails even as root
+  const blocker = `${snapshot}.corrupt-${at.toISOString().replace(/[:.]/g, '-')}`;
+  await mkdir(blocker);
+  await writeFile(join(blocker, 'in-the-way'), '');
+  const before = { snapshot: await readFile(snapshot), journal: await readFile(journal) };
+  const err = await t.throwsAsync(store.recordSuccess('/c.git', { fingerprint: fp(3) }));
+  t.true(isBundlemirrorError(err));
+  t.is((err as BundlemirrorError).code, 'E_DISK');
+  const said = (err as BundlemirrorError).describe();
+  t.true(said.includes(snapshot) && said.includes(top), 'it names the state file and the toplevel');
+  t.truthy((err as BundlemirrorError).hint, 'it says what to do');
+  t.deepEqual(await readFile(snapshot), before.snapshot, 'the unreadable snapshot stays where it was');
+  t.deepEqual(await readFile(journal), before.journal, 'its journal too');
+  t.deepEqual(
+    (await readdir(bmDir(top))).filter((n) => n.includes('.corrupt-')),
+    [blocker.slice(bmDir(top).length + 1)],
+    'nothing was moved aside',
+  );
+  // once the way is clear, the next write moves it aside and records
+  await rm(blocker, { recursive: true });
+  await store.recordSuccess('/c.git', { fingerprint: fp(3) });
+  t.deepEqual(Object.keys(await (await openState(top)).all()), ['/c.git']);
 });
 
 test('a malformed journal record drops that repository only (it is verified again); the others stay', async (t) => {

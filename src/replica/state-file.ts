@@ -23,7 +23,8 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { isJournalId, JournaledFile } from '../fs/journaled-file.js';
-import { HINT } from '../errors.js';
+import { dirname } from 'node:path';
+import { BundlemirrorError, HINT } from '../errors.js';
 import { safeJson } from '../format/untrusted.js';
 import { fastManifestValidators, fastRepoState } from './state-validate.js';
 import type { ManifestValidators, RepoState } from './state-schema.js';
@@ -232,12 +233,39 @@ export class StateFiles {
   /** Moves an unreadable snapshot and its journals aside, for inspection; the state starts empty (the caller holds the lock). */
   async quarantine(why: string, at: Date): Promise<void> {
     const stamp = at.toISOString().replace(/[:.]/g, '-');
-    const { moved, stuck } = await this.pair.moveAside(stamp);
+    let aside: Awaited<ReturnType<JournaledFile['moveAside']>>;
+    try {
+      aside = await this.pair.moveAside(stamp);
+    } catch (err) {
+      throw this.notMovedAside(why, err);
+    }
+    const { moved, stuck } = aside;
     const where = moved.length ? `moved ${moved.join(', ')} aside` : 'nothing left to move aside';
     const left = stuck.map((s) => `; could not move ${s.path} (${s.error}): no state names it, delete it by hand`);
     this.warn(
       `${this.file}: ${why}; ${where}${left.join('')}; starting with empty state: the next pull verifies every repository again (nothing is downloaded for those already in sync)` +
         `${HINT}nothing to repair; keep the moved files to see what went wrong (a full disk, a bad disk, a file edited by hand) and delete them afterwards`,
+    );
+  }
+
+  /**
+   * The snapshot could not be renamed (the name beside it taken by a
+   * directory, a read-only or failing disk): nothing was moved, so the
+   * unreadable file and its journals stay where they are, and nothing can
+   * be recorded until someone moves them.
+   */
+  private notMovedAside(why: string, err: unknown): BundlemirrorError {
+    const e = err as NodeJS.ErrnoException & { dest?: string };
+    // the state lives in <toplevel>/.bundlemirror/
+    const toplevel = dirname(dirname(this.file));
+    const target = e.dest ? ` to ${e.dest}` : '';
+    return new BundlemirrorError(
+      'E_DISK',
+      `the replica state of toplevel ${toplevel} cannot be read (${why}) and ${this.file} could not be moved aside${target}: ${e.code ?? e.message}`,
+      {
+        hint: `nothing was moved or deleted; move ${this.file} out of the way yourself${e.dest ? ` (or remove what is at ${e.dest})` : ''} and rerun: the next pull starts with empty state and verifies every repository again`,
+        cause: err,
+      },
     );
   }
 }
