@@ -119,19 +119,30 @@ export function addRow(ctx: BenchContext, row: Row): void {
   );
 }
 
+type ReplicaConfigOptions = { threads?: number; gitBase?: string; coreExtra?: string; logLevel?: 'info' | 'debug' };
+
 /** A replica config (grokmirror format) for `toplevel`, reading `base` (serve or a proxy in front of it). */
 export async function writeReplicaConfig(
   file: string,
   toplevel: string,
   base: string,
-  opts: { threads?: number; gitBase?: string; coreExtra?: string; logLevel?: 'info' | 'debug' } = {},
+  opts: ReplicaConfigOptions = {},
 ): Promise<string> {
   await mkdir(toplevel, { recursive: true });
-  await writeFile(
-    file,
-    `[core]\ntoplevel = ${toplevel}\nmanifest = ${join(toplevel, 'manifest.js.gz')}\nlog = ${file}.log\nloglevel = ${opts.logLevel ?? 'info'}\n${opts.coreExtra ?? ''}\n` +
-      `[remote]\nsite = ${opts.gitBase ?? `${base}/git`}\nmanifest = ${base}/manifest.js.gz\n\n` +
-      `[pull]\npull_threads = ${opts.threads ?? 2}\n`,
-  );
+  await writeFile(file, replicaConfigText(file, toplevel, base, opts));
   return file;
+}
+
+/** The text writeReplicaConfig writes. */
+export function replicaConfigText(
+  file: string,
+  toplevel: string,
+  base: string,
+  opts: ReplicaConfigOptions = {},
+): string {
+  return (
+    `[core]\ntoplevel = ${toplevel}\nmanifest = ${join(toplevel, 'manifest.js.gz')}\nlog = ${file}.log\nloglevel = ${opts.logLevel ?? 'info'}\n${opts.coreExtra ?? ''}\n` +
+    `[remote]\nsite = ${opts.gitBase ?? `${base}/git`}\nmanifest = ${base}/manifest.js.gz\n\n` +
+    `[pull]\npull_threads = ${opts.threads ?? 2}\n`
+  );
 }

@@ -7,16 +7,22 @@
  * have left (manifest, index.json, bundle-list and a real bundle per
  * repository) and a replica that holds exactly the same repositories with
  * a state.json saying they are verified. git reads all of it (the poll
- * scenario clones and fetches some of them to prove it).
+ * scenario clones and fetches some of them to prove it). A replica's
+ * repositories carry the config `pull` gives a mirror it clones (hooks
+ * path, no reflogs, owner), taken from the code that writes it, so the
+ * first pull of one costs what it costs in real use.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import pLimit from 'p-limit';
 import { serializeManifest, type Manifest } from '../../src/manifest/manifest.js';
 import { serializeRepoIndex, INDEX_VERSION, type RepoIndex } from '../../src/manifest/repo-index.js';
 import { renderBundleList } from '../../src/manifest/bundle-list.js';
+import { mirrorConfig } from '../../src/git/repo.js';
+import { emptyHooksDir } from '../../src/replica/paths.js';
+import { wantedMetadata } from '../../src/replica/sync/metadata.js';
 import { WHO } from './data.js';
 
 export const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
@@ -77,13 +83,13 @@ function u32(n: number): Buffer {
  * (the empty tree is built into git): creating 30,000 of them is bound by
  * metadata operations, so fewer is faster.
  */
-async function writeRepo(dir: string, repo: FleetRepo, commitZ: Buffer): Promise<void> {
+async function writeRepo(dir: string, repo: FleetRepo, commitZ: Buffer, config: string): Promise<void> {
   const objDir = join(dir, 'objects', repo.commit.slice(0, 2));
   await mkdir(objDir, { recursive: true });
   await Promise.all([
     mkdir(join(dir, 'refs')),
     writeFile(join(dir, 'HEAD'), 'ref: refs/heads/main\n'),
-    writeFile(join(dir, 'config'), '[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n'),
+    writeFile(join(dir, 'config'), config),
     writeFile(join(dir, 'description'), repo.description + '\n'),
     writeFile(
       join(dir, 'packed-refs'),
@@ -93,6 +99,29 @@ async function writeRepo(dir: string, repo: FleetRepo, commitZ: Buffer): Promise
   ]);
 }
 
+/** What `git init --bare` writes. */
+const INIT_CONFIG: [string, string][] = [
+  ['core.repositoryformatversion', '0'],
+  ['core.filemode', 'true'],
+  ['core.bare', 'true'],
+];
+
+/** `section.name value` pairs as git's config file (no subsections), sections in first-seen order. */
+function configFile(entries: [string, string][]): string {
+  const sections = new Map<string, string[]>();
+  for (const [key, value] of entries) {
+    const dot = key.indexOf('.');
+    const section = key.slice(0, dot);
+    // git's quoting: backslash and double quote escaped; quoted when it would otherwise be misread
+    const escaped = value.replace(/[\\"]/g, (c) => `\\${c}`);
+    const quoted = /^\s|\s$|[;#]/.test(value) ? `"${escaped}"` : escaped;
+    const lines = sections.get(section) ?? [];
+    lines.push(`\t${key.slice(dot + 1)} = ${quoted}\n`);
+    sections.set(section, lines);
+  }
+  return [...sections].map(([section, lines]) => `[${section}]\n${lines.join('')}`).join('');
+}
+
 export interface FleetOptions {
   n: number;
   origin: string;
@@ -100,6 +129,8 @@ export interface FleetOptions {
   out?: string;
   /** Also write a replica here, in sync, with its state.json. */
   replica?: string;
+  /** The replica config's `[pull] default_owner`: the owner `pull` gives a repository its manifest entry names none for. */
+  replicaOwner?: string | null;
   /** Rewrite only these repositories (restoring a cached fleet); manifest and state are always rewritten whole. */
   only?: ReadonlySet<string>;
 }
@@ -120,6 +151,26 @@ export async function makeFleet(opts: FleetOptions): Promise<FleetRepo[]> {
       c,
     };
   });
+  const entryFor = (repo: FleetRepo): Manifest[string] => ({
+    modified: 1_700_000_000,
+    fingerprint: repo.fingerprint,
+    head: 'ref: refs/heads/main',
+    reference: null,
+    description: repo.description,
+  });
+  const originConfig = configFile(INIT_CONFIG);
+  // pull names the hooks directory under its toplevel's real path
+  const replicaTop = opts.replica
+    ? await mkdir(opts.replica, { recursive: true }).then(() => realpath(opts.replica!))
+    : '';
+  const replicaConfig = (repo: FleetRepo): string => {
+    const owner = wantedMetadata(entryFor(repo), opts.replicaOwner ?? null).owner;
+    return configFile([
+      ...INIT_CONFIG,
+      ...mirrorConfig(emptyHooksDir(replicaTop)),
+      ...(owner === null ? [] : [['gitweb.owner', owner] as [string, string]]),
+    ]);
+  };
   const limit = pLimit(32);
   await Promise.all(
     repos
@@ -132,8 +183,8 @@ export async function makeFleet(opts: FleetOptions): Promise<FleetRepo[]> {
               if (top) await rm(join(top, ...rel), { recursive: true, force: true });
           }
           const commitZ = deflateSync(c.raw);
-          await writeRepo(join(opts.origin, ...rel), repo, commitZ);
-          if (opts.replica) await writeRepo(join(opts.replica, ...rel), repo, commitZ);
+          await writeRepo(join(opts.origin, ...rel), repo, commitZ, originConfig);
+          if (opts.replica) await writeRepo(join(opts.replica, ...rel), repo, commitZ, replicaConfig(repo));
           if (!opts.out) return;
           const bundle = Buffer.concat([
             Buffer.from(`# v2 git bundle\n${repo.commit} refs/heads/main\n\n`),
@@ -173,13 +224,7 @@ export async function makeFleet(opts: FleetOptions): Promise<FleetRepo[]> {
       ),
   );
   for (const { repo } of repos) {
-    manifest[repo.path] = {
-      modified: 1_700_000_000,
-      fingerprint: repo.fingerprint,
-      head: 'ref: refs/heads/main',
-      reference: null,
-      description: repo.description,
-    };
+    manifest[repo.path] = entryFor(repo);
     state[repo.path] = {
       fingerprint: repo.fingerprint,
       head: 'ref: refs/heads/main',

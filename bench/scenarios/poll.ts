@@ -15,7 +15,7 @@
  */
 import { readFile, writeFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { addRow, writeReplicaConfig, type BenchContext } from '../lib/context.js';
+import { addRow, replicaConfigText, writeReplicaConfig, type BenchContext } from '../lib/context.js';
 import { fleetPaths, makeFleet } from '../lib/fleet.js';
 import { pushCommit } from '../lib/data.js';
 import { bundlemirror, gitTimed } from '../lib/proc.js';
@@ -23,7 +23,7 @@ import { median } from '../lib/report.js';
 import { startGitDaemon, startServe, type Running } from '../lib/servers.js';
 import { takeGitSpans } from '../lib/trace-git.js';
 import { gitProcessCount } from '../../src/git/exec.js';
-import { loadPullConfig } from '../../src/replica/config/config.js';
+import { loadPullConfig, parsePullConfig } from '../../src/replica/config/config.js';
 import { createPullLog } from '../../src/replica/log.js';
 import { pull } from '../../src/replica/pull.js';
 
@@ -34,7 +34,8 @@ interface Fleet {
   replica?: string;
 }
 
-const FLEET_VERSION = 1;
+/** Raised whenever what makeFleet writes changes, so a cached fleet is generated again. */
+const FLEET_VERSION = 2;
 
 /** The cached fleet of `n` repositories, generated or restored to its pristine state. */
 async function fleet(ctx: BenchContext, n: number, withReplica: boolean): Promise<Fleet> {
@@ -45,6 +46,9 @@ async function fleet(ctx: BenchContext, n: number, withReplica: boolean): Promis
     out: join(root, 'published'),
     replica: withReplica ? join(root, 'replica') : undefined,
   };
+  // the owner the replica's pull gives a repository whose entry names none, from the config it runs with
+  const replicaConf = replicaConfigText(join(ctx.work, 'fleet-replica.conf'), root, 'http://127.0.0.1');
+  const replicaOwner = parsePullConfig(replicaConf, { realpath: false }).pull.defaultOwner;
   const ready = join(root, 'ready');
   const dirtyFile = join(root, 'dirty.json');
   const t = Date.now();
@@ -55,12 +59,12 @@ async function fleet(ctx: BenchContext, n: number, withReplica: boolean): Promis
     )
   ) {
     const dirty = JSON.parse(await readFile(dirtyFile, 'utf8').catch(() => '[]')) as string[];
-    await makeFleet({ n, origin: f.origin, out: f.out, replica: f.replica, only: new Set(dirty) });
+    await makeFleet({ n, origin: f.origin, out: f.out, replica: f.replica, replicaOwner, only: new Set(dirty) });
     ctx.log(`fleet of ${n}: restored ${dirty.length} repositories (${((Date.now() - t) / 1000).toFixed(1)} s)`);
   } else {
     await rm(root, { recursive: true, force: true });
     await mkdir(root, { recursive: true });
-    await makeFleet({ n, origin: f.origin, out: f.out, replica: f.replica });
+    await makeFleet({ n, origin: f.origin, out: f.out, replica: f.replica, replicaOwner });
     await writeFile(ready, '');
     ctx.log(`fleet of ${n}: generated (${((Date.now() - t) / 1000).toFixed(1)} s, cached for the next run)`);
   }

@@ -101,14 +101,28 @@ export async function configUnset(gitDir: string, key: string, repo?: string): P
 }
 
 /**
- * Makes a mirror's own config say what every command on it already gets
- * from the git door (exec.ts): hooks only from `hooksDir` (an empty
- * directory the replica owns) and no reflogs, so a git run by someone else
- * on the mirror (an admin, a cron job, `serve`) runs no hook an origin
+ * What a mirror's own config says, beyond `git init --bare`, so that it
+ * says what every command on it already gets from the git door (exec.ts):
+ * hooks only from `hooksDir` (an empty directory the replica owns) and no
+ * reflogs. protectMirror writes these; the bench's fleet writes them
+ * directly, from here, so its replicas cost what a pulled one does.
+ */
+export function mirrorConfig(hooksDir: string): [key: string, value: string][] {
+  return [
+    ['core.hooksPath', hooksDir],
+    ['core.logAllRefUpdates', 'false'],
+  ];
+}
+
+/**
+ * Makes a mirror's config say mirrorConfig(), so that a git run by someone
+ * else on the mirror (an admin, a cron job, `serve`) runs no hook an origin
  * could have planted either. One git process when already so.
  */
 export async function protectMirror(gitDir: string, hooksDir: string, repo?: string): Promise<void> {
-  const r = await git(['config', '--local', '--get-regexp', '^core\\.(hookspath|logallrefupdates)$'], {
+  const want = mirrorConfig(hooksDir);
+  const keys = want.map(([key]) => key.toLowerCase().replace(/\./g, '\\.'));
+  const r = await git(['config', '--local', '--get-regexp', `^(${keys.join('|')})$`], {
     gitDir,
     repo,
     okCodes: [1],
@@ -120,9 +134,8 @@ export async function protectMirror(gitDir: string, hooksDir: string, repo?: str
       .filter(Boolean)
       .map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)] as const),
   );
-  if (have.get('core.hookspath') !== hooksDir) await git(['config', 'core.hooksPath', hooksDir], { gitDir, repo });
-  if (have.get('core.logallrefupdates') !== 'false')
-    await git(['config', 'core.logAllRefUpdates', 'false'], { gitDir, repo });
+  for (const [key, value] of want)
+    if (have.get(key.toLowerCase()) !== value) await git(['config', key, value], { gitDir, repo });
 }
 
 export async function initBare(dir: string, repo?: string): Promise<void> {
