@@ -115,27 +115,62 @@ export function mirrorConfig(hooksDir: string): [key: string, value: string][] {
 }
 
 /**
+ * What a sync needs of a repository's config, read by one `git config`
+ * process: the mirrorConfig() keys as the repository's own config has them,
+ * the owner (`gitweb.owner`) as `git config --get` answers (the last value
+ * of any scope), and how refs are stored.
+ */
+export interface MirrorConfig {
+  /** The repository's own values of the mirrorConfig() keys, by lower-cased key (absent: not set there). */
+  protection: ReadonlyMap<string, string>;
+  owner: string | null;
+  /** `extensions.refStorage`, lower-cased: `files` unless a reftable repository says otherwise. */
+  refStorage: string;
+}
+
+const PROTECTION_KEYS = mirrorConfig('').map(([key]) => key.toLowerCase());
+
+export async function readMirrorConfig(gitDir: string, repo?: string): Promise<MirrorConfig> {
+  const keys = [...PROTECTION_KEYS, 'gitweb.owner', 'extensions.refstorage'];
+  // -z: a value may hold a newline; --show-scope: the door's own `-c core.hooksPath` (scope "command") is not the repository's
+  const r = await git(
+    ['config', '--show-scope', '-z', '--get-regexp', `^(${keys.map((k) => k.replace(/\./g, '\\.')).join('|')})$`],
+    { gitDir, repo, okCodes: [1] },
+  );
+  const protection = new Map<string, string>();
+  let owner: string | null = null;
+  let refStorage = 'files';
+  const fields = r.stdout.toString('utf8').split('\0');
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const scope = fields[i]!;
+    const entry = fields[i + 1]!;
+    const nl = entry.indexOf('\n');
+    // a key without `=` has no value; `git config --get` prints it as an empty line
+    const key = nl < 0 ? entry : entry.slice(0, nl);
+    const value = nl < 0 ? '' : entry.slice(nl + 1);
+    // later entries override earlier ones, as git reads them
+    if (key === 'gitweb.owner' && scope !== 'command') owner = value;
+    else if (key === 'extensions.refstorage' && scope !== 'command') refStorage = value.trim().toLowerCase() || 'files';
+    else if (scope === 'local' && PROTECTION_KEYS.includes(key)) protection.set(key, value);
+  }
+  return { protection, owner, refStorage };
+}
+
+/**
  * Makes a mirror's config say mirrorConfig(), so that a git run by someone
  * else on the mirror (an admin, a cron job, `serve`) runs no hook an origin
- * could have planted either. One git process when already so.
+ * could have planted either. One git process when already so; returns the
+ * config as it now is, so a sync need not read it again.
  */
-export async function protectMirror(gitDir: string, hooksDir: string, repo?: string): Promise<void> {
-  const want = mirrorConfig(hooksDir);
-  const keys = want.map(([key]) => key.toLowerCase().replace(/\./g, '\\.'));
-  const r = await git(['config', '--local', '--get-regexp', `^(${keys.join('|')})$`], {
-    gitDir,
-    repo,
-    okCodes: [1],
-  });
-  const have = new Map(
-    r.stdout
-      .toString('utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)] as const),
-  );
-  for (const [key, value] of want)
-    if (have.get(key.toLowerCase()) !== value) await git(['config', key, value], { gitDir, repo });
+export async function protectMirror(gitDir: string, hooksDir: string, repo?: string): Promise<MirrorConfig> {
+  const have = await readMirrorConfig(gitDir, repo);
+  const protection = new Map(have.protection);
+  for (const [key, value] of mirrorConfig(hooksDir)) {
+    if (have.protection.get(key.toLowerCase()) === value) continue;
+    await git(['config', key, value], { gitDir, repo });
+    protection.set(key.toLowerCase(), value);
+  }
+  return { ...have, protection };
 }
 
 export async function initBare(dir: string, repo?: string): Promise<void> {

@@ -16,6 +16,7 @@ import {
   isConnected,
   parseShowRef,
   setInitialRefs,
+  type Ref,
   unbundle,
   refUpdatesTo,
   updateRefs,
@@ -34,22 +35,31 @@ import type { BundleSource } from './index-source.js';
 /** How often a download's progress is shown (the downloader's own default). */
 const PROGRESS_EVERY_MS = 250;
 
+/**
+ * `refsBefore`: an existing repository's refs as the sync read them (nothing
+ * else moves them meanwhile); null for a new repository. Resolves true when
+ * it set the refs to the index's (and recorded them in the forkgroup store),
+ * false when it left them for git fetch.
+ */
 export async function applyFromBundles(
   work: string,
   shared: string | null,
   path: string,
   source: BundleSource,
-  exists: boolean,
+  refsBefore: readonly Ref[] | null,
   ctx: SyncContext,
   result: SyncResult,
-): Promise<void> {
+): Promise<boolean> {
   const { index } = source;
+  const exists = refsBefore !== null;
   // a new forkgroup member already sees, through its store, the history its group shares
   const present = exists || shared ? await existingObjects(work, idsToCheck(index), path) : new Set<string>();
   // without a git URL to fetch from, a full base is the only way to the published state
   const choice = planBundles({ index, present, exists, allowBase: !ctx.site });
   let proved: string[] | null = null;
   ctx.log.debug(`${path}: ${choice.kind}: ${choice.reason}`);
+  // the planner found a ref of the index missing and no bundle that brings it: git fetch closes the gap
+  if (choice.kind === 'fetch') return false;
   if (choice.kind === 'bundles') {
     const redirects = source.root === ctx.bundlesBase ? treeRedirects(ctx, path) : { roots: [source.root], repo: path };
     const download = (b: BundleRef, onWritten?: () => void, signal = ctx.signal) => {
@@ -110,7 +120,14 @@ export async function applyFromBundles(
     for (const b of fresh ? [] : choice.bundles) {
       const file = join(bundleCacheDir(ctx.toplevel), `${b.sha256}.bundle`);
       const header = await readBundleHeader(file);
-      await requirePrerequisites(work, b, header.prerequisites, path);
+      // (git itself refuses a bundle whose prerequisites are missing; this check names them, for the
+      // ones the look-up above did not already find)
+      await requirePrerequisites(
+        work,
+        b,
+        header.prerequisites.filter((p) => !present.has(p)),
+        path,
+      );
       // Into the forkgroup store only when the store itself holds the prerequisites (a git fetch puts
       // objects in the member, and git refuses "Repository lacks these prerequisite commits"), and again
       // into the member when the result is still incomplete in the store (a tag-only bundle has no
@@ -133,27 +150,25 @@ export async function applyFromBundles(
     }
     result.via = 'bundles';
   }
-  // move refs only when everything the index names is here and connected
+  // move refs only when everything the index names is here and connected: the walk fails on a missing
+  // ref target as well as on missing history behind one. A new repository whose bundles were proved
+  // connected one by one (fresh-chain.ts) walks only what the refs reach beyond the proved tips, not
+  // the whole history again.
   const wanted = Object.values(index.refs);
-  // (a proved chain skips this look-up: its walk below fails on a missing ref target as well)
-  if (!proved) {
-    const have = await existingObjects(work, wanted, path);
-    if (!wanted.every((o) => have.has(o))) return; // git fetch closes the gap
-  }
-  // A new repository whose bundles were proved connected one by one (fresh-chain.ts): only what the
-  // refs reach beyond the proved tips is walked, not the whole history again.
   const connected = proved ? await connectedAbove(work, wanted, proved, path) : await isConnected(work, wanted, path);
   if (!connected) {
-    // The tips are here but not all of their history: a bundle with a short pack, or loose objects
-    // from a git fetch cut mid-way (unpack-objects writes as it receives). Refs stay where they are
-    // and git fetch, which checks connectivity itself, brings the rest; failing here instead failed
-    // every later run the same way (test/reliability/regressions.test.ts).
-    ctx.log.debug(`${path}: objects behind the published refs are missing; git fetch closes the gap`);
-    return;
+    // A ref's object is missing, or the tips are here but not all of their history: a bundle with a
+    // short pack, or loose objects from a git fetch cut mid-way (unpack-objects writes as it
+    // receives). Refs stay where they are and git fetch, which checks connectivity itself, brings the
+    // rest; failing here instead failed every later run the same way
+    // (test/reliability/regressions.test.ts).
+    ctx.log.debug(`${path}: objects the published refs need are missing; git fetch closes the gap`);
+    return false;
   }
   const refs = Object.entries(index.refs).map(([name, oid]) => ({ name, oid }));
-  // a proved chain was indexed into a new repository: it has no refs yet
-  const current = proved ? [] : parseShowRef((await fingerprint(work, path)).raw);
+  // a proved chain was indexed into a new repository: it has no refs yet; a new forkgroup member in
+  // staging is asked (git init may have copied refs from a template)
+  const current = proved ? [] : (refsBefore ?? parseShowRef((await fingerprint(work, path)).raw));
   // the store's copy of these refs first: what the member points at must never be prunable there
   if (shared) await syncVirtualRefs(shared, path, index.refs);
   // a proved chain's repository is new and in staging: its refs go straight into packed-refs, as git clone's do
@@ -161,6 +176,7 @@ export async function applyFromBundles(
   else await updateRefs(work, refUpdatesTo(current, new Map(Object.entries(index.refs))), path);
   const fp = fingerprintOf(formatShowRef(refs));
   if (fp !== index.fingerprint) ctx.log.warn(`${path}: index.json refs do not hash to its own fingerprint`);
+  return true;
 }
 
 /** Verified bundles are kept across a failed run (the next one reuses them) and dropped once applied. */

@@ -4,8 +4,8 @@
  */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../fs/atomic.js';
-import { configGet, configSet, configUnset, readHead, setHead } from '../../git/repo.js';
-import { readDescription } from '../../git/inspect.js';
+import { configSet, configUnset, readHead, readMirrorConfig, setHead, type MirrorConfig } from '../../git/repo.js';
+import { readDescription, readHeadFile } from '../../git/inspect.js';
 import type { ManifestEntry } from '../../manifest/manifest.js';
 
 export interface RepoMetadata {
@@ -22,14 +22,26 @@ export function wantedMetadata(entry: ManifestEntry, defaultOwner: string | null
   };
 }
 
-export async function readMetadata(dir: string, repo: string): Promise<RepoMetadata> {
-  const description = await readDescription(dir);
-  return { head: await readHead(dir, repo), description, owner: await configGet(dir, 'gitweb.owner', repo) };
+/**
+ * The repository's metadata. `config` is its config as `readMirrorConfig`
+ * read it (a sync has it already; read here otherwise). HEAD of a repository
+ * that keeps refs in files is that file, as `git symbolic-ref` reads it
+ * (publish reads it so too): no git process.
+ */
+export async function readMetadata(dir: string, repo: string, config?: MirrorConfig): Promise<RepoMetadata> {
+  const { owner, refStorage } = config ?? (await readMirrorConfig(dir, repo));
+  const head = refStorage === 'files' ? await readHeadFile(dir) : await readHead(dir, repo);
+  return { head, description: await readDescription(dir), owner };
 }
 
 /** Writes what differs; returns the names of the fields it changed. */
-export async function applyMetadata(dir: string, want: RepoMetadata, repo: string): Promise<string[]> {
-  const have = await readMetadata(dir, repo);
+export async function applyMetadata(
+  dir: string,
+  want: RepoMetadata,
+  repo: string,
+  config?: MirrorConfig,
+): Promise<string[]> {
+  const have = await readMetadata(dir, repo, config);
   const changed: string[] = [];
   if (want.head && want.head !== have.head) {
     await setHead(dir, want.head, repo);

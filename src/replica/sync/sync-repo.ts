@@ -22,6 +22,7 @@ import {
   initBare,
   protectMirror,
   parseShowRef,
+  type MirrorConfig,
   updateRefs,
   type Ref,
   refUpdatesTo,
@@ -59,12 +60,17 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   const want = wantedMetadata(entry, ctx.defaultOwner);
 
   const hooks = emptyHooksDir(ctx.toplevel);
+  // the repository's config, read once: nothing this sync runs changes it but our own writes
+  let config: MirrorConfig | undefined;
+  // an existing repository's refs, which nothing but this sync moves (the caller holds the pull lock)
+  let refsBefore: Ref[] | null = null;
   if (exists) {
     // adoption: a repository made by an older version, by grokmirror or by hand gets the same protection as a new one
-    await protectMirror(dir, hooks, path);
+    config = await protectMirror(dir, hooks, path);
     const local = await fingerprint(dir, path);
+    refsBefore = local.refs;
     if (entry.fingerprint && local.fingerprint === entry.fingerprint) {
-      result.metadataChanged = await applyMetadata(dir, want, path);
+      result.metadataChanged = await applyMetadata(dir, want, path, config);
       // git is complete; LFS objects a run cut short are still owed
       if (ctx.lfs !== false && ctx.bundlesBase) {
         const index = await fetchIndex(path, entry, ctx);
@@ -84,7 +90,7 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   if (!exists) {
     await mkdir(dirname(work), { recursive: true });
     await initBare(work, path);
-    await protectMirror(work, hooks, path);
+    config = await protectMirror(work, hooks, path);
     if (store) await linkToStore(work, store);
   }
   // a repository mirrored before it joined a forkgroup keeps its own objects
@@ -99,11 +105,12 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
     // a new repository the origin publishes no bundles for (a grokmirror origin): let the service bundle it
     // (not for a replica that accepts signed indexes only: the service signs nothing)
     if (!source && !exists && ctx.onDemand && ctx.site && !ctx.allowedSigners) source = await onDemandSource(path, ctx);
-    if (source) await applyFromBundles(work, shared, path, source, exists, ctx, result);
+    const refsSet = source ? await applyFromBundles(work, shared, path, source, refsBefore, ctx, result) : false;
     // LFS and the fingerprint check below are about the origin's own index
     const index = originIndex;
 
-    let fp = (await fingerprint(work, path)).fingerprint;
+    let after = await fingerprint(work, path);
+    let fp = after.fingerprint;
     if (entry.fingerprint !== fp || !source) {
       if (!ctx.site) {
         throw new BundlemirrorError(
@@ -117,10 +124,11 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
       }
       const url = ctx.site.replace(/\/+$/, '') + path;
       ctx.log.debug(`${path}: git fetch ${url} to close the gap`);
-      const before = ctx.allowedSigners && exists ? parseShowRef((await fingerprint(work, path)).raw) : null;
+      const before = ctx.allowedSigners && exists ? after.refs : null;
       await fetchMirror(work, url, { prune: true, repo: path, signal: ctx.signal });
       result.via = result.via === 'bundles' ? 'bundles+fetch' : 'fetch';
-      fp = (await fingerprint(work, path)).fingerprint;
+      after = await fingerprint(work, path);
+      fp = after.fingerprint;
       // git fetch is not signed: refs it brought that no signed document vouches for are put back as they were
       if (ctx.allowedSigners && fp !== entry.fingerprint && fp !== index?.fingerprint) {
         if (before) await restoreRefs(work, before, path); // (a new repository in staging is removed whole)
@@ -134,14 +142,11 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
         );
       }
     }
-    result.metadataChanged = await applyMetadata(work, want, path);
+    result.metadataChanged = await applyMetadata(work, want, path, config);
     result.fingerprint = fp;
-    if (shared)
-      await syncVirtualRefs(
-        shared,
-        path,
-        Object.fromEntries((await fingerprint(work, path)).refs.map((r) => [r.name, r.oid])),
-      );
+    // the store already records these refs when they are the ones the bundles set (HEAD is no ref of show-ref's)
+    if (shared && !(refsSet && source && sameRefs(after.refs, source.index.refs)))
+      await syncVirtualRefs(shared, path, Object.fromEntries(after.refs.map((r) => [r.name, r.oid])));
     if (!exists) await moveIntoPlace(work, dir, path);
     // after the move: objects downloaded before a failure stay with the repository for the next run
     if (index && ctx.lfs !== false) await applyLfs(dir, path, index, ctx, result);
@@ -167,6 +172,13 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
       await dropCachedBundles(ctx.toplevel, result.bundles);
     throw err;
   }
+}
+
+function sameRefs(refs: readonly Ref[], wanted: Readonly<Record<string, string>>): boolean {
+  return (
+    refs.length === Object.keys(wanted).length &&
+    refs.every((r) => Object.hasOwn(wanted, r.name) && wanted[r.name] === r.oid)
+  );
 }
 
 async function restoreRefs(work: string, before: Ref[], path: string): Promise<void> {
