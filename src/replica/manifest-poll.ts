@@ -4,13 +4,12 @@
  * trusts only signed manifests, and the copy `status` and `fsck` read later.
  */
 import { readFile } from 'node:fs/promises';
-import { BundlemirrorError } from '../errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { fetchDocumentFromHosts } from '../transfer/document.js';
 import type { PullConfig } from './config/config.js';
 import type { StateStore } from './state.js';
 import type { ManifestValidators } from './state-file.js';
-import { manifestRedirects, remoteManifestCopyPath } from './remote-manifest.js';
+import { manifestRedirects, missingManifest, remoteManifestCopyPath } from './remote-manifest.js';
 import {
   checkManifestFreshness,
   readAcceptedManifest,
@@ -85,13 +84,7 @@ export async function fetchRemoteManifest(
     retryForMs: opts.retryForMs ?? config.pull.retryForMs,
     onWait: opts.onWait ? (w) => opts.onWait!(null, w) : undefined,
   }).catch((err: unknown) => {
-    if (err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND') {
-      throw new BundlemirrorError('E_NOT_FOUND', `no manifest at ${url} (404)`, {
-        hint: `check [remote] manifest in ${config.file}: the URL of the origin's manifest.js.gz`,
-        cause: err,
-      });
-    }
-    throw err;
+    throw missingManifest(config, err);
   });
   if (doc.status === 'unchanged') {
     opts.log.debug(`manifest ${url} unchanged (304)`);

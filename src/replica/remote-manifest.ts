@@ -10,6 +10,7 @@ import { BundlemirrorError } from '../errors.js';
 import { parseManifest, type Manifest } from '../manifest/manifest.js';
 import type { RedirectRule } from '../transfer/http.js';
 import { fetchDocument } from '../transfer/document.js';
+import { FileTreeNotFound } from '../transfer/failure.js';
 import type { PullConfig } from './config/config.js';
 import { stateDir } from './paths.js';
 
@@ -84,10 +85,42 @@ export async function fetchRemoteManifestNow(config: PullConfig, signal?: AbortS
     signal,
     retries: 1,
     redirects: manifestRedirects(config),
+  }).catch((err: unknown) => {
+    throw missingManifest(config, err);
   });
   if (doc.status !== 'ok')
     throw new BundlemirrorError('E_HTTP', `GET ${url}: unexpected 304 to an unconditional request`);
   return { manifest: parseManifest(doc.body, url).manifest, source: 'fetched', location: url, savedAt: null };
+}
+
+/**
+ * A 404 for the remote manifest, said as what it means: which URL, that the
+ * origin has not published there (or the URL is wrong), and what to do; for
+ * a `file:` manifest, the published tree's own reason (not mounted, no such
+ * file, not a regular file). Any other error is returned as it is. The code
+ * stays E_NOT_FOUND.
+ */
+export function missingManifest(config: Pick<PullConfig, 'remote' | 'file'>, err: unknown): unknown {
+  if (!(err instanceof BundlemirrorError && err.code === 'E_NOT_FOUND')) return err;
+  const url = config.remote.manifest;
+  const key = `[remote] manifest in ${config.file}`;
+  let message: string;
+  let hint: string;
+  if (err instanceof FileTreeNotFound) {
+    message = `no manifest at ${url}: ${err.reason}`;
+    if (err.why === 'no-tree')
+      hint = `check that the filesystem holding ${err.tree} is mounted on this machine, and that ${key} names the manifest.js.gz in it; then pull again`;
+    else if (err.why === 'not-a-file')
+      hint = `check that ${key} names the origin's manifest.js.gz; if it does, report it to whoever publishes ${err.tree}`;
+    else {
+      message += `: the origin has not published into ${err.tree}, or the URL is wrong`;
+      hint = `check that ${key} names the manifest.js.gz of the origin's published tree, and that the mount shows the origin's latest publish (a network filesystem's cache can lag); then pull again`;
+    }
+  } else {
+    message = `no manifest at ${url}: the server has no such file: the origin has not published its tree there, or the URL is wrong`;
+    hint = `check ${key}: the URL of the manifest.js.gz at the top of the tree the origin publishes; if it is right, pull again once the origin has published`;
+  }
+  return new BundlemirrorError('E_NOT_FOUND', message, { hint, cause: err });
 }
 
 /**

@@ -133,25 +133,43 @@ export function failureFromStatus(url: string, status: number, headers: Incoming
   };
 }
 
-/** A `file:` tree's 404 (file-response.ts), worded for a mounted directory rather than a server. */
+/**
+ * A `file:` tree's 404 (file-response.ts), worded for a mounted directory
+ * rather than a server. It keeps why, so that a caller that knows what the
+ * file is (the manifest) can say it in its own terms.
+ */
+export class FileTreeNotFound extends BundlemirrorError {
+  constructor(
+    readonly url: string,
+    readonly why: FileMissing,
+    /** The published tree's root directory. */
+    readonly tree: string,
+    /** Why, without the URL. */
+    readonly reason: string,
+    hint: string,
+  ) {
+    super('E_NOT_FOUND', `${url}: ${reason}`, { hint });
+  }
+}
+
 function fileNotFound(url: string, why: FileMissing, root: unknown): Failure {
   const tree = typeof root === 'string' ? root : 'the published tree';
-  const [message, hint] =
+  const [reason, hint] =
     why === 'no-tree'
       ? [
-          `${url}: the published tree ${tree} is not there`,
+          `the published tree ${tree} is not there`,
           'check that the filesystem holding it is mounted on this machine, and that [remote] site and manifest name it',
         ]
       : why === 'not-a-file'
         ? [
-            `${url}: not a regular file in the published tree (a directory, a FIFO or a device has its name)`,
+            'not a regular file in the published tree (a directory, a FIFO or a device has its name)',
             'this replica reads regular files only; report it to whoever publishes the tree',
           ]
         : [
-            `${url}: no such file in the published tree`,
+            'no such file in the published tree',
             "the tree on this mount lacks it: check that the mount shows the origin's latest publish (a network filesystem's cache can lag), then pull again",
           ];
-  return { retryable: false, cause: 'not-found', error: new BundlemirrorError('E_NOT_FOUND', message, { hint }) };
+  return { retryable: false, cause: 'not-found', error: new FileTreeNotFound(url, why, tree, reason, hint) };
 }
 
 const TRANSIENT_CODES = new Set([
