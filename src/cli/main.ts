@@ -29,13 +29,22 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
 if (process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V')) {
   process.stdout.write(VERSION + '\n');
 } else {
-  await run();
+  try {
+    await run();
+  } catch (err) {
+    await fail(err);
+  }
 }
 
 async function run(): Promise<void> {
+  const word = process.argv[2];
+  // a scheduled `pull -c FILE` is what runs most often: its usual flags are read without commander
+  if (word === 'pull') {
+    const { pullFlagsFromArgv, runPull } = await import('./pull.js');
+    const flags = pullFlagsFromArgv(process.argv.slice(3));
+    if (flags) return runPull(flags);
+  }
   const { Command, CommanderError } = await import('commander');
-  const { BundlemirrorError, ExitStatus, forRepo, internalError, isPermissionErrno, permissionError } =
-    await import('../errors.js');
   const program = new Command();
   program
     .name('bundlemirror')
@@ -44,32 +53,39 @@ async function run(): Promise<void> {
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
 
-  const word = process.argv[2];
   const wanted = word !== undefined && Object.hasOwn(COMMANDS, word) ? [COMMANDS[word]!] : Object.values(COMMANDS);
   for (const load of wanted) (await load())(program);
 
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode === 0 ? 0 : ExitStatus.usage;
-    } else if (err instanceof BundlemirrorError) {
-      process.stderr.write(`bundlemirror: ${err.describe()}\n`);
-      process.exitCode = err.exitStatus;
-    } else if (isPermissionErrno(err) && typeof err.syscall === 'string') {
-      // a toplevel first pulled as root, a log file owned by another user: ownership to fix, not a bug
-      const e = permissionError(err);
-      process.stderr.write(`bundlemirror: ${e.describe()}\n`);
-      process.exitCode = e.exitStatus;
-    } else if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC' || (err as NodeJS.ErrnoException)?.code === 'EDQUOT') {
-      // a full disk (state file, local manifest) is for the user to fix, not a bug to report with a stack trace
-      const e = forRepo(err, '');
-      process.stderr.write(`bundlemirror: ${e.describe()}\n`);
-      process.exitCode = e.exitStatus;
-    } else {
-      // a bug: its stack, a request to report it, and a status of its own (E_INTERNAL)
-      process.stderr.write(`bundlemirror: ${internalError(err).describe()}\n`);
-      process.exitCode = ExitStatus.internal;
-    }
+    // commander has printed the usage problem (or the help) already
+    if (!(err instanceof CommanderError)) throw err;
+    const { ExitStatus } = await import('../errors.js');
+    process.exitCode = err.exitCode === 0 ? 0 : ExitStatus.usage;
+  }
+}
+
+/** Errors of our own type print their message and hint; anything else is a bug and prints its stack. */
+async function fail(err: unknown): Promise<void> {
+  const { BundlemirrorError, ExitStatus, forRepo, internalError, isPermissionErrno, permissionError } =
+    await import('../errors.js');
+  if (err instanceof BundlemirrorError) {
+    process.stderr.write(`bundlemirror: ${err.describe()}\n`);
+    process.exitCode = err.exitStatus;
+  } else if (isPermissionErrno(err) && typeof err.syscall === 'string') {
+    // a toplevel first pulled as root, a log file owned by another user: ownership to fix, not a bug
+    const e = permissionError(err);
+    process.stderr.write(`bundlemirror: ${e.describe()}\n`);
+    process.exitCode = e.exitStatus;
+  } else if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC' || (err as NodeJS.ErrnoException)?.code === 'EDQUOT') {
+    // a full disk (state file, local manifest) is for the user to fix, not a bug to report with a stack trace
+    const e = forRepo(err, '');
+    process.stderr.write(`bundlemirror: ${e.describe()}\n`);
+    process.exitCode = e.exitStatus;
+  } else {
+    // a bug: its stack, a request to report it, and a status of its own (E_INTERNAL)
+    process.stderr.write(`bundlemirror: ${internalError(err).describe()}\n`);
+    process.exitCode = ExitStatus.internal;
   }
 }

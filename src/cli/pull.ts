@@ -1,4 +1,8 @@
-import { Option, type Command } from 'commander';
+/**
+ * `bundlemirror pull`. Its usual command lines skip commander altogether
+ * (pull-argv.ts, called by main.ts); commander parses the rest, and --help.
+ */
+import type { Command } from 'commander';
 import { readPullConfig } from '../replica/config/config.js';
 import { createPullLog } from '../replica/log.js';
 import { pull, type PullReport } from '../replica/pull.js';
@@ -9,28 +13,8 @@ import { BundlemirrorError } from '../errors.js';
 import { retryForOption, waitMessages } from './wait-messages.js';
 import { pullExitStatus, pullJsonReport } from '../replica/pull-json.js';
 import { safeJson } from '../format/untrusted.js';
-
-interface PullFlags {
-  config: string;
-  force?: boolean;
-  /** undefined: as the config says; true: -p; false: --no-purge. */
-  purge?: boolean;
-  mtimeCheck: boolean;
-  continuous?: boolean;
-  forcePurge?: boolean;
-  verbose?: boolean;
-  quiet?: boolean;
-  json?: boolean;
-  progress: boolean;
-  daemon?: boolean;
-  retryFor?: number;
-  configCheck?: boolean;
-  pretty?: boolean;
-  reuseExistingRepos: boolean;
-  verifyMirror?: boolean;
-  verifySubpath?: string;
-  logfile?: string;
-}
+import type { PullFlags } from './pull-argv.js';
+export { pullFlagsFromArgv } from './pull-argv.js';
 
 const GROK_PULL_HELP = `
 grok-pull's flags: -v, -n, -o, -p, --force-purge and -c mean here what they mean there.
@@ -93,88 +77,88 @@ export function registerPull(program: Command): void {
       "grok-pull's name for --daemon (with no [pull] refresh it runs once, as grok-pull does)",
     )
     .option('--config-check', 'read the config, report every problem and exit (0: usable, 2: not)')
-    .addOption(new Option('-y, --pretty').hideHelp())
-    .addOption(new Option('-r, --no-reuse-existing-repos').hideHelp())
-    .addOption(new Option('-m, --verify-mirror').hideHelp())
-    .addOption(new Option('-s, --verify-subpath <glob>').hideHelp())
-    .addOption(new Option('-l, --logfile <file>').hideHelp())
+    .addOption(program.createOption('-y, --pretty').hideHelp())
+    .addOption(program.createOption('-r, --no-reuse-existing-repos').hideHelp())
+    .addOption(program.createOption('-m, --verify-mirror').hideHelp())
+    .addOption(program.createOption('-s, --verify-subpath <glob>').hideHelp())
+    .addOption(program.createOption('-l, --logfile <file>').hideHelp())
     .addHelpText('after', GROK_PULL_HELP)
-    .action(async (flags: PullFlags) => {
-      refuseGrokPullOnly(flags);
-      const config = await readPullConfig(flags.config);
-      if (flags.configCheck) {
-        for (const w of config.warnings) process.stderr.write(`bundlemirror: warning: ${w.message}\n`);
-        process.stdout.write(
-          `${flags.config}: usable (${config.warnings.length} warning${config.warnings.length === 1 ? '' : 's'})\n`,
-        );
-        return;
-      }
-      // grok-pull -o runs once when the config sets no refresh interval
-      if (flags.continuous && config.pull.refresh !== null) flags.daemon = true;
-      // on a terminal, log lines go through the bars (printed above them); elsewhere progress lines go to the log
-      const quiet = flags.quiet || flags.json;
-      const bars = flags.progress && !quiet && !flags.daemon ? progressBars({ log: (l) => log.info(l) }) : null;
-      const onTerminal = bars !== null && Boolean(process.stderr.isTTY);
-      const consoleLevel = quiet ? 'quiet' : flags.verbose ? 'debug' : 'info';
-      const log = createPullLog({
-        file: config.core.log,
-        level: config.core.loglevel,
-        console: consoleLevel,
-        ...(onTerminal ? { write: bars.log } : {}),
+    .action(runPull);
+}
+
+/** The command itself, with the flags as commander or pull-argv.ts parsed them. */
+export async function runPull(flags: PullFlags): Promise<void> {
+  refuseGrokPullOnly(flags);
+  const config = await readPullConfig(flags.config);
+  if (flags.configCheck) {
+    for (const w of config.warnings) process.stderr.write(`bundlemirror: warning: ${w.message}\n`);
+    process.stdout.write(
+      `${flags.config}: usable (${config.warnings.length} warning${config.warnings.length === 1 ? '' : 's'})\n`,
+    );
+    return;
+  }
+  // grok-pull -o runs once when the config sets no refresh interval
+  if (flags.continuous && config.pull.refresh !== null) flags.daemon = true;
+  // on a terminal, log lines go through the bars (printed above them); elsewhere progress lines go to the log
+  const quiet = flags.quiet || flags.json;
+  const bars = flags.progress && !quiet && !flags.daemon ? progressBars({ log: (l) => log.info(l) }) : null;
+  const onTerminal = bars !== null && Boolean(process.stderr.isTTY);
+  const consoleLevel = quiet ? 'quiet' : flags.verbose ? 'debug' : 'info';
+  const log = createPullLog({
+    file: config.core.log,
+    level: config.core.loglevel,
+    console: consoleLevel,
+    ...(onTerminal ? { write: bars.log } : {}),
+  });
+  for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
+  if (flags.daemon) {
+    if (flags.json)
+      throw new BundlemirrorError('E_USAGE', '--json cannot be combined with --daemon', {
+        hint: 'the daemon reports through its log and GET /metrics',
       });
-      for (const w of config.warnings) if (w.kind !== 'unused' || flags.verbose) log.warn(w.message);
-      if (flags.daemon) {
-        if (flags.json)
-          throw new BundlemirrorError('E_USAGE', '--json cannot be combined with --daemon', {
-            hint: 'the daemon reports through its log and GET /metrics',
-          });
-        if (flags.force)
-          throw new BundlemirrorError('E_USAGE', '--force cannot be combined with --daemon', {
-            hint: 'run a one-off pull --force first, then start the daemon',
-          });
-        // the daemon's scheduler, listener and metrics are loaded only for it
-        const { runPullDaemon } = await import('./pull-daemon.js');
-        return runPullDaemon({
-          config,
-          log,
+    if (flags.force)
+      throw new BundlemirrorError('E_USAGE', '--force cannot be combined with --daemon', {
+        hint: 'run a one-off pull --force first, then start the daemon',
+      });
+    // the daemon's scheduler, listener and metrics are loaded only for it
+    const { runPullDaemon } = await import('./pull-daemon.js');
+    return runPullDaemon({
+      config,
+      log,
+      purge: flags.purge,
+      forcePurge: flags.forcePurge,
+      retryForMs: flags.retryFor,
+      progress: flags.progress,
+    });
+  }
+  let report: PullReport;
+  try {
+    report = await untilInterrupted(
+      (signal) =>
+        pull(config, {
+          force: flags.force,
+          noMtimeCheck: !flags.mtimeCheck,
           purge: flags.purge,
           forcePurge: flags.forcePurge,
-          retryForMs: flags.retryFor,
-          progress: flags.progress,
-        });
-      }
-      let report: PullReport;
-      try {
-        report = await untilInterrupted(
-          (signal) =>
-            pull(config, {
-              force: flags.force,
-              noMtimeCheck: !flags.mtimeCheck,
-              purge: flags.purge,
-              forcePurge: flags.forcePurge,
-              log,
-              signal,
-              ...(flags.retryFor !== undefined ? { retryForMs: flags.retryFor } : {}),
-              onWait: waitMessages((l) => log.warn(l)),
-              onProgress: bars
-                ? (repo, file, p) => bars.update(`${repo}\0${file}`, fileLabel(repo, file), p)
-                : undefined,
-            }),
-          { keptIn: () => keptDirs(config.core.toplevel), rerun: 'rerun pull to resume' },
-        );
-      } finally {
-        bars?.stop();
-        await log.flush();
-      }
-      process.stdout.write(
-        flags.json
-          ? safeJson(pullJsonReport(report, { toplevel: config.core.toplevel, manifest: config.remote.manifest }), 1) +
-              '\n'
-          : summary(report) + '\n',
-      );
-      const status = pullExitStatus(report);
-      if (status) process.exitCode = status;
-    });
+          log,
+          signal,
+          ...(flags.retryFor !== undefined ? { retryForMs: flags.retryFor } : {}),
+          onWait: waitMessages((l) => log.warn(l)),
+          onProgress: bars ? (repo, file, p) => bars.update(`${repo}\0${file}`, fileLabel(repo, file), p) : undefined,
+        }),
+      { keptIn: () => keptDirs(config.core.toplevel), rerun: 'rerun pull to resume' },
+    );
+  } finally {
+    bars?.stop();
+    await log.flush();
+  }
+  process.stdout.write(
+    flags.json
+      ? safeJson(pullJsonReport(report, { toplevel: config.core.toplevel, manifest: config.remote.manifest }), 1) + '\n'
+      : summary(report) + '\n',
+  );
+  const status = pullExitStatus(report);
+  if (status) process.exitCode = status;
 }
 
 export function summary(r: PullReport): string {

@@ -1,0 +1,121 @@
+import test from 'ava';
+import { Command } from 'commander';
+import { registerPull } from '../src/cli/pull.js';
+import { pullFlagsFromArgv } from '../src/cli/pull-argv.js';
+import { seededRandom as rng } from '../src/faults/random.js';
+import { VERSION } from '../src/version.js';
+
+/** The program main.ts builds, with `pull` alone: the flags its action would get, or null when commander refuses. */
+async function commanderFlags(args: string[]): Promise<Record<string, unknown> | null> {
+  const program = new Command()
+    .name('bundlemirror')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
+  registerPull(program);
+  let flags: Record<string, unknown> | null = null;
+  program.commands[0]!.action((f: Record<string, unknown>) => {
+    flags = { ...f };
+  });
+  try {
+    await program.parseAsync(['pull', ...args], { from: 'user' });
+  } catch {
+    // a usage error, help, or a --retry-for commander's parser refused
+    return null;
+  }
+  return flags;
+}
+
+function pullOptionWords(): string[] {
+  const program = new Command();
+  registerPull(program);
+  return program.commands[0]!.options.flatMap((o) => [o.short, o.long].filter((f): f is string => f !== undefined));
+}
+
+/** Words that are not `pull` options as --help spells them, or are spelled otherwise. */
+const ODD_WORDS = [
+  '-h',
+  '--help',
+  '-V',
+  '--version',
+  '--',
+  '-',
+  'extra',
+  '-qv',
+  '-cfile.conf',
+  '-c=file.conf',
+  '--progress',
+  '--mtime-check',
+  '--conf',
+  '--purge=yes',
+  '--quiet=1',
+  '--config=',
+  '--config=/etc/grokmirror/pull.conf',
+  '--config=-q',
+  '--retry-for=5m',
+  '--retry-for=0',
+  '--retry-for=soon',
+  '--retry-for=',
+];
+
+const VALUES = [
+  '/etc/grokmirror/pull.conf',
+  'pull.conf',
+  '',
+  ' ',
+  '5m',
+  '30s',
+  '1h',
+  '0',
+  '-1s',
+  'soon',
+  '-q',
+  '--json',
+  '=',
+  'pull',
+];
+
+test('the hand-read pull flags are exactly what commander parses, whenever the hand reader answers', async (t) => {
+  const r = rng(29);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const options = pullOptionWords();
+  let fast = 0;
+  let declined = 0;
+  let refused = 0;
+  for (let i = 0; i < 3000; i++) {
+    const args: string[] = [];
+    const n = Math.floor(r() * 5);
+    for (let k = 0; k < n; k++) {
+      const roll = r();
+      args.push(roll < 0.65 ? pick(options) : roll < 0.85 ? pick(ODD_WORDS) : pick(VALUES));
+    }
+    // most with a config, anywhere in the line
+    if (r() < 0.8) args.splice(Math.floor(r() * (args.length + 1)), 0, pick(['-c', '--config']), pick(VALUES));
+    const mine = pullFlagsFromArgv(args);
+    const theirs = await commanderFlags(args);
+    if (mine !== null) {
+      fast++;
+      t.deepEqual({ ...mine }, theirs, `pull ${JSON.stringify(args)}`);
+    } else if (theirs === null) refused++;
+    else declined++;
+  }
+  // every side of the boundary was exercised
+  t.true(
+    fast > 300 && declined > 100 && refused > 300,
+    `${fast} read by hand, ${declined} left to commander, ${refused} refused`,
+  );
+});
+
+test('the command lines a scheduled pull uses are read without commander', (t) => {
+  for (const args of [
+    ['-c', 'pull.conf'],
+    ['-c', '/etc/grokmirror/pull.conf', '-q', '--no-progress'],
+    ['--config=pull.conf', '--json'],
+    ['--config', 'pull.conf', '--retry-for', '10m', '-v'],
+    ['-c', 'pull.conf', '--daemon'],
+    ['-o', '-n', '-p', '-c', 'pull.conf'],
+    ['-c', 'pull.conf', '--no-purge', '--force-purge', '--force'],
+    ['-c', 'pull.conf', '--config-check'],
+  ])
+    t.not(pullFlagsFromArgv(args), null, args.join(' '));
+});
