@@ -6,25 +6,24 @@
  */
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import * as z from 'zod';
 import { BundlemirrorError } from '../errors.js';
 import { parseBoolean, parseInteger, splitLines, type IniDocument } from './ini.js';
 import { shlexSplit } from './shlex.js';
 import { scheduleSectionName } from './schedule-section.js';
 
-export const ConfigWarningSchema = z.object({
-  section: z.string(),
-  key: z.string().nullable(),
+/** What the reader reports about a file that still parses. */
+export interface ConfigWarning {
+  section: string;
+  key: string | null;
   /**
    * `unknown`: nobody reads this (likely a typo); `unused`: a grokmirror
    * setting bundlemirror ignores; `replaced`: a grokmirror setting
    * bundlemirror does another way (the message names it); `value`: a value
    * was adjusted.
    */
-  kind: z.enum(['unknown', 'unused', 'replaced', 'value']),
-  message: z.string(),
-});
-export type ConfigWarning = z.infer<typeof ConfigWarningSchema>;
+  kind: 'unknown' | 'unused' | 'replaced' | 'value';
+  message: string;
+}
 
 /**
  * Every key grokmirror 2 reads from grokmirror.conf. Whether bundlemirror

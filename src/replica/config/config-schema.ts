@@ -1,16 +1,50 @@
 /**
  * The shape of a parsed replica config (`PullConfig`): every setting a pull,
  * the daemon, fsck and a published copy read, with its type. The file format
- * and its defaults are in config.ts.
+ * and its defaults are in config.ts. Commands check a config against this
+ * shape by hand (config-check.ts) and load this module only for its types:
+ * building these schemas, and zod itself, cost a cron'd poll more than
+ * reading its file. The property test (test/config-check.test.ts) holds the
+ * check to this schema.
  */
 import { isAbsolute } from 'node:path';
 import * as z from 'zod';
-import { ConfigWarningSchema } from '../../config/reader.js';
-import { FsckConfigSchema } from './fsck-config.js';
+import type { ConfigWarning } from '../../config/reader.js';
 
 const absPath = z.string().refine((p) => isAbsolute(p), 'must be an absolute path');
 
 const url = z.string().refine((u) => URL.canParse(u), 'must be a URL');
+
+/** `[fsck]`, as fsck-config.ts reads it. */
+const FsckConfigSchema = z.object({
+  /** Days between two checks of one repository under `fsck --due`. */
+  frequencyDays: z.number().int().positive(),
+  /** git fsck lines containing one of these are not problems. */
+  ignoreErrors: z.array(z.string()),
+  /** Only problems containing one of these lead to a re-clone; null (unset): every problem does. */
+  recloneOnErrors: z.array(z.string()).nullable(),
+  /** Repack the repositories checked (also `fsck --repack`). */
+  repack: z.boolean(),
+  extraRepackFlags: z.array(z.string()),
+  /** Added on a full repack (which also recomputes every delta). */
+  extraRepackFlagsFull: z.array(z.string()),
+  /** Every Nth repack of a repository is a full one; 0: never. */
+  fullRepackEvery: z.number().int().nonnegative(),
+  /** Write a commit-graph after a repack (not in repositories that borrow objects). */
+  commitgraph: z.boolean(),
+  /** `git fsck --connectivity-only` for every repository (also `fsck --connectivity-only`). */
+  connectivityOnly: z.boolean(),
+  /** Commands run with the JSON report on stdin when a run found anything. */
+  reportHook: z.array(z.string()),
+});
+export type FsckConfig = z.infer<typeof FsckConfigSchema>;
+
+const ConfigWarningSchema: z.ZodType<ConfigWarning> = z.object({
+  section: z.string(),
+  key: z.string().nullable(),
+  kind: z.enum(['unknown', 'unused', 'replaced', 'value']),
+  message: z.string(),
+});
 
 export const PullConfigSchema = z.object({
   /** Absolute path of the config file (empty when parsed from text). */

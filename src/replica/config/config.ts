@@ -22,7 +22,8 @@ import { MANIFEST_FILE } from '../../manifest/tree.js';
 import { expandUser, Reader } from '../../config/reader.js';
 import { parseListenAddress } from '../daemon/daemon-config.js';
 import { cronFieldsProblem, looksLikeSchedule, scheduleSectionName } from '../../config/schedule-section.js';
-import { PullConfigSchema, type PullConfig } from './config-schema.js';
+import type { PullConfig } from './config-schema.js';
+import { checkPullConfig, ConfigShapeError } from './config-check.js';
 import { readFsckConfig } from './fsck-config.js';
 import { mirrorRoots, retryFor, socketGroup, socketMode, withSlash } from './config-values.js';
 import { gitFetchUrl } from './git-url.js';
@@ -267,12 +268,12 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     schedules,
     warnings: r.warnings,
   };
-  const checked = PullConfigSchema.safeParse(config);
-  if (!checked.success) {
-    const issue = checked.error.issues[0]!;
-    throw new BundlemirrorError('E_CONFIG', `${source}: ${issue.path.join('.')}: ${issue.message}`);
+  try {
+    return checkPullConfig(config);
+  } catch (err) {
+    if (!(err instanceof ConfigShapeError)) throw err;
+    throw new BundlemirrorError('E_CONFIG', `${source}: ${err.message}`, { cause: err });
   }
-  return checked.data;
 }
 
 /** The toplevel must be an existing, writable directory before a pull starts (grok-pull exits otherwise). */

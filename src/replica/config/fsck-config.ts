@@ -10,33 +10,10 @@
  * says why they do not apply. Reading every key here also lets a near miss
  * (`frequncy`) stop with E_CONFIG instead of being ignored.
  */
-import * as z from 'zod';
 import type { Reader } from '../../config/reader.js';
+import type { FsckConfig } from './config-schema.js';
 
 const S = 'fsck';
-
-export const FsckConfigSchema = z.object({
-  /** Days between two checks of one repository under `fsck --due`. */
-  frequencyDays: z.number().int().positive(),
-  /** git fsck lines containing one of these are not problems. */
-  ignoreErrors: z.array(z.string()),
-  /** Only problems containing one of these lead to a re-clone; null (unset): every problem does. */
-  recloneOnErrors: z.array(z.string()).nullable(),
-  /** Repack the repositories checked (also `fsck --repack`). */
-  repack: z.boolean(),
-  extraRepackFlags: z.array(z.string()),
-  /** Added on a full repack (which also recomputes every delta). */
-  extraRepackFlagsFull: z.array(z.string()),
-  /** Every Nth repack of a repository is a full one; 0: never. */
-  fullRepackEvery: z.number().int().nonnegative(),
-  /** Write a commit-graph after a repack (not in repositories that borrow objects). */
-  commitgraph: z.boolean(),
-  /** `git fsck --connectivity-only` for every repository (also `fsck --connectivity-only`). */
-  connectivityOnly: z.boolean(),
-  /** Commands run with the JSON report on stdin when a run found anything. */
-  reportHook: z.array(z.string()),
-});
-export type FsckConfig = z.infer<typeof FsckConfigSchema>;
 
 /** grokmirror keys that do not apply to a bundlemirror replica, and why. */
 const NOT_APPLICABLE: Record<string, string> = {
