@@ -45,17 +45,35 @@ export interface ManifestProblem {
   problem: string;
 }
 
+/** A manifest read and checked: the entries accepted, and why the others were refused. */
+export interface ParsedManifest {
+  manifest: Manifest;
+  problems: ManifestProblem[];
+  /**
+   * Every entry was accepted as it came, with a fingerprint and no keys
+   * the format does not define: a manifest a later one may be read as an
+   * edit of (manifest-edit.ts), once the replica has acted on all of it.
+   */
+  plain: boolean;
+}
+
 /**
  * Parses manifest bytes (gzip or plain JSON). Entries that are unsafe or
  * malformed are returned as problems rather than failing the whole manifest,
  * so one bad entry never stops the rest of the collection from syncing.
  */
-export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: Manifest; problems: ManifestProblem[] } {
-  let text: string;
+export function parseManifest(bytes: Buffer, source = 'manifest'): ParsedManifest {
+  const text = unpackManifest(bytes, source).toString('utf8');
+  const data = parseManifestObject(text, source);
+  const out: ParsedManifest = { manifest: {}, problems: [], plain: true };
+  acceptEntries(out, data, text);
+  return out;
+}
+
+/** The manifest's JSON text as bytes: gzip is unpacked, within MAX_MANIFEST_BYTES. */
+export function unpackManifest(bytes: Buffer, source: string): Buffer {
   try {
-    const raw =
-      bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes, { maxOutputLength: MAX_MANIFEST_BYTES }) : bytes;
-    text = raw.toString('utf8');
+    return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes, { maxOutputLength: MAX_MANIFEST_BYTES }) : bytes;
   } catch (err) {
     const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError;
     const why = tooBig
@@ -66,6 +84,9 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
       cause: err,
     });
   }
+}
+
+function parseManifestObject(text: string, source: string): Record<string, unknown> {
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -75,8 +96,16 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new BundlemirrorError('E_MANIFEST', `${source}: not a JSON object of repositories`);
   }
-  const manifest: Manifest = {};
-  const problems: ManifestProblem[] = [];
+  return data as Record<string, unknown>;
+}
+
+/**
+ * Checks the entries of `data`, the JSON object parsed from `text`, and
+ * adds them to `out`: accepted ones to its manifest, the others to its
+ * problems. Also used for the changed part of a manifest read as an edit.
+ */
+export function acceptEntries(out: ParsedManifest, data: Record<string, unknown>, text: string): void {
+  const { manifest, problems } = out;
   // JSON.parse keeps the last of two equal keys, other readers the first: refuse such entries rather than guess
   const doubled = new Map(
     duplicateKeys(text, 100, data).map(
@@ -84,7 +113,7 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
         [d.path[0] ?? d.key, d.path.length ? `has the key ${JSON.stringify(d.key)} twice` : 'is listed twice'] as const,
     ),
   );
-  for (const [path, value] of Object.entries(data as Record<string, unknown>)) {
+  for (const [path, value] of Object.entries(data)) {
     const pathProblem = repoPathProblem(path);
     if (pathProblem) {
       // names with control characters are quoted: they reach terminals and logs
@@ -99,13 +128,17 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
       problems.push({ path, problem: `${twice} in the manifest; refusing to guess which one is meant` });
       continue;
     }
-    const extraProblem = unknownKeysProblem(value);
-    if (extraProblem) {
-      problems.push({ path, problem: extraProblem });
-      continue;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value) && hasUnknownKeys(value)) {
+      out.plain = false;
+      const extraProblem = unknownKeysProblem(value);
+      if (extraProblem) {
+        problems.push({ path, problem: extraProblem });
+        continue;
+      }
     }
     // the hand-written check first (src/manifest/fast-validate.ts); zod decides, and says why, when it refuses
     let entry = fastManifestEntry(value);
+    if (!entry?.fingerprint) out.plain = false;
     if (!entry) {
       const parsed = ManifestEntrySchema.safeParse(value);
       if (!parsed.success) {
@@ -126,7 +159,7 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): { manifest: M
     }
     manifest[path] = entry;
   }
-  return { manifest, problems };
+  if (problems.length > 0) out.plain = false;
 }
 
 /** Keys this format defines; others are kept (grokmirror ignores them), within bounds. */
@@ -139,8 +172,7 @@ const KNOWN_KEYS = new Set(Object.keys(ManifestEntrySchema.shape));
 const MAX_EXTRA_DEPTH = 8;
 const MAX_EXTRA_BYTES = 64 << 10;
 
-function unknownKeysProblem(value: unknown): string | null {
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || !hasUnknownKeys(value)) return null;
+function unknownKeysProblem(value: object): string | null {
   const extra = Object.fromEntries(Object.entries(value).filter(([k]) => !KNOWN_KEYS.has(k)));
   const problem = jsonBoundsProblem(extra, { maxDepth: MAX_EXTRA_DEPTH, maxBytes: MAX_EXTRA_BYTES });
   return problem ? `its unknown keys ${problem}` : null;
