@@ -55,6 +55,7 @@ function plan(opts: {
   localManifest?: Manifest;
   config?: Partial<PlanConfig['pull']>;
   options?: Partial<PlanOptions>;
+  changed?: string[];
 }) {
   const local: LocalState = {
     repos: opts.repos ?? {},
@@ -68,6 +69,7 @@ function plan(opts: {
     config: { pull: { ...CONFIG.pull, ...opts.config } },
     options: { ...OPTS, ...opts.options },
   };
+  if (opts.changed) input.changed = new Set(opts.changed);
   return planSync(input);
 }
 
@@ -456,4 +458,29 @@ test('the planner does not modify its input', (t) => {
   deepFreeze(input);
   t.notThrows(() => plan(input));
   t.is(JSON.stringify(input), before);
+});
+
+test('after an edit, an untouched entry is skipped only while its state still says verified at its fingerprint without a failure', (t) => {
+  const remote = { '/a.git': entry(1), '/b.git': entry(2), '/c.git': entry(3), '/d.git': entry(4), '/e.git': entry(5) };
+  const failedAt = { message: 'boom', code: 'E_HTTP', at: '2026-11-01T00:00:00.000Z' };
+  const repos = {
+    '/a.git': current(1),
+    // recorded since the settled run: a failure, another fingerprint, nothing
+    '/b.git': current(2, { lastError: failedAt }),
+    '/c.git': current(33),
+    // metadata the state leaves out is not looked at for an untouched entry: it was in sync when settled
+    '/e.git': { fingerprint: fp(5) },
+  };
+  const onDisk = ['/a.git', '/b.git', '/c.git', '/d.git', '/e.git'];
+  const p = plan({ remote, repos, onDisk, changed: [] });
+  t.deepEqual(kinds(p.actions), {
+    '/a.git': 'skip',
+    '/b.git': 'update',
+    '/c.git': 'update',
+    '/d.git': 'update',
+    '/e.git': 'skip',
+  });
+  // a changed entry is planned in full; --force updates untouched ones too
+  t.is(action(plan({ remote, repos, onDisk, changed: ['/e.git'] }).actions, '/e.git').kind, 'metadata');
+  t.is(action(plan({ remote, repos, onDisk, changed: [], options: { force: true } }).actions, '/a.git').kind, 'update');
 });

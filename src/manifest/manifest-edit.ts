@@ -27,6 +27,8 @@ export interface ManifestEdit extends ParsedManifest {
   changed: Set<string>;
   /** Entries of the settled manifest that this one no longer has. */
   removed: string[];
+  /** How many entries `manifest` holds. */
+  size: number;
 }
 
 const COMMA = 0x2c;
@@ -60,7 +62,16 @@ export function parseManifestEdit(bytes: Buffer, settled: Buffer, source = 'mani
   if (same === next.length && same === prev.length) {
     // the same text (a signed manifest's new stamp is outside it): the settled entries, unchanged
     const all = parseObject(next.toString('utf8'));
-    return all && { manifest: all as Manifest, problems: [], plain: true, changed: new Set(), removed: [] };
+    return (
+      all && {
+        manifest: all as Manifest,
+        problems: [],
+        plain: true,
+        changed: new Set(),
+        removed: [],
+        size: Object.keys(all).length,
+      }
+    );
   }
   const tail = commonSuffix(next, prev, Math.min(next.length, prev.length) - same);
   const shift = next.length - prev.length;
@@ -111,10 +122,11 @@ export function parseManifestEdit(bytes: Buffer, settled: Buffer, source = 'mani
   const changed: ParsedManifest = { manifest: {}, problems: [], plain: true };
   acceptEntries(changed, nextPart.data, nextPart.text);
   // the settled text's keys are repository paths, each once: assigning them sets nothing but entries
-  const manifest = Object.assign({}, before as Manifest, changed.manifest, after as Manifest);
+  const size = Object.keys(before).length + Object.keys(changed.manifest).length + Object.keys(after).length;
+  const manifest = Object.assign(before as Manifest, changed.manifest, after as Manifest);
   const removed = Object.keys(prevPart.data).filter((path) => !Object.hasOwn(manifest, path));
   // plain: the untouched entries were, and the changed ones are
-  return { manifest, problems: changed.problems, plain: changed.plain, changed: new Set(keys), removed };
+  return { manifest, problems: changed.problems, plain: changed.plain, changed: new Set(keys), removed, size };
 }
 
 /**

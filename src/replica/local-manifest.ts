@@ -41,12 +41,24 @@ function recordedCurrent(entry: Manifest[string], state: RepoState | undefined, 
   return metadataDiff(entry, state, undefined, defaultOwner).length === 0;
 }
 
+/**
+ * An entry untouched since the manifest the last complete run settled
+ * (manifest-edit.ts): it was verified then, so what is recorded decides.
+ */
+const settledCurrent = (entry: Manifest[string], state: RepoState | undefined) =>
+  !!state && !state.lastError && !!entry.fingerprint && state.fingerprint === entry.fingerprint;
+
 /** What is on disk, without walking the whole toplevel unless purge needs it. */
 export async function localState(
   config: PullConfig,
   remote: Manifest,
   recorded: Readonly<Record<string, RepoState>>,
-  opts: { purge: boolean; lookAtAll: boolean },
+  opts: {
+    purge: boolean;
+    lookAtAll: boolean;
+    /** The entries that changed, when the manifest was read as an edit of the settled one. */
+    changed?: ReadonlySet<string>;
+  },
 ) {
   const toplevel = config.core.toplevel;
   const onDisk = new Set<string>();
@@ -63,8 +75,13 @@ export async function localState(
     }
   } else {
     const look: string[] = [];
+    const { changed } = opts;
     for (const p in remote) {
-      if (!opts.lookAtAll && recordedCurrent(remote[p]!, recorded[p], config.pull.defaultOwner)) onDisk.add(p);
+      const current =
+        changed?.has(p) === false
+          ? settledCurrent(remote[p]!, recorded[p])
+          : recordedCurrent(remote[p]!, recorded[p], config.pull.defaultOwner);
+      if (!opts.lookAtAll && current) onDisk.add(p);
       else look.push(p);
     }
     for (const p in recorded) if (!Object.hasOwn(remote, p)) look.push(p);
@@ -75,8 +92,8 @@ export async function localState(
   }
   // the local manifest is the planner's fallback for metadata the state leaves out: read it only then
   let localManifest: Manifest | undefined;
-  for (const p in remote) {
-    if (leavesFieldsOut(recorded[p])) {
+  for (const p of opts.changed ?? Object.keys(remote)) {
+    if (Object.hasOwn(remote, p) && leavesFieldsOut(recorded[p])) {
       localManifest = (await readManifestIfAny(config.core.manifest)) ?? undefined;
       break;
     }
@@ -100,27 +117,45 @@ export async function writeLocalManifest(
   /** The local manifest as the run found it (read once, only when a failure or a partial run needs its entries). */
   previous: () => Promise<Manifest>,
 ): Promise<Manifest> {
-  const next: Manifest = {};
   const anyFailed = plan.actions.some((a) => failed.has(a.path));
-  const before = inScope || anyFailed ? await previous() : {};
-  if (inScope) for (const [p, e] of Object.entries(before)) if (!inScope(p)) next[p] = e;
-  for (const a of plan.actions) {
-    if (a.kind === 'purge') continue;
-    if (failed.has(a.path)) {
-      if (before[a.path]) next[a.path] = before[a.path]!;
-      continue;
-    }
-    if (remote.manifest[a.path]) next[a.path] = remote.manifest[a.path]!;
-  }
+  const bytesFit = !inScope && !anyFailed && !remote.refused && plan.filtered.length === 0;
+  // a plan that left the settled entries out, and acted on the rest: every entry is in sync
+  const next =
+    plan.settled && bytesFit
+      ? remote.manifest
+      : await entriesInSync(remote.manifest, plan, failed, inScope, anyFailed, previous);
   const whole =
-    !inScope &&
-    !anyFailed &&
-    !remote.refused &&
-    plan.filtered.length === 0 &&
-    Object.keys(next).length === Object.keys(remote.manifest).length;
+    bytesFit && (next === remote.manifest || Object.keys(next).length === Object.keys(remote.manifest).length);
   const gzip = remote.bytes[0] === 0x1f && remote.bytes[1] === 0x8b;
   if (whole && gzip === config.core.manifest.endsWith('.gz'))
     await writeFileAtomic(config.core.manifest, gzip ? unstampManifest(remote.bytes) : remote.bytes);
   else await writeManifestFile(config.core.manifest, next);
+  return next;
+}
+
+/** The entries the replica holds in sync after a run: the manifest's where it acted, the previous ones where it failed or did not look. */
+async function entriesInSync(
+  manifest: Manifest,
+  plan: SyncPlan,
+  failed: Set<string | undefined>,
+  inScope: ((path: string) => boolean) | null,
+  anyFailed: boolean,
+  previous: () => Promise<Manifest>,
+): Promise<Manifest> {
+  const next: Manifest = {};
+  const before = inScope || anyFailed ? await previous() : {};
+  if (inScope) for (const [p, e] of Object.entries(before)) if (!inScope(p)) next[p] = e;
+  // entries the plan left out as settled are in sync: the manifest's own, as the plan's skips would be
+  if (plan.settled) Object.assign(next, manifest);
+  for (const a of plan.actions) {
+    if (a.kind === 'purge') continue;
+    if (failed.has(a.path)) {
+      if (before[a.path]) next[a.path] = before[a.path]!;
+      else delete next[a.path];
+      continue;
+    }
+    if (manifest[a.path]) next[a.path] = manifest[a.path]!;
+  }
+  if (plan.settled) for (const f of plan.filtered) delete next[f.path];
   return next;
 }

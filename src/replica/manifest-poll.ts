@@ -3,6 +3,7 @@
  * the last complete run, the signature and freshness check when the replica
  * trusts only signed manifests, and the copy `status` and `fsck` read later.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { fetchDocumentFromHosts } from '../transfer/document.js';
@@ -28,7 +29,12 @@ interface FetchedManifest {
   validators?: ManifestValidators;
   /** The publish time a signed manifest carries; null when unsigned or not checked. */
   published: string | null;
+  /** The bytes of the manifest the last complete run settled (see ManifestValidators.settled), for reading this one as an edit. */
+  settled?: Buffer;
 }
+
+/** The sha256 that ManifestValidators.settled records. */
+export const settledDigest = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * With [remote] allowed_signers, a changed manifest must be signed by a
@@ -96,7 +102,9 @@ export async function fetchRemoteManifest(
   // The new validators are recorded only when this run ends (pullLocked): a run killed half-way
   // (kill -9, power loss) must not make the next one answer "manifest unchanged" for work it never did.
   await forgetManifestValidators(config, state);
-  const fetched = { unchanged: false, bytes: trusted.bytes, published: trusted.published };
+  // the copy as it was before this fetch, if a complete run settled exactly those bytes and the config is the same
+  const settled = usable && prior.settled && settledDigest(cached) === prior.settled ? { settled: cached } : {};
+  const fetched = { unchanged: false, bytes: trusted.bytes, published: trusted.published, ...settled };
   // a partial run keeps the bytes (status reads them) but records no validators: the next full run must not answer "unchanged" for work this one did not do
   // (nor does a manifest fetched again after a signature mismatch: the validators describe the first bytes)
   if (partial || trusted.refetched) return fetched;
@@ -114,5 +122,8 @@ export async function fetchRemoteManifest(
 
 export async function forgetManifestValidators(config: PullConfig, state: StateStore): Promise<void> {
   const prior = await state.manifestValidators(config.remote.manifest);
-  if (prior) await state.setManifestValidators({ ...prior, etag: null, lastModified: null });
+  if (prior) {
+    const { settled: _, ...rest } = prior;
+    await state.setManifestValidators({ ...rest, etag: null, lastModified: null });
+  }
 }

@@ -33,7 +33,8 @@ export interface PullJsonRepo {
 export interface PullJsonReport {
   version: typeof PULL_REPORT_VERSION;
   toplevel: string;
-  manifest: { url: string; unchanged: boolean };
+  /** `edit`: the manifest was read as an edit of the last settled one (null: unchanged, or read whole). */
+  manifest: { url: string; unchanged: boolean; edit: { changed: number; removed: number } | null };
   counts: {
     cloned: number;
     updated: number;
@@ -78,7 +79,7 @@ export function pullJsonReport(r: PullReport, where: { toplevel: string; manifes
   return {
     version: PULL_REPORT_VERSION,
     toplevel: where.toplevel,
-    manifest: { url: where.manifest, unchanged: r.manifestUnchanged },
+    manifest: { url: where.manifest, unchanged: r.manifestUnchanged, edit: r.manifestEdit },
     counts: {
       cloned: r.cloned.length,
       updated: r.updated.length,

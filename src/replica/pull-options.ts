@@ -46,6 +46,8 @@ export interface PullOptions {
 
 export interface PullReport {
   manifestUnchanged: boolean;
+  /** The manifest was read as an edit of the one the last complete run settled: how many entries changed, how many went. */
+  manifestEdit: { changed: number; removed: number } | null;
   cloned: string[];
   updated: string[];
   unchanged: number;
@@ -69,6 +71,7 @@ export interface PullReport {
 export function emptyPullReport(): PullReport {
   return {
     manifestUnchanged: false,
+    manifestEdit: null,
     cloned: [],
     updated: [],
     unchanged: 0,

@@ -11,6 +11,7 @@ import pLimit from 'p-limit';
 import { forRepo, isInterruption, type InterruptedError } from '../errors.js';
 import { removeStaleTemps } from '../fs/atomic.js';
 import { parseManifest, readManifestIfAny } from '../manifest/manifest.js';
+import { parseManifestEdit } from '../manifest/manifest-edit.js';
 import { MirrorSet } from '../transfer/mirrors.js';
 import type { DownloadProgress } from '../transfer/download.js';
 import { checkToplevel, type PullConfig } from './config/config.js';
@@ -24,11 +25,12 @@ import type { SyncResult } from './sync/sync-repo.js';
 import { checkOwnPaths, guardReplica, reservedPaths } from './own-paths.js';
 import { syncManifestSymlinks } from './symlinks.js';
 import { workOrder } from './plan/work-order.js';
+import { settledScope, withSettled } from './plan/settled-scope.js';
 import { restrictPlan, runScope } from './plan/plan-scope.js';
 import { RunRecorder } from './run-record.js';
 import { checkAllowedSigners } from './trusted-documents.js';
 import { emptyPullReport, type PullOptions, type PullReport } from './pull-options.js';
-import { fetchRemoteManifest, forgetManifestValidators } from './manifest-poll.js';
+import { fetchRemoteManifest, forgetManifestValidators, settledDigest } from './manifest-poll.js';
 import { carryOut } from './carry-out.js';
 import { localState, writeLocalManifest } from './local-manifest.js';
 import { copyForNextTier } from './tier/next-tier.js';
@@ -89,19 +91,45 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
     report.unchanged = Object.keys(recorded).length;
     return report;
   }
-  const { manifest: remote, problems } = parseManifest(fetched.bytes, config.remote.manifest);
+  // with nothing pending, a manifest that edits the settled one is checked where it changed (manifest-edit.ts)
+  const edit =
+    fetched.settled && !pendingFailures && !partial
+      ? parseManifestEdit(fetched.bytes, fetched.settled, config.remote.manifest)
+      : null;
+  const parsed = edit ?? parseManifest(fetched.bytes, config.remote.manifest);
+  const { manifest: remote, problems } = parsed;
+  if (edit) {
+    report.manifestEdit = { changed: edit.changed.size, removed: edit.removed.length };
+    log.debug(`manifest read as an edit: ${edit.changed.size} entries changed, ${edit.removed.length} removed`);
+  }
   report.problems.push(...problems);
   for (const p of problems) log.error(`${p.path}: refused manifest entry: ${p.problem}`);
 
   const purge = opts.purge ?? config.pull.purge;
-  const local = await localState(config, remote, recorded, {
+  // an edit with nothing removed, and nothing that needs every entry: plan the changed entries alone
+  const narrow =
+    edit &&
+    edit.removed.length === 0 &&
+    !purge &&
+    !config.publish.out &&
+    !config.pull.projectslist &&
+    !opts.force &&
+    !opts.noMtimeCheck
+      ? settledScope(remote, edit.size, recorded, edit.changed)
+      : null;
+  const local = await localState(config, narrow?.remote ?? remote, narrow?.recorded ?? recorded, {
     purge,
     lookAtAll: !!opts.force || !!opts.noMtimeCheck,
+    changed: edit?.changed,
   });
-  const plan = restrictPlan(
-    planSync({ remote, local, config, options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge } }),
-    inScope,
-  );
+  const planned = planSync({
+    remote: narrow?.remote ?? remote,
+    local,
+    config,
+    options: { force: !!opts.force, purge, forcePurge: !!opts.forcePurge },
+    changed: edit?.changed,
+  });
+  const plan = restrictPlan(narrow ? withSettled(planned, narrow.settled) : planned, inScope);
   report.plan = plan;
   report.problems.push(...plan.problems);
   for (const p of plan.problems) log.warn(`${p.path}: ${p.problem}`);
@@ -145,7 +173,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   };
   // a skip is only counted: 9,999 of them must not cost a queued task each
   const work = plan.actions.filter((a): a is WorkAction => a.kind !== 'skip');
-  report.unchanged += plan.actions.length - work.length;
+  report.unchanged += plan.actions.length - work.length + (plan.settled ?? 0);
   await Promise.all(
     workOrder(work, remote).map((batch) =>
       limit(async () => {
@@ -211,12 +239,24 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   if (worked && config.pull.postWorkCompleteHook.length)
     await runPostWorkCompleteHooks(config.pull.postWorkCompleteHook, hookOpts);
   if (plan.forget.length) await state.remove(...plan.forget);
-  // the manifest is now fully acted on (failures are in the state and retried): only now may it count as seen
-  if (fetched.validators) await state.setManifestValidators(fetched.validators);
   // a run that left work undone must not be skipped next time as "manifest unchanged"
   const deferredPurge = config.pull.purge && !purge && plan.stale.length > 0;
-  if (!partial && (report.problems.length || plan.purgeBlocked || deferredPurge))
-    await forgetManifestValidators(config, state);
+  const leftOver = report.problems.length > 0 || !!plan.purgeBlocked || deferredPurge;
+  // the manifest is now fully acted on (failures are in the state and retried): only now may it count as seen
+  if (fetched.validators) {
+    // and, with every entry plain and in sync, nothing failed, filtered or left over, settled: the next change may be read as an edit of it
+    const settled =
+      parsed.plain &&
+      !leftOver &&
+      report.failed.length === 0 &&
+      report.warnings.length === 0 &&
+      plan.filtered.length === 0 &&
+      plan.stale.length === 0;
+    await state.setManifestValidators(
+      settled ? { ...fetched.validators, settled: settledDigest(fetched.bytes) } : fetched.validators,
+    );
+  }
+  if (!partial && leftOver) await forgetManifestValidators(config, state);
   // partials of repositories outside this run's part belong to a run that may resume them
   if (report.failed.length === 0 && !inScope) await clearPartials(toplevel);
   return report;

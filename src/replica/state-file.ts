@@ -145,14 +145,24 @@ export class StateFiles {
           : 'not a state file',
       );
     }
-    const data: StateData = { repos: {} };
+    const table = repos as Record<string, unknown>;
+    const paths = Object.keys(table);
+    // the table as read, while every entry is accepted as it is (nearly always: we wrote them); a copy from the first that is not
+    let copy: Record<string, RepoState> | null = null;
     const dropped: string[] = [];
-    for (const [path, entry] of Object.entries(repos as Record<string, unknown>)) {
-      if (path === '__proto__') continue; // not a repository path; assigning it would replace the map's prototype
-      const state = fastRepoState(entry) ?? (await schemaRepoState(entry));
-      if (state) data.repos[path] = state;
-      else dropped.push(path);
+    for (let i = 0; i < paths.length; i += 1) {
+      const path = paths[i]!;
+      const entry = table[path];
+      // "__proto__" is not a repository path; assigning it would replace the map's prototype
+      const state = path === '__proto__' ? null : (fastRepoState(entry) ?? (await schemaRepoState(entry)));
+      if (state !== entry && copy === null) {
+        copy = {};
+        for (const earlier of paths.slice(0, i)) copy[earlier] = table[earlier] as RepoState;
+      }
+      if (state && copy) copy[path] = state;
+      else if (!state && path !== '__proto__') dropped.push(path);
     }
+    const data: StateData = { repos: copy ?? (table as Record<string, RepoState>) };
     this.warnDropped(dropped);
     const validators = fastManifestValidators(doc.manifest) ?? (await schemaValidators(doc.manifest));
     if (validators) data.manifest = validators;

@@ -48,5 +48,11 @@ export const ManifestValidatorsSchema = z.object({
   fetchedAt: z.string(),
   /** Config file mtime at the fetch; grok-pull refetches in full after a config change. */
   configMtimeMs: z.number().optional(),
+  /**
+   * sha256 of the manifest bytes kept beside the state when a complete run
+   * acted on every entry of them, with nothing refused, failed or left over:
+   * the next changed manifest may be read as an edit of those bytes.
+   */
+  settled: sha256.optional(),
 });
 export type ManifestValidators = z.infer<typeof ManifestValidatorsSchema>;

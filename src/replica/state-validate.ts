@@ -86,16 +86,18 @@ export function fastRepoState(value: unknown): RepoState | null {
   return out as RepoState;
 }
 
-/** The manifest's validators as zod would return them (its five keys only), or null: then zod must decide. */
+/** The manifest's validators as zod would return them (its own keys only), or null: then zod must decide. */
 export function fastManifestValidators(value: unknown): ManifestValidators | null {
   if (!isPlainObject(value)) return null;
-  const { url, etag, lastModified, fetchedAt, configMtimeMs } = value;
+  const { url, etag, lastModified, fetchedAt, configMtimeMs, settled } = value;
   if (typeof url !== 'string' || typeof fetchedAt !== 'string') return null;
   if (!(etag === null || typeof etag === 'string') || !(lastModified === null || typeof lastModified === 'string'))
     return null;
   if (configMtimeMs !== undefined && !(typeof configMtimeMs === 'number' && Number.isFinite(configMtimeMs)))
     return null;
+  if (settled !== undefined && !(typeof settled === 'string' && SHA256.test(settled))) return null;
   const out: ManifestValidators = { url, etag, lastModified, fetchedAt };
   if ('configMtimeMs' in value) out.configMtimeMs = configMtimeMs as number | undefined;
+  if ('settled' in value) out.settled = settled as string | undefined;
   return out;
 }

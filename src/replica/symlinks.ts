@@ -42,10 +42,12 @@ export async function syncManifestSymlinks(
   repos: readonly string[],
 ): Promise<SymlinkOutcome> {
   const out: SymlinkOutcome = { made: [], kept: [], refused: [] };
-  const repositories = Object.keys(remote);
+  // listed once, and only when a link is to be made: most repositories have none
+  let repositories: string[] | undefined;
   for (const repo of repos) {
     for (const link of remote[repo]?.symlinks ?? []) {
       try {
+        repositories ??= Object.keys(remote);
         const r = await makeLink(places, repositories, repo, link);
         out[r].push(link);
       } catch (err) {

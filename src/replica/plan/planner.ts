@@ -68,6 +68,14 @@ export interface SyncInput {
   local: LocalState;
   config: PlanConfig;
   options: PlanOptions;
+  /**
+   * When the manifest was read as an edit of the one the last complete run
+   * settled (src/manifest/manifest-edit.ts): the entries that changed. Any
+   * other entry is as it was then, when it was verified with its metadata,
+   * so one still recorded at its fingerprint without a failure is skipped
+   * without comparing its metadata.
+   */
+  changed?: ReadonlySet<string>;
 }
 
 export type MetadataField = 'head' | 'description' | 'owner' | 'symlinks';
@@ -124,6 +132,11 @@ export interface SyncPlan {
   /** State entries for repositories neither on disk nor in the selected manifest: safe to drop. */
   forget: string[];
   summary: Record<SyncActionKind, number> & { filtered: number; problems: number; total: number };
+  /**
+   * Entries left out of `actions` because they are unchanged and in sync
+   * since the settled manifest (settled-scope.ts); counted in summary.skip.
+   */
+  settled?: number;
 }
 
 export function planSync(input: SyncInput): SyncPlan {
@@ -152,6 +165,17 @@ export function planSync(input: SyncInput): SyncPlan {
       continue;
     }
     const state = local.repos[path];
+    if (
+      input.changed?.has(path) === false &&
+      !options.force &&
+      state &&
+      !state.lastError &&
+      entry.fingerprint &&
+      state.fingerprint === entry.fingerprint
+    ) {
+      actions.push({ kind: 'skip', path, reason: SETTLED });
+      continue;
+    }
     const fields = metadataDiff(entry, state, local.localManifest?.[path], cfg.defaultOwner);
     const update = updateReason(entry, state, options.force);
     if (update) {
@@ -249,6 +273,8 @@ export function planSync(input: SyncInput): SyncPlan {
   if (purgeBlocked) plan.purgeBlocked = purgeBlocked;
   return plan;
 }
+
+const SETTLED = 'unchanged since the manifest the last complete run settled';
 
 /** Why include/exclude leave a path alone, or null when it is selected. */
 export function notSelected(path: string, cfg: Pick<PlanConfig['pull'], 'include' | 'exclude'>): string | null {

@@ -25,11 +25,15 @@ export function workOrder<A extends SyncAction>(actions: A[], remote: Manifest):
       batches.push(fresh);
     }
   }
-  const referencedBy = new Map<string, number>();
-  for (const e of Object.values(remote))
-    if (e.reference) referencedBy.set(e.reference, (referencedBy.get(e.reference) ?? 0) + 1);
+  // only a group of two or more needs a parent chosen: most runs have none, and need not read every entry
+  let referencedBy: Map<string, number> | undefined;
   for (const list of groups.values()) {
     if (list.length < 2) continue;
+    if (!referencedBy) {
+      referencedBy = new Map();
+      for (const e of Object.values(remote))
+        if (e.reference) referencedBy.set(e.reference, (referencedBy.get(e.reference) ?? 0) + 1);
+    }
     const parent = chooseParent(
       list.map((a) => a.path),
       referencedBy,

@@ -1,0 +1,139 @@
+import test from 'ava';
+import { readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { git } from '../src/git/exec.js';
+import { showRefOf } from './support/repos.js';
+import { breakBeta, pull, pullReport, replicaFor, startOrigin, type Origin } from './support/mirror.js';
+import { recordedState } from './support/state.js';
+
+const PATHS = ['/pub/alpha.git', '/pub/forks/alpha-fork.git', '/pub/sub/beta.git'];
+
+/** Two replicas of one origin, both pulled once (which settles the manifest). */
+async function twins(t: import('ava').ExecutionContext, origin: Origin, names = ['a', 'b']) {
+  const a = await replicaFor(origin, names[0]);
+  const b = await replicaFor(origin, names[1]);
+  for (const r of [a, b]) t.is((await pull(r.config)).code, 0);
+  return { a, b };
+}
+
+async function push(origin: Origin, path: string): Promise<void> {
+  const repo = origin.repos[path]!;
+  await repo.wt.commit(`change of ${path}`);
+  await repo.wt.push('main');
+  await origin.publish();
+}
+
+/** What a replica holds: refs of every repository, its own manifest, and what its state records (times left out). */
+async function holdings(toplevel: string) {
+  const refs: Record<string, string> = {};
+  for (const p of PATHS) refs[p] = await showRefOf(join(toplevel, p)).catch(() => '(absent)');
+  const recorded = Object.fromEntries(
+    Object.entries(await recordedState(toplevel)).map(([p, s]) => {
+      const { lastSuccess: _, lastError, ...rest } = s;
+      return [p, { ...rest, lastError: lastError?.code }];
+    }),
+  );
+  return { refs, manifest: await readFile(join(toplevel, 'manifest.js.gz')), recorded };
+}
+
+test('after a settled run a push arrives through the manifest read as an edit, and the replica ends as a full reading leaves it', async (t) => {
+  const origin = await startOrigin(t);
+  const { a, b } = await twins(t, origin);
+  await push(origin, '/pub/sub/beta.git');
+  const edit = await pullReport(a.config);
+  // -n reads the manifest whole (and looks at every repository): the reference
+  const whole = await pullReport(b.config, '-n');
+  t.is(edit.code, 0, edit.stderr);
+  t.is(whole.code, 0, whole.stderr);
+  t.deepEqual(edit.report.manifest.edit, { changed: 1, removed: 0 });
+  t.is(whole.report.manifest.edit, null);
+  t.deepEqual(edit.report.counts, whole.report.counts);
+  t.like(edit.report.counts, { updated: 1, unchanged: 2, failed: 0 });
+  t.deepEqual(edit.report.repos, whole.report.repos);
+  t.deepEqual(await holdings(a.toplevel), await holdings(b.toplevel));
+  t.is(await showRefOf(join(a.toplevel, 'pub/sub/beta.git')), await showRefOf(origin.repos['/pub/sub/beta.git']!.bare));
+  // and it settles again: the next push is read as an edit too
+  await push(origin, '/pub/alpha.git');
+  const next = await pullReport(a.config);
+  t.deepEqual(next.report.manifest.edit, { changed: 1, removed: 0 });
+  t.like(next.report.counts, { updated: 1, unchanged: 2, failed: 0 });
+});
+
+test('a description changed at the origin reaches the replica through an edit', async (t) => {
+  const origin = await startOrigin(t);
+  const { a } = await twins(t, origin);
+  await writeDescription(origin, '/pub/sub/beta.git', 'Beta, renamed');
+  await origin.publish();
+  const r = await pullReport(a.config);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(r.report.manifest.edit, { changed: 1, removed: 0 });
+  t.like(r.report.counts, { metadata: 1, unchanged: 2 });
+  t.is((await readFile(join(a.toplevel, 'pub/sub/beta.git/description'), 'utf8')).trim(), 'Beta, renamed');
+});
+
+test('a failure pending, or a changed config, makes the next changed manifest be read whole, and the failed repository is retried', async (t) => {
+  const origin = await startOrigin(t);
+  const { a } = await twins(t, origin);
+  await breakBeta(origin);
+  const failed = await pullReport(a.config);
+  t.not(failed.code, 0);
+  t.deepEqual(
+    failed.report.repos.filter((r) => r.action === 'failed').map((r) => [r.path, r.error?.code]),
+    [['/pub/sub/beta.git', 'E_BUNDLE_VERIFY']],
+  );
+  await push(origin, '/pub/alpha.git');
+  const retried = await pullReport(a.config);
+  t.is(retried.report.manifest.edit, null, 'read whole: a repository is still failing');
+  t.deepEqual(
+    retried.report.repos.map((r) => [r.path, r.action]),
+    [
+      ['/pub/alpha.git', 'updated'],
+      ['/pub/sub/beta.git', 'failed'],
+    ],
+  );
+});
+
+test('a replica whose config changed since it settled reads the next changed manifest whole', async (t) => {
+  const origin = await startOrigin(t);
+  const { a } = await twins(t, origin);
+  // include, exclude and the rest may have changed: what was settled may not be what this config selects
+  const later = new Date(Date.now() + 5000);
+  await utimes(a.config, later, later);
+  await push(origin, '/pub/alpha.git');
+  const r = await pullReport(a.config);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.report.manifest.edit, null);
+  t.like(r.report.counts, { updated: 1, unchanged: 2 });
+  // and that run settles it again
+  await push(origin, '/pub/alpha.git');
+  t.deepEqual((await pullReport(a.config)).report.manifest.edit, { changed: 1, removed: 0 });
+});
+
+test('a repository removed at the origin is named by the edit and handled as a full reading handles it', async (t) => {
+  const origin = await startOrigin(t);
+  const { a, b } = await twins(t, origin);
+  const fork = origin.repos['/pub/forks/alpha-fork.git']!.bare;
+  await rm(fork, { recursive: true, force: true });
+  await origin.publish('-x', fork);
+  const edit = await pullReport(a.config);
+  const whole = await pullReport(b.config, '-n');
+  // alpha's entry changes too: its forkgroup lost a member
+  t.is(edit.report.manifest.edit?.removed, 1);
+  t.deepEqual(edit.report.counts, whole.report.counts);
+  t.deepEqual(edit.report.repos, whole.report.repos);
+  t.deepEqual(await holdings(a.toplevel), await holdings(b.toplevel));
+  // purge is off: the repository stays until a run purges it
+  t.is(
+    (await git(['rev-parse', '--is-bare-repository'], { gitDir: join(a.toplevel, 'pub/forks/alpha-fork.git') })).code,
+    0,
+  );
+  const purged = await pullReport(a.config, '-p', '--force-purge');
+  t.deepEqual(
+    purged.report.repos.map((r) => [r.path, r.action]),
+    [['/pub/forks/alpha-fork.git', 'purged']],
+  );
+});
+
+async function writeDescription(origin: Origin, path: string, text: string): Promise<void> {
+  await writeFile(join(origin.repos[path]!.bare, 'description'), text + '\n');
+}
