@@ -5,7 +5,7 @@
 // parse at start instead of hundreds of ES modules to resolve and link is
 // most of what makes `bundlemirror --version` cost little more than node.
 import { build } from 'esbuild';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,6 +13,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // `--outdir DIR` builds elsewhere (the test that runs the built CLI); the launcher reads dist/
 const at = process.argv.indexOf('--outdir');
 const outdir = at > 0 && process.argv[at + 1] ? resolve(process.argv[at + 1]) : `${root}dist`;
+
+const REQUIRE =
+  "import { createRequire as __bundlemirrorRequire } from 'node:module'; const require = __bundlemirrorRequire(import.meta.url);";
 
 // before esbuild reads a source: a file saved while it builds counts as newer than the build
 const builtAt = Date.now();
@@ -33,10 +36,18 @@ const { metafile } = await build({
   logLevel: 'warning',
   metafile: true,
   // CommonJS packages inside an ES module bundle still call require() for node's built-ins
-  banner: {
-    js: "import { createRequire as __bundlemirrorRequire } from 'node:module'; const require = __bundlemirrorRequire(import.meta.url);",
-  },
+  banner: { js: REQUIRE },
 });
+
+// esbuild's runtime chunk is what calls require() (as __require, for the other
+// chunks): the banner elsewhere cost every command a createRequire() per chunk
+// loaded. A chunk that never names require keeps its line numbers for the source map.
+for (const file of Object.keys(metafile.outputs).filter((f) => f.endsWith('.js'))) {
+  const path = resolve(root, file);
+  const text = await readFile(path, 'utf8');
+  if (text.startsWith(`${REQUIRE}\n`) && !/\brequire\b/.test(text.slice(REQUIRE.length)))
+    await writeFile(path, text.slice(REQUIRE.length));
+}
 
 // What bin/bundlemirror checks before it runs this build: the sources it was
 // built from (a source nothing imports cannot make it stale) and when. A
