@@ -18,7 +18,7 @@ import { repoPathProblem } from '../git/refname.js';
 import { isBareRepository, scanToplevel } from '../git/discovery.js';
 import { readAlternates } from '../git/inspect.js';
 import type { PullConfig } from './config/config.js';
-import { metadataDiff, type SyncPlan } from './plan/planner.js';
+import { metadataDiff, settledCurrent, type SyncPlan } from './plan/planner.js';
 import type { RepoState } from './state-file.js';
 import { diskPathOf, manifestPathOf } from '../manifest/tree.js';
 import { unstampManifest } from '../manifest/manifest-stamp.js';
@@ -40,13 +40,6 @@ function recordedCurrent(entry: Manifest[string], state: RepoState | undefined, 
     return false;
   return metadataDiff(entry, state, undefined, defaultOwner).length === 0;
 }
-
-/**
- * An entry untouched since the manifest the last complete run settled
- * (manifest-edit.ts): it was verified then, so what is recorded decides.
- */
-const settledCurrent = (entry: Manifest[string], state: RepoState | undefined) =>
-  !!state && !state.lastError && !!entry.fingerprint && state.fingerprint === entry.fingerprint;
 
 /** What is on disk, without walking the whole toplevel unless purge needs it. */
 export async function localState(

@@ -165,14 +165,7 @@ export function planSync(input: SyncInput): SyncPlan {
       continue;
     }
     const state = local.repos[path];
-    if (
-      input.changed?.has(path) === false &&
-      !options.force &&
-      state &&
-      !state.lastError &&
-      entry.fingerprint &&
-      state.fingerprint === entry.fingerprint
-    ) {
+    if (input.changed?.has(path) === false && !options.force && settledCurrent(entry, state)) {
       actions.push({ kind: 'skip', path, reason: SETTLED });
       continue;
     }
@@ -275,6 +268,15 @@ export function planSync(input: SyncInput): SyncPlan {
 }
 
 const SETTLED = 'unchanged since the manifest the last complete run settled';
+
+/**
+ * An entry untouched since the manifest the last complete run settled
+ * (SyncInput.changed): it was verified then with its metadata, so a state
+ * still at its fingerprint, without a failure since, says it is current.
+ */
+export function settledCurrent(entry: ManifestEntry, state: RepoState | undefined): boolean {
+  return !!state && !state.lastError && !!entry.fingerprint && state.fingerprint === entry.fingerprint;
+}
 
 /** Why include/exclude leave a path alone, or null when it is selected. */
 export function notSelected(path: string, cfg: Pick<PlanConfig['pull'], 'include' | 'exclude'>): string | null {
