@@ -137,3 +137,31 @@ test('a repository removed at the origin is named by the edit and handled as a f
 async function writeDescription(origin: Origin, path: string, text: string): Promise<void> {
   await writeFile(join(origin.repos[path]!.bare, 'description'), text + '\n');
 }
+
+test('a repository a settled run left at a newer fingerprint than its entry is still brought to the entry when a later edit leaves that entry as it was', async (t) => {
+  const origin = await startOrigin(t);
+  const manifestFile = join(origin.out, 'manifest.js.gz');
+  const first = await readFile(manifestFile);
+  // the origin mid-publish: beta's index already at a push the manifest does not name yet
+  const beta = origin.repos['/pub/sub/beta.git']!;
+  const entryRefs = await showRefOf(beta.bare);
+  await beta.wt.commit('pushed, then taken back');
+  await beta.wt.push('main');
+  await origin.publish();
+  await writeFile(manifestFile, first);
+  const a = await replicaFor(origin, 'a');
+  const settled = await pullReport(a.config);
+  t.is(settled.code, 0, settled.stderr);
+  // the index vouched for beta's newer refs: the run kept them, and settled
+  t.is(await showRefOf(join(a.toplevel, 'pub/sub/beta.git')), await showRefOf(beta.bare));
+  // the push is taken back (beta's entry is again the one the replica settled) and alpha moves on
+  await beta.wt.run(['reset', '--hard', 'HEAD~1']);
+  await beta.wt.push('main');
+  t.is(await showRefOf(beta.bare), entryRefs);
+  await push(origin, '/pub/alpha.git');
+  const r = await pullReport(a.config);
+  t.is(r.code, 0, r.stderr);
+  t.not(r.report.manifest.edit, null, 'read as an edit');
+  t.is(await showRefOf(join(a.toplevel, 'pub/sub/beta.git')), await showRefOf(beta.bare));
+  t.is(await showRefOf(join(a.toplevel, 'pub/alpha.git')), await showRefOf(origin.repos['/pub/alpha.git']!.bare));
+});

@@ -14,7 +14,7 @@
  */
 import type { Manifest } from '../../manifest/manifest.js';
 import type { RepoState } from '../state-file.js';
-import type { SyncPlan } from './planner.js';
+import { settledCurrent, type SyncPlan } from './planner.js';
 
 export interface SettledScope {
   /** The changed entries still in the manifest. */
@@ -35,6 +35,14 @@ export function settledScope(
   const scope: SettledScope = { remote: {}, recorded: {}, settled: 0 };
   for (const path of changed) {
     if (Object.hasOwn(remote, path)) scope.remote[path] = remote[path]!;
+    if (Object.hasOwn(recorded, path)) scope.recorded[path] = recorded[path]!;
+  }
+  // an untouched entry is settled only while the state still holds it at that entry's fingerprint: a
+  // sync that kept the newer refs an index vouched for, or an fsck repair, records another one, which a
+  // full plan updates (a comparison per entry, no I/O)
+  for (const path in remote) {
+    if (changed.has(path) || settledCurrent(remote[path]!, recorded[path])) continue;
+    scope.remote[path] = remote[path]!;
     if (Object.hasOwn(recorded, path)) scope.recorded[path] = recorded[path]!;
   }
   scope.settled = size - Object.keys(scope.remote).length;
