@@ -66,8 +66,9 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
   let refsBefore: Ref[] | null = null;
   if (exists) {
     // adoption: a repository made by an older version, by grokmirror or by hand gets the same protection as a new one
-    config = await protectMirror(dir, hooks, path);
-    const local = await fingerprint(dir, path);
+    // (show-ref runs meanwhile: it reads refs only, and runs no hook either)
+    const [protectedConfig, local] = await Promise.all([protectMirror(dir, hooks, path), fingerprint(dir, path)]);
+    config = protectedConfig;
     refsBefore = local.refs;
     if (entry.fingerprint && local.fingerprint === entry.fingerprint) {
       result.metadataChanged = await applyMetadata(dir, want, path, config);
@@ -78,14 +79,14 @@ export async function syncRepo(path: string, entry: ManifestEntry, ctx: SyncCont
       }
       return { ...result, outcome: 'unchanged', fingerprint: local.fingerprint };
     }
-    // a git killed mid-way leaves temporary packs, and ref locks that block every later update (crash-debris.ts)
-    await removeCrashDebris(dir);
   }
 
   const work = exists ? dir : join(stagingDir(ctx.toplevel), `${randomBytes(6).toString('hex')}.git`);
-  // the index is on its way while git makes the new repository
+  // the index is on its way while git makes the new repository, or the debris below goes
   const fetchingIndex = ctx.bundlesBase ? fetchIndex(path, entry, ctx) : Promise.resolve(null);
   fetchingIndex.catch(() => {}); // awaited below, inside the try that cleans up
+  // a git killed mid-way leaves temporary packs, and ref locks that block every later update (crash-debris.ts)
+  if (exists) await removeCrashDebris(dir);
   const store = await sharedStore(path, entry, ctx);
   if (!exists) {
     await mkdir(dirname(work), { recursive: true });
