@@ -3,6 +3,11 @@ import { readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
 import { showRefOf } from './support/repos.js';
+import { gunzipSync } from 'node:zlib';
+import { readPullConfig } from '../src/replica/config/config.js';
+import { pullScopeOf } from '../src/replica/daemon/job-queue.js';
+import { createPullLog } from '../src/replica/log.js';
+import { pull as pullInProcess } from '../src/replica/pull.js';
 import { breakBeta, pull, pullReport, replicaFor, startOrigin, type Origin } from './support/mirror.js';
 import { recordedState } from './support/state.js';
 
@@ -164,4 +169,50 @@ test('a repository a settled run left at a newer fingerprint than its entry is s
   t.not(r.report.manifest.edit, null, 'read as an edit');
   t.is(await showRefOf(join(a.toplevel, 'pub/sub/beta.git')), await showRefOf(beta.bare));
   t.is(await showRefOf(join(a.toplevel, 'pub/alpha.git')), await showRefOf(origin.repos['/pub/alpha.git']!.bare));
+});
+
+test("a daemon's refresh, which leaves the schedules' repositories to them, keeps every repository in the local manifest when it reads the manifest as an edit", async (t) => {
+  const origin = await startOrigin(t);
+  const a = await replicaFor(origin, 'a', '\n[schedule "forks"]\ncron = 0 3 * * *\ninclude = /pub/forks/*\n');
+  // a plain pull covers every repository, and settles the manifest
+  t.is((await pull(a.config)).code, 0);
+  await push(origin, '/pub/alpha.git');
+  const config = await readPullConfig(a.config);
+  const log = createPullLog({ file: join(origin.dir, 'refresh.log'), level: 'info', console: 'quiet' });
+  // what the daemon's refresh job runs: everything but the schedules' repositories
+  const report = await pullInProcess(config, { ...pullScopeOf({ trigger: 'refresh' }, config, {}), log });
+  t.deepEqual(report.failed, []);
+  t.deepEqual(report.manifestEdit, { changed: 1, removed: 0 });
+  t.deepEqual(report.updated, ['/pub/alpha.git']);
+  t.is(report.unchanged, 1, "beta, in the refresh's part, unchanged");
+  const local = JSON.parse(gunzipSync(await readFile(join(a.toplevel, 'manifest.js.gz'))).toString('utf8')) as Record<
+    string,
+    { fingerprint: string }
+  >;
+  t.deepEqual(Object.keys(local).sort(), [...PATHS].sort());
+  const published = JSON.parse(
+    gunzipSync(await readFile(join(origin.out, 'manifest.js.gz'))).toString('utf8'),
+  ) as Record<string, { fingerprint: string }>;
+  t.is(local['/pub/alpha.git']!.fingerprint, published['/pub/alpha.git']!.fingerprint);
+  t.is(local['/pub/sub/beta.git']!.fingerprint, published['/pub/sub/beta.git']!.fingerprint);
+});
+
+test("a refresh that left a schedule's repositories behind does not settle the manifest: the next full pull still brings them up to it", async (t) => {
+  const origin = await startOrigin(t);
+  const a = await replicaFor(origin, 'a', '\n[schedule "forks"]\ncron = 0 3 * * *\ninclude = /pub/forks/*\n');
+  t.is((await pull(a.config)).code, 0);
+  const fork = '/pub/forks/alpha-fork.git';
+  await writeDescription(origin, fork, 'Fork, renamed');
+  await origin.publish();
+  const config = await readPullConfig(a.config);
+  const log = createPullLog({ file: join(origin.dir, 'refresh.log'), level: 'info', console: 'quiet' });
+  const refresh = await pullInProcess(config, { ...pullScopeOf({ trigger: 'refresh' }, config, {}), log });
+  t.deepEqual(refresh.failed, []);
+  // the fork is the schedule's: the refresh leaves its description as it was
+  t.not((await readFile(join(a.toplevel, 'pub/forks/alpha-fork.git/description'), 'utf8')).trim(), 'Fork, renamed');
+  // a later change elsewhere, and a plain pull, which answers for every repository
+  await push(origin, '/pub/sub/beta.git');
+  const r = await pullReport(a.config);
+  t.is(r.code, 0, r.stderr);
+  t.is((await readFile(join(a.toplevel, 'pub/forks/alpha-fork.git/description'), 'utf8')).trim(), 'Fork, renamed');
 });

@@ -107,8 +107,10 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
 
   const purge = opts.purge ?? config.pull.purge;
   // an edit with nothing removed, and nothing that needs every entry: plan the changed entries alone
+  // (not for a run over part of the collection: its plan, books and counts are of that part alone)
   const narrow =
     edit &&
+    !inScope &&
     edit.removed.length === 0 &&
     !purge &&
     !config.publish.out &&
@@ -245,7 +247,9 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   // the manifest is now fully acted on (failures are in the state and retried): only now may it count as seen
   if (fetched.validators) {
     // and, with every entry plain and in sync, nothing failed, filtered or left over, settled: the next change may be read as an edit of it
+    // (a run over part of the collection, a daemon's refresh beside its schedules, left the rest as it was)
     const settled =
+      !inScope &&
       parsed.plain &&
       !leftOver &&
       report.failed.length === 0 &&
