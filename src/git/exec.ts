@@ -114,7 +114,7 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
       if (opts.signal?.aborted) reject(opts.signal.reason);
       else
         reject(
-          new BundlemirrorError('E_GIT', `could not run git ${args[0] ?? ''}: ${e.message}`, {
+          new BundlemirrorError('E_GIT', `could not run git ${subcommand(args)}: ${e.message}`, {
             repo: opts.repo,
             cause: e,
           }),
@@ -145,13 +145,20 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
       if (ok && !signal) resolve(result);
       else {
         const why = err.trim().split('\n').slice(-3).join(' / ') || (signal ? `killed by ${signal}` : `exit ${exit}`);
-        reject(new GitError(args, exit, err, `git ${args[0] ?? ''} failed: ${why}`, opts.repo));
+        reject(new GitError(args, exit, err, `git ${subcommand(args)} failed: ${why}`, opts.repo));
       }
     });
     if (opts.stdin) pipeline(opts.stdin, child.stdin).catch(() => child.kill('SIGTERM'));
     else if (opts.input !== undefined) child.stdin.end(opts.input);
     else child.stdin.end();
   });
+}
+
+/** The git command `args` run, past the `-c key=value` options before it (`fetch`, not `-c`), for messages. */
+function subcommand(args: readonly string[]): string {
+  let i = 0;
+  while (args[i] === '-c') i += 2;
+  return args[i] ?? '';
 }
 
 export class GitError extends BundlemirrorError {
