@@ -28,6 +28,7 @@ import type { PullLog } from '../replica/log.js';
 import { stateDir } from '../replica/paths.js';
 import { pull, type PullReport } from '../replica/pull.js';
 import { remoteManifestCopyPath } from '../replica/remote-manifest.js';
+import { forgetManifestValidators } from '../replica/manifest-poll.js';
 import { openState } from '../replica/state.js';
 import { KIT_MANIFEST, type Kit } from './kit-format.js';
 import { extractKit } from './read-kit.js';
@@ -136,7 +137,5 @@ async function rememberKitManifest(
   const next = (await readManifestIfAny(copy)) ?? {};
   for (const p of synced) if (kitManifest[p]) next[p] = kitManifest[p]!;
   await writeManifestFile(copy, next);
-  const state = await openState(config.core.toplevel, { warn: (m) => log.warn(m) });
-  const prior = await state.manifestValidators(config.remote.manifest);
-  if (prior) await state.setManifestValidators({ ...prior, etag: null, lastModified: null });
+  await forgetManifestValidators(config, await openState(config.core.toplevel, { warn: (m) => log.warn(m) }));
 }

@@ -98,10 +98,11 @@ export async function fetchRemoteManifest(
     return { unchanged: true, bytes: cached!, published: config.remote.allowedSigners ? manifestStamp(cached!) : null };
   }
   const trusted = await trustManifest(config, url, doc.body, opts);
-  await writeFileAtomic(copy, trusted.bytes);
   // The new validators are recorded only when this run ends (pullLocked): a run killed half-way
   // (kill -9, power loss) must not make the next one answer "manifest unchanged" for work it never did.
+  // They are forgotten before the copy changes: a kill in between must not pair the old validators with new bytes.
   await forgetManifestValidators(config, state);
+  await writeFileAtomic(copy, trusted.bytes);
   // the copy as it was before this fetch, if a complete run settled exactly those bytes and the config is the same
   const settled = usable && prior.settled && settledDigest(cached) === prior.settled ? { settled: cached } : {};
   const fetched = { unchanged: false, bytes: trusted.bytes, published: trusted.published, ...settled };
