@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,6 +72,52 @@ function helpOptions(help: string): string[][] {
     .map((m) => [m[1], m[2]].filter((f): f is string => f !== undefined))
     .filter((o) => !o.includes('--help'));
 }
+
+test('pull runs from the build with a code cache its first run writes, and reads it on the next', async (t) => {
+  // a checkout of its own, built, as npm ci leaves it
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  const top = await mkdtemp(join(tmpdir(), 'bm-pull-cache-'));
+  t.teardown(() => rm(top, { recursive: true, force: true }));
+  await mkdir(join(top, 'bin'));
+  await cp(join(repo, 'bin', 'bundlemirror'), join(top, 'bin', 'bundlemirror'));
+  await cp(join(repo, 'src'), join(top, 'src'), { recursive: true });
+  for (const f of ['package.json', 'tsconfig.json']) await cp(join(repo, f), join(top, f));
+  await symlink(join(repo, 'node_modules'), join(top, 'node_modules'));
+  const built = spawnSync(
+    process.execPath,
+    [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url)), '--outdir', join(top, 'dist')],
+    { encoding: 'utf8' },
+  );
+  t.is(built.status, 0, built.stderr);
+  const conf = join(top, 'pull.conf');
+  await writeFile(
+    conf,
+    `[core]\ntoplevel = ${top}\n[remote]\nsite = https://origin.example\nmanifest = \${site}/manifest.js.gz\n`,
+  );
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [join(top, 'bin', 'bundlemirror'), 'pull', ...args], { encoding: 'utf8' });
+  const caches = async () => (await readdir(join(top, 'dist', 'cli'))).filter((f) => f.endsWith('.v8'));
+  t.deepEqual(await caches(), []);
+  // a command line pull does not read by itself goes to commander and writes no cache
+  const usage = cli('--config-check');
+  t.is(usage.status, 2, usage.stderr);
+  t.deepEqual(await caches(), []);
+  const first = cli('-c', conf, '--config-check');
+  t.is(first.status, 0, first.stderr);
+  t.regex(first.stdout, /usable/);
+  const written = await caches();
+  t.is(written.length, 1);
+  const writtenAt = (await stat(join(top, 'dist', 'cli', written[0]!))).mtimeMs;
+  const second = cli('--config', conf, '--config-check');
+  t.is(second.status, 0, second.stderr);
+  t.is(second.stdout, first.stdout);
+  t.deepEqual(await caches(), written);
+  t.is((await stat(join(top, 'dist', 'cli', written[0]!))).mtimeMs, writtenAt, 'V8 took the cache: not written again');
+  // errors end the command as main.js ends it: message, code, status
+  const missing = cli('-c', join(top, 'nope.conf'));
+  t.is(missing.status, 2);
+  t.regex(missing.stderr, /E_CONFIG/);
+});
 
 test("the README's command synopses and each command's --help list the same options", async (t) => {
   const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');

@@ -32,7 +32,7 @@ if (process.argv.length === 3 && (process.argv[2] === '--version' || process.arg
   try {
     await run();
   } catch (err) {
-    await fail(err);
+    (await import('./failure.js')).fail(err);
   }
 }
 
@@ -63,29 +63,5 @@ async function run(): Promise<void> {
     if (!(err instanceof CommanderError)) throw err;
     const { ExitStatus } = await import('../errors.js');
     process.exitCode = err.exitCode === 0 ? 0 : ExitStatus.usage;
-  }
-}
-
-/** Errors of our own type print their message and hint; anything else is a bug and prints its stack. */
-async function fail(err: unknown): Promise<void> {
-  const { BundlemirrorError, ExitStatus, forRepo, internalError, isPermissionErrno, permissionError } =
-    await import('../errors.js');
-  if (err instanceof BundlemirrorError) {
-    process.stderr.write(`bundlemirror: ${err.describe()}\n`);
-    process.exitCode = err.exitStatus;
-  } else if (isPermissionErrno(err) && typeof err.syscall === 'string') {
-    // a toplevel first pulled as root, a log file owned by another user: ownership to fix, not a bug
-    const e = permissionError(err);
-    process.stderr.write(`bundlemirror: ${e.describe()}\n`);
-    process.exitCode = e.exitStatus;
-  } else if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC' || (err as NodeJS.ErrnoException)?.code === 'EDQUOT') {
-    // a full disk (state file, local manifest) is for the user to fix, not a bug to report with a stack trace
-    const e = forRepo(err, '');
-    process.stderr.write(`bundlemirror: ${e.describe()}\n`);
-    process.exitCode = e.exitStatus;
-  } else {
-    // a bug: its stack, a request to report it, and a status of its own (E_INTERNAL)
-    process.stderr.write(`bundlemirror: ${internalError(err).describe()}\n`);
-    process.exitCode = ExitStatus.internal;
   }
 }
