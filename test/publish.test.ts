@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { parseManifest, readManifestFile } from '../src/manifest/manifest.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { makeFork, makeRepo, initBareRepo, showRefOf, tempDir, toplevelWith } from './support/repos.js';
@@ -483,4 +484,36 @@ test('a new --base-url reaches every bundle-list, also of repositories that did 
 
   await publishOk(toplevel, out);
   for (const f of lists) for (const u of await uris(f)) t.false(/^https?:/.test(u), `${f}: ${u} is relative again`);
+});
+
+test('a hook publish carries over the entries of its own manifest as written, and checks every entry of one changed behind its back', async (t) => {
+  const { toplevel, out, alpha, beta } = await setup(t);
+  await publishOk(toplevel, out);
+  const file = join(out, 'manifest.js.gz');
+  const own = await readFile(file);
+  t.is(
+    (await readFile(join(out, '.manifest.sha256'), 'utf8')).trim(),
+    sha256File(own),
+    'the digest of what was written',
+  );
+  // a push to alpha, published alone: beta's entry is carried over unchanged
+  await alpha.wt.commit('a');
+  await alpha.wt.push('main');
+  t.is((await publishOk(toplevel, out, alpha.bare)).code, 0);
+  const carried = parseManifest(await readFile(file)).manifest;
+  t.deepEqual(carried['/pub/sub/beta.git'], parseManifest(own).manifest['/pub/sub/beta.git']);
+  t.is((await readFile(join(out, '.manifest.sha256'), 'utf8')).trim(), sha256File(await readFile(file)));
+
+  // the manifest replaced behind the publish's back, with entries no reader accepts: they are not carried over
+  const edited = JSON.parse(gunzipSync(await readFile(file)).toString('utf8')) as Record<string, unknown>;
+  edited['/pub/../escape.git'] = { fingerprint: 'a'.repeat(40) };
+  edited['/pub/odd.git'] = { fingerprint: 'not hex', modified: -1 };
+  await writeFile(file, gzipSync(JSON.stringify(edited)));
+  await beta.wt.commit('b');
+  await beta.wt.push('main');
+  t.is((await publishOk(toplevel, out, beta.bare)).code, 0);
+  const after = parseManifest(await readFile(file));
+  t.deepEqual(after.problems, [], 'what the hook publish wrote is clean');
+  t.deepEqual(Object.keys(after.manifest).sort(), Object.keys(carried).sort());
+  t.is(after.manifest['/pub/alpha.git']?.fingerprint, carried['/pub/alpha.git']?.fingerprint);
 });

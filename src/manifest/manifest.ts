@@ -70,6 +70,16 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): ParsedManifes
   return out;
 }
 
+/**
+ * A manifest whose bytes are proved to be ones bundlemirror wrote from
+ * entries it had checked (the origin's own, src/origin/manifest-writer.ts):
+ * read without checking each entry again, which costs a hook publish among
+ * 10,000 repositories more than anything else it reads.
+ */
+export function parseOwnManifest(bytes: Buffer, source: string): Manifest {
+  return parseManifestObject(unpackManifest(bytes, source).toString('utf8'), source) as Manifest;
+}
+
 /** The manifest's JSON text as bytes: gzip is unpacked, within MAX_MANIFEST_BYTES. */
 export function unpackManifest(bytes: Buffer, source: string): Buffer {
   try {

@@ -1,11 +1,16 @@
 /**
  * Writes manifest.js.gz, the last file of every publish, only when its
  * content changed, or when a signed publish must renew its stamp. The
- * signature goes first, then the manifest by atomic rename.
+ * signature goes first, then the manifest by atomic rename, then the
+ * sha256 of what was written (`.manifest.sha256`, a dotfile: never served,
+ * mirrored or collected), by which the next publish knows the file is
+ * still its own and reads it without checking its entries again.
  */
+import { createHash } from 'node:crypto';
 import { readFile, rm, stat, utimes } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { serializeManifest, type Manifest } from '../manifest/manifest.js';
+import { parseManifest, parseOwnManifest, serializeManifest, type Manifest } from '../manifest/manifest.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 import type { Signer } from './signer.js';
@@ -28,7 +33,10 @@ export async function writeManifestIfChanged(
     const previous = await readFile(file);
     const same = Buffer.compare(unstampManifest(previous), content) === 0;
     const signedAlready = signer && manifestStamp(previous) !== null && !(await signer.needsSignature(file));
-    if (same && (!signer || (signedAlready && !opts.restamp))) return false;
+    if (same && (!signer || (signedAlready && !opts.restamp))) {
+      await recordDigest(file, previous);
+      return false;
+    }
     previousMtime = (await stat(file)).mtimeMs;
     // the stamp never goes backwards, even when the clock does
     const last = manifestStamp(previous);
@@ -44,6 +52,7 @@ export async function writeManifestIfChanged(
         'Give every publish the same key (--sign-key, or -c with the sign_key the other publishes read)',
     );
   await writeFileAtomic(file, bytes);
+  await recordDigest(file, bytes);
   // Static hosts derive validators from whole seconds (nginx: ETag "mtime-size",
   // Last-Modified): a second manifest within the same second could look
   // unchanged to a replica. Move the clock of the file forward instead.
@@ -53,6 +62,43 @@ export async function writeManifestIfChanged(
       await utimes(file, new Date(), new Date((second + 1) * 1000));
   }
   return true;
+}
+
+const digestFile = (file: string) => join(dirname(file), '.manifest.sha256');
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** Notes the digest of the manifest as written (only when it differs: a hook publish that wrote nothing writes nothing). */
+async function recordDigest(file: string, bytes: Buffer): Promise<void> {
+  const digest = sha256(bytes) + '\n';
+  if ((await readFile(digestFile(file), 'utf8').catch(() => null)) !== digest)
+    await writeFileAtomic(digestFile(file), digest);
+}
+
+/**
+ * The published tree's manifest, for a publish to carry entries over: when
+ * its bytes are the ones the last publish wrote (their digest), read as they
+ * are; otherwise (edited, copied in, written before digests) each entry is
+ * checked, and one that is unreadable is reported to `unreadable` and null
+ * returned, as when there is none.
+ */
+export async function readPublishedManifest(
+  file: string,
+  unreadable?: (why: string) => void,
+): Promise<Manifest | null> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') unreadable?.((err as Error).message);
+    return null;
+  }
+  try {
+    const digest = await readFile(digestFile(file), 'utf8').catch(() => null);
+    return digest === sha256(bytes) + '\n' ? parseOwnManifest(bytes, file) : parseManifest(bytes, file).manifest;
+  } catch (err) {
+    unreadable?.((err as Error).message);
+    return null;
+  }
 }
 
 /** Removes a file; whether there was one. */

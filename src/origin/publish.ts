@@ -12,7 +12,7 @@ import pLimit from 'p-limit';
 import { BundlemirrorError, forRepo } from '../errors.js';
 import { removeStaleTemps } from '../fs/atomic.js';
 import { lockPublishedTree } from '../manifest/tree-lock.js';
-import { readManifestIfAny, type Manifest } from '../manifest/manifest.js';
+import type { Manifest } from '../manifest/manifest.js';
 import type { RepoIndex } from '../manifest/repo-index.js';
 import { repoPathOfDir, resolveToplevel, scanToplevel, type FoundRepo } from '../git/discovery.js';
 import { DEFAULT_CHAIN_POLICY, type ChainPolicy } from './chain.js';
@@ -32,7 +32,7 @@ import {
   type RepoContext,
   type RepoFacts,
 } from './publish-repo.js';
-import { writeManifestIfChanged } from './manifest-writer.js';
+import { readPublishedManifest, writeManifestIfChanged } from './manifest-writer.js';
 
 export interface PublishOptions {
   toplevel: string;
@@ -90,7 +90,7 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   try {
     const prevFile = join(opts.out, MANIFEST_FILE);
     const prevManifest =
-      (await readManifestIfAny(prevFile, (why) =>
+      (await readPublishedManifest(prevFile, (why) =>
         log(`previous manifest ${prevFile} is unreadable (${why}); writing a new one`),
       )) ?? {};
     const selected =
@@ -289,7 +289,7 @@ function groupsFromManifest(manifest: Manifest): Map<string, ForkGroup> {
 export async function unpublish(out: string, paths: string[], opts: { lockWaitMs?: number } = {}): Promise<void> {
   const release = await lockPublishedTree(out, { waitMs: opts.lockWaitMs });
   try {
-    const next = { ...(await readManifestIfAny(join(out, MANIFEST_FILE))) };
+    const next = { ...(await readPublishedManifest(join(out, MANIFEST_FILE))) };
     for (const p of paths) delete next[p];
     await writeManifestIfChanged(join(out, MANIFEST_FILE), next, null, { restamp: false, now: Date.now() });
     for (const p of paths) {

@@ -18,9 +18,9 @@ import { BundlemirrorError } from '../errors.js';
 import { lockPublishedTree } from '../manifest/tree-lock.js';
 import { isBareRepository, resolveToplevel } from '../git/discovery.js';
 import { repoPathProblem } from '../git/refname.js';
-import { readManifestIfAny, type Manifest } from '../manifest/manifest.js';
+import type { Manifest } from '../manifest/manifest.js';
 import { diskPathOf, MANIFEST_FILE } from '../manifest/tree.js';
-import { writeManifestIfChanged } from './manifest-writer.js';
+import { readPublishedManifest, writeManifestIfChanged } from './manifest-writer.js';
 import { readRefsState, writeRefsState } from './refs-state.js';
 import { signerFor } from './signer.js';
 
@@ -63,7 +63,7 @@ export async function removeFromManifest(opts: RemoveOptions): Promise<RemoveRep
   try {
     const file = join(opts.out, MANIFEST_FILE);
     let why = 'it does not exist';
-    const read = await readManifestIfAny(file, (w) => (why = w));
+    const read = await readPublishedManifest(file, (w) => (why = w));
     // without a manifest every path would look unpublished: say what is wrong with the manifest instead
     if (!read)
       throw new BundlemirrorError(
