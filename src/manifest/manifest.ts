@@ -199,7 +199,12 @@ export async function readManifestFile(file: string): Promise<Manifest> {
  * parsed is reported to `unreadable` and treated as absent: every caller
  * rebuilds it from the repositories.
  */
-export async function readManifestIfAny(file: string, unreadable?: (why: string) => void): Promise<Manifest | null> {
+export async function readManifestIfAny(
+  file: string,
+  unreadable?: (why: string) => void,
+  /** Whether these bytes are proved to be ones bundlemirror wrote from checked entries (parseOwnManifest). */
+  own?: (bytes: Buffer) => Promise<boolean>,
+): Promise<Manifest | null> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -208,7 +213,7 @@ export async function readManifestIfAny(file: string, unreadable?: (why: string)
     return null;
   }
   try {
-    return parseManifest(bytes, file).manifest;
+    return own && (await own(bytes)) ? parseOwnManifest(bytes, file) : parseManifest(bytes, file).manifest;
   } catch (err) {
     unreadable?.((err as Error).message);
     return null;

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { readFile, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { parseManifest, parseOwnManifest, serializeManifest, type Manifest } from '../manifest/manifest.js';
+import { readManifestIfAny, serializeManifest, type Manifest } from '../manifest/manifest.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 import type { Signer } from './signer.js';
@@ -81,24 +81,12 @@ async function recordDigest(file: string, bytes: Buffer): Promise<void> {
  * checked, and one that is unreadable is reported to `unreadable` and null
  * returned, as when there is none.
  */
-export async function readPublishedManifest(
-  file: string,
-  unreadable?: (why: string) => void,
-): Promise<Manifest | null> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') unreadable?.((err as Error).message);
-    return null;
-  }
-  try {
-    const digest = await readFile(digestFile(file), 'utf8').catch(() => null);
-    return digest === sha256(bytes) + '\n' ? parseOwnManifest(bytes, file) : parseManifest(bytes, file).manifest;
-  } catch (err) {
-    unreadable?.((err as Error).message);
-    return null;
-  }
+export function readPublishedManifest(file: string, unreadable?: (why: string) => void): Promise<Manifest | null> {
+  return readManifestIfAny(
+    file,
+    unreadable,
+    async (bytes) => (await readFile(digestFile(file), 'utf8').catch(() => null)) === sha256(bytes) + '\n',
+  );
 }
 
 /** Removes a file; whether there was one. */
