@@ -49,25 +49,33 @@ for (const file of Object.keys(metafile.outputs).filter((f) => f.endsWith('.js')
     await writeFile(path, text.slice(REQUIRE.length));
 }
 
-// `pull` once more as a single CommonJS file, which the launcher can compile
-// with a code cache (src/cli/pull-cached.ts says why)
-const pullBuild = await build({
-  absWorkingDir: root,
-  entryPoints: ['src/cli/pull-cached.ts'],
-  outfile: `${outdir}/cli/pull.cjs`,
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  metafile: true,
-});
+// `pull` and `publish` once more, each as a single CommonJS file, which the
+// launcher can compile with a code cache (src/cli/pull-cached.ts says why)
+const cachedBuilds = [];
+for (const command of ['pull', 'publish'])
+  cachedBuilds.push(
+    await build({
+      absWorkingDir: root,
+      entryPoints: [`src/cli/${command}-cached.ts`],
+      outfile: `${outdir}/cli/${command}.cjs`,
+      bundle: true,
+      format: 'cjs',
+      platform: 'node',
+      target: 'node20',
+      sourcemap: 'linked',
+      logLevel: 'warning',
+      metafile: true,
+      // only an s3:// target loads the AWS SDK: left to require() from node_modules then, not compiled into the copy
+      external: ['@aws-sdk/*', '@smithy/*'],
+    }),
+  );
 
 // What bin/bundlemirror checks before it runs this build: the sources it was
 // built from (a source nothing imports cannot make it stale) and when. A
 // list to stat instead of a walk of src/ on every command.
-const sources = [...new Set([...Object.keys(metafile.inputs), ...Object.keys(pullBuild.metafile.inputs)])]
+const sources = [
+  ...new Set([...Object.keys(metafile.inputs), ...cachedBuilds.flatMap((b) => Object.keys(b.metafile.inputs))]),
+]
   .filter((p) => p.startsWith('src/'))
   .sort();
 await writeFile(`${outdir}/built-from.json`, `${JSON.stringify({ builtAt, sources })}\n`);

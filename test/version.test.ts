@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,10 +73,10 @@ function helpOptions(help: string): string[][] {
     .filter((o) => !o.includes('--help'));
 }
 
-test('pull runs from the build with a code cache its first run writes, and reads it on the next', async (t) => {
-  // a checkout of its own, built, as npm ci leaves it
+/** A checkout of its own, built, as npm ci leaves it: its top directory. */
+async function builtCheckout(t: ExecutionContext, prefix: string): Promise<string> {
   const repo = fileURLToPath(new URL('..', import.meta.url));
-  const top = await mkdtemp(join(tmpdir(), 'bm-pull-cache-'));
+  const top = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => rm(top, { recursive: true, force: true }));
   await mkdir(join(top, 'bin'));
   await cp(join(repo, 'bin', 'bundlemirror'), join(top, 'bin', 'bundlemirror'));
@@ -89,6 +89,11 @@ test('pull runs from the build with a code cache its first run writes, and reads
     { encoding: 'utf8' },
   );
   t.is(built.status, 0, built.stderr);
+  return top;
+}
+
+test('pull runs from the build with a code cache its first run writes, and reads it on the next', async (t) => {
+  const top = await builtCheckout(t, 'bm-pull-cache-');
   const conf = join(top, 'pull.conf');
   await writeFile(
     conf,
@@ -117,6 +122,53 @@ test('pull runs from the build with a code cache its first run writes, and reads
   const missing = cli('-c', join(top, 'nope.conf'));
   t.is(missing.status, 2);
   t.regex(missing.stderr, /E_CONFIG/);
+});
+
+test('publish as a post-receive hook runs it comes from the build with a code cache of its own', async (t) => {
+  const top = await builtCheckout(t, 'bm-publish-cache-');
+  const toplevel = join(top, 'git');
+  const git = spawnSync('git', ['init', '-q', '--bare', join(toplevel, 'a.git')], { encoding: 'utf8' });
+  t.is(git.status, 0, git.stderr);
+  const out = join(top, 'published');
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [join(top, 'bin', 'bundlemirror'), 'publish', ...args], { encoding: 'utf8' });
+  const caches = async (command: string) =>
+    (await readdir(join(top, 'dist', 'cli'))).filter((f) => f.startsWith(`${command}.cjs.`) && f.endsWith('.v8'));
+  // a command line the hook's reader leaves alone goes to commander and writes no cache
+  const usage = cli('--quiet', join(toplevel, 'a.git'));
+  t.is(usage.status, 2, usage.stderr);
+  t.deepEqual(await caches('publish'), []);
+  const hook = ['--quiet', '--toplevel', toplevel, '--out', out, join(toplevel, 'a.git')];
+  const first = cli(...hook);
+  t.is(first.status, 0, first.stderr);
+  await stat(join(out, 'manifest.js.gz'));
+  const written = await caches('publish');
+  t.is(written.length, 1);
+  const writtenAt = (await stat(join(top, 'dist', 'cli', written[0]!))).mtimeMs;
+  const second = cli(...hook);
+  t.is(second.status, 0, second.stderr);
+  t.regex(second.stdout, /manifest unchanged/);
+  t.deepEqual(await caches('publish'), written);
+  t.is((await stat(join(top, 'dist', 'cli', written[0]!))).mtimeMs, writtenAt, 'V8 took the cache: not written again');
+  // pull's cache is its own: a pull writes one beside publish's and leaves publish's alone
+  const conf = join(top, 'pull.conf');
+  await writeFile(
+    conf,
+    `[core]\ntoplevel = ${top}\n[remote]\nsite = https://origin.example\nmanifest = \${site}/manifest.js.gz\n`,
+  );
+  const pull = spawnSync(process.execPath, [join(top, 'bin', 'bundlemirror'), 'pull', '-c', conf, '--config-check'], {
+    encoding: 'utf8',
+  });
+  t.is(pull.status, 0, pull.stderr);
+  t.is((await caches('pull')).length, 1);
+  t.deepEqual(await caches('publish'), written);
+  // errors end the command as main.js ends it: the same code and status with commander (--wait) as without
+  const missing = cli('--quiet', '--toplevel', join(top, 'nope'), '--out', out);
+  const viaCommander = cli('--quiet', '--toplevel', join(top, 'nope'), '--out', out, '--wait', '300');
+  t.is(missing.status, 2);
+  t.regex(missing.stderr, /E_TOPLEVEL/);
+  t.is(viaCommander.status, missing.status);
+  t.regex(viaCommander.stderr, /E_TOPLEVEL/);
 });
 
 test("the README's command synopses and each command's --help list the same options", async (t) => {

@@ -3,7 +3,8 @@ import { BundlemirrorError } from '../errors.js';
 import { lockPublishedTree } from '../manifest/tree-lock.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { collectGarbage } from '../manifest/gc.js';
-import { addStoreOptions, publishTarget, type StoreFlags } from './publish-target.js';
+import { publishTarget, type StoreFlags } from './publish-target.js';
+import { addStoreOptions } from './store-options.js';
 
 export function registerGc(program: Command): void {
   const cmd = program

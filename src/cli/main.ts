@@ -44,6 +44,12 @@ async function run(): Promise<void> {
     const flags = pullFlagsFromArgv(process.argv.slice(3));
     if (flags) return runPull(flags);
   }
+  // and so is a post-receive hook's `publish --toplevel DIR --bundles DIR REPO`
+  if (word === 'publish') {
+    const { publishArgsFromArgv } = await import('./publish-argv.js');
+    const args = publishArgsFromArgv(process.argv.slice(3));
+    if (args) return (await import('./publish-run.js')).runPublish(args.repos, args.flags);
+  }
   const { Command, CommanderError } = await import('commander');
   const program = new Command();
   program

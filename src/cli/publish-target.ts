@@ -5,7 +5,6 @@
  * only for an s3:// target.
  */
 import { resolve } from 'node:path';
-import { Option, type Command } from 'commander';
 import { BundlemirrorError } from '../errors.js';
 import { formatBytes } from '../format/bytes.js';
 
@@ -22,24 +21,6 @@ export interface PublishTarget {
   mirror?: () => Promise<void>;
   /** What the last mirror() did, for the summary line. */
   summary(): string;
-}
-
-export function addStoreOptions(cmd: Command): Command {
-  return cmd
-    .option(
-      '--state <dir>',
-      'for an s3:// target: the local copy of the tree and what the store holds (default: one directory per URL under $XDG_STATE_HOME/bundlemirror/publish)',
-    )
-    .option(
-      '--s3-path-style',
-      'for an s3:// target: path-style URLs (endpoint/bucket/key), as MinIO, Ceph and most self-hosted stores need',
-    )
-    .addOption(
-      new Option(
-        '--s3-part-size <bytes>',
-        'for an s3:// target: files larger than this go up in resumable parts of this size (S3 needs 5 MiB or more)',
-      ).default(String(64 << 20), '67108864 = 64 MiB'),
-    );
 }
 
 export async function publishTarget(

@@ -3,9 +3,9 @@
  * bin/bundlemirror compiles with V8's code cache. A cron'd poll is mostly
  * start-up: compiling the command's JavaScript again on every run cost more
  * than loading it, and node 20 keeps no code cache for ES modules. The
- * launcher hands any command line pullFlagsFromArgv does not read to the
- * ES module build, as main.ts would.
+ * launcher hands any command line readArgv does not read to the ES module
+ * build, as main.ts would. Each cached command exports the same three names.
  */
-export { pullFlagsFromArgv } from './pull-argv.js';
-export { runPull } from './pull.js';
+export { pullFlagsFromArgv as readArgv } from './pull-argv.js';
+export { runPull as run } from './pull.js';
 export { fail } from './failure.js';

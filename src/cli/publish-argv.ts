@@ -1,0 +1,75 @@
+/**
+ * The command line a post-receive hook runs, `publish [--quiet] --toplevel
+ * DIR --bundles DIR REPO`, read without commander: a hook's publish of one
+ * repository is over in well under a second, and building the commander
+ * program is a part of that every push pays. This reads those options, each
+ * written as `--help` shows it, into the flags commander would hand the
+ * action, with its defaults; any other command line (`-c FILE`, whose keys
+ * come from commander's list of options, help, another flag, a short-flag
+ * cluster, `--`, a value that looks like an option) returns null and goes to
+ * commander. The property test (test/publish-argv.test.ts) holds the two
+ * together.
+ */
+import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
+import type { PublishFlags } from './publish-run.js';
+
+export interface PublishArgs {
+  repos: string[];
+  flags: PublishFlags;
+}
+
+type Valued = 'toplevel' | 'bundles' | 'out' | 'signKey';
+
+const VALUED = new Map<string, Valued>([
+  ['-t', 'toplevel'],
+  ['--toplevel', 'toplevel'],
+  ['--bundles', 'bundles'],
+  ['-o', 'out'],
+  ['--out', 'out'],
+  ['--sign-key', 'signKey'],
+]);
+
+/** The repositories and flags commander would parse `args` (what follows `publish`) into, or null: then commander must. */
+export function publishArgsFromArgv(args: readonly string[]): PublishArgs | null {
+  const p = DEFAULT_CHAIN_POLICY;
+  const flags: Omit<PublishFlags, 'toplevel'> & { toplevel?: string } = {
+    bundles: 'bundles',
+    ignore: [],
+    wait: '300',
+    maxIncrementals: String(p.maxIncrementals),
+    chainRatio: String(p.maxChainRatio),
+    graceDays: String(p.graceMs / 86_400_000),
+    slices: String(p.slices),
+    sliceMinMib: String((p.sliceMinBytes ?? 0) / 2 ** 20),
+    parts: String(p.parts),
+    partsMinMib: String((p.partsMinBytes ?? 0) / 2 ** 20),
+    notify: [],
+    s3PartSize: String(64 << 20),
+  };
+  const repos: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('-')) {
+      repos.push(arg);
+      continue;
+    }
+    if (arg === '-q' || arg === '--quiet') {
+      flags.quiet = true;
+      continue;
+    }
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const attr = VALUED.get(eq > 0 ? arg.slice(0, eq) : arg);
+    if (!attr) return null;
+    let value: string | undefined;
+    if (eq > 0) value = arg.slice(eq + 1);
+    else {
+      value = args[++i];
+      // commander would take an option-looking word as the value; whether that was meant is for it to say
+      if (value === undefined || value.startsWith('-')) return null;
+    }
+    flags[attr] = value;
+  }
+  // without it commander's action refuses the command line, in its words
+  if (flags.toplevel === undefined) return null;
+  return { repos, flags: flags as PublishFlags };
+}
