@@ -76,8 +76,9 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): ParsedManifes
  * read without checking each entry again, which costs a hook publish among
  * 10,000 repositories more than anything else it reads.
  */
-export function parseOwnManifest(bytes: Buffer, source: string): Manifest {
-  return parseManifestObject(unpackManifest(bytes, source).toString('utf8'), source) as Manifest;
+export function parseOwnManifest(bytes: Buffer, source: string): { manifest: Manifest; text: string } {
+  const text = unpackManifest(bytes, source).toString('utf8');
+  return { manifest: parseManifestObject(text, source) as Manifest, text };
 }
 
 /** The manifest's JSON text as bytes: gzip is unpacked, within MAX_MANIFEST_BYTES. */
@@ -205,6 +206,22 @@ export async function readManifestIfAny(
   /** Whether these bytes are proved to be ones bundlemirror wrote from checked entries (parseOwnManifest). */
   own?: (bytes: Buffer) => Promise<boolean>,
 ): Promise<Manifest | null> {
+  return (await readManifestWithText(file, unreadable, own))?.manifest ?? null;
+}
+
+/** A manifest read from disk, with its text when it is proved ours. */
+export interface ManifestRead {
+  manifest: Manifest;
+  /** The text of a manifest `own` proved ours, which a later write may splice into (manifest-splice.ts); null otherwise. */
+  ownText: string | null;
+}
+
+/** readManifestIfAny, keeping the text of a manifest proved ours. */
+export async function readManifestWithText(
+  file: string,
+  unreadable?: (why: string) => void,
+  own?: (bytes: Buffer) => Promise<boolean>,
+): Promise<ManifestRead | null> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -213,7 +230,9 @@ export async function readManifestIfAny(
     return null;
   }
   try {
-    return own && (await own(bytes)) ? parseOwnManifest(bytes, file) : parseManifest(bytes, file).manifest;
+    if (!own || !(await own(bytes))) return { manifest: parseManifest(bytes, file).manifest, ownText: null };
+    const ours = parseOwnManifest(bytes, file);
+    return { manifest: ours.manifest, ownText: ours.text };
   } catch (err) {
     unreadable?.((err as Error).message);
     return null;
@@ -236,10 +255,24 @@ function canonicalEntry(entry: ManifestEntry): ManifestEntry {
   return out as ManifestEntry;
 }
 
-function manifestText(manifest: Manifest): string {
+/** The manifest's JSON text, as written (gzipped or not). */
+export function manifestText(manifest: Manifest): string {
   const sorted: Manifest = {};
   for (const key of Object.keys(manifest).sort()) sorted[key] = canonicalEntry(manifest[key]!);
   return JSON.stringify(sorted, null, 1) + '\n';
+}
+
+/**
+ * One entry's text as `manifestText` writes it inside the whole (` "KEY": {`
+ * … `\n }`, without separator), for src/manifest/manifest-splice.ts; null
+ * when the entry would not be written as one.
+ */
+export function entryText(key: string, entry: ManifestEntry): string | null {
+  // assigned like manifestText does, so a key JavaScript treats specially is treated the same
+  const one: Manifest = {};
+  one[key] = canonicalEntry(entry);
+  const text = JSON.stringify(one, null, 1);
+  return text.startsWith('{\n "') ? text.slice(2, -2) : null;
 }
 
 /**
@@ -252,8 +285,13 @@ const MANIFEST_GZIP_LEVEL = 4;
 
 /** Serialises with sorted keys so unchanged collections produce identical bytes. */
 export function serializeManifest(manifest: Manifest): Buffer {
+  return packManifestText(manifestText(manifest));
+}
+
+/** gzip of a manifest's text, as serializeManifest writes it. */
+export function packManifestText(text: string): Buffer {
   // mtime 0 in the gzip header keeps the bytes reproducible
-  return gzipSync(Buffer.from(manifestText(manifest), 'utf8'), { level: MANIFEST_GZIP_LEVEL });
+  return gzipSync(Buffer.from(text, 'utf8'), { level: MANIFEST_GZIP_LEVEL });
 }
 
 export async function writeManifestFile(file: string, manifest: Manifest): Promise<void> {

@@ -10,7 +10,14 @@ import { createHash } from 'node:crypto';
 import { readFile, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { readManifestIfAny, serializeManifest, type Manifest } from '../manifest/manifest.js';
+import {
+  manifestText,
+  packManifestText,
+  readManifestWithText,
+  type Manifest,
+  type ManifestRead,
+} from '../manifest/manifest.js';
+import { spliceManifestText } from '../manifest/manifest-splice.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 import type { Signer } from './signer.js';
@@ -24,9 +31,20 @@ export async function writeManifestIfChanged(
     now: number;
     /** Told when a signed manifest is replaced by an unsigned one (no key this time): replicas that require signatures stop. */
     warn?: (line: string) => void;
+    /**
+     * The manifest as read before this write (readPublishedManifestText), when
+     * `manifest` was made from a copy of it by putting in, replacing or
+     * deleting entries, never by changing one in place: the text of the
+     * entries left as they were is reused (src/manifest/manifest-splice.ts).
+     */
+    previous?: ManifestRead | null;
   },
 ): Promise<boolean> {
-  const content = serializeManifest(manifest);
+  const previousText = opts.previous?.ownText;
+  const text =
+    (previousText ? spliceManifestText(previousText, opts.previous!.manifest, manifest) : null) ??
+    manifestText(manifest);
+  const content = packManifestText(text);
   let bytes = content;
   let previousMtime: number | null = null;
   try {
@@ -81,8 +99,19 @@ async function recordDigest(file: string, bytes: Buffer): Promise<void> {
  * checked, and one that is unreadable is reported to `unreadable` and null
  * returned, as when there is none.
  */
-export function readPublishedManifest(file: string, unreadable?: (why: string) => void): Promise<Manifest | null> {
-  return readManifestIfAny(
+export async function readPublishedManifest(
+  file: string,
+  unreadable?: (why: string) => void,
+): Promise<Manifest | null> {
+  return (await readPublishedManifestText(file, unreadable))?.manifest ?? null;
+}
+
+/** readPublishedManifest, with the text a later write may splice into. */
+export function readPublishedManifestText(
+  file: string,
+  unreadable?: (why: string) => void,
+): Promise<ManifestRead | null> {
+  return readManifestWithText(
     file,
     unreadable,
     async (bytes) => (await readFile(digestFile(file), 'utf8').catch(() => null)) === sha256(bytes) + '\n',

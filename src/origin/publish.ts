@@ -32,7 +32,7 @@ import {
   type RepoContext,
   type RepoFacts,
 } from './publish-repo.js';
-import { readPublishedManifest, writeManifestIfChanged } from './manifest-writer.js';
+import { readPublishedManifestText, writeManifestIfChanged } from './manifest-writer.js';
 
 export interface PublishOptions {
   toplevel: string;
@@ -89,10 +89,10 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
   const release = await lockPublishedTree(opts.out, { waitMs: opts.lockWaitMs, log });
   try {
     const prevFile = join(opts.out, MANIFEST_FILE);
-    const prevManifest =
-      (await readPublishedManifest(prevFile, (why) =>
-        log(`previous manifest ${prevFile} is unreadable (${why}); writing a new one`),
-      )) ?? {};
+    const prevRead = await readPublishedManifestText(prevFile, (why) =>
+      log(`previous manifest ${prevFile} is unreadable (${why}); writing a new one`),
+    );
+    const prevManifest = prevRead?.manifest ?? {};
     const selected =
       found ?? (await resolveSelection(opts.only ?? [], toplevel, prevManifest)).filter((r) => !opts.ignore?.(r.path));
     const report: PublishReport = {
@@ -227,6 +227,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
       restamp: !opts.only,
       now: now(),
       warn: opts.warn ?? log,
+      // a hook publish replaces a few entries of its copy of the previous manifest, whose text it reuses
+      previous: opts.only ? prevRead : null,
     });
     await writeRefsState(opts.out, refsBefore, known, recorded);
     // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone
@@ -289,9 +291,10 @@ function groupsFromManifest(manifest: Manifest): Map<string, ForkGroup> {
 export async function unpublish(out: string, paths: string[], opts: { lockWaitMs?: number } = {}): Promise<void> {
   const release = await lockPublishedTree(out, { waitMs: opts.lockWaitMs });
   try {
-    const next = { ...(await readPublishedManifest(join(out, MANIFEST_FILE))) };
+    const previous = await readPublishedManifestText(join(out, MANIFEST_FILE));
+    const next = { ...previous?.manifest };
     for (const p of paths) delete next[p];
-    await writeManifestIfChanged(join(out, MANIFEST_FILE), next, null, { restamp: false, now: Date.now() });
+    await writeManifestIfChanged(join(out, MANIFEST_FILE), next, null, { restamp: false, now: Date.now(), previous });
     for (const p of paths) {
       if (repoPathProblem(p)) continue;
       await rm(diskPathOf(out, p), { recursive: true, force: true });
