@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manifestText, serializeManifest, type Manifest } from '../src/manifest/manifest.js';
-import { spliceManifestText } from '../src/manifest/manifest-splice.js';
+import { spliceManifest } from '../src/manifest/manifest-splice.js';
 import { readPublishedManifestText, writeManifestIfChanged } from '../src/origin/manifest-writer.js';
 import { seededRandom as rng } from '../src/faults/random.js';
 
@@ -65,9 +65,10 @@ function collection(r: Rand, n: number): Manifest {
   return m;
 }
 
-/** A copy of `previous` with a few entries changed, added and removed, as a publish makes it. */
-function edited(r: Rand, previous: Manifest): Manifest {
+/** A copy of `previous` with a few entries changed, added and removed, as a publish makes it, and the keys it named. */
+function edited(r: Rand, previous: Manifest): { next: Manifest; changed: string[] } {
   const next = { ...previous };
+  const changed: string[] = [];
   const keys = Object.keys(previous).sort();
   const edits = 1 + Math.floor(r() * 5);
   for (let i = 0; i < edits; i += 1) {
@@ -78,9 +79,21 @@ function edited(r: Rand, previous: Manifest): Manifest {
     else if (roll < 0.6 && existing) delete next[existing];
     else if (roll < 0.65 && existing)
       next[existing] = { ...previous[existing] }; // the same text, a new object
-    else next[repoKey(r)] = entry(r, 1000 + i);
+    else if (roll < 0.7) {
+      // named and left alone, or named and in neither: a failed repository, one without refs
+      const key = r() < 0.5 && existing ? existing : repoKey(r);
+      if (!Object.hasOwn(previous, key)) delete next[key];
+      changed.push(key);
+      continue;
+    } else {
+      const key = repoKey(r);
+      next[key] = entry(r, 1000 + i);
+      changed.push(key);
+      continue;
+    }
+    changed.push(existing);
   }
-  return next;
+  return { next, changed };
 }
 
 test('a manifest spliced from the previous text is the text serialised whole, for random collections and edits', (t) => {
@@ -91,9 +104,9 @@ test('a manifest spliced from the previous text is the text serialised whole, fo
     const text = manifestText(collection(r, size));
     // what a publish reads: the parse of the text it wrote last
     const previous = JSON.parse(text) as Manifest;
-    const next = edited(r, previous);
-    const out = spliceManifestText(text, previous, next);
-    if (out === null) continue;
+    const { next, changed } = edited(r, previous);
+    const out = spliceManifest(Buffer.from(text), previous, next, changed)?.toString('utf8');
+    if (out === undefined) continue;
     spliced += 1;
     if (out !== manifestText(next)) {
       t.fail(
@@ -106,20 +119,22 @@ test('a manifest spliced from the previous text is the text serialised whole, fo
   t.true(spliced > 2500, `spliced ${spliced} of 3000`);
 });
 
-test('a splice leaves to the whole serialisation what it cannot place: array-index keys, __proto__, many changes, a text of another layout', (t) => {
+test('a splice leaves to the whole serialisation what it cannot place: array-index keys, __proto__, many changes, JSON of another layout', (t) => {
   const base: Manifest = { '/a': { modified: 1 }, '/b': { modified: 2 } };
-  const text = manifestText(base);
-  const previous = JSON.parse(text) as Manifest;
-  t.is(spliceManifestText(text, previous, { ...previous, '12': { modified: 3 } }), null);
+  const json = Buffer.from(manifestText(base));
+  const previous = JSON.parse(json.toString()) as Manifest;
+  t.is(spliceManifest(json, previous, { ...previous, '12': { modified: 3 } }, ['12']), null);
   const proto: Manifest = { ...previous };
   Object.defineProperty(proto, '__proto__', { value: { modified: 3 }, enumerable: true });
-  t.is(spliceManifestText(text, previous, proto), null);
+  t.is(spliceManifest(json, previous, proto, ['__proto__']), null);
   const many = { ...previous };
   for (let i = 0; i < 100; i += 1) many[`/r${i}`] = { modified: i };
-  t.is(spliceManifestText(text, previous, many), null);
-  t.is(spliceManifestText(JSON.stringify(base), previous, { ...previous, '/c': {} }), null);
-  t.is(spliceManifestText('{}\n', {}, { '/c': {} }), null);
-  t.is(spliceManifestText(text, previous, { ...previous }), text);
+  t.is(spliceManifest(json, previous, many, Object.keys(many)), null);
+  t.is(spliceManifest(Buffer.from(JSON.stringify(base)), previous, { ...previous, '/c': {} }, ['/c']), null);
+  t.is(spliceManifest(Buffer.from('{}\n'), {}, { '/c': {} }, ['/c']), null);
+  const numbered = Buffer.from(manifestText({ '7': {}, '/a': {} }));
+  t.is(spliceManifest(numbered, JSON.parse(numbered.toString()) as Manifest, { '7': {} }, ['/a']), null);
+  t.is(spliceManifest(json, previous, { ...previous }, ['/zz']), json);
 });
 
 test('a hook-style write splices into the manifest the last write left and writes the bytes of a whole serialisation', async (t) => {
@@ -129,14 +144,14 @@ test('a hook-style write splices into the manifest the last write left and write
   const r = rng(17);
   await writeManifestIfChanged(file, collection(r, 300), null, { restamp: false, now: 0 });
   for (let round = 0; round < 20; round += 1) {
-    const previous = await readPublishedManifestText(file);
-    t.truthy(previous?.ownText, 'the digest proves the file is the last write');
-    const next = edited(r, previous!.manifest);
-    await writeManifestIfChanged(file, next, null, { restamp: false, now: 0, previous });
+    const read = await readPublishedManifestText(file);
+    t.truthy(read?.ownJson, 'the digest proves the file is the last write');
+    const { next, changed } = edited(r, read!.manifest);
+    await writeManifestIfChanged(file, next, null, { restamp: false, now: 0, previous: { read, changed } });
     t.deepEqual(await readFile(file), serializeManifest(next));
   }
   // a file changed behind the writer's back is read entry by entry, and never spliced into
   await writeFile(file, serializeManifest({ '/x': { modified: 1 } }));
   const other = await readPublishedManifestText(file);
-  t.is(other?.ownText, null);
+  t.is(other?.ownJson, null);
 });

@@ -76,9 +76,9 @@ export function parseManifest(bytes: Buffer, source = 'manifest'): ParsedManifes
  * read without checking each entry again, which costs a hook publish among
  * 10,000 repositories more than anything else it reads.
  */
-export function parseOwnManifest(bytes: Buffer, source: string): { manifest: Manifest; text: string } {
-  const text = unpackManifest(bytes, source).toString('utf8');
-  return { manifest: parseManifestObject(text, source) as Manifest, text };
+export function parseOwnManifest(bytes: Buffer, source: string): { manifest: Manifest; json: Buffer } {
+  const json = unpackManifest(bytes, source);
+  return { manifest: parseManifestObject(json.toString('utf8'), source) as Manifest, json };
 }
 
 /** The manifest's JSON text as bytes: gzip is unpacked, within MAX_MANIFEST_BYTES. */
@@ -212,8 +212,8 @@ export async function readManifestIfAny(
 /** A manifest read from disk, with its text when it is proved ours. */
 export interface ManifestRead {
   manifest: Manifest;
-  /** The text of a manifest `own` proved ours, which a later write may splice into (manifest-splice.ts); null otherwise. */
-  ownText: string | null;
+  /** The JSON (unpacked) of a manifest `own` proved ours, which a later write may splice into (manifest-splice.ts); null otherwise. */
+  ownJson: Buffer | null;
 }
 
 /** readManifestIfAny, keeping the text of a manifest proved ours. */
@@ -230,9 +230,9 @@ export async function readManifestWithText(
     return null;
   }
   try {
-    if (!own || !(await own(bytes))) return { manifest: parseManifest(bytes, file).manifest, ownText: null };
+    if (!own || !(await own(bytes))) return { manifest: parseManifest(bytes, file).manifest, ownJson: null };
     const ours = parseOwnManifest(bytes, file);
-    return { manifest: ours.manifest, ownText: ours.text };
+    return { manifest: ours.manifest, ownJson: ours.json };
   } catch (err) {
     unreadable?.((err as Error).message);
     return null;
@@ -285,13 +285,13 @@ const MANIFEST_GZIP_LEVEL = 4;
 
 /** Serialises with sorted keys so unchanged collections produce identical bytes. */
 export function serializeManifest(manifest: Manifest): Buffer {
-  return packManifestText(manifestText(manifest));
+  return packManifest(Buffer.from(manifestText(manifest), 'utf8'));
 }
 
-/** gzip of a manifest's text, as serializeManifest writes it. */
-export function packManifestText(text: string): Buffer {
+/** gzip of a manifest's JSON, as serializeManifest writes it. */
+export function packManifest(json: Buffer): Buffer {
   // mtime 0 in the gzip header keeps the bytes reproducible
-  return gzipSync(Buffer.from(text, 'utf8'), { level: MANIFEST_GZIP_LEVEL });
+  return gzipSync(json, { level: MANIFEST_GZIP_LEVEL });
 }
 
 export async function writeManifestFile(file: string, manifest: Manifest): Promise<void> {

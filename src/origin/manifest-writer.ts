@@ -11,13 +11,13 @@ import { readFile, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic.js';
 import {
-  manifestText,
-  packManifestText,
+  packManifest,
   readManifestWithText,
+  serializeManifest,
   type Manifest,
   type ManifestRead,
 } from '../manifest/manifest.js';
-import { spliceManifestText } from '../manifest/manifest-splice.js';
+import { spliceManifest } from '../manifest/manifest-splice.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 import type { Signer } from './signer.js';
@@ -33,18 +33,16 @@ export async function writeManifestIfChanged(
     warn?: (line: string) => void;
     /**
      * The manifest as read before this write (readPublishedManifestText), when
-     * `manifest` was made from a copy of it by putting in, replacing or
-     * deleting entries, never by changing one in place: the text of the
-     * entries left as they were is reused (src/manifest/manifest-splice.ts).
+     * `manifest` is a copy of it with only the entries named by `changed`
+     * put in, replaced or deleted: the other entries' JSON is reused as it is
+     * (src/manifest/manifest-splice.ts).
      */
-    previous?: ManifestRead | null;
+    previous?: { read: ManifestRead | null; changed: Iterable<string> };
   },
 ): Promise<boolean> {
-  const previousText = opts.previous?.ownText;
-  const text =
-    (previousText ? spliceManifestText(previousText, opts.previous!.manifest, manifest) : null) ??
-    manifestText(manifest);
-  const content = packManifestText(text);
+  const read = opts.previous?.read;
+  const spliced = read?.ownJson ? spliceManifest(read.ownJson, read.manifest, manifest, opts.previous!.changed) : null;
+  const content = spliced ? packManifest(spliced) : serializeManifest(manifest);
   let bytes = content;
   let previousMtime: number | null = null;
   try {

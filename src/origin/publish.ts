@@ -227,8 +227,8 @@ export async function publish(opts: PublishOptions): Promise<PublishReport> {
       restamp: !opts.only,
       now: now(),
       warn: opts.warn ?? log,
-      // a hook publish replaces a few entries of its copy of the previous manifest, whose text it reuses
-      previous: opts.only ? prevRead : null,
+      // a hook publish changes its repositories' entries alone: the others' JSON is reused as it is
+      previous: opts.only ? { read: prevRead, changed: selected.map((r) => r.path) } : undefined,
     });
     await writeRefsState(opts.out, refsBefore, known, recorded);
     // temp files of a publish killed with -9 (half-written bundles can be large) go once their writer is gone
@@ -294,7 +294,11 @@ export async function unpublish(out: string, paths: string[], opts: { lockWaitMs
     const previous = await readPublishedManifestText(join(out, MANIFEST_FILE));
     const next = { ...previous?.manifest };
     for (const p of paths) delete next[p];
-    await writeManifestIfChanged(join(out, MANIFEST_FILE), next, null, { restamp: false, now: Date.now(), previous });
+    await writeManifestIfChanged(join(out, MANIFEST_FILE), next, null, {
+      restamp: false,
+      now: Date.now(),
+      previous: { read: previous, changed: paths },
+    });
     for (const p of paths) {
       if (repoPathProblem(p)) continue;
       await rm(diskPathOf(out, p), { recursive: true, force: true });
