@@ -4,22 +4,35 @@ import { registerPublish } from '../src/cli/publish.js';
 import { publishArgsFromArgv } from '../src/cli/publish-argv.js';
 import { seededRandom as rng } from '../src/faults/random.js';
 import { VERSION } from '../src/version.js';
+import { publishFlags, publishKeys } from '../src/cli/publish-settings.js';
+import { PUBLISH_KEYS } from '../src/cli/publish-keys.js';
+import type { BundlemirrorError } from '../src/errors.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+type Parsed = { repos: string[]; flags: Record<string, unknown> } | { code: string };
 
 /**
  * The program main.ts builds, with `publish` alone: the repositories and flags
- * its action would get, or null when commander refuses the command line.
- * Commander's own flags, as the action's `publishFlags` sees them after its checks.
+ * its action gets from publishFlags (`-c FILE` merged in), the code of the
+ * error it throws, or null when commander refuses the command line.
  */
-async function commanderArgs(args: string[]): Promise<{ repos: string[]; flags: Record<string, unknown> } | null> {
+async function commanderArgs(args: string[]): Promise<Parsed | null> {
   const program = new Command()
     .name('bundlemirror')
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
   registerPublish(program);
-  let parsed: { repos: string[]; flags: Record<string, unknown> } | null = null;
-  program.commands[0]!.action((repos: string[], f: Record<string, unknown>) => {
-    parsed = { repos: [...repos], flags: { ...f } };
+  let parsed: Parsed | null = null;
+  program.commands[0]!.action((repos: string[], _f: unknown, cmd: Command) => {
+    try {
+      const flags = quietly(() => publishFlags<Record<string, unknown>>(cmd));
+      if (flags) parsed = { repos: [...repos], flags: { ...flags } };
+    } catch (err) {
+      parsed = { code: (err as BundlemirrorError).code };
+    }
   });
   try {
     await program.parseAsync(['publish', ...args], { from: 'user' });
@@ -27,10 +40,30 @@ async function commanderArgs(args: string[]): Promise<{ repos: string[]; flags: 
     // a usage error or help
     return null;
   }
-  // publishFlags refuses a command line without a toplevel (and, with -c, reads the file)
-  const flags = (parsed as { flags: Record<string, unknown> } | null)?.flags;
-  if (!flags || flags.toplevel === undefined || flags.config !== undefined || flags.configCheck) return null;
   return parsed;
+}
+
+/** `parse()` with what it prints (--config-check's report, a config file's warnings) kept off the test's output. */
+function quietly<T>(parse: () => T): T {
+  const out = process.stdout.write;
+  const err = process.stderr.write;
+  process.stdout.write = process.stderr.write = () => true;
+  try {
+    return parse();
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+}
+
+/** What the hand reader makes of `args`, in the same terms. */
+function handArgs(args: string[]): Parsed | null {
+  try {
+    const mine = publishArgsFromArgv(args);
+    return mine && { repos: mine.repos, flags: { ...mine.flags } };
+  } catch (err) {
+    return { code: (err as BundlemirrorError).code };
+  }
 }
 
 function publishOptionWords(): string[] {
@@ -68,6 +101,17 @@ test('the hand-read publish command line is exactly what commander parses, whene
   const options = publishOptionWords();
   // the hook's options more often than the rest, so long lines of them are read by hand too
   const usual = ['-q', '--quiet', '-t', '--toplevel', '--bundles', '-o', '--out', '--sign-key'];
+  // config files: a whole one, one without bundles, one without toplevel, one that is not there
+  const dir = await mkdtemp(join(tmpdir(), 'bm-publish-argv-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const configs = ['whole', 'no-bundles', 'no-toplevel', 'missing'].map((n) => join(dir, `${n}.conf`));
+  await writeFile(
+    configs[0]!,
+    '[publish]\ntoplevel = /srv/git\nbundles = /srv/pub\nbase_url = https://mirror.example/pub\n' +
+      'notify = http://replica:8090/notify\nquiet = yes\nwait = 60\nsign_key = /etc/key\n',
+  );
+  await writeFile(configs[1]!, '[publish]\ntoplevel = /srv/git\nslices = 3\n');
+  await writeFile(configs[2]!, '[publish]\nbundles = /srv/pub\n');
   let fast = 0;
   let declined = 0;
   let refused = 0;
@@ -78,14 +122,16 @@ test('the hand-read publish command line is exactly what commander parses, whene
       const roll = r();
       args.push(roll < 0.4 ? pick(usual) : roll < 0.55 ? pick(options) : roll < 0.7 ? pick(ODD_WORDS) : pick(VALUES));
     }
-    // most with a toplevel, anywhere in the line
-    if (r() < 0.8) args.splice(Math.floor(r() * (args.length + 1)), 0, pick(['-t', '--toplevel']), pick(VALUES));
-    const mine = publishArgsFromArgv(args);
+    // most with a toplevel or a config file, anywhere in the line
+    const with_ = r();
+    if (with_ < 0.5) args.splice(Math.floor(r() * (args.length + 1)), 0, pick(['-t', '--toplevel']), pick(VALUES));
+    else if (with_ < 0.8) args.splice(Math.floor(r() * (args.length + 1)), 0, pick(['-c', '--config']), pick(configs));
+    const mine = quietly(() => handArgs(args));
     const theirs = await commanderArgs(args);
     if (mine !== null) {
       fast++;
-      t.deepEqual({ repos: mine.repos, flags: { ...mine.flags } }, theirs, `publish ${JSON.stringify(args)}`);
-    } else if (theirs === null) refused++;
+      t.deepEqual(mine, theirs, `publish ${JSON.stringify(args)}`);
+    } else if (theirs === null || 'code' in theirs) refused++;
     else declined++;
   }
   // every side of the boundary was exercised
@@ -95,7 +141,12 @@ test('the hand-read publish command line is exactly what commander parses, whene
   );
 });
 
-test("the command lines a post-receive hook uses are read without commander; a config file's are not", (t) => {
+test('the command lines a post-receive hook uses are read without commander', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'bm-publish-argv-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const conf = join(dir, 'publish.conf');
+  await writeFile(conf, '[publish]\ntoplevel = /srv/git\nbundles = /srv/pub\n');
+  t.not(publishArgsFromArgv(['-c', conf, '--quiet', '/srv/git/a.git']), null);
   for (const args of [
     ['--quiet', '--toplevel', '/srv/git', '--out', '/srv/pub', '/srv/git/a.git'],
     ['-q', '-t', '/srv/git', '--bundles', '/srv/pub', '/srv/git/a.git', '/srv/git/b.git'],
@@ -103,7 +154,12 @@ test("the command lines a post-receive hook uses are read without commander; a c
     ['--toplevel', '/srv/git'],
   ])
     t.not(publishArgsFromArgv(args), null, args.join(' '));
-  // -c FILE: the file's keys come from commander's list of options
-  t.is(publishArgsFromArgv(['-c', '/etc/bundlemirror/publish.conf', '--quiet', '/srv/git/a.git']), null);
   t.is(publishArgsFromArgv(['--quiet', '/srv/git/a.git']), null);
+  t.is(publishArgsFromArgv(['-c', 'publish.conf', '--config-check']), null);
+});
+
+test('the hook reads a config file with the keys publish derives from its own options', (t) => {
+  const program = new Command();
+  registerPublish(program);
+  t.deepEqual(PUBLISH_KEYS, publishKeys(program.commands[0]!));
 });

@@ -150,6 +150,13 @@ test('publish as a post-receive hook runs it comes from the build with a code ca
   t.regex(second.stdout, /manifest unchanged/);
   t.deepEqual(await caches('publish'), written);
   t.is((await stat(join(top, 'dist', 'cli', written[0]!))).mtimeMs, writtenAt, 'V8 took the cache: not written again');
+  // the shipped hook's line, its settings in a config file, runs from the same copy and cache
+  const publishConf = join(top, 'publish.conf');
+  await writeFile(publishConf, `[publish]\ntoplevel = ${toplevel}\nbundles = ${out}\n`);
+  const fromConfig = cli('-c', publishConf, '--quiet', join(toplevel, 'a.git'));
+  t.is(fromConfig.status, 0, fromConfig.stderr);
+  t.regex(fromConfig.stdout, /manifest unchanged/);
+  t.is((await stat(join(top, 'dist', 'cli', written[0]!))).mtimeMs, writtenAt);
   // pull's cache is its own: a pull writes one beside publish's and leaves publish's alone
   const conf = join(top, 'pull.conf');
   await writeFile(

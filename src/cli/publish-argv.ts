@@ -1,16 +1,19 @@
 /**
- * The command line a post-receive hook runs, `publish [--quiet] --toplevel
- * DIR --bundles DIR REPO`, read without commander: a hook's publish of one
+ * The command lines a post-receive hook runs, `publish -c FILE --quiet REPO`
+ * or `publish [--quiet] --toplevel DIR --bundles DIR REPO`, read without commander: a hook's publish of one
  * repository is over in well under a second, and building the commander
  * program is a part of that every push pays. This reads those options, each
  * written as `--help` shows it, into the flags commander would hand the
- * action, with its defaults; any other command line (`-c FILE`, whose keys
- * come from commander's list of options, help, another flag, a short-flag
- * cluster, `--`, a value that looks like an option) returns null and goes to
- * commander. The property test (test/publish-argv.test.ts) holds the two
+ * action, with its defaults and `-c FILE` merged in as publish-settings.ts
+ * merges it (the command line wins); any other command line (help,
+ * `--config-check`, another flag, a short-flag cluster, `--`, a value that
+ * looks like an option) returns null and goes to commander. The property test (test/publish-argv.test.ts) holds the two
  * together.
  */
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
+import { loadPublishConfig } from '../origin/publish-config.js';
+import { PUBLISH_KEYS } from './publish-keys.js';
+import { bundlesRequired, noToplevel, printConfigWarnings } from './publish-settings.js';
 import type { PublishFlags } from './publish-run.js';
 
 export interface PublishArgs {
@@ -18,9 +21,11 @@ export interface PublishArgs {
   flags: PublishFlags;
 }
 
-type Valued = 'toplevel' | 'bundles' | 'out' | 'signKey';
+type Valued = 'config' | 'toplevel' | 'bundles' | 'out' | 'signKey';
 
 const VALUED = new Map<string, Valued>([
+  ['-c', 'config'],
+  ['--config', 'config'],
   ['-t', 'toplevel'],
   ['--toplevel', 'toplevel'],
   ['--bundles', 'bundles'],
@@ -29,10 +34,14 @@ const VALUED = new Map<string, Valued>([
   ['--sign-key', 'signKey'],
 ]);
 
-/** The repositories and flags commander would parse `args` (what follows `publish`) into, or null: then commander must. */
+/**
+ * The repositories and flags commander would parse `args` (what follows
+ * `publish`) into, with FILE of `-c FILE` merged in, or null: then commander
+ * must. Throws what publish-settings.ts throws for that file.
+ */
 export function publishArgsFromArgv(args: readonly string[]): PublishArgs | null {
   const p = DEFAULT_CHAIN_POLICY;
-  const flags: Omit<PublishFlags, 'toplevel'> & { toplevel?: string } = {
+  const flags: Omit<PublishFlags, 'toplevel'> & { toplevel?: string; config?: string } = {
     bundles: 'bundles',
     ignore: [],
     wait: '300',
@@ -47,6 +56,8 @@ export function publishArgsFromArgv(args: readonly string[]): PublishArgs | null
     s3PartSize: String(64 << 20),
   };
   const repos: string[] = [];
+  /** What the command line set: a config file's value does not replace these. */
+  const given = new Set<string>();
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (!arg.startsWith('-')) {
@@ -55,6 +66,7 @@ export function publishArgsFromArgv(args: readonly string[]): PublishArgs | null
     }
     if (arg === '-q' || arg === '--quiet') {
       flags.quiet = true;
+      given.add('quiet');
       continue;
     }
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -68,8 +80,20 @@ export function publishArgsFromArgv(args: readonly string[]): PublishArgs | null
       if (value === undefined || value.startsWith('-')) return null;
     }
     flags[attr] = value;
+    given.add(attr);
   }
-  // without it commander's action refuses the command line, in its words
-  if (flags.toplevel === undefined) return null;
+  const file = flags.config;
+  if (file === undefined) {
+    // without it commander's action refuses the command line, in its words
+    if (flags.toplevel === undefined) return null;
+    return { repos, flags: flags as PublishFlags };
+  }
+  const config = loadPublishConfig(file, PUBLISH_KEYS);
+  const set = flags as Record<string, unknown>;
+  for (const [attr, value] of Object.entries(config.values)) if (!given.has(attr)) set[attr] = value;
+  printConfigWarnings(config, flags.quiet === true);
+  if (!given.has('bundles') && config.values.bundles === undefined && flags.out === undefined)
+    throw bundlesRequired(config);
+  if (flags.toplevel === undefined) throw noToplevel(file);
   return { repos, flags: flags as PublishFlags };
 }

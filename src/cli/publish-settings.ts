@@ -6,7 +6,7 @@
  */
 import type { Command, Option } from 'commander';
 import { BundlemirrorError } from '../errors.js';
-import { loadPublishConfig, type PublishKey } from '../origin/publish-config.js';
+import { loadPublishConfig, type PublishConfig, type PublishKey } from '../origin/publish-config.js';
 
 /** Flags that describe one run rather than the publisher: no key. */
 const PER_RUN = new Set(['config', 'configCheck', 'remove', 'force', 'json', 'out', 'help', 'version']);
@@ -29,13 +29,9 @@ export function publishFlags<T extends object>(cmd: Command): T | null {
       cmd.setOptionValueWithSource(attr, value, 'config');
     }
     warnings = config.warnings.length;
-    const quiet = cmd.getOptionValue('quiet') === true && !check;
-    for (const w of config.warnings)
-      if (!quiet || w.kind !== 'unused') process.stderr.write(`bundlemirror: warning: ${w.message}\n`);
+    printConfigWarnings(config, cmd.getOptionValue('quiet') === true && !check);
     if (cmd.getOptionValueSource('bundles') === 'default' && cmd.getOptionValue('out') === undefined)
-      throw new BundlemirrorError('E_CONFIG', `${config.file}: [publish] bundles is required`, {
-        hint: 'bundles = the directory publish writes the tree into (what serve --bundles serves)',
-      });
+      throw bundlesRequired(config);
     if (check) {
       for (const k of publishKeys(cmd)) {
         const v = cmd.getOptionValue(k.attr) as unknown;
@@ -47,17 +43,33 @@ export function publishFlags<T extends object>(cmd: Command): T | null {
     }
   }
   if (cmd.getOptionValue('toplevel') === undefined)
-    throw new BundlemirrorError(
-      'E_USAGE',
-      file === undefined
-        ? "required option '--toplevel <dir>' not specified"
-        : `${file} sets no toplevel ([publish] toplevel or [core] toplevel) and --toplevel is not given`,
-    );
+    throw file === undefined
+      ? new BundlemirrorError('E_USAGE', "required option '--toplevel <dir>' not specified")
+      : noToplevel(file);
   if (check) {
     process.stdout.write(`${file}: usable (${warnings} warning${warnings === 1 ? '' : 's'})\n`);
     return null;
   }
   return cmd.opts() as T;
+}
+
+/** A config file's warnings; with --quiet, not the keys it sets that nothing reads. */
+export function printConfigWarnings(config: PublishConfig, quiet: boolean): void {
+  for (const w of config.warnings)
+    if (!quiet || w.kind !== 'unused') process.stderr.write(`bundlemirror: warning: ${w.message}\n`);
+}
+
+export function bundlesRequired(config: PublishConfig): BundlemirrorError {
+  return new BundlemirrorError('E_CONFIG', `${config.file}: [publish] bundles is required`, {
+    hint: 'bundles = the directory publish writes the tree into (what serve --bundles serves)',
+  });
+}
+
+export function noToplevel(file: string): BundlemirrorError {
+  return new BundlemirrorError(
+    'E_USAGE',
+    `${file} sets no toplevel ([publish] toplevel or [core] toplevel) and --toplevel is not given`,
+  );
 }
 
 /** `[publish]` keys: one per flag of the command, named after it (`--base-url`: `base_url`). */
