@@ -10,6 +10,7 @@ import type { BundlemirrorError } from '../src/errors.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { optionWords } from './support/cli.js';
 
 type Parsed = { repos: string[]; flags: Record<string, unknown> } | { code: string };
 
@@ -66,12 +67,6 @@ function handArgs(args: string[]): Parsed | null {
   }
 }
 
-function publishOptionWords(): string[] {
-  const program = new Command();
-  registerPublish(program);
-  return program.commands[0]!.options.flatMap((o) => [o.short, o.long].filter((f): f is string => f !== undefined));
-}
-
 /** Words that are not `publish` options as --help spells them, or are spelled otherwise. */
 const ODD_WORDS = [
   '-h',
@@ -98,7 +93,7 @@ const VALUES = ['/srv/git', 'git', '', ' ', '/srv/git/a.git', 'a.git', '-q', '--
 test('the hand-read publish command line is exactly what commander parses, whenever the hand reader answers', async (t) => {
   const r = rng(31);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
-  const options = publishOptionWords();
+  const options = optionWords(registerPublish);
   // the hook's options more often than the rest, so long lines of them are read by hand too
   const usual = ['-q', '--quiet', '-t', '--toplevel', '--bundles', '-o', '--out', '--sign-key'];
   // config files: a whole one, one without bundles, one without toplevel, one that is not there

@@ -4,6 +4,7 @@ import { registerPull } from '../src/cli/pull.js';
 import { pullFlagsFromArgv } from '../src/cli/pull-argv.js';
 import { seededRandom as rng } from '../src/faults/random.js';
 import { VERSION } from '../src/version.js';
+import { optionWords } from './support/cli.js';
 
 /** The program main.ts builds, with `pull` alone: the flags its action would get, or null when commander refuses. */
 async function commanderFlags(args: string[]): Promise<Record<string, unknown> | null> {
@@ -24,12 +25,6 @@ async function commanderFlags(args: string[]): Promise<Record<string, unknown> |
     return null;
   }
   return flags;
-}
-
-function pullOptionWords(): string[] {
-  const program = new Command();
-  registerPull(program);
-  return program.commands[0]!.options.flatMap((o) => [o.short, o.long].filter((f): f is string => f !== undefined));
 }
 
 /** Words that are not `pull` options as --help spells them, or are spelled otherwise. */
@@ -78,7 +73,7 @@ const VALUES = [
 test('the hand-read pull flags are exactly what commander parses, whenever the hand reader answers', async (t) => {
   const r = rng(29);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
-  const options = pullOptionWords();
+  const options = optionWords(registerPull);
   let fast = 0;
   let declined = 0;
   let refused = 0;

@@ -36,21 +36,7 @@ test('the bundled CLI that npm ci builds loads every command and answers --versi
 });
 
 test('the launcher runs the build until a source it was built from is saved after it, then the sources', async (t) => {
-  // a checkout of its own: the launcher, a copy of src/, the repository's node_modules (tsx) and a build
-  const repo = fileURLToPath(new URL('..', import.meta.url));
-  const top = await mkdtemp(join(tmpdir(), 'bm-launcher-'));
-  t.teardown(() => rm(top, { recursive: true, force: true }));
-  await mkdir(join(top, 'bin'));
-  await cp(join(repo, 'bin', 'bundlemirror'), join(top, 'bin', 'bundlemirror'));
-  await cp(join(repo, 'src'), join(top, 'src'), { recursive: true });
-  for (const f of ['package.json', 'tsconfig.json']) await cp(join(repo, f), join(top, f));
-  await symlink(join(repo, 'node_modules'), join(top, 'node_modules'));
-  const built = spawnSync(
-    process.execPath,
-    [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url)), '--outdir', join(top, 'dist')],
-    { encoding: 'utf8' },
-  );
-  t.is(built.status, 0, built.stderr);
+  const top = await builtCheckout(t, 'bm-launcher-');
   const { builtAt } = JSON.parse(await readFile(join(top, 'dist', 'built-from.json'), 'utf8')) as { builtAt: number };
   const version = (): string =>
     spawnSync(process.execPath, [join(top, 'bin', 'bundlemirror'), '--version'], { encoding: 'utf8' }).stdout.trim();

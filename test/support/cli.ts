@@ -1,6 +1,7 @@
 /** Runs the real `bin/bundlemirror` as a user would, capturing output and exit status. */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
 
 export const BIN = fileURLToPath(new URL('../../bin/bundlemirror', import.meta.url));
 
@@ -67,4 +68,11 @@ export function startCli(
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   return { pid: child.pid!, output: () => ({ stdout, stderr }), signal: (sig) => void child.kill(sig), done };
+}
+
+/** A command's option words as --help spells them (short and long), from the command's own registration. */
+export function optionWords(register: (program: Command) => void): string[] {
+  const program = new Command();
+  register(program);
+  return program.commands[0]!.options.flatMap((o) => [o.short, o.long].filter((f): f is string => f !== undefined));
 }
