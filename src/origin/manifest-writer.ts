@@ -81,11 +81,12 @@ export async function writeManifestIfChanged(
 }
 
 const digestFile = (file: string) => join(dirname(file), '.manifest.sha256');
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+/** What `.manifest.sha256` holds for these manifest bytes. */
+const digestLine = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex') + '\n';
 
 /** Notes the digest of the manifest as written (only when it differs: a hook publish that wrote nothing writes nothing). */
 async function recordDigest(file: string, bytes: Buffer): Promise<void> {
-  const digest = sha256(bytes) + '\n';
+  const digest = digestLine(bytes);
   if ((await readFile(digestFile(file), 'utf8').catch(() => null)) !== digest)
     await writeFileAtomic(digestFile(file), digest);
 }
@@ -112,7 +113,7 @@ export function readPublishedManifestText(
   return readManifestWithText(
     file,
     unreadable,
-    async (bytes) => (await readFile(digestFile(file), 'utf8').catch(() => null)) === sha256(bytes) + '\n',
+    async (bytes) => (await readFile(digestFile(file), 'utf8').catch(() => null)) === digestLine(bytes),
   );
 }
 

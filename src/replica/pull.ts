@@ -106,6 +106,7 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
   for (const p of problems) log.error(`${p.path}: refused manifest entry: ${p.problem}`);
 
   const purge = opts.purge ?? config.pull.purge;
+  const lookAtAll = !!opts.force || !!opts.noMtimeCheck;
   // an edit with nothing removed, and nothing that needs every entry: plan the changed entries alone
   // (not for a run over part of the collection: its plan, books and counts are of that part alone)
   const narrow =
@@ -115,13 +116,12 @@ async function pullLocked(config: PullConfig, state: StateStore, opts: PullOptio
     !purge &&
     !config.publish.out &&
     !config.pull.projectslist &&
-    !opts.force &&
-    !opts.noMtimeCheck
+    !lookAtAll
       ? settledScope(remote, edit.size, recorded, edit.changed)
       : null;
   const local = await localState(config, narrow?.remote ?? remote, narrow?.recorded ?? recorded, {
     purge,
-    lookAtAll: !!opts.force || !!opts.noMtimeCheck,
+    lookAtAll,
     changed: edit?.changed,
   });
   const planned = planSync({
