@@ -10,7 +10,7 @@ import type { BundlemirrorError } from '../src/errors.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { optionWords } from './support/cli.js';
+import { heldToCommander, optionWords } from './support/cli.js';
 
 type Parsed = { repos: string[]; flags: Record<string, unknown> } | { code: string };
 
@@ -107,32 +107,29 @@ test('the hand-read publish command line is exactly what commander parses, whene
   );
   await writeFile(configs[1]!, '[publish]\ntoplevel = /srv/git\nslices = 3\n');
   await writeFile(configs[2]!, '[publish]\nbundles = /srv/pub\n');
-  let fast = 0;
-  let declined = 0;
-  let refused = 0;
-  for (let i = 0; i < 3000; i++) {
-    const args: string[] = [];
-    const n = Math.floor(r() * 6);
-    for (let k = 0; k < n; k++) {
-      const roll = r();
-      args.push(roll < 0.4 ? pick(usual) : roll < 0.55 ? pick(options) : roll < 0.7 ? pick(ODD_WORDS) : pick(VALUES));
+  const lines = function* () {
+    for (let i = 0; i < 3000; i++) {
+      const args: string[] = [];
+      const n = Math.floor(r() * 6);
+      for (let k = 0; k < n; k++) {
+        const roll = r();
+        args.push(roll < 0.4 ? pick(usual) : roll < 0.55 ? pick(options) : roll < 0.7 ? pick(ODD_WORDS) : pick(VALUES));
+      }
+      // most with a toplevel or a config file, anywhere in the line
+      const with_ = r();
+      if (with_ < 0.5) args.splice(Math.floor(r() * (args.length + 1)), 0, pick(['-t', '--toplevel']), pick(VALUES));
+      else if (with_ < 0.8)
+        args.splice(Math.floor(r() * (args.length + 1)), 0, pick(['-c', '--config']), pick(configs));
+      yield args;
     }
-    // most with a toplevel or a config file, anywhere in the line
-    const with_ = r();
-    if (with_ < 0.5) args.splice(Math.floor(r() * (args.length + 1)), 0, pick(['-t', '--toplevel']), pick(VALUES));
-    else if (with_ < 0.8) args.splice(Math.floor(r() * (args.length + 1)), 0, pick(['-c', '--config']), pick(configs));
-    const mine = quietly(() => handArgs(args));
-    const theirs = await commanderArgs(args);
-    if (mine !== null) {
-      fast++;
-      t.deepEqual(mine, theirs, `publish ${JSON.stringify(args)}`);
-    } else if (theirs === null || 'code' in theirs) refused++;
-    else declined++;
-  }
-  // every side of the boundary was exercised
-  t.true(
-    fast > 300 && declined > 100 && refused > 300,
-    `${fast} read by hand, ${declined} left to commander, ${refused} refused`,
+  };
+  await heldToCommander(
+    t,
+    'publish',
+    lines(),
+    (args) => quietly(() => handArgs(args)),
+    commanderArgs,
+    (theirs) => theirs === null || 'code' in theirs,
   );
 });
 

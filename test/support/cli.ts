@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import type { ExecutionContext } from 'ava';
 
 export const BIN = fileURLToPath(new URL('../../bin/bundlemirror', import.meta.url));
 
@@ -75,4 +76,36 @@ export function optionWords(register: (program: Command) => void): string[] {
   const program = new Command();
   register(program);
   return program.commands[0]!.options.flatMap((o) => [o.short, o.long].filter((f): f is string => f !== undefined));
+}
+
+/**
+ * A hand reader of a command line held to commander: on every line, whenever
+ * the reader answers it must answer what commander makes of the line; and the
+ * lines must fall on every side of the boundary (read by hand, left to
+ * commander, refused), or the comparison proved little.
+ */
+export async function heldToCommander<T>(
+  t: ExecutionContext,
+  command: string,
+  lines: Iterable<string[]>,
+  mine: (args: string[]) => T | null,
+  theirs: (args: string[]) => Promise<T | null>,
+  refused: (theirs: T | null) => boolean = (x) => x === null,
+): Promise<void> {
+  let fast = 0;
+  let declined = 0;
+  let refusals = 0;
+  for (const args of lines) {
+    const hand = mine(args);
+    const commander = await theirs(args);
+    if (hand !== null) {
+      fast++;
+      t.deepEqual(hand, commander, `${command} ${JSON.stringify(args)}`);
+    } else if (refused(commander)) refusals++;
+    else declined++;
+  }
+  t.true(
+    fast > 300 && declined > 100 && refusals > 300,
+    `${fast} read by hand, ${declined} left to commander, ${refusals} refused`,
+  );
 }
