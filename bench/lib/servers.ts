@@ -77,14 +77,24 @@ function spawnServer(
   return { child, stderr: () => err };
 }
 
-/** `bundlemirror serve --bundles OUT [--toplevel TOP]` as its own process. */
+/**
+ * `bundlemirror serve --bundles OUT [--toplevel TOP]` as its own process,
+ * on a port the kernel picks (`--port 0`; serve names its URL on stderr):
+ * a port found free beforehand can be taken by any client socket before
+ * serve binds it.
+ */
 export async function startServe(bundles: string, toplevel?: string): Promise<Running> {
-  const port = await freePort();
-  const args = [CLI, 'serve', '--bundles', bundles, '--host', '127.0.0.1', '--port', String(port)];
+  const args = [CLI, 'serve', '--bundles', bundles, '--host', '127.0.0.1', '--port', '0'];
   if (toplevel) args.push('--toplevel', toplevel);
   const { child, stderr } = spawnServer(process.execPath, args);
-  await waitForPort(port, child, 'bundlemirror serve', stderr);
-  return managed(child, `http://127.0.0.1:${port}`, port);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const port = /serving .* at http:\/\/127\.0\.0\.1:(\d+)\//.exec(stderr())?.[1];
+    if (port) return managed(child, `http://127.0.0.1:${port}`, Number(port));
+    if (child.exitCode !== null) throw new Error(`bundlemirror serve exited early: ${stderr().slice(-1000)}`);
+    if (Date.now() > deadline) throw new Error('bundlemirror serve did not name its port within 20 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** `git daemon --export-all --base-path=TOP`: git:// for plain clones and fetches. */
