@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { showRefOf } from './support/repos.js';
-import { freePort, NGINX, startNginx } from './support/nginx.js';
+import { startOnFreePort } from './support/listener.js';
+import { NGINX, startNginx } from './support/nginx.js';
 import { pullReport, startOrigin, writeConfig } from './support/mirror.js';
 import { repoIn } from './support/reports.js';
 
@@ -15,24 +16,22 @@ nginxTest('pull works from a tree hosted by nginx, with git fetches going to a g
   const origin = await startOrigin(t);
   const nginx = await startNginx(origin.out, join(origin.dir, 'nginx'));
   t.teardown(() => nginx.stop());
-  const gitPort = await freePort();
-  const daemon = spawn(
-    'git',
-    [
-      'daemon',
-      '--reuseaddr',
-      '--export-all',
-      `--base-path=${origin.toplevel}`,
-      '--listen=127.0.0.1',
-      `--port=${gitPort}`,
-      origin.toplevel,
-    ],
-    {
-      stdio: 'ignore',
-    },
+  const { child: daemon, port: gitPort } = await startOnFreePort('git daemon', (port) =>
+    spawn(
+      'git',
+      [
+        'daemon',
+        '--reuseaddr',
+        '--export-all',
+        `--base-path=${origin.toplevel}`,
+        '--listen=127.0.0.1',
+        `--port=${port}`,
+        origin.toplevel,
+      ],
+      { stdio: 'ignore' },
+    ),
   );
   t.teardown(() => void daemon.kill());
-  await new Promise((r) => setTimeout(r, 300));
 
   const toplevel = join(origin.dir, 'replica');
   const config = await writeConfig(origin.dir, {

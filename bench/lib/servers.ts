@@ -9,7 +9,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { CLI, cleanEnv } from './proc.js';
 
@@ -26,23 +25,8 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((r) => r.stop().catch(() => {})));
 }
 
-import { freePort, nginxConfig } from '../../test/support/nginx.js';
-export { freePort };
-
-async function waitForPort(port: number, child: ChildProcess, what: string, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${what} exited early: ${stderr().slice(-1000)}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = createServer().listen(port, '127.0.0.1');
-      sock.once('listening', () => sock.close(() => resolve(false)));
-      sock.once('error', () => resolve(true)); // taken: the server is listening
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} did not listen on ${port} within 20 s`);
-}
+import { nginxConfig } from '../../test/support/nginx.js';
+import { startOnFreePort } from '../../test/support/listener.js';
 
 function managed(child: ChildProcess, url: string, port: number): Running {
   const r: Running = {
@@ -99,17 +83,24 @@ export async function startServe(bundles: string, toplevel?: string): Promise<Ru
 
 /** `git daemon --export-all --base-path=TOP`: git:// for plain clones and fetches. */
 export async function startGitDaemon(toplevel: string): Promise<Running> {
-  const port = await freePort();
-  const { child, stderr } = spawnServer('git', [
-    'daemon',
-    '--reuseaddr',
-    '--export-all',
-    `--base-path=${toplevel}`,
-    '--listen=127.0.0.1',
-    `--port=${port}`,
-    toplevel,
-  ]);
-  await waitForPort(port, child, 'git daemon', stderr);
+  let stderr = () => '';
+  const { child, port } = await startOnFreePort(
+    'git daemon',
+    (port) => {
+      const s = spawnServer('git', [
+        'daemon',
+        '--reuseaddr',
+        '--export-all',
+        `--base-path=${toplevel}`,
+        '--listen=127.0.0.1',
+        `--port=${port}`,
+        toplevel,
+      ]);
+      stderr = s.stderr;
+      return s.child;
+    },
+    () => stderr(),
+  );
   return managed(child, `git://127.0.0.1:${port}`, port);
 }
 
@@ -137,11 +128,18 @@ export async function startNginx(root: string, workDir: string): Promise<Running
   const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
   if (!bin) throw new Error('nginx is not installed');
   await mkdir(join(workDir, 'tmp'), { recursive: true });
-  const port = await freePort();
   const conf = join(workDir, 'nginx.conf');
-  await writeFile(conf, nginxConfig(root, workDir, port, { tuned: true }));
-  const { child, stderr } = spawnServer(bin, ['-c', conf, '-p', workDir]);
-  await waitForPort(port, child, 'nginx', stderr);
+  let stderr = () => '';
+  const { child, port } = await startOnFreePort(
+    'nginx',
+    async (port) => {
+      await writeFile(conf, nginxConfig(root, workDir, port, { tuned: true }));
+      const s = spawnServer(bin, ['-c', conf, '-p', workDir]);
+      stderr = s.stderr;
+      return s.child;
+    },
+    () => stderr(),
+  );
   const r = managed(child, `http://127.0.0.1:${port}`, port);
   // nginx finishes gracefully on SIGQUIT; SIGTERM is a fast stop, fine here
   return r;

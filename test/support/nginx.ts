@@ -6,22 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { startOnFreePort } from './listener.js';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p)) ?? null;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * An nginx.conf serving `root` on 127.0.0.1:`port`, everything it writes
@@ -52,22 +40,19 @@ export interface Nginx {
 export async function startNginx(root: string, workDir: string): Promise<Nginx> {
   if (!NGINX) throw new Error('nginx is not installed');
   await mkdir(join(workDir, 'tmp'), { recursive: true });
-  const port = await freePort();
   const conf = join(workDir, 'nginx.conf');
-  await writeFile(conf, nginxConfig(root, workDir, port));
-  const child: ChildProcess = spawn(NGINX, ['-c', conf, '-p', workDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  // wait until it accepts connections
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/`).then(
-      () => true,
-      () => false,
-    );
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { child, port } = await startOnFreePort(
+    'nginx',
+    async (port) => {
+      await writeFile(conf, nginxConfig(root, workDir, port));
+      stderr = '';
+      const c: ChildProcess = spawn(NGINX, ['-c', conf, '-p', workDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+      c.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      return c;
+    },
+    () => stderr,
+  );
   return {
     url: `http://127.0.0.1:${port}`,
     port,

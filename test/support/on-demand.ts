@@ -5,12 +5,11 @@
  * its counters.
  */
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { OnDemandService, type OnDemandOptions } from '../../src/on-demand/service.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
-import { freePort } from './nginx.js';
+import { startOnFreePort } from './listener.js';
 import { runCli } from './cli.js';
 import { makeRepo, tempDir, type WorkTree } from './repos.js';
 
@@ -27,21 +26,6 @@ export interface Upstreams {
   /** Republish the toplevel (smart HTTP serves only what the manifest lists). */
   publish(): Promise<void>;
   repos: Record<string, { bare: string; wt: WorkTree }>;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 /** `setup` adds repositories under the toplevel before it is published; `http: false` runs git daemon only. */
@@ -65,29 +49,30 @@ export async function startUpstreams(
     http = await startServer({ bundles: out, toplevel, port: 0, log: false });
     t.teardown(() => http!.close());
   }
-  const daemonPort = await freePort();
-  const daemon = spawn(
-    'git',
-    [
-      'daemon',
-      '--reuseaddr',
-      '--export-all',
-      `--base-path=${toplevel}`,
-      '--listen=127.0.0.1',
-      `--port=${daemonPort}`,
-      toplevel,
-    ],
-    {
-      stdio: 'ignore',
-    },
+  const { child: daemon, port: daemonPort } = await startOnFreePort('git daemon', (port) =>
+    spawn(
+      'git',
+      [
+        'daemon',
+        '--reuseaddr',
+        '--export-all',
+        `--base-path=${toplevel}`,
+        '--listen=127.0.0.1',
+        `--port=${port}`,
+        toplevel,
+      ],
+      { stdio: 'ignore' },
+    ),
   );
-  const daemonClosed = new Promise<void>((r) => daemon.once('close', () => r()));
+  const daemonClosed = new Promise<void>((r) => {
+    if (daemon.exitCode !== null || daemon.signalCode !== null) r();
+    else daemon.once('close', () => r());
+  });
   const stopDaemon = async () => {
     daemon.kill('SIGTERM');
     await daemonClosed;
   };
   t.teardown(stopDaemon);
-  await waitForPort(daemonPort);
   return {
     dir,
     toplevel,

@@ -1,0 +1,68 @@
+/**
+ * Starting a server that must be told its port (nginx, `git daemon`): a
+ * port found free a moment ago can be taken before the server binds it,
+ * by another test's server or by any client socket, and the server then
+ * exits at once. Such a start is tried again on another port, at most
+ * three times; a server counts as up once it accepts a connection and is
+ * still running after it (so a connection to whoever else holds the port
+ * does not count).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const ATTEMPTS = 3;
+const WAIT_MS = 20_000;
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+
+/**
+ * Runs `start(port)` on a free port until the server it spawns listens
+ * there; `describe()` says why it did not (its stderr) when every attempt
+ * failed.
+ */
+export async function startOnFreePort(
+  what: string,
+  start: (port: number) => Promise<ChildProcess> | ChildProcess,
+  describe: () => string = () => '',
+): Promise<{ child: ChildProcess; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = await start(port);
+    const deadline = Date.now() + WAIT_MS;
+    while (!exited(child) && Date.now() < deadline) {
+      if (await accepts(port)) {
+        // a server that could not bind exits at once: give it that moment
+        await new Promise((r) => setTimeout(r, 50));
+        if (!exited(child) && (await accepts(port))) return { child, port };
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    if (!exited(child)) {
+      child.kill('SIGKILL');
+      throw new Error(`${what} did not listen on ${port} within ${WAIT_MS / 1000} s: ${describe()}`);
+    }
+    if (attempt === ATTEMPTS) throw new Error(`${what} exited ${attempt} times before listening: ${describe()}`);
+  }
+}
