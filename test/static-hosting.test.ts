@@ -1,9 +1,8 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { showRefOf } from './support/repos.js';
-import { startOnFreePort } from './support/listener.js';
+import { spawnGitDaemon } from './support/listener.js';
 import { NGINX, startNginx } from './support/nginx.js';
 import { pullReport, startOrigin, writeConfig } from './support/mirror.js';
 import { repoIn } from './support/reports.js';
@@ -16,21 +15,7 @@ nginxTest('pull works from a tree hosted by nginx, with git fetches going to a g
   const origin = await startOrigin(t);
   const nginx = await startNginx(origin.out, join(origin.dir, 'nginx'));
   t.teardown(() => nginx.stop());
-  const { child: daemon, port: gitPort } = await startOnFreePort('git daemon', (port) =>
-    spawn(
-      'git',
-      [
-        'daemon',
-        '--reuseaddr',
-        '--export-all',
-        `--base-path=${origin.toplevel}`,
-        '--listen=127.0.0.1',
-        `--port=${port}`,
-        origin.toplevel,
-      ],
-      { stdio: 'ignore' },
-    ),
-  );
+  const { child: daemon, port: gitPort } = await spawnGitDaemon(origin.toplevel);
   t.teardown(() => void daemon.kill());
 
   const toplevel = join(origin.dir, 'replica');

@@ -26,7 +26,7 @@ export async function stopAll(): Promise<void> {
 }
 
 import { nginxConfig } from '../../test/support/nginx.js';
-import { startOnFreePort } from '../../test/support/listener.js';
+import { spawnGitDaemon, startOnFreePort } from '../../test/support/listener.js';
 
 function managed(child: ChildProcess, url: string, port: number): Running {
   const r: Running = {
@@ -83,24 +83,7 @@ export async function startServe(bundles: string, toplevel?: string): Promise<Ru
 
 /** `git daemon --export-all --base-path=TOP`: git:// for plain clones and fetches. */
 export async function startGitDaemon(toplevel: string): Promise<Running> {
-  let stderr = () => '';
-  const { child, port } = await startOnFreePort(
-    'git daemon',
-    (port) => {
-      const s = spawnServer('git', [
-        'daemon',
-        '--reuseaddr',
-        '--export-all',
-        `--base-path=${toplevel}`,
-        '--listen=127.0.0.1',
-        `--port=${port}`,
-        toplevel,
-      ]);
-      stderr = s.stderr;
-      return s.child;
-    },
-    () => stderr(),
-  );
+  const { child, port } = await spawnGitDaemon(toplevel);
   return managed(child, `git://127.0.0.1:${port}`, port);
 }
 

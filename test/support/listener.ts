@@ -7,7 +7,7 @@
  * still running after it (so a connection to whoever else holds the port
  * does not count).
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 
 async function freePort(): Promise<number> {
@@ -65,4 +65,31 @@ export async function startOnFreePort(
     }
     if (attempt === ATTEMPTS) throw new Error(`${what} exited ${attempt} times before listening: ${describe()}`);
   }
+}
+
+/** `git daemon` exporting every repository under `toplevel` over git:// on 127.0.0.1, on a port of its own. */
+export async function spawnGitDaemon(toplevel: string): Promise<{ child: ChildProcess; port: number }> {
+  let stderr = '';
+  return startOnFreePort(
+    'git daemon',
+    (port) => {
+      stderr = '';
+      const child = spawn(
+        'git',
+        [
+          'daemon',
+          '--reuseaddr',
+          '--export-all',
+          `--base-path=${toplevel}`,
+          '--listen=127.0.0.1',
+          `--port=${port}`,
+          toplevel,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8192)));
+      return child;
+    },
+    () => stderr,
+  );
 }

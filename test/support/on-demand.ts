@@ -4,12 +4,11 @@
  * both on 127.0.0.1; and the service itself, in-process, so a test can read
  * its counters.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { OnDemandService, type OnDemandOptions } from '../../src/on-demand/service.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
-import { startOnFreePort } from './listener.js';
+import { spawnGitDaemon } from './listener.js';
 import { runCli } from './cli.js';
 import { makeRepo, tempDir, type WorkTree } from './repos.js';
 
@@ -49,21 +48,7 @@ export async function startUpstreams(
     http = await startServer({ bundles: out, toplevel, port: 0, log: false });
     t.teardown(() => http!.close());
   }
-  const { child: daemon, port: daemonPort } = await startOnFreePort('git daemon', (port) =>
-    spawn(
-      'git',
-      [
-        'daemon',
-        '--reuseaddr',
-        '--export-all',
-        `--base-path=${toplevel}`,
-        '--listen=127.0.0.1',
-        `--port=${port}`,
-        toplevel,
-      ],
-      { stdio: 'ignore' },
-    ),
-  );
+  const { child: daemon, port: daemonPort } = await spawnGitDaemon(toplevel);
   const daemonClosed = new Promise<void>((r) => {
     if (daemon.exitCode !== null || daemon.signalCode !== null) r();
     else daemon.once('close', () => r());
