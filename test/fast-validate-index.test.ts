@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { fastRepoIndex } from '../src/manifest/fast-validate-index.js';
-import { parseRepoIndex, RepoIndexSchema } from '../src/manifest/repo-index.js';
+import { parseRepoIndex, repoIndexSchemas } from '../src/manifest/repo-index.js';
 import { BundlemirrorError } from '../src/errors.js';
 import { seededRandom as rng } from '../src/faults/random.js';
 
@@ -158,7 +158,7 @@ test('the fast check accepts exactly what zod accepts and returns the same objec
   for (let i = 0; i < 6000; i++) {
     const value = mutate(r);
     const fast = fastRepoIndex(value);
-    const zod = RepoIndexSchema.safeParse(value);
+    const zod = repoIndexSchemas().RepoIndexSchema.safeParse(value);
     const shown = () => JSON.stringify(value)?.slice(0, 300);
     if (zod.success) {
       accepted++;
@@ -183,7 +183,7 @@ test('parseRepoIndex answers as zod alone would: the same index, or E_INDEX with
     } catch (err) {
       ours = err;
     }
-    const zod = RepoIndexSchema.safeParse(value);
+    const zod = repoIndexSchemas().RepoIndexSchema.safeParse(value);
     if (ours instanceof BundlemirrorError) {
       t.is(ours.code, 'E_INDEX', `case ${i}`);
       if (zod.success && zod.data.path === '/pub/a.git')

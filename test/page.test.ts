@@ -11,7 +11,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeManifestFile, type Manifest } from '../src/manifest/manifest.js';
-import { RepoIndexSchema, serializeRepoIndex } from '../src/manifest/repo-index.js';
+import { repoIndexSchemas, serializeRepoIndex } from '../src/manifest/repo-index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { PAGE_SIZE } from '../src/server/page.js';
 import { tempDir } from './support/repos.js';
@@ -62,7 +62,7 @@ async function buildTree(): Promise<Fixture> {
     const repoDir = join(dir, repo);
     await mkdir(repoDir, { recursive: true });
     const refs = { 'refs/heads/main': oid(1), 'refs/heads/dev': oid(2), 'refs/tags/v1': oid(3) };
-    const index = RepoIndexSchema.parse({
+    const index = repoIndexSchemas().RepoIndexSchema.parse({
       version: 1,
       path: repo,
       generated: new Date().toISOString(),

@@ -17,7 +17,7 @@ import { git, gitText } from '../src/git/exec.js';
 import { createBundle, fingerprint } from '../src/git/repo.js';
 import { renderBundleList } from '../src/manifest/bundle-list.js';
 import { writeManifestFile, type Manifest } from '../src/manifest/manifest.js';
-import { RepoIndexSchema, serializeRepoIndex, type RepoIndex } from '../src/manifest/repo-index.js';
+import { repoIndexSchemas, serializeRepoIndex, type RepoIndex } from '../src/manifest/repo-index.js';
 import { BundlemirrorError } from '../src/errors.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { parseRange } from '../src/server/range.js';
@@ -61,7 +61,7 @@ async function buildFixture(): Promise<Fixture> {
 
   const fp = await fingerprint(bare);
   const refs = Object.fromEntries(fp.refs.map((r) => [r.name, r.oid]));
-  const index: RepoIndex = RepoIndexSchema.parse({
+  const index: RepoIndex = repoIndexSchemas().RepoIndexSchema.parse({
     version: 1,
     path: '/pub/a.git',
     generated: new Date().toISOString(),
@@ -279,7 +279,7 @@ test('index.json is application/json, revalidated, with 304 on both validators',
   t.is(r.status, 200);
   t.is(r.headers['content-type'], 'application/json');
   t.is(r.headers['cache-control'], 'no-cache');
-  t.is(RepoIndexSchema.parse(JSON.parse(r.body.toString())).bundles[0]!.sha256, f.sha);
+  t.is(repoIndexSchemas().RepoIndexSchema.parse(JSON.parse(r.body.toString())).bundles[0]!.sha256, f.sha);
   t.is((await request(f.url, '/pub/a.git/index.json', { headers: { 'If-None-Match': r.headers.etag! } })).status, 304);
   t.is(
     (await request(f.url, '/pub/a.git/index.json', { headers: { 'If-Modified-Since': r.headers['last-modified']! } }))
