@@ -3,9 +3,10 @@
  * repository's index (10,000 of them in a no-op publish of a large
  * collection), and zod took most of the time each one cost. Like the
  * manifest's check (fast-validate.ts), this accepts exactly what
- * `RepoIndexSchema` accepts and returns the object zod would (the schema's
- * keys in its order, unknown keys left out); whatever it does not accept
- * goes to zod, which decides and words the problem. The property test
+ * `RepoIndexSchema` (from repoIndexSchemas()) accepts and returns the
+ * object zod would (the schema's keys in its order, unknown keys left
+ * out); whatever it does not accept goes to zod, which decides and words
+ * the problem. The property test
  * (test/fast-validate-index.test.ts) holds the two together.
  */
 import { isValidRefName } from '../git/refname.js';
