@@ -3,14 +3,13 @@ import { Command } from 'commander';
 import { registerPublish } from '../src/cli/publish.js';
 import { publishArgsFromArgv } from '../src/cli/publish-argv.js';
 import { seededRandom as rng } from '../src/faults/random.js';
-import { VERSION } from '../src/version.js';
 import { publishFlags, publishKeys } from '../src/cli/publish-settings.js';
 import { PUBLISH_KEYS } from '../src/cli/publish-keys.js';
 import type { BundlemirrorError } from '../src/errors.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { heldToCommander, optionWords } from './support/cli.js';
+import { commanderParses, GENERIC_ODD_WORDS, heldToCommander, optionWords } from './support/cli.js';
 
 type Parsed = { repos: string[]; flags: Record<string, unknown> } | { code: string };
 
@@ -20,14 +19,8 @@ type Parsed = { repos: string[]; flags: Record<string, unknown> } | { code: stri
  * error it throws, or null when commander refuses the command line.
  */
 async function commanderArgs(args: string[]): Promise<Parsed | null> {
-  const program = new Command()
-    .name('bundlemirror')
-    .version(VERSION)
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  registerPublish(program);
   let parsed: Parsed | null = null;
-  program.commands[0]!.action((repos: string[], _f: unknown, cmd: Command) => {
+  const ok = await commanderParses(registerPublish, 'publish', args, (repos: string[], _f: unknown, cmd: Command) => {
     try {
       const flags = quietly(() => publishFlags<Record<string, unknown>>(cmd));
       if (flags) parsed = { repos: [...repos], flags: { ...flags } };
@@ -35,13 +28,7 @@ async function commanderArgs(args: string[]): Promise<Parsed | null> {
       parsed = { code: (err as BundlemirrorError).code };
     }
   });
-  try {
-    await program.parseAsync(['publish', ...args], { from: 'user' });
-  } catch {
-    // a usage error or help
-    return null;
-  }
-  return parsed;
+  return ok ? parsed : null;
 }
 
 /** `parse()` with what it prints (--config-check's report, a config file's warnings) kept off the test's output. */
@@ -69,12 +56,7 @@ function handArgs(args: string[]): Parsed | null {
 
 /** Words that are not `publish` options as --help spells them, or are spelled otherwise. */
 const ODD_WORDS = [
-  '-h',
-  '--help',
-  '-V',
-  '--version',
-  '--',
-  '-',
+  ...GENERIC_ODD_WORDS,
   '-qx',
   '-tdir',
   '-t=dir',

@@ -1,40 +1,21 @@
 import test from 'ava';
-import { Command } from 'commander';
 import { registerPull } from '../src/cli/pull.js';
 import { pullFlagsFromArgv } from '../src/cli/pull-argv.js';
 import { seededRandom as rng } from '../src/faults/random.js';
-import { VERSION } from '../src/version.js';
-import { heldToCommander, optionWords } from './support/cli.js';
+import { commanderParses, GENERIC_ODD_WORDS, heldToCommander, optionWords } from './support/cli.js';
 
-/** The program main.ts builds, with `pull` alone: the flags its action would get, or null when commander refuses. */
+/** The flags `pull`'s action would get from commander, or null when commander refuses the line. */
 async function commanderFlags(args: string[]): Promise<Record<string, unknown> | null> {
-  const program = new Command()
-    .name('bundlemirror')
-    .version(VERSION)
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  registerPull(program);
   let flags: Record<string, unknown> | null = null;
-  program.commands[0]!.action((f: Record<string, unknown>) => {
+  const parsed = await commanderParses(registerPull, 'pull', args, (f: Record<string, unknown>) => {
     flags = { ...f };
   });
-  try {
-    await program.parseAsync(['pull', ...args], { from: 'user' });
-  } catch {
-    // a usage error, help, or a --retry-for commander's parser refused
-    return null;
-  }
-  return flags;
+  return parsed ? flags : null;
 }
 
 /** Words that are not `pull` options as --help spells them, or are spelled otherwise. */
 const ODD_WORDS = [
-  '-h',
-  '--help',
-  '-V',
-  '--version',
-  '--',
-  '-',
+  ...GENERIC_ODD_WORDS,
   'extra',
   '-qv',
   '-cfile.conf',

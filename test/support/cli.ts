@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import type { ExecutionContext } from 'ava';
+import { VERSION } from '../../src/version.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/bundlemirror', import.meta.url));
 
@@ -76,6 +77,36 @@ export function optionWords(register: (program: Command) => void): string[] {
   const program = new Command();
   register(program);
   return program.commands[0]!.options.flatMap((o) => [o.short, o.long].filter((f): f is string => f !== undefined));
+}
+
+/** Words every command reads alike and no hand reader takes: help, version, the end of options, a lone dash. */
+export const GENERIC_ODD_WORDS = ['-h', '--help', '-V', '--version', '--', '-'];
+
+/**
+ * Parses `args` as main.ts's program does when it holds only the command
+ * `register` adds, nothing printed; the command's action gets `take`
+ * instead of its own. False when commander refuses the line (a usage error,
+ * help, a value an option's parser refused).
+ */
+export async function commanderParses(
+  register: (program: Command) => void,
+  command: string,
+  args: string[],
+  take: (...actionArgs: never[]) => void,
+): Promise<boolean> {
+  const program = new Command()
+    .name('bundlemirror')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
+  register(program);
+  program.commands[0]!.action(take as (...a: unknown[]) => void);
+  try {
+    await program.parseAsync([command, ...args], { from: 'user' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
