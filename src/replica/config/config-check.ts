@@ -42,7 +42,7 @@ const number = is((v) => typeof v === 'number' && Number.isFinite(v), 'a number'
 const int = (min: number, max = Number.MAX_SAFE_INTEGER): Parse =>
   is(
     (v) => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max,
-    `a whole number from ${min} to ${max}`,
+    max === Number.MAX_SAFE_INTEGER ? `a whole number, at least ${min}` : `a whole number from ${min} to ${max}`,
   );
 const oneOf = (...values: string[]): Parse =>
   is((v) => values.includes(v as string), values.map((w) => JSON.stringify(w)).join(' or '));

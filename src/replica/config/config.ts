@@ -272,7 +272,10 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     return checkPullConfig(config);
   } catch (err) {
     if (!(err instanceof ConfigShapeError)) throw err;
-    throw new BundlemirrorError('E_CONFIG', `${source}: ${err.message}`, { cause: err });
+    throw new BundlemirrorError('E_CONFIG', `${source}: ${err.message}`, {
+      cause: err,
+      hint: 'the name before the colon is the [section] and key the value came from; fix it in the config file',
+    });
   }
 }
 
