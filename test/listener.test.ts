@@ -2,12 +2,17 @@
  * The helper that starts nginx and `git daemon` for tests and the bench:
  * a server that exits before it listens (its port was taken between the
  * look and the bind) is started again on another port; one that never
- * manages to is an error naming it, after three attempts.
+ * manages to is an error naming it, after three attempts; a server with a
+ * sign of its own (nginx's pid file) is up only once that sign is there.
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { startOnFreePort } from './support/listener.js';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { accepts, startOnFreePort } from './support/listener.js';
 
 const listenOn = (port: number) =>
   spawn(process.execPath, ['-e', `require('node:net').createServer((s) => s.end()).listen(${port}, '127.0.0.1')`], {
@@ -48,4 +53,28 @@ test('a server that never listens fails after three attempts, naming it and its 
   );
   t.is(attempts, 3);
   t.true(err!.message.includes('test server') && err!.message.includes('Address already in use'));
+});
+
+test('a server is up only once its own sign says so, not at the first connection a port accepts', async (t) => {
+  // the server listens at once but writes its sign 300 ms later, as nginx writes its pid file only once bound
+  const dir = await mkdtemp(join(tmpdir(), 'bm-listener-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const sign = join(dir, 'up');
+  const { child } = await startOnFreePort(
+    'test server',
+    (p) =>
+      spawn(
+        process.execPath,
+        [
+          '-e',
+          `require('node:net').createServer((s) => s.end()).listen(${p}, '127.0.0.1');` +
+            `setTimeout(() => require('node:fs').writeFileSync(${JSON.stringify(sign)}, ''), 300)`,
+        ],
+        { stdio: 'ignore' },
+      ),
+    () => '',
+    async (p) => existsSync(sign) && (await accepts(p)),
+  );
+  t.teardown(() => void child.kill());
+  t.true(existsSync(sign));
 });

@@ -8,8 +8,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { CLI, cleanEnv } from './proc.js';
 
 export interface Running {
@@ -25,8 +23,8 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((r) => r.stop().catch(() => {})));
 }
 
-import { nginxConfig } from '../../test/support/nginx.js';
-import { spawnGitDaemon, startOnFreePort } from '../../test/support/listener.js';
+import { spawnNginx } from '../../test/support/nginx.js';
+import { spawnGitDaemon } from '../../test/support/listener.js';
 
 function managed(child: ChildProcess, url: string, port: number): Running {
   const r: Running = {
@@ -83,7 +81,7 @@ export async function startServe(bundles: string, toplevel?: string): Promise<Ru
 
 /** `git daemon --export-all --base-path=TOP`: git:// for plain clones and fetches. */
 export async function startGitDaemon(toplevel: string): Promise<Running> {
-  const { child, port } = await spawnGitDaemon(toplevel);
+  const { child, port } = await spawnGitDaemon(toplevel, cleanEnv());
   return managed(child, `git://127.0.0.1:${port}`, port);
 }
 
@@ -110,19 +108,7 @@ export async function startNginx(root: string, workDir: string): Promise<Running
   // looked up now: the bench may have just installed it
   const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
   if (!bin) throw new Error('nginx is not installed');
-  await mkdir(join(workDir, 'tmp'), { recursive: true });
-  const conf = join(workDir, 'nginx.conf');
-  let stderr = () => '';
-  const { child, port } = await startOnFreePort(
-    'nginx',
-    async (port) => {
-      await writeFile(conf, nginxConfig(root, workDir, port, { tuned: true }));
-      const s = spawnServer(bin, ['-c', conf, '-p', workDir]);
-      stderr = s.stderr;
-      return s.child;
-    },
-    () => stderr(),
-  );
+  const { child, port } = await spawnNginx(root, workDir, { bin, tuned: true, env: cleanEnv() });
   const r = managed(child, `http://127.0.0.1:${port}`, port);
   // nginx finishes gracefully on SIGQUIT; SIGTERM is a fast stop, fine here
   return r;

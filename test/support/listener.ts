@@ -25,7 +25,7 @@ async function freePort(): Promise<number> {
 const ATTEMPTS = 3;
 const WAIT_MS = 20_000;
 
-function accepts(port: number): Promise<boolean> {
+export function accepts(port: number): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     const s = connect(port, '127.0.0.1', () => {
       s.destroy();
@@ -40,22 +40,26 @@ const exited = (child: ChildProcess) => child.exitCode !== null || child.signalC
 /**
  * Runs `start(port)` on a free port until the server it spawns listens
  * there; `describe()` says why it did not (its stderr) when every attempt
- * failed.
+ * failed. `ready(port)` says the server is up; by default a connection is
+ * accepted, which a server that exits at once when it cannot bind (`git
+ * daemon`) makes enough. A server that keeps trying to bind for a while
+ * (nginx, about 2.5 s) needs a sign of its own (its pid file).
  */
 export async function startOnFreePort(
   what: string,
   start: (port: number) => Promise<ChildProcess> | ChildProcess,
   describe: () => string = () => '',
+  ready: (port: number) => Promise<boolean> = accepts,
 ): Promise<{ child: ChildProcess; port: number }> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const child = await start(port);
     const deadline = Date.now() + WAIT_MS;
     while (!exited(child) && Date.now() < deadline) {
-      if (await accepts(port)) {
+      if (await ready(port)) {
         // a server that could not bind exits at once: give it that moment
         await new Promise((r) => setTimeout(r, 50));
-        if (!exited(child) && (await accepts(port))) return { child, port };
+        if (!exited(child) && (await ready(port))) return { child, port };
       }
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -68,7 +72,10 @@ export async function startOnFreePort(
 }
 
 /** `git daemon` exporting every repository under `toplevel` over git:// on 127.0.0.1, on a port of its own. */
-export async function spawnGitDaemon(toplevel: string): Promise<{ child: ChildProcess; port: number }> {
+export async function spawnGitDaemon(
+  toplevel: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; port: number }> {
   let stderr = '';
   return startOnFreePort(
     'git daemon',
@@ -85,7 +92,7 @@ export async function spawnGitDaemon(toplevel: string): Promise<{ child: ChildPr
           `--port=${port}`,
           toplevel,
         ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
+        { env, stdio: ['ignore', 'ignore', 'pipe'] },
       );
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8192)));
       return child;

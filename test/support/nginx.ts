@@ -5,9 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startOnFreePort } from './listener.js';
+import { accepts, startOnFreePort } from './listener.js';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p)) ?? null;
 
@@ -37,22 +37,38 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-export async function startNginx(root: string, workDir: string): Promise<Nginx> {
-  if (!NGINX) throw new Error('nginx is not installed');
+/**
+ * nginx serving `root` on a port of its own, from `bin` (the bench may have
+ * just installed it). It is up once its pid file is there (nginx writes it
+ * only after binding its port) and it accepts connections.
+ */
+export async function spawnNginx(
+  root: string,
+  workDir: string,
+  opts: { bin: string; tuned?: boolean; env?: NodeJS.ProcessEnv },
+): Promise<{ child: ChildProcess; port: number }> {
   await mkdir(join(workDir, 'tmp'), { recursive: true });
   const conf = join(workDir, 'nginx.conf');
+  const pidFile = join(workDir, 'nginx.pid');
   let stderr = '';
-  const { child, port } = await startOnFreePort(
+  return startOnFreePort(
     'nginx',
     async (port) => {
-      await writeFile(conf, nginxConfig(root, workDir, port));
+      await rm(pidFile, { force: true });
+      await writeFile(conf, nginxConfig(root, workDir, port, { tuned: opts.tuned ?? false }));
       stderr = '';
-      const c: ChildProcess = spawn(NGINX, ['-c', conf, '-p', workDir], { stdio: ['ignore', 'ignore', 'pipe'] });
-      c.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const c = spawn(opts.bin, ['-c', conf, '-p', workDir], { env: opts.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8192)));
       return c;
     },
     () => stderr,
+    async (port) => existsSync(pidFile) && (await accepts(port)),
   );
+}
+
+export async function startNginx(root: string, workDir: string): Promise<Nginx> {
+  if (!NGINX) throw new Error('nginx is not installed');
+  const { child, port } = await spawnNginx(root, workDir, { bin: NGINX });
   return {
     url: `http://127.0.0.1:${port}`,
     port,
