@@ -110,7 +110,7 @@ test('pull runs from the build with a code cache its first run writes, and reads
   t.regex(missing.stderr, /E_CONFIG/);
 });
 
-test('publish as a post-receive hook runs it comes from the build with a code cache of its own', async (t) => {
+test('publish, as a post-receive hook runs it, comes from the build with a code cache of its own', async (t) => {
   const top = await builtCheckout(t, 'bm-publish-cache-');
   const toplevel = join(top, 'git');
   const git = spawnSync('git', ['init', '-q', '--bare', join(toplevel, 'a.git')], { encoding: 'utf8' });

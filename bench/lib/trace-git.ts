@@ -6,6 +6,7 @@
  */
 import cp from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
+import { subcommandAt } from '../../src/git/exec.js';
 
 export interface GitSpan {
   cmd: string;
@@ -24,20 +25,14 @@ export function traceGit(): void {
     const [file, argv] = args as unknown as [string, string[] | undefined];
     if (file === 'git' && Array.isArray(argv)) {
       const start = performance.now();
-      const sub = subcommand(argv);
+      const at = subcommandAt(argv);
+      const sub = argv.slice(at, at + 2).join(' ');
       child.once('close', () => spans.push({ cmd: sub, ms: performance.now() - start }));
     }
     return child;
   };
   (cp as { spawn: unknown }).spawn = wrapped;
   syncBuiltinESMExports();
-}
-
-/** The subcommand and its first argument, past git's own options (`-c KEY=VALUE`, `--git-dir=DIR`, ...). */
-function subcommand(argv: readonly string[]): string {
-  let i = 0;
-  while (i < argv.length && argv[i]!.startsWith('-')) i += argv[i] === '-c' || argv[i] === '-C' ? 2 : 1;
-  return argv.slice(i, i + 2).join(' ');
 }
 
 export function takeGitSpans(): GitSpan[] {

@@ -2,7 +2,9 @@
  * `publish -c FILE`: the file's `[publish]` keys fill in every flag the
  * command line did not give (the command line wins, a list included), and
  * `--config-check` reports what the file says and stops. The keys are made
- * from the command's own flags, so each flag has its key by construction.
+ * from the command's own flags, so each flag has its key by construction
+ * (the hook's commander-free reader keeps a copy of the list,
+ * publish-keys.ts, held to this one by a test).
  */
 import type { Command, Option } from 'commander';
 import { BundlemirrorError } from '../errors.js';

@@ -154,11 +154,16 @@ export function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
   });
 }
 
-/** The git command `args` run, past the `-c key=value` options before it (`fetch`, not `-c`), for messages. */
-function subcommand(args: readonly string[]): string {
+/** Where git's subcommand is in `args`: past git's own options (`-c key=value`, `-C dir`, `--git-dir=...`). */
+export function subcommandAt(args: readonly string[]): number {
   let i = 0;
-  while (args[i] === '-c') i += 2;
-  return args[i] ?? '';
+  while (i < args.length && args[i]!.startsWith('-')) i += args[i] === '-c' || args[i] === '-C' ? 2 : 1;
+  return i;
+}
+
+/** The git command `args` run (`fetch`, not `-c`), for messages. */
+function subcommand(args: readonly string[]): string {
+  return args[subcommandAt(args)] ?? args[0] ?? '';
 }
 
 export class GitError extends BundlemirrorError {

@@ -5,8 +5,9 @@
  * the safe integers, a URL that resolved oddly). It accepts exactly what
  * `PullConfigSchema` (config-schema.ts) accepts and returns what zod would
  * (a copy, in the schema's key order, unknown keys left out), without
- * loading zod or building the schema: every command that reads a config
- * paid for both, a cron'd poll included. The property test
+ * building the schema, which every command that reads a config paid for,
+ * a cron'd poll included (zod itself is still loaded, by the manifest's
+ * schema). The property test
  * (test/config-check.test.ts) holds the two together.
  */
 import { isAbsolute } from 'node:path';
