@@ -201,6 +201,20 @@ test('a malformed entry is dropped with a warning; the other entries survive', a
   );
   t.deepEqual(Object.keys(await store.all()), ['/good.git']);
   t.true(warnings.some((w) => w.includes('/bad.git')));
+  // null entries, the first one included, are dropped too, not kept as null for the next run to trip on
+  for (const repos of [
+    { '/null.git': null, '/good.git': { fingerprint: fp(1) } },
+    { '/good.git': { fingerprint: fp(1) }, '/null.git': null },
+  ]) {
+    await writeFile(
+      store.file,
+      `{"version": 1, "repos": ${JSON.stringify(repos).replace('{', '{"__proto__": null, ')}}`,
+    );
+    const all = await store.all();
+    t.deepEqual(Object.keys(all), ['/good.git'], JSON.stringify(repos));
+    t.true(Object.values(all).every((r) => r !== null && typeof r === 'object'));
+    t.true(warnings.some((w) => w.includes('/null.git')));
+  }
 });
 
 test('many concurrent changes from one process all land, leaving no temp file or lock behind', async (t) => {

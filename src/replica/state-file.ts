@@ -155,7 +155,7 @@ export class StateFiles {
       const entry = table[path];
       // "__proto__" is not a repository path; assigning it would replace the map's prototype
       const state = path === '__proto__' ? null : (fastRepoState(entry) ?? (await schemaRepoState(entry)));
-      if (state !== entry && copy === null) {
+      if ((state === null || state !== entry) && copy === null) {
         copy = {};
         for (const earlier of paths.slice(0, i)) copy[earlier] = table[earlier] as RepoState;
       }
