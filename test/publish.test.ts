@@ -8,6 +8,7 @@ import { parseManifest, readManifestFile } from '../src/manifest/manifest.js';
 import { parseRepoIndex } from '../src/manifest/repo-index.js';
 import { makeFork, makeRepo, initBareRepo, showRefOf, tempDir, toplevelWith } from './support/repos.js';
 import { runCli } from './support/cli.js';
+import { VERSION } from '../src/version.js';
 import { publishJson } from './support/reports.js';
 
 async function setup(t: { teardown: (fn: () => Promise<void>) => void }) {
@@ -493,8 +494,8 @@ test('a hook publish carries over the entries of its own manifest as written, an
   const own = await readFile(file);
   t.is(
     (await readFile(join(out, '.manifest.sha256'), 'utf8')).trim(),
-    sha256File(own),
-    'the digest of what was written',
+    `${sha256File(own)} ${VERSION}`,
+    'the digest of what was written, and the version that checked it',
   );
   // a push to alpha, published alone: beta's entry is carried over unchanged
   await alpha.wt.commit('a');
@@ -502,7 +503,10 @@ test('a hook publish carries over the entries of its own manifest as written, an
   t.is((await publishOk(toplevel, out, alpha.bare)).code, 0);
   const carried = parseManifest(await readFile(file)).manifest;
   t.deepEqual(carried['/pub/sub/beta.git'], parseManifest(own).manifest['/pub/sub/beta.git']);
-  t.is((await readFile(join(out, '.manifest.sha256'), 'utf8')).trim(), sha256File(await readFile(file)));
+  t.is(
+    (await readFile(join(out, '.manifest.sha256'), 'utf8')).trim(),
+    `${sha256File(await readFile(file))} ${VERSION}`,
+  );
 
   // the manifest replaced behind the publish's back, with entries no reader accepts: they are not carried over
   const edited = JSON.parse(gunzipSync(await readFile(file)).toString('utf8')) as Record<string, unknown>;

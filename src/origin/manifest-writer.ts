@@ -21,6 +21,7 @@ import { spliceManifest } from '../manifest/manifest-splice.js';
 import { signatureOf } from '../manifest/signature-files.js';
 import { manifestStamp, stampManifest, unstampManifest } from '../manifest/manifest-stamp.js';
 import type { Signer } from './signer.js';
+import { VERSION } from '../version.js';
 
 export async function writeManifestIfChanged(
   file: string,
@@ -68,7 +69,6 @@ export async function writeManifestIfChanged(
         'Give every publish the same key (--sign-key, or -c with the sign_key the other publishes read)',
     );
   await writeFileAtomic(file, bytes);
-  await recordDigest(file, bytes);
   // Static hosts derive validators from whole seconds (nginx: ETag "mtime-size",
   // Last-Modified): a second manifest within the same second could look
   // unchanged to a replica. Move the clock of the file forward instead.
@@ -77,18 +77,33 @@ export async function writeManifestIfChanged(
     if (Math.floor((await stat(file)).mtimeMs / 1000) <= second)
       await utimes(file, new Date(), new Date((second + 1) * 1000));
   }
+  await recordDigest(file, bytes);
   return true;
 }
 
 const digestFile = (file: string) => join(dirname(file), '.manifest.sha256');
-/** What `.manifest.sha256` holds for these manifest bytes. */
-const digestLine = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex') + '\n';
+/**
+ * What `.manifest.sha256` holds for these manifest bytes: their sha256 and
+ * the version that checked them, so that a newer bundlemirror, whose checks
+ * may be stricter, checks every entry once again.
+ */
+const digestLine = (bytes: Buffer) => `${createHash('sha256').update(bytes).digest('hex')} ${VERSION}\n`;
 
-/** Notes the digest of the manifest as written (only when it differs: a hook publish that wrote nothing writes nothing). */
+/**
+ * Notes the digest of the manifest as written (only when it differs: a hook
+ * publish that wrote nothing writes nothing). It only spares the next
+ * publish its checks, so it never fails a publish: when it cannot be
+ * written (a full disk), the digest there, if any, names other bytes or is
+ * removed, and the next publish checks every entry.
+ */
 async function recordDigest(file: string, bytes: Buffer): Promise<void> {
   const digest = digestLine(bytes);
-  if ((await readFile(digestFile(file), 'utf8').catch(() => null)) !== digest)
-    await writeFileAtomic(digestFile(file), digest);
+  try {
+    if ((await readFile(digestFile(file), 'utf8').catch(() => null)) !== digest)
+      await writeFileAtomic(digestFile(file), digest);
+  } catch {
+    await rm(digestFile(file), { force: true }).catch(() => {});
+  }
 }
 
 /**

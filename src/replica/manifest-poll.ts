@@ -18,6 +18,7 @@ import {
   verifyFetched,
 } from './trusted-documents.js';
 import { manifestStamp } from '../manifest/manifest-stamp.js';
+import { VERSION } from '../version.js';
 import type { PullOptions } from './pull-options.js';
 
 /** Largest manifest download accepted (compressed); the unpacked limit is in manifest.ts. */
@@ -33,8 +34,12 @@ interface FetchedManifest {
   settled?: Buffer;
 }
 
-/** The sha256 that ManifestValidators.settled records. */
-export const settledDigest = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+/**
+ * The sha256 that ManifestValidators.settled records: of the bytes and the
+ * version that checked them (a newer bundlemirror, whose checks may be
+ * stricter, reads the next change whole).
+ */
+export const settledDigest = (bytes: Buffer) => createHash('sha256').update(`${VERSION}\0`).update(bytes).digest('hex');
 
 /**
  * With [remote] allowed_signers, a changed manifest must be signed by a
