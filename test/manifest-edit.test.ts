@@ -123,6 +123,14 @@ function agree(t: import('ava').ExecutionContext, settled: Manifest, settledByte
       t.true(edit.changed.has(p), `${p} changed`);
   }
   for (const p of edit.removed) t.false(fullKeys.has(p));
+  // removed: exactly the settled entries the new text no longer has (one there but refused is changed, not removed)
+  const inText = new Set([...fullKeys, ...full.problems.map((x) => x.path)]);
+  t.deepEqual(
+    [...edit.removed].sort(),
+    Object.keys(settled)
+      .filter((p) => !inText.has(p))
+      .sort(),
+  );
   return true;
 }
 

@@ -124,7 +124,8 @@ export function parseManifestEdit(bytes: Buffer, settled: Buffer, source = 'mani
   // the settled text's keys are repository paths, each once: assigning them sets nothing but entries
   const size = Object.keys(before).length + Object.keys(changed.manifest).length + Object.keys(after).length;
   const manifest = Object.assign(before as Manifest, changed.manifest, after as Manifest);
-  const removed = Object.keys(prevPart.data).filter((path) => !Object.hasOwn(manifest, path));
+  // (an entry still there but refused is not removed: it is among the changed, and its problem is reported)
+  const removed = Object.keys(prevPart.data).filter((path) => !Object.hasOwn(nextPart.data, path));
   // plain: the untouched entries were, and the changed ones are
   return { manifest, problems: changed.problems, plain: changed.plain, changed: new Set(keys), removed, size };
 }
