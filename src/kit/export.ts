@@ -32,7 +32,7 @@ import { commitFile, tempPathFor, writeFileAtomic } from '../fs/atomic.js';
 import { existingObjects, fingerprint } from '../git/repo.js';
 import { parseManifest, serializeManifest, type Manifest } from '../manifest/manifest.js';
 import {
-  repoIndexSchemas,
+  isBundleUri,
   serializeRepoIndex,
   type BundleRef,
   type LfsObjectRef,
@@ -142,7 +142,7 @@ export async function exportKit(opts: ExportOptions): Promise<ExportReport> {
     const refs = c.bundles.map((b) => {
       let home = placed.get(b.sha256);
       let uri = home ? posix.relative(dir, home.name) : '';
-      if (!home || !repoIndexSchemas().BundleRefSchema.shape.uri.safeParse(uri).success) {
+      if (!home || !isBundleUri(uri)) {
         // first use, or a path the index format cannot express: a copy of its own
         home = { name: `${dir}/${b.sha256}.bundle`, repo: c.repo, bundle: b };
         if (!placed.has(b.sha256)) placed.set(b.sha256, home);

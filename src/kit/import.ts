@@ -136,6 +136,7 @@ async function rememberKitManifest(
   const copy = remoteManifestCopyPath(config.core.toplevel);
   const next = (await readManifestIfAny(copy)) ?? {};
   for (const p of synced) if (kitManifest[p]) next[p] = kitManifest[p]!;
-  await writeManifestFile(copy, next);
+  // the validators go first: killed in between, old validators must not vouch for the new copy (manifest-poll.ts)
   await forgetManifestValidators(config, await openState(config.core.toplevel, { warn: (m) => log.warn(m) }));
+  await writeManifestFile(copy, next);
 }

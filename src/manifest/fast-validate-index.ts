@@ -11,7 +11,7 @@
  */
 import { isValidRefName } from '../git/refname.js';
 import {
-  BUNDLE_PATH,
+  isBundleUri,
   MAX_BUNDLE_SIZE,
   MAX_PACK_PARTS,
   MAX_SLICES,
@@ -24,7 +24,6 @@ import {
 
 const OID = /^[0-9a-f]{40}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
-const HTTP_URL = /^https?:\/\/[^\s]+$/;
 
 type Obj = Record<string, unknown>;
 
@@ -68,7 +67,7 @@ function packPart(v: unknown): PackPart | null {
 function bundleRef(v: unknown): BundleRef | null {
   if (!plain(v)) return null;
   const { uri, sha256, size, creationToken, superseded, slice, parts } = v;
-  if (typeof uri !== 'string' || uri.length > 2048 || !(BUNDLE_PATH.test(uri) || HTTP_URL.test(uri))) return null;
+  if (typeof uri !== 'string' || !isBundleUri(uri)) return null;
   if (typeof sha256 !== 'string' || !SHA256.test(sha256)) return null;
   if (!isInt(size) || size <= 0 || size > MAX_BUNDLE_SIZE) return null;
   if (!isInt(creationToken) || creationToken < 0) return null;

@@ -20,6 +20,10 @@ export const MAX_BUNDLE_SIZE = 2 ** 40;
 /** A bundle's `uri` relative to its index (a forkgroup member's may climb into its parent's directory). */
 export const BUNDLE_PATH = /^(\.\.\/)*([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\.bundle$/;
 
+/** Whether a bundle's `uri` is one the format can say: a relative bundle path or an http(s) URL, at most 2048 characters. */
+export const isBundleUri = (u: string): boolean =>
+  u.length <= 2048 && (BUNDLE_PATH.test(u) || /^https?:\/\/[^\s]+$/.test(u));
+
 /** Most history slices one base may be published as (`slice` counts up to it). */
 export const MAX_SLICES = 64;
 /** Most parts one base's pack may be published in. */
@@ -83,13 +87,7 @@ function buildSchemas() {
        * member a path into its parent's directory (`../linux.git/<sha256>.bundle`);
        * or an absolute http(s) URL. Replicas accept only URLs under the tree.
        */
-      uri: z
-        .string()
-        .max(2048)
-        .refine(
-          (u) => BUNDLE_PATH.test(u) || /^https?:\/\/[^\s]+$/.test(u),
-          'must be a relative bundle path or an http(s) URL',
-        ),
+      uri: z.string().max(2048).refine(isBundleUri, 'must be a relative bundle path or an http(s) URL'),
       sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
       size: z.number().int().positive().max(MAX_BUNDLE_SIZE),
       creationToken: z.number().int().nonnegative(),
