@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { git } from '../src/git/exec.js';
 import { startServer } from '../src/server/server.js';
 import { request } from './support/http.js';
-import { BIN } from './support/cli.js';
+import { BIN, servedUrl } from './support/cli.js';
 import { lfsObjectPath } from '../src/lfs/oid.js';
 import {
   commitLfsFile,
@@ -336,7 +336,9 @@ test('serve --lfs-writers re-reads the writers file on SIGHUP; a broken file kee
     for (let i = 0; i < 300 && !re.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
     return re.exec(stderr);
   };
-  const url = (await waitFor(/serving .* at (http:\/\/127\.0\.0\.1:\d+)\//))![1]!;
+  let url: string | undefined;
+  for (let i = 0; i < 300 && !(url = servedUrl(stderr)); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!url) throw new Error(`serve named no URL: ${stderr}`);
   const batch = (who: string, token: string) =>
     request(url, '/git/pub/assets.git/info/lfs/objects/batch', {
       method: 'POST',

@@ -12,7 +12,7 @@ import { git, gitText } from '../src/git/exec.js';
 import { writeManifestFile } from '../src/manifest/manifest.js';
 import { BundlemirrorError } from '../src/errors.js';
 import { startServer } from '../src/server/server.js';
-import { runCli, startCli } from './support/cli.js';
+import { runCli, servedUrl, startCli } from './support/cli.js';
 import { request } from './support/http.js';
 import { initBareRepo, makeRepo, showRefOf, tempDir, WorkTree } from './support/repos.js';
 
@@ -210,7 +210,7 @@ test('serve (the CLI) answers clones and fetches over smart HTTP without warning
   const serve = startCli(t, ['serve', '--bundles', out, '--toplevel', toplevel, '--port', '0']);
   let url: string | undefined;
   for (let i = 0; i < 600 && !url; i++) {
-    url = /serving .* at (http:\/\/127\.0\.0\.1:\d+)\//.exec(serve.output().stderr)?.[1];
+    url = servedUrl(serve.output().stderr);
     if (!url) await new Promise((r) => setTimeout(r, 50));
   }
   t.truthy(url, serve.output().stderr);

@@ -24,6 +24,7 @@ import { parseRange } from '../src/server/range.js';
 import { registerServe } from '../src/cli/serve.js';
 import { initBareRepo, makeRepo, showRefOf, tempDir, type WorkTree } from './support/repos.js';
 import { prng, request } from './support/http.js';
+import { servedUrl } from './support/cli.js';
 import { eventually } from './support/daemon.js';
 
 const DESCRIPTION = 'Kernel <script>alert("x")</script> & friends';
@@ -731,10 +732,10 @@ test('serve exits 0 on SIGTERM', async (t) => {
   const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   child.stderr.setEncoding('utf8').on('data', (c: string) => {
     stderr += c;
-    const m = /serving .* at (http:\/\/[^/\s]+)\//.exec(stderr);
-    if (m && !stderr.includes('#probed')) {
+    const url = servedUrl(stderr);
+    if (url && !stderr.includes('#probed')) {
       stderr += '#probed';
-      void request(m[1]!, '/manifest.js.gz').then(
+      void request(url, '/manifest.js.gz').then(
         (r) => {
           t.is(r.status, 200);
           child.kill('SIGTERM');

@@ -25,6 +25,7 @@ export async function stopAll(): Promise<void> {
 
 import { spawnNginx } from '../../test/support/nginx.js';
 import { spawnGitDaemon } from '../../test/support/listener.js';
+import { servedUrl } from '../../test/support/cli.js';
 
 function managed(child: ChildProcess, url: string, port: number): Running {
   const r: Running = {
@@ -71,8 +72,8 @@ export async function startServe(bundles: string, toplevel?: string): Promise<Ru
   const { child, stderr } = spawnServer(process.execPath, args);
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const port = /serving .* at http:\/\/127\.0\.0\.1:(\d+)\//.exec(stderr())?.[1];
-    if (port) return managed(child, `http://127.0.0.1:${port}`, Number(port));
+    const url = servedUrl(stderr());
+    if (url) return managed(child, url, Number(new URL(url).port));
     if (child.exitCode !== null) throw new Error(`bundlemirror serve exited early: ${stderr().slice(-1000)}`);
     if (Date.now() > deadline) throw new Error('bundlemirror serve did not name its port within 20 s');
     await new Promise((r) => setTimeout(r, 20));

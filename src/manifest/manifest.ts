@@ -195,18 +195,12 @@ export async function readManifestFile(file: string): Promise<Manifest> {
 }
 
 /**
- * A manifest kept on disk (the previous publish, a replica's own, a kit's
- * target): null when there is none. One that exists but cannot be read or
- * parsed is reported to `unreadable` and treated as absent: every caller
- * rebuilds it from the repositories.
+ * A manifest kept on disk (a replica's own, a kit's target): null when
+ * there is none. One that exists but cannot be read or parsed is treated
+ * as absent: every caller rebuilds it from the repositories.
  */
-export async function readManifestIfAny(
-  file: string,
-  unreadable?: (why: string) => void,
-  /** Whether these bytes are proved to be ones bundlemirror wrote from checked entries (parseOwnManifest). */
-  own?: (bytes: Buffer) => Promise<boolean>,
-): Promise<Manifest | null> {
-  return (await readManifestWithText(file, unreadable, own))?.manifest ?? null;
+export async function readManifestIfAny(file: string): Promise<Manifest | null> {
+  return (await readManifestWithText(file))?.manifest ?? null;
 }
 
 /** A manifest read from disk, with its text when it is proved ours. */

@@ -13,6 +13,11 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The base URL `serve` names on stderr once it listens (`serving … at http://HOST:PORT/`); undefined before that. */
+export function servedUrl(stderr: string): string | undefined {
+  return /serving .* at (http:\/\/[^/\s]+)\//.exec(stderr)?.[1];
+}
+
 /** `exec`: run this program with `args` instead of the CLI (a wrapper such as setpriv that then starts it). */
 export function runCli(
   args: string[],
