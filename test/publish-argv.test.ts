@@ -3,8 +3,14 @@ import { Command } from 'commander';
 import { registerPublish } from '../src/cli/publish.js';
 import { publishArgsFromArgv } from '../src/cli/publish-argv.js';
 import { seededRandom as rng } from '../src/faults/random.js';
-import { publishFlags, publishKeys } from '../src/cli/publish-settings.js';
-import { PUBLISH_KEYS } from '../src/cli/publish-keys.js';
+import { publishFlags } from '../src/cli/publish-settings.js';
+import {
+  PUBLISH_KEYS,
+  PUBLISH_OPTIONS,
+  STORE_OPTIONS,
+  attributeOf,
+  publishDefaults,
+} from '../src/cli/publish-options.js';
 import type { BundlemirrorError } from '../src/errors.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -132,8 +138,52 @@ test('the command lines a post-receive hook uses are read without commander', as
   t.is(publishArgsFromArgv(['-c', 'publish.conf', '--config-check']), null);
 });
 
-test('the hook reads a config file with the keys publish derives from its own options', (t) => {
+test("the command commander builds has the options' description: each option's attribute, default and key", (t) => {
   const program = new Command();
   registerPublish(program);
-  t.deepEqual(PUBLISH_KEYS, publishKeys(program.commands[0]!));
+  const options = program.commands[0]!.options;
+  const specs = [...PUBLISH_OPTIONS, ...STORE_OPTIONS];
+  t.deepEqual(
+    options.map((o) => o.flags),
+    specs.map((s) => s.flags),
+  );
+  t.deepEqual(
+    options.map((o) => o.attributeName()),
+    specs.map(attributeOf),
+  );
+  const defaults = publishDefaults();
+  for (const o of options) t.deepEqual(o.defaultValue as unknown, defaults[o.attributeName()], o.flags);
+  // a key for every option but the ones that describe one run, named as its long flag
+  t.deepEqual(
+    PUBLISH_KEYS.map((k) => k.flag),
+    [
+      '--toplevel',
+      '--bundles',
+      '--base-url',
+      '--ignore',
+      '--wait',
+      '--max-incrementals',
+      '--chain-ratio',
+      '--grace-days',
+      '--slices',
+      '--slice-min-mib',
+      '--parts',
+      '--parts-min-mib',
+      '--sign-key',
+      '--quiet',
+      '--notify',
+      '--notify-token-file',
+      '--state',
+      '--s3-path-style',
+      '--s3-part-size',
+    ],
+  );
+  const key = (flag: string) => PUBLISH_KEYS.find((k) => k.flag === flag)!;
+  t.like(key('--base-url'), { key: 'base_url', attr: 'baseUrl', kind: 'value', url: true, path: false });
+  t.like(key('--notify'), { key: 'notify', kind: 'list', url: true });
+  t.like(key('--ignore'), { kind: 'list', url: false, number: false });
+  t.like(key('--sign-key'), { kind: 'value', path: true });
+  t.like(key('--s3-part-size'), { key: 's3_part_size', attr: 's3PartSize', number: true });
+  t.like(key('--s3-path-style'), { kind: 'switch' });
+  t.like(key('--bundles'), { path: true, number: false });
 });

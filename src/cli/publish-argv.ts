@@ -4,15 +4,15 @@
  * repository is over in well under a second, and building the commander
  * program is a part of that every push pays. This reads those options, each
  * written as `--help` shows it, into the flags commander would hand the
- * action, with its defaults and `-c FILE` merged in as publish-settings.ts
+ * action, with the defaults publish-options.ts gives both and `-c FILE`
+ * merged in as publish-settings.ts
  * merges it (the command line wins); any other command line (help,
  * `--config-check`, another flag, a short-flag cluster, `--`, a value that
  * looks like an option) returns null and goes to commander. The property test (test/publish-argv.test.ts) holds the two
  * together.
  */
-import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { loadPublishConfig } from '../origin/publish-config.js';
-import { PUBLISH_KEYS } from './publish-keys.js';
+import { PUBLISH_KEYS, publishDefaults } from './publish-options.js';
 import { bundlesRequired, noToplevel, printConfigWarnings } from './publish-settings.js';
 import type { PublishFlags } from './publish-run.js';
 
@@ -40,21 +40,7 @@ const VALUED = new Map<string, Valued>([
  * must. Throws what publish-settings.ts throws for that file.
  */
 export function publishArgsFromArgv(args: readonly string[]): PublishArgs | null {
-  const p = DEFAULT_CHAIN_POLICY;
-  const flags: Omit<PublishFlags, 'toplevel'> & { toplevel?: string; config?: string } = {
-    bundles: 'bundles',
-    ignore: [],
-    wait: '300',
-    maxIncrementals: String(p.maxIncrementals),
-    chainRatio: String(p.maxChainRatio),
-    graceDays: String(p.graceMs / 86_400_000),
-    slices: String(p.slices),
-    sliceMinMib: String((p.sliceMinBytes ?? 0) / 2 ** 20),
-    parts: String(p.parts),
-    partsMinMib: String((p.partsMinBytes ?? 0) / 2 ** 20),
-    notify: [],
-    s3PartSize: String(64 << 20),
-  };
+  const flags = publishDefaults() as unknown as Omit<PublishFlags, 'toplevel'> & { toplevel?: string; config?: string };
   const repos: string[] = [];
   /** What the command line set: a config file's value does not replace these. */
   const given = new Set<string>();

@@ -1,23 +1,19 @@
 /**
- * The options of an s3:// target, shared by publish and gc. Apart from
- * publish-target.ts, which publish's hook path loads without commander.
+ * commander options built from their description in publish-options.ts;
+ * the options of an s3:// target are shared by publish and gc.
  */
 import { Option, type Command } from 'commander';
+import { STORE_OPTIONS, type OptionSpec } from './publish-options.js';
+
+export function commanderOption(spec: OptionSpec): Option {
+  const o = new Option(spec.flags, spec.description);
+  if (spec.repeatable) o.argParser((value: string, previous: string[]) => [...previous, value]);
+  if (spec.default !== undefined) o.default(Array.isArray(spec.default) ? [] : spec.default, spec.defaultHelp);
+  if (spec.hidden) o.hideHelp();
+  return o;
+}
 
 export function addStoreOptions(cmd: Command): Command {
-  return cmd
-    .option(
-      '--state <dir>',
-      'for an s3:// target: the local copy of the tree and what the store holds (default: one directory per URL under $XDG_STATE_HOME/bundlemirror/publish)',
-    )
-    .option(
-      '--s3-path-style',
-      'for an s3:// target: path-style URLs (endpoint/bucket/key), as MinIO, Ceph and most self-hosted stores need',
-    )
-    .addOption(
-      new Option(
-        '--s3-part-size <bytes>',
-        'for an s3:// target: files larger than this go up in resumable parts of this size (S3 needs 5 MiB or more)',
-      ).default(String(64 << 20), '67108864 = 64 MiB'),
-    );
+  for (const spec of STORE_OPTIONS) cmd.addOption(commanderOption(spec));
+  return cmd;
 }

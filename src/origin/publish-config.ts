@@ -7,10 +7,9 @@
  * The file is read with the replica's INI reader (grokmirror.conf rules:
  * `${section:key}` interpolation, multi-line values). `[publish]` has one
  * key per `publish` flag, named as the flag with `_` for `-` (`--base-url`
- * is `base_url`); the keys are given by the caller (the command's own list
- * of flags), so a flag added to the command has its key. (A hook's
- * `publish`, read without commander, takes them from a copy of that list,
- * src/cli/publish-keys.ts, which test/publish-argv.test.ts holds to it.)
+ * is `base_url`); the keys are given by the caller, made from the same
+ * description of the options that the command is built from
+ * (src/cli/publish-options.ts), so a flag added to the command has its key.
  * A grokmirror.conf that grok-manifest already reads
  * also works where the meaning is the same: `[core] toplevel` and
  * `[manifest] ignore`. Values pass through as the flag's value would: a key
