@@ -12,6 +12,7 @@
  * together.
  */
 import { loadPublishConfig } from '../origin/publish-config.js';
+import { valuedOptionAt } from './argv-option.js';
 import { PUBLISH_KEYS, publishDefaults } from './publish-options.js';
 import { bundlesRequired, noToplevel, printConfigWarnings } from './publish-settings.js';
 import type { PublishFlags } from './publish-run.js';
@@ -55,17 +56,11 @@ export function publishArgsFromArgv(args: readonly string[]): PublishArgs | null
       given.add('quiet');
       continue;
     }
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const attr = VALUED.get(eq > 0 ? arg.slice(0, eq) : arg);
+    const option = valuedOptionAt(args, i);
+    const attr = option && VALUED.get(option.name);
     if (!attr) return null;
-    let value: string | undefined;
-    if (eq > 0) value = arg.slice(eq + 1);
-    else {
-      value = args[++i];
-      // commander would take an option-looking word as the value; whether that was meant is for it to say
-      if (value === undefined || value.startsWith('-')) return null;
-    }
-    flags[attr] = value;
+    i = option.next;
+    flags[attr] = option.value;
     given.add(attr);
   }
   const file = flags.config;

@@ -9,6 +9,7 @@
  * null and goes to commander, which decides and words the usage error. The
  * property test (test/pull-argv.test.ts) holds the two together.
  */
+import { valuedOptionAt } from './argv-option.js';
 import { retryForOption } from './wait-messages.js';
 
 /** What `registerPull`'s commander options parse into (commander's camelCase names). */
@@ -71,15 +72,10 @@ export function pullFlagsFromArgv(args: readonly string[]): PullFlags | null {
       flags[set[0]] = set[1];
       continue;
     }
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    let value: string | undefined;
-    if (eq > 0) value = arg.slice(eq + 1);
-    else {
-      value = args[++i];
-      // commander would take an option-looking word as the value; whether that was meant is for it to say
-      if (value === undefined || value.startsWith('-')) return null;
-    }
+    const option = valuedOptionAt(args, i);
+    if (!option) return null;
+    const { name, value } = option;
+    i = option.next;
     if (name === '-c' || name === '--config') flags.config = value;
     else if (name === '--retry-for') {
       try {
