@@ -5,7 +5,7 @@
 // parse at start instead of hundreds of ES modules to resolve and link is
 // most of what makes `bundlemirror --version` cost little more than node.
 import { build } from 'esbuild';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -49,10 +49,13 @@ for (const file of Object.keys(metafile.outputs).filter((f) => f.endsWith('.js')
     await writeFile(path, text.slice(REQUIRE.length));
 }
 
-// `pull` and `publish` once more, each as a single CommonJS file, which the
-// launcher can compile with a code cache (src/cli/pull-cached.ts says why)
+// every command with a src/cli/COMMAND-cached.ts (pull, publish) once more, as a
+// single CommonJS file the launcher compiles with a code cache (src/cli/pull-cached.ts says why)
 const cachedBuilds = [];
-for (const command of ['pull', 'publish'])
+const cachedCommands = (await readdir(resolve(root, 'src/cli')))
+  .filter((f) => f.endsWith('-cached.ts'))
+  .map((f) => f.slice(0, -'-cached.ts'.length));
+for (const command of cachedCommands)
   cachedBuilds.push(
     await build({
       absWorkingDir: root,
