@@ -104,6 +104,15 @@ test('pull runs from the build with a code cache its first run writes, and reads
   t.is(second.stdout, first.stdout);
   t.deepEqual(await caches(), written);
   t.is((await stat(join(top, 'dist', 'cli', written[0]!))).mtimeMs, writtenAt, 'V8 took the cache: not written again');
+  // another node's cache of this build stays when this node writes its own; an older build's goes
+  const builtAt = written[0]!.split('.')[2]!;
+  const otherNode = `pull.cjs.${builtAt}.v18.99.0.${process.arch}.v8`;
+  const olderBuild = `pull.cjs.1.${process.version}.${process.arch}.v8`;
+  for (const f of [otherNode, olderBuild]) await writeFile(join(top, 'dist', 'cli', f), 'not a cache');
+  await rm(join(top, 'dist', 'cli', written[0]!));
+  const third = cli('-c', conf, '--config-check');
+  t.is(third.status, 0, third.stderr);
+  t.deepEqual((await caches()).sort(), [otherNode, written[0]!].sort());
   // errors end the command as main.js ends it: message, code, status
   const missing = cli('-c', join(top, 'nope.conf'));
   t.is(missing.status, 2);
