@@ -14,7 +14,11 @@
  * creates the lock, then writes its owner file a moment later, and in
  * between the file still names the previous (dead) holder. So the lock is
  * only removed once it has gone QUIET_MS without a refresh; a live holder
- * writes its owner file within milliseconds of taking the lock.
+ * writes its owner file within milliseconds of taking the lock. A holder
+ * killed in those milliseconds leaves a lock with no owner file at all: that
+ * lock is removed once it has gone NO_OWNER_QUIET_MS untouched and still has
+ * none (a holder that cannot write its owner file gives the lock back, so
+ * a live holder never goes that long without one).
  */
 import { readFile, rmdir, stat, writeFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -28,15 +32,17 @@ export interface LockOwner {
 /** A lock untouched this long, whose owner is dead, is removed (proper-lockfile's own minimum staleness). */
 export const QUIET_MS = 2000;
 
+/** A lock untouched this long since it was made, with no owner file, lost its holder before it wrote one. */
+const NO_OWNER_QUIET_MS = 5000;
+
 export function ownerFileOf(lockDir: string): string {
   return `${lockDir}.owner`;
 }
 
+/** Writes who holds the lock; the caller gives the lock back when this throws (see NO_OWNER_QUIET_MS). */
 export async function writeLockOwner(lockDir: string): Promise<void> {
   const owner: LockOwner = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
-  await writeFile(ownerFileOf(lockDir), JSON.stringify(owner) + '\n').catch(() => {
-    /* only used for messages and for recognising a dead holder */
-  });
+  await writeFile(ownerFileOf(lockDir), JSON.stringify(owner) + '\n');
 }
 
 export async function removeLockOwner(lockDir: string): Promise<void> {
@@ -75,12 +81,14 @@ export async function processAlive(pid: number): Promise<boolean> {
 /**
  * Removes `lockDir` if its owner file names a process of this host that no
  * longer exists, waiting (at most QUIET_MS) until the lock has gone that
- * long without a refresh. Returns true when it removed the lock; false when
+ * long without a refresh, or if it has no owner file (see
+ * removeOwnerlessLock). Returns true when it removed the lock; false when
  * the holder is alive, unknown, on another host, or the lock changed hands.
  */
 export async function removeLockOfDeadHolder(lockDir: string): Promise<boolean> {
   const owner = await readLockOwner(lockDir);
-  if (!owner || owner.hostname !== hostname() || (await processAlive(owner.pid))) return false;
+  if (!owner) return removeOwnerlessLock(lockDir);
+  if (owner.hostname !== hostname() || (await processAlive(owner.pid))) return false;
   for (;;) {
     let mtimeMs: number;
     try {
@@ -102,4 +110,42 @@ export async function removeLockOfDeadHolder(lockDir: string): Promise<boolean> 
   }
   await removeLockOwner(lockDir);
   return true;
+}
+
+/**
+ * A lock with no owner file: its holder was killed between taking it and
+ * writing the file. Waits (at most NO_OWNER_QUIET_MS) until the lock has
+ * gone that long untouched, and removes it if it still has no owner file
+ * and is the same lock. False as soon as an owner file appears, or while
+ * one cannot be read (it is being written).
+ */
+async function removeOwnerlessLock(lockDir: string): Promise<boolean> {
+  const ownerMissing = () =>
+    stat(ownerFileOf(lockDir)).then(
+      () => false,
+      (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+    );
+  for (;;) {
+    if (!(await ownerMissing())) return false;
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await stat(lockDir)).mtimeMs;
+    } catch {
+      return true; // gone already: whoever removed it, the way is free
+    }
+    const quietFor = Date.now() - mtimeMs;
+    if (quietFor < NO_OWNER_QUIET_MS) {
+      await new Promise((r) => setTimeout(r, Math.min(200, NO_OWNER_QUIET_MS - quietFor + 10)));
+      continue;
+    }
+    // a lock made again meanwhile is new (its mtime is now), and a holder that wrote its owner file is alive
+    if (!(await ownerMissing())) return false;
+    try {
+      if ((await stat(lockDir)).mtimeMs !== mtimeMs) return false;
+      await rmdir(lockDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+    }
+    return true;
+  }
 }

@@ -11,8 +11,10 @@
  * - at once (after at most lock-holder.ts's QUIET_MS) when its owner file
  *   names a process of this host that no longer exists: a holder killed
  *   with -9, the OOM killer, a power loss;
+ * - after 5 s without a refresh when it has no owner file at all: a holder
+ *   killed between taking the lock and writing that file;
  * - after `staleMs` without a refresh otherwise (a holder on another host
- *   sharing the directory, or one that died before writing its owner file).
+ *   sharing the directory).
  *
  * A lock that stays held past `wait` fails with E_LOCKED (exit 2), naming
  * the holder when it is known and saying when the lock would be taken over.
@@ -21,7 +23,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
-import { BundlemirrorError } from '../errors.js';
+import { BundlemirrorError, isPermissionErrno, permissionError } from '../errors.js';
 import {
   readLockOwner,
   removeLockOfDeadHolder,
@@ -97,8 +99,18 @@ export async function acquireLock(req: LockRequest): Promise<Release> {
       pause = Math.min(200, Math.round(pause * 1.5));
       continue;
     }
-    // who holds it, so that a holder killed with -9 is recognised and its lock taken over at once
-    await writeLockOwner(lockDir);
+    // who holds it, so that a holder killed with -9 is recognised and its lock taken over at once; a
+    // lock whose holder cannot say so is given back (another process would take it over as abandoned)
+    try {
+      await writeLockOwner(lockDir);
+    } catch (err) {
+      await release().catch(() => {});
+      if (isPermissionErrno(err)) throw permissionError(err);
+      throw new BundlemirrorError('E_DISK', `cannot write ${lockDir}.owner (who holds the lock of ${req.what})`, {
+        hint: 'free some space on that file system, then run it again',
+        cause: err,
+      });
+    }
     let released = false;
     return async () => {
       if (released) return;

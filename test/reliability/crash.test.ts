@@ -8,7 +8,8 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acquireLock } from '../../src/lock/lock.js';
@@ -202,6 +203,48 @@ test('the locks of a pull and of a publish killed -9 on this host are taken over
   t.true(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
   await releasePull();
   await releasePublish();
+});
+
+test('a lock with no owner file, its holder killed between taking it and writing the file, is taken over after 5 s of quiet, not 30 s', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const path = join(dir, '.publish');
+  const lockDir = `${path}.lock`;
+  // made 10 s ago and never refreshed: taken at once
+  await mkdir(lockDir);
+  const old = new Date(Date.now() - 10_000);
+  await utimes(lockDir, old, old);
+  let started = Date.now();
+  const first = await acquireLock({ path, what: 'publish' });
+  t.true(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+  t.deepEqual(JSON.parse(await readFile(`${lockDir}.owner`, 'utf8')).pid, process.pid);
+  await first();
+  // made just now: taken once it has been quiet for 5 s, well before proper-lockfile's 30 s
+  await mkdir(lockDir);
+  started = Date.now();
+  const second = await acquireLock({ path, what: 'publish', wait: 20_000 });
+  const took = Date.now() - started;
+  t.true(took >= 4000 && took < 15_000, `took ${took} ms`);
+  await second();
+});
+
+test('a lock whose holder writes its owner file a moment after taking it is not taken over', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const path = join(dir, '.publish');
+  const lockDir = `${path}.lock`;
+  await mkdir(lockDir);
+  const late = setTimeout(
+    () =>
+      void writeFile(
+        `${lockDir}.owner`,
+        JSON.stringify({ pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() }),
+      ),
+    300,
+  );
+  t.teardown(() => clearTimeout(late));
+  await t.throwsAsync(acquireLock({ path, what: 'publish' }), { code: 'E_LOCKED' });
+  t.true((await stat(lockDir)).isDirectory());
 });
 
 test('temp files a killed pull was writing (state, manifest, description) are removed by the next run', async (t) => {
