@@ -15,10 +15,11 @@
  * between the file still names the previous (dead) holder. So the lock is
  * only removed once it has gone QUIET_MS without a refresh; a live holder
  * writes its owner file within milliseconds of taking the lock. A holder
- * killed in those milliseconds leaves a lock with no owner file at all: that
- * lock is removed once it has gone NO_OWNER_QUIET_MS untouched and still has
- * none (a holder that cannot write its owner file gives the lock back, so
- * a live holder never goes that long without one).
+ * killed in those milliseconds leaves a lock whose owner file names nobody
+ * (none, or one cut short): that lock is removed once it has gone
+ * NO_OWNER_QUIET_MS untouched, which a live holder's never does (it
+ * refreshes every 2 s, and gives the lock back when it cannot write its
+ * owner file).
  */
 import { readFile, rmdir, stat, writeFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -32,7 +33,7 @@ export interface LockOwner {
 /** A lock untouched this long, whose owner is dead, is removed (proper-lockfile's own minimum staleness). */
 export const QUIET_MS = 2000;
 
-/** A lock untouched this long since it was made, with no owner file, lost its holder before it wrote one. */
+/** A lock untouched this long whose owner file names nobody lost its holder before it wrote one. */
 const NO_OWNER_QUIET_MS = 5000;
 
 export function ownerFileOf(lockDir: string): string {
@@ -113,35 +114,31 @@ export async function removeLockOfDeadHolder(lockDir: string): Promise<boolean> 
 }
 
 /**
- * A lock with no owner file: its holder was killed between taking it and
- * writing the file. Waits (at most NO_OWNER_QUIET_MS) until the lock has
- * gone that long untouched, and removes it if it still has no owner file
- * and is the same lock. False as soon as an owner file appears, or while
- * one cannot be read (it is being written).
+ * A lock whose owner file names nobody (there is none, or it was cut short):
+ * its holder was killed between taking the lock and writing the file. A
+ * live holder refreshes its lock every 2 s (lock.ts), so a lock untouched
+ * for NO_OWNER_QUIET_MS has none. Waits (at most that long) and removes it
+ * if it is still the same lock and its owner file still names nobody;
+ * false as soon as the lock is refreshed or an owner appears.
  */
 async function removeOwnerlessLock(lockDir: string): Promise<boolean> {
-  const ownerMissing = () =>
-    stat(ownerFileOf(lockDir)).then(
-      () => false,
-      (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
-    );
-  for (;;) {
-    if (!(await ownerMissing())) return false;
+  for (let seen: number | null = null; ;) {
+    if (await readLockOwner(lockDir)) return false;
     let mtimeMs: number;
     try {
       mtimeMs = (await stat(lockDir)).mtimeMs;
     } catch {
       return true; // gone already: whoever removed it, the way is free
     }
+    // refreshed, or made again, while we waited: someone holds it
+    if (seen !== null && mtimeMs !== seen) return false;
+    seen = mtimeMs;
     const quietFor = Date.now() - mtimeMs;
     if (quietFor < NO_OWNER_QUIET_MS) {
       await new Promise((r) => setTimeout(r, Math.min(200, NO_OWNER_QUIET_MS - quietFor + 10)));
       continue;
     }
-    // a lock made again meanwhile is new (its mtime is now), and a holder that wrote its owner file is alive
-    if (!(await ownerMissing())) return false;
     try {
-      if ((await stat(lockDir)).mtimeMs !== mtimeMs) return false;
       await rmdir(lockDir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;

@@ -11,8 +11,9 @@
  * - at once (after at most lock-holder.ts's QUIET_MS) when its owner file
  *   names a process of this host that no longer exists: a holder killed
  *   with -9, the OOM killer, a power loss;
- * - after 5 s without a refresh when it has no owner file at all: a holder
- *   killed between taking the lock and writing that file;
+ * - after 5 s without a refresh when its owner file names nobody (missing,
+ *   or cut short): a holder killed between taking the lock and writing that
+ *   file (a live holder refreshes its lock every 2 s);
  * - after `staleMs` without a refresh otherwise (a holder on another host
  *   sharing the directory).
  *
@@ -73,7 +74,9 @@ export async function acquireLock(req: LockRequest): Promise<Release> {
       release = await lockfile.lock(req.path, {
         realpath: false,
         stale,
-        update: Math.max(1000, Math.min(10_000, Math.floor(stale / 3))),
+        // a live holder touches its lock every 2 s at most, so a lock untouched for NO_OWNER_QUIET_MS
+        // with nobody named in its owner file has lost its holder (lock-holder.ts)
+        update: Math.max(1000, Math.min(2000, Math.floor(stale / 2))),
         retries: 0,
         onCompromised:
           req.onCompromised ?? ((err: Error) => process.emitWarning(`lock ${lockDir} compromised: ${err.message}`)),

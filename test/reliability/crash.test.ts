@@ -219,6 +219,14 @@ test('a lock with no owner file, its holder killed between taking it and writing
   t.true(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
   t.deepEqual(JSON.parse(await readFile(`${lockDir}.owner`, 'utf8')).pid, process.pid);
   await first();
+  // an owner file cut short (killed mid-write) names nobody either
+  await mkdir(lockDir);
+  await writeFile(`${lockDir}.owner`, '');
+  await utimes(lockDir, old, old);
+  started = Date.now();
+  const cut = await acquireLock({ path, what: 'publish' });
+  t.true(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+  await cut();
   // made just now: taken once it has been quiet for 5 s, well before proper-lockfile's 30 s
   await mkdir(lockDir);
   started = Date.now();
@@ -226,6 +234,18 @@ test('a lock with no owner file, its holder killed between taking it and writing
   const took = Date.now() - started;
   t.true(took >= 4000 && took < 15_000, `took ${took} ms`);
   await second();
+});
+
+test('a lock with no owner file that its holder keeps refreshing is not taken over', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const path = join(dir, '.publish');
+  const lockDir = `${path}.lock`;
+  await mkdir(lockDir);
+  const refresh = setInterval(() => void utimes(lockDir, new Date(), new Date()).catch(() => {}), 500);
+  t.teardown(() => clearInterval(refresh));
+  await t.throwsAsync(acquireLock({ path, what: 'publish' }), { code: 'E_LOCKED' });
+  t.true((await stat(lockDir)).isDirectory());
 });
 
 test('a lock whose holder writes its owner file a moment after taking it is not taken over', async (t) => {
