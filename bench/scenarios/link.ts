@@ -284,7 +284,7 @@ export async function link(ctx: BenchContext): Promise<void> {
         theirs: wall('http'),
         target: fast ? '<= 0.80x' : undefined,
         met: fast ? ours / wall('http') <= 0.8 : undefined,
-        note: `CLI incl. start-up; ${reps} runs; CPU (user+sys, the client's processes): ours ${cpu('ours')}, clone ${cpu('http')}`,
+        note: `CLI incl. start-up; ${reps} run${reps === 1 ? '' : 's'}; CPU (user+sys, the client's processes): ours ${cpu('ours')}, clone ${cpu('http')}`,
         samples: { ours: runs.ours!.map((r) => r.wallMs), theirs: runs.http!.map((r) => r.wallMs) },
       });
       if (withDaemon)
