@@ -35,6 +35,8 @@ export const QUIET_MS = 2000;
 
 /** A lock untouched this long whose owner file names nobody lost its holder before it wrote one. */
 const NO_OWNER_QUIET_MS = 5000;
+/** How long such a lock is watched for a refresh (a live holder's come every 2 s) before it is removed. */
+const WATCH_MS = 3000;
 
 export function ownerFileOf(lockDir: string): string {
   return `${lockDir}.owner`;
@@ -116,12 +118,14 @@ export async function removeLockOfDeadHolder(lockDir: string): Promise<boolean> 
 /**
  * A lock whose owner file names nobody (there is none, or it was cut short):
  * its holder was killed between taking the lock and writing the file. A
- * live holder refreshes its lock every 2 s (lock.ts), so a lock untouched
- * for NO_OWNER_QUIET_MS has none. Waits (at most that long) and removes it
- * if it is still the same lock and its owner file still names nobody;
+ * live holder refreshes its lock every 2 s (lock.ts), so a lock that stays
+ * untouched while we watch it for WATCH_MS, and is NO_OWNER_QUIET_MS old by
+ * its mtime, has none; watching it on our own clock keeps a holder on
+ * another host whose clock is behind from looking quiet. Removes it then;
  * false as soon as the lock is refreshed or an owner appears.
  */
 async function removeOwnerlessLock(lockDir: string): Promise<boolean> {
+  const watchedFrom = Date.now();
   for (let seen: number | null = null; ;) {
     if (await readLockOwner(lockDir)) return false;
     let mtimeMs: number;
@@ -130,12 +134,12 @@ async function removeOwnerlessLock(lockDir: string): Promise<boolean> {
     } catch {
       return true; // gone already: whoever removed it, the way is free
     }
-    // refreshed, or made again, while we waited: someone holds it
+    // refreshed, or made again, while we watched: someone holds it
     if (seen !== null && mtimeMs !== seen) return false;
     seen = mtimeMs;
-    const quietFor = Date.now() - mtimeMs;
-    if (quietFor < NO_OWNER_QUIET_MS) {
-      await new Promise((r) => setTimeout(r, Math.min(200, NO_OWNER_QUIET_MS - quietFor + 10)));
+    const wait = Math.max(NO_OWNER_QUIET_MS - (Date.now() - mtimeMs), WATCH_MS - (Date.now() - watchedFrom));
+    if (wait > 0) {
+      await new Promise((r) => setTimeout(r, Math.min(200, wait + 10)));
       continue;
     }
     try {

@@ -11,9 +11,9 @@
  * - at once (after at most lock-holder.ts's QUIET_MS) when its owner file
  *   names a process of this host that no longer exists: a holder killed
  *   with -9, the OOM killer, a power loss;
- * - after 5 s without a refresh when its owner file names nobody (missing,
- *   or cut short): a holder killed between taking the lock and writing that
- *   file (a live holder refreshes its lock every 2 s);
+ * - after 5 s without a refresh, 3 s of them watched, when its owner file
+ *   names nobody (missing, or cut short): a holder killed between taking
+ *   the lock and writing that file (a live holder refreshes it every 2 s);
  * - after `staleMs` without a refresh otherwise (a holder on another host
  *   sharing the directory).
  *
