@@ -6,7 +6,7 @@
  * is clean; the next run completes without waiting, re-downloads nothing it
  * already had, and leaves no temp packs, locks, partials or staging behind.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -205,11 +205,16 @@ test('the locks of a pull and of a publish killed -9 on this host are taken over
   await releasePublish();
 });
 
-test('a lock with no owner file, its holder killed between taking it and writing the file, is taken over after 5 s of quiet, not 30 s', async (t) => {
+/** Where a publish would take its lock, in a directory of its own that the test removes. */
+async function publishLockIn(t: ExecutionContext): Promise<{ path: string; lockDir: string }> {
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
   const path = join(dir, '.publish');
-  const lockDir = `${path}.lock`;
+  return { path, lockDir: `${path}.lock` };
+}
+
+test('a lock with no owner file, its holder killed between taking it and writing the file, is taken over after 5 s of quiet, not 30 s', async (t) => {
+  const { path, lockDir } = await publishLockIn(t);
   // made 10 s ago and not refreshed while watched (3 s): taken over, far sooner than 30 s
   await mkdir(lockDir);
   const old = new Date(Date.now() - 10_000);
@@ -237,10 +242,7 @@ test('a lock with no owner file, its holder killed between taking it and writing
 });
 
 test('a lock with no owner file that its holder keeps refreshing is not taken over', async (t) => {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const path = join(dir, '.publish');
-  const lockDir = `${path}.lock`;
+  const { path, lockDir } = await publishLockIn(t);
   await mkdir(lockDir);
   const refresh = setInterval(() => void utimes(lockDir, new Date(), new Date()).catch(() => {}), 500);
   t.teardown(() => clearInterval(refresh));
@@ -249,10 +251,7 @@ test('a lock with no owner file that its holder keeps refreshing is not taken ov
 });
 
 test('a lock whose holder writes its owner file a moment after taking it is not taken over', async (t) => {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const path = join(dir, '.publish');
-  const lockDir = `${path}.lock`;
+  const { path, lockDir } = await publishLockIn(t);
   await mkdir(lockDir);
   const late = setTimeout(
     () =>
