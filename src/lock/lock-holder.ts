@@ -83,61 +83,53 @@ export async function processAlive(pid: number): Promise<boolean> {
 
 /**
  * Removes `lockDir` if its owner file names a process of this host that no
- * longer exists, waiting (at most QUIET_MS) until the lock has gone that
- * long without a refresh, or if it has no owner file (see
- * removeOwnerlessLock). Returns true when it removed the lock; false when
- * the holder is alive, unknown, on another host, or the lock changed hands.
+ * longer exists, once the lock has gone QUIET_MS without a refresh, or if
+ * its owner file names nobody, once it has gone NO_OWNER_QUIET_MS (WATCH_MS
+ * of them watched). Returns true when it removed the lock; false when the
+ * holder is alive, unknown, on another host, or the lock changed hands.
  */
 export async function removeLockOfDeadHolder(lockDir: string): Promise<boolean> {
   const owner = await readLockOwner(lockDir);
-  if (!owner) return removeOwnerlessLock(lockDir);
+  if (!owner) {
+    // its holder was killed between taking the lock and writing the file (a live one refreshes every 2 s)
+    return removeOnceQuiet(lockDir, NO_OWNER_QUIET_MS, WATCH_MS, async () => !(await readLockOwner(lockDir)));
+  }
   if (owner.hostname !== hostname() || (await processAlive(owner.pid))) return false;
-  for (;;) {
-    let mtimeMs: number;
-    try {
-      mtimeMs = (await stat(lockDir)).mtimeMs;
-    } catch {
-      return true; // gone already: whoever removed it, the way is free
-    }
-    const quietFor = Date.now() - mtimeMs;
-    if (quietFor >= QUIET_MS) break;
-    await new Promise((r) => setTimeout(r, QUIET_MS - quietFor + 10));
-  }
   // the owner file must still name the dead process: a new holder may have taken the lock meanwhile
-  const again = await readLockOwner(lockDir);
-  if (!again || again.pid !== owner.pid || again.startedAt !== owner.startedAt) return false;
-  try {
-    await rmdir(lockDir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
-  }
+  const stillDead = async () => {
+    const again = await readLockOwner(lockDir);
+    return again !== null && again.pid === owner.pid && again.startedAt === owner.startedAt;
+  };
+  if (!(await removeOnceQuiet(lockDir, QUIET_MS, 0, stillDead))) return false;
   await removeLockOwner(lockDir);
   return true;
 }
 
 /**
- * A lock whose owner file names nobody (there is none, or it was cut short):
- * its holder was killed between taking the lock and writing the file. A
- * live holder refreshes its lock every 2 s (lock.ts), so a lock that stays
- * untouched while we watch it for WATCH_MS, and is NO_OWNER_QUIET_MS old by
- * its mtime, has none; watching it on our own clock keeps a holder on
- * another host whose clock is behind from looking quiet. Removes it then;
- * false as soon as the lock is refreshed or an owner appears.
+ * Removes `lockDir` once it has gone `quietMs` without a refresh by its
+ * mtime, and `watchMs` on our own clock (so that a holder on another host
+ * whose clock is behind does not look quiet), while `abandoned()` holds.
+ * False as soon as the lock is refreshed or made again (someone holds it)
+ * or `abandoned()` no longer holds; true once it is gone.
  */
-async function removeOwnerlessLock(lockDir: string): Promise<boolean> {
+async function removeOnceQuiet(
+  lockDir: string,
+  quietMs: number,
+  watchMs: number,
+  abandoned: () => Promise<boolean>,
+): Promise<boolean> {
   const watchedFrom = Date.now();
   for (let seen: number | null = null; ;) {
-    if (await readLockOwner(lockDir)) return false;
+    if (!(await abandoned())) return false;
     let mtimeMs: number;
     try {
       mtimeMs = (await stat(lockDir)).mtimeMs;
     } catch {
       return true; // gone already: whoever removed it, the way is free
     }
-    // refreshed, or made again, while we watched: someone holds it
     if (seen !== null && mtimeMs !== seen) return false;
     seen = mtimeMs;
-    const wait = Math.max(NO_OWNER_QUIET_MS - (Date.now() - mtimeMs), WATCH_MS - (Date.now() - watchedFrom));
+    const wait = Math.max(quietMs - (Date.now() - mtimeMs), watchMs - (Date.now() - watchedFrom));
     if (wait > 0) {
       await new Promise((r) => setTimeout(r, Math.min(200, wait + 10)));
       continue;
