@@ -9,6 +9,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { CLI, cleanEnv } from './proc.js';
+import { spawnNginx } from '../../test/support/nginx.js';
+import { spawnGitDaemon } from '../../test/support/listener.js';
+import { servedUrl } from '../../test/support/cli.js';
 
 export interface Running {
   url: string;
@@ -22,10 +25,6 @@ const running = new Set<Running>();
 export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((r) => r.stop().catch(() => {})));
 }
-
-import { spawnNginx } from '../../test/support/nginx.js';
-import { spawnGitDaemon } from '../../test/support/listener.js';
-import { servedUrl } from '../../test/support/cli.js';
 
 function managed(child: ChildProcess, url: string, port: number): Running {
   const r: Running = {

@@ -4,7 +4,7 @@ import { lockPublishedTree } from '../manifest/tree-lock.js';
 import { DEFAULT_CHAIN_POLICY } from '../origin/chain.js';
 import { collectGarbage } from '../manifest/gc.js';
 import { publishTarget, type StoreFlags } from './publish-target.js';
-import { addStoreOptions } from './store-options.js';
+import { addStoreOptions } from './commander-options.js';
 
 export function registerGc(program: Command): void {
   const cmd = program

@@ -1,6 +1,6 @@
 /**
  * publish's options, written once, as data. commander builds the command
- * from them (publish.ts; gc takes the store's too, store-options.ts), the
+ * from them (publish.ts; gc takes the store's too, commander-options.ts), the
  * hook's commander-free reader starts from their defaults
  * (publish-argv.ts), and `-c FILE` reads one `[publish]` key per option
  * that describes the publisher rather than one run. Nothing here loads

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { PUBLISH_OPTIONS } from './publish-options.js';
-import { addStoreOptions, commanderOption } from './store-options.js';
+import { addStoreOptions, commanderOption } from './commander-options.js';
 import { publishFlags } from './publish-settings.js';
 import { runPublish, type PublishFlags } from './publish-run.js';
 

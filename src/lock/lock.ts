@@ -109,10 +109,14 @@ export async function acquireLock(req: LockRequest): Promise<Release> {
     } catch (err) {
       await release().catch(() => {});
       if (isPermissionErrno(err)) throw permissionError(err);
-      throw new BundlemirrorError('E_DISK', `cannot write ${lockDir}.owner (who holds the lock of ${req.what})`, {
-        hint: 'free some space on that file system, then run it again',
-        cause: err,
-      });
+      throw new BundlemirrorError(
+        'E_DISK',
+        `cannot write ${lockDir}.owner, who holds the lock of ${req.what}: ${(err as Error).message}`,
+        {
+          hint: 'free some space on that file system, then run it again',
+          cause: err,
+        },
+      );
     }
     let released = false;
     return async () => {

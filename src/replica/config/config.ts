@@ -274,7 +274,7 @@ export function parsePullConfig(text: string, opts: ParseOptions = {}): PullConf
     if (!(err instanceof ConfigShapeError)) throw err;
     throw new BundlemirrorError('E_CONFIG', `${source}: ${err.message}`, {
       cause: err,
-      hint: 'fix that value in the config file: the name before the colon is its section and key as the code spells them (socket_group as socketGroup)',
+      hint: 'fix that value in the config file: before the colon is its section, then its key as bundlemirror holds it (socket_group as socketGroup, retry_for as retryForMs)',
     });
   }
 }
