@@ -31,7 +31,8 @@ const VALID = {
       tips: { 'refs/heads/main': O2 },
       parts: [
         { offset: 100, size: 400, objects: 3 },
-        { offset: 500, size: 480, objects: 2 },
+        { offset: 500, size: 300, objects: 2 },
+        { offset: 800, size: 180, objects: 2, after: 1 },
       ],
       extra: 'dropped',
     },
@@ -127,6 +128,7 @@ const KEYS = [
     'offset',
     'size',
     'objects',
+    'after',
     'oid',
     'missing',
     'refs/heads/main',

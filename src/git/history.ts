@@ -1,6 +1,7 @@
 /**
- * History questions asked when a base is published as a chain of slices,
- * and when a replica proves such a chain connected one slice at a time.
+ * History questions asked when a base is published as a chain of slices
+ * or in parts, and when a replica proves such a chain connected one slice
+ * at a time.
  */
 import { git, gitText } from './exec.js';
 import { isObjectId } from './refname.js';
@@ -39,4 +40,34 @@ export async function connectedAbove(gitDir: string, tips: string[], known: stri
   const input = [...ids, ...known.filter(isObjectId).map((k) => `^${k}`)].join('\n') + '\n';
   const r = await git(['rev-list', '--objects', '--quiet', '--stdin'], { gitDir, repo, input, okCodes: [1, 128] });
   return r.code === 0;
+}
+
+/**
+ * The depth at which the walk from `tips` first meets each tree (0 for a
+ * commit's root tree, 1 for a directory in it, ...), keyed by object id.
+ * A tree met at several depths gets the first; the caller uses depths to
+ * order parts, and a replica's link check catches a depth guessed wrong.
+ */
+export async function treeDepths(gitDir: string, tips: readonly string[], repo?: string): Promise<Map<string, number>> {
+  const r = await git(['rev-list', '--objects', '--filter=object:type=tree', '--stdin'], {
+    gitDir,
+    repo,
+    input: tips.filter(isObjectId).join('\n') + '\n',
+  });
+  const out = r.stdout.toString('utf8');
+  const depths = new Map<string, number>();
+  let start = 0;
+  while (start < out.length) {
+    let end = out.indexOf('\n', start);
+    if (end < 0) end = out.length;
+    // "<oid>" for a commit, "<oid> <path>" for a tree ("<oid> " for a root tree)
+    if (end - start > 40 && out.charCodeAt(start + 40) === 32) {
+      const path = out.slice(start + 41, end);
+      let depth = path === '' ? 0 : 1;
+      for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) depth += 1;
+      depths.set(out.slice(start, start + 40), depth);
+    }
+    start = end + 1;
+  }
+  return depths;
 }

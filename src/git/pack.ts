@@ -128,18 +128,19 @@ export async function packObjectsToFile(
   return { pack: `${base}-${hash}.pack`, idx: `${base}-${hash}.idx` };
 }
 
-/** The pack offset of every object an .idx lists (`git show-index`), ascending. */
-export async function packObjectOffsets(idxFile: string, repo?: string): Promise<number[]> {
+/** Every object an .idx lists (`git show-index`): its pack offset and id, by ascending offset. */
+export async function packObjectOffsets(idxFile: string, repo?: string): Promise<{ offset: number; oid: string }[]> {
   const r = await git(['show-index'], { repo, stdin: createReadStream(idxFile) });
   const out = r.stdout.toString('latin1');
-  const offsets: number[] = [];
+  const entries: { offset: number; oid: string }[] = [];
   let start = 0;
   while (start < out.length) {
     let end = out.indexOf('\n', start);
     if (end < 0) end = out.length;
+    // "<offset> <oid> (<crc32>)"
     const sp = out.indexOf(' ', start);
-    if (sp > start && sp < end) offsets.push(Number(out.slice(start, sp)));
+    if (sp > start && sp < end) entries.push({ offset: Number(out.slice(start, sp)), oid: out.slice(sp + 1, sp + 41) });
     start = end + 1;
   }
-  return offsets.sort((a, b) => a - b);
+  return entries.sort((a, b) => a.offset - b.offset);
 }

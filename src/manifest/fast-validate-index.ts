@@ -57,11 +57,13 @@ function oidList(v: unknown, max: number): string[] | null {
 
 function packPart(v: unknown): PackPart | null {
   if (!plain(v)) return null;
-  const { offset, size, objects } = v;
+  const { offset, size, objects, after } = v;
   if (!isInt(offset) || offset <= 0 || offset > MAX_BUNDLE_SIZE) return null;
   if (!isInt(size) || size <= 0 || size > MAX_BUNDLE_SIZE) return null;
   if (!isInt(objects) || objects <= 0 || objects > 2 ** 32 - 1) return null;
-  return { offset, size, objects };
+  if (after === undefined) return { offset, size, objects };
+  if (!isInt(after) || after < 0 || after > MAX_PACK_PARTS) return null;
+  return { offset, size, objects, after };
 }
 
 function bundleRef(v: unknown): BundleRef | null {

@@ -43,6 +43,7 @@ export function packPartsProblem(parts: readonly PackPart[], size: number): stri
     const next = parts[k + 1];
     if (next && p.offset + p.size !== next.offset) return `part ${k} does not end where part ${k + 1} starts`;
     if (p.objects * MIN_OBJECT_BYTES > p.size) return `part ${k} cannot hold ${p.objects} objects in ${p.size} bytes`;
+    if (p.after !== undefined && p.after > k) return `part ${k} cannot wait for the part after it`;
   }
   const last = parts[parts.length - 1]!;
   if (last.offset + last.size !== size - PACK_TRAILER) return "the parts do not end at the pack's trailer";
@@ -66,6 +67,9 @@ function buildSchemas() {
    * the header and trailer: whole objects, none a delta against an object
    * outside it, and none linking to an object in a later part. A replica
    * indexes each part as soon as its bytes are in (replica/sync/part-indexer.ts).
+   * `after`: only the first `after` parts are needed to prove this part's
+   * links (absent: every part before it), so a replica may index it beside
+   * the parts between; one that does not know the key indexes it after them.
    */
   const PackPartSchema = z.object({
     /** Byte offset in the bundle file of the part's first object. */
@@ -76,6 +80,7 @@ function buildSchemas() {
       .int()
       .positive()
       .max(2 ** 32 - 1),
+    after: z.number().int().nonnegative().max(MAX_PACK_PARTS).optional(),
   });
 
   const PartsSchema = z.array(PackPartSchema).min(2).max(MAX_PACK_PARTS);

@@ -46,6 +46,7 @@ import {
   packObjectsToFile,
   readObjectHeader,
 } from '../git/pack.js';
+import { treeDepths } from '../git/history.js';
 import { headObject, type Ref } from '../git/repo.js';
 import { BundlemirrorError } from '../errors.js';
 import { MAX_PACK_PARTS, type PackPart } from '../manifest/repo-index.js';
@@ -58,7 +59,7 @@ export interface PartsPolicy {
   partsMinBytes: number;
 }
 
-export const DEFAULT_PARTS = 8;
+export const DEFAULT_PARTS = 12;
 export const DEFAULT_PARTS_MIN_BYTES = 8 << 20;
 
 /** Sections in the order they are written: blobs, trees, then commits and tags. */
@@ -79,9 +80,16 @@ export type Segment = { copy: [start: number, end: number] } | { header: { from:
 
 export interface PackLayout {
   segments: Segment[];
-  /** The parts, as pack offsets in the new layout. */
-  parts: { start: number; end: number; objects: number }[];
+  /**
+   * The parts, as pack offsets in the new layout; `after` (when set) is how
+   * many leading parts must be in the repository before this one's links
+   * can be proved, where the default is every part before it.
+   */
+  parts: { start: number; end: number; objects: number; after?: number }[];
 }
+
+/** A level of trees at least this big, and an eighth of all trees' bytes, is cut in two parts indexed side by side. */
+const TREE_SPLIT_MIN_BYTES = 16 << 10;
 
 /**
  * The new order and its parts for a pack's objects (ascending offsets), or
@@ -92,8 +100,21 @@ export interface PackLayout {
  * its base (deltas are always within one type). A delta whose distance to
  * its base changes gets a new header; its length can change the distances
  * after it, so positions are recomputed until they settle.
+ *
+ * `treeDepth(i)`, when given, is the depth at which the walk met tree `i`
+ * (-1 when unknown). The trees are then ordered deepest first, each delta
+ * family whole at the depth most of its trees have: a tree links only to
+ * trees one level deeper, so a big level can be cut in two parts that need
+ * only what comes before the level and are indexed side by side. That
+ * takes the trees, whose link checks git makes one at a time, off one core
+ * (a tree met at two depths can break it; the replica's check then fails
+ * and it indexes that part again once the rest is in).
  */
-export function planPackLayout(objects: readonly PackedObject[], maxParts: number): PackLayout | null {
+export function planPackLayout(
+  objects: readonly PackedObject[],
+  maxParts: number,
+  treeDepth?: (i: number) => number,
+): PackLayout | null {
   const n = objects.length;
   if (n < 2 || maxParts < 2) return null;
   const index = new Map<number, number>();
@@ -112,8 +133,12 @@ export function planPackLayout(objects: readonly PackedObject[], maxParts: numbe
       section[i] = s;
     }
   }
+  const trees = treeDepth ? treesByDepth(objects, section, base, treeDepth) : null;
   const seq: number[] = [];
-  for (const s of [0, 1, 2]) for (let i = 0; i < n; i++) if (section[i] === s) seq.push(i);
+  for (let i = 0; i < n; i++) if (section[i] === 0) seq.push(i);
+  if (trees) for (const i of trees.order) seq.push(i);
+  else for (let i = 0; i < n; i++) if (section[i] === 1) seq.push(i);
+  for (let i = 0; i < n; i++) if (section[i] === 2) seq.push(i);
   const position = new Int32Array(n);
   seq.forEach((i, j) => (position[i] = j));
 
@@ -154,40 +179,131 @@ export function planPackLayout(objects: readonly PackedObject[], maxParts: numbe
     else segments.push({ copy: [from, o.end] });
   }
 
-  // a cut before j is allowed when no delta spans it
-  const spans = new Int32Array(n + 1);
+  // a cut before j is allowed when no delta spans it: open[j] === 0
+  const open = new Int32Array(n + 1);
   for (let i = 0; i < n; i++) {
     if (base[i]! < 0) continue;
-    spans[position[base[i]!]! + 1]! += 1;
-    spans[position[i]! + 1]! -= 1;
+    open[position[base[i]!]! + 1]! += 1;
+    open[position[i]! + 1]! -= 1;
   }
+  for (let j = 1; j <= n; j++) open[j]! += open[j - 1]!;
   const size = (j: number) => at[j + 1]! - at[j]!;
-  // Each section is a part of its own (trees and commits arrive last: what is left to resolve after the
-  // last byte), and the blob section is cut into the rest, at family boundaries, in parts of about equal size.
+  // The blob section is cut into parts of about equal size at family boundaries; the trees are one part, or
+  // their levels as below; the commits and tags one part (trees and commits arrive last: what is left to
+  // resolve after the last byte).
   const starts = [0, 1, 2].map((s) => seq.findIndex((i) => section[i] === s)).filter((j) => j >= 0);
-  const cuts: number[] = starts.slice(1);
   const blobEnd = section[seq[0]!] === 0 ? (starts[1] ?? n) : 0;
-  const blobParts = Math.max(1, Math.min(maxParts, MAX_PACK_PARTS) - cuts.length - 1);
+  const treeStart = seq.findIndex((i) => section[i] === 1);
+  const budget = Math.min(maxParts, MAX_PACK_PARTS);
+  let treeCuts: { at: number; beside: boolean }[] = [];
+  if (trees && treeStart >= 0) {
+    treeCuts = treeLevelCuts(trees.levels, treeStart, at, open);
+    const others = starts.filter((j) => j > treeStart).length;
+    if (budget < (blobEnd > 0 ? 1 : 0) + treeCuts.length + 1 + others) treeCuts = [];
+  }
+  const fixed = [...starts.slice(1), ...treeCuts.map((c) => c.at)];
+  const blobParts = Math.max(1, budget - fixed.length - 1);
   const target = (at[blobEnd]! - at[0]!) / blobParts;
-  let open = 0;
   let partBytes = 0;
-  const blobCuts: number[] = [];
+  const cuts: number[] = [];
   for (let j = 0; j < blobEnd; j++) {
-    open += spans[j]!;
-    if (j > 0 && open === 0 && partBytes >= target && blobCuts.length < blobParts - 1) {
-      blobCuts.push(j);
+    if (j > 0 && open[j] === 0 && partBytes >= target && cuts.length < blobParts - 1) {
+      cuts.push(j);
       partBytes = 0;
     }
     partBytes += size(j);
   }
-  cuts.unshift(...blobCuts);
-  if (maxParts < cuts.length + 1) cuts.splice(0, cuts.length + 1 - maxParts);
+  cuts.push(...fixed);
+  cuts.sort((a, b) => a - b);
+  if (budget < cuts.length + 1) cuts.splice(0, cuts.length + 1 - budget);
   if (cuts.length === 0) return null;
+  const beside = new Set(treeCuts.filter((c) => c.beside).map((c) => c.at));
   const parts = [0, ...cuts].map((from, k) => {
     const to = cuts[k] ?? n;
-    return { start: at[from]!, end: at[to]!, objects: to - from };
+    const part = { start: at[from]!, end: at[to]!, objects: to - from };
+    // the second half of a level needs only the parts before the first half
+    return beside.has(from) ? { ...part, after: k - 1 } : part;
   });
   return { segments, parts };
+}
+
+interface TreeLevels {
+  /** The trees' object numbers in their new order: deepest level first, each delta family together. */
+  order: number[];
+  /** Each level's end, as a count of trees into `order`. */
+  levels: number[];
+}
+
+/** The trees ordered by depth, deepest first, each delta family whole at the depth most of its trees were met at. */
+function treesByDepth(
+  objects: readonly PackedObject[],
+  section: Int8Array,
+  base: Int32Array,
+  treeDepth: (i: number) => number,
+): TreeLevels {
+  const n = objects.length;
+  const family = new Int32Array(n).fill(-1);
+  const votes = new Map<number, Map<number, number>>();
+  const members: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (section[i] !== 1) continue;
+    family[i] = base[i]! >= 0 ? family[base[i]!]! : i;
+    members.push(i);
+    const d = treeDepth(i);
+    if (d < 0) continue;
+    let v = votes.get(family[i]!);
+    if (!v) votes.set(family[i]!, (v = new Map()));
+    v.set(d, (v.get(d) ?? 0) + 1);
+  }
+  const depthOf = new Map<number, number>();
+  for (const [root, v] of votes) {
+    let best = -1;
+    let most = 0;
+    for (const [d, count] of v) if (count > most || (count === most && d < best)) [best, most] = [d, count];
+    depthOf.set(root, best);
+  }
+  // a family met at no known depth goes last, with the root trees: a check that fails there costs the least
+  const depth = (i: number) => depthOf.get(family[i]!) ?? 0;
+  const order = members.sort((a, b) => depth(b) - depth(a) || family[a]! - family[b]! || a - b);
+  const levels: number[] = [];
+  order.forEach((i, k) => {
+    const next = order[k + 1];
+    if (next === undefined || depth(next) !== depth(i)) levels.push(k + 1);
+  });
+  return { order, levels };
+}
+
+/**
+ * Where the trees section is cut: a level holding at least an eighth of the
+ * trees' bytes (and TREE_SPLIT_MIN_BYTES) becomes two parts, `beside` the
+ * cut between them, at the family boundary nearest its middle; the levels
+ * between such ones are one part each run.
+ */
+function treeLevelCuts(
+  levels: readonly number[],
+  treeStart: number,
+  at: Float64Array,
+  open: Int32Array,
+): { at: number; beside: boolean }[] {
+  const end = treeStart + levels[levels.length - 1]!;
+  const minBytes = Math.max(TREE_SPLIT_MIN_BYTES, (at[end]! - at[treeStart]!) / 8);
+  const cuts: { at: number; beside: boolean }[] = [];
+  let from = treeStart;
+  for (const level of levels) {
+    const to = treeStart + level;
+    const middle = (at[from]! + at[to]!) / 2;
+    let mid = -1;
+    for (let j = from + 1; j < to; j++)
+      if (open[j] === 0 && (mid < 0 || Math.abs(at[j]! - middle) < Math.abs(at[mid]! - middle))) mid = j;
+    if (at[to]! - at[from]! >= minBytes && mid > 0) {
+      const last = cuts[cuts.length - 1]?.at ?? treeStart;
+      if (from > treeStart && last !== from) cuts.push({ at: from, beside: false });
+      cuts.push({ at: mid, beside: true });
+      if (to < end) cuts.push({ at: to, beside: false });
+    }
+    from = to;
+  }
+  return cuts;
 }
 
 function deltaOffsetLength(rel: number): number {
@@ -263,7 +379,15 @@ export async function writePartedBase(
   await mkdir(outDir, { recursive: true });
   const headOid = headObject(refs, head);
   const tips = [...new Set([...refs.map((r) => r.oid), ...(headOid ? [headOid] : [])])];
-  const { pack, idx } = await packObjectsToFile(gitDir, tips, tempPathFor(join(outDir, 'pack')), repo);
+  // the trees' depths come from a walk of their own, beside pack-objects on the other core; without them
+  // (git failed) the trees are one part, as the layout was before levels
+  const depths = treeDepths(gitDir, tips, repo).catch(() => null);
+  const { pack, idx } = await packObjectsToFile(gitDir, tips, tempPathFor(join(outDir, 'pack')), repo).catch(
+    async (err: unknown) => {
+      await depths;
+      throw err;
+    },
+  );
   const tmp = tempPathFor(join(outDir, 'bundle'));
   try {
     const src = await open(pack, 'r');
@@ -274,8 +398,15 @@ export async function writePartedBase(
     const out = await open(tmp, 'w', 0o644);
     try {
       const packSize = (await src.stat()).size;
-      const objects = await readPackedObjects(src, await packObjectOffsets(idx, repo), packSize, repo);
-      layout = planPackLayout(objects, maxParts);
+      const entries = await packObjectOffsets(idx, repo);
+      const objects = await readPackedObjects(
+        src,
+        entries.map((e) => e.offset),
+        packSize,
+        repo,
+      );
+      const depth = await depths;
+      layout = planPackLayout(objects, maxParts, depth ? (i) => depth.get(entries[i]!.oid) ?? -1 : undefined);
       const segments: Segment[] = layout?.segments ?? [{ copy: [PACK_HEADER_SIZE, packSize - PACK_TRAILER_SIZE] }];
       const packHash = createHash('sha1');
       const put = async (bytes: Buffer, inPack: boolean) => {
@@ -318,7 +449,12 @@ export async function writePartedBase(
     }
     const written = await commitBundleFile(tmp, outDir, sha256.digest('hex'), size);
     const parts = layout
-      ? layout.parts.map((p) => ({ offset: header.length + p.start, size: p.end - p.start, objects: p.objects }))
+      ? layout.parts.map((p) => ({
+          offset: header.length + p.start,
+          size: p.end - p.start,
+          objects: p.objects,
+          ...(p.after === undefined ? {} : { after: p.after }),
+        }))
       : null;
     return { ...written, parts };
   } finally {

@@ -38,13 +38,20 @@ import { BundlemirrorError } from '../../errors.js';
 export interface PartSpec {
   size: number;
   objects: number;
+  /** How many leading parts its links may point into (absent: all before it); fewer lets it run beside them. */
+  after?: number | undefined;
 }
 
 export interface PartIndexer {
-  /** The pack's bytes, in order, from its first byte to the end of its trailer; rejects once a part has failed. */
+  /** The pack's bytes, in order, from its first byte to the end of its trailer; rejects once the pack cannot be what the parts say. */
   write(bytes: Buffer): Promise<void>;
-  /** Every byte was written: waits for the last part and returns the packs made, in order. */
-  end(): Promise<string[]>;
+  /**
+   * Every byte was written: waits for the last part and returns the packs
+   * made, in order, and the parts (0-based) that are in none of them:
+   * after a part git refused, the parts not yet proved are left for the
+   * caller to index together from the verified file.
+   */
+  end(): Promise<{ packs: string[]; missing: number[] }>;
   /** Stops every index-pack and removes every pack made. */
   drop(): Promise<void>;
 }
@@ -57,12 +64,15 @@ export async function dropPack(gitDir: string, hash: string): Promise<void> {
 
 /** One index-pack: a part, or consecutive parts whose bytes were all on disk already (one pack then). */
 interface Running {
+  /** The parts it holds. */
+  first: number;
+  last: number;
   feed: PassThrough;
   sha1: Hash;
   left: number;
   made: Promise<IndexedPack>;
-  /** Settles once the trailer was sent and git finished (rejects when it failed). */
-  done: Promise<void>;
+  /** Settles once git finished: true when its pack is in the repository. */
+  done: Promise<boolean>;
   /** The bytes are all in: send the trailer once the one before is done. */
   finish: () => void;
 }
@@ -91,7 +101,12 @@ export function indexPackParts(
   const started: Running[] = [];
   let nextPart = 0;
   let failure: unknown = null;
+  /** A part was refused (its links were not all in, or its bytes are not what index.json says): no more are started. */
+  let refused = false;
   const partEnd: number[] = [];
+  const beside = (k: number) => (parts[k]!.after ?? k) < k;
+  /** A part indexed side by side with another: one that needs fewer than the parts before it, or the one it runs beside. */
+  const paired = (k: number) => beside(k) || (k + 1 < parts.length && beside(k + 1) && parts[k + 1]!.after! <= k);
   parts.reduce((at, p) => (partEnd.push(at + p.size), at + p.size), PACK_HEADER_SIZE);
 
   const start = async (): Promise<Running> => {
@@ -100,8 +115,11 @@ export function indexPackParts(
     const first = nextPart;
     let last = first;
     const available = onDisk?.() ?? 0;
-    while (last + 1 < parts.length && partEnd[last + 1]! <= available) last += 1;
+    // parts on disk go together, but never two that may be indexed side by side
+    if (!paired(first))
+      while (last + 1 < parts.length && !paired(last + 1) && partEnd[last + 1]! <= available) last += 1;
     nextPart = last + 1;
+    const need = beside(first) ? parts[first]!.after! : first;
     const group = parts.slice(first, last + 1);
     const feed = new PassThrough({ highWaterMark: 1 << 20 });
     feed.on('error', () => {}); // git's end is observed through its exit
@@ -111,18 +129,31 @@ export function indexPackParts(
     const head = packHeader(group.reduce((n, p) => n + p.objects, 0));
     sha1.update(head);
     await feedGit(feed, head, repo);
-    const previous = started[started.length - 1]?.done ?? Promise.resolve();
+    // its links may point into the parts before it (those it needs): their packs must be in the repository first
+    const previous = Promise.all(started.filter((r) => r.first < need).map((r) => r.done));
+    previous.catch(() => {}); // awaited once the bytes are in; a failure there is the indexer's already
     let finish!: () => void;
     const ready = new Promise<void>((res) => (finish = res));
     const done = (async () => {
       await ready;
-      await previous; // its links may point into the part before: that pack must be in the repository first
+      if (!(await previous).every(Boolean)) {
+        // a part it needs was refused: its links cannot all be in
+        feed.destroy();
+        return false;
+      }
       feed.end(sha1.digest());
-      await made;
+      if (
+        !(await made.then(
+          () => true,
+          () => false,
+        ))
+      )
+        return ((refused = true), false);
       onPack?.(first, last);
+      return true;
     })();
     done.catch((err: unknown) => (failure ??= err));
-    const r: Running = { feed, sha1, left: group.reduce((n, p) => n + p.size, 0), made, done, finish };
+    const r: Running = { first, last, feed, sha1, left: group.reduce((n, p) => n + p.size, 0), made, done, finish };
     started.push(r);
     return r;
   };
@@ -153,6 +184,14 @@ export function indexPackParts(
           pos += n;
           continue;
         }
+        if (refused && !current) {
+          // the rest goes to the caller's one pack: skip to the next part's end
+          const n = Math.min(partEnd[nextPart]! - pos, bytes.length - at);
+          at += n;
+          pos += n;
+          if (pos === partEnd[nextPart]) nextPart += 1;
+          continue;
+        }
         current ??= await start();
         const n = Math.min(current.left, bytes.length - at);
         const chunk = bytes.subarray(at, at + n);
@@ -171,12 +210,15 @@ export function indexPackParts(
       if (failure) throw failure;
       if (pos !== total || nextPart !== parts.length)
         throw new BundlemirrorError('E_INDEX', 'the pack ended before its last part', { repo });
-      const made: string[] = [];
+      const packs: string[] = [];
+      const proved = new Set<number>();
       for (const r of started) {
-        await r.done;
-        made.push((await r.made).packHash);
+        if (!(await r.done)) continue;
+        packs.push((await r.made).packHash);
+        for (let k = r.first; k <= r.last; k++) proved.add(k);
       }
-      return made;
+      if (failure) throw failure;
+      return { packs, missing: parts.map((_, k) => k).filter((k) => !proved.has(k)) };
     },
     async drop() {
       abort.abort();

@@ -28,9 +28,9 @@
  */
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { parseBundleHeader, type BundleHeader } from '../../git/bundle.js';
-import { PACK_HEADER_SIZE } from '../../git/pack.js';
+import { PACK_HEADER_SIZE, packHeader } from '../../git/pack.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
 import type { PackPart } from '../../manifest/repo-index.js';
 import { removeTempPacks } from './crash-debris.js';
@@ -229,9 +229,24 @@ export function streamIndex(
         await reading;
         if (failed || pos !== expectedSize) return await stop();
         if (parted) {
-          const packHashes = await parted.end().catch(() => null);
-          if (!packHashes || readHash!.digest('hex') !== opts.parts!.sha256) return await stop();
-          return { packHashes, connected: true };
+          const made = await parted.end().catch(() => null);
+          if (!made || readHash!.digest('hex') !== opts.parts!.sha256) return await stop();
+          if (made.missing.length > 0) {
+            // a part git refused (its links pointed into a part indexed beside it or after it): the parts not
+            // yet in go to one pack, read again from the file just verified
+            const parts = opts.parts!.parts;
+            await removeTempPacks(gitDir); // what the refused index-packs left; none of ours runs now
+            const rest = await indexPack(gitDir, Readable.from(partsAsPack(file, parts, made.missing)), repo, {
+              signal: abort.signal,
+              thin: false,
+            }).catch(() => null);
+            if (!rest) return await stop();
+            opts.log?.(
+              `${repo}: parts ${made.missing.map((k) => k + 1).join(', ')} of ${parts.length} indexed again as one pack`,
+            );
+            made.packs.push(rest.packHash);
+          }
+          return { packHashes: made.packs, connected: true };
         }
         if (!indexing) return await stop();
         feed.end();
@@ -261,4 +276,34 @@ export function streamIndex(
       }
     },
   };
+}
+
+/** A pack of the parts `which` of a verified bundle `file`: a header, their bytes, a SHA-1 trailer. */
+async function* partsAsPack(
+  file: string,
+  parts: readonly PackPart[],
+  which: readonly number[],
+): AsyncGenerator<Buffer> {
+  const sha1 = createHash('sha1');
+  const head = packHeader(which.reduce((n, k) => n + parts[k]!.objects, 0));
+  sha1.update(head);
+  yield head;
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(CHUNK);
+    for (const k of which) {
+      const { offset, size } = parts[k]!;
+      for (let at = offset; at < offset + size;) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, offset + size - at), at);
+        if (bytesRead === 0) throw new Error('the verified file shrank');
+        const bytes = Buffer.from(buf.subarray(0, bytesRead));
+        sha1.update(bytes);
+        yield bytes;
+        at += bytesRead;
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  yield sha1.digest();
 }
