@@ -13,7 +13,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readBundleHeader } from '../src/git/bundle.js';
 import { git } from '../src/git/exec.js';
-import { OBJ_COMMIT, OBJ_TAG, packObjectCount, packObjectOffsets, readObjectHeader } from '../src/git/pack.js';
+import { OBJ_COMMIT, OBJ_TAG, packObjectCount, packIndexEntries, readObjectHeader } from '../src/git/pack.js';
 import { initBare } from '../src/git/repo.js';
 import type { PackPart } from '../src/manifest/repo-index.js';
 import { indexPackParts } from '../src/replica/sync/part-indexer.js';
@@ -158,7 +158,7 @@ async function commitsFirstParts(w: World): Promise<PackPart[]> {
   const scratch = join(w.dir, 'scratch.git');
   await initBare(scratch);
   await git(['index-pack', '-o', `${pack.slice(0, -5)}.idx`, pack], { gitDir: scratch });
-  const offsets = (await packObjectOffsets(`${pack.slice(0, -5)}.idx`)).map((e) => e.offset);
+  const offsets = (await packIndexEntries(`${pack.slice(0, -5)}.idx`)).map((e) => e.offset);
   const packBytes = bytes.subarray(packOffset);
   const first = offsets.findIndex((o) => {
     const type = readObjectHeader(packBytes, o, o)!.type;

@@ -4,7 +4,7 @@
  * at a time.
  */
 import { git, gitText } from './exec.js';
-import { isObjectId } from './refname.js';
+import { isObjectId, oidKey } from './refname.js';
 
 /** The commits on `tip`'s first-parent line, oldest first. */
 export async function firstParentLine(gitDir: string, tip: string, repo?: string): Promise<string[]> {
@@ -44,18 +44,18 @@ export async function connectedAbove(gitDir: string, tips: string[], known: stri
 
 /**
  * The depth at which the walk from `tips` first meets each tree (0 for a
- * commit's root tree, 1 for a directory in it, ...), keyed by object id.
+ * commit's root tree, 1 for a directory in it, ...), keyed by `oidKey`.
  * A tree met at several depths gets the first; the caller uses depths to
  * order parts, and a replica's link check catches a depth guessed wrong.
  */
-export async function treeDepths(gitDir: string, tips: readonly string[], repo?: string): Promise<Map<string, number>> {
+export async function treeDepths(gitDir: string, tips: readonly string[], repo?: string): Promise<Map<number, number>> {
   const r = await git(['rev-list', '--objects', '--filter=object:type=tree', '--stdin'], {
     gitDir,
     repo,
     input: tips.filter(isObjectId).join('\n') + '\n',
   });
-  const out = r.stdout.toString('utf8');
-  const depths = new Map<string, number>();
+  const out = r.stdout.toString('latin1');
+  const depths = new Map<number, number>();
   let start = 0;
   while (start < out.length) {
     let end = out.indexOf('\n', start);
@@ -65,7 +65,7 @@ export async function treeDepths(gitDir: string, tips: readonly string[], repo?:
       const path = out.slice(start + 41, end);
       let depth = path === '' ? 0 : 1;
       for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) depth += 1;
-      depths.set(out.slice(start, start + 40), depth);
+      depths.set(oidKey(out, start), depth);
     }
     start = end + 1;
   }

@@ -11,7 +11,7 @@
 import { createReadStream } from 'node:fs';
 import { BundlemirrorError } from '../errors.js';
 import { git, gitText } from './exec.js';
-import { isObjectId } from './refname.js';
+import { isObjectId, oidKey } from './refname.js';
 
 export const PACK_HEADER_SIZE = 12;
 
@@ -128,18 +128,18 @@ export async function packObjectsToFile(
   return { pack: `${base}-${hash}.pack`, idx: `${base}-${hash}.idx` };
 }
 
-/** Every object an .idx lists (`git show-index`): its pack offset and id, by ascending offset. */
-export async function packObjectOffsets(idxFile: string, repo?: string): Promise<{ offset: number; oid: string }[]> {
+/** Every object an .idx lists (`git show-index`): its pack offset and the `oidKey` of its id, by ascending offset. */
+export async function packIndexEntries(idxFile: string, repo?: string): Promise<{ offset: number; key: number }[]> {
   const r = await git(['show-index'], { repo, stdin: createReadStream(idxFile) });
   const out = r.stdout.toString('latin1');
-  const entries: { offset: number; oid: string }[] = [];
+  const entries: { offset: number; key: number }[] = [];
   let start = 0;
   while (start < out.length) {
     let end = out.indexOf('\n', start);
     if (end < 0) end = out.length;
     // "<offset> <oid> (<crc32>)"
     const sp = out.indexOf(' ', start);
-    if (sp > start && sp < end) entries.push({ offset: Number(out.slice(start, sp)), oid: out.slice(sp + 1, sp + 41) });
+    if (sp > start && sp < end) entries.push({ offset: Number(out.slice(start, sp)), key: oidKey(out, sp + 1) });
     start = end + 1;
   }
   return entries.sort((a, b) => a.offset - b.offset);

@@ -16,7 +16,9 @@
  * indexes part k with `index-pack --check-self-contained-and-connected`
  * proves each link present, and the whole base connected, part by part.
  * Part boundaries are where no delta crosses: between the kinds of object,
- * and between delta families inside the big blob section.
+ * and between delta families inside the big blob section and inside the
+ * trees, which come by level, deepest first, a big level in two halves a
+ * replica indexes side by side (`after`, see planPackLayout).
  *
  * Where the offsets come from: `git pack-objects` writes the pack to a
  * file with its .idx (`git show-index` lists each object's offset), and
@@ -42,7 +44,7 @@ import {
   PACK_HINT,
   PACK_TRAILER_SIZE,
   encodeDeltaOffset,
-  packObjectOffsets,
+  packIndexEntries,
   packObjectsToFile,
   readObjectHeader,
 } from '../git/pack.js';
@@ -107,8 +109,8 @@ const TREE_SPLIT_MIN_BYTES = 16 << 10;
  * trees one level deeper, so a big level can be cut in two parts that need
  * only what comes before the level and are indexed side by side. That
  * takes the trees, whose link checks git makes one at a time, off one core
- * (a tree met at two depths can break it; the replica's check then fails
- * and it indexes that part again once the rest is in).
+ * (a tree met at two depths can break it: the replica's check then refuses
+ * the part, and the parts not yet in are indexed again as one pack).
  */
 export function planPackLayout(
   objects: readonly PackedObject[],
@@ -133,7 +135,7 @@ export function planPackLayout(
       section[i] = s;
     }
   }
-  const trees = treeDepth ? treesByDepth(objects, section, base, treeDepth) : null;
+  const trees = treeDepth ? treesByDepth(section, base, treeDepth) : null;
   const seq: number[] = [];
   for (let i = 0; i < n; i++) if (section[i] === 0) seq.push(i);
   if (trees) for (const i of trees.order) seq.push(i);
@@ -235,35 +237,36 @@ interface TreeLevels {
 }
 
 /** The trees ordered by depth, deepest first, each delta family whole at the depth most of its trees were met at. */
-function treesByDepth(
-  objects: readonly PackedObject[],
-  section: Int8Array,
-  base: Int32Array,
-  treeDepth: (i: number) => number,
-): TreeLevels {
-  const n = objects.length;
+function treesByDepth(section: Int8Array, base: Int32Array, treeDepth: (i: number) => number): TreeLevels {
+  const n = section.length;
   const family = new Int32Array(n).fill(-1);
-  const votes = new Map<number, Map<number, number>>();
+  const met = new Int32Array(n).fill(-1);
   const members: number[] = [];
   for (let i = 0; i < n; i++) {
     if (section[i] !== 1) continue;
     family[i] = base[i]! >= 0 ? family[base[i]!]! : i;
+    met[i] = treeDepth(i);
     members.push(i);
-    const d = treeDepth(i);
-    if (d < 0) continue;
-    let v = votes.get(family[i]!);
-    if (!v) votes.set(family[i]!, (v = new Map()));
-    v.set(d, (v.get(d) ?? 0) + 1);
   }
-  const depthOf = new Map<number, number>();
-  for (const [root, v] of votes) {
-    let best = -1;
-    let most = 0;
-    for (const [d, count] of v) if (count > most || (count === most && d < best)) [best, most] = [d, count];
-    depthOf.set(root, best);
+  // each family's depth, by one pass over its trees sorted by depth: the longest run wins, the shallower
+  // on a tie; a family met at no known depth goes last, with the root trees (depth 0): a check that
+  // fails there costs the least
+  const familyDepth = new Int32Array(n);
+  const byFamily = members.slice().sort((a, b) => family[a]! - family[b]! || met[a]! - met[b]!);
+  let best = 0;
+  let most = 0;
+  for (let k = 0; k < byFamily.length;) {
+    const i = byFamily[k]!;
+    let run = 1;
+    while (family[byFamily[k + run]!] === family[i] && met[byFamily[k + run]!] === met[i]) run += 1;
+    if (met[i]! >= 0 && run > most) [best, most] = [met[i]!, run];
+    k += run;
+    if (family[byFamily[k]!] !== family[i]) {
+      familyDepth[family[i]!] = best;
+      [best, most] = [0, 0];
+    }
   }
-  // a family met at no known depth goes last, with the root trees: a check that fails there costs the least
-  const depth = (i: number) => depthOf.get(family[i]!) ?? 0;
+  const depth = (i: number) => familyDepth[family[i]!]!;
   const order = members.sort((a, b) => depth(b) - depth(a) || family[a]! - family[b]! || a - b);
   const levels: number[] = [];
   order.forEach((i, k) => {
@@ -398,7 +401,7 @@ export async function writePartedBase(
     const out = await open(tmp, 'w', 0o644);
     try {
       const packSize = (await src.stat()).size;
-      const entries = await packObjectOffsets(idx, repo);
+      const entries = await packIndexEntries(idx, repo);
       const objects = await readPackedObjects(
         src,
         entries.map((e) => e.offset),
@@ -406,7 +409,7 @@ export async function writePartedBase(
         repo,
       );
       const depth = await depths;
-      layout = planPackLayout(objects, maxParts, depth ? (i) => depth.get(entries[i]!.oid) ?? -1 : undefined);
+      layout = planPackLayout(objects, maxParts, depth ? (i) => depth.get(entries[i]!.key) ?? -1 : undefined);
       const segments: Segment[] = layout?.segments ?? [{ copy: [PACK_HEADER_SIZE, packSize - PACK_TRAILER_SIZE] }];
       const packHash = createHash('sha1');
       const put = async (bytes: Buffer, inPack: boolean) => {

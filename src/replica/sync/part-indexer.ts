@@ -16,15 +16,22 @@
  * part fails the part.)
  *
  * Part k+1 is fed while part k resolves, but its trailer, after which
- * index-pack resolves and checks links, is sent only once part k's pack is
- * in the repository; at most two index-packs run at once. Parts whose
- * bytes are all on disk when their turn comes (the link is faster than
- * indexing) go to one index-pack together: they are a valid pack as one.
+ * index-pack resolves and checks links, is sent only once the parts it
+ * needs are in the repository: every part before it, or the first `after`
+ * of them when index.json says so (the second half of a level of trees,
+ * indexed beside the first); at most two index-packs run at once. Parts
+ * whose bytes are all on disk when their turn comes (the link is faster
+ * than indexing) go to one index-pack together: they are a valid pack as
+ * one (never the two halves of a level).
  *
- * Nothing here decides what is trusted: the caller keeps the packs only
- * when the bytes fed are exactly the verified file (stream-index.ts) and
- * calls `drop()` otherwise. Any inconsistency (a header whose count is not
- * the parts' sum, a part git refuses) fails the indexer, never the sync.
+ * A part git refuses (a link to an object not in yet: a tree met at two
+ * depths can point into the half beside it) stops the parts after it:
+ * `end()` names every part in no pack, for the caller to index together
+ * from the verified file. Nothing here decides what is trusted: the caller
+ * keeps the packs only when the bytes fed are exactly the verified file
+ * (stream-index.ts) and calls `drop()` otherwise. An inconsistency in the
+ * bytes themselves (a header whose count is not the parts' sum, more bytes
+ * than the parts hold) fails the indexer, never the sync.
  */
 import { rm } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';

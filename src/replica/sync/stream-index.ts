@@ -74,7 +74,8 @@ export interface StreamIndexOptions {
    * A base published in parts (index.json): each part is indexed on its
    * own as soon as its bytes are in (part-indexer.ts). The packs are kept
    * only when the sha256 of every byte read, header included, is `sha256`:
-   * the bytes fed are then exactly the verified file.
+   * the bytes fed are then exactly the verified file. Parts git refused
+   * are read again from the verified file and indexed as one pack.
    */
   parts?: { parts: readonly PackPart[]; sha256: string } | undefined;
   /** Debug log: each part as it is indexed. */
