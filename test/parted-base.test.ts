@@ -210,7 +210,7 @@ test('git refuses a part whose objects link to objects in a later part, the part
   const together = join(w.dir, 'together.git');
   await initBare(together);
   let onDisk = 0;
-  const merged = indexPackParts(together, base.parts!, PATH, undefined, undefined, () => onDisk);
+  const merged = indexPackParts(together, base.parts!, PATH, { onDisk: () => onDisk });
   await merged.write(packBytes.subarray(0, 13));
   onDisk = packBytes.length;
   await merged.write(packBytes.subarray(13));
@@ -226,6 +226,83 @@ test('git refuses a part whose objects link to objects in a later part, the part
       .code,
     0,
   );
+});
+
+/**
+ * The commits-first parts with the second claiming to need nothing: two
+ * halves side by side, the first (commits) linking into the second (their
+ * trees and blobs). Fed up to the second half's last byte, held until git
+ * has refused the first half, then the rest.
+ */
+async function refusedHalf(
+  t: ExecutionContext,
+  reread: (bytes: Buffer) => Buffer,
+): Promise<{ target: string; tips: string[]; result: { packs: string[]; missing: number[] }; events: string[] }> {
+  const w = await world(t, ['--parts', '1']);
+  const parts = (await commitsFirstParts(w)).map((p, k) => (k === 1 ? { ...p, after: 0 } : p));
+  const file = await readFile(await w.bundleFile());
+  const header = await readBundleHeader(await w.bundleFile());
+  const pack = file.subarray(header.packOffset);
+  const target = join(w.dir, 'target.git');
+  await initBare(target);
+  const events: string[] = [];
+  let refused!: () => void;
+  const firstRefused = new Promise<void>((resolve) => (refused = resolve));
+  const indexer = indexPackParts(target, parts, PATH, {
+    onRefused: (k) => (events.push(`refused ${k}`), refused()),
+    onPack: (first, last, again) => events.push(`${again ? 'again' : 'in'} ${first}-${last}`),
+    reread: async function* (k) {
+      yield reread(file.subarray(parts[k]!.offset, parts[k]!.offset + parts[k]!.size));
+    },
+  });
+  const held = pack.length - 21; // the second half's last byte, and the pack trailer
+  await indexer.write(pack.subarray(0, held));
+  await firstRefused;
+  await indexer.write(pack.subarray(held));
+  const result = await indexer.end();
+  return { target, tips: header.tips.map((r) => r.oid), result, events };
+}
+
+test('a half git refuses is indexed again once the half beside it is in: both packs, every object the tips reach', async (t) => {
+  const { target, tips, result, events } = await refusedHalf(t, (bytes) => bytes);
+  t.deepEqual(events, ['refused 0', 'in 1-1', 'again 0-0']);
+  t.deepEqual(result.missing, []);
+  t.is(result.packs.length, 2);
+  t.deepEqual(await packsOf(target), result.packs.map((h) => `pack-${h}.pack`).sort());
+  const walk = await git(['rev-list', '--objects', '--quiet', '--stdin'], {
+    gitDir: target,
+    input: tips.join('\n') + '\n',
+  });
+  t.is(walk.code, 0, 'every object the tips reach is there');
+});
+
+test('a refused half read again with other bytes is not indexed: it is named missing, the other half stays', async (t) => {
+  const { target, result, events } = await refusedHalf(t, (bytes) => {
+    const other = Buffer.from(bytes);
+    const mid = other.length >> 1;
+    other[mid] = other[mid]! ^ 1;
+    return other;
+  });
+  t.deepEqual(events, ['refused 0', 'in 1-1']);
+  t.deepEqual(result.missing, [0]);
+  t.deepEqual(await packsOf(target), result.packs.map((h) => `pack-${h}.pack`).sort());
+  t.is(result.packs.length, 1);
+});
+
+test("halves whose first links into the second, pulled: the origin's refs in one pack per half, nothing left over", async (t) => {
+  const w = await world(t, ['--parts', '1']);
+  await publishParts(
+    w,
+    (await commitsFirstParts(w)).map((p, k) => (k === 1 ? { ...p, after: 0 } : p)),
+  );
+  // whichever half git ends first, each is proved alone: refused once, the first is read again from the file
+  const { toplevel, config } = await replicaThrough(t, w, 'replica');
+  const r = await pull(config);
+  t.is(r.code, 0, r.stderr);
+  const check = await checkRepo(w.toplevel, toplevel, PATH);
+  t.true(check.ok, check.why);
+  t.is((await packsOf(join(toplevel, PATH))).length, 2, 'a pack per half, not the verified file as a whole');
+  t.deepEqual(await leftovers(toplevel), []);
 });
 
 /** A pull through the world's server ends with the origin's refs in one pack: the verified file indexed whole. */

@@ -24,10 +24,13 @@
  * than indexing) go to one index-pack together: they are a valid pack as
  * one (never the two halves of a level).
  *
- * A part git refuses (a link to an object not in yet: a tree met at two
- * depths can point into the half beside it) stops the parts after it:
- * `end()` names every part in no pack, for the caller to index together
- * from the verified file. Nothing here decides what is trusted: the caller
+ * A half git refuses (a link to an object not in yet: a tree met at two
+ * depths can point into the half beside it) is indexed again, alone, once
+ * the half beside it is in, from its bytes read again (`reread`) and kept
+ * only if they hash as the ones fed the first time; the parts after it go
+ * on meanwhile and wait for it. Any other refusal, or a second one, stops
+ * the parts after it: `end()` names every part in no pack, for the caller
+ * to index together from the verified file. Nothing here decides what is trusted: the caller
  * keeps the packs only when the bytes fed are exactly the verified file
  * (stream-index.ts) and calls `drop()` otherwise. An inconsistency in the
  * bytes themselves (a header whose count is not the parts' sum, more bytes
@@ -36,7 +39,7 @@
 import { rm } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { PACK_HEADER_SIZE, PACK_TRAILER_SIZE, packHeader, packObjectCount } from '../../git/pack.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
 import { removeTempPacks } from './crash-debris.js';
@@ -47,6 +50,22 @@ export interface PartSpec {
   objects: number;
   /** How many leading parts its links may point into (absent: all before it); fewer lets it run beside them. */
   after?: number | undefined;
+}
+
+export interface PartIndexerOptions {
+  signal?: AbortSignal | undefined;
+  /** Called as each pack is in the repository, with the parts it holds (0-based, inclusive); `again` for a half refused once. */
+  onPack?: ((first: number, last: number, again: boolean) => void) | undefined;
+  /** A half git refused: it is indexed again once the parts beside it are in. */
+  onRefused?: ((part: number) => void) | undefined;
+  /**
+   * Bytes of the pack already on disk. Parts whose bytes are all there
+   * when their turn comes go to one index-pack together: when the link is
+   * faster than indexing, one pack costs less than several.
+   */
+  onDisk?: (() => number) | undefined;
+  /** Part k's bytes once more, from the file; without it a refused half is not tried again. */
+  reread?: ((part: number) => AsyncIterable<Buffer>) | undefined;
 }
 
 export interface PartIndexer {
@@ -76,10 +95,15 @@ interface Running {
   last: number;
   feed: PassThrough;
   sha1: Hash;
+  /** Of the part's bytes, for a half that may have to be read again. */
+  sha256: Hash | null;
   left: number;
-  made: Promise<IndexedPack>;
-  /** Settles once git finished: true when its pack is in the repository. */
-  done: Promise<boolean>;
+  /** Each index-pack run for these parts: the first, and the second try of a refused half. */
+  attempts: Promise<IndexedPack>[];
+  /** Settles once the first index-pack ended: true when its pack is in the repository. */
+  firstTry: Promise<boolean>;
+  /** Settles once git finished, at the second try for a refused half: the pack in the repository, or null. */
+  done: Promise<IndexedPack | null>;
   /** The bytes are all in: send the trailer once the one before is done. */
   finish: () => void;
 }
@@ -88,18 +112,10 @@ export function indexPackParts(
   gitDir: string,
   parts: readonly PartSpec[],
   repo: string,
-  signal?: AbortSignal,
-  /** Called as each pack is in the repository, with the parts it holds (0-based, inclusive). */
-  onPack?: (first: number, last: number) => void,
-  /**
-   * Bytes of the pack already on disk. Parts whose bytes are all there
-   * when their turn comes go to one index-pack together: when the link is
-   * faster than indexing, one pack costs less than several.
-   */
-  onDisk?: () => number,
+  opts: PartIndexerOptions = {},
 ): PartIndexer {
   const abort = new AbortController();
-  const stopSignal = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
+  const stopSignal = opts.signal ? AbortSignal.any([opts.signal, abort.signal]) : abort.signal;
   const total = PACK_HEADER_SIZE + parts.reduce((n, p) => n + p.size, 0) + PACK_TRAILER_SIZE;
   const objects = parts.reduce((n, p) => n + p.objects, 0);
   let header = Buffer.alloc(0);
@@ -108,20 +124,59 @@ export function indexPackParts(
   const started: Running[] = [];
   let nextPart = 0;
   let failure: unknown = null;
-  /** A part was refused (its links were not all in, or its bytes are not what index.json says): no more are started. */
+  /** A part was refused for good (its links were not all in, or its bytes are not what index.json says): no more are started. */
   let refused = false;
   const partEnd: number[] = [];
   const beside = (k: number) => (parts[k]!.after ?? k) < k;
+  /** Whether part k+1 runs beside part k (it does not wait for it). */
+  const besideNext = (k: number) => k + 1 < parts.length && beside(k + 1) && parts[k + 1]!.after! <= k;
   /** A part indexed side by side with another: one that needs fewer than the parts before it, or the one it runs beside. */
-  const paired = (k: number) => beside(k) || (k + 1 < parts.length && beside(k + 1) && parts[k + 1]!.after! <= k);
+  const paired = (k: number) => beside(k) || besideNext(k);
   parts.reduce((at, p) => (partEnd.push(at + p.size), at + p.size), PACK_HEADER_SIZE);
+
+  // the run that holds each part, once started (null: never, the part was skipped or the indexer dropped)
+  const runs = new Map<number, Promise<Running | null>>();
+  const settleRun = new Map<number, (r: Running | null) => void>();
+  const runFor = (k: number): Promise<Running | null> => {
+    let run = runs.get(k);
+    if (!run) {
+      run = new Promise((resolve) => settleRun.set(k, resolve));
+      runs.set(k, run);
+    }
+    return run;
+  };
+  const settle = (k: number, r: Running | null) => {
+    void runFor(k);
+    settleRun.get(k)?.(r);
+    settleRun.delete(k);
+  };
+
+  /** Part k (a half, refused once) again, from its bytes read again; they must hash as the ones fed first. */
+  async function* partAgain(k: number, fed: Buffer): AsyncGenerator<Buffer> {
+    const sha1 = createHash('sha1');
+    const sha256 = createHash('sha256');
+    const head = packHeader(parts[k]!.objects);
+    sha1.update(head);
+    yield head;
+    let size = 0;
+    for await (const bytes of opts.reread!(k)) {
+      size += bytes.length;
+      sha1.update(bytes);
+      sha256.update(bytes);
+      yield bytes;
+    }
+    // no trailer for other bytes: git then fails the pack
+    if (size !== parts[k]!.size || !sha256.digest().equals(fed))
+      throw new BundlemirrorError('E_INDEX', `part ${k + 1} read again is not the part fed before`, { repo });
+    yield sha1.digest();
+  }
 
   const start = async (): Promise<Running> => {
     // at most two at once: a pack starts once the one two before is in
     if (started.length >= 2) await started[started.length - 2]!.done;
     const first = nextPart;
     let last = first;
-    const available = onDisk?.() ?? 0;
+    const available = opts.onDisk?.() ?? 0;
     // parts on disk go together, but never two that may be indexed side by side
     if (!paired(first))
       while (last + 1 < parts.length && !paired(last + 1) && partEnd[last + 1]! <= available) last += 1;
@@ -141,27 +196,68 @@ export function indexPackParts(
     previous.catch(() => {}); // awaited once the bytes are in; a failure there is the indexer's already
     let finish!: () => void;
     const ready = new Promise<void>((res) => (finish = res));
-    const done = (async () => {
+    let tried!: (ok: boolean) => void;
+    const firstTry = new Promise<boolean>((res) => (tried = res));
+    const sha256 = paired(first) && opts.reread ? createHash('sha256') : null;
+    const attempts = [made];
+    const done = (async (): Promise<IndexedPack | null> => {
       await ready;
       if (!(await previous).every(Boolean)) {
         // a part it needs was refused: its links cannot all be in
         feed.destroy();
-        return false;
+        return (tried(false), null);
       }
+      const fed = sha256?.digest();
       feed.end(sha1.digest());
-      if (
-        !(await made.then(
-          () => true,
-          () => false,
-        ))
-      )
-        return ((refused = true), false);
-      onPack?.(first, last);
-      return true;
+      const pack = await made.catch(() => null);
+      tried(pack !== null);
+      if (pack) {
+        opts.onPack?.(first, last, false);
+        return pack;
+      }
+      if (fed) {
+        // a half whose links point into the half beside it: again once that one is in (the parts beside it
+        // are the ones before it it did not wait for, and the one after it that does not wait for it)
+        opts.onRefused?.(first);
+        const partners = [...parts.keys()].filter(
+          (k) => (k >= need && k < first) || (k === first + 1 && besideNext(first)),
+        );
+        const runs = await Promise.all(partners.map(runFor));
+        const inNow = await Promise.all(runs.map((r) => r?.firstTry ?? false));
+        if (inNow.every(Boolean) && !stopSignal.aborted) {
+          const again = indexPack(gitDir, Readable.from(partAgain(first, fed)), repo, {
+            signal: stopSignal,
+            thin: false,
+          });
+          attempts.push(again);
+          const second = await again.catch(() => null);
+          if (second) {
+            opts.onPack?.(first, last, true);
+            return second;
+          }
+        }
+      }
+      refused = true;
+      return null;
     })();
-    done.catch((err: unknown) => (failure ??= err));
-    const r: Running = { first, last, feed, sha1, left: group.reduce((n, p) => n + p.size, 0), made, done, finish };
+    done.catch((err: unknown) => {
+      tried(false);
+      failure ??= err;
+    });
+    const r: Running = {
+      first,
+      last,
+      feed,
+      sha1,
+      sha256,
+      left: group.reduce((n, p) => n + p.size, 0),
+      attempts,
+      firstTry,
+      done,
+      finish,
+    };
     started.push(r);
+    for (let k = first; k <= last; k++) settle(k, r);
     return r;
   };
 
@@ -196,13 +292,14 @@ export function indexPackParts(
           const n = Math.min(partEnd[nextPart]! - pos, bytes.length - at);
           at += n;
           pos += n;
-          if (pos === partEnd[nextPart]) nextPart += 1;
+          if (pos === partEnd[nextPart]) settle(nextPart++, null);
           continue;
         }
         current ??= await start();
         const n = Math.min(current.left, bytes.length - at);
         const chunk = bytes.subarray(at, at + n);
         current.sha1.update(chunk);
+        current.sha256?.update(chunk);
         await feedGit(current.feed, chunk, repo);
         current.left -= n;
         at += n;
@@ -220,8 +317,9 @@ export function indexPackParts(
       const packs: string[] = [];
       const proved = new Set<number>();
       for (const r of started) {
-        if (!(await r.done)) continue;
-        packs.push((await r.made).packHash);
+        const pack = await r.done;
+        if (!pack) continue;
+        packs.push(pack.packHash);
         for (let k = r.first; k <= r.last; k++) proved.add(k);
       }
       if (failure) throw failure;
@@ -229,11 +327,12 @@ export function indexPackParts(
     },
     async drop() {
       abort.abort();
+      for (const k of [...settleRun.keys()]) settle(k, null);
       for (const r of started) {
         r.feed.destroy();
         r.finish();
       }
-      const results = await Promise.allSettled(started.map((r) => r.made));
+      const results = await Promise.allSettled(started.flatMap((r) => r.attempts));
       for (const res of results) if (res.status === 'fulfilled') await dropPack(gitDir, res.value.packHash);
       // a killed or failed index-pack leaves its temporary pack; none of ours runs any more
       await removeTempPacks(gitDir);

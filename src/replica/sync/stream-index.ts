@@ -74,8 +74,10 @@ export interface StreamIndexOptions {
    * A base published in parts (index.json): each part is indexed on its
    * own as soon as its bytes are in (part-indexer.ts). The packs are kept
    * only when the sha256 of every byte read, header included, is `sha256`:
-   * the bytes fed are then exactly the verified file. Parts git refused
-   * are read again from the verified file and indexed as one pack.
+   * the bytes fed are then exactly the verified file. A half of a level
+   * git refused is read again from the file and indexed once the half
+   * beside it is in; parts git refused for good are read again from the
+   * verified file and indexed as one pack.
    */
   parts?: { parts: readonly PackPart[]; sha256: string } | undefined;
   /** Debug log: each part as it is indexed. */
@@ -147,17 +149,23 @@ export function streamIndex(
     // the parts must start right after the pack header, and only a base's parts stand alone
     if (parts && parsed.prerequisites.length === 0 && parts[0]?.offset === parsed.packOffset + PACK_HEADER_SIZE) {
       const packOffset = parsed.packOffset;
-      parted = indexPackParts(
-        gitDir,
-        parts,
-        repo,
-        abort.signal,
-        (first, last) =>
-          opts.log?.(
-            `${repo}: ${first === last ? `part ${last + 1}` : `parts ${first + 1}-${last + 1}`} of ${parts.length} indexed`,
+      const name = (first: number, last: number) =>
+        `${first === last ? `part ${last + 1}` : `parts ${first + 1}-${last + 1}`} of ${parts.length}`;
+      parted = indexPackParts(gitDir, parts, repo, {
+        signal: abort.signal,
+        onPack: (first, last, again) =>
+          opts.log?.(`${repo}: ${name(first, last)} indexed${again ? ' at its second try' : ''}`),
+        onRefused: (k) => opts.log?.(`${repo}: ${name(k, k)} refused; again once the part beside it is in`),
+        onDisk: () => onDisk - packOffset,
+        // from the file being downloaded (the bytes are already there), or the verified one it was renamed to
+        reread: (k) =>
+          fileRange(
+            () => verifiedFile ?? partial,
+            parts[k]!.offset,
+            parts[k]!.size,
+            () => verifiedFile,
           ),
-        () => onDisk - packOffset,
-      );
+      });
       await parted.write(rest);
       return true;
     }
@@ -232,11 +240,11 @@ export function streamIndex(
         if (parted) {
           const made = await parted.end().catch(() => null);
           if (!made || readHash!.digest('hex') !== opts.parts!.sha256) return await stop();
+          await removeTempPacks(gitDir); // what refused index-packs left; none of ours runs now
           if (made.missing.length > 0) {
-            // a part git refused (its links pointed into a part indexed beside it or after it): the parts not
-            // yet in go to one pack, read again from the file just verified
+            // a part git refused for good (its links pointed into a part after it): the parts not yet in go to
+            // one pack, read again from the file just verified
             const parts = opts.parts!.parts;
-            await removeTempPacks(gitDir); // what the refused index-packs left; none of ours runs now
             const rest = await indexPack(gitDir, Readable.from(partsAsPack(file, parts, made.missing)), repo, {
               signal: abort.signal,
               thin: false,
@@ -289,22 +297,38 @@ async function* partsAsPack(
   const head = packHeader(which.reduce((n, k) => n + parts[k]!.objects, 0));
   sha1.update(head);
   yield head;
-  const fh = await open(file, 'r');
+  for (const k of which)
+    for await (const bytes of fileRange(() => file, parts[k]!.offset, parts[k]!.size)) {
+      sha1.update(bytes);
+      yield bytes;
+    }
+  yield sha1.digest();
+}
+
+/**
+ * `size` bytes at `offset` of the file `path()` names; when it is gone
+ * (the partial was renamed once verified), of the file `renamed()` names.
+ */
+async function* fileRange(
+  path: () => string,
+  offset: number,
+  size: number,
+  renamed?: () => string | null,
+): AsyncGenerator<Buffer> {
+  const fh = await open(path(), 'r').catch((err: unknown) => {
+    const then = renamed?.();
+    if (!then) throw err;
+    return open(then, 'r');
+  });
   try {
     const buf = Buffer.alloc(CHUNK);
-    for (const k of which) {
-      const { offset, size } = parts[k]!;
-      for (let at = offset; at < offset + size;) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, offset + size - at), at);
-        if (bytesRead === 0) throw new Error('the verified file shrank');
-        const bytes = Buffer.from(buf.subarray(0, bytesRead));
-        sha1.update(bytes);
-        yield bytes;
-        at += bytesRead;
-      }
+    for (let at = offset; at < offset + size;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, offset + size - at), at);
+      if (bytesRead === 0) throw new Error('the file ends before the part does');
+      yield Buffer.from(buf.subarray(0, bytesRead));
+      at += bytesRead;
     }
   } finally {
     await fh.close();
   }
-  yield sha1.digest();
 }
