@@ -128,8 +128,11 @@ test("a base in parts pulled through a link cut every 160 KiB: the origin's refs
 });
 
 test('a pull killed while a base in parts downloads leaves no repository; the next run resumes and completes', async (t) => {
-  const w = await parted(t);
+  // blobs in several parts, so that the first ends well before the last byte (with 5 parts they are one, 96% of
+  // the file, and a kill between its end and the last byte had a window of a tenth of a second)
+  const w = await world(t, ['--parts', '8', '--parts-min-mib', '0']);
   const base = (await w.index()).bundles[0]!;
+  t.true(base.parts![1]!.offset < base.size / 2, `the second part starts at ${base.parts![1]!.offset} of ${base.size}`);
   const { toplevel, config } = await replicaThrough(t, w, 'replica', { bytesPerSecond: Math.ceil(base.size / 3) });
   const run = startCli(t, ['pull', '-c', config, '--no-progress'], { env: FAST_ENV });
   await partialPast(toplevel, base.parts![1]!.offset); // more than a part is on disk: kill

@@ -78,7 +78,8 @@ export interface PackedObject {
 }
 
 /** What the new pack is made of, after its 12-byte header: byte ranges of the old pack, and new delta headers. */
-export type Segment = { copy: [start: number, end: number] } | { header: { from: number; deltaOffset: number } };
+export type Segment =
+  { copy: [start: number, end: number] } | { header: { from: number; sizeLength: number; deltaOffset: number } };
 
 export interface PackLayout {
   segments: Segment[];
@@ -119,14 +120,13 @@ export function planPackLayout(
 ): PackLayout | null {
   const n = objects.length;
   if (n < 2 || maxParts < 2) return null;
-  const index = new Map<number, number>();
   const section = new Int8Array(n);
   const base = new Int32Array(n).fill(-1);
   for (const [i, o] of objects.entries()) {
-    index.set(o.offset, i);
     if (o.type === OBJ_OFS_DELTA) {
-      const b = o.baseOffset === null ? undefined : index.get(o.baseOffset);
-      if (b === undefined) return null;
+      // a base comes before its delta: found among the objects before it (a search, not a map of every offset)
+      const b = o.baseOffset === null ? -1 : objectAt(objects, o.baseOffset, i);
+      if (b < 0) return null;
       base[i] = b;
       section[i] = section[b]!;
     } else {
@@ -173,7 +173,7 @@ export function planPackLayout(
     const rel = base[i]! >= 0 ? at[j]! - at[position[base[i]!]!]! : null;
     let from = o.offset;
     if (rel !== null && rel !== o.offset - o.baseOffset!) {
-      segments.push({ header: { from: o.offset, deltaOffset: rel } });
+      segments.push({ header: { from: o.offset, sizeLength: o.sizeLength, deltaOffset: rel } });
       from = o.offset + o.headerLength;
     }
     const last = segments[segments.length - 1];
@@ -309,6 +309,20 @@ function treeLevelCuts(
   return cuts;
 }
 
+/** The number of the object at `offset` among `objects[0, below)` (ascending offsets), or -1. */
+function objectAt(objects: readonly PackedObject[], offset: number, below: number): number {
+  let lo = 0;
+  let hi = below - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const at = objects[mid]!.offset;
+    if (at === offset) return mid;
+    if (at < offset) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
 function deltaOffsetLength(rel: number): number {
   let len = 1;
   for (let n = Math.floor(rel / 128); n > 0; n = Math.floor((n - 1) / 128)) len += 1;
@@ -423,13 +437,12 @@ export async function writePartedBase(
       await src.read(first, 0, PACK_HEADER_SIZE, 0);
       await put(first, true);
       const buf = Buffer.alloc(1 << 20);
-      const byOffset = new Map(objects.map((o) => [o.offset, o]));
       for (const seg of segments) {
         if ('header' in seg) {
           // the object's type and size as they were, then its base's new distance
-          const o = byOffset.get(seg.header.from)!;
-          const typeSize = Buffer.alloc(o.sizeLength);
-          await src.read(typeSize, 0, o.sizeLength, o.offset);
+          const { from, sizeLength } = seg.header;
+          const typeSize = Buffer.alloc(sizeLength);
+          await src.read(typeSize, 0, sizeLength, from);
           await put(Buffer.concat([typeSize, encodeDeltaOffset(seg.header.deltaOffset)]), true);
           continue;
         }

@@ -72,7 +72,7 @@ export interface PartIndexer {
   /** The pack's bytes, in order, from its first byte to the end of its trailer; rejects once the pack cannot be what the parts say. */
   write(bytes: Buffer): Promise<void>;
   /**
-   * Every byte was written: waits for the last part and returns the packs
+   * Every byte was written: waits for the last part (and for every git started to end) and returns the packs
    * made, in order, and the parts (0-based) that are in none of them:
    * after a part git refused, the parts not yet proved are left for the
    * caller to index together from the verified file.
@@ -322,6 +322,8 @@ export function indexPackParts(
         packs.push(pack.packHash);
         for (let k = r.first; k <= r.last; k++) proved.add(k);
       }
+      // every git ended, also those stopped before their trailer: what they leave is there now, for the caller
+      await Promise.allSettled(started.flatMap((r) => r.attempts));
       if (failure) throw failure;
       return { packs, missing: parts.map((_, k) => k).filter((k) => !proved.has(k)) };
     },
