@@ -299,25 +299,22 @@ test("halves whose first links into the second, pulled: the origin's refs in one
     (await commitsFirstParts(w)).map((p, k) => (k === 1 ? { ...p, after: 0 } : p)),
   );
   // whichever half git ends first, each is proved alone: refused once, the first is read again from the file
-  const { toplevel, config } = await replicaThrough(t, w, 'replica');
-  const r = await pull(config);
-  t.is(r.code, 0, r.stderr);
-  const check = await checkRepo(w.toplevel, toplevel, PATH);
-  t.true(check.ok, check.why);
-  t.is((await packsOf(join(toplevel, PATH))).length, 2, 'a pack per half, not the verified file as a whole');
-  t.deepEqual(await leftovers(toplevel), []);
+  await pullsInto(t, w, 2, 'a pack per half, not the verified file as a whole');
 });
 
-/** A pull through the world's server ends with the origin's refs in one pack: the verified file indexed whole. */
-async function pullsWholeFile(t: ExecutionContext, w: World): Promise<void> {
+/** A pull through the world's server ends with the origin's refs in `packs` packs, and nothing left over. */
+async function pullsInto(t: ExecutionContext, w: World, packs: number, what: string): Promise<void> {
   const { toplevel, config } = await replicaThrough(t, w, 'replica');
   const r = await pull(config);
   t.is(r.code, 0, r.stderr);
   const check = await checkRepo(w.toplevel, toplevel, PATH);
   t.true(check.ok, check.why);
-  t.is((await packsOf(join(toplevel, PATH))).length, 1, 'only the pack of the whole file');
+  t.is((await packsOf(join(toplevel, PATH))).length, packs, what);
   t.deepEqual(await leftovers(toplevel), []);
 }
+
+/** A pull ends with the origin's refs in one pack: the verified file indexed whole. */
+const pullsWholeFile = (t: ExecutionContext, w: World) => pullsInto(t, w, 1, 'only the pack of the whole file');
 
 test('parts whose objects link to a later part: the pull indexes the verified file as a whole and ends with the origin refs', async (t) => {
   const w = await world(t, ['--parts', '1']);
