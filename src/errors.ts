@@ -186,6 +186,12 @@ export function isPermissionErrno(err: unknown): err is NodeJS.ErrnoException {
   return code === 'EACCES' || code === 'EPERM';
 }
 
+/** A file system with no room left (or none under this user's quota). */
+export function isDiskFullErrno(err: unknown): err is NodeJS.ErrnoException {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /** The path itself when it exists and is not writable, else its nearest existing ancestor that is not: what to chown. */
 function blockingPath(path: string): string {
   for (let p = path; dirname(p) !== p; p = dirname(p)) {
@@ -230,7 +236,7 @@ export function forRepo(err: unknown, repo: string): BundlemirrorError {
   }
   const e = err as NodeJS.ErrnoException;
   if (isPermissionErrno(err) && typeof e.syscall === 'string') return permissionError(e, where);
-  if (e && (e.code === 'ENOSPC' || e.code === 'EDQUOT')) {
+  if (isDiskFullErrno(err)) {
     return new BundlemirrorError('E_DISK', `disk full: ${e.message}`, {
       repo: where,
       hint: 'free some space; the next run resumes where this one stopped',

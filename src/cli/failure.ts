@@ -7,6 +7,7 @@ import {
   ExitStatus,
   forRepo,
   internalError,
+  isDiskFullErrno,
   isPermissionErrno,
   permissionError,
 } from '../errors.js';
@@ -21,7 +22,7 @@ export function fail(err: unknown): void {
     const e = permissionError(err);
     process.stderr.write(`bundlemirror: ${e.describe()}\n`);
     process.exitCode = e.exitStatus;
-  } else if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC' || (err as NodeJS.ErrnoException)?.code === 'EDQUOT') {
+  } else if (isDiskFullErrno(err)) {
     // a full disk (state file, local manifest) is for the user to fix, not a bug to report with a stack trace
     const e = forRepo(err, '');
     process.stderr.write(`bundlemirror: ${e.describe()}\n`);

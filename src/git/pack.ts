@@ -8,6 +8,7 @@
  * Used to publish a base whose pack a replica can index in parts while it
  * downloads (origin/parted-base.ts, replica/sync/part-indexer.ts).
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { BundlemirrorError } from '../errors.js';
 import { git, gitText } from './exec.js';
@@ -33,6 +34,24 @@ export function packHeader(count: number): Buffer {
   b.writeUInt32BE(2, 4);
   b.writeUInt32BE(count, 8);
   return b;
+}
+
+/**
+ * A pack of `count` objects whose bytes are `objects` (whole objects, one
+ * after another): its header, those bytes, and the SHA-1 trailer over
+ * both. When `objects` throws, the trailer is never sent, and git fails
+ * the pack.
+ */
+export async function* framedPack(count: number, objects: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const sha1 = createHash('sha1');
+  const head = packHeader(count);
+  sha1.update(head);
+  yield head;
+  for await (const bytes of objects) {
+    sha1.update(bytes);
+    yield bytes;
+  }
+  yield sha1.digest();
 }
 
 /** The object count of a pack header, or null when these are not the first bytes of a version 2 or 3 pack. */

@@ -24,7 +24,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
-import { BundlemirrorError, isPermissionErrno, permissionError } from '../errors.js';
+import { BundlemirrorError, isDiskFullErrno, isPermissionErrno, permissionError } from '../errors.js';
 import {
   readLockOwner,
   removeLockOfDeadHolder,
@@ -113,7 +113,9 @@ export async function acquireLock(req: LockRequest): Promise<Release> {
         'E_DISK',
         `cannot write ${lockDir}.owner, who holds the lock of ${req.what}: ${(err as Error).message}`,
         {
-          hint: 'free some space on that file system, then run it again',
+          hint: isDiskFullErrno(err)
+            ? 'free some space on that file system, then run it again'
+            : `see what is wrong with the file system holding ${lockDir} (${(err as NodeJS.ErrnoException).code ?? 'no errno'}), then run it again`,
           cause: err,
         },
       );

@@ -110,8 +110,8 @@ const TREE_SPLIT_MIN_BYTES = 16 << 10;
  * trees one level deeper, so a big level can be cut in two parts that need
  * only what comes before the level and are indexed side by side. That
  * takes the trees, whose link checks git makes one at a time, off one core
- * (a tree met at two depths can break it: the replica's check then refuses
- * the part, and the parts not yet in are indexed again as one pack).
+ * (a tree met at two depths can link into the other half: the replica's
+ * check then refuses that half, and indexes it again once the other is in).
  */
 export function planPackLayout(
   objects: readonly PackedObject[],
@@ -401,7 +401,7 @@ export async function writePartedBase(
   const depths = treeDepths(gitDir, tips, repo).catch(() => null);
   const { pack, idx } = await packObjectsToFile(gitDir, tips, tempPathFor(join(outDir, 'pack')), repo).catch(
     async (err: unknown) => {
-      await depths;
+      await depths; // no git of ours outlives a failed publish
       throw err;
     },
   );
@@ -474,6 +474,7 @@ export async function writePartedBase(
       : null;
     return { ...written, parts };
   } finally {
+    await depths;
     const rev = pack.replace(/\.pack$/, '.rev');
     await Promise.all([tmp, pack, idx, rev].map((f) => rm(f, { force: true })));
   }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { constants as fsConstants, createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BundlemirrorError } from '../errors.js';
+import { BundlemirrorError, isDiskFullErrno } from '../errors.js';
 import { fsyncDir, tempPathFor } from '../fs/atomic.js';
 import { RunningHash } from './running-hash.js';
 
@@ -25,7 +25,7 @@ export function partialPathFor(partialDir: string, sha256: string): string {
 export function diskError(err: unknown, what: string): BundlemirrorError {
   if (err instanceof BundlemirrorError) return err;
   const e = err as NodeJS.ErrnoException;
-  const full = e?.code === 'ENOSPC' || e?.code === 'EDQUOT';
+  const full = isDiskFullErrno(err);
   return new BundlemirrorError('E_DISK', `${what}: ${full ? 'disk full' : (e?.message ?? String(err))}`, {
     hint: full
       ? 'free some space; the next run resumes where this one stopped'

@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acquireLock } from '../../src/lock/lock.js';
+import type { BundlemirrorError } from '../../src/errors.js';
 import { acquireToplevelLock } from '../../src/replica/toplevel-lock.js';
 import { tempDir } from '../support/repos.js';
 import { git } from '../../src/git/exec.js';
@@ -290,4 +291,12 @@ test('temp files a killed pull was writing (state, manifest, description) are re
   const r = await lab.pull();
   t.is(r.code, 0, r.stderr);
   t.deepEqual(await leftovers(lab.replicaTop), []);
+});
+
+test('a lock whose owner file cannot be written fails with E_DISK naming why, and is given back', async (t) => {
+  const { path, lockDir } = await publishLockIn(t);
+  await mkdir(`${lockDir}.owner`); // in the owner file's place: writing it fails with EISDIR, not a full disk
+  const err = await t.throwsAsync<BundlemirrorError>(acquireLock({ path, what: 'publish' }), { code: 'E_DISK' });
+  t.regex(err?.hint ?? '', /EISDIR/, 'the hint names the error, not a full disk');
+  await t.throwsAsync(stat(lockDir), { code: 'ENOENT' }, 'the lock is not left held');
 });

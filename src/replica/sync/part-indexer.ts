@@ -40,7 +40,7 @@ import { rm } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { PACK_HEADER_SIZE, PACK_TRAILER_SIZE, packHeader, packObjectCount } from '../../git/pack.js';
+import { PACK_HEADER_SIZE, PACK_TRAILER_SIZE, framedPack, packHeader, packObjectCount } from '../../git/pack.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
 import { removeTempPacks } from './crash-debris.js';
 import { BundlemirrorError } from '../../errors.js';
@@ -151,25 +151,44 @@ export function indexPackParts(
     settleRun.delete(k);
   };
 
-  /** Part k (a half, refused once) again, from its bytes read again; they must hash as the ones fed first. */
+  /** Part k's bytes read again (a half refused once); they must be the bytes fed the first time. */
   async function* partAgain(k: number, fed: Buffer): AsyncGenerator<Buffer> {
-    const sha1 = createHash('sha1');
     const sha256 = createHash('sha256');
-    const head = packHeader(parts[k]!.objects);
-    sha1.update(head);
-    yield head;
     let size = 0;
     for await (const bytes of opts.reread!(k)) {
       size += bytes.length;
-      sha1.update(bytes);
       sha256.update(bytes);
       yield bytes;
     }
-    // no trailer for other bytes: git then fails the pack
+    // thrown before the pack's trailer: git then fails the pack
     if (size !== parts[k]!.size || !sha256.digest().equals(fed))
       throw new BundlemirrorError('E_INDEX', `part ${k + 1} read again is not the part fed before`, { repo });
-    yield sha1.digest();
   }
+
+  /**
+   * Part k, a half refused once (its links point into the half beside it),
+   * indexed again once the parts beside it are in: the ones before it that
+   * it did not wait for (from `need`), and the one after it that does not
+   * wait for it. Null when one of those was refused too.
+   */
+  const secondTry = async (
+    k: number,
+    need: number,
+    fed: Buffer,
+    attempts: Promise<IndexedPack>[],
+  ): Promise<IndexedPack | null> => {
+    const besideIt = Array.from({ length: k - need }, (_, j) => need + j);
+    if (besideNext(k)) besideIt.push(k + 1);
+    const runs = await Promise.all(besideIt.map(runFor));
+    const inNow = await Promise.all(runs.map((r) => r?.firstTry ?? false));
+    if (!inNow.every(Boolean) || stopSignal.aborted) return null;
+    const again = indexPack(gitDir, Readable.from(framedPack(parts[k]!.objects, partAgain(k, fed))), repo, {
+      signal: stopSignal,
+      thin: false,
+    });
+    attempts.push(again);
+    return again.catch(() => null);
+  };
 
   const start = async (): Promise<Running> => {
     // at most two at once: a pack starts once the one two before is in
@@ -216,25 +235,11 @@ export function indexPackParts(
         return pack;
       }
       if (fed) {
-        // a half whose links point into the half beside it: again once that one is in (the parts beside it
-        // are the ones before it it did not wait for, and the one after it that does not wait for it)
         opts.onRefused?.(first);
-        const partners = [...parts.keys()].filter(
-          (k) => (k >= need && k < first) || (k === first + 1 && besideNext(first)),
-        );
-        const runs = await Promise.all(partners.map(runFor));
-        const inNow = await Promise.all(runs.map((r) => r?.firstTry ?? false));
-        if (inNow.every(Boolean) && !stopSignal.aborted) {
-          const again = indexPack(gitDir, Readable.from(partAgain(first, fed)), repo, {
-            signal: stopSignal,
-            thin: false,
-          });
-          attempts.push(again);
-          const second = await again.catch(() => null);
-          if (second) {
-            opts.onPack?.(first, last, true);
-            return second;
-          }
+        const second = await secondTry(first, need, fed, attempts);
+        if (second) {
+          opts.onPack?.(first, last, true);
+          return second;
         }
       }
       refused = true;

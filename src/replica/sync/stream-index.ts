@@ -30,7 +30,7 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
 import { parseBundleHeader, type BundleHeader } from '../../git/bundle.js';
-import { PACK_HEADER_SIZE, packHeader } from '../../git/pack.js';
+import { PACK_HEADER_SIZE, framedPack } from '../../git/pack.js';
 import { indexPack, type IndexedPack } from '../../git/repo.js';
 import type { PackPart } from '../../manifest/repo-index.js';
 import { removeTempPacks } from './crash-debris.js';
@@ -245,10 +245,20 @@ export function streamIndex(
             // a part git refused for good (its links pointed into a part after it): the parts not yet in go to
             // one pack, read again from the file just verified
             const parts = opts.parts!.parts;
-            const rest = await indexPack(gitDir, Readable.from(partsAsPack(file, parts, made.missing)), repo, {
-              signal: abort.signal,
-              thin: false,
-            }).catch(() => null);
+            const rest = await indexPack(
+              gitDir,
+              Readable.from(
+                framedPack(
+                  made.missing.reduce((n, k) => n + parts[k]!.objects, 0),
+                  partsOf(file, parts, made.missing),
+                ),
+              ),
+              repo,
+              {
+                signal: abort.signal,
+                thin: false,
+              },
+            ).catch(() => null);
             if (!rest) return await stop();
             opts.log?.(
               `${repo}: parts ${made.missing.map((k) => k + 1).join(', ')} of ${parts.length} indexed again as one pack`,
@@ -287,22 +297,9 @@ export function streamIndex(
   };
 }
 
-/** A pack of the parts `which` of a verified bundle `file`: a header, their bytes, a SHA-1 trailer. */
-async function* partsAsPack(
-  file: string,
-  parts: readonly PackPart[],
-  which: readonly number[],
-): AsyncGenerator<Buffer> {
-  const sha1 = createHash('sha1');
-  const head = packHeader(which.reduce((n, k) => n + parts[k]!.objects, 0));
-  sha1.update(head);
-  yield head;
-  for (const k of which)
-    for await (const bytes of fileRange(() => file, parts[k]!.offset, parts[k]!.size)) {
-      sha1.update(bytes);
-      yield bytes;
-    }
-  yield sha1.digest();
+/** The bytes of the parts `which` of a verified bundle `file`, one after another. */
+async function* partsOf(file: string, parts: readonly PackPart[], which: readonly number[]): AsyncGenerator<Buffer> {
+  for (const k of which) yield* fileRange(() => file, parts[k]!.offset, parts[k]!.size);
 }
 
 /**

@@ -10,6 +10,7 @@ import { lfsObjectSize, storeLfsObject } from '../../lfs/store.js';
 import { CACHE_IMMUTABLE, sendEntity } from '../send.js';
 import { openOnce } from '../open-files.js';
 import { isRecord, readJsonBody, sendLfsError, sendLfsJson } from './json.js';
+import { isDiskFullErrno } from '../../errors.js';
 
 export async function sendObject(
   req: IncomingMessage,
@@ -90,8 +91,7 @@ export async function receiveObject(
   try {
     outcome = await storeLfsObject(repoDir, oid, length, req);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+    if (!isDiskFullErrno(err)) throw err;
     return sendLfsError(req, res, 507, `the server's disk is full; ${oid} was not stored`, {}, { Connection: 'close' });
   }
   if (outcome.ok) {
